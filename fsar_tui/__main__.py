@@ -1,0 +1,5 @@
+"""Allows `python -m fsar_tui`."""
+
+from fsar_tui.cli import main
+
+raise SystemExit(main())

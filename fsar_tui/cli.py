@@ -1,0 +1,192 @@
+"""The `fsar-tui` entry point: argument parsing and thin calls into services.
+
+Every subcommand (and the bare command, which opens the app) accepts the connection
+options after its own name: `fsar-tui migrate --dsn …`, `fsar-tui --dsn … --read-only`.
+
+Exit codes: 0 ok · 1 an operation or check failed · 2 usage or connection error.
+Errors are one line on stderr (plus detail lines where rows are listed); never a
+traceback (FSAR_DEBUG=1 shows one for developers); passwords are always masked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+import psycopg
+
+from fsar_tui import __version__
+from fsar_tui.config import Settings, load_settings
+from fsar_tui.dsn import mask_dsn
+from fsar_tui.errors import EXIT_FAILED, EXIT_OK, CheckFailed, FsarError, UsageError
+
+EPILOG = "exit codes: 0 ok, 1 an operation or check failed, 2 usage or connection error"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as one line and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def _common_options() -> argparse.ArgumentParser:
+    # SUPPRESS defaults so an option given before the subcommand is not reset by the
+    # subcommand's copy of the same option.
+    common = _Parser(add_help=False)
+    g = common.add_argument_group("connection and configuration")
+    g.add_argument("--dsn", default=argparse.SUPPRESS, help="PostgreSQL DSN (env FSAR_DSN); embedded server when none")
+    g.add_argument("--read-dsn", default=argparse.SUPPRESS, help="DSN for reads, e.g. a replica (env FSAR_READ_DSN)")
+    g.add_argument("--mqtt-url", default=argparse.SUPPRESS, help="MQTT broker URL (env FSAR_MQTT_URL)")
+    g.add_argument("--config", default=argparse.SUPPRESS, help="config.toml path (default: user config dir)")
+    g.add_argument("--read-only", action="store_const", const=True, default=argparse.SUPPRESS,
+                   help="no write actions (env FSAR_READ_ONLY)")
+    g.add_argument("--statement-timeout-ms", type=int, default=argparse.SUPPRESS,
+                   help="per-query timeout (default 5000)")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common_options()
+    parser = _Parser(prog="fsar-tui", description="Operators' control panel for autonomous AI task execution.",
+                     epilog=EPILOG, parents=[common])
+    parser.add_argument("--version", action="version", version=f"fsar-tui {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+
+    p = sub.add_parser("migrate", parents=[common], epilog=EPILOG,
+                       help="bring the schema to head (adopts a legacy database)",
+                       description="Upgrade the schema (default: to head), adopting a legacy execution_tasks table.")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--to", metavar="REV", default="head", help="upgrade to this revision (default: head)")
+    mode.add_argument("--downgrade", metavar="REV", help="downgrade to this revision ('base' drops everything)")
+    p.set_defaults(handler=cmd_migrate)
+
+    db = sub.add_parser("db", parents=[common], epilog=EPILOG, help="database commands")
+    db_sub = db.add_subparsers(dest="db_command", parser_class=_Parser, metavar="SUBCOMMAND", required=True)
+    st = db_sub.add_parser("status", parents=[common], epilog=EPILOG,
+                           help="schema revision, pending migrations, server version, masked DSN")
+    st.add_argument("--format", choices=("text", "json"), default="text")
+    st.add_argument("--check", action="store_true", help="exit 1 when migrations are pending")
+    st.set_defaults(handler=cmd_db_status)
+
+    parser.set_defaults(handler=cmd_app)
+    return parser
+
+
+def settings_from(args: argparse.Namespace, env: dict[str, str] | None = None) -> Settings:
+    flags = {k: getattr(args, k, None) for k in ("dsn", "read_dsn", "mqtt_url", "read_only", "statement_timeout_ms")}
+    return load_settings(flags=flags, env=env, config_path=getattr(args, "config", None))
+
+
+def resolve_dsn(settings: Settings, *, migrate_embedded: bool = True) -> str:
+    """The configured DSN, or the embedded server's (started, and migrated to head)."""
+    if settings.dsn:
+        return settings.dsn
+    from fsar_tui.db.migrations import migrate
+    from fsar_tui.embedded import start_embedded
+
+    dsn = start_embedded()
+    if migrate_embedded:
+        migrate(dsn)
+    return dsn
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from fsar_tui.db import migrations
+
+    dsn = resolve_dsn(settings, migrate_embedded=False)
+    if args.downgrade:
+        result = migrations.downgrade(dsn, args.downgrade)
+        verb = "downgraded"
+    else:
+        result = migrations.migrate(dsn, args.to)
+        verb = "upgraded"
+    where = mask_dsn(dsn)
+    if result.adopted:
+        print(f"adopted legacy execution_tasks in {where}: kept every row, stamped {migrations.LEGACY_REVISION}")
+    if result.applied:
+        print(f"{verb} {where} from {result.before or 'base'} to {result.after or 'base'} "
+              f"({len(result.applied)} revision(s): {', '.join(result.applied)})")
+    else:
+        print(f"{where} is already at {result.after or 'base'}; nothing to do")
+    return EXIT_OK
+
+
+def cmd_db_status(args: argparse.Namespace, settings: Settings) -> int:
+    from fsar_tui.db.connect import connect
+    from fsar_tui.db.migrations import schema_status
+    from fsar_tui.db.server import server_facts
+
+    dsn = resolve_dsn(settings, migrate_embedded=False)
+    with connect(dsn, statement_timeout_ms=settings.statement_timeout_ms) as conn:
+        facts = server_facts(conn)
+        status = schema_status(conn)
+    info: dict[str, Any] = {
+        "dsn": mask_dsn(dsn),
+        "embedded": settings.embedded,
+        "server_version": facts.version,
+        "role": facts.role,
+        "database": facts.database,
+        "current": status.current,
+        "head": status.head,
+        "pending": status.pending,
+        "legacy_unadopted": status.legacy,
+    }
+    if args.format == "json":
+        print(json.dumps(info, indent=2))
+    else:
+        current = "legacy execution_tasks (not adopted yet)" if status.legacy else (status.current or "empty (no schema)")
+        print(f"database:  {info['dsn']}{' (embedded)' if settings.embedded else ''}")
+        print(f"server:    PostgreSQL {facts.version} as {facts.role}{' (replica)' if facts.in_recovery else ''}")
+        print(f"revision:  {current}")
+        print(f"head:      {status.head}")
+        print(f"pending:   {', '.join(status.pending) if status.pending else 'none'}")
+    if args.check and (status.pending or status.legacy):
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def cmd_app(args: argparse.Namespace, settings: Settings) -> int:
+    dsn = resolve_dsn(settings)
+    from fsar_tui.app import FsarApp
+
+    FsarApp(settings=settings, dsn=dsn).run()
+    return EXIT_OK
+
+
+def _report(err: FsarError) -> int:
+    print(f"fsar-tui: {err.message}", file=sys.stderr)
+    for line in err.details:
+        print(f"  {line}", file=sys.stderr)
+    return err.exit_code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        settings = settings_from(args)
+        handler: Callable[[argparse.Namespace, Settings], int] = args.handler
+        return handler(args, settings)
+    except FsarError as err:
+        return _report(err)
+    except psycopg.OperationalError as exc:
+        # Connection lost mid-operation (server restart, network): a usage/connection error.
+        from fsar_tui.errors import ConnectionFailed
+
+        return _report(ConnectionFailed(f"database connection lost: {mask_dsn(str(exc).strip().splitlines()[0])}"))
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return _report(CheckFailed(f"database error: {mask_dsn(first)}"))
+    except KeyboardInterrupt:
+        print("fsar-tui: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # last resort: still one line, still masked
+        if os.environ.get("FSAR_DEBUG"):
+            traceback.print_exc()
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return _report(CheckFailed(f"internal error: {type(exc).__name__}: {mask_dsn(first)} (FSAR_DEBUG=1 shows details)"))

@@ -1,0 +1,150 @@
+"""Settings: flags > environment (FSAR_*) > config.toml > defaults.
+
+The TOML file is `--config PATH` when given, else `config.toml` in the platformdirs
+user config dir (`~/.config/fsar-tui/config.toml` on Linux). Recognised keys:
+
+    dsn = "postgresql://…"        # FSAR_DSN
+    read_dsn = "postgresql://…"   # FSAR_READ_DSN (reads go to a replica when set)
+    mqtt_url = "mqtt://host:1883" # FSAR_MQTT_URL
+    read_only = false             # FSAR_READ_ONLY (1/true/yes)
+    statement_timeout_ms = 5000   # FSAR_STATEMENT_TIMEOUT_MS
+    [keymap]                      # binding id -> keys, e.g. quit = "ctrl+q"
+
+With no DSN anywhere, fsar-tui uses the embedded PostgreSQL (`embedded.py`).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from fsar_tui.dsn import mask_dsn
+from fsar_tui.errors import UsageError
+
+APP_NAME = "fsar-tui"
+DEFAULT_STATEMENT_TIMEOUT_MS = 5000
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+@dataclass(frozen=True)
+class Settings:
+    dsn: str | None = None
+    read_dsn: str | None = None
+    mqtt_url: str | None = None
+    read_only: bool = False
+    statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS
+    keymap: dict[str, str] = field(default_factory=dict)
+    config_path: Path | None = None
+
+    @property
+    def embedded(self) -> bool:
+        """True when no DSN was configured and the embedded server is used."""
+        return self.dsn is None
+
+    def masked(self) -> dict[str, Any]:
+        """The settings as printable values, passwords masked."""
+        return {
+            "dsn": mask_dsn(self.dsn) if self.dsn else "(embedded)",
+            "read_dsn": mask_dsn(self.read_dsn) if self.read_dsn else None,
+            "mqtt_url": mask_dsn(self.mqtt_url) if self.mqtt_url else None,
+            "read_only": self.read_only,
+            "statement_timeout_ms": self.statement_timeout_ms,
+            "config_path": str(self.config_path) if self.config_path else None,
+        }
+
+
+def default_config_path() -> Path:
+    return platformdirs.user_config_path(APP_NAME) / "config.toml"
+
+
+def _parse_bool(value: Any, source: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise UsageError(f"{source}: expected true/false, got {value!r}")
+
+
+def _parse_timeout(value: Any, source: str) -> int:
+    try:
+        ms = int(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{source}: expected a whole number of milliseconds, got {value!r}") from None
+    if ms <= 0:
+        raise UsageError(f"{source}: must be positive, got {ms}")
+    return ms
+
+
+def read_config_file(path: Path, *, required: bool) -> dict[str, Any]:
+    """Read the TOML file; a missing default file is fine, a missing --config is not."""
+    if not path.exists():
+        if required:
+            raise UsageError(f"config file not found: {path}")
+        return {}
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path}: invalid TOML: {exc}") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
+    known = {"dsn", "read_dsn", "mqtt_url", "read_only", "statement_timeout_ms", "keymap"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise UsageError(f"{path}: unknown setting(s): {', '.join(unknown)}")
+    keymap = data.get("keymap", {})
+    if not isinstance(keymap, dict) or not all(isinstance(v, str) for v in keymap.values()):
+        raise UsageError(f"{path}: [keymap] must map binding ids to key strings")
+    return data
+
+
+def load_settings(
+    *,
+    flags: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    config_path: str | Path | None = None,
+) -> Settings:
+    """Resolve settings; `flags` holds only options the user actually passed."""
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    env = os.environ if env is None else env
+    path = Path(config_path) if config_path else default_config_path()
+    file_values = read_config_file(path, required=config_path is not None)
+
+    settings = Settings(config_path=path if file_values else None)
+    # Lowest precedence first: file, then environment, then flags.
+    layers: list[tuple[str, Mapping[str, Any]]] = [
+        (str(path), file_values),
+        ("environment", {
+            "dsn": env.get("FSAR_DSN") or None,
+            "read_dsn": env.get("FSAR_READ_DSN") or None,
+            "mqtt_url": env.get("FSAR_MQTT_URL") or None,
+            "read_only": env.get("FSAR_READ_ONLY"),
+            "statement_timeout_ms": env.get("FSAR_STATEMENT_TIMEOUT_MS"),
+        }),
+        ("flags", flags),
+    ]
+    for source, values in layers:
+        changes: dict[str, Any] = {}
+        for key in ("dsn", "read_dsn", "mqtt_url"):
+            if values.get(key):
+                changes[key] = str(values[key])
+        if values.get("read_only") is not None:
+            changes["read_only"] = _parse_bool(values["read_only"], f"{source}: read_only")
+        if values.get("statement_timeout_ms") is not None:
+            changes["statement_timeout_ms"] = _parse_timeout(
+                values["statement_timeout_ms"], f"{source}: statement_timeout_ms")
+        if values.get("keymap"):
+            changes["keymap"] = {**settings.keymap, **values["keymap"]}
+        settings = replace(settings, **changes)
+    return settings

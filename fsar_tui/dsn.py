@@ -1,0 +1,71 @@
+"""Connection strings: masking secrets and describing targets.
+
+Two DSN shapes reach us: libpq key/value (`host=db password=s3cret dbname=x`) and
+URIs (`postgresql://user:s3cret@db:5432/x?sslmode=require&password=…`). MQTT URLs
+(`mqtt://user:pw@broker:1883`) share the URI rule. `mask_dsn` keeps the shape the user
+typed and replaces every password with `****`, so the masked text still tells them
+which server they pointed at. `describe_target` gives the `host:port/database` used in
+one-line error messages.
+
+Nothing in fsar-tui prints a DSN without passing it through here.
+"""
+
+from __future__ import annotations
+
+import re
+
+from psycopg.conninfo import conninfo_to_dict
+
+MASK = "****"
+
+# scheme://user:password@host — the password is everything between the first ':'
+# after '//' and the last '@' before the host part. Passwords may contain '@' when
+# the user forgot to percent-encode them, so take the last '@' in the authority.
+_URI_USERINFO = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<authority>[^/?#]*)(?P<rest>.*)$", re.S)
+# password=... in a URI query string.
+_URI_QUERY_PASSWORD = re.compile(r"(?i)([?&]password=)[^&#]*")
+# password=value / password = 'quoted value' in libpq key/value form.
+_KV_PASSWORD = re.compile(r"(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S*)")
+
+
+def mask_dsn(dsn: str | None) -> str:
+    """Return `dsn` with every password replaced by ****; keeps the DSN's shape."""
+    if not dsn:
+        return ""
+    m = _URI_USERINFO.match(dsn)
+    if m:
+        authority = m.group("authority")
+        if "@" in authority:
+            userinfo, _, hostpart = authority.rpartition("@")
+            if ":" in userinfo:
+                user = userinfo.split(":", 1)[0]
+                userinfo = f"{user}:{MASK}"
+            authority = f"{userinfo}@{hostpart}"
+        rest = _URI_QUERY_PASSWORD.sub(lambda q: q.group(1) + MASK, m.group("rest"))
+        return f"{m.group('scheme')}{authority}{rest}"
+    return _KV_PASSWORD.sub(lambda k: k.group(1) + MASK, dsn)
+
+
+def dsn_params(dsn: str) -> dict[str, str]:
+    """Parse a DSN into libpq parameters; empty dict when it cannot be parsed."""
+    try:
+        return {k: str(v) for k, v in conninfo_to_dict(dsn).items()}
+    except Exception:  # psycopg raises ProgrammingError for malformed strings
+        return {}
+
+
+def describe_target(dsn: str) -> str:
+    """`host:port/database` for messages, never including a password."""
+    p = dsn_params(dsn)
+    host = p.get("host") or p.get("hostaddr") or "localhost"
+    port = p.get("port") or "5432"
+    db = p.get("dbname") or p.get("user") or "postgres"
+    return f"{host}:{port}/{db}"
+
+
+def is_local_host(dsn: str) -> bool:
+    """True when the DSN points at a unix socket or a loopback address."""
+    host = dsn_params(dsn).get("host", "")
+    if not host or host.startswith("/"):
+        return True
+    return all(h in ("localhost", "127.0.0.1", "::1") or h.startswith("/") for h in host.split(","))

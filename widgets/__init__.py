@@ -1,0 +1,1 @@
+"""Widgets: reusable, data-agnostic components (they never know about tasks or SQL)."""
