@@ -49,6 +49,10 @@ class Settings:
         """True when no DSN was configured and the embedded server is used."""
         return self.dsn is None
 
+    def __repr__(self) -> str:
+        # The dataclass repr would print raw DSNs into logs and tracebacks.
+        return f"Settings({self.masked()!r})"
+
     def masked(self) -> dict[str, Any]:
         """The settings as printable values, passwords masked."""
         return {

