@@ -1,0 +1,1 @@
+"""Benchmarks: ratios against the naive approach on the same database, printed as a table."""

@@ -1,0 +1,1 @@
+"""Live event sources (LISTEN/NOTIFY, MQTT, polling) feeding one coalescing bus."""

@@ -1,0 +1,1 @@
+"""The reference executor: fleet simulator and bulk seeding."""
