@@ -74,6 +74,23 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--check", action="store_true", help="exit 1 when migrations are pending")
     st.set_defaults(handler=cmd_db_status)
 
+    sim = sub.add_parser("simulate", parents=[common], epilog=EPILOG,
+                         help="run the reference agent fleet against the database",
+                         description="An enqueuer plus N async workers per process that follow the integration "
+                                     "contract: claim with SKIP LOCKED, lease, run, record, retry, publish.")
+    sim.add_argument("--workers", type=int, default=4, help="async workers per process (default 4)")
+    sim.add_argument("--processes", type=int, default=1, help="worker processes (default 1)")
+    sim.add_argument("--rate", type=float, default=5.0, help="new tasks per second; 0 = all of --tasks at once")
+    sim.add_argument("--duration", type=float, help="stop after this many seconds")
+    sim.add_argument("--tasks", type=int, help="enqueue exactly this many tasks, then stop enqueuing")
+    sim.add_argument("--seed", type=int, default=0, help="makes task mix and outcomes reproducible")
+    sim.add_argument("--time-scale", type=float, default=1.0, help="multiply run times (0 = instant)")
+    sim.add_argument("--lease", type=float, default=30.0, dest="lease_s", help="lease seconds (default 30)")
+    sim.add_argument("--until-idle", action="store_true", help="stop when every task is terminal")
+    sim.add_argument("--no-enqueue", action="store_false", dest="enqueue", help="only run workers")
+    sim.add_argument("--child-index", type=int, default=0, help=argparse.SUPPRESS)
+    sim.set_defaults(handler=cmd_simulate)
+
     parser.set_defaults(handler=cmd_app)
     return parser
 
@@ -148,6 +165,30 @@ def cmd_db_status(args: argparse.Namespace, settings: Settings) -> int:
         print(f"pending:   {', '.join(status.pending) if status.pending else 'none'}")
     if args.check and (status.pending or status.legacy):
         return EXIT_FAILED
+    return EXIT_OK
+
+
+def configure_logging() -> None:
+    """Warnings from background machinery (reconnects, reaper) as `fsar-tui: …` lines."""
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("fsar-tui: %(message)s"))
+    root = logging.getLogger("fsar_tui")
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+
+
+def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from fsar_tui.sim.runner import SimulateOptions, simulate
+
+    opts = SimulateOptions(workers=args.workers, processes=args.processes, rate=args.rate, duration=args.duration,
+                           tasks=args.tasks, seed=args.seed, time_scale=args.time_scale, lease_s=args.lease_s,
+                           until_idle=args.until_idle, enqueue=args.enqueue, child_index=args.child_index,
+                           mqtt_url=settings.mqtt_url)
+    opts.validate()  # before starting any server or process
+    configure_logging()
+    simulate(resolve_dsn(settings), opts)
     return EXIT_OK
 
 

@@ -1,0 +1,213 @@
+"""The executing side's SQL: enqueue, claim, lease, finish, retry, reap, ledger.
+
+This is the integration contract of DESIGN.md §4 written down once; the simulator
+uses it and a real fleet can copy it.
+
+- Claim: one statement. `FOR UPDATE SKIP LOCKED` over the partial index of queued
+  tasks (priority, id), skipping types in `execution_blocks` and tasks whose retry
+  backoff (`queued_at` in the future) has not elapsed; it sets the lease, bumps the
+  attempt and stamps the active rollout revision for the task's type (its artifact
+  may pin ai_model). Because blocks and rollouts are read inside the claim, a block
+  or rollback takes effect for every claim after its commit.
+- Every later write is fenced on (id, worker_id, attempt, status='running'): a
+  worker that lost its lease (paused, partitioned) cannot overwrite the attempt that
+  replaced it — it learns it lost and drops its result.
+- Reaper: running tasks whose lease expired go back to queued (a task_event shows
+  it), or fail when that was their last attempt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
+
+CLAIM_SQL = """
+WITH next AS (
+    SELECT t.id
+    FROM execution_tasks t
+    WHERE t.status = 'queued'
+      AND t.queued_at <= now()
+      AND t.attempt < t.max_attempts
+      AND NOT EXISTS (SELECT 1 FROM execution_blocks b WHERE b.task_type IS NULL OR b.task_type = t.task_type)
+    ORDER BY t.priority DESC, t.id
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+), rollout AS (
+    SELECT n.id AS task_id, a.revision_id, a.artifact ->> 'ai_model' AS pinned_model
+    FROM next n
+    JOIN execution_tasks t ON t.id = n.id
+    JOIN LATERAL (
+        SELECT revision_id, artifact FROM active_rollout_revisions a
+        WHERE a.task_type = t.task_type OR a.task_type IS NULL
+        ORDER BY (a.task_type IS NULL), a.rollout_id
+        LIMIT 1
+    ) a ON true
+)
+UPDATE execution_tasks t
+SET status = 'running',
+    attempt = t.attempt + 1,
+    worker_id = %(worker)s,
+    started_at = now(),
+    finished_at = NULL,
+    lease_expires_at = now() + make_interval(secs => %(lease_s)s),
+    rollout_revision_id = r.revision_id,
+    ai_model = coalesce(r.pinned_model, t.ai_model)
+FROM next n
+LEFT JOIN rollout r ON r.task_id = n.id
+WHERE t.id = n.id
+RETURNING t.id, t.task_type, t.ai_model, t.attempt, t.max_attempts, t.idea_id, t.rollout_revision_id,
+          t.started_at, t.queued_at,
+          (SELECT json_build_object('in', p.input_minor_per_mtok::text, 'out', p.output_minor_per_mtok::text,
+                                    'currency', p.currency)
+           FROM model_prices p
+           WHERE p.ai_model = t.ai_model AND p.effective_from <= t.started_at
+           ORDER BY p.effective_from DESC LIMIT 1)
+"""
+
+FINISH_SQL = """
+UPDATE execution_tasks
+SET status = %(status)s::text,
+    finished_at = CASE WHEN %(status)s::text = 'queued' THEN NULL ELSE now() END,
+    queued_at = CASE WHEN %(status)s::text = 'queued' THEN now() + make_interval(secs => %(retry_in_s)s) ELSE queued_at END,
+    lease_expires_at = NULL,
+    result = %(result)s,
+    error = %(error)s,
+    input_tokens = %(input_tokens)s,
+    output_tokens = %(output_tokens)s,
+    cost_minor = %(cost_minor)s,
+    currency = %(currency)s
+WHERE id = %(id)s AND worker_id = %(worker)s AND attempt = %(attempt)s AND status = 'running'
+RETURNING finished_at, now()
+"""
+
+RENEW_SQL = """
+UPDATE execution_tasks SET lease_expires_at = now() + make_interval(secs => %(lease_s)s)
+WHERE id = %(id)s AND worker_id = %(worker)s AND attempt = %(attempt)s AND status = 'running'
+"""
+
+REAP_SQL = """
+UPDATE execution_tasks t
+SET status = CASE WHEN t.attempt >= t.max_attempts THEN 'failed' ELSE 'queued' END,
+    finished_at = CASE WHEN t.attempt >= t.max_attempts THEN now() END,
+    queued_at = CASE WHEN t.attempt >= t.max_attempts THEN t.queued_at ELSE now() END,
+    lease_expires_at = NULL,
+    error = format('lease expired at %s: worker %s stopped renewing (attempt %s)',
+                   t.lease_expires_at, t.worker_id, t.attempt)
+FROM (
+    SELECT id FROM execution_tasks
+    WHERE status = 'running' AND lease_expires_at < now()
+    ORDER BY lease_expires_at
+    LIMIT 500
+    FOR UPDATE SKIP LOCKED
+) expired
+WHERE t.id = expired.id
+RETURNING t.id, t.task_type, t.ai_model, t.status, t.attempt
+"""
+
+LEDGER_SQL = """
+INSERT INTO ledger_entries (source, external_id, kind, amount_minor, currency, occurred_at, idea_id, task_id,
+                            customer_id, metadata)
+VALUES ('stripe', %(external_id)s, %(kind)s, %(amount_minor)s, %(currency)s, %(occurred_at)s, %(idea_id)s,
+        %(task_id)s, %(customer_id)s, %(metadata)s)
+ON CONFLICT (source, external_id) DO NOTHING
+"""
+
+ENQUEUE_SQL = """
+INSERT INTO execution_tasks (task_type, ai_model, idea_id, payload, priority, max_attempts)
+VALUES (%(task_type)s, %(ai_model)s, %(idea_id)s, %(payload)s, %(priority)s, %(max_attempts)s)
+RETURNING id, queued_at
+"""
+
+
+@dataclass(frozen=True)
+class ClaimedTask:
+    id: int
+    task_type: str
+    ai_model: str | None
+    attempt: int
+    max_attempts: int
+    idea_id: str | None
+    rollout_revision_id: int | None
+    started_at: datetime
+    queued_at: datetime
+    price_in: Decimal | None
+    price_out: Decimal | None
+    currency: str | None
+
+
+async def enqueue(conn: AsyncConnection, tasks: list[dict[str, Any]]) -> list[tuple[int, datetime]]:
+    """Insert queued tasks; returns (id, queued_at) per task, in order."""
+    out = []
+    async with conn.transaction():
+        async with conn.cursor() as cur:
+            for task in tasks:
+                await cur.execute(ENQUEUE_SQL, {**task, "payload": Jsonb(task.get("payload"))})
+                out.append(await cur.fetchone())
+    return out
+
+
+async def claim(conn: AsyncConnection, worker: str, lease_s: float) -> ClaimedTask | None:
+    async with conn.transaction():
+        cur = await conn.execute(CLAIM_SQL, {"worker": worker, "lease_s": lease_s})
+        row = await cur.fetchone()
+    if row is None:
+        return None
+    *head, price = row
+    price = price or {}
+    return ClaimedTask(*head,
+                       price_in=Decimal(price["in"]) if price else None,
+                       price_out=Decimal(price["out"]) if price else None,
+                       currency=price.get("currency"))
+
+
+async def renew_lease(conn: AsyncConnection, task: ClaimedTask, worker: str, lease_s: float) -> bool:
+    async with conn.transaction():
+        cur = await conn.execute(RENEW_SQL, {"id": task.id, "worker": worker, "attempt": task.attempt, "lease_s": lease_s})
+    return cur.rowcount == 1
+
+
+async def finish(conn: AsyncConnection, task: ClaimedTask, worker: str, *, status: str, result: dict | None,
+                 error: str | None, input_tokens: int, output_tokens: int, cost_minor: int | None,
+                 currency: str | None, retry_in_s: float = 0.0, ledger: list[dict[str, Any]] = ()) -> datetime | None:
+    """Record the attempt's outcome (status succeeded, failed, or queued for a retry).
+
+    Returns the commit-time `now()` when it landed, None when the lease was lost. Ledger
+    rows (Stripe-shaped, idempotent) land in the same transaction as the outcome.
+    """
+    async with conn.transaction():
+        cur = await conn.execute(FINISH_SQL, {
+            "status": status, "retry_in_s": retry_in_s, "result": Jsonb(result) if result is not None else None,
+            "error": error, "input_tokens": input_tokens, "output_tokens": output_tokens,
+            "cost_minor": cost_minor, "currency": currency,
+            "id": task.id, "worker": worker, "attempt": task.attempt})
+        row = await cur.fetchone()
+        if row is None:
+            return None
+        at = row[1]
+        async with conn.cursor() as lcur:
+            for entry in ledger:
+                await lcur.execute(LEDGER_SQL, {**entry, "occurred_at": at, "metadata": Jsonb(entry["metadata"])})
+    return at
+
+
+async def reap_expired(conn: AsyncConnection) -> list[tuple[int, str, str | None, str, int]]:
+    """Requeue (or fail, on the last attempt) tasks whose worker stopped renewing its lease."""
+    async with conn.transaction():
+        cur = await conn.execute(REAP_SQL)
+        return await cur.fetchall()
+
+
+async def active_work_count(conn: AsyncConnection) -> int:
+    """Tasks still queued or running (the simulator's --until-idle uses it)."""
+    cur = await conn.execute("SELECT count(*) FROM execution_tasks WHERE status IN ('queued', 'running')")
+    return (await cur.fetchone())[0]
+
+
+async def blocked_types(conn: AsyncConnection) -> list[tuple[str | None, str]]:
+    cur = await conn.execute("SELECT task_type, reason FROM execution_blocks ORDER BY task_type NULLS FIRST")
+    return await cur.fetchall()

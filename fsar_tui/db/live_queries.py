@@ -1,0 +1,31 @@
+"""Queries the live pipeline needs: polling task_events, and resync snapshots."""
+
+from __future__ import annotations
+
+from psycopg import AsyncConnection
+
+POLL_SQL = """
+SELECT e.id, e.task_id, t.task_type, t.ai_model, e.from_status, e.to_status, e.attempt, e.at
+FROM task_events e
+JOIN execution_tasks t ON t.id = e.task_id
+WHERE e.id > %(after)s
+ORDER BY e.id
+LIMIT %(limit)s
+"""
+
+COUNTS_SQL = "SELECT status, task_type, count(*) FROM execution_tasks GROUP BY 1, 2"
+
+
+async def events_after(conn: AsyncConnection, after: int, limit: int = 5000) -> list[tuple]:
+    cur = await conn.execute(POLL_SQL, {"after": after, "limit": limit})
+    return await cur.fetchall()
+
+
+async def latest_event_id(conn: AsyncConnection) -> int:
+    cur = await conn.execute("SELECT coalesce(max(id), 0) FROM task_events")
+    return (await cur.fetchone())[0]
+
+
+async def status_counts(conn: AsyncConnection) -> list[tuple[str, str, int]]:
+    cur = await conn.execute(COUNTS_SQL)
+    return await cur.fetchall()

@@ -1,0 +1,99 @@
+"""LISTEN fsar_events on a dedicated connection.
+
+On connect it LISTENs, then proves delivery with a probe NOTIFY (sent from a second
+connection): behind PgBouncer in transaction mode (Neon's pooled endpoint) LISTEN is
+accepted but nothing ever arrives, and the probe times out with `ListenUnsupported`
+so the caller falls back to polling. After a disconnect it reconnects with backoff,
+asks consumers to resync, and says so once per outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import uuid
+
+import psycopg
+
+from fsar_tui.db.connect import aconnect
+from fsar_tui.domain.backoff import backoff_delay
+from fsar_tui.dsn import describe_target
+from fsar_tui.errors import ConnectionFailed
+from fsar_tui.live.bus import EventBus
+from fsar_tui.live.events import parse_notify
+
+CHANNEL = "fsar_events"
+PROBE_TIMEOUT_S = 2.0
+log = logging.getLogger("fsar_tui.live")
+
+
+class ListenUnsupported(Exception):
+    """LISTEN is accepted but notifications are not delivered (transaction pooler)."""
+
+
+class NotifySource:
+    name = "notify"
+
+    def __init__(self, dsn: str, bus: EventBus) -> None:
+        self.dsn = dsn
+        self.bus = bus
+        self.state = "connecting"
+        self.reconnects = 0
+
+    async def _probe(self, conn: psycopg.AsyncConnection) -> None:
+        nonce = uuid.uuid4().hex
+        sender = await aconnect(self.dsn)
+        try:
+            await sender.execute("SELECT pg_notify(%s, %s)", (CHANNEL, json.dumps({"kind": "probe", "nonce": nonce})))
+        finally:
+            await sender.close()
+        try:
+            async with asyncio.timeout(PROBE_TIMEOUT_S):
+                async for note in conn.notifies():
+                    if nonce in note.payload:
+                        return
+                    self._handle(note.payload)
+        except TimeoutError:
+            raise ListenUnsupported(
+                f"LISTEN on {describe_target(self.dsn)} delivers nothing (a transaction pooler such as "
+                "PgBouncer?)") from None
+
+    def _handle(self, payload: str) -> None:
+        event = parse_notify(payload)
+        if event is not None:
+            self.bus.publish(event)
+
+    async def connect(self) -> psycopg.AsyncConnection:
+        conn = await aconnect(self.dsn)
+        await conn.execute(f"LISTEN {CHANNEL}")
+        await self._probe(conn)
+        return conn
+
+    async def run(self, first: psycopg.AsyncConnection | None = None) -> None:
+        attempt = 0
+        rng = random.Random()
+        conn = first
+        while True:
+            try:
+                if conn is None:
+                    conn = await self.connect()
+                if attempt:
+                    log.warning("notify: reconnected to %s", describe_target(self.dsn))
+                attempt = 0
+                self.state = "connected"
+                self.bus.request_resync()
+                async for note in conn.notifies():
+                    self._handle(note.payload)
+            except (psycopg.OperationalError, ConnectionFailed) as exc:
+                if attempt == 0:
+                    log.warning("notify: lost %s (%s); reconnecting", describe_target(self.dsn),
+                                str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                self.state = "reconnecting"
+                self.reconnects += 1
+                attempt += 1
+                if conn is not None:
+                    await conn.close()
+                conn = None
+                await asyncio.sleep(backoff_delay(attempt, rng, base=0.2, cap=5.0))

@@ -1,0 +1,181 @@
+"""The simulator's one table of parameters: how each (task_type, ai_model) behaves.
+
+Durations are lognormal: median seconds and sigma (shape) per (type, model) —
+self_improvement slowest, implement_idea fastest. Each type has a traffic weight, a
+failure rate, a model mix and a list of realistic error texts; each model has token
+draws and a price history. `draw_attempt()` turns (seed, task id, attempt) into an
+outcome deterministically, so a run's outcomes do not depend on which worker won
+the claim race.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from dataclasses import dataclass
+from decimal import Decimal
+
+# (task_type, ai_model) -> (median run time in seconds, lognormal sigma)
+DURATIONS: dict[tuple[str, str], tuple[float, float]] = {
+    ("implement_idea", "gpt-4o-mini"): (12.0, 0.5),
+    ("implement_idea", "gpt-4o"): (18.0, 0.55),
+    ("implement_idea", "claude-3-5-sonnet"): (22.0, 0.6),
+    ("idea_implementation", "gpt-4o-mini"): (55.0, 0.6),
+    ("idea_implementation", "gpt-4o"): (80.0, 0.65),
+    ("idea_implementation", "claude-3-5-sonnet"): (95.0, 0.7),
+    ("self_improvement", "gpt-4o-mini"): (150.0, 0.7),
+    ("self_improvement", "gpt-4o"): (240.0, 0.75),
+    ("self_improvement", "claude-3-5-sonnet"): (300.0, 0.8),
+}
+
+ERRORS: dict[str, list[str]] = {
+    "implement_idea": [
+        "openai.RateLimitError: Error code: 429 - Rate limit reached for requests per min (RPM): Limit 500",
+        "TimeoutError: model call exceeded 120s",
+        "json.decoder.JSONDecodeError: Expecting value: line 1 column 1 (char 0) while parsing model output",
+        "git push rejected: non-fast-forward (branch idea/landing-copy moved)",
+    ],
+    "idea_implementation": [
+        'psycopg.errors.UndefinedColumn: column "ai_model" of relation "execution_tasks" does not exist',
+        "pytest: 3 failed, 41 passed in 12.4s",
+        "ContextWindowExceededError: prompt is 131,412 tokens, model limit is 128,000",
+        "subprocess.CalledProcessError: Command '['npm', 'run', 'build']' returned non-zero exit status 1.",
+    ],
+    "self_improvement": [
+        "TimeoutError: model call exceeded 300s",
+        "AssertionError: benchmark regression: p90 run time +18% vs baseline",
+        "anthropic.APIStatusError: Error code: 529 - overloaded_error",
+        "refused: proposed change touches protected path alembic/versions/",
+    ],
+}
+
+
+@dataclass(frozen=True)
+class TypeProfile:
+    weight: float
+    failure_rate: float
+    models: dict[str, float]
+    earns_revenue: bool
+
+
+TYPES: dict[str, TypeProfile] = {
+    "implement_idea": TypeProfile(0.45, 0.06, {"gpt-4o-mini": 0.6, "gpt-4o": 0.3, "claude-3-5-sonnet": 0.1}, True),
+    "idea_implementation": TypeProfile(0.35, 0.10, {"gpt-4o-mini": 0.3, "gpt-4o": 0.5, "claude-3-5-sonnet": 0.2}, True),
+    "self_improvement": TypeProfile(0.20, 0.15, {"gpt-4o": 0.6, "claude-3-5-sonnet": 0.4}, False),
+}
+
+# ai_model -> (median input tokens, median output tokens)
+TOKENS: dict[str, tuple[int, int]] = {
+    "gpt-4o-mini": (6_000, 900),
+    "gpt-4o": (9_000, 1_400),
+    "claude-3-5-sonnet": (11_000, 1_800),
+}
+
+# ai_model -> [(days before now it took effect, input, output minor units per Mtok)], USD.
+PRICE_HISTORY: dict[str, list[tuple[int, Decimal, Decimal]]] = {
+    "gpt-4o-mini": [(400, Decimal("15"), Decimal("60"))],
+    "gpt-4o": [(400, Decimal("500"), Decimal("1500")), (14, Decimal("250"), Decimal("1000"))],
+    "claude-3-5-sonnet": [(400, Decimal("300"), Decimal("1500"))],
+}
+CURRENCY = "USD"
+
+IDEAS = [f"idea_{n:03d}" for n in range(1, 41)]
+CHARGE_AMOUNTS = [900, 1900, 4900, 9900, 19900]
+
+
+def attempt_rng(seed: int, task_id: int, attempt: int) -> random.Random:
+    return random.Random(f"{seed}:{task_id}:{attempt}")
+
+
+def weighted(rng: random.Random, table: dict[str, float]) -> str:
+    return rng.choices(list(table), weights=list(table.values()))[0]
+
+
+def draw_task(rng: random.Random) -> tuple[str, str, str, dict]:
+    """A new task: (task_type, ai_model, idea_id, payload)."""
+    task_type = weighted(rng, {t: p.weight for t, p in TYPES.items()})
+    model = weighted(rng, TYPES[task_type].models)
+    idea = rng.choice(IDEAS)
+    payload: dict = {"idea_id": idea}
+    if task_type == "self_improvement":
+        payload = {"target": rng.choice(["scheduler", "roi-dashboard", "retry-policy", "prompt-library"])}
+    else:
+        payload["prompt"] = rng.choice(["landing page copy", "pricing page A/B test", "checkout friction fix",
+                                        "onboarding email sequence", "fraud rule for card testing"])
+    if rng.random() < 0.05:
+        # Agents do paste personal data and secrets into payloads; the panel must redact them.
+        payload["requested_by"] = rng.choice(["ops+alice@example.com", "+1 415 555 0142"])
+    return task_type, model, idea, payload
+
+
+@dataclass(frozen=True)
+class AttemptOutcome:
+    duration_s: float
+    succeeded: bool
+    error: str | None
+    input_tokens: int
+    output_tokens: int
+    result: dict | None
+
+
+def _lognormal(rng: random.Random, median: float, sigma: float) -> float:
+    return rng.lognormvariate(math.log(median), sigma)
+
+
+def draw_attempt(seed: int, task_id: int, attempt: int, task_type: str, model: str) -> AttemptOutcome:
+    rng = attempt_rng(seed, task_id, attempt)
+    median, sigma = DURATIONS.get((task_type, model), (60.0, 0.7))
+    duration = _lognormal(rng, median, sigma)
+    in_med, out_med = TOKENS.get(model, (8_000, 1_200))
+    input_tokens = max(1, int(_lognormal(rng, in_med, 0.4)))
+    output_tokens = max(1, int(_lognormal(rng, out_med, 0.5)))
+    profile = TYPES.get(task_type)
+    failure_rate = profile.failure_rate if profile else 0.1
+    if rng.random() < failure_rate:
+        error = rng.choice(ERRORS.get(task_type, ["RuntimeError: unknown failure"]))
+        return AttemptOutcome(duration, False, error, input_tokens, output_tokens // 3, None)
+    result = {"summary": f"{task_type} done", "files_changed": rng.randint(1, 12)}
+    if task_type != "self_improvement":
+        result["pr"] = rng.randint(100, 9999)
+    return AttemptOutcome(duration, True, None, input_tokens, output_tokens, result)
+
+
+def external_id(seed: int, task_id: int, attempt: int, kind: str) -> str:
+    digest = hashlib.sha1(f"{seed}:{task_id}:{attempt}:{kind}".encode()).hexdigest()[:24]
+    return f"evt_{digest}"
+
+
+@dataclass(frozen=True)
+class LedgerDraft:
+    external_id: str
+    kind: str
+    amount_minor: int
+    currency: str
+    customer_id: str
+    metadata: dict
+
+
+def draw_ledger(seed: int, task_id: int, attempt: int, idea_id: str | None) -> list[LedgerDraft]:
+    """Stripe-shaped money events caused by a successful idea task (may be none)."""
+    from fsar_tui.domain.money import stripe_fee_minor
+
+    rng = random.Random(f"ledger:{seed}:{task_id}:{attempt}")
+    if idea_id is None or rng.random() > 0.3:
+        return []
+    amount = rng.choice(CHARGE_AMOUNTS)
+    customer = f"cus_{hashlib.sha1(f'{seed}:{rng.randint(1, 400)}'.encode()).hexdigest()[:14]}"
+    card_country = rng.choices(["US", "GB", "DE", "BR", "NG"], weights=[70, 10, 10, 6, 4])[0]
+    meta = {"idea_id": idea_id, "task_id": task_id, "charge": f"ch_{external_id(seed, task_id, attempt, 'ch')[4:]}",
+            "card_country": card_country, "ip_country": card_country if rng.random() > 0.05 else "RU"}
+    drafts = [
+        LedgerDraft(external_id(seed, task_id, attempt, "charge"), "revenue", amount, CURRENCY, customer, meta),
+        LedgerDraft(external_id(seed, task_id, attempt, "fee"), "payment_fee", -stripe_fee_minor(amount), CURRENCY, customer, meta),
+    ]
+    roll = rng.random()
+    if roll < 0.04:
+        drafts.append(LedgerDraft(external_id(seed, task_id, attempt, "refund"), "refund", -amount, CURRENCY, customer, meta))
+    elif roll < 0.05:
+        drafts.append(LedgerDraft(external_id(seed, task_id, attempt, "dispute"), "dispute", -amount, CURRENCY, customer, meta))
+        drafts.append(LedgerDraft(external_id(seed, task_id, attempt, "dispute_fee"), "dispute_fee", -1500, CURRENCY, customer, meta))
+    return drafts

@@ -1,0 +1,191 @@
+"""`fsar-tui simulate`: an enqueuer plus N async workers per process, P processes.
+
+Process 0 (the one you started) enqueues, runs its workers and a lease reaper, and
+starts P-1 child processes that run workers and a reaper only. The DSN reaches the
+children through the environment, never the command line (`ps` would show it).
+Stopping: --duration S, --until-idle (every task terminal and nothing left to
+enqueue), or SIGINT/SIGTERM. On stop, workers stop claiming and running attempts
+get a short grace period; anything cut off comes back through its lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+
+from fsar_tui.db import executor
+from fsar_tui.db.connect import aconnect
+from fsar_tui.errors import UsageError
+from fsar_tui.live.events import TaskChange
+from fsar_tui.live.mqtt import MqttPublisher, parse_mqtt_url
+from fsar_tui.sim.enqueuer import enqueue_loop
+from fsar_tui.sim.worker import SimConfig, Worker, WorkerStats, announce
+
+log = logging.getLogger("fsar_tui.sim")
+GRACE_S = 5.0
+
+
+@dataclass(frozen=True)
+class SimulateOptions:
+    workers: int = 4
+    processes: int = 1
+    rate: float = 5.0
+    duration: float | None = None
+    tasks: int | None = None
+    seed: int = 0
+    time_scale: float = 1.0
+    lease_s: float = 30.0
+    until_idle: bool = False
+    enqueue: bool = True
+    child_index: int = 0
+    mqtt_url: str | None = None
+
+    def validate(self) -> None:
+        if self.workers < 1:
+            raise UsageError(f"--workers must be at least 1, got {self.workers}")
+        if self.processes < 1:
+            raise UsageError(f"--processes must be at least 1, got {self.processes}")
+        if self.rate < 0:
+            raise UsageError(f"--rate cannot be negative, got {self.rate}")
+        if self.duration is not None and self.duration <= 0:
+            raise UsageError(f"--duration must be positive, got {self.duration}")
+        if self.tasks is not None and self.tasks < 0:
+            raise UsageError(f"--tasks cannot be negative, got {self.tasks}")
+        if self.time_scale < 0:
+            raise UsageError(f"--time-scale cannot be negative, got {self.time_scale}")
+        if self.lease_s <= 0:
+            raise UsageError(f"--lease must be positive, got {self.lease_s}")
+        if self.mqtt_url:
+            parse_mqtt_url(self.mqtt_url)
+
+
+def worker_prefix() -> str:
+    return f"sim-{socket.gethostname()}-{os.getpid()}"
+
+
+async def reaper_loop(dsn: str, stop: asyncio.Event, interval: float, publisher: MqttPublisher | None) -> int:
+    reaped = 0
+    conn = None
+    while not stop.is_set():
+        try:
+            if conn is None:
+                conn = await aconnect(dsn)
+            for task_id, task_type, model, status, attempt in await executor.reap_expired(conn):
+                reaped += 1
+                log.warning("reaper: task %s lost its worker; now %s", task_id, status)
+                await announce(publisher, TaskChange(task_id, task_type, model, "running", status, attempt))
+        except Exception:  # the next round reconnects; the reaper must never die
+            if conn is not None:
+                await conn.close()
+            conn = None
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+        except TimeoutError:
+            pass
+    if conn is not None:
+        await conn.close()
+    return reaped
+
+
+async def idle_watch(dsn: str, stop: asyncio.Event, enqueued: asyncio.Task | None) -> None:
+    conn = await aconnect(dsn)
+    try:
+        while not stop.is_set():
+            await asyncio.sleep(0.2)
+            if enqueued is not None and not enqueued.done():
+                continue
+            try:
+                if await executor.active_work_count(conn) == 0:
+                    stop.set()
+            except Exception:
+                await conn.close()
+                conn = await aconnect(dsn)
+    finally:
+        await conn.close()
+
+
+async def run_process(dsn: str, opts: SimulateOptions) -> tuple[WorkerStats, int, MqttPublisher | None]:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    prefix = worker_prefix()
+    config = SimConfig(seed=opts.seed, time_scale=opts.time_scale, lease_s=opts.lease_s)
+    stats = WorkerStats()
+    worker_ids = [f"{prefix}-{n}" for n in range(opts.workers)]
+    publisher = None
+    background: list[asyncio.Task] = []
+    if opts.mqtt_url:
+        publisher = MqttPublisher(opts.mqtt_url, presence_id=prefix,
+                                  presence={"workers": worker_ids, "pid": os.getpid(), "host": socket.gethostname()})
+        background.append(asyncio.create_task(publisher.run()))
+        try:  # give a reachable broker a moment so the first transitions are not dropped
+            await asyncio.wait_for(publisher.connected.wait(), timeout=2)
+        except TimeoutError:
+            pass
+    workers = [asyncio.create_task(Worker(dsn, wid, config, stop, publisher, stats).run()) for wid in worker_ids]
+    reaper = asyncio.create_task(reaper_loop(dsn, stop, max(0.2, min(5.0, opts.lease_s / 4)), publisher))
+    enqueuer = None
+    if opts.enqueue and (opts.tasks is None or opts.tasks > 0):
+        enqueuer = asyncio.create_task(enqueue_loop(dsn, rate=opts.rate, total=opts.tasks, seed=opts.seed,
+                                                    stop=stop, publisher=publisher))
+    if opts.until_idle:
+        background.append(asyncio.create_task(idle_watch(dsn, stop, enqueuer)))
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=opts.duration)
+    except TimeoutError:
+        stop.set()
+    _, pending = await asyncio.wait(workers, timeout=GRACE_S)
+    for task in pending:
+        task.cancel()
+    reaped = await reaper
+    if enqueuer is not None:
+        await asyncio.gather(enqueuer, return_exceptions=True)
+    if publisher is not None:
+        await publisher.close()
+    for task in background:
+        task.cancel()
+    await asyncio.gather(*pending, *background, return_exceptions=True)
+    return stats, reaped, publisher
+
+
+def child_command(opts: SimulateOptions, index: int) -> list[str]:
+    cmd = [sys.executable, "-m", "fsar_tui", "simulate", "--child-index", str(index),
+           "--workers", str(opts.workers), "--seed", str(opts.seed), "--time-scale", str(opts.time_scale),
+           "--lease", str(opts.lease_s), "--no-enqueue"]
+    if opts.duration is not None:
+        cmd += ["--duration", str(opts.duration)]
+    return cmd
+
+
+def simulate(dsn: str, opts: SimulateOptions) -> WorkerStats:
+    opts.validate()
+    children: list[subprocess.Popen] = []
+    if opts.child_index == 0 and opts.processes > 1:
+        env = {**os.environ, "FSAR_DSN": dsn}
+        if opts.mqtt_url:
+            env["FSAR_MQTT_URL"] = opts.mqtt_url
+        children = [subprocess.Popen(child_command(opts, i), env=env) for i in range(1, opts.processes)]
+    try:
+        stats, reaped, publisher = asyncio.run(run_process(dsn, opts))
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=GRACE_S + 10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+    who = "simulator" if opts.child_index == 0 else f"simulator child {opts.child_index}"
+    mqtt = f", mqtt {publisher.published} published/{publisher.dropped} dropped" if publisher else ""
+    print(f"{who} (pid {os.getpid()}): claimed {stats.claimed}, succeeded {stats.succeeded}, failed {stats.failed}, "
+          f"retried {stats.retried}, lost leases {stats.lost_leases}, reaped {reaped}{mqtt}", file=sys.stderr)
+    return stats
+

@@ -1,0 +1,167 @@
+"""One simulated agent: claim, run (renewing the lease), record the outcome, repeat.
+
+The outcome of an attempt is drawn from (seed, task id, attempt) — see profiles.py —
+so runs are reproducible whichever worker wins a claim. A lost database connection
+is retried with backoff; the attempt it was running is abandoned and comes back via
+the lease reaper, never left running forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import psycopg
+
+from fsar_tui.db import executor
+from fsar_tui.db.connect import aconnect
+from fsar_tui.domain.backoff import backoff_delay
+from fsar_tui.domain.money import token_cost_minor
+from fsar_tui.errors import ConnectionFailed
+from fsar_tui.live.events import TaskChange, task_message, task_topic
+from fsar_tui.live.mqtt import MqttPublisher
+from fsar_tui.sim import profiles
+
+log = logging.getLogger("fsar_tui.sim")
+RETRY_BASE_S = 5.0
+RETRY_CAP_S = 300.0
+
+
+@dataclass
+class WorkerStats:
+    claimed: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    retried: int = 0
+    lost_leases: int = 0
+    reconnects: int = 0
+    errors: int = 0
+    by_outcome: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    seed: int = 0
+    time_scale: float = 1.0
+    lease_s: float = 30.0
+    idle_sleep_s: float = 0.2
+
+
+async def announce(publisher: MqttPublisher | None, change: TaskChange) -> None:
+    if publisher is not None:
+        await publisher.publish(task_topic(change), task_message(change))
+
+
+class Worker:
+    def __init__(self, dsn: str, worker_id: str, config: SimConfig, stop: asyncio.Event,
+                 publisher: MqttPublisher | None = None, stats: WorkerStats | None = None) -> None:
+        self.dsn = dsn
+        self.id = worker_id
+        self.config = config
+        self.stop = stop
+        self.publisher = publisher
+        self.stats = stats or WorkerStats()
+        self.rng = random.Random(f"{config.seed}:{worker_id}")
+
+    async def run(self) -> None:
+        attempt = 0
+        conn: psycopg.AsyncConnection | None = None
+        while not self.stop.is_set():
+            try:
+                if conn is None:
+                    conn = await aconnect(self.dsn)
+                    if attempt:
+                        self.stats.reconnects += 1
+                    attempt = 0
+                task = await executor.claim(conn, self.id, self.config.lease_s)
+                if task is None:
+                    await self._idle()
+                    continue
+                await self._execute(conn, task)
+            except (psycopg.OperationalError, ConnectionFailed):
+                attempt += 1
+                if conn is not None:
+                    await conn.close()
+                conn = None
+                await asyncio.sleep(backoff_delay(attempt, self.rng, base=0.2, cap=5.0))
+            except psycopg.Error as exc:
+                # A statement failed (a constraint, a bug): say so, keep the worker alive;
+                # the attempt it was running comes back through its lease.
+                self.stats.errors += 1
+                log.warning("worker %s: %s", self.id, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                attempt += 1
+                if conn is not None:
+                    await conn.close()
+                conn = None
+                await asyncio.sleep(backoff_delay(attempt, self.rng, base=0.2, cap=5.0))
+        if conn is not None:
+            await conn.close()
+
+    async def _idle(self) -> None:
+        try:
+            await asyncio.wait_for(self.stop.wait(), timeout=self.config.idle_sleep_s * (0.5 + self.rng.random()))
+        except TimeoutError:
+            pass
+
+    async def _run_for(self, conn: psycopg.AsyncConnection, task: executor.ClaimedTask, seconds: float) -> bool:
+        """Sleep through the attempt, renewing the lease; False if the lease was lost."""
+        renew_every = max(0.05, self.config.lease_s / 3)
+        remaining = seconds
+        while remaining > 0:
+            step = min(remaining, renew_every)
+            await asyncio.sleep(step)
+            remaining -= step
+            if remaining > 0 and not await executor.renew_lease(conn, task, self.id, self.config.lease_s):
+                return False
+        return True
+
+    async def _execute(self, conn: psycopg.AsyncConnection, task: executor.ClaimedTask) -> None:
+        self.stats.claimed += 1
+        model = task.ai_model or "unknown"
+        await announce(self.publisher, TaskChange(task.id, task.task_type, task.ai_model, "queued", "running",
+                                                  task.attempt, _iso(task.started_at)))
+        outcome = profiles.draw_attempt(self.config.seed, task.id, task.attempt, task.task_type, model)
+        if not await self._run_for(conn, task, outcome.duration_s * self.config.time_scale):
+            self.stats.lost_leases += 1
+            return
+        cost = None
+        if task.price_in is not None:
+            cost = token_cost_minor(outcome.input_tokens, outcome.output_tokens, task.price_in, task.price_out)
+        ledger = []
+        retry_in = 0.0
+        if outcome.succeeded:
+            status = "succeeded"
+            if profiles.TYPES.get(task.task_type) and profiles.TYPES[task.task_type].earns_revenue:
+                ledger = [
+                    {"external_id": d.external_id, "kind": d.kind, "amount_minor": d.amount_minor,
+                     "currency": d.currency, "idea_id": task.idea_id, "task_id": task.id,
+                     "customer_id": d.customer_id, "metadata": d.metadata}
+                    for d in profiles.draw_ledger(self.config.seed, task.id, task.attempt, task.idea_id)]
+        elif task.attempt < task.max_attempts:
+            status = "queued"
+            retry_in = backoff_delay(task.attempt, self.rng, base=RETRY_BASE_S, cap=RETRY_CAP_S) * self.config.time_scale
+        else:
+            status = "failed"
+        at = await executor.finish(
+            conn, task, self.id, status=status, result=outcome.result, error=outcome.error,
+            input_tokens=outcome.input_tokens, output_tokens=outcome.output_tokens, cost_minor=cost,
+            currency=task.currency if cost is not None else None, retry_in_s=retry_in, ledger=ledger)
+        if at is None:
+            self.stats.lost_leases += 1
+            return
+        if status == "succeeded":
+            self.stats.succeeded += 1
+        elif status == "failed":
+            self.stats.failed += 1
+        else:
+            self.stats.retried += 1
+        duration_ms = int((at - task.started_at).total_seconds() * 1000)
+        await announce(self.publisher, TaskChange(task.id, task.task_type, task.ai_model, "running", status,
+                                                  task.attempt, _iso(at), duration_ms, cost))
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
