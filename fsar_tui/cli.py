@@ -91,6 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--child-index", type=int, default=0, help=argparse.SUPPRESS)
     sim.set_defaults(handler=cmd_simulate)
 
+    seed = sub.add_parser("seed", parents=[common], epilog=EPILOG, help="bulk-load plausible history (COPY)",
+                          description="Tasks, task_events, ledger entries, price history, rollouts and FSAR "
+                                      "proposals over the last D days, in one transaction.")
+    seed.add_argument("--days", type=int, default=30)
+    seed.add_argument("--tasks", type=int, default=200_000)
+    seed.add_argument("--seed", type=int, default=0)
+    seed.set_defaults(handler=cmd_seed)
+
     parser.set_defaults(handler=cmd_app)
     return parser
 
@@ -189,6 +197,23 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     opts.validate()  # before starting any server or process
     configure_logging()
     simulate(resolve_dsn(settings), opts)
+    return EXIT_OK
+
+
+def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
+    import time
+
+    from fsar_tui.sim.seed import seed_history
+
+    if args.days < 1 or args.tasks < 0:
+        raise UsageError("--days must be at least 1 and --tasks cannot be negative")
+    dsn = resolve_dsn(settings)
+    started = time.monotonic()
+    result = seed_history(dsn, days=args.days, tasks=args.tasks, seed=args.seed)
+    elapsed = time.monotonic() - started
+    rate = result.tasks / elapsed if elapsed > 0 else 0.0
+    print(f"seeded {result.tasks} tasks, {result.events} task events, {result.ledger} ledger entries, "
+          f"{result.proposals} proposals over {args.days} days in {elapsed:.1f}s ({rate:,.0f} tasks/s)")
     return EXIT_OK
 
 

@@ -1,25 +1,49 @@
 """Money arithmetic: integer minor units, exact decimal rates, no floats.
 
-Prices are minor units per million tokens (exact decimals: $0.075/Mtok is 7.5 cents).
-A cost is rounded once, half-even, to whole minor units when a task finishes; it is
+Prices are minor units per million tokens, exact to 6 decimal places (numeric(18,6)
+in model_prices: $0.075/Mtok is 7.5 cents). The arithmetic is done in integers —
+prices scaled to micro-units — so it is exact and fast enough for bulk seeding. A
+cost is rounded once, half-even, to whole minor units when a task finishes; it is
 never recomputed from later prices.
 """
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 
-MTOK = Decimal(1_000_000)
+MICRO = 1_000_000
+# tokens * (micro-minor per Mtok) = minor * 10^-12
+SCALE = MICRO * 1_000_000
+
+
+def to_micro(price: Decimal | int | str) -> int:
+    """A price in minor units per Mtok as integer micro-units; more than 6 decimals is an error."""
+    micro = Decimal(price) * MICRO
+    if micro != micro.to_integral_value():
+        raise ValueError(f"price {price} has more than 6 decimal places")
+    return int(micro)
+
+
+def round_half_even_div(numerator: int, denominator: int) -> int:
+    quotient, remainder = divmod(numerator, denominator)
+    twice = 2 * remainder
+    if twice > denominator or (twice == denominator and quotient % 2 == 1):
+        quotient += 1
+    return quotient
+
+
+def token_cost_micro(input_tokens: int, output_tokens: int, input_micro: int, output_micro: int) -> int:
+    """Cost in minor units from integer micro-unit prices, rounded half-even."""
+    if input_tokens < 0 or output_tokens < 0:
+        raise ValueError("token counts cannot be negative")
+    return round_half_even_div(input_tokens * input_micro + output_tokens * output_micro, SCALE)
 
 
 def token_cost_minor(input_tokens: int, output_tokens: int, input_per_mtok: Decimal, output_per_mtok: Decimal) -> int:
     """Cost of one model call in minor units, rounded half-even."""
-    if input_tokens < 0 or output_tokens < 0:
-        raise ValueError("token counts cannot be negative")
-    exact = (Decimal(input_tokens) * Decimal(input_per_mtok) + Decimal(output_tokens) * Decimal(output_per_mtok)) / MTOK
-    return int(exact.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+    return token_cost_micro(input_tokens, output_tokens, to_micro(input_per_mtok), to_micro(output_per_mtok))
 
 
 def stripe_fee_minor(amount_minor: int) -> int:
     """Stripe's standard card fee, 2.9 % + 30 minor units, as a positive number."""
-    return int((Decimal(amount_minor) * Decimal("0.029")).quantize(Decimal(1), rounding=ROUND_HALF_EVEN)) + 30
+    return round_half_even_div(amount_minor * 29, 1000) + 30

@@ -10,6 +10,7 @@ the claim race.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import math
 import random
@@ -65,6 +66,8 @@ TYPES: dict[str, TypeProfile] = {
     "self_improvement": TypeProfile(0.20, 0.15, {"gpt-4o": 0.6, "claude-3-5-sonnet": 0.4}, False),
 }
 
+TYPE_WEIGHTS: dict[str, float] = {name: p.weight for name, p in TYPES.items()}
+
 # ai_model -> (median input tokens, median output tokens)
 TOKENS: dict[str, tuple[int, int]] = {
     "gpt-4o-mini": (6_000, 900),
@@ -82,19 +85,32 @@ CURRENCY = "USD"
 
 IDEAS = [f"idea_{n:03d}" for n in range(1, 41)]
 CHARGE_AMOUNTS = [900, 1900, 4900, 9900, 19900]
+CARD_COUNTRIES = {"US": 70, "GB": 10, "DE": 10, "BR": 6, "NG": 4}
 
 
 def attempt_rng(seed: int, task_id: int, attempt: int) -> random.Random:
     return random.Random(f"{seed}:{task_id}:{attempt}")
 
 
+_CUMULATIVE: dict[int, tuple[dict, list[str], list[float]]] = {}
+
+
 def weighted(rng: random.Random, table: dict[str, float]) -> str:
-    return rng.choices(list(table), weights=list(table.values()))[0]
+    """A key of `table` drawn by weight (one random() call; hot in bulk seeding)."""
+    cached = _CUMULATIVE.get(id(table))
+    if cached is None or cached[0] is not table:  # ids are reused once a dict is freed
+        keys, cum, total = list(table), [], 0.0
+        for w in table.values():
+            total += w
+            cum.append(total)
+        cached = _CUMULATIVE[id(table)] = (table, keys, cum)
+    _, keys, cum = cached
+    return keys[min(bisect.bisect_right(cum, rng.random() * cum[-1]), len(keys) - 1)]
 
 
 def draw_task(rng: random.Random) -> tuple[str, str, str, dict]:
     """A new task: (task_type, ai_model, idea_id, payload)."""
-    task_type = weighted(rng, {t: p.weight for t, p in TYPES.items()})
+    task_type = weighted(rng, TYPE_WEIGHTS)
     model = weighted(rng, TYPES[task_type].models)
     idea = rng.choice(IDEAS)
     payload: dict = {"idea_id": idea}
@@ -124,7 +140,11 @@ def _lognormal(rng: random.Random, median: float, sigma: float) -> float:
 
 
 def draw_attempt(seed: int, task_id: int, attempt: int, task_type: str, model: str) -> AttemptOutcome:
-    rng = attempt_rng(seed, task_id, attempt)
+    """The outcome of one attempt, determined by (seed, task id, attempt) alone."""
+    return draw_attempt_with(attempt_rng(seed, task_id, attempt), task_type, model)
+
+
+def draw_attempt_with(rng: random.Random, task_type: str, model: str) -> AttemptOutcome:
     median, sigma = DURATIONS.get((task_type, model), (60.0, 0.7))
     duration = _lognormal(rng, median, sigma)
     in_med, out_med = TOKENS.get(model, (8_000, 1_200))
@@ -158,14 +178,17 @@ class LedgerDraft:
 
 def draw_ledger(seed: int, task_id: int, attempt: int, idea_id: str | None) -> list[LedgerDraft]:
     """Stripe-shaped money events caused by a successful idea task (may be none)."""
+    return draw_ledger_with(random.Random(f"ledger:{seed}:{task_id}:{attempt}"), seed, task_id, attempt, idea_id)
+
+
+def draw_ledger_with(rng: random.Random, seed: int, task_id: int, attempt: int, idea_id: str | None) -> list[LedgerDraft]:
     from fsar_tui.domain.money import stripe_fee_minor
 
-    rng = random.Random(f"ledger:{seed}:{task_id}:{attempt}")
     if idea_id is None or rng.random() > 0.3:
         return []
     amount = rng.choice(CHARGE_AMOUNTS)
     customer = f"cus_{hashlib.sha1(f'{seed}:{rng.randint(1, 400)}'.encode()).hexdigest()[:14]}"
-    card_country = rng.choices(["US", "GB", "DE", "BR", "NG"], weights=[70, 10, 10, 6, 4])[0]
+    card_country = weighted(rng, CARD_COUNTRIES)
     meta = {"idea_id": idea_id, "task_id": task_id, "charge": f"ch_{external_id(seed, task_id, attempt, 'ch')[4:]}",
             "card_country": card_country, "ip_country": card_country if rng.random() > 0.05 else "RU"}
     drafts = [

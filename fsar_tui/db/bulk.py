@@ -1,0 +1,98 @@
+"""Bulk loading through COPY, in one transaction (used by `fsar-tui seed`).
+
+The transaction sets `fsar.bulk_load = on`, which the status trigger honours: the
+loader writes task_events itself (the trigger would write them row by row and
+queue a NOTIFY per row). A SHARE ROW EXCLUSIVE lock on execution_tasks keeps other
+writers out while the id range is reserved, so the loader can link events, ledger
+rows and proposals to task ids it chose. Readers are never blocked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+TASK_COLUMNS = ("id", "task_type", "ai_model", "status", "priority", "attempt", "max_attempts", "idea_id",
+                "proposal_id", "rollout_revision_id", "worker_id", "lease_expires_at", "payload", "result", "error",
+                "created_at", "queued_at", "started_at", "finished_at", "input_tokens", "output_tokens",
+                "cost_minor", "currency")
+EVENT_COLUMNS = ("task_id", "from_status", "to_status", "attempt", "worker_id", "at")
+LEDGER_COLUMNS = ("source", "external_id", "kind", "amount_minor", "currency", "occurred_at", "idea_id", "task_id",
+                  "customer_id", "metadata")
+
+
+@contextmanager
+def bulk_transaction(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
+    with conn.transaction():
+        conn.execute("SET LOCAL fsar.bulk_load = 'on'")
+        conn.execute("SET LOCAL statement_timeout = 0")
+        conn.execute("LOCK TABLE execution_tasks IN SHARE ROW EXCLUSIVE MODE")
+        yield conn
+
+
+def reserve_task_ids(conn: psycopg.Connection, n: int) -> int:
+    """First id of a block of n consecutive task ids (inside bulk_transaction)."""
+    first = conn.execute("SELECT nextval('execution_tasks_id_seq')").fetchone()[0]
+    if n > 1:
+        conn.execute("SELECT setval('execution_tasks_id_seq', %s)", (first + n - 1,))
+    return first
+
+
+def copy_rows(conn: psycopg.Connection, table: str, columns: Iterable[str], rows: Iterable[tuple]) -> int:
+    count = 0
+    cols = ", ".join(columns)
+    with conn.cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+            count += 1
+    return count
+
+
+def insert_prices(conn: psycopg.Connection, prices: list[tuple]) -> None:
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO model_prices (ai_model, currency, input_minor_per_mtok, output_minor_per_mtok, effective_from) "
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING", prices)
+
+
+def insert_rollout(conn: psycopg.Connection, target: str, kind: str, task_type: str | None,
+                   revisions: list[tuple[dict, str, object, str]]) -> list[int]:
+    """A rollout with revisions [(artifact, sha256, created_at, reason)]; the last is active.
+
+    Returns the revision row ids, in order. An existing target is left alone (seed can
+    run twice) and its ids are returned instead.
+    """
+    row = conn.execute(
+        "INSERT INTO rollouts (target, kind, task_type, created_at) VALUES (%s, %s, %s, %s) "
+        "ON CONFLICT (target) DO NOTHING RETURNING id", (target, kind, task_type, revisions[0][2])).fetchone()
+    if row is None:
+        return [r[0] for r in conn.execute(
+            "SELECT rr.id FROM rollout_revisions rr JOIN rollouts r ON r.id = rr.rollout_id "
+            "WHERE r.target = %s ORDER BY rr.revision", (target,)).fetchall()]
+    rollout_id = row[0]
+    ids = []
+    for number, (artifact, sha, created_at, reason) in enumerate(revisions, start=1):
+        ids.append(conn.execute(
+            "INSERT INTO rollout_revisions (rollout_id, revision, artifact, sha256, created_at, created_by, reason) "
+            "VALUES (%s, %s, %s, %s, %s, 'seed', %s) RETURNING id",
+            (rollout_id, number, Jsonb(artifact), sha, created_at, reason)).fetchone()[0])
+    conn.execute("UPDATE rollouts SET active_revision = %s, updated_at = %s WHERE id = %s",
+                 (len(revisions), revisions[-1][2], rollout_id))
+    return ids
+
+
+def insert_proposal(conn: psycopg.Connection, row: dict) -> None:
+    conn.execute(
+        "INSERT INTO fsar_proposals (id, reported_at, severity, block_execution, block_lifted_at, task_type, body, "
+        "risks, mitigations, status, source_sha256) VALUES (%(id)s, %(reported_at)s, %(severity)s, "
+        "%(block_execution)s, %(block_lifted_at)s, %(task_type)s, %(body)s, %(risks)s, %(mitigations)s, "
+        "%(status)s, %(source_sha256)s) ON CONFLICT (id) DO NOTHING",
+        {**row, "risks": Jsonb(row["risks"]), "mitigations": Jsonb(row["mitigations"])})
+
+
+def analyze(conn: psycopg.Connection) -> None:
+    for table in ("execution_tasks", "task_events", "ledger_entries"):
+        conn.execute(f"ANALYZE {table}")
