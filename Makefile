@@ -15,9 +15,10 @@ $(VENV)/.installed: $(VENV)/bin/activate pyproject.toml
 
 install: $(VENV)/.installed
 
-# Embedded PostgreSQL (no set-up needed), migrated, then the app.
+# Embedded PostgreSQL (no set-up needed), migrated, seeded on first run, the
+# simulator in the background, then the app.
 demo: install
-	$(VENV)/bin/fsar-tui
+	$(VENV)/bin/fsar-tui demo
 
 # The whole suite against real PostgreSQL (and, later, a real MQTT broker):
 # FSAR_TEST_DSN / FSAR_TEST_MQTT_URL when set, else servers the suite starts itself.

@@ -48,6 +48,8 @@ def _common_options() -> argparse.ArgumentParser:
                    help="no write actions (env FSAR_READ_ONLY)")
     g.add_argument("--statement-timeout-ms", type=int, default=argparse.SUPPRESS,
                    help="per-query timeout (default 5000)")
+    g.add_argument("--live", choices=("auto", "mqtt", "notify", "poll"), default=argparse.SUPPRESS,
+                   help="live event source (default auto: mqtt if configured, else notify, else poll)")
     return common
 
 
@@ -91,6 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--child-index", type=int, default=0, help=argparse.SUPPRESS)
     sim.set_defaults(handler=cmd_simulate)
 
+    demo = sub.add_parser("demo", parents=[common], epilog=EPILOG,
+                          help="embedded database + demo history + simulator + the app",
+                          description="Starts (or reuses) the embedded database, migrates it, seeds 30 days of "
+                                      "history on first run, runs the simulator in the background, opens the app.")
+    demo.add_argument("--tasks", type=int, default=200_000, help="history to seed on first run (default 200,000)")
+    demo.add_argument("--rate", type=float, default=3.0, help="simulator tasks per second (default 3)")
+    demo.set_defaults(handler=cmd_demo)
+
     seed = sub.add_parser("seed", parents=[common], epilog=EPILOG, help="bulk-load plausible history (COPY)",
                           description="Tasks, task_events, ledger entries, price history, rollouts and FSAR "
                                       "proposals over the last D days, in one transaction.")
@@ -104,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from(args: argparse.Namespace, env: dict[str, str] | None = None) -> Settings:
-    flags = {k: getattr(args, k, None) for k in ("dsn", "read_dsn", "mqtt_url", "read_only", "statement_timeout_ms")}
+    flags = {k: getattr(args, k, None) for k in ("dsn", "read_dsn", "mqtt_url", "read_only", "statement_timeout_ms",
+                                                  "live")}
     return load_settings(flags=flags, env=env, config_path=getattr(args, "config", None))
 
 
@@ -214,6 +225,43 @@ def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
     rate = result.tasks / elapsed if elapsed > 0 else 0.0
     print(f"seeded {result.tasks} tasks, {result.events} task events, {result.ledger} ledger entries, "
           f"{result.proposals} proposals over {args.days} days in {elapsed:.1f}s ({rate:,.0f} tasks/s)")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    import subprocess
+
+    from fsar_tui.db.connect import connect
+    from fsar_tui.sim.seed import seed_history
+
+    if args.tasks < 0 or args.rate < 0:
+        raise UsageError("--tasks and --rate cannot be negative")
+    dsn = resolve_dsn(settings)
+    with connect(dsn) as conn:
+        empty = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM execution_tasks)").fetchone()[0]
+    if empty and args.tasks:
+        print(f"fsar-tui: first run: seeding 30 days of history ({args.tasks:,} tasks)…", file=sys.stderr)
+        result = seed_history(dsn, days=30, tasks=args.tasks, seed=0)
+        print(f"fsar-tui: seeded {result.tasks:,} tasks", file=sys.stderr)
+    log = open(os.devnull, "w")
+    env = {**os.environ, "FSAR_DSN": dsn}
+    if settings.mqtt_url:
+        env["FSAR_MQTT_URL"] = settings.mqtt_url
+    simulator = subprocess.Popen(
+        [sys.executable, "-m", "fsar_tui", "simulate", "--workers", "6", "--rate", str(args.rate),
+         "--time-scale", "0.2", "--lease", "10"], env=env, stdout=log, stderr=log)
+    print(f"fsar-tui: simulator running in the background (pid {simulator.pid})", file=sys.stderr)
+    try:
+        from fsar_tui.app import FsarApp
+
+        FsarApp(settings=settings, dsn=dsn).run()
+    finally:
+        simulator.terminate()
+        try:
+            simulator.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            simulator.kill()
+        log.close()
     return EXIT_OK
 
 

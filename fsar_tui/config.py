@@ -8,6 +8,7 @@ user config dir (`~/.config/fsar-tui/config.toml` on Linux). Recognised keys:
     mqtt_url = "mqtt://host:1883" # FSAR_MQTT_URL
     read_only = false             # FSAR_READ_ONLY (1/true/yes)
     statement_timeout_ms = 5000   # FSAR_STATEMENT_TIMEOUT_MS
+    live = "auto"                 # FSAR_LIVE: auto | mqtt | notify | poll
     [keymap]                      # binding id -> keys, e.g. quit = "ctrl+q"
 
 With no DSN anywhere, fsar-tui uses the embedded PostgreSQL (`embedded.py`).
@@ -30,6 +31,7 @@ from fsar_tui.errors import UsageError
 APP_NAME = "fsar-tui"
 DEFAULT_STATEMENT_TIMEOUT_MS = 5000
 
+LIVE_MODES = ("auto", "mqtt", "notify", "poll")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -41,6 +43,7 @@ class Settings:
     mqtt_url: str | None = None
     read_only: bool = False
     statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS
+    live: str = "auto"
     keymap: dict[str, str] = field(default_factory=dict)
     config_path: Path | None = None
 
@@ -61,6 +64,7 @@ class Settings:
             "mqtt_url": mask_dsn(self.mqtt_url) if self.mqtt_url else None,
             "read_only": self.read_only,
             "statement_timeout_ms": self.statement_timeout_ms,
+            "live": self.live,
             "config_path": str(self.config_path) if self.config_path else None,
         }
 
@@ -103,7 +107,7 @@ def read_config_file(path: Path, *, required: bool) -> dict[str, Any]:
         raise UsageError(f"{path}: invalid TOML: {exc}") from None
     except OSError as exc:
         raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
-    known = {"dsn", "read_dsn", "mqtt_url", "read_only", "statement_timeout_ms", "keymap"}
+    known = {"dsn", "read_dsn", "mqtt_url", "read_only", "statement_timeout_ms", "live", "keymap"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise UsageError(f"{path}: unknown setting(s): {', '.join(unknown)}")
@@ -135,6 +139,7 @@ def load_settings(
             "mqtt_url": env.get("FSAR_MQTT_URL") or None,
             "read_only": env.get("FSAR_READ_ONLY"),
             "statement_timeout_ms": env.get("FSAR_STATEMENT_TIMEOUT_MS"),
+            "live": env.get("FSAR_LIVE") or None,
         }),
         ("flags", flags),
     ]
@@ -148,6 +153,10 @@ def load_settings(
         if values.get("statement_timeout_ms") is not None:
             changes["statement_timeout_ms"] = _parse_timeout(
                 values["statement_timeout_ms"], f"{source}: statement_timeout_ms")
+        if values.get("live"):
+            if values["live"] not in LIVE_MODES:
+                raise UsageError(f"{source}: live must be one of {', '.join(LIVE_MODES)}, got {values['live']!r}")
+            changes["live"] = values["live"]
         if values.get("keymap"):
             changes["keymap"] = {**settings.keymap, **values["keymap"]}
         settings = replace(settings, **changes)

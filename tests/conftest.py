@@ -115,6 +115,22 @@ def legacy_dsn(empty_dsn: str) -> str:
     return empty_dsn
 
 
+@pytest.fixture(scope="session")
+def mqtt_url() -> Iterator[str]:
+    """A real MQTT broker: FSAR_TEST_MQTT_URL, else one the suite starts."""
+    given = os.environ.get("FSAR_TEST_MQTT_URL")
+    if given:
+        yield given
+        return
+    from support.broker import Broker
+
+    broker = Broker()
+    try:
+        yield broker.url
+    finally:
+        broker.stop()
+
+
 @pytest.fixture
 def isolated_env(tmp_path: Path) -> dict[str, str]:
     """Environment for running the CLI: no FSAR_* settings, private config/data dirs."""

@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from fsar_tui.config import LIVE_MODES
 from fsar_tui.errors import UsageError
 from fsar_tui.live.bus import EventBus
 from fsar_tui.live.mqtt import MqttSource
 from fsar_tui.live.notify import ListenUnsupported, NotifySource
 from fsar_tui.live.poll import PollSource
 
-LIVE_MODES = ("auto", "mqtt", "notify", "poll")
 log = logging.getLogger("fsar_tui.live")
 
 
