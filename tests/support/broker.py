@@ -6,6 +6,7 @@ from PyPI, in the test extras), on 127.0.0.1 and a free port.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -22,6 +23,8 @@ class Broker:
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="fsar-mqtt-"))
         mosquitto = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+        if os.environ.get("FSAR_TEST_BROKER") == "amqtt":  # exercise the fresh-machine fallback
+            mosquitto = None
         if mosquitto:
             conf = self.dir / "mosquitto.conf"
             conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
