@@ -1,10 +1,29 @@
-"""`make bench` entry point.
+"""`make bench`: every benchmark, printed as tables of ratios against the naive approach.
 
-No benchmark exists yet: the first ones (seed rate, claim throughput, event latency)
-arrive with the executor issue. This says so instead of printing an empty table.
+Uses FSAR_BENCH_DSN or FSAR_TEST_DSN (else a throwaway PostgreSQL), FSAR_TEST_MQTT_URL
+(else a throwaway broker). BENCH_SCALE=small runs quicker, smaller versions.
 """
 
-import sys
+from __future__ import annotations
 
-print("bench: no benchmarks yet (placeholder until the executor issue adds them)", file=sys.stderr)
-sys.exit(0)
+import os
+from contextlib import ExitStack
+
+from bench import executor_bench
+from bench.common import server
+
+
+def main() -> None:
+    with ExitStack() as stack:
+        server_dsn = stack.enter_context(server())
+        mqtt_url = os.environ.get("FSAR_TEST_MQTT_URL")
+        if not mqtt_url:
+            from support.broker import Broker
+
+            broker = Broker()
+            stack.callback(broker.stop)
+            mqtt_url = broker.url
+        executor_bench.run(server_dsn, mqtt_url)
+
+
+main()

@@ -221,3 +221,36 @@ def test_seed_writes_consistent_reproducible_history(run_cli, db_dsn, server_dsn
         assert q(twin, shape) == q(db_dsn, shape)
     finally:
         drop_database(server_dsn, other)
+
+
+@pytest.fixture
+def restartable_cluster():
+    from support.pgcluster import Cluster
+
+    cluster = Cluster().start()
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+@pytest.mark.slow
+def test_workers_survive_a_database_restart_mid_run(restartable_cluster, isolated_env):
+    from fsar_tui.db.migrations import migrate
+
+    dsn = restartable_cluster.dsn()
+    migrate(dsn)
+    x(dsn, "INSERT INTO execution_tasks (task_type, ai_model) SELECT 'implement_idea', 'gpt-4o-mini' "
+           "FROM generate_series(1, 300)")
+    proc = sim_process(dsn, isolated_env, "--no-enqueue", "--workers", "4", "--lease", "3", "--time-scale", "0.01",
+                       "--until-idle", "--seed", "2")
+    deadline = time.monotonic() + 30
+    while q(dsn, "SELECT count(*) FROM execution_tasks WHERE status = 'succeeded'")[0][0] < 20:
+        assert time.monotonic() < deadline, "the simulator made no progress"
+        time.sleep(0.1)
+    restartable_cluster.restart()
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err
+    assert q(dsn, "SELECT count(*) FROM execution_tasks WHERE status IN ('queued', 'running')") == [(0,)]
+    assert_events_agree_with_tasks(dsn)
+    assert "Traceback" not in err

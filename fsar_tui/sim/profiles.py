@@ -136,7 +136,8 @@ class AttemptOutcome:
 
 
 def _lognormal(rng: random.Random, median: float, sigma: float) -> float:
-    return rng.lognormvariate(math.log(median), sigma)
+    # gauss() is about twice as fast as lognormvariate()'s normalvariate (bulk seeding).
+    return median * math.exp(sigma * rng.gauss(0.0, 1.0))
 
 
 def draw_attempt(seed: int, task_id: int, attempt: int, task_type: str, model: str) -> AttemptOutcome:
@@ -153,11 +154,12 @@ def draw_attempt_with(rng: random.Random, task_type: str, model: str) -> Attempt
     profile = TYPES.get(task_type)
     failure_rate = profile.failure_rate if profile else 0.1
     if rng.random() < failure_rate:
-        error = rng.choice(ERRORS.get(task_type, ["RuntimeError: unknown failure"]))
+        errors = ERRORS.get(task_type, ["RuntimeError: unknown failure"])
+        error = errors[int(rng.random() * len(errors))]
         return AttemptOutcome(duration, False, error, input_tokens, output_tokens // 3, None)
-    result = {"summary": f"{task_type} done", "files_changed": rng.randint(1, 12)}
+    result = {"summary": f"{task_type} done", "files_changed": 1 + int(rng.random() * 12)}
     if task_type != "self_improvement":
-        result["pr"] = rng.randint(100, 9999)
+        result["pr"] = 100 + int(rng.random() * 9900)
     return AttemptOutcome(duration, True, None, input_tokens, output_tokens, result)
 
 

@@ -17,11 +17,13 @@ import signal
 import socket
 import subprocess
 import sys
+
+import psycopg
 from dataclasses import dataclass
 
 from fsar_tui.db import executor
 from fsar_tui.db.connect import aconnect
-from fsar_tui.errors import UsageError
+from fsar_tui.errors import ConnectionFailed, UsageError
 from fsar_tui.live.events import TaskChange
 from fsar_tui.live.mqtt import MqttPublisher, parse_mqtt_url
 from fsar_tui.sim.enqueuer import enqueue_loop
@@ -94,19 +96,22 @@ async def reaper_loop(dsn: str, stop: asyncio.Event, interval: float, publisher:
 
 
 async def idle_watch(dsn: str, stop: asyncio.Event, enqueued: asyncio.Task | None) -> None:
-    conn = await aconnect(dsn)
-    try:
-        while not stop.is_set():
-            await asyncio.sleep(0.2)
-            if enqueued is not None and not enqueued.done():
-                continue
-            try:
-                if await executor.active_work_count(conn) == 0:
-                    stop.set()
-            except Exception:
-                await conn.close()
+    """Stop the run once nothing is queued or running and nothing is left to enqueue."""
+    conn = None
+    while not stop.is_set():
+        await asyncio.sleep(0.2)
+        if enqueued is not None and not enqueued.done():
+            continue
+        try:
+            if conn is None:
                 conn = await aconnect(dsn)
-    finally:
+            if await executor.active_work_count(conn) == 0:
+                stop.set()
+        except (psycopg.Error, ConnectionFailed):  # database restarting: ask again shortly
+            if conn is not None:
+                await conn.close()
+            conn = None
+    if conn is not None:
         await conn.close()
 
 

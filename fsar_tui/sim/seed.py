@@ -164,6 +164,11 @@ def prefetch(items: Iterator, depth: int) -> Iterator:
         yield item
 
 
+def _flat_json(obj: dict) -> str:
+    """json.dumps for the flat str/int dicts the profiles produce, without the encoder's overhead."""
+    return "{" + ", ".join(f'"{k}": "{v}"' if isinstance(v, str) else f'"{k}": {v}' for k, v in obj.items()) + "}"
+
+
 def _ts(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
@@ -265,6 +270,6 @@ def _one_task(rng, seed, task_id, created, end_epoch, rollouts, rollout_starts, 
     lease = _ts(end_epoch + 300) if status == "running" else None
     task_rows.append((
         task_id, task_type, model, status, 0, attempt, max_attempts, idea, proposal, revision_id,
-        worker if attempt else None, lease, payload, json.dumps(result) if result is not None else None,
+        worker if attempt else None, lease, payload, _flat_json(result) if result is not None else None,
         error, created_ts, queued_at, started if attempt else None, finished, in_tok, out_tok, cost,
         profiles.CURRENCY if cost is not None else None))
