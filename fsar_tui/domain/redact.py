@@ -1,0 +1,85 @@
+"""One redaction policy for every screen, report and export.
+
+Detectors (each replaces the match with `[REDACTED:<kind>]`):
+- api_key: provider-style keys (`sk-…`, `sk_live_…`, `pk_live_…`, `ghp_…`, `xox…`,
+  `AKIA…`) and `api_key=…`/`"token": "…"` style assignments;
+- bearer: `Bearer <token>` in headers;
+- card: 13–19 digit runs (spaces or dashes allowed) that pass the Luhn check — so
+  order numbers and timestamps that fail Luhn stay visible;
+- email: addresses;
+- phone: international (+CC, 7+ digits) or national numbers (9+ digits) written with
+  separators; ISO dates and clock times are not phones.
+
+Replacement tokens never contain anything a detector matches, so redaction is
+idempotent (property-tested). Deliberately conservative: a false positive hides a
+harmless number; a false negative prints a secret.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+REDACTED = "[REDACTED:{}]"
+
+
+def luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2 == 1:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+_API_KEY = re.compile(
+    r"\b(?:sk|pk|rk)[-_](?:live|test|proj|ant)?[-_]?[A-Za-z0-9_\-]{16,}"
+    r"|\bgh[pousr]_[A-Za-z0-9]{20,}"
+    r"|\bxox[abprs]-[A-Za-z0-9\-]{10,}"
+    r"|\bAKIA[0-9A-Z]{16}\b"
+    r"|\bAIza[0-9A-Za-z_\-]{30,}")
+_ASSIGNED_SECRET = re.compile(
+    r"(?i)((?:api[_-]?key|secret|token|password|passwd|access[_-]?key)[\"']?\s*[:=]\s*[\"']?)"
+    r"([^\s\"',;}{]{6,})")
+_BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/\-]{8,}=*")
+_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
+_CARD = re.compile(r"(?<![\d])(?:\d[ \-]?){12,18}\d(?![\d])")
+_PHONE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .\-]?)?(?:\(\d{2,4}\)[ .\-]?)?\d{2,4}(?:[ .\-]\d{2,4}){2,4}(?![\w])")
+
+
+def _card(match: re.Match) -> str:
+    digits = re.sub(r"\D", "", match.group(0))
+    return REDACTED.format("card") if 13 <= len(digits) <= 19 and luhn_ok(digits) else match.group(0)
+
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{2}:\d{2}(:\d{2})?")
+
+
+def _phone(match: re.Match) -> str:
+    text = match.group(0)
+    digits = re.sub(r"\D", "", text)
+    # Dates and times share the shape; a phone has 9+ digits, or 7+ with a country code.
+    if _DATE.fullmatch(text.strip()) or _DATE.search(text):
+        return text
+    minimum = 7 if text.lstrip().startswith("+") else 9
+    return REDACTED.format("phone") if minimum <= len(digits) <= 15 else text
+
+
+_RULES: list[tuple[str, Callable[[str], str]]] = [
+    ("bearer", lambda t: _BEARER.sub(lambda m: m.group(1) + REDACTED.format("bearer"), t)),
+    ("api_key", lambda t: _API_KEY.sub(REDACTED.format("api_key"), t)),
+    ("api_key", lambda t: _ASSIGNED_SECRET.sub(
+        lambda m: m.group(0) if m.group(2).startswith("[REDACTED") else m.group(1) + REDACTED.format("secret"), t)),
+    ("email", lambda t: _EMAIL.sub(REDACTED.format("email"), t)),
+    ("card", lambda t: _CARD.sub(_card, t)),
+    ("phone", lambda t: _PHONE.sub(_phone, t)),
+]
+
+
+def redact(text: str) -> str:
+    for _, rule in _RULES:
+        text = rule(text)
+    return text
