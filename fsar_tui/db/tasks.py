@@ -1,0 +1,185 @@
+"""Queue-screen reads: filtered keyset pages, counts, running tasks, workers, detail.
+
+Never loads the table: pages are `LIMIT n` after a keyset cursor on (sort column, id),
+so page N costs the same as page 1 on an index. Filters are compiled to
+parameterised WHERE clauses from `domain.task_filter.TaskFilter` (never string-pasted).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+
+from fsar_tui.domain.task_filter import TaskFilter
+
+# Column name -> SQL expression; only these can be sorted on (no user text reaches SQL).
+SORTABLE = {
+    "id": "t.id",
+    "created": "t.created_at",
+    "started": "t.started_at",
+    "finished": "t.finished_at",
+    "attempt": "t.attempt",
+    "cost": "t.cost_minor",
+}
+LIST_COLUMNS = """t.id, t.status, t.task_type, t.ai_model, t.attempt, t.max_attempts, t.worker_id, t.created_at,
+    t.started_at, t.finished_at, t.cost_minor, t.currency, left(t.error, 200) AS error"""
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    id: int
+    status: str
+    task_type: str
+    ai_model: str | None
+    attempt: int
+    max_attempts: int
+    worker_id: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    cost_minor: int | None
+    currency: str | None
+    error: str | None
+
+
+def where_clause(f: TaskFilter) -> tuple[str, dict[str, Any]]:
+    conds, params = [], {}
+    for attr, column in (("statuses", "t.status"), ("types", "t.task_type"), ("models", "t.ai_model"),
+                         ("workers", "t.worker_id"), ("ideas", "t.idea_id"), ("ids", "t.id")):
+        values = getattr(f, attr)
+        if values:
+            conds.append(f"{column} = ANY(%({attr})s)")
+            params[attr] = list(values)
+    if f.since_s is not None:
+        conds.append("t.created_at >= now() - make_interval(secs => %(since_s)s)")
+        params["since_s"] = f.since_s
+    if f.error_contains is not None:
+        conds.append("t.error ILIKE %(error_like)s")
+        params["error_like"] = "%" + _escape_like(f.error_contains) + "%"
+    if f.payload_contains is not None:
+        conds.append("t.payload::text ILIKE %(payload_like)s")
+        params["payload_like"] = "%" + _escape_like(f.payload_contains) + "%"
+    return (" AND ".join(conds) or "true"), params
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    filter: TaskFilter = TaskFilter()
+    sort: str = "id"
+    descending: bool = True
+    after: tuple[Any, int] | None = None  # (sort value, id) of the last row of the previous page
+    limit: int = 100
+
+
+async def page(conn: AsyncConnection, req: PageRequest) -> list[TaskRow]:
+    if req.sort not in SORTABLE:
+        raise ValueError(f"cannot sort by {req.sort!r}")
+    col = SORTABLE[req.sort]
+    where, params = where_clause(req.filter)
+    op, direction = ("<", "DESC") if req.descending else (">", "ASC")
+    nulls = "NULLS LAST" if req.descending else "NULLS FIRST"
+    keyset = ""
+    if req.after is not None:
+        value, last_id = req.after
+        if req.sort == "id":
+            keyset = f"AND t.id {op} %(after_id)s"
+        elif value is None:
+            # Past the non-null values (NULLs sort last when descending): only NULLs remain.
+            keyset = f"AND {col} IS NULL AND t.id {op} %(after_id)s" if req.descending else \
+                     f"AND ({col} IS NOT NULL OR t.id {op} %(after_id)s)"
+        else:
+            keyset = (f"AND ({col} {op} %(after_value)s OR ({col} = %(after_value)s AND t.id {op} %(after_id)s)"
+                      + (f" OR {col} IS NULL)" if req.descending else ")"))
+        params.update(after_value=value, after_id=last_id)
+    order = f"t.id {direction}" if req.sort == "id" else f"{col} {direction} {nulls}, t.id {direction}"
+    sql = f"SELECT {LIST_COLUMNS} FROM execution_tasks t WHERE {where} {keyset} ORDER BY {order} LIMIT %(limit)s"
+    cur = await conn.execute(sql, {**params, "limit": req.limit})
+    return [TaskRow(*r) for r in await cur.fetchall()]
+
+
+def sort_key(row: TaskRow, sort: str) -> tuple[Any, int]:
+    attr = {"id": "id", "created": "created_at", "started": "started_at", "finished": "finished_at",
+            "attempt": "attempt", "cost": "cost_minor"}[sort]
+    return getattr(row, attr), row.id
+
+
+async def count_matching(conn: AsyncConnection, f: TaskFilter, cap: int = 10_001) -> int:
+    """How many tasks match, counting at most `cap` (the screen says "10,000+")."""
+    where, params = where_clause(f)
+    cur = await conn.execute(
+        f"SELECT count(*) FROM (SELECT 1 FROM execution_tasks t WHERE {where} LIMIT %(cap)s) s", {**params, "cap": cap})
+    return (await cur.fetchone())[0]
+
+
+async def matching_ids(conn: AsyncConnection, f: TaskFilter, statuses: tuple[str, ...], cap: int) -> list[tuple[int, str]]:
+    """(id, status) of tasks matching the filter in one of `statuses` (bulk actions)."""
+    where, params = where_clause(f)
+    cur = await conn.execute(
+        f"SELECT t.id, t.status FROM execution_tasks t WHERE {where} AND t.status = ANY(%(action_statuses)s) "
+        "ORDER BY t.id LIMIT %(cap)s", {**params, "action_statuses": list(statuses), "cap": cap})
+    return await cur.fetchall()
+
+
+async def status_type_counts(conn: AsyncConnection, by_model: bool = False) -> list[tuple]:
+    """Counts per status × type (× model). Active states use their partial indexes; terminal
+    totals come from the planner's estimate when the table is huge (exact below 1M rows)."""
+    group = "status, task_type, ai_model" if by_model else "status, task_type"
+    cur = await conn.execute(f"SELECT {group}, count(*) FROM execution_tasks GROUP BY {group} ORDER BY {group}")
+    return await cur.fetchall()
+
+
+async def running_tasks(conn: AsyncConnection, limit: int = 50) -> list[tuple]:
+    cur = await conn.execute(
+        "SELECT id, task_type, ai_model, worker_id, started_at, attempt, lease_expires_at FROM execution_tasks "
+        "WHERE status = 'running' ORDER BY started_at LIMIT %s", (limit,))
+    return await cur.fetchall()
+
+
+async def workers(conn: AsyncConnection, window_s: int = 300) -> list[tuple]:
+    """Workers seen in task_events recently: (worker, last seen, running now, transitions)."""
+    cur = await conn.execute(
+        """SELECT e.worker_id, max(e.at), (SELECT count(*) FROM execution_tasks t
+                                           WHERE t.status = 'running' AND t.worker_id = e.worker_id),
+                  count(*)
+           FROM task_events e WHERE e.at > now() - make_interval(secs => %s) AND e.worker_id IS NOT NULL
+           GROUP BY e.worker_id ORDER BY e.worker_id""", (window_s,))
+    return await cur.fetchall()
+
+
+async def activity(conn: AsyncConnection, minutes: int = 30) -> list[tuple[datetime, int, int]]:
+    """Per minute: tasks that finished (throughput) and tasks enqueued."""
+    cur = await conn.execute(
+        """SELECT m, count(*) FILTER (WHERE e.to_status IN ('succeeded', 'failed', 'cancelled')),
+                  count(*) FILTER (WHERE e.from_status IS NULL)
+           FROM generate_series(date_trunc('minute', now()) - make_interval(mins => %(m)s - 1),
+                                date_trunc('minute', now()), interval '1 minute') m
+           LEFT JOIN task_events e ON e.at >= m AND e.at < m + interval '1 minute'
+           GROUP BY m ORDER BY m""", {"m": minutes})
+    return await cur.fetchall()
+
+
+async def task_detail(conn: AsyncConnection, task_id: int) -> dict[str, Any] | None:
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            """SELECT t.*, rr.revision AS rollout_revision, r.target AS rollout_target,
+                      p.severity AS proposal_severity
+               FROM execution_tasks t
+               LEFT JOIN rollout_revisions rr ON rr.id = t.rollout_revision_id
+               LEFT JOIN rollouts r ON r.id = rr.rollout_id
+               LEFT JOIN fsar_proposals p ON p.id = t.proposal_id
+               WHERE t.id = %s""", (task_id,))
+        task = await cur.fetchone()
+        if task is None:
+            return None
+        await cur.execute("SELECT from_status, to_status, attempt, worker_id, at FROM task_events "
+                          "WHERE task_id = %s ORDER BY id", (task_id,))
+        task["events"] = await cur.fetchall()
+    return task
