@@ -1,61 +1,204 @@
-"""The Textual App: connects in a worker, shows the database it is on, hosts screens.
+"""The Textual App: screen registry, global bindings, header state, live events.
 
-Until the queue-screen issue lands, the only screen is a placeholder that says so on
-screen. The header line shows the masked DSN, server version and connection state;
-all database I/O runs in a Textual worker so the UI never waits on the network.
+Screens are Textual modes (each keeps its own stack: `enter` on a task pushes the
+detail screen inside the queue mode, `esc` pops it): 1 Queue, 2 Profiles, 3 ROI,
+4 Audit & Rollback, 5 Proposals (2–5 are placeholders that say so until their issues
+land). Global keys: 1–5, `:` command mode, `?` help, ctrl+p palette, `q` quit; every
+binding has an id and `[keymap]` in config.toml remaps it.
+
+The app owns the database pool (opened in a worker; psycopg_pool checks connections,
+so after a database restart the next query gets a fresh one), the live service (its
+batches are forwarded to the active screen as `LiveBatch`), and the header state:
+connected / RECONNECTING with the age of the data shown, live source, alerts.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable
+
+import psycopg
 from textual import work
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.screen import Screen
 
 from fsar_tui.config import Settings
 from fsar_tui.db.connect import open_pool
 from fsar_tui.db.server import aserver_facts
 from fsar_tui.dsn import mask_dsn
 from fsar_tui.errors import FsarError
+from fsar_tui.live.events import Presence
+from fsar_tui.messages import ApplyFilter, LiveBatch
+from fsar_tui.screens.command_line import CommandLine
+from fsar_tui.screens.help import HelpScreen
 from fsar_tui.screens.placeholder import PlaceholderScreen
-from fsar_tui.widgets.status_line import StatusLine
+from fsar_tui.screens.queue import QueueScreen
+from fsar_tui.widgets.status_header import StatusHeader
+
+SCREENS = {
+    "queue": ("1", "Queue"),
+    "profiles": ("2", "Profiles"),
+    "roi": ("3", "ROI"),
+    "audit": ("4", "Audit & Rollback"),
+    "proposals": ("5", "Proposals"),
+}
+
+
+def _placeholder(title: str, issue: str):
+    return lambda: PlaceholderScreen(title, f"The {title} screen is not built yet ({issue}).\n"
+                                            "1 goes back to the queue; q quits.")
 
 
 class FsarApp(App):
     TITLE = "fsar-tui"
-    BINDINGS = [Binding("q", "quit", "Quit", id="quit")]
+    MODES = {
+        "queue": QueueScreen,
+        "profiles": _placeholder("Profiles", "issue: duration profiles"),
+        "roi": _placeholder("ROI", "issue: ROI and monetization"),
+        "audit": _placeholder("Audit & Rollback", "issue: audit and rollback"),
+        "proposals": _placeholder("Proposals", "issue: FSAR proposals and data governance"),
+    }
+    BINDINGS = [
+        Binding("q", "quit", "Quit", id="quit"),
+        Binding("question_mark", "help", "Help", id="help"),
+        Binding("colon", "command_mode", "Command", id="command", show=False),
+        *(Binding(key, f"switch_mode('{mode}')", title, id=f"screen.{mode}", show=False)
+          for mode, (key, title) in SCREENS.items()),
+    ]
 
     def __init__(self, *, settings: Settings, dsn: str) -> None:
         super().__init__()
         self.settings = settings
         self.dsn = dsn
         self.pool = None
+        self.read_only = settings.read_only
+        self.server_version = ""
+        self.db_state = "connecting"
+        self.fresh_at: float | None = None
+        self.live_name = "-"
+        self.alerts = 0
+        self.presence: dict[str, str] = {}
+        self.live = None
         self.set_keymap(settings.keymap)
 
+    # -- lifecycle --------------------------------------------------------------------
+
     def on_mount(self) -> None:
-        self.push_screen(PlaceholderScreen(
-            "task queue",
-            "The live queue screen is not built yet (issue: control-panel shell and queue screen).\n"
-            "Press q to quit."))
-        self._set_status(f"{mask_dsn(self.dsn)} · connecting…")
+        self.switch_mode("queue")
+        self.set_interval(1.0, self.update_headers)
         self.connect()
 
-    def _set_status(self, text: str) -> None:
-        for line in self.screen.query(StatusLine):
-            line.text = text
-
-    @work(exclusive=True, group="db")
+    @work(exclusive=True, group="db-connect")
     async def connect(self) -> None:
+        while self.pool is None:
+            try:
+                self.pool = await open_pool(self.dsn, statement_timeout_ms=self.settings.statement_timeout_ms,
+                                            read_only=self.read_only)
+                async with self.pool.connection() as conn:
+                    self.server_version = (await aserver_facts(conn)).version.split(" ")[0]
+                self.db_reachable()
+            except FsarError as err:
+                self.db_state = f"unreachable: {err.message}"
+                self.update_headers()
+                await self._sleep(2.0)
+        self.start_live()
+
+    async def _sleep(self, seconds: float) -> None:
+        import asyncio
+
+        await asyncio.sleep(seconds)
+
+    @work(exclusive=True, group="live")
+    async def start_live(self) -> None:
+        from fsar_tui.live.service import LiveService
+
         try:
-            self.pool = await open_pool(self.dsn, statement_timeout_ms=self.settings.statement_timeout_ms,
-                                        read_only=self.settings.read_only)
-            async with self.pool.connection() as conn:
-                facts = await aserver_facts(conn)
-        except FsarError as err:
-            self._set_status(f"{mask_dsn(self.dsn)} · {err.message}")
+            self.live = LiveService(self.dsn, mode=self.settings.live, mqtt_url=self.settings.mqtt_url)
+            self.live_name = await self.live.start()
+        except (FsarError, psycopg.Error, OSError) as exc:
+            self.live_name = f"off ({getattr(exc, 'message', str(exc)).splitlines()[0][:60]}; refreshing every 5s)"
             return
-        mode = " · read-only" if self.settings.read_only else ""
-        self._set_status(f"{mask_dsn(self.dsn)} · PostgreSQL {facts.version} as {facts.role} · connected{mode}")
+        self.update_headers()
+        async for batch in self.live.bus.subscribe():
+            self.screen.post_message(LiveBatch(batch))
 
     async def on_unmount(self) -> None:
+        if self.live is not None:
+            await self.live.stop()
         if self.pool is not None:
             await self.pool.close()
+
+    # -- header state ---------------------------------------------------------------------
+
+    def db_unreachable(self, exc: BaseException) -> None:
+        self.db_state = "reconnecting"
+        self.update_headers()
+
+    def db_reachable(self) -> None:
+        self.db_state = "connected"
+        self.fresh_at = time.monotonic()
+        self.update_headers()
+
+    def note_presence(self, presence: list[Presence]) -> None:
+        for p in presence:
+            self.presence[p.worker_id] = p.state
+
+    def sync_header(self, header: StatusHeader) -> None:
+        header.database = mask_dsn(self.dsn)
+        header.server = self.server_version
+        header.state = self.db_state
+        header.since = self.fresh_at
+        source = self.live_name
+        if self.live is not None and self.live.source is not None and self.live.source.state != "connected":
+            source = f"{source} ({self.live.source.state})"
+        header.live = source
+        header.alerts = self.alerts
+        header.read_only = self.read_only
+        header.refresh()
+
+    def update_headers(self) -> None:
+        for header in self.screen.query(StatusHeader):
+            self.sync_header(header)
+
+    # -- global actions ---------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        rows = []
+        for key, active in self.screen.active_bindings.items():
+            binding = active.binding
+            rows.append((self.get_key_display(binding), binding.description or binding.action, binding.id or "-"))
+        self.push_screen(HelpScreen(sorted(rows, key=lambda r: r[2]), type(self.screen).__name__))
+
+    def action_command_mode(self) -> None:
+        self.push_screen(CommandLine(), self.run_command)
+
+    def run_command(self, text: str | None) -> None:
+        if not text:
+            return
+        word, _, rest = text.strip().lstrip(":").partition(" ")
+        word = word.lower()
+        if word in ("q", "quit"):
+            self.exit()
+        elif word in ("help", "h", "?"):
+            self.action_help()
+        elif word in SCREENS:
+            self.switch_mode(word)
+            if word == "queue" and rest.strip():
+                self.call_after_refresh(lambda: self.screen.post_message(ApplyFilter(rest)))
+            elif rest.strip():
+                self.notify(f"{SCREENS[word][1]} is a placeholder; '{rest.strip()}' ignored", severity="warning")
+        else:
+            self.notify(f"unknown command {word!r}: try queue, profiles, roi, audit, proposals, help, q",
+                        severity="error")
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for mode, (key, title) in SCREENS.items():
+            yield SystemCommand(f"Screen {key}: {title}", f"switch to the {title} screen",
+                                lambda mode=mode: self.switch_mode(mode))
+        for active in screen.active_bindings.values():
+            binding = active.binding
+            if binding.id and binding.description and not binding.id.startswith("screen."):
+                yield SystemCommand(binding.description, f"{self.get_key_display(binding)} · id {binding.id}",
+                                    lambda action=binding.action: self.run_action(action, screen))

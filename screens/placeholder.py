@@ -8,7 +8,7 @@ from textual.containers import Center, Middle
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from fsar_tui.widgets.status_line import StatusLine
+from fsar_tui.widgets.status_header import StatusHeader
 
 
 class PlaceholderScreen(Screen):
@@ -17,8 +17,11 @@ class PlaceholderScreen(Screen):
         self.title_text = title
         self.note = note
 
+    def on_mount(self) -> None:
+        self.app.sync_header(self.query_one(StatusHeader))
+
     def compose(self) -> ComposeResult:
-        yield StatusLine(id="status")
+        yield StatusHeader()
         with Middle():
             with Center():
                 yield Static(Text(f"PLACEHOLDER — {self.title_text}\n\n{self.note}", justify="center"), id="placeholder")

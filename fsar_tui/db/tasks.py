@@ -26,7 +26,9 @@ SORTABLE = {
     "cost": "t.cost_minor",
 }
 LIST_COLUMNS = """t.id, t.status, t.task_type, t.ai_model, t.attempt, t.max_attempts, t.worker_id, t.created_at,
-    t.started_at, t.finished_at, t.cost_minor, t.currency, left(t.error, 200) AS error"""
+    t.started_at, t.finished_at, t.cost_minor, t.currency, left(t.error, 1000) AS error"""
+# The list shows the first 80 characters of the error *after* redaction; 1,000 fetched
+# characters keep any secret that starts in the visible part whole for the detectors.
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,23 @@
+"""Every message the app passes between its parts (Toolong's convention)."""
+
+from __future__ import annotations
+
+from textual.message import Message
+
+from fsar_tui.live.events import Batch
+
+
+class LiveBatch(Message):
+    """A coalesced batch from the live pipeline (forwarded by the app to the active screen)."""
+
+    def __init__(self, batch: Batch) -> None:
+        super().__init__()
+        self.batch = batch
+
+
+class ApplyFilter(Message):
+    """Command mode asked the queue screen to apply a filter (`:queue status=failed`)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text

@@ -1,0 +1,37 @@
+"""`?`: the bindings of the screen underneath, with their ids (for `[keymap]`)."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+
+class HelpScreen(ModalScreen[None]):
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > VerticalScroll { width: 76; max-width: 98%; height: 90%; border: thick $primary; background: $surface; }
+    """
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close", id="help.close")]
+
+    def __init__(self, rows: list[tuple[str, str, str]], title: str) -> None:
+        super().__init__()
+        self.rows = rows
+        self.title_text = title
+
+    def compose(self) -> ComposeResult:
+        table = Table(title=f"{self.title_text} — keys (remap by id in config.toml [keymap])", expand=True)
+        table.add_column("key")
+        table.add_column("action")
+        table.add_column("id")
+        for key, description, binding_id in self.rows:
+            table.add_row(Text(key), Text(description), Text(binding_id))
+        with VerticalScroll():
+            yield Static(table)
+            yield Static(Text("Filter language: status:failed type:T model:M worker:W idea:I id:1,2 since:2h "
+                              "error~text payload~text (bare words search errors)\n"
+                              "Command mode: :queue [filter]  :profiles  :roi [window]  :audit  :proposals  :help  :q"))

@@ -1,0 +1,397 @@
+"""Screen 1, the live task queue.
+
+Composes: counts per status × type (per model with `m`), queue-depth and throughput
+sparklines, running tasks with ticking elapsed time, workers with presence, and the
+task table — keyset-paged from the server (`db.tasks.page`), filtered server-side by
+the filter language, sortable, with the cursor pinned to its task across refreshes.
+
+Refresh policy: live batches only mark the screen dirty; a 1 s timer re-queries when
+dirty (or every 5 s regardless), so a burst of events costs one query, not thousands.
+All I/O runs in exclusive workers; on a database error the screen keeps its data, the
+header says RECONNECTING with the data's age, and the next tick tries again.
+
+Actions (r retry, c cancel, e requeue) apply to the marked rows (space), else to the
+current row; `a` arms the whole current filter for the next action. Confirmation is
+y/n-sized for one task and "type the count" for several, always with a reason.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+import psycopg
+from psycopg_pool import PoolTimeout
+from rich.table import Table
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Sparkline, Static
+
+from fsar_tui.db import actions as task_actions
+from fsar_tui.db import tasks as task_queries
+from fsar_tui.domain.formatting import between, compact, duration, money
+from fsar_tui.domain.sanitize import safe_text
+from fsar_tui.domain.task_filter import FilterError, TaskFilter, parse_filter
+from fsar_tui.messages import ApplyFilter, LiveBatch
+from fsar_tui.widgets.action_dialog import ActionDialog
+from fsar_tui.widgets.keyed_table import KeyedTable
+from fsar_tui.widgets.status_header import StatusHeader
+
+PAGE = 100
+MAX_LOADED = 2000
+BULK_CAP = 10_000
+COLUMNS = ("id", "status", "type", "model", "att", "worker", "created", "run", "cost", "error")
+SORTS = list(task_queries.SORTABLE)
+STATUS_ORDER = ("queued", "running", "succeeded", "failed", "cancelled")
+STATUS_SHORT = {"queued": "queue", "running": "run", "succeeded": "ok", "failed": "fail", "cancelled": "canc"}
+DB_ERRORS = (psycopg.OperationalError, PoolTimeout, psycopg.errors.QueryCanceled)
+
+
+class QueueScreen(Screen):
+    DEFAULT_CSS = """
+    QueueScreen #top { height: 8; }
+    QueueScreen #top > Static { width: 1fr; padding: 0 1; border-right: solid $panel; }
+    QueueScreen #top > #counts { width: 3fr; }
+    QueueScreen #sparks { height: 1; }
+    QueueScreen #sparks > Static { width: 12; }
+    QueueScreen #sparks > Sparkline { width: 1fr; }
+    QueueScreen #filter { display: none; height: 1; border: none; padding: 0 1; }
+    QueueScreen #filter.-open { display: block; }
+    QueueScreen #filter-status { height: 1; padding: 0 1; background: $panel; }
+    QueueScreen #tasks { height: 1fr; }
+    """
+    BINDINGS = [
+        Binding("slash", "open_filter", "Filter", id="queue.filter"),
+        Binding("escape", "escape", "Back/clear", id="queue.escape", show=False),
+        Binding("enter", "open_task", "Detail", id="queue.detail"),
+        Binding("j", "cursor_down", "Down", id="queue.down", show=False),
+        Binding("k", "cursor_up", "Up", id="queue.up", show=False),
+        Binding("g", "top", "Top", id="queue.top", show=False),
+        Binding("G", "bottom", "Bottom", id="queue.bottom", show=False),
+        Binding("space", "mark", "Mark", id="queue.mark"),
+        Binding("a", "arm_filter", "Act on filter", id="queue.all"),
+        Binding("r", "act('retry')", "Retry", id="queue.retry"),
+        Binding("c", "act('cancel')", "Cancel", id="queue.cancel"),
+        Binding("e", "act('requeue')", "Requeue", id="queue.requeue"),
+        Binding("s", "cycle_sort", "Sort", id="queue.sort"),
+        Binding("S", "flip_sort", "Reverse", id="queue.reverse", show=False),
+        Binding("m", "toggle_models", "By model", id="queue.models", show=False),
+        Binding("p", "pause", "Pause live", id="queue.pause"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.filter = TaskFilter()
+        self.filter_text = ""
+        self.sort = "id"
+        self.descending = True
+        self.rows: list[task_queries.TaskRow] = []
+        self.matching: int | None = None
+        self.by_model = False
+        self.paused = False
+        self.dirty = True
+        self.last_refresh = 0.0
+        self.armed_filter = False
+        self.running: list[tuple] = []
+        self.depth_history: list[float] = []
+        self.loading_more = False
+
+    def compose(self) -> ComposeResult:
+        yield StatusHeader()
+        with Horizontal(id="top"):
+            yield Static(Text("counts: loading…"), id="counts")
+            yield Static(Text("running: loading…"), id="running")
+            yield Static(Text("workers: loading…"), id="workers")
+        with Horizontal(id="sparks"):
+            yield Static(Text(" queue depth"))
+            yield Sparkline([0], id="depth")
+            yield Static(Text(" done/min"))
+            yield Sparkline([0], id="throughput")
+        yield Input(placeholder="status:failed type:self_improvement model:gpt-4o since:2h error~timeout", id="filter")
+        yield Static(Text(""), id="filter-status")
+        yield KeyedTable(COLUMNS, id="tasks")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.app.sync_header(self.query_one(StatusHeader))
+        self.query_one(KeyedTable).focus()
+        self.set_interval(1.0, self.tick)
+        self.render_filter_status()
+
+    # -- data -------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        self.render_running()  # elapsed times tick without a query
+        due = self.dirty or time.monotonic() - self.last_refresh > 5
+        if due and not self.paused and self.app.pool is not None:
+            self.refresh_data()
+
+    def on_live_batch(self, message: LiveBatch) -> None:
+        self.dirty = True
+        if message.batch.presence:
+            self.app.note_presence(message.batch.presence)
+
+    @work(exclusive=True, group="queue-refresh")
+    async def refresh_data(self) -> None:
+        self.dirty = False
+        limit = min(MAX_LOADED, max(PAGE, len(self.rows)))
+        try:
+            async with self.app.pool.connection() as conn:
+                rows = await task_queries.page(conn, task_queries.PageRequest(
+                    self.filter, self.sort, self.descending, None, limit))
+                counts = await task_queries.status_type_counts(conn, self.by_model)
+                self.running = await task_queries.running_tasks(conn)
+                workers = await task_queries.workers(conn)
+                activity = await task_queries.activity(conn, 30)
+                matching = await task_queries.count_matching(conn, self.filter)
+        except DB_ERRORS as exc:
+            self.app.db_unreachable(exc)
+            return
+        self.app.db_reachable()
+        self.last_refresh = time.monotonic()
+        self.rows, self.matching = rows, matching
+        self.query_one(KeyedTable).replace_rows([(r.id, self.cells(r)) for r in rows])
+        self.render_counts(counts)
+        self.render_running()
+        self.render_workers(workers)
+        queued = sum(row[-1] for row in counts if row[0] == "queued")
+        self.depth_history = (self.depth_history + [queued])[-120:]
+        self.query_one("#depth", Sparkline).data = self.depth_history
+        self.query_one("#throughput", Sparkline).data = [done for _, done, _ in activity]
+        self.render_filter_status()
+
+    @work(exclusive=True, group="queue-more")
+    async def load_more(self) -> None:
+        if self.loading_more or not self.rows or len(self.rows) >= MAX_LOADED:
+            return
+        self.loading_more = True
+        try:
+            async with self.app.pool.connection() as conn:
+                more = await task_queries.page(conn, task_queries.PageRequest(
+                    self.filter, self.sort, self.descending, task_queries.sort_key(self.rows[-1], self.sort), PAGE))
+        except DB_ERRORS as exc:
+            self.app.db_unreachable(exc)
+            return
+        finally:
+            self.loading_more = False
+        self.rows += more
+        self.query_one(KeyedTable).append_rows([(r.id, self.cells(r)) for r in more])
+
+    # -- rendering ----------------------------------------------------------------------
+
+    @staticmethod
+    def cells(r: task_queries.TaskRow) -> list[Text]:
+        run = between(r.started_at, r.finished_at or (datetime.now(timezone.utc) if r.status == "running" else None))
+        return [Text(str(r.id)), Text(r.status), safe_text(r.task_type), safe_text(r.ai_model or "-"),
+                Text(str(r.attempt)), safe_text(r.worker_id or "-"), Text(f"{r.created_at:%m-%d %H:%M:%S}"),
+                Text(duration(run)), Text(money(r.cost_minor, r.currency)),
+                # Redact the whole text, then cut: cutting first could split a secret so
+                # that its visible half no longer matches a detector.
+                Text(safe_text((r.error or "").replace("\n", " ")).plain[:80])]
+
+    def render_counts(self, counts: list[tuple]) -> None:
+        table = Table(box=None, padding=(0, 1), show_edge=False, expand=True)
+        table.add_column("type" + (" / model" if self.by_model else ""), no_wrap=True, overflow="ellipsis",
+                         min_width=12, ratio=1)
+        for status in STATUS_ORDER:
+            table.add_column(STATUS_SHORT[status], justify="right", no_wrap=True)
+        grid: dict[str, dict[str, int]] = {}
+        for row in counts:
+            key = " / ".join(str(v) for v in row[1:-1])
+            grid.setdefault(key, {})[row[0]] = row[-1]
+        for key in sorted(grid):
+            table.add_row(safe_text(key), *(Text(compact(grid[key].get(s, 0))) for s in STATUS_ORDER))
+        self.query_one("#counts", Static).update(table)
+
+    def render_running(self) -> None:
+        now = datetime.now(timezone.utc)
+        lines = Text(f"running ({len(self.running)})\n", style="bold")
+        for task_id, task_type, model, worker, started, attempt, _lease in self.running[:6]:
+            lines.append_text(safe_text(f"{duration(between(started, now)):>6} {task_type[:11]}\n"))
+        self.query_one("#running", Static).update(lines)
+
+    def render_workers(self, workers: list[tuple]) -> None:
+        presence = self.app.presence
+        now = datetime.now(timezone.utc)
+        text = Text(f"workers ({len(workers)})\n", style="bold")
+        for worker, last_seen, running, _n in workers[:6]:
+            state = presence.get(worker.rsplit("-", 1)[0]) or presence.get(worker) or "db"
+            text.append_text(safe_text(f"{running}▶ {state} {worker[-14:]}\n"))
+        self.query_one("#workers", Static).update(text)
+
+    def render_filter_status(self) -> None:
+        matching = "…" if self.matching is None else (f"{self.matching - 1:,}+" if self.matching > BULK_CAP else f"{self.matching:,}")
+        parts = [f"filter: {self.filter_text or '(none)'}", f"{matching} matching",
+                 f"sort {self.sort} {'desc' if self.descending else 'asc'}", f"{len(self.rows):,} loaded"]
+        table = self.query_one(KeyedTable)
+        if table.marked:
+            parts.append(f"{len(table.marked)} marked")
+        if self.armed_filter:
+            parts.append("NEXT ACTION: WHOLE FILTER")
+        if self.paused:
+            parts.append("LIVE PAUSED")
+        self.query_one("#filter-status", Static).update(Text(" · ".join(parts)))
+
+    # -- filter ---------------------------------------------------------------------------
+
+    def action_open_filter(self) -> None:
+        field = self.query_one("#filter", Input)
+        field.add_class("-open")
+        field.value = self.filter_text
+        field.focus()
+
+    @on(Input.Submitted, "#filter")
+    def filter_submitted(self, event: Input.Submitted) -> None:
+        self.apply_filter(event.value)
+
+    def on_apply_filter(self, message: ApplyFilter) -> None:
+        self.apply_filter(message.text)
+
+    def apply_filter(self, text: str) -> None:
+        try:
+            parsed = parse_filter(text)
+        except FilterError as exc:
+            self.notify(str(exc), title="filter not applied", severity="error")
+            return
+        self.filter, self.filter_text = parsed, text.strip()
+        self.rows, self.matching = [], None
+        self.armed_filter = False
+        self.query_one(KeyedTable).clear_marks()
+        field = self.query_one("#filter", Input)
+        field.remove_class("-open")
+        self.query_one(KeyedTable).focus()
+        self.render_filter_status()
+        self.refresh_data()
+
+    def action_escape(self) -> None:
+        field = self.query_one("#filter", Input)
+        table = self.query_one(KeyedTable)
+        if field.has_class("-open"):
+            field.remove_class("-open")
+            table.focus()
+        elif self.armed_filter or table.marked:
+            self.armed_filter = False
+            table.clear_marks()
+            self.render_filter_status()
+        elif self.filter_text:
+            self.apply_filter("")
+
+    # -- navigation -------------------------------------------------------------------------
+
+    def action_cursor_down(self) -> None:
+        self.query_one(KeyedTable).action_cursor_down()
+
+    def action_cursor_up(self) -> None:
+        self.query_one(KeyedTable).action_cursor_up()
+
+    def action_top(self) -> None:
+        self.query_one(KeyedTable).move_cursor(row=0)
+
+    def action_bottom(self) -> None:
+        table = self.query_one(KeyedTable)
+        table.move_cursor(row=max(0, len(table.keys) - 1))
+        self.load_more()
+
+    @on(KeyedTable.RowHighlighted)
+    def near_end(self, event: KeyedTable.RowHighlighted) -> None:
+        if event.cursor_row >= len(self.rows) - 5:
+            self.load_more()
+
+    @on(KeyedTable.RowSelected)
+    def row_selected(self, event: KeyedTable.RowSelected) -> None:
+        self.action_open_task()
+
+    def action_open_task(self) -> None:
+        key = self.query_one(KeyedTable).current_key
+        if key is not None:
+            from fsar_tui.screens.task_detail import TaskDetailScreen
+
+            self.app.push_screen(TaskDetailScreen(int(key)))
+
+    def action_mark(self) -> None:
+        table = self.query_one(KeyedTable)
+        table.toggle_mark()
+        table.action_cursor_down()
+        self.render_filter_status()
+
+    def action_cycle_sort(self) -> None:
+        self.sort = SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)]
+        self.rows = []
+        self.refresh_data()
+
+    def action_flip_sort(self) -> None:
+        self.descending = not self.descending
+        self.rows = []
+        self.refresh_data()
+
+    def action_toggle_models(self) -> None:
+        self.by_model = not self.by_model
+        self.refresh_data()
+
+    def action_pause(self) -> None:
+        self.paused = not self.paused
+        self.render_filter_status()
+
+    # -- actions ------------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("act", "arm_filter") and self.app.read_only:
+            return False  # removed, not merely refused: read-only hides them
+        return True
+
+    def action_arm_filter(self) -> None:
+        self.armed_filter = not self.armed_filter
+        self.render_filter_status()
+
+    def action_act(self, action: str) -> None:
+        self.prepare_action(action)
+
+    @work(exclusive=True, group="queue-action")
+    async def prepare_action(self, action: str) -> None:
+        table = self.query_one(KeyedTable)
+        allowed = task_actions.ACTIONS[action][0]
+        if self.armed_filter:
+            try:
+                async with self.app.pool.connection() as conn:
+                    seen = await task_queries.matching_ids(conn, self.filter, allowed, BULK_CAP)
+            except DB_ERRORS as exc:
+                self.app.db_unreachable(exc)
+                return
+            scope = f"filter: {self.filter_text or '(all tasks)'}"
+        else:
+            by_id = {r.id: r.status for r in self.rows}
+            keys = sorted(table.marked) if table.marked else ([table.current_key] if table.current_key is not None else [])
+            seen = [(int(k), by_id[int(k)]) for k in keys if int(k) in by_id]
+            scope = "marked tasks" if table.marked else "task"
+        applicable = [(i, s) for i, s in seen if s in allowed]
+        if not applicable:
+            self.notify(f"nothing to {action}: it applies to {', '.join(allowed)} tasks", severity="warning")
+            return
+        what = f"task {applicable[0][0]}" if len(applicable) == 1 else f"{len(applicable)} tasks"
+        reason = await self.app.push_screen_wait(ActionDialog(f"{action.capitalize()} {what} ({scope})?",
+                                                              len(applicable)))
+        if reason is None:
+            return
+        try:
+            async with self.app.pool.connection() as conn:
+                result = await task_actions.apply_action(conn, action, applicable, reason,
+                                                         scope=f"{scope}: {','.join(str(i) for i, _ in applicable[:50])}")
+        except task_actions.ActionRefused as exc:
+            self.notify(str(exc), title=f"{action} refused", severity="error", timeout=10)
+            return
+        except DB_ERRORS as exc:
+            self.app.db_unreachable(exc)
+            return
+        message = f"{action}: {len(result.done)} done"
+        if result.changed:
+            message += f"; {len(result.changed)} changed meanwhile and were left alone: " + \
+                       ", ".join(str(i) for i in result.changed[:10])
+        self.notify(message, severity="warning" if result.changed else "information", timeout=8)
+        table.clear_marks()
+        self.armed_filter = False
+        self.dirty = True
+        self.render_filter_status()

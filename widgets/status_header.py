@@ -1,0 +1,45 @@
+"""The one-line header: database, server, connection state, live source, alerts.
+
+Every value is shown literally (a `Text`, never markup) and the DSN arrives masked.
+"""
+
+from __future__ import annotations
+
+import time
+
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widget import Widget
+
+
+class StatusHeader(Widget):
+    DEFAULT_CSS = """
+    StatusHeader { height: 1; background: $primary-background; color: $text; padding: 0 1; }
+    StatusHeader.-reconnecting { background: $error; }
+    """
+
+    database: reactive[str] = reactive("")
+    server: reactive[str] = reactive("")
+    state: reactive[str] = reactive("connecting")
+    live: reactive[str] = reactive("-")
+    alerts: reactive[int] = reactive(0)
+    read_only: reactive[bool] = reactive(False)
+    since: reactive[float | None] = reactive(None)  # when the data shown was last fresh
+
+    def on_mount(self) -> None:
+        self.set_interval(1.0, self.refresh)
+
+    def watch_state(self, state: str) -> None:
+        self.set_class(state == "reconnecting", "-reconnecting")
+
+    def render(self) -> Text:
+        parts = [self.database]
+        if self.server:
+            parts.append(f"PG {self.server}")
+        state = self.state
+        if state == "reconnecting" and self.since is not None:
+            state = f"RECONNECTING · data {int(time.monotonic() - self.since)}s old"
+        parts += [state, f"live: {self.live}", f"alerts: {self.alerts}"]
+        if self.read_only:
+            parts.append("READ-ONLY")
+        return Text(" · ".join(parts), no_wrap=True, overflow="ellipsis")
