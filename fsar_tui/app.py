@@ -14,6 +14,7 @@ connected / RECONNECTING with the age of the data shown, live source, alerts.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable
 
@@ -71,6 +72,7 @@ class FsarApp(App):
         super().__init__()
         self.settings = settings
         self.dsn = dsn
+        self.dsn_label = mask_dsn(dsn)
         self.pool = None
         self.read_only = settings.read_only
         self.server_version = ""
@@ -85,6 +87,10 @@ class FsarApp(App):
     # -- lifecycle --------------------------------------------------------------------
 
     def on_mount(self) -> None:
+        # The pool logs each failed reconnect; the header already says so, and a stray
+        # stderr line would tear the screen.
+        logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
+        logging.getLogger("psycopg.pool").propagate = False
         self.switch_mode("queue")
         self.set_interval(1.0, self.update_headers)
         self.connect()
@@ -145,7 +151,7 @@ class FsarApp(App):
             self.presence[p.worker_id] = p.state
 
     def sync_header(self, header: StatusHeader) -> None:
-        header.database = mask_dsn(self.dsn)
+        header.database = self.dsn_label
         header.server = self.server_version
         header.state = self.db_state
         header.since = self.fresh_at

@@ -18,7 +18,6 @@ y/n-sized for one task and "type the count" for several, always with a reason.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
 
 import psycopg
 from psycopg_pool import PoolTimeout
@@ -32,6 +31,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Sparkline, Static
 
 from fsar_tui.db import actions as task_actions
+from fsar_tui import clock
 from fsar_tui.db import tasks as task_queries
 from fsar_tui.domain.formatting import between, compact, duration, money
 from fsar_tui.domain.sanitize import safe_text
@@ -99,6 +99,7 @@ class QueueScreen(Screen):
         self.running: list[tuple] = []
         self.depth_history: list[float] = []
         self.loading_more = False
+        self.refresh_worker = None
 
     def compose(self) -> ComposeResult:
         yield StatusHeader()
@@ -127,8 +128,11 @@ class QueueScreen(Screen):
     def tick(self) -> None:
         self.render_running()  # elapsed times tick without a query
         due = self.dirty or time.monotonic() - self.last_refresh > 5
-        if due and not self.paused and self.app.pool is not None:
-            self.refresh_data()
+        # Never start a refresh over one still waiting (for a dead server, say): the
+        # exclusive worker would cancel it before it could time out and report.
+        in_flight = self.refresh_worker is not None and self.refresh_worker.is_running
+        if due and not self.paused and self.app.pool is not None and not in_flight:
+            self.refresh_worker = self.refresh_data()
 
     def on_live_batch(self, message: LiveBatch) -> None:
         self.dirty = True
@@ -185,7 +189,7 @@ class QueueScreen(Screen):
 
     @staticmethod
     def cells(r: task_queries.TaskRow) -> list[Text]:
-        run = between(r.started_at, r.finished_at or (datetime.now(timezone.utc) if r.status == "running" else None))
+        run = between(r.started_at, r.finished_at or (clock.now() if r.status == "running" else None))
         return [Text(str(r.id)), Text(r.status), safe_text(r.task_type), safe_text(r.ai_model or "-"),
                 Text(str(r.attempt)), safe_text(r.worker_id or "-"), Text(f"{r.created_at:%m-%d %H:%M:%S}"),
                 Text(duration(run)), Text(money(r.cost_minor, r.currency)),
@@ -208,19 +212,21 @@ class QueueScreen(Screen):
         self.query_one("#counts", Static).update(table)
 
     def render_running(self) -> None:
-        now = datetime.now(timezone.utc)
+        now = clock.now()
         lines = Text(f"running ({len(self.running)})\n", style="bold")
         for task_id, task_type, model, worker, started, attempt, _lease in self.running[:6]:
-            lines.append_text(safe_text(f"{duration(between(started, now)):>6} {task_type[:11]}\n"))
+            lines.append_text(safe_text(f"{duration(between(started, now)):>6} {task_type[:9]}\n"))
         self.query_one("#running", Static).update(lines)
 
     def render_workers(self, workers: list[tuple]) -> None:
         presence = self.app.presence
-        now = datetime.now(timezone.utc)
+        now = clock.now()
         text = Text(f"workers ({len(workers)})\n", style="bold")
         for worker, last_seen, running, _n in workers[:6]:
-            state = presence.get(worker.rsplit("-", 1)[0]) or presence.get(worker) or "db"
-            text.append_text(safe_text(f"{running}▶ {state} {worker[-14:]}\n"))
+            # Presence comes from MQTT (per worker process); without a broker, the database says.
+            state = presence.get(worker.rsplit("-", 1)[0]) or presence.get(worker)
+            mark = {"online": "●", "offline": "○"}.get(state or "", "·")
+            text.append_text(safe_text(f"{mark}{running}▶ {worker[-12:]}\n"))
         self.query_one("#workers", Static).update(text)
 
     def render_filter_status(self) -> None:

@@ -5,7 +5,6 @@ and redacted (domain.sanitize / domain.redact) before it is shown."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from typing import Any
 
 from rich.console import Group
@@ -19,6 +18,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from fsar_tui import clock
 from fsar_tui.db.tasks import task_detail
 from fsar_tui.domain.formatting import between, duration, money
 from fsar_tui.domain.sanitize import safe_str, safe_text
@@ -66,7 +66,7 @@ class TaskDetailScreen(Screen):
         facts.add_column(style="bold")
         facts.add_column()
         wait = between(t["queued_at"], t["started_at"])
-        run = between(t["started_at"], t["finished_at"] or (datetime.now(timezone.utc) if t["started_at"] else None))
+        run = between(t["started_at"], t["finished_at"] or (clock.now() if t["started_at"] else None))
         rows = [
             ("task", f"{t['id']} · {t['task_type']} · {t['ai_model'] or 'no model'}"),
             ("status", f"{t['status']} · attempt {t['attempt']} of {t['max_attempts']} · worker {t['worker_id'] or '-'}"),

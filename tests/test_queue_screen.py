@@ -232,3 +232,38 @@ async def test_remapped_key_from_config(queue_db):
         assert app.is_running
         await pilot.press("ctrl+q")
     assert not app.is_running
+
+
+@pytest.fixture
+def own_cluster():
+    from support.pgcluster import Cluster
+
+    cluster = Cluster().start()
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+@pytest.mark.slow
+async def test_screen_keeps_its_data_while_the_database_restarts_and_recovers(own_cluster):
+    from fsar_tui.db.migrations import migrate
+
+    dsn = own_cluster.dsn()
+    migrate(dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO execution_tasks (task_type) SELECT 'implement_idea' FROM generate_series(1, 50)")
+    app = FsarApp(settings=Settings(dsn=dsn, live="poll"), dsn=dsn)
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert await until(pilot, lambda: len(table(app).keys) == 50)
+        own_cluster.stop()
+        app.screen.dirty = True
+        header = app.screen.query_one(StatusHeader)
+        assert await until(pilot, lambda: header.state == "reconnecting", tries=400)
+        assert "RECONNECTING" in str(header.render()) and "old" in str(header.render())
+        assert len(table(app).keys) == 50  # last data kept on screen
+        own_cluster.start()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("INSERT INTO execution_tasks (task_type) VALUES ('after_restart')")
+        app.screen.dirty = True
+        assert await until(pilot, lambda: header.state == "connected" and len(table(app).keys) == 51, tries=600)

@@ -120,6 +120,11 @@ async def open_pool(
         max_size=max_size,
         open=False,
         configure=configure,
+        # Verify a pooled connection before handing it out (a restarted server leaves
+        # dead ones behind), and give up waiting quickly so the screen can say so.
+        check=AsyncConnectionPool.check_connection,
+        timeout=wait_timeout,
+        reconnect_timeout=365 * 24 * 3600.0,  # keep trying; the UI shows the state meanwhile
         name="fsar-tui",
     )
     try:
