@@ -59,13 +59,15 @@ class QueueScreen(Screen):
     QueueScreen #sparks { height: 1; }
     QueueScreen #sparks > Static { width: 12; }
     QueueScreen #sparks > Sparkline { width: 1fr; }
-    QueueScreen #filter { display: none; height: 1; border: none; padding: 0 1; }
-    QueueScreen #filter.-open { display: block; }
+    QueueScreen #filter { height: 1; border: none; padding: 0 1; }
     QueueScreen #filter-status { height: 1; padding: 0 1; background: $panel; }
     QueueScreen #tasks { height: 1fr; }
     """
     BINDINGS = [
-        Binding("slash", "open_filter", "Filter", id="queue.filter"),
+        # Priority: handled as the key arrives, so the keys behind it in one burst are
+        # already routed to the filter bar (non-priority bindings run after the app has
+        # forwarded the rest of the burst to the table).
+        Binding("slash", "open_filter", "Filter", id="queue.filter", priority=True),
         Binding("escape", "escape", "Back/clear", id="queue.escape", show=False),
         Binding("enter", "open_task", "Detail", id="queue.detail"),
         Binding("j", "cursor_down", "Down", id="queue.down", show=False),
@@ -245,10 +247,18 @@ class QueueScreen(Screen):
     # -- filter ---------------------------------------------------------------------------
 
     def action_open_filter(self) -> None:
+        # The bar is always laid out (k9s style) so focus moves at once and keys typed
+        # right after `/` land in it, even when they arrive in the same burst.
         field = self.query_one("#filter", Input)
-        field.add_class("-open")
+        if field.has_focus or isinstance(self.focused, Input):
+            self.focused.insert_text_at_cursor("/")  # a '/' typed inside a value
+            return
+        if self.app.screen is not self:
+            return
         field.value = self.filter_text
-        field.focus()
+        # set_focus is immediate; Widget.focus() is deferred behind keys already queued,
+        # and over SSH "/status:failed⏎" often arrives as one burst.
+        self.set_focus(field)
 
     @on(Input.Submitted, "#filter")
     def filter_submitted(self, event: Input.Submitted) -> None:
@@ -267,18 +277,16 @@ class QueueScreen(Screen):
         self.rows, self.matching = [], None
         self.armed_filter = False
         self.query_one(KeyedTable).clear_marks()
-        field = self.query_one("#filter", Input)
-        field.remove_class("-open")
-        self.query_one(KeyedTable).focus()
+        self.set_focus(self.query_one(KeyedTable))
         self.render_filter_status()
         self.refresh_data()
 
     def action_escape(self) -> None:
         field = self.query_one("#filter", Input)
         table = self.query_one(KeyedTable)
-        if field.has_class("-open"):
-            field.remove_class("-open")
-            table.focus()
+        if field.has_focus:
+            field.value = self.filter_text
+            self.set_focus(table)
         elif self.armed_filter or table.marked:
             self.armed_filter = False
             table.clear_marks()

@@ -33,13 +33,12 @@ class StatusHeader(Widget):
         self.set_class(state == "reconnecting", "-reconnecting")
 
     def render(self) -> Text:
-        parts = [self.database]
-        if self.server:
-            parts.append(f"PG {self.server}")
+        # Most urgent first: on a narrow terminal the DSN is what gets cut, not the state.
         state = self.state
         if state == "reconnecting" and self.since is not None:
             state = f"RECONNECTING · data {int(time.monotonic() - self.since)}s old"
-        parts += [state, f"live: {self.live}", f"alerts: {self.alerts}"]
-        if self.read_only:
-            parts.append("READ-ONLY")
+        parts = ["READ-ONLY"] if self.read_only else []
+        parts += [state, f"live: {self.live}", f"alerts: {self.alerts}", self.database]
+        if self.server:
+            parts.append(f"PG {self.server}")
         return Text(" · ".join(parts), no_wrap=True, overflow="ellipsis")

@@ -1,0 +1,60 @@
+"""End to end: the real `fsar-tui` in a real terminal (tmux), driven by keystrokes."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+
+def tmux(*args: str) -> str:
+    return subprocess.run(["tmux", *args], capture_output=True, text=True, check=True).stdout
+
+
+def wait_for(session: str, needle: str, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    screen = ""
+    while time.monotonic() < deadline:
+        screen = tmux("capture-pane", "-p", "-t", session)
+        if needle in screen:
+            return screen
+        time.sleep(0.2)
+    raise AssertionError(f"{needle!r} never appeared; screen was:\n{screen}")
+
+
+@pytest.mark.slow
+def test_real_app_in_tmux_against_a_seeded_database(run_cli, db_dsn, isolated_env, tmp_path):
+    seeded = run_cli("seed", "--days", "2", "--tasks", "2000", "--seed", "4", "--dsn", db_dsn)
+    assert seeded.returncode == 0, seeded.stderr
+    session = f"fsar-e2e-{uuid.uuid4().hex[:6]}"
+    env_args = [arg for key in ("XDG_CONFIG_HOME", "XDG_DATA_HOME") for arg in ("-e", f"{key}={isolated_env[key]}")]
+    command = f"{sys.executable} -m fsar_tui --dsn '{db_dsn}' --live poll; echo EXITED-$?; sleep 30"
+    tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "30", *env_args, command)
+    try:
+        screen = wait_for(session, "2,000 matching")
+        assert "connected" in screen and "live: poll" in screen and "running" in screen
+        tmux("send-keys", "-t", session, "/", "status:failed", "Enter")
+        wait_for(session, "filter: status:failed")
+        deadline = time.monotonic() + 20
+        while True:  # the table follows the status line once the query returns
+            rows = [line.split() for line in tmux("capture-pane", "-p", "-t", session).splitlines()
+                    if line.strip()[:1].isdigit()]
+            statuses = {row[1] for row in rows if len(row) > 1}
+            if statuses == {"failed"} or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert statuses == {"failed"}
+        tmux("send-keys", "-t", session, "2")
+        wait_for(session, "PLACEHOLDER")
+        tmux("send-keys", "-t", session, "1")
+        wait_for(session, "filter: status:failed")
+        tmux("send-keys", "-t", session, "q")
+        wait_for(session, "EXITED-0")
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
