@@ -1,7 +1,8 @@
 """`make bench`: every benchmark, printed as tables of ratios against the naive approach.
 
 Uses FSAR_BENCH_DSN or FSAR_TEST_DSN (else a throwaway PostgreSQL), FSAR_TEST_MQTT_URL
-(else a throwaway broker). BENCH_SCALE=small runs quicker, smaller versions.
+(else a throwaway broker). BENCH_SCALE=small runs quicker, smaller versions;
+BENCH_ONLY=executor or BENCH_ONLY=queue runs one group.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import os
 from contextlib import ExitStack
 
-from bench import executor_bench
+from bench import executor_bench, queue_bench
 from bench.common import server
 
 
@@ -23,7 +24,11 @@ def main() -> None:
             broker = Broker()
             stack.callback(broker.stop)
             mqtt_url = broker.url
-        executor_bench.run(server_dsn, mqtt_url)
+        which = os.environ.get("BENCH_ONLY", "executor,queue").split(",")
+        if "executor" in which:
+            executor_bench.run(server_dsn, mqtt_url)
+        if "queue" in which:
+            queue_bench.run(server_dsn)
 
 
 main()

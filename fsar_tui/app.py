@@ -30,7 +30,7 @@ from fsar_tui.db.server import aserver_facts
 from fsar_tui.dsn import mask_dsn
 from fsar_tui.errors import FsarError
 from fsar_tui.live.events import Presence
-from fsar_tui.messages import ApplyFilter, LiveBatch
+from fsar_tui.messages import ApplyFilter, DatabaseReady, LiveBatch
 from fsar_tui.screens.command_line import CommandLine
 from fsar_tui.screens.help import HelpScreen
 from fsar_tui.screens.placeholder import PlaceholderScreen
@@ -87,10 +87,11 @@ class FsarApp(App):
     # -- lifecycle --------------------------------------------------------------------
 
     def on_mount(self) -> None:
-        # The pool logs each failed reconnect; the header already says so, and a stray
-        # stderr line would tear the screen.
-        logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
-        logging.getLogger("psycopg.pool").propagate = False
+        # psycopg logs each failed reconnect and each query cancelled at exit; the header
+        # already says the first, and a stray stderr line would tear the screen.
+        for name in ("psycopg", "psycopg.pool"):
+            logging.getLogger(name).addHandler(logging.NullHandler())
+            logging.getLogger(name).propagate = False
         self.switch_mode("queue")
         self.set_interval(1.0, self.update_headers)
         self.connect()
@@ -104,6 +105,7 @@ class FsarApp(App):
                 async with self.pool.connection() as conn:
                     self.server_version = (await aserver_facts(conn)).version.split(" ")[0]
                 self.db_reachable()
+                self.screen.post_message(DatabaseReady())
             except FsarError as err:
                 self.db_state = f"unreachable: {err.message}"
                 self.update_headers()

@@ -21,3 +21,7 @@ class ApplyFilter(Message):
     def __init__(self, text: str) -> None:
         super().__init__()
         self.text = text
+
+
+class DatabaseReady(Message):
+    """The pool is open: screens load at once instead of waiting for their next tick."""

@@ -36,7 +36,7 @@ from fsar_tui.db import tasks as task_queries
 from fsar_tui.domain.formatting import between, compact, duration, money
 from fsar_tui.domain.sanitize import safe_text
 from fsar_tui.domain.task_filter import FilterError, TaskFilter, parse_filter
-from fsar_tui.messages import ApplyFilter, LiveBatch
+from fsar_tui.messages import ApplyFilter, DatabaseReady, LiveBatch
 from fsar_tui.widgets.action_dialog import ActionDialog
 from fsar_tui.widgets.keyed_table import KeyedTable
 from fsar_tui.widgets.status_header import StatusHeader
@@ -136,6 +136,9 @@ class QueueScreen(Screen):
         if due and not self.paused and self.app.pool is not None and not in_flight:
             self.refresh_worker = self.refresh_data()
 
+    def on_database_ready(self, message: DatabaseReady) -> None:
+        self.tick()
+
     def on_live_batch(self, message: LiveBatch) -> None:
         self.dirty = True
         if message.batch.presence:
@@ -149,6 +152,9 @@ class QueueScreen(Screen):
             async with self.app.pool.connection() as conn:
                 rows = await task_queries.page(conn, task_queries.PageRequest(
                     self.filter, self.sort, self.descending, None, limit))
+                # Paint the table first; the panels follow in the same round.
+                self.rows = rows
+                self.query_one(KeyedTable).replace_rows([(r.id, self.cells(r)) for r in rows])
                 counts = await task_queries.status_type_counts(conn, self.by_model)
                 self.running = await task_queries.running_tasks(conn)
                 workers = await task_queries.workers(conn)
@@ -159,8 +165,7 @@ class QueueScreen(Screen):
             return
         self.app.db_reachable()
         self.last_refresh = time.monotonic()
-        self.rows, self.matching = rows, matching
-        self.query_one(KeyedTable).replace_rows([(r.id, self.cells(r)) for r in rows])
+        self.matching = matching
         self.render_counts(counts)
         self.render_running()
         self.render_workers(workers)

@@ -1,0 +1,87 @@
+"""Queue-screen benchmarks (issue: the shell and the live queue screen).
+
+On N seeded tasks (1,000,000; BENCH_SCALE=small: 100,000), same database, same run:
+- page down: the keyset page 200 pages deep vs the naive OFFSET page at the same depth;
+- indexed filter (status:failed type:self_improvement) first page;
+- counts per status × type (the query behind the counts panel);
+- first paint: app start → first rows on screen (headless Pilot), and its peak RSS.
+Each beside its goal from the issue (goals are stated for 10,000,000 tasks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import time
+
+import psycopg
+
+from bench.common import SMALL, fresh_database, median, print_table
+from fsar_tui.db import tasks
+from fsar_tui.db.connect import aconnect
+from fsar_tui.domain.task_filter import parse_filter
+from fsar_tui.sim.seed import seed_history
+
+
+async def timed(fn, repeat: int = 7) -> float:
+    samples = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        await fn()
+        samples.append((time.perf_counter() - t) * 1000)
+    return median(samples)
+
+
+async def queries(dsn: str) -> list[list[object]]:
+    conn = await aconnect(dsn)
+    try:
+        first = await tasks.page(conn, tasks.PageRequest(limit=100))
+        anchor = first[-1].id - 200 * 100  # 200 pages down
+        keyset = await timed(lambda: tasks.page(conn, tasks.PageRequest(after=(anchor, anchor), limit=100)))
+        offset = await timed(lambda: conn.execute(
+            f"SELECT {tasks.LIST_COLUMNS} FROM execution_tasks t ORDER BY t.id DESC OFFSET 20000 LIMIT 100"))
+        f = parse_filter("status:failed type:self_improvement")
+        filtered = await timed(lambda: tasks.page(conn, tasks.PageRequest(filter=f, limit=100)))
+        counts = await timed(lambda: tasks.status_type_counts(conn), repeat=3)
+    finally:
+        await conn.close()
+    return [
+        ["page down (keyset, 200 pages deep)", f"{keyset:.1f} ms", f"{offset / keyset:.0f}× faster than OFFSET", "≤ 50 ms"],
+        ["page down (naive OFFSET 20,000)", f"{offset:.1f} ms", "1×", ""],
+        ["indexed filter, first page", f"{filtered:.1f} ms", "", "≤ 200 ms"],
+        ["counts per status × type", f"{counts:.1f} ms", "", "(feeds first paint)"],
+    ]
+
+
+async def first_paint(dsn: str) -> list[list[object]]:
+    from fsar_tui.app import FsarApp
+    from fsar_tui.config import Settings
+    from fsar_tui.widgets.keyed_table import KeyedTable
+
+    app = FsarApp(settings=Settings(dsn=dsn, live="notify"), dsn=dsn)
+    async with app.run_test(size=(160, 48)) as pilot:
+        start = time.perf_counter()
+        connected = None
+        while True:
+            if connected is None and app.pool is not None:
+                connected = time.perf_counter()
+            tables = app.screen.query(KeyedTable)
+            if tables and tables.first().keys:
+                break
+            await pilot.pause(0.005)
+        painted = time.perf_counter()
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return [
+        ["first paint after connect", f"{(painted - (connected or start)) * 1000:.0f} ms", "", "≤ 300 ms"],
+        ["peak RSS of the bench process (app included)", f"{rss_mb:.0f} MB", "", "≤ 150 MB"],
+    ]
+
+
+def run(server_dsn: str) -> None:
+    n = 100_000 if SMALL else 1_000_000
+    with fresh_database(server_dsn) as dsn:
+        seed_history(dsn, days=30, tasks=n, seed=9)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE execution_tasks")
+        rows = asyncio.run(queries(dsn)) + asyncio.run(first_paint(dsn))
+    print_table(f"Queue screen on {n:,} tasks (goals are for 10,000,000)", ["measure", "median", "ratio", "goal"], rows)
