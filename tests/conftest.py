@@ -115,6 +115,18 @@ def legacy_dsn(empty_dsn: str) -> str:
     return empty_dsn
 
 
+@pytest.fixture
+def own_cluster():
+    """A PostgreSQL server of this test's own, which it may stop and start."""
+    from support.pgcluster import Cluster
+
+    cluster = Cluster().start()
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
 @pytest.fixture(scope="session")
 def mqtt_url() -> Iterator[str]:
     """A real MQTT broker: FSAR_TEST_MQTT_URL, else one the suite starts."""

@@ -10,14 +10,7 @@ from fsar_tui.db.migrations import LEGACY_REVISION, downgrade, head_revision, kn
 from fsar_tui.errors import CheckFailed, UnknownRevision
 
 
-def q(dsn, sql, params=None):
-    with psycopg.connect(dsn) as conn:
-        return conn.execute(sql, params).fetchall()
-
-
-def x(dsn, sql, params=None):
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(sql, params)
+from support.sql import q, x
 
 
 def current_revision(dsn):

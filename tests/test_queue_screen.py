@@ -234,16 +234,6 @@ async def test_remapped_key_from_config(queue_db):
     assert not app.is_running
 
 
-@pytest.fixture
-def own_cluster():
-    from support.pgcluster import Cluster
-
-    cluster = Cluster().start()
-    try:
-        yield cluster
-    finally:
-        cluster.destroy()
-
 
 @pytest.mark.slow
 async def test_screen_keeps_its_data_while_the_database_restarts_and_recovers(own_cluster):

@@ -15,14 +15,7 @@ from fsar_tui.db import executor
 from fsar_tui.db.connect import aconnect
 
 
-def q(dsn, sql, params=None):
-    with psycopg.connect(dsn) as conn:
-        return conn.execute(sql, params).fetchall()
-
-
-def x(dsn, sql, params=None):
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(sql, params)
+from support.sql import q, x
 
 
 def sim_process(dsn, env, *args, **popen):
@@ -223,22 +216,12 @@ def test_seed_writes_consistent_reproducible_history(run_cli, db_dsn, server_dsn
         drop_database(server_dsn, other)
 
 
-@pytest.fixture
-def restartable_cluster():
-    from support.pgcluster import Cluster
-
-    cluster = Cluster().start()
-    try:
-        yield cluster
-    finally:
-        cluster.destroy()
-
 
 @pytest.mark.slow
-def test_workers_survive_a_database_restart_mid_run(restartable_cluster, isolated_env):
+def test_workers_survive_a_database_restart_mid_run(own_cluster, isolated_env):
     from fsar_tui.db.migrations import migrate
 
-    dsn = restartable_cluster.dsn()
+    dsn = own_cluster.dsn()
     migrate(dsn)
     x(dsn, "INSERT INTO execution_tasks (task_type, ai_model) SELECT 'implement_idea', 'gpt-4o-mini' "
            "FROM generate_series(1, 300)")
@@ -248,7 +231,7 @@ def test_workers_survive_a_database_restart_mid_run(restartable_cluster, isolate
     while q(dsn, "SELECT count(*) FROM execution_tasks WHERE status = 'succeeded'")[0][0] < 20:
         assert time.monotonic() < deadline, "the simulator made no progress"
         time.sleep(0.1)
-    restartable_cluster.restart()
+    own_cluster.restart()
     _, err = proc.communicate(timeout=180)
     assert proc.returncode == 0, err
     assert q(dsn, "SELECT count(*) FROM execution_tasks WHERE status IN ('queued', 'running')") == [(0,)]

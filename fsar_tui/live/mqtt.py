@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
-import random
 import ssl
 from dataclasses import dataclass
 from typing import Any
@@ -28,13 +26,12 @@ from urllib.parse import unquote, urlsplit
 
 import aiomqtt
 
-from fsar_tui.domain.backoff import backoff_delay
 from fsar_tui.dsn import mask_dsn
 from fsar_tui.errors import UsageError
 from fsar_tui.live.bus import EventBus
 from fsar_tui.live.events import parse_mqtt
+from fsar_tui.live.reconnect import Reconnect
 
-log = logging.getLogger("fsar_tui.live")
 TOPICS = ("fsar/v1/tasks/#", "fsar/v1/workers/#", "fsar/v1/control/#")
 
 
@@ -92,31 +89,24 @@ class MqttPublisher:
             self.dropped += 1
 
     async def run(self) -> None:
-        attempt = 0
-        rng = random.Random()
+        policy = Reconnect(f"mqtt {mask_dsn(self.url)}", base=0.5, cap=10.0, lost_message=(
+            "{what}: broker unavailable ({error}); continuing with database events only, retrying"))
         will = aiomqtt.Will(self.presence_topic, json.dumps({"state": "offline"}), qos=1, retain=True)
         while not self._stopping:
             try:
                 async with self.target.client(will=will) as client:
                     await client.publish(self.presence_topic, json.dumps({"state": "online", **self.presence}),
                                          qos=1, retain=True)
-                    if attempt:
-                        log.warning("mqtt: reconnected to %s", mask_dsn(self.url))
-                    attempt = 0
+                    policy.connected()
                     self.client = client
                     self.connected.set()
                     # Hold the connection open until it breaks (or we are stopped).
                     async for _ in client.messages:
                         pass
-                    await asyncio.Future()
             except aiomqtt.MqttError as exc:
                 self.client = None
                 self.connected.clear()
-                if attempt == 0:
-                    log.warning("mqtt: broker %s unavailable (%s); continuing with database events only, retrying",
-                                mask_dsn(self.url), exc)
-                attempt += 1
-                await asyncio.sleep(backoff_delay(attempt, rng, base=0.5, cap=10.0))
+                await policy.failed(exc)
 
     async def close(self) -> None:
         """Graceful stop: say offline ourselves (the Will is for crashes)."""
@@ -141,16 +131,13 @@ class MqttSource:
         self.subscribed = asyncio.Event()
 
     async def run(self) -> None:
-        attempt = 0
-        rng = random.Random()
+        policy = Reconnect(f"mqtt {mask_dsn(self.url)}", base=0.5, cap=10.0)
         while True:
             try:
                 async with self.target.client() as client:
                     for topic in TOPICS:
                         await client.subscribe(topic, qos=1)
-                    if attempt:
-                        log.warning("mqtt: reconnected to %s", mask_dsn(self.url))
-                    attempt = 0
+                    policy.connected()
                     self.state = "connected"
                     self.subscribed.set()
                     self.bus.request_resync()
@@ -160,9 +147,6 @@ class MqttSource:
                             self.bus.publish(event)
             except aiomqtt.MqttError as exc:
                 self.subscribed.clear()
-                if attempt == 0:
-                    log.warning("mqtt: lost %s (%s); reconnecting", mask_dsn(self.url), exc)
                 self.state = "reconnecting"
                 self.reconnects += 1
-                attempt += 1
-                await asyncio.sleep(backoff_delay(attempt, rng, base=0.5, cap=10.0))
+                await policy.failed(exc)

@@ -11,22 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
-import random
 import uuid
 
 import psycopg
 
 from fsar_tui.db.connect import aconnect
-from fsar_tui.domain.backoff import backoff_delay
 from fsar_tui.dsn import describe_target
 from fsar_tui.errors import ConnectionFailed
 from fsar_tui.live.bus import EventBus
 from fsar_tui.live.events import parse_notify
+from fsar_tui.live.reconnect import Reconnect
 
 CHANNEL = "fsar_events"
 PROBE_TIMEOUT_S = 2.0
-log = logging.getLogger("fsar_tui.live")
 
 
 class ListenUnsupported(Exception):
@@ -72,28 +69,21 @@ class NotifySource:
         return conn
 
     async def run(self, first: psycopg.AsyncConnection | None = None) -> None:
-        attempt = 0
-        rng = random.Random()
+        policy = Reconnect(f"notify {describe_target(self.dsn)}")
         conn = first
         while True:
             try:
                 if conn is None:
                     conn = await self.connect()
-                if attempt:
-                    log.warning("notify: reconnected to %s", describe_target(self.dsn))
-                attempt = 0
+                policy.connected()
                 self.state = "connected"
                 self.bus.request_resync()
                 async for note in conn.notifies():
                     self._handle(note.payload)
             except (psycopg.OperationalError, ConnectionFailed) as exc:
-                if attempt == 0:
-                    log.warning("notify: lost %s (%s); reconnecting", describe_target(self.dsn),
-                                str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
                 self.state = "reconnecting"
                 self.reconnects += 1
-                attempt += 1
                 if conn is not None:
                     await conn.close()
                 conn = None
-                await asyncio.sleep(backoff_delay(attempt, rng, base=0.2, cap=5.0))
+                await policy.failed(exc)

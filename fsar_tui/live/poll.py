@@ -10,23 +10,20 @@ by the periodic resync (every RESYNC_S), because the database is the truth.
 from __future__ import annotations
 
 import asyncio
-import logging
-import random
 import time
 
 import psycopg
 
 from fsar_tui.db.connect import aconnect
 from fsar_tui.db.live_queries import events_after, latest_event_id
-from fsar_tui.domain.backoff import backoff_delay
 from fsar_tui.dsn import describe_target
 from fsar_tui.errors import ConnectionFailed
 from fsar_tui.live.bus import EventBus
 from fsar_tui.live.events import TaskChange
+from fsar_tui.live.reconnect import Reconnect
 
 LOOKBACK_IDS = 2000
 RESYNC_S = 30.0
-log = logging.getLogger("fsar_tui.live")
 
 
 class PollSource:
@@ -42,17 +39,14 @@ class PollSource:
         self._seen: set[int] = set()
 
     async def run(self) -> None:
-        attempt = 0
-        rng = random.Random()
+        policy = Reconnect(f"poll {describe_target(self.dsn)}")
         conn = None
         while True:
             try:
                 conn = await aconnect(self.dsn)
                 if self.high == 0:
                     self.high = await latest_event_id(conn)
-                if attempt:
-                    log.warning("poll: reconnected to %s", describe_target(self.dsn))
-                attempt = 0
+                policy.connected()
                 self.state = "connected"
                 self.bus.request_resync()
                 last_resync = time.monotonic()
@@ -63,15 +57,12 @@ class PollSource:
                         last_resync = time.monotonic()
                     await asyncio.sleep(self.interval)
             except (psycopg.OperationalError, ConnectionFailed) as exc:
-                if attempt == 0:
-                    log.warning("poll: lost %s (%s); reconnecting", describe_target(self.dsn), exc)
                 self.state = "reconnecting"
                 self.reconnects += 1
-                attempt += 1
                 if conn is not None:
                     await conn.close()
                 conn = None
-                await asyncio.sleep(backoff_delay(attempt, rng, base=0.2, cap=5.0))
+                await policy.failed(exc)
 
     async def poll_once(self, conn: psycopg.AsyncConnection) -> int:
         floor = max(0, self.high - LOOKBACK_IDS)

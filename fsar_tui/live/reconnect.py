@@ -1,0 +1,40 @@
+"""One reconnect policy for every long-lived connection (NOTIFY, polling, MQTT).
+
+Backoff with full jitter (domain.backoff), and outages reported once: one line when
+the connection is lost, one when it is back — never one per retry or per message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+
+from fsar_tui.domain.backoff import backoff_delay
+
+log = logging.getLogger("fsar_tui.live")
+
+
+class Reconnect:
+    def __init__(self, what: str, *, base: float = 0.2, cap: float = 5.0,
+                 lost_message: str = "{what}: lost ({error}); reconnecting") -> None:
+        self.what = what
+        self.base = base
+        self.cap = cap
+        self.lost_message = lost_message
+        self.attempt = 0
+        self.outages = 0
+        self._rng = random.Random()
+
+    def connected(self) -> None:
+        if self.attempt:
+            log.warning("%s: reconnected", self.what)
+        self.attempt = 0
+
+    async def failed(self, error: BaseException) -> None:
+        if self.attempt == 0:
+            self.outages += 1
+            text = str(error).splitlines()[0] if str(error) else type(error).__name__
+            log.warning(self.lost_message.format(what=self.what, error=text))
+        self.attempt += 1
+        await asyncio.sleep(backoff_delay(self.attempt, self._rng, base=self.base, cap=self.cap))
