@@ -46,6 +46,12 @@ SCREENS = {
 }
 
 
+def theme_for(color_system: str | None) -> str | None:
+    """On a 16-colour terminal, use the ANSI theme (the terminal's own palette, which the
+    operator already finds legible) instead of truecolor shades that collapse."""
+    return "ansi-dark" if color_system in ("standard", "windows") else None
+
+
 def _placeholder(title: str, issue: str):
     return lambda: PlaceholderScreen(title, f"The {title} screen is not built yet ({issue}).\n"
                                             "1 goes back to the queue; q quits.")
@@ -92,6 +98,9 @@ class FsarApp(App):
         for name in ("psycopg", "psycopg.pool"):
             logging.getLogger(name).addHandler(logging.NullHandler())
             logging.getLogger(name).propagate = False
+        theme = theme_for(self.console.color_system)
+        if theme:
+            self.theme = theme
         self.switch_mode("queue")
         self.set_interval(1.0, self.update_headers)
         self.connect()

@@ -32,3 +32,10 @@ async def test_unreachable_database_is_shown_and_retried_without_crashing():
         header = app.screen.query_one(StatusHeader)
         assert await wait_for(pilot, lambda: "connection refused" in header.state)
         assert "pw@" not in str(header.render()) and app.is_running
+
+
+def test_sixteen_colour_terminals_get_the_ansi_theme():
+    from fsar_tui.app import theme_for
+
+    assert theme_for("standard") == "ansi-dark" and theme_for("windows") == "ansi-dark"
+    assert theme_for("truecolor") is None and theme_for("256") is None and theme_for(None) is None

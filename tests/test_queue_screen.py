@@ -257,3 +257,20 @@ async def test_screen_keeps_its_data_while_the_database_restarts_and_recovers(ow
             conn.execute("INSERT INTO execution_tasks (task_type) VALUES ('after_restart')")
         app.screen.dirty = True
         assert await until(pilot, lambda: header.state == "connected" and len(table(app).keys) == 51, tries=600)
+
+
+async def test_requeue_a_cancelled_task(queue_db):
+    with psycopg.connect(queue_db, autocommit=True) as conn:
+        conn.execute("UPDATE execution_tasks SET status = 'cancelled', finished_at = now() WHERE id = 399")
+    app = make_app(queue_db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("slash", *"id:399", "enter")
+        assert await until(pilot, lambda: table(app).keys == [399])
+        await pilot.press("e")
+        assert await until(pilot, lambda: isinstance(app.screen, ActionDialog))
+        await pilot.press(*"cancelled by mistake", "enter")
+        assert await until(pilot, lambda: len(actions(queue_db)) == 1)
+        assert await until(pilot, lambda: row_status(app, 399) == "queued")
+    (_, action, _, reason, before, after), = actions(queue_db)
+    assert (action, reason, before, after["status"]) == ("task.requeue", "cancelled by mistake",
+                                                         {"status": {"399": "cancelled"}}, "queued")
