@@ -20,7 +20,7 @@ from collections.abc import Iterable
 
 import psycopg
 from textual import work
-from textual.app import App, SystemCommand
+from textual.app import App, ScreenStackError, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
@@ -114,7 +114,9 @@ class FsarApp(App):
                 async with self.pool.connection() as conn:
                     self.server_version = (await aserver_facts(conn)).version.split(" ")[0]
                 self.db_reachable()
-                self.screen.post_message(DatabaseReady())
+                screen = self.active_screen()
+                if screen is not None:
+                    screen.post_message(DatabaseReady())
             except FsarError as err:
                 self.db_state = f"unreachable: {err.message}"
                 self.update_headers()
@@ -138,7 +140,9 @@ class FsarApp(App):
             return
         self.update_headers()
         async for batch in self.live.bus.subscribe():
-            self.screen.post_message(LiveBatch(batch))
+            screen = self.active_screen()
+            if screen is not None:
+                screen.post_message(LiveBatch(batch))
 
     async def on_unmount(self) -> None:
         if self.live is not None:
@@ -174,9 +178,18 @@ class FsarApp(App):
         header.read_only = self.read_only
         header.refresh()
 
+    def active_screen(self) -> Screen | None:
+        """The current screen, or None while the app is starting or shutting down."""
+        try:
+            return self.screen
+        except ScreenStackError:
+            return None
+
     def update_headers(self) -> None:
-        for header in self.screen.query(StatusHeader):
-            self.sync_header(header)
+        screen = self.active_screen()
+        if screen is not None:
+            for header in screen.query(StatusHeader):
+                self.sync_header(header)
 
     # -- global actions ---------------------------------------------------------------------
 
