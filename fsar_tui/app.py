@@ -15,6 +15,7 @@ connected / RECONNECTING with the age of the data shown, live source, alerts.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterable
 
@@ -46,10 +47,16 @@ SCREENS = {
 }
 
 
-def theme_for(color_system: str | None) -> str | None:
+def theme_for(term: str | None, colorterm: str | None) -> str | None:
     """On a 16-colour terminal, use the ANSI theme (the terminal's own palette, which the
-    operator already finds legible) instead of truecolor shades that collapse."""
-    return "ansi-dark" if color_system in ("standard", "windows") else None
+    operator already finds legible) instead of truecolor shades that collapse.
+    Decided from TERM/COLORTERM, as the terminal declares itself."""
+    if (colorterm or "").lower() in ("truecolor", "24bit"):
+        return None
+    term = (term or "").lower()
+    if "256" in term or "direct" in term or "truecolor" in term:
+        return None
+    return "ansi-dark" if term in ("xterm", "screen", "tmux", "linux", "vt100", "vt220", "ansi", "rxvt", "cygwin") else None
 
 
 def _placeholder(title: str, issue: str):
@@ -98,7 +105,7 @@ class FsarApp(App):
         for name in ("psycopg", "psycopg.pool"):
             logging.getLogger(name).addHandler(logging.NullHandler())
             logging.getLogger(name).propagate = False
-        theme = theme_for(self.console.color_system)
+        theme = None if self.is_headless else theme_for(os.environ.get("TERM"), os.environ.get("COLORTERM"))
         if theme:
             self.theme = theme
         self.switch_mode("queue")

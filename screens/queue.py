@@ -25,6 +25,7 @@ from rich.table import Table
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
+from textual.css.query import NoMatches
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
@@ -146,6 +147,12 @@ class QueueScreen(Screen):
 
     @work(exclusive=True, group="queue-refresh")
     async def refresh_data(self) -> None:
+        try:
+            await self._refresh_data()
+        except NoMatches:
+            pass  # the screen was torn down (app exiting) while the query ran
+
+    async def _refresh_data(self) -> None:
         self.dirty = False
         limit = min(MAX_LOADED, max(PAGE, len(self.rows)))
         try:
@@ -190,7 +197,10 @@ class QueueScreen(Screen):
         finally:
             self.loading_more = False
         self.rows += more
-        self.query_one(KeyedTable).append_rows([(r.id, self.cells(r)) for r in more])
+        try:
+            self.query_one(KeyedTable).append_rows([(r.id, self.cells(r)) for r in more])
+        except NoMatches:
+            pass  # torn down while loading
 
     # -- rendering ----------------------------------------------------------------------
 

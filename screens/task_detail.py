@@ -57,7 +57,8 @@ class TaskDetailScreen(Screen):
     async def load(self) -> None:
         async with self.app.pool.connection() as conn:
             task = await task_detail(conn, self.task_id)
-        self.query_one("#detail", Static).update(self.render_task(task))
+        for detail in self.query("#detail").results(Static):  # empty if closed meanwhile
+            detail.update(self.render_task(task))
 
     def render_task(self, t: dict | None) -> Group | Text:
         if t is None:

@@ -37,5 +37,6 @@ async def test_unreachable_database_is_shown_and_retried_without_crashing():
 def test_sixteen_colour_terminals_get_the_ansi_theme():
     from fsar_tui.app import theme_for
 
-    assert theme_for("standard") == "ansi-dark" and theme_for("windows") == "ansi-dark"
-    assert theme_for("truecolor") is None and theme_for("256") is None and theme_for(None) is None
+    assert theme_for("xterm", None) == "ansi-dark" and theme_for("linux", "") == "ansi-dark"
+    assert theme_for("xterm-256color", None) is None and theme_for("xterm", "truecolor") is None
+    assert theme_for("screen-256color", None) is None and theme_for(None, None) is None

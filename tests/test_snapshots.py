@@ -55,7 +55,8 @@ async def snapshot(dsn, size):
     async with app.run_test(size=size) as pilot:
         for _ in range(200):
             table = app.screen.query_one(KeyedTable)
-            if len(table.keys) == 40 and app.live_name == "notify":
+            # matching is set last in a refresh: every panel has been drawn by then.
+            if len(table.keys) == 40 and app.live_name == "notify" and app.screen.matching is not None:
                 break
             await pilot.pause(0.05)
         app.dsn_label = "postgresql://fsar:****@db.example:5432/prod"
@@ -73,4 +74,7 @@ async def test_queue_screen_snapshot(frozen_db, size):
         path.write_text(svg)
         if not UPDATE:
             pytest.fail(f"snapshot {path.name} was missing and has been written; check it and commit it")
-    assert svg == path.read_text(), f"{path.name} differs (FSAR_UPDATE_SNAPSHOTS=1 regenerates it)"
+    if svg != path.read_text():
+        failed = Path(os.environ.get("TMPDIR", "/tmp")) / f"failed-{path.name}"
+        failed.write_text(svg)
+        pytest.fail(f"{path.name} differs; this run's is {failed} (FSAR_UPDATE_SNAPSHOTS=1 regenerates)")
