@@ -34,4 +34,6 @@ class HelpScreen(ModalScreen[None]):
             yield Static(table)
             yield Static(Text("Filter language: status:failed type:T model:M worker:W idea:I id:1,2 since:2h "
                               "error~text payload~text (bare words search errors)\n"
-                              "Command mode: :queue [filter]  :profiles  :roi [window]  :audit  :proposals  :help  :q"))
+                              "Command mode: :queue [filter]  :profiles  :roi [window]  :audit  :proposals  :help  :q\n"
+                              "Workers panel: ● online / ○ offline (MQTT presence), · seen in the database only; "
+                              "n▶ = tasks running now"))

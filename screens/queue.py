@@ -27,7 +27,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.css.query import NoMatches
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Sparkline, Static
 
@@ -237,7 +237,6 @@ class QueueScreen(Screen):
 
     def render_workers(self, workers: list[tuple]) -> None:
         presence = self.app.presence
-        now = clock.now()
         text = Text(f"workers ({len(workers)})\n", style="bold")
         for worker, last_seen, running, _n in workers[:6]:
             # Presence comes from MQTT (per worker process); without a broker, the database says.

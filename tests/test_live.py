@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import random
 import signal
 import subprocess
 import sys
-import time
 
 import aiomqtt
 import psycopg

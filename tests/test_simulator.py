@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import time
 
-import psycopg
 import pytest
 
 from fsar_tui.db import executor
