@@ -214,10 +214,9 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
     import time
 
-    from fsar_tui.sim.seed import seed_history
+    from fsar_tui.sim.seed import seed_history, validate_seed_args
 
-    if args.days < 1 or args.tasks < 0:
-        raise UsageError("--days must be at least 1 and --tasks cannot be negative")
+    validate_seed_args(args.days, args.tasks)  # before any server is started
     dsn = resolve_dsn(settings)
     started = time.monotonic()
     result = seed_history(dsn, days=args.days, tasks=args.tasks, seed=args.seed)

@@ -173,11 +173,15 @@ def _ts(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
 
-def seed_history(dsn: str, *, days: int, tasks: int, seed: int = 0) -> SeedResult:
+def validate_seed_args(days: int, tasks: int) -> None:
     if days < 1:
         raise UsageError(f"--days must be at least 1, got {days}")
     if tasks < 0:
         raise UsageError(f"--tasks cannot be negative, got {tasks}")
+
+
+def seed_history(dsn: str, *, days: int, tasks: int, seed: int = 0) -> SeedResult:
+    validate_seed_args(days, tasks)
     rng = random.Random(f"seed:{seed}")
     end = datetime.now(UTC).replace(microsecond=0)
     end_epoch = end.timestamp()
