@@ -69,6 +69,8 @@ class QueueScreen(Screen):
         # already routed to the filter bar (non-priority bindings run after the app has
         # forwarded the rest of the burst to the table).
         Binding("slash", "open_filter", "Filter", id="queue.filter", priority=True),
+        # Same reason: `:queue status=failed⏎` in one burst is typed into the bar.
+        Binding("colon", "open_command", "Command", id="queue.command", priority=True, show=False),
         Binding("escape", "escape", "Back/clear", id="queue.escape", show=False),
         Binding("enter", "open_task", "Detail", id="queue.detail"),
         Binding("j", "cursor_down", "Down", id="queue.down", show=False),
@@ -269,13 +271,30 @@ class QueueScreen(Screen):
             return
         if self.app.screen is not self:
             return
+        field.select_on_focus = True  # typing replaces the current filter; arrows edit it
         field.value = self.filter_text
         # set_focus is immediate; Widget.focus() is deferred behind keys already queued,
         # and over SSH "/status:failed⏎" often arrives as one burst.
         self.set_focus(field)
 
+    def action_open_command(self) -> None:
+        """`:` on this screen uses the bar itself as the command line (no modal to wait for)."""
+        if isinstance(self.focused, Input):
+            self.focused.insert_text_at_cursor(":")
+            return
+        field = self.query_one("#filter", Input)
+        field.select_on_focus = False  # keep the ':' (selected, the next key would replace it)
+        field.value = ":"
+        field.cursor_position = 1
+        self.set_focus(field)
+
     @on(Input.Submitted, "#filter")
     def filter_submitted(self, event: Input.Submitted) -> None:
+        if event.value.startswith(":"):
+            event.input.value = self.filter_text
+            self.set_focus(self.query_one(KeyedTable))
+            self.app.run_command(event.value)
+            return
         self.apply_filter(event.value)
 
     def on_apply_filter(self, message: ApplyFilter) -> None:

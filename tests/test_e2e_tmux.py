@@ -54,6 +54,9 @@ def test_real_app_in_tmux_against_a_seeded_database(run_cli, db_dsn, isolated_en
         wait_for(session, "PLACEHOLDER")
         tmux("send-keys", "-t", session, "1")
         wait_for(session, "filter: status:failed")
+        # Command mode typed in one burst, as it arrives over SSH.
+        tmux("send-keys", "-t", session, ":queue status:succeeded type:implement_idea", "Enter")
+        wait_for(session, "filter: status:succeeded type:implement_idea")
         tmux("send-keys", "-t", session, "q")
         wait_for(session, "EXITED-0")
     finally:
