@@ -73,8 +73,21 @@ async def first_paint(dsn: str) -> list[list[object]]:
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return [
         ["first paint after connect", f"{(painted - (connected or start)) * 1000:.0f} ms", "", "≤ 300 ms"],
-        ["peak RSS of the bench process (app included)", f"{rss_mb:.0f} MB", "", "≤ 150 MB"],
+        ["peak RSS of the app process", f"{rss_mb:.0f} MB", "", "≤ 150 MB"],
     ]
+
+
+def paint_in_fresh_process(dsn: str) -> list[list[object]]:
+    """First paint and peak RSS measured in a process of its own (the seeding above
+    would otherwise count towards the app's memory)."""
+    import json
+    import subprocess
+    import sys
+
+    code = ("import asyncio, json, sys; from bench.queue_bench import first_paint; "
+            "print(json.dumps(asyncio.run(first_paint(sys.argv[1]))))")
+    out = subprocess.run([sys.executable, "-c", code, dsn], capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def run(server_dsn: str) -> None:
@@ -83,5 +96,5 @@ def run(server_dsn: str) -> None:
         seed_history(dsn, days=30, tasks=n, seed=9)
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE execution_tasks")
-        rows = asyncio.run(queries(dsn)) + asyncio.run(first_paint(dsn))
+        rows = asyncio.run(queries(dsn)) + paint_in_fresh_process(dsn)
     print_table(f"Queue screen on {n:,} tasks (goals are for 10,000,000)", ["measure", "median", "ratio", "goal"], rows)
