@@ -18,20 +18,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 SMALL = os.environ.get("BENCH_SCALE") == "small"
 
 
-@contextmanager
 def server():
     """FSAR_BENCH_DSN / FSAR_TEST_DSN when set, else a throwaway cluster."""
-    given = os.environ.get("FSAR_BENCH_DSN") or os.environ.get("FSAR_TEST_DSN")
-    if given:
-        yield given
-        return
-    from support.pgcluster import Cluster
+    from support.pgcluster import server_or_cluster
 
-    cluster = Cluster().start()
-    try:
-        yield cluster.dsn()
-    finally:
-        cluster.destroy()
+    return server_or_cluster("FSAR_BENCH_DSN", "FSAR_TEST_DSN")
 
 
 @contextmanager

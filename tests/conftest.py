@@ -33,17 +33,10 @@ def with_dbname(dsn: str, dbname: str) -> str:
 @pytest.fixture(scope="session")
 def server_dsn() -> Iterator[str]:
     """DSN of a maintenance database on the test server."""
-    given = os.environ.get("FSAR_TEST_DSN")
-    if given:
-        yield given
-        return
-    from support.pgcluster import Cluster
+    from support.pgcluster import server_or_cluster
 
-    cluster = Cluster().start()
-    try:
-        yield cluster.dsn()
-    finally:
-        cluster.destroy()
+    with server_or_cluster("FSAR_TEST_DSN") as dsn:
+        yield dsn
 
 
 def _admin(server_dsn: str) -> psycopg.Connection:

@@ -15,6 +15,8 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -103,3 +105,17 @@ class Cluster:
     def destroy(self) -> None:
         self.stop("immediate")
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextmanager
+def server_or_cluster(*env_vars: str) -> Iterator[str]:
+    """The DSN in the first of `env_vars` that is set, else a throwaway cluster's."""
+    for name in env_vars:
+        if os.environ.get(name):
+            yield os.environ[name]
+            return
+    cluster = Cluster().start()
+    try:
+        yield cluster.dsn()
+    finally:
+        cluster.destroy()
