@@ -14,6 +14,7 @@ connected / RECONNECTING with the age of the data shown, live source, alerts.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -127,13 +128,8 @@ class FsarApp(App):
             except FsarError as err:
                 self.db_state = f"unreachable: {err.message}"
                 self.update_headers()
-                await self._sleep(2.0)
+                await asyncio.sleep(2.0)
         self.start_live()
-
-    async def _sleep(self, seconds: float) -> None:
-        import asyncio
-
-        await asyncio.sleep(seconds)
 
     @work(exclusive=True, group="live")
     async def start_live(self) -> None:

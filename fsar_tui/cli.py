@@ -230,6 +230,7 @@ def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     import subprocess
 
+    from fsar_tui.db.bulk import has_tasks
     from fsar_tui.db.connect import connect
     from fsar_tui.sim.seed import seed_history
 
@@ -237,7 +238,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError("--tasks and --rate cannot be negative")
     dsn = resolve_dsn(settings)
     with connect(dsn) as conn:
-        empty = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM execution_tasks)").fetchone()[0]
+        empty = not has_tasks(conn)
     if empty and args.tasks:
         print(f"fsar-tui: first run: seeding 30 days of history ({args.tasks:,} tasks)…", file=sys.stderr)
         result = seed_history(dsn, days=30, tasks=args.tasks, seed=0)

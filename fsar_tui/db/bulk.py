@@ -96,3 +96,7 @@ def insert_proposal(conn: psycopg.Connection, row: dict) -> None:
 def analyze(conn: psycopg.Connection) -> None:
     for table in ("execution_tasks", "task_events", "ledger_entries"):
         conn.execute(f"ANALYZE {table}")
+
+
+def has_tasks(conn: psycopg.Connection) -> bool:
+    return conn.execute("SELECT EXISTS (SELECT 1 FROM execution_tasks)").fetchone()[0]

@@ -1,4 +1,4 @@
-"""Queries the live pipeline needs: polling task_events, and resync snapshots."""
+"""Queries the live pipeline needs: LISTEN/NOTIFY, polling task_events, resync snapshots."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ WHERE e.id > %(after)s
 ORDER BY e.id
 LIMIT %(limit)s
 """
+
+CHANNEL = "fsar_events"
 
 COUNTS_SQL = "SELECT status, task_type, count(*) FROM execution_tasks GROUP BY 1, 2"
 
@@ -29,3 +31,11 @@ async def latest_event_id(conn: AsyncConnection) -> int:
 async def status_counts(conn: AsyncConnection) -> list[tuple[str, str, int]]:
     cur = await conn.execute(COUNTS_SQL)
     return await cur.fetchall()
+
+
+async def listen(conn: AsyncConnection) -> None:
+    await conn.execute(f"LISTEN {CHANNEL}")
+
+
+async def notify(conn: AsyncConnection, payload: str) -> None:
+    await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))

@@ -126,19 +126,20 @@ class MqttSource:
         self.target = parse_mqtt_url(url)
         self.url = url
         self.bus = bus
-        self.state = "connecting"
-        self.reconnects = 0
+        self.reconnect = Reconnect(f"mqtt {mask_dsn(url)}", base=0.5, cap=10.0)
         self.subscribed = asyncio.Event()
 
+    @property
+    def state(self) -> str:
+        return self.reconnect.state
+
     async def run(self) -> None:
-        policy = Reconnect(f"mqtt {mask_dsn(self.url)}", base=0.5, cap=10.0)
         while True:
             try:
                 async with self.target.client() as client:
                     for topic in TOPICS:
                         await client.subscribe(topic, qos=1)
-                    policy.connected()
-                    self.state = "connected"
+                    self.reconnect.connected()
                     self.subscribed.set()
                     self.bus.request_resync()
                     async for message in client.messages:
@@ -147,6 +148,4 @@ class MqttSource:
                             self.bus.publish(event)
             except aiomqtt.MqttError as exc:
                 self.subscribed.clear()
-                self.state = "reconnecting"
-                self.reconnects += 1
-                await policy.failed(exc)
+                await self.reconnect.failed(exc)

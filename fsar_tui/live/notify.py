@@ -15,6 +15,7 @@ import uuid
 
 import psycopg
 
+from fsar_tui.db import live_queries
 from fsar_tui.db.connect import aconnect
 from fsar_tui.dsn import describe_target
 from fsar_tui.errors import ConnectionFailed
@@ -22,7 +23,6 @@ from fsar_tui.live.bus import EventBus
 from fsar_tui.live.events import parse_notify
 from fsar_tui.live.reconnect import Reconnect
 
-CHANNEL = "fsar_events"
 PROBE_TIMEOUT_S = 2.0
 
 
@@ -36,14 +36,17 @@ class NotifySource:
     def __init__(self, dsn: str, bus: EventBus) -> None:
         self.dsn = dsn
         self.bus = bus
-        self.state = "connecting"
-        self.reconnects = 0
+        self.reconnect = Reconnect(f"notify {describe_target(self.dsn)}")
+
+    @property
+    def state(self) -> str:
+        return self.reconnect.state
 
     async def _probe(self, conn: psycopg.AsyncConnection) -> None:
         nonce = uuid.uuid4().hex
         sender = await aconnect(self.dsn)
         try:
-            await sender.execute("SELECT pg_notify(%s, %s)", (CHANNEL, json.dumps({"kind": "probe", "nonce": nonce})))
+            await live_queries.notify(sender, json.dumps({"kind": "probe", "nonce": nonce}))
         finally:
             await sender.close()
         try:
@@ -64,26 +67,22 @@ class NotifySource:
 
     async def connect(self) -> psycopg.AsyncConnection:
         conn = await aconnect(self.dsn)
-        await conn.execute(f"LISTEN {CHANNEL}")
+        await live_queries.listen(conn)
         await self._probe(conn)
         return conn
 
     async def run(self, first: psycopg.AsyncConnection | None = None) -> None:
-        policy = Reconnect(f"notify {describe_target(self.dsn)}")
         conn = first
         while True:
             try:
                 if conn is None:
                     conn = await self.connect()
-                policy.connected()
-                self.state = "connected"
+                self.reconnect.connected()
                 self.bus.request_resync()
                 async for note in conn.notifies():
                     self._handle(note.payload)
             except (psycopg.OperationalError, ConnectionFailed) as exc:
-                self.state = "reconnecting"
-                self.reconnects += 1
                 if conn is not None:
                     await conn.close()
                 conn = None
-                await policy.failed(exc)
+                await self.reconnect.failed(exc)

@@ -33,21 +33,22 @@ class PollSource:
         self.dsn = dsn
         self.bus = bus
         self.interval = interval
-        self.state = "connecting"
-        self.reconnects = 0
+        self.reconnect = Reconnect(f"poll {describe_target(self.dsn)}")
         self.high = 0
         self._seen: set[int] = set()
 
+    @property
+    def state(self) -> str:
+        return self.reconnect.state
+
     async def run(self) -> None:
-        policy = Reconnect(f"poll {describe_target(self.dsn)}")
         conn = None
         while True:
             try:
                 conn = await aconnect(self.dsn)
                 if self.high == 0:
                     self.high = await latest_event_id(conn)
-                policy.connected()
-                self.state = "connected"
+                self.reconnect.connected()
                 self.bus.request_resync()
                 last_resync = time.monotonic()
                 while True:
@@ -57,12 +58,10 @@ class PollSource:
                         last_resync = time.monotonic()
                     await asyncio.sleep(self.interval)
             except (psycopg.OperationalError, ConnectionFailed) as exc:
-                self.state = "reconnecting"
-                self.reconnects += 1
                 if conn is not None:
                     await conn.close()
                 conn = None
-                await policy.failed(exc)
+                await self.reconnect.failed(exc)
 
     async def poll_once(self, conn: psycopg.AsyncConnection) -> int:
         floor = max(0, self.high - LOOKBACK_IDS)

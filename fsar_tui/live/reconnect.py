@@ -2,6 +2,8 @@
 
 Backoff with full jitter (domain.backoff), and outages reported once: one line when
 the connection is lost, one when it is back — never one per retry or per message.
+It also keeps the connection's state (connecting / connected / reconnecting) and the
+number of failed attempts, which the header shows.
 """
 
 from __future__ import annotations
@@ -24,12 +26,15 @@ class Reconnect:
         self.lost_message = lost_message
         self.attempt = 0
         self.outages = 0
+        self.reconnects = 0
+        self.state = "connecting"
         self._rng = random.Random()
 
     def connected(self) -> None:
         if self.attempt:
             log.warning("%s: reconnected", self.what)
         self.attempt = 0
+        self.state = "connected"
 
     async def failed(self, error: BaseException) -> None:
         if self.attempt == 0:
@@ -37,4 +42,6 @@ class Reconnect:
             text = str(error).splitlines()[0] if str(error) else type(error).__name__
             log.warning(self.lost_message.format(what=self.what, error=text))
         self.attempt += 1
+        self.reconnects += 1
+        self.state = "reconnecting"
         await asyncio.sleep(backoff_delay(self.attempt, self._rng, base=self.base, cap=self.cap))
