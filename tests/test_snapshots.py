@@ -17,6 +17,7 @@ from fsar_tui import clock
 from fsar_tui.app import FsarApp
 from fsar_tui.config import Settings
 from fsar_tui.widgets.keyed_table import KeyedTable
+from textual.widgets import DataTable
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 FROZEN = datetime(2026, 1, 2, 12, 34, 56, tzinfo=timezone.utc)
@@ -62,8 +63,18 @@ async def snapshot(dsn, size):
         app.dsn_label = "postgresql://fsar:****@db.example:5432/prod"
         app.server_version = "16.4"
         app.update_headers()
-        await pilot.pause(0.3)
-        return app.export_screenshot(title="fsar-tui")
+        # Column widths and layout settle over a few refreshes, later on a loaded machine:
+        # take the picture once two consecutive ones agree.
+        previous = None
+        for _ in range(100):
+            await pilot.pause(0.1)
+            if any(t._updated_cells or t._require_update_dimensions for t in app.screen.query(DataTable)):
+                continue  # column widths are recomputed on the next idle
+            svg = app.export_screenshot(title="fsar-tui")
+            if svg == previous:
+                return svg
+            previous = svg
+        pytest.fail("the queue screen never settled into a stable picture")
 
 
 @pytest.mark.parametrize("size", [(80, 24), (160, 48)])

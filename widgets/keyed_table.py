@@ -25,6 +25,16 @@ class KeyedTable(DataTable):
     def on_mount(self) -> None:
         self.add_columns(*self._column_names)
 
+    def _update_dimensions(self, new_rows) -> None:
+        # Textual (8.2) caches rendered cells under a key that leaves out the column
+        # width: cells painted before the idle-time width pass keep their header-wide
+        # truncation until the next data refresh. Drop the caches when widths change.
+        before = [column.get_render_width(self) for column in self.ordered_columns]
+        super()._update_dimensions(new_rows)
+        if before != [column.get_render_width(self) for column in self.ordered_columns]:
+            self._clear_caches()
+            self.refresh()
+
     @property
     def current_key(self) -> Hashable | None:
         if not self.keys or self.cursor_row < 0 or self.cursor_row >= len(self.keys):
