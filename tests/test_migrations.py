@@ -6,6 +6,7 @@ import psycopg
 import pytest
 
 from fsar_tui.db import migrations
+from fsar_tui.db.tasks import COUNTS_DRIFT_SQL as TASKS_COUNTS_DRIFT
 from fsar_tui.db.migrations import LEGACY_REVISION, downgrade, head_revision, known_revisions, migrate
 from fsar_tui.errors import CheckFailed, UnknownRevision
 
@@ -123,6 +124,10 @@ def test_legacy_adoption_keeps_every_row_and_is_idempotent(legacy_dsn):
     assert {"task_events", "ledger_entries", "operator_actions", "fsar_proposals", "rollouts"} <= tables(legacy_dsn)
     assert q(legacy_dsn, "SELECT data_type FROM information_schema.columns "
                          "WHERE table_name = 'execution_tasks' AND column_name = 'created_at'")[0][0] == "timestamp with time zone"
+
+    # Adoption counted the existing rows for the queue screen's counters.
+    assert q(legacy_dsn, TASKS_COUNTS_DRIFT) == []
+    assert q(legacy_dsn, "SELECT sum(n)::int FROM task_counts") == [(4,)]
 
     fingerprint = schema_fingerprint(legacy_dsn)
     again = migrate(legacy_dsn)

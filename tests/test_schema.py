@@ -149,3 +149,70 @@ def test_bulk_load_setting_skips_trigger(db_dsn):
         conn.execute("SET LOCAL fsar.bulk_load = 'on'")
         conn.execute("INSERT INTO execution_tasks (task_type) VALUES ('implement_idea')")
     assert run(db_dsn, "SELECT count(*) FROM task_events") == [(0,)]
+
+
+def counts_drift(dsn):
+    from fsar_tui.db.tasks import COUNTS_DRIFT_SQL
+
+    return run(dsn, COUNTS_DRIFT_SQL)
+
+
+def kept_counts(dsn):
+    return dict(((s, t, m), n) for s, t, m, n in run(dsn, """
+        SELECT status, task_type, ai_model, sum(n)::int FROM (SELECT * FROM task_counts UNION ALL
+                                                              SELECT * FROM task_count_deltas) c
+        GROUP BY 1, 2, 3 HAVING sum(n) <> 0"""))
+
+
+def test_task_counts_follow_every_kind_of_change(db_dsn):
+    run(db_dsn, "INSERT INTO execution_tasks (task_type, ai_model) SELECT 'a', 'm1' FROM generate_series(1, 5)")
+    run(db_dsn, "INSERT INTO execution_tasks (task_type) VALUES ('b')")  # a legacy row without model
+    assert kept_counts(db_dsn) == {("queued", "a", "m1"): 5, ("queued", "b", ""): 1}
+    run(db_dsn, "UPDATE execution_tasks SET status = 'running', started_at = now() WHERE id IN (SELECT id FROM execution_tasks WHERE task_type = 'a' LIMIT 2)")
+    run(db_dsn, "UPDATE execution_tasks SET ai_model = 'm2' WHERE task_type = 'b'")
+    run(db_dsn, "UPDATE execution_tasks SET priority = priority + 1")  # no counted column changes
+    with psycopg.connect(db_dsn) as conn:  # rolled back: no trace
+        conn.execute("UPDATE execution_tasks SET status = 'cancelled', finished_at = now() WHERE status = 'queued'")
+        conn.rollback()
+    run(db_dsn, "DELETE FROM execution_tasks WHERE id = (SELECT min(id) FROM execution_tasks WHERE status = 'queued')")
+    assert kept_counts(db_dsn) == {("queued", "a", "m1"): 2, ("running", "a", "m1"): 2, ("queued", "b", "m2"): 1}
+    run(db_dsn, "SELECT fsar_compact_task_counts()")
+    assert run(db_dsn, "SELECT count(*) FROM task_count_deltas") == [(0,)]
+    assert kept_counts(db_dsn) == {("queued", "a", "m1"): 2, ("running", "a", "m1"): 2, ("queued", "b", "m2"): 1}
+    assert counts_drift(db_dsn) == []
+    run(db_dsn, "TRUNCATE execution_tasks CASCADE")
+    assert kept_counts(db_dsn) == {} and counts_drift(db_dsn) == []
+
+
+def test_task_counts_stay_exact_under_concurrent_writers_and_compactions(db_dsn):
+    run(db_dsn, "INSERT INTO execution_tasks (task_type, ai_model) SELECT 't' || g % 3, 'm' FROM generate_series(1, 600) g")
+
+    def writer(offset):
+        with psycopg.connect(db_dsn, autocommit=True) as conn:
+            for i in range(offset, 600, 4):
+                conn.execute("UPDATE execution_tasks SET status = 'running', started_at = now() WHERE id = "
+                             "(SELECT min(id) + %s FROM execution_tasks)", (i,))
+                if i % 5 == 0:
+                    conn.execute("SELECT fsar_compact_task_counts()")
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    run(db_dsn, "SELECT fsar_compact_task_counts()")
+    assert counts_drift(db_dsn) == []
+    assert sum(kept_counts(db_dsn).values()) == 600
+    assert kept_counts(db_dsn)[("running", "t0", "m")] == 200
+
+
+def test_bulk_load_adds_one_delta_per_group(db_dsn):
+    from fsar_tui.db import bulk
+
+    with psycopg.connect(db_dsn) as conn, bulk.bulk_transaction(conn):
+        first = bulk.reserve_task_ids(conn, 3)
+        bulk.copy_rows(conn, "execution_tasks", ("id", "task_type", "ai_model"),
+                       [(first + i, "bulk", "m") for i in range(3)])
+        bulk.add_count_deltas(conn, first, first + 2)
+    assert kept_counts(db_dsn) == {("queued", "bulk", "m"): 3}
+    assert run(db_dsn, "SELECT count(*) FROM task_count_deltas") == [(1,)]

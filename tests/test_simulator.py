@@ -11,6 +11,7 @@ import pytest
 
 from fsar_tui.db import executor
 from fsar_tui.db.connect import aconnect
+from fsar_tui.db.tasks import COUNTS_DRIFT_SQL
 
 
 from support.sql import q, x
@@ -44,6 +45,8 @@ def assert_events_agree_with_tasks(dsn):
                      LEFT JOIN (SELECT task_id, count(*) AS runs, max(attempt) AS top FROM task_events
                                 WHERE to_status = 'running' GROUP BY 1) r ON r.task_id = t.id
                      WHERE coalesce(r.runs, 0) <> t.attempt OR coalesce(r.top, 0) <> t.attempt LIMIT 5""") == []
+    # The queue screen's counters (trigger-maintained) agree with a recount.
+    assert q(dsn, COUNTS_DRIFT_SQL) == []
 
 
 @pytest.mark.slow

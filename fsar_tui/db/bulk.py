@@ -2,7 +2,7 @@
 
 The transaction sets `fsar.bulk_load = on`, which the status trigger honours: the
 loader writes task_events itself (the trigger would write them row by row and
-queue a NOTIFY per row). A SHARE ROW EXCLUSIVE lock on execution_tasks keeps other
+queue a NOTIFY per row), and one task_counts delta per group it loaded. A SHARE ROW EXCLUSIVE lock on execution_tasks keeps other
 writers out while the id range is reserved, so the loader can link events, ledger
 rows and proposals to task ids it chose. Readers are never blocked.
 """
@@ -39,6 +39,14 @@ def reserve_task_ids(conn: psycopg.Connection, n: int) -> int:
     if n > 1:
         conn.execute("SELECT setval('execution_tasks_id_seq', %s)", (first + n - 1,))
     return first
+
+
+def add_count_deltas(conn: psycopg.Connection, first_id: int, last_id: int) -> None:
+    """The task_counts trigger is skipped under bulk_load: one delta per group instead."""
+    conn.execute(
+        "INSERT INTO task_count_deltas (status, task_type, ai_model, n) "
+        "SELECT status, task_type, coalesce(ai_model, ''), count(*) FROM execution_tasks "
+        "WHERE id BETWEEN %s AND %s GROUP BY 1, 2, 3", (first_id, last_id))
 
 
 def copy_rows(conn: psycopg.Connection, table: str, columns: Iterable[str], rows: Iterable[tuple]) -> int:

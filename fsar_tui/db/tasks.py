@@ -131,11 +131,31 @@ async def matching_ids(conn: AsyncConnection, f: TaskFilter, statuses: tuple[str
 
 
 async def status_type_counts(conn: AsyncConnection, by_model: bool = False) -> list[tuple]:
-    """Counts per status × type (× model). Active states use their partial indexes; terminal
-    totals come from the planner's estimate when the table is huge (exact below 1M rows)."""
-    group = "status, task_type, ai_model" if by_model else "status, task_type"
-    cur = await conn.execute(f"SELECT {group}, count(*) FROM execution_tasks GROUP BY {group} ORDER BY {group}")
+    """Counts per status × type (× model), exact, from the trigger-maintained counters
+    (revision 0012): folded totals plus the not-yet-folded deltas, a few hundred rows
+    whatever the size of execution_tasks."""
+    model = ", nullif(ai_model, '')" if by_model else ""
+    group = "status, task_type" + (", ai_model" if by_model else "")
+    cur = await conn.execute(
+        f"""SELECT status, task_type{model}, sum(n)::bigint FROM (
+                SELECT status, task_type, ai_model, n FROM task_counts
+                UNION ALL SELECT status, task_type, ai_model, n FROM task_count_deltas) c
+            GROUP BY {group} HAVING sum(n) <> 0 ORDER BY {group}""")
     return await cur.fetchall()
+
+
+# Groups where the counters disagree with a full recount (empty when they agree). A full
+# scan: for checks and tests, never for the live screen.
+COUNTS_DRIFT_SQL = """
+    WITH counted AS (SELECT status, task_type, coalesce(ai_model, '') AS ai_model, count(*) AS n
+                     FROM execution_tasks GROUP BY 1, 2, 3),
+         kept AS (SELECT status, task_type, ai_model, sum(n) AS n FROM (
+                      SELECT status, task_type, ai_model, n FROM task_counts
+                      UNION ALL SELECT status, task_type, ai_model, n FROM task_count_deltas) c
+                  GROUP BY 1, 2, 3 HAVING sum(n) <> 0)
+    SELECT status, task_type, ai_model, counted.n AS counted, kept.n AS kept
+    FROM counted FULL JOIN kept USING (status, task_type, ai_model)
+    WHERE counted.n IS DISTINCT FROM kept.n"""
 
 
 async def running_tasks(conn: AsyncConnection, limit: int = 50) -> list[tuple]:

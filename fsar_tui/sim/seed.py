@@ -209,6 +209,8 @@ def seed_history(dsn: str, *, days: int, tasks: int, seed: int = 0) -> SeedResul
             result.tasks += bulk.copy_rows(conn, "execution_tasks", bulk.TASK_COLUMNS, task_rows)
             result.events += bulk.copy_rows(conn, "task_events", bulk.EVENT_COLUMNS, event_rows)
             result.ledger += bulk.copy_rows(conn, "ledger_entries", bulk.LEDGER_COLUMNS, ledger_rows)
+        if tasks:
+            bulk.add_count_deltas(conn, first_id, first_id + tasks - 1)
         bulk.analyze(conn)
     return result
 
