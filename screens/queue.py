@@ -5,8 +5,11 @@ sparklines, running tasks with ticking elapsed time, workers with presence, and 
 task table — keyset-paged from the server (`db.tasks.page`), filtered server-side by
 the filter language, sortable, with the cursor pinned to its task across refreshes.
 
-Refresh policy: live batches only mark the screen dirty; a 1 s timer re-queries when
-dirty (or every 5 s regardless), so a burst of events costs one query, not thousands.
+Refresh policy: counts and running tasks follow every live batch (the bus delivers at
+most 10 a second; both queries read small tables, so the panel lags the database by a
+batch window, not a timer tick). The task page, workers and sparklines are re-queried
+by a 1 s timer when a batch marked the screen dirty (or every 5 s regardless), so a
+burst of events costs a handful of queries, not thousands.
 All I/O runs in exclusive workers; on a database error the screen keeps its data, the
 header says RECONNECTING with the data's age, and the next tick tries again.
 
@@ -105,6 +108,8 @@ class QueueScreen(Screen):
         self.depth_history: list[float] = []
         self.loading_more = False
         self.refresh_worker = None
+        self.counts_worker = None
+        self.counts_pending = False
 
     def compose(self) -> ComposeResult:
         yield StatusHeader()
@@ -125,7 +130,7 @@ class QueueScreen(Screen):
     def on_mount(self) -> None:
         self.app.sync_header(self.query_one(StatusHeader))
         self.query_one(KeyedTable).focus()
-        self.set_interval(1.0, self.tick)
+        self.tick_timer = self.set_interval(1.0, self.tick)
         self.render_filter_status()
 
     # -- data -------------------------------------------------------------------------
@@ -146,6 +151,33 @@ class QueueScreen(Screen):
         self.dirty = True
         if message.batch.presence:
             self.app.note_presence(message.batch.presence)
+        self.request_counts()
+
+    def request_counts(self) -> None:
+        if self.paused or self.app.pool is None:
+            return
+        self.counts_pending = True
+        if self.counts_worker is None or not self.counts_worker.is_running:
+            self.counts_worker = self.refresh_counts()
+
+    @work(group="queue-counts")
+    async def refresh_counts(self) -> None:
+        # Batches that arrive while a query runs set counts_pending: one more round
+        # picks them all up, so no change waits for the next timer tick.
+        while self.counts_pending:
+            self.counts_pending = False
+            try:
+                async with self.app.pool.connection() as conn:
+                    counts = await task_queries.status_type_counts(conn, self.by_model)
+                    running = await task_queries.running_tasks(conn)
+            except DB_ERRORS:
+                return  # the timer's refresh reports and recovers
+            try:
+                self.running = running
+                self.render_counts(counts)
+                self.render_running()
+            except NoMatches:
+                return  # torn down while the query ran
 
     @work(exclusive=True, group="queue-refresh")
     async def refresh_data(self) -> None:

@@ -274,3 +274,17 @@ async def test_requeue_a_cancelled_task(queue_db):
     (_, action, _, reason, before, after), = actions(queue_db)
     assert (action, reason, before, after["status"]) == ("task.requeue", "cancelled by mistake",
                                                          {"status": {"399": "cancelled"}}, "queued")
+
+
+async def test_counts_follow_live_events_without_waiting_for_the_timer(queue_db):
+    app = make_app(queue_db)
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = app.screen
+        assert await until(pilot, lambda: len(table(app).keys) == 100 and app.live_name == "notify")
+        counts = screen.query_one("#counts")
+        assert await until(pilot, lambda: "self_improvement" in rendered(counts.content))
+        screen.tick_timer.pause()  # only the live path can update the panel now
+        with psycopg.connect(queue_db, autocommit=True) as conn:
+            conn.execute("INSERT INTO execution_tasks (task_type, ai_model) VALUES ('brand_new_type', 'gpt-4o')")
+        assert await until(pilot, lambda: "brand_new_type" in rendered(counts.content))
+        assert len(table(app).keys) == 100  # the page itself waits for the timer
