@@ -6,8 +6,9 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Center, Middle
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
+from fsar_tui.widgets.key_bar import KeyBar
 from fsar_tui.widgets.status_header import StatusHeader
 
 
@@ -25,4 +26,4 @@ class PlaceholderScreen(Screen):
         with Middle():
             with Center():
                 yield Static(Text(f"PLACEHOLDER — {self.title_text}\n\n{self.note}", justify="center"), id="placeholder")
-        yield Footer()
+        yield KeyBar()

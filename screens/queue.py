@@ -32,8 +32,9 @@ from textual.css.query import NoMatches
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Sparkline, Static
+from textual.widgets import Input, Sparkline, Static
 
+from fsar_tui.widgets.key_bar import KeyBar
 from fsar_tui.db import actions as task_actions
 from fsar_tui import clock
 from fsar_tui.db import tasks as task_queries
@@ -125,7 +126,7 @@ class QueueScreen(Screen):
         yield Input(placeholder="status:failed type:self_improvement model:gpt-4o since:2h error~timeout", id="filter")
         yield Static(Text(""), id="filter-status")
         yield KeyedTable(COLUMNS, id="tasks")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.app.sync_header(self.query_one(StatusHeader))

@@ -16,8 +16,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
+from fsar_tui.widgets.key_bar import KeyBar
 from fsar_tui import clock
 from fsar_tui.db.tasks import task_detail
 from fsar_tui.domain.formatting import between, duration, money
@@ -47,7 +48,7 @@ class TaskDetailScreen(Screen):
         yield StatusHeader()
         with VerticalScroll():
             yield Static(Text(f"task {self.task_id}: loading…"), id="detail")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.app.sync_header(self.query_one(StatusHeader))

@@ -11,6 +11,7 @@ from fsar_tui.screens.placeholder import PlaceholderScreen
 from fsar_tui.screens.queue import QueueScreen
 from fsar_tui.screens.task_detail import TaskDetailScreen
 from fsar_tui.widgets.action_dialog import ActionDialog
+from fsar_tui.widgets.key_bar import KeyBar
 from fsar_tui.widgets.keyed_table import KeyedTable
 from fsar_tui.widgets.status_header import StatusHeader
 
@@ -187,6 +188,7 @@ async def test_read_only_flag_removes_actions(queue_db):
         assert isinstance(app.screen, QueueScreen)
         footer_keys = {b.binding.id for b in app.screen.active_bindings.values() if b.enabled}
         assert "queue.retry" not in footer_keys and "READ-ONLY" in str(app.screen.query_one(StatusHeader).render())
+        assert "Retry" not in app.screen.query_one(KeyBar).content.plain
     assert actions(queue_db) == []
 
 
@@ -228,6 +230,8 @@ async def test_remapped_key_from_config(queue_db):
     app = FsarApp(settings=Settings(dsn=queue_db, keymap={"queue.retry": "R", "quit": "ctrl+q"}), dsn=queue_db)
     async with app.run_test(size=(80, 24)) as pilot:
         assert await until(pilot, lambda: table(app).keys)
+        bar = app.screen.query_one(KeyBar).content.plain
+        assert " R  Retry" in bar and " r  Retry" not in bar  # the key bar shows the remapped key
         await pilot.press("q")  # no longer quit
         assert app.is_running
         await pilot.press("ctrl+q")
