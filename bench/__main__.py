@@ -2,7 +2,7 @@
 
 Uses FSAR_BENCH_DSN or FSAR_TEST_DSN (else a throwaway PostgreSQL), FSAR_TEST_MQTT_URL
 (else a throwaway broker). BENCH_SCALE=small runs quicker, smaller versions;
-BENCH_ONLY=executor or BENCH_ONLY=queue runs one group.
+BENCH_ONLY=executor, queue or live (comma-separated) runs some groups.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from contextlib import ExitStack
 
-from bench import executor_bench, queue_bench
+from bench import executor_bench, live_bench, queue_bench
 from bench.common import server
 
 
@@ -24,11 +24,13 @@ def main() -> None:
             broker = Broker()
             stack.callback(broker.stop)
             mqtt_url = broker.url
-        which = os.environ.get("BENCH_ONLY", "executor,queue").split(",")
+        which = os.environ.get("BENCH_ONLY", "executor,queue,live").split(",")
         if "executor" in which:
             executor_bench.run(server_dsn, mqtt_url)
         if "queue" in which:
             queue_bench.run(server_dsn)
+        if "live" in which:
+            live_bench.run(server_dsn)
 
 
 main()

@@ -17,7 +17,6 @@ from fsar_tui import clock
 from fsar_tui.app import FsarApp
 from fsar_tui.config import Settings
 from fsar_tui.widgets.keyed_table import KeyedTable
-from textual.widgets import DataTable
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 FROZEN = datetime(2026, 1, 2, 12, 34, 56, tzinfo=timezone.utc)
@@ -57,19 +56,18 @@ async def snapshot(dsn, size):
         for _ in range(200):
             table = app.screen.query_one(KeyedTable)
             # matching is set last in a refresh: every panel has been drawn by then.
-            if len(table.keys) == 40 and app.live_name == "notify" and app.screen.matching is not None:
+            live_up = app.live is not None and app.live.source is not None and app.live.source.state == "connected"
+            if len(table.keys) == 40 and live_up and app.screen.matching is not None:
                 break
             await pilot.pause(0.05)
         app.dsn_label = "postgresql://fsar:****@db.example:5432/prod"
         app.server_version = "16.4"
         app.update_headers()
-        # Column widths and layout settle over a few refreshes, later on a loaded machine:
-        # take the picture once two consecutive ones agree.
+        # Layout settles over a few refreshes, later on a loaded machine: take the
+        # picture once two consecutive ones agree.
         previous = None
         for _ in range(100):
             await pilot.pause(0.1)
-            if any(t._updated_cells or t._require_update_dimensions for t in app.screen.query(DataTable)):
-                continue  # column widths are recomputed on the next idle
             svg = app.export_screenshot(title="fsar-tui")
             if svg == previous:
                 return svg
