@@ -24,7 +24,6 @@ import time
 
 import psycopg
 from psycopg_pool import PoolTimeout
-from rich.table import Table
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -45,6 +44,7 @@ from fsar_tui.messages import ApplyFilter, DatabaseReady, LiveBatch
 from fsar_tui.widgets.action_dialog import ActionDialog
 from fsar_tui.widgets.keyed_table import KeyedTable
 from fsar_tui.widgets.status_header import StatusHeader
+from fsar_tui.widgets.text_panel import CountsPanel, TextPanel
 
 PAGE = 100
 MAX_LOADED = 2000
@@ -59,13 +59,14 @@ DB_ERRORS = (psycopg.OperationalError, PoolTimeout, psycopg.errors.QueryCanceled
 class QueueScreen(Screen):
     DEFAULT_CSS = """
     QueueScreen #top { height: 8; }
-    QueueScreen #top > Static { width: 1fr; padding: 0 1; border-right: solid $panel; }
+    QueueScreen #top > TextPanel { width: 1fr; height: 100%; padding: 0 1; border-right: solid $panel; }
     QueueScreen #top > #counts { width: 3fr; }
     QueueScreen #sparks { height: 1; }
     QueueScreen #sparks > Static { width: 12; }
     QueueScreen #sparks > Sparkline { width: 1fr; }
     QueueScreen #filter { height: 1; border: none; padding: 0 1; }
     QueueScreen #filter-status { height: 1; padding: 0 1; background: $panel; }
+    QueueScreen TextPanel#filter-status { height: 1; }
     QueueScreen #tasks { height: 1fr; }
     """
     BINDINGS = [
@@ -115,16 +116,16 @@ class QueueScreen(Screen):
     def compose(self) -> ComposeResult:
         yield StatusHeader()
         with Horizontal(id="top"):
-            yield Static(Text("counts: loading…"), id="counts")
-            yield Static(Text("running: loading…"), id="running")
-            yield Static(Text("workers: loading…"), id="workers")
+            yield CountsPanel([(status, STATUS_SHORT[status]) for status in STATUS_ORDER], id="counts")
+            yield TextPanel(Text("running: loading…"), id="running")
+            yield TextPanel(Text("workers: loading…"), id="workers")
         with Horizontal(id="sparks"):
             yield Static(Text(" queue depth"))
             yield Sparkline([0], id="depth")
             yield Static(Text(" done/min"))
             yield Sparkline([0], id="throughput")
         yield Input(placeholder="status:failed type:self_improvement model:gpt-4o since:2h error~timeout", id="filter")
-        yield Static(Text(""), id="filter-status")
+        yield TextPanel(Text(""), id="filter-status")
         yield KeyedTable(COLUMNS, id="tasks")
         yield KeyBar()
 
@@ -250,35 +251,30 @@ class QueueScreen(Screen):
                 Text(safe_text((r.error or "").replace("\n", " ")).plain[:80])]
 
     def render_counts(self, counts: list[tuple]) -> None:
-        table = Table(box=None, padding=(0, 1), show_edge=False, expand=True)
-        table.add_column("type" + (" / model" if self.by_model else ""), no_wrap=True, overflow="ellipsis",
-                         min_width=12, ratio=1)
-        for status in STATUS_ORDER:
-            table.add_column(STATUS_SHORT[status], justify="right", no_wrap=True)
         grid: dict[str, dict[str, int]] = {}
         for row in counts:
             key = " / ".join(str(v) for v in row[1:-1])
             grid.setdefault(key, {})[row[0]] = row[-1]
-        for key in sorted(grid):
-            table.add_row(safe_text(key), *(Text(compact(grid[key].get(s, 0))) for s in STATUS_ORDER))
-        self.query_one("#counts", Static).update(table)
+        self.query_one("#counts", CountsPanel).show_counts("type" + (" / model" if self.by_model else ""), grid)
 
     def render_running(self) -> None:
         now = clock.now()
-        lines = Text(f"running ({len(self.running)})\n", style="bold")
+        lines = Text(no_wrap=True, overflow="ellipsis")
+        lines.append(f"running ({len(self.running)})\n", style="bold")
         for task_id, task_type, model, worker, started, attempt, _lease in self.running[:6]:
             lines.append_text(safe_text(f"{duration(between(started, now)):>6} {task_type[:9]}\n"))
-        self.query_one("#running", Static).update(lines)
+        self.query_one("#running", TextPanel).show(lines)
 
     def render_workers(self, workers: list[tuple]) -> None:
         presence = self.app.presence
-        text = Text(f"workers ({len(workers)})\n", style="bold")
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(f"workers ({len(workers)})\n", style="bold")
         for worker, last_seen, running, _n in workers[:6]:
             # Presence comes from MQTT (per worker process); without a broker, the database says.
             state = presence.get(worker.rsplit("-", 1)[0]) or presence.get(worker)
             mark = {"online": "●", "offline": "○"}.get(state or "", "·")
             text.append_text(safe_text(f"{mark}{running}▶ {worker[-12:]}\n"))
-        self.query_one("#workers", Static).update(text)
+        self.query_one("#workers", TextPanel).show(text)
 
     def render_filter_status(self) -> None:
         matching = "…" if self.matching is None else (f"{self.matching - 1:,}+" if self.matching > BULK_CAP else f"{self.matching:,}")
@@ -291,7 +287,7 @@ class QueueScreen(Screen):
             parts.append("NEXT ACTION: WHOLE FILTER")
         if self.paused:
             parts.append("LIVE PAUSED")
-        self.query_one("#filter-status", Static).update(Text(" · ".join(parts)))
+        self.query_one("#filter-status", TextPanel).show(Text(" · ".join(parts)))
 
     # -- filter ---------------------------------------------------------------------------
 
