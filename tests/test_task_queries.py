@@ -124,3 +124,19 @@ async def test_detail_counts_running_workers_activity(seeded):
         assert await tasks.task_detail(conn, 10**9) is None
     finally:
         await conn.close()
+
+
+async def test_activity_counts_finished_and_enqueued_per_minute(db_dsn):
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        conn.execute("""INSERT INTO task_events (task_id, from_status, to_status, attempt, at)
+                        SELECT 1, f, t, 1, date_trunc('minute', now()) - make_interval(mins => ago) + interval '7 seconds'
+                        FROM (VALUES (NULL, 'queued', 0), ('running', 'succeeded', 0), ('running', 'failed', 0),
+                                     (NULL, 'queued', 2), ('queued', 'running', 2), ('running', 'cancelled', 3),
+                                     ('running', 'succeeded', 9)) v(f, t, ago)""")
+    conn = await aconnect(db_dsn)
+    try:
+        rows = await tasks.activity(conn, 5)
+    finally:
+        await conn.close()
+    assert len(rows) == 5 and rows == sorted(rows)
+    assert [(done, enqueued) for _, done, enqueued in rows] == [(0, 0), (1, 0), (0, 1), (0, 0), (2, 1)]
