@@ -9,7 +9,8 @@ Measured in the app's own process (headless Pilot, NOTIFY live source):
   and the next frame has been composed (the frame is what the terminal receives);
 - counts lag: for every status change the simulator commits, the time from the change
   (task_events.at, stamped before the commit, so this errs long) to the counts panel
-  being redrawn from a query that started after the change's NOTIFY arrived.
+  being redrawn from a query that started after the app received the change's NOTIFY
+  (recorded where its event bus takes it in, so measuring adds no second listener).
 The achieved event rate is printed too: on 2 cores the simulator, PostgreSQL and the
 app share the CPU, and the figures only mean something at the rate they were taken.
 """
@@ -39,6 +40,7 @@ class Probe:
     """Timestamps from inside the app: frames composed, counts queries and redraws."""
 
     def __init__(self) -> None:
+        self.arrivals: list[tuple[float, int, str, int]] = []  # NOTIFYs as the app's bus receives them
         self.frames: list[float] = []
         self.count_starts: dict[object, float] = {}
         self.redraws: list[tuple[float, float]] = []  # (query started, panel redrawn), wall clock
@@ -73,18 +75,18 @@ class Probe:
                 self.redraws.append((start, time.time()))
 
         QueueScreen.render_counts = render_counts
+        from fsar_tui.live.bus import EventBus
+        from fsar_tui.live.events import TaskChange
 
+        original_publish = EventBus.publish
+        arrivals = self.arrivals
 
-async def listen(dsn: str, arrivals: list[tuple[float, int, str, int]], stop: asyncio.Event) -> None:
-    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-        await conn.execute("LISTEN fsar_events")
-        while not stop.is_set():
-            async for note in conn.notifies(timeout=0.5):
-                payload = json.loads(note.payload)
-                if payload.get("kind") == "task":
-                    arrivals.append((time.time(), payload["id"], payload["to"], payload["attempt"]))
-                if stop.is_set():
-                    break
+        def publish(bus, event):
+            if isinstance(event, TaskChange):
+                arrivals.append((time.time(), event.id, event.to_status, event.attempt))
+            return original_publish(bus, event)
+
+        EventBus.publish = publish
 
 
 async def press_keys(app, probe: Probe, seconds: float) -> list[float]:
@@ -139,24 +141,17 @@ async def phase(dsn: str, live_counts: bool) -> dict:
     probe.install()
     if not live_counts:
         QueueScreen.request_counts = lambda self: None  # the naive screen: timer only
-    arrivals: list = []
-    stop = asyncio.Event()
     app = FsarApp(settings=Settings(dsn=dsn, live="notify"), dsn=dsn)
     async with app.run_test(size=(160, 48)) as pilot:
         while not (app.screen.query(KeyedTable) and app.screen.query_one(KeyedTable).keys
                    and app.live_name == "notify"):
             await pilot.pause(0.05)
-        print("painted", file=sys.stderr, flush=True)
-        listener = asyncio.create_task(listen(dsn, arrivals, stop))
         await asyncio.sleep(1.0)
         start = time.time()
         keys = await press_keys(app, probe, PHASE_S)
         end = time.time()
-        print("pressed", len(keys), file=sys.stderr, flush=True)
         await asyncio.sleep(1.5)  # let the last changes reach the panel
-        stop.set()
-        await listener
-    return {"keys": keys, "arrivals": arrivals, "redraws": sorted(probe.redraws), "window": (start, end)}
+    return {"keys": keys, "arrivals": probe.arrivals, "redraws": sorted(probe.redraws), "window": (start, end)}
 
 
 def run_phase(dsn: str, live_counts: bool) -> dict:
