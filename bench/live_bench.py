@@ -112,7 +112,7 @@ async def press_keys(app, probe: Probe, seconds: float) -> list[float]:
                 break
             await asyncio.sleep(0.001)
         latencies.append((time.perf_counter() - t0) * 1000)
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.1)
     return latencies
 
 

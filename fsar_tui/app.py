@@ -10,11 +10,19 @@ The app owns the database pool (opened in a worker; psycopg_pool checks connecti
 so after a database restart the next query gets a fresh one), the live service (its
 batches are forwarded to the active screen as `LiveBatch`), and the header state:
 connected / RECONNECTING with the age of the data shown, live source, alerts.
+
+Garbage collection: once the first screen is up, everything alive (Textual, Rich,
+psycopg, the widget tree, ~60,000 objects) is moved out of the collector's reach with
+gc.freeze(). Under a busy fleet the screen churns through short-lived objects and
+every full collection walked the whole heap; with the simulator at 1,000 events/s
+(live bench) full collections were seen pausing the loop 50–160 ms, and A/B runs
+with the freeze had lower key-press latency at p50 and at the tail.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import time
@@ -112,6 +120,12 @@ class FsarApp(App):
         self.switch_mode("queue")
         self.set_interval(1.0, self.update_headers)
         self.connect()
+        self.call_after_refresh(self.freeze_startup_heap)
+
+    @staticmethod
+    def freeze_startup_heap() -> None:
+        gc.collect()
+        gc.freeze()
 
     @work(exclusive=True, group="db-connect")
     async def connect(self) -> None:
