@@ -28,6 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from fsar_tui.db import bulk
+from fsar_tui.db import profiles as profile_queries
 from fsar_tui.db.connect import connect
 from fsar_tui.domain.money import to_micro, token_cost_micro
 from fsar_tui.errors import UsageError
@@ -211,6 +212,7 @@ def seed_history(dsn: str, *, days: int, tasks: int, seed: int = 0) -> SeedResul
             result.ledger += bulk.copy_rows(conn, "ledger_entries", bulk.LEDGER_COLUMNS, ledger_rows)
         if tasks:
             bulk.add_count_deltas(conn, first_id, first_id + tasks - 1)
+            profile_queries.count_loaded(conn, first_id, first_id + tasks - 1)
         bulk.analyze(conn)
     return result
 

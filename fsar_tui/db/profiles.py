@@ -1,0 +1,107 @@
+"""Duration-profile reads over the rollups (revision 0013), and the backfill driver.
+
+The profile query adds up the rollup rows that tile the window (domain.rollup_windows)
+plus the samples the trigger has not folded yet, grouped by the requested dimensions,
+metric and bucket; domain.profiles turns that into percentiles. Its cost depends on the
+number of (block × bucket) rows — a few thousand — not on the number of tasks.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from psycopg import AsyncConnection, Connection
+
+from fsar_tui.domain import rollup_windows
+
+DIMENSIONS = {"type": "task_type", "model": "ai_model", "rollout": "rollout_revision_id"}
+
+
+def profile_sql(by: tuple[str, ...]) -> str:
+    cols = [DIMENSIONS[d] for d in by]
+    key = "ARRAY[" + ", ".join(f"{c}::text" for c in cols) + "]::text[]" if cols else "ARRAY[]::text[]"
+    return f"""
+        WITH cover AS (SELECT * FROM unnest(%(grains)s::smallint[], %(starts)s::timestamptz[]) AS c(grain, start)),
+        rows AS (
+            SELECT r.task_type, r.ai_model, r.rollout_revision_id, r.outcome, r.metric, r.bucket, r.currency,
+                   r.n, r.total
+            FROM duration_rollups r JOIN cover c ON r.grain = c.grain AND r.start = c.start
+            UNION ALL
+            SELECT s.task_type, s.ai_model, s.rollout_revision_id, s.outcome, m.metric, m.bucket, m.currency,
+                   s.n, s.n * m.value
+            FROM task_duration_samples s CROSS JOIN LATERAL fsar_sample_metrics(s) m
+            WHERE s.finished_at >= %(start)s AND s.finished_at < %(end)s)
+        SELECT {key} AS key, outcome, metric, bucket, currency, sum(n)::bigint, sum(total)
+        FROM rows GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) <> 0"""
+
+
+def _params(start: datetime, end: datetime, now: datetime) -> dict:
+    pieces = rollup_windows.cover(start, end, now)
+    effective = pieces[0][1] if pieces else start
+    return {"grains": [g for g, _ in pieces], "starts": [s for _, s in pieces], "start": effective, "end": end}
+
+
+async def profile_rows(conn: AsyncConnection, start: datetime, end: datetime, now: datetime,
+                       by: tuple[str, ...] = ("type", "model")) -> list[tuple]:
+    cur = await conn.execute(profile_sql(by), _params(start, end, now))
+    return await cur.fetchall()
+
+
+def profile_rows_sync(conn: Connection, start: datetime, end: datetime, now: datetime,
+                      by: tuple[str, ...] = ("type", "model")) -> list[tuple]:
+    return conn.execute(profile_sql(by), _params(start, end, now)).fetchall()
+
+
+def backfill_state(conn: Connection) -> tuple[int, int]:
+    """(backfilled_upto, backfill_target)."""
+    return conn.execute("SELECT backfilled_upto, backfill_target FROM rollup_state").fetchone()
+
+
+def backfill_batch(conn: Connection, batch_size: int) -> int:
+    """One batch in its own transaction; returns the new cursor."""
+    with conn.transaction():
+        return conn.execute("SELECT fsar_backfill_rollups(%s)", (batch_size,)).fetchone()[0]
+
+
+def count_loaded(conn: Connection, first_id: int, last_id: int) -> None:
+    """For the bulk loader, whose transaction skips the trigger: count what it loaded
+    (ids first_id..last_id, the newest), by the same rule as everything else. The
+    backfill is carried up to last_id (tasks finished before the epoch, including any
+    legacy history still pending), then loaded tasks finished since the epoch — which
+    the rule counts and the skipped trigger did not — are added."""
+    conn.execute("UPDATE rollup_state SET backfill_target = greatest(backfill_target, %s)", (last_id,))
+    conn.execute("SELECT fsar_backfill_rollups(%s)", (last_id,))
+    conn.execute(
+        "INSERT INTO task_duration_samples SELECT (fsar_task_sample(t, 1::smallint)).* "
+        "FROM execution_tasks t CROSS JOIN rollup_state st WHERE t.id BETWEEN %s AND %s "
+        "AND t.status IN ('succeeded', 'failed', 'cancelled') AND t.finished_at >= st.epoch", (first_id, last_id))
+    conn.execute("SELECT fsar_fold_duration_samples()")
+
+
+# Rollups (one grain tiles all time) + unfolded samples vs a recount from the tasks the
+# rules count; rows where they differ. A full scan: for checks and tests.
+ROLLUP_DRIFT_SQL = """
+    WITH st AS (SELECT * FROM rollup_state),
+    finished AS MATERIALIZED (
+        SELECT (fsar_task_sample(t, 1::smallint)).*
+        FROM execution_tasks t CROSS JOIN st
+        WHERE t.status IN ('succeeded', 'failed', 'cancelled')
+          AND (t.finished_at >= st.epoch OR t.id <= st.backfilled_upto)),
+    counted AS (
+        SELECT s.task_type, s.ai_model, s.rollout_revision_id AS rev, s.outcome, m.metric, m.bucket, m.currency,
+               count(*) AS n, sum(m.value) AS total
+        FROM finished s CROSS JOIN LATERAL fsar_sample_metrics(s::task_duration_samples) m
+        GROUP BY 1, 2, 3, 4, 5, 6, 7),
+    kept AS (
+        SELECT task_type, ai_model, rev, outcome, metric, bucket, currency, sum(n) AS n, sum(total) AS total
+        FROM (SELECT task_type, ai_model, rollout_revision_id AS rev, outcome, metric, bucket, currency, n, total
+              FROM duration_rollups WHERE grain = 0
+              UNION ALL
+              SELECT s.task_type, s.ai_model, s.rollout_revision_id, s.outcome, m.metric, m.bucket, m.currency,
+                     s.n, s.n * m.value
+              FROM task_duration_samples s CROSS JOIN LATERAL fsar_sample_metrics(s) m) x
+        GROUP BY 1, 2, 3, 4, 5, 6, 7 HAVING sum(n) <> 0)
+    SELECT task_type, ai_model, rev, outcome, metric, bucket, currency, counted.n, kept.n, counted.total, kept.total
+    FROM counted FULL JOIN kept USING (task_type, ai_model, rev, outcome, metric, bucket, currency)
+    WHERE counted.n IS DISTINCT FROM kept.n
+       OR abs(coalesce(counted.total, 0) - coalesce(kept.total, 0)) > 1e-6 * greatest(1, abs(counted.total))"""
