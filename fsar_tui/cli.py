@@ -109,6 +109,18 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--seed", type=int, default=0)
     seed.set_defaults(handler=cmd_seed)
 
+    prof = sub.add_parser("profile", parents=[common], epilog=EPILOG,
+                          help="duration profiles per type × model (or rollout) from the rollups",
+                          description="p50/p90/p99 run time, queue wait, failure rate and cost per successful "
+                                      "task over a window, from the trigger-kept rollups (percentiles within 0.8 %%). "
+                                      "--backfill counts history that predates the rollups, in resumable batches.")
+    prof.add_argument("--window", default="7d", help="how far back: 1h, 24h, 7d, 30d… (default 7d)")
+    prof.add_argument("--by", default="type,model", help="comma-separated: type, model, rollout (default type,model)")
+    prof.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    prof.add_argument("--backfill", action="store_true", help="count pre-existing history first (resumable)")
+    prof.add_argument("--batch-size", type=int, default=50_000, help="task ids per backfill batch (default 50,000)")
+    prof.set_defaults(handler=cmd_profile)
+
     parser.set_defaults(handler=cmd_app)
     return parser
 
@@ -224,6 +236,47 @@ def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
     rate = result.tasks / elapsed if elapsed > 0 else 0.0
     print(f"seeded {result.tasks} tasks, {result.events} task events, {result.ledger} ledger entries, "
           f"{result.proposals} proposals over {args.days} days in {elapsed:.1f}s ({rate:,.0f} tasks/s)")
+    return EXIT_OK
+
+
+def cmd_profile(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import datetime, timedelta, timezone
+
+    from fsar_tui.db import profiles as profile_queries
+    from fsar_tui.db.connect import connect
+    from fsar_tui.domain import profiles
+    from fsar_tui.domain.task_filter import FilterError, parse_duration, format_duration
+    from fsar_tui.profile_report import render
+
+    try:
+        window_s = parse_duration(args.window)
+    except FilterError as err:
+        raise UsageError(f"--window: {err}") from None
+    if window_s <= 0:
+        raise UsageError("--window must be positive")
+    by = tuple(d.strip() for d in args.by.split(",") if d.strip())
+    unknown = [d for d in by if d not in profile_queries.DIMENSIONS]
+    if unknown or not by or len(set(by)) != len(by):
+        raise UsageError(f"--by takes distinct names among {', '.join(profile_queries.DIMENSIONS)}; got {args.by!r}")
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
+    dsn = resolve_dsn(settings)
+    with connect(dsn, statement_timeout_ms=settings.statement_timeout_ms) as conn:
+        if args.backfill:
+            conn.autocommit = True
+            done, target = profile_queries.backfill_state(conn)
+            while done < target:
+                done = profile_queries.backfill_batch(conn, args.batch_size)
+                print(f"backfill: counted task ids up to {done:,} of {target:,}", file=sys.stderr)
+            conn.autocommit = False
+        else:
+            done, target = profile_queries.backfill_state(conn)
+            if done < target:
+                print(f"fsar-tui: history up to task id {target:,} is not counted yet "
+                      f"(backfilled to {done:,}); run `fsar-tui profile --backfill`", file=sys.stderr)
+        now = datetime.now(timezone.utc)
+        rows = profile_queries.profile_rows_sync(conn, now - timedelta(seconds=window_s), now, now, by)
+    print(render(profiles.build(rows), by, args.format, format_duration(window_s)))
     return EXIT_OK
 
 

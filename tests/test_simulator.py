@@ -11,6 +11,7 @@ import pytest
 
 from fsar_tui.db import executor
 from fsar_tui.db.connect import aconnect
+from fsar_tui.db.profiles import ROLLUP_DRIFT_SQL
 from fsar_tui.db.tasks import COUNTS_DRIFT_SQL
 
 
@@ -45,8 +46,10 @@ def assert_events_agree_with_tasks(dsn):
                      LEFT JOIN (SELECT task_id, count(*) AS runs, max(attempt) AS top FROM task_events
                                 WHERE to_status = 'running' GROUP BY 1) r ON r.task_id = t.id
                      WHERE coalesce(r.runs, 0) <> t.attempt OR coalesce(r.top, 0) <> t.attempt LIMIT 5""") == []
-    # The queue screen's counters (trigger-maintained) agree with a recount.
+    # The queue screen's counters and the duration rollups (trigger-maintained) agree
+    # with a recount from the tasks.
     assert q(dsn, COUNTS_DRIFT_SQL) == []
+    assert q(dsn, ROLLUP_DRIFT_SQL) == []
 
 
 @pytest.mark.slow

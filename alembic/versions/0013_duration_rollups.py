@@ -21,13 +21,14 @@ fsar_tui/domain/histogram.py (relative error ≤ 0.8 % on any percentile).
   change in 256, so samples stay a few hundred rows with no daemon.
 - History that predates this revision is counted by `fsar-tui profile --backfill` in
   resumable id batches. `rollup_state` says what is counted: a finished task is counted
-  when it finished at or after `epoch` (the migration's time) or its id is at most
+  when its id is above `backfill_target` (the largest id at migration: created since),
+  or it finished at or after `epoch` (the migration's time), or its id is at most
   `backfilled_upto`. The trigger applies the same rule to the row before and after
-  each change, and the backfill locks the rows of its batch (FOR SHARE) while it
-  advances the cursor, so a task is never counted twice nor un-counted without having
-  been counted.
-- The bulk loader (fsar.bulk_load = on) skips the trigger and counts what it loaded
-  through the same backfill function.
+  each change, and the backfill (ids up to the target, finished before the epoch)
+  locks the rows of its batch (FOR SHARE) while it advances the cursor, so a task is
+  never counted twice nor un-counted without having been counted.
+- The bulk loader (fsar.bulk_load = on) skips the trigger; its ids are new (above the
+  target), so it adds one sample per finished task it loaded and folds them.
 
 Revision ID: 0013_duration_rollups
 Revises: 0012_task_counts
@@ -168,11 +169,13 @@ def upgrade() -> None:
             SELECT * INTO st FROM rollup_state;
             IF TG_OP <> 'INSERT' THEN
                 old_in := OLD.status IN ('succeeded', 'failed', 'cancelled')
-                          AND (OLD.finished_at >= st.epoch OR OLD.id <= st.backfilled_upto);
+                          AND (OLD.id > st.backfill_target OR OLD.finished_at >= st.epoch
+                               OR OLD.id <= st.backfilled_upto);
             END IF;
             IF TG_OP <> 'DELETE' THEN
                 new_in := NEW.status IN ('succeeded', 'failed', 'cancelled')
-                          AND (NEW.finished_at >= st.epoch OR NEW.id <= st.backfilled_upto);
+                          AND (NEW.id > st.backfill_target OR NEW.finished_at >= st.epoch
+                               OR NEW.id <= st.backfilled_upto);
             END IF;
             IF old_in THEN
                 INSERT INTO task_duration_samples SELECT (fsar_task_sample(OLD, -1::smallint)).*;

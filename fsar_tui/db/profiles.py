@@ -64,17 +64,11 @@ def backfill_batch(conn: Connection, batch_size: int) -> int:
 
 
 def count_loaded(conn: Connection, first_id: int, last_id: int) -> None:
-    """For the bulk loader, whose transaction skips the trigger: count what it loaded
-    (ids first_id..last_id, the newest), by the same rule as everything else. The
-    backfill is carried up to last_id (tasks finished before the epoch, including any
-    legacy history still pending), then loaded tasks finished since the epoch — which
-    the rule counts and the skipped trigger did not — are added."""
-    conn.execute("UPDATE rollup_state SET backfill_target = greatest(backfill_target, %s)", (last_id,))
-    conn.execute("SELECT fsar_backfill_rollups(%s)", (last_id,))
+    """For the bulk loader, whose transaction skips the trigger: its ids are new (above
+    the backfill target), so the rule counts every finished task it loaded."""
     conn.execute(
-        "INSERT INTO task_duration_samples SELECT (fsar_task_sample(t, 1::smallint)).* "
-        "FROM execution_tasks t CROSS JOIN rollup_state st WHERE t.id BETWEEN %s AND %s "
-        "AND t.status IN ('succeeded', 'failed', 'cancelled') AND t.finished_at >= st.epoch", (first_id, last_id))
+        "INSERT INTO task_duration_samples SELECT (fsar_task_sample(t, 1::smallint)).* FROM execution_tasks t "
+        "WHERE id BETWEEN %s AND %s AND status IN ('succeeded', 'failed', 'cancelled')", (first_id, last_id))
     conn.execute("SELECT fsar_fold_duration_samples()")
 
 
@@ -86,7 +80,7 @@ ROLLUP_DRIFT_SQL = """
         SELECT (fsar_task_sample(t, 1::smallint)).*
         FROM execution_tasks t CROSS JOIN st
         WHERE t.status IN ('succeeded', 'failed', 'cancelled')
-          AND (t.finished_at >= st.epoch OR t.id <= st.backfilled_upto)),
+          AND (t.id > st.backfill_target OR t.finished_at >= st.epoch OR t.id <= st.backfilled_upto)),
     counted AS (
         SELECT s.task_type, s.ai_model, s.rollout_revision_id AS rev, s.outcome, m.metric, m.bucket, m.currency,
                count(*) AS n, sum(m.value) AS total

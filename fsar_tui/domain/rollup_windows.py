@@ -7,8 +7,8 @@ k = 0…MAX_GRAIN). A window [start, end) is covered by:
 - for whole days, the fewest aligned blocks (greedy, largest first), so 30 days
   cost ~8 block reads instead of 30 day reads — the profile query's cost depends on
   the number of (block × bucket) rows it adds up, not on the number of tasks.
-Before the hour horizon a partial first day is widened to the whole day: windows are
-exact to the hour for recent data and to the day for old data.
+Before the hour horizon a partial first or last day is widened to the whole day:
+windows are exact to the hour for recent data and to the day for old data.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ def block_start(day: datetime, grain: int) -> datetime:
 
 
 def cover(start: datetime, end: datetime, now: datetime) -> list[tuple[int, datetime]]:
-    """(grain, row start) pairs whose rows exactly tile [start', end') where start' is
-    start floored to the hour (to the day before now − HOUR_HORIZON)."""
+    """(grain, row start) pairs whose rows exactly tile [start', end'): start floored to
+    the hour and end raised to the hour (to the day, before now − HOUR_HORIZON)."""
     if end <= start:
         return []
     horizon = floor_day(now - HOUR_HORIZON)
@@ -47,6 +47,8 @@ def cover(start: datetime, end: datetime, now: datetime) -> list[tuple[int, date
     pieces: list[tuple[int, datetime]] = []
     first_day = floor_day(start) if start == floor_day(start) else floor_day(start) + DAY
     last_day = floor_day(end)  # whole days are [first_day, last_day)
+    if last_day < end and last_day < horizon:  # an old partial last day: widened too
+        last_day += DAY
     if first_day >= last_day:  # no whole day inside: hours only
         return [(HOUR, t) for t in _hours(start, end)]
     pieces += [(HOUR, t) for t in _hours(start, first_day)]
