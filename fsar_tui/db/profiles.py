@@ -58,9 +58,19 @@ def backfill_state(conn: Connection) -> tuple[int, int]:
 
 
 def backfill_batch(conn: Connection, batch_size: int) -> int:
-    """One batch in its own transaction; returns the new cursor."""
+    """One batch in its own transaction; returns the new cursor. A batch is bounded by
+    its size, not by the interactive statement timeout."""
     with conn.transaction():
+        conn.execute("SET LOCAL statement_timeout = 0")
         return conn.execute("SELECT fsar_backfill_rollups(%s)", (batch_size,)).fetchone()[0]
+
+
+def vacuum_rollups(conn: Connection) -> None:
+    """After a bulk fold (seed, backfill): clear the folded samples' dead rows now rather
+    than when autovacuum gets to them (needs an autocommit connection)."""
+    conn.execute("SET statement_timeout = 0")
+    conn.execute("VACUUM ANALYZE task_duration_samples, task_count_deltas, duration_rollups")
+    conn.execute("RESET statement_timeout")
 
 
 def count_loaded(conn: Connection, first_id: int, last_id: int) -> None:

@@ -3,7 +3,8 @@
 Rollup rows (revision 0013) come in grains: hours (grain −1, kept for the last
 HOUR_HORIZON) and blocks of 2^k whole UTC days aligned on the Unix epoch (grain k,
 k = 0…MAX_GRAIN). A window [start, end) is covered by:
-- hour rows for its partial days, where they are still kept;
+- hour rows for its partial days, where they are still kept (a window ending now reads
+  today's day row instead of today's hours: nothing has finished after now);
 - for whole days, the fewest aligned blocks (greedy, largest first), so 30 days
   cost ~8 block reads instead of 30 day reads — the profile query's cost depends on
   the number of (block × bucket) rows it adds up, not on the number of tasks.
@@ -47,7 +48,9 @@ def cover(start: datetime, end: datetime, now: datetime) -> list[tuple[int, date
     pieces: list[tuple[int, datetime]] = []
     first_day = floor_day(start) if start == floor_day(start) else floor_day(start) + DAY
     last_day = floor_day(end)  # whole days are [first_day, last_day)
-    if last_day < end and last_day < horizon:  # an old partial last day: widened too
+    if last_day < end and (last_day < horizon or end >= now):
+        # An old partial last day is widened; so is today when the window ends now:
+        # today's day row holds exactly what finished since midnight.
         last_day += DAY
     if first_day >= last_day:  # no whole day inside: hours only
         return [(HOUR, t) for t in _hours(start, end)]

@@ -214,6 +214,9 @@ def seed_history(dsn: str, *, days: int, tasks: int, seed: int = 0) -> SeedResul
             bulk.add_count_deltas(conn, first_id, first_id + tasks - 1)
             profile_queries.count_loaded(conn, first_id, first_id + tasks - 1)
         bulk.analyze(conn)
+    with connect(dsn) as conn:
+        conn.autocommit = True
+        profile_queries.vacuum_rollups(conn)
     return result
 
 
