@@ -93,7 +93,9 @@ def upgrade() -> None:
             currency            text NOT NULL,
             n                   bigint NOT NULL,
             total               float8 NOT NULL,
+            -- Covering: a profile is an index-only scan of a few (grain, start) ranges.
             PRIMARY KEY (grain, start, task_type, ai_model, rollout_revision_id, outcome, metric, bucket, currency)
+                INCLUDE (n, total)
         )
     """)
     # One sample as the metric rows it adds (shared by the fold and by readers of

@@ -18,21 +18,27 @@ DIMENSIONS = {"type": "task_type", "model": "ai_model", "rollout": "rollout_revi
 
 
 def profile_sql(by: tuple[str, ...]) -> str:
-    cols = [DIMENSIONS[d] for d in by]
-    key = "ARRAY[" + ", ".join(f"{c}::text" for c in cols) + "]::text[]" if cols else "ARRAY[]::text[]"
+    # Plain group columns (not an array key) and int4 counts (sum(int8) is numeric):
+    # the aggregate is most of the query's time.
+    cols = ", ".join(DIMENSIONS[d] for d in by)
     return f"""
         WITH cover AS (SELECT * FROM unnest(%(grains)s::smallint[], %(starts)s::timestamptz[]) AS c(grain, start)),
         rows AS (
             SELECT r.task_type, r.ai_model, r.rollout_revision_id, r.outcome, r.metric, r.bucket, r.currency,
-                   r.n, r.total
+                   r.n::integer AS n, r.total
             FROM duration_rollups r JOIN cover c ON r.grain = c.grain AND r.start = c.start
             UNION ALL
             SELECT s.task_type, s.ai_model, s.rollout_revision_id, s.outcome, m.metric, m.bucket, m.currency,
-                   s.n, s.n * m.value
+                   s.n::integer, s.n * m.value
             FROM task_duration_samples s CROSS JOIN LATERAL fsar_sample_metrics(s) m
             WHERE s.finished_at >= %(start)s AND s.finished_at < %(end)s)
-        SELECT {key} AS key, outcome, metric, bucket, currency, sum(n)::bigint, sum(total)
-        FROM rows GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) <> 0"""
+        SELECT {cols}, outcome, metric, bucket, currency, sum(n), sum(total)
+        FROM rows GROUP BY {cols}, outcome, metric, bucket, currency HAVING sum(n) <> 0"""
+
+
+def _keyed(rows: list[tuple], by: tuple[str, ...]) -> list[tuple]:
+    k = len(by)
+    return [(tuple(str(v) for v in row[:k]), *row[k:]) for row in rows]
 
 
 def _params(start: datetime, end: datetime, now: datetime) -> dict:
@@ -43,13 +49,17 @@ def _params(start: datetime, end: datetime, now: datetime) -> dict:
 
 async def profile_rows(conn: AsyncConnection, start: datetime, end: datetime, now: datetime,
                        by: tuple[str, ...] = ("type", "model")) -> list[tuple]:
+    if not by:
+        raise ValueError("profiles need at least one dimension")
     cur = await conn.execute(profile_sql(by), _params(start, end, now))
-    return await cur.fetchall()
+    return _keyed(await cur.fetchall(), by)
 
 
 def profile_rows_sync(conn: Connection, start: datetime, end: datetime, now: datetime,
                       by: tuple[str, ...] = ("type", "model")) -> list[tuple]:
-    return conn.execute(profile_sql(by), _params(start, end, now)).fetchall()
+    if not by:
+        raise ValueError("profiles need at least one dimension")
+    return _keyed(conn.execute(profile_sql(by), _params(start, end, now)).fetchall(), by)
 
 
 def backfill_state(conn: Connection) -> tuple[int, int]:
