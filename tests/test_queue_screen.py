@@ -78,7 +78,7 @@ async def test_navigation_screens_help_command_mode(queue_db):
     app = make_app(queue_db)
     async with app.run_test(size=(80, 24)) as pilot:
         assert await until(pilot, lambda: len(table(app).keys) == 100)
-        for key, title in (("2", "Profiles"), ("3", "ROI"), ("4", "Audit & Rollback"), ("5", "Proposals")):
+        for key, title in (("3", "ROI"), ("4", "Audit & Rollback"), ("5", "Proposals")):
             await pilot.press(key)
             assert isinstance(app.screen, PlaceholderScreen) and app.screen.title_text == title
             assert "PLACEHOLDER" in str(app.screen.query_one("#placeholder").render())

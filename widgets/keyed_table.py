@@ -96,6 +96,15 @@ class KeyedTable(ScrollView, can_focus=True):
 
     # -- data -----------------------------------------------------------------------------
 
+    def set_columns(self, columns: Sequence[str]) -> None:
+        """Change the columns (widths start again from the headers); no-op if unchanged."""
+        names = [" ", *columns]
+        if names != self.column_names:
+            self.column_names = names
+            self.widths = [len(name) for name in names]
+            self._lines.clear()
+            self.refresh()
+
     @property
     def row_count(self) -> int:
         return len(self.keys)

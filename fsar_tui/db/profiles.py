@@ -36,6 +36,29 @@ def profile_sql(by: tuple[str, ...]) -> str:
         FROM rows GROUP BY {cols}, outcome, metric, bucket, currency HAVING sum(n) <> 0"""
 
 
+async def group_series(conn: AsyncConnection, start: datetime, end: datetime, now: datetime, key: tuple,
+                       hourly: bool) -> list[tuple]:
+    """(slot start, bucket, n) of one type × model's run times, per hour (hour rows are
+    kept four days) or per day, for the p90-over-time chart."""
+    grain = rollup_windows.HOUR if hourly else 0
+    first = rollup_windows.floor_hour(start) if hourly else rollup_windows.floor_day(start)
+    cur = await conn.execute(
+        """SELECT slot, bucket, sum(n)::bigint FROM (
+               SELECT r.start AS slot, r.bucket, r.n FROM duration_rollups r
+               WHERE r.grain = %(grain)s AND r.start >= %(first)s AND r.start < %(end)s
+                 AND r.task_type = %(type)s AND r.ai_model = %(model)s AND r.metric = 0
+                 AND r.outcome IN ('succeeded', 'failed')
+               UNION ALL
+               SELECT date_trunc(%(unit)s, s.finished_at, 'UTC'), m.bucket, s.n
+               FROM task_duration_samples s CROSS JOIN LATERAL fsar_sample_metrics(s) m
+               WHERE s.finished_at >= %(first)s AND s.finished_at < %(end)s AND m.metric = 0
+                 AND s.task_type = %(type)s AND s.ai_model = %(model)s AND s.outcome IN ('succeeded', 'failed')) x
+           GROUP BY 1, 2 HAVING sum(n) <> 0 ORDER BY 1, 2""",
+        {"grain": grain, "first": first, "end": end, "type": key[0], "model": key[1],
+         "unit": "hour" if hourly else "day"})
+    return await cur.fetchall()
+
+
 def _keyed(rows: list[tuple], by: tuple[str, ...]) -> list[tuple]:
     k = len(by)
     return [(tuple(str(v) for v in row[:k]), *row[k:]) for row in rows]

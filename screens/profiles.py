@@ -1,0 +1,327 @@
+"""Screen 2, duration profiles: where the time goes, per task type × ai_model.
+
+Composes: a status line (window, sort, compare state, data age), the profile table
+(n, mean, p50, p90, p99, max, failure rate, queue-wait p90, cost per successful task),
+and for the selected row its run-time histogram on a log axis and p90 per day.
+All numbers come from the rollups (db.profiles → domain.profiles, the same code as
+`fsar-tui profile`): percentiles within 0.8 %, whatever the table size.
+
+Keys: `w` cycles the window (1h, 24h, 7d, 30d; `:profiles 12h` sets any), `s` / `S`
+sort column / direction, `c` compares with the preceding window of the same length
+(p90 then, change in %, regressions of more than 10 % in red — only when both sides
+have at least MIN_SAMPLES runs, and the sample sizes are shown so nobody trusts a
+p99 of 12 tasks), `enter` drills down to the row's tasks in the queue screen.
+
+Live: batches mark the screen dirty; a 1 s timer re-queries when dirty (or every 10 s),
+so the screen follows events and queries at most once a second.
+Not built yet (said here, not hidden): compare by rollout revision side by side
+(`fsar-tui profile --by type,rollout` prints it headless), custom window ranges.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import psycopg
+from psycopg_pool import PoolTimeout
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.css.query import NoMatches
+from textual.screen import Screen
+
+from fsar_tui import clock
+from fsar_tui.db import profiles as profile_queries
+from fsar_tui.domain import histogram, profiles
+from fsar_tui.domain.formatting import duration
+from fsar_tui.domain.sanitize import safe_text
+from fsar_tui.domain.task_filter import FilterError, format_duration, parse_duration
+from fsar_tui.messages import ApplyFilter, DatabaseReady, LiveBatch
+from fsar_tui.widgets.key_bar import KeyBar
+from fsar_tui.widgets.keyed_table import KeyedTable
+from fsar_tui.widgets.status_header import StatusHeader
+from fsar_tui.widgets.text_panel import TextPanel
+
+WINDOWS = (3600, 86400, 7 * 86400, 30 * 86400)
+COLUMNS = ("type", "model", "n", "mean", "p50", "p90", "p99", "max", "fail%", "wait p90", "cost/ok")
+COMPARE_COLUMNS = ("p90 before", "Δp90", "runs now/before")
+SORTS = {
+    "p90": lambda p: p.p(0.9) or 0, "p99": lambda p: p.p(0.99) or 0, "p50": lambda p: p.p(0.5) or 0,
+    "mean": lambda p: p.mean_ms or 0, "n": lambda p: p.n, "fail%": lambda p: p.failure_rate or 0,
+    "cost/ok": lambda p: (p.cost_per_success or (0, ""))[0], "type": lambda p: p.key,
+}
+MIN_SAMPLES = 100
+REGRESSION = 0.10
+DB_ERRORS = (psycopg.OperationalError, PoolTimeout, psycopg.errors.QueryCanceled)
+
+
+def seconds(ms: float | None) -> str:
+    return "-" if ms is None else duration(ms / 1000)
+
+
+def histogram_lines(run: dict[int, int], width: int = 40, rows: int = 12) -> Text:
+    """The run-time histogram on a log axis: buckets merged into `rows` bands of equal
+    log width between the smallest and largest bucket, one bar per band."""
+    filled = sorted(i for i, n in run.items() if n > 0)
+    text = Text(no_wrap=True, overflow="ellipsis")
+    if not filled:
+        text.append("no runs in the window", style="dim")
+        return text
+    lo, hi = filled[0], filled[-1]
+    step = max(1, -(-(hi - lo + 1) // rows))
+    bands = []
+    for start in range(lo, hi + 1, step):
+        count = sum(run.get(i, 0) for i in range(start, start + step))
+        bands.append((histogram.bucket_upper(start - 1), histogram.bucket_upper(start + step - 1), count))
+    top = max(c for _, _, c in bands) or 1
+    for low, high, count in bands:
+        bar = "█" * max(1 if count else 0, round(width * count / top))
+        text.append(f"{seconds(low):>7}–{seconds(high):<7} ")
+        text.append(bar, style="bold")
+        text.append(f" {count:,}\n")
+    return text
+
+
+class ProfilesScreen(Screen):
+    DEFAULT_CSS = """
+    ProfilesScreen #profile-status { height: 1; padding: 0 1; background: $panel; }
+    ProfilesScreen #profiles { height: 1fr; }
+    ProfilesScreen #detail { height: 14; }
+    ProfilesScreen #detail > TextPanel { width: 1fr; height: 100%; padding: 0 1; border-top: solid $panel; }
+    """
+    BINDINGS = [
+        Binding("w", "cycle_window", "Window", id="profiles.window"),
+        Binding("s", "cycle_sort", "Sort", id="profiles.sort"),
+        Binding("S", "flip_sort", "Reverse", id="profiles.reverse", show=False),
+        Binding("c", "toggle_compare", "Compare", id="profiles.compare"),
+        Binding("enter", "drill_down", "Tasks", id="profiles.drill"),
+        Binding("j", "cursor_down", "Down", id="profiles.down", show=False),
+        Binding("k", "cursor_up", "Up", id="profiles.up", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.window_s = 7 * 86400
+        self.sort = "p90"
+        self.descending = True
+        self.compare = False
+        self.profiles: list[profiles.Profile] = []
+        self.before: dict[tuple, profiles.Profile] = {}
+        self.daily_p90: list[tuple[str, float | None]] = []
+        self.dirty = True
+        self.last_refresh = 0.0
+        self.refreshed_at = None
+        self.worker = None
+
+    def compose(self) -> ComposeResult:
+        yield StatusHeader()
+        yield TextPanel(Text("profiles: loading…"), id="profile-status")
+        yield KeyedTable(COLUMNS, id="profiles")
+        with Horizontal(id="detail"):
+            yield TextPanel(Text(""), id="histogram")
+            yield TextPanel(Text(""), id="trend")
+        yield KeyBar()
+
+    def on_mount(self) -> None:
+        self.app.sync_header(self.query_one(StatusHeader))
+        self.set_focus(self.query_one(KeyedTable))
+        self.set_interval(1.0, self.tick)
+        self.tick()
+
+    # -- data -------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        due = self.dirty or time.monotonic() - self.last_refresh > 10
+        busy = self.worker is not None and self.worker.is_running
+        if due and self.app.pool is not None and not busy:
+            self.worker = self.reload()
+
+    def on_database_ready(self, message: DatabaseReady) -> None:
+        self.dirty = True
+        self.tick()
+
+    def on_live_batch(self, message: LiveBatch) -> None:
+        # Only finishes move a profile; other transitions leave it as it is.
+        if message.batch.resync or any(t.to_status in ("succeeded", "failed", "cancelled")
+                                       or t.from_status in ("succeeded", "failed", "cancelled")
+                                       for t in message.batch.tasks):
+            self.dirty = True
+
+    def on_apply_filter(self, message: ApplyFilter) -> None:
+        """`:profiles 24h` — the command line's argument is the window here."""
+        try:
+            window = parse_duration(message.text)
+        except FilterError as exc:
+            self.notify(str(exc), title="window not changed", severity="error")
+            return
+        if window <= 0:
+            self.notify("the window must be positive", severity="error")
+            return
+        self.window_s = window
+        self.request()
+
+    def request(self) -> None:
+        self.dirty = True
+        self.tick()
+
+    @work(exclusive=True, group="profiles-refresh")
+    async def reload(self) -> None:
+        self.dirty = False
+        now = clock.now()
+        window = timedelta(seconds=self.window_s)
+        try:
+            async with self.app.pool.connection() as conn:
+                rows = await profile_queries.profile_rows(conn, now - window, now, now, ("type", "model"))
+                before = []
+                if self.compare:
+                    before = await profile_queries.profile_rows(conn, now - 2 * window, now - window, now,
+                                                                ("type", "model"))
+        except DB_ERRORS as exc:
+            self.app.db_unreachable(exc)
+            return
+        self.app.db_reachable()
+        self.last_refresh = time.monotonic()
+        self.refreshed_at = now
+        self.profiles = profiles.build(rows)
+        self.before = {p.key: p for p in profiles.build(before)}
+        try:
+            self.render_table()
+            self.render_detail()
+        except NoMatches:
+            pass  # torn down while the query ran
+
+    # -- rendering ----------------------------------------------------------------------
+
+    def render_table(self) -> None:
+        table = self.query_one(KeyedTable)
+        ordered = sorted(self.profiles, key=SORTS[self.sort], reverse=self.descending)
+        rows = []
+        for p in ordered:
+            cost = p.cost_per_success
+            few = p.samples < MIN_SAMPLES
+            cells = [safe_text(p.key[0]), safe_text(p.key[1] or "-"), Text(f"{p.n:,}"),
+                     Text(seconds(p.mean_ms)), Text(seconds(p.p(0.5))), Text(seconds(p.p(0.9))),
+                     Text(seconds(p.p(0.99)), style="dim" if few else ""), Text(seconds(p.max_ms)),
+                     Text("-" if p.failure_rate is None else f"{100 * p.failure_rate:.1f}"),
+                     Text(seconds(p.wait_p90_ms)),
+                     Text("-" if cost is None else f"{cost[0] / 100:.4f} {cost[1]}")]
+            if self.compare:
+                cells += self.compare_cells(p)
+            rows.append((p.key, cells))
+        table.set_columns(COLUMNS + (COMPARE_COLUMNS if self.compare else ()))
+        table.replace_rows(rows)
+        self.render_status()
+
+    def compare_cells(self, p: profiles.Profile) -> list[Text]:
+        old = self.before.get(p.key)
+        then = old.p(0.9) if old else None
+        now = p.p(0.9)
+        sizes = Text(f"{p.samples:,}/{old.samples if old else 0:,}")
+        if then is None or now is None:
+            return [Text("-"), Text("-"), sizes]
+        change = (now - then) / then if then else 0.0
+        trusted = p.samples >= MIN_SAMPLES and old.samples >= MIN_SAMPLES
+        style = ("bold red" if change > REGRESSION else "green" if change < -REGRESSION else "") if trusted else "dim"
+        return [Text(seconds(then)), Text(f"{100 * change:+.1f} %" + ("" if trusted else " (few)"), style=style), sizes]
+
+    def render_status(self) -> None:
+        age = "" if self.refreshed_at is None else f" · as of {self.refreshed_at:%H:%M:%S}"
+        parts = [f"window {format_duration(self.window_s)}", f"{len(self.profiles)} type × model groups",
+                 f"sort {self.sort} {'desc' if self.descending else 'asc'}",
+                 "compare: previous window" if self.compare else "compare off (c)",
+                 f"percentiles within {100 * histogram.ALPHA:.1f} %{age}"]
+        self.query_one("#profile-status", TextPanel).show(Text(" · ".join(parts)))
+
+    def selected(self) -> profiles.Profile | None:
+        key = self.query_one(KeyedTable).current_key
+        return next((p for p in self.profiles if p.key == key), None)
+
+    def render_detail(self) -> None:
+        p = self.selected()
+        hist = self.query_one("#histogram", TextPanel)
+        if p is None:
+            hist.show(Text("no finished tasks in the window", style="dim"))
+            self.query_one("#trend", TextPanel).show(Text(""))
+            return
+        head = Text(no_wrap=True, overflow="ellipsis")
+        head.append(f"run time, {safe_text(' × '.join(str(k) for k in p.key)).plain} ({p.samples:,} runs, log axis)\n",
+                    style="bold")
+        head.append_text(histogram_lines(p.run, width=max(10, hist.content_region.width - 28)))
+        hist.show(head)
+        self.show_trend(p.key)
+
+    @work(exclusive=True, group="profiles-trend")
+    async def show_trend(self, key: tuple) -> None:
+        """p90 per day (per hour for windows up to two days) of the selected group."""
+        now = clock.now()
+        hourly = self.window_s <= 2 * 86400
+        start = now - timedelta(seconds=self.window_s)
+        try:
+            async with self.app.pool.connection() as conn:
+                rows = await profile_queries.group_series(conn, start, now, now, key, hourly)
+        except DB_ERRORS:
+            return
+        series: dict = {}
+        for slot, bucket, n in rows:
+            series.setdefault(slot, {})[bucket] = n
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(f"p90 per {'hour' if hourly else 'day'}\n", style="bold")
+        if not series:
+            text.append("no runs", style="dim")
+        values = [(slot, histogram.quantile(h, 0.9)) for slot, h in sorted(series.items())]
+        top = max((v for _, v in values if v), default=1)
+        for slot, value in values[-12:]:
+            bar = "▇" * max(1, round(24 * (value or 0) / top))
+            text.append(f"{slot:%m-%d %H:%M} " if hourly else f"{slot:%m-%d} ")
+            text.append(f"{seconds(value):>7} ")
+            text.append(bar + "\n")
+        try:
+            self.query_one("#trend", TextPanel).show(text)
+        except NoMatches:
+            pass
+
+    # -- actions ------------------------------------------------------------------------
+
+    def on_keyed_table_row_highlighted(self, event: KeyedTable.RowHighlighted) -> None:
+        self.render_detail()
+
+    def on_keyed_table_row_selected(self, event: KeyedTable.RowSelected) -> None:
+        self.action_drill_down()  # the table takes `enter` itself when it has focus
+
+    def action_cursor_down(self) -> None:
+        self.query_one(KeyedTable).action_cursor_down()
+
+    def action_cursor_up(self) -> None:
+        self.query_one(KeyedTable).action_cursor_up()
+
+    def action_cycle_window(self) -> None:
+        later = [w for w in WINDOWS if w > self.window_s]
+        self.window_s = later[0] if later else WINDOWS[0]
+        self.request()
+
+    def action_cycle_sort(self) -> None:
+        names = list(SORTS)
+        self.sort = names[(names.index(self.sort) + 1) % len(names)]
+        self.render_table()
+
+    def action_flip_sort(self) -> None:
+        self.descending = not self.descending
+        self.render_table()
+
+    def action_toggle_compare(self) -> None:
+        self.compare = not self.compare
+        self.request()
+
+    def action_drill_down(self) -> None:
+        p = self.selected()
+        if p is None:
+            return
+        terms = [f"type:{p.key[0]}", f"since:{format_duration(self.window_s)}"]
+        if p.key[1]:
+            terms.insert(1, f"model:{p.key[1]}")
+        self.app.switch_mode("queue")
+        text = " ".join(terms)
+        self.app.call_after_refresh(lambda: self.app.screen.post_message(ApplyFilter(text)))
