@@ -51,6 +51,9 @@ def test_real_app_in_tmux_against_a_seeded_database(run_cli, db_dsn, isolated_en
             time.sleep(0.2)
         assert statuses == {"failed"}
         tmux("send-keys", "-t", session, "2")
+        wait_for(session, "type × model groups")  # the profiles screen, from the seeded history's rollups
+        wait_for(session, "p90 per day")
+        tmux("send-keys", "-t", session, "3")
         wait_for(session, "PLACEHOLDER")
         tmux("send-keys", "-t", session, "1")
         wait_for(session, "filter: status:failed")
