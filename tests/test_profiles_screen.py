@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timezone
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -15,9 +13,8 @@ from fsar_tui.config import Settings
 from fsar_tui.screens.profiles import ProfilesScreen
 from fsar_tui.screens.queue import QueueScreen
 from fsar_tui.widgets.keyed_table import KeyedTable
+from support.snapshot import check_snapshot, settled_svg
 
-SNAPSHOTS = Path(__file__).parent / "snapshots"
-UPDATE = os.environ.get("FSAR_UPDATE_SNAPSHOTS") == "1"
 FROZEN = datetime(2026, 1, 9, 12, 0, 0, tzinfo=timezone.utc)
 
 
@@ -146,21 +143,5 @@ async def test_profiles_snapshot(profiles_db):
         app.dsn_label = "postgresql://fsar:****@db.example:5432/prod"
         app.server_version = "16.4"
         app.update_headers()
-        previous = None
-        for _ in range(100):
-            await pilot.pause(0.1)
-            svg = app.export_screenshot(title="fsar-tui")
-            if svg == previous:
-                break
-            previous = svg
-        else:
-            pytest.fail("the profiles screen never settled")
-    path = SNAPSHOTS / "profiles_120x36.svg"
-    if UPDATE or not path.exists():
-        path.write_text(svg)
-        if not UPDATE:
-            pytest.fail(f"snapshot {path.name} was missing and has been written; check it and commit it")
-    if svg != path.read_text():
-        failed = Path(os.environ.get("TMPDIR", "/tmp")) / f"failed-{path.name}"
-        failed.write_text(svg)
-        pytest.fail(f"{path.name} differs; this run's is {failed} (FSAR_UPDATE_SNAPSHOTS=1 regenerates)")
+        svg = await settled_svg(app, pilot)
+    check_snapshot(svg, "profiles_120x36.svg")

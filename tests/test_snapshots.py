@@ -6,9 +6,7 @@ README.md shows the 160×48 one).
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timezone
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -17,10 +15,9 @@ from fsar_tui import clock
 from fsar_tui.app import FsarApp
 from fsar_tui.config import Settings
 from fsar_tui.widgets.keyed_table import KeyedTable
+from support.snapshot import check_snapshot, settled_svg
 
-SNAPSHOTS = Path(__file__).parent / "snapshots"
 FROZEN = datetime(2026, 1, 2, 12, 34, 56, tzinfo=timezone.utc)
-UPDATE = os.environ.get("FSAR_UPDATE_SNAPSHOTS") == "1"
 
 
 @pytest.fixture
@@ -63,27 +60,10 @@ async def snapshot(dsn, size):
         app.dsn_label = "postgresql://fsar:****@db.example:5432/prod"
         app.server_version = "16.4"
         app.update_headers()
-        # Layout settles over a few refreshes, later on a loaded machine: take the
-        # picture once two consecutive ones agree.
-        previous = None
-        for _ in range(100):
-            await pilot.pause(0.1)
-            svg = app.export_screenshot(title="fsar-tui")
-            if svg == previous:
-                return svg
-            previous = svg
-        pytest.fail("the queue screen never settled into a stable picture")
+        return await settled_svg(app, pilot)
 
 
 @pytest.mark.parametrize("size", [(80, 24), (160, 48)])
 async def test_queue_screen_snapshot(frozen_db, size):
     svg = await snapshot(frozen_db, size)
-    path = SNAPSHOTS / f"queue_{size[0]}x{size[1]}.svg"
-    if UPDATE or not path.exists():
-        path.write_text(svg)
-        if not UPDATE:
-            pytest.fail(f"snapshot {path.name} was missing and has been written; check it and commit it")
-    if svg != path.read_text():
-        failed = Path(os.environ.get("TMPDIR", "/tmp")) / f"failed-{path.name}"
-        failed.write_text(svg)
-        pytest.fail(f"{path.name} differs; this run's is {failed} (FSAR_UPDATE_SNAPSHOTS=1 regenerates)")
+    check_snapshot(svg, f"queue_{size[0]}x{size[1]}.svg")
