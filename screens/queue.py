@@ -37,7 +37,7 @@ from fsar_tui.widgets.key_bar import KeyBar
 from fsar_tui.db import actions as task_actions
 from fsar_tui import clock
 from fsar_tui.db import tasks as task_queries
-from fsar_tui.domain.formatting import between, compact, duration, money
+from fsar_tui.domain.formatting import between, duration, money
 from fsar_tui.domain.sanitize import safe_text
 from fsar_tui.domain.task_filter import FilterError, TaskFilter, parse_filter
 from fsar_tui.messages import ApplyFilter, DatabaseReady, LiveBatch

@@ -4,7 +4,6 @@ change, backfill of legacy history in resumable batches, and percentiles within 
 from __future__ import annotations
 
 import json
-import math
 from datetime import datetime, timedelta, timezone
 
 import psycopg
