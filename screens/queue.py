@@ -266,7 +266,9 @@ class QueueScreen(Screen):
         lines = Text(no_wrap=True, overflow="ellipsis")
         lines.append(f"running ({len(self.running)})\n", style="bold")
         for task_id, task_type, model, worker, started, attempt, _lease in self.running[:6]:
-            lines.append_text(safe_text(f"{duration(between(started, now)):>6} {task_type[:9]}\n"))
+            # elapsed, type, worker: the line is cut at the panel's edge, so the worker's
+            # distinguishing suffix goes last where wide terminals show it whole.
+            lines.append_text(safe_text(f"{duration(between(started, now)):>6} {task_type[:9]} {worker or '-'}\n"))
         self.query_one("#running", TextPanel).show(lines)
 
     def render_workers(self, workers: list[tuple]) -> None:

@@ -292,3 +292,9 @@ async def test_counts_follow_live_events_without_waiting_for_the_timer(queue_db)
             conn.execute("INSERT INTO execution_tasks (task_type, ai_model) VALUES ('brand_new_type', 'gpt-4o')")
         assert await until(pilot, lambda: "brand_new_type" in rendered(counts.content))
         assert len(table(app).keys) == 100  # the page itself waits for the timer
+        # Running tasks follow the same path, with their worker.
+        with psycopg.connect(queue_db, autocommit=True) as conn:
+            conn.execute("UPDATE execution_tasks SET status = 'running', attempt = 1, started_at = now(), "
+                         "worker_id = 'w-run-7' WHERE task_type = 'brand_new_type'")
+        running = screen.query_one("#running")
+        assert await until(pilot, lambda: "w-run-7" in running.content.plain and "running (1)" in running.content.plain)
