@@ -19,14 +19,17 @@ DIMENSIONS = {"type": "task_type", "model": "ai_model", "rollout": "rollout_revi
 
 def profile_sql(by: tuple[str, ...]) -> str:
     # Plain group columns (not an array key) and int4 counts (sum(int8) is numeric):
-    # the aggregate is most of the query's time.
+    # the aggregate is most of the query's time. Without the rollout dimension the
+    # compact rows (revision -1) are read: a third as many.
     cols = ", ".join(DIMENSIONS[d] for d in by)
+    revisions = "r.rollout_revision_id >= 0" if "rollout" in by else "r.rollout_revision_id = -1"
     return f"""
         WITH cover AS (SELECT * FROM unnest(%(grains)s::smallint[], %(starts)s::timestamptz[]) AS c(grain, start)),
         rows AS (
             SELECT r.task_type, r.ai_model, r.rollout_revision_id, r.outcome, r.metric, r.bucket, r.currency,
                    r.n::integer AS n, r.total
             FROM duration_rollups r JOIN cover c ON r.grain = c.grain AND r.start = c.start
+            WHERE {revisions}
             UNION ALL
             SELECT s.task_type, s.ai_model, s.rollout_revision_id, s.outcome, m.metric, m.bucket, m.currency,
                    s.n::integer, s.n * m.value
@@ -46,8 +49,8 @@ async def group_series(conn: AsyncConnection, start: datetime, end: datetime, no
         """SELECT slot, bucket, sum(n)::bigint FROM (
                SELECT r.start AS slot, r.bucket, r.n FROM duration_rollups r
                WHERE r.grain = %(grain)s AND r.start >= %(first)s AND r.start < %(end)s
+                 AND r.rollout_revision_id = -1 AND r.outcome = '*'
                  AND r.task_type = %(type)s AND r.ai_model = %(model)s AND r.metric = 0
-                 AND r.outcome IN ('succeeded', 'failed')
                UNION ALL
                SELECT date_trunc(%(unit)s, s.finished_at, 'UTC'), m.bucket, s.n
                FROM task_duration_samples s CROSS JOIN LATERAL fsar_sample_metrics(s) m
@@ -115,8 +118,9 @@ def count_loaded(conn: Connection, first_id: int, last_id: int) -> None:
     conn.execute("SELECT fsar_fold_duration_samples()")
 
 
-# Rollups (one grain tiles all time) + unfolded samples vs a recount from the tasks the
-# rules count; rows where they differ. A full scan: for checks and tests.
+# Rollups (one grain tiles all time; both the detailed and the compact rows) + unfolded
+# samples vs a recount from the tasks the rules count; rows where they differ. A full
+# scan: for checks and tests.
 ROLLUP_DRIFT_SQL = """
     WITH st AS (SELECT * FROM rollup_state),
     finished AS MATERIALIZED (
@@ -124,19 +128,32 @@ ROLLUP_DRIFT_SQL = """
         FROM execution_tasks t CROSS JOIN st
         WHERE t.status IN ('succeeded', 'failed', 'cancelled')
           AND (t.id > st.backfill_target OR t.finished_at >= st.epoch OR t.id <= st.backfilled_upto)),
-    counted AS (
+    counted_detail AS (
         SELECT s.task_type, s.ai_model, s.rollout_revision_id AS rev, s.outcome, m.metric, m.bucket, m.currency,
                count(*) AS n, sum(m.value) AS total
         FROM finished s CROSS JOIN LATERAL fsar_sample_metrics(s::task_duration_samples) m
         GROUP BY 1, 2, 3, 4, 5, 6, 7),
+    counted AS (
+        SELECT * FROM counted_detail
+        UNION ALL
+        SELECT task_type, ai_model, -1, CASE WHEN metric = 2 THEN outcome ELSE '*' END, metric, bucket, currency,
+               sum(n), sum(total)
+        FROM counted_detail WHERE metric = 2 OR outcome IN ('succeeded', 'failed')
+        GROUP BY 1, 2, 3, 4, 5, 6, 7),
+    sample_rows AS (
+        SELECT s.task_type, s.ai_model, s.rollout_revision_id AS rev, s.outcome, m.metric, m.bucket, m.currency,
+               s.n, s.n * m.value AS total
+        FROM task_duration_samples s CROSS JOIN LATERAL fsar_sample_metrics(s) m),
     kept AS (
         SELECT task_type, ai_model, rev, outcome, metric, bucket, currency, sum(n) AS n, sum(total) AS total
         FROM (SELECT task_type, ai_model, rollout_revision_id AS rev, outcome, metric, bucket, currency, n, total
               FROM duration_rollups WHERE grain = 0
               UNION ALL
-              SELECT s.task_type, s.ai_model, s.rollout_revision_id, s.outcome, m.metric, m.bucket, m.currency,
-                     s.n, s.n * m.value
-              FROM task_duration_samples s CROSS JOIN LATERAL fsar_sample_metrics(s) m) x
+              SELECT * FROM sample_rows
+              UNION ALL
+              SELECT task_type, ai_model, -1, CASE WHEN metric = 2 THEN outcome ELSE '*' END, metric, bucket,
+                     currency, n, total
+              FROM sample_rows WHERE metric = 2 OR outcome IN ('succeeded', 'failed')) x
         GROUP BY 1, 2, 3, 4, 5, 6, 7 HAVING sum(n) <> 0)
     SELECT task_type, ai_model, rev, outcome, metric, bucket, currency, counted.n, kept.n, counted.total, kept.total
     FROM counted FULL JOIN kept USING (task_type, ai_model, rev, outcome, metric, bucket, currency)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from fsar_tui.domain.histogram import highest, quantile
 
 RUN, WAIT, COST = 0, 1, 2
-RAN = ("succeeded", "failed")
+RAN = ("succeeded", "failed", "*")  # "*": compact rollup rows, every outcome that ran
 
 
 @dataclass
