@@ -63,8 +63,12 @@ async def group_series(conn: AsyncConnection, start: datetime, end: datetime, no
 
 
 def _keyed(rows: list[tuple], by: tuple[str, ...]) -> list[tuple]:
+    """(key tuple, outcome, metric, bucket, currency, n, total) from the query's rows; the
+    rollout revision id becomes text like the other dimensions."""
     k = len(by)
-    return [(tuple(str(v) for v in row[:k]), *row[k:]) for row in rows]
+    if "rollout" in by:
+        return [(tuple(str(v) for v in row[:k]), *row[k:]) for row in rows]
+    return [(row[:k], *row[k:]) for row in rows]
 
 
 def _params(start: datetime, end: datetime, now: datetime) -> dict:

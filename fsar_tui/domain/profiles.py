@@ -73,18 +73,27 @@ class Profile:
 
 
 def build(rows: Iterable[tuple]) -> list[Profile]:
-    """rows: (key tuple, outcome, metric, bucket, currency, n, total)."""
+    """rows: (key tuple, outcome, metric, bucket, currency, n, total). A hot loop (thousands
+    of rows per refresh), hence the local names."""
     profiles: dict[tuple, Profile] = {}
+    get = profiles.get
     for key, outcome, metric, bucket, currency, n, total in rows:
-        p = profiles.setdefault(tuple(key), Profile(tuple(key)))
+        p = get(key)
+        if p is None:
+            p = profiles[key] = Profile(key)
         if metric == COST:
-            if outcome in ("succeeded", "failed", "cancelled"):
-                setattr(p, outcome, getattr(p, outcome) + int(n))
+            if outcome == "succeeded":
+                p.succeeded += n
+            elif outcome == "failed":
+                p.failed += n
+            elif outcome == "cancelled":
+                p.cancelled += n
             if currency:
                 p.cost[currency] = p.cost.get(currency, 0.0) + total
-        elif outcome in RAN and n:
-            histogram = p.run if metric == RUN else p.wait
-            histogram[bucket] = histogram.get(bucket, 0) + int(n)
+        elif n and outcome in RAN:
             if metric == RUN:
+                p.run[bucket] = p.run.get(bucket, 0) + n
                 p.run_total_ms += total
+            else:
+                p.wait[bucket] = p.wait.get(bucket, 0) + n
     return sorted((p for p in profiles.values() if p.n), key=lambda p: p.key)
