@@ -7,15 +7,16 @@ All numbers come from the rollups (db.profiles → domain.profiles, the same cod
 `fsar-tui profile`): percentiles within 0.8 %, whatever the table size.
 
 Keys: `w` cycles the window (1h, 24h, 7d, 30d; `:profiles 12h` sets any), `s` / `S`
-sort column / direction, `c` compares with the preceding window of the same length
-(p90 then, change in %, regressions of more than 10 % in red — only when both sides
-have at least MIN_SAMPLES runs, and the sample sizes are shown so nobody trusts a
-p99 of 12 tasks), `enter` drills down to the row's tasks in the queue screen.
+sort column / direction, `c` cycles compare mode: the preceding window of the same
+length, then the two newest rollout revisions seen in the window for each row, then
+off (p90 of the other side, change in %, regressions of more than 10 % in red — only
+when both sides have at least MIN_SAMPLES runs, and the sample sizes are shown so
+nobody trusts a p99 of 12 tasks), `enter` drills down to the row's tasks in the queue.
 
 Live: batches mark the screen dirty; a 1 s timer re-queries when dirty (or every 10 s),
 so the screen follows events and queries at most once a second.
-Not built yet (said here, not hidden): compare by rollout revision side by side
-(`fsar-tui profile --by type,rollout` prints it headless), custom window ranges.
+Not built yet (said here, not hidden): custom from–to ranges (any length back from
+now works: `:profiles 36h`); revisions are shown by their id.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ from fsar_tui.widgets.text_panel import TextPanel
 
 WINDOWS = (3600, 86400, 7 * 86400, 30 * 86400)
 COLUMNS = ("type", "model", "n", "mean", "p50", "p90", "p99", "max", "fail%", "wait p90", "cost/ok")
-COMPARE_COLUMNS = ("p90 before", "Δp90", "runs now/before")
+COMPARE_COLUMNS = {"window": ("p90 before", "Δp90", "runs now/before"),
+                   "rollout": ("revisions", "p90 older", "Δp90", "runs newer/older")}
+COMPARES = (None, "window", "rollout")
 SORTS = {
     "p90": lambda p: p.p(0.9) or 0, "p99": lambda p: p.p(0.99) or 0, "p50": lambda p: p.p(0.5) or 0,
     "mean": lambda p: p.mean_ms or 0, "n": lambda p: p.n, "fail%": lambda p: p.failure_rate or 0,
@@ -85,6 +88,20 @@ def histogram_lines(run: dict[int, int], width: int = 40, rows: int = 12) -> Tex
     return text
 
 
+def newest_two_revisions(by_revision: list[profiles.Profile]) -> dict[tuple, tuple[profiles.Profile, profiles.Profile]]:
+    """(type, model) → (newest, previous) revision profiles, for groups seen under two or
+    more rollout revisions (revision 0 = tasks stamped with none)."""
+    grouped: dict[tuple, list[profiles.Profile]] = {}
+    for p in by_revision:
+        grouped.setdefault(p.key[:2], []).append(p)
+    pairs = {}
+    for key, group in grouped.items():
+        ran = sorted((p for p in group if p.samples), key=lambda p: int(p.key[2]))
+        if len(ran) >= 2:
+            pairs[key] = (ran[-1], ran[-2])
+    return pairs
+
+
 class ProfilesScreen(Screen):
     DEFAULT_CSS = """
     ProfilesScreen #profile-status { height: 1; padding: 0 1; background: $panel; }
@@ -107,7 +124,8 @@ class ProfilesScreen(Screen):
         self.window_s = 7 * 86400
         self.sort = "p90"
         self.descending = True
-        self.compare = False
+        self.compare: str | None = None
+        self.pairs: dict[tuple, tuple[profiles.Profile, profiles.Profile]] = {}  # rollout mode: (newer, older)
         self.profiles: list[profiles.Profile] = []
         self.before: dict[tuple, profiles.Profile] = {}
         self.daily_p90: list[tuple[str, float | None]] = []
@@ -175,10 +193,13 @@ class ProfilesScreen(Screen):
         try:
             async with self.app.pool.connection() as conn:
                 rows = await profile_queries.profile_rows(conn, now - window, now, now, ("type", "model"))
-                before = []
-                if self.compare:
+                before, by_revision = [], []
+                if self.compare == "window":
                     before = await profile_queries.profile_rows(conn, now - 2 * window, now - window, now,
                                                                 ("type", "model"))
+                elif self.compare == "rollout":
+                    by_revision = await profile_queries.profile_rows(conn, now - window, now, now,
+                                                                     ("type", "model", "rollout"))
         except DB_ERRORS as exc:
             self.app.db_unreachable(exc)
             return
@@ -187,6 +208,7 @@ class ProfilesScreen(Screen):
         self.refreshed_at = now
         self.profiles = profiles.build(rows)
         self.before = {p.key: p for p in profiles.build(before)}
+        self.pairs = newest_two_revisions(profiles.build(by_revision))
         try:
             self.render_table()
             self.render_detail()
@@ -208,15 +230,22 @@ class ProfilesScreen(Screen):
                      Text("-" if p.failure_rate is None else f"{100 * p.failure_rate:.1f}"),
                      Text(seconds(p.wait_p90_ms)),
                      Text("-" if cost is None else f"{cost[0] / 100:.4f} {cost[1]}")]
-            if self.compare:
-                cells += self.compare_cells(p)
+            if self.compare == "window":
+                cells += self.compare_cells(p, self.before.get(p.key))
+            elif self.compare == "rollout":
+                pair = self.pairs.get(p.key)
+                if pair is None:
+                    cells += [Text("one revision", style="dim"), Text("-"), Text("-"), Text("-")]
+                else:
+                    newer, older = pair
+                    cells += [Text(f"{newer.key[2]} vs {older.key[2]}"), *self.compare_cells(newer, older)]
             rows.append((p.key, cells))
-        table.set_columns(COLUMNS + (COMPARE_COLUMNS if self.compare else ()))
+        table.set_columns(COLUMNS + COMPARE_COLUMNS.get(self.compare, ()))
         table.replace_rows(rows)
         self.render_status()
 
-    def compare_cells(self, p: profiles.Profile) -> list[Text]:
-        old = self.before.get(p.key)
+    @staticmethod
+    def compare_cells(p: profiles.Profile, old: profiles.Profile | None) -> list[Text]:
         then = old.p(0.9) if old else None
         now = p.p(0.9)
         sizes = Text(f"{p.samples:,}/{old.samples if old else 0:,}")
@@ -231,7 +260,8 @@ class ProfilesScreen(Screen):
         age = "" if self.refreshed_at is None else f" · as of {self.refreshed_at:%H:%M:%S}"
         parts = [f"window {format_duration(self.window_s)}", f"{len(self.profiles)} type × model groups",
                  f"sort {self.sort} {'desc' if self.descending else 'asc'}",
-                 "compare: previous window" if self.compare else "compare off (c)",
+                 {"window": "compare: previous window", "rollout": "compare: newest two revisions"}.get(
+                     self.compare, "compare off (c)"),
                  f"percentiles within {100 * histogram.ALPHA:.1f} %{age}"]
         self.query_one("#profile-status", TextPanel).show(Text(" · ".join(parts)))
 
@@ -312,7 +342,7 @@ class ProfilesScreen(Screen):
         self.render_table()
 
     def action_toggle_compare(self) -> None:
-        self.compare = not self.compare
+        self.compare = COMPARES[(COMPARES.index(self.compare) + 1) % len(COMPARES)]
         self.request()
 
     def action_drill_down(self) -> None:

@@ -18,21 +18,21 @@ from support.snapshot import check_snapshot, settled_svg
 FROZEN = datetime(2026, 1, 9, 12, 0, 0, tzinfo=timezone.utc)
 
 
-def add_finished(dsn, task_type, model, n, base_ms, spread_ms, hours_ago=1, fail_every=10):
+def add_finished(dsn, task_type, model, n, base_ms, spread_ms, hours_ago=1, fail_every=10, revision=None):
     """n finished tasks of one group, run time base + (i mod 97)·spread ms, ending before FROZEN."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("""
             INSERT INTO execution_tasks (task_type, ai_model, status, attempt, queued_at, started_at, finished_at,
-                                         cost_minor, currency, error)
+                                         cost_minor, currency, error, rollout_revision_id)
             SELECT %(type)s, %(model)s, CASE WHEN g %% %(fail)s = 0 THEN 'failed' ELSE 'succeeded' END, 1,
                    %(end)s - make_interval(hours => %(ago)s::int) - interval '10 minutes',
                    %(end)s - make_interval(hours => %(ago)s::int) - interval '9 minutes',
                    %(end)s - make_interval(hours => %(ago)s::int) - interval '9 minutes'
                        + make_interval(secs => (%(base)s + (g %% 97) * %(spread)s) / 1000.0),
-                   5 + g %% 3, 'USD', CASE WHEN g %% %(fail)s = 0 THEN 'boom' END
+                   5 + g %% 3, 'USD', CASE WHEN g %% %(fail)s = 0 THEN 'boom' END, %(revision)s
             FROM generate_series(1, %(n)s) g""",
             {"type": task_type, "model": model, "n": n, "base": base_ms, "spread": spread_ms, "end": FROZEN,
-             "ago": hours_ago, "fail": fail_every})
+             "ago": hours_ago, "fail": fail_every, "revision": revision})
 
 
 @pytest.fixture
@@ -112,6 +112,35 @@ async def test_profiles_show_the_same_numbers_as_the_cli_and_drill_down(profiles
         await pilot.press("enter")
         assert await until(pilot, lambda: isinstance(app.screen, QueueScreen)
                            and app.screen.filter_text.startswith("type:implement_idea model:gpt-4o-mini"))
+
+
+async def test_compare_two_rollout_revisions_side_by_side(db_dsn, monkeypatch):
+    monkeypatch.setattr(clock, "now", lambda: FROZEN)
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        rollout = conn.execute("INSERT INTO rollouts (target, kind, task_type) VALUES ('prompt:impl', 'prompt', "
+                               "'implement_idea') RETURNING id").fetchone()[0]
+        old, new = (conn.execute("INSERT INTO rollout_revisions (rollout_id, revision, artifact, sha256) "
+                                 "VALUES (%s, %s, '{}', repeat(%s, 64)) RETURNING id", (rollout, r, c)).fetchone()[0]
+                    for r, c in ((1, "a"), (2, "b")))
+    add_finished(db_dsn, "implement_idea", "gpt-4o", 150, 4_000, 40, hours_ago=30, revision=old)
+    add_finished(db_dsn, "implement_idea", "gpt-4o", 150, 9_000, 40, hours_ago=2, revision=new)
+    add_finished(db_dsn, "self_improvement", "gpt-4o", 120, 90_000, 500, revision=None)
+    app = make_app(db_dsn)
+    async with app.run_test(size=(160, 40)) as pilot:
+        assert await until(pilot, lambda: app.pool is not None)
+        await pilot.press("2")
+        assert await until(pilot, lambda: len(table(app).keys) == 2)
+        await pilot.press("c", "c")
+        assert await until(pilot, lambda: "revisions" in table(app).column_names)
+        assert "compare: newest two revisions" in app.screen.query_one("#profile-status").content.plain
+        key = ("implement_idea", "gpt-4o")
+        assert await until(pilot, lambda: cell(app, key, "revisions") == f"{new} vs {old}")
+        change = table(app).get_row(key)[table(app).column_names.index("Δp90")]
+        assert change.plain.startswith("+") and "red" in str(change.style)
+        assert cell(app, key, "runs newer/older") == "150/150"
+        assert cell(app, ("self_improvement", "gpt-4o"), "revisions") == "one revision"
+        await pilot.press("c")
+        assert await until(pilot, lambda: "revisions" not in table(app).column_names)
 
 
 async def test_profiles_follow_live_events(profiles_db):
