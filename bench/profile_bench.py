@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import statistics
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -92,7 +91,7 @@ def trigger_cost(server_dsn: str) -> list[list[object]]:
     for with_trigger in (True, False, True, False, True, False):
         with fresh_database(server_dsn) as dsn:
             runs[with_trigger].append(asyncio.run(_throughput(dsn, n, with_trigger)))
-    on, off = statistics.median(runs[True]), statistics.median(runs[False])
+    on, off = median(runs[True]), median(runs[False])
     return [
         ["claim+finish, rollup trigger on", f"{on:,.0f} tasks/s", f"{100 * (1 - on / off):+.1f} % slower", "≤ 15 %"],
         ["claim+finish, rollup trigger off (naive)", f"{off:,.0f} tasks/s", "", ""],

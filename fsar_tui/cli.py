@@ -245,15 +245,13 @@ def cmd_profile(args: argparse.Namespace, settings: Settings) -> int:
     from fsar_tui.db import profiles as profile_queries
     from fsar_tui.db.connect import connect
     from fsar_tui.domain import profiles
-    from fsar_tui.domain.task_filter import FilterError, parse_duration, format_duration
+    from fsar_tui.domain.task_filter import FilterError, format_duration, parse_window
     from fsar_tui.profile_report import render
 
     try:
-        window_s = parse_duration(args.window)
+        window_s = parse_window(args.window)
     except FilterError as err:
         raise UsageError(f"--window: {err}") from None
-    if window_s <= 0:
-        raise UsageError("--window must be positive")
     by = tuple(d.strip() for d in args.by.split(",") if d.strip())
     unknown = [d for d in by if d not in profile_queries.DIMENSIONS]
     if unknown or not by or len(set(by)) != len(by):

@@ -14,10 +14,9 @@ import json
 from collections.abc import Sequence
 
 from fsar_tui.domain.formatting import duration
-from fsar_tui.domain.profiles import Profile
+from fsar_tui.domain.profiles import MIN_SAMPLES, Profile
 from fsar_tui.domain.sanitize import strip_controls
 
-MIN_SAMPLES = 100
 FIELDS = ("n", "mean_s", "p50_s", "p90_s", "p99_s", "max_s", "failure_rate", "wait_p90_s", "cost_per_success",
           "currency", "samples")
 

@@ -24,8 +24,6 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
-import psycopg
-from psycopg_pool import PoolTimeout
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -35,11 +33,13 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 
 from fsar_tui import clock
+from fsar_tui.db.connect import UNAVAILABLE_ERRORS as DB_ERRORS
 from fsar_tui.db import profiles as profile_queries
 from fsar_tui.domain import histogram, profiles
+from fsar_tui.domain.profiles import MIN_SAMPLES
 from fsar_tui.domain.formatting import duration
 from fsar_tui.domain.sanitize import safe_text
-from fsar_tui.domain.task_filter import FilterError, format_duration, parse_duration
+from fsar_tui.domain.task_filter import FilterError, format_duration, parse_window
 from fsar_tui.messages import ApplyFilter, DatabaseReady, LiveBatch
 from fsar_tui.widgets.key_bar import KeyBar
 from fsar_tui.widgets.keyed_table import KeyedTable
@@ -56,9 +56,7 @@ SORTS = {
     "mean": lambda p: p.mean_ms or 0, "n": lambda p: p.n, "fail%": lambda p: p.failure_rate or 0,
     "cost/ok": lambda p: (p.cost_per_success or (0, ""))[0], "type": lambda p: p.key,
 }
-MIN_SAMPLES = 100
 REGRESSION = 0.10
-DB_ERRORS = (psycopg.OperationalError, PoolTimeout, psycopg.errors.QueryCanceled)
 
 
 def seconds(ms: float | None) -> str:
@@ -171,14 +169,10 @@ class ProfilesScreen(Screen):
     def on_apply_filter(self, message: ApplyFilter) -> None:
         """`:profiles 24h` — the command line's argument is the window here."""
         try:
-            window = parse_duration(message.text)
+            self.window_s = parse_window(message.text)
         except FilterError as exc:
             self.notify(str(exc), title="window not changed", severity="error")
             return
-        if window <= 0:
-            self.notify("the window must be positive", severity="error")
-            return
-        self.window_s = window
         self.request()
 
     def request(self) -> None:

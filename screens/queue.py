@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import time
 
-import psycopg
-from psycopg_pool import PoolTimeout
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -36,6 +34,7 @@ from textual.widgets import Input, Sparkline, Static
 from fsar_tui.widgets.key_bar import KeyBar
 from fsar_tui.db import actions as task_actions
 from fsar_tui import clock
+from fsar_tui.db.connect import UNAVAILABLE_ERRORS as DB_ERRORS
 from fsar_tui.db import tasks as task_queries
 from fsar_tui.domain.formatting import between, duration, money
 from fsar_tui.domain.sanitize import safe_text
@@ -54,7 +53,6 @@ COLUMNS = ("id", "status", "type", "model", "att", "worker", "created", "run", "
 SORTS = list(task_queries.SORTABLE)
 STATUS_ORDER = ("queued", "running", "succeeded", "failed", "cancelled")
 STATUS_SHORT = {"queued": "queue", "running": "run", "succeeded": "ok", "failed": "fail", "cancelled": "canc"}
-DB_ERRORS = (psycopg.OperationalError, PoolTimeout, psycopg.errors.QueryCanceled)
 
 
 class QueueScreen(Screen):

@@ -8,11 +8,9 @@ import psycopg
 import pytest
 
 from fsar_tui import clock
-from fsar_tui.app import FsarApp
-from fsar_tui.config import Settings
 from fsar_tui.screens.profiles import ProfilesScreen
 from fsar_tui.screens.queue import QueueScreen
-from fsar_tui.widgets.keyed_table import KeyedTable
+from support.pilot import live_connected, make_app, table, until
 from support.snapshot import check_snapshot, settled_svg
 
 FROZEN = datetime(2026, 1, 9, 12, 0, 0, tzinfo=timezone.utc)
@@ -44,22 +42,6 @@ def profiles_db(db_dsn, monkeypatch):
     # Last week, implement_idea was faster: compare mode must flag the regression.
     add_finished(db_dsn, "implement_idea", "gpt-4o-mini", 400, 4_000, 80, hours_ago=24 * 8)
     return db_dsn
-
-
-def make_app(dsn):
-    return FsarApp(settings=Settings(dsn=dsn, live="notify"), dsn=dsn)
-
-
-async def until(pilot, predicate, tries=200):
-    for _ in range(tries):
-        if predicate():
-            return True
-        await pilot.pause(0.05)
-    return predicate()
-
-
-def table(app) -> KeyedTable:
-    return app.screen.query_one(KeyedTable)
 
 
 def cell(app, key, column) -> str:
@@ -147,8 +129,7 @@ async def test_profiles_follow_live_events(profiles_db):
     app = make_app(profiles_db)
     async with app.run_test(size=(120, 36)) as pilot:
         await open_profiles(pilot, app)
-        assert await until(pilot, lambda: app.live is not None and app.live.source is not None
-                           and app.live.source.state == "connected")
+        assert await until(pilot, lambda: live_connected(app))
         add_finished(profiles_db, "brand_new_type", "gpt-4o", 5, 1_000, 10)
         assert await until(pilot, lambda: ("brand_new_type", "gpt-4o") in table(app).keys)
 

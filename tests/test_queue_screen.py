@@ -12,8 +12,8 @@ from fsar_tui.screens.queue import QueueScreen
 from fsar_tui.screens.task_detail import TaskDetailScreen
 from fsar_tui.widgets.action_dialog import ActionDialog
 from fsar_tui.widgets.key_bar import KeyBar
-from fsar_tui.widgets.keyed_table import KeyedTable
 from fsar_tui.widgets.status_header import StatusHeader
+from support.pilot import make_app, table, until
 
 EVIL_ERROR = "[bold red]x[/] \x1b]52;c;ZXZpbA==\x07\x1b[2J key sk-live-abcdefghijklmnopqrstu mail bob@example.com"
 
@@ -33,22 +33,6 @@ def queue_db(db_dsn):
                         FROM generate_series(1, 400) g""")
         conn.execute("UPDATE execution_tasks SET error = %s WHERE id = 400", (EVIL_ERROR,))
     return db_dsn
-
-
-def make_app(dsn, **settings):
-    return FsarApp(settings=Settings(dsn=dsn, live="notify", **settings), dsn=dsn)
-
-
-async def until(pilot, predicate, tries=200):
-    for _ in range(tries):
-        if predicate():
-            return True
-        await pilot.pause(0.05)
-    return predicate()
-
-
-def table(app) -> KeyedTable:
-    return app.screen.query_one(KeyedTable)
 
 
 def row_status(app, key) -> str:

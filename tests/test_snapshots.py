@@ -15,6 +15,7 @@ from fsar_tui import clock
 from fsar_tui.app import FsarApp
 from fsar_tui.config import Settings
 from fsar_tui.widgets.keyed_table import KeyedTable
+from support.pilot import live_connected
 from support.snapshot import check_snapshot, settled_svg
 
 FROZEN = datetime(2026, 1, 2, 12, 34, 56, tzinfo=timezone.utc)
@@ -53,8 +54,7 @@ async def snapshot(dsn, size):
         for _ in range(200):
             table = app.screen.query_one(KeyedTable)
             # matching is set last in a refresh: every panel has been drawn by then.
-            live_up = app.live is not None and app.live.source is not None and app.live.source.state == "connected"
-            if len(table.keys) == 40 and live_up and app.screen.matching is not None:
+            if len(table.keys) == 40 and live_connected(app) and app.screen.matching is not None:
                 break
             await pilot.pause(0.05)
         app.dsn_label = "postgresql://fsar:****@db.example:5432/prod"

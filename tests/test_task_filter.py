@@ -56,3 +56,12 @@ filters = st.builds(
 @given(filters)
 def test_round_trip(f):
     assert parse_filter(f.to_query()) == f
+
+
+def test_a_window_is_a_positive_duration():
+    from fsar_tui.domain.task_filter import parse_window
+
+    assert parse_window("36h") == 36 * 3600
+    for bad in ("0h", "soon", ""):
+        with pytest.raises(FilterError):
+            parse_window(bad)

@@ -12,10 +12,14 @@ import re
 
 import psycopg
 from psycopg.conninfo import make_conninfo
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from fsar_tui.dsn import describe_target, mask_dsn
 from fsar_tui.errors import ConnectionFailed, UsageError
+
+# What a screen's query can meet while the server is away or slow: it keeps its data,
+# says so in the header and tries again on its next tick.
+UNAVAILABLE_ERRORS = (psycopg.OperationalError, PoolTimeout, psycopg.errors.QueryCanceled)
 
 CONNECT_TIMEOUT_S = 5
 APPLICATION_NAME = "fsar-tui"

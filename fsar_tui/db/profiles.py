@@ -77,19 +77,21 @@ def _params(start: datetime, end: datetime, now: datetime) -> dict:
     return {"grains": [g for g, _ in pieces], "starts": [s for _, s in pieces], "start": effective, "end": end}
 
 
-async def profile_rows(conn: AsyncConnection, start: datetime, end: datetime, now: datetime,
-                       by: tuple[str, ...] = ("type", "model")) -> list[tuple]:
+def _statement(by: tuple[str, ...], start: datetime, end: datetime, now: datetime) -> tuple[str, dict]:
     if not by:
         raise ValueError("profiles need at least one dimension")
-    cur = await conn.execute(profile_sql(by), _params(start, end, now))
+    return profile_sql(by), _params(start, end, now)
+
+
+async def profile_rows(conn: AsyncConnection, start: datetime, end: datetime, now: datetime,
+                       by: tuple[str, ...] = ("type", "model")) -> list[tuple]:
+    cur = await conn.execute(*_statement(by, start, end, now))
     return _keyed(await cur.fetchall(), by)
 
 
 def profile_rows_sync(conn: Connection, start: datetime, end: datetime, now: datetime,
                       by: tuple[str, ...] = ("type", "model")) -> list[tuple]:
-    if not by:
-        raise ValueError("profiles need at least one dimension")
-    return _keyed(conn.execute(profile_sql(by), _params(start, end, now)).fetchall(), by)
+    return _keyed(conn.execute(*_statement(by, start, end, now)).fetchall(), by)
 
 
 def backfill_state(conn: Connection) -> tuple[int, int]:

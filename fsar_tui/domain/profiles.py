@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from fsar_tui.domain.histogram import highest, quantile
 
 RUN, WAIT, COST = 0, 1, 2
+MIN_SAMPLES = 100  # below this many runs a p99 is a handful of tasks: screens and exports flag it
 RAN = ("succeeded", "failed", "*")  # "*": compact rollup rows, every outcome that ran
 
 

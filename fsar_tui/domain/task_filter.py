@@ -77,6 +77,14 @@ def parse_duration(text: str) -> int:
     return int(m.group(1)) * UNITS[m.group(2)]
 
 
+def parse_window(text: str) -> int:
+    """A look-back window (`24h`, `7d`…): a duration that must be positive."""
+    seconds = parse_duration(text)
+    if seconds <= 0:
+        raise FilterError(f"window {text!r} must be positive")
+    return seconds
+
+
 def format_duration(seconds: int) -> str:
     for unit in ("w", "d", "h", "m"):
         if seconds and seconds % UNITS[unit] == 0:
