@@ -18,7 +18,7 @@ from psycopg.types.json import Jsonb
 TASK_COLUMNS = ("id", "task_type", "ai_model", "status", "priority", "attempt", "max_attempts", "idea_id",
                 "proposal_id", "rollout_revision_id", "worker_id", "lease_expires_at", "payload", "result", "error",
                 "created_at", "queued_at", "started_at", "finished_at", "input_tokens", "output_tokens",
-                "cost_minor", "currency")
+                "cost_minor", "currency", "compute_cost_minor")
 EVENT_COLUMNS = ("task_id", "from_status", "to_status", "attempt", "worker_id", "at")
 LEDGER_COLUMNS = ("source", "external_id", "kind", "amount_minor", "currency", "occurred_at", "idea_id", "task_id",
                   "customer_id", "metadata")
@@ -47,6 +47,26 @@ def add_count_deltas(conn: psycopg.Connection, first_id: int, last_id: int) -> N
         "INSERT INTO task_count_deltas (status, task_type, ai_model, n) "
         "SELECT status, task_type, coalesce(ai_model, ''), count(*) FROM execution_tasks "
         "WHERE id BETWEEN %s AND %s GROUP BY 1, 2, 3", (first_id, last_id))
+
+
+def ledger_high_water(conn: psycopg.Connection) -> int:
+    return conn.execute("SELECT coalesce(max(id), 0) FROM ledger_entries").fetchone()[0]
+
+
+def add_ledger_daily(conn: psycopg.Connection, after_id: int) -> None:
+    """The ledger_daily trigger is skipped under bulk_load: the loaded entries, summed."""
+    conn.execute(
+        "INSERT INTO ledger_daily AS d (day, kind, currency, idea_id, entries, amount_minor) "
+        "SELECT (occurred_at AT TIME ZONE 'UTC')::date, kind, currency, coalesce(idea_id, ''), count(*), "
+        "sum(amount_minor) FROM ledger_entries WHERE id > %s GROUP BY 1, 2, 3, 4 "
+        "ON CONFLICT (day, kind, currency, idea_id) DO UPDATE SET entries = d.entries + EXCLUDED.entries, "
+        "amount_minor = d.amount_minor + EXCLUDED.amount_minor", (after_id,))
+
+
+def insert_compute_rates(conn: psycopg.Connection, rates: list[tuple]) -> None:
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO compute_rates (currency, minor_per_hour, effective_from) VALUES (%s, %s, %s) "
+                        "ON CONFLICT DO NOTHING", rates)
 
 
 def copy_rows(conn: psycopg.Connection, table: str, columns: Iterable[str], rows: Iterable[tuple]) -> int:

@@ -79,8 +79,19 @@ SET status = %(status)s::text,
     error = %(error)s,
     input_tokens = %(input_tokens)s,
     output_tokens = %(output_tokens)s,
-    cost_minor = %(cost_minor)s,
-    currency = %(currency)s
+    -- Costs add up over attempts and are fixed here: tokens at the price in force when
+    -- the attempt started (computed by the caller), run time at the compute rate in
+    -- force then (rounded half away from zero, like PostgreSQL's round()).
+    cost_minor = CASE WHEN %(cost_minor)s::bigint IS NULL THEN cost_minor
+                      ELSE coalesce(cost_minor, 0) + %(cost_minor)s::bigint END,
+    compute_cost_minor = coalesce(
+        (SELECT coalesce(execution_tasks.compute_cost_minor, 0)
+                + round(extract(epoch FROM now() - execution_tasks.started_at) * r.minor_per_hour / 3600)::bigint
+         FROM compute_rates r
+         WHERE r.currency = %(currency)s::text AND r.effective_from <= execution_tasks.started_at
+         ORDER BY r.effective_from DESC LIMIT 1),
+        compute_cost_minor),
+    currency = coalesce(%(currency)s::text, currency)
 WHERE id = %(id)s AND worker_id = %(worker)s AND attempt = %(attempt)s AND status = 'running'
 RETURNING finished_at, now()
 """

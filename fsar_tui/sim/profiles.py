@@ -82,6 +82,8 @@ PRICE_HISTORY: dict[str, list[tuple[int, Decimal, Decimal]]] = {
     "claude-3-5-sonnet": [(400, Decimal("300"), Decimal("1500"))],
 }
 CURRENCY = "USD"
+# [(days before now it took effect, minor units per hour of run time)], in CURRENCY.
+COMPUTE_RATE_HISTORY: list[tuple[int, Decimal]] = [(400, Decimal("90")), (10, Decimal("120"))]
 
 IDEAS = [f"idea_{n:03d}" for n in range(1, 41)]
 CHARGE_AMOUNTS = [900, 1900, 4900, 9900, 19900]

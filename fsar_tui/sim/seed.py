@@ -84,6 +84,11 @@ def price_table(end: datetime) -> dict[str, list[tuple[float, Decimal, Decimal, 
             for model, hist in profiles.PRICE_HISTORY.items()}
 
 
+def compute_rate_table(end: datetime) -> list[tuple[float, Decimal, float]]:
+    """(effective epoch, minor units per hour, the same as a float for seeding), oldest first."""
+    return sorted(((end - timedelta(days=d)).timestamp(), rate, float(rate)) for d, rate in profiles.COMPUTE_RATE_HISTORY)
+
+
 def _in_force(table: list[tuple], at: float):
     i = bisect.bisect_right([row[0] for row in table], at) - 1
     return table[i] if i >= 0 else None
@@ -188,13 +193,16 @@ def seed_history(dsn: str, *, days: int, tasks: int, seed: int = 0) -> SeedResul
     end_epoch = end.timestamp()
     result = SeedResult()
     prices = price_table(end)
+    rates = compute_rate_table(end)
     with connect(dsn) as conn, bulk.bulk_transaction(conn):
         bulk.insert_prices(conn, [(model, profiles.CURRENCY, pin, pout, _ts(at))
                                   for model, rows in prices.items() for at, pin, pout, _, _ in rows])
+        bulk.insert_compute_rates(conn, [(profiles.CURRENCY, rate, _ts(at)) for at, rate, _ in rates])
         rollouts = setup_rollouts(conn, end, days)
         proposal_ids = setup_proposals(conn, end, days)
         result.proposals = len(proposal_ids)
         first_id = bulk.reserve_task_ids(conn, tasks) if tasks else 0
+        ledger_before = bulk.ledger_high_water(conn)
         times = created_times(rng, end, days, tasks)
         rollout_starts = {k: [r[0] for r in v] for k, v in rollouts.items()}
         def generate():
@@ -202,7 +210,7 @@ def seed_history(dsn: str, *, days: int, tasks: int, seed: int = 0) -> SeedResul
                 task_rows, event_rows, ledger_rows = [], [], []
                 for offset in range(chunk_start, min(tasks, chunk_start + CHUNK)):
                     _one_task(rng, seed, first_id + offset, times[offset], end_epoch,
-                              rollouts, rollout_starts, prices, proposal_ids, task_rows, event_rows, ledger_rows)
+                              rollouts, rollout_starts, prices, rates, proposal_ids, task_rows, event_rows, ledger_rows)
                 yield task_rows, event_rows, ledger_rows
 
         # Generation (Python, one core) overlaps with COPY ingestion (the server, the other core).
@@ -213,6 +221,7 @@ def seed_history(dsn: str, *, days: int, tasks: int, seed: int = 0) -> SeedResul
         if tasks:
             bulk.add_count_deltas(conn, first_id, first_id + tasks - 1)
             profile_queries.count_loaded(conn, first_id, first_id + tasks - 1)
+        bulk.add_ledger_daily(conn, ledger_before)
         bulk.analyze(conn)
     with connect(dsn) as conn:
         conn.autocommit = True
@@ -220,7 +229,7 @@ def seed_history(dsn: str, *, days: int, tasks: int, seed: int = 0) -> SeedResul
     return result
 
 
-def _one_task(rng, seed, task_id, created, end_epoch, rollouts, rollout_starts, prices,
+def _one_task(rng, seed, task_id, created, end_epoch, rollouts, rollout_starts, prices, rates,
               proposal_ids, task_rows, event_rows, ledger_rows) -> None:
     task_type = profiles.weighted(rng, profiles.TYPE_WEIGHTS)
     profile = profiles.TYPES[task_type]
@@ -240,7 +249,7 @@ def _one_task(rng, seed, task_id, created, end_epoch, rollouts, rollout_starts, 
     queued_at = created_ts
     started = finished = None
     result = error = None
-    in_tok = out_tok = cost = None
+    in_tok = out_tok = cost = compute = None
     max_attempts = 3
     while attempt < max_attempts:
         wait = rng.lognormvariate(0.7, 1.2)
@@ -257,6 +266,9 @@ def _one_task(rng, seed, task_id, created, end_epoch, rollouts, rollout_starts, 
         price = _in_force(prices.get(model, []), t)
         attempt_cost = token_cost_micro(outcome.input_tokens, outcome.output_tokens, price[3], price[4]) if price else None
         cost = (cost or 0) + attempt_cost if attempt_cost is not None else cost
+        rate = _in_force(rates, t) if attempt_cost is not None else None
+        if rate is not None:  # as FINISH_SQL: run time × rate in force at the start, half away from zero
+            compute = (compute or 0) + int(outcome.duration_s * rate[2] / 3600 + 0.5)
         in_tok = (in_tok or 0) + outcome.input_tokens
         out_tok = (out_tok or 0) + outcome.output_tokens
         t += outcome.duration_s
@@ -283,4 +295,4 @@ def _one_task(rng, seed, task_id, created, end_epoch, rollouts, rollout_starts, 
         task_id, task_type, model, status, 0, attempt, max_attempts, idea, proposal, revision_id,
         worker if attempt else None, lease, payload, _flat_json(result) if result is not None else None,
         error, created_ts, queued_at, started if attempt else None, finished, in_tok, out_tok, cost,
-        profiles.CURRENCY if cost is not None else None))
+        profiles.CURRENCY if cost is not None else None, compute))
