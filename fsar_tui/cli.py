@@ -121,6 +121,50 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("--batch-size", type=int, default=50_000, help="task ids per backfill batch (default 50,000)")
     prof.set_defaults(handler=cmd_profile)
 
+    stripe_in = sub.add_parser(
+        "ingest-stripe", parents=[common], epilog=EPILOG, help="ingest exported Stripe events (JSON lines)",
+        description="Each line a Stripe event, or an envelope {\"stripe_signature\": …, \"payload\": …} as "
+                    "received by a webhook. With FSAR_STRIPE_WEBHOOK_SECRET set, every line must be a signed "
+                    "envelope. Idempotent by event id; each event lands in its own transaction, so a rejected "
+                    "line (reported with its number and reason) never stops the others. Exit 1 if any line "
+                    "was rejected.")
+    stripe_in.add_argument("file", metavar="FILE", help="a .jsonl file, or - for standard input")
+    stripe_in.set_defaults(handler=cmd_ingest_stripe)
+
+    hook = sub.add_parser(
+        "webhook", parents=[common], epilog=EPILOG, help="receive Stripe webhooks over HTTP",
+        description="A small HTTP receiver for Stripe webhooks: POST PATH with the Stripe-Signature header, "
+                    "verified when FSAR_STRIPE_WEBHOOK_SECRET is set; the same ingestion as ingest-stripe.")
+    hook.add_argument("--port", type=int, default=8787, help="TCP port (default 8787)")
+    hook.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    hook.add_argument("--path", default="/stripe/webhook", help="URL path (default /stripe/webhook)")
+    hook.set_defaults(handler=cmd_webhook)
+
+    roi = sub.add_parser(
+        "roi", parents=[common], epilog=EPILOG, help="revenue, cost, profit and ROI from the rollups",
+        description="ROI per currency for a window and a breakdown by one dimension, from the same query code "
+                    "as the ROI screen. Revenue is attributed to an idea's tasks in proportion to their cost.")
+    roi.add_argument("--window", default="30d", help="how far back: 24h, 7d, 30d… (default 30d)")
+    roi.add_argument("--by", default="type", choices=("type", "model", "rollout", "idea", "day", "week"),
+                     help="breakdown dimension (default type)")
+    roi.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    roi.set_defaults(handler=cmd_roi)
+
+    report = sub.add_parser(
+        "report", parents=[common], epilog=EPILOG, help="ROI, profiles, audits and alerts as a report",
+        description="Write a report (Markdown, JSON or CSV) and optionally deliver it by SMTP or webhook. "
+                    "A delivery that fails exits 1 and keeps the file.")
+    report.add_argument("--period", default="7d", help="how far back (default 7d)")
+    report.add_argument("--format", choices=("md", "json", "csv"), default="md")
+    report.add_argument("--out", metavar="FILE", help="write here (default: standard output; with a delivery, "
+                                                      "./fsar-report-<UTC time>.<format>)")
+    report.add_argument("--smtp", metavar="URL", help="smtp://[user:pass@]host[:port] or smtps://…; needs --to")
+    report.add_argument("--to", metavar="ADDR", action="append", default=[], help="recipient (repeatable)")
+    report.add_argument("--from", dest="sender", metavar="ADDR", default="fsar-tui@localhost",
+                        help="sender address (default fsar-tui@localhost)")
+    report.add_argument("--webhook", metavar="URL", help="POST the JSON report here")
+    report.set_defaults(handler=cmd_report)
+
     parser.set_defaults(handler=cmd_app)
     return parser
 
@@ -277,6 +321,33 @@ def cmd_profile(args: argparse.Namespace, settings: Settings) -> int:
         rows = profile_queries.profile_rows_sync(conn, now - timedelta(seconds=window_s), now, now, by)
     print(render(profiles.build(rows), by, args.format, format_duration(window_s)))
     return EXIT_OK
+
+
+def cmd_ingest_stripe(args: argparse.Namespace, settings: Settings) -> int:
+    from fsar_tui.stripe_ingest import run_ingest_command
+
+    return run_ingest_command(args.file, lambda: resolve_dsn(settings), os.environ.get("FSAR_STRIPE_WEBHOOK_SECRET"))
+
+
+def cmd_webhook(args: argparse.Namespace, settings: Settings) -> int:
+    from fsar_tui.webhook import run_webhook_command
+
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port must be 1-65535, got {args.port}")
+    return run_webhook_command(resolve_dsn(settings), args.host, args.port, args.path,
+                               os.environ.get("FSAR_STRIPE_WEBHOOK_SECRET"))
+
+
+def cmd_roi(args: argparse.Namespace, settings: Settings) -> int:
+    from fsar_tui.roi_report import run_roi_command
+
+    return run_roi_command(args, lambda: resolve_dsn(settings), settings)
+
+
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from fsar_tui.report import run_report_command
+
+    return run_report_command(args, lambda: resolve_dsn(settings), settings)
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
