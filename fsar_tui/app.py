@@ -2,7 +2,7 @@
 
 Screens are Textual modes (each keeps its own stack: `enter` on a task pushes the
 detail screen inside the queue mode, `esc` pops it): 1 Queue, 2 Profiles, 3 ROI,
-4 Audit & Rollback, 5 Proposals (3–5 are placeholders that say so until their issues
+4 Audit & Rollback, 5 Proposals (4–5 are placeholders that say so until their issues
 land). Global keys: 1–5, `:` command mode, `?` help, ctrl+p palette, `q` quit; every
 binding has an id and `[keymap]` in config.toml remaps it.
 
@@ -45,6 +45,7 @@ from fsar_tui.screens.command_line import CommandLine
 from fsar_tui.screens.help import HelpScreen
 from fsar_tui.screens.placeholder import PlaceholderScreen
 from fsar_tui.screens.profiles import ProfilesScreen
+from fsar_tui.screens.roi import RoiScreen
 from fsar_tui.screens.queue import QueueScreen
 from fsar_tui.widgets.status_header import StatusHeader
 
@@ -79,7 +80,7 @@ class FsarApp(App):
     MODES = {
         "queue": QueueScreen,
         "profiles": ProfilesScreen,
-        "roi": _placeholder("ROI", "issue: ROI and monetization"),
+        "roi": RoiScreen,
         "audit": _placeholder("Audit & Rollback", "issue: audit and rollback"),
         "proposals": _placeholder("Proposals", "issue: FSAR proposals and data governance"),
     }
@@ -232,8 +233,8 @@ class FsarApp(App):
             self.action_help()
         elif word in SCREENS:
             self.switch_mode(word)
-            if word in ("queue", "profiles") and rest.strip():
-                # The queue takes a filter, the profiles screen a window (`:profiles 24h`).
+            if word in ("queue", "profiles", "roi") and rest.strip():
+                # The queue takes a filter, profiles and ROI a window (`:profiles 24h`, `:roi 14d`).
                 self.call_after_refresh(lambda: self.screen.post_message(ApplyFilter(rest)))
             elif rest.strip():
                 self.notify(f"{SCREENS[word][1]} is a placeholder; '{rest.strip()}' ignored", severity="warning")

@@ -24,13 +24,37 @@ def between(start: datetime | None, end: datetime | None) -> float | None:
     return (end - start).total_seconds()
 
 
+# ISO 4217 currencies whose minor unit is not a hundredth (Stripe's zero-decimal list,
+# and the three-decimal dinars); every other currency has two decimals.
+ZERO_DECIMAL = frozenset("BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split())
+THREE_DECIMAL = frozenset("BHD JOD KWD OMR TND".split())
+
+
+def minor_digits(currency: str | None) -> int:
+    code = (currency or "").upper()
+    return 0 if code in ZERO_DECIMAL else 3 if code in THREE_DECIMAL else 2
+
+
 def money(minor: int | None, currency: str | None) -> str:
     """Minor units as a decimal amount with its currency; never converted."""
     if minor is None:
         return "-"
     sign = "-" if minor < 0 else ""
-    whole, cents = divmod(abs(minor), 100)
-    return f"{sign}{whole:,}.{cents:02d} {currency or ''}".strip()
+    digits = minor_digits(currency)
+    if digits == 0:
+        return f"{sign}{abs(minor):,} {currency or ''}".strip()
+    whole, frac = divmod(abs(minor), 10 ** digits)
+    return f"{sign}{whole:,}.{frac:0{digits}d} {currency or ''}".strip()
+
+
+def decimal_amount(minor: int, currency: str | None) -> str:
+    """Minor units as a plain decimal string for JSON/CSV ("1234.50"): exact, no float."""
+    digits = minor_digits(currency)
+    sign = "-" if minor < 0 else ""
+    if digits == 0:
+        return f"{sign}{abs(minor)}"
+    whole, frac = divmod(abs(minor), 10 ** digits)
+    return f"{sign}{whole}.{frac:0{digits}d}"
 
 
 def compact(n: int) -> str:

@@ -1,0 +1,293 @@
+"""ROI arithmetic: revenue, cost, profit and ROI per currency, and revenue attribution.
+
+Pure: it takes the sums the rollups give (db/roi.py) and returns figures; the ROI
+screen, `fsar-tui roi` and `fsar-tui report` all call it, so a number never differs
+between them. All money is integer minor units of one ISO currency; currencies are
+never added together or converted — every figure is per currency.
+
+Definitions (signed ledger amounts: revenue and dispute_won ≥ 0, the rest ≤ 0):
+- net revenue = revenue + refunds + disputes + dispute_won + dispute fees + payment fees
+- AI cost = model cost + compute cost, where each is the tasks' cost (fixed when the
+  task finished) plus ledger entries of that kind (costs that belong to no task)
+- profit = net revenue − AI cost; ROI % = profit / AI cost × 100 (none when AI cost is 0)
+- cost per successful task = the tasks' AI cost (failures included: that is what a
+  success really costs) / tasks that succeeded, rounded half-even
+- cost of failed tasks = AI cost of tasks whose final status is failed or cancelled
+
+Attribution ("cost-proportional"): revenue is earned by an idea. An idea's net revenue
+in a currency is split over its tasks' (task_type, ai_model, rollout revision) groups
+in proportion to their AI cost in the window, by the largest-remainder method, so the
+parts add up to the cent. Weights are the costs in the revenue's currency; when the
+idea's tasks cost only in one other currency, those (proportions have no unit); else,
+and when the idea had no task cost in the window, or the revenue names no idea, the
+revenue is "unattributed" — its own line, never dropped.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from fsar_tui.domain.money import round_half_even_div
+
+METHOD = "cost-proportional (an idea's net revenue split over its tasks by AI cost, largest remainder)"
+UNATTRIBUTED = "(unattributed)"
+NO_IDEA = "(no idea)"
+
+REVENUE_KINDS = ("revenue", "refund", "dispute", "dispute_won", "dispute_fee", "payment_fee")
+COST_KINDS = ("model_cost", "compute_cost")
+
+
+@dataclass(frozen=True)
+class CostRow:
+    """Task sums of one (task_type, ai_model, rollout revision, idea, currency) in the window."""
+    task_type: str
+    ai_model: str
+    rollout: int
+    idea: str  # '' when the task has none
+    currency: str
+    succeeded: int
+    failed: int
+    cancelled: int
+    model_cost: int
+    compute_cost: int
+    failed_cost: int
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    """Ledger sums of one (idea, kind, currency) in the window."""
+    idea: str
+    kind: str
+    currency: str
+    entries: int
+    amount: int
+
+
+@dataclass
+class Figures:
+    """One currency's (or one breakdown row's) money and task counts."""
+    currency: str
+    revenue: int = 0
+    refunds: int = 0
+    disputes: int = 0
+    dispute_won: int = 0
+    dispute_fees: int = 0
+    payment_fees: int = 0
+    attributed: int = 0  # breakdown rows: revenue attributed to them (net)
+    model_cost: int = 0
+    compute_cost: int = 0
+    failed_cost: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    task_model_cost: int = 0
+    task_compute_cost: int = 0
+    charges: int = 0
+
+    @property
+    def net_revenue(self) -> int:
+        return (self.revenue + self.refunds + self.disputes + self.dispute_won + self.dispute_fees
+                + self.payment_fees + self.attributed)
+
+    @property
+    def ai_cost(self) -> int:
+        return self.model_cost + self.compute_cost
+
+    @property
+    def profit(self) -> int:
+        return self.net_revenue - self.ai_cost
+
+    @property
+    def roi_pct(self) -> float | None:
+        return None if self.ai_cost == 0 else 100.0 * self.profit / self.ai_cost
+
+    @property
+    def cost_per_success(self) -> int | None:
+        task_cost = self.task_model_cost + self.task_compute_cost
+        return None if self.succeeded == 0 else round_half_even_div(task_cost, self.succeeded)
+
+    def add_tasks(self, row: CostRow) -> None:
+        self.succeeded += row.succeeded
+        self.failed += row.failed
+        self.cancelled += row.cancelled
+        self.model_cost += row.model_cost
+        self.compute_cost += row.compute_cost
+        self.task_model_cost += row.model_cost
+        self.task_compute_cost += row.compute_cost
+        self.failed_cost += row.failed_cost
+
+    def add_ledger(self, row: LedgerRow) -> None:
+        kind, amount = row.kind, row.amount
+        if kind == "revenue":
+            self.revenue += amount
+            self.charges += row.entries
+        elif kind == "refund":
+            self.refunds += amount
+        elif kind == "dispute":
+            self.disputes += amount
+        elif kind == "dispute_won":
+            self.dispute_won += amount
+        elif kind == "dispute_fee":
+            self.dispute_fees += amount
+        elif kind == "payment_fee":
+            self.payment_fees += amount
+        elif kind == "model_cost":
+            self.model_cost -= amount  # ledger costs are negative amounts
+        elif kind == "compute_cost":
+            self.compute_cost -= amount
+
+
+def summary(costs: Iterable[CostRow], ledger: Iterable[LedgerRow]) -> dict[str, Figures]:
+    """Per currency, the window's figures."""
+    out: dict[str, Figures] = {}
+    for row in costs:
+        if row.currency:
+            out.setdefault(row.currency, Figures(row.currency)).add_tasks(row)
+    for lrow in ledger:
+        out.setdefault(lrow.currency, Figures(lrow.currency)).add_ledger(lrow)
+    return dict(sorted(out.items()))
+
+
+def split(amount: int, weights: Sequence[int]) -> list[int]:
+    """`amount` split in proportion to non-negative `weights` (sum > 0), exactly: the
+    parts add up to `amount` (largest remainder; ties to the earlier weight)."""
+    total = sum(weights)
+    if total <= 0 or any(w < 0 for w in weights):
+        raise ValueError("weights must be non-negative with a positive sum")
+    sign = -1 if amount < 0 else 1
+    magnitude = abs(amount)
+    parts, remainders = [], []
+    for i, w in enumerate(weights):
+        q, r = divmod(magnitude * w, total)
+        parts.append(q)
+        remainders.append((-r, i))
+    for _, i in sorted(remainders)[: magnitude - sum(parts)]:
+        parts[i] += 1
+    return [sign * p for p in parts]
+
+
+GroupKey = tuple[str, str, int]  # (task_type, ai_model, rollout revision)
+
+
+@dataclass
+class Attribution:
+    """Revenue per (type, model, rollout) group and currency, and what could not be attributed."""
+    by_group: dict[tuple[GroupKey, str], int] = field(default_factory=dict)
+    unattributed: dict[str, int] = field(default_factory=dict)  # currency -> net revenue
+    reasons: dict[str, list[str]] = field(default_factory=dict)  # currency -> ideas and why
+
+
+def idea_net_revenue(ledger: Iterable[LedgerRow]) -> dict[tuple[str, str], int]:
+    """(idea, currency) -> net revenue (REVENUE_KINDS summed)."""
+    out: dict[tuple[str, str], int] = defaultdict(int)
+    for row in ledger:
+        if row.kind in REVENUE_KINDS:
+            out[(row.idea, row.currency)] += row.amount
+    return out
+
+
+def attribute(costs: Sequence[CostRow], ledger: Iterable[LedgerRow]) -> Attribution:
+    weights: dict[str, dict[str, dict[GroupKey, int]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
+    for row in costs:
+        if row.idea and row.currency:
+            weights[row.idea][row.currency][(row.task_type, row.ai_model, row.rollout)] += (
+                row.model_cost + row.compute_cost)
+    result = Attribution()
+    for (idea, currency), amount in sorted(idea_net_revenue(ledger).items()):
+        if amount == 0:
+            continue
+        by_currency = {c: {g: w for g, w in groups.items() if w > 0}
+                       for c, groups in weights.get(idea, {}).items()}
+        by_currency = {c: g for c, g in by_currency.items() if g}
+        groups = by_currency.get(currency)
+        if groups is None and len(by_currency) == 1:
+            groups = next(iter(by_currency.values()))
+        if not idea or not groups:
+            why = "no idea" if not idea else (
+                "costs in several other currencies" if by_currency else "no task cost in the window")
+            result.unattributed[currency] = result.unattributed.get(currency, 0) + amount
+            result.reasons.setdefault(currency, []).append(f"{idea or NO_IDEA}: {why}")
+            continue
+        keys = sorted(groups)
+        for key, part in zip(keys, split(amount, [groups[k] for k in keys])):
+            result.by_group[(key, currency)] = result.by_group.get((key, currency), 0) + part
+    return result
+
+
+DIMENSIONS = ("type", "model", "rollout", "idea")
+
+
+def _dim_value(row: CostRow, dim: str) -> str:
+    if dim == "type":
+        return row.task_type
+    if dim == "model":
+        return row.ai_model or "(none)"
+    if dim == "rollout":
+        return str(row.rollout) if row.rollout else "(none)"
+    return row.idea or NO_IDEA
+
+
+def breakdown(costs: Sequence[CostRow], ledger: Sequence[LedgerRow], dim: str) -> list[tuple[str, Figures]]:
+    """Rows (key, figures) for one dimension, per currency; they add up to summary()."""
+    rows: dict[tuple[str, str], Figures] = {}
+
+    def at(key: str, currency: str) -> Figures:
+        return rows.setdefault((key, currency), Figures(currency))
+
+    for row in costs:
+        if row.currency:
+            at(_dim_value(row, dim), row.currency).add_tasks(row)
+    if dim == "idea":
+        for lrow in ledger:
+            at(lrow.idea or NO_IDEA, lrow.currency).add_ledger(lrow)
+    else:
+        attribution = attribute(costs, ledger)
+        for ((task_type, ai_model, rollout), currency), amount in attribution.by_group.items():
+            group = CostRow(task_type, ai_model, rollout, "", currency, 0, 0, 0, 0, 0, 0)
+            at(_dim_value(group, dim), currency).attributed += amount
+        for currency, amount in attribution.unattributed.items():
+            at(UNATTRIBUTED, currency).attributed += amount
+        for lrow in ledger:  # costs that belong to no task
+            if lrow.kind in COST_KINDS:
+                at(UNATTRIBUTED, lrow.currency).add_ledger(lrow)
+    return sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][0] == UNATTRIBUTED, -kv[1].profit, kv[0][0]))
+
+
+@dataclass(frozen=True)
+class DayRow:
+    day: object  # datetime.date
+    currency: str
+    net_revenue: int
+    ai_cost: int
+
+    @property
+    def profit(self) -> int:
+        return self.net_revenue - self.ai_cost
+
+
+def by_period(day_costs: Iterable[tuple], day_ledger: Iterable[tuple], weekly: bool) -> list[DayRow]:
+    """Net revenue, AI cost and profit per UTC day (or ISO week, keyed by its Monday).
+
+    day_costs: (day, currency, model_cost, compute_cost); day_ledger: (day, kind, currency, amount).
+    """
+    from datetime import timedelta
+
+    revenue: dict[tuple, int] = defaultdict(int)
+    cost: dict[tuple, int] = defaultdict(int)
+
+    def slot(day):
+        return day - timedelta(days=day.weekday()) if weekly else day
+
+    for day, currency, model_cost, compute_cost in day_costs:
+        if currency:
+            cost[(slot(day), currency)] += model_cost + compute_cost
+    for day, kind, currency, amount in day_ledger:
+        if kind in REVENUE_KINDS:
+            revenue[(slot(day), currency)] += amount
+        elif kind in COST_KINDS:
+            cost[(slot(day), currency)] -= amount
+    keys = sorted(set(revenue) | set(cost), key=lambda k: (k[1], k[0]))
+    return [DayRow(day, currency, revenue.get((day, currency), 0), cost.get((day, currency), 0))
+            for day, currency in keys]
