@@ -1,0 +1,469 @@
+"""Stripe events → ledger drafts: parsing, validation and mapping, pure (no I/O).
+
+Owns what an incoming Stripe event means for the ledger. `fsar_tui/stripe_ingest.py`
+feeds it (file lines and webhook bodies alike) and `fsar_tui/db/stripe.py` stores the
+result; nothing here touches the database or the network.
+
+Input
+- A file line is either a Stripe event object or an envelope
+  `{"stripe_signature": "<Stripe-Signature header>", "payload": "<raw JSON body>"}`
+  (`split_line`). A webhook request is the same pair: body + header.
+- With a secret (FSAR_STRIPE_WEBHOOK_SECRET) every event must carry a signature that
+  Stripe's own code (`stripe.WebhookSignature.verify_header`) accepts; files are
+  checked without a timestamp tolerance (exports are old), the webhook with Stripe's
+  300 s. Without a secret, envelopes are unwrapped and not checked.
+
+Validation (anything else is a `StripeRejection`, one line, never another exception)
+- JSON must parse (no NaN/Infinity), be an object, have a non-empty string `id` and
+  `type` and an integer `created` (Unix seconds; it becomes occurred_at); no string
+  may hold a NUL or an unpaired surrogate, no number overflow to infinity
+  (PostgreSQL cannot store them).
+- For the handled types below: `data.object` must be an object, the currency an ISO
+  4217 code (pycountry; upper-cased), every amount used an integer of minor units as
+  Stripe sends it (not a float, string or bool; not negative; present), fees likewise
+  when given. Other types are not checked further.
+
+Mapping (external_id = event id unless said; all amounts signed as the ledger wants)
+- charge.succeeded → 'revenue' +amount; idea_id = metadata.idea_id, customer_id =
+  object.customer, task hint = metadata.task_id when it is an integer (the store keeps
+  it only if that task exists); metadata {charge, event, card_country,
+  card_fingerprint, ip_country} (card_* from payment_method_details.card, ip_country
+  from object.metadata; a key whose value is absent is left out). When
+  balance_transaction is an expanded object with a `fee` > 0: 'payment_fee' −fee,
+  external_id "<event id>:fee". A fee is never estimated.
+- charge.refunded → 'refund' −(amount_refunded − refunds already recorded for the
+  charge) when positive. amount_refunded is cumulative, so refund events may arrive
+  in any order or twice and the total stays exact. idea/customer/task from the
+  charge's metadata, else from the charge's revenue entry.
+- charge.dispute.created → 'dispute' −amount for object.charge (idea/customer/task from
+  the charge's revenue entry when known) and, when balance_transactions[] carry fees
+  summing to > 0, 'dispute_fee' −sum, external_id "<event id>:fee".
+- charge.dispute.closed → 'dispute_won' +amount if status == 'won'; otherwise nothing.
+- payment_intent.created / .succeeded / .payment_failed → no ledger entry (a trigger
+  counts them into payment_funnel_daily).
+All of the above are outcome 'applied'; any other type is stored as 'skipped'.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+MAX_MINOR = 2**53  # far above any real amount; sums stay well inside bigint
+MAX_CREATED = 253402300799  # 9999-12-31T23:59:59Z
+FILE_TOLERANCE: int | None = None  # exported events are old: signature checked, age not
+WEBHOOK_TOLERANCE = 300  # Stripe's default
+
+PAYMENT_INTENT_TYPES = frozenset({"payment_intent.created", "payment_intent.succeeded",
+                                  "payment_intent.payment_failed"})
+Outcome = Literal["applied", "skipped"]
+
+
+class StripeRejection(ValueError):
+    """An event (a line, a request) that is refused; `str(exc)` is the one-line reason."""
+
+
+# ---------------------------------------------------------------- what an event asks for
+
+@dataclass(frozen=True)
+class ChargeSucceeded:
+    charge_id: str
+    amount: int
+    currency: str
+    idea_id: str | None
+    customer_id: str | None
+    task_hint: int | None
+    card_country: str | None
+    card_fingerprint: str | None
+    ip_country: str | None
+    fee: int | None
+    balance_transaction_id: str | None
+
+
+@dataclass(frozen=True)
+class ChargeRefunded:
+    charge_id: str
+    amount_refunded: int
+    currency: str
+    idea_id: str | None
+    customer_id: str | None
+    task_hint: int | None
+
+
+@dataclass(frozen=True)
+class DisputeCreated:
+    dispute_id: str | None
+    charge_id: str
+    amount: int
+    currency: str
+    fee: int
+
+
+@dataclass(frozen=True)
+class DisputeClosed:
+    dispute_id: str | None
+    charge_id: str
+    amount: int
+    currency: str
+    won: bool
+
+
+@dataclass(frozen=True)
+class PaymentIntentSeen:
+    """Stored only; the funnel trigger does the counting."""
+
+
+Action = ChargeSucceeded | ChargeRefunded | DisputeCreated | DisputeClosed | PaymentIntentSeen
+
+
+@dataclass(frozen=True)
+class StripeEvent:
+    id: str
+    type: str
+    created: datetime
+    livemode: bool
+    object_id: str | None
+    payload: dict[str, Any] = field(repr=False)
+    action: Action | None  # None: a type we do not handle (stored as 'skipped')
+
+    @property
+    def outcome(self) -> Outcome:
+        return "skipped" if self.action is None else "applied"
+
+    @property
+    def charge_id(self) -> str | None:
+        """The charge whose ledger history this event needs (and must be serialised on)."""
+        return getattr(self.action, "charge_id", None)
+
+
+@dataclass(frozen=True)
+class ChargeFacts:
+    """What the ledger already holds for a charge (from its revenue and refund entries)."""
+
+    idea_id: str | None = None
+    customer_id: str | None = None
+    task_id: int | None = None
+    refunded_minor: int = 0  # refunds recorded so far, as a positive number
+
+
+@dataclass(frozen=True)
+class LedgerDraft:
+    kind: str
+    amount_minor: int
+    currency: str
+    external_id: str
+    occurred_at: datetime
+    idea_id: str | None
+    customer_id: str | None
+    task_hint: int | None  # kept only if such a task exists
+    metadata: dict[str, Any]
+
+
+# ---------------------------------------------------------------- input: lines and payloads
+
+def split_line(line: str) -> tuple[str, str | None]:
+    """A file line → (raw event JSON, signature header or None)."""
+    value = _loads(line, "")
+    if not isinstance(value, dict):
+        raise StripeRejection(f"expected a JSON object, got {_kind(value)}")
+    if "payload" not in value and "stripe_signature" not in value:
+        return line, None
+    payload, signature = value.get("payload"), value.get("stripe_signature")
+    if not isinstance(payload, str):
+        raise StripeRejection("envelope: 'payload' must be the raw event JSON as a string")
+    if signature is not None and not isinstance(signature, str):
+        raise StripeRejection("envelope: 'stripe_signature' must be a string")
+    return payload, signature or None
+
+
+def decode_payload(payload: str, signature: str | None, secret: str | None, *,
+                   tolerance: int | None) -> StripeEvent:
+    """Verify (when a secret is set) and parse one raw event body."""
+    if secret is not None:
+        verify_signature(payload, signature, secret, tolerance=tolerance)
+    return parse_event(payload)
+
+
+def verify_signature(payload: str, signature: str | None, secret: str, *, tolerance: int | None) -> None:
+    from stripe import SignatureVerificationError, WebhookSignature
+
+    if not signature:
+        raise StripeRejection("missing Stripe signature (FSAR_STRIPE_WEBHOOK_SECRET is set: every event must be signed)")
+    try:
+        WebhookSignature.verify_header(payload, signature, secret, tolerance=tolerance)
+    except SignatureVerificationError as exc:
+        raise StripeRejection(f"bad Stripe signature: {_first_line(exc.user_message or '')}") from None
+    except (ValueError, TypeError, UnicodeError):
+        raise StripeRejection("bad Stripe signature: malformed Stripe-Signature header or payload") from None
+
+
+def parse_event(payload: str) -> StripeEvent:
+    """Raw event JSON → a validated StripeEvent (its action says what it means)."""
+    event = _loads(payload, "payload ")
+    if not isinstance(event, dict):
+        raise StripeRejection(f"expected a Stripe event object, got {_kind(event)}")
+    _check_storable(event)
+    event_id = _required_text(event, "id", "event")
+    event_type = _required_text(event, "type", "event")
+    created = _created(event)
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    object_id = obj.get("id") if isinstance(obj, dict) and isinstance(obj.get("id"), str) else None
+    action = _action(event_type, obj)
+    return StripeEvent(event_id, event_type, created, event.get("livemode") is True, object_id, event, action)
+
+
+# ---------------------------------------------------------------- validation helpers
+
+def _loads(text: str, what: str) -> Any:
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise StripeRejection(f"malformed JSON {what}({exc.msg} at column {exc.colno})") from None
+    except (ValueError, RecursionError, TypeError) as exc:
+        raise StripeRejection(f"malformed JSON {what}({_first_line(str(exc)) or type(exc).__name__})") from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _check_storable(value: Any) -> None:
+    """No NUL, unpaired surrogate or infinite number anywhere (jsonb and text refuse them)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise StripeRejection("a number is too large for JSON storage (it overflows to infinity)")
+        elif isinstance(item, str):
+            if "\x00" in item:
+                raise StripeRejection("a string holds a NUL character (\\u0000), which PostgreSQL cannot store")
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise StripeRejection("a string holds an unpaired UTF-16 surrogate escape") from None
+
+
+def _required_text(obj: Mapping[str, Any], key: str, where: str) -> str:
+    value = obj.get(key)
+    if not isinstance(value, str) or not value:
+        raise StripeRejection(f"{where} has no {key}" if value is None else f"{where}.{key} must be a non-empty string")
+    return value
+
+
+def _created(event: Mapping[str, Any]) -> datetime:
+    value = event.get("created")
+    if value is None:
+        raise StripeRejection("event has no created")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_CREATED:
+        raise StripeRejection(f"event.created must be Unix seconds as an integer, got {_show(value)}")
+    return datetime.fromtimestamp(value, tz=timezone.utc)
+
+
+def _amount(obj: Mapping[str, Any], key: str) -> int:
+    if key not in obj or obj[key] is None:
+        raise StripeRejection(f"data.object.{key} is missing")
+    return _minor(obj[key], f"data.object.{key}")
+
+
+def _minor(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise StripeRejection(f"{where} must be an integer amount in minor units, got {_show(value)}")
+    if not 0 <= value <= MAX_MINOR:
+        raise StripeRejection(f"{where} out of range: {_show(value)}")
+    return value
+
+
+def _currency(obj: Mapping[str, Any]) -> str:
+    from pycountry import currencies
+
+    value = obj.get("currency")
+    if value is None:
+        raise StripeRejection("data.object.currency is missing")
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z]{3}", value) \
+            or currencies.get(alpha_3=value.upper()) is None:
+        raise StripeRejection(f"unknown currency {_show(value)} (not an ISO 4217 code)")
+    return value.upper()
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _ref(value: Any) -> str | None:
+    """A Stripe reference: an id string, or an expanded object's id."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    return _text(value)
+
+
+def _task_hint(value: Any) -> int | None:
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,18}", value):
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63:
+        return value
+    return None
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _show(value: Any) -> str:
+    """Input shown in a reason: repr (escapes control characters), one line, short."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
+            type(None): "null"}.get(type(value), "a number")
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
+# ---------------------------------------------------------------- per-type actions
+
+def _action(event_type: str, obj: Any) -> Action | None:
+    builder = _BUILDERS.get(event_type)
+    if builder is None:
+        return None
+    if not isinstance(obj, dict):
+        raise StripeRejection(f"{event_type}: data.object is missing or not an object")
+    return builder(obj)
+
+
+def _charge_succeeded(obj: dict[str, Any]) -> ChargeSucceeded:
+    metadata = _dict(obj.get("metadata"))
+    card = _dict(_dict(obj.get("payment_method_details")).get("card"))
+    txn = obj.get("balance_transaction")
+    fee = None
+    if isinstance(txn, dict) and txn.get("fee") is not None:
+        fee = _minor(txn["fee"], "data.object.balance_transaction.fee")
+    return ChargeSucceeded(
+        charge_id=_required_text(obj, "id", "data.object"), amount=_amount(obj, "amount"),
+        currency=_currency(obj), idea_id=_text(metadata.get("idea_id")), customer_id=_ref(obj.get("customer")),
+        task_hint=_task_hint(metadata.get("task_id")), card_country=_text(card.get("country")),
+        card_fingerprint=_text(card.get("fingerprint")), ip_country=_text(metadata.get("ip_country")),
+        fee=fee, balance_transaction_id=_ref(txn))
+
+
+def _charge_refunded(obj: dict[str, Any]) -> ChargeRefunded:
+    metadata = _dict(obj.get("metadata"))
+    return ChargeRefunded(
+        charge_id=_required_text(obj, "id", "data.object"), amount_refunded=_amount(obj, "amount_refunded"),
+        currency=_currency(obj), idea_id=_text(metadata.get("idea_id")), customer_id=_ref(obj.get("customer")),
+        task_hint=_task_hint(metadata.get("task_id")))
+
+
+def _dispute_charge(obj: dict[str, Any]) -> str:
+    charge = _ref(obj.get("charge"))
+    if charge is None:
+        raise StripeRejection("data.object.charge is missing (a dispute names its charge)")
+    return charge
+
+
+def _dispute_fee(obj: dict[str, Any]) -> int:
+    txns = obj.get("balance_transactions")
+    fees = [t["fee"] for t in txns if isinstance(t, dict) and t.get("fee") is not None] if isinstance(txns, list) else []
+    return sum(_minor(fee, "data.object.balance_transactions[].fee") for fee in fees)
+
+
+def _dispute_created(obj: dict[str, Any]) -> DisputeCreated:
+    return DisputeCreated(dispute_id=_text(obj.get("id")), charge_id=_dispute_charge(obj),
+                          amount=_amount(obj, "amount"), currency=_currency(obj), fee=_dispute_fee(obj))
+
+
+def _dispute_closed(obj: dict[str, Any]) -> DisputeClosed:
+    return DisputeClosed(dispute_id=_text(obj.get("id")), charge_id=_dispute_charge(obj),
+                         amount=_amount(obj, "amount"), currency=_currency(obj), won=obj.get("status") == "won")
+
+
+def _payment_intent(obj: dict[str, Any]) -> PaymentIntentSeen:
+    _amount(obj, "amount")
+    _currency(obj)
+    return PaymentIntentSeen()
+
+
+_BUILDERS = {
+    "charge.succeeded": _charge_succeeded,
+    "charge.refunded": _charge_refunded,
+    "charge.dispute.created": _dispute_created,
+    "charge.dispute.closed": _dispute_closed,
+    **{t: _payment_intent for t in PAYMENT_INTENT_TYPES},
+}
+
+
+# ---------------------------------------------------------------- mapping to the ledger
+
+def ledger_drafts(event: StripeEvent, facts: ChargeFacts = ChargeFacts()) -> tuple[LedgerDraft, ...]:
+    """The ledger rows an event adds, given what the ledger holds for its charge. Total."""
+    action = event.action
+    if isinstance(action, ChargeSucceeded):
+        return _revenue_drafts(event, action)
+    if isinstance(action, ChargeRefunded):
+        return _refund_drafts(event, action, facts)
+    if isinstance(action, DisputeCreated):
+        return _dispute_drafts(event, action, facts)
+    if isinstance(action, DisputeClosed) and action.won:
+        return (_draft(event, facts, "dispute_won", action.amount, action.currency, event.id,
+                       _dispute_meta(event, action)),)
+    return ()
+
+
+def _draft(event: StripeEvent, facts: ChargeFacts, kind: str, amount: int, currency: str, external_id: str,
+           metadata: dict[str, Any], *, idea_id: str | None = None, customer_id: str | None = None,
+           task_hint: int | None = None) -> LedgerDraft:
+    return LedgerDraft(kind=kind, amount_minor=amount, currency=currency, external_id=external_id,
+                       occurred_at=event.created, idea_id=idea_id or facts.idea_id,
+                       customer_id=customer_id or facts.customer_id, task_hint=task_hint or facts.task_id,
+                       metadata=metadata)
+
+
+def _revenue_drafts(event: StripeEvent, c: ChargeSucceeded) -> tuple[LedgerDraft, ...]:
+    meta = {"charge": c.charge_id, "event": event.id, "card_country": c.card_country,
+            "card_fingerprint": c.card_fingerprint, "ip_country": c.ip_country}
+    who = {"idea_id": c.idea_id, "customer_id": c.customer_id, "task_hint": c.task_hint}
+    drafts = [_draft(event, ChargeFacts(), "revenue", c.amount, c.currency, event.id, _present(meta), **who)]
+    if c.fee:
+        fee_meta = {"charge": c.charge_id, "event": event.id, "balance_transaction": c.balance_transaction_id}
+        drafts.append(_draft(event, ChargeFacts(), "payment_fee", -c.fee, c.currency, f"{event.id}:fee",
+                             _present(fee_meta), **who))
+    return tuple(drafts)
+
+
+def _refund_drafts(event: StripeEvent, r: ChargeRefunded, facts: ChargeFacts) -> tuple[LedgerDraft, ...]:
+    new = r.amount_refunded - facts.refunded_minor
+    if new <= 0:
+        return ()
+    meta = {"charge": r.charge_id, "event": event.id, "amount_refunded": r.amount_refunded}
+    return (_draft(event, facts, "refund", -new, r.currency, event.id, meta,
+                   idea_id=r.idea_id, customer_id=r.customer_id, task_hint=r.task_hint),)
+
+
+def _dispute_drafts(event: StripeEvent, d: DisputeCreated, facts: ChargeFacts) -> tuple[LedgerDraft, ...]:
+    meta = _dispute_meta(event, d)
+    drafts = [_draft(event, facts, "dispute", -d.amount, d.currency, event.id, meta)]
+    if d.fee:
+        drafts.append(_draft(event, facts, "dispute_fee", -d.fee, d.currency, f"{event.id}:fee", meta))
+    return tuple(drafts)
+
+
+def _dispute_meta(event: StripeEvent, d: DisputeCreated | DisputeClosed) -> dict[str, Any]:
+    return _present({"charge": d.charge_id, "event": event.id, "dispute": d.dispute_id})
+
+
+def _present(meta: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in meta.items() if v is not None}

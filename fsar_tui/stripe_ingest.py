@@ -1,0 +1,206 @@
+"""Stripe ingestion service: one code path for exported files and webhook requests.
+
+Owns the flow from raw bytes to stored rows, and `fsar-tui ingest-stripe FILE`.
+The meaning of an event (validation, mapping to ledger rows) lives in
+fsar_tui/domain/stripe_events.py; the SQL in fsar_tui/db/stripe.py.
+
+- `StripeIngestor.ingest(payload, signature)` is the single entry point: verify the
+  signature when a secret is set (before any database work), parse and validate, then
+  store the event and its ledger rows in one transaction (`store_event`). The result
+  is "accepted" (applied), "skipped" (stored, type not handled) or "duplicate" (the
+  event id was already stored: nothing written). A bad event raises StripeRejection
+  with a one-line reason; the database refusing a row (DataError, IntegrityError) is
+  a rejection of that event too. Losing the connection is not: it propagates.
+- Files are JSON lines, each an event or an envelope {"stripe_signature", "payload"};
+  blank lines are ignored; a line longer than 4 MiB or not UTF-8 is rejected. Every
+  event is its own transaction, so a rejected line never costs the others. Signatures
+  in files are checked without a timestamp tolerance (exports are old).
+- `run_ingest_command` prints each rejection to stderr as `fsar-tui: FILE:LINE: reason`
+  (line numbers 1-based, input passed through strip_controls), then one summary line to
+  stdout: `accepted 43, duplicate 0, rejected 0, skipped 1 (customer.created: 1)`.
+  Exit 0, or 1 if any line was rejected; a missing file or an empty
+  FSAR_STRIPE_WEBHOOK_SECRET is a usage error (2), an unreachable database a
+  connection error (2). The secret is never printed.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from typing import BinaryIO, Literal
+
+import psycopg
+
+from fsar_tui.db import stripe as stripe_db
+from fsar_tui.domain.sanitize import strip_controls
+from fsar_tui.domain.stripe_events import (
+    FILE_TOLERANCE,
+    ChargeFacts,
+    StripeEvent,
+    StripeRejection,
+    decode_payload,
+    ledger_drafts,
+    split_line,
+)
+from fsar_tui.errors import EXIT_FAILED, EXIT_OK, UsageError
+
+Result = Literal["accepted", "duplicate", "skipped"]
+ConnectionSource = Callable[[], AbstractContextManager[psycopg.Connection]]
+
+MAX_LINE_BYTES = 4 * 1024 * 1024
+STATEMENT_TIMEOUT_MS = 30_000
+SECRET_ENV = "FSAR_STRIPE_WEBHOOK_SECRET"
+
+
+@dataclass(frozen=True)
+class Ingested:
+    result: Result
+    event: StripeEvent
+
+
+class StripeIngestor:
+    """Verify → parse → store, for a file line or a webhook body alike."""
+
+    def __init__(self, connection: ConnectionSource, secret: str | None, *, tolerance: int | None) -> None:
+        self._connection = connection
+        self._secret = secret
+        self._tolerance = tolerance
+
+    def ingest(self, payload: str, signature: str | None) -> Ingested:
+        event = decode_payload(payload, signature, self._secret, tolerance=self._tolerance)
+        with self._connection() as conn:
+            return Ingested(store_event(conn, event), event)
+
+
+def store_event(conn: psycopg.Connection, event: StripeEvent) -> Result:
+    """The event and its ledger rows in one transaction (conn in autocommit mode)."""
+    try:
+        with conn.transaction():
+            return _store(conn, event)
+    except (psycopg.DataError, psycopg.IntegrityError) as exc:
+        raise StripeRejection(f"the database refused event {event.id!r}: {_first_line(str(exc))}") from None
+
+
+def _store(conn: psycopg.Connection, event: StripeEvent) -> Result:
+    new = stripe_db.insert_event(conn, event_id=event.id, event_type=event.type, created=event.created,
+                                 object_id=event.object_id, livemode=event.livemode, outcome=event.outcome,
+                                 payload=event.payload)
+    if not new:
+        return "duplicate"
+    facts = ChargeFacts()
+    if event.charge_id is not None:
+        stripe_db.lock_charge(conn, event.charge_id)
+        facts = stripe_db.charge_facts(conn, event.charge_id)
+    for draft in ledger_drafts(event, facts):
+        stripe_db.insert_ledger(conn, draft, stripe_db.existing_task_id(conn, draft.task_hint))
+    return "skipped" if event.outcome == "skipped" else "accepted"
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else "unknown error"
+
+
+# ---------------------------------------------------------------- files
+
+@dataclass
+class IngestReport:
+    accepted: int = 0
+    duplicate: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+
+    def count(self, ingested: Ingested) -> None:
+        if ingested.result == "skipped":
+            self.skipped[ingested.event.type] += 1
+        elif ingested.result == "duplicate":
+            self.duplicate += 1
+        else:
+            self.accepted += 1
+
+    def summary(self) -> str:
+        line = (f"accepted {self.accepted}, duplicate {self.duplicate}, rejected {len(self.rejected)}, "
+                f"skipped {sum(self.skipped.values())}")
+        if self.skipped:
+            line += " (" + ", ".join(f"{t}: {n}" for t, n in sorted(self.skipped.items())) + ")"
+        return strip_controls(line)
+
+
+def read_lines(stream: BinaryIO) -> Iterator[bytes | None]:
+    """The stream's lines; None stands for a line longer than MAX_LINE_BYTES (skipped)."""
+    while line := stream.readline(MAX_LINE_BYTES + 1):
+        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+            while (rest := stream.readline(MAX_LINE_BYTES + 1)) and not rest.endswith(b"\n"):
+                pass
+            yield None
+        else:
+            yield line
+
+
+def ingest_line(ingestor: StripeIngestor, raw: bytes | None) -> Ingested | None:
+    """One file line: None for a blank line; StripeRejection for a bad one."""
+    if raw is None:
+        raise StripeRejection(f"line longer than {MAX_LINE_BYTES // (1024 * 1024)} MiB")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise StripeRejection(f"not valid UTF-8 (byte {exc.start + 1})") from None
+    if not text.strip():
+        return None
+    payload, signature = split_line(text)
+    return ingestor.ingest(payload, signature)
+
+
+def ingest_lines(ingestor: StripeIngestor, lines: Iterable[bytes | None],
+                 on_reject: Callable[[int, str], None] | None = None) -> IngestReport:
+    report = IngestReport()
+    for number, raw in enumerate(lines, start=1):
+        try:
+            ingested = ingest_line(ingestor, raw)
+        except StripeRejection as exc:
+            report.rejected.append((number, str(exc)))
+            if on_reject:
+                on_reject(number, str(exc))
+            continue
+        if ingested is not None:
+            report.count(ingested)
+    return report
+
+
+def check_secret(secret: str | None) -> str | None:
+    if secret is not None and not secret.strip():
+        raise UsageError(f"{SECRET_ENV} is set but empty: set the endpoint's signing secret (whsec_…) or unset it")
+    return secret
+
+
+def _open(path: str) -> BinaryIO:
+    if path == "-":
+        return sys.stdin.buffer
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise UsageError(f"cannot read {strip_controls(path)}: {exc.strerror or exc}") from None
+
+
+def run_ingest_command(path: str, dsn_factory: Callable[[], str], secret: str | None) -> int:
+    """`fsar-tui ingest-stripe FILE`: exit 0, or 1 if any line was rejected."""
+    from fsar_tui.db.connect import connect
+
+    stream = _open(path)
+    try:
+        secret = check_secret(secret)
+        shown = strip_controls(path)
+
+        def reject(number: int, reason: str) -> None:
+            print(strip_controls(f"fsar-tui: {shown}:{number}: {reason}"), file=sys.stderr, flush=True)
+
+        with connect(dsn_factory(), autocommit=True, statement_timeout_ms=STATEMENT_TIMEOUT_MS) as conn:
+            ingestor = StripeIngestor(lambda: nullcontext(conn), secret, tolerance=FILE_TOLERANCE)
+            report = ingest_lines(ingestor, read_lines(stream), on_reject=reject)
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+    print(report.summary())
+    return EXIT_FAILED if report.rejected else EXIT_OK
