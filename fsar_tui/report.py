@@ -1,0 +1,217 @@
+"""`fsar-tui report`: ROI, duration profiles, fraud flags, audit verdicts and open alerts
+for a period, as Markdown, JSON or CSV, optionally mailed (SMTP) or posted (webhook).
+
+The numbers come from the same query and arithmetic code as the screens and the
+`roi` / `profile` commands (roi_report.records, profile_report.record), so a figure
+never differs between a report and the screen. Money is integer minor units with its
+currency in JSON and CSV, decimal with the currency in Markdown.
+
+Delivery: with --smtp or --webhook the report is first written to a file (--out, else
+./fsar-report-<UTC time>.<format>), then delivered; a failed delivery prints one line,
+says where the file is, and exits 1 — the file stays. The mail's body is the Markdown
+report; a JSON or CSV report is attached as well. The webhook always receives JSON.
+Untrusted text (ideas, reasons, indicators) passes through strip_controls.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from argparse import Namespace
+from collections.abc import Callable
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+from fsar_tui.domain.formatting import money
+from fsar_tui.domain.sanitize import strip_controls
+from fsar_tui.errors import EXIT_FAILED, EXIT_OK, FsarError, UsageError
+
+
+def _plain(value):
+    """JSON-able values: dates as ISO text, numerics as text (exact), nested as is."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, str):
+        return strip_controls(value)
+    return value
+
+
+def build(conn, days: int, now: datetime | None = None) -> dict:
+    """The report's content (JSON-able) for the last `days` whole UTC days."""
+    from fsar_tui.db import audit, fraud, profiles as profile_queries, roi as roi_queries
+    from fsar_tui.domain import profiles
+    from fsar_tui.profile_report import record as profile_record
+    from fsar_tui.roi_report import records as roi_records
+
+    now = now or datetime.now(timezone.utc)
+    first, last = roi_queries.window_days(days, now.date())
+    start, end = roi_queries.day_bounds(first, last)
+    data = roi_queries.roi_data_sync(conn, first, last)
+    rows = profile_queries.profile_rows_sync(conn, start, min(end, now), now, ("type", "model"))
+    flags = fraud.fraud_flags_sync(conn, start, end)
+    return _plain({
+        "generated_at": now.replace(microsecond=0),
+        "period": {"first_day": first, "last_day": last, "days": days},
+        "roi": roi_records(data, "type"),
+        "profiles": [profile_record(p, ("type", "model")) for p in profiles.build(rows)],
+        "fraud_flags": [{"rule": f.rule, "severity": f.severity, "subject": f.subject, "reason": f.reason,
+                         "count": f.count, "entry_ids": list(f.entry_ids)} for f in flags],
+        "audit_gates": audit.latest_verdicts(conn),
+        "open_alerts": audit.open_alerts(conn),
+    })
+
+
+def markdown(rep: dict) -> str:
+    p = rep["period"]
+    out = [f"# fsar-tui report {p['first_day']} .. {p['last_day']} (UTC)", "",
+           f"Generated {rep['generated_at']}.", "", "## ROI", "",
+           f"Attribution: {rep['roi']['attribution_method']}.", ""]
+    summary = rep["roi"]["summary"]
+    if summary:
+        out += ["| currency | revenue | refunds | disputes | fees | net revenue | model cost | compute cost | "
+                "profit | ROI | cost / success | failed tasks cost |", "|" + "---|" * 12]
+        for s in summary:
+            c = s["currency"]
+            roi_pct = "-" if s["roi_pct"] is None else f"{s['roi_pct']:,.1f} %"
+            out.append(
+                f"| {c} | {money(s['revenue_minor'], c)} | {money(s['refunds_minor'], c)} | "
+                f"{money(s['disputes_minor'] + s['dispute_won_minor'], c)} | "
+                f"{money(s['payment_fees_minor'] + s['dispute_fees_minor'], c)} | {money(s['net_revenue_minor'], c)} | "
+                f"{money(s['model_cost_minor'], c)} | {money(s['compute_cost_minor'], c)} | "
+                f"{money(s['profit_minor'], c)} | {roi_pct} | {money(s['cost_per_success_minor'], c)} | "
+                f"{money(s['failed_cost_minor'], c)} |")
+    else:
+        out.append("No revenue and no task cost in the period.")
+    for u in rep["roi"]["unattributed"]:
+        out.append(f"\nUnattributed revenue: {money(u['net_revenue_minor'], u['currency'])} "
+                   f"({'; '.join(u['why'][:5])}).")
+    out += ["", "### By task type", "", "| type | currency | succeeded | net revenue | AI cost | profit |",
+            "|---|---|---|---|---|---|"]
+    for r in rep["roi"]["breakdown"]:
+        c = r["currency"]
+        out.append(f"| {_cell(r['type'])} | {c} | {r['tasks_succeeded']:,} | {money(r['net_revenue_minor'], c)} | "
+                   f"{money(r['ai_cost_minor'], c)} | {money(r['profit_minor'], c)} |")
+    out += ["", "## Duration profiles (type × model; percentiles within 0.8 %)", ""]
+    if rep["profiles"]:
+        out += ["| type | model | runs | p50 s | p90 s | p99 s | failure rate | queue wait p90 s |",
+                "|---|---|---|---|---|---|---|---|"]
+        for r in rep["profiles"]:
+            fail = "-" if r["failure_rate"] is None else f"{100 * r['failure_rate']:.1f} %"
+            out.append(f"| {_cell(r['type'])} | {_cell(r['model'] or '-')} | {r['samples']:,} | {r['p50_s']} | "
+                       f"{r['p90_s']} | {r['p99_s']} | {fail} | {r['wait_p90_s']} |")
+    else:
+        out.append("No finished tasks in the period.")
+    out += ["", "## Fraud flags", ""]
+    out += [f"- severity {f['severity']}, {f['rule']}: {_cell(f['reason'])} ({f['count']} entries)"
+            for f in rep["fraud_flags"]] or ["None."]
+    out += ["", "## Audit gates (latest verdict)", ""]
+    out += [f"- {'HARD' if g['hard'] else 'soft'} {_cell(g['name'])} ({g['metric']} {g['comparator']} "
+            f"{g['threshold']}): {g['verdict'] or 'never run'}" + (f", value {g['value']}" if g["value"] else "")
+            for g in rep["audit_gates"]] or ["No audit gates defined."]
+    out += ["", "## Open alerts", ""]
+    out += [f"- {a['state']} since {a['opened_at']}: {_cell(a['indicator'])} {json.dumps(a['scope'])} "
+            f"(baseline {a['baseline']}, now {a['current']})" for a in rep["open_alerts"]] or ["None."]
+    return "\n".join(out) + "\n"
+
+
+def _cell(text) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def csv_text(rep: dict) -> str:
+    """One long table: section, name, currency, field, value (spreadsheets pivot it)."""
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(["section", "name", "currency", "field", "value"])
+    for s in rep["roi"]["summary"]:
+        for field, value in s.items():
+            if field != "currency":
+                w.writerow(["roi", "total", s["currency"], field, value])
+    for r in rep["roi"]["breakdown"]:
+        for field, value in r.items():
+            if field not in ("type", "currency"):
+                w.writerow(["roi_by_type", r["type"], r["currency"], field, value])
+    for r in rep["profiles"]:
+        name = f"{r['type']} × {r['model'] or '-'}"
+        for field, value in r.items():
+            if field not in ("type", "model", "currency"):
+                w.writerow(["profiles", name, r.get("currency") or "", field, value])
+    for f in rep["fraud_flags"]:
+        w.writerow(["fraud_flags", f"{f['rule']}:{f['subject']}", "", "reason", f["reason"]])
+    for g in rep["audit_gates"]:
+        w.writerow(["audit_gates", g["name"], "", "verdict", g["verdict"] or "never run"])
+    for a in rep["open_alerts"]:
+        w.writerow(["open_alerts", a["indicator"], "", a["state"], a["opened_at"]])
+    return out.getvalue()
+
+
+def render(rep: dict, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(rep, indent=2) + "\n"
+    if fmt == "csv":
+        return csv_text(rep)
+    return markdown(rep)
+
+
+MIME = {"md": "text/markdown", "json": "application/json", "csv": "text/csv"}
+
+
+def run_report_command(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
+    from fsar_tui import delivery
+    from fsar_tui.db.connect import connect
+    from fsar_tui.domain.task_filter import FilterError, parse_window
+
+    try:
+        days = max(1, -(-parse_window(args.period) // 86400))
+    except FilterError as err:
+        raise UsageError(f"--period: {err}") from None
+    if args.smtp and not args.to:
+        raise UsageError("--smtp needs at least one --to ADDR")
+    if args.to and not args.smtp:
+        raise UsageError("--to needs --smtp URL")
+    if args.smtp:
+        delivery.parse_smtp_url(args.smtp)  # a malformed URL is a usage error before any work
+    with connect(dsn_factory(), statement_timeout_ms=settings.statement_timeout_ms) as conn:
+        rep = build(conn, int(days))
+    text = render(rep, args.format)
+    delivering = bool(args.smtp or args.webhook)
+    if not args.out and not delivering:
+        sys.stdout.write(text)
+        return EXIT_OK
+    path = Path(args.out or f"fsar-report-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.{args.format}")
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    print(f"report written to {path}", file=sys.stderr)
+    failures = 0
+    subject = f"fsar-tui report {rep['period']['first_day']} .. {rep['period']['last_day']}"
+    if args.smtp:
+        attachment = None if args.format == "md" else (path.name, text.encode("utf-8"), MIME[args.format])
+        body = text if args.format == "md" else markdown(rep)
+        try:
+            delivery.send_mail(args.smtp, args.sender, args.to, subject, body, attachment=attachment)
+            print(f"mailed to {', '.join(args.to)} via {delivery.mask_url(args.smtp)}", file=sys.stderr)
+        except FsarError as err:
+            failures += 1
+            print(f"fsar-tui: {err.message}", file=sys.stderr)
+    if args.webhook:
+        try:
+            status = delivery.post_webhook(args.webhook, json.dumps(rep).encode("utf-8"))
+            print(f"posted to {delivery.mask_url(args.webhook)} (HTTP {status})", file=sys.stderr)
+        except FsarError as err:
+            failures += 1
+            print(f"fsar-tui: {err.message}", file=sys.stderr)
+    if failures:
+        print(f"fsar-tui: delivery failed; the report is kept at {path}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
