@@ -1,0 +1,206 @@
+"""Stripe webhook receiver: `fsar-tui webhook --host H --port P --path /stripe/webhook`.
+
+Owns HTTP only; every event goes through the same `StripeIngestor.ingest` as
+`ingest-stripe` (fsar_tui/stripe_ingest.py), with Stripe's default 300 s signature
+tolerance instead of none.
+
+- stdlib ThreadingHTTPServer, one thread and one database connection per request
+  (Stripe's delivery rate makes a pool unnecessary; a restarted server costs nothing).
+  The signature is checked before any database work.
+- POST PATH only: other paths 404, other methods on PATH 405; no Content-Length 411;
+  a body over 1 MiB 413 (not read); a body that is not UTF-8 400.
+- With FSAR_STRIPE_WEBHOOK_SECRET set, the Stripe-Signature header must verify, else
+  400 `{"error": "bad Stripe signature: …"}` and nothing is stored. Without it events
+  are accepted unsigned (a warning says so at start).
+- 200 `{"result": "accepted" | "duplicate" | "skipped"}`; 400 `{"error": reason}` for a
+  rejected event (the same reasons as the file ingestion); 503 when the database is
+  unreachable (Stripe retries later), 500 for any other failure.
+- One line per request on stderr: client, method, path, status, result or reason,
+  event id and type, milliseconds. Input is passed through strip_controls; neither
+  the secret nor the signature header is ever logged.
+- SIGINT / SIGTERM stop it: requests in flight finish, then exit 0.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, TextIO
+from urllib.parse import urlsplit
+
+import psycopg
+
+from fsar_tui.domain.sanitize import strip_controls
+from fsar_tui.domain.stripe_events import WEBHOOK_TOLERANCE, StripeRejection
+from fsar_tui.errors import EXIT_OK, FsarError, UsageError
+from fsar_tui.stripe_ingest import STATEMENT_TIMEOUT_MS, StripeIngestor, check_secret
+
+MAX_BODY_BYTES = 1024 * 1024
+READ_TIMEOUT_S = 30
+
+
+class WebhookServer(ThreadingHTTPServer):
+    """An HTTP server that hands POST PATH bodies to a StripeIngestor."""
+
+    daemon_threads = False
+    block_on_close = True  # server_close() waits for requests in flight
+
+    def __init__(self, address: tuple[str, int], *, ingestor: StripeIngestor, path: str,
+                 log: TextIO | None = None) -> None:
+        self.ingestor = ingestor
+        self.webhook_path = path
+        self.log = log or sys.stderr
+        self._log_lock = threading.Lock()
+        super().__init__(address, WebhookHandler)
+
+    def log_line(self, text: str) -> None:
+        with self._log_lock:
+            print(strip_controls(f"fsar-tui webhook: {text}"), file=self.log, flush=True)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        exc = sys.exc_info()[1]
+        self.log_line(f"{client_address[0]} connection error: {type(exc).__name__}: {_first_line(str(exc))}")
+
+
+def make_server(dsn: str, host: str, port: int, path: str, secret: str | None, *,
+                log: TextIO | None = None) -> WebhookServer:
+    """A bound (not yet serving) receiver; port 0 picks a free port (see server_address)."""
+    from fsar_tui.db.connect import connect
+
+    def connection() -> psycopg.Connection:
+        return connect(dsn, autocommit=True, statement_timeout_ms=STATEMENT_TIMEOUT_MS)
+
+    ingestor = StripeIngestor(connection, check_secret(secret), tolerance=WEBHOOK_TOLERANCE)
+    return WebhookServer((host, port), ingestor=ingestor, path=path, log=log)
+
+
+class WebhookHandler(BaseHTTPRequestHandler):
+    server: WebhookServer
+    server_version = "fsar-tui-webhook"
+    sys_version = ""
+    timeout = READ_TIMEOUT_S
+
+    def do_POST(self) -> None:
+        started = time.monotonic()
+        if not self._on_path():
+            return self._reply(404, {"error": "not found"}, started)
+        body = self._read_body(started)
+        if body is None:
+            return
+        status, reply, note = self._ingest(body)
+        self._reply(status, reply, started, note)
+
+    def do_GET(self) -> None:
+        self._not_post()
+
+    do_HEAD = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_GET
+
+    def _not_post(self) -> None:
+        started = time.monotonic()
+        if not self._on_path():
+            return self._reply(404, {"error": "not found"}, started)
+        self._reply(405, {"error": "method not allowed: POST only"}, started, headers={"Allow": "POST"})
+
+    def _on_path(self) -> bool:
+        return urlsplit(self.path).path == self.server.webhook_path
+
+    def _read_body(self, started: float) -> bytes | None:
+        given = self.headers.get("Content-Length")
+        if given is None:
+            self._reply(411, {"error": "Content-Length required"}, started)
+            return None
+        if not given.strip().isdigit():
+            self._reply(400, {"error": "invalid Content-Length"}, started)
+            return None
+        length = int(given)
+        if length > MAX_BODY_BYTES:
+            self.close_connection = True
+            self._reply(413, {"error": f"body larger than {MAX_BODY_BYTES} bytes"}, started)
+            return None
+        body = self.rfile.read(length)
+        if len(body) < length:
+            self._reply(400, {"error": "body shorter than Content-Length"}, started)
+            return None
+        return body
+
+    def _ingest(self, body: bytes) -> tuple[int, dict[str, str], str]:
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return 400, {"error": "body is not valid UTF-8"}, "rejected: body is not valid UTF-8"
+        try:
+            done = self.server.ingestor.ingest(text, self.headers.get("Stripe-Signature"))
+        except StripeRejection as exc:
+            return 400, {"error": str(exc)}, f"rejected: {exc}"
+        except (FsarError, psycopg.OperationalError) as exc:
+            return 503, {"error": "database unavailable"}, f"database unavailable: {_first_line(_message(exc))}"
+        except psycopg.Error as exc:
+            return 500, {"error": "database error"}, f"database error: {_first_line(str(exc))}"
+        except Exception as exc:  # a bug must still answer (Stripe retries) and log one line
+            return 500, {"error": "internal error"}, f"internal error: {type(exc).__name__}: {_first_line(str(exc))}"
+        return 200, {"result": done.result}, f"{done.result} {done.event.id} {done.event.type}"
+
+    def _reply(self, status: int, reply: dict[str, str], started: float, note: str = "", *,
+               headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(reply).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+        elapsed = (time.monotonic() - started) * 1000
+        self.server.log_line(f"{self.client_address[0]} {self.command} {urlsplit(self.path).path} {status}"
+                             f"{' ' + note if note else ''} {elapsed:.0f}ms")
+
+    def log_request(self, code: Any = "-", size: Any = "-") -> None:
+        pass  # _reply logs every request once, in our format
+
+    def log_message(self, format: str, *args: Any) -> None:
+        self.server.log_line(f"{self.client_address[0]} {format % args}")
+
+
+def _message(exc: BaseException) -> str:
+    return exc.message if isinstance(exc, FsarError) else str(exc)
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
+def run_webhook_command(dsn: str, host: str, port: int, path: str, secret: str | None) -> int:
+    """Serve until SIGINT or SIGTERM, then return 0."""
+    from fsar_tui.db.connect import connect
+
+    if not path.startswith("/"):
+        raise UsageError(f"--path must start with /, got {strip_controls(path)!r}")
+    check_secret(secret)
+    connect(dsn).close()  # an unreachable database is a connection error now, not at the first event
+    try:
+        server = make_server(dsn, host, port, path, secret)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    worker = threading.Thread(target=server.serve_forever, name="fsar-webhook", daemon=True)
+    worker.start()
+    bound_host, bound_port = server.server_address[:2]
+    checked = "verified" if secret else "NOT verified (FSAR_STRIPE_WEBHOOK_SECRET is not set)"
+    server.log_line(f"listening on http://{bound_host}:{bound_port}{path}; signatures {checked}")
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        server.shutdown()
+        server.server_close()
+        worker.join()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    server.log_line("stopped")
+    return EXIT_OK
