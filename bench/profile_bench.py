@@ -22,7 +22,7 @@ import psycopg
 
 from bench.common import SMALL, fresh_database, median, print_table
 from fsar_tui.db import profiles as profile_queries
-from fsar_tui.domain import profiles, rollup_windows
+from fsar_tui.domain import rollup_windows
 from fsar_tui.sim.seed import seed_history
 
 EXACT_SQL = """
@@ -45,8 +45,7 @@ def measure(dsn: str) -> tuple[int, list[list[object]]]:
         samples = []
         for _ in range(7):
             t = time.perf_counter()
-            rows = profile_queries.profile_rows_sync(conn, start, end, now, ("type", "model"))
-            built = profiles.build(rows)
+            built = profile_queries.load_profiles_sync(conn, start, end, now)
             samples.append((time.perf_counter() - t) * 1000)
         fast = median(samples)
         exact_times = []

@@ -288,7 +288,6 @@ def cmd_profile(args: argparse.Namespace, settings: Settings) -> int:
 
     from fsar_tui.db import profiles as profile_queries
     from fsar_tui.db.connect import connect
-    from fsar_tui.domain import profiles
     from fsar_tui.domain.task_filter import FilterError, format_duration, parse_window
     from fsar_tui.profile_report import render
 
@@ -318,8 +317,8 @@ def cmd_profile(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"fsar-tui: history up to task id {target:,} is not counted yet "
                       f"(backfilled to {done:,}); run `fsar-tui profile --backfill`", file=sys.stderr)
         now = datetime.now(timezone.utc)
-        rows = profile_queries.profile_rows_sync(conn, now - timedelta(seconds=window_s), now, now, by)
-    print(render(profiles.build(rows), by, args.format, format_duration(window_s)))
+        found = profile_queries.load_profiles_sync(conn, now - timedelta(seconds=window_s), now, now, by)
+    print(render(found, by, args.format, format_duration(window_s)))
     return EXIT_OK
 
 

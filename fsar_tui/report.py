@@ -21,7 +21,7 @@ import json
 import sys
 from argparse import Namespace
 from collections.abc import Callable
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -48,7 +48,6 @@ def _plain(value):
 def build(conn, days: int, now: datetime | None = None) -> dict:
     """The report's content (JSON-able) for the last `days` whole UTC days."""
     from fsar_tui.db import audit, fraud, profiles as profile_queries, roi as roi_queries
-    from fsar_tui.domain import profiles
     from fsar_tui.profile_report import record as profile_record
     from fsar_tui.roi_report import records as roi_records
 
@@ -56,13 +55,13 @@ def build(conn, days: int, now: datetime | None = None) -> dict:
     first, last = roi_queries.window_days(days, now.date())
     start, end = roi_queries.day_bounds(first, last)
     data = roi_queries.roi_data_sync(conn, first, last)
-    rows = profile_queries.profile_rows_sync(conn, start, min(end, now), now, ("type", "model"))
+    found = profile_queries.load_profiles_sync(conn, start, min(end, now), now)
     flags = fraud.fraud_flags_sync(conn, start, end)
     return _plain({
         "generated_at": now.replace(microsecond=0),
         "period": {"first_day": first, "last_day": last, "days": days},
         "roi": roi_records(data, "type"),
-        "profiles": [profile_record(p, ("type", "model")) for p in profiles.build(rows)],
+        "profiles": [profile_record(p, ("type", "model")) for p in found],
         "fraud_flags": [{"rule": f.rule, "severity": f.severity, "subject": f.subject, "reason": f.reason,
                          "count": f.count, "entry_ids": list(f.entry_ids)} for f in flags],
         "audit_gates": audit.latest_verdicts(conn),

@@ -186,11 +186,10 @@ class ProfilesScreen(Screen):
         window = timedelta(seconds=self.window_s)
         try:
             async with self.app.pool.connection() as conn:
-                rows = await profile_queries.profile_rows(conn, now - window, now, now, ("type", "model"))
+                found = await profile_queries.load_profiles(conn, now - window, now, now)
                 before, by_revision = [], []
                 if self.compare == "window":
-                    before = await profile_queries.profile_rows(conn, now - 2 * window, now - window, now,
-                                                                ("type", "model"))
+                    before = await profile_queries.load_profiles(conn, now - 2 * window, now - window, now)
                 elif self.compare == "rollout":
                     by_revision = await profile_queries.profile_rows(conn, now - window, now, now,
                                                                      ("type", "model", "rollout"))
@@ -200,8 +199,8 @@ class ProfilesScreen(Screen):
         self.app.db_reachable()
         self.last_refresh = time.monotonic()
         self.refreshed_at = now
-        self.profiles = profiles.build(rows)
-        self.before = {p.key: p for p in profiles.build(before)}
+        self.profiles = found
+        self.before = {p.key: p for p in before}
         self.pairs = newest_two_revisions(profiles.build(by_revision))
         try:
             self.render_table()

@@ -11,7 +11,8 @@ import psycopg
 from fsar_tui.db import actions, profiles as profile_queries
 from fsar_tui.db.connect import aconnect
 from fsar_tui.db.migrations import migrate
-from fsar_tui.db.profiles import ROLLUP_DRIFT_SQL
+from fsar_tui.db.profiles import ROLLUP_DRIFT_SQL, SKETCH_DRIFT_SQL
+from fsar_tui.db.roi import COST_DRIFT_SQL
 from fsar_tui.domain import profiles
 from fsar_tui.domain.histogram import ALPHA
 
@@ -31,7 +32,8 @@ def finish_tasks(dsn, n, task_type="implement_idea", model="gpt-4o"):
 
 
 def drift(dsn):
-    return q(dsn, ROLLUP_DRIFT_SQL)
+    """Rows where the rollups, the sketches or the cost rollups differ from a recount."""
+    return q(dsn, ROLLUP_DRIFT_SQL) + q(dsn, SKETCH_DRIFT_SQL) + q(dsn, COST_DRIFT_SQL)
 
 
 async def test_retries_cancels_edits_and_deletes_keep_rollups_exact(db_dsn):
@@ -68,9 +70,13 @@ async def test_profile_percentiles_match_exact_ones_within_the_bound(db_dsn):
     conn = await aconnect(db_dsn)
     try:
         rows = await profile_queries.profile_rows(conn, now - timedelta(days=1), now, now, ("type", "model"))
+        sketched = await profile_queries.type_model_profiles(conn, now - timedelta(days=1), now, now)
     finally:
         await conn.close()
     got = {p.key: p for p in profiles.build(rows)}
+    # The sketch path (revision 0015) reads the same histograms as the row path.
+    assert [(p.key, p.n, p.run, p.wait, p.cost) for p in sketched] == \
+        [(p.key, p.n, p.run, p.wait, p.cost) for p in profiles.build(rows)]
     exact = q(db_dsn, """
         SELECT task_type, ai_model, count(*),
                percentile_disc(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP

@@ -11,7 +11,8 @@ import pytest
 
 from fsar_tui.db import executor
 from fsar_tui.db.connect import aconnect
-from fsar_tui.db.profiles import ROLLUP_DRIFT_SQL
+from fsar_tui.db.profiles import ROLLUP_DRIFT_SQL, SKETCH_DRIFT_SQL
+from fsar_tui.db.roi import COST_DRIFT_SQL, LEDGER_DRIFT_SQL
 from fsar_tui.db.tasks import COUNTS_DRIFT_SQL
 
 
@@ -50,6 +51,9 @@ def assert_events_agree_with_tasks(dsn):
     # with a recount from the tasks.
     assert q(dsn, COUNTS_DRIFT_SQL) == []
     assert q(dsn, ROLLUP_DRIFT_SQL) == []
+    assert q(dsn, SKETCH_DRIFT_SQL) == []
+    assert q(dsn, COST_DRIFT_SQL) == []
+    assert q(dsn, LEDGER_DRIFT_SQL) == []
 
 
 @pytest.mark.slow

@@ -3,7 +3,9 @@
 The profile query adds up the rollup rows that tile the window (domain.rollup_windows)
 plus the samples the trigger has not folded yet, grouped by the requested dimensions,
 metric and bucket; domain.profiles turns that into percentiles. Its cost depends on the
-number of (block × bucket) rows — a few thousand — not on the number of tasks.
+number of (block × bucket) rows — a few thousand — not on the number of tasks. The
+type × model profile (the screen's main table and the CLI's default) reads the block
+sketches of revision 0015 instead: one row of arrays per block and group.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from datetime import datetime
 
 from psycopg import AsyncConnection, Connection
 
-from fsar_tui.domain import rollup_windows
+from fsar_tui.domain import profiles, rollup_windows
 
 DIMENSIONS = {"type": "task_type", "model": "ai_model", "rollout": "rollout_revision_id"}
 
@@ -37,6 +39,55 @@ def profile_sql(by: tuple[str, ...]) -> str:
             WHERE s.finished_at >= %(start)s AND s.finished_at < %(end)s)
         SELECT {cols}, outcome, metric, bucket, currency, sum(n), sum(total)
         FROM rows GROUP BY {cols}, outcome, metric, bucket, currency HAVING sum(n) <> 0"""
+
+
+# The type × model profile (revision 0015): block sketches (arrays) for the day/block
+# pieces, plus the hour pieces and unfolded samples summed row by row — one statement,
+# so one snapshot (a fold committing between two reads would count samples twice or
+# not at all). Rows: (is_sketch, type, model, outcome, metric, currency, buckets, counts, total).
+SKETCH_SQL = """
+    WITH cover AS (SELECT * FROM unnest(%(grains)s::smallint[], %(starts)s::timestamptz[]) AS c(grain, start)),
+    fine AS (
+        SELECT r.task_type, r.ai_model, r.outcome, r.metric, r.bucket, r.currency, r.n::integer AS n, r.total
+        FROM duration_rollups r JOIN cover c ON r.grain = c.grain AND r.start = c.start
+        WHERE c.grain < 0 AND r.rollout_revision_id = -1
+        UNION ALL
+        SELECT s.task_type, s.ai_model, CASE WHEN m.metric = 2 THEN s.outcome ELSE '*' END, m.metric, m.bucket,
+               m.currency, s.n::integer, s.n * m.value
+        FROM task_duration_samples s CROSS JOIN LATERAL fsar_sample_metrics(s) m
+        WHERE s.finished_at >= %(start)s AND s.finished_at < %(end)s
+          AND (m.metric = 2 OR s.outcome IN ('succeeded', 'failed')))
+    SELECT true, k.task_type, k.ai_model, k.outcome, k.metric, k.currency, k.buckets, k.counts, k.total
+    FROM duration_sketches k JOIN cover c ON k.grain = c.grain AND k.start = c.start
+    UNION ALL
+    SELECT false, task_type, ai_model, outcome, metric, currency, ARRAY[bucket], ARRAY[sum(n)::bigint], sum(total)
+    FROM fine GROUP BY task_type, ai_model, outcome, metric, bucket, currency HAVING sum(n) <> 0"""
+
+
+async def type_model_profiles(conn: AsyncConnection, start: datetime, end: datetime,
+                              now: datetime) -> list[profiles.Profile]:
+    """Profiles per task_type × ai_model over [start, end) — the screen's and the CLI's main read."""
+    cur = await conn.execute(SKETCH_SQL, _params(start, end, now))
+    return profiles.build_from_sketches(await cur.fetchall())
+
+
+def type_model_profiles_sync(conn: Connection, start: datetime, end: datetime,
+                             now: datetime) -> list[profiles.Profile]:
+    return profiles.build_from_sketches(conn.execute(SKETCH_SQL, _params(start, end, now)).fetchall())
+
+
+async def load_profiles(conn: AsyncConnection, start: datetime, end: datetime, now: datetime,
+                        by: tuple[str, ...] = ("type", "model")) -> list[profiles.Profile]:
+    if by == ("type", "model"):
+        return await type_model_profiles(conn, start, end, now)
+    return profiles.build(await profile_rows(conn, start, end, now, by))
+
+
+def load_profiles_sync(conn: Connection, start: datetime, end: datetime, now: datetime,
+                       by: tuple[str, ...] = ("type", "model")) -> list[profiles.Profile]:
+    if by == ("type", "model"):
+        return type_model_profiles_sync(conn, start, end, now)
+    return profiles.build(profile_rows_sync(conn, start, end, now, by))
 
 
 async def group_series(conn: AsyncConnection, start: datetime, end: datetime, now: datetime, key: tuple,
@@ -165,3 +216,25 @@ ROLLUP_DRIFT_SQL = """
     FROM counted FULL JOIN kept USING (task_type, ai_model, rev, outcome, metric, bucket, currency)
     WHERE counted.n IS DISTINCT FROM kept.n
        OR abs(coalesce(counted.total, 0) - coalesce(kept.total, 0)) > 1e-6 * greatest(1, abs(counted.total))"""
+
+# Sketches (revision 0015) vs the compact rollup rows they mirror; rows where they differ.
+SKETCH_DRIFT_SQL = """
+    WITH kept AS (
+        SELECT k.grain, k.start, k.task_type, k.ai_model, k.outcome, k.metric, k.currency, b.bucket, b.n
+        FROM duration_sketches k CROSS JOIN LATERAL unnest(k.buckets, k.counts) AS b(bucket, n)),
+    source AS (
+        SELECT grain, start, task_type, ai_model, outcome, metric, currency, bucket, n FROM duration_rollups
+        WHERE rollout_revision_id = -1 AND grain >= 0 AND n <> 0),
+    totals AS (
+        SELECT k.grain, k.start, k.task_type, k.ai_model, k.outcome, k.metric, k.currency, -1::smallint AS bucket,
+               k.total AS kept_total, r.total AS source_total
+        FROM duration_sketches k
+        JOIN (SELECT grain, start, task_type, ai_model, outcome, metric, currency, sum(total) AS total
+              FROM duration_rollups WHERE rollout_revision_id = -1 AND grain >= 0 AND n <> 0
+              GROUP BY 1, 2, 3, 4, 5, 6, 7) r USING (grain, start, task_type, ai_model, outcome, metric, currency)
+        WHERE abs(k.total - r.total) > 1e-6 * greatest(1, abs(r.total)))
+    SELECT grain, start, task_type, ai_model, outcome, metric, currency, bucket, kept.n, source.n
+    FROM kept FULL JOIN source USING (grain, start, task_type, ai_model, outcome, metric, currency, bucket)
+    WHERE kept.n IS DISTINCT FROM source.n
+    UNION ALL
+    SELECT grain, start, task_type, ai_model, outcome, metric, currency, bucket, NULL, NULL FROM totals"""

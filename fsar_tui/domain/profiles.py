@@ -73,6 +73,41 @@ class Profile:
         return total / self.succeeded, currency
 
 
+def build_from_sketches(rows: Iterable[tuple]) -> list[Profile]:
+    """rows: (is_sketch, type, model, outcome, metric, currency, buckets, counts, total) —
+    a histogram per row as parallel arrays (db.profiles.SKETCH_SQL); keys are (type, model)."""
+    profiles: dict[tuple, Profile] = {}
+    get = profiles.get
+    for _, task_type, model, outcome, metric, currency, buckets, counts, total in rows:
+        key = (task_type, model)
+        p = get(key)
+        if p is None:
+            p = profiles[key] = Profile(key)
+        if metric == COST:
+            n = sum(counts)
+            if outcome == "succeeded":
+                p.succeeded += n
+            elif outcome == "failed":
+                p.failed += n
+            elif outcome == "cancelled":
+                p.cancelled += n
+            if currency:
+                p.cost[currency] = p.cost.get(currency, 0.0) + total
+        elif outcome in RAN:
+            hist = p.run if metric == RUN else p.wait
+            hget = hist.get
+            for bucket, n in zip(buckets, counts):
+                hist[bucket] = hget(bucket, 0) + n
+            if metric == RUN:
+                p.run_total_ms += total
+    for p in profiles.values():  # a bucket whose samples cancelled out (retries) is no bucket
+        for hist in (p.run, p.wait):
+            if 0 in hist.values():
+                for bucket in [b for b, n in hist.items() if n == 0]:
+                    del hist[bucket]
+    return sorted((p for p in profiles.values() if p.n), key=lambda p: p.key)
+
+
 def build(rows: Iterable[tuple]) -> list[Profile]:
     """rows: (key tuple, outcome, metric, bucket, currency, n, total). A hot loop (thousands
     of rows per refresh), hence the local names."""
