@@ -144,7 +144,7 @@ def ingest_line(ingestor: StripeIngestor, raw: bytes | None) -> Ingested | None:
     if raw is None:
         raise StripeRejection(f"line longer than {MAX_LINE_BYTES // (1024 * 1024)} MiB")
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8").removeprefix("\ufeff")  # a BOM some exporters write
     except UnicodeDecodeError as exc:
         raise StripeRejection(f"not valid UTF-8 (byte {exc.start + 1})") from None
     if not text.strip():

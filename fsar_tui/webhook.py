@@ -146,6 +146,10 @@ class WebhookHandler(BaseHTTPRequestHandler):
 
     def _reply(self, status: int, reply: dict[str, str], started: float, note: str = "", *,
                headers: dict[str, str] | None = None) -> None:
+        elapsed = (time.monotonic() - started) * 1000
+        # Logged before the reply goes out, so a client that has its answer finds the line.
+        self.server.log_line(f"{self.client_address[0]} {self.command} {urlsplit(self.path).path} {status}"
+                             f"{' ' + note if note else ''} {elapsed:.0f}ms")
         data = json.dumps(reply).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -155,9 +159,6 @@ class WebhookHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
-        elapsed = (time.monotonic() - started) * 1000
-        self.server.log_line(f"{self.client_address[0]} {self.command} {urlsplit(self.path).path} {status}"
-                             f"{' ' + note if note else ''} {elapsed:.0f}ms")
 
     def log_request(self, code: Any = "-", size: Any = "-") -> None:
         pass  # _reply logs every request once, in our format
