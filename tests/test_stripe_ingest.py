@@ -27,9 +27,8 @@ from fsar_tui.stripe_ingest import run_ingest_command
 
 from support.sql import q
 
-_CANDIDATES = [Path(__file__).parent / "fixtures" / "stripe" / "events.jsonl",
-               Path("/work/shared/stripe/events.jsonl")]
-FIXTURE = next((p for p in _CANDIDATES if p.exists()), _CANDIDATES[-1])
+# A copy of ../shared/stripe/events.jsonl: 44 events from Stripe's published API fixtures.
+FIXTURE = Path(__file__).parent / "fixtures" / "stripe" / "events.jsonl"
 SECRET = "whsec_test_5ecret_never_printed"
 T0 = 1767350000  # 2026-01-02
 

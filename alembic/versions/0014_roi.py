@@ -190,15 +190,15 @@ def upgrade() -> None:
         CREATE FUNCTION fsar_stripe_event_funnel() RETURNS trigger
         LANGUAGE plpgsql AS $$
         DECLARE
-            stage text := CASE NEW.type WHEN 'payment_intent.created' THEN 'created'
+            funnel_stage text := CASE NEW.type WHEN 'payment_intent.created' THEN 'created'
                                         WHEN 'payment_intent.succeeded' THEN 'succeeded'
                                         WHEN 'payment_intent.payment_failed' THEN 'failed' END;
         BEGIN
-            IF stage IS NOT NULL THEN
+            IF funnel_stage IS NOT NULL THEN
                 INSERT INTO payment_funnel_daily AS f (day, stage, currency, reason, n)
-                VALUES ((NEW.created AT TIME ZONE 'UTC')::date, stage,
+                VALUES ((NEW.created AT TIME ZONE 'UTC')::date, funnel_stage,
                         upper(coalesce(NEW.payload #>> '{data,object,currency}', '')),
-                        CASE WHEN stage = 'failed' THEN coalesce(
+                        CASE WHEN funnel_stage = 'failed' THEN coalesce(
                             NEW.payload #>> '{data,object,last_payment_error,decline_code}',
                             NEW.payload #>> '{data,object,last_payment_error,code}', 'unknown') ELSE '' END, 1)
                 ON CONFLICT (day, stage, currency, reason) DO UPDATE SET n = f.n + 1;
