@@ -1,8 +1,10 @@
 """Fraud flags: the rules, their thresholds, and how fetched figures become flags (pure).
 
-A flag names a rule, its subject, one line of reason with the numbers, a severity and
-the ledger entries behind it (newest first, at most `max_entries` of them; `count` says
-how many there are in all). db/fraud.py fetches the figures; this module decides.
+A flag names a rule, its subject, one line of reason with the numbers, a severity (1–3)
+and the ledger entries behind it: their ids newest first, at most `max_entries` (50) of
+them, and `count`, how many there are in all (the charges in bursts, the disputes, the
+day's refunds, the mismatched charges). db/fraud.py fetches the figures; this module
+decides.
 
 Rules and their defaults (FraudRules; all times UTC):
 
@@ -156,10 +158,12 @@ def velocity_bursts(times: Sequence[datetime], k: int, window: timedelta) -> int
 def densest_window(times: Sequence[datetime], window: timedelta) -> tuple[int, int, int]:
     """(count, i, j): the most times within [times[i], times[i] + window), the first and
     last of them being times[i] and times[j]. (0, -1, -1) when there are none."""
-    best, bi, bj, j = 0, -1, -1, 0
-    for i in range(len(times)):
-        j = max(j, i)
-        while j + 1 < len(times) and times[j + 1] - times[i] < window:
+    best, bi, bj, j, n = 0, -1, -1, 0, len(times)
+    for i, t in enumerate(times):
+        if j < i:
+            j = i
+        limit = t + window
+        while j + 1 < n and times[j + 1] < limit:
             j += 1
         if j - i + 1 > best:
             best, bi, bj = j - i + 1, i, j
