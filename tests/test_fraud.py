@@ -111,7 +111,7 @@ def test_dispute_rate_per_idea_and_overall(db_dsn):
     rows, disputes = [], {}
     # idea: (charges, disputes): 2.5 % fires; exactly 1 % does not; 19 charges is too few
     # to judge even at 26 %; 20 charges with one dispute (5 %) is enough.
-    plan = {"idea_hi": (40, 1), "idea_at": (100, 1), "idea_few": (19, 5), "idea_min": (20, 1)}
+    plan = {"idea_hi": (80, 2), "idea_at": (100, 1), "idea_few": (19, 5), "idea_min": (20, 1)}
     for idea, (n, d) in plan.items():
         rows += [charge(at(1) + timedelta(minutes=7 * i), f"cus_{idea}_{i}", idea) for i in range(n)]
     ledger(db_dsn, rows)
@@ -125,12 +125,12 @@ def test_dispute_rate_per_idea_and_overall(db_dsn):
     flags = flags_sync(db_dsn, DAY, DAY + timedelta(days=1))
     got = by_rule(flags, fraud.DISPUTE_RATE)
     assert set(got) == {"idea_hi", "idea_min", "all"}
-    assert (got["idea_hi"].count, got["idea_hi"].entry_ids) == (1, tuple(disputes["idea_hi"]))
-    assert got["idea_hi"].reason == ("1 disputes / 40 charges = 2.50% (threshold 1.00%, at least 20 charges) "
+    assert (got["idea_hi"].count, got["idea_hi"].entry_ids) == (2, newest_first(disputes["idea_hi"]))
+    assert got["idea_hi"].reason == ("2 disputes / 80 charges = 2.50% (threshold 1.00%, at least 20 charges) "
                                      "2026-03-02 UTC")
     assert (got["idea_min"].severity, got["idea_hi"].severity) == (3, 3)
     every = sorted(i for ids in disputes.values() for i in ids)
-    assert (got["all"].count, got["all"].entry_ids) == (8, newest_first(every))  # 8 / 179 = 4.5 %
+    assert (got["all"].count, got["all"].entry_ids) == (9, newest_first(every))  # 9 / 219 = 4.1 %
     assert [f.rule for f in flags] == [fraud.DISPUTE_RATE] * 3
 
     # A higher threshold silences it all; fewer max_entries caps the overall ids.
