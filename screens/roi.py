@@ -51,6 +51,7 @@ COLUMNS = ("ok", "failed", "net revenue", "model cost", "compute", "profit", "RO
 PERIOD_COLUMNS = ("net revenue", "AI cost", "profit", "")
 FLAG_COLUMNS = ("sev", "rule", "subject", "reason")
 SPARK = "▁▂▃▄▅▆▇█"
+SUMMARY_LINES = 9
 TERMINAL = ("succeeded", "failed", "cancelled")
 
 
@@ -120,9 +121,9 @@ def funnel_text(funnel: list[tuple]) -> Text:
 class RoiScreen(Screen):
     DEFAULT_CSS = """
     RoiScreen #roi-status { height: 1; padding: 0 1; background: $panel; }
-    RoiScreen #summary { height: auto; max-height: 9; padding: 0 1; }
+    RoiScreen #summary { height: 3; padding: 0 1; }
     RoiScreen #breakdown { height: 1fr; }
-    RoiScreen #bottom { height: 11; border-top: solid $panel; }
+    RoiScreen #bottom { height: 10; border-top: solid $panel; }
     RoiScreen #funnel { width: 1fr; padding: 0 1; }
     RoiScreen #flags { width: 2fr; }
     RoiScreen #flag-entries { width: 2fr; padding: 0 1; }
@@ -214,7 +215,14 @@ class RoiScreen(Screen):
     # -- rendering ----------------------------------------------------------------------
 
     def render_all(self) -> None:
-        self.query_one("#summary", TextPanel).show(summary_text(self.data))
+        summary = summary_text(self.data)
+        panel = self.query_one("#summary", TextPanel)
+        # Panels repaint without layout passes; the summary's height follows its line
+        # count (three per currency, at most SUMMARY_LINES) and only then asks for one.
+        height = max(1, min(SUMMARY_LINES, len(summary.plain.rstrip("\n").split("\n"))))
+        if panel.styles.height is None or panel.styles.height.value != height:
+            panel.styles.height = height
+        panel.show(summary)
         self.render_breakdown()
         self.query_one("#funnel", TextPanel).show(funnel_text(self.data.funnel))
         self.render_flags()

@@ -24,19 +24,19 @@ def add_history(dsn: str) -> None:
         conn.execute("""
             INSERT INTO execution_tasks (task_type, ai_model, idea_id, status, attempt, queued_at, started_at,
                                          finished_at, cost_minor, compute_cost_minor, currency)
-            SELECT (ARRAY['implement_idea', 'idea_implementation', 'self_improvement'])[1 + g % 3],
-                   (ARRAY['gpt-4o', 'gpt-4o-mini'])[1 + g % 2],
-                   CASE WHEN g % 3 = 2 THEN NULL ELSE 'idea_' || (g % 4) END,
-                   CASE WHEN g % 9 = 0 THEN 'failed' ELSE 'succeeded' END, 1,
+            SELECT (ARRAY['implement_idea', 'idea_implementation', 'self_improvement'])[1 + g %% 3],
+                   (ARRAY['gpt-4o', 'gpt-4o-mini'])[1 + g %% 2],
+                   CASE WHEN g %% 3 = 2 THEN NULL ELSE 'idea_' || (g %% 4) END,
+                   CASE WHEN g %% 9 = 0 THEN 'failed' ELSE 'succeeded' END, 1,
                    %(end)s - make_interval(hours => g) - interval '5 minutes',
                    %(end)s - make_interval(hours => g) - interval '4 minutes',
-                   %(end)s - make_interval(hours => g), 40 + g % 17, 3 + g % 5, 'USD'
+                   %(end)s - make_interval(hours => g), 40 + g %% 17, 3 + g %% 5, 'USD'
             FROM generate_series(1, 200) g""", {"end": FROZEN})
         conn.execute("""
             INSERT INTO ledger_entries (source, external_id, kind, amount_minor, currency, occurred_at, idea_id,
                                         customer_id, metadata)
-            SELECT 'test', 'ch' || g, 'revenue', 1900 + 100 * (g % 5), CASE WHEN g % 10 = 0 THEN 'EUR' ELSE 'USD' END,
-                   %(end)s - make_interval(hours => 5 * g), 'idea_' || (g % 5), 'cus_' || (g % 7),
+            SELECT 'test', 'ch' || g, 'revenue', 1900 + 100 * (g %% 5), CASE WHEN g %% 10 = 0 THEN 'EUR' ELSE 'USD' END,
+                   %(end)s - make_interval(hours => 5 * g), 'idea_' || (g %% 5), 'cus_' || (g %% 7),
                    jsonb_build_object('charge', 'ch_' || g, 'card_country', 'US', 'ip_country', 'US')
             FROM generate_series(1, 60) g""", {"end": FROZEN})
         conn.execute("""
@@ -96,17 +96,17 @@ async def test_roi_screen_shows_the_report_numbers_breakdowns_funnel_and_flags(r
         assert f"profit {money(usd['profit_minor'], 'USD')}" in summary
         assert "EUR " in summary  # a line per currency, never converted
         assert "last 30 UTC days 12-11..01-09" in panel(app, "roi-status")
-        assert breakdown(app).column_names[0] == "type"
+        assert breakdown(app).column_names[1] == "type"
         assert ("self_improvement", "USD") in breakdown(app).keys
         # Cycle to the idea breakdown: the same rows as the report's.
         await pilot.press("b", "b", "b")
-        assert await until(pilot, lambda: breakdown(app).column_names[0] == "idea")
+        assert await until(pilot, lambda: breakdown(app).column_names[1] == "idea")
         want = {(r["idea"], r["currency"]): r["profit_minor"] for r in expected["breakdown"]}
         shown = {key: breakdown(app).get_row(key)[breakdown(app).column_names.index("profit")].plain
                  for key in breakdown(app).keys}
         assert shown == {key: money(v, key[1]) for key, v in want.items()}
         await pilot.press("b", "b")
-        assert await until(pilot, lambda: breakdown(app).column_names[0] == "week")
+        assert await until(pilot, lambda: breakdown(app).column_names[1] == "week")
         # Funnel: 10 created, 8 succeeded, 2 failed with the reason.
         funnel = panel(app, "funnel")
         assert "USD: 10 created → 8 succeeded (80%), 2 failed" in funnel and "insufficient_funds 2" in funnel
@@ -116,7 +116,7 @@ async def test_roi_screen_shows_the_report_numbers_breakdowns_funnel_and_flags(r
         assert burst and burst[0].count >= 5
         app.screen.query_one("#flags").move_cursor(row=[i for i, f in enumerate(flags) if f is burst[0]][0])
         assert await until(pilot, lambda: "entries; newest" in panel(app, "flag-entries"))
-        assert "900.00 USD" in panel(app, "flag-entries")
+        assert "revenue 9.00 USD" in panel(app, "flag-entries")
         # Window: 30 → 90 → 1 day.
         await pilot.press("w", "w")
         assert await until(pilot, lambda: "today (UTC)" in panel(app, "roi-status"))
