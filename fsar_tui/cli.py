@@ -309,6 +309,7 @@ def cmd_profile(args: argparse.Namespace, settings: Settings) -> int:
             while done < target:
                 done = profile_queries.backfill_batch(conn, args.batch_size)
                 print(f"backfill: counted task ids up to {done:,} of {target:,}", file=sys.stderr)
+            profile_queries.rebuild_sketches(conn)
             profile_queries.vacuum_rollups(conn)
             conn.autocommit = False
         else:

@@ -11,7 +11,7 @@ import psycopg
 from fsar_tui.db import actions, profiles as profile_queries
 from fsar_tui.db.connect import aconnect
 from fsar_tui.db.migrations import migrate
-from fsar_tui.db.profiles import ROLLUP_DRIFT_SQL, SKETCH_DRIFT_SQL
+from fsar_tui.db.profiles import BLOCK_DRIFT_SQL, ROLLUP_DRIFT_SQL, SKETCH_DRIFT_SQL
 from fsar_tui.db.roi import COST_DRIFT_SQL
 from fsar_tui.domain import profiles
 from fsar_tui.domain.histogram import ALPHA
@@ -33,7 +33,8 @@ def finish_tasks(dsn, n, task_type="implement_idea", model="gpt-4o"):
 
 def drift(dsn):
     """Rows where the rollups, the sketches or the cost rollups differ from a recount."""
-    return q(dsn, ROLLUP_DRIFT_SQL) + q(dsn, SKETCH_DRIFT_SQL) + q(dsn, COST_DRIFT_SQL)
+    return (q(dsn, ROLLUP_DRIFT_SQL) + q(dsn, SKETCH_DRIFT_SQL) + q(dsn, BLOCK_DRIFT_SQL)
+            + q(dsn, COST_DRIFT_SQL))
 
 
 async def test_retries_cancels_edits_and_deletes_keep_rollups_exact(db_dsn):
@@ -136,3 +137,59 @@ def test_profile_cli_formats_and_bad_input(db_dsn, run_cli):
         proc = run_cli("profile", "--dsn", db_dsn, *args)
         assert proc.returncode == 2 and needle in proc.stderr and "Traceback" not in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def add_history(dsn, days=40, per_day=40):
+    """Finished tasks spread over the last `days` days (late samples for closed blocks)."""
+    x(dsn, """INSERT INTO execution_tasks (task_type, ai_model, status, attempt, queued_at, started_at, finished_at,
+                                           cost_minor, currency)
+              SELECT (ARRAY['implement_idea', 'self_improvement'])[1 + g %% 2], 'gpt-4o',
+                     CASE WHEN g %% 7 = 0 THEN 'failed' ELSE 'succeeded' END, 1,
+                     now() - make_interval(hours => g * 24 / %(per_day)s + 1),
+                     now() - make_interval(hours => g * 24 / %(per_day)s + 1) + interval '3 seconds',
+                     now() - make_interval(hours => g * 24 / %(per_day)s + 1) + make_interval(secs => 5 + g %% 300),
+                     g %% 40, 'USD'
+              FROM generate_series(1, %(n)s) g""", {"per_day": per_day, "n": days * per_day})
+
+
+def both_paths(dsn, days):
+    now = datetime.now(timezone.utc)
+    with psycopg.connect(dsn) as conn:
+        sketched = profile_queries.type_model_profiles_sync(conn, now - timedelta(days=days), now, now)
+        rows = profiles.build(profile_queries.profile_rows_sync(conn, now - timedelta(days=days), now, now,
+                                                                ("type", "model")))
+    return [(p.key, p.n, p.run, p.wait) for p in sketched], [(p.key, p.n, p.run, p.wait) for p in rows]
+
+
+def test_blocks_close_and_sketches_rebuild_as_days_pass(db_dsn):
+    add_history(db_dsn)
+    x(db_dsn, "SELECT fsar_fold_duration_samples()")
+    # Late samples only noted their blocks; the next exclusive fold (or this) rebuilds them.
+    x(db_dsn, "SELECT fsar_rebuild_sketches()")
+    assert drift(db_dsn) == [] and q(db_dsn, "SELECT count(*) FROM duration_sketch_dirty") == [(0,)]
+    assert q(db_dsn, "SELECT count(*) > 0 FROM duration_sketches WHERE grain >= 3") == [(True,)]
+    for days in (45, 30, 9, 1):
+        sketched, rows = both_paths(db_dsn, days)
+        assert sketched == rows and sketched
+    # Three days without a single fold: blocks that closed meanwhile have only day rows
+    # and no sketch; readers must still see every task, through the days.
+    x(db_dsn, "UPDATE rollup_state SET sketched_until = sketched_until - 3")
+    x(db_dsn, """DELETE FROM duration_rollups r USING rollup_state st WHERE r.grain >= 1
+                 AND r.start + make_interval(days => 1 << r.grain) > st.sketched_until::timestamp AT TIME ZONE 'UTC'""")
+    x(db_dsn, """DELETE FROM duration_sketches k USING rollup_state st
+                 WHERE k.start + make_interval(days => 1 << k.grain) > st.sketched_until::timestamp AT TIME ZONE 'UTC'""")
+    assert drift(db_dsn) == []
+    for days in (45, 30, 9, 1):
+        sketched, rows = both_paths(db_dsn, days)
+        assert sketched == rows and sketched
+    # A late change (a retry of an old task) marks its blocks; readers avoid those sketches.
+    x(db_dsn, "UPDATE execution_tasks SET status = 'queued', finished_at = NULL WHERE id = 700")
+    x(db_dsn, "SELECT fsar_fold_duration_samples()")  # the first fold of "today": exclusive, closes the days
+    assert q(db_dsn, "SELECT sketched_until = (now() AT TIME ZONE 'UTC')::date FROM rollup_state") == [(True,)]
+    assert drift(db_dsn) == []
+    sketched, rows = both_paths(db_dsn, 45)
+    assert sketched == rows
+    # The check can fail: a sketch that lost a bucket is seen.
+    x(db_dsn, "UPDATE duration_sketches SET buckets = buckets[2:], counts = counts[2:] "
+              "WHERE ctid = (SELECT min(ctid) FROM duration_sketches WHERE cardinality(buckets) > 1)")
+    assert q(db_dsn, SKETCH_DRIFT_SQL) != []

@@ -11,7 +11,7 @@ import pytest
 
 from fsar_tui.db import executor
 from fsar_tui.db.connect import aconnect
-from fsar_tui.db.profiles import ROLLUP_DRIFT_SQL, SKETCH_DRIFT_SQL
+from fsar_tui.db.profiles import BLOCK_DRIFT_SQL, ROLLUP_DRIFT_SQL, SKETCH_DRIFT_SQL
 from fsar_tui.db.roi import COST_DRIFT_SQL, LEDGER_DRIFT_SQL
 from fsar_tui.db.tasks import COUNTS_DRIFT_SQL
 
@@ -52,6 +52,7 @@ def assert_events_agree_with_tasks(dsn):
     assert q(dsn, COUNTS_DRIFT_SQL) == []
     assert q(dsn, ROLLUP_DRIFT_SQL) == []
     assert q(dsn, SKETCH_DRIFT_SQL) == []
+    assert q(dsn, BLOCK_DRIFT_SQL) == []
     assert q(dsn, COST_DRIFT_SQL) == []
     assert q(dsn, LEDGER_DRIFT_SQL) == []
 

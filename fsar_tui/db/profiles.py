@@ -19,6 +19,23 @@ from fsar_tui.domain import profiles, rollup_windows
 DIMENSIONS = {"type": "task_type", "model": "ai_model", "rollout": "rollout_revision_id"}
 
 
+# The window's pieces (domain.rollup_windows.cover) as the database holds them (revision
+# 0015): a 2–32-day block that has not been materialised yet (it closed after
+# rollup_state.sketched_until, or is still open) is read as its days; `sketched` says a
+# piece may be read from duration_sketches (unless a late change noted it dirty).
+PIECES_CTE = """
+    su AS (SELECT sketched_until - date '1970-01-01' AS day FROM rollup_state),
+    cover AS (SELECT c.grain, c.start, (c.start AT TIME ZONE 'UTC')::date - date '1970-01-01' AS first
+              FROM unnest(%(grains)s::smallint[], %(starts)s::timestamptz[]) AS c(grain, start)),
+    pieces AS (
+        SELECT c.grain, c.start, c.grain >= 0 AND c.first + (1 << c.grain) <= su.day AS sketched
+        FROM cover c CROSS JOIN su WHERE c.grain <= 0 OR c.first + (1 << c.grain) <= su.day
+        UNION ALL
+        SELECT 0::smallint, c.start + make_interval(days => i), c.first + i + 1 <= su.day
+        FROM cover c CROSS JOIN su CROSS JOIN LATERAL generate_series(0, (1 << c.grain) - 1) AS i
+        WHERE c.grain >= 1 AND c.first + (1 << c.grain) > su.day)"""
+
+
 def profile_sql(by: tuple[str, ...]) -> str:
     # Plain group columns (not an array key) and int4 counts (sum(int8) is numeric):
     # the aggregate is most of the query's time. Without the rollout dimension the
@@ -26,11 +43,11 @@ def profile_sql(by: tuple[str, ...]) -> str:
     cols = ", ".join(DIMENSIONS[d] for d in by)
     revisions = "r.rollout_revision_id >= 0" if "rollout" in by else "r.rollout_revision_id = -1"
     return f"""
-        WITH cover AS (SELECT * FROM unnest(%(grains)s::smallint[], %(starts)s::timestamptz[]) AS c(grain, start)),
+        WITH {PIECES_CTE},
         rows AS (
             SELECT r.task_type, r.ai_model, r.rollout_revision_id, r.outcome, r.metric, r.bucket, r.currency,
                    r.n::integer AS n, r.total
-            FROM duration_rollups r JOIN cover c ON r.grain = c.grain AND r.start = c.start
+            FROM duration_rollups r JOIN pieces c ON r.grain = c.grain AND r.start = c.start
             WHERE {revisions}
             UNION ALL
             SELECT s.task_type, s.ai_model, s.rollout_revision_id, s.outcome, m.metric, m.bucket, m.currency,
@@ -41,39 +58,50 @@ def profile_sql(by: tuple[str, ...]) -> str:
         FROM rows GROUP BY {cols}, outcome, metric, bucket, currency HAVING sum(n) <> 0"""
 
 
-# The type × model profile (revision 0015): block sketches (arrays) for the day/block
-# pieces, plus the hour pieces and unfolded samples summed row by row — one statement,
+# The type × model profile (revision 0015): block sketches (arrays) for the closed
+# day/block pieces, plus open blocks (today), hour pieces and unfolded samples summed
+# row by row — one statement,
 # so one snapshot (a fold committing between two reads would count samples twice or
 # not at all). Rows: (is_sketch, type, model, outcome, metric, currency, buckets, counts, total).
-SKETCH_SQL = """
-    WITH cover AS (SELECT * FROM unnest(%(grains)s::smallint[], %(starts)s::timestamptz[]) AS c(grain, start)),
+SKETCH_SQL = f"""
+    WITH {PIECES_CTE},
     fine AS (
         SELECT r.task_type, r.ai_model, r.outcome, r.metric, r.bucket, r.currency, r.n::integer AS n, r.total
-        FROM duration_rollups r JOIN cover c ON r.grain = c.grain AND r.start = c.start
-        WHERE c.grain < 0 AND r.rollout_revision_id = -1
+        FROM duration_rollups r JOIN pieces c ON r.grain = c.grain AND r.start = c.start
+        WHERE r.rollout_revision_id = -1
+          AND (NOT c.sketched OR EXISTS (SELECT 1 FROM duration_sketch_dirty x
+                                         WHERE x.grain = r.grain AND x.start = r.start
+                                           AND x.task_type = r.task_type AND x.ai_model = r.ai_model))
         UNION ALL
         SELECT s.task_type, s.ai_model, CASE WHEN m.metric = 2 THEN s.outcome ELSE '*' END, m.metric, m.bucket,
                m.currency, s.n::integer, s.n * m.value
         FROM task_duration_samples s CROSS JOIN LATERAL fsar_sample_metrics(s) m
         WHERE s.finished_at >= %(start)s AND s.finished_at < %(end)s
           AND (m.metric = 2 OR s.outcome IN ('succeeded', 'failed')))
-    SELECT true, k.task_type, k.ai_model, k.outcome, k.metric, k.currency, k.buckets, k.counts, k.total
-    FROM duration_sketches k JOIN cover c ON k.grain = c.grain AND k.start = c.start
+    SELECT k.task_type, k.ai_model, k.outcome, k.metric, k.currency, k.buckets, k.counts, k.total
+    FROM duration_sketches k JOIN pieces c ON k.grain = c.grain AND k.start = c.start
+    WHERE c.sketched AND NOT EXISTS (SELECT 1 FROM duration_sketch_dirty x
+                                     WHERE x.grain = k.grain AND x.start = k.start
+                                       AND x.task_type = k.task_type AND x.ai_model = k.ai_model)
     UNION ALL
-    SELECT false, task_type, ai_model, outcome, metric, currency, ARRAY[bucket], ARRAY[sum(n)::bigint], sum(total)
-    FROM fine GROUP BY task_type, ai_model, outcome, metric, bucket, currency HAVING sum(n) <> 0"""
+    SELECT task_type, ai_model, outcome, metric, currency, array_agg(bucket ORDER BY bucket),
+           array_agg(n ORDER BY bucket), sum(total)
+    FROM (SELECT task_type, ai_model, outcome, metric, bucket, currency, sum(n)::bigint AS n, sum(total) AS total
+          FROM fine GROUP BY task_type, ai_model, outcome, metric, bucket, currency HAVING sum(n) <> 0) summed
+    GROUP BY task_type, ai_model, outcome, metric, currency"""
 
 
 async def type_model_profiles(conn: AsyncConnection, start: datetime, end: datetime,
                               now: datetime) -> list[profiles.Profile]:
     """Profiles per task_type × ai_model over [start, end) — the screen's and the CLI's main read."""
-    cur = await conn.execute(SKETCH_SQL, _params(start, end, now))
+    cur = await conn.cursor(binary=True).execute(SKETCH_SQL, _params(start, end, now))
     return profiles.build_from_sketches(await cur.fetchall())
 
 
 def type_model_profiles_sync(conn: Connection, start: datetime, end: datetime,
                              now: datetime) -> list[profiles.Profile]:
-    return profiles.build_from_sketches(conn.execute(SKETCH_SQL, _params(start, end, now)).fetchall())
+    return profiles.build_from_sketches(
+        conn.cursor(binary=True).execute(SKETCH_SQL, _params(start, end, now)).fetchall())
 
 
 async def load_profiles(conn: AsyncConnection, start: datetime, end: datetime, now: datetime,
@@ -162,7 +190,8 @@ def vacuum_rollups(conn: Connection) -> None:
     """After a bulk fold (seed, backfill): clear the folded samples' dead rows now rather
     than when autovacuum gets to them (needs an autocommit connection)."""
     conn.execute("SET statement_timeout = 0")
-    conn.execute("VACUUM ANALYZE task_duration_samples, task_count_deltas, duration_rollups")
+    conn.execute("VACUUM ANALYZE task_duration_samples, task_count_deltas, duration_rollups, duration_sketches, "
+                 "cost_rollups, ledger_entries, ledger_daily")
     conn.execute("RESET statement_timeout")
 
 
@@ -173,6 +202,15 @@ def count_loaded(conn: Connection, first_id: int, last_id: int) -> None:
         "INSERT INTO task_duration_samples SELECT (fsar_task_sample(t, 1::smallint)).* FROM execution_tasks t "
         "WHERE id BETWEEN %s AND %s AND status IN ('succeeded', 'failed', 'cancelled')", (first_id, last_id))
     conn.execute("SELECT fsar_fold_duration_samples()")
+    conn.execute("SELECT fsar_rebuild_sketches()")
+
+
+def rebuild_sketches(conn: Connection) -> None:
+    """After a bulk change of history (backfill): close blocks and rebuild noted sketches now
+    rather than on the next fold."""
+    with conn.transaction():
+        conn.execute("SET LOCAL statement_timeout = 0")
+        conn.execute("SELECT fsar_rebuild_sketches()")
 
 
 # Rollups (one grain tiles all time; both the detailed and the compact rows) + unfolded
@@ -217,24 +255,57 @@ ROLLUP_DRIFT_SQL = """
     WHERE counted.n IS DISTINCT FROM kept.n
        OR abs(coalesce(counted.total, 0) - coalesce(kept.total, 0)) > 1e-6 * greatest(1, abs(counted.total))"""
 
-# Sketches (revision 0015) vs the compact rollup rows they mirror; rows where they differ.
+# Sketches (revision 0015) of sketched blocks vs the compact rollup rows they mirror
+# (blocks noted dirty are read from their rows and skipped here); rows that differ.
 SKETCH_DRIFT_SQL = """
-    WITH kept AS (
+    WITH su AS (SELECT sketched_until::timestamp AT TIME ZONE 'UTC' AS t FROM rollup_state),
+    clean AS (
+        SELECT k.* FROM duration_sketches k
+        WHERE NOT EXISTS (SELECT 1 FROM duration_sketch_dirty x WHERE x.grain = k.grain AND x.start = k.start
+                          AND x.task_type = k.task_type AND x.ai_model = k.ai_model)),
+    kept AS (
         SELECT k.grain, k.start, k.task_type, k.ai_model, k.outcome, k.metric, k.currency, b.bucket, b.n
-        FROM duration_sketches k CROSS JOIN LATERAL unnest(k.buckets, k.counts) AS b(bucket, n)),
+        FROM clean k CROSS JOIN LATERAL unnest(k.buckets, k.counts) AS b(bucket, n)),
     source AS (
-        SELECT grain, start, task_type, ai_model, outcome, metric, currency, bucket, n FROM duration_rollups
-        WHERE rollout_revision_id = -1 AND grain >= 0 AND n <> 0),
+        SELECT r.grain, r.start, r.task_type, r.ai_model, r.outcome, r.metric, r.currency, r.bucket, r.n
+        FROM duration_rollups r CROSS JOIN su
+        WHERE r.rollout_revision_id = -1 AND r.grain >= 0 AND r.n <> 0
+          AND r.start + make_interval(days => 1 << r.grain) <= su.t
+          AND NOT EXISTS (SELECT 1 FROM duration_sketch_dirty x WHERE x.grain = r.grain AND x.start = r.start
+                          AND x.task_type = r.task_type AND x.ai_model = r.ai_model)),
+    source_rows AS (
+        SELECT r.* FROM duration_rollups r CROSS JOIN su
+        WHERE r.rollout_revision_id = -1 AND r.grain >= 0 AND r.n <> 0
+          AND r.start + make_interval(days => 1 << r.grain) <= su.t),
     totals AS (
-        SELECT k.grain, k.start, k.task_type, k.ai_model, k.outcome, k.metric, k.currency, -1::smallint AS bucket,
-               k.total AS kept_total, r.total AS source_total
-        FROM duration_sketches k
+        SELECT k.grain, k.start, k.task_type, k.ai_model, k.outcome, k.metric, k.currency
+        FROM clean k
         JOIN (SELECT grain, start, task_type, ai_model, outcome, metric, currency, sum(total) AS total
-              FROM duration_rollups WHERE rollout_revision_id = -1 AND grain >= 0 AND n <> 0
-              GROUP BY 1, 2, 3, 4, 5, 6, 7) r USING (grain, start, task_type, ai_model, outcome, metric, currency)
+              FROM source_rows GROUP BY 1, 2, 3, 4, 5, 6, 7) r
+             USING (grain, start, task_type, ai_model, outcome, metric, currency)
         WHERE abs(k.total - r.total) > 1e-6 * greatest(1, abs(r.total)))
     SELECT grain, start, task_type, ai_model, outcome, metric, currency, bucket, kept.n, source.n
     FROM kept FULL JOIN source USING (grain, start, task_type, ai_model, outcome, metric, currency, bucket)
     WHERE kept.n IS DISTINCT FROM source.n
     UNION ALL
-    SELECT grain, start, task_type, ai_model, outcome, metric, currency, bucket, NULL, NULL FROM totals"""
+    SELECT grain, start, task_type, ai_model, outcome, metric, currency, -1::smallint, NULL, NULL FROM totals"""
+
+# Materialised 2–32-day block rows vs the sum of their day rows, and no rows for blocks
+# not materialised yet (revision 0015); rows that differ.
+BLOCK_DRIFT_SQL = """
+    WITH su AS (SELECT sketched_until - date '1970-01-01' AS day FROM rollup_state),
+    days AS (
+        SELECT g.grain, timestamptz '1970-01-01 00:00:00+00'
+                        + make_interval(days => d.day - d.day % (1 << g.grain)) AS start,
+               d.task_type, d.ai_model, d.rollout_revision_id, d.outcome, d.metric, d.bucket, d.currency,
+               sum(d.n) AS n
+        FROM (SELECT (start AT TIME ZONE 'UTC')::date - date '1970-01-01' AS day, * FROM duration_rollups
+              WHERE grain = 0) d
+        CROSS JOIN generate_series(1, 5) AS g(grain) CROSS JOIN su
+        WHERE d.day - d.day % (1 << g.grain) + (1 << g.grain) <= su.day
+        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9 HAVING sum(d.n) <> 0),
+    blocks AS (SELECT grain, start, task_type, ai_model, rollout_revision_id, outcome, metric, bucket, currency, n
+               FROM duration_rollups WHERE grain >= 1 AND n <> 0)
+    SELECT * FROM days FULL JOIN blocks
+        USING (grain, start, task_type, ai_model, rollout_revision_id, outcome, metric, bucket, currency)
+    WHERE days.n IS DISTINCT FROM blocks.n"""
