@@ -22,6 +22,7 @@ import psycopg
 
 from bench.common import SMALL, fresh_database, median, print_table
 from fsar_tui.db import profiles as profile_queries
+from fsar_tui.db.connect import connect
 from fsar_tui.domain import rollup_windows
 from fsar_tui.sim.seed import seed_history
 
@@ -39,8 +40,7 @@ def measure(dsn: str) -> tuple[int, list[list[object]]]:
     now = datetime.now(timezone.utc)
     start, end = now - timedelta(days=30), now + timedelta(seconds=1)
     effective = rollup_windows.cover(start, end, now)[0][1]  # the rollups' window, exactly
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("SET statement_timeout = 0")
+    with connect(dsn, autocommit=True, statement_timeout_ms=0) as conn:  # as the app connects (JIT off)
         done, target = profile_queries.backfill_state(conn)
         samples = []
         for _ in range(7):

@@ -16,6 +16,7 @@ import psycopg
 
 from bench.common import SMALL, fresh_database, median, print_table
 from fsar_tui.db import fraud, roi as roi_queries
+from fsar_tui.db.connect import connect
 from fsar_tui.domain import roi
 from fsar_tui.sim.seed import seed_history
 
@@ -33,8 +34,7 @@ def measure(dsn: str) -> tuple[str, list[list[object]]]:
     first, last = roi_queries.window_days(30)
     start, end = roi_queries.day_bounds(first, last)
     params = {"first": first, "last": last}
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("SET statement_timeout = 0")
+    with connect(dsn, autocommit=True, statement_timeout_ms=0) as conn:  # as the app connects (JIT off)
         tasks, ledger = conn.execute("SELECT (SELECT count(*) FROM execution_tasks), "
                                      "(SELECT count(*) FROM ledger_entries)").fetchone()
 

@@ -124,3 +124,25 @@ def test_profiles_from_rows():
     assert abs(p.p(0.5) - 1000) / 1000 <= ALPHA and abs(p.p(1.0) - 9000) / 9000 <= ALPHA
     assert abs(p.wait_p90_ms - 50) / 50 <= ALPHA and p.max_ms >= 9000  # rank floor(0.9 · 3) = 2: a 50
     assert p.cost_per_success == (400 / 3, "USD")
+
+@settings(max_examples=300)
+@given(moments, st.integers(0, 24 * 90), st.integers(-40, 2))
+def test_pieces_as_stored_tile_the_same_span_and_sketch_only_finished_blocks(end, hours_back, lag_days):
+    """Revision 0015: blocks not materialised yet are read as their days; a piece is
+    read from a sketch only when it ended by sketched_until."""
+    start = end - timedelta(hours=hours_back)
+    cover = rollup_windows.cover(start, end, end)
+    until = (end + timedelta(days=lag_days)).date()
+    boundary = datetime(until.year, until.month, until.day, tzinfo=timezone.utc)
+    stored = rollup_windows.as_stored(cover, until)
+    if not cover:
+        assert stored == []
+        return
+    t = cover[0][1]
+    for grain, piece_start, sketched in stored:
+        assert piece_start == t  # same span, contiguous
+        t = piece_start + rollup_windows.span(grain)
+        assert sketched == (grain >= 0 and t <= boundary)
+        if grain >= 1:
+            assert t <= boundary  # a 2–32-day block is read only once materialised
+    assert t == cover[-1][1] + rollup_windows.span(cover[-1][0])

@@ -2,7 +2,9 @@
 
 Every connection fsar-tui opens goes through `conninfo()`, which adds a connect
 timeout, an application_name (so operators can find us in pg_stat_activity) and a
-statement_timeout, so no query can hang the app. Driver errors become
+statement_timeout, so no query can hang the app — with JIT off in the same options:
+every query here reads a few thousand rollup rows, and when a rough estimate crosses
+jit_above_cost, compiling takes longer (up to a second) than the query itself. Driver errors become
 `ConnectionFailed("cannot connect to host:port/db: cause")`, one line, password-free.
 """
 
@@ -40,7 +42,7 @@ def conninfo(dsn: str, *, statement_timeout_ms: int | None = None, application_n
         extra["application_name"] = application_name
     if statement_timeout_ms is not None:
         options = str(given.get("options", ""))
-        extra["options"] = f"{options} -c statement_timeout={int(statement_timeout_ms)}".strip()
+        extra["options"] = f"{options} -c statement_timeout={int(statement_timeout_ms)} -c jit=off".strip()
     return make_conninfo(dsn, **extra)
 
 

@@ -10,7 +10,7 @@ sketches of revision 0015 instead: one row of arrays per block and group.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from psycopg import AsyncConnection, Connection
 
@@ -19,21 +19,13 @@ from fsar_tui.domain import profiles, rollup_windows
 DIMENSIONS = {"type": "task_type", "model": "ai_model", "rollout": "rollout_revision_id"}
 
 
-# The window's pieces (domain.rollup_windows.cover) as the database holds them (revision
-# 0015): a 2–32-day block that has not been materialised yet (it closed after
-# rollup_state.sketched_until, or is still open) is read as its days; `sketched` says a
-# piece may be read from duration_sketches (unless a late change noted it dirty).
+# The window's pieces as the database holds them (rollup_windows.as_stored, from
+# rollup_state.sketched_until read just before; it only moves forward, so pieces it
+# calls materialised or sketched stay so) — arrays rather than SQL, so the planner sees
+# a handful of pieces and probes the rollups' index for each.
 PIECES_CTE = """
-    su AS (SELECT sketched_until - date '1970-01-01' AS day FROM rollup_state),
-    cover AS (SELECT c.grain, c.start, (c.start AT TIME ZONE 'UTC')::date - date '1970-01-01' AS first
-              FROM unnest(%(grains)s::smallint[], %(starts)s::timestamptz[]) AS c(grain, start)),
-    pieces AS (
-        SELECT c.grain, c.start, c.grain >= 0 AND c.first + (1 << c.grain) <= su.day AS sketched
-        FROM cover c CROSS JOIN su WHERE c.grain <= 0 OR c.first + (1 << c.grain) <= su.day
-        UNION ALL
-        SELECT 0::smallint, c.start + make_interval(days => i), c.first + i + 1 <= su.day
-        FROM cover c CROSS JOIN su CROSS JOIN LATERAL generate_series(0, (1 << c.grain) - 1) AS i
-        WHERE c.grain >= 1 AND c.first + (1 << c.grain) > su.day)"""
+    pieces AS (SELECT * FROM unnest(%(grains)s::smallint[], %(starts)s::timestamptz[], %(sketched)s::boolean[])
+                              AS c(grain, start, sketched))"""
 
 
 def profile_sql(by: tuple[str, ...]) -> str:
@@ -67,11 +59,16 @@ SKETCH_SQL = f"""
     WITH {PIECES_CTE},
     fine AS (
         SELECT r.task_type, r.ai_model, r.outcome, r.metric, r.bucket, r.currency, r.n::integer AS n, r.total
-        FROM duration_rollups r JOIN pieces c ON r.grain = c.grain AND r.start = c.start
-        WHERE r.rollout_revision_id = -1
-          AND (NOT c.sketched OR EXISTS (SELECT 1 FROM duration_sketch_dirty x
-                                         WHERE x.grain = r.grain AND x.start = r.start
-                                           AND x.task_type = r.task_type AND x.ai_model = r.ai_model))
+        FROM pieces c JOIN duration_rollups r ON r.grain = c.grain AND r.start = c.start
+        WHERE NOT c.sketched AND r.rollout_revision_id = -1
+        UNION ALL  -- sketched blocks whose sketch a late change made stale: their rows
+        SELECT r.task_type, r.ai_model, r.outcome, r.metric, r.bucket, r.currency, r.n::integer, r.total
+        FROM pieces c
+        JOIN (SELECT DISTINCT grain, start, task_type, ai_model FROM duration_sketch_dirty) x
+             ON x.grain = c.grain AND x.start = c.start
+        JOIN duration_rollups r ON r.grain = x.grain AND r.start = x.start AND r.rollout_revision_id = -1
+                               AND r.task_type = x.task_type AND r.ai_model = x.ai_model
+        WHERE c.sketched
         UNION ALL
         SELECT s.task_type, s.ai_model, CASE WHEN m.metric = 2 THEN s.outcome ELSE '*' END, m.metric, m.bucket,
                m.currency, s.n::integer, s.n * m.value
@@ -84,8 +81,7 @@ SKETCH_SQL = f"""
                                      WHERE x.grain = k.grain AND x.start = k.start
                                        AND x.task_type = k.task_type AND x.ai_model = k.ai_model)
     UNION ALL
-    SELECT task_type, ai_model, outcome, metric, currency, array_agg(bucket ORDER BY bucket),
-           array_agg(n ORDER BY bucket), sum(total)
+    SELECT task_type, ai_model, outcome, metric, currency, array_agg(bucket), array_agg(n), sum(total)
     FROM (SELECT task_type, ai_model, outcome, metric, bucket, currency, sum(n)::bigint AS n, sum(total) AS total
           FROM fine GROUP BY task_type, ai_model, outcome, metric, bucket, currency HAVING sum(n) <> 0) summed
     GROUP BY task_type, ai_model, outcome, metric, currency"""
@@ -94,14 +90,16 @@ SKETCH_SQL = f"""
 async def type_model_profiles(conn: AsyncConnection, start: datetime, end: datetime,
                               now: datetime) -> list[profiles.Profile]:
     """Profiles per task_type × ai_model over [start, end) — the screen's and the CLI's main read."""
-    cur = await conn.cursor(binary=True).execute(SKETCH_SQL, _params(start, end, now))
+    until = (await (await conn.execute(SKETCHED_UNTIL_SQL)).fetchone())[0]
+    cur = await conn.cursor(binary=True).execute(SKETCH_SQL, _params(start, end, now, until))
     return profiles.build_from_sketches(await cur.fetchall())
 
 
 def type_model_profiles_sync(conn: Connection, start: datetime, end: datetime,
                              now: datetime) -> list[profiles.Profile]:
+    until = conn.execute(SKETCHED_UNTIL_SQL).fetchone()[0]
     return profiles.build_from_sketches(
-        conn.cursor(binary=True).execute(SKETCH_SQL, _params(start, end, now)).fetchall())
+        conn.cursor(binary=True).execute(SKETCH_SQL, _params(start, end, now, until)).fetchall())
 
 
 async def load_profiles(conn: AsyncConnection, start: datetime, end: datetime, now: datetime,
@@ -150,27 +148,35 @@ def _keyed(rows: list[tuple], by: tuple[str, ...]) -> list[tuple]:
     return [(row[:k], *row[k:]) for row in rows]
 
 
-def _params(start: datetime, end: datetime, now: datetime) -> dict:
-    pieces = rollup_windows.cover(start, end, now)
-    effective = pieces[0][1] if pieces else start
-    return {"grains": [g for g, _ in pieces], "starts": [s for _, s in pieces], "start": effective, "end": end}
+SKETCHED_UNTIL_SQL = "SELECT sketched_until FROM rollup_state"
 
 
-def _statement(by: tuple[str, ...], start: datetime, end: datetime, now: datetime) -> tuple[str, dict]:
+def _params(start: datetime, end: datetime, now: datetime, sketched_until: date) -> dict:
+    cover = rollup_windows.cover(start, end, now)
+    effective = cover[0][1] if cover else start
+    pieces = rollup_windows.as_stored(cover, sketched_until)
+    return {"grains": [g for g, _, _ in pieces], "starts": [s for _, s, _ in pieces],
+            "sketched": [k for _, _, k in pieces], "start": effective, "end": end}
+
+
+def _statement(by: tuple[str, ...], start: datetime, end: datetime, now: datetime,
+               sketched_until: date) -> tuple[str, dict]:
     if not by:
         raise ValueError("profiles need at least one dimension")
-    return profile_sql(by), _params(start, end, now)
+    return profile_sql(by), _params(start, end, now, sketched_until)
 
 
 async def profile_rows(conn: AsyncConnection, start: datetime, end: datetime, now: datetime,
                        by: tuple[str, ...] = ("type", "model")) -> list[tuple]:
-    cur = await conn.execute(*_statement(by, start, end, now))
+    until = (await (await conn.execute(SKETCHED_UNTIL_SQL)).fetchone())[0]
+    cur = await conn.execute(*_statement(by, start, end, now, until))
     return _keyed(await cur.fetchall(), by)
 
 
 def profile_rows_sync(conn: Connection, start: datetime, end: datetime, now: datetime,
                       by: tuple[str, ...] = ("type", "model")) -> list[tuple]:
-    return _keyed(conn.execute(*_statement(by, start, end, now)).fetchall(), by)
+    until = conn.execute(SKETCHED_UNTIL_SQL).fetchone()[0]
+    return _keyed(conn.execute(*_statement(by, start, end, now, until)).fetchall(), by)
 
 
 def backfill_state(conn: Connection) -> tuple[int, int]:

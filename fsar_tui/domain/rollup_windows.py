@@ -14,7 +14,7 @@ windows are exact to the hour for recent data and to the day for old data.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 HOUR = -1
 MAX_GRAIN = 5  # blocks of up to 32 days
@@ -77,3 +77,17 @@ def _hours(start: datetime, end: datetime) -> list[datetime]:
 
 def span(grain: int) -> timedelta:
     return timedelta(hours=1) if grain == HOUR else (1 << grain) * DAY
+
+
+def as_stored(pieces: list[tuple[int, datetime]], sketched_until: date) -> list[tuple[int, datetime, bool]]:
+    """The cover's pieces as the database holds them (revision 0015): 2–32-day blocks that
+    end after `sketched_until` (UTC day) are not materialised yet and become their days;
+    `sketched` marks pieces that may be read from their sketch (hours never are)."""
+    boundary = datetime(sketched_until.year, sketched_until.month, sketched_until.day, tzinfo=timezone.utc)
+    out = []
+    for grain, start in pieces:
+        if grain >= 1 and start + span(grain) > boundary:
+            out.extend((0, start + i * DAY, start + (i + 1) * DAY <= boundary) for i in range(1 << grain))
+        else:
+            out.append((grain, start, grain >= 0 and start + span(grain) <= boundary))
+    return out
