@@ -15,7 +15,9 @@ tasks costs milliseconds. Money is never converted: one line per currency.
 Keys: `w` cycles the window (1, 7, 30, 90 days; `:roi 14d` sets any), `b` cycles the
 breakdown, `tab` moves between the breakdown and the fraud flags.
 Live: task finishes mark the screen dirty (re-read at most once a second); ledger and
-Stripe changes, which arrive without task events, are picked up every 15 s.
+Stripe changes, which arrive without task events, are picked up every 15 s. The fraud
+checks read raw ledger entries (velocity needs every charge's time), so they run in their
+own worker every 30 s and when the window changes, never holding up the figures.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ PERIOD_COLUMNS = ("net revenue", "AI cost", "profit", "")
 FLAG_COLUMNS = ("sev", "rule", "subject", "reason")
 SPARK = "▁▂▃▄▅▆▇█"
 SUMMARY_LINES = 9
+FLAGS_EVERY_S = 30
 TERMINAL = ("succeeded", "failed", "cancelled")
 
 
@@ -145,6 +148,10 @@ class RoiScreen(Screen):
         self.last_refresh = 0.0
         self.refreshed_at = None
         self.worker = None
+        self.flags_worker = None
+        self.flags_due = True
+        self.last_flags = 0.0
+        self.flags_at = None
 
     def compose(self) -> ComposeResult:
         yield StatusHeader()
@@ -170,6 +177,10 @@ class RoiScreen(Screen):
         busy = self.worker is not None and self.worker.is_running
         if due and self.app.pool is not None and not busy:
             self.worker = self.reload()
+        flags_due = self.flags_due or time.monotonic() - self.last_flags > FLAGS_EVERY_S
+        flags_busy = self.flags_worker is not None and self.flags_worker.is_running
+        if flags_due and self.app.pool is not None and not flags_busy:
+            self.flags_worker = self.reload_flags()
 
     def on_database_ready(self, message: DatabaseReady) -> None:
         self.request()
@@ -190,6 +201,7 @@ class RoiScreen(Screen):
 
     def request(self) -> None:
         self.dirty = True
+        self.flags_due = True
         self.tick()
 
     @work(exclusive=True, group="roi-refresh")
@@ -199,18 +211,35 @@ class RoiScreen(Screen):
         try:
             async with self.app.pool.connection() as conn:
                 data = await roi_queries.roi_data(conn, first, last)
-                flags = await fraud_queries.fraud_flags(conn, *roi_queries.day_bounds(first, last))
         except DB_ERRORS as exc:
             self.app.db_unreachable(exc)
             return
         self.app.db_reachable()
         self.last_refresh = time.monotonic()
         self.refreshed_at = clock.now()
-        self.data, self.flags = data, flags
+        self.data = data
         try:
             self.render_all()
         except NoMatches:
             pass  # torn down while the query ran
+
+    @work(exclusive=True, group="roi-flags")
+    async def reload_flags(self) -> None:
+        self.flags_due = False
+        first, last = roi_queries.window_days(self.days, clock.now().date())
+        try:
+            async with self.app.pool.connection() as conn:
+                flags = await fraud_queries.fraud_flags(conn, *roi_queries.day_bounds(first, last))
+        except DB_ERRORS:
+            return  # the figures' worker reports the outage
+        self.last_flags = time.monotonic()
+        self.flags_at = clock.now()
+        self.flags = flags
+        try:
+            self.render_flags()
+            self.render_status()
+        except NoMatches:
+            pass
 
     # -- rendering ----------------------------------------------------------------------
 
@@ -225,7 +254,6 @@ class RoiScreen(Screen):
         panel.show(summary)
         self.render_breakdown()
         self.query_one("#funnel", TextPanel).show(funnel_text(self.data.funnel))
-        self.render_flags()
         self.render_status()
 
     def render_status(self) -> None:
@@ -233,7 +261,9 @@ class RoiScreen(Screen):
         window = "today (UTC)" if self.days == 1 else f"last {self.days} UTC days"
         if self.data is not None:
             window += f" {self.data.first:%m-%d}..{self.data.last:%m-%d}"
-        parts = [window, f"by {self.by} (b)", "attribution: cost-proportional", f"{len(self.flags)} fraud flag(s)"]
+        checked = "fraud checks: running…" if self.flags_at is None else \
+            f"{len(self.flags)} fraud flag(s) at {self.flags_at:%H:%M:%S}"
+        parts = [window, f"by {self.by} (b)", "attribution: cost-proportional", checked]
         self.query_one("#roi-status", TextPanel).show(Text(" · ".join(parts) + age))
 
     def render_breakdown(self) -> None:

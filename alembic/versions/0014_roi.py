@@ -24,8 +24,9 @@ the tables takes seconds. Money stays integer minor units per ISO currency throu
 - `stripe_events`: every Stripe event ingested, by event id (idempotency), with what
   was done with it; `payment_funnel_daily` counts payment intents created, succeeded
   and failed (with the failure reason) per day and currency, kept by trigger.
-- Indexes for the fraud checks: revenue by customer and time, charges whose card
-  country differs from the IP country, and charge lookups for refunds and disputes.
+- Indexes for the fraud checks: revenue by customer and by card fingerprint over time,
+  charges whose card country differs from the IP country, refunds and disputes by
+  time, and charge lookups for refunds and disputes.
 
 Adoption folds pending samples under the old shape, then counts every task the 0013
 rule already counts into cost_rollups and every ledger entry into ledger_daily, under
@@ -242,6 +243,10 @@ def upgrade() -> None:
                "WHERE kind = 'revenue' AND metadata ->> 'card_country' <> metadata ->> 'ip_country'")
     op.execute("CREATE INDEX ledger_entries_charge_idx ON ledger_entries ((metadata ->> 'charge')) "
                "WHERE metadata ? 'charge'")
+    op.execute("CREATE INDEX ledger_entries_card_idx ON ledger_entries ((metadata ->> 'card_fingerprint'), occurred_at) "
+               "WHERE kind = 'revenue' AND metadata ? 'card_fingerprint'")
+    op.execute("CREATE INDEX ledger_entries_refund_dispute_idx ON ledger_entries (occurred_at) "
+               "WHERE kind IN ('refund', 'dispute')")
 
     # Adoption. Fold what the old trigger left pending, in the old sample shape.
     op.execute("LOCK TABLE execution_tasks IN SHARE ROW EXCLUSIVE MODE")
@@ -303,6 +308,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute("DROP TRIGGER ledger_entries_daily ON ledger_entries")
     op.execute("DROP FUNCTION fsar_ledger_daily_changed()")
+    op.execute("DROP INDEX ledger_entries_refund_dispute_idx")
+    op.execute("DROP INDEX ledger_entries_card_idx")
     op.execute("DROP INDEX ledger_entries_charge_idx")
     op.execute("DROP INDEX ledger_entries_country_mismatch_idx")
     op.execute("DROP INDEX ledger_entries_customer_idx")

@@ -87,6 +87,11 @@ COMPUTE_RATE_HISTORY: list[tuple[int, Decimal]] = [(400, Decimal("90")), (10, De
 
 IDEAS = [f"idea_{n:03d}" for n in range(1, 41)]
 CHARGE_AMOUNTS = [900, 1900, 4900, 9900, 19900]
+# A successful idea task leads to a charge this often (10 M tasks: ~1 M ledger entries),
+# from this many customers (few charges each, as in real life: the fraud checks' velocity
+# and country rules then flag outliers, not everyone).
+CHARGE_RATE = 0.06
+CUSTOMERS = 50_000
 CARD_COUNTRIES = {"US": 70, "GB": 10, "DE": 10, "BR": 6, "NG": 4}
 
 
@@ -188,10 +193,10 @@ def draw_ledger(seed: int, task_id: int, attempt: int, idea_id: str | None) -> l
 def draw_ledger_with(rng: random.Random, seed: int, task_id: int, attempt: int, idea_id: str | None) -> list[LedgerDraft]:
     from fsar_tui.domain.money import stripe_fee_minor
 
-    if idea_id is None or rng.random() > 0.3:
+    if idea_id is None or rng.random() > CHARGE_RATE:
         return []
     amount = rng.choice(CHARGE_AMOUNTS)
-    customer = f"cus_{hashlib.sha1(f'{seed}:{rng.randint(1, 400)}'.encode()).hexdigest()[:14]}"
+    customer = f"cus_{hashlib.sha1(f'{seed}:{rng.randint(1, CUSTOMERS)}'.encode()).hexdigest()[:14]}"
     card_country = weighted(rng, CARD_COUNTRIES)
     meta = {"idea_id": idea_id, "task_id": task_id, "charge": f"ch_{external_id(seed, task_id, attempt, 'ch')[4:]}",
             "card_country": card_country, "ip_country": card_country if rng.random() > 0.05 else "RU"}
@@ -202,7 +207,7 @@ def draw_ledger_with(rng: random.Random, seed: int, task_id: int, attempt: int, 
     roll = rng.random()
     if roll < 0.04:
         drafts.append(LedgerDraft(external_id(seed, task_id, attempt, "refund"), "refund", -amount, CURRENCY, customer, meta))
-    elif roll < 0.05:
+    elif roll < 0.045:
         drafts.append(LedgerDraft(external_id(seed, task_id, attempt, "dispute"), "dispute", -amount, CURRENCY, customer, meta))
         drafts.append(LedgerDraft(external_id(seed, task_id, attempt, "dispute_fee"), "dispute_fee", -1500, CURRENCY, customer, meta))
     return drafts

@@ -277,7 +277,13 @@ def _one_task(rng, seed, task_id, created, end_epoch, rollouts, rollout_starts, 
             status, result, finished = "succeeded", outcome.result, done
             event_rows.append((task_id, "running", "succeeded", attempt, worker, done))
             for d in profiles.draw_ledger_with(rng, seed, task_id, attempt, idea):
-                occurred = done if d.kind in ("revenue", "payment_fee") else _ts(min(end_epoch, t + rng.uniform(3600, 7 * 86400)))
+                if d.kind in ("revenue", "payment_fee"):
+                    occurred = done
+                else:  # refunds and disputes come hours to days later — or not yet
+                    later = t + rng.uniform(3600, 7 * 86400)
+                    if later > end_epoch:
+                        continue
+                    occurred = _ts(later)
                 ledger_rows.append(("stripe", d.external_id, d.kind, d.amount_minor, d.currency, occurred, idea, task_id,
                                     d.customer_id, json.dumps(d.metadata)))
             break
