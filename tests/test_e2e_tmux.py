@@ -30,7 +30,7 @@ def wait_for(session: str, needle: str, timeout: float = 30) -> str:
 
 @pytest.mark.slow
 def test_real_app_in_tmux_against_a_seeded_database(run_cli, db_dsn, isolated_env, tmp_path):
-    seeded = run_cli("seed", "--days", "2", "--tasks", "2000", "--seed", "4", "--dsn", db_dsn)
+    seeded = run_cli("seed", "--days", "2", "--tasks", "2000", "--seed", "5", "--dsn", db_dsn)  # 4 failed among them
     assert seeded.returncode == 0, seeded.stderr
     session = f"fsar-e2e-{uuid.uuid4().hex[:6]}"
     env_args = [arg for key in ("XDG_CONFIG_HOME", "XDG_DATA_HOME") for arg in ("-e", f"{key}={isolated_env[key]}")]
@@ -54,6 +54,9 @@ def test_real_app_in_tmux_against_a_seeded_database(run_cli, db_dsn, isolated_en
         wait_for(session, "type × model groups")  # the profiles screen, from the seeded history's rollups
         wait_for(session, "p90 per day")
         tmux("send-keys", "-t", session, "3")
+        wait_for(session, "attribution: cost-proportional")  # the ROI screen
+        wait_for(session, "net ")
+        tmux("send-keys", "-t", session, "4")
         wait_for(session, "PLACEHOLDER")
         tmux("send-keys", "-t", session, "1")
         wait_for(session, "filter: status:failed")
