@@ -9,6 +9,7 @@ from fsar_tui.app import FsarApp
 from fsar_tui.config import Settings
 from fsar_tui.screens.placeholder import PlaceholderScreen
 from fsar_tui.screens.queue import QueueScreen
+from fsar_tui.screens.roi import RoiScreen
 from fsar_tui.screens.task_detail import TaskDetailScreen
 from fsar_tui.widgets.action_dialog import ActionDialog
 from fsar_tui.widgets.key_bar import KeyBar
@@ -62,7 +63,9 @@ async def test_navigation_screens_help_command_mode(queue_db):
     app = make_app(queue_db)
     async with app.run_test(size=(80, 24)) as pilot:
         assert await until(pilot, lambda: len(table(app).keys) == 100)
-        for key, title in (("3", "ROI"), ("4", "Audit & Rollback"), ("5", "Proposals")):
+        await pilot.press("3")
+        assert isinstance(app.screen, RoiScreen)
+        for key, title in (("4", "Audit & Rollback"), ("5", "Proposals")):
             await pilot.press(key)
             assert isinstance(app.screen, PlaceholderScreen) and app.screen.title_text == title
             assert "PLACEHOLDER" in str(app.screen.query_one("#placeholder").render())
@@ -72,7 +75,8 @@ async def test_navigation_screens_help_command_mode(queue_db):
         assert "HelpScreen" == type(app.screen).__name__
         await pilot.press("escape")
         await pilot.press("colon", *"roi 7d", "enter")
-        assert isinstance(app.screen, PlaceholderScreen) and app.screen.title_text == "ROI"
+        assert isinstance(app.screen, RoiScreen)
+        assert await until(pilot, lambda: app.screen.days == 7)
         await pilot.press("colon", *"queue status=failed", "enter")
         assert isinstance(app.screen, QueueScreen)
         assert await until(pilot, lambda: table(app).keys and all(row_status(app, k) == "failed" for k in table(app).keys))
