@@ -165,6 +165,25 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--webhook", metavar="URL", help="POST the JSON report here")
     report.set_defaults(handler=cmd_report)
 
+    log = sub.add_parser("log", parents=[common], epilog=EPILOG, help="the operator action log")
+    log_sub = log.add_subparsers(dest="log_command", parser_class=_Parser, metavar="SUBCOMMAND", required=True)
+    verify = log_sub.add_parser(
+        "verify", parents=[common], epilog=EPILOG, help="check the hash chain; exit 1 if broken",
+        description="Recompute the operator log's hash chain outside the database and compare it with the "
+                    "anchor left by the previous clean verify: finds edited rows, deleted rows (also at the "
+                    "end) and rewritten chains, even by a superuser with the trigger disabled.")
+    verify.add_argument("--anchor", metavar="FILE", help="anchor file (default: in the user data directory)")
+    verify.add_argument("--keep-anchor", action="store_true", help="do not move the anchor after a clean verify")
+    verify.set_defaults(handler=cmd_log_verify)
+    listing = log_sub.add_parser("list", parents=[common], epilog=EPILOG, help="the log, newest first")
+    listing.add_argument("--actor")
+    listing.add_argument("--action")
+    listing.add_argument("--target", help="target prefix, e.g. task:")
+    listing.add_argument("--since", help="how far back: 1h, 24h, 7d…")
+    listing.add_argument("--limit", type=int, default=100)
+    listing.add_argument("--format", choices=("table", "json"), default="table")
+    listing.set_defaults(handler=cmd_log_list)
+
     parser.set_defaults(handler=cmd_app)
     return parser
 
@@ -348,6 +367,18 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     from fsar_tui.report import run_report_command
 
     return run_report_command(args, lambda: resolve_dsn(settings), settings)
+
+
+def cmd_log_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from fsar_tui.action_log import run_log_verify
+
+    return run_log_verify(args, lambda: resolve_dsn(settings), settings)
+
+
+def cmd_log_list(args: argparse.Namespace, settings: Settings) -> int:
+    from fsar_tui.action_log import run_log_list
+
+    return run_log_list(args, lambda: resolve_dsn(settings), settings)
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:

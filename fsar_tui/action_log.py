@@ -1,0 +1,100 @@
+"""`fsar-tui log verify` and `fsar-tui log list`: the operator action log, headless.
+
+verify: recomputes every link of the hash chain outside the database (domain/
+action_chain.py) and compares the chain with the anchor a previous verify left — the
+last (seq, hash) it saw, kept in `<user data dir>/fsar-tui/log-anchors.json` per server
+and database (or `--anchor FILE`). It also reports what the database's own check says.
+Exit 0 when intact (the anchor moves to the newest row), 1 on the first break, with one
+line saying what and where. The anchor only ever moves after a clean verify: keep it
+somewhere the database's superuser cannot write (another host, a CI artefact).
+list: the log, newest first, filtered by actor, action, target prefix and age.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from argparse import Namespace
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import platformdirs
+
+from fsar_tui.errors import EXIT_FAILED, EXIT_OK, UsageError
+
+
+def default_anchor_file() -> Path:
+    return platformdirs.user_data_path("fsar-tui") / "log-anchors.json"
+
+
+def _load(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read the anchor file {path}: {exc}") from None
+
+
+def run_log_verify(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
+    from fsar_tui.db import operator_log
+    from fsar_tui.db.connect import connect
+    from fsar_tui.domain.action_chain import verify
+    from fsar_tui.dsn import describe_target
+
+    path = Path(args.anchor) if args.anchor else default_anchor_file()
+    anchors = _load(path)
+    dsn = dsn_factory()
+    with connect(dsn, statement_timeout_ms=0) as conn:
+        key = f"{describe_target(dsn)}#{operator_log.database_oid(conn)}"
+        anchor = tuple(anchors[key]) if key in anchors else None
+        verdict = verify(operator_log.chain_rows(conn), anchor)
+        database_says = operator_log.database_verdict(conn)
+    if not verdict.ok:
+        print(f"fsar-tui: operator log broken: {verdict.problem}", file=sys.stderr)
+        return EXIT_FAILED
+    if database_says is not None:  # ours passed, the database's did not: its function disagrees
+        print(f"fsar-tui: operator log: the database's own check fails at seq {database_says}", file=sys.stderr)
+        return EXIT_FAILED
+    if not args.keep_anchor:
+        anchors[key] = list(verdict.anchor)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(anchors, indent=2))
+        except OSError as exc:
+            raise UsageError(f"cannot write the anchor file {path}: {exc.strerror or exc}") from None
+    since = f", anchor at seq {anchor[0]} still matches" if anchor else ", no anchor yet (now set)"
+    print(f"operator log intact: {verdict.rows:,} rows, last seq {verdict.last_seq}{since}")
+    return EXIT_OK
+
+
+def run_log_list(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
+    from fsar_tui.db import operator_log
+    from fsar_tui.db.connect import connect
+    from fsar_tui.domain.sanitize import safe_str
+    from fsar_tui.domain.task_filter import FilterError, parse_window
+
+    since = None
+    if args.since:
+        try:
+            since = datetime.now(timezone.utc) - timedelta(seconds=parse_window(args.since))
+        except FilterError as err:
+            raise UsageError(f"--since: {err}") from None
+    if args.limit < 1:
+        raise UsageError(f"--limit must be at least 1, got {args.limit}")
+    with connect(dsn_factory(), statement_timeout_ms=settings.statement_timeout_ms) as conn:
+        rows = operator_log.list_actions(conn, actor=args.actor, action=args.action, target=args.target,
+                                         since=since, limit=args.limit)
+    records = [{"seq": seq, "at": at.isoformat(), "actor": safe_str(actor), "db_role": safe_str(role),
+                "action": safe_str(action), "target": safe_str(target), "reason": safe_str(reason or "")}
+               for seq, at, actor, role, action, target, reason in rows]
+    if args.format == "json":
+        print(json.dumps(records, indent=2))
+    else:
+        for r in records:
+            print(f"{r['seq']:>7}  {r['at'][:19]}  {r['actor']} ({r['db_role']})  {r['action']} {r['target']}"
+                  f"{'  — ' + r['reason'] if r['reason'] else ''}")
+        if not records:
+            print("(no actions match)")
+    return EXIT_OK

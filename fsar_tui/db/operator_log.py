@@ -1,0 +1,49 @@
+"""Reads of the operator action log (operator_actions, revision 0009): the rows with
+their canonical text for `fsar-tui log verify`, and filtered listings for `log list`.
+
+CANONICAL_SQL must render a row exactly as the chain trigger of revision 0009 hashed
+it; tests check that this module's verification agrees with the database's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+from psycopg import Connection
+
+from fsar_tui.domain.action_chain import ChainRow
+
+CANONICAL_SQL = """concat_ws('|', seq, extract(epoch FROM at), actor, db_role, action, target, coalesce(reason, ''),
+                             coalesce(before::text, 'null'), coalesce(after::text, 'null'))"""
+
+
+def chain_rows(conn: Connection) -> Iterator[ChainRow]:
+    with conn.cursor(name="fsar_log_verify") as cur:  # server-side: the log can be long
+        cur.itersize = 5000
+        cur.execute(f"SELECT seq, prev_hash, hash, {CANONICAL_SQL} FROM operator_actions ORDER BY seq")
+        for seq, prev_hash, hash_, canonical in cur:
+            yield ChainRow(seq, prev_hash, hash_, canonical)
+
+
+def database_verdict(conn: Connection) -> int | None:
+    """The database's own check: the first broken seq, or None."""
+    return conn.execute("SELECT fsar_operator_actions_verify()").fetchone()[0]
+
+
+def database_oid(conn: Connection) -> int:
+    """With the server's address, which log this is (to key anchors): a database dropped
+    and recreated under the same name gets another oid."""
+    return conn.execute("SELECT oid::bigint FROM pg_database WHERE datname = current_database()").fetchone()[0]
+
+
+def list_actions(conn: Connection, *, actor: str | None = None, action: str | None = None,
+                 target: str | None = None, since: datetime | None = None, limit: int = 100) -> list[tuple]:
+    """(seq, at, actor, db_role, action, target, reason), newest first."""
+    return conn.execute(
+        """SELECT seq, at, actor, db_role, action, target, reason FROM operator_actions
+           WHERE (%(actor)s::text IS NULL OR actor = %(actor)s) AND (%(action)s::text IS NULL OR action = %(action)s)
+             AND (%(target)s::text IS NULL OR target LIKE %(target)s || '%%')
+             AND (%(since)s::timestamptz IS NULL OR at >= %(since)s)
+           ORDER BY seq DESC LIMIT %(limit)s""",
+        {"actor": actor, "action": action, "target": target, "since": since, "limit": limit}).fetchall()
