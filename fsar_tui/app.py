@@ -2,8 +2,8 @@
 
 Screens are Textual modes (each keeps its own stack: `enter` on a task pushes the
 detail screen inside the queue mode, `esc` pops it): 1 Queue, 2 Profiles, 3 ROI,
-4 Audit & Rollback, 5 Proposals (4–5 are placeholders that say so until their issues
-land). Global keys: 1–5, `:` command mode, `?` help, ctrl+p palette, `q` quit; every
+4 Audit & Rollback (so far the operator action log; the rest says it is a placeholder),
+5 Proposals (a placeholder that says so until its issue lands). Global keys: 1–5, `:` command mode, `?` help, ctrl+p palette, `q` quit; every
 binding has an id and `[keymap]` in config.toml remaps it.
 
 The app owns the database pool (opened in a worker; psycopg_pool checks connections,
@@ -44,6 +44,7 @@ from fsar_tui.messages import ApplyFilter, DatabaseReady, LiveBatch
 from fsar_tui.screens.command_line import CommandLine
 from fsar_tui.screens.help import HelpScreen
 from fsar_tui.screens.placeholder import PlaceholderScreen
+from fsar_tui.screens.audit import AuditScreen
 from fsar_tui.screens.profiles import ProfilesScreen
 from fsar_tui.screens.roi import RoiScreen
 from fsar_tui.screens.queue import QueueScreen
@@ -81,7 +82,7 @@ class FsarApp(App):
         "queue": QueueScreen,
         "profiles": ProfilesScreen,
         "roi": RoiScreen,
-        "audit": _placeholder("Audit & Rollback", "issue: audit and rollback"),
+        "audit": AuditScreen,
         "proposals": _placeholder("Proposals", "issue: FSAR proposals and data governance"),
     }
     BINDINGS = [
@@ -233,8 +234,9 @@ class FsarApp(App):
             self.action_help()
         elif word in SCREENS:
             self.switch_mode(word)
-            if word in ("queue", "profiles", "roi") and rest.strip():
-                # The queue takes a filter, profiles and ROI a window (`:profiles 24h`, `:roi 14d`).
+            if word in ("queue", "profiles", "roi", "audit") and rest.strip():
+                # The queue and the audit log take a filter, profiles and ROI a window
+                # (`:profiles 24h`, `:roi 14d`, `:audit actor:ops since:1d`).
                 self.call_after_refresh(lambda: self.screen.post_message(ApplyFilter(rest)))
             elif rest.strip():
                 self.notify(f"{SCREENS[word][1]} is a placeholder; '{rest.strip()}' ignored", severity="warning")

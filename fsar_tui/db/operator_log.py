@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 
-from psycopg import Connection
+from psycopg import AsyncConnection, Connection
 
 from fsar_tui.domain.action_chain import ChainRow
 
@@ -37,13 +37,31 @@ def database_oid(conn: Connection) -> int:
     return conn.execute("SELECT oid::bigint FROM pg_database WHERE datname = current_database()").fetchone()[0]
 
 
+LIST_SQL = """
+    SELECT seq, at, actor, db_role, action, target, reason FROM operator_actions
+    WHERE (%(actor)s::text IS NULL OR actor = %(actor)s) AND (%(action)s::text IS NULL OR action = %(action)s)
+      AND (%(target)s::text IS NULL OR target LIKE %(target)s || '%%')
+      AND (%(since)s::timestamptz IS NULL OR at >= %(since)s)
+    ORDER BY seq DESC LIMIT %(limit)s"""
+
+
+def _list_params(actor, action, target, since, limit) -> dict:
+    return {"actor": actor, "action": action, "target": target, "since": since, "limit": limit}
+
+
 def list_actions(conn: Connection, *, actor: str | None = None, action: str | None = None,
                  target: str | None = None, since: datetime | None = None, limit: int = 100) -> list[tuple]:
     """(seq, at, actor, db_role, action, target, reason), newest first."""
-    return conn.execute(
-        """SELECT seq, at, actor, db_role, action, target, reason FROM operator_actions
-           WHERE (%(actor)s::text IS NULL OR actor = %(actor)s) AND (%(action)s::text IS NULL OR action = %(action)s)
-             AND (%(target)s::text IS NULL OR target LIKE %(target)s || '%%')
-             AND (%(since)s::timestamptz IS NULL OR at >= %(since)s)
-           ORDER BY seq DESC LIMIT %(limit)s""",
-        {"actor": actor, "action": action, "target": target, "since": since, "limit": limit}).fetchall()
+    return conn.execute(LIST_SQL, _list_params(actor, action, target, since, limit)).fetchall()
+
+
+async def list_actions_async(conn: AsyncConnection, *, actor: str | None = None, action: str | None = None,
+                             target: str | None = None, since: datetime | None = None,
+                             limit: int = 100) -> list[tuple]:
+    cur = await conn.execute(LIST_SQL, _list_params(actor, action, target, since, limit))
+    return await cur.fetchall()
+
+
+async def database_verdict_async(conn: AsyncConnection) -> int | None:
+    cur = await conn.execute("SELECT fsar_operator_actions_verify()")
+    return (await cur.fetchone())[0]
