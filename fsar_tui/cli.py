@@ -165,6 +165,26 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--webhook", metavar="URL", help="POST the JSON report here")
     report.set_defaults(handler=cmd_report)
 
+    rollouts_p = sub.add_parser("rollouts", parents=[common], epilog=EPILOG, help="rollout targets")
+    rollouts_sub = rollouts_p.add_subparsers(dest="rollouts_command", parser_class=_Parser, metavar="SUBCOMMAND",
+                                             required=True)
+    rl = rollouts_sub.add_parser("list", parents=[common], epilog=EPILOG,
+                                 help="targets, active revision, rollback readiness")
+    rl.add_argument("--format", choices=("table", "json"), default="table")
+    rl.set_defaults(handler=cmd_rollouts_list)
+    rb = sub.add_parser(
+        "rollback", parents=[common], epilog=EPILOG, help="roll a target back (or forward) to a revision",
+        description="Preview, confirm (type the target's name, or --yes), then one transaction: a new revision "
+                    "copying the chosen one becomes active, NOTIFY and a retained MQTT control message tell the "
+                    "workers, and the operator log records it. Refused (exit 1) if someone changed the target "
+                    "first or the chosen artifact no longer matches its hash.")
+    rb.add_argument("target", metavar="TARGET")
+    rb.add_argument("--to", type=int, metavar="REV", help="revision to go to (default: the one before the active)")
+    rb.add_argument("--reason", help="why (required; goes to the operator log)")
+    rb.add_argument("--yes", action="store_true", help="do not ask to type the target's name")
+    rb.add_argument("--dry-run", action="store_true", help="show the preview and stop")
+    rb.set_defaults(handler=cmd_rollback)
+
     log = sub.add_parser("log", parents=[common], epilog=EPILOG, help="the operator action log")
     log_sub = log.add_subparsers(dest="log_command", parser_class=_Parser, metavar="SUBCOMMAND", required=True)
     verify = log_sub.add_parser(
@@ -367,6 +387,18 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     from fsar_tui.report import run_report_command
 
     return run_report_command(args, lambda: resolve_dsn(settings), settings)
+
+
+def cmd_rollouts_list(args: argparse.Namespace, settings: Settings) -> int:
+    from fsar_tui.rollout_commands import run_rollouts_list
+
+    return run_rollouts_list(args, lambda: resolve_dsn(settings), settings)
+
+
+def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
+    from fsar_tui.rollout_commands import run_rollback
+
+    return run_rollback(args, lambda: resolve_dsn(settings), settings)
 
 
 def cmd_log_verify(args: argparse.Namespace, settings: Settings) -> int:

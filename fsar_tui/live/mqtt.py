@@ -149,3 +149,10 @@ class MqttSource:
             except aiomqtt.MqttError as exc:
                 self.subscribed.clear()
                 await self.reconnect.failed(exc)
+
+
+async def publish_once(url: str, topic: str, body: dict[str, Any], *, retain: bool = False) -> None:
+    """One message on a short-lived connection (the CLI's control messages); raises
+    aiomqtt.MqttError when the broker cannot be reached."""
+    async with parse_mqtt_url(url).client() as client:
+        await client.publish(topic, json.dumps(body, default=str), qos=1, retain=retain)

@@ -49,7 +49,9 @@ class SeedResult:
 
 
 def _sha(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+    from fsar_tui.domain.rollouts import artifact_sha256
+
+    return artifact_sha256(obj)
 
 
 def hour_weights(start: datetime, hours: int) -> list[float]:

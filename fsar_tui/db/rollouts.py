@@ -1,0 +1,142 @@
+"""Rollouts SQL: the targets and their readiness, and the rollback transaction.
+
+Rollback (and roll-forward, which is a rollback to a newer revision) is one
+transaction: lock the target's row (FOR UPDATE), check that the active revision is the
+one the operator saw (else Conflict, naming who changed it), re-hash the chosen
+revision's artifact (a tampered artifact refuses: it is a failing hard gate), append a
+revision that copies the chosen artifact inside the database (jsonb to jsonb, so it is
+byte-identical), make it active — the rollouts trigger of revision 0010 sends NOTIFY —
+and append to operator_actions. Two operators racing: the second waits on the row
+lock, then sees the new active revision and gets a Conflict; never a double rollback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from psycopg import Connection
+from psycopg.types.json import Jsonb
+
+from fsar_tui.domain.rollouts import artifact_sha256, default_target
+from fsar_tui.errors import CheckFailed, UsageError
+
+
+class Conflict(CheckFailed):
+    """Someone else changed the target first."""
+
+
+class ArtifactBroken(CheckFailed):
+    """The chosen revision's artifact no longer matches its hash."""
+
+
+@dataclass(frozen=True)
+class Target:
+    target: str
+    kind: str
+    task_type: str | None
+    active: int | None
+    latest: int
+    rollback_to: int | None
+    ready: bool
+    problem: str | None  # why a rollback would refuse
+
+
+def list_targets(conn: Connection) -> list[Target]:
+    rows = conn.execute(
+        """SELECT r.target, r.kind, r.task_type, r.active_revision, max(rr.revision),
+                  (SELECT jsonb_build_object('artifact', p.artifact, 'sha256', p.sha256) FROM rollout_revisions p
+                   WHERE p.rollout_id = r.id AND p.revision = r.active_revision - 1)
+           FROM rollouts r JOIN rollout_revisions rr ON rr.rollout_id = r.id
+           GROUP BY r.id ORDER BY r.target""").fetchall()
+    out = []
+    for target, kind, task_type, active, latest, previous in rows:
+        to = default_target(active)
+        if to is None or previous is None:
+            out.append(Target(target, kind, task_type, active, latest, None, False, "no earlier revision"))
+        elif artifact_sha256(previous["artifact"]) != previous["sha256"]:
+            out.append(Target(target, kind, task_type, active, latest, to, False,
+                              f"revision {to}'s artifact does not match its sha256"))
+        else:
+            out.append(Target(target, kind, task_type, active, latest, to, True, None))
+    return out
+
+
+@dataclass(frozen=True)
+class Preview:
+    target: str
+    active: int
+    to: int
+    current_artifact: object
+    chosen_artifact: object
+    in_flight: int  # tasks of the target's type running now
+    last_verdicts: list[tuple]  # (gate, verdict, at) for gates scoped to the type
+
+
+def preview(conn: Connection, target: str, to: int | None) -> Preview:
+    row = conn.execute(
+        """SELECT r.id, r.task_type, r.active_revision, a.artifact FROM rollouts r
+           JOIN rollout_revisions a ON a.rollout_id = r.id AND a.revision = r.active_revision
+           WHERE r.target = %s""", (target,)).fetchone()
+    if row is None:
+        raise UsageError(f"no rollout target {target!r} (see `fsar-tui rollouts list`)")
+    rollout_id, task_type, active, current = row
+    to = default_target(active) if to is None else to
+    if to is None:
+        raise UsageError(f"{target} has no earlier revision to roll back to")
+    if to == active:
+        raise UsageError(f"revision {to} of {target} is already active")
+    chosen = conn.execute("SELECT artifact FROM rollout_revisions WHERE rollout_id = %s AND revision = %s",
+                          (rollout_id, to)).fetchone()
+    if chosen is None:
+        raise UsageError(f"{target} has no revision {to}")
+    in_flight = conn.execute(
+        "SELECT count(*) FROM execution_tasks WHERE status = 'running' AND (%s::text IS NULL OR task_type = %s)",
+        (task_type, task_type)).fetchone()[0]
+    verdicts = conn.execute(
+        """SELECT g.name, r.verdict, r.at FROM audit_gates g
+           LEFT JOIN LATERAL (SELECT verdict, at FROM audit_runs WHERE gate_id = g.id ORDER BY at DESC LIMIT 1) r
+                ON true
+           WHERE g.enabled AND (g.scope ->> 'task_type' IS NULL OR g.scope ->> 'task_type' = %s)
+           ORDER BY g.name""", (task_type,)).fetchall()
+    return Preview(target, active, to, current, chosen[0], in_flight, verdicts)
+
+
+def rollback(conn: Connection, target: str, to: int, *, expected_active: int, actor: str, reason: str) -> int:
+    """The rollback transaction; returns the new (active) revision number."""
+    with conn.transaction():
+        row = conn.execute("SELECT id, active_revision FROM rollouts WHERE target = %s FOR UPDATE",
+                           (target,)).fetchone()
+        if row is None:
+            raise UsageError(f"no rollout target {target!r}")
+        rollout_id, active = row
+        if active != expected_active:
+            who = conn.execute(
+                """SELECT actor, action, at FROM operator_actions WHERE target = %s ORDER BY seq DESC LIMIT 1""",
+                (f"rollout:{target}",)).fetchone()
+            by = f" by {who[0]} ({who[1]} at {who[2]:%Y-%m-%d %H:%M:%S %Z})" if who else ""
+            raise Conflict(f"{target} changed while you decided: revision {active} is active now{by}; "
+                           f"nothing was done")
+        chosen = conn.execute("SELECT artifact, sha256 FROM rollout_revisions WHERE rollout_id = %s AND revision = %s",
+                              (rollout_id, to)).fetchone()
+        if chosen is None:
+            raise UsageError(f"{target} has no revision {to}")
+        if artifact_sha256(chosen[0]) != chosen[1]:
+            raise ArtifactBroken(f"{target} revision {to}: the artifact does not match its sha256; refusing to roll "
+                                 f"back to it (a failing hard gate)")
+        # The active revision's content may itself be a copy (a rollback): going to a
+        # revision newer than that content is a roll-forward, older a rollback.
+        content = conn.execute(
+            "SELECT coalesce(rollback_of, revision) FROM rollout_revisions WHERE rollout_id = %s AND revision = %s",
+            (rollout_id, active)).fetchone()[0]
+        new = conn.execute(
+            """INSERT INTO rollout_revisions (rollout_id, revision, artifact, sha256, created_by, reason, rollback_of)
+               SELECT %(id)s, (SELECT max(revision) + 1 FROM rollout_revisions WHERE rollout_id = %(id)s),
+                      artifact, sha256, %(actor)s, %(reason)s, revision
+               FROM rollout_revisions WHERE rollout_id = %(id)s AND revision = %(to)s
+               RETURNING revision""", {"id": rollout_id, "to": to, "actor": actor, "reason": reason}).fetchone()[0]
+        conn.execute("UPDATE rollouts SET active_revision = %s, updated_at = now() WHERE id = %s", (new, rollout_id))
+        conn.execute(
+            "INSERT INTO operator_actions (actor, action, target, reason, before, after) VALUES (%s, %s, %s, %s, %s, %s)",
+            (actor, "rollback" if to < content else "roll_forward", f"rollout:{target}", reason,
+             Jsonb({"active_revision": active}), Jsonb({"active_revision": new, "copy_of": to, "sha256": chosen[1]})))
+    return new

@@ -1,0 +1,82 @@
+"""`fsar-tui rollouts list` and `fsar-tui rollback`: the rollback path, headless.
+
+rollback TARGET [--to REV] --reason TEXT [--yes] [--dry-run]: prints the preview —
+the revision it goes to (default: the one before the active one), the artifact diff,
+tasks of the target's type in flight, the last verdict of the audit gates in its scope
+— then asks to type the target's name (or takes --yes), then runs the one-transaction
+rollback of db/rollouts.py and, with a broker configured, publishes a retained
+`fsar/v1/control/rollouts/{target}` message so workers switch at once (NOTIFY is sent
+by the database in any case). Exit 0 done (or dry run), 1 refused (someone else changed
+the target first, a tampered artifact, not confirmed), 2 usage/connection.
+rollouts list [--format json]: targets, active revision, rollback readiness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from argparse import Namespace
+from collections.abc import Callable
+
+from fsar_tui.errors import EXIT_FAILED, EXIT_OK, UsageError
+
+
+def run_rollouts_list(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
+    from fsar_tui.db import rollouts
+    from fsar_tui.db.connect import connect
+
+    with connect(dsn_factory(), statement_timeout_ms=settings.statement_timeout_ms) as conn:
+        targets = rollouts.list_targets(conn)
+    if args.format == "json":
+        print(json.dumps([t.__dict__ for t in targets], indent=2))
+        return EXIT_OK
+    for t in targets:
+        state = f"rollback ready (to {t.rollback_to})" if t.ready else f"NOT READY: {t.problem}"
+        print(f"{t.target:<28} {t.kind:<7} {t.task_type or '*':<20} active {t.active} of {t.latest}  {state}")
+    if not targets:
+        print("(no rollout targets)")
+    return EXIT_OK
+
+
+def run_rollback(args: Namespace, dsn_factory: Callable[[], str], settings, stdin=None) -> int:
+    from fsar_tui.db import rollouts
+    from fsar_tui.db.actions import os_user
+    from fsar_tui.db.connect import connect
+    from fsar_tui.domain.rollouts import artifact_diff
+    from fsar_tui.domain.sanitize import strip_controls
+
+    reason = (args.reason or "").strip()
+    if not reason and not args.dry_run:
+        raise UsageError("--reason is required: say why, it goes to the operator log")
+    stdin = stdin or sys.stdin
+    with connect(dsn_factory(), statement_timeout_ms=settings.statement_timeout_ms) as conn:
+        p = rollouts.preview(conn, args.target, args.to)
+        print(f"{p.target}: revision {p.active} (active) -> a new revision copying revision {p.to}")
+        for line in artifact_diff(p.current_artifact, p.chosen_artifact, f"revision {p.active} (active)",
+                                  f"revision {p.to}") or ["(artifacts are identical)"]:
+            print(f"  {strip_controls(line)}")
+        print(f"tasks of this type in flight: {p.in_flight}")
+        verdicts = ", ".join(f"{g}: {v or 'never run'}" for g, v, _ in p.last_verdicts) or "no gates in scope"
+        print(f"last gate verdicts: {verdicts}")
+        if args.dry_run:
+            print("dry run: nothing changed")
+            return EXIT_OK
+        if not args.yes:
+            if not stdin.isatty() and stdin is sys.stdin:
+                raise UsageError("not a terminal: confirm with --yes")
+            print(f"type the target's name ({p.target}) to confirm: ", end="", flush=True)
+            if stdin.readline().strip() != p.target:
+                print("fsar-tui: not confirmed; nothing changed", file=sys.stderr)
+                return EXIT_FAILED
+        new = rollouts.rollback(conn, p.target, p.to, expected_active=p.active, actor=os_user(), reason=reason)
+    print(f"{p.target}: revision {new} (a copy of {p.to}) is active")
+    if settings.mqtt_url:
+        from fsar_tui.live.mqtt import publish_once
+
+        try:
+            asyncio.run(publish_once(settings.mqtt_url, f"fsar/v1/control/rollouts/{p.target}",
+                                     {"target": p.target, "revision": new, "copy_of": p.to}, retain=True))
+        except Exception as exc:  # the database is the truth: workers also get NOTIFY and resync
+            print(f"fsar-tui: rolled back, but the MQTT control message failed: {type(exc).__name__}", file=sys.stderr)
+    return EXIT_OK
