@@ -172,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
                                  help="targets, active revision, rollback readiness")
     rl.add_argument("--format", choices=("table", "json"), default="table")
     rl.set_defaults(handler=cmd_rollouts_list)
+    rv = rollouts_sub.add_parser("verify", parents=[common], epilog=EPILOG,
+                                 help="rehearse every rollback in a rolled-back transaction; exit 1 if one fails")
+    rv.set_defaults(handler=cmd_rollouts_verify)
     rb = sub.add_parser(
         "rollback", parents=[common], epilog=EPILOG, help="roll a target back (or forward) to a revision",
         description="Preview, confirm (type the target's name, or --yes), then one transaction: a new revision "
@@ -393,6 +396,12 @@ def cmd_rollouts_list(args: argparse.Namespace, settings: Settings) -> int:
     from fsar_tui.rollout_commands import run_rollouts_list
 
     return run_rollouts_list(args, lambda: resolve_dsn(settings), settings)
+
+
+def cmd_rollouts_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from fsar_tui.rollout_commands import run_rollouts_verify
+
+    return run_rollouts_verify(args, lambda: resolve_dsn(settings), settings)
 
 
 def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:

@@ -9,6 +9,9 @@ rollback of db/rollouts.py and, with a broker configured, publishes a retained
 by the database in any case). Exit 0 done (or dry run), 1 refused (someone else changed
 the target first, a tampered artifact, not confirmed), 2 usage/connection.
 rollouts list [--format json]: targets, active revision, rollback readiness.
+rollouts verify: for every target, re-hash its rollback revision's artifact and rehearse
+the whole rollback inside a transaction that is rolled back (deferred constraints
+checked); exit 1 if any would fail — for cron and CI.
 """
 
 from __future__ import annotations
@@ -37,6 +40,26 @@ def run_rollouts_list(args: Namespace, dsn_factory: Callable[[], str], settings)
     if not targets:
         print("(no rollout targets)")
     return EXIT_OK
+
+
+def run_rollouts_verify(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
+    """Rehearse every target's rollback in a rolled-back transaction; exit 1 if one would fail."""
+    from fsar_tui.db import rollouts
+    from fsar_tui.db.connect import connect
+
+    failures = 0
+    with connect(dsn_factory(), statement_timeout_ms=settings.statement_timeout_ms) as conn:
+        for t in rollouts.list_targets(conn):
+            if t.rollback_to is None and t.problem == "no earlier revision":
+                print(f"{t.target}: nothing to roll back to (one revision)")
+                continue
+            problem = rollouts.rehearse(conn, t)
+            if problem is None:
+                print(f"{t.target}: rollback to revision {t.rollback_to} rehearsed and rolled back: ready")
+            else:
+                failures += 1
+                print(f"{t.target}: NOT READY: {problem}")
+    return EXIT_FAILED if failures else EXIT_OK
 
 
 def run_rollback(args: Namespace, dsn_factory: Callable[[], str], settings, stdin=None) -> int:

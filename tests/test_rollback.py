@@ -95,6 +95,10 @@ def test_two_operators_racing_have_exactly_one_winner(rollout_db):
 
 
 def test_a_tampered_artifact_is_not_ready_and_refused(rollout_db, run_cli):
+    ok = run_cli("rollouts", "verify", "--dsn", rollout_db)
+    assert ok.returncode == 0 and "rollback to revision 1 rehearsed and rolled back: ready" in ok.stdout
+    assert [r[0] for r in revisions(rollout_db)] == [1, 2] and active(rollout_db) == 2  # the rehearsal left nothing
+    assert q(rollout_db, "SELECT count(*) FROM operator_actions") == [(0,)]
     x(rollout_db, "ALTER TABLE rollout_revisions DISABLE TRIGGER rollout_revisions_append_only")
     x(rollout_db, """UPDATE rollout_revisions SET artifact = jsonb_set(artifact, '{temperature}', '0.9')
                      WHERE revision = 1""")
@@ -103,6 +107,8 @@ def test_a_tampered_artifact_is_not_ready_and_refused(rollout_db, run_cli):
     assert "NOT READY: revision 1's artifact does not match its sha256" in listing.stdout
     out = run_cli("rollback", "prompt/implement_idea", "--dsn", rollout_db, "--reason", "try", "--yes")
     assert out.returncode == 1 and "does not match its sha256; refusing" in out.stderr
+    verify = run_cli("rollouts", "verify", "--dsn", rollout_db)
+    assert verify.returncode == 1 and "prompt/implement_idea: NOT READY" in verify.stdout
     assert active(rollout_db) == 2 and len(revisions(rollout_db)) == 2
 
 

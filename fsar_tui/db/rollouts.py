@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import psycopg
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
@@ -104,39 +105,62 @@ def preview(conn: Connection, target: str, to: int | None) -> Preview:
 def rollback(conn: Connection, target: str, to: int, *, expected_active: int, actor: str, reason: str) -> int:
     """The rollback transaction; returns the new (active) revision number."""
     with conn.transaction():
-        row = conn.execute("SELECT id, active_revision FROM rollouts WHERE target = %s FOR UPDATE",
-                           (target,)).fetchone()
-        if row is None:
-            raise UsageError(f"no rollout target {target!r}")
-        rollout_id, active = row
-        if active != expected_active:
-            who = conn.execute(
-                """SELECT actor, action, at FROM operator_actions WHERE target = %s ORDER BY seq DESC LIMIT 1""",
-                (f"rollout:{target}",)).fetchone()
-            by = f" by {who[0]} ({who[1]} at {who[2]:%Y-%m-%d %H:%M:%S %Z})" if who else ""
-            raise Conflict(f"{target} changed while you decided: revision {active} is active now{by}; "
-                           f"nothing was done")
-        chosen = conn.execute("SELECT artifact, sha256 FROM rollout_revisions WHERE rollout_id = %s AND revision = %s",
-                              (rollout_id, to)).fetchone()
-        if chosen is None:
-            raise UsageError(f"{target} has no revision {to}")
-        if artifact_sha256(chosen[0]) != chosen[1]:
-            raise ArtifactBroken(f"{target} revision {to}: the artifact does not match its sha256; refusing to roll "
-                                 f"back to it (a failing hard gate)")
-        # The active revision's content may itself be a copy (a rollback): going to a
-        # revision newer than that content is a roll-forward, older a rollback.
-        content = conn.execute(
-            "SELECT coalesce(rollback_of, revision) FROM rollout_revisions WHERE rollout_id = %s AND revision = %s",
-            (rollout_id, active)).fetchone()[0]
-        new = conn.execute(
-            """INSERT INTO rollout_revisions (rollout_id, revision, artifact, sha256, created_by, reason, rollback_of)
-               SELECT %(id)s, (SELECT max(revision) + 1 FROM rollout_revisions WHERE rollout_id = %(id)s),
-                      artifact, sha256, %(actor)s, %(reason)s, revision
-               FROM rollout_revisions WHERE rollout_id = %(id)s AND revision = %(to)s
-               RETURNING revision""", {"id": rollout_id, "to": to, "actor": actor, "reason": reason}).fetchone()[0]
-        conn.execute("UPDATE rollouts SET active_revision = %s, updated_at = now() WHERE id = %s", (new, rollout_id))
-        conn.execute(
-            "INSERT INTO operator_actions (actor, action, target, reason, before, after) VALUES (%s, %s, %s, %s, %s, %s)",
-            (actor, "rollback" if to < content else "roll_forward", f"rollout:{target}", reason,
-             Jsonb({"active_revision": active}), Jsonb({"active_revision": new, "copy_of": to, "sha256": chosen[1]})))
+        return _apply(conn, target, to, expected_active=expected_active, actor=actor, reason=reason)
+
+
+def rehearse(conn: Connection, target: Target) -> str | None:
+    """Run the target's rollback (to its rollback revision) inside a transaction that is
+    rolled back: the artifact is re-hashed and every statement of the real path runs.
+    None when it would work, else why not."""
+    if target.rollback_to is None:
+        return target.problem
+    try:
+        with conn.transaction(force_rollback=True):
+            _apply(conn, target.target, target.rollback_to, expected_active=target.active,
+                   actor="fsar-tui rehearsal", reason="rollouts verify (rolled back)")
+            conn.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the deferred checks a commit would run
+    except psycopg.Error as exc:
+        return f"rehearsal failed: {str(exc).strip().splitlines()[0]}"
+    except CheckFailed as exc:
+        return exc.message
+    return None
+
+
+def _apply(conn: Connection, target: str, to: int, *, expected_active: int, actor: str, reason: str) -> int:
+    """The rollback's statements, in the caller's transaction."""
+    row = conn.execute("SELECT id, active_revision FROM rollouts WHERE target = %s FOR UPDATE",
+                       (target,)).fetchone()
+    if row is None:
+        raise UsageError(f"no rollout target {target!r}")
+    rollout_id, active = row
+    if active != expected_active:
+        who = conn.execute(
+            """SELECT actor, action, at FROM operator_actions WHERE target = %s ORDER BY seq DESC LIMIT 1""",
+            (f"rollout:{target}",)).fetchone()
+        by = f" by {who[0]} ({who[1]} at {who[2]:%Y-%m-%d %H:%M:%S %Z})" if who else ""
+        raise Conflict(f"{target} changed while you decided: revision {active} is active now{by}; "
+                       f"nothing was done")
+    chosen = conn.execute("SELECT artifact, sha256 FROM rollout_revisions WHERE rollout_id = %s AND revision = %s",
+                          (rollout_id, to)).fetchone()
+    if chosen is None:
+        raise UsageError(f"{target} has no revision {to}")
+    if artifact_sha256(chosen[0]) != chosen[1]:
+        raise ArtifactBroken(f"{target} revision {to}: the artifact does not match its sha256; refusing to roll "
+                             f"back to it (a failing hard gate)")
+    # The active revision's content may itself be a copy (a rollback): going to a
+    # revision newer than that content is a roll-forward, older a rollback.
+    content = conn.execute(
+        "SELECT coalesce(rollback_of, revision) FROM rollout_revisions WHERE rollout_id = %s AND revision = %s",
+        (rollout_id, active)).fetchone()[0]
+    new = conn.execute(
+        """INSERT INTO rollout_revisions (rollout_id, revision, artifact, sha256, created_by, reason, rollback_of)
+           SELECT %(id)s, (SELECT max(revision) + 1 FROM rollout_revisions WHERE rollout_id = %(id)s),
+                  artifact, sha256, %(actor)s, %(reason)s, revision
+           FROM rollout_revisions WHERE rollout_id = %(id)s AND revision = %(to)s
+           RETURNING revision""", {"id": rollout_id, "to": to, "actor": actor, "reason": reason}).fetchone()[0]
+    conn.execute("UPDATE rollouts SET active_revision = %s, updated_at = now() WHERE id = %s", (new, rollout_id))
+    conn.execute(
+        "INSERT INTO operator_actions (actor, action, target, reason, before, after) VALUES (%s, %s, %s, %s, %s, %s)",
+        (actor, "rollback" if to < content else "roll_forward", f"rollout:{target}", reason,
+         Jsonb({"active_revision": active}), Jsonb({"active_revision": new, "copy_of": to, "sha256": chosen[1]})))
     return new
