@@ -72,12 +72,24 @@ class Profile:
         currency, total = max(self.cost.items(), key=lambda item: abs(item[1]))
         return total / self.succeeded, currency
 
+    def add_finished(self, outcome: str, n: int, currency: str, cost: float) -> None:
+        """A count/cost rollup row (metric COST): n tasks that ended with `outcome`."""
+        if outcome == "succeeded":
+            self.succeeded += n
+        elif outcome == "failed":
+            self.failed += n
+        elif outcome == "cancelled":
+            self.cancelled += n
+        if currency:
+            self.cost[currency] = self.cost.get(currency, 0.0) + cost
+
 
 def build_from_sketches(rows: Iterable[tuple]) -> list[Profile]:
     """rows: (type, model, outcome, metric, currency, buckets, counts, total) — a histogram
-    per row as parallel arrays (db.profiles.SKETCH_SQL); keys are (type, model). Histograms are summed into flat lists indexed by bucket (list
-    item updates are several times cheaper than dict ones; this loop is the profile
-    screen's main cost) and turned into dicts once at the end."""
+    per row as parallel arrays (db.profiles.SKETCH_SQL); keys are (type, model).
+    Histograms are summed into flat lists indexed by bucket (list item updates are
+    several times cheaper than dict ones; this loop is the profile screen's main cost)
+    and turned into dicts once at the end."""
     profiles: dict[tuple, Profile] = {}
     dense: dict[tuple, list[int]] = {}  # (key, metric) -> counts by bucket
     get = profiles.get
@@ -87,15 +99,7 @@ def build_from_sketches(rows: Iterable[tuple]) -> list[Profile]:
         if p is None:
             p = profiles[key] = Profile(key)
         if metric == COST:
-            n = sum(counts)
-            if outcome == "succeeded":
-                p.succeeded += n
-            elif outcome == "failed":
-                p.failed += n
-            elif outcome == "cancelled":
-                p.cancelled += n
-            if currency:
-                p.cost[currency] = p.cost.get(currency, 0.0) + total
+            p.add_finished(outcome, sum(counts), currency, total)
         elif outcome in RAN:
             acc = dense.get((key, metric))
             if acc is None:
@@ -127,14 +131,7 @@ def build(rows: Iterable[tuple]) -> list[Profile]:
         if p is None:
             p = profiles[key] = Profile(key)
         if metric == COST:
-            if outcome == "succeeded":
-                p.succeeded += n
-            elif outcome == "failed":
-                p.failed += n
-            elif outcome == "cancelled":
-                p.cancelled += n
-            if currency:
-                p.cost[currency] = p.cost.get(currency, 0.0) + total
+            p.add_finished(outcome, n, currency, total)
         elif n and outcome in RAN:
             if metric == RUN:
                 p.run[bucket] = p.run.get(bucket, 0) + n
