@@ -45,6 +45,69 @@ branch_labels = None
 depends_on = None
 
 
+# Module constants (not inline) because later revisions build on them: 0014 adds a
+# CTE to the fold and restores both on downgrade, 0015 extends the fold again.
+FOLD = """
+        CREATE FUNCTION fsar_fold_duration_samples() RETURNS void
+        LANGUAGE sql AS $$
+            WITH moved AS (DELETE FROM task_duration_samples RETURNING *),
+                 metrics AS MATERIALIZED (
+                    SELECT s.finished_at, s.task_type, s.ai_model, s.rollout_revision_id, s.outcome, s.n,
+                           m.metric, m.bucket, m.currency, m.value
+                    FROM moved s CROSS JOIN LATERAL fsar_sample_metrics(s::task_duration_samples) m),
+                 both_kinds AS (
+                    SELECT finished_at, task_type, ai_model, rollout_revision_id, outcome, metric, bucket,
+                           currency, n, value
+                    FROM metrics
+                    UNION ALL  -- the compact kind: all revisions, and for run/wait all outcomes that ran
+                    SELECT finished_at, task_type, ai_model, -1, CASE WHEN metric = 2 THEN outcome ELSE '*' END,
+                           metric, bucket, currency, n, value
+                    FROM metrics WHERE metric = 2 OR outcome IN ('succeeded', 'failed')),
+                 daily AS (
+                    SELECT floor(extract(epoch FROM finished_at) / 86400)::int AS day, task_type, ai_model,
+                           rollout_revision_id, outcome, metric, bucket, currency,
+                           sum(n) AS n, sum(n * value) AS total
+                    FROM both_kinds GROUP BY 1, 2, 3, 4, 5, 6, 7, 8),
+                 hourly AS (
+                    SELECT date_trunc('hour', finished_at, 'UTC') AS start, task_type, ai_model,
+                           rollout_revision_id, outcome, metric, bucket, currency,
+                           sum(n) AS n, sum(n * value) AS total
+                    FROM both_kinds WHERE finished_at >= now() - interval '4 days'
+                    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8)
+            INSERT INTO duration_rollups AS r (grain, start, task_type, ai_model, rollout_revision_id, outcome,
+                                               metric, bucket, currency, n, total)
+            SELECT -1::smallint, start, task_type, ai_model, rollout_revision_id, outcome, metric, bucket, currency,
+                   n, total
+            FROM hourly
+            UNION ALL
+            SELECT g.grain, timestamptz '1970-01-01 00:00:00+00' + make_interval(days => d.day - d.day % (1 << g.grain)),
+                   d.task_type, d.ai_model, d.rollout_revision_id, d.outcome, d.metric, d.bucket, d.currency,
+                   sum(d.n), sum(d.total)
+            FROM daily d CROSS JOIN generate_series(0, 5) AS g(grain)
+            GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+            -- Rows of one block land together on disk: a profile reads a handful of
+            -- blocks, each from a few heap pages instead of one page per row.
+            ORDER BY 1, 2
+            ON CONFLICT (grain, start, rollout_revision_id, task_type, ai_model, outcome, metric, bucket, currency)
+            DO UPDATE SET n = r.n + EXCLUDED.n, total = r.total + EXCLUDED.total;
+            DELETE FROM duration_rollups WHERE grain = -1 AND start < now() - interval '4 days';
+        $$
+    """
+
+TASK_SAMPLE = """
+        CREATE FUNCTION fsar_task_sample(t execution_tasks, n smallint) RETURNS task_duration_samples
+        LANGUAGE sql STABLE AS $$
+            SELECT ROW(t.finished_at, t.task_type, coalesce(t.ai_model, ''), coalesce(t.rollout_revision_id, 0),
+                       t.status,
+                       CASE WHEN t.started_at IS NOT NULL
+                            THEN greatest(0, extract(epoch FROM t.finished_at - t.started_at) * 1000)::float8 END,
+                       CASE WHEN t.started_at IS NOT NULL
+                            THEN greatest(0, extract(epoch FROM t.started_at - t.queued_at) * 1000)::float8 END,
+                       t.cost_minor, coalesce(t.currency, ''), n)::task_duration_samples
+        $$
+    """
+
+
 def upgrade() -> None:
     op.execute("""
         CREATE FUNCTION fsar_duration_bucket(ms float8) RETURNS smallint
@@ -119,64 +182,8 @@ def upgrade() -> None:
     # Samples are summed per day first (and per hour for the last four days, the only
     # hours kept), then the day sums are spread to the 2^k-day blocks: a bulk fold of a
     # million samples adds up day rows, not a million rows times seven grains.
-    op.execute("""
-        CREATE FUNCTION fsar_fold_duration_samples() RETURNS void
-        LANGUAGE sql AS $$
-            WITH moved AS (DELETE FROM task_duration_samples RETURNING *),
-                 metrics AS MATERIALIZED (
-                    SELECT s.finished_at, s.task_type, s.ai_model, s.rollout_revision_id, s.outcome, s.n,
-                           m.metric, m.bucket, m.currency, m.value
-                    FROM moved s CROSS JOIN LATERAL fsar_sample_metrics(s::task_duration_samples) m),
-                 both_kinds AS (
-                    SELECT finished_at, task_type, ai_model, rollout_revision_id, outcome, metric, bucket,
-                           currency, n, value
-                    FROM metrics
-                    UNION ALL  -- the compact kind: all revisions, and for run/wait all outcomes that ran
-                    SELECT finished_at, task_type, ai_model, -1, CASE WHEN metric = 2 THEN outcome ELSE '*' END,
-                           metric, bucket, currency, n, value
-                    FROM metrics WHERE metric = 2 OR outcome IN ('succeeded', 'failed')),
-                 daily AS (
-                    SELECT floor(extract(epoch FROM finished_at) / 86400)::int AS day, task_type, ai_model,
-                           rollout_revision_id, outcome, metric, bucket, currency,
-                           sum(n) AS n, sum(n * value) AS total
-                    FROM both_kinds GROUP BY 1, 2, 3, 4, 5, 6, 7, 8),
-                 hourly AS (
-                    SELECT date_trunc('hour', finished_at, 'UTC') AS start, task_type, ai_model,
-                           rollout_revision_id, outcome, metric, bucket, currency,
-                           sum(n) AS n, sum(n * value) AS total
-                    FROM both_kinds WHERE finished_at >= now() - interval '4 days'
-                    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8)
-            INSERT INTO duration_rollups AS r (grain, start, task_type, ai_model, rollout_revision_id, outcome,
-                                               metric, bucket, currency, n, total)
-            SELECT -1::smallint, start, task_type, ai_model, rollout_revision_id, outcome, metric, bucket, currency,
-                   n, total
-            FROM hourly
-            UNION ALL
-            SELECT g.grain, timestamptz '1970-01-01 00:00:00+00' + make_interval(days => d.day - d.day % (1 << g.grain)),
-                   d.task_type, d.ai_model, d.rollout_revision_id, d.outcome, d.metric, d.bucket, d.currency,
-                   sum(d.n), sum(d.total)
-            FROM daily d CROSS JOIN generate_series(0, 5) AS g(grain)
-            GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
-            -- Rows of one block land together on disk: a profile reads a handful of
-            -- blocks, each from a few heap pages instead of one page per row.
-            ORDER BY 1, 2
-            ON CONFLICT (grain, start, rollout_revision_id, task_type, ai_model, outcome, metric, bucket, currency)
-            DO UPDATE SET n = r.n + EXCLUDED.n, total = r.total + EXCLUDED.total;
-            DELETE FROM duration_rollups WHERE grain = -1 AND start < now() - interval '4 days';
-        $$
-    """)
-    op.execute("""
-        CREATE FUNCTION fsar_task_sample(t execution_tasks, n smallint) RETURNS task_duration_samples
-        LANGUAGE sql STABLE AS $$
-            SELECT ROW(t.finished_at, t.task_type, coalesce(t.ai_model, ''), coalesce(t.rollout_revision_id, 0),
-                       t.status,
-                       CASE WHEN t.started_at IS NOT NULL
-                            THEN greatest(0, extract(epoch FROM t.finished_at - t.started_at) * 1000)::float8 END,
-                       CASE WHEN t.started_at IS NOT NULL
-                            THEN greatest(0, extract(epoch FROM t.started_at - t.queued_at) * 1000)::float8 END,
-                       t.cost_minor, coalesce(t.currency, ''), n)::task_duration_samples
-        $$
-    """)
+    op.execute(FOLD)
+    op.execute(TASK_SAMPLE)
     op.execute("""
         CREATE FUNCTION fsar_task_rollups_changed() RETURNS trigger
         LANGUAGE plpgsql AS $$

@@ -38,6 +38,8 @@ Revises: 0013_duration_rollups
 
 from alembic import op
 
+from fsar_tui.db.migrations import revision_module
+
 revision = "0014_roi"
 down_revision = "0013_duration_rollups"
 branch_labels = None
@@ -47,51 +49,12 @@ COUNTED = """t.status IN ('succeeded', 'failed', 'cancelled')
              AND (t.id > st.backfill_target OR t.finished_at >= st.epoch OR t.id <= st.backfilled_upto)"""
 
 # The fold of 0013 plus the cost rollups (one more data-modifying CTE over the same
-# moved samples).
-FOLD_TEMPLATE = """
-    CREATE OR REPLACE FUNCTION fsar_fold_duration_samples() RETURNS void
-    LANGUAGE sql AS $$
-        WITH moved AS (DELETE FROM task_duration_samples RETURNING *),
-{costs}             metrics AS MATERIALIZED (
-                SELECT s.finished_at, s.task_type, s.ai_model, s.rollout_revision_id, s.outcome, s.n,
-                       m.metric, m.bucket, m.currency, m.value
-                FROM moved s CROSS JOIN LATERAL fsar_sample_metrics(s::task_duration_samples) m),
-             both_kinds AS (
-                SELECT finished_at, task_type, ai_model, rollout_revision_id, outcome, metric, bucket,
-                       currency, n, value
-                FROM metrics
-                UNION ALL  -- the compact kind: all revisions, and for run/wait all outcomes that ran
-                SELECT finished_at, task_type, ai_model, -1, CASE WHEN metric = 2 THEN outcome ELSE '*' END,
-                       metric, bucket, currency, n, value
-                FROM metrics WHERE metric = 2 OR outcome IN ('succeeded', 'failed')),
-             daily AS (
-                SELECT floor(extract(epoch FROM finished_at) / 86400)::int AS day, task_type, ai_model,
-                       rollout_revision_id, outcome, metric, bucket, currency,
-                       sum(n) AS n, sum(n * value) AS total
-                FROM both_kinds GROUP BY 1, 2, 3, 4, 5, 6, 7, 8),
-             hourly AS (
-                SELECT date_trunc('hour', finished_at, 'UTC') AS start, task_type, ai_model,
-                       rollout_revision_id, outcome, metric, bucket, currency,
-                       sum(n) AS n, sum(n * value) AS total
-                FROM both_kinds WHERE finished_at >= now() - interval '4 days'
-                GROUP BY 1, 2, 3, 4, 5, 6, 7, 8)
-        INSERT INTO duration_rollups AS r (grain, start, task_type, ai_model, rollout_revision_id, outcome,
-                                           metric, bucket, currency, n, total)
-        SELECT -1::smallint, start, task_type, ai_model, rollout_revision_id, outcome, metric, bucket, currency,
-               n, total
-        FROM hourly
-        UNION ALL
-        SELECT g.grain, timestamptz '1970-01-01 00:00:00+00' + make_interval(days => d.day - d.day % (1 << g.grain)),
-               d.task_type, d.ai_model, d.rollout_revision_id, d.outcome, d.metric, d.bucket, d.currency,
-               sum(d.n), sum(d.total)
-        FROM daily d CROSS JOIN generate_series(0, 5) AS g(grain)
-        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
-        ORDER BY 1, 2
-        ON CONFLICT (grain, start, rollout_revision_id, task_type, ai_model, outcome, metric, bucket, currency)
-        DO UPDATE SET n = r.n + EXCLUDED.n, total = r.total + EXCLUDED.total;
-        DELETE FROM duration_rollups WHERE grain = -1 AND start < now() - interval '4 days';
-    $$
-"""
+# moved samples), built from 0013's definition.
+_V0013 = revision_module(__file__, "0013_duration_rollups.py")
+_MOVED = "WITH moved AS (DELETE FROM task_duration_samples RETURNING *),\n"
+assert _V0013.FOLD.count(_MOVED) == 1 and "{" not in _V0013.FOLD
+FOLD_TEMPLATE = (_V0013.FOLD.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
+                 .replace(_MOVED, _MOVED + "{costs}"))
 
 COSTS_CTE = """             costs AS (
                 INSERT INTO cost_rollups AS c (day, task_type, ai_model, rollout_revision_id, idea_id, currency,
@@ -118,6 +81,13 @@ COSTS_CTE = """             costs AS (
 # Rows whose counts come back to zero stay (readers skip them): deleting them would
 # scan the table on every fold.
 FOLD = FOLD_TEMPLATE.format(costs=COSTS_CTE)
+
+# 0013's sample row, with the two columns the cost rollups need.
+_SAMPLE_END = "t.cost_minor, coalesce(t.currency, ''), n)::task_duration_samples"
+assert _V0013.TASK_SAMPLE.count(_SAMPLE_END) == 1
+TASK_SAMPLE = (_V0013.TASK_SAMPLE.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
+               .replace(_SAMPLE_END, "t.cost_minor, coalesce(t.currency, ''), n, t.idea_id, t.compute_cost_minor)"
+                                     "::task_duration_samples"))
 FOLD_0013 = FOLD_TEMPLATE.format(costs="")
 
 
@@ -254,19 +224,7 @@ def upgrade() -> None:
     op.execute("SELECT fsar_fold_duration_samples()")
     op.execute("ALTER TABLE execution_tasks ADD COLUMN compute_cost_minor bigint")
     op.execute("ALTER TABLE task_duration_samples ADD COLUMN idea_id text, ADD COLUMN compute_cost_minor bigint")
-    op.execute("""
-        CREATE OR REPLACE FUNCTION fsar_task_sample(t execution_tasks, n smallint) RETURNS task_duration_samples
-        LANGUAGE sql STABLE AS $$
-            SELECT ROW(t.finished_at, t.task_type, coalesce(t.ai_model, ''), coalesce(t.rollout_revision_id, 0),
-                       t.status,
-                       CASE WHEN t.started_at IS NOT NULL
-                            THEN greatest(0, extract(epoch FROM t.finished_at - t.started_at) * 1000)::float8 END,
-                       CASE WHEN t.started_at IS NOT NULL
-                            THEN greatest(0, extract(epoch FROM t.started_at - t.queued_at) * 1000)::float8 END,
-                       t.cost_minor, coalesce(t.currency, ''), n, t.idea_id, t.compute_cost_minor
-                   )::task_duration_samples
-        $$
-    """)
+    op.execute(TASK_SAMPLE)
     # The trigger also fires when the compute cost changes.
     op.execute("DROP TRIGGER execution_tasks_rollups_update ON execution_tasks")
     op.execute("""
@@ -327,18 +285,7 @@ def downgrade() -> None:
     # Restore 0013's fold (without the cost CTE) before the columns it reads go away.
     op.execute(FOLD_0013)
     op.execute("ALTER TABLE task_duration_samples DROP COLUMN compute_cost_minor, DROP COLUMN idea_id")
-    op.execute("""
-        CREATE OR REPLACE FUNCTION fsar_task_sample(t execution_tasks, n smallint) RETURNS task_duration_samples
-        LANGUAGE sql STABLE AS $$
-            SELECT ROW(t.finished_at, t.task_type, coalesce(t.ai_model, ''), coalesce(t.rollout_revision_id, 0),
-                       t.status,
-                       CASE WHEN t.started_at IS NOT NULL
-                            THEN greatest(0, extract(epoch FROM t.finished_at - t.started_at) * 1000)::float8 END,
-                       CASE WHEN t.started_at IS NOT NULL
-                            THEN greatest(0, extract(epoch FROM t.started_at - t.queued_at) * 1000)::float8 END,
-                       t.cost_minor, coalesce(t.currency, ''), n)::task_duration_samples
-        $$
-    """)
+    op.execute(_V0013.TASK_SAMPLE.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1))
     op.execute("ALTER TABLE execution_tasks DROP COLUMN compute_cost_minor")
     op.execute("DROP TRIGGER stripe_events_funnel ON stripe_events")
     op.execute("DROP FUNCTION fsar_stripe_event_funnel()")

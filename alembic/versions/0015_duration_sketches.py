@@ -36,10 +36,9 @@ Revision ID: 0015_duration_sketches
 Revises: 0014_roi
 """
 
-import importlib.util
-from pathlib import Path
-
 from alembic import op
+
+from fsar_tui.db.migrations import revision_module
 
 revision = "0015_duration_sketches"
 down_revision = "0014_roi"
@@ -55,10 +54,7 @@ TODAY = "(now() AT TIME ZONE 'UTC')::date"
 
 def _roi_revision():
     """0014's fold template (one definition of the fold's SQL, extended here)."""
-    spec = importlib.util.spec_from_file_location("fsar_0014_roi", Path(__file__).with_name("0014_roi.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return revision_module(__file__, "0014_roi.py")
 
 
 DIRTY_CTE = f"""             dirty AS (
@@ -78,8 +74,8 @@ def fold_sql() -> str:
     roi = _roi_revision()
     template = roi.FOLD_TEMPLATE.format(costs=roi.COSTS_CTE + DIRTY_CTE)
     body = template[template.index("AS $$") + len("AS $$"): template.rindex("$$")]
-    blocks = "        FROM daily d CROSS JOIN generate_series(0, 5) AS g(grain)\n"
-    assert blocks in body
+    blocks = "FROM daily d CROSS JOIN generate_series(0, 5) AS g(grain)\n"
+    assert body.count(blocks) == 1
     body = body.replace(blocks, blocks + f"        WHERE g.grain = 0 OR d.day - d.day % (1 << g.grain) + (1 << g.grain) <= {SKETCHED_DAY}\n")
     return f"""
     CREATE OR REPLACE FUNCTION fsar_fold_duration_samples() RETURNS void

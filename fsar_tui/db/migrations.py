@@ -77,6 +77,18 @@ def sqlalchemy_engine(dsn: str, raw: psycopg.Connection | None = None) -> Engine
     return create_engine("postgresql+psycopg://", creator=lambda: conn, poolclass=NullPool)
 
 
+
+def revision_module(here: str, filename: str):
+    """A sibling revision script as a module, for revisions that build on an earlier one's
+    SQL (scripts are loaded by path: alembic/versions is not a package)."""
+    import importlib.util
+
+    path = Path(here).with_name(filename)
+    spec = importlib.util.spec_from_file_location(f"fsar_revision_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 @dataclass
 class DbState:
     current: str | None
