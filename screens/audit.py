@@ -28,6 +28,7 @@ from fsar_tui.db.connect import UNAVAILABLE_ERRORS as DB_ERRORS
 from fsar_tui.domain.sanitize import safe_text
 from fsar_tui.domain.task_filter import FilterError, parse_window
 from fsar_tui.messages import ApplyFilter, DatabaseReady
+from fsar_tui.screens.reload_schedule import ReloadSchedule
 from fsar_tui.widgets.key_bar import KeyBar
 from fsar_tui.widgets.keyed_table import KeyedTable
 from fsar_tui.widgets.status_header import StatusHeader
@@ -72,9 +73,8 @@ class AuditScreen(Screen):
         self.rows: list[tuple] = []
         self.broken_at: int | None = None
         self.verified_at = None
-        self.last_refresh = self.last_verify = 0.0
-        self.dirty = True
-        self.worker = None
+        self.schedule = ReloadSchedule(every=REFRESH_S)
+        self.last_verify = 0.0
 
     def compose(self) -> ComposeResult:
         yield StatusHeader()
@@ -92,13 +92,10 @@ class AuditScreen(Screen):
         self.tick()
 
     def tick(self) -> None:
-        due = self.dirty or time.monotonic() - self.last_refresh > REFRESH_S
-        busy = self.worker is not None and self.worker.is_running
-        if due and self.app.pool is not None and not busy:
-            self.worker = self.reload()
+        self.schedule.tick(self.app.pool is not None, self.reload)
 
     def on_database_ready(self, message: DatabaseReady) -> None:
-        self.dirty = True
+        self.schedule.mark()
         self.tick()
 
     def on_apply_filter(self, message: ApplyFilter) -> None:
@@ -109,12 +106,11 @@ class AuditScreen(Screen):
             self.notify(str(exc), title="filter not changed", severity="error")
             return
         self.filter_text = message.text.strip()
-        self.dirty = True
+        self.schedule.mark()
         self.tick()
 
     @work(exclusive=True, group="audit-log")
     async def reload(self) -> None:
-        self.dirty = False
         verify = time.monotonic() - self.last_verify > VERIFY_EVERY_S
         try:
             async with self.app.pool.connection() as conn:
@@ -125,7 +121,7 @@ class AuditScreen(Screen):
             self.app.db_unreachable(exc)
             return
         self.app.db_reachable()
-        self.last_refresh = time.monotonic()
+        self.schedule.done()
         if verify:
             self.last_verify, self.verified_at = time.monotonic(), clock.now()
         self.rows = rows
@@ -151,7 +147,8 @@ class AuditScreen(Screen):
         self.query_one("#log-status", TextPanel).show(status)
 
     def action_clear_filter(self) -> None:
-        self.filters, self.filter_text, self.dirty = {}, "", True
+        self.filters, self.filter_text = {}, ""
+        self.schedule.mark()
         self.tick()
 
     def action_cursor_down(self) -> None:

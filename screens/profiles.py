@@ -21,7 +21,6 @@ now works: `:profiles 36h`); revisions are shown by their id.
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 from rich.text import Text
@@ -41,6 +40,7 @@ from fsar_tui.domain.formatting import duration
 from fsar_tui.domain.sanitize import safe_text
 from fsar_tui.domain.task_filter import FilterError, format_duration, parse_window
 from fsar_tui.messages import ApplyFilter, DatabaseReady, LiveBatch
+from fsar_tui.screens.reload_schedule import ReloadSchedule
 from fsar_tui.widgets.key_bar import KeyBar
 from fsar_tui.widgets.keyed_table import KeyedTable
 from fsar_tui.widgets.status_header import StatusHeader
@@ -127,10 +127,8 @@ class ProfilesScreen(Screen):
         self.profiles: list[profiles.Profile] = []
         self.before: dict[tuple, profiles.Profile] = {}
         self.daily_p90: list[tuple[str, float | None]] = []
-        self.dirty = True
-        self.last_refresh = 0.0
+        self.schedule = ReloadSchedule(every=10)
         self.refreshed_at = None
-        self.worker = None
 
     def compose(self) -> ComposeResult:
         yield StatusHeader()
@@ -150,21 +148,17 @@ class ProfilesScreen(Screen):
     # -- data -------------------------------------------------------------------------
 
     def tick(self) -> None:
-        due = self.dirty or time.monotonic() - self.last_refresh > 10
-        busy = self.worker is not None and self.worker.is_running
-        if due and self.app.pool is not None and not busy:
-            self.worker = self.reload()
+        self.schedule.tick(self.app.pool is not None, self.reload)
 
     def on_database_ready(self, message: DatabaseReady) -> None:
-        self.dirty = True
-        self.tick()
+        self.request()
 
     def on_live_batch(self, message: LiveBatch) -> None:
         # Only finishes move a profile; other transitions leave it as it is.
         if message.batch.resync or any(t.to_status in ("succeeded", "failed", "cancelled")
                                        or t.from_status in ("succeeded", "failed", "cancelled")
                                        for t in message.batch.tasks):
-            self.dirty = True
+            self.schedule.mark()
 
     def on_apply_filter(self, message: ApplyFilter) -> None:
         """`:profiles 24h` — the command line's argument is the window here."""
@@ -176,12 +170,11 @@ class ProfilesScreen(Screen):
         self.request()
 
     def request(self) -> None:
-        self.dirty = True
+        self.schedule.mark()
         self.tick()
 
     @work(exclusive=True, group="profiles-refresh")
     async def reload(self) -> None:
-        self.dirty = False
         now = clock.now()
         window = timedelta(seconds=self.window_s)
         try:
@@ -197,7 +190,7 @@ class ProfilesScreen(Screen):
             self.app.db_unreachable(exc)
             return
         self.app.db_reachable()
-        self.last_refresh = time.monotonic()
+        self.schedule.done()
         self.refreshed_at = now
         self.profiles = found
         self.before = {p.key: p for p in before}

@@ -22,7 +22,6 @@ own worker every 30 s and when the window changes, never holding up the figures.
 
 from __future__ import annotations
 
-import time
 
 from rich.text import Text
 from textual import work
@@ -42,6 +41,7 @@ from fsar_tui.domain.sanitize import safe_text
 from fsar_tui.domain.task_filter import FilterError, parse_window
 from fsar_tui.messages import ApplyFilter, DatabaseReady, LiveBatch
 from fsar_tui.roi_report import breakdown_rows
+from fsar_tui.screens.reload_schedule import ReloadSchedule
 from fsar_tui.widgets.key_bar import KeyBar
 from fsar_tui.widgets.keyed_table import KeyedTable
 from fsar_tui.widgets.status_header import StatusHeader
@@ -144,13 +144,9 @@ class RoiScreen(Screen):
         self.by = "type"
         self.data: roi_queries.RoiData | None = None
         self.flags: list = []
-        self.dirty = True
-        self.last_refresh = 0.0
+        self.schedule = ReloadSchedule(every=15)
+        self.flags_schedule = ReloadSchedule(every=FLAGS_EVERY_S)
         self.refreshed_at = None
-        self.worker = None
-        self.flags_worker = None
-        self.flags_due = True
-        self.last_flags = 0.0
         self.flags_at = None
 
     def compose(self) -> ComposeResult:
@@ -173,14 +169,9 @@ class RoiScreen(Screen):
     # -- data -------------------------------------------------------------------------
 
     def tick(self) -> None:
-        due = self.dirty or time.monotonic() - self.last_refresh > 15
-        busy = self.worker is not None and self.worker.is_running
-        if due and self.app.pool is not None and not busy:
-            self.worker = self.reload()
-        flags_due = self.flags_due or time.monotonic() - self.last_flags > FLAGS_EVERY_S
-        flags_busy = self.flags_worker is not None and self.flags_worker.is_running
-        if flags_due and self.app.pool is not None and not flags_busy:
-            self.flags_worker = self.reload_flags()
+        ready = self.app.pool is not None
+        self.schedule.tick(ready, self.reload)
+        self.flags_schedule.tick(ready, self.reload_flags)
 
     def on_database_ready(self, message: DatabaseReady) -> None:
         self.request()
@@ -188,7 +179,7 @@ class RoiScreen(Screen):
     def on_live_batch(self, message: LiveBatch) -> None:
         if message.batch.resync or any(t.to_status in TERMINAL or t.from_status in TERMINAL
                                        for t in message.batch.tasks):
-            self.dirty = True
+            self.schedule.mark()
 
     def on_apply_filter(self, message: ApplyFilter) -> None:
         """`:roi 14d` — the command line's argument is the window (whole days) here."""
@@ -200,13 +191,12 @@ class RoiScreen(Screen):
         self.request()
 
     def request(self) -> None:
-        self.dirty = True
-        self.flags_due = True
+        self.schedule.mark()
+        self.flags_schedule.mark()
         self.tick()
 
     @work(exclusive=True, group="roi-refresh")
     async def reload(self) -> None:
-        self.dirty = False
         first, last = roi_queries.window_days(self.days, clock.now().date())
         try:
             async with self.app.pool.connection() as conn:
@@ -215,7 +205,7 @@ class RoiScreen(Screen):
             self.app.db_unreachable(exc)
             return
         self.app.db_reachable()
-        self.last_refresh = time.monotonic()
+        self.schedule.done()
         self.refreshed_at = clock.now()
         self.data = data
         try:
@@ -225,14 +215,13 @@ class RoiScreen(Screen):
 
     @work(exclusive=True, group="roi-flags")
     async def reload_flags(self) -> None:
-        self.flags_due = False
         first, last = roi_queries.window_days(self.days, clock.now().date())
         try:
             async with self.app.pool.connection() as conn:
                 flags = await fraud_queries.fraud_flags(conn, *roi_queries.day_bounds(first, last))
         except DB_ERRORS:
             return  # the figures' worker reports the outage
-        self.last_flags = time.monotonic()
+        self.flags_schedule.done()
         self.flags_at = clock.now()
         self.flags = flags
         try:

@@ -43,7 +43,7 @@ async def test_the_action_log_lists_filters_and_shows_the_chain_state(db_dsn):
         # A superuser's edit with the trigger disabled: the next chain check says so.
         as_superuser_without_trigger(db_dsn, "UPDATE operator_actions SET reason = 'x' WHERE seq = 3")
         app.screen.last_verify = 0.0
-        app.screen.dirty = True
+        app.screen.schedule.mark()
         assert await until(pilot, lambda: "CHAIN BROKEN at seq 3" in status(app))
 
 
