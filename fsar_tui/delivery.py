@@ -44,11 +44,11 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from fsar_tui.dsn import mask_uri
 from fsar_tui.errors import CheckFailed, UsageError
 
 MASK = "***"
 
-_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 # Query parameters whose values are credentials (webhook tokens, signatures, keys).
 _SECRET_QUERY = re.compile(
     r"(?i)([?&](?:password|passwd|pass|pwd|secret|token|access_token|api_key|apikey|key|sig|signature)=)[^&#]*")
@@ -84,17 +84,8 @@ def mask_url(url: str | None) -> str:
     """
     if not url:
         return ""
-    scheme = _SCHEME.match(url)
-    if scheme is None:
-        return url
-    rest = url[scheme.end():]
-    userinfo, at, hostpart = rest.rpartition("@")
-    if not at:
-        userinfo, hostpart = "", rest
-    elif ":" in userinfo:
-        userinfo = f"{userinfo.split(':', 1)[0]}:{MASK}"
-    hostpart = _SECRET_QUERY.sub(lambda q: q.group(1) + MASK, hostpart)
-    return f"{scheme.group(0)}{userinfo}{at}{hostpart}"
+    masked = mask_uri(url, secret_query=_SECRET_QUERY, mask=MASK)
+    return url if masked is None else masked
 
 
 def parse_smtp_url(url: str) -> SmtpTarget:

@@ -32,16 +32,24 @@ def mask_dsn(dsn: str | None) -> str:
     """Return `dsn` with every password replaced by ****; keeps the DSN's shape."""
     if not dsn:
         return ""
-    scheme = _URI_SCHEME.match(dsn)
+    masked = mask_uri(dsn)
+    return _KV_PASSWORD.sub(lambda k: k.group(1) + MASK, dsn) if masked is None else masked
+
+
+def mask_uri(uri: str, *, secret_query: re.Pattern = _URI_QUERY_PASSWORD, mask: str = MASK) -> str | None:
+    """`scheme://user:password@host…?password=…` with the password in the user info and
+    the query parameters `secret_query` matches replaced by `mask`; None when `uri` has
+    no scheme (the delivery URLs of fsar_tui/delivery.py share this rule)."""
+    scheme = _URI_SCHEME.match(uri)
     if scheme is None:
-        return _KV_PASSWORD.sub(lambda k: k.group(1) + MASK, dsn)
-    rest = dsn[scheme.end():]
+        return None
+    rest = uri[scheme.end():]
     userinfo, at, hostpart = rest.rpartition("@")
     if not at:
         userinfo, hostpart = "", rest
     elif ":" in userinfo:
-        userinfo = f"{userinfo.split(':', 1)[0]}:{MASK}"
-    hostpart = _URI_QUERY_PASSWORD.sub(lambda q: q.group(1) + MASK, hostpart)
+        userinfo = f"{userinfo.split(':', 1)[0]}:{mask}"
+    hostpart = secret_query.sub(lambda q: q.group(1) + mask, hostpart)
     return f"{scheme.group(0)}{userinfo}{at}{hostpart}"
 
 
