@@ -46,7 +46,8 @@ depends_on = None
 
 
 # Module constants (not inline) because later revisions build on them: 0014 adds a
-# CTE to the fold and restores both on downgrade, 0015 extends the fold again.
+# CTE to the fold, two columns to the sample and the trigger, and restores all three on
+# downgrade; 0015 extends the fold again.
 FOLD = """
         CREATE FUNCTION fsar_fold_duration_samples() RETURNS void
         LANGUAGE sql AS $$
@@ -105,6 +106,15 @@ TASK_SAMPLE = """
                             THEN greatest(0, extract(epoch FROM t.started_at - t.queued_at) * 1000)::float8 END,
                        t.cost_minor, coalesce(t.currency, ''), n)::task_duration_samples
         $$
+    """
+
+ROLLUPS_UPDATE_TRIGGER = """
+        CREATE TRIGGER execution_tasks_rollups_update
+        AFTER UPDATE OF status, finished_at, started_at, queued_at, task_type, ai_model, rollout_revision_id,
+                        cost_minor, currency ON execution_tasks
+        FOR EACH ROW WHEN (OLD.status IN ('succeeded', 'failed', 'cancelled')
+                           OR NEW.status IN ('succeeded', 'failed', 'cancelled'))
+        EXECUTE FUNCTION fsar_task_rollups_changed()
     """
 
 
@@ -251,14 +261,7 @@ def upgrade() -> None:
         AFTER INSERT OR DELETE ON execution_tasks
         FOR EACH ROW EXECUTE FUNCTION fsar_task_rollups_changed()
     """)
-    op.execute("""
-        CREATE TRIGGER execution_tasks_rollups_update
-        AFTER UPDATE OF status, finished_at, started_at, queued_at, task_type, ai_model, rollout_revision_id,
-                        cost_minor, currency ON execution_tasks
-        FOR EACH ROW WHEN (OLD.status IN ('succeeded', 'failed', 'cancelled')
-                           OR NEW.status IN ('succeeded', 'failed', 'cancelled'))
-        EXECUTE FUNCTION fsar_task_rollups_changed()
-    """)
+    op.execute(ROLLUPS_UPDATE_TRIGGER)
 
 
 def downgrade() -> None:

@@ -90,6 +90,12 @@ TASK_SAMPLE = (_V0013.TASK_SAMPLE.replace("CREATE FUNCTION", "CREATE OR REPLACE 
                                      "::task_duration_samples"))
 FOLD_0013 = FOLD_TEMPLATE.format(costs="")
 
+# 0013's update trigger, also firing when the idea or the compute cost changes.
+_COLUMNS_END = "cost_minor, currency ON execution_tasks"
+assert _V0013.ROLLUPS_UPDATE_TRIGGER.count(_COLUMNS_END) == 1
+ROLLUPS_UPDATE_TRIGGER = _V0013.ROLLUPS_UPDATE_TRIGGER.replace(
+    _COLUMNS_END, "cost_minor, currency, idea_id, compute_cost_minor ON execution_tasks")
+
 
 def upgrade() -> None:
     op.execute("""
@@ -227,14 +233,7 @@ def upgrade() -> None:
     op.execute(TASK_SAMPLE)
     # The trigger also fires when the compute cost changes.
     op.execute("DROP TRIGGER execution_tasks_rollups_update ON execution_tasks")
-    op.execute("""
-        CREATE TRIGGER execution_tasks_rollups_update
-        AFTER UPDATE OF status, finished_at, started_at, queued_at, task_type, ai_model, rollout_revision_id,
-                        cost_minor, currency, idea_id, compute_cost_minor ON execution_tasks
-        FOR EACH ROW WHEN (OLD.status IN ('succeeded', 'failed', 'cancelled')
-                           OR NEW.status IN ('succeeded', 'failed', 'cancelled'))
-        EXECUTE FUNCTION fsar_task_rollups_changed()
-    """)
+    op.execute(ROLLUPS_UPDATE_TRIGGER)
     op.execute(FOLD)
     op.execute(f"""
         INSERT INTO cost_rollups (day, task_type, ai_model, rollout_revision_id, idea_id, currency,
@@ -274,14 +273,7 @@ def downgrade() -> None:
     op.execute("LOCK TABLE execution_tasks IN SHARE ROW EXCLUSIVE MODE")
     op.execute("SELECT fsar_fold_duration_samples()")
     op.execute("DROP TRIGGER execution_tasks_rollups_update ON execution_tasks")
-    op.execute("""
-        CREATE TRIGGER execution_tasks_rollups_update
-        AFTER UPDATE OF status, finished_at, started_at, queued_at, task_type, ai_model, rollout_revision_id,
-                        cost_minor, currency ON execution_tasks
-        FOR EACH ROW WHEN (OLD.status IN ('succeeded', 'failed', 'cancelled')
-                           OR NEW.status IN ('succeeded', 'failed', 'cancelled'))
-        EXECUTE FUNCTION fsar_task_rollups_changed()
-    """)
+    op.execute(_V0013.ROLLUPS_UPDATE_TRIGGER)
     # Restore 0013's fold (without the cost CTE) before the columns it reads go away.
     op.execute(FOLD_0013)
     op.execute("ALTER TABLE task_duration_samples DROP COLUMN compute_cost_minor, DROP COLUMN idea_id")
