@@ -41,6 +41,20 @@ def fresh_database(server_dsn: str):
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+@contextmanager
+def seeded_database(server_dsn: str, seed: int):
+    """A fresh database with 30 days of seeded history (1,000,000 tasks; BENCH_SCALE=small:
+    100,000), vacuumed and analysed: yields (dsn, tasks)."""
+    from fsar_tui.sim.seed import seed_history
+
+    n = 100_000 if SMALL else 1_000_000
+    with fresh_database(server_dsn) as dsn:
+        seed_history(dsn, days=30, tasks=n, seed=seed)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE")
+        yield dsn, n
+
+
 def percentile(values: list[float], p: float) -> float:
     if not values:
         return float("nan")

@@ -20,11 +20,10 @@ from datetime import datetime, timedelta, timezone
 
 import psycopg
 
-from bench.common import SMALL, fresh_database, median, print_table
+from bench.common import SMALL, fresh_database, median, print_table, seeded_database
 from fsar_tui.db import profiles as profile_queries
 from fsar_tui.db.connect import connect
 from fsar_tui.domain import rollup_windows
-from fsar_tui.sim.seed import seed_history
 
 EXACT_SQL = """
     SELECT task_type, coalesce(ai_model, ''), count(*),
@@ -98,11 +97,7 @@ def trigger_cost(server_dsn: str) -> list[list[object]]:
 
 
 def run(server_dsn: str) -> None:
-    n = 100_000 if SMALL else 1_000_000
-    with fresh_database(server_dsn) as dsn:
-        seed_history(dsn, days=30, tasks=n, seed=9)
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute("VACUUM ANALYZE")
+    with seeded_database(server_dsn, seed=9) as (dsn, n):
         counted, rows = measure(dsn)
     print_table(f"Duration profiles, 30-day window, type × model, {n:,} tasks seeded ({counted:,} runs in window)",
                 ["measure", "value", "ratio", "goal"], rows)

@@ -17,11 +17,10 @@ import time
 
 import psycopg
 
-from bench.common import SMALL, fresh_database, median, print_table
+from bench.common import median, print_table, seeded_database
 from fsar_tui.db import tasks
 from fsar_tui.db.connect import aconnect
 from fsar_tui.domain.task_filter import parse_filter
-from fsar_tui.sim.seed import seed_history
 
 
 async def timed(fn, repeat: int = 7) -> float:
@@ -123,11 +122,7 @@ def run(server_dsn: str) -> None:
     if existing:
         measure(existing)
         return
-    n = 100_000 if SMALL else 1_000_000
-    with fresh_database(server_dsn) as dsn:
-        seed_history(dsn, days=30, tasks=n, seed=9)
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute("VACUUM ANALYZE execution_tasks")
+    with seeded_database(server_dsn, seed=9) as (dsn, _):
         measure(dsn)
 
 

@@ -12,13 +12,11 @@ from __future__ import annotations
 import os
 import time
 
-import psycopg
 
-from bench.common import SMALL, fresh_database, median, print_table
+from bench.common import median, print_table, seeded_database
 from fsar_tui.db import fraud, roi as roi_queries
 from fsar_tui.db.connect import connect
 from fsar_tui.domain import roi
-from fsar_tui.sim.seed import seed_history
 
 
 def _timed(fn, repeat: int) -> tuple[float, object]:
@@ -69,11 +67,7 @@ def measure(dsn: str) -> tuple[str, list[list[object]]]:
 
 
 def run(server_dsn: str) -> None:
-    n = 100_000 if SMALL else 1_000_000
-    with fresh_database(server_dsn) as dsn:
-        seed_history(dsn, days=30, tasks=n, seed=11)
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute("VACUUM ANALYZE")
+    with seeded_database(server_dsn, seed=11) as (dsn, _):
         label, rows = measure(dsn)
     print_table(f"ROI, 30-day window, {label}", ["measure", "value", "ratio", "goal"], rows)
     existing = os.environ.get("BENCH_QUEUE_DSN")
