@@ -24,9 +24,8 @@ down_revision = "0009_operator_actions"
 branch_labels = None
 depends_on = None
 
-
-def upgrade() -> None:
-    op.execute("""
+# A module constant because 0016 rebuilds the view and restores this one on downgrade.
+BLOCKS_VIEW = """
         CREATE VIEW execution_blocks AS
         SELECT p.task_type, 'proposal'::text AS source, p.id AS ref,
                format('FSAR proposal %s (severity %s) blocks execution', p.id, p.severity) AS reason
@@ -38,7 +37,11 @@ def upgrade() -> None:
         FROM audit_gates g
         JOIN LATERAL (SELECT verdict, at FROM audit_runs WHERE gate_id = g.id ORDER BY at DESC, id DESC LIMIT 1) r ON true
         WHERE g.hard AND g.enabled AND r.verdict = 'fail'
-    """)
+"""
+
+
+def upgrade() -> None:
+    op.execute(BLOCKS_VIEW)
     op.execute("""
         CREATE VIEW active_rollout_revisions AS
         SELECT r.id AS rollout_id, r.target, r.kind, r.task_type, rr.id AS revision_id, rr.revision, rr.artifact

@@ -4,7 +4,7 @@ This is the integration contract of DESIGN.md §4 written down once; the simulat
 uses it and a real fleet can copy it.
 
 - Claim: one statement. `FOR UPDATE SKIP LOCKED` over the partial index of queued
-  tasks (priority, id), skipping types in `execution_blocks` and tasks whose retry
+  tasks (priority, id), skipping the types (and models) in `execution_blocks` and tasks whose retry
   backoff (`queued_at` in the future) has not elapsed; it sets the lease, bumps the
   attempt and stamps the active rollout revision for the task's type (its artifact
   may pin ai_model). Because blocks and rollouts are read inside the claim, a block
@@ -33,7 +33,8 @@ WITH next AS (
     WHERE t.status = 'queued'
       AND t.queued_at <= now()
       AND t.attempt < t.max_attempts
-      AND NOT EXISTS (SELECT 1 FROM execution_blocks b WHERE b.task_type IS NULL OR b.task_type = t.task_type)
+      AND NOT EXISTS (SELECT 1 FROM execution_blocks b WHERE (b.task_type IS NULL OR b.task_type = t.task_type)
+                                                        AND (b.ai_model IS NULL OR b.ai_model = t.ai_model))
     ORDER BY t.priority DESC, t.id
     LIMIT 1
     FOR UPDATE SKIP LOCKED

@@ -139,3 +139,20 @@ def build(rows: Iterable[tuple]) -> list[Profile]:
             else:
                 p.wait[bucket] = p.wait.get(bucket, 0) + n
     return sorted((p for p in profiles.values() if p.n), key=lambda p: p.key)
+
+
+def merge(parts: Iterable[Profile], key: tuple = ("*",)) -> Profile:
+    """One profile for several groups (an audit gate's scope): counts, histograms and
+    costs add up, so its percentiles are those of the union."""
+    out = Profile(key)
+    for p in parts:
+        out.succeeded += p.succeeded
+        out.failed += p.failed
+        out.cancelled += p.cancelled
+        out.run_total_ms += p.run_total_ms
+        for target, source in ((out.run, p.run), (out.wait, p.wait)):
+            for bucket, n in source.items():
+                target[bucket] = target.get(bucket, 0) + n
+        for currency, total in p.cost.items():
+            out.cost[currency] = out.cost.get(currency, 0.0) + total
+    return out

@@ -18,6 +18,7 @@ harmless number; a false negative prints a secret.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable
 
 REDACTED = "[REDACTED:{}]"
@@ -83,3 +84,13 @@ def redact(text: str) -> str:
     for _, rule in _RULES:
         text = rule(text)
     return text
+
+
+_TOKEN = re.compile(r"\[REDACTED:(\w+)\]")
+
+
+def findings(text: str) -> list[str]:
+    """The detector kinds that fire on `text` (empty: nothing to redact) — the
+    sensitive-results audit uses the same rules as the screens."""
+    new = Counter(_TOKEN.findall(redact(text))) - Counter(_TOKEN.findall(text))  # tokens already there are not findings
+    return sorted(new)

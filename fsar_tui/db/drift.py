@@ -1,0 +1,165 @@
+"""Drift alerts: leading indicators per type × model, hour by hour, through the change
+detector of domain/drift.py, kept in drift_alerts (revision 0007/0016).
+
+Indicators (per complete UTC hour, from the hour rollups — kept three days — so a pass
+costs a few hundred rows, not a scan of tasks):
+- failure_rate: failed / (succeeded + failed);
+- p90_run_time: the hour's p90 run time (ms), from its histogram (computed in SQL:
+  the first bucket where the running count reaches 90 %);
+- cost_per_task: model cost (minor units, the rollups' cost metric) per finished task.
+An hour with fewer than MIN_HOURLY finished tasks is a gap (None), not a zero.
+
+Alerts: a detector that fires opens an alert (state firing) or refreshes the open one
+(one open alert per indicator and scope, by a partial unique index), keeping its state
+if an operator acknowledged it. When the detector has judged the series and no longer
+fires, the open alert resolves by itself. Acknowledging needs a reason and goes to the
+operator log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from psycopg import AsyncConnection, Connection
+from psycopg.types.json import Jsonb
+
+from fsar_tui import clock
+from fsar_tui.domain import drift
+from fsar_tui.domain.histogram import bucket_value
+from fsar_tui.domain.rollup_windows import HOUR, floor_hour
+from fsar_tui.errors import CheckFailed, UsageError
+
+INDICATORS = ("failure_rate", "p90_run_time", "cost_per_task")
+MIN_HOURLY = 20
+HOURS = 66  # the hour rollups are kept three days; the newest hours are the watched ones
+
+HOURLY_SQL = """
+    WITH counts AS (
+        SELECT start, task_type, ai_model,
+               sum(n) FILTER (WHERE outcome = 'succeeded')::bigint AS ok,
+               sum(n) FILTER (WHERE outcome = 'failed')::bigint AS failed,
+               sum(n) FILTER (WHERE outcome IN ('succeeded', 'failed', 'cancelled'))::bigint AS finished,
+               sum(total) AS cost
+        FROM duration_rollups
+        WHERE grain = %(hour)s AND start >= %(first)s AND start < %(end)s AND rollout_revision_id = -1 AND metric = 2
+        GROUP BY 1, 2, 3),
+    run AS (
+        SELECT start, task_type, ai_model, bucket,
+               sum(n) OVER w AS running, sum(n) OVER (PARTITION BY start, task_type, ai_model) AS total
+        FROM (SELECT start, task_type, ai_model, bucket, sum(n) AS n FROM duration_rollups
+              WHERE grain = %(hour)s AND start >= %(first)s AND start < %(end)s AND rollout_revision_id = -1
+                AND metric = 0 AND outcome = '*'
+              GROUP BY 1, 2, 3, 4 HAVING sum(n) > 0) b
+        WINDOW w AS (PARTITION BY start, task_type, ai_model ORDER BY bucket)),
+    p90 AS (SELECT DISTINCT ON (start, task_type, ai_model) start, task_type, ai_model, bucket, total
+            FROM run WHERE running >= 0.9 * total ORDER BY start, task_type, ai_model, bucket)
+    SELECT c.start, c.task_type, c.ai_model, c.ok, c.failed, c.finished, c.cost, p.bucket, p.total
+    FROM counts c LEFT JOIN p90 p USING (start, task_type, ai_model)
+    ORDER BY c.task_type, c.ai_model, c.start"""
+
+
+@dataclass(frozen=True)
+class Signal:
+    indicator: str
+    task_type: str
+    ai_model: str
+    verdict: drift.DriftVerdict
+
+    @property
+    def scope(self) -> dict:
+        return {"task_type": self.task_type, "ai_model": self.ai_model}
+
+
+def hourly_series(rows: list[tuple], hours: list[datetime]) -> dict[tuple[str, str, str], list[float | None]]:
+    """(indicator, type, model) → one value per hour of `hours` (None: too few tasks)."""
+    index = {h: i for i, h in enumerate(hours)}
+    out: dict[tuple[str, str, str], list[float | None]] = {}
+    for start, task_type, model, ok, failed, finished, cost, p90_bucket, ran in rows:
+        if start not in index:
+            continue
+        values = {
+            "failure_rate": failed / (ok + failed) if (ok or 0) + (failed or 0) >= MIN_HOURLY else None,
+            "p90_run_time": bucket_value(p90_bucket) if p90_bucket is not None and ran >= MIN_HOURLY else None,
+            "cost_per_task": cost / finished if finished and finished >= MIN_HOURLY else None,
+        }
+        for indicator, value in values.items():
+            series = out.setdefault((indicator, task_type, model), [None] * len(hours))
+            series[index[start]] = value
+    return out
+
+
+def detect_all(conn: Connection, now: datetime | None = None,
+               params: drift.DriftParams = drift.DriftParams()) -> list[Signal]:
+    end = floor_hour(now or clock.now())  # complete hours only: the current one is still filling
+    hours = [end - timedelta(hours=HOURS - i) for i in range(HOURS)]
+    rows = conn.execute(HOURLY_SQL, {"hour": HOUR, "first": hours[0], "end": end}).fetchall()
+    return [Signal(indicator, task_type, model, drift.detect(series, params))
+            for (indicator, task_type, model), series in sorted(hourly_series(rows, hours).items())]
+
+
+def apply(conn: Connection, signals: list[Signal]) -> tuple[int, int]:
+    """Open or refresh alerts for firing signals, resolve open ones that stopped firing.
+    Returns (firing now, resolved now)."""
+    firing = resolved = 0
+    with conn.transaction():
+        for s in signals:
+            v = s.verdict
+            if v.insufficient:
+                continue  # no judgement: leave any open alert as it is
+            details = Jsonb({"direction": v.direction, "sigma": v.sigma, "alarms": len(v.alarms),
+                             "detector": "two-sided CUSUM on hourly values (domain/drift.py)"})
+            if v.firing:
+                firing += 1
+                conn.execute(
+                    """INSERT INTO drift_alerts (indicator, scope, baseline, current, details)
+                       VALUES (%s, %s, %s, %s, %s)
+                       ON CONFLICT (indicator, scope) WHERE state <> 'resolved'
+                       DO UPDATE SET baseline = EXCLUDED.baseline, current = EXCLUDED.current,
+                                     details = EXCLUDED.details""",
+                    (s.indicator, Jsonb(s.scope), v.baseline, v.current, details))
+            else:
+                cur = conn.execute(
+                    """UPDATE drift_alerts SET state = 'resolved', resolved_at = now(), current = %s
+                       WHERE indicator = %s AND scope = %s AND state <> 'resolved'""",
+                    (v.current, s.indicator, Jsonb(s.scope)))
+                resolved += cur.rowcount
+    return firing, resolved
+
+
+def ack(conn: Connection, alert_id: int, *, actor: str, reason: str) -> None:
+    if not reason.strip():
+        raise UsageError("a reason is required to acknowledge an alert")
+    with conn.transaction():
+        row = conn.execute("SELECT state, indicator, scope FROM drift_alerts WHERE id = %s FOR UPDATE",
+                           (alert_id,)).fetchone()
+        if row is None:
+            raise UsageError(f"no alert {alert_id}")
+        if row[0] != "firing":
+            raise CheckFailed(f"alert {alert_id} is {row[0]}, not firing: nothing to acknowledge")
+        conn.execute("UPDATE drift_alerts SET state = 'acked', acked_at = now(), acked_by = %s, ack_reason = %s "
+                     "WHERE id = %s", (actor, reason, alert_id))
+        conn.execute("INSERT INTO operator_actions (actor, action, target, reason, before, after) "
+                     "VALUES (%s, 'alert_ack', %s, %s, %s, %s)",
+                     (actor, f"alert:{alert_id}", reason, Jsonb({"state": "firing"}),
+                      Jsonb({"state": "acked", "indicator": row[1], "scope": row[2]})))
+
+
+OPEN_SQL = """
+    SELECT id, indicator, scope, state, baseline::float8, current::float8, opened_at, acked_by, ack_reason, details
+    FROM drift_alerts WHERE state <> 'resolved' ORDER BY state = 'acked', opened_at DESC LIMIT 200"""
+
+
+def open_alerts(conn: Connection) -> list[tuple]:
+    return conn.execute(OPEN_SQL).fetchall()
+
+
+async def open_alerts_async(conn: AsyncConnection) -> list[tuple]:
+    return await (await conn.execute(OPEN_SQL)).fetchall()
+
+
+async def alert_counts_async(conn: AsyncConnection) -> tuple[int, int]:
+    """(firing, acked) — the header's alert figure."""
+    cur = await conn.execute("SELECT count(*) FILTER (WHERE state = 'firing'), count(*) FILTER (WHERE state = 'acked') "
+                             "FROM drift_alerts WHERE state <> 'resolved'")
+    return await cur.fetchone()

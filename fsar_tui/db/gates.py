@@ -1,0 +1,366 @@
+"""Audit gates, measured and recorded: the SQL behind `fsar-tui audit run` and the app's
+scheduled evaluation (domain/gates.py judges).
+
+Where each metric comes from — chosen so that a run over 10 M tasks stays cheap:
+- failure_rate, p90_run_time, cost_per_success: the duration rollups (db/profiles, the
+  same reads as the Profiles screen), merged over the groups in scope;
+- roi: the ROI rollups (db/roi), over the whole UTC days that cover the window;
+- retry_rate (finished tasks that needed more than one attempt),
+  succeeded_without_result_rate (trust inflation: succeeded with an empty result, no
+  run time, no tokens, or no task_events trail to 'succeeded'), anomaly_count and
+  sensitive_results: the tasks finished in the window, read per (type, model) through
+  the analytic index (task_type, ai_model, finished_at) — windows are hours, so these
+  are thousands of rows, not millions. Tasks without a model (legacy rows) are not seen
+  by them;
+- anomaly_count: per type × model in the window, tasks whose log run time, log cost or
+  log tokens lie more than ANOMALY_Z robust z-scores (median / 1.4826·MAD) from the
+  group's median, for groups of at least ANOMALY_MIN_GROUP tasks. Logs because these
+  quantities are roughly log-normal: a plain z would flag the normal long tail;
+- sensitive_results: a cheap SQL prefilter, then the redaction policy's own detectors
+  (domain/redact.findings) on each candidate;
+- open_blocking_proposals: fsar_proposals;
+- broken_rollback_artifacts: every rollout target's rollback rehearsed
+  (db/rollouts.rehearse) — the warm-artifact check; the target names travel in details.
+A gate scoped to a rollout target measures the tasks stamped with its active revision.
+Each gate is measured in its own transaction: one that errors (a statement timeout)
+records 'error' and the others still run.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+
+import psycopg
+from psycopg import Connection
+from psycopg.types.json import Jsonb
+
+from fsar_tui import clock
+from fsar_tui.db import profiles as profile_reads
+from fsar_tui.db import rollouts
+from fsar_tui.db.roi import day_bounds, roi_data_sync
+from fsar_tui.domain import profiles as profile_math
+from fsar_tui.domain import roi as roi_math
+from fsar_tui.domain.gates import Gate, Measurement, Verdict, in_scope, judge
+from fsar_tui.domain.redact import findings
+from fsar_tui.errors import UsageError
+
+ANOMALY_Z = 6.0
+ANOMALY_MIN_GROUP = 30
+SENSITIVE_CANDIDATES = 5000  # results checked per run; more are reported as "at least"
+
+GATE_COLUMNS = """id, name, metric, scope, extract(epoch FROM time_window)::bigint, comparator, threshold::float8,
+                  hard, extract(epoch FROM baseline_window)::bigint, enabled, builtin, description"""
+
+
+def load_gates(conn: Connection, name: str | None = None, *, enabled_only: bool = True) -> list[Gate]:
+    rows = conn.execute(
+        f"""SELECT {GATE_COLUMNS} FROM audit_gates
+            WHERE (%(name)s::text IS NULL OR name = %(name)s) AND (enabled OR NOT %(enabled_only)s)
+            ORDER BY hard DESC, name""", {"name": name, "enabled_only": enabled_only}).fetchall()
+    if name is not None and not rows:
+        raise UsageError(f"no audit gate {name!r} (see `fsar-tui audit gates`)")
+    return [Gate(*row) for row in rows]
+
+
+# -- measuring ----------------------------------------------------------------------------
+
+def _active_revision(conn: Connection, target: str) -> int | None:
+    row = conn.execute("SELECT revision_id FROM active_rollout_revisions WHERE target = %s", (target,)).fetchone()
+    return row[0] if row else None
+
+
+def _scope_params(conn: Connection, gate: Gate) -> dict:
+    rollout = gate.scope.get("rollout")
+    revision = _active_revision(conn, rollout) if rollout else None
+    if rollout and revision is None:
+        raise UsageError(f"gate {gate.name}: no rollout target {rollout!r}")
+    return {"type": gate.scope.get("task_type"), "model": gate.scope.get("ai_model"), "revision": revision}
+
+
+def _profile(conn: Connection, gate: Gate, start: datetime, end: datetime, now: datetime) -> profile_math.Profile:
+    scope = _scope_params(conn, gate)
+    by = ("type", "model", "rollout") if scope["revision"] is not None else ("type", "model")
+    parts = [p for p in profile_reads.load_profiles_sync(conn, start, end, now, by)
+             if in_scope(gate.scope, p.key[0], p.key[1])
+             and (scope["revision"] is None or p.key[2] == scope["revision"])]
+    return profile_math.merge(parts)
+
+
+def _from_profile(metric: str, p: profile_math.Profile) -> Measurement:
+    if metric == "failure_rate":
+        return Measurement(p.failure_rate, p.succeeded + p.failed)
+    if metric == "p90_run_time":
+        return Measurement(p.p(0.9), p.samples)
+    cps = p.cost_per_success
+    return Measurement(None if cps is None else cps[0], p.succeeded,
+                       {} if cps is None else {"currency": cps[1]})
+
+
+def _roi(conn: Connection, gate: Gate, start: datetime, end: datetime) -> Measurement:
+    if gate.scope.get("ai_model") or gate.scope.get("rollout"):
+        raise UsageError(f"gate {gate.name}: roi is measured per task type only")
+    first, last = start.date(), (end - timedelta(microseconds=1)).date()
+    data = roi_data_sync(conn, first, last)
+    if gate.scope.get("task_type"):
+        rows = [f for label, f in roi_math.breakdown(data.costs, data.ledger, "type")
+                if label == gate.scope["task_type"]]
+    else:
+        rows = list(roi_math.summary(data.costs, data.ledger).values())
+    if not rows:
+        return Measurement(None, 0)
+    figures = max(rows, key=lambda f: f.ai_cost)  # the currency that carries the cost
+    lo, hi = day_bounds(first, last)
+    return Measurement(figures.roi_pct, figures.succeeded,
+                       {"currency": figures.currency, "days": f"{lo:%Y-%m-%d}..{hi:%Y-%m-%d}"})
+
+
+# The tasks finished in [start, end) of the groups in scope, through the analytic index;
+# the groups are the (type, model) pairs of the task counters (revision 0012) and their
+# deltas not folded yet.
+WINDOW_TASKS = """
+    groups AS (SELECT task_type, ai_model FROM (SELECT task_type, ai_model FROM task_counts
+                                                UNION SELECT task_type, ai_model FROM task_count_deltas) k
+               WHERE (%(type)s::text IS NULL OR task_type = %(type)s)
+                 AND (%(model)s::text IS NULL OR ai_model = %(model)s)),
+    w AS (SELECT t.* FROM groups g CROSS JOIN LATERAL (
+              SELECT * FROM execution_tasks t
+              WHERE t.task_type = g.task_type AND t.ai_model = g.ai_model
+                AND t.finished_at >= %(start)s AND t.finished_at < %(end)s) t
+          WHERE %(revision)s::bigint IS NULL OR t.rollout_revision_id = %(revision)s)"""
+
+RETRY_SQL = f"""
+    WITH {WINDOW_TASKS}
+    SELECT count(*) FILTER (WHERE attempt > 1), count(*) FROM w WHERE status IN ('succeeded', 'failed')"""
+
+EMPTY_RESULTS = "('null', '{}', '[]', '\"\"')"
+TRUST_SQL = f"""
+    WITH {WINDOW_TASKS},
+    s AS (SELECT w.id,
+                 w.result IS NULL OR w.result IN {EMPTY_RESULTS} AS empty_result,
+                 w.started_at IS NULL OR w.finished_at <= w.started_at AS zero_run_time,
+                 coalesce(w.input_tokens, 0) + coalesce(w.output_tokens, 0) = 0 AS zero_tokens,
+                 NOT EXISTS (SELECT 1 FROM task_events e WHERE e.task_id = w.id AND e.to_status = 'succeeded')
+                     AS no_event_trail
+          FROM w WHERE w.status = 'succeeded')
+    SELECT count(*) FILTER (WHERE empty_result OR zero_run_time OR zero_tokens OR no_event_trail),
+           count(*), count(*) FILTER (WHERE empty_result), count(*) FILTER (WHERE zero_run_time),
+           count(*) FILTER (WHERE zero_tokens), count(*) FILTER (WHERE no_event_trail),
+           (array_agg(id ORDER BY id) FILTER (WHERE empty_result OR zero_run_time OR zero_tokens OR no_event_trail))[1:10]
+    FROM s"""
+
+ANOMALY_SQL = f"""
+    WITH {WINDOW_TASKS},
+    x AS (SELECT w.id, w.task_type, w.ai_model, v.what, v.val
+          FROM w CROSS JOIN LATERAL (VALUES
+              ('run time', ln(greatest(extract(epoch FROM w.finished_at - w.started_at) * 1000, 1))),
+              ('cost', ln(coalesce(w.cost_minor, 0) + coalesce(w.compute_cost_minor, 0) + 1)),
+              ('tokens', ln(coalesce(w.input_tokens, 0) + coalesce(w.output_tokens, 0) + 1))) v(what, val)
+          WHERE w.status IN ('succeeded', 'failed') AND w.started_at IS NOT NULL),
+    med AS (SELECT task_type, ai_model, what, count(*) AS n,
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY val) AS m
+            FROM x GROUP BY 1, 2, 3),
+    mad AS (SELECT x.task_type, x.ai_model, x.what, med.m, med.n,
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(x.val - med.m)) * 1.4826 AS s
+            FROM x JOIN med USING (task_type, ai_model, what) GROUP BY 1, 2, 3, 4, 5),
+    outliers AS (SELECT x.id, x.task_type, x.ai_model, x.what, (x.val - mad.m) / mad.s AS z
+                 FROM x JOIN mad USING (task_type, ai_model, what)
+                 WHERE mad.n >= {ANOMALY_MIN_GROUP} AND mad.s > 0 AND abs(x.val - mad.m) / mad.s > {ANOMALY_Z})
+    SELECT (SELECT count(DISTINCT id) FROM outliers), (SELECT count(*) FROM w),
+           (SELECT coalesce(json_agg(o ORDER BY abs(o.z) DESC), '[]') FROM (SELECT * FROM outliers
+                                                                            ORDER BY abs(z) DESC LIMIT 10) o)"""
+
+# Cheap, deliberately loose: anything a detector could match has one of these.
+SENSITIVE_PREFILTER = r"@|[0-9][0-9 .()+-]{6,}[0-9]|sk[-_]|pk_|ghp_|xox|AKIA|[Bb]earer|[Tt]oken|[Kk]ey|[Ss]ecret"
+SENSITIVE_SQL = f"""
+    WITH {WINDOW_TASKS}
+    SELECT w.id, w.result::text FROM w
+    WHERE w.status = 'succeeded' AND w.result::text ~ %(prefilter)s
+    ORDER BY w.id LIMIT {SENSITIVE_CANDIDATES}"""
+
+
+def _window_params(conn: Connection, gate: Gate, start: datetime, end: datetime) -> dict:
+    return {**_scope_params(conn, gate), "start": start, "end": end}
+
+
+def _retry(conn, gate, start, end) -> Measurement:
+    retried, finished = conn.execute(RETRY_SQL, _window_params(conn, gate, start, end)).fetchone()
+    return Measurement(retried / finished if finished else None, finished, {"retried": retried})
+
+
+def _trust(conn, gate, start, end) -> Measurement:
+    bad, total, empty, zero_run, zero_tokens, no_trail, ids = conn.execute(
+        TRUST_SQL, _window_params(conn, gate, start, end)).fetchone()
+    return Measurement(bad / total if total else None, total,
+                       {"suspect": bad, "empty_result": empty, "zero_run_time": zero_run, "zero_tokens": zero_tokens,
+                        "no_event_trail": no_trail, "task_ids": ids or []})
+
+
+def _anomalies(conn, gate, start, end) -> Measurement:
+    count, total, top = conn.execute(ANOMALY_SQL, _window_params(conn, gate, start, end)).fetchone()
+    return Measurement(count, total, {"z_threshold": ANOMALY_Z, "top": top})
+
+
+def _sensitive(conn, gate, start, end) -> Measurement:
+    rows = conn.execute(SENSITIVE_SQL, {**_window_params(conn, gate, start, end),
+                                        "prefilter": SENSITIVE_PREFILTER}).fetchall()
+    hits = [(task_id, kinds) for task_id, text in rows if (kinds := findings(text))]
+    details = {"task_ids": [t for t, _ in hits[:10]], "kinds": sorted({k for _, ks in hits for k in ks}),
+               "checked": len(rows)}
+    if len(rows) == SENSITIVE_CANDIDATES:
+        details["note"] = f"only the first {SENSITIVE_CANDIDATES} candidates were checked: at least this many"
+    return Measurement(len(hits), len(rows), details)
+
+
+def _open_blocking(conn, gate) -> Measurement:
+    ids = [r[0] for r in conn.execute(
+        """SELECT id FROM fsar_proposals
+           WHERE block_execution AND block_lifted_at IS NULL AND status IN ('new', 'accepted')
+             AND (%(type)s::text IS NULL OR task_type IS NULL OR task_type = %(type)s) ORDER BY id""",
+        {"type": gate.scope.get("task_type")}).fetchall()]
+    return Measurement(len(ids), len(ids), {"proposals": ids[:10]})
+
+
+def _broken_artifacts(conn) -> Measurement:
+    broken, checked = {}, 0
+    for target in rollouts.list_targets(conn):
+        if target.rollback_to is None and target.problem == "no earlier revision":
+            continue
+        checked += 1
+        problem = rollouts.rehearse(conn, target)
+        if problem is not None:
+            broken[target.target] = problem
+    return Measurement(len(broken), checked, {"broken": broken})
+
+
+def measure(conn: Connection, gate: Gate, start: datetime, end: datetime, now: datetime) -> Measurement:
+    metric = gate.metric
+    if metric in ("failure_rate", "p90_run_time", "cost_per_success"):
+        return _from_profile(metric, _profile(conn, gate, start, end, now))
+    if metric == "roi":
+        return _roi(conn, gate, start, end)
+    if metric == "retry_rate":
+        return _retry(conn, gate, start, end)
+    if metric == "succeeded_without_result_rate":
+        return _trust(conn, gate, start, end)
+    if metric == "anomaly_count":
+        return _anomalies(conn, gate, start, end)
+    if metric == "sensitive_results":
+        return _sensitive(conn, gate, start, end)
+    if metric == "open_blocking_proposals":
+        return _open_blocking(conn, gate)
+    if metric == "broken_rollback_artifacts":
+        return _broken_artifacts(conn)
+    raise UsageError(f"gate {gate.name}: unknown metric {metric!r}")
+
+
+def evaluate(conn: Connection, gate: Gate, now: datetime) -> Verdict:
+    """Measure the window (and the baseline window just before it) and judge."""
+    window = timedelta(seconds=gate.window_s)
+    current = measure(conn, gate, now - window, now, now)
+    baseline = None
+    if gate.baseline_window_s:
+        start = now - window - timedelta(seconds=gate.baseline_window_s)
+        baseline = measure(conn, gate, start, now - window, now)
+    return judge(gate, current, baseline)
+
+
+def _jsonable(details: dict) -> dict:
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in details.items()}
+
+
+def record(conn: Connection, gate: Gate, verdict: Verdict) -> None:
+    conn.execute(
+        "INSERT INTO audit_runs (gate_id, value, baseline, verdict, sample_size, details) VALUES (%s, %s, %s, %s, %s, %s)",
+        (gate.id, verdict.value, verdict.baseline, verdict.verdict, verdict.sample_size,
+         Jsonb(_jsonable({**verdict.details, "measured": verdict.measured, "condition": gate.condition}))))
+
+
+def run_gates(conn: Connection, name: str | None = None, now: datetime | None = None) -> list[tuple[Gate, Verdict]]:
+    """Evaluate the enabled gates (or the one named) and record a verdict for each.
+    `conn` must be in autocommit: each gate is its own transaction."""
+    now = now or clock.now()
+    out = []
+    for gate in load_gates(conn, name, enabled_only=name is None):
+        try:
+            with conn.transaction():
+                verdict = evaluate(conn, gate, now)
+        except psycopg.Error as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            verdict = Verdict("error", None, None, None, 0, {"why": first})
+        except UsageError as exc:
+            verdict = Verdict("error", None, None, None, 0, {"why": exc.message})
+        with conn.transaction():
+            record(conn, gate, verdict)
+        out.append((gate, verdict))
+    return out
+
+
+# -- operator changes -------------------------------------------------------------------
+
+def _log(conn: Connection, actor: str, action: str, target: str, reason: str, before, after) -> None:
+    conn.execute("INSERT INTO operator_actions (actor, action, target, reason, before, after) "
+                 "VALUES (%s, %s, %s, %s, %s, %s)", (actor, action, target, reason, Jsonb(before), Jsonb(after)))
+
+
+def override(conn: Connection, name: str, *, actor: str, reason: str, expires_at: datetime | None = None) -> None:
+    """Let a failing hard gate's scope run anyway until the gate next passes (or expires_at)."""
+    if not reason.strip():
+        raise UsageError("a reason is required to override a gate")
+    with conn.transaction():
+        row = conn.execute("SELECT id, hard FROM audit_gates WHERE name = %s FOR UPDATE", (name,)).fetchone()
+        if row is None:
+            raise UsageError(f"no audit gate {name!r}")
+        blocking = conn.execute("SELECT count(*) FROM execution_blocks WHERE source = 'gate' AND ref = %s",
+                                (name,)).fetchone()[0]
+        if not blocking:
+            raise UsageError(f"gate {name} is not blocking anything (not hard, not failing, or already overridden)")
+        conn.execute("INSERT INTO audit_gate_overrides (gate_id, actor, reason, expires_at) VALUES (%s, %s, %s, %s)",
+                     (row[0], actor, reason, expires_at))
+        _log(conn, actor, "gate_override", f"gate:{name}", reason, {"blocking": True},
+             {"blocking": False, "expires_at": expires_at.isoformat() if expires_at else None})
+
+
+def add_gate(conn: Connection, gate: Gate, *, actor: str, reason: str) -> None:
+    with conn.transaction():
+        if conn.execute("SELECT 1 FROM audit_gates WHERE name = %s", (gate.name,)).fetchone():
+            raise UsageError(f"gate {gate.name!r} exists: change it with `fsar-tui audit gate set`")
+        conn.execute(
+            """INSERT INTO audit_gates (name, metric, scope, time_window, comparator, threshold, hard, baseline_window,
+                                        description)
+               VALUES (%s, %s, %s, make_interval(secs => %s), %s, %s, %s,
+                       CASE WHEN %s::bigint IS NULL THEN NULL ELSE make_interval(secs => %s) END, %s)""",
+            (gate.name, gate.metric, Jsonb(gate.scope), gate.window_s, gate.comparator, gate.threshold, gate.hard,
+             gate.baseline_window_s, gate.baseline_window_s, gate.description))
+        _log(conn, actor, "gate_add", f"gate:{gate.name}", reason, None,
+             {"condition": gate.condition, "scope": gate.scope, "hard": gate.hard})
+
+
+def set_gate(conn: Connection, name: str, changes: dict, *, actor: str, reason: str) -> Gate:
+    """Change a gate's hard/enabled/comparator/threshold; returns it as it is now."""
+    allowed = {"hard", "enabled", "comparator", "threshold"}
+    if not changes or set(changes) - allowed:
+        raise UsageError("nothing to change: give --hard/--soft, --enable/--disable or --pass-if")
+    with conn.transaction():
+        before = load_gates(conn, name, enabled_only=False)[0]
+        sets = ", ".join(f"{column} = %({column})s" for column in changes)
+        conn.execute(f"UPDATE audit_gates SET {sets} WHERE name = %(name)s", {**changes, "name": name})
+        after = load_gates(conn, name, enabled_only=False)[0]
+        _log(conn, actor, "gate_change", f"gate:{name}", reason,
+             {k: getattr(before, k) for k in changes}, {k: getattr(after, k) for k in changes})
+    return after
+
+
+LATEST_SQL = f"""
+    SELECT g.name, g.metric, g.scope, g.comparator, g.threshold::float8, g.hard, g.enabled, g.builtin,
+           extract(epoch FROM g.time_window)::bigint, extract(epoch FROM g.baseline_window)::bigint,
+           r.verdict, r.value::float8, r.sample_size, r.at, r.details,
+           EXISTS (SELECT 1 FROM execution_blocks b WHERE b.source = 'gate' AND b.ref = g.name) AS blocking,
+           (SELECT o.actor || ': ' || o.reason FROM audit_gate_overrides o WHERE o.gate_id = g.id
+              AND (o.expires_at IS NULL OR o.expires_at > now())
+              AND o.at > coalesce((SELECT max(p.at) FROM audit_runs p WHERE p.gate_id = g.id AND p.verdict = 'pass'),
+                                  '-infinity')
+            ORDER BY o.at DESC LIMIT 1) AS override
+    FROM audit_gates g
+    LEFT JOIN LATERAL (SELECT * FROM audit_runs r WHERE r.gate_id = g.id ORDER BY r.at DESC, r.id DESC LIMIT 1) r ON true
+    ORDER BY g.hard DESC, (r.verdict = 'fail') DESC NULLS LAST, g.name"""
