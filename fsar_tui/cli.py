@@ -25,6 +25,8 @@ from fsar_tui.config import Settings, load_settings
 from fsar_tui.dsn import mask_dsn
 from fsar_tui.errors import EXIT_FAILED, EXIT_OK, CheckFailed, FsarError, UsageError
 
+from fsar_tui.domain.gates import METRICS as GATE_METRICS  # noqa: E402 (pure, cheap)
+
 EPILOG = "exit codes: 0 ok, 1 an operation or check failed, 2 usage or connection error"
 
 
@@ -206,6 +208,63 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--limit", type=int, default=100)
     listing.add_argument("--format", choices=("table", "json"), default="table")
     listing.set_defaults(handler=cmd_log_list)
+
+    audit = sub.add_parser("audit", parents=[common], epilog=EPILOG, help="audit gates")
+    audit_sub = audit.add_subparsers(dest="audit_command", parser_class=_Parser, metavar="SUBCOMMAND", required=True)
+    arun = audit_sub.add_parser(
+        "run", parents=[common], epilog=EPILOG, help="evaluate the gates (and drift); exit 1 if a hard gate fails",
+        description="Evaluate every enabled gate (or --gate NAME), record the verdicts, and run the drift detector. "
+                    "Exit 1 when a hard gate fails, or any evaluated gate with --gate or --strict.")
+    arun.add_argument("--gate", metavar="NAME", help="only this gate (exit 1 if it fails, hard or soft)")
+    arun.add_argument("--strict", action="store_true", help="exit 1 on soft failures too")
+    arun.add_argument("--format", choices=("table", "json"), default="table")
+    arun.set_defaults(handler=_audit_handler("run_audit"))
+    alist = audit_sub.add_parser("gates", parents=[common], epilog=EPILOG, help="gates and their latest verdicts")
+    alist.add_argument("--format", choices=("table", "json"), default="table")
+    alist.set_defaults(handler=_audit_handler("run_gates_list"))
+    agate = audit_sub.add_parser("gate", parents=[common], epilog=EPILOG, help="add or change a gate")
+    agate_sub = agate.add_subparsers(dest="gate_command", parser_class=_Parser, metavar="SUBCOMMAND", required=True)
+    gadd = agate_sub.add_parser("add", parents=[common], epilog=EPILOG, help="define a gate")
+    gadd.add_argument("name", metavar="NAME")
+    gadd.add_argument("--metric", required=True, choices=GATE_METRICS)
+    gadd.add_argument("--pass-if", required=True, metavar="COND", help="pass condition, e.g. '<= 0.2'")
+    gadd.add_argument("--window", required=True, help="window, e.g. 1h")
+    gadd.add_argument("--baseline", help="compare with this window before it, as a ratio (e.g. 7d)")
+    gadd.add_argument("--type", help="scope: task type")
+    gadd.add_argument("--model", help="scope: ai_model")
+    gadd.add_argument("--rollout", help="scope: rollout target (its active revision's tasks)")
+    gadd.add_argument("--hard", action="store_true", help="a failure blocks execution in the scope")
+    gadd.add_argument("--description")
+    gadd.add_argument("--reason", help="why (required; goes to the operator log)")
+    gadd.set_defaults(handler=_audit_handler("run_gate_add"))
+    gset = agate_sub.add_parser("set", parents=[common], epilog=EPILOG, help="change a gate")
+    gset.add_argument("name", metavar="NAME")
+    hard = gset.add_mutually_exclusive_group()
+    hard.add_argument("--hard", dest="hard", action="store_const", const=True)
+    hard.add_argument("--soft", dest="hard", action="store_const", const=False)
+    enabled = gset.add_mutually_exclusive_group()
+    enabled.add_argument("--enable", dest="enabled", action="store_const", const=True)
+    enabled.add_argument("--disable", dest="enabled", action="store_const", const=False)
+    gset.add_argument("--pass-if", metavar="COND")
+    gset.add_argument("--reason", help="why (required; goes to the operator log)")
+    gset.set_defaults(handler=_audit_handler("run_gate_set"))
+    aover = audit_sub.add_parser("override", parents=[common], epilog=EPILOG,
+                                 help="let a failing hard gate's scope run until the gate passes again")
+    aover.add_argument("name", metavar="NAME")
+    aover.add_argument("--reason", help="why (required; goes to the operator log)")
+    aover.add_argument("--for", dest="for_", metavar="DURATION", help="expire the override after this long (e.g. 4h)")
+    aover.set_defaults(handler=_audit_handler("run_override"))
+
+    alerts = sub.add_parser("alerts", parents=[common], epilog=EPILOG, help="drift alerts")
+    alerts_sub = alerts.add_subparsers(dest="alerts_command", parser_class=_Parser, metavar="SUBCOMMAND",
+                                       required=True)
+    al = alerts_sub.add_parser("list", parents=[common], epilog=EPILOG, help="open alerts (firing, acked)")
+    al.add_argument("--format", choices=("table", "json"), default="table")
+    al.set_defaults(handler=_audit_handler("run_alerts_list"))
+    aa = alerts_sub.add_parser("ack", parents=[common], epilog=EPILOG, help="acknowledge a firing alert")
+    aa.add_argument("id", type=int, metavar="ID")
+    aa.add_argument("--reason", help="why (required; goes to the operator log)")
+    aa.set_defaults(handler=_audit_handler("run_alerts_ack"))
 
     parser.set_defaults(handler=cmd_app)
     return parser
@@ -420,6 +479,15 @@ def cmd_log_list(args: argparse.Namespace, settings: Settings) -> int:
     from fsar_tui.action_log import run_log_list
 
     return run_log_list(args, lambda: resolve_dsn(settings), settings)
+
+
+def _audit_handler(name: str) -> Callable[[argparse.Namespace, Settings], int]:
+    """The `audit …`/`alerts …` subcommands: each runs fsar_tui.audit_commands.<name>."""
+    def handler(args: argparse.Namespace, settings: Settings) -> int:
+        from fsar_tui import audit_commands
+
+        return getattr(audit_commands, name)(args, lambda: resolve_dsn(settings), settings)
+    return handler
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:

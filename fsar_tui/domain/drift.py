@@ -24,22 +24,26 @@ serves rates, seconds and dollars.
 Parameters (DriftParams) and why:
 
 - monitor = 24, min_baseline = 24: a day is watched against everything older; fewer
-  than a day of baseline hours gives no verdict (``insufficient``) rather than a
-  guess.
+  than a day of baseline hours with a value gives no verdict (``insufficient``, never
+  firing) rather than a guess — so does any series shorter than monitor +
+  min_baseline. ``current`` is reported all the same.
 - k = 0.5: the usual allowance, tuned to shifts of about 1 sigma (2k); smaller
   wobbles drain away.
 - h = 8.0: the smallest threshold that keeps the false-positive rate within a 1 %
   budget (measured below; h = 7 gives 1.7 %, h = 7.7 exactly 1.0 %).
 - Z_CAP = 3.0 (a module constant, chosen with h): one hour can add at most
   Z_CAP − k = 2.5 to a sum, under a third of h, so a single outlier — however large
-  — cannot alarm from a resting sum, and from rest it takes four consecutive hours at
-  or beyond 3 sigma to alarm (3 × 2.5 = 7.5 ≤ h). One noisy hour is not a trend.
+  — cannot alarm from a resting sum, and from rest it takes at least four hours at or
+  beyond 3 sigma to alarm (3 × 2.5 = 7.5 ≤ h). One noisy hour is not a trend.
   A larger cap buys little detection and lets spikes finish sums the noise started
   (cap 4: 2-sigma detection 88 % instead of 85 %, but a +10 sigma spike adds an alarm to
   3.5 % of noisy series instead of 1.7 %, and the lognormal false-positive rate below
   rises from 7.4 % to 11 %).
-- hold = 6: an alarm keeps the verdict firing for the 6 hours from its own
-  (``firing`` = an alarm among the last ``hold`` points of the series).
+- hold = 7: an alarm keeps the verdict firing for the 7 hours from its own
+  (``firing`` = an alarm among the last ``hold`` points of the series). Seven, not six:
+  a persisting 2-sigma shift re-alarms every 5–6 hours after the sums restart, and a
+  6-hour hold aliases with that period (2-sigma detection 84.9 % with hold 6, 94.7 %
+  with hold 7; false positives are unchanged, they are counted over the whole window).
 - rel_floor = 0.05, abs_floor = 1e-9: sigma is at least 5 % of the baseline median
   and never 0, so a flat baseline (a failure rate stuck at 0, a fixed price) neither
   divides by zero nor turns a rounding-level change into an alert.
@@ -49,20 +53,20 @@ points, unit noise; re-measured by tests/test_drift.py):
 
 - stationary Gaussian noise: false-positive rate 0.8 % (8 of 1,000 series alarm
   anywhere in the monitored window; budget 1 %);
-- a +3 sigma step starting 12 points before the end: firing at the end in 99.5 %;
-- a +2 sigma step, same place: firing in 84.9 %. This misses the 90 % aimed for, and
-  no h reaches both with k = 0.5 and hold = 6: h = 7.0 gives 91.5 % but 1.7 % false
-  positives. The reason is timing: after an alarm the sums restart, a 2-sigma shift
-  needs about h / 1.5 ≈ 5–6 hours to alarm again, and that period aliases with the
-  6-hour hold window (with hold = 7 the same h = 8 gives 94.7 %);
+- a +3 sigma step starting 12 points before the end: firing at the end in 99.7 %;
+- a +2 sigma step, same place: firing in 94.7 % (goal 90 %; with hold = 6 it was 84.9 %,
+  and no h reached both goals: h = 7.0 gave 91.5 % but 1.7 % false positives);
 - a single +10 sigma spike at a random monitored hour (on the same noise): an alarm the
   noise alone did not raise in 1.7 % of series;
 - lognormal noise, exp(N(0, 0.5)) (sigma from the MAD, as always): false-positive
   rate 7.4 %; exp(N(0, 1)): 24 %. Skewed noise puts the long tail on one side of the
   median, and the upward sum climbs on it. The skewed indicators (p90 run time, cost
   per task) should therefore be passed as logarithms: log(x) of lognormal noise is
-  the Gaussian case above, 0.8 %. The failure rate is bounded and roughly symmetric
-  away from 0 and 1 and can be passed as it is.
+  the Gaussian case above, 0.8 %. In log units the 5 % relative floor becomes an
+  absolute one, so pass DriftParams(rel_floor=0.0, abs_floor=math.log(1.05)) with
+  them (rel_floor would otherwise scale with log(x) itself, i.e. with the unit). The
+  failure rate is bounded and roughly symmetric away from 0 and 1 and can be passed
+  as it is.
 """
 
 from __future__ import annotations
@@ -85,7 +89,7 @@ class DriftParams:
     min_baseline: int = 24  # fewer non-None baseline points -> no verdict (insufficient)
     k: float = 0.5          # CUSUM allowance, in baseline sigmas
     h: float = 8.0          # CUSUM decision threshold, in baseline sigmas (measured, see above)
-    hold: int = 6           # an alarm keeps the alert firing this many points; then it resolves by itself
+    hold: int = 7           # an alarm keeps the alert firing this many points; then it resolves by itself
     rel_floor: float = 0.05 # sigma is at least rel_floor * |baseline median| ...
     abs_floor: float = 1e-9 # ... and at least abs_floor (a constant baseline must not make sigma 0)
 

@@ -35,6 +35,7 @@ UNITS = {
     "anomaly_count": "tasks", "sensitive_results": "tasks", "open_blocking_proposals": "proposals",
     "broken_rollback_artifacts": "targets",
 }
+METRICS = tuple(UNITS)  # the CHECK of revision 0016 lists the same (tested)
 SCOPE_KEYS = ("task_type", "ai_model", "rollout")
 
 

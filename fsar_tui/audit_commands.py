@@ -1,0 +1,196 @@
+"""`fsar-tui audit …` and `fsar-tui alerts …`: audit gates and drift alerts, headless.
+
+audit run [--gate NAME] [--strict] [--format table|json]: evaluate the enabled gates (or
+    the one named), record a verdict for each, then (without --gate) run the drift
+    detector over every type × model and open/refresh/resolve alerts. Exit 1 when a hard
+    gate fails — or, with --gate or --strict, when any evaluated gate fails — for cron and
+    CI; inconclusive and soft failures are printed, not fatal, by default.
+audit gates [--format table|json]: every gate, its condition and its latest verdict.
+audit gate add NAME --metric M --pass-if '<= 0.2' --window 1h [--baseline 7d]
+    [--type T] [--model M] [--rollout TARGET] [--hard] --reason TEXT
+audit gate set NAME [--hard|--soft] [--enable|--disable] [--pass-if COND] --reason TEXT
+audit override NAME --reason TEXT [--for 4h]: let a failing hard gate's scope run until
+    the gate next passes (or the time given); recorded in the operator log.
+alerts list [--format table|json]; alerts ack ID --reason TEXT.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from argparse import Namespace
+from collections.abc import Callable
+from datetime import timedelta
+
+from fsar_tui.errors import EXIT_FAILED, EXIT_OK, UsageError
+
+
+def _connect(dsn_factory: Callable[[], str], settings):
+    from fsar_tui.db.connect import connect
+
+    return connect(dsn_factory(), autocommit=True, statement_timeout_ms=settings.statement_timeout_ms)
+
+
+def _reason(args: Namespace) -> str:
+    reason = (args.reason or "").strip()
+    if not reason:
+        raise UsageError("--reason is required: say why, it goes to the operator log")
+    return reason
+
+
+def _window(text: str | None, flag: str) -> int | None:
+    from fsar_tui.domain.task_filter import FilterError, parse_window
+
+    if text is None:
+        return None
+    try:
+        return parse_window(text)
+    except FilterError as exc:
+        raise UsageError(f"{flag}: {exc}") from None
+
+
+def _condition(text: str) -> tuple[str, float]:
+    from fsar_tui.domain.gates import parse_condition
+
+    try:
+        return parse_condition(text)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def run_audit(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
+    from fsar_tui.db import drift, gates
+    from fsar_tui.domain.gates import scope_label
+
+    with _connect(dsn_factory, settings) as conn:
+        results = gates.run_gates(conn, args.gate)
+        alerts = None
+        if args.gate is None:
+            signals = drift.detect_all(conn)
+            alerts = drift.apply(conn, signals)
+    failed = [g for g, v in results if v.verdict == "fail" and (g.hard or args.gate or args.strict)]
+    if args.format == "json":
+        print(json.dumps({
+            "gates": [{"name": g.name, "metric": g.metric, "scope": g.scope, "condition": g.condition, "hard": g.hard,
+                       "verdict": v.verdict, "value": v.value, "measured": v.measured, "baseline": v.baseline,
+                       "sample_size": v.sample_size, "details": v.details} for g, v in results],
+            "drift": None if alerts is None else {"firing": alerts[0], "resolved": alerts[1]},
+            "failed": [g.name for g in failed]}, indent=2, default=str))
+    else:
+        for g, v in results:
+            why = f" ({v.details['why']})" if "why" in v.details else ""
+            print(f"{v.verdict.upper():<12} {'HARD' if g.hard else 'soft'} {g.name:<34} {g.condition:<40} "
+                  f"value {_fmt(v.value)}  n={v.sample_size}  scope {scope_label(g.scope)}{why}")
+        if alerts is not None:
+            print(f"drift: {alerts[0]} alert(s) firing, {alerts[1]} resolved now")
+        if failed:
+            print(f"fsar-tui: {len(failed)} gate(s) failed: {', '.join(g.name for g in failed)}", file=sys.stderr)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def run_gates_list(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
+    from fsar_tui.db import gates
+    from fsar_tui.domain.gates import scope_label
+
+    with _connect(dsn_factory, settings) as conn:
+        rows = conn.execute(gates.LATEST_SQL).fetchall()
+    if args.format == "json":
+        keys = ("name", "metric", "scope", "comparator", "threshold", "hard", "enabled", "builtin", "window_s",
+                "baseline_window_s", "verdict", "value", "sample_size", "at", "details", "blocking", "override")
+        print(json.dumps([dict(zip(keys, r)) for r in rows], indent=2, default=str))
+        return EXIT_OK
+    for (name, metric, scope, comparator, threshold, hard, enabled, _builtin, _w, baseline_s, verdict, value, n, at,
+         _details, blocking, override) in rows:
+        state = (verdict or "never run").upper() + (" · BLOCKING" if blocking else "")
+        state += f" · overridden by {override}" if override else ""
+        rel = " × baseline" if baseline_s else ""
+        print(f"{name:<34} {'HARD' if hard else 'soft'}{'' if enabled else ' (disabled)'} "
+              f"{metric} {comparator} {threshold:g}{rel} · scope {scope_label(scope)} · {state} · value {_fmt(value)}")
+    return EXIT_OK
+
+
+def run_gate_add(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
+    from fsar_tui.db import gates
+    from fsar_tui.db.actions import os_user
+    from fsar_tui.domain.gates import Gate
+
+    reason = _reason(args)
+    comparator, threshold = _condition(args.pass_if)
+    scope = {k: v for k, v in (("task_type", args.type), ("ai_model", args.model), ("rollout", args.rollout)) if v}
+    gate = Gate(0, args.name, args.metric, scope, _window(args.window, "--window"), comparator, threshold, args.hard,
+                _window(args.baseline, "--baseline"), description=args.description or "")
+    with _connect(dsn_factory, settings) as conn:
+        gates.add_gate(conn, gate, actor=os_user(), reason=reason)
+    print(f"gate {gate.name} added: passes while {gate.condition} over {args.window} "
+          f"({'hard: a failure blocks execution in its scope' if gate.hard else 'soft'})")
+    return EXIT_OK
+
+
+def run_gate_set(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
+    from fsar_tui.db import gates
+    from fsar_tui.db.actions import os_user
+
+    reason = _reason(args)
+    changes: dict = {}
+    if args.hard is not None:
+        changes["hard"] = args.hard
+    if args.enabled is not None:
+        changes["enabled"] = args.enabled
+    if args.pass_if:
+        changes["comparator"], changes["threshold"] = _condition(args.pass_if)
+    with _connect(dsn_factory, settings) as conn:
+        gate = gates.set_gate(conn, args.name, changes, actor=os_user(), reason=reason)
+    print(f"gate {gate.name}: {gate.condition}, {'hard' if gate.hard else 'soft'}, "
+          f"{'enabled' if gate.enabled else 'disabled'}")
+    return EXIT_OK
+
+
+def run_override(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
+    from fsar_tui import clock
+    from fsar_tui.db import gates
+    from fsar_tui.db.actions import os_user
+
+    reason = _reason(args)
+    seconds = _window(args.for_, "--for")
+    until = clock.now() + timedelta(seconds=seconds) if seconds else None
+    with _connect(dsn_factory, settings) as conn:
+        gates.override(conn, args.name, actor=os_user(), reason=reason, expires_at=until)
+    print(f"gate {args.name} overridden until it passes again" + (f" or {until:%Y-%m-%d %H:%M %Z}" if until else ""))
+    return EXIT_OK
+
+
+def run_alerts_list(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
+    from fsar_tui.db import drift
+    from fsar_tui.domain.gates import scope_label
+
+    with _connect(dsn_factory, settings) as conn:
+        rows = drift.open_alerts(conn)
+    if args.format == "json":
+        keys = ("id", "indicator", "scope", "state", "baseline", "current", "opened_at", "acked_by", "ack_reason",
+                "details")
+        print(json.dumps([dict(zip(keys, r)) for r in rows], indent=2, default=str))
+        return EXIT_OK
+    for alert_id, indicator, scope, state, baseline, current, opened_at, acked_by, ack_reason, _ in rows:
+        ack = f" · acked by {acked_by}: {ack_reason}" if state == "acked" else ""
+        print(f"#{alert_id} {state.upper()} {indicator} {scope_label(scope)} since {opened_at:%Y-%m-%d %H:%M} · "
+              f"baseline {_fmt(baseline)} now {_fmt(current)}{ack}")
+    if not rows:
+        print("(no open alerts)")
+    return EXIT_OK
+
+
+def run_alerts_ack(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
+    from fsar_tui.db import drift
+    from fsar_tui.db.actions import os_user
+
+    reason = _reason(args)
+    with _connect(dsn_factory, settings) as conn:
+        drift.ack(conn, args.id, actor=os_user(), reason=reason)
+    print(f"alert {args.id} acknowledged")
+    return EXIT_OK
