@@ -2,7 +2,7 @@
 
 Screens are Textual modes (each keeps its own stack: `enter` on a task pushes the
 detail screen inside the queue mode, `esc` pops it): 1 Queue, 2 Profiles, 3 ROI,
-4 Audit & Rollback (so far the operator action log; the rest says it is a placeholder),
+4 Audit & Rollback (rollouts and rollback, gates, drift alerts, the operator log),
 5 Proposals (a placeholder that says so until its issue lands). Global keys: 1–5, `:` command mode, `?` help, ctrl+p palette, `q` quit; every
 binding has an id and `[keymap]` in config.toml remaps it.
 
@@ -34,13 +34,14 @@ from textual.app import App, ScreenStackError, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
+from fsar_tui.audit_schedule import CHECK_EVERY_S, CheckResult, scheduled_check
 from fsar_tui.config import Settings
 from fsar_tui.db.connect import open_pool
 from fsar_tui.db.server import aserver_facts
 from fsar_tui.dsn import mask_dsn
 from fsar_tui.errors import FsarError
 from fsar_tui.live.events import Presence
-from fsar_tui.messages import ApplyFilter, DatabaseReady, LiveBatch
+from fsar_tui.messages import ApplyFilter, AuditChecked, DatabaseReady, LiveBatch
 from fsar_tui.screens.command_line import CommandLine
 from fsar_tui.screens.help import HelpScreen
 from fsar_tui.screens.placeholder import PlaceholderScreen
@@ -104,7 +105,8 @@ class FsarApp(App):
         self.db_state = "connecting"
         self.fresh_at: float | None = None
         self.live_name = "-"
-        self.alerts = 0
+        self.alerts = (0, 0)  # open drift alerts: (firing, acked)
+        self.audit_check: CheckResult | None = None
         self.presence: dict[str, str] = {}
         self.live = None
         self.set_keymap(settings.keymap)
@@ -142,6 +144,10 @@ class FsarApp(App):
                 screen = self.active_screen()
                 if screen is not None:
                     screen.post_message(DatabaseReady())
+                self.set_interval(CHECK_EVERY_S, self.run_audit_check)
+                self.set_interval(15, self.read_alert_counts)
+                self.run_audit_check()
+                self.read_alert_counts()
             except FsarError as err:
                 self.db_state = f"unreachable: {err.message}"
                 self.update_headers()
@@ -163,6 +169,37 @@ class FsarApp(App):
             screen = self.active_screen()
             if screen is not None:
                 screen.post_message(LiveBatch(batch))
+
+    # -- audit: scheduled checks and the header's alert count ------------------------------
+
+    @work(thread=True, exclusive=True, group="audit-check")
+    def run_audit_check(self) -> None:
+        try:
+            result = scheduled_check(self.dsn, read_only=self.read_only,
+                                     statement_timeout_ms=self.settings.statement_timeout_ms)
+        except (FsarError, psycopg.Error):
+            return  # the header already says when the database is unreachable; next pass retries
+        self.call_from_thread(self.audit_checked, result)
+
+    def audit_checked(self, result: CheckResult) -> None:
+        self.audit_check = result
+        screen = self.active_screen()
+        if screen is not None:
+            screen.post_message(AuditChecked(result))
+        self.read_alert_counts()
+
+    @work(exclusive=True, group="alert-counts")
+    async def read_alert_counts(self) -> None:
+        from fsar_tui.db.drift import alert_counts_async
+
+        if self.pool is None:
+            return
+        try:
+            async with self.pool.connection() as conn:
+                self.alerts = tuple(await alert_counts_async(conn))
+        except (FsarError, psycopg.Error):
+            return
+        self.update_headers()
 
     async def on_unmount(self) -> None:
         if self.live is not None:

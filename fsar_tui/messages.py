@@ -25,3 +25,12 @@ class ApplyFilter(Message):
 
 class DatabaseReady(Message):
     """The pool is open: screens load at once instead of waiting for their next tick."""
+
+
+class AuditChecked(Message):
+    """The app's scheduled audit pass finished (audit_schedule.CheckResult): rollback
+    readiness, gate verdicts and alerts are fresh."""
+
+    def __init__(self, result) -> None:
+        super().__init__()
+        self.result = result

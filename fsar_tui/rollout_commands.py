@@ -66,7 +66,7 @@ def run_rollback(args: Namespace, dsn_factory: Callable[[], str], settings, stdi
     from fsar_tui.db import rollouts
     from fsar_tui.db.actions import os_user
     from fsar_tui.db.connect import connect
-    from fsar_tui.domain.rollouts import artifact_diff
+    from fsar_tui.domain.rollouts import preview_lines
     from fsar_tui.domain.sanitize import strip_controls
 
     reason = (args.reason or "").strip()
@@ -75,13 +75,8 @@ def run_rollback(args: Namespace, dsn_factory: Callable[[], str], settings, stdi
     stdin = stdin or sys.stdin
     with connect(dsn_factory(), statement_timeout_ms=settings.statement_timeout_ms) as conn:
         p = rollouts.preview(conn, args.target, args.to)
-        print(f"{p.target}: revision {p.active} (active) -> a new revision copying revision {p.to}")
-        for line in artifact_diff(p.current_artifact, p.chosen_artifact, f"revision {p.active} (active)",
-                                  f"revision {p.to}") or ["(artifacts are identical)"]:
-            print(f"  {strip_controls(line)}")
-        print(f"tasks of this type in flight: {p.in_flight}")
-        verdicts = ", ".join(f"{g}: {v or 'never run'}" for g, v, _ in p.last_verdicts) or "no gates in scope"
-        print(f"last gate verdicts: {verdicts}")
+        for line in preview_lines(p):
+            print(strip_controls(line))
         if args.dry_run:
             print("dry run: nothing changed")
             return EXIT_OK
@@ -95,11 +90,10 @@ def run_rollback(args: Namespace, dsn_factory: Callable[[], str], settings, stdi
         new = rollouts.rollback(conn, p.target, p.to, expected_active=p.active, actor=os_user(), reason=reason)
     print(f"{p.target}: revision {new} (a copy of {p.to}) is active")
     if settings.mqtt_url:
-        from fsar_tui.live.mqtt import publish_once
+        from fsar_tui.live.mqtt import announce_rollout
 
         try:
-            asyncio.run(publish_once(settings.mqtt_url, f"fsar/v1/control/rollouts/{p.target}",
-                                     {"target": p.target, "revision": new, "copy_of": p.to}, retain=True))
+            asyncio.run(announce_rollout(settings.mqtt_url, p.target, new, p.to))
         except Exception as exc:  # the database is the truth: workers also get NOTIFY and resync
             print(f"fsar-tui: rolled back, but the MQTT control message failed: {type(exc).__name__}", file=sys.stderr)
     return EXIT_OK

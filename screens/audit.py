@@ -1,16 +1,29 @@
-"""Screen 4, Audit & Rollback — so far only its operator action log; the rest is a
-placeholder that says so on screen (rollouts and rollback, audit gates, drift alerts:
-issue "audit and rollback").
+"""Screen 4, Audit & Rollback: rollout targets and their rollback, audit gates, drift
+alerts, and the operator action log.
 
-The log: every operator action by anyone, newest first (seq, time, OS user, database
-role, action, target, reason), filtered server-side with `:audit actor:ops action:retry
-target:task: since:24h`; `esc` clears the filter. The status line shows the database's
-own chain check (`fsar_operator_actions_verify()`, every 60 s) — the stronger check,
-against an anchor kept outside the database, is `fsar-tui log verify`. Re-read every 5 s.
+Four tables, top to bottom; `tab` moves between them, `j/k` move within one:
+- Rollouts: target, kind, task type, active revision, the revision a rollback goes to,
+  and readiness from the app's scheduled pass (audit_schedule: every rollback rehearsed
+  in a rolled-back transaction every minute) — "ready · verified 3 min ago" or the
+  failure in red. `R` on a target: dry-run preview (target revision, artifact diff,
+  tasks in flight, last gate verdicts), type the target's name, give a reason; one
+  transaction (db/rollouts.rollback), then the retained MQTT control message. Rolling
+  back a rollback is the roll-forward (the log records which). If someone else changed
+  the target first, nothing happens and the notification names who.
+- Gates: latest verdict per gate (FAIL + BLOCKING in red for a failing hard gate),
+  condition, scope, value, samples. `o` overrides a blocking gate with a reason (until
+  it passes again); `R` on a gate scoped to a rollout target offers that target's
+  rollback (the rollout that gate judges).
+- Alerts: open drift alerts; `a` acknowledges the highlighted one with a reason.
+- Log: every operator action, newest first; `:audit actor:… action:… target:… since:…`
+  filters it server-side, `esc` clears. Its status line shows the database's own chain
+  check (every 60 s); `fsar-tui log verify` is the stronger check, against an anchor.
+`e` runs the scheduled pass now. Read-only mode removes R, o and a.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import timedelta
 
@@ -20,21 +33,29 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.widgets import Static
 
 from fsar_tui import clock
-from fsar_tui.db import operator_log
+from fsar_tui.db import drift, gates, operator_log, rollouts
+from fsar_tui.db.actions import os_user
 from fsar_tui.db.connect import UNAVAILABLE_ERRORS as DB_ERRORS
+from fsar_tui.db.connect import connect
+from fsar_tui.domain.gates import scope_label
 from fsar_tui.domain.sanitize import safe_text
 from fsar_tui.domain.task_filter import FilterError, parse_window
-from fsar_tui.messages import ApplyFilter, DatabaseReady
+from fsar_tui.errors import FsarError
+from fsar_tui.messages import ApplyFilter, AuditChecked, DatabaseReady
 from fsar_tui.screens.reload_schedule import ReloadSchedule
+from fsar_tui.widgets.action_dialog import ActionDialog
 from fsar_tui.widgets.key_bar import KeyBar
 from fsar_tui.widgets.keyed_table import KeyedTable
+from fsar_tui.widgets.rollback_dialog import RollbackDialog
 from fsar_tui.widgets.status_header import StatusHeader
 from fsar_tui.widgets.text_panel import TextPanel
 
-COLUMNS = ("seq", "at (UTC)", "actor", "role", "action", "target", "reason")
+TARGET_COLUMNS = ("target", "kind", "type", "active", "rollback to", "readiness")
+GATE_COLUMNS = ("verdict", "gate", "condition", "scope", "value", "n", "at (UTC)")
+ALERT_COLUMNS = ("id", "state", "indicator", "scope", "baseline", "now", "since (UTC)")
+LOG_COLUMNS = ("seq", "at (UTC)", "actor", "role", "action", "target", "reason")
 FILTER_KEYS = ("actor", "action", "target", "since")
 REFRESH_S = 5
 VERIFY_EVERY_S = 60
@@ -54,13 +75,49 @@ def parse_log_filter(text: str) -> dict:
     return out
 
 
+def _num(value) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def readiness(target, check) -> Text:
+    """The readiness cell: from the latest scheduled pass (or not verified yet)."""
+    if target.rollback_to is None and target.problem == "no earlier revision":
+        return Text("nothing to roll back to", style="dim")
+    if check is None or target.target not in check.problems:
+        return Text("not verified yet", style="yellow")
+    problem = check.problems[target.target]
+    if problem is not None:
+        return Text(f"NOT READY: {problem}", style="bold red")
+    minutes = int((clock.now() - check.at).total_seconds() // 60)
+    how = "verified" if check.rehearsed else "hash checked (read-only: not rehearsed)"
+    return Text(f"ready · {how} {minutes} min ago", style="green")
+
+
+def verdict_cell(verdict, hard, blocking, override) -> Text:
+    if verdict is None:
+        return Text("never run", style="dim")
+    if blocking:
+        return Text("FAIL · BLOCKING", style="bold red")
+    if verdict == "fail":
+        return Text("fail · overridden" if override else ("FAIL" if hard else "fail (soft)"),
+                    style="yellow" if override or not hard else "bold red")
+    return Text(verdict, style={"pass": "green", "inconclusive": "dim", "error": "magenta"}.get(verdict, ""))
+
+
 class AuditScreen(Screen):
     DEFAULT_CSS = """
-    AuditScreen #placeholder { height: 3; padding: 0 1; color: $warning; border-bottom: solid $panel; }
-    AuditScreen #log-status { height: 1; padding: 0 1; background: $panel; }
-    AuditScreen #log { height: 1fr; }
+    AuditScreen .title { height: 1; padding: 0 1; background: $panel; }
+    AuditScreen #targets { height: 4; }
+    AuditScreen #gates { height: 6; }
+    AuditScreen #alerts { height: 3; }
+    AuditScreen #log { height: 1fr; min-height: 3; }
+    AuditScreen KeyedTable:focus { background-tint: $foreground 5%; }
     """
     BINDINGS = [
+        Binding("R", "rollback", "Rollback", id="audit.rollback"),
+        Binding("o", "override", "Override gate", id="audit.override"),
+        Binding("a", "ack", "Ack alert", id="audit.ack"),
+        Binding("e", "evaluate", "Check now", id="audit.evaluate"),
         Binding("escape", "clear_filter", "Clear filter", id="audit.clear"),
         Binding("j", "cursor_down", "Down", id="audit.down", show=False),
         Binding("k", "cursor_up", "Up", id="audit.up", show=False),
@@ -71,6 +128,8 @@ class AuditScreen(Screen):
         self.filter_text = ""
         self.filters: dict = {}
         self.rows: list[tuple] = []
+        self.gate_rows: list[tuple] = []
+        self.alert_rows: list[tuple] = []
         self.broken_at: int | None = None
         self.verified_at = None
         self.schedule = ReloadSchedule(every=REFRESH_S)
@@ -78,17 +137,22 @@ class AuditScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield StatusHeader()
-        yield Static(Text("PLACEHOLDER — rollouts and rollback, audit gates and drift alerts are not built yet "
-                          "(issue: audit and rollback). Below: the operator action log, which is real."),
-                     id="placeholder")
-        yield TextPanel(Text("operator log: loading…"), id="log-status")
-        yield KeyedTable(COLUMNS, id="log")
+        yield TextPanel(Text("rollouts: waiting for the first check…"), id="targets-status", classes="title")
+        yield KeyedTable(TARGET_COLUMNS, id="targets")
+        yield TextPanel(Text("audit gates: loading…"), id="gates-status", classes="title")
+        yield KeyedTable(GATE_COLUMNS, id="gates")
+        yield TextPanel(Text("drift alerts: loading…"), id="alerts-status", classes="title")
+        yield KeyedTable(ALERT_COLUMNS, id="alerts")
+        yield TextPanel(Text("operator log: loading…"), id="log-status", classes="title")
+        yield KeyedTable(LOG_COLUMNS, id="log")
         yield KeyBar()
 
     def on_mount(self) -> None:
         self.app.sync_header(self.query_one(StatusHeader))
-        self.set_focus(self.query_one(KeyedTable))
+        self.set_focus(self.query_one("#targets", KeyedTable))
         self.set_interval(1.0, self.tick)
+        self.set_interval(30.0, self.render_targets)  # "verified N min ago" ages
+        self.render_targets()
         self.tick()
 
     def tick(self) -> None:
@@ -96,6 +160,11 @@ class AuditScreen(Screen):
 
     def on_database_ready(self, message: DatabaseReady) -> None:
         self.schedule.mark()
+        self.tick()
+
+    def on_audit_checked(self, message: AuditChecked) -> None:
+        self.render_targets()
+        self.schedule.mark()  # new verdicts and alerts
         self.tick()
 
     def on_apply_filter(self, message: ApplyFilter) -> None:
@@ -109,12 +178,16 @@ class AuditScreen(Screen):
         self.schedule.mark()
         self.tick()
 
+    # -- reads --------------------------------------------------------------------------------
+
     @work(exclusive=True, group="audit-log")
     async def reload(self) -> None:
         verify = time.monotonic() - self.last_verify > VERIFY_EVERY_S
         try:
             async with self.app.pool.connection() as conn:
                 rows = await operator_log.list_actions_async(conn, limit=500, **self.filters)
+                gate_rows = await gates.latest_async(conn)
+                alert_rows = await drift.open_alerts_async(conn)
                 if verify:
                     self.broken_at = await operator_log.database_verdict_async(conn)
         except DB_ERRORS as exc:
@@ -124,15 +197,72 @@ class AuditScreen(Screen):
         self.schedule.done()
         if verify:
             self.last_verify, self.verified_at = time.monotonic(), clock.now()
-        self.rows = rows
+        self.rows, self.gate_rows, self.alert_rows = rows, gate_rows, alert_rows
         try:
+            self.render_gates()
+            self.render_alerts()
             self.render_log()
         except NoMatches:
             pass
 
+    # -- rendering ------------------------------------------------------------------------------
+
+    def render_targets(self) -> None:
+        check = self.app.audit_check
+        targets = check.targets if check else []
+        try:
+            self.query_one("#targets", KeyedTable).replace_rows([
+                (t.target, [safe_text(t.target), Text(t.kind), safe_text(t.task_type or "*"), Text(str(t.active)),
+                            Text("-" if t.rollback_to is None else str(t.rollback_to)), readiness(t, check)])
+                for t in targets])
+        except NoMatches:
+            return
+        status = Text(no_wrap=True, overflow="ellipsis")
+        if check is None:
+            status.append("rollouts: waiting for the first check…")
+        else:
+            broken = sum(1 for p in check.problems.values() if p)
+            status.append(f"rollouts · {len(targets)} target(s) · checked {check.at:%H:%M:%S} · ")
+            status.append(f"{broken} NOT READY" if broken else "every rollback ready",
+                          style="bold red" if broken else "green")
+            status.append(" · R rollback · e check now")
+        self.query_one("#targets-status", TextPanel).show(status)
+
+    def render_gates(self) -> None:
+        rows, failing = [], 0
+        for (name, metric, scope, comparator, threshold, hard, enabled, _builtin, _w, baseline_s, verdict, value, n, at,
+             _details, blocking, override) in self.gate_rows:
+            failing += bool(blocking)
+            rel = " ×base" if baseline_s else ""
+            rows.append((name, [verdict_cell(verdict, hard, blocking, override),
+                                safe_text(("" if hard else "~") + name + ("" if enabled else " (off)")),
+                                Text(f"{metric} {comparator} {threshold:g}{rel}"), safe_text(scope_label(scope)),
+                                Text(_num(value)), Text("-" if n is None else str(n)),
+                                Text("-" if at is None else f"{at:%m-%d %H:%M}")]))
+        self.query_one("#gates", KeyedTable).replace_rows(rows)
+        status = Text(no_wrap=True, overflow="ellipsis")
+        status.append(f"audit gates · {len(rows)} · ")
+        status.append(f"{failing} BLOCKING execution" if failing else "none blocking",
+                      style="bold red" if failing else "green")
+        status.append(" · o override · ~ soft")
+        self.query_one("#gates-status", TextPanel).show(status)
+
+    def render_alerts(self) -> None:
+        self.query_one("#alerts", KeyedTable).replace_rows([
+            (alert_id, [Text(str(alert_id)), Text(state.upper() if state == "firing" else state,
+                                                  style="bold red" if state == "firing" else "yellow"),
+                        Text(indicator), safe_text(scope_label(scope)), Text(_num(baseline)), Text(_num(current)),
+                        Text(f"{opened_at:%m-%d %H:%M}")])
+            for alert_id, indicator, scope, state, baseline, current, opened_at, _by, _why, _d in self.alert_rows])
+        firing = sum(1 for r in self.alert_rows if r[3] == "firing")
+        status = Text(no_wrap=True, overflow="ellipsis")
+        status.append(f"drift alerts · {len(self.alert_rows)} open · ")
+        status.append(f"{firing} firing" if firing else "none firing", style="bold red" if firing else "green")
+        status.append(" · a acknowledge")
+        self.query_one("#alerts-status", TextPanel).show(status)
+
     def render_log(self) -> None:
-        table = self.query_one(KeyedTable)
-        table.replace_rows([
+        self.query_one("#log", KeyedTable).replace_rows([
             (seq, [Text(str(seq)), Text(f"{at:%m-%d %H:%M:%S}"), safe_text(actor), safe_text(role),
                    safe_text(action), safe_text(target), safe_text(reason or "")])
             for seq, at, actor, role, action, target, reason in self.rows])
@@ -146,13 +276,140 @@ class AuditScreen(Screen):
                 status.append(f"CHAIN BROKEN at seq {self.broken_at} — run fsar-tui log verify", style="bold red")
         self.query_one("#log-status", TextPanel).show(status)
 
+    # -- actions ----------------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("rollback", "override", "ack") and self.app.read_only:
+            return False  # removed, not merely refused
+        return True
+
+    def focused_table(self) -> KeyedTable:
+        focused = self.focused
+        return focused if isinstance(focused, KeyedTable) else self.query_one("#targets", KeyedTable)
+
+    def _sync(self, fn, *args, **kwargs):
+        """Run a db/ function on a short-lived connection (in a thread: these are sync)."""
+        with connect(self.app.dsn, autocommit=True, statement_timeout_ms=self.app.settings.statement_timeout_ms) as conn:
+            return fn(conn, *args, **kwargs)
+
+    def action_rollback(self) -> None:
+        table = self.focused_table()
+        key = table.current_key
+        if table.id == "gates" and key is not None:
+            scope = next((r[2] for r in self.gate_rows if r[0] == key), {})
+            key = scope.get("rollout")
+            if key is None:
+                self.notify("this gate is not scoped to a rollout target: select a target above", severity="warning")
+                return
+        elif table.id != "targets":
+            self.notify("select a rollout target (or a gate scoped to one) to roll back", severity="warning")
+            return
+        if key is None:
+            self.notify("no rollout target selected", severity="warning")
+            return
+        self.roll_back(str(key))
+
+    @work(exclusive=True, group="audit-action")
+    async def roll_back(self, target: str) -> None:
+        try:
+            preview = await asyncio.to_thread(self._sync, rollouts.preview, target, None)
+        except FsarError as exc:
+            self.notify(exc.message, title="rollback", severity="error", timeout=10)
+            return
+        except DB_ERRORS as exc:
+            self.app.db_unreachable(exc)
+            return
+        reason = await self.app.push_screen_wait(RollbackDialog(preview, "rollback"))
+        if reason is None:
+            return
+        try:
+            new = await asyncio.to_thread(self._sync, rollouts.rollback, preview.target, preview.to,
+                                          expected_active=preview.active, actor=os_user(), reason=reason)
+        except FsarError as exc:  # Conflict names who won; ArtifactBroken says which revision
+            self.notify(exc.message, title="rollback refused", severity="error", timeout=15)
+            self.app.run_audit_check()
+            return
+        except DB_ERRORS as exc:
+            self.app.db_unreachable(exc)
+            return
+        message = f"{preview.target}: revision {new} (a copy of {preview.to}) is active"
+        if self.app.settings.mqtt_url:
+            from fsar_tui.live.mqtt import announce_rollout
+
+            try:
+                await announce_rollout(self.app.settings.mqtt_url, preview.target, new, preview.to)
+            except Exception as exc:  # the database is the truth: workers also get NOTIFY and resync
+                message += f" (MQTT control message failed: {type(exc).__name__})"
+        self.notify(message, title="rolled back", timeout=10)
+        self.app.run_audit_check()
+        self.schedule.mark()
+        self.tick()
+
+    def action_override(self) -> None:
+        table = self.query_one("#gates", KeyedTable)
+        if self.focused is not table or table.current_key is None:
+            self.notify("select a blocking gate (tab to the gates table)", severity="warning")
+            return
+        row = next((r for r in self.gate_rows if r[0] == table.current_key), None)
+        if row is None or not row[15]:
+            self.notify(f"gate {table.current_key} is not blocking anything", severity="warning")
+            return
+        self.override_gate(str(table.current_key))
+
+    @work(exclusive=True, group="audit-action")
+    async def override_gate(self, name: str) -> None:
+        reason = await self.app.push_screen_wait(
+            ActionDialog(f"Override hard gate {name}? Its scope runs again until the gate passes.", 1))
+        if reason is None:
+            return
+        try:
+            await asyncio.to_thread(self._sync, gates.override, name, actor=os_user(), reason=reason)
+        except FsarError as exc:
+            self.notify(exc.message, title="override refused", severity="error", timeout=10)
+            return
+        except DB_ERRORS as exc:
+            self.app.db_unreachable(exc)
+            return
+        self.notify(f"gate {name} overridden until it passes again", timeout=8)
+        self.schedule.mark()
+        self.tick()
+
+    def action_ack(self) -> None:
+        table = self.query_one("#alerts", KeyedTable)
+        if self.focused is not table or table.current_key is None:
+            self.notify("select a firing alert (tab to the alerts table)", severity="warning")
+            return
+        self.ack_alert(int(table.current_key))
+
+    @work(exclusive=True, group="audit-action")
+    async def ack_alert(self, alert_id: int) -> None:
+        reason = await self.app.push_screen_wait(ActionDialog(f"Acknowledge alert {alert_id}?", 1))
+        if reason is None:
+            return
+        try:
+            await asyncio.to_thread(self._sync, drift.ack, alert_id, actor=os_user(), reason=reason)
+        except FsarError as exc:
+            self.notify(exc.message, title="not acknowledged", severity="error", timeout=10)
+            return
+        except DB_ERRORS as exc:
+            self.app.db_unreachable(exc)
+            return
+        self.notify(f"alert {alert_id} acknowledged", timeout=6)
+        self.app.read_alert_counts()
+        self.schedule.mark()
+        self.tick()
+
+    def action_evaluate(self) -> None:
+        self.app.run_audit_check()
+        self.notify("checking rollbacks, gates and drift…", timeout=3)
+
     def action_clear_filter(self) -> None:
         self.filters, self.filter_text = {}, ""
         self.schedule.mark()
         self.tick()
 
     def action_cursor_down(self) -> None:
-        self.query_one(KeyedTable).action_cursor_down()
+        self.focused_table().action_cursor_down()
 
     def action_cursor_up(self) -> None:
-        self.query_one(KeyedTable).action_cursor_up()
+        self.focused_table().action_cursor_up()

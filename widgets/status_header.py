@@ -22,7 +22,7 @@ class StatusHeader(Widget):
     server: reactive[str] = reactive("")
     state: reactive[str] = reactive("connecting")
     live: reactive[str] = reactive("-")
-    alerts: reactive[int] = reactive(0)
+    alerts: reactive[tuple] = reactive((0, 0))  # open drift alerts: (firing, acked)
     read_only: reactive[bool] = reactive(False)
     since: reactive[float | None] = reactive(None)  # when the data shown was last fresh
 
@@ -38,7 +38,11 @@ class StatusHeader(Widget):
         if state == "reconnecting" and self.since is not None:
             state = f"RECONNECTING · data {int(time.monotonic() - self.since)}s old"
         parts = ["READ-ONLY"] if self.read_only else []
-        parts += [state, f"live: {self.live}", f"alerts: {self.alerts}", self.database]
+        firing, acked = self.alerts
+        alerts = f"ALERTS: {firing} firing" if firing else "alerts: 0 firing"
+        if acked:
+            alerts += f", {acked} acked"
+        parts += [state, f"live: {self.live}", alerts, self.database]
         if self.server:
             parts.append(f"PG {self.server}")
         return Text(" · ".join(parts), no_wrap=True, overflow="ellipsis")

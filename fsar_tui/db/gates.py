@@ -351,7 +351,7 @@ def set_gate(conn: Connection, name: str, changes: dict, *, actor: str, reason: 
     return after
 
 
-LATEST_SQL = f"""
+LATEST_SQL = """
     SELECT g.name, g.metric, g.scope, g.comparator, g.threshold::float8, g.hard, g.enabled, g.builtin,
            extract(epoch FROM g.time_window)::bigint, extract(epoch FROM g.baseline_window)::bigint,
            r.verdict, r.value::float8, r.sample_size, r.at, r.details,
@@ -364,3 +364,8 @@ LATEST_SQL = f"""
     FROM audit_gates g
     LEFT JOIN LATERAL (SELECT * FROM audit_runs r WHERE r.gate_id = g.id ORDER BY r.at DESC, r.id DESC LIMIT 1) r ON true
     ORDER BY g.hard DESC, (r.verdict = 'fail') DESC NULLS LAST, g.name"""
+
+
+async def latest_async(conn) -> list[tuple]:
+    """Every gate with its latest verdict, whether it blocks now and any live override (LATEST_SQL)."""
+    return await (await conn.execute(LATEST_SQL)).fetchall()

@@ -28,3 +28,17 @@ def artifact_diff(current: object, chosen: object, current_label: str, chosen_la
     a = json.dumps(current, sort_keys=True, indent=2).splitlines()
     b = json.dumps(chosen, sort_keys=True, indent=2).splitlines()
     return list(difflib.unified_diff(a, b, current_label, chosen_label, lineterm="", n=2))
+
+
+def preview_lines(p, kind: str = "rollback") -> list[str]:
+    """What a rollback would do (db/rollouts.Preview), as the CLI prints it and the
+    screen's dialog shows it: the revision it goes to, the artifact diff, tasks in flight,
+    the last verdicts of the gates in scope. Untrusted text: callers strip controls."""
+    lines = [f"{kind} {p.target}: revision {p.active} (active) -> a new revision copying revision {p.to}"]
+    lines += [f"  {line}" for line in artifact_diff(p.current_artifact, p.chosen_artifact,
+                                                    f"revision {p.active} (active)", f"revision {p.to}")
+              or ["(artifacts are identical)"]]
+    lines.append(f"tasks of this type in flight: {p.in_flight}")
+    verdicts = ", ".join(f"{g}: {v or 'never run'}" for g, v, _ in p.last_verdicts) or "no gates in scope"
+    lines.append(f"last gate verdicts: {verdicts}")
+    return lines

@@ -156,3 +156,10 @@ async def publish_once(url: str, topic: str, body: dict[str, Any], *, retain: bo
     aiomqtt.MqttError when the broker cannot be reached."""
     async with parse_mqtt_url(url).client() as client:
         await client.publish(topic, json.dumps(body, default=str), qos=1, retain=retain)
+
+
+async def announce_rollout(url: str, target: str, revision: int, copy_of: int) -> None:
+    """The retained control message that tells workers a target's active revision changed
+    (`fsar/v1/control/rollouts/{target}`); the database's NOTIFY says it too."""
+    await publish_once(url, f"fsar/v1/control/rollouts/{target}",
+                       {"target": target, "revision": revision, "copy_of": copy_of}, retain=True)

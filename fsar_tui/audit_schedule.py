@@ -1,0 +1,60 @@
+"""The app's scheduled audit pass (every CHECK_EVERY_S, in a thread, on its own connection):
+
+1. warm artifacts: every rollout target's rollback is rehearsed in a transaction that
+   is rolled back (db/rollouts.rehearse) — the screen shows "rollback ready, verified N
+   min ago" or the failure in red;
+2. audit gates: every enabled gate is evaluated and its verdict recorded (as `fsar-tui
+   audit run`), then the drift detector opens, refreshes or resolves alerts.
+Step 2 writes, so it is skipped in read-only mode, and only one running app does it at
+a time (a session advisory lock, tried not waited for: other panels just read the
+verdicts). A read-only panel still re-hashes artifacts (list_targets) but cannot
+rehearse, and says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from fsar_tui import clock
+
+CHECK_EVERY_S = 60
+EVALUATOR_LOCK = 727002  # pg advisory lock key: one evaluating panel per database
+
+
+@dataclass
+class CheckResult:
+    at: datetime
+    targets: list = field(default_factory=list)  # db.rollouts.Target
+    problems: dict[str, str | None] = field(default_factory=dict)  # target -> why a rollback would fail
+    rehearsed: bool = False
+    gates_evaluated: int | None = None  # None: not this panel's turn (read-only, or another panel holds the lock)
+    failing_hard: list[str] = field(default_factory=list)
+    alerts_firing: int = 0
+
+
+def scheduled_check(dsn: str, *, read_only: bool, statement_timeout_ms: int | None = None) -> CheckResult:
+    from fsar_tui.db import drift, gates, rollouts
+    from fsar_tui.db.connect import connect
+
+    result = CheckResult(at=clock.now())
+    with connect(dsn, autocommit=True, statement_timeout_ms=statement_timeout_ms) as conn:
+        result.targets = rollouts.list_targets(conn)
+        for t in result.targets:
+            if t.rollback_to is None and t.problem == "no earlier revision":
+                result.problems[t.target] = None
+            elif read_only:
+                result.problems[t.target] = t.problem
+            else:
+                result.problems[t.target] = rollouts.rehearse(conn, t)
+        result.rehearsed = not read_only
+        if read_only or not conn.execute("SELECT pg_try_advisory_lock(%s)", (EVALUATOR_LOCK,)).fetchone()[0]:
+            return result
+        try:
+            verdicts = gates.run_gates(conn)
+            result.gates_evaluated = len(verdicts)
+            result.failing_hard = [g.name for g, v in verdicts if g.hard and v.verdict == "fail"]
+            result.alerts_firing, _ = drift.apply(conn, drift.detect_all(conn))
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (EVALUATOR_LOCK,))
+    return result
