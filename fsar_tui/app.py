@@ -179,6 +179,10 @@ class FsarApp(App):
                                      statement_timeout_ms=self.settings.statement_timeout_ms)
         except (FsarError, psycopg.Error):
             return  # the header already says when the database is unreachable; next pass retries
+        except Exception as exc:  # a bug in one check must not take the console down with it
+            self.call_from_thread(self.notify, f"audit check failed: {type(exc).__name__}: {exc}"[:200],
+                                  severity="error", timeout=15)
+            return
         self.call_from_thread(self.audit_checked, result)
 
     def audit_checked(self, result: CheckResult) -> None:

@@ -61,7 +61,7 @@ from fsar_tui.db import rollouts  # noqa: E402
 from fsar_tui.db.connect import connect  # noqa: E402
 from fsar_tui.widgets.rollback_dialog import RollbackDialog  # noqa: E402
 from support.sql import q  # noqa: E402
-from test_rollback import V1, active, revisions, rollout_db  # noqa: E402,F401 (fixture)
+from test_rollback import active, revisions, rollout_db  # noqa: E402,F401 (rollout_db: a fixture)
 
 TARGET = "prompt/implement_idea"
 

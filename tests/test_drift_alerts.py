@@ -81,3 +81,15 @@ def test_too_little_history_is_no_verdict(db_dsn):
     with connect(db_dsn, autocommit=True) as conn:
         signals = drift.detect_all(conn)
     assert signals and all(s.verdict.insufficient and not s.verdict.firing for s in signals)
+
+
+def test_hours_with_only_failures_or_only_successes_are_values_not_errors():
+    from datetime import datetime, timezone
+
+    h = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    rows = [(h, "t", "m", None, 25, 25, 100.0, None, None),  # every task failed, none ran to a run time row
+            (h, "u", "m", 30, None, 30, None, 10, 30)]      # no failures, no cost rows
+    series = drift.hourly_series(rows, [h])
+    assert series[("failure_rate", "t", "m")] == [1.0] and series[("cost_per_task", "t", "m")] == [4.0]
+    assert series[("p90_run_time", "t", "m")] == [None]
+    assert series[("failure_rate", "u", "m")] == [0.0] and series[("cost_per_task", "u", "m")] == [None]

@@ -52,15 +52,15 @@ class ActionDialog(ModalScreen[str | None]):
                 if event.input.id == "count" and typed == str(self.count):
                     return
                 problem.update(Text(f"type exactly {self.count} to confirm"))
-                self.query_one("#count", Input).focus()
+                self.set_focus(self.query_one("#count", Input))
                 return
             if event.input.id == "count":
-                self.query_one("#reason", Input).focus()
+                self.set_focus(self.query_one("#reason", Input))
                 return
         reason = self.query_one("#reason", Input).value.strip()
         if not reason:
             problem.update(Text("a reason is required"))
-            self.query_one("#reason", Input).focus()
+            self.set_focus(self.query_one("#reason", Input))
             return
         self.dismiss(reason)
 

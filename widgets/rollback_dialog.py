@@ -4,6 +4,8 @@ Shows what `fsar-tui rollback --dry-run` prints — the revision it goes to, the
 diff, tasks of the target's type in flight, the last verdict of the gates in its scope —
 then asks to type the target's name exactly (the blast radius of a rollback is a whole
 fleet) and a reason. Returns the reason, or None when cancelled (esc).
+Keys typed ahead of a focus move land in the field focused when they arrived (Textual
+queues them on that widget): the name check then refuses rather than guesses.
 Every line of the preview is untrusted text (artifacts are operator- or agent-written):
 shown as Text with control characters stripped, never as markup.
 """
@@ -67,10 +69,10 @@ class RollbackDialog(ModalScreen[str | None]):
         name = self.query_one("#name", Input)
         if name.value.strip() != self.preview.target:
             problem.update(Text(f"type exactly {self.preview.target} to confirm"))
-            name.focus()
+            self.set_focus(name)
             return
         if event.input.id == "name":
-            self.query_one("#reason", Input).focus()
+            self.set_focus(self.query_one("#reason", Input))
             return
         reason = self.query_one("#reason", Input).value.strip()
         if not reason:

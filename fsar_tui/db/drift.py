@@ -80,10 +80,11 @@ def hourly_series(rows: list[tuple], hours: list[datetime]) -> dict[tuple[str, s
     for start, task_type, model, ok, failed, finished, cost, p90_bucket, ran in rows:
         if start not in index:
             continue
+        ok, failed, finished = ok or 0, failed or 0, finished or 0
         values = {
-            "failure_rate": failed / (ok + failed) if (ok or 0) + (failed or 0) >= MIN_HOURLY else None,
+            "failure_rate": failed / (ok + failed) if ok + failed >= MIN_HOURLY else None,
             "p90_run_time": bucket_value(p90_bucket) if p90_bucket is not None and ran >= MIN_HOURLY else None,
-            "cost_per_task": cost / finished if finished and finished >= MIN_HOURLY else None,
+            "cost_per_task": cost / finished if finished >= MIN_HOURLY and cost is not None else None,
         }
         for indicator, value in values.items():
             series = out.setdefault((indicator, task_type, model), [None] * len(hours))

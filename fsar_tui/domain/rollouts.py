@@ -25,8 +25,8 @@ def default_target(active: int | None) -> int | None:
 
 def artifact_diff(current: object, chosen: object, current_label: str, chosen_label: str) -> list[str]:
     """Unified diff of the two artifacts as pretty JSON (what the rollback changes)."""
-    a = json.dumps(current, sort_keys=True, indent=2).splitlines()
-    b = json.dumps(chosen, sort_keys=True, indent=2).splitlines()
+    a = json.dumps(current, sort_keys=True, indent=2, ensure_ascii=False).splitlines()
+    b = json.dumps(chosen, sort_keys=True, indent=2, ensure_ascii=False).splitlines()
     return list(difflib.unified_diff(a, b, current_label, chosen_label, lineterm="", n=2))
 
 
