@@ -2,9 +2,9 @@
 
 Uses FSAR_BENCH_DSN or FSAR_TEST_DSN (else a throwaway PostgreSQL), FSAR_TEST_MQTT_URL
 (else a throwaway broker). BENCH_SCALE=small runs quicker, smaller versions;
-BENCH_ONLY=executor, queue, live, profile or roi (comma-separated) runs some groups;
+BENCH_ONLY=executor, queue, live, profile, roi or audit (comma-separated) runs some groups;
 BENCH_QUEUE_DSN names an already seeded database (10 M tasks) for the queue and
-profile and roi groups to measure as it is.
+profile, roi and audit groups to measure as it is.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from contextlib import ExitStack
 
-from bench import executor_bench, live_bench, profile_bench, queue_bench, roi_bench
+from bench import audit_bench, executor_bench, live_bench, profile_bench, queue_bench, roi_bench
 from bench.common import server
 
 
@@ -26,7 +26,7 @@ def main() -> None:
             broker = Broker()
             stack.callback(broker.stop)
             mqtt_url = broker.url
-        which = os.environ.get("BENCH_ONLY", "executor,queue,live,profile,roi").split(",")
+        which = os.environ.get("BENCH_ONLY", "executor,queue,live,profile,roi,audit").split(",")
         if "executor" in which:
             executor_bench.run(server_dsn, mqtt_url)
         if "queue" in which:
@@ -37,6 +37,8 @@ def main() -> None:
             profile_bench.run(server_dsn)
         if "roi" in which:
             roi_bench.run(server_dsn)
+        if "audit" in which:
+            audit_bench.run(server_dsn)
 
 
 main()
