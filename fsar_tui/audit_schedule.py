@@ -6,8 +6,8 @@
 2. audit gates: every enabled gate is evaluated and its verdict recorded (as `fsar-tui
    audit run`), then the drift detector opens, refreshes or resolves alerts.
 Step 2 writes, so it is skipped in read-only mode, and only one running app does it at
-a time (a session advisory lock, tried not waited for: other panels just read the
-verdicts). A read-only panel still re-hashes artifacts (list_targets) but cannot
+a time (a transaction-level advisory lock, tried not waited for: other panels just
+read the verdicts). A read-only panel still re-hashes artifacts (list_targets) but cannot
 rehearse, and says so.
 """
 
@@ -48,13 +48,15 @@ def scheduled_check(dsn: str, *, read_only: bool, statement_timeout_ms: int | No
             else:
                 result.problems[t.target] = rollouts.rehearse(conn, t)
         result.rehearsed = not read_only
-        if read_only or not conn.execute("SELECT pg_try_advisory_lock(%s)", (EVALUATOR_LOCK,)).fetchone()[0]:
+        if read_only:
             return result
-        try:
+        # One transaction holding a transaction-level lock (each gate a savepoint inside it):
+        # a session lock would outlive us on a PgBouncer server connection in transaction mode.
+        with conn.transaction():
+            if not conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (EVALUATOR_LOCK,)).fetchone()[0]:
+                return result
             verdicts = gates.run_gates(conn)
             result.gates_evaluated = len(verdicts)
             result.failing_hard = [g.name for g, v in verdicts if g.hard and v.verdict == "fail"]
             result.alerts_firing, _ = drift.apply(conn, drift.detect_all(conn))
-        finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (EVALUATOR_LOCK,))
     return result

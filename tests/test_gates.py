@@ -269,3 +269,19 @@ def test_audit_run_exit_codes_and_json(db_dsn, run_cli):
     assert window.returncode == 2 and "--window" in window.stderr
     assert run_cli("audit", "run", "--gate", "nope", "--dsn", db_dsn).returncode == 2
     assert q(db_dsn, "SELECT count(*) FROM audit_gates WHERE name = 'x'") == [(0,)]
+
+
+def test_scheduled_check_evaluates_once_per_database_and_not_read_only(db_dsn):
+    import psycopg
+
+    from fsar_tui.audit_schedule import EVALUATOR_LOCK, scheduled_check
+
+    enabled = q(db_dsn, "SELECT count(*) FROM audit_gates WHERE enabled")[0][0]
+    assert scheduled_check(db_dsn, read_only=True).gates_evaluated is None
+    with psycopg.connect(db_dsn) as other:  # another panel mid-evaluation holds the lock
+        other.execute("SELECT pg_advisory_xact_lock(%s)", (EVALUATOR_LOCK,))
+        assert scheduled_check(db_dsn, read_only=False).gates_evaluated is None
+    assert q(db_dsn, "SELECT count(*) FROM audit_runs") == [(0,)]
+    assert scheduled_check(db_dsn, read_only=False).gates_evaluated == enabled
+    assert q(db_dsn, "SELECT count(*) FROM audit_runs") == [(enabled,)]
+    assert q(db_dsn, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == [(0,)]  # nothing left held
