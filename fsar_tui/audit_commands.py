@@ -16,6 +16,7 @@ alerts list [--format table|json]; alerts ack ID --reason TEXT.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from argparse import Namespace
@@ -99,19 +100,17 @@ def run_gates_list(args: Namespace, dsn_factory: Callable[[], str], settings) ->
     from fsar_tui.domain.gates import scope_label
 
     with _connect(dsn_factory, settings) as conn:
-        rows = conn.execute(gates.LATEST_SQL).fetchall()
+        rows = gates.latest(conn)
     if args.format == "json":
-        keys = ("name", "metric", "scope", "comparator", "threshold", "hard", "enabled", "builtin", "window_s",
-                "baseline_window_s", "verdict", "value", "sample_size", "at", "details", "blocking", "override")
-        print(json.dumps([dict(zip(keys, r)) for r in rows], indent=2, default=str))
+        print(json.dumps([dataclasses.asdict(g) for g in rows], indent=2, default=str))
         return EXIT_OK
-    for (name, metric, scope, comparator, threshold, hard, enabled, _builtin, _w, baseline_s, verdict, value, n, at,
-         _details, blocking, override) in rows:
-        state = (verdict or "never run").upper() + (" · BLOCKING" if blocking else "")
-        state += f" · overridden by {override}" if override else ""
-        rel = " × baseline" if baseline_s else ""
-        print(f"{name:<34} {'HARD' if hard else 'soft'}{'' if enabled else ' (disabled)'} "
-              f"{metric} {comparator} {threshold:g}{rel} · scope {scope_label(scope)} · {state} · value {_fmt(value)}")
+    for g in rows:
+        state = (g.verdict or "never run").upper() + (" · BLOCKING" if g.blocking else "")
+        state += f" · overridden by {g.override}" if g.override else ""
+        rel = " × baseline" if g.baseline_window_s else ""
+        print(f"{g.name:<34} {'HARD' if g.hard else 'soft'}{'' if g.enabled else ' (disabled)'} "
+              f"{g.metric} {g.comparator} {g.threshold:g}{rel} · scope {scope_label(g.scope)} · {state} · "
+              f"value {_fmt(g.value)}")
     return EXIT_OK
 
 

@@ -150,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     roi.add_argument("--by", default="type", choices=("type", "model", "rollout", "idea", "day", "week"),
                      help="breakdown dimension (default type)")
     roi.add_argument("--format", choices=("table", "json", "csv"), default="table")
-    roi.set_defaults(handler=cmd_roi)
+    roi.set_defaults(handler=_delegate("fsar_tui.roi_report", "run_roi_command"))
 
     report = sub.add_parser(
         "report", parents=[common], epilog=EPILOG, help="ROI, profiles, audits and alerts as a report",
@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--from", dest="sender", metavar="ADDR", default="fsar-tui@localhost",
                         help="sender address (default fsar-tui@localhost)")
     report.add_argument("--webhook", metavar="URL", help="POST the JSON report here")
-    report.set_defaults(handler=cmd_report)
+    report.set_defaults(handler=_delegate("fsar_tui.report", "run_report_command"))
 
     rollouts_p = sub.add_parser("rollouts", parents=[common], epilog=EPILOG, help="rollout targets")
     rollouts_sub = rollouts_p.add_subparsers(dest="rollouts_command", parser_class=_Parser, metavar="SUBCOMMAND",
@@ -173,10 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
     rl = rollouts_sub.add_parser("list", parents=[common], epilog=EPILOG,
                                  help="targets, active revision, rollback readiness")
     rl.add_argument("--format", choices=("table", "json"), default="table")
-    rl.set_defaults(handler=cmd_rollouts_list)
+    rl.set_defaults(handler=_delegate("fsar_tui.rollout_commands", "run_rollouts_list"))
     rv = rollouts_sub.add_parser("verify", parents=[common], epilog=EPILOG,
                                  help="rehearse every rollback in a rolled-back transaction; exit 1 if one fails")
-    rv.set_defaults(handler=cmd_rollouts_verify)
+    rv.set_defaults(handler=_delegate("fsar_tui.rollout_commands", "run_rollouts_verify"))
     rb = sub.add_parser(
         "rollback", parents=[common], epilog=EPILOG, help="roll a target back (or forward) to a revision",
         description="Preview, confirm (type the target's name, or --yes), then one transaction: a new revision "
@@ -188,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     rb.add_argument("--reason", help="why (required; goes to the operator log)")
     rb.add_argument("--yes", action="store_true", help="do not ask to type the target's name")
     rb.add_argument("--dry-run", action="store_true", help="show the preview and stop")
-    rb.set_defaults(handler=cmd_rollback)
+    rb.set_defaults(handler=_delegate("fsar_tui.rollout_commands", "run_rollback"))
 
     log = sub.add_parser("log", parents=[common], epilog=EPILOG, help="the operator action log")
     log_sub = log.add_subparsers(dest="log_command", parser_class=_Parser, metavar="SUBCOMMAND", required=True)
@@ -199,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "end) and rewritten chains, even by a superuser with the trigger disabled.")
     verify.add_argument("--anchor", metavar="FILE", help="anchor file (default: in the user data directory)")
     verify.add_argument("--keep-anchor", action="store_true", help="do not move the anchor after a clean verify")
-    verify.set_defaults(handler=cmd_log_verify)
+    verify.set_defaults(handler=_delegate("fsar_tui.action_log", "run_log_verify"))
     listing = log_sub.add_parser("list", parents=[common], epilog=EPILOG, help="the log, newest first")
     listing.add_argument("--actor")
     listing.add_argument("--action")
@@ -207,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--since", help="how far back: 1h, 24h, 7d…")
     listing.add_argument("--limit", type=int, default=100)
     listing.add_argument("--format", choices=("table", "json"), default="table")
-    listing.set_defaults(handler=cmd_log_list)
+    listing.set_defaults(handler=_delegate("fsar_tui.action_log", "run_log_list"))
 
     audit = sub.add_parser("audit", parents=[common], epilog=EPILOG, help="audit gates")
     audit_sub = audit.add_subparsers(dest="audit_command", parser_class=_Parser, metavar="SUBCOMMAND", required=True)
@@ -218,10 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
     arun.add_argument("--gate", metavar="NAME", help="only this gate (exit 1 if it fails, hard or soft)")
     arun.add_argument("--strict", action="store_true", help="exit 1 on soft failures too")
     arun.add_argument("--format", choices=("table", "json"), default="table")
-    arun.set_defaults(handler=_audit_handler("run_audit"))
+    arun.set_defaults(handler=_delegate("fsar_tui.audit_commands", "run_audit"))
     alist = audit_sub.add_parser("gates", parents=[common], epilog=EPILOG, help="gates and their latest verdicts")
     alist.add_argument("--format", choices=("table", "json"), default="table")
-    alist.set_defaults(handler=_audit_handler("run_gates_list"))
+    alist.set_defaults(handler=_delegate("fsar_tui.audit_commands", "run_gates_list"))
     agate = audit_sub.add_parser("gate", parents=[common], epilog=EPILOG, help="add or change a gate")
     agate_sub = agate.add_subparsers(dest="gate_command", parser_class=_Parser, metavar="SUBCOMMAND", required=True)
     gadd = agate_sub.add_parser("add", parents=[common], epilog=EPILOG, help="define a gate")
@@ -236,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     gadd.add_argument("--hard", action="store_true", help="a failure blocks execution in the scope")
     gadd.add_argument("--description")
     gadd.add_argument("--reason", help="why (required; goes to the operator log)")
-    gadd.set_defaults(handler=_audit_handler("run_gate_add"))
+    gadd.set_defaults(handler=_delegate("fsar_tui.audit_commands", "run_gate_add"))
     gset = agate_sub.add_parser("set", parents=[common], epilog=EPILOG, help="change a gate")
     gset.add_argument("name", metavar="NAME")
     hard = gset.add_mutually_exclusive_group()
@@ -247,24 +247,24 @@ def build_parser() -> argparse.ArgumentParser:
     enabled.add_argument("--disable", dest="enabled", action="store_const", const=False)
     gset.add_argument("--pass-if", metavar="COND")
     gset.add_argument("--reason", help="why (required; goes to the operator log)")
-    gset.set_defaults(handler=_audit_handler("run_gate_set"))
+    gset.set_defaults(handler=_delegate("fsar_tui.audit_commands", "run_gate_set"))
     aover = audit_sub.add_parser("override", parents=[common], epilog=EPILOG,
                                  help="let a failing hard gate's scope run until the gate passes again")
     aover.add_argument("name", metavar="NAME")
     aover.add_argument("--reason", help="why (required; goes to the operator log)")
     aover.add_argument("--for", dest="for_", metavar="DURATION", help="expire the override after this long (e.g. 4h)")
-    aover.set_defaults(handler=_audit_handler("run_override"))
+    aover.set_defaults(handler=_delegate("fsar_tui.audit_commands", "run_override"))
 
     alerts = sub.add_parser("alerts", parents=[common], epilog=EPILOG, help="drift alerts")
     alerts_sub = alerts.add_subparsers(dest="alerts_command", parser_class=_Parser, metavar="SUBCOMMAND",
                                        required=True)
     al = alerts_sub.add_parser("list", parents=[common], epilog=EPILOG, help="open alerts (firing, acked)")
     al.add_argument("--format", choices=("table", "json"), default="table")
-    al.set_defaults(handler=_audit_handler("run_alerts_list"))
+    al.set_defaults(handler=_delegate("fsar_tui.audit_commands", "run_alerts_list"))
     aa = alerts_sub.add_parser("ack", parents=[common], epilog=EPILOG, help="acknowledge a firing alert")
     aa.add_argument("id", type=int, metavar="ID")
     aa.add_argument("--reason", help="why (required; goes to the operator log)")
-    aa.set_defaults(handler=_audit_handler("run_alerts_ack"))
+    aa.set_defaults(handler=_delegate("fsar_tui.audit_commands", "run_alerts_ack"))
 
     parser.set_defaults(handler=cmd_app)
     return parser
@@ -439,54 +439,13 @@ def cmd_webhook(args: argparse.Namespace, settings: Settings) -> int:
                                os.environ.get("FSAR_STRIPE_WEBHOOK_SECRET"))
 
 
-def cmd_roi(args: argparse.Namespace, settings: Settings) -> int:
-    from fsar_tui.roi_report import run_roi_command
-
-    return run_roi_command(args, lambda: resolve_dsn(settings), settings)
-
-
-def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
-    from fsar_tui.report import run_report_command
-
-    return run_report_command(args, lambda: resolve_dsn(settings), settings)
-
-
-def cmd_rollouts_list(args: argparse.Namespace, settings: Settings) -> int:
-    from fsar_tui.rollout_commands import run_rollouts_list
-
-    return run_rollouts_list(args, lambda: resolve_dsn(settings), settings)
-
-
-def cmd_rollouts_verify(args: argparse.Namespace, settings: Settings) -> int:
-    from fsar_tui.rollout_commands import run_rollouts_verify
-
-    return run_rollouts_verify(args, lambda: resolve_dsn(settings), settings)
-
-
-def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
-    from fsar_tui.rollout_commands import run_rollback
-
-    return run_rollback(args, lambda: resolve_dsn(settings), settings)
-
-
-def cmd_log_verify(args: argparse.Namespace, settings: Settings) -> int:
-    from fsar_tui.action_log import run_log_verify
-
-    return run_log_verify(args, lambda: resolve_dsn(settings), settings)
-
-
-def cmd_log_list(args: argparse.Namespace, settings: Settings) -> int:
-    from fsar_tui.action_log import run_log_list
-
-    return run_log_list(args, lambda: resolve_dsn(settings), settings)
-
-
-def _audit_handler(name: str) -> Callable[[argparse.Namespace, Settings], int]:
-    """The `audit …`/`alerts …` subcommands: each runs fsar_tui.audit_commands.<name>."""
+def _delegate(module: str, function: str) -> Callable[[argparse.Namespace, Settings], int]:
+    """A subcommand whose work lives in its own module: imported when it runs (so `--help`
+    and the other commands do not pay for it), called as function(args, dsn_factory, settings)."""
     def handler(args: argparse.Namespace, settings: Settings) -> int:
-        from fsar_tui import audit_commands
+        import importlib
 
-        return getattr(audit_commands, name)(args, lambda: resolve_dsn(settings), settings)
+        return getattr(importlib.import_module(module), function)(args, lambda: resolve_dsn(settings), settings)
     return handler
 
 

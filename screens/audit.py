@@ -128,7 +128,7 @@ class AuditScreen(Screen):
         self.filter_text = ""
         self.filters: dict = {}
         self.rows: list[tuple] = []
-        self.gate_rows: list[tuple] = []
+        self.gate_rows: list[gates.GateStatus] = []
         self.alert_rows: list[tuple] = []
         self.broken_at: int | None = None
         self.verified_at = None
@@ -229,16 +229,14 @@ class AuditScreen(Screen):
         self.query_one("#targets-status", TextPanel).show(status)
 
     def render_gates(self) -> None:
-        rows, failing = [], 0
-        for (name, metric, scope, comparator, threshold, hard, enabled, _builtin, _w, baseline_s, verdict, value, n, at,
-             _details, blocking, override) in self.gate_rows:
-            failing += bool(blocking)
-            rel = " ×base" if baseline_s else ""
-            rows.append((name, [verdict_cell(verdict, hard, blocking, override),
-                                safe_text(("" if hard else "~") + name + ("" if enabled else " (off)")),
-                                Text(f"{metric} {comparator} {threshold:g}{rel}"), safe_text(scope_label(scope)),
-                                Text(_num(value)), Text("-" if n is None else str(n)),
-                                Text("-" if at is None else f"{at:%m-%d %H:%M}")]))
+        rows = [(g.name, [verdict_cell(g.verdict, g.hard, g.blocking, g.override),
+                          safe_text(("" if g.hard else "~") + g.name + ("" if g.enabled else " (off)")),
+                          Text(f"{g.metric} {g.comparator} {g.threshold:g}{' ×base' if g.baseline_window_s else ''}"),
+                          safe_text(scope_label(g.scope)), Text(_num(g.value)),
+                          Text("-" if g.sample_size is None else str(g.sample_size)),
+                          Text("-" if g.at is None else f"{g.at:%m-%d %H:%M}")])
+                for g in self.gate_rows]
+        failing = sum(1 for g in self.gate_rows if g.blocking)
         self.query_one("#gates", KeyedTable).replace_rows(rows)
         status = Text(no_wrap=True, overflow="ellipsis")
         status.append(f"audit gates · {len(rows)} · ")
@@ -296,7 +294,7 @@ class AuditScreen(Screen):
         table = self.focused_table()
         key = table.current_key
         if table.id == "gates" and key is not None:
-            scope = next((r[2] for r in self.gate_rows if r[0] == key), {})
+            scope = next((g.scope for g in self.gate_rows if g.name == key), {})
             key = scope.get("rollout")
             if key is None:
                 self.notify("this gate is not scoped to a rollout target: select a target above", severity="warning")
@@ -350,51 +348,40 @@ class AuditScreen(Screen):
         if self.focused is not table or table.current_key is None:
             self.notify("select a blocking gate (tab to the gates table)", severity="warning")
             return
-        row = next((r for r in self.gate_rows if r[0] == table.current_key), None)
-        if row is None or not row[15]:
+        gate = next((g for g in self.gate_rows if g.name == table.current_key), None)
+        if gate is None or not gate.blocking:
             self.notify(f"gate {table.current_key} is not blocking anything", severity="warning")
             return
-        self.override_gate(str(table.current_key))
-
-    @work(exclusive=True, group="audit-action")
-    async def override_gate(self, name: str) -> None:
-        reason = await self.app.push_screen_wait(
-            ActionDialog(f"Override hard gate {name}? Its scope runs again until the gate passes.", 1))
-        if reason is None:
-            return
-        try:
-            await asyncio.to_thread(self._sync, gates.override, name, actor=os_user(), reason=reason)
-        except FsarError as exc:
-            self.notify(exc.message, title="override refused", severity="error", timeout=10)
-            return
-        except DB_ERRORS as exc:
-            self.app.db_unreachable(exc)
-            return
-        self.notify(f"gate {name} overridden until it passes again", timeout=8)
-        self.schedule.mark()
-        self.tick()
+        name = str(table.current_key)
+        self.confirmed_change(f"Override hard gate {name}? Its scope runs again until the gate passes.",
+                              gates.override, name, refused="override refused",
+                              done=f"gate {name} overridden until it passes again")
 
     def action_ack(self) -> None:
         table = self.query_one("#alerts", KeyedTable)
         if self.focused is not table or table.current_key is None:
             self.notify("select a firing alert (tab to the alerts table)", severity="warning")
             return
-        self.ack_alert(int(table.current_key))
+        alert_id = int(table.current_key)
+        self.confirmed_change(f"Acknowledge alert {alert_id}?", drift.ack, alert_id, refused="not acknowledged",
+                              done=f"alert {alert_id} acknowledged")
 
     @work(exclusive=True, group="audit-action")
-    async def ack_alert(self, alert_id: int) -> None:
-        reason = await self.app.push_screen_wait(ActionDialog(f"Acknowledge alert {alert_id}?", 1))
+    async def confirmed_change(self, question: str, change, subject, *, refused: str, done: str) -> None:
+        """Ask for a reason, then change(conn, subject, actor=…, reason=…) from db/ in a thread;
+        a refusal (FsarError) is shown as it is worded there."""
+        reason = await self.app.push_screen_wait(ActionDialog(question, 1))
         if reason is None:
             return
         try:
-            await asyncio.to_thread(self._sync, drift.ack, alert_id, actor=os_user(), reason=reason)
+            await asyncio.to_thread(self._sync, change, subject, actor=os_user(), reason=reason)
         except FsarError as exc:
-            self.notify(exc.message, title="not acknowledged", severity="error", timeout=10)
+            self.notify(exc.message, title=refused, severity="error", timeout=10)
             return
         except DB_ERRORS as exc:
             self.app.db_unreachable(exc)
             return
-        self.notify(f"alert {alert_id} acknowledged", timeout=6)
+        self.notify(done, timeout=8)
         self.app.read_alert_counts()
         self.schedule.mark()
         self.tick()

@@ -29,10 +29,12 @@ records 'error' and the others still run.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import psycopg
-from psycopg import Connection
+from psycopg import AsyncConnection, Connection
+from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from fsar_tui import clock
@@ -351,10 +353,34 @@ def set_gate(conn: Connection, name: str, changes: dict, *, actor: str, reason: 
     return after
 
 
+@dataclass(frozen=True)
+class GateStatus:
+    """A gate as the screen and `audit gates` show it: its definition, its latest run,
+    whether it blocks execution now, and the live override (actor: reason), if any."""
+    name: str
+    metric: str
+    scope: dict
+    comparator: str
+    threshold: float
+    hard: bool
+    enabled: bool
+    builtin: bool
+    window_s: int
+    baseline_window_s: int | None
+    verdict: str | None
+    value: float | None
+    sample_size: int | None
+    at: datetime | None
+    details: dict | None
+    blocking: bool
+    override: str | None
+
+
 LATEST_SQL = """
-    SELECT g.name, g.metric, g.scope, g.comparator, g.threshold::float8, g.hard, g.enabled, g.builtin,
-           extract(epoch FROM g.time_window)::bigint, extract(epoch FROM g.baseline_window)::bigint,
-           r.verdict, r.value::float8, r.sample_size, r.at, r.details,
+    SELECT g.name, g.metric, g.scope, g.comparator, g.threshold::float8 AS threshold, g.hard, g.enabled, g.builtin,
+           extract(epoch FROM g.time_window)::bigint AS window_s,
+           extract(epoch FROM g.baseline_window)::bigint AS baseline_window_s,
+           r.verdict, r.value::float8 AS value, r.sample_size, r.at, r.details,
            EXISTS (SELECT 1 FROM execution_blocks b WHERE b.source = 'gate' AND b.ref = g.name) AS blocking,
            (SELECT o.actor || ': ' || o.reason FROM audit_gate_overrides o WHERE o.gate_id = g.id
               AND (o.expires_at IS NULL OR o.expires_at > now())
@@ -366,6 +392,11 @@ LATEST_SQL = """
     ORDER BY g.hard DESC, (r.verdict = 'fail') DESC NULLS LAST, g.name"""
 
 
-async def latest_async(conn) -> list[tuple]:
-    """Every gate with its latest verdict, whether it blocks now and any live override (LATEST_SQL)."""
-    return await (await conn.execute(LATEST_SQL)).fetchall()
+def latest(conn: Connection) -> list[GateStatus]:
+    """Every gate with its latest verdict, whether it blocks now and any live override."""
+    return conn.cursor(row_factory=class_row(GateStatus)).execute(LATEST_SQL).fetchall()
+
+
+async def latest_async(conn: AsyncConnection) -> list[GateStatus]:
+    cur = conn.cursor(row_factory=class_row(GateStatus))
+    return await (await cur.execute(LATEST_SQL)).fetchall()
