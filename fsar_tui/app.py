@@ -34,7 +34,7 @@ from textual.app import App, ScreenStackError, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from fsar_tui.audit_schedule import CHECK_EVERY_S, CheckResult, scheduled_check
+from fsar_tui.audit_schedule import CHECK_EVERY_S, FIRST_CHECK_AFTER_S, CheckResult, scheduled_check
 from fsar_tui.config import Settings
 from fsar_tui.db.connect import open_pool
 from fsar_tui.db.server import aserver_facts
@@ -144,9 +144,11 @@ class FsarApp(App):
                 screen = self.active_screen()
                 if screen is not None:
                     screen.post_message(DatabaseReady())
+                # The audit pass (rehearsals, gate evaluation, drift) waits until the first
+                # screen has loaded: its queries are not what an operator opened the app for.
+                self.set_timer(FIRST_CHECK_AFTER_S, self.run_audit_check)
                 self.set_interval(CHECK_EVERY_S, self.run_audit_check)
                 self.set_interval(15, self.read_alert_counts)
-                self.run_audit_check()
                 self.read_alert_counts()
             except FsarError as err:
                 self.db_state = f"unreachable: {err.message}"

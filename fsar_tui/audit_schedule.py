@@ -1,4 +1,5 @@
-"""The app's scheduled audit pass (every CHECK_EVERY_S, in a thread, on its own connection):
+"""The app's scheduled audit pass (FIRST_CHECK_AFTER_S after connecting, then every
+CHECK_EVERY_S, in a thread, on its own connection):
 
 1. warm artifacts: every rollout target's rollback is rehearsed in a transaction that
    is rolled back (db/rollouts.rehearse) — the screen shows "rollback ready, verified N
@@ -19,6 +20,7 @@ from datetime import datetime
 from fsar_tui import clock
 
 CHECK_EVERY_S = 60
+FIRST_CHECK_AFTER_S = 3.0  # after connecting: the first screen's reads go first
 EVALUATOR_LOCK = 727002  # pg advisory lock key: one evaluating panel per database
 
 

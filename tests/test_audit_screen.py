@@ -78,7 +78,7 @@ async def open_audit(pilot, app):
     assert await until(pilot, lambda: app.pool is not None)
     await pilot.press("4")
     assert await until(pilot, lambda: app.screen.query_one("#targets").keys == [TARGET])
-    assert await until(pilot, lambda: cell(app, "targets", TARGET, 5).startswith("ready · verified 0 min ago")), \
+    assert await until(pilot, lambda: cell(app, "targets", TARGET, 5).startswith("ready · verified 0 min ago"), tries=400), \
         cell(app, "targets", TARGET, 5)
 
 
@@ -165,7 +165,7 @@ async def test_read_only_removes_rollback_override_and_ack(rollout_db):
         assert await until(pilot, lambda: app.pool is not None)
         await pilot.press("4")
         assert await until(pilot, lambda: app.screen.query_one("#targets").keys == [TARGET])
-        assert await until(pilot, lambda: "hash checked (read-only" in cell(app, "targets", TARGET, 5))
+        assert await until(pilot, lambda: "hash checked (read-only" in cell(app, "targets", TARGET, 5), tries=400)
         await pilot.press("R")
         await pilot.pause(0.2)
         assert not isinstance(app.screen, RollbackDialog) and active(rollout_db) == 2
