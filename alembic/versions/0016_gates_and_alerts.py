@@ -9,9 +9,9 @@ alerts that can be acknowledged with a reason.
   longer matches its sha256, or whose rehearsal fails): a broken rollback artifact is a
   failing hard gate, as the audit issue asks.
 - `audit_gate_overrides`: an operator lets a failing hard gate's scope run anyway, with a
-  reason (and optionally until a time). An override counts while it is newer than the
-  gate's latest 'pass' and not expired: once the gate passes again the override is spent,
-  and a later failure blocks again.
+  reason (and optionally until a time). An override counts (view `live_gate_overrides`)
+  while it is newer than the gate's latest 'pass' and not expired: once the gate passes
+  again the override is spent, and a later failure blocks again.
 - `execution_blocks` is rebuilt: gate rows carry the scope's `ai_model` as well as its
   task type (a rollout-scoped gate blocks its rollout target's task type) and skip
   overridden gates. The claim (db/executor.py) matches both.
@@ -76,11 +76,16 @@ BLOCKS_VIEW = """
     FROM audit_gates g
     JOIN LATERAL (SELECT verdict, at FROM audit_runs WHERE gate_id = g.id ORDER BY at DESC, id DESC LIMIT 1) r ON true
     WHERE g.hard AND g.enabled AND r.verdict = 'fail'
-      AND NOT EXISTS (
-          SELECT 1 FROM audit_gate_overrides o
-          WHERE o.gate_id = g.id AND (o.expires_at IS NULL OR o.expires_at > now())
-            AND o.at > coalesce((SELECT max(p.at) FROM audit_runs p WHERE p.gate_id = g.id AND p.verdict = 'pass'),
-                                '-infinity'))
+      AND NOT EXISTS (SELECT 1 FROM live_gate_overrides o WHERE o.gate_id = g.id)
+"""
+
+# The rule for an override that counts, stated once: the blocks and the screens read it.
+LIVE_OVERRIDES_VIEW = """
+    CREATE VIEW live_gate_overrides AS
+    SELECT o.* FROM audit_gate_overrides o
+    WHERE (o.expires_at IS NULL OR o.expires_at > now())
+      AND o.at > coalesce((SELECT max(p.at) FROM audit_runs p WHERE p.gate_id = o.gate_id AND p.verdict = 'pass'),
+                          '-infinity')
 """
 
 
@@ -111,6 +116,7 @@ def upgrade() -> None:
     """)
     op.execute("CREATE INDEX audit_gate_overrides_gate_idx ON audit_gate_overrides (gate_id, at DESC)")
     op.execute("CREATE INDEX audit_runs_gate_verdict_idx ON audit_runs (gate_id, verdict, at DESC)")
+    op.execute(LIVE_OVERRIDES_VIEW)
     op.execute("DROP VIEW execution_blocks")
     op.execute(BLOCKS_VIEW)
     # An override changes what may run: tell listeners as a verdict does.
@@ -141,6 +147,7 @@ def downgrade() -> None:
     op.execute("ALTER TABLE drift_alerts DROP COLUMN ack_reason")
     op.execute("DROP VIEW execution_blocks")
     op.execute(OLD_BLOCKS_VIEW)
+    op.execute("DROP VIEW live_gate_overrides")
     op.execute("DROP TRIGGER audit_gate_overrides_control ON audit_gate_overrides")
     op.execute("DROP FUNCTION fsar_override_changed()")
     op.execute("DROP INDEX audit_runs_gate_verdict_idx")

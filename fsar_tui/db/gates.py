@@ -382,10 +382,7 @@ LATEST_SQL = """
            extract(epoch FROM g.baseline_window)::bigint AS baseline_window_s,
            r.verdict, r.value::float8 AS value, r.sample_size, r.at, r.details,
            EXISTS (SELECT 1 FROM execution_blocks b WHERE b.source = 'gate' AND b.ref = g.name) AS blocking,
-           (SELECT o.actor || ': ' || o.reason FROM audit_gate_overrides o WHERE o.gate_id = g.id
-              AND (o.expires_at IS NULL OR o.expires_at > now())
-              AND o.at > coalesce((SELECT max(p.at) FROM audit_runs p WHERE p.gate_id = g.id AND p.verdict = 'pass'),
-                                  '-infinity')
+           (SELECT o.actor || ': ' || o.reason FROM live_gate_overrides o WHERE o.gate_id = g.id
             ORDER BY o.at DESC LIMIT 1) AS override
     FROM audit_gates g
     LEFT JOIN LATERAL (SELECT * FROM audit_runs r WHERE r.gate_id = g.id ORDER BY r.at DESC, r.id DESC LIMIT 1) r ON true
