@@ -3,8 +3,17 @@
 Screens are Textual modes (each keeps its own stack: `enter` on a task pushes the
 detail screen inside the queue mode, `esc` pops it): 1 Queue, 2 Profiles, 3 ROI,
 4 Audit & Rollback (rollouts and rollback, gates, drift alerts, the operator log),
-5 Proposals (a placeholder that says so until its issue lands). Global keys: 1–5, `:` command mode, `?` help, ctrl+p palette, `q` quit; every
-binding has an id and `[keymap]` in config.toml remaps it.
+5 Proposals (FSAR reports: triage, decisions, blocks). Global keys: 1–5, `:` command
+mode, `?` help, ctrl+p palette, `q` quit; every binding has an id and `[keymap]` in
+config.toml remaps it.
+
+Privileges: at connect the app reads what its database role may do (db/governance.py):
+a role without the operator's grants runs read-only (the header says READ-ONLY and the
+role); gate overrides need fsar_admin; `--reveal` is allowed only to fsar_admin, is
+logged before anything raw is shown, and the header then says RAW DATA REVEALED.
+Every screen's header carries the banner of proposals blocking execution (read with the
+alert counts every 15 s and after every proposal action). `--ingest-live` also ingests
+FSAR reports published on fsar/v1/proposals (live/proposal_feed.py).
 
 The app owns the database pool (opened in a worker; psycopg_pool checks connections,
 so after a database restart the next query gets a fresh one), the live service (its
@@ -44,9 +53,9 @@ from fsar_tui.live.events import Presence
 from fsar_tui.messages import ApplyFilter, AuditChecked, DatabaseReady, LiveBatch
 from fsar_tui.screens.command_line import CommandLine
 from fsar_tui.screens.help import HelpScreen
-from fsar_tui.screens.placeholder import PlaceholderScreen
 from fsar_tui.screens.audit import AuditScreen
 from fsar_tui.screens.profiles import ProfilesScreen
+from fsar_tui.screens.proposals import ProposalsScreen
 from fsar_tui.screens.roi import RoiScreen
 from fsar_tui.screens.queue import QueueScreen
 from fsar_tui.widgets.status_header import StatusHeader
@@ -72,11 +81,6 @@ def theme_for(term: str | None, colorterm: str | None) -> str | None:
     return "ansi-dark" if term in ("xterm", "screen", "tmux", "linux", "vt100", "vt220", "ansi", "rxvt", "cygwin") else None
 
 
-def _placeholder(title: str, issue: str):
-    return lambda: PlaceholderScreen(title, f"The {title} screen is not built yet ({issue}).\n"
-                                            "1 goes back to the queue; q quits.")
-
-
 class FsarApp(App):
     TITLE = "fsar-tui"
     MODES = {
@@ -84,7 +88,7 @@ class FsarApp(App):
         "profiles": ProfilesScreen,
         "roi": RoiScreen,
         "audit": AuditScreen,
-        "proposals": _placeholder("Proposals", "issue: FSAR proposals and data governance"),
+        "proposals": ProposalsScreen,
     }
     BINDINGS = [
         Binding("q", "quit", "Quit", id="quit"),
@@ -106,6 +110,9 @@ class FsarApp(App):
         self.fresh_at: float | None = None
         self.live_name = "-"
         self.alerts = (0, 0)  # open drift alerts: (firing, acked)
+        self.blocks: tuple = ()  # proposals blocking execution: (id, task type, severity)
+        self.privileges = None  # db.governance.Privileges, read at connect
+        self.revealed = False
         self.audit_check: CheckResult | None = None
         self.presence: dict[str, str] = {}
         self.live = None
@@ -140,6 +147,7 @@ class FsarApp(App):
                                             read_only=self.read_only)
                 async with self.pool.connection() as conn:
                     self.server_version = (await aserver_facts(conn)).version.split(" ")[0]
+                    await self.read_privileges(conn)
                 self.db_reachable()
                 screen = self.active_screen()
                 if screen is not None:
@@ -150,11 +158,56 @@ class FsarApp(App):
                 self.set_interval(CHECK_EVERY_S, self.run_audit_check)
                 self.set_interval(15, self.read_alert_counts)
                 self.read_alert_counts()
+                if self.settings.ingest_live:
+                    self.ingest_live()
             except FsarError as err:
                 self.db_state = f"unreachable: {err.message}"
                 self.update_headers()
                 await asyncio.sleep(2.0)
         self.start_live()
+
+    async def read_privileges(self, conn) -> None:
+        """What the role may do decides what the screens offer; Postgres enforces it anyway."""
+        from fsar_tui.db.actions import os_user
+        from fsar_tui.db.governance import RevealRefused, privileges_async, record_reveal_async
+        from fsar_tui.domain.sanitize import set_revealed
+
+        self.privileges = await privileges_async(conn)
+        if not self.privileges.act and not self.read_only:
+            self.read_only = True
+            self.notify(f"role {self.privileges.role} may only read: actions are hidden", timeout=8)
+        if self.settings.reveal and not self.revealed:
+            try:
+                await record_reveal_async(conn, actor=os_user(), target="app session",
+                                          reason="fsar-tui --reveal (the app shows raw data)")
+            except RevealRefused as exc:
+                self.notify(exc.message + "; showing redacted data", severity="error", timeout=15)
+            else:
+                self.revealed = True
+                set_revealed(True)
+
+    def can(self, power: str) -> bool:
+        """'act', 'override', 'reveal', 'anonymize': the role has it (and, for actions, the
+        session is not read-only)."""
+        if self.privileges is None or (self.read_only and power != "reveal"):
+            return False
+        return bool(getattr(self.privileges, power))
+
+    @work(exclusive=True, group="ingest-live")
+    async def ingest_live(self) -> None:
+        from fsar_tui.live.proposal_feed import follow_proposals
+
+        if not self.settings.mqtt_url:
+            self.notify("--ingest-live needs an MQTT broker (--mqtt-url)", severity="error", timeout=15)
+            return
+
+        def ingested(message: str, ok: bool) -> None:
+            self.notify(message, title="FSAR report", severity="information" if ok else "error", timeout=10)
+            if ok:
+                self.read_alert_counts()
+
+        await follow_proposals(self.settings.mqtt_url, self.dsn, ingested,
+                               statement_timeout_ms=self.settings.statement_timeout_ms)
 
     @work(exclusive=True, group="live")
     async def start_live(self) -> None:
@@ -197,12 +250,16 @@ class FsarApp(App):
     @work(exclusive=True, group="alert-counts")
     async def read_alert_counts(self) -> None:
         from fsar_tui.db.drift import alert_counts_async
+        from fsar_tui.db.proposals import blocking_async
+        from fsar_tui.domain.sanitize import strip_controls
 
         if self.pool is None:
             return
         try:
             async with self.pool.connection() as conn:
                 self.alerts = tuple(await alert_counts_async(conn))
+                self.blocks = tuple((strip_controls(ref), strip_controls(task_type or ""), severity)
+                                    for ref, task_type, severity in await blocking_async(conn))
         except (FsarError, psycopg.Error):
             return
         self.update_headers()
@@ -239,6 +296,9 @@ class FsarApp(App):
         header.live = source
         header.alerts = self.alerts
         header.read_only = self.read_only
+        header.blocks = self.blocks
+        header.revealed = self.revealed
+        header.role = self.privileges.label if self.privileges else ""
         header.refresh()
 
     def active_screen(self) -> Screen | None:
@@ -277,12 +337,11 @@ class FsarApp(App):
             self.action_help()
         elif word in SCREENS:
             self.switch_mode(word)
-            if word in ("queue", "profiles", "roi", "audit") and rest.strip():
+            if rest.strip():
                 # The queue and the audit log take a filter, profiles and ROI a window
-                # (`:profiles 24h`, `:roi 14d`, `:audit actor:ops since:1d`).
+                # (`:profiles 24h`, `:roi 14d`, `:audit actor:ops since:1d`), proposals
+                # a status or task type (`:proposals new`, `:proposals self_improvement`).
                 self.call_after_refresh(lambda: self.screen.post_message(ApplyFilter(rest)))
-            elif rest.strip():
-                self.notify(f"{SCREENS[word][1]} is a placeholder; '{rest.strip()}' ignored", severity="warning")
         else:
             self.notify(f"unknown command {word!r}: try queue, profiles, roi, audit, proposals, help, q",
                         severity="error")

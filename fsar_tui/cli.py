@@ -52,6 +52,10 @@ def _common_options() -> argparse.ArgumentParser:
                    help="per-query timeout (default 5000)")
     g.add_argument("--live", choices=("auto", "mqtt", "notify", "poll"), default=argparse.SUPPRESS,
                    help="live event source (default auto: mqtt if configured, else notify, else poll)")
+    g.add_argument("--reveal", action="store_const", const=True, default=argparse.SUPPRESS,
+                   help="show raw data instead of redacted (needs fsar_admin; every reveal is logged)")
+    g.add_argument("--ingest-live", action="store_const", const=True, default=argparse.SUPPRESS,
+                   help="the app also ingests FSAR reports published on fsar/v1/proposals")
     return common
 
 
@@ -266,13 +270,58 @@ def build_parser() -> argparse.ArgumentParser:
     aa.add_argument("--reason", help="why (required; goes to the operator log)")
     aa.set_defaults(handler=_delegate("fsar_tui.audit_commands", "run_alerts_ack"))
 
+    ingest = sub.add_parser(
+        "ingest-fsar", parents=[common], epilog=EPILOG, help="ingest FSAR Proposal Reports (all or nothing)",
+        description="Parse every report named (files, directories, - for standard input), then store them in one "
+                    "transaction. A parse error (FILE:LINE: reason) or a conflict (the same id stored with other "
+                    "content) stores nothing and exits 1; a report already stored identically is a no-op.")
+    ingest.add_argument("paths", nargs="*", metavar="PATH")
+    ingest.set_defaults(handler=_delegate("fsar_tui.proposal_commands", "run_ingest"))
+
+    props = sub.add_parser("proposals", parents=[common], epilog=EPILOG, help="FSAR proposals")
+    props_sub = props.add_subparsers(dest="proposals_command", parser_class=_Parser, metavar="SUBCOMMAND",
+                                     required=True)
+    pl = props_sub.add_parser("list", parents=[common], epilog=EPILOG, help="by severity, then newest")
+    pl.add_argument("--format", choices=("table", "json"), default="table")
+    pl.set_defaults(handler=_delegate("fsar_tui.proposal_commands", "run_list"))
+    ps = props_sub.add_parser("show", parents=[common], epilog=EPILOG, help="one proposal in full (redacted)")
+    ps.add_argument("id", metavar="ID")
+    ps.add_argument("--format", choices=("text", "json"), default="text")
+    ps.set_defaults(handler=_delegate("fsar_tui.proposal_commands", "run_show"))
+    for name, text in (("accept", "accept a new proposal"), ("reject", "reject a proposal (ends its block)"),
+                       ("implemented", "mark a proposal implemented (ends its block)"),
+                       ("lift", "lift a proposal's execution block")):
+        pd = props_sub.add_parser(name, parents=[common], epilog=EPILOG, help=text)
+        pd.add_argument("id", metavar="ID")
+        pd.add_argument("--reason", help="why (required; goes to the operator log)")
+        if name != "lift":
+            pd.add_argument("--expect", metavar="STATUS", help="refuse unless the proposal is still in this status")
+        pd.set_defaults(handler=_delegate("fsar_tui.proposal_commands", "run_decide"), expect=None)
+
+    anon = sub.add_parser(
+        "anonymize", parents=[common], epilog=EPILOG, help="scrub personal data from old payloads and ledger metadata",
+        description="Irreversibly replace personal data and secrets (the redaction policy: detectors and fields) in "
+                    "task payloads, results and errors and in ledger metadata older than the cutoff, in batches; "
+                    "unchanged rows are not written. Needs fsar_admin (except --dry-run).")
+    anon.add_argument("--older-than", required=True, metavar="AGE", help="e.g. 90d")
+    anon.add_argument("--dry-run", action="store_true", help="count what would change, write nothing")
+    anon.add_argument("--batch-size", type=int, default=2_000, help="rows per transaction (default 2,000)")
+    anon.set_defaults(handler=_delegate("fsar_tui.governance", "run_anonymize"))
+
+    sec = sub.add_parser(
+        "security-audit", parents=[common], epilog=EPILOG, help="check the deployment; exit 1 on any failure",
+        description="The app's role is not a superuser; operator_actions refuses UPDATE and DELETE; fsar_viewer "
+                    "cannot write; TLS for a remote host; the operator log's hash chain verifies.")
+    sec.add_argument("--format", choices=("table", "json"), default="table")
+    sec.set_defaults(handler=_delegate("fsar_tui.governance", "run_security_audit"))
+
     parser.set_defaults(handler=cmd_app)
     return parser
 
 
 def settings_from(args: argparse.Namespace, env: dict[str, str] | None = None) -> Settings:
     flags = {k: getattr(args, k, None) for k in ("dsn", "read_dsn", "mqtt_url", "read_only", "statement_timeout_ms",
-                                                  "live")}
+                                                  "live", "reveal", "ingest_live")}
     return load_settings(flags=flags, env=env, config_path=getattr(args, "config", None))
 
 
@@ -506,6 +555,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         settings = settings_from(args)
+        from fsar_tui.domain.redact import set_policy
+
+        set_policy(settings.redaction)  # one policy for every screen, report and export
         handler: Callable[[argparse.Namespace, Settings], int] = args.handler
         return handler(args, settings)
     except FsarError as err:

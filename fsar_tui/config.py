@@ -10,6 +10,16 @@ user config dir (`~/.config/fsar-tui/config.toml` on Linux). Recognised keys:
     statement_timeout_ms = 5000   # FSAR_STATEMENT_TIMEOUT_MS
     live = "auto"                 # FSAR_LIVE: auto | mqtt | notify | poll
     [keymap]                      # binding id -> keys, e.g. quit = "ctrl+q"
+    [redaction]                   # the one redaction policy (domain/redact.py)
+    detectors = ["bearer", "api_key", "secret", "email", "card", "phone"]   # default: all
+    fields = ["email", "name", …]   # JSON keys always hidden (default: redact.DEFAULT_FIELDS)
+    extra_fields = ["employee_no"]  # added to the defaults instead of replacing them
+    [redaction.patterns]          # more detectors: name = "regex"
+    employee_id = "EMP-[0-9]{6}"
+
+Flags only (never from the environment or the file, so they are a decision per run):
+`--reveal` (show raw data: needs a role allowed to, fsar_admin, and is logged) and
+`--ingest-live` (the app also ingests FSAR reports published on fsar/v1/proposals).
 
 With no DSN anywhere, fsar-tui uses the embedded PostgreSQL (`embedded.py`).
 """
@@ -17,6 +27,7 @@ With no DSN anywhere, fsar-tui uses the embedded PostgreSQL (`embedded.py`).
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -25,6 +36,7 @@ from typing import Any
 
 import platformdirs
 
+from fsar_tui.domain.redact import DEFAULT_FIELDS, DETECTORS, Policy
 from fsar_tui.dsn import mask_dsn
 from fsar_tui.errors import UsageError
 
@@ -46,6 +58,9 @@ class Settings:
     live: str = "auto"
     keymap: dict[str, str] = field(default_factory=dict)
     config_path: Path | None = None
+    redaction: Policy = field(default_factory=Policy)
+    reveal: bool = False
+    ingest_live: bool = False
 
     @property
     def embedded(self) -> bool:
@@ -65,6 +80,9 @@ class Settings:
             "read_only": self.read_only,
             "statement_timeout_ms": self.statement_timeout_ms,
             "live": self.live,
+            "redaction": {"detectors": list(self.redaction.detectors), "fields": len(self.redaction.fields),
+                          "patterns": [name for name, _ in self.redaction.patterns]},
+            "reveal": self.reveal,
             "config_path": str(self.config_path) if self.config_path else None,
         }
 
@@ -107,14 +125,57 @@ def read_config_file(path: Path, *, required: bool) -> dict[str, Any]:
         raise UsageError(f"{path}: invalid TOML: {exc}") from None
     except OSError as exc:
         raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
-    known = {"dsn", "read_dsn", "mqtt_url", "read_only", "statement_timeout_ms", "live", "keymap"}
+    known = {"dsn", "read_dsn", "mqtt_url", "read_only", "statement_timeout_ms", "live", "keymap", "redaction"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise UsageError(f"{path}: unknown setting(s): {', '.join(unknown)}")
     keymap = data.get("keymap", {})
     if not isinstance(keymap, dict) or not all(isinstance(v, str) for v in keymap.values()):
         raise UsageError(f"{path}: [keymap] must map binding ids to key strings")
+    if "redaction" in data:
+        data = {**data, "redaction": parse_redaction(data["redaction"], f"{path}: [redaction]")}
     return data
+
+
+def _string_list(value: Any, source: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise UsageError(f"{source}: expected a list of non-empty strings")
+    return [v.strip() for v in value]
+
+
+def parse_redaction(table: Any, source: str) -> Policy:
+    """config.toml `[redaction]` → the Policy; unknown keys or detectors, bad regexes: usage errors."""
+    if not isinstance(table, dict):
+        raise UsageError(f"{source}: must be a table")
+    unknown = sorted(set(table) - {"detectors", "fields", "extra_fields", "patterns"})
+    if unknown:
+        raise UsageError(f"{source}: unknown key(s): {', '.join(unknown)}")
+    detectors = tuple(DETECTORS)
+    if "detectors" in table:
+        chosen = _string_list(table["detectors"], f"{source} detectors")
+        bad = sorted(set(chosen) - set(DETECTORS))
+        if bad:
+            raise UsageError(f"{source} detectors: unknown {', '.join(bad)} (known: {', '.join(DETECTORS)})")
+        detectors = tuple(d for d in DETECTORS if d in chosen)  # the order that keeps them disjoint
+    fields = frozenset(f.lower() for f in _string_list(table["fields"], f"{source} fields")) \
+        if "fields" in table else DEFAULT_FIELDS
+    if "extra_fields" in table:
+        fields |= {f.lower() for f in _string_list(table["extra_fields"], f"{source} extra_fields")}
+    patterns = []
+    raw = table.get("patterns", {})
+    if not isinstance(raw, dict):
+        raise UsageError(f"{source}.patterns: must be a table of name = \"regex\"")
+    for name, regex in raw.items():
+        if not re.fullmatch(r"[a-z][a-z0-9_]{0,31}", name) or not isinstance(regex, str) or not regex:
+            raise UsageError(f"{source}.patterns: {name!r} needs a lowercase name and a regex string")
+        try:
+            pattern = re.compile(regex)
+        except re.error as exc:
+            raise UsageError(f"{source}.patterns.{name}: invalid regex: {exc}") from None
+        if pattern.search(""):
+            raise UsageError(f"{source}.patterns.{name}: matches the empty string")
+        patterns.append((name, pattern))
+    return Policy(detectors=detectors, fields=frozenset(fields), patterns=tuple(patterns))
 
 
 def load_settings(
@@ -159,5 +220,10 @@ def load_settings(
             changes["live"] = values["live"]
         if values.get("keymap"):
             changes["keymap"] = {**settings.keymap, **values["keymap"]}
+        if values.get("redaction") is not None:
+            changes["redaction"] = values["redaction"]
+        for key in ("reveal", "ingest_live"):
+            if values.get(key) is not None and source == "flags":
+                changes[key] = bool(values[key])
         settings = replace(settings, **changes)
     return settings

@@ -76,3 +76,17 @@ def is_local_host(dsn: str) -> bool:
     if not host or host.startswith("/"):
         return True
     return all(h in ("localhost", "127.0.0.1", "::1") or h.startswith("/") for h in host.split(","))
+
+
+def tls_verdict(dsn: str) -> tuple[bool, str]:
+    """Does the DSN insist on TLS where it must? A loopback or socket connection need not;
+    a remote one must say sslmode=require, verify-ca or verify-full ('prefer', the libpq
+    default, falls back to plaintext without a word)."""
+    if is_local_host(dsn):
+        return True, "local connection: TLS not required"
+    mode = dsn_params(dsn).get("sslmode", "prefer (default)")
+    if mode in ("verify-full", "verify-ca"):
+        return True, f"sslmode={mode}"
+    if mode == "require":
+        return True, "sslmode=require (encrypted, server not verified: verify-full is better)"
+    return False, f"remote host with sslmode={mode}: use sslmode=verify-full (or require)"

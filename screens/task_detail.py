@@ -22,6 +22,8 @@ from fsar_tui.widgets.key_bar import KeyBar
 from fsar_tui import clock
 from fsar_tui.db.tasks import task_detail
 from fsar_tui.domain.formatting import between, duration, money
+from fsar_tui.domain.redact import redact_value
+from fsar_tui.domain.sanitize import revealed as sanitize_revealed
 from fsar_tui.domain.sanitize import safe_str, safe_text
 from fsar_tui.widgets.status_header import StatusHeader
 
@@ -29,8 +31,10 @@ from fsar_tui.widgets.status_header import StatusHeader
 def json_block(value: Any) -> Syntax | Text:
     if value is None:
         return Text("-")
-    # Redact the serialised text: the policy applies to keys and values alike.
-    return Syntax(safe_str(json.dumps(value, indent=2, ensure_ascii=False, default=str)), "json",
+    # The policy's fields first (structure is needed to know a key), then its detectors
+    # over the serialised text, so keys and values alike are covered.
+    shown = value if sanitize_revealed() else redact_value(value)
+    return Syntax(safe_str(json.dumps(shown, indent=2, ensure_ascii=False, default=str)), "json",
                   theme="ansi_dark", word_wrap=True)
 
 

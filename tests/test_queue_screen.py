@@ -8,7 +8,7 @@ import pytest
 from fsar_tui.app import FsarApp
 from fsar_tui.config import Settings
 from fsar_tui.screens.audit import AuditScreen
-from fsar_tui.screens.placeholder import PlaceholderScreen
+from fsar_tui.screens.proposals import ProposalsScreen
 from fsar_tui.screens.queue import QueueScreen
 from fsar_tui.screens.roi import RoiScreen
 from fsar_tui.screens.task_detail import TaskDetailScreen
@@ -68,10 +68,8 @@ async def test_navigation_screens_help_command_mode(queue_db):
         assert isinstance(app.screen, RoiScreen)
         await pilot.press("4")
         assert isinstance(app.screen, AuditScreen)  # rollouts, gates, alerts, the action log
-        assert not app.screen.query("#placeholder")
         await pilot.press("5")
-        assert isinstance(app.screen, PlaceholderScreen) and app.screen.title_text == "Proposals"
-        assert "PLACEHOLDER" in str(app.screen.query_one("#placeholder").render())
+        assert isinstance(app.screen, ProposalsScreen)
         await pilot.press("1")
         assert isinstance(app.screen, QueueScreen)
         await pilot.press("question_mark")

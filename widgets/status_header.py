@@ -1,4 +1,6 @@
-"""The one-line header: database, server, connection state, live source, alerts.
+"""The header: database, server, connection state, live source, alerts, role — and,
+while any FSAR proposal blocks execution, a second line in red naming it (the banner
+every screen shows until the block is lifted).
 
 Every value is shown literally (a `Text`, never markup) and the DSN arrives masked.
 """
@@ -16,6 +18,7 @@ class StatusHeader(Widget):
     DEFAULT_CSS = """
     StatusHeader { height: 1; background: $primary-background; color: $text; padding: 0 1; }
     StatusHeader.-reconnecting { background: $error; }
+    StatusHeader.-blocked { height: 2; }
     """
 
     database: reactive[str] = reactive("")
@@ -25,6 +28,9 @@ class StatusHeader(Widget):
     alerts: reactive[tuple] = reactive((0, 0))  # open drift alerts: (firing, acked)
     read_only: reactive[bool] = reactive(False)
     since: reactive[float | None] = reactive(None)  # when the data shown was last fresh
+    role: reactive[str] = reactive("")  # the database role's powers: viewer, operator, admin, superuser
+    revealed: reactive[bool] = reactive(False)
+    blocks: reactive[tuple] = reactive(())  # (proposal id, task type, severity) blocking execution
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self.refresh)
@@ -32,17 +38,30 @@ class StatusHeader(Widget):
     def watch_state(self, state: str) -> None:
         self.set_class(state == "reconnecting", "-reconnecting")
 
+    def watch_blocks(self, blocks: tuple) -> None:
+        self.set_class(bool(blocks), "-blocked")
+
     def render(self) -> Text:
         # Most urgent first: on a narrow terminal the DSN is what gets cut, not the state.
         state = self.state
         if state == "reconnecting" and self.since is not None:
             state = f"RECONNECTING · data {int(time.monotonic() - self.since)}s old"
-        parts = ["READ-ONLY"] if self.read_only else []
+        parts = (["RAW DATA REVEALED"] if self.revealed else []) + (["READ-ONLY"] if self.read_only else [])
         firing, acked = self.alerts
         alerts = f"ALERTS: {firing} firing" if firing else "alerts: 0 firing"
         if acked:
             alerts += f", {acked} acked"
         parts += [state, f"live: {self.live}", alerts, self.database]
+        if self.role:
+            parts.append(f"role: {self.role}")
         if self.server:
             parts.append(f"PG {self.server}")
-        return Text(" · ".join(parts), no_wrap=True, overflow="ellipsis")
+        line = Text(" · ".join(parts), no_wrap=True, overflow="ellipsis")
+        if not self.blocks:
+            return line
+        first_id, task_type, severity = self.blocks[0]
+        more = f" (+{len(self.blocks) - 1} more)" if len(self.blocks) > 1 else ""
+        banner = Text(f" BLOCKED: FSAR proposal {first_id} (severity {severity}) stops {task_type or 'all'} "
+                      f"tasks{more} · 5 Proposals to review or lift ", style="bold white on red",
+                      no_wrap=True, overflow="ellipsis")
+        return Text("\n").join([line, banner])

@@ -2,13 +2,23 @@
 
 Detectors (each replaces the match with `[REDACTED:<kind>]`):
 - api_key: provider-style keys (`sk-…`, `sk_live_…`, `pk_live_…`, `ghp_…`, `xox…`,
-  `AKIA…`) and `api_key=…`/`"token": "…"` style assignments;
+  `AKIA…`);
+- secret: `api_key=…`/`"token": "…"`/`password: …` style assignments;
 - bearer: `Bearer <token>` in headers;
 - card: 13–19 digit runs (spaces or dashes allowed) that pass the Luhn check — so
   order numbers and timestamps that fail Luhn stay visible;
 - email: addresses;
 - phone: international (+CC, 7+ digits) or national numbers (9+ digits) written with
   separators; ISO dates and clock times are not phones.
+
+Fields: in JSON values (payloads, results, ledger metadata) the value of any key in
+`fields` (case-insensitive; defaults below: names, addresses, emails, phones, secrets…)
+is replaced by `[REDACTED:field]` whatever it looks like.
+
+The policy (`Policy`: detectors on, fields, extra named regex patterns) comes from
+config.toml `[redaction]` (config.py) and is installed once per process with
+`set_policy`; screens, reports, exports, the sensitive-results gate and `fsar-tui
+anonymize` all call `redact` / `redact_value` / `findings`, so there is one policy.
 
 Replacement tokens never contain anything a detector matches, so redaction is
 idempotent (property-tested). Deliberately conservative: a false positive hides a
@@ -20,6 +30,8 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 REDACTED = "[REDACTED:{}]"
 
@@ -69,21 +81,80 @@ def _phone(match: re.Match) -> str:
     return REDACTED.format("phone") if minimum <= len(digits) <= 15 else text
 
 
-_RULES: list[tuple[str, Callable[[str], str]]] = [
-    ("bearer", lambda t: _BEARER.sub(lambda m: m.group(1) + REDACTED.format("bearer"), t)),
-    ("api_key", lambda t: _API_KEY.sub(REDACTED.format("api_key"), t)),
-    ("api_key", lambda t: _ASSIGNED_SECRET.sub(
-        lambda m: m.group(0) if m.group(2).startswith("[REDACTED") else m.group(1) + REDACTED.format("secret"), t)),
-    ("email", lambda t: _EMAIL.sub(REDACTED.format("email"), t)),
-    ("card", lambda t: _CARD.sub(_card, t)),
-    ("phone", lambda t: _PHONE.sub(_phone, t)),
-]
+# Detector name -> rewrite. Order matters: a bearer token is not also an api_key.
+DETECTORS: dict[str, Callable[[str], str]] = {
+    "bearer": lambda t: _BEARER.sub(lambda m: m.group(1) + REDACTED.format("bearer"), t),
+    "api_key": lambda t: _API_KEY.sub(REDACTED.format("api_key"), t),
+    "secret": lambda t: _ASSIGNED_SECRET.sub(
+        lambda m: m.group(0) if m.group(2).startswith("[REDACTED") else m.group(1) + REDACTED.format("secret"), t),
+    "email": lambda t: _EMAIL.sub(REDACTED.format("email"), t),
+    "card": lambda t: _CARD.sub(_card, t),
+    "phone": lambda t: _PHONE.sub(_phone, t),
+}
+
+# JSON keys whose values are personal data or secrets whatever they look like.
+DEFAULT_FIELDS = frozenset({
+    "password", "passwd", "secret", "token", "api_key", "apikey", "authorization",
+    "email", "e_mail", "phone", "phone_number", "mobile", "name", "first_name", "last_name", "full_name",
+    "address", "street", "postal_code", "zip", "ip", "ip_address", "ssn", "date_of_birth", "dob", "iban",
+    "billing_details", "receipt_email", "customer_email", "customer_name",
+})
+_FIELD_TOKEN = REDACTED.format("field")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Which detectors run, which JSON fields are always hidden, and extra named
+    patterns (config.toml `[redaction]`); one instance is in force per process."""
+
+    detectors: tuple[str, ...] = tuple(DETECTORS)
+    fields: frozenset[str] = DEFAULT_FIELDS
+    patterns: tuple[tuple[str, re.Pattern], ...] = ()
+
+    def text(self, text: str) -> str:
+        for name in self.detectors:
+            text = DETECTORS[name](text)
+        for name, pattern in self.patterns:
+            text = pattern.sub(REDACTED.format(name), text)
+        return text
+
+    def value(self, value: Any) -> Any:
+        """A JSON value with every string redacted and every listed field hidden; keys,
+        numbers that detect as nothing, booleans and nulls are returned as they are."""
+        if isinstance(value, dict):
+            return {k: (_FIELD_TOKEN if value[k] not in (None, "") and str(k).lower() in self.fields
+                        else self.value(value[k])) for k in value}
+        if isinstance(value, list):
+            return [self.value(v) for v in value]
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**8:
+            # A card or phone number stored as a number is still one.
+            as_text = str(value)
+            redacted = self.text(as_text)
+            return value if redacted == as_text else redacted
+        return value
+
+
+_policy = Policy()
+
+
+def set_policy(policy: Policy) -> None:
+    """Install the configured policy (the CLI does, once, from the settings)."""
+    global _policy
+    _policy = policy
+
+
+def policy() -> Policy:
+    return _policy
 
 
 def redact(text: str) -> str:
-    for _, rule in _RULES:
-        text = rule(text)
-    return text
+    return _policy.text(text)
+
+
+def redact_value(value: Any) -> Any:
+    return _policy.value(value)
 
 
 _TOKEN = re.compile(r"\[REDACTED:(\w+)\]")
@@ -93,4 +164,14 @@ def findings(text: str) -> list[str]:
     """The detector kinds that fire on `text` (empty: nothing to redact) — the
     sensitive-results audit uses the same rules as the screens."""
     new = Counter(_TOKEN.findall(redact(text))) - Counter(_TOKEN.findall(text))  # tokens already there are not findings
+    return sorted(new)
+
+
+def value_findings(value: Any) -> list[str]:
+    """findings() for a JSON value, field rules included."""
+    import json
+
+    before = json.dumps(value, ensure_ascii=False, default=str)
+    after = json.dumps(_policy.value(value), ensure_ascii=False, default=str)
+    new = Counter(_TOKEN.findall(after)) - Counter(_TOKEN.findall(before))
     return sorted(new)

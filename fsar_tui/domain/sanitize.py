@@ -35,14 +35,29 @@ def inert(text: str) -> Text:
     return Text(strip_controls(text))
 
 
-def safe_text(value: object, *, reveal: bool = False) -> Text:
+_revealed = False
+
+
+def set_revealed(flag: bool) -> None:
+    """For a session whose reveal was allowed and logged (`--reveal`, governance.py):
+    text stays inert, no longer redacted."""
+    global _revealed
+    _revealed = flag
+
+
+def revealed() -> bool:
+    return _revealed
+
+
+def safe_text(value: object, *, reveal: bool | None = None) -> Text:
     """Untrusted value → Text that is inert and, unless revealed, redacted."""
     from fsar_tui.domain.redact import redact
 
+    reveal = _revealed if reveal is None else reveal
     raw = "" if value is None else str(value)
     cleaned = strip_controls(raw)
     return Text(cleaned if reveal else redact(cleaned))
 
 
-def safe_str(value: object, *, reveal: bool = False) -> str:
+def safe_str(value: object, *, reveal: bool | None = None) -> str:
     return safe_text(value, reveal=reveal).plain

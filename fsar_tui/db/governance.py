@@ -1,0 +1,188 @@
+"""Data governance in the database: what the connected role may do, logged reveals,
+anonymization batches, and the facts `fsar-tui security-audit` judges.
+
+- `privileges()`: read once at connect; the app hides what the role cannot do
+  (Postgres refuses it regardless — revision 0017's grants).
+- `record_reveal()`: EXECUTE on fsar_record_reveal is what "allowed to see raw data"
+  means; the call appends the reveal to operator_actions, so no reveal goes unlogged.
+- Anonymization: keyset batches by id over rows older than the cutoff; the scrub
+  itself (domain/redact's policy) runs in Python; only rows that change are written,
+  each batch in its own transaction, so an interrupted run keeps what it finished and
+  a re-run resumes by finding nothing left in the done part.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+from psycopg import AsyncConnection, Connection
+from psycopg.types.json import Jsonb
+
+from fsar_tui.errors import UsageError
+
+ROLES = ("fsar_viewer", "fsar_operator", "fsar_admin")
+
+
+@dataclass(frozen=True)
+class Privileges:
+    role: str
+    superuser: bool
+    act: bool       # retry/cancel, rollback, proposal decisions, alert acks (fsar_operator)
+    override: bool  # audit gate overrides (fsar_admin)
+    reveal: bool    # see raw data, logged (fsar_admin)
+    anonymize: bool  # rewrite payloads/results and ledger metadata (fsar_admin)
+
+    @property
+    def label(self) -> str:
+        if self.superuser:
+            return "superuser"
+        if self.reveal and self.override:
+            return "admin"
+        return "operator" if self.act else "viewer"
+
+
+PRIVILEGES_SQL = """
+    SELECT current_user, r.rolsuper,
+           has_table_privilege('operator_actions', 'INSERT')
+             AND has_column_privilege('execution_tasks', 'status', 'UPDATE')
+             AND has_column_privilege('fsar_proposals', 'status', 'UPDATE'),
+           has_table_privilege('audit_gate_overrides', 'INSERT'),
+           has_function_privilege('fsar_record_reveal(text, text, text)', 'EXECUTE'),
+           has_column_privilege('execution_tasks', 'payload', 'UPDATE')
+             AND has_column_privilege('ledger_entries', 'metadata', 'UPDATE')
+    FROM pg_roles r WHERE r.rolname = current_user"""
+
+
+def privileges(conn: Connection) -> Privileges:
+    return Privileges(*conn.execute(PRIVILEGES_SQL).fetchone())
+
+
+async def privileges_async(conn: AsyncConnection) -> Privileges:
+    return Privileges(*await (await conn.execute(PRIVILEGES_SQL)).fetchone())
+
+
+class RevealRefused(UsageError):
+    """The role may not see raw data (not fsar_admin): nothing is shown raw."""
+
+
+def _refused(role_hint: str) -> RevealRefused:
+    return RevealRefused(f"--reveal refused: role {role_hint} may not see raw data (grant it fsar_admin)")
+
+
+def record_reveal(conn: Connection, *, actor: str, target: str, reason: str) -> int:
+    """Log a reveal (returns its seq) or raise RevealRefused."""
+    try:
+        with conn.transaction():
+            return conn.execute("SELECT fsar_record_reveal(%s, %s, %s)", (actor, target, reason)).fetchone()[0]
+    except psycopg.errors.InsufficientPrivilege:
+        raise _refused(conn.info.user) from None
+
+
+async def record_reveal_async(conn: AsyncConnection, *, actor: str, target: str, reason: str) -> int:
+    try:
+        async with conn.transaction():
+            return (await (await conn.execute("SELECT fsar_record_reveal(%s, %s, %s)",
+                                              (actor, target, reason))).fetchone())[0]
+    except psycopg.errors.InsufficientPrivilege:
+        raise _refused(conn.info.user) from None
+
+
+# -- anonymization --------------------------------------------------------------------------
+
+# table → (the id column, the age column, the scrubbed columns)
+SCRUBBED = {
+    "execution_tasks": ("created_at", ("payload", "result", "error")),
+    "ledger_entries": ("occurred_at", ("metadata",)),
+}
+
+
+def batches(conn: Connection, table: str, cutoff: datetime, size: int) -> Iterator[list[tuple]]:
+    """Rows (id, *scrubbed columns) older than the cutoff, `size` at a time, by id."""
+    age, columns = SCRUBBED[table]
+    last = 0
+    while True:
+        rows = conn.execute(
+            f"SELECT id, {', '.join(columns)} FROM {table} WHERE {age} < %s AND id > %s ORDER BY id LIMIT %s",
+            (cutoff, last, size)).fetchall()
+        if not rows:
+            return
+        yield rows
+        last = rows[-1][0]
+
+
+def write_scrubbed(conn: Connection, table: str, rows: list[tuple]) -> None:
+    """Write the scrubbed values of changed rows (id, *columns), one transaction."""
+    _, columns = SCRUBBED[table]
+    sets = ", ".join(f"{c} = %s" for c in columns)
+    with conn.transaction():
+        with conn.cursor() as cur:
+            cur.executemany(
+                f"UPDATE {table} SET {sets} WHERE id = %s",
+                [tuple(Jsonb(v) if c != "error" and v is not None else v for c, v in zip(columns, row[1:])) + (row[0],)
+                 for row in rows])
+
+
+def log_anonymize(conn: Connection, *, actor: str, cutoff: datetime, counts: dict) -> None:
+    conn.execute("INSERT INTO operator_actions (actor, action, target, reason, after) VALUES (%s, %s, %s, %s, %s)",
+                 (actor, "anonymize", f"older-than:{cutoff:%Y-%m-%dT%H:%M:%SZ}",
+                  "personal data scrubbed by the redaction policy", Jsonb(counts)))
+
+
+# -- security audit facts ---------------------------------------------------------------------
+
+def role_facts(conn: Connection) -> tuple[str, bool, bool]:
+    """(current role, superuser, bypasses row security)."""
+    return conn.execute("SELECT current_user, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user").fetchone()
+
+
+def try_change_operator_actions(conn: Connection) -> dict[str, str | None]:
+    """Attempt UPDATE and DELETE of the log as this role, each in a rolled-back savepoint:
+    {verb: None if it was refused, else what happened}. With an empty log no row
+    trigger can fire, so the trigger's presence is checked instead."""
+    out: dict[str, str | None] = {}
+    rows = conn.execute("SELECT count(*) FROM (SELECT 1 FROM operator_actions LIMIT 1) s").fetchone()[0]
+    for verb, sql in (("UPDATE", "UPDATE operator_actions SET reason = reason"),
+                      ("DELETE", "DELETE FROM operator_actions")):
+        try:
+            with conn.transaction(force_rollback=True):
+                cur = conn.execute(sql)
+                changed = cur.rowcount
+            out[verb] = f"{changed} row(s) {verb.lower()}d" if changed else None
+        except (psycopg.errors.InsufficientPrivilege, psycopg.errors.RaiseException):
+            out[verb] = None
+    if not rows:
+        armed = conn.execute(
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'operator_actions'::regclass "
+            "AND tgname = 'operator_actions_append_only' AND tgenabled IN ('O', 'A')").fetchone()[0]
+        if not armed:
+            out = {verb: "the append-only trigger is missing or disabled" for verb in out}
+    return out
+
+
+def viewer_write_privileges(conn: Connection) -> list[str]:
+    """Tables on which fsar_viewer (or a role it belongs to) could write."""
+    return [r[0] for r in conn.execute(
+        """SELECT c.relname FROM pg_class c
+           WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v')
+             AND EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'fsar_viewer')
+             AND has_table_privilege('fsar_viewer', c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')
+           ORDER BY 1""").fetchall()]
+
+
+def roles_present(conn: Connection) -> dict[str, bool | None]:
+    """role → can it log in (None: missing)."""
+    found = dict(conn.execute("SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname = ANY(%s)",
+                              (list(ROLES),)).fetchall())
+    return {r: found.get(r) for r in ROLES}
+
+
+def connection_uses_tls(conn: Connection) -> bool:
+    row = conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()
+    return bool(row and row[0])
+
+
+def chain_broken_at(conn: Connection) -> int | None:
+    return conn.execute("SELECT fsar_operator_actions_verify()").fetchone()[0]

@@ -1,0 +1,254 @@
+"""FSAR proposals in the database (fsar_proposals, revisions 0008 and 0017).
+
+- Ingestion: a batch of parsed reports (domain/fsar_report.py) is one transaction. A
+  report already stored with the same sha256 is unchanged (a no-op); the same id with
+  another sha256 is a conflict: the batch stores nothing and every conflict is named.
+  Each new proposal gets an operator_actions row (`proposal.ingest`).
+- Decisions: accept, reject, mark implemented, lift the block, tick a checklist item —
+  each one transaction: lock the row, check that it is still in the state the operator
+  saw (else `ProposalChanged` names who changed it), change it, log it with the reason.
+- Blocking: a proposal with block_execution, not lifted, status new or accepted, is a
+  row of the `execution_blocks` view (the same rule the executor's claim honours); the
+  banner reads it from there. Rejecting or implementing a proposal also ends its block.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from psycopg import AsyncConnection, Connection
+from psycopg.types.json import Jsonb
+
+from fsar_tui.domain.fsar_report import FsarReport
+from fsar_tui.errors import CheckFailed, UsageError
+
+# action → (statuses it applies to, the status it sets)
+DECISIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "accept": (("new",), "accepted"),
+    "reject": (("new", "accepted"), "rejected"),
+    "implemented": (("new", "accepted"), "implemented"),
+}
+LIST_LIMIT = 500
+LINKED_LIMIT = 200
+
+
+class ProposalConflict(CheckFailed):
+    """Reports whose id is stored with other content: nothing of the batch was stored."""
+
+
+class ProposalChanged(CheckFailed):
+    """The proposal moved on since the operator looked; nothing was changed."""
+
+
+@dataclass
+class IngestResult:
+    inserted: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ProposalRow:
+    id: str
+    severity: int
+    status: str
+    block_execution: bool
+    block_lifted_at: datetime | None
+    task_type: str | None
+    reported_at: datetime
+    linked: int
+
+    @property
+    def blocking(self) -> bool:
+        return self.block_execution and self.block_lifted_at is None and self.status in ("new", "accepted")
+
+
+@dataclass(frozen=True)
+class Proposal:
+    row: ProposalRow
+    body: str
+    risks: list[str]
+    mitigations: list[str]
+    extra_headers: dict
+    checklist: dict
+    sha256: str
+    ingested_at: datetime
+    tasks: list[tuple]  # (id, task_type, ai_model, status, created_at), newest first, at most LINKED_LIMIT
+
+
+def ingest(conn: Connection, reports: list[FsarReport], *, actor: str) -> IngestResult:
+    """Store a batch, all or nothing (see the module docstring)."""
+    result = IngestResult()
+    conflicts: list[str] = []
+    seen: dict[str, str] = {}
+    with conn.transaction():
+        for report in reports:
+            if report.id in seen:  # the same report twice in one batch
+                if seen[report.id] != report.sha256:
+                    conflicts.append(f"{report.id}: two different reports in this batch ({report.source})")
+                continue
+            seen[report.id] = report.sha256
+            inserted = conn.execute(
+                """INSERT INTO fsar_proposals (id, reported_at, severity, block_execution, task_type, body,
+                                               risks, mitigations, extra_headers, source_sha256)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                   ON CONFLICT (id) DO NOTHING RETURNING id""",
+                (report.id, report.reported_at, report.severity, report.block_execution, report.task_type,
+                 report.body, Jsonb(list(report.risks)), Jsonb(list(report.mitigations)),
+                 Jsonb(dict(report.extra_headers)), report.sha256)).fetchone()
+            if inserted:
+                result.inserted.append(report.id)
+                conn.execute(
+                    "INSERT INTO operator_actions (actor, action, target, reason, after) VALUES (%s, %s, %s, %s, %s)",
+                    (actor, "proposal.ingest", f"proposal:{report.id}", f"ingested from {report.source}",
+                     Jsonb({"severity": report.severity, "block_execution": report.block_execution,
+                            "task_type": report.task_type, "sha256": report.sha256})))
+                continue
+            stored = conn.execute("SELECT source_sha256 FROM fsar_proposals WHERE id = %s", (report.id,)).fetchone()[0]
+            if stored == report.sha256:
+                result.unchanged.append(report.id)
+            else:
+                conflicts.append(f"{report.id}: stored with sha256 {stored[:12]}…, {report.source} has "
+                                 f"{report.sha256[:12]}… (not overwritten)")
+        if conflicts:
+            # Raising inside the transaction block rolls the whole batch back.
+            raise ProposalConflict(f"{len(conflicts)} conflicting report(s); nothing stored", details=conflicts)
+    return result
+
+
+LIST_SQL = f"""
+    SELECT p.id, p.severity, p.status, p.block_execution, p.block_lifted_at, p.task_type, p.reported_at,
+           (SELECT count(*) FROM execution_tasks t WHERE t.proposal_id = p.id)
+    FROM fsar_proposals p
+    ORDER BY p.severity DESC, p.reported_at DESC, p.id
+    LIMIT {LIST_LIMIT}"""
+
+
+def list_proposals(conn: Connection) -> list[ProposalRow]:
+    return [ProposalRow(*r) for r in conn.execute(LIST_SQL).fetchall()]
+
+
+async def list_proposals_async(conn: AsyncConnection) -> list[ProposalRow]:
+    return [ProposalRow(*r) for r in await (await conn.execute(LIST_SQL)).fetchall()]
+
+
+DETAIL_SQL = """
+    SELECT p.id, p.severity, p.status, p.block_execution, p.block_lifted_at, p.task_type, p.reported_at,
+           (SELECT count(*) FROM execution_tasks t WHERE t.proposal_id = p.id),
+           p.body, p.risks, p.mitigations, p.extra_headers, p.checklist, p.source_sha256, p.ingested_at
+    FROM fsar_proposals p WHERE p.id = %s"""
+LINKED_SQL = f"""
+    SELECT id, task_type, ai_model, status, created_at FROM execution_tasks
+    WHERE proposal_id = %s ORDER BY id DESC LIMIT {LINKED_LIMIT}"""
+
+
+def _proposal(row, tasks) -> Proposal:
+    return Proposal(ProposalRow(*row[:8]), *row[8:], tasks=tasks)
+
+
+def get_proposal(conn: Connection, proposal_id: str) -> Proposal:
+    row = conn.execute(DETAIL_SQL, (proposal_id,)).fetchone()
+    if row is None:
+        raise UsageError(f"no proposal {proposal_id!r}")
+    return _proposal(row, conn.execute(LINKED_SQL, (proposal_id,)).fetchall())
+
+
+async def get_proposal_async(conn: AsyncConnection, proposal_id: str) -> Proposal | None:
+    row = await (await conn.execute(DETAIL_SQL, (proposal_id,))).fetchone()
+    if row is None:
+        return None
+    return _proposal(row, await (await conn.execute(LINKED_SQL, (proposal_id,))).fetchall())
+
+
+BLOCKING_SQL = """
+    SELECT b.ref, b.task_type, p.severity FROM execution_blocks b JOIN fsar_proposals p ON p.id = b.ref
+    WHERE b.source = 'proposal' ORDER BY p.severity DESC, p.reported_at DESC"""
+
+
+def blocking(conn: Connection) -> list[tuple[str, str | None, int]]:
+    """(id, task type, severity) of every proposal blocking execution now."""
+    return conn.execute(BLOCKING_SQL).fetchall()
+
+
+async def blocking_async(conn: AsyncConnection) -> list[tuple[str, str | None, int]]:
+    return await (await conn.execute(BLOCKING_SQL)).fetchall()
+
+
+def _locked(conn: Connection, proposal_id: str) -> tuple:
+    row = conn.execute("SELECT status, block_execution, block_lifted_at, checklist FROM fsar_proposals "
+                       "WHERE id = %s FOR UPDATE", (proposal_id,)).fetchone()
+    if row is None:
+        raise UsageError(f"no proposal {proposal_id!r}")
+    return row
+
+
+def _who_changed(conn: Connection, proposal_id: str) -> str:
+    row = conn.execute("SELECT actor, action, at FROM operator_actions WHERE target = %s ORDER BY seq DESC LIMIT 1",
+                       (f"proposal:{proposal_id}",)).fetchone()
+    return f" ({row[1]} by {row[0]} at {row[2]:%H:%M:%S} UTC)" if row else ""
+
+
+def _log(conn: Connection, actor: str, action: str, proposal_id: str, reason: str, before: dict, after: dict) -> None:
+    conn.execute("INSERT INTO operator_actions (actor, action, target, reason, before, after) "
+                 "VALUES (%s, %s, %s, %s, %s, %s)",
+                 (actor, action, f"proposal:{proposal_id}", reason, Jsonb(before), Jsonb(after)))
+
+
+def _need_reason(reason: str) -> None:
+    if not reason or not reason.strip():
+        raise UsageError("a reason is required")
+
+
+def decide(conn: Connection, proposal_id: str, action: str, *, actor: str, reason: str,
+           expected_status: str | None = None) -> str:
+    """accept / reject / implemented; returns the new status."""
+    if action not in DECISIONS:
+        raise UsageError(f"unknown decision {action!r}: use {', '.join(DECISIONS)}")
+    _need_reason(reason)
+    allowed, new = DECISIONS[action]
+    with conn.transaction():
+        status = _locked(conn, proposal_id)[0]
+        if expected_status is not None and status != expected_status:
+            raise ProposalChanged(f"proposal {proposal_id} is now {status}, not {expected_status}"
+                                  f"{_who_changed(conn, proposal_id)}; nothing changed")
+        if status not in allowed:
+            raise CheckFailed(f"proposal {proposal_id} is {status}: {action} applies to {' or '.join(allowed)}")
+        conn.execute("UPDATE fsar_proposals SET status = %s WHERE id = %s", (new, proposal_id))
+        _log(conn, actor, f"proposal.{action}", proposal_id, reason, {"status": status}, {"status": new})
+    return new
+
+
+def lift_block(conn: Connection, proposal_id: str, *, actor: str, reason: str) -> None:
+    _need_reason(reason)
+    with conn.transaction():
+        status, block, lifted_at, _ = _locked(conn, proposal_id)
+        if not block:
+            raise CheckFailed(f"proposal {proposal_id} does not block execution")
+        if lifted_at is not None:
+            raise ProposalChanged(f"the block of proposal {proposal_id} was already lifted at {lifted_at:%Y-%m-%d %H:%M} UTC"
+                                  f"{_who_changed(conn, proposal_id)}")
+        conn.execute("UPDATE fsar_proposals SET block_lifted_at = now() WHERE id = %s", (proposal_id,))
+        _log(conn, actor, "proposal.lift_block", proposal_id, reason, {"blocking": status in ("new", "accepted")},
+             {"blocking": False})
+
+
+def tick(conn: Connection, proposal_id: str, item: str, *, actor: str, reason: str = "") -> bool:
+    """Toggle a checklist item (`risks/0`, `mitigations/2`); returns whether it is now ticked."""
+    kind, _, index = item.partition("/")
+    with conn.transaction():
+        _locked(conn, proposal_id)
+        lists = conn.execute("SELECT risks, mitigations, checklist FROM fsar_proposals WHERE id = %s",
+                             (proposal_id,)).fetchone()
+        items = {"risks": lists[0], "mitigations": lists[1]}.get(kind)
+        if items is None or not index.isdigit() or int(index) >= len(items):
+            raise UsageError(f"no checklist item {item!r} in proposal {proposal_id}")
+        checklist = dict(lists[2])
+        ticked = item not in checklist
+        if ticked:
+            checklist[item] = {"by": actor}
+        else:
+            del checklist[item]
+        conn.execute("UPDATE fsar_proposals SET checklist = %s WHERE id = %s", (Jsonb(checklist), proposal_id))
+        _log(conn, actor, "proposal.tick" if ticked else "proposal.untick", proposal_id, reason or items[int(index)],
+             {"item": item, "ticked": not ticked}, {"item": item, "ticked": ticked})
+    return ticked

@@ -1,0 +1,197 @@
+"""Data governance, headless: `--reveal`, `fsar-tui anonymize`, `fsar-tui security-audit`.
+
+--reveal (any command that prints untrusted text, and the app): raw data instead of the
+    redaction policy's output. Allowed only to roles with EXECUTE on fsar_record_reveal
+    (fsar_admin); the reveal is appended to operator_actions before anything raw is
+    shown. Refused: exit 2, nothing printed.
+anonymize --older-than 90d [--dry-run] [--batch-size N]: irreversibly scrubs task
+    payloads, results and errors (tasks created before the cutoff) and ledger metadata
+    (entries that occurred before it) with the redaction policy — detectors and fields —
+    in keyset batches, each its own transaction; only rows that change are written, so
+    non-personal data stays byte-identical. Prints counts per table and per finding;
+    the run is logged in operator_actions. --dry-run counts, writes nothing.
+security-audit [--format table|json]: checks the deployment (below) and exits 1 if any
+    check fails:
+    - the app's role is not a superuser (nor BYPASSRLS);
+    - operator_actions refuses UPDATE and DELETE to it (attempted, rolled back);
+    - the read-only role fsar_viewer cannot write any table, and the three roles exist
+      as NOLOGIN;
+    - the DSN uses TLS when the host is not local (and the session really is encrypted);
+    - the operator log's hash chain verifies.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from argparse import Namespace
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from fsar_tui.domain import sanitize
+from fsar_tui.domain.redact import policy
+from fsar_tui.errors import EXIT_FAILED, EXIT_OK, UsageError
+
+DEFAULT_BATCH = 2_000
+
+
+def _connect(dsn_factory: Callable[[], str], settings):
+    from fsar_tui.db.connect import connect
+
+    return connect(dsn_factory(), autocommit=True, statement_timeout_ms=settings.statement_timeout_ms)
+
+
+def reveal_or_redact(conn, settings, target: str) -> Callable[[object], str]:
+    """The function that prepares untrusted text for printing: inert and redacted, or —
+    with --reveal and the privilege, after logging the reveal — inert and raw."""
+    if not settings.reveal:
+        return sanitize.safe_str
+    from fsar_tui.db.actions import os_user
+    from fsar_tui.db.governance import record_reveal
+
+    record_reveal(conn, actor=os_user(), target=target, reason="fsar-tui --reveal " + " ".join(sys.argv[1:])[:200])
+    return lambda value: sanitize.safe_str(value, reveal=True)
+
+
+# -- anonymize ------------------------------------------------------------------------------
+
+@dataclass
+class ScrubCounts:
+    scanned: int = 0
+    changed: int = 0
+    findings: Counter = None
+
+    def __post_init__(self) -> None:
+        self.findings = Counter() if self.findings is None else self.findings
+
+
+def scrub_row(table: str, row: tuple) -> tuple | None:
+    """The row (id, *columns) scrubbed by the policy, or None when nothing in it is personal."""
+    p = policy()
+    if table == "execution_tasks":
+        task_id, payload, result, error = row
+        new = (task_id, p.value(payload), p.value(result), None if error is None else p.text(error))
+    else:
+        entry_id, metadata = row
+        new = (entry_id, p.value(metadata))
+    return None if new == tuple(row) else new
+
+
+def _kinds(old: tuple, new: tuple) -> Counter:
+    from fsar_tui.domain.redact import _TOKEN
+
+    before = Counter(_TOKEN.findall(json.dumps(old[1:], default=str)))
+    after = Counter(_TOKEN.findall(json.dumps(new[1:], default=str)))
+    return after - before
+
+
+def anonymize(conn, *, older_than_s: int, dry_run: bool, batch_size: int, actor: str) -> dict[str, ScrubCounts]:
+    from fsar_tui import clock
+    from fsar_tui.db import governance
+
+    cutoff = clock.now() - timedelta(seconds=older_than_s)
+    out: dict[str, ScrubCounts] = {}
+    for table in governance.SCRUBBED:
+        counts = out[table] = ScrubCounts()
+        for rows in governance.batches(conn, table, cutoff, batch_size):
+            counts.scanned += len(rows)
+            changed = []
+            for row in rows:
+                new = scrub_row(table, row)
+                if new is not None:
+                    changed.append(new)
+                    counts.findings += _kinds(row, new)
+            counts.changed += len(changed)
+            if changed and not dry_run:
+                governance.write_scrubbed(conn, table, changed)
+    if not dry_run:
+        governance.log_anonymize(conn, actor=actor, cutoff=cutoff, counts={
+            t: {"scanned": c.scanned, "changed": c.changed, "findings": dict(c.findings)} for t, c in out.items()})
+    return out
+
+
+def run_anonymize(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
+    from fsar_tui.db.actions import os_user
+    from fsar_tui.domain.task_filter import FilterError, parse_window
+
+    try:
+        older_than_s = parse_window(args.older_than)
+    except FilterError as exc:
+        raise UsageError(f"--older-than: {exc}") from None
+    if args.batch_size < 1:
+        raise UsageError("--batch-size must be at least 1")
+    with _connect(dsn_factory, settings) as conn:
+        if not args.dry_run:
+            from fsar_tui.db.governance import privileges
+
+            if not privileges(conn).anonymize:
+                raise UsageError(f"anonymize refused: role {conn.info.user} may not rewrite payloads and ledger "
+                                 "metadata (grant it fsar_admin); --dry-run only counts")
+        result = anonymize(conn, older_than_s=older_than_s, dry_run=args.dry_run, batch_size=args.batch_size,
+                           actor=os_user())
+    verb = "would scrub" if args.dry_run else "scrubbed"
+    for table, c in result.items():
+        kinds = ", ".join(f"{k}: {n}" for k, n in sorted(c.findings.items())) or "nothing personal"
+        print(f"{table}: scanned {c.scanned:,}, {verb} {c.changed:,} ({kinds})")
+    if args.dry_run:
+        print("dry run: nothing written")
+    return EXIT_OK
+
+
+# -- security audit -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def security_checks(conn, dsn: str) -> list[Check]:
+    from fsar_tui.db import governance
+    from fsar_tui.dsn import tls_verdict
+
+    role, superuser, bypass = governance.role_facts(conn)
+    powers = [p for p, has in (("SUPERUSER", superuser), ("BYPASSRLS", bypass)) if has]
+    checks = [Check("app role is not a superuser", not powers,
+                    f"role {role}" + (f" has {' and '.join(powers)}" if powers else ""))]
+    attempts = governance.try_change_operator_actions(conn)
+    leaks = {verb: what for verb, what in attempts.items() if what}
+    checks.append(Check("operator_actions rejects UPDATE and DELETE", not leaks,
+                        "; ".join(f"{v}: {w}" for v, w in leaks.items()) or f"both refused for {role}"))
+    writable = governance.viewer_write_privileges(conn)
+    roles = governance.roles_present(conn)
+    missing = [r for r, login in roles.items() if login is None]
+    login = [r for r, can in roles.items() if can]
+    problems = ([f"missing role(s) {', '.join(missing)} (run fsar-tui migrate)"] if missing else []) + \
+               ([f"{', '.join(login)} can log in (must be NOLOGIN)"] if login else []) + \
+               ([f"fsar_viewer can write {', '.join(writable[:5])}" + ("…" if len(writable) > 5 else "")]
+                if writable else [])
+    checks.append(Check("read-only role cannot write", not problems,
+                        "; ".join(problems) or "fsar_viewer: SELECT only; roles NOLOGIN"))
+    ok, detail = tls_verdict(dsn)
+    if ok and "local" not in detail and not governance.connection_uses_tls(conn):
+        ok, detail = False, detail + ", but this session is not encrypted"
+    checks.append(Check("TLS for remote connections", ok, detail))
+    broken = governance.chain_broken_at(conn)
+    checks.append(Check("operator log hash chain verifies", broken is None,
+                        "intact" if broken is None else f"broken at seq {broken} (fsar-tui log verify)"))
+    return checks
+
+
+def run_security_audit(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
+    dsn = dsn_factory()
+    from fsar_tui.db.connect import connect
+
+    with connect(dsn, autocommit=True, statement_timeout_ms=settings.statement_timeout_ms) as conn:
+        checks = security_checks(conn, dsn)
+    if args.format == "json":
+        print(json.dumps([{"check": c.name, "ok": c.ok, "detail": c.detail} for c in checks], indent=2))
+    else:
+        for c in checks:
+            print(f"{'PASS' if c.ok else 'FAIL'}  {c.name}: {sanitize.safe_str(c.detail)}")
+    failed = sum(not c.ok for c in checks)
+    print(f"{len(checks) - failed} of {len(checks)} checks passed", file=sys.stderr)
+    return EXIT_FAILED if failed else EXIT_OK

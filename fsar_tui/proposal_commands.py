@@ -1,0 +1,175 @@
+"""`fsar-tui ingest-fsar …` and `fsar-tui proposals …`: FSAR proposals, headless.
+
+ingest-fsar PATH… : files, directories (their regular files, sorted, not recursive,
+    hidden files skipped) or `-` for standard input. Every report is parsed first; any
+    parse error (printed as `fsar-tui: FILE:LINE: reason`) or any conflict (a stored
+    report with the same id and other content) stores nothing and exits 1. Otherwise one
+    transaction stores the new reports; ones already stored identically are counted as
+    unchanged. Summary on stdout: `ingested 1, unchanged 0`.
+proposals list [--format table|json]
+proposals show ID [--format text|json]: headers, body, risks, mitigations, linked tasks
+    (redacted by the policy unless `--reveal`, which needs fsar_admin and is logged).
+proposals accept|reject|implemented ID --reason TEXT [--expect STATUS]
+proposals lift ID --reason TEXT: lift the proposal's execution block.
+Every change is one transaction with an operator_actions row.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from argparse import Namespace
+from collections.abc import Callable
+from pathlib import Path
+
+from fsar_tui.domain.fsar_report import MAX_REPORT_BYTES, FsarReport, ReportError, parse_report
+from fsar_tui.errors import EXIT_FAILED, EXIT_OK, UsageError
+
+
+def _connect(dsn_factory: Callable[[], str], settings):
+    from fsar_tui.db.connect import connect
+
+    return connect(dsn_factory(), autocommit=True, statement_timeout_ms=settings.statement_timeout_ms)
+
+
+def _read_capped(fh, source: str) -> bytes:
+    # One byte past the limit is enough for the parser to say "too large" at line 1,
+    # without reading a runaway file into memory.
+    return fh.read(MAX_REPORT_BYTES + 1)
+
+
+def report_sources(paths: list[str]) -> list[tuple[str, bytes]]:
+    """(source name, raw bytes) for every report named; a missing path is a usage error."""
+    out: list[tuple[str, bytes]] = []
+    for name in paths:
+        if name == "-":
+            out.append(("<stdin>", _read_capped(sys.stdin.buffer, "<stdin>")))
+            continue
+        path = Path(name)
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+            if not files:
+                raise UsageError(f"{name}: directory holds no report files")
+        elif path.is_file():
+            files = [path]
+        else:
+            raise UsageError(f"{name}: no such file or directory")
+        for file in files:
+            try:
+                with file.open("rb") as fh:
+                    out.append((str(file), _read_capped(fh, str(file))))
+            except OSError as exc:
+                raise UsageError(f"{file}: cannot read: {exc.strerror}") from None
+    return out
+
+
+def parse_all(sources: list[tuple[str, bytes]]) -> tuple[list[FsarReport], list[ReportError]]:
+    reports, errors = [], []
+    for source, data in sources:
+        try:
+            reports.append(parse_report(data, source))
+        except ReportError as err:
+            errors.append(err)
+    return reports, errors
+
+
+def run_ingest(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
+    from fsar_tui.db import proposals
+    from fsar_tui.db.actions import os_user
+
+    if not args.paths:
+        raise UsageError("name at least one report file, directory or - for standard input")
+    reports, errors = parse_all(report_sources(args.paths))
+    if errors:
+        for err in errors:
+            print(f"fsar-tui: {err}", file=sys.stderr)
+        print(f"fsar-tui: {len(errors)} report(s) rejected; nothing stored", file=sys.stderr)
+        return EXIT_FAILED
+    with _connect(dsn_factory, settings) as conn:
+        result = proposals.ingest(conn, reports, actor=os_user())
+    print(f"ingested {len(result.inserted)}, unchanged {len(result.unchanged)}")
+    return EXIT_OK
+
+
+def _when(value) -> str:
+    return "-" if value is None else f"{value:%Y-%m-%d %H:%M}"
+
+
+def run_list(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
+    from fsar_tui.db import proposals
+    from fsar_tui.domain.sanitize import safe_str
+
+    with _connect(dsn_factory, settings) as conn:
+        rows = proposals.list_proposals(conn)
+    if args.format == "json":
+        print(json.dumps([{"id": safe_str(r.id), "severity": r.severity, "status": r.status,
+                           "block_execution": r.block_execution, "blocking": r.blocking,
+                           "block_lifted_at": r.block_lifted_at.isoformat() if r.block_lifted_at else None,
+                           "task_type": safe_str(r.task_type or ""), "reported_at": r.reported_at.isoformat(),
+                           "linked_tasks": r.linked} for r in rows], indent=2))
+        return EXIT_OK
+    print(f"{'sev':>3}  {'status':<11} {'block':<8} {'type':<20} {'reported (UTC)':<16}  {'tasks':>5}  id")
+    for r in rows:
+        block = "BLOCKING" if r.blocking else ("lifted" if r.block_execution and r.block_lifted_at else "-")
+        print(f"{r.severity:>3}  {r.status:<11} {block:<8} {safe_str(r.task_type or '-'):<20} "
+              f"{_when(r.reported_at):<16}  {r.linked:>5}  {safe_str(r.id)}")
+    return EXIT_OK
+
+
+def run_show(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
+    from fsar_tui.db import proposals
+    from fsar_tui.governance import reveal_or_redact
+
+    with _connect(dsn_factory, settings) as conn:
+        p = proposals.get_proposal(conn, args.id)
+        show = reveal_or_redact(conn, settings, f"proposal:{args.id}")
+    r = p.row
+    if args.format == "json":
+        print(json.dumps({
+            "id": show(r.id), "severity": r.severity, "status": r.status, "block_execution": r.block_execution,
+            "blocking": r.blocking, "task_type": show(r.task_type or ""), "reported_at": r.reported_at.isoformat(),
+            "body": show(p.body), "risks": [show(x) for x in p.risks],
+            "mitigations": [show(x) for x in p.mitigations],
+            "extra_headers": {show(k): show(v) for k, v in p.extra_headers.items()},
+            "checklist": sorted(p.checklist), "sha256": p.sha256, "linked_tasks": r.linked,
+            "tasks": [{"id": t[0], "task_type": show(t[1]), "ai_model": show(t[2] or ""), "status": t[3]}
+                      for t in p.tasks]}, indent=2))
+        return EXIT_OK
+    print(f"{show(r.id)} · severity {r.severity} · {r.status}"
+          + (" · BLOCKS " + show(r.task_type or "") if r.blocking else "")
+          + f" · reported {_when(r.reported_at)} UTC · sha256 {p.sha256[:12]}…")
+    for key, value in p.extra_headers.items():
+        print(f"  {show(key)}: {show(value)}")
+    print()
+    print(show(p.body))
+    for title, items, kind in (("Risks", p.risks, "risks"), ("Mitigations", p.mitigations, "mitigations")):
+        print(f"\n{title}:")
+        for i, item in enumerate(items):
+            print(f"  [{'x' if f'{kind}/{i}' in p.checklist else ' '}] {show(item)}")
+    print(f"\nlinked tasks: {r.linked}")
+    for task_id, task_type, model, status, created in p.tasks[:20]:
+        print(f"  {task_id}  {show(task_type)}  {show(model or '-')}  {status}  {_when(created)}")
+    return EXIT_OK
+
+
+def _reason(args: Namespace) -> str:
+    reason = (args.reason or "").strip()
+    if not reason:
+        raise UsageError("--reason is required: say why, it goes to the operator log")
+    return reason
+
+
+def run_decide(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
+    from fsar_tui.db import proposals
+    from fsar_tui.db.actions import os_user
+
+    reason = _reason(args)
+    with _connect(dsn_factory, settings) as conn:
+        if args.proposals_command == "lift":
+            proposals.lift_block(conn, args.id, actor=os_user(), reason=reason)
+            print(f"proposal {args.id}: block lifted")
+        else:
+            new = proposals.decide(conn, args.id, args.proposals_command, actor=os_user(), reason=reason,
+                                   expected_status=args.expect)
+            print(f"proposal {args.id}: {new}")
+    return EXIT_OK

@@ -1,0 +1,338 @@
+"""Screen 5, Proposals: the FSAR reports the AI system writes about itself — triage,
+decisions, and the blocks they put on execution.
+
+Top: every proposal, most severe first, then newest (severity, status, BLOCKING /
+lifted, task type, reported, linked tasks, id); `:proposals new` or
+`:proposals self_improvement` filters by status or task type, `esc` clears.
+Below, for the highlighted proposal: its headers, the body rendered as Markdown
+(sanitised: control sequences removed, redacted by the policy; Rich markup is never
+interpreted; bodies over 64 KiB are cut on screen, `fsar-tui proposals show ID` prints
+all), risks and mitigations as a checklist (`space` ticks the highlighted item), and the
+tasks that name the proposal (`enter` opens one).
+Actions, each asking a reason, one transaction with an optimistic state check and an
+operator_actions row (db/proposals.py): `a` accept, `x` reject, `i` implemented, `L` lift
+the execution block. A blocking proposal stops its task type (execution_blocks) and
+shows in every screen's header until lifted, rejected or implemented. A role without
+the operator's grants (or --read-only) sees no action keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.css.query import NoMatches
+from textual.screen import Screen
+from textual.widgets import Markdown
+
+from fsar_tui.db import proposals
+from fsar_tui.db.actions import os_user
+from fsar_tui.db.connect import UNAVAILABLE_ERRORS as DB_ERRORS
+from fsar_tui.db.connect import connect
+from fsar_tui.domain.sanitize import safe_str, safe_text
+from fsar_tui.errors import FsarError
+from fsar_tui.messages import ApplyFilter, DatabaseReady
+from fsar_tui.screens.reload_schedule import ReloadSchedule
+from fsar_tui.widgets.action_dialog import ActionDialog
+from fsar_tui.widgets.key_bar import KeyBar
+from fsar_tui.widgets.keyed_table import KeyedTable
+from fsar_tui.widgets.status_header import StatusHeader
+from fsar_tui.widgets.text_panel import TextPanel
+
+COLUMNS = ("sev", "status", "block", "type", "reported (UTC)", "tasks", "id")
+CHECK_COLUMNS = ("", "list", "item")
+TASK_COLUMNS = ("task", "type", "model", "status", "created (UTC)")
+STATUSES = ("new", "accepted", "rejected", "implemented")
+BODY_SHOWN = 64 * 1024
+REFRESH_S = 5
+ACTIONS = ("accept", "reject", "implemented", "lift", "tick")
+
+
+def severity_cell(severity: int) -> Text:
+    return Text(str(severity), style="bold red" if severity >= 8 else ("yellow" if severity >= 5 else ""))
+
+
+def block_cell(row: proposals.ProposalRow) -> Text:
+    if row.blocking:
+        return Text("BLOCKING", style="bold red")
+    if row.block_execution:
+        return Text("lifted" if row.block_lifted_at else "ended", style="dim")
+    return Text("-", style="dim")
+
+
+def body_markdown(body: str) -> str:
+    """The body as the screen shows it: inert, redacted, cut at BODY_SHOWN."""
+    shown = safe_str(body[:BODY_SHOWN])
+    if len(body) > BODY_SHOWN:
+        shown += (f"\n\n*(body is {len(body.encode()) // 1024:,} KiB; the first 64 KiB are shown — "
+                  "`fsar-tui proposals show ID` prints all)*")
+    return shown
+
+
+class ProposalsScreen(Screen):
+    DEFAULT_CSS = """
+    ProposalsScreen .title { height: 1; padding: 0 1; background: $panel; }
+    ProposalsScreen #proposals { height: 6; }
+    ProposalsScreen #body-scroll { height: 1fr; min-height: 3; }
+    ProposalsScreen #body { margin: 0 1; }
+    ProposalsScreen #checklist { height: 5; }
+    ProposalsScreen #tasks { height: 3; }
+    ProposalsScreen KeyedTable:focus { background-tint: $foreground 5%; }
+    """
+    BINDINGS = [
+        Binding("a", "decide('accept')", "Accept", id="proposals.accept"),
+        Binding("x", "decide('reject')", "Reject", id="proposals.reject"),
+        Binding("i", "decide('implemented')", "Implemented", id="proposals.implemented"),
+        Binding("L", "lift", "Lift block", id="proposals.lift"),
+        Binding("space", "tick", "Tick", id="proposals.tick"),
+        Binding("escape", "clear_filter", "Clear filter", id="proposals.clear"),
+        Binding("j", "cursor_down", "Down", id="proposals.down", show=False),
+        Binding("k", "cursor_up", "Up", id="proposals.up", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[proposals.ProposalRow] = []
+        self.filter_text = ""
+        self.current: proposals.Proposal | None = None
+        self.schedule = ReloadSchedule(every=REFRESH_S)
+
+    def compose(self) -> ComposeResult:
+        yield StatusHeader()
+        yield TextPanel(Text("proposals: loading…"), id="list-status", classes="title")
+        yield KeyedTable(COLUMNS, id="proposals")
+        yield TextPanel(Text("no proposal selected"), id="detail-status", classes="title")
+        with VerticalScroll(id="body-scroll"):
+            yield Markdown("", id="body")
+        yield TextPanel(Text("risks and mitigations"), id="checklist-status", classes="title")
+        yield KeyedTable(CHECK_COLUMNS, id="checklist")
+        yield TextPanel(Text("linked tasks"), id="tasks-status", classes="title")
+        yield KeyedTable(TASK_COLUMNS, id="tasks")
+        yield KeyBar()
+
+    def on_mount(self) -> None:
+        self.app.sync_header(self.query_one(StatusHeader))
+        self.set_focus(self.query_one("#proposals", KeyedTable))
+        self.set_interval(1.0, self.tick)
+        self.tick()
+
+    def tick(self) -> None:
+        self.schedule.tick(self.app.pool is not None, self.reload)
+
+    def on_database_ready(self, message: DatabaseReady) -> None:
+        self.schedule.mark()
+        self.tick()
+
+    def on_apply_filter(self, message: ApplyFilter) -> None:
+        self.filter_text = message.text.strip()
+        self.render_list()
+
+    # -- reads ------------------------------------------------------------------------------
+
+    @work(exclusive=True, group="proposals-list")
+    async def reload(self) -> None:
+        try:
+            async with self.app.pool.connection() as conn:
+                rows = await proposals.list_proposals_async(conn)
+        except DB_ERRORS as exc:
+            self.app.db_unreachable(exc)
+            return
+        self.app.db_reachable()
+        self.schedule.done()
+        self.rows = rows
+        try:
+            self.render_list()
+        except NoMatches:
+            return
+        key = self.query_one("#proposals", KeyedTable).current_key
+        if key is not None:
+            self.load_detail(str(key))
+
+    @on(KeyedTable.RowHighlighted, "#proposals")
+    def proposal_highlighted(self, event: KeyedTable.RowHighlighted) -> None:
+        if self.current is None or self.current.row.id != event.key:
+            self.load_detail(str(event.key))
+
+    @work(exclusive=True, group="proposal-detail")
+    async def load_detail(self, proposal_id: str) -> None:
+        try:
+            async with self.app.pool.connection() as conn:
+                found = await proposals.get_proposal_async(conn, proposal_id)
+        except DB_ERRORS as exc:
+            self.app.db_unreachable(exc)
+            return
+        if found is None:
+            return
+        changed = self.current is None or self.current.row.id != found.row.id or self.current.body != found.body
+        self.current = found
+        try:
+            self.render_detail()
+            if changed:
+                await self.query_one("#body", Markdown).update(body_markdown(found.body))
+        except NoMatches:
+            return
+
+    # -- rendering --------------------------------------------------------------------------
+
+    def visible_rows(self) -> list[proposals.ProposalRow]:
+        f = self.filter_text
+        if not f:
+            return self.rows
+        if f in STATUSES:
+            return [r for r in self.rows if r.status == f]
+        if f == "blocking":
+            return [r for r in self.rows if r.blocking]
+        return [r for r in self.rows if r.task_type == f]
+
+    def render_list(self) -> None:
+        rows = self.visible_rows()
+        self.query_one("#proposals", KeyedTable).replace_rows([
+            (r.id, [severity_cell(r.severity), Text(r.status, style="bold" if r.status == "new" else ""),
+                    block_cell(r), safe_text(r.task_type or "-"), Text(f"{r.reported_at:%Y-%m-%d %H:%M}"),
+                    Text(f"{r.linked:,}"), safe_text(r.id)])
+            for r in rows])
+        blocking = sum(r.blocking for r in self.rows)
+        new = sum(r.status == "new" for r in self.rows)
+        status = Text(no_wrap=True, overflow="ellipsis")
+        status.append(f"FSAR proposals · {len(rows)}" + (f" of {len(self.rows)}" if rows != self.rows else "")
+                      + f" · {new} new · ")
+        status.append(f"{blocking} BLOCKING execution" if blocking else "none blocking",
+                      style="bold red" if blocking else "green")
+        status.append(f" · filter: {self.filter_text or 'none (:proposals new|blocking|TYPE)'}")
+        self.query_one("#list-status", TextPanel).show(status)
+        if not rows:
+            self.current = None
+            self.query_one("#detail-status", TextPanel).show(Text("no proposal selected"))
+
+    def render_detail(self) -> None:
+        p = self.current
+        r = p.row
+        status = Text(no_wrap=True, overflow="ellipsis")
+        status.append(safe_str(r.id), style="bold")
+        status.append(f" · severity {r.severity} · {r.status} · ")
+        if r.blocking:
+            status.append(f"BLOCKS {safe_str(r.task_type or 'all')}", style="bold red")
+        else:
+            status.append("does not block" if not r.block_execution else "block ended")
+        status.append(f" · reported {r.reported_at:%Y-%m-%d %H:%M} · sha256 {p.sha256[:10]}…")
+        for key, value in p.extra_headers.items():
+            status.append(f" · {safe_str(key)}: {safe_str(value)}")
+        self.query_one("#detail-status", TextPanel).show(status)
+        items = [(f"{kind}/{i}", [Text("[x]" if f"{kind}/{i}" in p.checklist else "[ ]",
+                                       style="green" if f"{kind}/{i}" in p.checklist else ""),
+                                  Text(kind[:-1] if kind == "risks" else "mitigation"), safe_text(item)])
+                 for kind, values in (("risks", p.risks), ("mitigations", p.mitigations))
+                 for i, item in enumerate(values)]
+        self.query_one("#checklist", KeyedTable).replace_rows(items)
+        done = len(p.checklist)
+        self.query_one("#checklist-status", TextPanel).show(
+            Text(f"risks {len(p.risks)} · mitigations {len(p.mitigations)} · {done} of {len(items)} ticked"
+                 + (" · space ticks" if self.app.can("act") else ""), no_wrap=True, overflow="ellipsis"))
+        self.query_one("#tasks", KeyedTable).replace_rows([
+            (task_id, [Text(str(task_id)), safe_text(task_type), safe_text(model or "-"), Text(status_),
+                       Text(f"{created:%m-%d %H:%M}")])
+            for task_id, task_type, model, status_, created in p.tasks])
+        shown = f"{len(p.tasks)} of {r.linked:,}" if r.linked > len(p.tasks) else f"{r.linked:,}"
+        self.query_one("#tasks-status", TextPanel).show(
+            Text(f"linked tasks · {shown} · enter opens one", no_wrap=True, overflow="ellipsis"))
+
+    # -- actions ----------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("decide", "lift", "tick") and not self.app.can("act"):
+            return False  # removed, not merely refused
+        return True
+
+    def focused_table(self) -> KeyedTable:
+        focused = self.focused
+        return focused if isinstance(focused, KeyedTable) else self.query_one("#proposals", KeyedTable)
+
+    def _sync(self, fn, *args, **kwargs):
+        with connect(self.app.dsn, autocommit=True, statement_timeout_ms=self.app.settings.statement_timeout_ms) as conn:
+            return fn(conn, *args, **kwargs)
+
+    def _selected(self) -> proposals.Proposal | None:
+        key = self.query_one("#proposals", KeyedTable).current_key
+        if key is None or self.current is None or self.current.row.id != key:
+            self.notify("select a proposal first", severity="warning")
+            return None
+        return self.current
+
+    def action_decide(self, action: str) -> None:
+        p = self._selected()
+        if p is None:
+            return
+        allowed, new = proposals.DECISIONS[action]
+        if p.row.status not in allowed:
+            self.notify(f"proposal is {p.row.status}: {action} applies to {' or '.join(allowed)}", severity="warning")
+            return
+        extra = " Its execution block ends too." if p.row.blocking and new in ("rejected", "implemented") else ""
+        self.change(f"{action.capitalize()} proposal {safe_str(p.row.id)} (severity {p.row.severity})?{extra}",
+                    proposals.decide, p.row.id, action, expected_status=p.row.status, done=f"proposal {new}")
+
+    def action_lift(self) -> None:
+        p = self._selected()
+        if p is None:
+            return
+        if not p.row.blocking:
+            self.notify("this proposal does not block execution", severity="warning")
+            return
+        self.change(f"Lift the block of {safe_str(p.row.id)}? {safe_str(p.row.task_type or 'every')} tasks run again.",
+                    proposals.lift_block, p.row.id, done="block lifted")
+
+    def action_tick(self) -> None:
+        table = self.query_one("#checklist", KeyedTable)
+        if self.focused is not table or table.current_key is None or self.current is None:
+            self.notify("tab to the checklist and highlight an item", severity="warning")
+            return
+        self.toggle(self.current.row.id, str(table.current_key))
+
+    @work(exclusive=True, group="proposal-action")
+    async def toggle(self, proposal_id: str, item: str) -> None:
+        try:
+            await asyncio.to_thread(self._sync, proposals.tick, proposal_id, item, actor=os_user())
+        except FsarError as exc:
+            self.notify(exc.message, severity="error", timeout=10)
+            return
+        except DB_ERRORS as exc:
+            self.app.db_unreachable(exc)
+            return
+        self.load_detail(proposal_id)
+
+    @work(exclusive=True, group="proposal-action")
+    async def change(self, question: str, fn, *args, done: str, **kwargs) -> None:
+        reason = await self.app.push_screen_wait(ActionDialog(question, 1))
+        if reason is None:
+            return
+        try:
+            await asyncio.to_thread(self._sync, fn, *args, actor=os_user(), reason=reason, **kwargs)
+        except FsarError as exc:  # ProposalChanged names who moved it on
+            self.notify(exc.message, title="nothing changed", severity="error", timeout=15)
+        except DB_ERRORS as exc:
+            self.app.db_unreachable(exc)
+            return
+        else:
+            self.notify(done, timeout=8)
+        self.app.read_alert_counts()  # the banner
+        self.schedule.mark()
+        self.tick()
+
+    @on(KeyedTable.RowSelected, "#tasks")
+    def open_task(self, event: KeyedTable.RowSelected) -> None:
+        from fsar_tui.screens.task_detail import TaskDetailScreen
+
+        self.app.push_screen(TaskDetailScreen(int(event.key)))
+
+    def action_clear_filter(self) -> None:
+        self.filter_text = ""
+        self.render_list()
+
+    def action_cursor_down(self) -> None:
+        self.focused_table().action_cursor_down()
+
+    def action_cursor_up(self) -> None:
+        self.focused_table().action_cursor_up()
