@@ -143,11 +143,14 @@ class FsarApp(App):
     async def connect(self) -> None:
         while self.pool is None:
             try:
-                self.pool = await open_pool(self.dsn, statement_timeout_ms=self.settings.statement_timeout_ms,
-                                            read_only=self.read_only)
-                async with self.pool.connection() as conn:
+                pool = await open_pool(self.dsn, statement_timeout_ms=self.settings.statement_timeout_ms,
+                                       read_only=self.read_only)
+                async with pool.connection() as conn:
                     self.server_version = (await aserver_facts(conn)).version.split(" ")[0]
                     await self.read_privileges(conn)
+                # Screens start querying once the pool is there: by then what the role may
+                # do is known, so no action key is offered and then withdrawn.
+                self.pool = pool
                 self.db_reachable()
                 screen = self.active_screen()
                 if screen is not None:
@@ -172,7 +175,16 @@ class FsarApp(App):
         from fsar_tui.db.governance import RevealRefused, privileges_async, record_reveal_async
         from fsar_tui.domain.sanitize import set_revealed
 
-        self.privileges = await privileges_async(conn)
+        from fsar_tui.db.governance import Privileges
+
+        try:
+            self.privileges = await privileges_async(conn)
+        except psycopg.Error as exc:
+            # A schema behind head (no roles yet): offer the actions and let Postgres decide.
+            await conn.rollback()
+            self.privileges = Privileges(conn.info.user, False, True, True, False, False)
+            self.notify(f"could not read the role's privileges ({type(exc).__name__}); is the schema at head? "
+                        "(fsar-tui migrate)", severity="warning", timeout=15)
         if not self.privileges.act and not self.read_only:
             self.read_only = True
             self.notify(f"role {self.privileges.role} may only read: actions are hidden", timeout=8)
@@ -185,6 +197,9 @@ class FsarApp(App):
             else:
                 self.revealed = True
                 set_revealed(True)
+        screen = self.active_screen()
+        if screen is not None:
+            screen.refresh_bindings()
 
     def can(self, power: str) -> bool:
         """'act', 'override', 'reveal', 'anonymize': the role has it (and, for actions, the
@@ -300,6 +315,13 @@ class FsarApp(App):
         header.revealed = self.revealed
         header.role = self.privileges.label if self.privileges else ""
         header.refresh()
+
+    def switch_mode(self, mode: str):
+        # A mode's screen keeps its header from when it was last shown: bring it up to
+        # date now (the banner, the alerts), not on the next 1 s tick.
+        result = super().switch_mode(mode)
+        self.call_after_refresh(self.update_headers)
+        return result
 
     def active_screen(self) -> Screen | None:
         """The current screen, or None while the app is starting or shutting down."""

@@ -559,6 +559,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         set_policy(settings.redaction)  # one policy for every screen, report and export
         handler: Callable[[argparse.Namespace, Settings], int] = args.handler
+        if settings.reveal and handler not in (cmd_app, cmd_demo):  # the app logs its own reveal
+            from fsar_tui.governance import reveal_for_cli
+
+            reveal_for_cli(args, resolve_dsn(settings), settings)
         return handler(args, settings)
     except FsarError as err:
         return _report(err)

@@ -2,8 +2,9 @@
 
 --reveal (any command that prints untrusted text, and the app): raw data instead of the
     redaction policy's output. Allowed only to roles with EXECUTE on fsar_record_reveal
-    (fsar_admin); the reveal is appended to operator_actions before anything raw is
-    shown. Refused: exit 2, nothing printed.
+    (fsar_admin); the reveal (target `cli:<command>`, the command line with passwords
+    masked as its reason) is appended to operator_actions before anything raw is shown.
+    Refused: exit 2, nothing printed. cli.main calls reveal_for_cli for every command.
 anonymize --older-than 90d [--dry-run] [--batch-size N]: irreversibly scrubs task
     payloads, results and errors (tasks created before the cutoff) and ledger metadata
     (entries that occurred before it) with the redaction policy — detectors and fields —
@@ -43,16 +44,26 @@ def _connect(dsn_factory: Callable[[], str], settings):
     return connect(dsn_factory(), autocommit=True, statement_timeout_ms=settings.statement_timeout_ms)
 
 
-def reveal_or_redact(conn, settings, target: str) -> Callable[[object], str]:
-    """The function that prepares untrusted text for printing: inert and redacted, or —
-    with --reveal and the privilege, after logging the reveal — inert and raw."""
-    if not settings.reveal:
-        return sanitize.safe_str
-    from fsar_tui.db.actions import os_user
-    from fsar_tui.db.governance import record_reveal
+def command_label(args: Namespace) -> str:
+    """`proposals show fsar_x` — the subcommand path and its subject, never an option value."""
+    words = [args.command] + [getattr(args, k) for k in sorted(vars(args)) if k.endswith("_command") and getattr(args, k)]
+    subject = getattr(args, "id", None)
+    return " ".join(str(w) for w in words + ([subject] if subject is not None else []))
 
-    record_reveal(conn, actor=os_user(), target=target, reason="fsar-tui --reveal " + " ".join(sys.argv[1:])[:200])
-    return lambda value: sanitize.safe_str(value, reveal=True)
+
+def reveal_for_cli(args: Namespace, dsn: str, settings) -> None:
+    """`--reveal` on a headless command: log the reveal (or be refused: RevealRefused, exit 2,
+    before anything is printed), then every safe_str() of this process shows raw text."""
+    from fsar_tui.db.actions import os_user
+    from fsar_tui.db.connect import connect
+    from fsar_tui.db.governance import record_reveal
+    from fsar_tui.dsn import mask_dsn
+
+    argv = " ".join(mask_dsn(a) if "=" in a or "://" in a else a for a in sys.argv[1:])
+    with connect(dsn, autocommit=True, statement_timeout_ms=settings.statement_timeout_ms) as conn:
+        record_reveal(conn, actor=os_user(), target=f"cli:{command_label(args)}",
+                      reason=sanitize.strip_controls(f"fsar-tui {argv}")[:300])
+    sanitize.set_revealed(True)
 
 
 # -- anonymize ------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from fsar_tui.domain.formatting import duration
 from fsar_tui.domain.profiles import MIN_SAMPLES, Profile
-from fsar_tui.domain.sanitize import strip_controls
+from fsar_tui.domain.sanitize import safe_str
 
 FIELDS = ("n", "mean_s", "p50_s", "p90_s", "p99_s", "max_s", "failure_rate", "wait_p90_s", "cost_per_success",
           "currency", "samples")
@@ -27,7 +27,7 @@ def record(p: Profile, by: Sequence[str]) -> dict:
 
     cost = p.cost_per_success
     return {
-        **{dim: strip_controls(value) if value is not None else None for dim, value in zip(by, p.key)},
+        **{dim: safe_str(value) if value is not None else None for dim, value in zip(by, p.key)},
         "n": p.n, "mean_s": s(p.mean_ms), "p50_s": s(p.p(0.5)), "p90_s": s(p.p(0.9)), "p99_s": s(p.p(0.99)),
         "max_s": s(p.max_ms),
         "failure_rate": None if p.failure_rate is None else round(p.failure_rate, 4),

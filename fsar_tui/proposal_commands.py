@@ -118,11 +118,10 @@ def run_list(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
 
 def run_show(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
     from fsar_tui.db import proposals
-    from fsar_tui.governance import reveal_or_redact
+    from fsar_tui.domain.sanitize import safe_str as show  # redacted unless this run's --reveal was allowed
 
     with _connect(dsn_factory, settings) as conn:
         p = proposals.get_proposal(conn, args.id)
-        show = reveal_or_redact(conn, settings, f"proposal:{args.id}")
     r = p.row
     if args.format == "json":
         print(json.dumps({

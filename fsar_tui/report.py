@@ -26,7 +26,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from fsar_tui.domain.formatting import money
-from fsar_tui.domain.sanitize import strip_controls
+from fsar_tui.domain.sanitize import safe_str
 from fsar_tui.errors import EXIT_FAILED, EXIT_OK, FsarError, UsageError
 
 
@@ -41,7 +41,7 @@ def _plain(value):
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     if isinstance(value, str):
-        return strip_controls(value)
+        return safe_str(value)
     return value
 
 

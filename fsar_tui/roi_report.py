@@ -18,7 +18,7 @@ from collections.abc import Callable
 from fsar_tui.db.roi import RoiData
 from fsar_tui.domain import roi
 from fsar_tui.domain.formatting import money
-from fsar_tui.domain.sanitize import strip_controls
+from fsar_tui.domain.sanitize import safe_str
 
 MONEY_FIELDS = ("revenue", "refunds", "disputes", "dispute_won", "dispute_fees", "payment_fees", "net_revenue",
                 "model_cost", "compute_cost", "ai_cost", "profit", "failed_cost")
@@ -50,7 +50,7 @@ def breakdown_record(key: str, row, by: str) -> dict:
     if isinstance(row, roi.DayRow):
         return {by: key, "currency": row.currency, "net_revenue_minor": row.net_revenue,
                 "ai_cost_minor": row.ai_cost, "profit_minor": row.profit}
-    record = {by: strip_controls(key), **figures_record(row)}
+    record = {by: safe_str(key), **figures_record(row)}
     if by != "idea":
         record["attributed_revenue_minor"] = row.attributed
     return record
@@ -64,11 +64,11 @@ def records(data: RoiData, by: str) -> dict:
         "attribution_method": roi.METHOD,
         "summary": [figures_record(f) for f in roi.summary(data.costs, data.ledger).values()],
         "unattributed": [{"currency": c, "net_revenue_minor": a,
-                          "why": [strip_controls(r) for r in attribution.reasons.get(c, [])]}
+                          "why": [safe_str(r) for r in attribution.reasons.get(c, [])]}
                          for c, a in sorted(attribution.unattributed.items())],
         "by": by,
         "breakdown": [breakdown_record(k, row, by) for k, row in breakdown_rows(data, by)],
-        "funnel": [{"stage": s, "currency": c, "reason": strip_controls(r), "n": n} for s, c, r, n in data.funnel],
+        "funnel": [{"stage": s, "currency": c, "reason": safe_str(r), "n": n} for s, c, r, n in data.funnel],
     }
 
 

@@ -18,7 +18,8 @@ Four tables, top to bottom; `tab` moves between them, `j/k` move within one:
 - Log: every operator action, newest first; `:audit actor:… action:… target:… since:…`
   filters it server-side, `esc` clears. Its status line shows the database's own chain
   check (every 60 s); `fsar-tui log verify` is the stronger check, against an anchor.
-`e` runs the scheduled pass now. Read-only mode removes R, o and a.
+`e` runs the scheduled pass now. Read-only mode or a viewer role removes R, o and a; `o`
+needs fsar_admin (the role's grants, read at connect).
 """
 
 from __future__ import annotations
@@ -277,8 +278,10 @@ class AuditScreen(Screen):
     # -- actions ----------------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("rollback", "override", "ack") and self.app.read_only:
-            return False  # removed, not merely refused
+        if action in ("rollback", "ack") and not self.app.can("act"):
+            return False  # removed, not merely refused (read-only session or a viewer role)
+        if action == "override" and not self.app.can("override"):
+            return False  # gate overrides are fsar_admin's
         return True
 
     def focused_table(self) -> KeyedTable:

@@ -77,10 +77,10 @@ class ProposalsScreen(Screen):
     DEFAULT_CSS = """
     ProposalsScreen .title { height: 1; padding: 0 1; background: $panel; }
     ProposalsScreen #proposals { height: 6; }
-    ProposalsScreen #body-scroll { height: 1fr; min-height: 3; }
+    ProposalsScreen #body-scroll { height: 2fr; min-height: 3; }
     ProposalsScreen #body { margin: 0 1; }
-    ProposalsScreen #checklist { height: 5; }
-    ProposalsScreen #tasks { height: 3; }
+    ProposalsScreen #checklist { height: 1fr; min-height: 2; max-height: 8; }
+    ProposalsScreen #tasks { height: 1fr; min-height: 2; max-height: 6; }
     ProposalsScreen KeyedTable:focus { background-tint: $foreground 5%; }
     """
     BINDINGS = [

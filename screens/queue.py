@@ -419,8 +419,8 @@ class QueueScreen(Screen):
     # -- actions ------------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("act", "arm_filter") and self.app.read_only:
-            return False  # removed, not merely refused: read-only hides them
+        if action in ("act", "arm_filter") and not self.app.can("act"):
+            return False  # removed, not merely refused: read-only sessions and viewer roles
         return True
 
     def action_arm_filter(self) -> None:

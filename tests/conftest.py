@@ -21,6 +21,8 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from support.sql import x
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 RUN_PREFIX = f"fsar_t{uuid.uuid4().hex[:8]}"
@@ -156,3 +158,21 @@ def run_cli(isolated_env: dict[str, str], tmp_path: Path):
             capture_output=True, text=True, env=env or isolated_env, cwd=tmp_path, input=input, timeout=timeout)
 
     return run
+
+
+@pytest.fixture
+def login(db_dsn):
+    """login('fsar_operator') → the DSN of a new LOGIN role granted it (dropped afterwards)."""
+    made: list[str] = []
+
+    def make(*roles: str) -> str:
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        x(db_dsn, f"CREATE ROLE {name} LOGIN")
+        for role in roles:
+            x(db_dsn, f"GRANT {role} TO {name}")
+        made.append(name)
+        return make_conninfo(db_dsn, user=name)
+
+    yield make
+    for name in made:
+        x(db_dsn, f"DROP ROLE {name}")

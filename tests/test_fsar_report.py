@@ -9,12 +9,14 @@ import hashlib
 import pickle
 import re
 import string
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from fsar_tui.sim.seed import SEED_REPORT
 from fsar_tui.domain.fsar_report import (
     MAX_BODY_BYTES,
     MAX_REPORT_BYTES,
@@ -26,55 +28,10 @@ from fsar_tui.domain.fsar_report import (
     render_report,
 )
 
-SEED_FILE = Path("/work/shared/seeds/000_b9e95e59ee95b13b.txt")
-
-# A verbatim copy of the one real report (no trailing newline), so the suite does not
-# depend on a file outside the repository.
-SEED = """# FSAR Proposal Report
-- id: fsar_c0a1af7c-eef0-473b-9af3-11ec5f9b2b4a
-- timestamp: 2026-01-02T13:18:07.564Z
-- severity: 6
-- block_execution: false
-- proposal:
-
-self_improvement:  To address the issues identified, we should focus on improving the infrastructure and codebase to ensure smoother task execution and better error handling. Here are some specific, actionable improvements:
-
-### 1. **Fixing Database Schema Issues**
-The current schema for `execution_tasks` does not include the required column `ai_model`. This is causing tasks to fail due to missing data. We need to update the database schema to include this column.
-   - **Action**: Update the PostgreSQL schema by adding a new column named `ai_model` with an appropriate data type (e.g., VARCHAR or TEXT) to the `execution_tasks` table. This will ensure that future tasks have all necessary columns at the time of creation, reducing potential errors from missing data.
-   - **Automation**: Implement a migration script using Django ORM for seamless database schema updates in future versions.
-
-### 2. **Optimizing Task Execution Time**
-The performance issues related to task execution durations seem excessive and inefficient. We need to investigate the bottlenecks more deeply:
-   - **Action**: Break down the average duration of each type of task (implement_idea, idea_implementation, self_improvement) to understand where time is being spent. Use profiling tools like Django Debug Toolbar for Python or PostgreSQL's pgAdmin for database performance monitoring.
-   - **Optimization**: Optimize queries and possibly parallelize tasks if feasible using asynchronous processing frameworks such as Celery or Dask. Consider upgrading hardware resources if bottlenecks persist after optimization.
-
-### 3. **Enhancing ROI Visibility**
-The lack of clear visibility into ROI (Return on Investment) can lead to inefficiencies in decision-making and operational adjustments. We need to improve reporting mechanisms:
-   - **Action**: Implement a detailed dashboard that visualizes key performance indicators such as revenue, costs, profits, and ROI metrics from Neon PostgreSQL database. Use data visualization tools like Tableau or Grafana for better insights.
-   - **Automation**: Set up automated reports via email or API integrations with external analytics platforms to keep stakeholders informed without manual intervention.
-
-### 4. **Ethical Considerations in Code**
-Ensuring safety and ethics are integral parts of the codebase, especially when dealing with AI models:
-   - **Action**: Implement strict data governance policies that include anonymization techniques for sensitive information. Conduct regular security audits to check for vulnerabilities and compliance with ethical standards (e.g., GDPR, HIPAA).
-   - **Automation**: Integrate machine learning-based anomaly detection in the system to flag potentially unethical or unsafe behaviors automatically before they occur.
-
-### 5. **Streamlining Monetization Flows**
-The friction points in monetization flows can be reduced by improving user experience and integration:
-   - **Action**: Review the current payment gateway setup (if using Stripe) for any bottlenecks or unnecessary steps that might annoy users. Simplify the checkout process, offer multiple payment methods, and ensure secure transactions.
-   - **Automation**: Implement fraud detection mechanisms to minimize chargebacks and ensure transaction security without manual intervention.
-
-By implementing these improvements, we can enhance system reliability, user satisfaction, and operational efficiency while maintaining a robust ethical framework.
-
-## Risks
-- Slow failure: unnoticed degradation accumulating by 2028-01-02
-- Unintended consequence: incentives shift toward short-term metrics, long-term reliability decays
-- Incentive drift: stakeholders habituate to optimistic outputs, raising risk of silent defects
-
-## Mitigations
-- Add scheduled adversarial audits with hard pass/fail gates
-- Track leading indicators for drift and trust inflation; alert on trend change
-- Prefer reversible rollouts; keep rollback artifacts warm and tested"""
+# The one real report: the copy the package ships (the demo seeds it), so the suite does
+# not depend on a file outside the repository; the test below checks it is verbatim.
+SEED = SEED_REPORT.read_text(encoding="utf-8")
+SEED_FILE = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "000_b9e95e59ee95b13b.txt"
 
 SEED_LINES = SEED.split("\n")
 FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -143,7 +100,7 @@ def test_seed_parses_with_every_field_right():
     assert report.body == "\n".join(SEED_LINES[7:35])
     assert report.body.startswith("self_improvement:  To address the issues identified")
     assert report.body.endswith("while maintaining a robust ethical framework.")
-    assert report.sha256 == hashlib.sha256(SEED.encode()).hexdigest()
+    assert report.sha256 == hashlib.sha256((SEED + "\n").encode()).hexdigest()
     assert report.source == "seed.txt"
 
 
@@ -154,10 +111,12 @@ def test_seed_parses_with_every_field_right():
     b"\xef\xbb\xbf" + SEED.encode(),
     b"\xef\xbb\xbf" + SEED.replace("\n", "\r\n").encode(),
     "\ufeff" + SEED.replace("\n", "\r\n"),
-], ids=["str", "crlf", "cr", "bom", "bom-crlf", "str-bom-crlf"])
+    SEED + "\n",
+    SEED + "\r\n\r\n",
+], ids=["str", "crlf", "cr", "bom", "bom-crlf", "str-bom-crlf", "final-newline", "final-newlines"])
 def test_line_endings_and_bom_do_not_change_the_report(variant):
     assert parse_report(variant, "seed.txt") == parse_report(SEED.encode(), "seed.txt")
-    assert parse_report(variant).sha256 == hashlib.sha256(SEED.encode()).hexdigest()
+    assert parse_report(variant).sha256 == hashlib.sha256((SEED + "\n").encode()).hexdigest()
 
 
 def test_seed_renders_to_itself_plus_final_newline():
@@ -344,8 +303,14 @@ def test_section_heading_forms():
     assert len(report.sections) == 5 and report.sections[0].line == 14
 
 
+def test_closing_hashes_only_after_a_space():
+    report = parse_report(edited(l10="### 1. Port to C#", l15="### 2. Two #", l20="### 3. Three\t##  "))
+    assert [s.title for s in report.sections[:3]] == ["Port to C#", "Two", "Three"]
+
+
 def test_section_without_title():
     assert_error(edited(l10="### 1. ** **"), 10, "section 1 has no title")
+    assert_error(edited(l10="### 1. ##"), 10, "section 1 has no title")  # only a closing sequence
 
 
 def test_headings_inside_code_fences_are_not_sections():
@@ -465,6 +430,34 @@ def test_invalid_utf8_reason_names_the_byte():
                           "reports must be UTF-8 text")
 
 
+HEAD = "\n".join(SEED_LINES[:6]) + "\nfix: a\n"
+ADVERSARIAL = {
+    # Each of these was, or would be, quadratic in a naive implementation.
+    "closing-hashes": HEAD + "### 1. a" + " " * 150_000 + "#" * 150_000 + "x\n## Risks\n## Mitigations\n",
+    "continuations": HEAD + "## Risks\n- a\n" + "  b\n" * 150_000 + "## Mitigations\n",
+    "blank-lines": HEAD.replace("fix: a", "\n" * 300_000 + "fix: a") + " \n" * 150_000 + "## Risks\n## Mitigations\n",
+    "emphasis": HEAD + "### 1. " + "__a**" * 60_000 + "\n## Risks\n## Mitigations\n",
+    "sections": HEAD + "".join(f"## {i}. t\n" for i in range(1, 30_000)) + "## Risks\n## Mitigations\n",
+    "fences": HEAD + "```\n" * 150_001 + "## Risks\n## Mitigations\n",
+    "task-type": HEAD.replace("fix: a", "a" * 300_000 + "x"),
+}
+
+
+@pytest.mark.parametrize("name", ADVERSARIAL)
+def test_adversarial_inputs_stay_linear(name):
+    # Generous bound (a loaded machine is fine); a quadratic path takes minutes here.
+    started = time.perf_counter()
+    try:
+        parse_report(ADVERSARIAL[name])
+    except ReportError:
+        pass
+    assert time.perf_counter() - started < 5
+
+
+def test_reports_are_hashable():
+    assert hash(parse_report(SEED)) == hash(parse_report(SEED.replace("\n", "\r\n")))
+
+
 # ---------------------------------------------------------------- ReportError
 
 def test_report_error_form():
@@ -501,44 +494,49 @@ def stripped(min_size: int = 0, max_size: int = 40) -> st.SearchStrategy[str]:
     return st.text(TEXT_CHARS, max_size=max_size).map(str.strip).filter(lambda s: len(s) >= min_size)
 
 
-def body_line() -> st.SearchStrategy[str]:
-    # Any text that is not Markdown structure the parser reads: headings and fences.
-    return st.text(TEXT_CHARS | st.just("\t"), max_size=60).filter(
-        lambda s: not s.lstrip().startswith(("#", "```", "~~~")))
+# Strategies are built once: building them inside reports() costs more than the test.
+BODY_LINES = st.text(TEXT_CHARS | st.just("\t"), max_size=60).filter(
+    # Any text but the Markdown structure the parser reads: headings and code fences.
+    lambda s: not s.lstrip().startswith(("#", "```", "~~~")))
+TASK_TYPES = st.from_regex(r"[a-z][a-z0-9_]{0,20}", fullmatch=True)
+TITLES = st.text(TITLE_CHARS, min_size=1, max_size=30).map(str.strip).filter(bool)
+OFFSETS = (st.integers(-1439, 1439).map(lambda m: timedelta(minutes=m))
+           | st.integers(-86399, 86399).map(lambda s: timedelta(seconds=s)))  # historical, with seconds
+MOMENTS = st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1),
+                       timezones=OFFSETS.map(timezone))
+IDS = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}", fullmatch=True)
+ITEMS = st.lists(stripped(1), max_size=4).map(tuple)
+EXTRA_HEADERS = st.dictionaries(
+    st.from_regex(r"[a-z][a-z0-9_]{0,12}", fullmatch=True).filter(lambda k: k not in REQUIRED_HEADERS),
+    stripped(), max_size=3)
 
 
 @st.composite
 def reports(draw) -> FsarReport:
-    task_type = draw(st.from_regex(r"[a-z][a-z0-9_]{0,20}", fullmatch=True))
-    first = task_type + ":" + draw(st.just("") | body_line().map(lambda s: " " + s))
-    lines, sections = [first], []
+    task_type = draw(TASK_TYPES)
+    lines = [task_type + ":" + draw(st.just("") | BODY_LINES.map(lambda s: " " + s))]
+    sections: list[Section] = []
     for kind in draw(st.lists(st.sampled_from(["line", "blank", "section"]), max_size=12)):
         if kind == "section":
-            title = draw(st.text(TITLE_CHARS, min_size=1, max_size=30).map(str.strip).filter(bool))
+            title = draw(TITLES)
             shown = draw(st.sampled_from([title, f"**{title}**", f"__{title}__"]))
             lines.append(f"{'#' * draw(st.integers(2, 4))} {len(sections) + 1}. {shown}")
             sections.append(Section(len(sections) + 1, title, 0))
         else:
-            lines.append(draw(body_line()) if kind == "line" else "")
+            lines.append(draw(BODY_LINES) if kind == "line" else "")
     while not lines[-1].strip():
         lines.pop()
-    offsets = st.integers(-1439, 1439).map(lambda m: timedelta(minutes=m)) | st.integers(-86399, 86399).map(
-        lambda s: timedelta(seconds=s))
-    reported_at = draw(st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1),
-                                    timezones=offsets.map(timezone)))
     return FsarReport(
-        id=draw(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}", fullmatch=True)),
-        reported_at=reported_at,
+        id=draw(IDS),
+        reported_at=draw(MOMENTS),
         severity=draw(st.integers(0, 10)),
         block_execution=draw(st.booleans()),
         task_type=task_type,
         body="\n".join(lines),
         sections=tuple(sections),
-        risks=tuple(draw(st.lists(stripped(1), max_size=4))),
-        mitigations=tuple(draw(st.lists(stripped(1), max_size=4))),
-        extra_headers=draw(st.dictionaries(
-            st.from_regex(r"[a-z][a-z0-9_]{0,12}", fullmatch=True).filter(lambda k: k not in REQUIRED_HEADERS),
-            stripped(), max_size=3)),
+        risks=draw(ITEMS),
+        mitigations=draw(ITEMS),
+        extra_headers=draw(EXTRA_HEADERS),
         sha256="",
         source="",
     )

@@ -12,25 +12,15 @@ from pathlib import Path
 from fsar_tui.domain.fsar_report import parse_report
 from fsar_tui.live.mqtt import parse_mqtt_url
 from fsar_tui.live.proposal_feed import PROPOSALS_TOPIC, follow_proposals
+from fsar_tui.sim.seed import SEED_REPORT
 from support.sql import q, x
 from test_gates import queued, sim
 
-# A copy of ../shared/seeds/000_b9e95e59ee95b13b.txt, so a clone alone can run the suite.
-SEED = Path(__file__).resolve().parent / "fixtures" / "fsar_seed_report.txt"
-SHARED_SEED = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "000_b9e95e59ee95b13b.txt"
 SEED_ID = "fsar_c0a1af7c-eef0-473b-9af3-11ec5f9b2b4a"
 
 
 def seed_text() -> str:
-    return SEED.read_text(encoding="utf-8")
-
-
-def test_the_fixture_is_the_shared_seed_byte_for_byte():
-    if not SHARED_SEED.exists():
-        import pytest
-
-        pytest.skip("../shared/seeds is not beside this checkout")
-    assert SEED.read_bytes() == SHARED_SEED.read_bytes()
+    return SEED_REPORT.read_text(encoding="utf-8")  # the packaged copy of ../shared/seeds (checked verbatim in test_fsar_report)
 
 
 def report(id_: str, *, severity=5, block="false", task_type="implement_idea", body_extra="") -> str:
@@ -70,7 +60,7 @@ def test_the_example_report_ingests_with_every_field_right(db_dsn, run_cli, tmp_
                            "Track leading indicators for drift and trust inflation; alert on trend change",
                            "Prefer reversible rollouts; keep rollback artifacts warm and tested"]
     normalised = seed_text().lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
-    assert sha == hashlib.sha256(normalised.encode()).hexdigest()
+    assert sha == hashlib.sha256((normalised + "\n").encode()).hexdigest()  # one final newline counts
     assert q(db_dsn, "SELECT action, target FROM operator_actions") == [("proposal.ingest", f"proposal:{SEED_ID}")]
 
     # Re-ingesting (here with CRLF line endings and a BOM: the same report) is a no-op.

@@ -16,7 +16,8 @@ from textual.widget import Widget
 
 class StatusHeader(Widget):
     DEFAULT_CSS = """
-    StatusHeader { height: 1; background: $primary-background; color: $text; padding: 0 1; }
+    StatusHeader { height: 1; background: $primary-background; color: $text; padding: 0 1;
+                   text-wrap: nowrap; text-overflow: ellipsis; }
     StatusHeader.-reconnecting { background: $error; }
     StatusHeader.-blocked { height: 2; }
     """
@@ -64,4 +65,8 @@ class StatusHeader(Widget):
         banner = Text(f" BLOCKED: FSAR proposal {first_id} (severity {severity}) stops {task_type or 'all'} "
                       f"tasks{more} · 5 Proposals to review or lift ", style="bold white on red",
                       no_wrap=True, overflow="ellipsis")
-        return Text("\n").join([line, banner])
+        both = Text(no_wrap=True, overflow="ellipsis")  # each line cut on its own, never wrapped
+        both.append_text(line)
+        both.append("\n")
+        both.append_text(banner)
+        return both

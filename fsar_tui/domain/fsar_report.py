@@ -23,8 +23,9 @@ writes the canonical text. Both are pure (no I/O); callers read and write the fi
 
 Reports come from AI agents, so parsing is strict and fails closed:
 - input is UTF-8 (a leading BOM is dropped), at most MAX_REPORT_BYTES; CRLF and lone CR
-  line endings become LF, and `sha256` hashes that normalised text, so a copy re-saved
-  with other line endings is the same report;
+  line endings become LF, and `sha256` hashes that normalised text ending in exactly one
+  newline (`digest()`), so a copy re-saved with other line endings, or by an editor that
+  adds a final newline, is the same report;
 - control characters are rejected, not stripped (a report is evidence; silently editing
   it would change what was proposed): ESC and every other C0 control except tab and
   newline, DEL, C1 controls (8-bit CSI, OSC, …), the bidi overrides and isolates used
@@ -129,7 +130,7 @@ def _decode(data: bytes | str, source: str) -> str:
     if isinstance(data, str):
         # Every character is at least one byte, so a long string is too big unencoded.
         if len(data) > MAX_REPORT_BYTES:
-            raise _too_big(f"more than {len(data)}", source)
+            raise _too_big(f"at least {len(data)}", source)
         size = len(data.encode("utf-8", "surrogatepass"))
         if size > MAX_REPORT_BYTES:
             raise _too_big(str(size), source)
@@ -341,7 +342,6 @@ _SECTION = re.compile(r"#{2,4}[ \t]+([0-9]+)\.[ \t]+(.+)")
 _ANY_HEADING = re.compile(r"#{1,6}(?:[ \t]|$)")
 _FENCE_OPEN = re.compile(r" {0,3}(`{3,}|~{3,})(.*)")
 _FENCE_CLOSE = re.compile(r" {0,3}(`{3,}|~{3,})[ \t]*")
-_CLOSING_HASHES = re.compile(r"[ \t]+#+[ \t]*$")
 _EMPHASIS = re.compile(r"(\*\*|__)(.+?)\1")
 
 
@@ -362,13 +362,26 @@ def _fence_closed(fence: str, text: str) -> bool:
     return match is not None and match.group(1)[0] == fence[0] and len(match.group(1)) >= len(fence)
 
 
+def _without_closing_hashes(heading: str) -> str:
+    """'Title ##' -> 'Title': Markdown's optional closing sequence of an ATX heading.
+
+    String methods, not a regex: `[ \t]+#+[ \t]*$` backtracks quadratically on a long
+    run of spaces followed by a long run of '#'.
+    """
+    trimmed = heading.rstrip(" \t")
+    head = trimmed.rstrip("#")
+    if head == trimmed or (head and head[-1] not in " \t"):
+        return heading  # no closing sequence, or '#' is part of a word ("C#")
+    return head
+
+
 def _section(doc: _Doc, number: int, match: re.Match, expected: int) -> Section:
     digits, heading = match.groups()
     # Compare as text first: int() of a huge digit run is slow, then refused by Python.
     if len(digits) > 9 or int(digits) != expected:
         found = digits if len(digits) <= _EXCERPT_CHARS else digits[:_EXCERPT_CHARS] + "…"
         raise doc.error(number, f"expected section {expected}, found {found}")
-    title = _EMPHASIS.sub(r"\2", _CLOSING_HASHES.sub("", heading)).strip()
+    title = _EMPHASIS.sub(r"\2", _without_closing_hashes(heading)).strip()
     if not title:
         raise doc.error(number, f"section {expected} has no title")
     return Section(expected, title, number)
@@ -389,51 +402,68 @@ def _body_lines(doc: _Doc, proposal: int, inline: str) -> list[tuple[int, str]]:
     return lines
 
 
-def _parse_body(doc: _Doc, proposal: int, inline: str) -> tuple[str, str, tuple[Section, ...], int]:
-    """Body, task type, sections and the line of '## Risks'."""
-    body: list[str] = []
-    sections: list[Section] = []
+@dataclass
+class _Scan:
+    """What one pass over the proposal finds."""
+
+    lines: list[str] = field(default_factory=list)
+    sections: list[Section] = field(default_factory=list)
     task_type: str | None = None
-    fence: str | None = None
-    fence_line = 0
-    risks: int | None = None
+    fence: str | None = None     # the code fence still open, if any
+    fence_line: int = 0
+    risks: int | None = None     # the line of '## Risks'
+
+
+def _scan_body(doc: _Doc, proposal: int, inline: str) -> _Scan:
+    scan = _Scan()
     for number, text in _body_lines(doc, proposal, inline):
-        if fence is not None:
-            if _fence_closed(fence, text):
-                fence = None
-            body.append(text)
-            continue
-        if _RISKS.fullmatch(text):
-            risks = number
+        if scan.fence is not None:
+            if _fence_closed(scan.fence, text):
+                scan.fence = None
+        elif _blank(text):
+            pass
+        elif _RISKS.fullmatch(text):
+            scan.risks = number
             break
-        if _MITIGATIONS.fullmatch(text):
+        elif _MITIGATIONS.fullmatch(text):
             raise doc.error(number, "found '## Mitigations' before '## Risks'; "
                                     "'## Risks' comes first, then '## Mitigations'")
-        if task_type is None and not _blank(text):
-            task_type = _task_type(doc, number, text)
-        if (opened := _fence_opened(text)) is not None:
-            fence, fence_line = opened, number
-        elif (match := _SECTION.fullmatch(text)) is not None:
-            sections.append(_section(doc, number, match, len(sections) + 1))
-        body.append(text)
+        else:
+            if scan.task_type is None:
+                scan.task_type = _task_type(doc, number, text)
+            if (fence := _fence_opened(text)) is not None:
+                scan.fence, scan.fence_line = fence, number
+            elif (match := _SECTION.fullmatch(text)) is not None:
+                scan.sections.append(_section(doc, number, match, len(scan.sections) + 1))
+        scan.lines.append(text)
+    return scan
 
-    while body and _blank(body[-1]):
-        body.pop()
-    while body and _blank(body[0]):
-        body.pop(0)
-    text = "\n".join(body)
-    if task_type is None or not text:
+
+def _without_blank_ends(lines: list[str]) -> str:
+    # Indices, not pop(0): a body of a million blank lines must stay linear.
+    first = next((i for i, line in enumerate(lines) if not _blank(line)), len(lines))
+    end = len(lines)
+    while end > first and _blank(lines[end - 1]):
+        end -= 1
+    return "\n".join(lines[first:end])
+
+
+def _parse_body(doc: _Doc, proposal: int, inline: str) -> tuple[str, str, tuple[Section, ...], int]:
+    """Body, task type, sections and the line of '## Risks'."""
+    scan = _scan_body(doc, proposal, inline)
+    if scan.task_type is None:  # no non-blank line before '## Risks' or the end
         raise doc.error(proposal, "the proposal is empty; expected the task type the proposal "
                                   "concerns, as 'task_type:' at the start of the proposal")
-    size = len(text.encode("utf-8"))
+    body = _without_blank_ends(scan.lines)
+    size = len(body.encode("utf-8"))
     if size > MAX_BODY_BYTES:
         raise doc.error(proposal, f"proposal body is {size} bytes; at most 1 MiB ({MAX_BODY_BYTES}) allowed")
-    if risks is None:
+    if scan.risks is None:
         reason = "missing '## Risks' section"
-        if fence is not None:
-            reason += f" (the code block opened on line {fence_line} is never closed)"
+        if scan.fence is not None:
+            reason += f" (the code block opened on line {scan.fence_line} is never closed)"
         raise doc.error(doc.last, reason)
-    return text, task_type, tuple(sections), risks
+    return body, scan.task_type, tuple(scan.sections), scan.risks
 
 
 # ---------------------------------------------------------------- risks and mitigations
@@ -442,8 +472,10 @@ _ITEM = re.compile(r"[-*](?:[ \t]+(.*))?")
 
 
 def _parse_lists(doc: _Doc, risks_line: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    risks: list[str] = []
-    mitigations: list[str] = []
+    # Each item is a list of its lines' texts, joined at the end: appending to a string
+    # held in a list copies it every time, quadratic for a long run of continuations.
+    risks: list[list[str]] = []
+    mitigations: list[list[str]] = []
     items, heading = risks, "## Risks"
     mitigations_line: int | None = None
     for number in range(risks_line + 1, doc.last + 1):
@@ -461,7 +493,7 @@ def _parse_lists(doc: _Doc, risks_line: int) -> tuple[tuple[str, ...], tuple[str
             raise doc.error(number, f"unexpected section {_excerpt(text)}; "
                                     "only '## Risks' and '## Mitigations' follow the proposal")
         if text[0] in " \t" and items:
-            items[-1] += " " + text.strip()  # an indented line continues the item above
+            items[-1].append(text.strip())  # an indented line continues the item above
             continue
         match = _ITEM.fullmatch(text)
         if match is None:
@@ -469,13 +501,19 @@ def _parse_lists(doc: _Doc, risks_line: int) -> tuple[tuple[str, ...], tuple[str
         item = (match.group(1) or "").strip()
         if not item:
             raise doc.error(number, f"empty list item under {heading!r}")
-        items.append(item)
+        items.append([item])
     if mitigations_line is None:
         raise doc.error(doc.last, "missing '## Mitigations' section")
-    return tuple(risks), tuple(mitigations)
+    return tuple(" ".join(item) for item in risks), tuple(" ".join(item) for item in mitigations)
 
 
 # ---------------------------------------------------------------- public API
+
+def digest(normalised: str) -> str:
+    """The report's identity for idempotent ingestion: sha256 of the normalised text
+    (no BOM, LF line endings) with its trailing newlines reduced to one."""
+    return hashlib.sha256((normalised.rstrip("\n") + "\n").encode("utf-8")).hexdigest()
+
 
 def parse_report(data: bytes | str, source: str = "<stdin>") -> FsarReport:
     """Parse one FSAR Proposal Report; any deviation from the format is a ReportError."""
@@ -497,7 +535,7 @@ def parse_report(data: bytes | str, source: str = "<stdin>") -> FsarReport:
         risks=risks,
         mitigations=mitigations,
         extra_headers=extra,
-        sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        sha256=digest(text),
         source=source,
     )
 

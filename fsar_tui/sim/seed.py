@@ -123,14 +123,13 @@ def setup_rollouts(conn, end: datetime, days: int) -> dict[str | None, list[tupl
 
 
 def setup_proposals(conn, end: datetime, days: int) -> list[str]:
-    text = SEED_REPORT.read_text()
-    body = text.split("- proposal:", 1)[1].split("## Risks", 1)[0].strip()
-    risks = [line[2:] for line in text.split("## Risks", 1)[1].split("## Mitigations")[0].splitlines() if line.startswith("- ")]
-    mitigations = [line[2:] for line in text.split("## Mitigations", 1)[1].splitlines() if line.startswith("- ")]
+    from fsar_tui.domain.fsar_report import parse_report
+
+    seed = parse_report(SEED_REPORT.read_bytes(), str(SEED_REPORT))  # the one real report, as ingest-fsar reads it
     rows = [
-        {"id": "fsar_c0a1af7c-eef0-473b-9af3-11ec5f9b2b4a", "severity": 6, "block_execution": False,
-         "task_type": "self_improvement", "body": body, "status": "accepted", "age_days": days * 0.8,
-         "risks": risks, "mitigations": mitigations, "lifted": False, "source": text},
+        {"id": seed.id, "severity": seed.severity, "block_execution": seed.block_execution,
+         "task_type": seed.task_type, "body": seed.body, "status": "accepted", "age_days": days * 0.8,
+         "risks": list(seed.risks), "mitigations": list(seed.mitigations), "lifted": False, "sha256": seed.sha256},
         {"id": "fsar_seed-0002", "severity": 8, "block_execution": True, "task_type": "idea_implementation",
          "body": "idea_implementation: failures spike after prompt v8; pause until reviewed.", "status": "implemented",
          "age_days": days * 0.45, "risks": ["Silent defects reach customers"],
@@ -142,9 +141,9 @@ def setup_proposals(conn, end: datetime, days: int) -> list[str]:
     ]
     for row in rows:
         reported = end - timedelta(days=row["age_days"])
-        source = row.pop("source", None) or json.dumps(row, sort_keys=True, default=str)
+        sha = row.pop("sha256", None) or hashlib.sha256(json.dumps(row, sort_keys=True, default=str).encode()).hexdigest()
         bulk.insert_proposal(conn, {
-            **row, "reported_at": reported, "source_sha256": hashlib.sha256(source.encode()).hexdigest(),
+            **row, "reported_at": reported, "source_sha256": sha,
             "block_lifted_at": reported + timedelta(hours=6) if row["lifted"] else None})
     return [r["id"] for r in rows]
 

@@ -1,0 +1,215 @@
+"""Pilot and snapshot tests of screen 5 (Proposals) and of what the role lets the app do,
+against a real database."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+from fsar_tui import clock
+from fsar_tui.db import proposals
+from fsar_tui.db.connect import connect
+from fsar_tui.domain.fsar_report import parse_report
+from fsar_tui.screens.audit import AuditScreen
+from fsar_tui.screens.proposals import ProposalsScreen
+from fsar_tui.screens.queue import QueueScreen
+from fsar_tui.screens.task_detail import TaskDetailScreen
+from fsar_tui.widgets.status_header import StatusHeader
+from support.pilot import make_app, until
+from support.snapshot import check_snapshot, settled_svg
+from support.sql import q, x
+from test_proposals import SEED_ID, report, seed_text
+
+FROZEN = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+
+
+def ingest(dsn, *texts):
+    with connect(dsn, autocommit=True) as conn:
+        proposals.ingest(conn, [parse_report(t, f"t{i}") for i, t in enumerate(texts)], actor="test")
+
+
+def hostile_row(dsn):
+    """A row written around the parser (another tool, a bad migration): the screen must still be safe."""
+    x(dsn, "INSERT INTO fsar_proposals (id, reported_at, severity, block_execution, task_type, body, risks, "
+           "mitigations, source_sha256) VALUES ('fsar_hostile', '2026-11-20 08:00+00', 2, false, 'implement_idea', "
+           "%s, %s, '[]', %s)",
+      ("implement_idea: \x1b]52;c;cGF5bG9hZA==\x07 clipboard \x1b[31mred [bold red]markup[/] "
+       "call +1 415 555 0100", json.dumps(["risk \x1b[2J with escape"]), hashlib.sha256(b"h").hexdigest()))
+
+
+@pytest.fixture
+def proposals_db(db_dsn, monkeypatch):
+    monkeypatch.setattr(clock, "now", lambda: FROZEN)
+    block = report("fsar_block", severity=9, block="true", task_type="idea_implementation",
+                   body_extra="\nWrite to jane.doe@example.com before lifting.")
+    ingest(db_dsn, seed_text(), block)
+    hostile_row(db_dsn)
+    x(db_dsn, "INSERT INTO execution_tasks (task_type, ai_model, proposal_id, created_at, queued_at) "
+              "SELECT 'self_improvement', 'gpt-4o', %s, timestamptz '2026-11-25 10:00+00' + g * interval '1 minute', "
+              "timestamptz '2026-11-25 10:00+00' FROM generate_series(1, 3) g", (SEED_ID,))
+    return db_dsn
+
+
+def header(app) -> StatusHeader:
+    return app.screen.query_one(StatusHeader)
+
+
+def list_keys(app):
+    return app.screen.query_one("#proposals").keys
+
+
+def body_source(app) -> str:
+    return app.screen.query_one("#body").source
+
+
+async def reason(pilot, text):
+    await pilot.pause(0.3)
+    await pilot.press(*text, "enter")
+
+
+async def test_triage_decide_tick_lift_and_the_banner(proposals_db):
+    app = make_app(proposals_db)
+    async with app.run_test(size=(120, 36)) as pilot:
+        assert await until(pilot, lambda: app.pool is not None)
+        # The blocking proposal is in every screen's header.
+        assert await until(pilot, lambda: header(app).blocks == (("fsar_block", "idea_implementation", 9),))
+        assert isinstance(app.screen, QueueScreen)
+        assert "BLOCKED: FSAR proposal fsar_block (severity 9) stops idea_implementation" in \
+            header(app).render().plain
+        await pilot.press("5")
+        assert isinstance(app.screen, ProposalsScreen)
+        assert await until(pilot, lambda: list_keys(app) == ["fsar_block", SEED_ID, "fsar_hostile"])  # by severity
+        assert await until(pilot, lambda: "[REDACTED:email]" in body_source(app))
+        assert "jane.doe@example.com" not in body_source(app)
+        status = app.screen.query_one("#detail-status").content.plain
+        assert "fsar_block · severity 9 · new · BLOCKS idea_implementation" in status
+
+        # Hostile text: no escape sequence survives, markup stays literal, the phone is redacted.
+        await pilot.press("j", "j")
+        assert await until(pilot, lambda: "clipboard" in body_source(app))
+        assert "\x1b" not in body_source(app) and "[bold red]markup[/]" in body_source(app)
+        assert "[REDACTED:phone]" in body_source(app)
+        checklist = app.screen.query_one("#checklist")
+        assert "\x1b" not in checklist.get_row("risks/0")[-1].plain
+        svg = app.export_screenshot()
+        assert "cGF5bG9hZA" not in svg and "\x1b" not in svg
+
+        # Accept the seed with a reason; its linked tasks are listed and open.
+        await pilot.press("k")
+        assert await until(pilot, lambda: app.screen.current is not None and app.screen.current.row.id == SEED_ID)
+        assert len(app.screen.query_one("#tasks").keys) == 3
+        await pilot.press("a")
+        await reason(pilot, "sound analysis")
+        assert await until(pilot, lambda: q(proposals_db, "SELECT status FROM fsar_proposals WHERE id = %s",
+                                             (SEED_ID,)) == [("accepted",)])
+        # Tick the first mitigation.
+        await pilot.press("tab", "tab")
+        assert app.screen.focused is checklist
+        await pilot.press("j", "j", "j", "space")
+        assert await until(pilot, lambda: q(proposals_db, "SELECT checklist ? 'mitigations/0' FROM fsar_proposals "
+                                                          "WHERE id = %s", (SEED_ID,)) == [(True,)])
+        assert await until(pilot, lambda: checklist.get_row("mitigations/0")[1].plain == "[x]")
+        await pilot.press("tab", "enter")
+        assert await until(pilot, lambda: isinstance(app.screen, TaskDetailScreen))
+        await pilot.press("escape")
+        assert await until(pilot, lambda: isinstance(app.screen, ProposalsScreen))
+
+        # Lift the block: the banner goes, everywhere.
+        await pilot.press("shift+tab", "shift+tab", "g")
+        app.screen.query_one("#proposals").focus()
+        app.screen.query_one("#proposals").move_cursor(row=0)
+        assert await until(pilot, lambda: app.screen.current is not None and app.screen.current.row.id == "fsar_block")
+        await pilot.press("L")
+        await reason(pilot, "fixed behind a flag")
+        assert await until(pilot, lambda: header(app).blocks == ())
+        assert "BLOCKED" not in header(app).render().plain
+        await pilot.press("1")
+        assert header(app).blocks == () and "BLOCKED" not in header(app).render().plain
+    assert q(proposals_db, "SELECT action, target, reason FROM operator_actions WHERE actor <> 'test' ORDER BY seq") == [
+        ("proposal.accept", f"proposal:{SEED_ID}", "sound analysis"),
+        ("proposal.tick", f"proposal:{SEED_ID}", "Add scheduled adversarial audits with hard pass/fail gates"),
+        ("proposal.lift_block", "proposal:fsar_block", "fixed behind a flag")]
+
+
+async def test_a_decision_lost_to_someone_else_changes_nothing(proposals_db):
+    app = make_app(proposals_db)
+    async with app.run_test(size=(120, 36)) as pilot:
+        assert await until(pilot, lambda: app.pool is not None)
+        await pilot.press("5")
+        assert await until(pilot, lambda: app.screen.current is not None and app.screen.current.row.id == "fsar_block")
+        with connect(proposals_db, autocommit=True) as conn:
+            proposals.decide(conn, "fsar_block", "reject", actor="mallory", reason="first")
+        await pilot.press("a")
+        await reason(pilot, "too late")
+        assert await until(pilot, lambda: any("is now rejected, not new" in n.message and "mallory" in n.message
+                                               for n in app._notifications))
+    assert q(proposals_db, "SELECT status FROM fsar_proposals WHERE id = 'fsar_block'") == [("rejected",)]
+
+
+async def test_a_viewer_sees_no_actions_and_cannot_change_anything(proposals_db, login):
+    viewer = login("fsar_viewer")
+    app = make_app(viewer)
+    async with app.run_test(size=(120, 36)) as pilot:
+        assert await until(pilot, lambda: app.privileges is not None)
+        assert app.read_only and not app.can("act")
+        assert await until(pilot, lambda: "READ-ONLY" in header(app).render().plain)
+        assert "role: viewer" in header(app).render().plain
+        await pilot.press("5")
+        assert await until(pilot, lambda: app.screen.current is not None)
+        bound = {b.binding.id for b in app.screen.active_bindings.values()}
+        assert not bound & {"proposals.accept", "proposals.reject", "proposals.lift", "proposals.tick"}
+        await pilot.press("a")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, ProposalsScreen)  # no dialog
+    assert q(proposals_db, "SELECT count(*) FROM fsar_proposals WHERE status <> 'new'") == [(0,)]
+
+
+async def test_an_operator_acts_but_cannot_override_or_reveal(proposals_db, login):
+    operator = login("fsar_operator")
+    app = make_app(operator, reveal=True)
+    async with app.run_test(size=(120, 36)) as pilot:
+        assert await until(pilot, lambda: app.privileges is not None)
+        assert app.can("act") and not app.can("override") and not app.revealed
+        assert await until(pilot, lambda: any("--reveal refused" in n.message for n in app._notifications))
+        assert "role: operator" in header(app).render().plain and "REVEALED" not in header(app).render().plain
+        await pilot.press("4")
+        assert isinstance(app.screen, AuditScreen)
+        bound = {b.binding.id for b in app.screen.active_bindings.values()}
+        assert "audit.rollback" in bound and "audit.override" not in bound
+        await pilot.press("5")
+        assert await until(pilot, lambda: "[REDACTED:email]" in body_source(app))
+    assert q(proposals_db, "SELECT count(*) FROM operator_actions WHERE action = 'reveal'") == [(0,)]
+
+
+async def test_an_admin_reveal_is_logged_and_shown(proposals_db, login):
+    admin = login("fsar_admin")
+    app = make_app(admin, reveal=True)
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            assert await until(pilot, lambda: app.revealed)
+            assert await until(pilot, lambda: "RAW DATA REVEALED" in header(app).render().plain)
+            await pilot.press("5")
+            assert await until(pilot, lambda: "jane.doe@example.com" in body_source(app))
+    finally:
+        from fsar_tui.domain.sanitize import set_revealed
+
+        set_revealed(False)  # process-wide: the next test starts redacted
+    assert q(proposals_db, "SELECT target FROM operator_actions WHERE action = 'reveal'") == [("app session",)]
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 36)])
+async def test_proposals_screen_snapshot(proposals_db, size):
+    app = make_app(proposals_db)
+    async with app.run_test(size=size) as pilot:
+        assert await until(pilot, lambda: app.pool is not None and header(app).blocks)
+        await pilot.press("5")
+        assert await until(pilot, lambda: app.screen.current is not None and "[REDACTED:email]" in body_source(app))
+        app.dsn_label = "postgresql://fsar:****@db.example:5432/prod"
+        app.server_version = "16.4"
+        app.live_name = "notify"
+        app.update_headers()
+        svg = await settled_svg(app, pilot)
+    check_snapshot(svg, f"proposals_{size[0]}x{size[1]}.svg")
