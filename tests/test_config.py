@@ -74,3 +74,34 @@ def test_masked_settings_hide_passwords(tmp_path):
 def test_repr_never_shows_password(tmp_path):
     s = load_settings(env={"FSAR_DSN": "host=h password=topsecret"}, flags={}, config_path=write(tmp_path, ""))
     assert "topsecret" not in repr(s) and "topsecret" not in str(s)
+
+
+def test_redaction_policy_from_the_file(tmp_path):
+    from fsar_tui.domain.redact import DEFAULT_FIELDS, DETECTORS
+
+    assert load_settings(env={}, config_path=write(tmp_path, "")).redaction.detectors == tuple(DETECTORS)
+    text = ('[redaction]\ndetectors = ["phone", "email"]\nextra_fields = ["Employee_No"]\n'
+            '[redaction.patterns]\nemployee_id = "EMP-[0-9]{6}"\n')
+    policy = load_settings(env={}, config_path=write(tmp_path, text)).redaction
+    assert policy.detectors == ("email", "phone")  # the disjoint order, whatever the file's
+    assert policy.fields == DEFAULT_FIELDS | {"employee_no"}
+    assert policy.text("mail a@b.io, key sk-live_abcdefghijklmnop1234, badge EMP-123456") == \
+        "mail [REDACTED:email], key sk-live_abcdefghijklmnop1234, badge [REDACTED:employee_id]"
+    assert policy.value({"employee_no": 7, "EMAIL": "x", "n": 7}) == \
+        {"employee_no": "[REDACTED:field]", "EMAIL": "[REDACTED:field]", "n": 7}
+    only = load_settings(env={}, config_path=write(tmp_path, '[redaction]\nfields = ["ssn"]\n')).redaction
+    assert only.fields == frozenset({"ssn"})
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[redaction]\ndetectors = ["email", "telepathy"]\n', "unknown telepathy"),
+    ('[redaction]\ndetectors = "email"\n', "expected a list"),
+    ('[redaction]\ncolour = 1\n', "unknown key(s): colour"),
+    ('[redaction]\n[redaction.patterns]\nbad = "EMP-[0-9"\n', "invalid regex"),
+    ('[redaction]\n[redaction.patterns]\nanything = ".*"\n', "matches the empty string"),
+    ('[redaction]\n[redaction.patterns]\n"Bad Name" = "x"\n', "needs a lowercase name"),
+    ('redaction = 3\n', "must be a table"),
+])
+def test_bad_redaction_settings(tmp_path, text, message):
+    with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_settings(env={}, config_path=write(tmp_path, text))

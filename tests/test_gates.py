@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -150,6 +151,24 @@ def test_sensitive_results_uses_the_redaction_detectors(db_dsn):
     finished_tasks(db_dsn, "implement_idea", 1, result="'{\"contact\": \"jane.doe@example.com\"}'")
     v = evaluate(db_dsn, "builtin:sensitive-results")
     assert (v.verdict, v.measured, v.details["kinds"]) == ("fail", 1, ["email"])
+    # A policy field is personal data whatever its value looks like (the same policy as the screens).
+    finished_tasks(db_dsn, "implement_idea", 1, result="'{\"Customer_Name\": \"Jane Doe\"}'")
+    v = evaluate(db_dsn, "builtin:sensitive-results")
+    assert (v.measured, v.details["kinds"]) == (2, ["email", "field"])
+
+
+def test_sensitive_results_follow_the_configured_policy(db_dsn):
+    from fsar_tui.domain.redact import Policy, policy, set_policy
+
+    finished_tasks(db_dsn, "implement_idea", 2, result="'{\"badge\": \"EMP-123456\"}'")
+    assert evaluate(db_dsn, "builtin:sensitive-results").verdict == "pass"
+    default = policy()
+    set_policy(Policy(patterns=(("employee_id", re.compile(r"EMP-\d{6}")),)))
+    try:
+        v = evaluate(db_dsn, "builtin:sensitive-results")
+    finally:
+        set_policy(default)
+    assert (v.verdict, v.measured, v.details["kinds"]) == ("fail", 2, ["employee_id"])
 
 
 def test_anomalies_are_robust_z_outliers_per_type_and_model(db_dsn):

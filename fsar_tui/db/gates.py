@@ -16,8 +16,8 @@ Where each metric comes from — chosen so that a run over 10 M tasks stays chea
   log tokens lie more than ANOMALY_Z robust z-scores (median / 1.4826·MAD) from the
   group's median, for groups of at least ANOMALY_MIN_GROUP tasks. Logs because these
   quantities are roughly log-normal: a plain z would flag the normal long tail;
-- sensitive_results: a cheap SQL prefilter, then the redaction policy's own detectors
-  (domain/redact.findings) on each candidate;
+- sensitive_results: a cheap SQL prefilter, then the redaction policy's own detectors and
+  fields (domain/redact.value_findings) on each candidate's result;
 - open_blocking_proposals: fsar_proposals;
 - broken_rollback_artifacts: every rollout target's rollback rehearsed
   (db/rollouts.rehearse) — the warm-artifact check; the target names travel in details.
@@ -27,6 +27,8 @@ records 'error' and the others still run.
 """
 
 from __future__ import annotations
+
+import re
 
 import math
 from dataclasses import dataclass
@@ -44,7 +46,7 @@ from fsar_tui.db.roi import day_bounds, roi_data_sync
 from fsar_tui.domain import profiles as profile_math
 from fsar_tui.domain import roi as roi_math
 from fsar_tui.domain.gates import Gate, Measurement, Verdict, in_scope, judge
-from fsar_tui.domain.redact import findings
+from fsar_tui.domain.redact import policy, value_findings
 from fsar_tui.errors import UsageError
 
 ANOMALY_Z = 6.0
@@ -176,8 +178,8 @@ ANOMALY_SQL = f"""
 SENSITIVE_PREFILTER = r"@|[0-9][0-9 .()+-]{6,}[0-9]|sk[-_]|pk_|ghp_|xox|AKIA|[Bb]earer|[Tt]oken|[Kk]ey|[Ss]ecret"
 SENSITIVE_SQL = f"""
     WITH {WINDOW_TASKS}
-    SELECT w.id, w.result::text FROM w
-    WHERE w.status = 'succeeded' AND w.result::text ~ %(prefilter)s
+    SELECT w.id, w.result FROM w
+    WHERE w.status = 'succeeded' AND w.result::text ~* %(prefilter)s
     ORDER BY w.id LIMIT {SENSITIVE_CANDIDATES}"""
 
 
@@ -203,10 +205,20 @@ def _anomalies(conn, gate, start, end) -> Measurement:
     return Measurement(count, total, {"z_threshold": ANOMALY_Z, "top": top})
 
 
+def sensitive_prefilter() -> str:
+    """The SQL prefilter for the policy in force: the detectors' tell-tales, and a key of any
+    always-hidden field; a configured extra pattern is Python regex syntax, so then every
+    result is a candidate (Postgres would not read every Python pattern alike)."""
+    if policy().patterns:
+        return "."
+    fields = "|".join(sorted(re.escape(f) for f in policy().fields))
+    return f'{SENSITIVE_PREFILTER}|"(?:{fields})":'
+
+
 def _sensitive(conn, gate, start, end) -> Measurement:
     rows = conn.execute(SENSITIVE_SQL, {**_window_params(conn, gate, start, end),
-                                        "prefilter": SENSITIVE_PREFILTER}).fetchall()
-    hits = [(task_id, kinds) for task_id, text in rows if (kinds := findings(text))]
+                                        "prefilter": sensitive_prefilter()}).fetchall()
+    hits = [(task_id, kinds) for task_id, result in rows if (kinds := value_findings(result))]
     details = {"task_ids": [t for t, _ in hits[:10]], "kinds": sorted({k for _, ks in hits for k in ks}),
                "checked": len(rows)}
     if len(rows) == SENSITIVE_CANDIDATES:
