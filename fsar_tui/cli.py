@@ -301,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     anon = sub.add_parser(
         "anonymize", parents=[common], epilog=EPILOG, help="scrub personal data from old payloads and ledger metadata",
         description="Irreversibly replace personal data and secrets (the redaction policy: detectors and fields) in "
-                    "task payloads, results and errors and in ledger metadata older than the cutoff, in batches; "
+                    "task payloads, results and errors, ledger metadata and stored Stripe events older than the cutoff, in batches; "
                     "unchanged rows are not written. Needs fsar_admin (except --dry-run).")
     anon.add_argument("--older-than", required=True, metavar="AGE", help="e.g. 90d")
     anon.add_argument("--dry-run", action="store_true", help="count what would change, write nothing")

@@ -6,8 +6,9 @@
     masked as its reason) is appended to operator_actions before anything raw is shown.
     Refused: exit 2, nothing printed. cli.main calls reveal_for_cli for every command.
 anonymize --older-than 90d [--dry-run] [--batch-size N]: irreversibly scrubs task
-    payloads, results and errors (tasks created before the cutoff) and ledger metadata
-    (entries that occurred before it) with the redaction policy — detectors and fields —
+    payloads, results and errors (tasks created before the cutoff), ledger metadata
+    (entries that occurred before it) and stored Stripe events (their billing details)
+    with the redaction policy — detectors and fields —
     in keyset batches, each its own transaction; only rows that change are written, so
     non-personal data stays byte-identical. Prints counts per table and per finding;
     the run is logged in operator_actions. --dry-run counts, writes nothing.
@@ -84,9 +85,9 @@ def scrub_row(table: str, row: tuple) -> tuple | None:
     if table == "execution_tasks":
         task_id, payload, result, error = row
         new = (task_id, p.value(payload), p.value(result), None if error is None else p.text(error))
-    else:
-        entry_id, metadata = row
-        new = (entry_id, p.value(metadata))
+    else:  # ledger metadata, Stripe event payloads: one JSON column
+        row_id, document = row
+        new = (row_id, p.value(document))
     return None if new == tuple(row) else new
 
 

@@ -19,6 +19,7 @@ from support.sql import q, x
 from test_action_log import as_superuser_without_trigger
 from test_gates import finished_tasks
 from test_proposals import report, write
+from test_stripe_ingest import FIXTURE as STRIPE_EVENTS
 
 
 def refused(dsn: str, sql: str, params=None) -> bool:
@@ -174,6 +175,18 @@ def test_anonymize_leaves_no_detector_hit_and_clean_data_byte_identical(db_dsn, 
     assert dict(q(db_dsn, "SELECT external_id, metadata::text FROM ledger_entries"))["e2"] == ledger_before["e2"]
     ((counts,),) = q(db_dsn, "SELECT after FROM operator_actions WHERE action = 'anonymize'")
     assert counts["execution_tasks"]["changed"] == 3 and counts["ledger_entries"]["changed"] == 1
+    # Stored Stripe events (from Stripe's own fixtures, January 2026: older than 90 days)
+    # lose their billing details; what made them ledger rows stays.
+    stripe = run_cli("ingest-stripe", str(STRIPE_EVENTS), "--dsn", db_dsn)
+    assert stripe.returncode == 0, stripe.stderr
+    personal = [r for r in q(db_dsn, "SELECT id, payload FROM stripe_events") if value_findings(r[1])]
+    assert personal  # the fixtures do carry emails, names and addresses
+    ledger_rows = q(db_dsn, "SELECT external_id, kind, amount_minor, currency FROM ledger_entries ORDER BY 1")
+    out = run_cli("anonymize", "--older-than", "90d", "--dsn", admin)
+    assert f"stripe_events: scanned 44, scrubbed {len(personal)}" in out.stdout, out.stdout
+    assert [r for r in q(db_dsn, "SELECT id, payload FROM stripe_events") if value_findings(r[1])] == []
+    assert q(db_dsn, "SELECT external_id, kind, amount_minor, currency FROM ledger_entries ORDER BY 1") == ledger_rows
+    after = snapshot(db_dsn)
     # A second run finds nothing left.
     again = run_cli("anonymize", "--older-than", "90d", "--dsn", admin)
     assert "scrubbed 0" in again.stdout and snapshot(db_dsn) == after

@@ -10,7 +10,8 @@ the one before it:
   since triggers run as the role that fired them. operator_actions: INSERT only.
 - `fsar_admin`: reveal raw data (EXECUTE on `fsar_record_reveal`, which appends the
   reveal to operator_actions: no reveal without its log row), anonymize (UPDATE of
-  payload/result/error and ledger metadata), audit gates and overrides.
+  payload/result/error, ledger metadata and Stripe event payloads), audit gates and
+  overrides.
 Postgres enforces all of it whatever the app shows. Roles are cluster-wide: another
 database of the same cluster may have created them already, so creation is skipped when
 they exist, and the downgrade only drops them when nothing else depends on them.
@@ -50,6 +51,7 @@ GRANTS = [
     "GRANT INSERT, UPDATE ON audit_gates, audit_gate_overrides TO fsar_admin",
     "GRANT UPDATE (payload, result, error) ON execution_tasks TO fsar_admin",
     "GRANT UPDATE (metadata) ON ledger_entries TO fsar_admin",
+    "GRANT UPDATE (payload) ON stripe_events TO fsar_admin",
     "REVOKE ALL ON FUNCTION fsar_record_reveal(text, text, text) FROM PUBLIC",
     "GRANT EXECUTE ON FUNCTION fsar_record_reveal(text, text, text) TO fsar_admin",
 ]

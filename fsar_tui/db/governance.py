@@ -53,6 +53,7 @@ PRIVILEGES_SQL = """
            has_function_privilege('fsar_record_reveal(text, text, text)', 'EXECUTE'),
            has_column_privilege('execution_tasks', 'payload', 'UPDATE')
              AND has_column_privilege('ledger_entries', 'metadata', 'UPDATE')
+             AND has_column_privilege('stripe_events', 'payload', 'UPDATE')
     FROM pg_roles r WHERE r.rolname = current_user"""
 
 
@@ -92,17 +93,18 @@ async def record_reveal_async(conn: AsyncConnection, *, actor: str, target: str,
 
 # -- anonymization --------------------------------------------------------------------------
 
-# table → (the id column, the age column, the scrubbed columns)
+# table → (the age column, the scrubbed columns, a key below every id). Stripe events
+# keep the raw event, billing details (names, emails, addresses, phones) included.
 SCRUBBED = {
-    "execution_tasks": ("created_at", ("payload", "result", "error")),
-    "ledger_entries": ("occurred_at", ("metadata",)),
+    "execution_tasks": ("created_at", ("payload", "result", "error"), 0),
+    "ledger_entries": ("occurred_at", ("metadata",), 0),
+    "stripe_events": ("created", ("payload",), ""),
 }
 
 
 def batches(conn: Connection, table: str, cutoff: datetime, size: int) -> Iterator[list[tuple]]:
     """Rows (id, *scrubbed columns) older than the cutoff, `size` at a time, by id."""
-    age, columns = SCRUBBED[table]
-    last = 0
+    age, columns, last = SCRUBBED[table]
     while True:
         rows = conn.execute(
             f"SELECT id, {', '.join(columns)} FROM {table} WHERE {age} < %s AND id > %s ORDER BY id LIMIT %s",
@@ -115,7 +117,7 @@ def batches(conn: Connection, table: str, cutoff: datetime, size: int) -> Iterat
 
 def write_scrubbed(conn: Connection, table: str, rows: list[tuple]) -> None:
     """Write the scrubbed values of changed rows (id, *columns), one transaction."""
-    _, columns = SCRUBBED[table]
+    _, columns, _ = SCRUBBED[table]
     sets = ", ".join(f"{c} = %s" for c in columns)
     with conn.transaction():
         with conn.cursor() as cur:
