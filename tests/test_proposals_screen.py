@@ -213,3 +213,29 @@ async def test_proposals_screen_snapshot(proposals_db, size):
         app.update_headers()
         svg = await settled_svg(app, pilot)
     check_snapshot(svg, f"proposals_{size[0]}x{size[1]}.svg")
+
+
+async def test_the_app_ingests_live_reports_and_raises_the_banner(db_dsn, mqtt_url):
+    import aiomqtt
+
+    from fsar_tui.live.mqtt import parse_mqtt_url
+    from fsar_tui.live.proposal_feed import PROPOSALS_TOPIC
+
+    app = make_app(db_dsn, mqtt_url=mqtt_url, ingest_live=True)
+    async with app.run_test(size=(120, 36)) as pilot:
+        assert await until(pilot, lambda: app.pool is not None)
+        await pilot.press("5")
+        text = report("fsar_live", severity=10, block="true", task_type="self_improvement").encode()
+        for _ in range(100):  # the app's subscription starts after connecting: publish until it is heard
+            try:
+                async with parse_mqtt_url(mqtt_url).client() as client:
+                    await client.publish(PROPOSALS_TOPIC, text, qos=1)
+            except aiomqtt.MqttError:
+                pass
+            if await until(pilot, lambda: q(db_dsn, "SELECT id FROM fsar_proposals") != [], tries=10):
+                break
+        assert q(db_dsn, "SELECT id, severity, block_execution FROM fsar_proposals") == [("fsar_live", 10, True)]
+        assert await until(pilot, lambda: header(app).blocks == (("fsar_live", "self_improvement", 10),))
+        assert await until(pilot, lambda: list_keys(app) == ["fsar_live"])
+        assert any("ingested fsar_live (severity 10, BLOCKS self_improvement)" in n.message
+                   for n in app._notifications)
