@@ -188,7 +188,10 @@ class FsarApp(App):
         if not self.privileges.act and not self.read_only:
             self.read_only = True
             self.notify(f"role {self.privileges.role} may only read: actions are hidden", timeout=8)
-        if self.settings.reveal and not self.revealed:
+        if self.settings.reveal and self.settings.read_only:
+            self.notify("--reveal refused: a reveal is logged, and --read-only writes nothing; showing redacted data",
+                        severity="error", timeout=15)
+        elif self.settings.reveal and not self.revealed:
             try:
                 await record_reveal_async(conn, actor=os_user(), target="app session",
                                           reason="fsar-tui --reveal (the app shows raw data)")
@@ -315,6 +318,13 @@ class FsarApp(App):
         header.revealed = self.revealed
         header.role = self.privileges.label if self.privileges else ""
         header.refresh()
+
+    def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
+               markup: bool = True) -> None:
+        # Notifications quote the database and published reports (actors, report excerpts,
+        # error text): never markup, whoever calls (Widget.notify passes markup=True on) —
+        # `[/x]` would crash the toast and `[@click=…]` would be an action.
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
     def switch_mode(self, mode: str):
         # A mode's screen keeps its header from when it was last shown: bring it up to

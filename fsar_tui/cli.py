@@ -306,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     anon.add_argument("--older-than", required=True, metavar="AGE", help="e.g. 90d")
     anon.add_argument("--dry-run", action="store_true", help="count what would change, write nothing")
     anon.add_argument("--batch-size", type=int, default=2_000, help="rows per transaction (default 2,000)")
+    anon.add_argument("--reason", help="for the operator log (default: retention)")
     anon.set_defaults(handler=_delegate("fsar_tui.governance", "run_anonymize"))
 
     sec = sub.add_parser(
@@ -559,6 +560,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         set_policy(settings.redaction)  # one policy for every screen, report and export
         handler: Callable[[argparse.Namespace, Settings], int] = args.handler
+        if settings.reveal and settings.read_only:
+            raise UsageError("--reveal is logged in the operator log, which --read-only forbids: drop one")
         if settings.reveal and handler not in (cmd_app, cmd_demo):  # the app logs its own reveal
             from fsar_tui.governance import reveal_for_cli
 

@@ -2,16 +2,19 @@
 
 --reveal (any command that prints untrusted text, and the app): raw data instead of the
     redaction policy's output. Allowed only to roles with EXECUTE on fsar_record_reveal
-    (fsar_admin); the reveal (target `cli:<command>`, the command line with passwords
-    masked as its reason) is appended to operator_actions before anything raw is shown.
+    (fsar_admin); the reveal (target `cli:<command>`, the options given — names only —
+    as its reason) is appended to operator_actions before anything raw is shown.
     Refused: exit 2, nothing printed. cli.main calls reveal_for_cli for every command.
-anonymize --older-than 90d [--dry-run] [--batch-size N]: irreversibly scrubs task
-    payloads, results and errors (tasks created before the cutoff), ledger metadata
+anonymize --older-than 90d [--dry-run] [--batch-size N] [--reason TEXT]: irreversibly
+    scrubs task payloads, results and errors (finished tasks, by when they finished:
+    a queued or running task's payload is still an agent's input), ledger metadata
     (entries that occurred before it) and stored Stripe events (their billing details)
     with the redaction policy — detectors and fields —
-    in keyset batches, each its own transaction; only rows that change are written, so
-    non-personal data stays byte-identical. Prints counts per table and per finding;
-    the run is logged in operator_actions. --dry-run counts, writes nothing.
+    in keyset batches, each its own transaction; only rows that change are written, and
+    only if they still hold what was read (else they are counted as skipped and left for
+    the next run), so non-personal data stays byte-identical. Prints counts per table and
+    per finding; `anonymize.start` is logged before the first write and `anonymize` with
+    the counts at the end. --dry-run counts, writes nothing.
 security-audit [--format table|json]: checks the deployment (below) and exits 1 if any
     check fails:
     - the app's role is not a superuser (nor BYPASSRLS);
@@ -54,16 +57,16 @@ def command_label(args: Namespace) -> str:
 
 def reveal_for_cli(args: Namespace, dsn: str, settings) -> None:
     """`--reveal` on a headless command: log the reveal (or be refused: RevealRefused, exit 2,
-    before anything is printed), then every safe_str() of this process shows raw text."""
+    before anything is printed), then every safe_str() of this process shows raw text.
+    The log names the command and the options given, never their values (a DSN's password)."""
     from fsar_tui.db.actions import os_user
     from fsar_tui.db.connect import connect
     from fsar_tui.db.governance import record_reveal
-    from fsar_tui.dsn import mask_dsn
 
-    argv = " ".join(mask_dsn(a) if "=" in a or "://" in a else a for a in sys.argv[1:])
+    options = sorted({a.split("=", 1)[0] for a in sys.argv[1:] if a.startswith("--")})
     with connect(dsn, autocommit=True, statement_timeout_ms=settings.statement_timeout_ms) as conn:
         record_reveal(conn, actor=os_user(), target=f"cli:{command_label(args)}",
-                      reason=sanitize.strip_controls(f"fsar-tui {argv}")[:300])
+                      reason=sanitize.strip_controls(f"fsar-tui {command_label(args)} {' '.join(options)}")[:300])
     sanitize.set_revealed(True)
 
 
@@ -72,7 +75,8 @@ def reveal_for_cli(args: Namespace, dsn: str, settings) -> None:
 @dataclass
 class ScrubCounts:
     scanned: int = 0
-    changed: int = 0
+    changed: int = 0  # written (or, in a dry run, that would be)
+    skipped: int = 0  # changed by someone else between the read and the write: left for the next run
     findings: Counter = None
 
     def __post_init__(self) -> None:
@@ -99,28 +103,32 @@ def _kinds(old: tuple, new: tuple) -> Counter:
     return after - before
 
 
-def anonymize(conn, *, older_than_s: int, dry_run: bool, batch_size: int, actor: str) -> dict[str, ScrubCounts]:
+DEFAULT_REASON = "retention: personal data past its keeping period, scrubbed by the redaction policy"
+
+
+def anonymize(conn, *, older_than_s: int, dry_run: bool, batch_size: int, actor: str,
+              reason: str = DEFAULT_REASON) -> dict[str, ScrubCounts]:
     from fsar_tui import clock
     from fsar_tui.db import governance
 
     cutoff = clock.now() - timedelta(seconds=older_than_s)
+    if not dry_run:
+        governance.log_anonymize(conn, actor=actor, cutoff=cutoff, reason=reason, action="anonymize.start")
     out: dict[str, ScrubCounts] = {}
     for table in governance.SCRUBBED:
         counts = out[table] = ScrubCounts()
         for rows in governance.batches(conn, table, cutoff, batch_size):
             counts.scanned += len(rows)
-            changed = []
-            for row in rows:
-                new = scrub_row(table, row)
-                if new is not None:
-                    changed.append(new)
-                    counts.findings += _kinds(row, new)
-            counts.changed += len(changed)
-            if changed and not dry_run:
-                governance.write_scrubbed(conn, table, changed)
+            changes = [(row, new) for row in rows if (new := scrub_row(table, row)) is not None]
+            written = len(changes) if dry_run or not changes else governance.write_scrubbed(conn, table, changes)
+            counts.changed += written
+            counts.skipped += len(changes) - written
+            for row, new in changes:
+                counts.findings += _kinds(row, new)
     if not dry_run:
-        governance.log_anonymize(conn, actor=actor, cutoff=cutoff, counts={
-            t: {"scanned": c.scanned, "changed": c.changed, "findings": dict(c.findings)} for t, c in out.items()})
+        governance.log_anonymize(conn, actor=actor, cutoff=cutoff, reason=reason, action="anonymize", counts={
+            t: {"scanned": c.scanned, "changed": c.changed, "skipped": c.skipped, "findings": dict(c.findings)}
+            for t, c in out.items()})
     return out
 
 
@@ -141,12 +149,15 @@ def run_anonymize(args: Namespace, dsn_factory: Callable[[], str], settings) -> 
             if not privileges(conn).anonymize:
                 raise UsageError(f"anonymize refused: role {conn.info.user} may not rewrite payloads and ledger "
                                  "metadata (grant it fsar_admin); --dry-run only counts")
+        # A maintenance pass over whole tables: batches bound the transactions, not the time.
+        conn.execute("SET statement_timeout = 0")
         result = anonymize(conn, older_than_s=older_than_s, dry_run=args.dry_run, batch_size=args.batch_size,
-                           actor=os_user())
+                           actor=os_user(), reason=(args.reason or "").strip() or DEFAULT_REASON)
     verb = "would scrub" if args.dry_run else "scrubbed"
     for table, c in result.items():
         kinds = ", ".join(f"{k}: {n}" for k, n in sorted(c.findings.items())) or "nothing personal"
-        print(f"{table}: scanned {c.scanned:,}, {verb} {c.changed:,} ({kinds})")
+        skipped = f", {c.skipped:,} changed meanwhile (left for the next run)" if c.skipped else ""
+        print(f"{table}: scanned {c.scanned:,}, {verb} {c.changed:,}{skipped} ({kinds})")
     if args.dry_run:
         print("dry run: nothing written")
     return EXIT_OK

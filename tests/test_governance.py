@@ -4,6 +4,7 @@ audit, against a real PostgreSQL."""
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 
 import psycopg
 import pytest
@@ -89,6 +90,23 @@ async def test_operator_acts_but_cannot_reveal_anonymize_or_override(db_dsn, log
     assert not q(db_dsn, "SELECT 1 FROM operator_actions WHERE action = 'reveal'")
 
 
+async def test_an_operator_bulk_action_survives_the_triggers_housekeeping(db_dsn, login):
+    """Each changed row's triggers fold counters and samples with probability 1/256, as the
+    role that fired them: 3,000 cancels and 3,000 retries run dozens of folds as the operator."""
+    from fsar_tui.db.tasks import COUNTS_DRIFT_SQL
+
+    x(db_dsn, "INSERT INTO execution_tasks (task_type, ai_model) SELECT 'implement_idea', 'gpt-4o' "
+              "FROM generate_series(1, 3000)")
+    ids = [r[0] for r in q(db_dsn, "SELECT id FROM execution_tasks ORDER BY id")]
+    operator = login("fsar_operator")
+    async with await psycopg.AsyncConnection.connect(operator, autocommit=True) as conn:
+        cancelled = await apply_action(conn, "cancel", [(i, "queued") for i in ids], "drain", scope="bulk")
+        requeued = await apply_action(conn, "requeue", [(i, "cancelled") for i in ids], "refill", scope="bulk")
+    assert len(cancelled.done) == len(requeued.done) == 3000
+    assert q(db_dsn, COUNTS_DRIFT_SQL) == []  # counters still exact after the folds
+    assert q(db_dsn, "SELECT count(*) FROM task_events")[0][0] == 9000
+
+
 def test_admin_reveals_with_a_log_entry(db_dsn, login, run_cli, tmp_path):
     body = "\nWrite to jane.doe@example.com or +44 20 7946 0958."
     run_cli("ingest-fsar", str(write(tmp_path, "p.txt", report("fsar_a", body_extra=body))), "--dsn", db_dsn)
@@ -96,13 +114,14 @@ def test_admin_reveals_with_a_log_entry(db_dsn, login, run_cli, tmp_path):
     redacted = run_cli("proposals", "show", "fsar_a", "--dsn", admin)
     assert "jane.doe@example.com" not in redacted.stdout and "[REDACTED:email]" in redacted.stdout
     assert not q(db_dsn, "SELECT 1 FROM operator_actions WHERE action = 'reveal'")
-    raw = run_cli("proposals", "show", "fsar_a", "--reveal", "--dsn", admin + " password=hunter2-not-logged")
+    raw = run_cli("proposals", "show", "fsar_a", "--reveal", "--dsn=postgresql:///x?password=hunter2-not-logged",
+                  "--dsn", admin)
     assert raw.returncode == 0, raw.stderr
     assert "jane.doe@example.com" in raw.stdout and "+44 20 7946 0958" in raw.stdout
     ((actor_role, target, reason),) = q(db_dsn, "SELECT db_role, target, reason FROM operator_actions "
                                                 "WHERE action = 'reveal'")
     assert actor_role == admin.split("user=")[1].split()[0] and target == "cli:proposals show fsar_a" and "--reveal" in reason
-    assert "hunter2" not in reason and "****" in reason  # the command line is logged with the password masked
+    assert "hunter2" not in reason and reason == "fsar-tui proposals show fsar_a --dsn --reveal"  # names, no values
 
 
 # -- anonymize ----------------------------------------------------------------------------------
@@ -118,11 +137,13 @@ CLEAN = [
 ]
 
 
-def insert_tasks(dsn, rows, days_ago):
+def insert_tasks(dsn, rows, days_ago, status="succeeded"):
     for payload, result, error in rows:
-        x(dsn, "INSERT INTO execution_tasks (task_type, payload, result, error, created_at, queued_at) "
-               "VALUES ('implement_idea', %s, %s, %s, now() - make_interval(days => %s), now())",
-          (json.dumps(payload), None if result is None else json.dumps(result), error, days_ago))
+        x(dsn, "INSERT INTO execution_tasks (task_type, status, payload, result, error, created_at, queued_at, "
+               "finished_at) VALUES ('implement_idea', %s, %s, %s, %s, now() - make_interval(days => %s), "
+               "now() - make_interval(days => %s), CASE WHEN %s <> 'queued' THEN now() - make_interval(days => %s) END)",
+          (status, json.dumps(payload), None if result is None else json.dumps(result), error, days_ago, days_ago,
+           status, days_ago))
 
 
 def insert_ledger(dsn, metadata, days_ago, n):
@@ -138,6 +159,7 @@ def snapshot(dsn):
 def test_anonymize_leaves_no_detector_hit_and_clean_data_byte_identical(db_dsn, login, run_cli):
     insert_tasks(db_dsn, PERSONAL + CLEAN, 120)
     insert_tasks(db_dsn, PERSONAL, 10)  # young: kept as they are
+    insert_tasks(db_dsn, PERSONAL[:1], 150, status="queued")  # old but still an agent's input: kept
     insert_ledger(db_dsn, {"receipt_email": "jane@example.com", "charge": "ch_1", "card_country": "US"}, 200, 1)
     insert_ledger(db_dsn, {"charge": "ch_2", "card_country": "DE"}, 200, 2)
     before = snapshot(db_dsn)
@@ -153,7 +175,7 @@ def test_anonymize_leaves_no_detector_hit_and_clean_data_byte_identical(db_dsn, 
     assert out.returncode == 0, out.stderr
     assert "execution_tasks: scanned 5, scrubbed 3" in out.stdout
     after = snapshot(db_dsn)
-    old = {r[0] for r in q(db_dsn, "SELECT id FROM execution_tasks WHERE created_at < now() - interval '90 days'")}
+    old = {r[0] for r in q(db_dsn, "SELECT id FROM execution_tasks WHERE finished_at < now() - interval '90 days'")}
     for task_id, (payload, result, error, xmin) in after.items():
         fields = [json.loads(v) for v in (payload, result) if v is not None]
         hits = [k for v in fields for k in value_findings(v)] + (findings(error) if error else [])
@@ -173,6 +195,7 @@ def test_anonymize_leaves_no_detector_hit_and_clean_data_byte_identical(db_dsn, 
     ledger = dict(q(db_dsn, "SELECT external_id, metadata FROM ledger_entries"))
     assert ledger["e1"] == {"receipt_email": "[REDACTED:field]", "charge": "ch_1", "card_country": "US"}
     assert dict(q(db_dsn, "SELECT external_id, metadata::text FROM ledger_entries"))["e2"] == ledger_before["e2"]
+    assert [a for a, in q(db_dsn, "SELECT action FROM operator_actions ORDER BY seq")] == ["anonymize.start", "anonymize"]
     ((counts,),) = q(db_dsn, "SELECT after FROM operator_actions WHERE action = 'anonymize'")
     assert counts["execution_tasks"]["changed"] == 3 and counts["ledger_entries"]["changed"] == 1
     # Stored Stripe events (from Stripe's own fixtures, January 2026: older than 90 days)
@@ -191,6 +214,20 @@ def test_anonymize_leaves_no_detector_hit_and_clean_data_byte_identical(db_dsn, 
     again = run_cli("anonymize", "--older-than", "90d", "--dsn", admin)
     assert "scrubbed 0" in again.stdout and snapshot(db_dsn) == after
     assert run_cli("anonymize", "--older-than", "soon", "--dsn", admin).returncode == 2
+
+
+def test_a_row_changed_between_read_and_write_is_left_alone(db_dsn):
+    from fsar_tui.db import governance
+    from fsar_tui.db.connect import connect
+
+    insert_tasks(db_dsn, PERSONAL[:1], 120)
+    with connect(db_dsn, autocommit=True) as conn:
+        (row,) = next(governance.batches(conn, "execution_tasks", datetime.now(timezone.utc), 10))
+        new = scrub_row("execution_tasks", row)
+        x(db_dsn, "UPDATE execution_tasks SET result = '{\"late\": true}'")  # an executor got there first
+        assert governance.write_scrubbed(conn, "execution_tasks", [(row, new)]) == 0
+        assert governance.write_scrubbed(conn, "execution_tasks", [(row, new)]) == 0  # still stale
+    assert q(db_dsn, "SELECT payload, result FROM execution_tasks") == [(PERSONAL[0][0], {"late": True})]
 
 
 json_values = st.recursive(

@@ -12,7 +12,18 @@ the one before it:
   reveal to operator_actions: no reveal without its log row), anonymize (UPDATE of
   payload/result/error, ledger metadata and Stripe event payloads), audit gates and
   overrides.
-Postgres enforces all of it whatever the app shows. Roles are cluster-wide: another
+Postgres enforces the writes and the logged reveal whatever the app shows; it cannot
+redact what a role may SELECT (a viewer with psql reads raw payloads — fsar-tui redacts
+client-side). Tables later revisions create get the viewer's SELECT by default
+privileges; their write grants must be added by those revisions.
+
+The task triggers run as the role that fired them and, now and then, fold the counters
+and samples they append to (fsar_compact_task_counts, fsar_fold_duration_samples, …).
+Those housekeeping functions become SECURITY DEFINER (with a pinned search_path), so an
+operator's retry or cancel needs INSERT on the append-only tables only, never DELETE on
+the rollups. A later `CREATE OR REPLACE` of one of them must say SECURITY DEFINER again.
+
+Roles are cluster-wide: another
 database of the same cluster may have created them already, so creation is skipped when
 they exist, and the downgrade only drops them when nothing else depends on them.
 
@@ -32,6 +43,8 @@ ROLES = ("fsar_viewer", "fsar_operator", "fsar_admin")
 # The tables an operator's actions write through triggers (task events, counters,
 # duration samples, dirty marks) or directly.
 TRIGGER_FED = ("task_events", "task_count_deltas", "task_duration_samples", "duration_sketch_dirty")
+HOUSEKEEPING = ("fsar_compact_task_counts()", "fsar_fold_duration_samples()",
+                "fsar_close_blocks_and_rebuild_sketches()", "fsar_rebuild_sketches()")
 
 GRANTS = [
     "GRANT USAGE ON SCHEMA public TO fsar_viewer",
@@ -81,9 +94,17 @@ def upgrade() -> None:
     """)
     for grant in GRANTS:
         op.execute(grant)
+    for function in HOUSEKEEPING:
+        op.execute(f"ALTER FUNCTION {function} SECURITY DEFINER SET search_path = public, pg_temp")
+    op.execute("ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO fsar_viewer")
+    op.execute("ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON SEQUENCES TO fsar_viewer")
 
 
 def downgrade() -> None:
+    op.execute("ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE SELECT ON TABLES FROM fsar_viewer")
+    op.execute("ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE SELECT ON SEQUENCES FROM fsar_viewer")
+    for function in HOUSEKEEPING:
+        op.execute(f"ALTER FUNCTION {function} SECURITY INVOKER RESET search_path")
     for role in reversed(ROLES):
         op.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}")
         op.execute(f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM {role}")

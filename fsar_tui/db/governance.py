@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 import psycopg
 from psycopg import AsyncConnection, Connection
@@ -73,13 +73,21 @@ def _refused(role_hint: str) -> RevealRefused:
     return RevealRefused(f"--reveal refused: role {role_hint} may not see raw data (grant it fsar_admin)")
 
 
+def _unlogged(exc: psycopg.Error) -> RevealRefused:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return RevealRefused(f"--reveal refused: the reveal could not be logged ({first})")
+
+
 def record_reveal(conn: Connection, *, actor: str, target: str, reason: str) -> int:
-    """Log a reveal (returns its seq) or raise RevealRefused."""
+    """Log a reveal (returns its seq) or raise RevealRefused: not allowed, or not loggable
+    (a read-only session, a standby) — no log row, no reveal."""
     try:
         with conn.transaction():
             return conn.execute("SELECT fsar_record_reveal(%s, %s, %s)", (actor, target, reason)).fetchone()[0]
     except psycopg.errors.InsufficientPrivilege:
         raise _refused(conn.info.user) from None
+    except (psycopg.errors.ReadOnlySqlTransaction, psycopg.errors.UndefinedFunction) as exc:
+        raise _unlogged(exc) from None
 
 
 async def record_reveal_async(conn: AsyncConnection, *, actor: str, target: str, reason: str) -> int:
@@ -89,25 +97,29 @@ async def record_reveal_async(conn: AsyncConnection, *, actor: str, target: str,
                                               (actor, target, reason))).fetchone())[0]
     except psycopg.errors.InsufficientPrivilege:
         raise _refused(conn.info.user) from None
+    except (psycopg.errors.ReadOnlySqlTransaction, psycopg.errors.UndefinedFunction) as exc:
+        raise _unlogged(exc) from None
 
 
 # -- anonymization --------------------------------------------------------------------------
 
-# table → (the age column, the scrubbed columns, a key below every id). Stripe events
-# keep the raw event, billing details (names, emails, addresses, phones) included.
+# table → (which rows are old enough, the scrubbed columns, a key below every id).
+# Tasks: finished ones only, by when they finished — a queued or running task's payload is
+# still input to an agent. Stripe events keep the raw event, billing details included.
 SCRUBBED = {
-    "execution_tasks": ("created_at", ("payload", "result", "error"), 0),
-    "ledger_entries": ("occurred_at", ("metadata",), 0),
-    "stripe_events": ("created", ("payload",), ""),
+    "execution_tasks": ("finished_at < %s AND status IN ('succeeded', 'failed', 'cancelled')",
+                        ("payload", "result", "error"), 0),
+    "ledger_entries": ("occurred_at < %s", ("metadata",), 0),
+    "stripe_events": ("created < %s", ("payload",), ""),
 }
 
 
 def batches(conn: Connection, table: str, cutoff: datetime, size: int) -> Iterator[list[tuple]]:
     """Rows (id, *scrubbed columns) older than the cutoff, `size` at a time, by id."""
-    age, columns, last = SCRUBBED[table]
+    old_enough, columns, last = SCRUBBED[table]
     while True:
         rows = conn.execute(
-            f"SELECT id, {', '.join(columns)} FROM {table} WHERE {age} < %s AND id > %s ORDER BY id LIMIT %s",
+            f"SELECT id, {', '.join(columns)} FROM {table} WHERE {old_enough} AND id > %s ORDER BY id LIMIT %s",
             (cutoff, last, size)).fetchall()
         if not rows:
             return
@@ -115,22 +127,33 @@ def batches(conn: Connection, table: str, cutoff: datetime, size: int) -> Iterat
         last = rows[-1][0]
 
 
-def write_scrubbed(conn: Connection, table: str, rows: list[tuple]) -> None:
-    """Write the scrubbed values of changed rows (id, *columns), one transaction."""
+def _param(column: str, value):
+    return value if column == "error" or value is None else Jsonb(value)
+
+
+def write_scrubbed(conn: Connection, table: str, changes: list[tuple[tuple, tuple]]) -> int:
+    """Write the scrubbed values [(old row, new row)], one transaction, each only if the row
+    still holds what was read (a task retried meanwhile is left for the next run).
+    Returns how many rows were written."""
     _, columns, _ = SCRUBBED[table]
     sets = ", ".join(f"{c} = %s" for c in columns)
+    same = " AND ".join(f"{c} IS NOT DISTINCT FROM %s" for c in columns)
     with conn.transaction():
         with conn.cursor() as cur:
             cur.executemany(
-                f"UPDATE {table} SET {sets} WHERE id = %s",
-                [tuple(Jsonb(v) if c != "error" and v is not None else v for c, v in zip(columns, row[1:])) + (row[0],)
-                 for row in rows])
+                f"UPDATE {table} SET {sets} WHERE id = %s AND {same}",
+                [tuple(_param(c, v) for c, v in zip(columns, new[1:])) + (old[0],)
+                 + tuple(_param(c, v) for c, v in zip(columns, old[1:])) for old, new in changes])
+            return cur.rowcount
 
 
-def log_anonymize(conn: Connection, *, actor: str, cutoff: datetime, counts: dict) -> None:
+def log_anonymize(conn: Connection, *, actor: str, cutoff: datetime, reason: str, action: str,
+                  counts: dict | None = None) -> None:
+    """`anonymize.start` before the first write (an interrupted run still left its mark),
+    `anonymize` with the counts at the end."""
     conn.execute("INSERT INTO operator_actions (actor, action, target, reason, after) VALUES (%s, %s, %s, %s, %s)",
-                 (actor, "anonymize", f"older-than:{cutoff:%Y-%m-%dT%H:%M:%SZ}",
-                  "personal data scrubbed by the redaction policy", Jsonb(counts)))
+                 (actor, action, f"older-than:{cutoff.astimezone(timezone.utc):%Y-%m-%dT%H:%M:%SZ}", reason,
+                  None if counts is None else Jsonb(counts)))
 
 
 # -- security audit facts ---------------------------------------------------------------------
