@@ -218,6 +218,10 @@ class FsarApp(App):
         if not self.settings.mqtt_url:
             self.notify("--ingest-live needs an MQTT broker (--mqtt-url)", severity="error", timeout=15)
             return
+        if not self.can("act"):  # ingesting writes: not in --read-only, not for a viewer role
+            self.notify("--ingest-live is off: this session may not write (read-only or a viewer role)",
+                        severity="warning", timeout=15)
+            return
 
         def ingested(message: str, ok: bool) -> None:
             self.notify(message, title="FSAR report", severity="information" if ok else "error", timeout=10)

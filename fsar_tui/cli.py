@@ -546,9 +546,12 @@ def cmd_app(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _report(err: FsarError) -> int:
-    print(f"fsar-tui: {err.message}", file=sys.stderr)
+    from fsar_tui.domain.sanitize import strip_controls
+
+    # Messages quote file names and database text: inert on the terminal, whatever they hold.
+    print(f"fsar-tui: {strip_controls(err.message)}", file=sys.stderr)
     for line in err.details:
-        print(f"  {line}", file=sys.stderr)
+        print(f"  {strip_controls(line)}", file=sys.stderr)
     return err.exit_code
 
 

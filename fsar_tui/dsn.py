@@ -70,21 +70,28 @@ def describe_target(dsn: str) -> str:
     return f"{host}:{port}/{db}"
 
 
+def _local(host: str) -> bool:
+    return all(not h or h.startswith("/") or h in ("localhost", "127.0.0.1", "::1") for h in host.split(","))
+
+
 def is_local_host(dsn: str) -> bool:
     """True when the DSN points at a unix socket or a loopback address."""
-    host = dsn_params(dsn).get("host", "")
-    if not host or host.startswith("/"):
-        return True
-    return all(h in ("localhost", "127.0.0.1", "::1") or h.startswith("/") for h in host.split(","))
+    p = dsn_params(dsn)
+    return _local(p.get("hostaddr") or p.get("host", ""))
 
 
-def tls_verdict(dsn: str) -> tuple[bool, str]:
-    """Does the DSN insist on TLS where it must? A loopback or socket connection need not;
-    a remote one must say sslmode=require, verify-ca or verify-full ('prefer', the libpq
-    default, falls back to plaintext without a word)."""
-    if is_local_host(dsn):
+def tls_verdict(dsn: str, *, connected_host: str | None = None, tls_in_use: bool | None = None) -> tuple[bool, str]:
+    """Does the connection use TLS where it must? A loopback or socket connection need not;
+    a remote one must be encrypted (`tls_in_use`, from the live session) and insist on it in
+    the DSN (sslmode=require, verify-ca or verify-full: 'prefer', the libpq default, falls
+    back to plaintext without a word). `connected_host` is where the session really went
+    (libpq also reads PGHOST, hostaddr…), so a DSN that names no host is not "local"."""
+    local = _local(connected_host) if connected_host is not None else is_local_host(dsn)
+    if local:
         return True, "local connection: TLS not required"
-    mode = dsn_params(dsn).get("sslmode", "prefer (default)")
+    if tls_in_use is False:
+        return False, "remote connection is not encrypted: use sslmode=verify-full"
+    mode = dsn_params(dsn).get("sslmode") or "prefer (default)"
     if mode in ("verify-full", "verify-ca"):
         return True, f"sslmode={mode}"
     if mode == "require":

@@ -194,9 +194,8 @@ def security_checks(conn, dsn: str) -> list[Check]:
                 if writable else [])
     checks.append(Check("read-only role cannot write", not problems,
                         "; ".join(problems) or "fsar_viewer: SELECT only; roles NOLOGIN"))
-    ok, detail = tls_verdict(dsn)
-    if ok and "local" not in detail and not governance.connection_uses_tls(conn):
-        ok, detail = False, detail + ", but this session is not encrypted"
+    ok, detail = tls_verdict(dsn, connected_host=conn.info.hostaddr or conn.info.host,
+                             tls_in_use=bool(conn.pgconn.ssl_in_use))
     checks.append(Check("TLS for remote connections", ok, detail))
     broken = governance.chain_broken_at(conn)
     checks.append(Check("operator log hash chain verifies", broken is None,

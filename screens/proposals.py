@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 
+import psycopg
+
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -107,7 +109,7 @@ class ProposalsScreen(Screen):
         yield KeyedTable(COLUMNS, id="proposals")
         yield TextPanel(Text("no proposal selected"), id="detail-status", classes="title")
         with VerticalScroll(id="body-scroll"):
-            yield Markdown("", id="body")
+            yield Markdown("", id="body", open_links=False)  # a report's link text may hide where it goes
         yield TextPanel(Text("risks and mitigations"), id="checklist-status", classes="title")
         yield KeyedTable(CHECK_COLUMNS, id="checklist")
         yield TextPanel(Text("linked tasks"), id="tasks-status", classes="title")
@@ -141,6 +143,9 @@ class ProposalsScreen(Screen):
         except DB_ERRORS as exc:
             self.app.db_unreachable(exc)
             return
+        except psycopg.Error as exc:
+            self.database_refused(exc)
+            return
         self.app.db_reachable()
         self.schedule.done()
         self.rows = rows
@@ -164,6 +169,9 @@ class ProposalsScreen(Screen):
                 found = await proposals.get_proposal_async(conn, proposal_id)
         except DB_ERRORS as exc:
             self.app.db_unreachable(exc)
+            return
+        except psycopg.Error as exc:
+            self.database_refused(exc)
             return
         if found is None:
             return
@@ -301,6 +309,9 @@ class ProposalsScreen(Screen):
         except DB_ERRORS as exc:
             self.app.db_unreachable(exc)
             return
+        except psycopg.Error as exc:
+            self.database_refused(exc)
+            return
         self.load_detail(proposal_id)
 
     @work(exclusive=True, group="proposal-action")
@@ -315,11 +326,17 @@ class ProposalsScreen(Screen):
         except DB_ERRORS as exc:
             self.app.db_unreachable(exc)
             return
+        except psycopg.Error as exc:  # a read-only standby, a schema behind head, a missing grant
+            self.database_refused(exc)
         else:
             self.notify(done, timeout=8)
         self.app.read_alert_counts()  # the banner
         self.schedule.mark()
         self.tick()
+
+    def database_refused(self, exc: psycopg.Error) -> None:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        self.notify(f"the database refused: {safe_str(first)}", title="proposals", severity="error", timeout=15)
 
     @on(KeyedTable.RowSelected, "#tasks")
     def open_task(self, event: KeyedTable.RowSelected) -> None:

@@ -114,6 +114,8 @@ def test_admin_reveals_with_a_log_entry(db_dsn, login, run_cli, tmp_path):
     redacted = run_cli("proposals", "show", "fsar_a", "--dsn", admin)
     assert "jane.doe@example.com" not in redacted.stdout and "[REDACTED:email]" in redacted.stdout
     assert not q(db_dsn, "SELECT 1 FROM operator_actions WHERE action = 'reveal'")
+    read_only = run_cli("proposals", "show", "fsar_a", "--reveal", "--read-only", "--dsn", admin)
+    assert read_only.returncode == 2 and "--read-only forbids" in read_only.stderr and read_only.stdout == ""
     raw = run_cli("proposals", "show", "fsar_a", "--reveal", "--dsn=postgresql:///x?password=hunter2-not-logged",
                   "--dsn", admin)
     assert raw.returncode == 0, raw.stderr
@@ -234,7 +236,8 @@ json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=30)
     | st.sampled_from(["jane@example.com", "4242 4242 4242 4242", "+1 415 555 0100", "sk-live_abcdefghijklmnop1234"]),
     lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.sampled_from(["name", "note", "email", "n", "prompt", "tags"]), inner, max_size=4),
+    | st.dictionaries(st.sampled_from(["name", "note", "email", "n", "prompt", "tags", "jane@example.com",
+                                       "bob@example.org", "+1 415 555 0100"]), inner, max_size=4),
     max_leaves=12)
 
 
@@ -244,6 +247,13 @@ def test_scrubbing_is_idempotent_and_leaves_no_findings(payload, result):
     scrubbed = scrub_row("execution_tasks", row) or row
     assert scrub_row("execution_tasks", scrubbed) is None  # a second pass finds nothing to change
     assert value_findings(scrubbed[1]) == [] and value_findings(scrubbed[2]) == []
+
+
+def test_personal_data_in_keys_is_scrubbed_too():
+    value = {"recipients": {"jane@example.com": "sent", "bob@example.org": "bounced"}, "n": 2}
+    assert Policy().value(value) == {"recipients": {"[REDACTED:email]": "sent", "[REDACTED:email]'": "bounced"},
+                                     "n": 2}
+    assert value_findings(value) == ["email"]
 
 
 @given(json_values)
@@ -269,6 +279,10 @@ def test_security_audit(db_dsn, login, run_cli):
     assert not checks["read-only role cannot write"]["ok"]
     assert "fsar_viewer can write fsar_proposals" in checks["read-only role cannot write"]["detail"]
     x(db_dsn, "REVOKE INSERT ON fsar_proposals FROM fsar_viewer")
+    x(db_dsn, "GRANT UPDATE (status) ON execution_tasks TO fsar_viewer")  # a column grant is a write too
+    column = run_cli("security-audit", "--dsn", operator)
+    assert column.returncode == 1 and "fsar_viewer can write execution_tasks" in column.stdout
+    x(db_dsn, "REVOKE UPDATE (status) ON execution_tasks FROM fsar_viewer")
     # A tampered log: caught.
     x(db_dsn, "INSERT INTO operator_actions (actor, action, target) VALUES ('a', 'b', 'c')")
     as_superuser_without_trigger(db_dsn, "UPDATE operator_actions SET reason = 'edited'")
@@ -296,3 +310,13 @@ def test_security_audit(db_dsn, login, run_cli):
 def test_tls_verdict(dsn, ok):
     verdict, detail = tls_verdict(dsn)
     assert verdict is ok and "secret" not in detail
+
+
+def test_tls_verdict_judges_where_the_session_went():
+    # No host in the DSN (PGHOST elsewhere), or hostaddr: the connection decides.
+    assert tls_verdict("dbname=x", connected_host="db.example.com")[0] is False
+    assert tls_verdict("hostaddr=10.1.2.3 dbname=x")[0] is False
+    assert tls_verdict("host=db.example.com sslmode=require", connected_host="10.1.2.3", tls_in_use=False) == \
+        (False, "remote connection is not encrypted: use sslmode=verify-full")
+    assert tls_verdict("host=db.example.com sslmode=verify-full", connected_host="10.1.2.3", tls_in_use=True)[0]
+    assert tls_verdict("dbname=x", connected_host="/var/run/postgresql")[0]

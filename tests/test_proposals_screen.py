@@ -4,6 +4,7 @@ against a real database."""
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 from datetime import datetime, timezone
 
@@ -96,6 +97,8 @@ async def test_triage_decide_tick_lift_and_the_banner(proposals_db):
         assert "\x1b" not in checklist.get_row("risks/0")[-1].plain
         svg = app.export_screenshot()
         assert "cGF5bG9hZA" not in svg and "\x1b" not in svg
+        painted = html.unescape(svg).replace("\xa0", " ")
+        assert "[bold red]markup[/]" in painted  # rendered as typed, not as bold red
 
         # Accept the seed with a reason; its linked tasks are listed and open.
         await pilot.press("k")
@@ -149,14 +152,15 @@ async def test_a_decision_lost_to_someone_else_changes_nothing(proposals_db):
     assert q(proposals_db, "SELECT status FROM fsar_proposals WHERE id = 'fsar_block'") == [("rejected",)]
 
 
-async def test_a_viewer_sees_no_actions_and_cannot_change_anything(proposals_db, login):
+async def test_a_viewer_sees_no_actions_and_cannot_change_anything(proposals_db, login, mqtt_url):
     viewer = login("fsar_viewer")
-    app = make_app(viewer)
+    app = make_app(viewer, ingest_live=True, mqtt_url=mqtt_url)
     async with app.run_test(size=(120, 36)) as pilot:
         assert await until(pilot, lambda: app.privileges is not None)
         assert app.read_only and not app.can("act")
         assert await until(pilot, lambda: "READ-ONLY" in header(app).render().plain)
         assert "role: viewer" in header(app).render().plain
+        assert await until(pilot, lambda: any("--ingest-live is off" in n.message for n in app._notifications))
         await pilot.press("5")
         assert await until(pilot, lambda: app.screen.current is not None)
         bound = {b.binding.id for b in app.screen.active_bindings.values()}
@@ -222,7 +226,7 @@ async def test_the_app_ingests_live_reports_and_raises_the_banner(db_dsn, mqtt_u
     from fsar_tui.live.proposal_feed import PROPOSALS_TOPIC
 
     app = make_app(db_dsn, mqtt_url=mqtt_url, ingest_live=True)
-    async with app.run_test(size=(120, 36)) as pilot:
+    async with app.run_test(size=(120, 36), notifications=True) as pilot:  # toasts painted, as in real use
         assert await until(pilot, lambda: app.pool is not None)
         await pilot.press("5")
         text = report("fsar_live", severity=10, block="true", task_type="self_improvement").encode()
@@ -239,3 +243,12 @@ async def test_the_app_ingests_live_reports_and_raises_the_banner(db_dsn, mqtt_u
         assert await until(pilot, lambda: list_keys(app) == ["fsar_live"])
         assert any("ingested fsar_live (severity 10, BLOCKS self_improvement)" in n.message
                    for n in app._notifications)
+        # A hostile publication: refused with its line, shown literally, the app carries on.
+        async with parse_mqtt_url(mqtt_url).client() as client:
+            await client.publish(PROPOSALS_TOPIC, b"[/x] [@click=app.quit]boom[/]", qos=1)
+        assert await until(pilot, lambda: any("rejected: mqtt:fsar/v1/proposals:1:" in n.message
+                                              for n in app._notifications))
+        await pilot.pause(0.5)
+        assert app.is_running and isinstance(app.screen, ProposalsScreen)
+        toasts = [t.render().plain for t in app.screen.query("Toast")]  # as painted: never markup
+        assert any("found '[/x] [@click=app.quit]boom[/]'" in t for t in toasts), toasts

@@ -188,13 +188,23 @@ def try_change_operator_actions(conn: Connection) -> dict[str, str | None]:
 
 
 def viewer_write_privileges(conn: Connection) -> list[str]:
-    """Tables on which fsar_viewer (or a role it belongs to) could write."""
+    """What fsar_viewer (or a role it belongs to) could change: tables with a table- or
+    column-level write grant, sequences it may advance, functions of ours that write."""
     return [r[0] for r in conn.execute(
         """SELECT c.relname FROM pg_class c
-           WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v')
-             AND EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'fsar_viewer')
-             AND has_table_privilege('fsar_viewer', c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')
-           ORDER BY 1""").fetchall()]
+           WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+             AND CASE WHEN c.relkind <> 'S' THEN  -- the planner may test before filtering
+                      has_table_privilege('fsar_viewer', c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')
+                      OR has_any_column_privilege('fsar_viewer', c.oid, 'INSERT, UPDATE') END
+           UNION ALL
+           SELECT c.relname || ' (sequence)' FROM pg_class c
+           WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'S'
+             AND CASE WHEN c.relkind = 'S' THEN has_sequence_privilege('fsar_viewer', c.oid, 'USAGE, UPDATE') END
+           UNION ALL
+           SELECT 'fsar_record_reveal()' WHERE has_function_privilege('fsar_viewer',
+                                                   'fsar_record_reveal(text, text, text)', 'EXECUTE')
+           ORDER BY 1""").fetchall()] if conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'fsar_viewer')").fetchone()[0] else []
 
 
 def roles_present(conn: Connection) -> dict[str, bool | None]:
@@ -202,11 +212,6 @@ def roles_present(conn: Connection) -> dict[str, bool | None]:
     found = dict(conn.execute("SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname = ANY(%s)",
                               (list(ROLES),)).fetchall())
     return {r: found.get(r) for r in ROLES}
-
-
-def connection_uses_tls(conn: Connection) -> bool:
-    row = conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()
-    return bool(row and row[0])
 
 
 def chain_broken_at(conn: Connection) -> int | None:

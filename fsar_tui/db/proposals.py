@@ -20,7 +20,9 @@ from datetime import datetime
 from psycopg import AsyncConnection, Connection
 from psycopg.types.json import Jsonb
 
+from fsar_tui import clock
 from fsar_tui.domain.fsar_report import FsarReport
+from fsar_tui.domain.sanitize import strip_controls
 from fsar_tui.errors import CheckFailed, UsageError
 
 # action → (statuses it applies to, the status it sets)
@@ -85,7 +87,7 @@ def ingest(conn: Connection, reports: list[FsarReport], *, actor: str) -> Ingest
         for report in reports:
             if report.id in seen:  # the same report twice in one batch
                 if seen[report.id] != report.sha256:
-                    conflicts.append(f"{report.id}: two different reports in this batch ({report.source})")
+                    conflicts.append(f"{report.id}: two different reports in this batch ({strip_controls(report.source)})")
                 continue
             seen[report.id] = report.sha256
             inserted = conn.execute(
@@ -108,7 +110,7 @@ def ingest(conn: Connection, reports: list[FsarReport], *, actor: str) -> Ingest
             if stored == report.sha256:
                 result.unchanged.append(report.id)
             else:
-                conflicts.append(f"{report.id}: stored with sha256 {stored[:12]}…, {report.source} has "
+                conflicts.append(f"{report.id}: stored with sha256 {stored[:12]}…, {strip_controls(report.source)} has "
                                  f"{report.sha256[:12]}… (not overwritten)")
         if conflicts:
             # Raising inside the transaction block rolls the whole batch back.
@@ -183,8 +185,8 @@ def _locked(conn: Connection, proposal_id: str) -> tuple:
 
 
 def _who_changed(conn: Connection, proposal_id: str) -> str:
-    row = conn.execute("SELECT actor, action, at FROM operator_actions WHERE target = %s ORDER BY seq DESC LIMIT 1",
-                       (f"proposal:{proposal_id}",)).fetchone()
+    row = conn.execute("SELECT actor, action, at AT TIME ZONE 'UTC' FROM operator_actions WHERE target = %s "
+                       "ORDER BY seq DESC LIMIT 1", (f"proposal:{proposal_id}",)).fetchone()
     return f" ({row[1]} by {row[0]} at {row[2]:%H:%M:%S} UTC)" if row else ""
 
 
@@ -225,8 +227,10 @@ def lift_block(conn: Connection, proposal_id: str, *, actor: str, reason: str) -
         if not block:
             raise CheckFailed(f"proposal {proposal_id} does not block execution")
         if lifted_at is not None:
-            raise ProposalChanged(f"the block of proposal {proposal_id} was already lifted at {lifted_at:%Y-%m-%d %H:%M} UTC"
+            raise ProposalChanged(f"the block of proposal {proposal_id} was already lifted"
                                   f"{_who_changed(conn, proposal_id)}")
+        if status not in ("new", "accepted"):
+            raise CheckFailed(f"proposal {proposal_id} is {status}: its block already ended, nothing to lift")
         conn.execute("UPDATE fsar_proposals SET block_lifted_at = now() WHERE id = %s", (proposal_id,))
         _log(conn, actor, "proposal.lift_block", proposal_id, reason, {"blocking": status in ("new", "accepted")},
              {"blocking": False})
@@ -245,7 +249,7 @@ def tick(conn: Connection, proposal_id: str, item: str, *, actor: str, reason: s
         checklist = dict(lists[2])
         ticked = item not in checklist
         if ticked:
-            checklist[item] = {"by": actor}
+            checklist[item] = {"by": actor, "at": clock.now().isoformat()}
         else:
             del checklist[item]
         conn.execute("UPDATE fsar_proposals SET checklist = %s WHERE id = %s", (Jsonb(checklist), proposal_id))

@@ -119,11 +119,17 @@ class Policy:
         return text
 
     def value(self, value: Any) -> Any:
-        """A JSON value with every string redacted and every listed field hidden; keys,
-        numbers that detect as nothing, booleans and nulls are returned as they are."""
+        """A JSON value with every string — keys included — redacted and every listed field's
+        value hidden; numbers that detect as nothing, booleans and nulls are returned as they are."""
         if isinstance(value, dict):
-            return {k: (_FIELD_TOKEN if value[k] not in (None, "") and str(k).lower() in self.fields
-                        else self.value(value[k])) for k in value}
+            out: dict = {}
+            for k, v in value.items():
+                hidden = _FIELD_TOKEN if v not in (None, "") and str(k).lower() in self.fields else self.value(v)
+                key = self.text(k) if isinstance(k, str) else k  # {"jane@example.com": "sent"}
+                while key in out:  # two keys redacted alike: keep both values
+                    key += "'"
+                out[key] = hidden
+            return out
         if isinstance(value, list):
             return [self.value(v) for v in value]
         if isinstance(value, str):
