@@ -206,8 +206,10 @@ class ProposalsScreen(Screen):
         blocking = sum(r.blocking for r in self.rows)
         new = sum(r.status == "new" for r in self.rows)
         status = Text(no_wrap=True, overflow="ellipsis")
-        status.append(f"FSAR proposals · {len(rows)}" + (f" of {len(self.rows)}" if rows != self.rows else "")
-                      + f" · {new} new · ")
+        shown = f"{len(rows)}" + (f" of {len(self.rows)}" if rows != self.rows else "")
+        if len(self.rows) == proposals.LIST_LIMIT:
+            shown += f" (the {proposals.LIST_LIMIT} most severe)"
+        status.append(f"FSAR proposals · {shown} · {new} new · ")
         status.append(f"{blocking} BLOCKING execution" if blocking else "none blocking",
                       style="bold red" if blocking else "green")
         status.append(f" · filter: {self.filter_text or 'none (:proposals new|blocking|TYPE)'}")
