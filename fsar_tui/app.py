@@ -142,6 +142,7 @@ class FsarApp(App):
     @work(exclusive=True, group="db-connect")
     async def connect(self) -> None:
         while self.pool is None:
+            pool = None
             try:
                 pool = await open_pool(self.dsn, statement_timeout_ms=self.settings.statement_timeout_ms,
                                        read_only=self.read_only)
@@ -163,8 +164,12 @@ class FsarApp(App):
                 self.read_alert_counts()
                 if self.settings.ingest_live:
                     self.ingest_live()
-            except FsarError as err:
-                self.db_state = f"unreachable: {err.message}"
+            except (FsarError, psycopg.Error) as err:
+                if self.pool is None and pool is not None:
+                    await pool.close()  # opened, then the first queries failed: try afresh
+                message = getattr(err, "message", None) or mask_dsn(str(err).strip().splitlines()[0] if str(err).strip()
+                                                                    else type(err).__name__)
+                self.db_state = f"unreachable: {message}"
                 self.update_headers()
                 await asyncio.sleep(2.0)
         self.start_live()
@@ -172,10 +177,8 @@ class FsarApp(App):
     async def read_privileges(self, conn) -> None:
         """What the role may do decides what the screens offer; Postgres enforces it anyway."""
         from fsar_tui.db.actions import os_user
-        from fsar_tui.db.governance import RevealRefused, privileges_async, record_reveal_async
+        from fsar_tui.db.governance import Privileges, RevealRefused, privileges_async, record_reveal_async
         from fsar_tui.domain.sanitize import set_revealed
-
-        from fsar_tui.db.governance import Privileges
 
         try:
             self.privileges = await privileges_async(conn)
@@ -197,6 +200,10 @@ class FsarApp(App):
                                           reason="fsar-tui --reveal (the app shows raw data)")
             except RevealRefused as exc:
                 self.notify(exc.message + "; showing redacted data", severity="error", timeout=15)
+            except psycopg.Error as exc:  # whatever else: no log row, no reveal
+                await conn.rollback()
+                self.notify(f"--reveal refused: the reveal could not be logged ({type(exc).__name__}); "
+                            "showing redacted data", severity="error", timeout=15)
             else:
                 self.revealed = True
                 set_revealed(True)
