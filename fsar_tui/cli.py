@@ -298,6 +298,13 @@ def build_parser() -> argparse.ArgumentParser:
             pd.add_argument("--expect", metavar="STATUS", help="refuse unless the proposal is still in this status")
         pd.set_defaults(handler=_delegate("fsar_tui.proposal_commands", "run_decide"), expect=None)
 
+    pt = props_sub.add_parser("tick", parents=[common], epilog=EPILOG,
+                              help="tick or untick a risk or mitigation (risks/0, mitigations/2)")
+    pt.add_argument("id", metavar="ID")
+    pt.add_argument("item", metavar="ITEM", help="risks/N or mitigations/N (0-based, as `proposals show --format json`)")
+    pt.add_argument("--reason", help="optional note for the operator log (default: the item's text)")
+    pt.set_defaults(handler=_delegate("fsar_tui.proposal_commands", "run_tick"))
+
     anon = sub.add_parser(
         "anonymize", parents=[common], epilog=EPILOG, help="scrub personal data from old payloads and ledger metadata",
         description="Irreversibly replace personal data and secrets (the redaction policy: detectors and fields) in "

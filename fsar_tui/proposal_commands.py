@@ -11,6 +11,8 @@ proposals show ID [--format text|json]: headers, body, risks, mitigations, linke
     (redacted by the policy unless `--reveal`, which needs fsar_admin and is logged).
 proposals accept|reject|implemented ID --reason TEXT [--expect STATUS]
 proposals lift ID --reason TEXT: lift the proposal's execution block.
+proposals tick ID risks/N|mitigations/N [--reason TEXT]: tick or untick a checklist item
+    (the screen's `space`).
 Every change is one transaction with an operator_actions row.
 """
 
@@ -171,4 +173,14 @@ def run_decide(args: Namespace, dsn_factory: Callable[[], str], settings) -> int
             new = proposals.decide(conn, args.id, args.proposals_command, actor=os_user(), reason=reason,
                                    expected_status=args.expect)
             print(f"proposal {args.id}: {new}")
+    return EXIT_OK
+
+
+def run_tick(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
+    from fsar_tui.db import proposals
+    from fsar_tui.db.actions import os_user
+
+    with _connect(dsn_factory, settings) as conn:
+        ticked = proposals.tick(conn, args.id, args.item, actor=os_user(), reason=(args.reason or "").strip())
+    print(f"proposal {args.id}: {args.item} {'ticked' if ticked else 'unticked'}")
     return EXIT_OK

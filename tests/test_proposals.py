@@ -130,11 +130,17 @@ def test_decisions_need_a_reason_check_the_state_and_are_logged(db_dsn, run_cli,
     assert twice.returncode == 1 and "already lifted" in twice.stderr and "proposal.lift_block by" in twice.stderr
     assert run_cli("proposals", "implemented", "fsar_p", "--reason", "shipped in v9", *cli).returncode == 0
     assert run_cli("proposals", "reject", "nope", "--reason", "x", *cli).returncode == 2
-    assert q(db_dsn, "SELECT action, reason, before, after FROM operator_actions WHERE action <> 'proposal.ingest' "
-                     "ORDER BY seq") == [
+    assert q(db_dsn, "SELECT action, reason, before, after FROM operator_actions WHERE action NOT IN "
+                     "('proposal.ingest', 'proposal.tick') ORDER BY seq") == [
         ("proposal.accept", "sound analysis", {"status": "new"}, {"status": "accepted"}),
         ("proposal.lift_block", "fix deployed behind a flag", {"blocking": True}, {"blocking": False}),
         ("proposal.implemented", "shipped in v9", {"status": "accepted"}, {"status": "implemented"})]
+    ticked = run_cli("proposals", "tick", "fsar_p", "mitigations/1", *cli)
+    assert ticked.returncode == 0 and "mitigations/1 ticked" in ticked.stdout, ticked.stderr
+    assert q(db_dsn, "SELECT checklist ? 'mitigations/1' FROM fsar_proposals") == [(True,)]
+    assert run_cli("proposals", "tick", "fsar_p", "mitigations/2", *cli).returncode == 2  # there are two
+    shown = run_cli("proposals", "show", "fsar_p", *cli)
+    assert "[x] another" in shown.stdout and "[ ] a mitigation" in shown.stdout
     listing = run_cli("proposals", "list", *cli)
     assert listing.returncode == 0 and "implemented" in listing.stdout and "lifted" in listing.stdout
 
