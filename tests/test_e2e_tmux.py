@@ -101,3 +101,35 @@ def test_keyboard_rollback_in_the_running_app(rollout_db, isolated_env):
     assert revisions(rollout_db)[-1][3] == 1
     assert q(rollout_db, "SELECT action, reason FROM operator_actions") == \
         [("rollback", "v8 prompt breaks the PR tests")]
+
+
+def test_a_blocking_proposal_is_lifted_from_the_keyboard(db_dsn, run_cli, isolated_env, tmp_path):
+    """The banner on screen 1, screen 5, `L`, a reason: the block is gone from the database and the screen."""
+    from test_proposals import report, write
+
+    path = write(tmp_path, "block.txt", report("fsar_e2e", severity=9, block="true", task_type="self_improvement"))
+    assert run_cli("ingest-fsar", str(path), "--dsn", db_dsn).returncode == 0
+    session = f"fsar-e2e-{uuid.uuid4().hex[:6]}"
+    env_args = [arg for key in ("XDG_CONFIG_HOME", "XDG_DATA_HOME") for arg in ("-e", f"{key}={isolated_env[key]}")]
+    command = f"{sys.executable} -m fsar_tui --dsn '{db_dsn}' --live poll; echo EXITED-$?; sleep 30"
+    tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "30", *env_args, command)
+    try:
+        wait_for(session, "BLOCKED: FSAR proposal fsar_e2e (severity 9) stops self_improvement")  # on screen 1
+        tmux("send-keys", "-t", session, "5")
+        wait_for(session, "BLOCKS self_improvement")
+        tmux("send-keys", "-t", session, "L")
+        wait_for(session, "Reason (recorded in operator_actions)")
+        tmux("send-keys", "-t", session, "fix verified in staging", "Enter")
+        wait_for(session, "block lifted")
+        wait_for(session, "none blocking")
+        deadline = time.monotonic() + 10
+        while "BLOCKED:" in tmux("capture-pane", "-p", "-t", session) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "BLOCKED:" not in tmux("capture-pane", "-p", "-t", session)  # the banner went with the block
+        tmux("send-keys", "-t", session, "q")
+        wait_for(session, "EXITED-0")
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+    assert q(db_dsn, "SELECT ref FROM execution_blocks WHERE source = 'proposal'") == []
+    assert q(db_dsn, "SELECT action, reason FROM operator_actions WHERE action = 'proposal.lift_block'") == \
+        [("proposal.lift_block", "fix verified in staging")]

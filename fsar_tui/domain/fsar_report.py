@@ -96,7 +96,7 @@ class FsarReport:
     risks: tuple[str, ...]
     mitigations: tuple[str, ...]
     extra_headers: dict[str, str] = field(hash=False)  # unknown headers, in file order
-    sha256: str                    # of the normalised text (no BOM, LF line endings)
+    sha256: str                    # digest(): the normalised text (no BOM, LF, one final newline)
     source: str
 
 
