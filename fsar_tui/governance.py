@@ -21,7 +21,8 @@ security-audit [--format table|json]: checks the deployment (below) and exits 1 
     - operator_actions refuses UPDATE and DELETE to it (attempted, rolled back);
     - the read-only role fsar_viewer cannot write any table, and the three roles exist
       as NOLOGIN;
-    - the DSN uses TLS when the host is not local (and the session really is encrypted);
+    - the DSN (and the read DSN, when set) uses TLS when the host is not local (judged by
+      where the session really went, and whether it is encrypted);
     - the operator log's hash chain verifies.
 """
 
@@ -209,6 +210,13 @@ def run_security_audit(args: Namespace, dsn_factory: Callable[[], str], settings
 
     with connect(dsn, autocommit=True, statement_timeout_ms=settings.statement_timeout_ms) as conn:
         checks = security_checks(conn, dsn)
+    if settings.read_dsn:  # the replica's connection carries the same data
+        from fsar_tui.dsn import tls_verdict
+
+        with connect(settings.read_dsn, autocommit=True, statement_timeout_ms=settings.statement_timeout_ms) as conn:
+            ok, detail = tls_verdict(settings.read_dsn, connected_host=conn.info.hostaddr or conn.info.host,
+                                     tls_in_use=bool(conn.pgconn.ssl_in_use))
+        checks.append(Check("TLS for the read DSN", ok, detail))
     if args.format == "json":
         print(json.dumps([{"check": c.name, "ok": c.ok, "detail": c.detail} for c in checks], indent=2))
     else:

@@ -271,6 +271,8 @@ def test_security_audit(db_dsn, login, run_cli):
     ok = run_cli("security-audit", "--dsn", operator)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert ok.stdout.count("PASS") == 5 and "5 of 5 checks passed" in ok.stderr
+    replica = run_cli("security-audit", "--dsn", operator, "--read-dsn", operator)
+    assert replica.returncode == 0 and "PASS  TLS for the read DSN: local connection" in replica.stdout
     # The read-only role given a write: caught.
     x(db_dsn, "GRANT INSERT ON fsar_proposals TO fsar_viewer")
     leak = run_cli("security-audit", "--format", "json", "--dsn", operator)

@@ -168,6 +168,12 @@ async def test_a_viewer_sees_no_actions_and_cannot_change_anything(proposals_db,
         await pilot.press("a")
         await pilot.pause(0.3)
         assert isinstance(app.screen, ProposalsScreen)  # no dialog
+        for key, screen_type, hidden in (("1", QueueScreen, {"queue.retry", "queue.cancel", "queue.requeue"}),
+                                         ("4", AuditScreen, {"audit.rollback", "audit.override", "audit.ack"})):
+            await pilot.press(key)
+            assert await until(pilot, lambda: isinstance(app.screen, screen_type))
+            await pilot.pause(0.2)
+            assert not hidden & {b.binding.id for b in app.screen.active_bindings.values()}
     assert q(proposals_db, "SELECT count(*) FROM fsar_proposals WHERE status <> 'new'") == [(0,)]
 
 
