@@ -9,6 +9,8 @@ import hashlib
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pytest
+
 from fsar_tui.domain.fsar_report import parse_report
 from fsar_tui.live.mqtt import parse_mqtt_url
 from fsar_tui.live.proposal_feed import PROPOSALS_TOPIC, follow_proposals
@@ -100,6 +102,32 @@ def test_a_batch_is_all_or_nothing(db_dsn, run_cli, tmp_path):
     assert out.returncode == 0 and out.stdout.strip() == "ingested 1, unchanged 0", out.stderr
     missing = run_cli("ingest-fsar", str(tmp_path / "nope.txt"), "--dsn", db_dsn)
     assert missing.returncode == 2 and "no such file" in missing.stderr and missing.stderr.count("\n") == 1
+
+
+BAD_INPUTS = {  # name: (how the good report is broken, the line the error names, a phrase of the reason)
+    "missing field": (lambda t: t.replace("- severity: 5\n", ""), 5, "missing header 'severity'"),
+    "severity out of range": (lambda t: t.replace("- severity: 5", "- severity: 11"), 4, "0 to 10"),
+    "timestamp without zone": (lambda t: t.replace("10:00:00+01:00", "10:00:00"), 3, "no time zone"),
+    "block_execution not a bool": (lambda t: t.replace("block_execution: false", "block_execution: yes"), 5,
+                                   "block_execution"),
+    "duplicate key": (lambda t: t.replace("- severity: 5\n", "- severity: 5\n- severity: 6\n"), 5,
+                      "duplicate header 'severity' (first on line 4)"),
+    "body over 1 MiB": (lambda t: t.replace("do the thing", "do the thing " + "x" * (1024 * 1024)), 6, "1 MiB"),
+    "escape sequence": (lambda t: t.replace("do the thing", "do \x1b[2J the thing"), 8, "U+001B"),
+}
+
+
+@pytest.mark.parametrize("kind", BAD_INPUTS)
+def test_each_bad_input_fails_the_whole_batch_with_file_and_line(kind, db_dsn, run_cli, tmp_path):
+    breaks, line, phrase = BAD_INPUTS[kind]
+    good = write(tmp_path, "good.txt", report("fsar_good"))
+    bad = write(tmp_path, "bad.txt", breaks(report("fsar_bad")))
+    out = run_cli("ingest-fsar", str(good), str(bad), "--dsn", db_dsn)
+    assert out.returncode == 1, out.stdout
+    first = out.stderr.splitlines()[0]
+    assert first.startswith(f"fsar-tui: {bad}:{line}: ") and phrase in first, first
+    assert "Traceback" not in out.stderr and "\x1b" not in out.stderr
+    assert stored(db_dsn) == [] and q(db_dsn, "SELECT count(*) FROM operator_actions") == [(0,)]
 
 
 def test_oversized_and_escaped_reports_fail_with_file_and_line(db_dsn, run_cli, tmp_path):
