@@ -1,5 +1,6 @@
-"""`fsar-tui report`: ROI, duration profiles, fraud flags, audit verdicts and open alerts
-for a period, as Markdown, JSON or CSV, optionally mailed (SMTP) or posted (webhook).
+"""`fsar-tui report`: ROI, duration profiles, fraud flags, audit verdicts, open alerts and
+open FSAR proposals (blocking first) for a period, as Markdown, JSON or CSV, optionally
+mailed (SMTP) or posted (webhook).
 
 The numbers come from the same query and arithmetic code as the screens and the
 `roi` / `profile` commands (roi_report.records, profile_report.record), so a figure
@@ -10,7 +11,8 @@ Delivery: with --smtp or --webhook the report is first written to a file (--out,
 ./fsar-report-<UTC time>.<format>), then delivered; a failed delivery prints one line,
 says where the file is, and exits 1 — the file stays. The mail's body is the Markdown
 report; a JSON or CSV report is attached as well. The webhook always receives JSON.
-Untrusted text (ideas, reasons, indicators) passes through strip_controls.
+Untrusted text (ideas, reasons, indicators, proposal ids and types) passes through
+safe_str: inert, and redacted by the one policy.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ def _plain(value):
 
 def build(conn, days: int, now: datetime | None = None) -> dict:
     """The report's content (JSON-able) for the last `days` whole UTC days."""
-    from fsar_tui.db import audit, fraud, profiles as profile_queries, roi as roi_queries
+    from fsar_tui.db import audit, fraud, profiles as profile_queries, proposals, roi as roi_queries
     from fsar_tui.profile_report import record as profile_record
     from fsar_tui.roi_report import records as roi_records
 
@@ -66,6 +68,11 @@ def build(conn, days: int, now: datetime | None = None) -> dict:
                          "count": f.count, "entry_ids": list(f.entry_ids)} for f in flags],
         "audit_gates": audit.latest_verdicts(conn),
         "open_alerts": audit.open_alerts(conn),
+        # Whatever their age: an open proposal is open business, blocking ones first.
+        "open_proposals": [{"id": r.id, "severity": r.severity, "status": r.status, "blocking": r.blocking,
+                            "task_type": r.task_type, "reported_at": r.reported_at, "linked_tasks": r.linked}
+                           for r in sorted(proposals.list_proposals(conn), key=lambda r: not r.blocking)
+                           if r.status in ("new", "accepted")],
     })
 
 
@@ -119,6 +126,10 @@ def markdown(rep: dict) -> str:
     out += ["", "## Open alerts", ""]
     out += [f"- {a['state']} since {a['opened_at']}: {_cell(a['indicator'])} {json.dumps(a['scope'])} "
             f"(baseline {a['baseline']}, now {a['current']})" for a in rep["open_alerts"]] or ["None."]
+    out += ["", "## Open FSAR proposals", ""]
+    out += [f"- {'**BLOCKING** ' if p['blocking'] else ''}severity {p['severity']}, {p['status']}: {_cell(p['id'])} "
+            f"({_cell(p['task_type'] or '-')}, reported {p['reported_at']}, {p['linked_tasks']} linked tasks)"
+            for p in rep["open_proposals"]] or ["None."]
     return "\n".join(out) + "\n"
 
 
@@ -150,6 +161,8 @@ def csv_text(rep: dict) -> str:
         w.writerow(["audit_gates", g["name"], "", "verdict", g["verdict"] or "never run"])
     for a in rep["open_alerts"]:
         w.writerow(["open_alerts", a["indicator"], "", a["state"], a["opened_at"]])
+    for p in rep["open_proposals"]:
+        w.writerow(["open_proposals", p["id"], "", "blocking" if p["blocking"] else p["status"], p["severity"]])
     return out.getvalue()
 
 

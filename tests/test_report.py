@@ -78,8 +78,13 @@ def seeded(db_dsn):
     return db_dsn
 
 
-def test_report_numbers_are_the_roi_commands_numbers_in_every_format(db_dsn, run_cli):
+def test_report_numbers_are_the_roi_commands_numbers_in_every_format(db_dsn, run_cli, tmp_path):
+    from test_proposals import report as fsar_report, write
+
     seeded(db_dsn)
+    for name, text in (("a", fsar_report("fsar_minor", severity=2)),
+                       ("b", fsar_report("fsar_stop", severity=9, block="true", task_type="self_improvement"))):
+        assert run_cli("ingest-fsar", str(write(tmp_path, name, text)), "--dsn", db_dsn).returncode == 0
     rep = run_cli("report", "--dsn", db_dsn, "--period", "30d", "--format", "json")
     assert rep.returncode == 0, rep.stderr
     report = json.loads(rep.stdout)
@@ -89,8 +94,10 @@ def test_report_numbers_are_the_roi_commands_numbers_in_every_format(db_dsn, run
     assert report["audit_gates"][0]["verdict"] is None and report["audit_gates"][0]["hard"] is True
     assert report["open_alerts"][0]["indicator"] == "p90_run_time"
     assert {(p["type"], p["model"]) for p in report["profiles"]} >= {("implement_idea", "gpt-4o")}
+    assert [(p["id"], p["blocking"]) for p in report["open_proposals"]] == [("fsar_stop", True), ("fsar_minor", False)]
     md = run_cli("report", "--dsn", db_dsn, "--period", "30d").stdout
     assert "| USD | " in md and "321.37 USD" in md and "never run" in md and "p90_run_time" in md
+    assert "- **BLOCKING** severity 9, new: fsar_stop (self_improvement" in md
     csv_text = run_cli("report", "--dsn", db_dsn, "--format", "csv").stdout
     usd_net = [line for line in csv_text.splitlines() if line.startswith("roi,total,USD,net_revenue_minor,")]
     assert usd_net == ["roi,total,USD,net_revenue_minor,32137"]
