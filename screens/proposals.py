@@ -19,6 +19,7 @@ the operator's grants (or --read-only) sees no action keys.
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timezone
 
 import psycopg
 
@@ -52,6 +53,11 @@ STATUSES = ("new", "accepted", "rejected", "implemented")
 BODY_SHOWN = 64 * 1024
 REFRESH_S = 5
 ACTIONS = ("accept", "reject", "implemented", "lift", "tick")
+
+
+def utc(at: datetime) -> datetime:
+    """Columns say UTC: whatever the session's time zone, show UTC."""
+    return at.astimezone(timezone.utc)
 
 
 def severity_cell(severity: int) -> Text:
@@ -200,7 +206,7 @@ class ProposalsScreen(Screen):
         rows = self.visible_rows()
         self.query_one("#proposals", KeyedTable).replace_rows([
             (r.id, [severity_cell(r.severity), Text(r.status, style="bold" if r.status == "new" else ""),
-                    block_cell(r), safe_text(r.task_type or "-"), Text(f"{r.reported_at:%Y-%m-%d %H:%M}"),
+                    block_cell(r), safe_text(r.task_type or "-"), Text(f"{utc(r.reported_at):%Y-%m-%d %H:%M}"),
                     Text(f"{r.linked:,}"), safe_text(r.id)])
             for r in rows])
         blocking = sum(r.blocking for r in self.rows)
@@ -228,7 +234,7 @@ class ProposalsScreen(Screen):
             status.append(f"BLOCKS {safe_str(r.task_type or 'all')}", style="bold red")
         else:
             status.append("does not block" if not r.block_execution else "block ended")
-        status.append(f" · reported {r.reported_at:%Y-%m-%d %H:%M} · sha256 {p.sha256[:10]}…")
+        status.append(f" · reported {utc(r.reported_at):%Y-%m-%d %H:%M} UTC · sha256 {p.sha256[:10]}…")
         for key, value in p.extra_headers.items():
             status.append(f" · {safe_str(key)}: {safe_str(value)}")
         self.query_one("#detail-status", TextPanel).show(status)
@@ -244,7 +250,7 @@ class ProposalsScreen(Screen):
                  + (" · space ticks" if self.app.can("act") else ""), no_wrap=True, overflow="ellipsis"))
         self.query_one("#tasks", KeyedTable).replace_rows([
             (task_id, [Text(str(task_id)), safe_text(task_type), safe_text(model or "-"), Text(status_),
-                       Text(f"{created:%m-%d %H:%M}")])
+                       Text(f"{utc(created):%m-%d %H:%M}")])
             for task_id, task_type, model, status_, created in p.tasks])
         shown = f"{len(p.tasks)} of {r.linked:,}" if r.linked > len(p.tasks) else f"{r.linked:,}"
         self.query_one("#tasks-status", TextPanel).show(
