@@ -71,7 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Upgrade the schema (default: to head), adopting a legacy execution_tasks table.")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--to", metavar="REV", default="head", help="upgrade to this revision (default: head)")
-    mode.add_argument("--downgrade", metavar="REV", help="downgrade to this revision ('base' drops everything)")
+    mode.add_argument("--downgrade", metavar="REV", help="downgrade to this revision ('base' drops everything); "
+                                                         "needs --yes")
+    p.add_argument("--yes", action="store_true",
+                   help="confirm a downgrade: it drops what later revisions created, their rows included")
     p.set_defaults(handler=cmd_migrate)
 
     db = sub.add_parser("db", parents=[common], epilog=EPILOG, help="database commands")
@@ -349,6 +352,11 @@ def resolve_dsn(settings: Settings, *, migrate_embedded: bool = True) -> str:
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     from fsar_tui.db import migrations
 
+    if args.downgrade and not args.yes:
+        # Destructive in proportion to how far it goes (base drops execution_tasks and the
+        # operator log): never on a reflex or a shell-history accident.
+        raise UsageError(f"--downgrade {args.downgrade} drops the tables and columns later revisions created, "
+                         "with their rows; check `fsar-tui db status`, then add --yes")
     dsn = resolve_dsn(settings, migrate_embedded=False)
     if args.downgrade:
         result = migrations.downgrade(dsn, args.downgrade)

@@ -49,7 +49,11 @@ def test_dsn_before_subcommand_and_env(run_cli, empty_dsn, isolated_env):
 
 
 def test_downgrade_via_cli(run_cli, db_dsn):
-    proc = run_cli("migrate", "--downgrade", "0002_add_ai_model", "--dsn", db_dsn)
+    refused = run_cli("migrate", "--downgrade", "0002_add_ai_model", "--dsn", db_dsn)
+    assert refused.returncode == 2 and "add --yes" in refused.stderr and refused.stderr.count("\n") == 1
+    with psycopg.connect(db_dsn) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] != "0002_add_ai_model"
+    proc = run_cli("migrate", "--downgrade", "0002_add_ai_model", "--yes", "--dsn", db_dsn)
     assert proc.returncode == 0 and "downgraded" in proc.stdout
     with psycopg.connect(db_dsn) as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0002_add_ai_model"
