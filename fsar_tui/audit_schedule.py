@@ -5,7 +5,8 @@ CHECK_EVERY_S, in a thread, on its own connection):
    is rolled back (db/rollouts.rehearse) — the screen shows "rollback ready, verified N
    min ago" or the failure in red;
 2. audit gates: every enabled gate is evaluated and its verdict recorded (as `fsar-tui
-   audit run`), then the drift detector opens, refreshes or resolves alerts.
+   audit run`), then the drift detector opens, refreshes or resolves alerts, and
+   verdicts past retention are pruned (at most 5,000 a pass; db/gates.prune_runs).
 Step 2 writes, so it is skipped in read-only mode, and only one running app does it at
 a time (a transaction-level advisory lock, tried not waited for: other panels just
 read the verdicts). A read-only panel still re-hashes artifacts (list_targets) but cannot
@@ -33,6 +34,7 @@ class CheckResult:
     gates_evaluated: int | None = None  # None: not this panel's turn (read-only, or another panel holds the lock)
     failing_hard: list[str] = field(default_factory=list)
     alerts_firing: int = 0
+    runs_pruned: int = 0  # verdicts past retention deleted by this pass (db/gates.prune_runs)
 
 
 def scheduled_check(dsn: str, *, read_only: bool, statement_timeout_ms: int | None = None) -> CheckResult:
@@ -61,4 +63,5 @@ def scheduled_check(dsn: str, *, read_only: bool, statement_timeout_ms: int | No
             result.gates_evaluated = len(verdicts)
             result.failing_hard = [g.name for g, v in verdicts if g.hard and v.verdict == "fail"]
             result.alerts_firing, _ = drift.apply(conn, drift.detect_all(conn))
+            result.runs_pruned = gates.prune_runs(conn)
     return result

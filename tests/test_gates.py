@@ -304,3 +304,23 @@ def test_scheduled_check_evaluates_once_per_database_and_not_read_only(db_dsn):
     assert scheduled_check(db_dsn, read_only=False).gates_evaluated == enabled
     assert q(db_dsn, "SELECT count(*) FROM audit_runs") == [(enabled,)]
     assert q(db_dsn, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == [(0,)]  # nothing left held
+
+
+def test_verdicts_past_retention_are_pruned_but_each_gates_latest_and_latest_pass_stay(db_dsn, login):
+    from fsar_tui.audit_schedule import scheduled_check
+
+    x(db_dsn, "INSERT INTO audit_gates (name, metric, time_window, comparator, threshold, hard, enabled) "
+              "VALUES ('old', 'failure_rate', '1 hour', '<', 0.2, true, false)")  # disabled: no new verdicts
+    gate = q(db_dsn, "SELECT id FROM audit_gates WHERE name = 'old'")[0][0]
+    for days, verdict in ((200, "pass"), (150, "pass"), (120, "fail"), (100, "fail"), (10, "fail")):
+        x(db_dsn, "INSERT INTO audit_runs (gate_id, at, verdict) VALUES (%s, now() - make_interval(days => %s), %s)",
+          (gate, days, verdict))
+    x(db_dsn, "INSERT INTO audit_gate_overrides (gate_id, actor, reason, at) "
+              "VALUES (%s, 'ops', 'known', now() - interval '130 days')", (gate,))
+    assert q(db_dsn, "SELECT count(*) FROM live_gate_overrides") == [(1,)]  # newer than the last pass (150 d)
+    check = scheduled_check(login("fsar_operator"), read_only=False)  # the pass runs as an operator may
+    assert check.runs_pruned == 3
+    kept = q(db_dsn, "SELECT extract(day FROM now() - at)::int, verdict FROM audit_runs WHERE gate_id = %s "
+                     "ORDER BY at", (gate,))
+    assert kept == [(150, "pass"), (10, "fail")]  # the latest pass (the override rule reads it), the latest verdict
+    assert q(db_dsn, "SELECT count(*) FROM live_gate_overrides") == [(1,)]  # unchanged by the pruning
