@@ -320,7 +320,7 @@ class AuditScreen(Screen):
         except DB_ERRORS as exc:
             self.app.db_unreachable(exc)
             return
-        reason = await self.app.push_screen_wait(RollbackDialog(preview, "rollback"))
+        reason = await self.app.push_screen_wait(RollbackDialog(preview, preview.kind))
         if reason is None:
             return
         try:

@@ -50,9 +50,11 @@ def test_rollback_then_roll_forward_keeps_artifacts_byte_identical(rollout_db, r
     back = run_cli("rollback", "prompt/implement_idea", "--dsn", rollout_db, "--reason", "p90 regressed", "--yes")
     assert back.returncode == 0, back.stderr
     assert "-  \"prompt_version\": \"v8\"" in back.stdout and "+  \"prompt_version\": \"v7\"" in back.stdout
+    assert back.stdout.startswith("rollback prompt/implement_idea: revision 2 (active)")
     forward = run_cli("rollback", "prompt/implement_idea", "--to", "2", "--dsn", rollout_db,
                       "--reason", "fixed upstream", "--yes")
     assert forward.returncode == 0, forward.stderr
+    assert forward.stdout.startswith("roll-forward prompt/implement_idea: revision 3 (active)")  # as the log says
     revs = revisions(rollout_db)
     assert [r[0] for r in revs] == [1, 2, 3, 4] and active(rollout_db) == 4
     assert revs[2][1:3] == revs[0][1:3] and revs[2][3] == 1  # 3 is a byte-identical copy of 1

@@ -71,16 +71,23 @@ class Preview:
     chosen_artifact: object
     in_flight: int  # tasks of the target's type running now
     last_verdicts: list[tuple]  # (gate, verdict, at) for gates scoped to the type
+    content: int | None = None  # the revision whose artifact is active (a rollback's copy_of)
+
+    @property
+    def kind(self) -> str:
+        """Going to a revision older than the active content is a rollback, newer a roll-forward
+        (the operator log records the same distinction)."""
+        return "roll-forward" if self.content is not None and self.to > self.content else "rollback"
 
 
 def preview(conn: Connection, target: str, to: int | None) -> Preview:
     row = conn.execute(
-        """SELECT r.id, r.task_type, r.active_revision, a.artifact FROM rollouts r
+        """SELECT r.id, r.task_type, r.active_revision, a.artifact, coalesce(a.rollback_of, a.revision) FROM rollouts r
            JOIN rollout_revisions a ON a.rollout_id = r.id AND a.revision = r.active_revision
            WHERE r.target = %s""", (target,)).fetchone()
     if row is None:
         raise UsageError(f"no rollout target {target!r} (see `fsar-tui rollouts list`)")
-    rollout_id, task_type, active, current = row
+    rollout_id, task_type, active, current, content = row
     to = default_target(active) if to is None else to
     if to is None:
         raise UsageError(f"{target} has no earlier revision to roll back to")
@@ -99,7 +106,7 @@ def preview(conn: Connection, target: str, to: int | None) -> Preview:
                 ON true
            WHERE g.enabled AND (g.scope ->> 'task_type' IS NULL OR g.scope ->> 'task_type' = %s)
            ORDER BY g.name""", (task_type,)).fetchall()
-    return Preview(target, active, to, current, chosen[0], in_flight, verdicts)
+    return Preview(target, active, to, current, chosen[0], in_flight, verdicts, content)
 
 
 def rollback(conn: Connection, target: str, to: int, *, expected_active: int, actor: str, reason: str) -> int:

@@ -30,10 +30,12 @@ def artifact_diff(current: object, chosen: object, current_label: str, chosen_la
     return list(difflib.unified_diff(a, b, current_label, chosen_label, lineterm="", n=2))
 
 
-def preview_lines(p, kind: str = "rollback") -> list[str]:
+def preview_lines(p, kind: str | None = None) -> list[str]:
     """What a rollback would do (db/rollouts.Preview), as the CLI prints it and the
-    screen's dialog shows it: the revision it goes to, the artifact diff, tasks in flight,
-    the last verdicts of the gates in scope. Untrusted text: callers strip controls."""
+    screen's dialog shows it: rollback or roll-forward (p.kind), the revision it goes to,
+    the artifact diff, tasks in flight, the last verdicts of the gates in scope.
+    Untrusted text: callers strip controls."""
+    kind = kind or getattr(p, "kind", "rollback")
     lines = [f"{kind} {p.target}: revision {p.active} (active) -> a new revision copying revision {p.to}"]
     lines += [f"  {line}" for line in artifact_diff(p.current_artifact, p.chosen_artifact,
                                                     f"revision {p.active} (active)", f"revision {p.to}")
