@@ -233,7 +233,9 @@ class ProposalsScreen(Screen):
         if r.blocking:
             status.append(f"BLOCKS {safe_str(r.task_type or 'all')}", style="bold red")
         else:
-            status.append("does not block" if not r.block_execution else "block ended")
+            status.append("does not block" if not r.block_execution else
+                          f"block lifted {utc(r.block_lifted_at):%Y-%m-%d %H:%M}" if r.block_lifted_at else
+                          f"block ended ({r.status})")
         status.append(f" · reported {utc(r.reported_at):%Y-%m-%d %H:%M} UTC · sha256 {p.sha256[:10]}…")
         for key, value in p.extra_headers.items():
             status.append(f" · {safe_str(key)}: {safe_str(value)}")
