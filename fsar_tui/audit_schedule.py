@@ -35,9 +35,12 @@ class CheckResult:
     failing_hard: list[str] = field(default_factory=list)
     alerts_firing: int = 0
     runs_pruned: int = 0  # verdicts past retention deleted by this pass (db/gates.prune_runs)
+    prune_problem: str | None = None  # why pruning failed (the verdicts were kept regardless)
 
 
 def scheduled_check(dsn: str, *, read_only: bool, statement_timeout_ms: int | None = None) -> CheckResult:
+    import psycopg
+
     from fsar_tui.db import drift, gates, rollouts
     from fsar_tui.db.connect import connect
 
@@ -63,5 +66,9 @@ def scheduled_check(dsn: str, *, read_only: bool, statement_timeout_ms: int | No
             result.gates_evaluated = len(verdicts)
             result.failing_hard = [g.name for g, v in verdicts if g.hard and v.verdict == "fail"]
             result.alerts_firing, _ = drift.apply(conn, drift.detect_all(conn))
-            result.runs_pruned = gates.prune_runs(conn)
+            try:
+                with conn.transaction():  # a savepoint: housekeeping failing must not cost the verdicts
+                    result.runs_pruned = gates.prune_runs(conn)
+            except psycopg.Error as exc:  # e.g. a schema behind head (no 0018 yet)
+                result.prune_problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return result

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -309,18 +310,45 @@ def test_scheduled_check_evaluates_once_per_database_and_not_read_only(db_dsn):
 def test_verdicts_past_retention_are_pruned_but_each_gates_latest_and_latest_pass_stay(db_dsn, login):
     from fsar_tui.audit_schedule import scheduled_check
 
-    x(db_dsn, "INSERT INTO audit_gates (name, metric, time_window, comparator, threshold, hard, enabled) "
-              "VALUES ('old', 'failure_rate', '1 hour', '<', 0.2, true, false)")  # disabled: no new verdicts
-    gate = q(db_dsn, "SELECT id FROM audit_gates WHERE name = 'old'")[0][0]
-    for days, verdict in ((200, "pass"), (150, "pass"), (120, "fail"), (100, "fail"), (10, "fail")):
-        x(db_dsn, "INSERT INTO audit_runs (gate_id, at, verdict) VALUES (%s, now() - make_interval(days => %s), %s)",
-          (gate, days, verdict))
-    x(db_dsn, "INSERT INTO audit_gate_overrides (gate_id, actor, reason, at) "
-              "VALUES (%s, 'ops', 'known', now() - interval '130 days')", (gate,))
-    assert q(db_dsn, "SELECT count(*) FROM live_gate_overrides") == [(1,)]  # newer than the last pass (150 d)
-    check = scheduled_check(login("fsar_operator"), read_only=False)  # the pass runs as an operator may
-    assert check.runs_pruned == 3
-    kept = q(db_dsn, "SELECT extract(day FROM now() - at)::int, verdict FROM audit_runs WHERE gate_id = %s "
-                     "ORDER BY at", (gate,))
-    assert kept == [(150, "pass"), (10, "fail")]  # the latest pass (the override rule reads it), the latest verdict
-    assert q(db_dsn, "SELECT count(*) FROM live_gate_overrides") == [(1,)]  # unchanged by the pruning
+    def gate(name, history):
+        x(db_dsn, "INSERT INTO audit_gates (name, metric, time_window, comparator, threshold, hard, enabled) "
+                  "VALUES (%s, 'failure_rate', '1 hour', '<', 0.2, true, false)", (name,))  # disabled: no new verdicts
+        gate_id = q(db_dsn, "SELECT id FROM audit_gates WHERE name = %s", (name,))[0][0]
+        for days, verdict in history:
+            x(db_dsn, "INSERT INTO audit_runs (gate_id, at, verdict) VALUES (%s, now() - make_interval(days => %s), %s)",
+              (gate_id, days, verdict))
+        return gate_id
+
+    def kept(gate_id):
+        return q(db_dsn, "SELECT extract(day FROM now() - at)::int, verdict FROM audit_runs WHERE gate_id = %s "
+                         "ORDER BY at", (gate_id,))
+
+    recent = gate("recent", [(200, "pass"), (150, "pass"), (120, "fail"), (100, "fail"), (10, "fail")])
+    stale = gate("stale", [(300, "fail"), (250, "fail")])  # latest verdict past retention, never passed
+    # Overrides: one newer than the latest pass (live), one between the two passes (spent by
+    # the 150-day pass; pruning that pass would bring it back to life).
+    for days in (130, 170):
+        x(db_dsn, "INSERT INTO audit_gate_overrides (gate_id, actor, reason, at) "
+                  "VALUES (%s, 'ops', 'known', now() - make_interval(days => %s))", (recent, days))
+    live = "SELECT extract(day FROM now() - at)::int FROM live_gate_overrides"
+    assert q(db_dsn, live) == [(130,)]
+    operator = login("fsar_operator")
+    check = scheduled_check(operator, read_only=False)  # the pass runs as an operator may
+    assert check.prune_problem is None and check.runs_pruned == 4
+    assert kept(recent) == [(150, "pass"), (10, "fail")]  # its latest pass (the override rule reads it), its latest
+    assert kept(stale) == [(250, "fail")]  # a gate's latest verdict stays, however old
+    assert q(db_dsn, live) == [(130,)]  # the spent override stays spent
+    # The operator may prune by the rule, not delete verdicts at will.
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        x(operator, "DELETE FROM audit_runs")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        x(login("fsar_viewer"), "SELECT fsar_prune_audit_runs(10, '1 day')")
+
+
+def test_a_failing_prune_keeps_the_passs_verdicts(db_dsn):
+    from fsar_tui.audit_schedule import scheduled_check
+
+    x(db_dsn, "ALTER FUNCTION fsar_prune_audit_runs(integer, interval) RENAME TO fsar_prune_gone")  # as before 0018
+    check = scheduled_check(db_dsn, read_only=False)
+    assert check.prune_problem and "fsar_prune_audit_runs" in check.prune_problem
+    assert check.gates_evaluated and q(db_dsn, "SELECT count(*) FROM audit_runs") == [(check.gates_evaluated,)]

@@ -65,6 +65,11 @@ def test_rollback_then_roll_forward_keeps_artifacts_byte_identical(rollout_db, r
         ("roll_forward", "rollout:prompt/implement_idea", "fixed upstream", "2")]
     listing = json.loads(run_cli("rollouts", "list", "--dsn", rollout_db, "--format", "json").stdout)
     assert listing[0]["active"] == 4 and listing[0]["ready"] and listing[0]["rollback_to"] == 3
+    # Revision 3 is a copy of 1 (v7), 4 a copy of 2 (v8): going to 3 is a rollback, though 3 > 2.
+    again = run_cli("rollback", "prompt/implement_idea", "--dsn", rollout_db, "--reason", "v8 still bad", "--yes")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("rollback prompt/implement_idea: revision 4 (active)")
+    assert q(rollout_db, "SELECT action FROM operator_actions ORDER BY seq DESC LIMIT 1") == [("rollback",)]
 
 
 def test_two_operators_racing_have_exactly_one_winner(rollout_db):

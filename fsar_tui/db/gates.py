@@ -412,19 +412,11 @@ async def latest_async(conn: AsyncConnection) -> list[GateStatus]:
 
 
 # Verdicts are history, not state: keep 90 days, and always each gate's latest verdict and
-# latest pass (live_gate_overrides compares an override with the latest pass).
+# latest pass (the rule is in fsar_prune_audit_runs, revision 0018).
 RUNS_KEPT = "90 days"
-PRUNE_SQL = """
-    DELETE FROM audit_runs WHERE id IN (
-        SELECT a.id FROM audit_runs a
-        WHERE a.at < now() - %(kept)s::interval
-          AND a.id <> (SELECT l.id FROM audit_runs l WHERE l.gate_id = a.gate_id ORDER BY l.at DESC, l.id DESC LIMIT 1)
-          AND a.id IS DISTINCT FROM (SELECT p.id FROM audit_runs p WHERE p.gate_id = a.gate_id AND p.verdict = 'pass'
-                                     ORDER BY p.at DESC, p.id DESC LIMIT 1)
-        ORDER BY a.at LIMIT %(limit)s)"""
 
 
 def prune_runs(conn: Connection, *, kept: str = RUNS_KEPT, limit: int = 5000) -> int:
     """Delete up to `limit` verdicts past retention; returns how many (the scheduled pass
     calls it every minute, so a backlog drains in bounded steps)."""
-    return conn.execute(PRUNE_SQL, {"kept": kept, "limit": limit}).rowcount
+    return conn.execute("SELECT fsar_prune_audit_runs(%s, %s::interval)", (limit, kept)).fetchone()[0]

@@ -200,7 +200,7 @@ def migrate(dsn: str, to: str = "head") -> MigrateResult:
             current, adopted = LEGACY_REVISION, True
         revs = known_revisions()
         if current is not None and revs.index(target) < revs.index(current):
-            raise UsageError(f"database is at {current}, above {target}; use --downgrade {target}")
+            raise UsageError(f"database is at {current}, above {target}; use --downgrade {target} --yes")
         pending = pending_revisions(current, target)
         # Rows exist only when the tasks table does (a fresh database has nothing to check).
         violations, total = preflight.find_violations(raw, set(pending)) if state.has_tasks_table else ([], 0)

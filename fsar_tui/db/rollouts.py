@@ -18,7 +18,7 @@ import psycopg
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
-from fsar_tui.domain.rollouts import artifact_sha256, default_target
+from fsar_tui.domain.rollouts import move_kind, artifact_sha256, default_target
 from fsar_tui.errors import CheckFailed, UsageError
 
 
@@ -71,23 +71,17 @@ class Preview:
     chosen_artifact: object
     in_flight: int  # tasks of the target's type running now
     last_verdicts: list[tuple]  # (gate, verdict, at) for gates scoped to the type
-    content: int | None = None  # the revision whose artifact is active (a rollback's copy_of)
-
-    @property
-    def kind(self) -> str:
-        """Going to a revision older than the active content is a rollback, newer a roll-forward
-        (the operator log records the same distinction)."""
-        return "roll-forward" if self.content is not None and self.to > self.content else "rollback"
+    kind: str = "rollback"  # or "roll-forward": domain/rollouts.move_kind, as the operator log names it
 
 
 def preview(conn: Connection, target: str, to: int | None) -> Preview:
     row = conn.execute(
-        """SELECT r.id, r.task_type, r.active_revision, a.artifact, coalesce(a.rollback_of, a.revision) FROM rollouts r
+        """SELECT r.id, r.task_type, r.active_revision, a.artifact FROM rollouts r
            JOIN rollout_revisions a ON a.rollout_id = r.id AND a.revision = r.active_revision
            WHERE r.target = %s""", (target,)).fetchone()
     if row is None:
         raise UsageError(f"no rollout target {target!r} (see `fsar-tui rollouts list`)")
-    rollout_id, task_type, active, current, content = row
+    rollout_id, task_type, active, current = row
     to = default_target(active) if to is None else to
     if to is None:
         raise UsageError(f"{target} has no earlier revision to roll back to")
@@ -106,7 +100,25 @@ def preview(conn: Connection, target: str, to: int | None) -> Preview:
                 ON true
            WHERE g.enabled AND (g.scope ->> 'task_type' IS NULL OR g.scope ->> 'task_type' = %s)
            ORDER BY g.name""", (task_type,)).fetchall()
-    return Preview(target, active, to, current, chosen[0], in_flight, verdicts, content)
+    origins = _origins(conn, rollout_id, (to, active))
+    return Preview(target, active, to, current, chosen[0], in_flight, verdicts,
+                   move_kind(origins[to], origins[active]))
+
+
+# Revisions may be copies of copies (a rollback of a roll-forward…): follow rollback_of to
+# the revision first written, whose number says how old the content is.
+ORIGINS_SQL = """
+    WITH RECURSIVE chain AS (
+        SELECT revision AS start, revision, rollback_of FROM rollout_revisions
+        WHERE rollout_id = %(id)s AND revision = ANY(%(revisions)s)
+        UNION ALL
+        SELECT c.start, r.revision, r.rollback_of FROM chain c
+        JOIN rollout_revisions r ON r.rollout_id = %(id)s AND r.revision = c.rollback_of)
+    SELECT start, revision FROM chain WHERE rollback_of IS NULL"""
+
+
+def _origins(conn: Connection, rollout_id: int, revisions) -> dict[int, int]:
+    return dict(conn.execute(ORIGINS_SQL, {"id": rollout_id, "revisions": list(revisions)}).fetchall())
 
 
 def rollback(conn: Connection, target: str, to: int, *, expected_active: int, actor: str, reason: str) -> int:
@@ -154,11 +166,8 @@ def _apply(conn: Connection, target: str, to: int, *, expected_active: int, acto
     if artifact_sha256(chosen[0]) != chosen[1]:
         raise ArtifactBroken(f"{target} revision {to}: the artifact does not match its sha256; refusing to roll "
                              f"back to it (a failing hard gate)")
-    # The active revision's content may itself be a copy (a rollback): going to a
-    # revision newer than that content is a roll-forward, older a rollback.
-    content = conn.execute(
-        "SELECT coalesce(rollback_of, revision) FROM rollout_revisions WHERE rollout_id = %s AND revision = %s",
-        (rollout_id, active)).fetchone()[0]
+    origins = _origins(conn, rollout_id, (to, active))
+    kind = move_kind(origins[to], origins[active])
     new = conn.execute(
         """INSERT INTO rollout_revisions (rollout_id, revision, artifact, sha256, created_by, reason, rollback_of)
            SELECT %(id)s, (SELECT max(revision) + 1 FROM rollout_revisions WHERE rollout_id = %(id)s),
@@ -168,6 +177,6 @@ def _apply(conn: Connection, target: str, to: int, *, expected_active: int, acto
     conn.execute("UPDATE rollouts SET active_revision = %s, updated_at = now() WHERE id = %s", (new, rollout_id))
     conn.execute(
         "INSERT INTO operator_actions (actor, action, target, reason, before, after) VALUES (%s, %s, %s, %s, %s, %s)",
-        (actor, "rollback" if to < content else "roll_forward", f"rollout:{target}", reason,
+        (actor, kind.replace("-", "_"), f"rollout:{target}", reason,
          Jsonb({"active_revision": active}), Jsonb({"active_revision": new, "copy_of": to, "sha256": chosen[1]})))
     return new

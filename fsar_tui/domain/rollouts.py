@@ -23,6 +23,13 @@ def default_target(active: int | None) -> int | None:
     return active - 1 if active is not None and active > 1 else None
 
 
+def move_kind(to_origin: int, active_origin: int) -> str:
+    """A move's name from the *original* revisions behind the target and the active one
+    (copies followed to the revision first written): older content is a rollback, newer a
+    roll-forward; the same content (a copy of what runs) counts as a rollback."""
+    return "roll-forward" if to_origin > active_origin else "rollback"
+
+
 def artifact_diff(current: object, chosen: object, current_label: str, chosen_label: str) -> list[str]:
     """Unified diff of the two artifacts as pretty JSON (what the rollback changes)."""
     a = json.dumps(current, sort_keys=True, indent=2, ensure_ascii=False).splitlines()
