@@ -48,7 +48,7 @@ from fsar_tui.config import Settings
 from fsar_tui.db.connect import open_pool
 from fsar_tui.db.server import aserver_facts
 from fsar_tui.dsn import mask_dsn
-from fsar_tui.errors import FsarError
+from fsar_tui.errors import FsarError, first_line
 from fsar_tui.live.events import Presence
 from fsar_tui.messages import ApplyFilter, AuditChecked, DatabaseReady, LiveBatch
 from fsar_tui.screens.command_line import CommandLine
@@ -167,8 +167,7 @@ class FsarApp(App):
             except (FsarError, psycopg.Error) as err:
                 if self.pool is None and pool is not None:
                     await pool.close()  # opened, then the first queries failed: try afresh
-                message = getattr(err, "message", None) or mask_dsn(str(err).strip().splitlines()[0] if str(err).strip()
-                                                                    else type(err).__name__)
+                message = getattr(err, "message", None) or mask_dsn(first_line(err))
                 self.db_state = f"unreachable: {message}"
                 self.update_headers()
                 await asyncio.sleep(2.0)

@@ -42,6 +42,7 @@ def scheduled_check(dsn: str, *, read_only: bool, statement_timeout_ms: int | No
     import psycopg
 
     from fsar_tui.db import drift, gates, rollouts
+    from fsar_tui.errors import first_line
     from fsar_tui.db.connect import connect
 
     result = CheckResult(at=clock.now())
@@ -70,5 +71,5 @@ def scheduled_check(dsn: str, *, read_only: bool, statement_timeout_ms: int | No
                 with conn.transaction():  # a savepoint: housekeeping failing must not cost the verdicts
                     result.runs_pruned = gates.prune_runs(conn)
             except psycopg.Error as exc:  # e.g. a schema behind head (no 0018 yet)
-                result.prune_problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                result.prune_problem = first_line(exc)
     return result

@@ -23,7 +23,7 @@ import psycopg
 from fsar_tui import __version__
 from fsar_tui.config import Settings, load_settings
 from fsar_tui.dsn import mask_dsn
-from fsar_tui.errors import EXIT_FAILED, EXIT_OK, CheckFailed, FsarError, UsageError
+from fsar_tui.errors import EXIT_FAILED, EXIT_OK, CheckFailed, FsarError, UsageError, first_line
 
 from fsar_tui.domain.gates import METRICS as GATE_METRICS  # noqa: E402 (pure, cheap)
 
@@ -593,8 +593,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return _report(ConnectionFailed(f"database connection lost: {mask_dsn(str(exc).strip().splitlines()[0])}"))
     except psycopg.Error as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return _report(CheckFailed(f"database error: {mask_dsn(first)}"))
+        return _report(CheckFailed(f"database error: {mask_dsn(first_line(exc))}"))
     except KeyboardInterrupt:
         print("fsar-tui: interrupted", file=sys.stderr)
         return 130

@@ -50,3 +50,10 @@ class UnknownRevision(FsarError):
     """The database is at a schema revision this build does not know: exit 2."""
 
     exit_code = EXIT_USAGE
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message cut to its first line (driver errors run to several), or its
+    type's name when it has none: for one-line reports. Callers mask DSNs where needed."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

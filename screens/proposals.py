@@ -37,7 +37,7 @@ from fsar_tui.db.actions import os_user
 from fsar_tui.db.connect import UNAVAILABLE_ERRORS as DB_ERRORS
 from fsar_tui.db.connect import connect
 from fsar_tui.domain.sanitize import safe_str, safe_text
-from fsar_tui.errors import FsarError
+from fsar_tui.errors import FsarError, first_line
 from fsar_tui.messages import ApplyFilter, DatabaseReady
 from fsar_tui.screens.reload_schedule import ReloadSchedule
 from fsar_tui.widgets.action_dialog import ActionDialog
@@ -345,8 +345,7 @@ class ProposalsScreen(Screen):
         self.tick()
 
     def database_refused(self, exc: psycopg.Error) -> None:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        self.notify(f"the database refused: {safe_str(first)}", title="proposals", severity="error", timeout=15)
+        self.notify(f"the database refused: {safe_str(first_line(exc))}", title="proposals", severity="error", timeout=15)
 
     @on(KeyedTable.RowSelected, "#tasks")
     def open_task(self, event: KeyedTable.RowSelected) -> None:

@@ -47,7 +47,7 @@ from fsar_tui.domain import profiles as profile_math
 from fsar_tui.domain import roi as roi_math
 from fsar_tui.domain.gates import Gate, Measurement, Verdict, in_scope, judge
 from fsar_tui.domain.redact import policy, value_findings
-from fsar_tui.errors import UsageError
+from fsar_tui.errors import UsageError, first_line
 
 ANOMALY_Z = 6.0
 ANOMALY_MIN_GROUP = 30
@@ -300,8 +300,7 @@ def run_gates(conn: Connection, name: str | None = None, now: datetime | None = 
             with conn.transaction():
                 verdict = evaluate(conn, gate, now)
         except psycopg.Error as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            verdict = Verdict("error", None, None, None, 0, {"why": first})
+            verdict = Verdict("error", None, None, None, 0, {"why": first_line(exc)})
         except UsageError as exc:
             verdict = Verdict("error", None, None, None, 0, {"why": exc.message})
         with conn.transaction():

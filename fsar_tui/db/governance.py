@@ -21,7 +21,7 @@ import psycopg
 from psycopg import AsyncConnection, Connection
 from psycopg.types.json import Jsonb
 
-from fsar_tui.errors import UsageError
+from fsar_tui.errors import UsageError, first_line
 
 ROLES = ("fsar_viewer", "fsar_operator", "fsar_admin")
 
@@ -74,8 +74,7 @@ def _refused(role_hint: str) -> RevealRefused:
 
 
 def _unlogged(exc: psycopg.Error) -> RevealRefused:
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return RevealRefused(f"--reveal refused: the reveal could not be logged ({first})")
+    return RevealRefused(f"--reveal refused: the reveal could not be logged ({first_line(exc)})")
 
 
 def record_reveal(conn: Connection, *, actor: str, target: str, reason: str) -> int:

@@ -22,7 +22,7 @@ import psycopg
 
 from fsar_tui.domain.fsar_report import ReportError, parse_report
 from fsar_tui.dsn import mask_dsn
-from fsar_tui.errors import FsarError
+from fsar_tui.errors import FsarError, first_line
 from fsar_tui.live.mqtt import parse_mqtt_url
 from fsar_tui.live.reconnect import Reconnect
 
@@ -44,7 +44,7 @@ def ingest_message(dsn: str, payload: bytes, *, statement_timeout_ms: int, actor
     except FsarError as err:
         return f"{report.id}: {err.message}" + (f" ({err.details[0]})" if err.details else ""), False
     except psycopg.Error as exc:
-        return f"{report.id}: not stored: {type(exc).__name__}: {mask_dsn(str(exc).splitlines()[0] if str(exc) else '')}", False
+        return f"{report.id}: not stored: {type(exc).__name__}: {mask_dsn(first_line(exc))}", False
     if result.unchanged:
         return f"{report.id}: already stored (unchanged)", True
     blocks = f", BLOCKS {report.task_type}" if report.block_execution else ""
