@@ -210,6 +210,17 @@ class FsarApp(App):
         if screen is not None:
             screen.refresh_bindings()
 
+    async def call_db(self, fn, *args, **kwargs):
+        """fn(conn, *args, **kwargs) — a db/ write path, sync, one transaction of its own — on
+        a short-lived autocommit connection in a thread, so the UI never waits on it."""
+        from fsar_tui.db.connect import connect
+
+        def call():
+            with connect(self.dsn, autocommit=True, statement_timeout_ms=self.settings.statement_timeout_ms) as conn:
+                return fn(conn, *args, **kwargs)
+
+        return await asyncio.to_thread(call)
+
     def can(self, power: str) -> bool:
         """'act', 'override', 'reveal', 'anonymize': the role has it (and, for actions, the
         session is not read-only)."""

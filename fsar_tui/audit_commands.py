@@ -23,20 +23,10 @@ from argparse import Namespace
 from collections.abc import Callable
 from datetime import timedelta
 
+from fsar_tui.command_support import connect_for, required_reason
 from fsar_tui.errors import EXIT_FAILED, EXIT_OK, UsageError
 
 
-def _connect(dsn_factory: Callable[[], str], settings):
-    from fsar_tui.db.connect import connect
-
-    return connect(dsn_factory(), autocommit=True, statement_timeout_ms=settings.statement_timeout_ms)
-
-
-def _reason(args: Namespace) -> str:
-    reason = (args.reason or "").strip()
-    if not reason:
-        raise UsageError("--reason is required: say why, it goes to the operator log")
-    return reason
 
 
 def _window(text: str | None, flag: str) -> int | None:
@@ -69,7 +59,7 @@ def run_audit(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
     from fsar_tui.db import drift, gates
     from fsar_tui.domain.gates import scope_label
 
-    with _connect(dsn_factory, settings) as conn:
+    with connect_for(dsn_factory, settings) as conn:
         results = gates.run_gates(conn, args.gate)
         alerts = None
         if args.gate is None:
@@ -99,7 +89,7 @@ def run_gates_list(args: Namespace, dsn_factory: Callable[[], str], settings) ->
     from fsar_tui.db import gates
     from fsar_tui.domain.gates import scope_label
 
-    with _connect(dsn_factory, settings) as conn:
+    with connect_for(dsn_factory, settings) as conn:
         rows = gates.latest(conn)
     if args.format == "json":
         print(json.dumps([dataclasses.asdict(g) for g in rows], indent=2, default=str))
@@ -119,12 +109,12 @@ def run_gate_add(args: Namespace, dsn_factory: Callable[[], str], settings) -> i
     from fsar_tui.db.actions import os_user
     from fsar_tui.domain.gates import Gate
 
-    reason = _reason(args)
+    reason = required_reason(args)
     comparator, threshold = _condition(args.pass_if)
     scope = {k: v for k, v in (("task_type", args.type), ("ai_model", args.model), ("rollout", args.rollout)) if v}
     gate = Gate(0, args.name, args.metric, scope, _window(args.window, "--window"), comparator, threshold, args.hard,
                 _window(args.baseline, "--baseline"), description=args.description or "")
-    with _connect(dsn_factory, settings) as conn:
+    with connect_for(dsn_factory, settings) as conn:
         gates.add_gate(conn, gate, actor=os_user(), reason=reason)
     print(f"gate {gate.name} added: passes while {gate.condition} over {args.window} "
           f"({'hard: a failure blocks execution in its scope' if gate.hard else 'soft'})")
@@ -135,7 +125,7 @@ def run_gate_set(args: Namespace, dsn_factory: Callable[[], str], settings) -> i
     from fsar_tui.db import gates
     from fsar_tui.db.actions import os_user
 
-    reason = _reason(args)
+    reason = required_reason(args)
     changes: dict = {}
     if args.hard is not None:
         changes["hard"] = args.hard
@@ -143,7 +133,7 @@ def run_gate_set(args: Namespace, dsn_factory: Callable[[], str], settings) -> i
         changes["enabled"] = args.enabled
     if args.pass_if:
         changes["comparator"], changes["threshold"] = _condition(args.pass_if)
-    with _connect(dsn_factory, settings) as conn:
+    with connect_for(dsn_factory, settings) as conn:
         gate = gates.set_gate(conn, args.name, changes, actor=os_user(), reason=reason)
     print(f"gate {gate.name}: {gate.condition}, {'hard' if gate.hard else 'soft'}, "
           f"{'enabled' if gate.enabled else 'disabled'}")
@@ -155,10 +145,10 @@ def run_override(args: Namespace, dsn_factory: Callable[[], str], settings) -> i
     from fsar_tui.db import gates
     from fsar_tui.db.actions import os_user
 
-    reason = _reason(args)
+    reason = required_reason(args)
     seconds = _window(args.for_, "--for")
     until = clock.now() + timedelta(seconds=seconds) if seconds else None
-    with _connect(dsn_factory, settings) as conn:
+    with connect_for(dsn_factory, settings) as conn:
         gates.override(conn, args.name, actor=os_user(), reason=reason, expires_at=until)
     print(f"gate {args.name} overridden until it passes again" + (f" or {until:%Y-%m-%d %H:%M %Z}" if until else ""))
     return EXIT_OK
@@ -168,7 +158,7 @@ def run_alerts_list(args: Namespace, dsn_factory: Callable[[], str], settings) -
     from fsar_tui.db import drift
     from fsar_tui.domain.gates import scope_label
 
-    with _connect(dsn_factory, settings) as conn:
+    with connect_for(dsn_factory, settings) as conn:
         rows = drift.open_alerts(conn)
     if args.format == "json":
         keys = ("id", "indicator", "scope", "state", "baseline", "current", "opened_at", "acked_by", "ack_reason",
@@ -188,8 +178,8 @@ def run_alerts_ack(args: Namespace, dsn_factory: Callable[[], str], settings) ->
     from fsar_tui.db import drift
     from fsar_tui.db.actions import os_user
 
-    reason = _reason(args)
-    with _connect(dsn_factory, settings) as conn:
+    reason = required_reason(args)
+    with connect_for(dsn_factory, settings) as conn:
         drift.ack(conn, args.id, actor=os_user(), reason=reason)
     print(f"alert {args.id} acknowledged")
     return EXIT_OK

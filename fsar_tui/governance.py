@@ -38,15 +38,11 @@ from datetime import timedelta
 
 from fsar_tui.domain import sanitize
 from fsar_tui.domain.redact import policy
+from fsar_tui.command_support import connect_for
 from fsar_tui.errors import EXIT_FAILED, EXIT_OK, UsageError
 
 DEFAULT_BATCH = 2_000
 
-
-def _connect(dsn_factory: Callable[[], str], settings):
-    from fsar_tui.db.connect import connect
-
-    return connect(dsn_factory(), autocommit=True, statement_timeout_ms=settings.statement_timeout_ms)
 
 
 def command_label(args: Namespace) -> str:
@@ -143,7 +139,7 @@ def run_anonymize(args: Namespace, dsn_factory: Callable[[], str], settings) -> 
         raise UsageError(f"--older-than: {exc}") from None
     if args.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
-    with _connect(dsn_factory, settings) as conn:
+    with connect_for(dsn_factory, settings) as conn:
         if not args.dry_run:
             from fsar_tui.db.governance import privileges
 

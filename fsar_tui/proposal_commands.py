@@ -25,13 +25,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fsar_tui.domain.fsar_report import MAX_REPORT_BYTES, FsarReport, ReportError, parse_report
+from fsar_tui.command_support import connect_for, required_reason
 from fsar_tui.errors import EXIT_FAILED, EXIT_OK, UsageError
 
-
-def _connect(dsn_factory: Callable[[], str], settings):
-    from fsar_tui.db.connect import connect
-
-    return connect(dsn_factory(), autocommit=True, statement_timeout_ms=settings.statement_timeout_ms)
 
 
 def _read_capped(fh, source: str) -> bytes:
@@ -87,7 +83,7 @@ def run_ingest(args: Namespace, dsn_factory: Callable[[], str], settings) -> int
             print(f"fsar-tui: {err}", file=sys.stderr)
         print(f"fsar-tui: {len(errors)} report(s) rejected; nothing stored", file=sys.stderr)
         return EXIT_FAILED
-    with _connect(dsn_factory, settings) as conn:
+    with connect_for(dsn_factory, settings) as conn:
         result = proposals.ingest(conn, reports, actor=os_user())
     print(f"ingested {len(result.inserted)}, unchanged {len(result.unchanged)}")
     return EXIT_OK
@@ -101,7 +97,7 @@ def run_list(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
     from fsar_tui.db import proposals
     from fsar_tui.domain.sanitize import safe_str
 
-    with _connect(dsn_factory, settings) as conn:
+    with connect_for(dsn_factory, settings) as conn:
         rows = proposals.list_proposals(conn)
     if args.format == "json":
         print(json.dumps([{"id": safe_str(r.id), "severity": r.severity, "status": r.status,
@@ -122,7 +118,7 @@ def run_show(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
     from fsar_tui.db import proposals
     from fsar_tui.domain.sanitize import safe_str as show  # redacted unless this run's --reveal was allowed
 
-    with _connect(dsn_factory, settings) as conn:
+    with connect_for(dsn_factory, settings) as conn:
         p = proposals.get_proposal(conn, args.id)
     r = p.row
     if args.format == "json":
@@ -153,19 +149,13 @@ def run_show(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
     return EXIT_OK
 
 
-def _reason(args: Namespace) -> str:
-    reason = (args.reason or "").strip()
-    if not reason:
-        raise UsageError("--reason is required: say why, it goes to the operator log")
-    return reason
-
 
 def run_decide(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
     from fsar_tui.db import proposals
     from fsar_tui.db.actions import os_user
 
-    reason = _reason(args)
-    with _connect(dsn_factory, settings) as conn:
+    reason = required_reason(args)
+    with connect_for(dsn_factory, settings) as conn:
         if args.proposals_command == "lift":
             proposals.lift_block(conn, args.id, actor=os_user(), reason=reason)
             print(f"proposal {args.id}: block lifted")
@@ -180,7 +170,7 @@ def run_tick(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
     from fsar_tui.db import proposals
     from fsar_tui.db.actions import os_user
 
-    with _connect(dsn_factory, settings) as conn:
+    with connect_for(dsn_factory, settings) as conn:
         ticked = proposals.tick(conn, args.id, args.item, actor=os_user(), reason=(args.reason or "").strip())
     print(f"proposal {args.id}: {args.item} {'ticked' if ticked else 'unticked'}")
     return EXIT_OK

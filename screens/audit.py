@@ -24,7 +24,6 @@ needs fsar_admin (the role's grants, read at connect).
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import timedelta
 
@@ -39,7 +38,6 @@ from fsar_tui import clock
 from fsar_tui.db import drift, gates, operator_log, rollouts
 from fsar_tui.db.actions import os_user
 from fsar_tui.db.connect import UNAVAILABLE_ERRORS as DB_ERRORS
-from fsar_tui.db.connect import connect
 from fsar_tui.domain.gates import scope_label
 from fsar_tui.domain.sanitize import safe_text
 from fsar_tui.domain.task_filter import FilterError, parse_window
@@ -288,11 +286,6 @@ class AuditScreen(Screen):
         focused = self.focused
         return focused if isinstance(focused, KeyedTable) else self.query_one("#targets", KeyedTable)
 
-    def _sync(self, fn, *args, **kwargs):
-        """Run a db/ function on a short-lived connection (in a thread: these are sync)."""
-        with connect(self.app.dsn, autocommit=True, statement_timeout_ms=self.app.settings.statement_timeout_ms) as conn:
-            return fn(conn, *args, **kwargs)
-
     def action_rollback(self) -> None:
         table = self.focused_table()
         key = table.current_key
@@ -313,7 +306,7 @@ class AuditScreen(Screen):
     @work(exclusive=True, group="audit-action")
     async def roll_back(self, target: str) -> None:
         try:
-            preview = await asyncio.to_thread(self._sync, rollouts.preview, target, None)
+            preview = await self.app.call_db(rollouts.preview, target, None)
         except FsarError as exc:
             self.notify(exc.message, title="rollback", severity="error", timeout=10)
             return
@@ -324,7 +317,7 @@ class AuditScreen(Screen):
         if reason is None:
             return
         try:
-            new = await asyncio.to_thread(self._sync, rollouts.rollback, preview.target, preview.to,
+            new = await self.app.call_db(rollouts.rollback, preview.target, preview.to,
                                           expected_active=preview.active, actor=os_user(), reason=reason)
         except FsarError as exc:  # Conflict names who won; ArtifactBroken says which revision
             self.notify(exc.message, title="rollback refused", severity="error", timeout=15)
@@ -377,7 +370,7 @@ class AuditScreen(Screen):
         if reason is None:
             return
         try:
-            await asyncio.to_thread(self._sync, change, subject, actor=os_user(), reason=reason)
+            await self.app.call_db(change, subject, actor=os_user(), reason=reason)
         except FsarError as exc:
             self.notify(exc.message, title=refused, severity="error", timeout=10)
             return

@@ -18,7 +18,6 @@ the operator's grants (or --read-only) sees no action keys.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timezone
 
 import psycopg
@@ -35,7 +34,6 @@ from textual.widgets import Markdown
 from fsar_tui.db import proposals
 from fsar_tui.db.actions import os_user
 from fsar_tui.db.connect import UNAVAILABLE_ERRORS as DB_ERRORS
-from fsar_tui.db.connect import connect
 from fsar_tui.domain.sanitize import safe_str, safe_text
 from fsar_tui.errors import FsarError, first_line
 from fsar_tui.messages import ApplyFilter, DatabaseReady
@@ -141,16 +139,22 @@ class ProposalsScreen(Screen):
 
     # -- reads ------------------------------------------------------------------------------
 
-    @work(exclusive=True, group="proposals-list")
-    async def reload(self) -> None:
+    async def read(self, fn, *args):
+        """fn(conn, *args) from db/ on a pooled connection; None when the database is away
+        (the header says so) or refused (a notification says why)."""
         try:
             async with self.app.pool.connection() as conn:
-                rows = await proposals.list_proposals_async(conn)
+                return await fn(conn, *args)
         except DB_ERRORS as exc:
             self.app.db_unreachable(exc)
-            return
         except psycopg.Error as exc:
             self.database_refused(exc)
+        return None
+
+    @work(exclusive=True, group="proposals-list")
+    async def reload(self) -> None:
+        rows = await self.read(proposals.list_proposals_async)
+        if rows is None:
             return
         self.app.db_reachable()
         self.schedule.done()
@@ -170,16 +174,8 @@ class ProposalsScreen(Screen):
 
     @work(exclusive=True, group="proposal-detail")
     async def load_detail(self, proposal_id: str) -> None:
-        try:
-            async with self.app.pool.connection() as conn:
-                found = await proposals.get_proposal_async(conn, proposal_id)
-        except DB_ERRORS as exc:
-            self.app.db_unreachable(exc)
-            return
-        except psycopg.Error as exc:
-            self.database_refused(exc)
-            return
-        if found is None:
+        found = await self.read(proposals.get_proposal_async, proposal_id)
+        if found is None:  # gone, or the database away
             return
         changed = self.current is None or self.current.row.id != found.row.id or self.current.body != found.body
         self.current = found
@@ -269,10 +265,6 @@ class ProposalsScreen(Screen):
         focused = self.focused
         return focused if isinstance(focused, KeyedTable) else self.query_one("#proposals", KeyedTable)
 
-    def _sync(self, fn, *args, **kwargs):
-        with connect(self.app.dsn, autocommit=True, statement_timeout_ms=self.app.settings.statement_timeout_ms) as conn:
-            return fn(conn, *args, **kwargs)
-
     def _selected(self) -> proposals.Proposal | None:
         key = self.query_one("#proposals", KeyedTable).current_key
         if key is None or self.current is None or self.current.row.id != key:
@@ -312,7 +304,7 @@ class ProposalsScreen(Screen):
     @work(exclusive=True, group="proposal-action")
     async def toggle(self, proposal_id: str, item: str) -> None:
         try:
-            await asyncio.to_thread(self._sync, proposals.tick, proposal_id, item, actor=os_user())
+            await self.app.call_db(proposals.tick, proposal_id, item, actor=os_user())
         except FsarError as exc:
             self.notify(exc.message, severity="error", timeout=10)
             return
@@ -330,7 +322,7 @@ class ProposalsScreen(Screen):
         if reason is None:
             return
         try:
-            await asyncio.to_thread(self._sync, fn, *args, actor=os_user(), reason=reason, **kwargs)
+            await self.app.call_db(fn, *args, actor=os_user(), reason=reason, **kwargs)
         except FsarError as exc:  # ProposalChanged names who moved it on
             self.notify(exc.message, title="nothing changed", severity="error", timeout=15)
         except DB_ERRORS as exc:
