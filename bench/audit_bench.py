@@ -24,7 +24,8 @@ import time
 from psycopg.types.json import Jsonb
 
 from bench.common import median, print_table, seeded_database
-from fsar_tui.db import drift, gates, rollouts
+from fsar_tui.db import drift, rollouts
+from fsar_tui.services import gates as gate_pass
 from fsar_tui.db.connect import connect
 from fsar_tui.domain.rollouts import artifact_sha256
 
@@ -58,7 +59,7 @@ def audit_rows(dsn: str) -> tuple[str, list[list[object]]]:
         tasks = conn.execute("SELECT count(*) FROM execution_tasks").fetchone()[0]
 
         def audit_run():
-            verdicts = gates.run_gates(conn)
+            verdicts = gate_pass.run_gates(conn)
             drift.apply(conn, drift.detect_all(conn))
             return verdicts
 

@@ -98,7 +98,7 @@ async def _latency(dsn: str, mode: str, mqtt_url: str | None, seconds: float) ->
     latencies: list[float] = []
     publisher = None
     if mqtt_url:
-        from fsar_tui.live.events import TaskChange, task_message, task_topic
+        from fsar_tui.domain.events import TaskChange, task_message, task_topic
         from fsar_tui.live.mqtt import MqttPublisher
 
         publisher = MqttPublisher(mqtt_url, presence_id="bench", presence={})

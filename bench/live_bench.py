@@ -76,7 +76,7 @@ class Probe:
 
         QueueScreen.render_counts = render_counts
         from fsar_tui.live.bus import EventBus
-        from fsar_tui.live.events import TaskChange
+        from fsar_tui.domain.events import TaskChange
 
         original_publish = EventBus.publish
         arrivals = self.arrivals

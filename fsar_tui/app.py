@@ -43,13 +43,15 @@ from textual.app import App, ScreenStackError, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from fsar_tui.audit_schedule import CHECK_EVERY_S, FIRST_CHECK_AFTER_S, CheckResult, scheduled_check
+from fsar_tui.services.audit_pass import CHECK_EVERY_S, FIRST_CHECK_AFTER_S, CheckResult, scheduled_check
 from fsar_tui.config import Settings
 from fsar_tui.db.connect import open_pool
 from fsar_tui.db.server import aserver_facts
+from fsar_tui.domain.redact import policy as current_policy
+from fsar_tui.domain.sanitize import Reveal, install_reveal
 from fsar_tui.dsn import mask_dsn
 from fsar_tui.errors import FsarError, first_line
-from fsar_tui.live.events import Presence
+from fsar_tui.domain.events import Presence
 from fsar_tui.messages import ApplyFilter, AuditChecked, DatabaseReady, LiveBatch
 from fsar_tui.screens.command_line import CommandLine
 from fsar_tui.screens.help import HelpScreen
@@ -113,6 +115,9 @@ class FsarApp(App):
         self.blocks: tuple = ()  # proposals blocking execution: (id, task type, severity)
         self.privileges = None  # db.governance.Privileges, read at connect
         self.revealed = False
+        # This session's reveal switch, shared by every task the app starts (sanitize.py).
+        self.reveal = install_reveal(Reveal())
+        self.redaction = current_policy()  # handed to the audit pass's thread
         self.audit_check: CheckResult | None = None
         self.presence: dict[str, str] = {}
         self.live = None
@@ -177,8 +182,6 @@ class FsarApp(App):
         """What the role may do decides what the screens offer; Postgres enforces it anyway."""
         from fsar_tui.db.actions import os_user
         from fsar_tui.db.governance import Privileges, RevealRefused, privileges_async, record_reveal_async
-        from fsar_tui.domain.sanitize import set_revealed
-
         try:
             self.privileges = await privileges_async(conn)
         except psycopg.Error as exc:
@@ -205,7 +208,7 @@ class FsarApp(App):
                             "showing redacted data", severity="error", timeout=15)
             else:
                 self.revealed = True
-                set_revealed(True)
+                self.reveal.on = True
         screen = self.active_screen()
         if screen is not None:
             screen.refresh_bindings()
@@ -269,7 +272,7 @@ class FsarApp(App):
     @work(thread=True, exclusive=True, group="audit-check")
     def run_audit_check(self) -> None:
         try:
-            result = scheduled_check(self.dsn, read_only=self.read_only,
+            result = scheduled_check(self.dsn, read_only=self.read_only, policy=self.redaction,
                                      statement_timeout_ms=self.settings.statement_timeout_ms)
         except (FsarError, psycopg.Error):
             return  # the header already says when the database is unreachable; next pass retries

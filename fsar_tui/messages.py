@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from fsar_tui.live.events import Batch
+from fsar_tui.domain.events import Batch
 
 
 class LiveBatch(Message):

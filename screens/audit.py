@@ -39,8 +39,9 @@ from fsar_tui.db import drift, gates, operator_log, rollouts
 from fsar_tui.db.actions import os_user
 from fsar_tui.db.connect import UNAVAILABLE_ERRORS as DB_ERRORS
 from fsar_tui.domain.gates import scope_label
-from fsar_tui.domain.sanitize import safe_text
-from fsar_tui.domain.task_filter import FilterError, parse_window
+from fsar_tui.widgets.safe_text import safe_text
+from fsar_tui.domain.durations import DurationError, parse_window
+from fsar_tui.domain.task_filter import FilterError
 from fsar_tui.errors import FsarError
 from fsar_tui.messages import ApplyFilter, AuditChecked, DatabaseReady
 from fsar_tui.screens.reload_schedule import ReloadSchedule
@@ -68,7 +69,10 @@ def parse_log_filter(text: str) -> dict:
         if not sep or key not in FILTER_KEYS or not value:
             raise FilterError(f"bad term {term!r}: use {', '.join(k + ':…' for k in FILTER_KEYS)}")
         if key == "since":
-            out["since"] = clock.now() - timedelta(seconds=parse_window(value))
+            try:
+                out["since"] = clock.now() - timedelta(seconds=parse_window(value))
+            except DurationError as exc:
+                raise FilterError(str(exc)) from None
         else:
             out[key] = value
     return out

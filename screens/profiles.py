@@ -37,8 +37,8 @@ from fsar_tui.db import profiles as profile_queries
 from fsar_tui.domain import histogram, profiles
 from fsar_tui.domain.profiles import MIN_SAMPLES
 from fsar_tui.domain.formatting import duration
-from fsar_tui.domain.sanitize import safe_text
-from fsar_tui.domain.task_filter import FilterError, format_duration, parse_window
+from fsar_tui.widgets.safe_text import safe_text
+from fsar_tui.domain.durations import DurationError, format_duration, parse_window
 from fsar_tui.messages import ApplyFilter, DatabaseReady, LiveBatch
 from fsar_tui.screens.reload_schedule import ReloadSchedule
 from fsar_tui.widgets.key_bar import KeyBar
@@ -164,7 +164,7 @@ class ProfilesScreen(Screen):
         """`:profiles 24h` — the command line's argument is the window here."""
         try:
             self.window_s = parse_window(message.text)
-        except FilterError as exc:
+        except DurationError as exc:
             self.notify(str(exc), title="window not changed", severity="error")
             return
         self.request()

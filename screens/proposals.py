@@ -34,7 +34,8 @@ from textual.widgets import Markdown
 from fsar_tui.db import proposals
 from fsar_tui.db.actions import os_user
 from fsar_tui.db.connect import UNAVAILABLE_ERRORS as DB_ERRORS
-from fsar_tui.domain.sanitize import safe_str, safe_text
+from fsar_tui.domain.sanitize import safe_str
+from fsar_tui.widgets.safe_text import safe_text
 from fsar_tui.errors import FsarError, first_line
 from fsar_tui.messages import ApplyFilter, DatabaseReady
 from fsar_tui.screens.reload_schedule import ReloadSchedule

@@ -37,7 +37,7 @@ from fsar_tui import clock
 from fsar_tui.db.connect import UNAVAILABLE_ERRORS as DB_ERRORS
 from fsar_tui.db import tasks as task_queries
 from fsar_tui.domain.formatting import between, duration, money
-from fsar_tui.domain.sanitize import safe_text
+from fsar_tui.widgets.safe_text import safe_text
 from fsar_tui.domain.task_filter import FilterError, TaskFilter, parse_filter
 from fsar_tui.messages import ApplyFilter, DatabaseReady, LiveBatch
 from fsar_tui.widgets.action_dialog import ActionDialog

@@ -37,10 +37,10 @@ from fsar_tui.db import roi as roi_queries
 from fsar_tui.db.connect import UNAVAILABLE_ERRORS as DB_ERRORS
 from fsar_tui.domain import roi
 from fsar_tui.domain.formatting import money
-from fsar_tui.domain.sanitize import safe_text
-from fsar_tui.domain.task_filter import FilterError, parse_window
+from fsar_tui.widgets.safe_text import safe_text
+from fsar_tui.domain.durations import DurationError, parse_window
 from fsar_tui.messages import ApplyFilter, DatabaseReady, LiveBatch
-from fsar_tui.roi_report import breakdown_rows
+from fsar_tui.services.roi_report import breakdown_rows
 from fsar_tui.screens.reload_schedule import ReloadSchedule
 from fsar_tui.widgets.key_bar import KeyBar
 from fsar_tui.widgets.keyed_table import KeyedTable
@@ -185,7 +185,7 @@ class RoiScreen(Screen):
         """`:roi 14d` — the command line's argument is the window (whole days) here."""
         try:
             self.days = max(1, -(-parse_window(message.text) // 86400))
-        except FilterError as exc:
+        except DurationError as exc:
             self.notify(str(exc), title="window not changed", severity="error")
             return
         self.request()

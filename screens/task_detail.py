@@ -24,7 +24,8 @@ from fsar_tui.db.tasks import task_detail
 from fsar_tui.domain.formatting import between, duration, money
 from fsar_tui.domain.redact import redact_value
 from fsar_tui.domain.sanitize import revealed as sanitize_revealed
-from fsar_tui.domain.sanitize import safe_str, safe_text
+from fsar_tui.domain.sanitize import safe_str
+from fsar_tui.widgets.safe_text import safe_text
 from fsar_tui.widgets.status_header import StatusHeader
 
 

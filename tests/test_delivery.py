@@ -25,7 +25,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from hypothesis import given, strategies as st
 
-from fsar_tui.delivery import (
+from fsar_tui.services.delivery import (
     DeliveryError, SmtpTarget, mask_url, parse_smtp_url, post_webhook, send_mail,
 )
 from fsar_tui.errors import EXIT_FAILED, EXIT_USAGE, CheckFailed, UsageError

@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fsar_tui.db import gates
+from fsar_tui.services import gates as gate_pass
 from fsar_tui.db.connect import connect
 from fsar_tui.domain import profiles
 from fsar_tui.domain.gates import METRICS, MIN_SAMPLES, Gate, Measurement, judge, parse_condition
@@ -98,7 +99,7 @@ def finished_tasks(dsn, task_type, n, *, status="succeeded", minutes_ago=10, run
 
 def evaluate(dsn, name):
     with connect(dsn, autocommit=True) as conn:
-        return gates.run_gates(conn, name)[0][1]
+        return gate_pass.run_gates(conn, name)[0][1]
 
 
 def add(dsn, name, metric, condition, *, hard=False, scope=None, baseline_s=None):
@@ -294,7 +295,7 @@ def test_audit_run_exit_codes_and_json(db_dsn, run_cli):
 def test_scheduled_check_evaluates_once_per_database_and_not_read_only(db_dsn):
     import psycopg
 
-    from fsar_tui.audit_schedule import EVALUATOR_LOCK, scheduled_check
+    from fsar_tui.services.audit_pass import EVALUATOR_LOCK, scheduled_check
 
     enabled = q(db_dsn, "SELECT count(*) FROM audit_gates WHERE enabled")[0][0]
     assert scheduled_check(db_dsn, read_only=True).gates_evaluated is None
@@ -308,7 +309,7 @@ def test_scheduled_check_evaluates_once_per_database_and_not_read_only(db_dsn):
 
 
 def test_verdicts_past_retention_are_pruned_but_each_gates_latest_and_latest_pass_stay(db_dsn, login):
-    from fsar_tui.audit_schedule import scheduled_check
+    from fsar_tui.services.audit_pass import scheduled_check
 
     def gate(name, history):
         x(db_dsn, "INSERT INTO audit_gates (name, metric, time_window, comparator, threshold, hard, enabled) "
@@ -346,7 +347,7 @@ def test_verdicts_past_retention_are_pruned_but_each_gates_latest_and_latest_pas
 
 
 def test_a_failing_prune_keeps_the_passs_verdicts(db_dsn):
-    from fsar_tui.audit_schedule import scheduled_check
+    from fsar_tui.services.audit_pass import scheduled_check
 
     x(db_dsn, "ALTER FUNCTION fsar_prune_audit_runs(integer, interval) RENAME TO fsar_prune_gone")  # as before 0018
     check = scheduled_check(db_dsn, read_only=False)

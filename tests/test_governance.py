@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fsar_tui.audit_schedule import scheduled_check
+from fsar_tui.services.audit_pass import scheduled_check
 from fsar_tui.db.actions import apply_action
 from fsar_tui.domain.redact import Policy, findings, value_findings
 from fsar_tui.dsn import tls_verdict
-from fsar_tui.governance import scrub_row
+from fsar_tui.services.anonymize import scrub_row
 from support.sql import q, x
 from test_action_log import as_superuser_without_trigger
 from test_gates import finished_tasks

@@ -15,9 +15,9 @@ from hypothesis import given, settings, strategies as st
 
 from fsar_tui.db.connect import aconnect
 from fsar_tui.db.live_queries import status_counts
-from fsar_tui.domain.queue_counts import QueueCounts
+from support.queue_counts import QueueCounts
 from fsar_tui.live.coalesce import coalesce
-from fsar_tui.live.events import TaskChange, parse_mqtt, parse_notify
+from fsar_tui.domain.events import TaskChange, parse_mqtt, parse_notify
 from fsar_tui.live.mqtt import parse_mqtt_url
 from fsar_tui.live.service import LiveService
 from fsar_tui.errors import UsageError

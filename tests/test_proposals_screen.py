@@ -197,16 +197,11 @@ async def test_an_operator_acts_but_cannot_override_or_reveal(proposals_db, logi
 async def test_an_admin_reveal_is_logged_and_shown(proposals_db, login):
     admin = login("fsar_admin")
     app = make_app(admin, reveal=True)
-    try:
-        async with app.run_test(size=(120, 36)) as pilot:
-            assert await until(pilot, lambda: app.revealed)
-            assert await until(pilot, lambda: "RAW DATA REVEALED" in header(app).render().plain)
-            await pilot.press("5")
-            assert await until(pilot, lambda: "jane.doe@example.com" in body_source(app))
-    finally:
-        from fsar_tui.domain.sanitize import set_revealed
-
-        set_revealed(False)  # process-wide: the next test starts redacted
+    async with app.run_test(size=(120, 36)) as pilot:
+        assert await until(pilot, lambda: app.revealed)
+        assert await until(pilot, lambda: "RAW DATA REVEALED" in header(app).render().plain)
+        await pilot.press("5")
+        assert await until(pilot, lambda: "jane.doe@example.com" in body_source(app))
     assert q(proposals_db, "SELECT target FROM operator_actions WHERE action = 'reveal'") == [("app session",)]
 
 

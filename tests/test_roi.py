@@ -14,7 +14,7 @@ from hypothesis import given, settings, strategies as st
 from fsar_tui.db import roi as roi_queries
 from fsar_tui.db.connect import connect
 from fsar_tui.domain import roi
-from fsar_tui.roi_report import records, render
+from fsar_tui.services.roi_report import records
 
 from support.sql import q, x
 

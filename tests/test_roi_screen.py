@@ -11,7 +11,7 @@ from fsar_tui import clock
 from fsar_tui.db import roi as roi_queries
 from fsar_tui.db.connect import connect
 from fsar_tui.domain.formatting import money
-from fsar_tui.roi_report import records
+from fsar_tui.services.roi_report import records
 from fsar_tui.screens.roi import RoiScreen
 from support.pilot import make_app, until
 from support.snapshot import check_snapshot, settled_svg

@@ -18,7 +18,8 @@ from fsar_tui.config import Settings
 from fsar_tui.db import bulk, rollouts
 from fsar_tui.domain.rollouts import artifact_sha256
 from fsar_tui.live.mqtt import parse_mqtt_url
-from fsar_tui.rollout_commands import run_rollback
+from fsar_tui.commands.base import Context
+from fsar_tui.commands.rollouts import run_rollback
 
 from support.sql import q, x
 
@@ -131,7 +132,7 @@ def test_rollback_notifies_and_publishes_a_retained_control_message(rollout_db, 
     listener.execute("LISTEN fsar_events")
     settings = Settings(dsn=rollout_db, mqtt_url=mqtt_url)
     args = Namespace(target="prompt/implement_idea", to=None, reason="retained test", yes=True, dry_run=False)
-    assert run_rollback(args, lambda: rollout_db, settings) == 0
+    assert run_rollback(args, Context(settings)) == 0
     notes = [json.loads(n.payload) for n in listener.notifies(timeout=5, stop_after=1)]
     assert notes == [{"kind": "rollout", "target": "prompt/implement_idea", "revision": 3}]
     listener.close()
@@ -149,9 +150,9 @@ def test_rollback_notifies_and_publishes_a_retained_control_message(rollout_db, 
 def test_confirmation_reason_and_dry_run(rollout_db, run_cli):
     settings = Settings(dsn=rollout_db)
     args = Namespace(target="prompt/implement_idea", to=None, reason="regression", yes=False, dry_run=False)
-    assert run_rollback(args, lambda: rollout_db, settings, stdin=io.StringIO("prompt/other\n")) == 1
+    assert run_rollback(args, Context(settings), stdin=io.StringIO("prompt/other\n")) == 1
     assert active(rollout_db) == 2  # not confirmed: nothing changed
-    assert run_rollback(args, lambda: rollout_db, settings, stdin=io.StringIO("prompt/implement_idea\n")) == 0
+    assert run_rollback(args, Context(settings), stdin=io.StringIO("prompt/implement_idea\n")) == 0
     assert active(rollout_db) == 3
     dry = run_cli("rollback", "prompt/implement_idea", "--dsn", rollout_db, "--dry-run")
     assert dry.returncode == 0 and "dry run: nothing changed" in dry.stdout and active(rollout_db) == 3

@@ -6,7 +6,8 @@ from hypothesis import given, strategies as st
 from rich.console import Console
 
 from fsar_tui.domain.redact import luhn_ok, redact
-from fsar_tui.domain.sanitize import inert, safe_text, strip_controls
+from fsar_tui.domain.sanitize import strip_controls
+from fsar_tui.widgets.safe_text import inert, safe_text
 
 
 def render(text) -> str:

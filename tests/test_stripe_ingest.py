@@ -6,6 +6,9 @@ property test that the pure parser only ever raises its documented rejection."""
 from __future__ import annotations
 
 import json
+import os
+from argparse import Namespace
+from unittest import mock
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -23,7 +26,9 @@ from fsar_tui.domain.stripe_events import (
     parse_event,
     split_line,
 )
-from fsar_tui.stripe_ingest import run_ingest_command
+from fsar_tui.commands.base import Context
+from fsar_tui.commands.stripe import run_ingest_stripe
+from fsar_tui.config import Settings
 
 from support.sql import q
 
@@ -81,7 +86,11 @@ def write_lines(path: Path, lines: list[str | dict]) -> Path:
 
 def ingest(db_dsn: str, path: Path, capsys, secret: str | None = None) -> tuple[int, str, list[str]]:
     """The real command function, in-process: (exit code, summary line, rejection lines)."""
-    code = run_ingest_command(str(path), lambda: db_dsn, secret)
+    env = {k: v for k, v in os.environ.items() if k != "FSAR_STRIPE_WEBHOOK_SECRET"}
+    if secret is not None:
+        env["FSAR_STRIPE_WEBHOOK_SECRET"] = secret
+    with mock.patch.dict(os.environ, env, clear=True):
+        code = run_ingest_stripe(Namespace(file=str(path)), Context(Settings(dsn=db_dsn)))
     out, err = capsys.readouterr()
     return code, out.strip(), err.splitlines()
 

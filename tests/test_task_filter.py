@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, strategies as st
 
-from fsar_tui.domain.task_filter import STATUSES, FilterError, TaskFilter, parse_duration, parse_filter
+from fsar_tui.domain.durations import parse_duration
+from fsar_tui.domain.task_filter import STATUSES, FilterError, TaskFilter, parse_filter
 
 
 def test_issue_example():
@@ -59,9 +60,9 @@ def test_round_trip(f):
 
 
 def test_a_window_is_a_positive_duration():
-    from fsar_tui.domain.task_filter import parse_window
+    from fsar_tui.domain.durations import DurationError, parse_window
 
     assert parse_window("36h") == 36 * 3600
     for bad in ("0h", "soon", ""):
-        with pytest.raises(FilterError):
+        with pytest.raises(DurationError):
             parse_window(bad)

@@ -16,7 +16,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from fsar_tui.domain.formatting import compact
-from fsar_tui.domain.sanitize import safe_text
+from fsar_tui.widgets.safe_text import safe_text
 
 
 class TextPanel(Widget):

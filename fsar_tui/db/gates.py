@@ -1,5 +1,6 @@
-"""Audit gates, measured and recorded: the SQL behind `fsar-tui audit run` and the app's
-scheduled evaluation (domain/gates.py judges).
+"""Audit gates in SQL: definitions, the reads behind each metric, verdicts, overrides.
+services/gates.py evaluates (measure, judge with domain/gates.py, record); `fsar-tui
+audit run` and the app's scheduled pass call it.
 
 Where each metric comes from — chosen so that a run over 10 M tasks stays cheap:
 - failure_rate, p90_run_time, cost_per_success: the duration rollups (db/profiles, the
@@ -28,26 +29,17 @@ records 'error' and the others still run.
 
 from __future__ import annotations
 
-import re
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-import psycopg
 from psycopg import AsyncConnection, Connection
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
-from fsar_tui import clock
-from fsar_tui.db import profiles as profile_reads
-from fsar_tui.db import rollouts
-from fsar_tui.db.roi import day_bounds, roi_data_sync
-from fsar_tui.domain import profiles as profile_math
-from fsar_tui.domain import roi as roi_math
-from fsar_tui.domain.gates import Gate, Measurement, Verdict, in_scope, judge
-from fsar_tui.domain.redact import policy, value_findings
-from fsar_tui.errors import UsageError, first_line
+from fsar_tui.domain.gates import Gate, Measurement, Verdict
+from fsar_tui.errors import UsageError
 
 ANOMALY_Z = 6.0
 ANOMALY_MIN_GROUP = 30
@@ -74,49 +66,12 @@ def _active_revision(conn: Connection, target: str) -> int | None:
     return row[0] if row else None
 
 
-def _scope_params(conn: Connection, gate: Gate) -> dict:
+def scope_params(conn: Connection, gate: Gate) -> dict:
     rollout = gate.scope.get("rollout")
     revision = _active_revision(conn, rollout) if rollout else None
     if rollout and revision is None:
         raise UsageError(f"gate {gate.name}: no rollout target {rollout!r}")
     return {"type": gate.scope.get("task_type"), "model": gate.scope.get("ai_model"), "revision": revision}
-
-
-def _profile(conn: Connection, gate: Gate, start: datetime, end: datetime, now: datetime) -> profile_math.Profile:
-    scope = _scope_params(conn, gate)
-    by = ("type", "model", "rollout") if scope["revision"] is not None else ("type", "model")
-    parts = [p for p in profile_reads.load_profiles_sync(conn, start, end, now, by)
-             if in_scope(gate.scope, p.key[0], p.key[1])
-             and (scope["revision"] is None or p.key[2] == scope["revision"])]
-    return profile_math.merge(parts)
-
-
-def _from_profile(metric: str, p: profile_math.Profile) -> Measurement:
-    if metric == "failure_rate":
-        return Measurement(p.failure_rate, p.succeeded + p.failed)
-    if metric == "p90_run_time":
-        return Measurement(p.p(0.9), p.samples)
-    cps = p.cost_per_success
-    return Measurement(None if cps is None else cps[0], p.succeeded,
-                       {} if cps is None else {"currency": cps[1]})
-
-
-def _roi(conn: Connection, gate: Gate, start: datetime, end: datetime) -> Measurement:
-    if gate.scope.get("ai_model") or gate.scope.get("rollout"):
-        raise UsageError(f"gate {gate.name}: roi is measured per task type only")
-    first, last = start.date(), (end - timedelta(microseconds=1)).date()
-    data = roi_data_sync(conn, first, last)
-    if gate.scope.get("task_type"):
-        rows = [f for label, f in roi_math.breakdown(data.costs, data.ledger, "type")
-                if label == gate.scope["task_type"]]
-    else:
-        rows = list(roi_math.summary(data.costs, data.ledger).values())
-    if not rows:
-        return Measurement(None, 0)
-    figures = max(rows, key=lambda f: f.ai_cost)  # the currency that carries the cost
-    lo, hi = day_bounds(first, last)
-    return Measurement(figures.roi_pct, figures.succeeded,
-                       {"currency": figures.currency, "days": f"{lo:%Y-%m-%d}..{hi:%Y-%m-%d}"})
 
 
 # The tasks finished in [start, end) of the groups in scope, through the analytic index;
@@ -183,16 +138,22 @@ SENSITIVE_SQL = f"""
     ORDER BY w.id LIMIT {SENSITIVE_CANDIDATES}"""
 
 
+def sensitive_candidates(conn: Connection, gate: Gate, start: datetime, end: datetime,
+                         prefilter: str) -> list[tuple[int, object]]:
+    """(task id, result) of the window's results that match `prefilter` (at most SENSITIVE_CANDIDATES)."""
+    return conn.execute(SENSITIVE_SQL, {**_window_params(conn, gate, start, end), "prefilter": prefilter}).fetchall()
+
+
 def _window_params(conn: Connection, gate: Gate, start: datetime, end: datetime) -> dict:
-    return {**_scope_params(conn, gate), "start": start, "end": end}
+    return {**scope_params(conn, gate), "start": start, "end": end}
 
 
-def _retry(conn, gate, start, end) -> Measurement:
+def retry_rate(conn: Connection, gate: Gate, start: datetime, end: datetime) -> Measurement:
     retried, finished = conn.execute(RETRY_SQL, _window_params(conn, gate, start, end)).fetchone()
     return Measurement(retried / finished if finished else None, finished, {"retried": retried})
 
 
-def _trust(conn, gate, start, end) -> Measurement:
+def trust_inflation(conn: Connection, gate: Gate, start: datetime, end: datetime) -> Measurement:
     bad, total, empty, zero_run, zero_tokens, no_trail, ids = conn.execute(
         TRUST_SQL, _window_params(conn, gate, start, end)).fetchone()
     return Measurement(bad / total if total else None, total,
@@ -200,83 +161,18 @@ def _trust(conn, gate, start, end) -> Measurement:
                         "no_event_trail": no_trail, "task_ids": ids or []})
 
 
-def _anomalies(conn, gate, start, end) -> Measurement:
+def anomalies(conn: Connection, gate: Gate, start: datetime, end: datetime) -> Measurement:
     count, total, top = conn.execute(ANOMALY_SQL, _window_params(conn, gate, start, end)).fetchone()
     return Measurement(count, total, {"z_threshold": ANOMALY_Z, "top": top})
 
 
-def sensitive_prefilter() -> str:
-    """The SQL prefilter for the policy in force: the detectors' tell-tales, and a key of any
-    always-hidden field; a configured extra pattern is Python regex syntax, so then every
-    result is a candidate (Postgres would not read every Python pattern alike)."""
-    if policy().patterns:
-        return "."
-    fields = "|".join(sorted(re.escape(f) for f in policy().fields))
-    return f'{SENSITIVE_PREFILTER}|"(?:{fields})":'
-
-
-def _sensitive(conn, gate, start, end) -> Measurement:
-    rows = conn.execute(SENSITIVE_SQL, {**_window_params(conn, gate, start, end),
-                                        "prefilter": sensitive_prefilter()}).fetchall()
-    hits = [(task_id, kinds) for task_id, result in rows if (kinds := value_findings(result))]
-    details = {"task_ids": [t for t, _ in hits[:10]], "kinds": sorted({k for _, ks in hits for k in ks}),
-               "checked": len(rows)}
-    if len(rows) == SENSITIVE_CANDIDATES:
-        details["note"] = f"only the first {SENSITIVE_CANDIDATES} candidates were checked: at least this many"
-    return Measurement(len(hits), len(rows), details)
-
-
-def _open_blocking(conn, gate) -> Measurement:
+def open_blocking(conn: Connection, gate: Gate) -> Measurement:
     ids = [r[0] for r in conn.execute(
         """SELECT id FROM fsar_proposals
            WHERE block_execution AND block_lifted_at IS NULL AND status IN ('new', 'accepted')
              AND (%(type)s::text IS NULL OR task_type IS NULL OR task_type = %(type)s) ORDER BY id""",
         {"type": gate.scope.get("task_type")}).fetchall()]
     return Measurement(len(ids), len(ids), {"proposals": ids[:10]})
-
-
-def _broken_artifacts(conn) -> Measurement:
-    broken, checked = {}, 0
-    for target in rollouts.list_targets(conn):
-        if target.rollback_to is None and target.problem == "no earlier revision":
-            continue
-        checked += 1
-        problem = rollouts.rehearse(conn, target)
-        if problem is not None:
-            broken[target.target] = problem
-    return Measurement(len(broken), checked, {"broken": broken})
-
-
-def measure(conn: Connection, gate: Gate, start: datetime, end: datetime, now: datetime) -> Measurement:
-    metric = gate.metric
-    if metric in ("failure_rate", "p90_run_time", "cost_per_success"):
-        return _from_profile(metric, _profile(conn, gate, start, end, now))
-    if metric == "roi":
-        return _roi(conn, gate, start, end)
-    if metric == "retry_rate":
-        return _retry(conn, gate, start, end)
-    if metric == "succeeded_without_result_rate":
-        return _trust(conn, gate, start, end)
-    if metric == "anomaly_count":
-        return _anomalies(conn, gate, start, end)
-    if metric == "sensitive_results":
-        return _sensitive(conn, gate, start, end)
-    if metric == "open_blocking_proposals":
-        return _open_blocking(conn, gate)
-    if metric == "broken_rollback_artifacts":
-        return _broken_artifacts(conn)
-    raise UsageError(f"gate {gate.name}: unknown metric {metric!r}")
-
-
-def evaluate(conn: Connection, gate: Gate, now: datetime) -> Verdict:
-    """Measure the window (and the baseline window just before it) and judge."""
-    window = timedelta(seconds=gate.window_s)
-    current = measure(conn, gate, now - window, now, now)
-    baseline = None
-    if gate.baseline_window_s:
-        start = now - window - timedelta(seconds=gate.baseline_window_s)
-        baseline = measure(conn, gate, start, now - window, now)
-    return judge(gate, current, baseline)
 
 
 def _jsonable(details: dict) -> dict:
@@ -288,25 +184,6 @@ def record(conn: Connection, gate: Gate, verdict: Verdict) -> None:
         "INSERT INTO audit_runs (gate_id, value, baseline, verdict, sample_size, details) VALUES (%s, %s, %s, %s, %s, %s)",
         (gate.id, verdict.value, verdict.baseline, verdict.verdict, verdict.sample_size,
          Jsonb(_jsonable({**verdict.details, "measured": verdict.measured, "condition": gate.condition}))))
-
-
-def run_gates(conn: Connection, name: str | None = None, now: datetime | None = None) -> list[tuple[Gate, Verdict]]:
-    """Evaluate the enabled gates (or the one named) and record a verdict for each.
-    `conn` must be in autocommit: each gate is its own transaction."""
-    now = now or clock.now()
-    out = []
-    for gate in load_gates(conn, name, enabled_only=name is None):
-        try:
-            with conn.transaction():
-                verdict = evaluate(conn, gate, now)
-        except psycopg.Error as exc:
-            verdict = Verdict("error", None, None, None, 0, {"why": first_line(exc)})
-        except UsageError as exc:
-            verdict = Verdict("error", None, None, None, 0, {"why": exc.message})
-        with conn.transaction():
-            record(conn, gate, verdict)
-        out.append((gate, verdict))
-    return out
 
 
 # -- operator changes -------------------------------------------------------------------

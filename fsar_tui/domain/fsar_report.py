@@ -34,7 +34,7 @@ Reports come from AI agents, so parsing is strict and fails closed:
   lone surrogates (not encodable as UTF-8);
 - Rich markup such as `[bold red]x[/]` in the proposal body, the risks, the mitigations
   or unknown headers is NOT an error: it is ordinary text and kept literally. Screens
-  show report text through `sanitize.inert()` / `safe_text()`, which never interpret
+  show report text through `widgets/safe_text.inert()` / `safe_text()`, which never interpret
   markup. The known header values (id, timestamp, severity, block_execution) have
   patterns that markup cannot match.
 """

@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,25 +144,39 @@ class Policy:
         return value
 
 
-_policy = Policy()
+# A ContextVar, not a module global: the CLI installs the configured policy once, before
+# any task or the app starts, so everything created after inherits it; a thread that
+# runs redaction (the audit pass) is handed the policy and enters it with `using_policy`.
+_POLICY: ContextVar[Policy | None] = ContextVar("fsar_redaction_policy", default=None)
+_DEFAULT = Policy()
 
 
 def set_policy(policy: Policy) -> None:
-    """Install the configured policy (the CLI does, once, from the settings)."""
-    global _policy
-    _policy = policy
+    """Install the configured policy in the current context (the CLI does, once)."""
+    _POLICY.set(policy)
+
+
+@contextmanager
+def using_policy(policy: Policy) -> Iterator[Policy]:
+    """`policy` in force for the block (a thread's work, a test), then what was before."""
+    token = _POLICY.set(policy)
+    try:
+        yield policy
+    finally:
+        _POLICY.reset(token)
 
 
 def policy() -> Policy:
-    return _policy
+    current = _POLICY.get()
+    return _DEFAULT if current is None else current
 
 
 def redact(text: str) -> str:
-    return _policy.text(text)
+    return policy().text(text)
 
 
 def redact_value(value: Any) -> Any:
-    return _policy.value(value)
+    return policy().value(value)
 
 
 _TOKEN = re.compile(r"\[REDACTED:(\w+)\]")
@@ -178,6 +194,6 @@ def value_findings(value: Any) -> list[str]:
     import json
 
     before = json.dumps(value, ensure_ascii=False, default=str)
-    after = json.dumps(_policy.value(value), ensure_ascii=False, default=str)
+    after = json.dumps(policy().value(value), ensure_ascii=False, default=str)
     new = Counter(_TOKEN.findall(after)) - Counter(_TOKEN.findall(before))
     return sorted(new)

@@ -4,16 +4,17 @@ Task payloads, errors and worker names come from AI agents. Before display:
 - terminal control sequences are removed: CSI (`ESC [ … final`), OSC (`ESC ] … BEL/ST`,
   e.g. OSC 52 clipboard writes), DCS/SOS/PM/APC strings, other ESC sequences and every
   remaining C0/C1 control character except newline and tab (tab becomes spaces);
-- Rich markup is never interpreted: callers get a `rich.text.Text` built from the
-  plain string (never `Text.from_markup`), so `[bold red]x[/]` shows as typed.
-Then `redact.py` hides secrets and personal data. `safe_text()` does both.
+- Rich markup is never interpreted: widgets/safe_text.py builds a `rich.text.Text` from
+  the plain string (never `Text.from_markup`), so `[bold red]x[/]` shows as typed.
+Then `redact.py` hides secrets and personal data. `safe_str()` does both (pure: this
+module imports nothing outside the standard library and the domain).
 """
 
 from __future__ import annotations
 
 import re
-
-from rich.text import Text
+from contextvars import ContextVar
+from dataclasses import dataclass
 
 # OSC, DCS, SOS, PM, APC strings run to BEL or ST (ESC \\ or the 8-bit \x9c).
 _STRING_SEQ = re.compile(r"(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f]).*?(?:\x07|\x1b\\|\x9c|$)", re.S)
@@ -30,34 +31,36 @@ def strip_controls(text: str) -> str:
     return text.replace("\t", "    ")
 
 
-def inert(text: str) -> Text:
-    """A Text that shows `text` literally (no markup), control sequences removed."""
-    return Text(strip_controls(text))
+@dataclass
+class Reveal:
+    """Whether this session shows raw text instead of redacted. The CLI and the app each
+    install one at start (`install_reveal`); it is switched on only after the reveal was
+    allowed and logged (`--reveal`: the app's connect, the CLI's reveal_for_cli)."""
+
+    on: bool = False
 
 
-_revealed = False
+# A ContextVar, not a module global: tasks created after `install_reveal` share the
+# session's Reveal (the app's workers and screens see the switch), while a test or a
+# second app in the same process installs its own and leaks nothing.
+_REVEAL: ContextVar[Reveal | None] = ContextVar("fsar_reveal", default=None)
 
 
-def set_revealed(flag: bool) -> None:
-    """For a session whose reveal was allowed and logged (`--reveal`, governance.py):
-    text stays inert, no longer redacted."""
-    global _revealed
-    _revealed = flag
+def install_reveal(reveal: Reveal) -> Reveal:
+    _REVEAL.set(reveal)
+    return reveal
 
 
 def revealed() -> bool:
-    return _revealed
-
-
-def safe_text(value: object, *, reveal: bool | None = None) -> Text:
-    """Untrusted value → Text that is inert and, unless revealed, redacted."""
-    from fsar_tui.domain.redact import redact
-
-    reveal = _revealed if reveal is None else reveal
-    raw = "" if value is None else str(value)
-    cleaned = strip_controls(raw)
-    return Text(cleaned if reveal else redact(cleaned))
+    current = _REVEAL.get()
+    return current is not None and current.on
 
 
 def safe_str(value: object, *, reveal: bool | None = None) -> str:
-    return safe_text(value, reveal=reveal).plain
+    """Untrusted value → a string that is inert and, unless revealed, redacted."""
+    from fsar_tui.domain.redact import redact
+
+    reveal = revealed() if reveal is None else reveal
+    raw = "" if value is None else str(value)
+    cleaned = strip_controls(raw)
+    return cleaned if reveal else redact(cleaned)

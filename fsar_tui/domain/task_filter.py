@@ -21,12 +21,12 @@ import re
 import shlex
 from dataclasses import dataclass, field, fields
 
+from fsar_tui.domain.durations import DurationError, format_duration, parse_duration
+
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 EXACT_KEYS = {"status": "statuses", "type": "types", "model": "models", "worker": "workers", "idea": "ideas",
               "id": "ids"}
 TEXT_KEYS = {"error": "error_contains", "payload": "payload_contains"}
-UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION = re.compile(r"^(\d+)([smhdw])$")
 
 
 class FilterError(ValueError):
@@ -70,28 +70,6 @@ def _quote(value: str) -> str:
     return shlex.quote(value) if value == "" or re.search(r"[\s'\"\\]", value) else value
 
 
-def parse_duration(text: str) -> int:
-    m = _DURATION.match(text.strip().lower())
-    if not m:
-        raise FilterError(f"bad duration {text!r}: use a number and s, m, h, d or w (e.g. 2h)")
-    return int(m.group(1)) * UNITS[m.group(2)]
-
-
-def parse_window(text: str) -> int:
-    """A look-back window (`24h`, `7d`…): a duration that must be positive."""
-    seconds = parse_duration(text)
-    if seconds <= 0:
-        raise FilterError(f"window {text!r} must be positive")
-    return seconds
-
-
-def format_duration(seconds: int) -> str:
-    for unit in ("w", "d", "h", "m"):
-        if seconds and seconds % UNITS[unit] == 0:
-            return f"{seconds // UNITS[unit]}{unit}"
-    return f"{seconds}s"
-
-
 def parse_filter(text: str) -> TaskFilter:
     try:
         terms = shlex.split(text)
@@ -109,7 +87,10 @@ def parse_filter(text: str) -> TaskFilter:
                 raise FilterError(f"{key!r} does not support ~ (use error~ or payload~)")
             _set_text(values, TEXT_KEYS[key], value)
         elif key == "since":
-            values["since_s"] = parse_duration(value)
+            try:
+                values["since_s"] = parse_duration(value)
+            except DurationError as exc:
+                raise FilterError(str(exc)) from None
         elif key in EXACT_KEYS:
             items = [v for v in value.split(",") if v != ""]
             if not items:

@@ -14,7 +14,7 @@ import asyncio
 import time
 
 from fsar_tui.live.coalesce import coalesce
-from fsar_tui.live.events import Batch, ControlChange, Presence, TaskChange
+from fsar_tui.domain.events import Batch, ControlChange, Presence, TaskChange
 
 DEFAULT_INTERVAL_S = 0.1
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 
-from fsar_tui.live.events import TaskChange
+from fsar_tui.domain.events import TaskChange
 
 
 def coalesce(changes: Iterable[TaskChange]) -> list[TaskChange]:

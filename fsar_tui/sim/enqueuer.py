@@ -8,7 +8,7 @@ import time
 
 from fsar_tui.db import executor
 from fsar_tui.db.connect import aconnect
-from fsar_tui.live.events import TaskChange
+from fsar_tui.domain.events import TaskChange
 from fsar_tui.live.mqtt import MqttPublisher
 from fsar_tui.sim import profiles
 from fsar_tui.sim.worker import announce

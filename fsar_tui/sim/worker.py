@@ -21,7 +21,7 @@ from fsar_tui.db.connect import aconnect
 from fsar_tui.domain.backoff import backoff_delay
 from fsar_tui.domain.money import token_cost_minor
 from fsar_tui.errors import ConnectionFailed
-from fsar_tui.live.events import TaskChange, task_message, task_topic
+from fsar_tui.domain.events import TaskChange, task_message, task_topic
 from fsar_tui.live.mqtt import MqttPublisher
 from fsar_tui.sim import profiles
 

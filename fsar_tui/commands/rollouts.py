@@ -20,16 +20,35 @@ import asyncio
 import json
 import sys
 from argparse import Namespace
-from collections.abc import Callable
 
+from fsar_tui.commands.base import Context, Parser, add_command, subcommands
 from fsar_tui.errors import EXIT_FAILED, EXIT_OK, UsageError
 
 
-def run_rollouts_list(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
-    from fsar_tui.db import rollouts
-    from fsar_tui.db.connect import connect
+def register(sub, common: Parser) -> None:
+    rollouts_p = add_command(sub, common, "rollouts", help="rollout targets")
+    rollouts_sub = subcommands(rollouts_p, "rollouts_command")
+    rl = add_command(rollouts_sub, common, "list", run_rollouts_list, help="targets, active revision, rollback readiness")
+    rl.add_argument("--format", choices=("table", "json"), default="table")
+    add_command(rollouts_sub, common, "verify", run_rollouts_verify,
+                help="rehearse every rollback in a rolled-back transaction; exit 1 if one fails")
+    rb = add_command(
+        sub, common, "rollback", run_rollback, help="roll a target back (or forward) to a revision",
+        description="Preview, confirm (type the target's name, or --yes), then one transaction: a new revision "
+                    "copying the chosen one becomes active, NOTIFY and a retained MQTT control message tell the "
+                    "workers, and the operator log records it. Refused (exit 1) if someone changed the target "
+                    "first or the chosen artifact no longer matches its hash.")
+    rb.add_argument("target", metavar="TARGET")
+    rb.add_argument("--to", type=int, metavar="REV", help="revision to go to (default: the one before the active)")
+    rb.add_argument("--reason", help="why (required; goes to the operator log)")
+    rb.add_argument("--yes", action="store_true", help="do not ask to type the target's name")
+    rb.add_argument("--dry-run", action="store_true", help="show the preview and stop")
 
-    with connect(dsn_factory(), statement_timeout_ms=settings.statement_timeout_ms) as conn:
+
+def run_rollouts_list(args: Namespace, ctx: Context) -> int:
+    from fsar_tui.db import rollouts
+
+    with ctx.connect(autocommit=False) as conn:
         targets = rollouts.list_targets(conn)
     if args.format == "json":
         print(json.dumps([t.__dict__ for t in targets], indent=2))
@@ -42,13 +61,12 @@ def run_rollouts_list(args: Namespace, dsn_factory: Callable[[], str], settings)
     return EXIT_OK
 
 
-def run_rollouts_verify(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
+def run_rollouts_verify(args: Namespace, ctx: Context) -> int:
     """Rehearse every target's rollback in a rolled-back transaction; exit 1 if one would fail."""
     from fsar_tui.db import rollouts
-    from fsar_tui.db.connect import connect
 
     failures = 0
-    with connect(dsn_factory(), statement_timeout_ms=settings.statement_timeout_ms) as conn:
+    with ctx.connect(autocommit=False) as conn:
         for t in rollouts.list_targets(conn):
             if t.rollback_to is None and t.problem == "no earlier revision":
                 print(f"{t.target}: nothing to roll back to (one revision)")
@@ -62,10 +80,9 @@ def run_rollouts_verify(args: Namespace, dsn_factory: Callable[[], str], setting
     return EXIT_FAILED if failures else EXIT_OK
 
 
-def run_rollback(args: Namespace, dsn_factory: Callable[[], str], settings, stdin=None) -> int:
+def run_rollback(args: Namespace, ctx: Context, stdin=None) -> int:
     from fsar_tui.db import rollouts
     from fsar_tui.db.actions import os_user
-    from fsar_tui.db.connect import connect
     from fsar_tui.domain.rollouts import preview_lines
     from fsar_tui.domain.sanitize import strip_controls
 
@@ -73,7 +90,7 @@ def run_rollback(args: Namespace, dsn_factory: Callable[[], str], settings, stdi
     if not reason and not args.dry_run:
         raise UsageError("--reason is required: say why, it goes to the operator log")
     stdin = stdin or sys.stdin
-    with connect(dsn_factory(), statement_timeout_ms=settings.statement_timeout_ms) as conn:
+    with ctx.connect(autocommit=False) as conn:
         p = rollouts.preview(conn, args.target, args.to)
         for line in preview_lines(p):
             print(strip_controls(line))
@@ -89,11 +106,11 @@ def run_rollback(args: Namespace, dsn_factory: Callable[[], str], settings, stdi
                 return EXIT_FAILED
         new = rollouts.rollback(conn, p.target, p.to, expected_active=p.active, actor=os_user(), reason=reason)
     print(f"{p.target}: revision {new} (a copy of {p.to}) is active")
-    if settings.mqtt_url:
+    if ctx.settings.mqtt_url:
         from fsar_tui.live.mqtt import announce_rollout
 
         try:
-            asyncio.run(announce_rollout(settings.mqtt_url, p.target, new, p.to))
+            asyncio.run(announce_rollout(ctx.settings.mqtt_url, p.target, new, p.to))
         except Exception as exc:  # the database is the truth: workers also get NOTIFY and resync
             print(f"fsar-tui: rolled back, but the MQTT control message failed: {type(exc).__name__}", file=sys.stderr)
     return EXIT_OK

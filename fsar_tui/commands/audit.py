@@ -20,24 +20,63 @@ import dataclasses
 import json
 import sys
 from argparse import Namespace
-from collections.abc import Callable
 from datetime import timedelta
 
-from fsar_tui.command_support import connect_for, required_reason
+from fsar_tui.commands.base import Context, Parser, add_command, parse_window_arg, required_reason, subcommands
 from fsar_tui.errors import EXIT_FAILED, EXIT_OK, UsageError
 
 
+def register(sub, common: Parser) -> None:
+    from fsar_tui.domain.gates import METRICS
 
+    audit = add_command(sub, common, "audit", help="audit gates")
+    audit_sub = subcommands(audit, "audit_command")
+    arun = add_command(
+        audit_sub, common, "run", run_audit, help="evaluate the gates (and drift); exit 1 if a hard gate fails",
+        description="Evaluate every enabled gate (or --gate NAME), record the verdicts, and run the drift detector. "
+                    "Exit 1 when a hard gate fails, or any evaluated gate with --gate or --strict.")
+    arun.add_argument("--gate", metavar="NAME", help="only this gate (exit 1 if it fails, hard or soft)")
+    arun.add_argument("--strict", action="store_true", help="exit 1 on soft failures too")
+    arun.add_argument("--format", choices=("table", "json"), default="table")
+    alist = add_command(audit_sub, common, "gates", run_gates_list, help="gates and their latest verdicts")
+    alist.add_argument("--format", choices=("table", "json"), default="table")
+    agate = add_command(audit_sub, common, "gate", help="add or change a gate")
+    agate_sub = subcommands(agate, "gate_command")
+    gadd = add_command(agate_sub, common, "add", run_gate_add, help="define a gate")
+    gadd.add_argument("name", metavar="NAME")
+    gadd.add_argument("--metric", required=True, choices=METRICS)
+    gadd.add_argument("--pass-if", required=True, metavar="COND", help="pass condition, e.g. '<= 0.2'")
+    gadd.add_argument("--window", required=True, help="window, e.g. 1h")
+    gadd.add_argument("--baseline", help="compare with this window before it, as a ratio (e.g. 7d)")
+    gadd.add_argument("--type", help="scope: task type")
+    gadd.add_argument("--model", help="scope: ai_model")
+    gadd.add_argument("--rollout", help="scope: rollout target (its active revision's tasks)")
+    gadd.add_argument("--hard", action="store_true", help="a failure blocks execution in the scope")
+    gadd.add_argument("--description")
+    gadd.add_argument("--reason", help="why (required; goes to the operator log)")
+    gset = add_command(agate_sub, common, "set", run_gate_set, help="change a gate")
+    gset.add_argument("name", metavar="NAME")
+    hard = gset.add_mutually_exclusive_group()
+    hard.add_argument("--hard", dest="hard", action="store_const", const=True)
+    hard.add_argument("--soft", dest="hard", action="store_const", const=False)
+    enabled = gset.add_mutually_exclusive_group()
+    enabled.add_argument("--enable", dest="enabled", action="store_const", const=True)
+    enabled.add_argument("--disable", dest="enabled", action="store_const", const=False)
+    gset.add_argument("--pass-if", metavar="COND")
+    gset.add_argument("--reason", help="why (required; goes to the operator log)")
+    aover = add_command(audit_sub, common, "override", run_override,
+                        help="let a failing hard gate's scope run until the gate passes again")
+    aover.add_argument("name", metavar="NAME")
+    aover.add_argument("--reason", help="why (required; goes to the operator log)")
+    aover.add_argument("--for", dest="for_", metavar="DURATION", help="expire the override after this long (e.g. 4h)")
 
-def _window(text: str | None, flag: str) -> int | None:
-    from fsar_tui.domain.task_filter import FilterError, parse_window
-
-    if text is None:
-        return None
-    try:
-        return parse_window(text)
-    except FilterError as exc:
-        raise UsageError(f"{flag}: {exc}") from None
+    alerts = add_command(sub, common, "alerts", help="drift alerts")
+    alerts_sub = subcommands(alerts, "alerts_command")
+    al = add_command(alerts_sub, common, "list", run_alerts_list, help="open alerts (firing, acked)")
+    al.add_argument("--format", choices=("table", "json"), default="table")
+    aa = add_command(alerts_sub, common, "ack", run_alerts_ack, help="acknowledge a firing alert")
+    aa.add_argument("id", type=int, metavar="ID")
+    aa.add_argument("--reason", help="why (required; goes to the operator log)")
 
 
 def _condition(text: str) -> tuple[str, float]:
@@ -55,12 +94,13 @@ def _fmt(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def run_audit(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
-    from fsar_tui.db import drift, gates
+def run_audit(args: Namespace, ctx: Context) -> int:
+    from fsar_tui.db import drift
+    from fsar_tui.services import gates as gate_pass
     from fsar_tui.domain.gates import scope_label
 
-    with connect_for(dsn_factory, settings) as conn:
-        results = gates.run_gates(conn, args.gate)
+    with ctx.connect() as conn:
+        results = gate_pass.run_gates(conn, args.gate)
         alerts = None
         if args.gate is None:
             signals = drift.detect_all(conn)
@@ -85,11 +125,11 @@ def run_audit(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
-def run_gates_list(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
+def run_gates_list(args: Namespace, ctx: Context) -> int:
     from fsar_tui.db import gates
     from fsar_tui.domain.gates import scope_label
 
-    with connect_for(dsn_factory, settings) as conn:
+    with ctx.connect() as conn:
         rows = gates.latest(conn)
     if args.format == "json":
         print(json.dumps([dataclasses.asdict(g) for g in rows], indent=2, default=str))
@@ -104,7 +144,7 @@ def run_gates_list(args: Namespace, dsn_factory: Callable[[], str], settings) ->
     return EXIT_OK
 
 
-def run_gate_add(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
+def run_gate_add(args: Namespace, ctx: Context) -> int:
     from fsar_tui.db import gates
     from fsar_tui.db.actions import os_user
     from fsar_tui.domain.gates import Gate
@@ -112,16 +152,16 @@ def run_gate_add(args: Namespace, dsn_factory: Callable[[], str], settings) -> i
     reason = required_reason(args)
     comparator, threshold = _condition(args.pass_if)
     scope = {k: v for k, v in (("task_type", args.type), ("ai_model", args.model), ("rollout", args.rollout)) if v}
-    gate = Gate(0, args.name, args.metric, scope, _window(args.window, "--window"), comparator, threshold, args.hard,
-                _window(args.baseline, "--baseline"), description=args.description or "")
-    with connect_for(dsn_factory, settings) as conn:
+    gate = Gate(0, args.name, args.metric, scope, parse_window_arg(args.window, "--window"), comparator, threshold, args.hard,
+                parse_window_arg(args.baseline, "--baseline"), description=args.description or "")
+    with ctx.connect() as conn:
         gates.add_gate(conn, gate, actor=os_user(), reason=reason)
     print(f"gate {gate.name} added: passes while {gate.condition} over {args.window} "
           f"({'hard: a failure blocks execution in its scope' if gate.hard else 'soft'})")
     return EXIT_OK
 
 
-def run_gate_set(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
+def run_gate_set(args: Namespace, ctx: Context) -> int:
     from fsar_tui.db import gates
     from fsar_tui.db.actions import os_user
 
@@ -133,32 +173,32 @@ def run_gate_set(args: Namespace, dsn_factory: Callable[[], str], settings) -> i
         changes["enabled"] = args.enabled
     if args.pass_if:
         changes["comparator"], changes["threshold"] = _condition(args.pass_if)
-    with connect_for(dsn_factory, settings) as conn:
+    with ctx.connect() as conn:
         gate = gates.set_gate(conn, args.name, changes, actor=os_user(), reason=reason)
     print(f"gate {gate.name}: {gate.condition}, {'hard' if gate.hard else 'soft'}, "
           f"{'enabled' if gate.enabled else 'disabled'}")
     return EXIT_OK
 
 
-def run_override(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
+def run_override(args: Namespace, ctx: Context) -> int:
     from fsar_tui import clock
     from fsar_tui.db import gates
     from fsar_tui.db.actions import os_user
 
     reason = required_reason(args)
-    seconds = _window(args.for_, "--for")
+    seconds = parse_window_arg(args.for_, "--for")
     until = clock.now() + timedelta(seconds=seconds) if seconds else None
-    with connect_for(dsn_factory, settings) as conn:
+    with ctx.connect() as conn:
         gates.override(conn, args.name, actor=os_user(), reason=reason, expires_at=until)
     print(f"gate {args.name} overridden until it passes again" + (f" or {until:%Y-%m-%d %H:%M %Z}" if until else ""))
     return EXIT_OK
 
 
-def run_alerts_list(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
+def run_alerts_list(args: Namespace, ctx: Context) -> int:
     from fsar_tui.db import drift
     from fsar_tui.domain.gates import scope_label
 
-    with connect_for(dsn_factory, settings) as conn:
+    with ctx.connect() as conn:
         rows = drift.open_alerts(conn)
     if args.format == "json":
         keys = ("id", "indicator", "scope", "state", "baseline", "current", "opened_at", "acked_by", "ack_reason",
@@ -174,12 +214,12 @@ def run_alerts_list(args: Namespace, dsn_factory: Callable[[], str], settings) -
     return EXIT_OK
 
 
-def run_alerts_ack(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
+def run_alerts_ack(args: Namespace, ctx: Context) -> int:
     from fsar_tui.db import drift
     from fsar_tui.db.actions import os_user
 
     reason = required_reason(args)
-    with connect_for(dsn_factory, settings) as conn:
+    with ctx.connect() as conn:
         drift.ack(conn, args.id, actor=os_user(), reason=reason)
     print(f"alert {args.id} acknowledged")
     return EXIT_OK

@@ -24,7 +24,6 @@ tolerance instead of none.
 from __future__ import annotations
 
 import json
-import signal
 import sys
 import threading
 import time
@@ -36,8 +35,8 @@ import psycopg
 
 from fsar_tui.domain.sanitize import strip_controls
 from fsar_tui.domain.stripe_events import WEBHOOK_TOLERANCE, StripeRejection
-from fsar_tui.errors import EXIT_OK, FsarError, UsageError
-from fsar_tui.stripe_ingest import STATEMENT_TIMEOUT_MS, StripeIngestor, check_secret
+from fsar_tui.errors import FsarError
+from fsar_tui.services.stripe_ingest import STATEMENT_TIMEOUT_MS, StripeIngestor, check_secret
 
 MAX_BODY_BYTES = 1024 * 1024
 READ_TIMEOUT_S = 30
@@ -175,33 +174,3 @@ def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else ""
 
 
-def run_webhook_command(dsn: str, host: str, port: int, path: str, secret: str | None) -> int:
-    """Serve until SIGINT or SIGTERM, then return 0."""
-    from fsar_tui.db.connect import connect
-
-    if not path.startswith("/"):
-        raise UsageError(f"--path must start with /, got {strip_controls(path)!r}")
-    check_secret(secret)
-    connect(dsn).close()  # an unreachable database is a connection error now, not at the first event
-    try:
-        server = make_server(dsn, host, port, path, secret)
-    except OSError as exc:
-        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    worker = threading.Thread(target=server.serve_forever, name="fsar-webhook", daemon=True)
-    worker.start()
-    bound_host, bound_port = server.server_address[:2]
-    checked = "verified" if secret else "NOT verified (FSAR_STRIPE_WEBHOOK_SECRET is not set)"
-    server.log_line(f"listening on http://{bound_host}:{bound_port}{path}; signatures {checked}")
-    try:
-        while not stop.wait(0.5):
-            pass
-    finally:
-        server.shutdown()
-        server.server_close()
-        worker.join()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    server.log_line("stopped")
-    return EXIT_OK

@@ -25,10 +25,9 @@ fsar_tui/domain/stripe_events.py; the SQL in fsar_tui/db/stripe.py.
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import BinaryIO, Literal
 
@@ -37,7 +36,6 @@ import psycopg
 from fsar_tui.db import stripe as stripe_db
 from fsar_tui.domain.sanitize import strip_controls
 from fsar_tui.domain.stripe_events import (
-    FILE_TOLERANCE,
     ChargeFacts,
     StripeEvent,
     StripeRejection,
@@ -45,7 +43,7 @@ from fsar_tui.domain.stripe_events import (
     ledger_drafts,
     split_line,
 )
-from fsar_tui.errors import EXIT_FAILED, EXIT_OK, UsageError
+from fsar_tui.errors import UsageError
 
 Result = Literal["accepted", "duplicate", "skipped"]
 ConnectionSource = Callable[[], AbstractContextManager[psycopg.Connection]]
@@ -173,34 +171,3 @@ def check_secret(secret: str | None) -> str | None:
     if secret is not None and not secret.strip():
         raise UsageError(f"{SECRET_ENV} is set but empty: set the endpoint's signing secret (whsec_…) or unset it")
     return secret
-
-
-def _open(path: str) -> BinaryIO:
-    if path == "-":
-        return sys.stdin.buffer
-    try:
-        return open(path, "rb")
-    except OSError as exc:
-        raise UsageError(f"cannot read {strip_controls(path)}: {exc.strerror or exc}") from None
-
-
-def run_ingest_command(path: str, dsn_factory: Callable[[], str], secret: str | None) -> int:
-    """`fsar-tui ingest-stripe FILE`: exit 0, or 1 if any line was rejected."""
-    from fsar_tui.db.connect import connect
-
-    stream = _open(path)
-    try:
-        secret = check_secret(secret)
-        shown = strip_controls(path)
-
-        def reject(number: int, reason: str) -> None:
-            print(strip_controls(f"fsar-tui: {shown}:{number}: {reason}"), file=sys.stderr, flush=True)
-
-        with connect(dsn_factory(), autocommit=True, statement_timeout_ms=STATEMENT_TIMEOUT_MS) as conn:
-            ingestor = StripeIngestor(lambda: nullcontext(conn), secret, tolerance=FILE_TOLERANCE)
-            report = ingest_lines(ingestor, read_lines(stream), on_reject=reject)
-    finally:
-        if stream is not sys.stdin.buffer:
-            stream.close()
-    print(report.summary())
-    return EXIT_FAILED if report.rejected else EXIT_OK

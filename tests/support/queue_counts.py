@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
-from fsar_tui.live.events import TaskChange
+from fsar_tui.domain.events import TaskChange
 
 
 class QueueCounts:

@@ -11,9 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sys
-from argparse import Namespace
-from collections.abc import Callable
 
 from fsar_tui.db.roi import RoiData
 from fsar_tui.domain import roi
@@ -132,18 +129,3 @@ def render(rec: dict, fmt: str) -> str:
     return table(rec)
 
 
-def run_roi_command(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
-    from fsar_tui.db import roi as roi_queries
-    from fsar_tui.db.connect import connect
-    from fsar_tui.domain.task_filter import FilterError, parse_window
-    from fsar_tui.errors import EXIT_OK, UsageError
-
-    try:
-        days = max(1, -(-parse_window(args.window) // 86400))
-    except FilterError as err:
-        raise UsageError(f"--window: {err}") from None
-    first, last = roi_queries.window_days(int(days))
-    with connect(dsn_factory(), statement_timeout_ms=settings.statement_timeout_ms) as conn:
-        data = roi_queries.roi_data_sync(conn, first, last)
-    sys.stdout.write(render(records(data, args.by), args.format) + "\n")
-    return EXIT_OK

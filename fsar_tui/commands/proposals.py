@@ -21,13 +21,42 @@ from __future__ import annotations
 import json
 import sys
 from argparse import Namespace
-from collections.abc import Callable
 from pathlib import Path
 
 from fsar_tui.domain.fsar_report import MAX_REPORT_BYTES, FsarReport, ReportError, parse_report
-from fsar_tui.command_support import connect_for, required_reason
+from fsar_tui.commands.base import Context, Parser, add_command, required_reason, subcommands
 from fsar_tui.errors import EXIT_FAILED, EXIT_OK, UsageError
 
+
+def register(sub, common: Parser) -> None:
+    ingest = add_command(
+        sub, common, "ingest-fsar", run_ingest, help="ingest FSAR Proposal Reports (all or nothing)",
+        description="Parse every report named (files, directories, - for standard input), then store them in one "
+                    "transaction. A parse error (FILE:LINE: reason) or a conflict (the same id stored with other "
+                    "content) stores nothing and exits 1; a report already stored identically is a no-op.")
+    ingest.add_argument("paths", nargs="*", metavar="PATH")
+
+    props = add_command(sub, common, "proposals", help="FSAR proposals")
+    props_sub = subcommands(props, "proposals_command")
+    pl = add_command(props_sub, common, "list", run_list, help="by severity, then newest")
+    pl.add_argument("--format", choices=("table", "json"), default="table")
+    ps = add_command(props_sub, common, "show", run_show, help="one proposal in full (redacted)")
+    ps.add_argument("id", metavar="ID")
+    ps.add_argument("--format", choices=("text", "json"), default="text")
+    for name, text in (("accept", "accept a new proposal"), ("reject", "reject a proposal (ends its block)"),
+                       ("implemented", "mark a proposal implemented (ends its block)"),
+                       ("lift", "lift a proposal's execution block")):
+        pd = add_command(props_sub, common, name, run_decide, help=text)
+        pd.add_argument("id", metavar="ID")
+        pd.add_argument("--reason", help="why (required; goes to the operator log)")
+        if name != "lift":
+            pd.add_argument("--expect", metavar="STATUS", help="refuse unless the proposal is still in this status")
+        pd.set_defaults(expect=None)
+    pt = add_command(props_sub, common, "tick", run_tick,
+                     help="tick or untick a risk or mitigation (risks/0, mitigations/2)")
+    pt.add_argument("id", metavar="ID")
+    pt.add_argument("item", metavar="ITEM", help="risks/N or mitigations/N (0-based, as `proposals show --format json`)")
+    pt.add_argument("--reason", help="optional note for the operator log (default: the item's text)")
 
 
 def _read_capped(fh, source: str) -> bytes:
@@ -71,7 +100,7 @@ def parse_all(sources: list[tuple[str, bytes]]) -> tuple[list[FsarReport], list[
     return reports, errors
 
 
-def run_ingest(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
+def run_ingest(args: Namespace, ctx: Context) -> int:
     from fsar_tui.db import proposals
     from fsar_tui.db.actions import os_user
 
@@ -83,7 +112,7 @@ def run_ingest(args: Namespace, dsn_factory: Callable[[], str], settings) -> int
             print(f"fsar-tui: {err}", file=sys.stderr)
         print(f"fsar-tui: {len(errors)} report(s) rejected; nothing stored", file=sys.stderr)
         return EXIT_FAILED
-    with connect_for(dsn_factory, settings) as conn:
+    with ctx.connect() as conn:
         result = proposals.ingest(conn, reports, actor=os_user())
     print(f"ingested {len(result.inserted)}, unchanged {len(result.unchanged)}")
     return EXIT_OK
@@ -93,11 +122,11 @@ def _when(value) -> str:
     return "-" if value is None else f"{value:%Y-%m-%d %H:%M}"
 
 
-def run_list(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
+def run_list(args: Namespace, ctx: Context) -> int:
     from fsar_tui.db import proposals
     from fsar_tui.domain.sanitize import safe_str
 
-    with connect_for(dsn_factory, settings) as conn:
+    with ctx.connect() as conn:
         rows = proposals.list_proposals(conn)
     if args.format == "json":
         print(json.dumps([{"id": safe_str(r.id), "severity": r.severity, "status": r.status,
@@ -114,11 +143,11 @@ def run_list(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
     return EXIT_OK
 
 
-def run_show(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
+def run_show(args: Namespace, ctx: Context) -> int:
     from fsar_tui.db import proposals
     from fsar_tui.domain.sanitize import safe_str as show  # redacted unless this run's --reveal was allowed
 
-    with connect_for(dsn_factory, settings) as conn:
+    with ctx.connect() as conn:
         p = proposals.get_proposal(conn, args.id)
     r = p.row
     if args.format == "json":
@@ -149,13 +178,12 @@ def run_show(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
     return EXIT_OK
 
 
-
-def run_decide(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
+def run_decide(args: Namespace, ctx: Context) -> int:
     from fsar_tui.db import proposals
     from fsar_tui.db.actions import os_user
 
     reason = required_reason(args)
-    with connect_for(dsn_factory, settings) as conn:
+    with ctx.connect() as conn:
         if args.proposals_command == "lift":
             proposals.lift_block(conn, args.id, actor=os_user(), reason=reason)
             print(f"proposal {args.id}: block lifted")
@@ -166,11 +194,11 @@ def run_decide(args: Namespace, dsn_factory: Callable[[], str], settings) -> int
     return EXIT_OK
 
 
-def run_tick(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
+def run_tick(args: Namespace, ctx: Context) -> int:
     from fsar_tui.db import proposals
     from fsar_tui.db.actions import os_user
 
-    with connect_for(dsn_factory, settings) as conn:
+    with ctx.connect() as conn:
         ticked = proposals.tick(conn, args.id, args.item, actor=os_user(), reason=(args.reason or "").strip())
     print(f"proposal {args.id}: {args.item} {'ticked' if ticked else 'unticked'}")
     return EXIT_OK

@@ -20,16 +20,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sys
-from argparse import Namespace
-from collections.abc import Callable
 from datetime import date, datetime, timezone
 from decimal import Decimal
-from pathlib import Path
 
 from fsar_tui.domain.formatting import money
 from fsar_tui.domain.sanitize import safe_str
-from fsar_tui.errors import EXIT_FAILED, EXIT_OK, FsarError, UsageError
 
 
 def _plain(value):
@@ -50,8 +45,8 @@ def _plain(value):
 def build(conn, days: int, now: datetime | None = None) -> dict:
     """The report's content (JSON-able) for the last `days` whole UTC days."""
     from fsar_tui.db import audit, fraud, profiles as profile_queries, proposals, roi as roi_queries
-    from fsar_tui.profile_report import record as profile_record
-    from fsar_tui.roi_report import records as roi_records
+    from fsar_tui.services.profile_report import record as profile_record
+    from fsar_tui.services.roi_report import records as roi_records
 
     now = now or datetime.now(timezone.utc)
     first, last = roi_queries.window_days(days, now.date())
@@ -177,53 +172,3 @@ def render(rep: dict, fmt: str) -> str:
 MIME = {"md": "text/markdown", "json": "application/json", "csv": "text/csv"}
 
 
-def run_report_command(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
-    from fsar_tui import delivery
-    from fsar_tui.db.connect import connect
-    from fsar_tui.domain.task_filter import FilterError, parse_window
-
-    try:
-        days = max(1, -(-parse_window(args.period) // 86400))
-    except FilterError as err:
-        raise UsageError(f"--period: {err}") from None
-    if args.smtp and not args.to:
-        raise UsageError("--smtp needs at least one --to ADDR")
-    if args.to and not args.smtp:
-        raise UsageError("--to needs --smtp URL")
-    if args.smtp:
-        delivery.parse_smtp_url(args.smtp)  # a malformed URL is a usage error before any work
-    with connect(dsn_factory(), statement_timeout_ms=settings.statement_timeout_ms) as conn:
-        rep = build(conn, int(days))
-    text = render(rep, args.format)
-    delivering = bool(args.smtp or args.webhook)
-    if not args.out and not delivering:
-        sys.stdout.write(text)
-        return EXIT_OK
-    path = Path(args.out or f"fsar-report-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.{args.format}")
-    try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
-    print(f"report written to {path}", file=sys.stderr)
-    failures = 0
-    subject = f"fsar-tui report {rep['period']['first_day']} .. {rep['period']['last_day']}"
-    if args.smtp:
-        attachment = None if args.format == "md" else (path.name, text.encode("utf-8"), MIME[args.format])
-        body = text if args.format == "md" else markdown(rep)
-        try:
-            delivery.send_mail(args.smtp, args.sender, args.to, subject, body, attachment=attachment)
-            print(f"mailed to {', '.join(args.to)} via {delivery.mask_url(args.smtp)}", file=sys.stderr)
-        except FsarError as err:
-            failures += 1
-            print(f"fsar-tui: {err.message}", file=sys.stderr)
-    if args.webhook:
-        try:
-            status = delivery.post_webhook(args.webhook, json.dumps(rep).encode("utf-8"))
-            print(f"posted to {delivery.mask_url(args.webhook)} (HTTP {status})", file=sys.stderr)
-        except FsarError as err:
-            failures += 1
-            print(f"fsar-tui: {err.message}", file=sys.stderr)
-    if failures:
-        print(f"fsar-tui: delivery failed; the report is kept at {path}", file=sys.stderr)
-        return EXIT_FAILED
-    return EXIT_OK

@@ -16,6 +16,9 @@ rehearse, and says so.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from fsar_tui.domain.redact import Policy, using_policy
+from fsar_tui.domain.redact import policy as current_policy
 from datetime import datetime
 
 from fsar_tui import clock
@@ -38,10 +41,19 @@ class CheckResult:
     prune_problem: str | None = None  # why pruning failed (the verdicts were kept regardless)
 
 
-def scheduled_check(dsn: str, *, read_only: bool, statement_timeout_ms: int | None = None) -> CheckResult:
+def scheduled_check(dsn: str, *, read_only: bool, statement_timeout_ms: int | None = None,
+                    policy: Policy | None = None) -> CheckResult:
+    """One pass. `policy`: the redaction policy the sensitive-results gate applies — a
+    thread does not inherit the caller's context, so the app hands it over."""
+    with using_policy(policy or current_policy()):
+        return _scheduled_check(dsn, read_only=read_only, statement_timeout_ms=statement_timeout_ms)
+
+
+def _scheduled_check(dsn: str, *, read_only: bool, statement_timeout_ms: int | None) -> CheckResult:
     import psycopg
 
     from fsar_tui.db import drift, gates, rollouts
+    from fsar_tui.services import gates as gate_pass
     from fsar_tui.errors import first_line
     from fsar_tui.db.connect import connect
 
@@ -63,7 +75,7 @@ def scheduled_check(dsn: str, *, read_only: bool, statement_timeout_ms: int | No
         with conn.transaction():
             if not conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (EVALUATOR_LOCK,)).fetchone()[0]:
                 return result
-            verdicts = gates.run_gates(conn)
+            verdicts = gate_pass.run_gates(conn)
             result.gates_evaluated = len(verdicts)
             result.failing_hard = [g.name for g, v in verdicts if g.hard and v.verdict == "fail"]
             result.alerts_firing, _ = drift.apply(conn, drift.detect_all(conn))

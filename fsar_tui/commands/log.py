@@ -15,13 +15,32 @@ from __future__ import annotations
 import json
 import sys
 from argparse import Namespace
-from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import platformdirs
 
+from fsar_tui.commands.base import Context, Parser, add_command, subcommands
 from fsar_tui.errors import EXIT_FAILED, EXIT_OK, UsageError
+
+
+def register(sub, common: Parser) -> None:
+    log = add_command(sub, common, "log", help="the operator action log")
+    log_sub = subcommands(log, "log_command")
+    verify = add_command(
+        log_sub, common, "verify", run_log_verify, help="check the hash chain; exit 1 if broken",
+        description="Recompute the operator log's hash chain outside the database and compare it with the "
+                    "anchor left by the previous clean verify: finds edited rows, deleted rows (also at the "
+                    "end) and rewritten chains, even by a superuser with the trigger disabled.")
+    verify.add_argument("--anchor", metavar="FILE", help="anchor file (default: in the user data directory)")
+    verify.add_argument("--keep-anchor", action="store_true", help="do not move the anchor after a clean verify")
+    listing = add_command(log_sub, common, "list", run_log_list, help="the log, newest first")
+    listing.add_argument("--actor")
+    listing.add_argument("--action")
+    listing.add_argument("--target", help="target prefix, e.g. task:")
+    listing.add_argument("--since", help="how far back: 1h, 24h, 7d…")
+    listing.add_argument("--limit", type=int, default=100)
+    listing.add_argument("--format", choices=("table", "json"), default="table")
 
 
 def default_anchor_file() -> Path:
@@ -37,7 +56,7 @@ def _load(path: Path) -> dict:
         raise UsageError(f"cannot read the anchor file {path}: {exc}") from None
 
 
-def run_log_verify(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
+def run_log_verify(args: Namespace, ctx: Context) -> int:
     from fsar_tui.db import operator_log
     from fsar_tui.db.connect import connect
     from fsar_tui.domain.action_chain import verify
@@ -45,7 +64,7 @@ def run_log_verify(args: Namespace, dsn_factory: Callable[[], str], settings) ->
 
     path = Path(args.anchor) if args.anchor else default_anchor_file()
     anchors = _load(path)
-    dsn = dsn_factory()
+    dsn = ctx.dsn()
     with connect(dsn, statement_timeout_ms=0) as conn:
         key = f"{describe_target(dsn)}#{operator_log.database_oid(conn)}"
         anchor = tuple(anchors[key]) if key in anchors else None
@@ -69,21 +88,20 @@ def run_log_verify(args: Namespace, dsn_factory: Callable[[], str], settings) ->
     return EXIT_OK
 
 
-def run_log_list(args: Namespace, dsn_factory: Callable[[], str], settings) -> int:
+def run_log_list(args: Namespace, ctx: Context) -> int:
     from fsar_tui.db import operator_log
-    from fsar_tui.db.connect import connect
     from fsar_tui.domain.sanitize import safe_str
-    from fsar_tui.domain.task_filter import FilterError, parse_window
+    from fsar_tui.domain.durations import DurationError, parse_window
 
     since = None
     if args.since:
         try:
             since = datetime.now(timezone.utc) - timedelta(seconds=parse_window(args.since))
-        except FilterError as err:
+        except DurationError as err:
             raise UsageError(f"--since: {err}") from None
     if args.limit < 1:
         raise UsageError(f"--limit must be at least 1, got {args.limit}")
-    with connect(dsn_factory(), statement_timeout_ms=settings.statement_timeout_ms) as conn:
+    with ctx.connect(autocommit=False) as conn:
         rows = operator_log.list_actions(conn, actor=args.actor, action=args.action, target=args.target,
                                          since=since, limit=args.limit)
     records = [{"seq": seq, "at": at.isoformat(), "actor": safe_str(actor), "db_role": safe_str(role),

@@ -1,0 +1,20 @@
+"""The CLI face: one module per command family, each registering its own sub-parsers.
+
+Every module listed in FAMILIES has `register(sub, common)`; handlers are
+`handler(args, ctx) -> int` (commands/base.py). Order is the order of `--help`.
+No module here imports Textual or aiomqtt at import time (a test checks `sys.modules`).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from fsar_tui.commands.base import Parser
+
+FAMILIES = ("schema", "fleet", "profile", "roi", "report", "stripe", "rollouts", "audit", "log",
+            "proposals", "governance")
+
+
+def register_all(sub, common: Parser) -> None:
+    for family in FAMILIES:
+        importlib.import_module(f"fsar_tui.commands.{family}").register(sub, common)

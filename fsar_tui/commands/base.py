@@ -1,0 +1,127 @@
+"""What every command module shares: the parser class, the connection options every
+subcommand accepts, the context a handler receives, and the two habits of every change
+(a short-lived connection with the statement timeout, a required `--reason`).
+
+One dispatch style: each module in `fsar_tui.commands` has `register(sub, common)`,
+which adds its sub-parsers and sets `handler=` to a function `handler(args, ctx) -> int`
+(an exit code). `ctx.dsn()` starts the embedded server (and migrates it) only when a
+handler first needs a database, so `--help` and usage errors never start one.
+"""
+
+from __future__ import annotations
+
+import argparse
+from argparse import Namespace
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, NoReturn
+
+from fsar_tui.config import Settings, load_settings
+from fsar_tui.errors import UsageError
+
+if TYPE_CHECKING:
+    import psycopg
+
+EPILOG = "exit codes: 0 ok, 1 an operation or check failed, 2 usage or connection error"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as one line and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def common_options() -> Parser:
+    """The connection and configuration options every subcommand accepts after its name.
+
+    SUPPRESS defaults so an option given before the subcommand is not reset by the
+    subcommand's copy of the same option."""
+    common = Parser(add_help=False)
+    g = common.add_argument_group("connection and configuration")
+    g.add_argument("--dsn", default=argparse.SUPPRESS, help="PostgreSQL DSN (env FSAR_DSN); embedded server when none")
+    g.add_argument("--read-dsn", default=argparse.SUPPRESS, help="DSN for reads, e.g. a replica (env FSAR_READ_DSN)")
+    g.add_argument("--mqtt-url", default=argparse.SUPPRESS, help="MQTT broker URL (env FSAR_MQTT_URL)")
+    g.add_argument("--config", default=argparse.SUPPRESS, help="config.toml path (default: user config dir)")
+    g.add_argument("--read-only", action="store_const", const=True, default=argparse.SUPPRESS,
+                   help="no write actions (env FSAR_READ_ONLY)")
+    g.add_argument("--statement-timeout-ms", type=int, default=argparse.SUPPRESS,
+                   help="per-query timeout (default 5000)")
+    g.add_argument("--live", choices=("auto", "mqtt", "notify", "poll"), default=argparse.SUPPRESS,
+                   help="live event source (default auto: mqtt if configured, else notify, else poll)")
+    g.add_argument("--reveal", action="store_const", const=True, default=argparse.SUPPRESS,
+                   help="show raw data instead of redacted (needs fsar_admin; every reveal is logged)")
+    g.add_argument("--ingest-live", action="store_const", const=True, default=argparse.SUPPRESS,
+                   help="the app also ingests FSAR reports published on fsar/v1/proposals")
+    return common
+
+
+def settings_from(args: Namespace, env: dict[str, str] | None = None) -> Settings:
+    flags = {k: getattr(args, k, None) for k in ("dsn", "read_dsn", "mqtt_url", "read_only", "statement_timeout_ms",
+                                                  "live", "reveal", "ingest_live")}
+    return load_settings(flags=flags, env=env, config_path=getattr(args, "config", None))
+
+
+def resolve_dsn(settings: Settings, *, migrate_embedded: bool = True) -> str:
+    """The configured DSN, or the embedded server's (started, and migrated to head)."""
+    if settings.dsn:
+        return settings.dsn
+    from fsar_tui.db.migrations import migrate
+    from fsar_tui.embedded import start_embedded
+
+    dsn = start_embedded()
+    if migrate_embedded:
+        migrate(dsn)
+    return dsn
+
+
+@dataclass
+class Context:
+    """What a handler gets besides its arguments: the settings and a lazy DSN."""
+
+    settings: Settings
+    _dsn: str | None = field(default=None, repr=False)
+
+    def dsn(self, *, migrate_embedded: bool = True) -> str:
+        if self._dsn is None:
+            self._dsn = resolve_dsn(self.settings, migrate_embedded=migrate_embedded)
+        return self._dsn
+
+    def connect(self, *, autocommit: bool = True) -> psycopg.Connection:
+        """A short-lived connection with the configured statement timeout."""
+        from fsar_tui.db.connect import connect
+
+        return connect(self.dsn(), autocommit=autocommit, statement_timeout_ms=self.settings.statement_timeout_ms)
+
+
+def add_command(sub: argparse._SubParsersAction, common: Parser, name: str, handler: Callable[[Namespace, Context], int] | None = None,
+                **kwargs: object) -> Parser:
+    """A sub-parser with the common options and the exit-code epilog; `handler` set when given."""
+    parser: Parser = sub.add_parser(name, parents=[common], epilog=EPILOG, **kwargs)  # type: ignore[arg-type]
+    if handler is not None:
+        parser.set_defaults(handler=handler)
+    return parser
+
+
+def subcommands(parser: Parser, dest: str) -> argparse._SubParsersAction:
+    """A group of sub-subcommands (`fsar-tui audit gate add`), one of which is required."""
+    return parser.add_subparsers(dest=dest, parser_class=Parser, metavar="SUBCOMMAND", required=True)
+
+
+def required_reason(args: Namespace) -> str:
+    reason = (args.reason or "").strip()
+    if not reason:
+        raise UsageError("--reason is required: say why, it goes to the operator log")
+    return reason
+
+
+def parse_window_arg(text: str | None, flag: str) -> int | None:
+    """A window option (`--since 24h`) in seconds; a bad one is a usage error naming the flag."""
+    from fsar_tui.domain.durations import DurationError, parse_window
+
+    if text is None:
+        return None
+    try:
+        return parse_window(text)
+    except DurationError as exc:
+        raise UsageError(f"{flag}: {exc}") from None
