@@ -181,9 +181,9 @@ class FsarApp(App):
     async def read_privileges(self, conn) -> None:
         """What the role may do decides what the screens offer; Postgres enforces it anyway."""
         from fsar_tui.db.actions import os_user
-        from fsar_tui.db.governance import Privileges, RevealRefused, privileges_async, record_reveal_async
+        from fsar_tui.db.governance import Privileges, RevealRefused, privileges, record_reveal
         try:
-            self.privileges = await privileges_async(conn)
+            self.privileges = await privileges(conn)
         except psycopg.Error as exc:
             # A schema behind head (no roles yet): offer the actions and let Postgres decide.
             await conn.rollback()
@@ -198,7 +198,7 @@ class FsarApp(App):
                         severity="error", timeout=15)
         elif self.settings.reveal and not self.revealed:
             try:
-                await record_reveal_async(conn, actor=os_user(), target="app session",
+                await record_reveal(conn, actor=os_user(), target="app session",
                                           reason="fsar-tui --reveal (the app shows raw data)")
             except RevealRefused as exc:
                 self.notify(exc.message + "; showing redacted data", severity="error", timeout=15)
@@ -291,17 +291,17 @@ class FsarApp(App):
 
     @work(exclusive=True, group="alert-counts")
     async def read_alert_counts(self) -> None:
-        from fsar_tui.db.drift import alert_counts_async
-        from fsar_tui.db.proposals import blocking_async
+        from fsar_tui.db.drift import alert_counts
+        from fsar_tui.db.proposals import blocking
         from fsar_tui.domain.sanitize import strip_controls
 
         if self.pool is None:
             return
         try:
             async with self.pool.connection() as conn:
-                self.alerts = tuple(await alert_counts_async(conn))
+                self.alerts = tuple(await alert_counts(conn))
                 self.blocks = tuple((strip_controls(ref), strip_controls(task_type or ""), severity)
-                                    for ref, task_type, severity in await blocking_async(conn))
+                                    for ref, task_type, severity in await blocking(conn))
         except (FsarError, psycopg.Error):
             return
         self.update_headers()

@@ -188,11 +188,11 @@ class AuditScreen(Screen):
         verify = time.monotonic() - self.last_verify > VERIFY_EVERY_S
         try:
             async with self.app.pool.connection() as conn:
-                rows = await operator_log.list_actions_async(conn, limit=500, **self.filters)
-                gate_rows = await gates.latest_async(conn)
-                alert_rows = await drift.open_alerts_async(conn)
+                rows = await operator_log.list_actions(conn, limit=500, **self.filters)
+                gate_rows = await gates.latest(conn)
+                alert_rows = await drift.open_alerts(conn)
                 if verify:
-                    self.broken_at = await operator_log.database_verdict_async(conn)
+                    self.broken_at = await operator_log.database_verdict(conn)
         except DB_ERRORS as exc:
             self.app.db_unreachable(exc)
             return

@@ -154,7 +154,7 @@ class ProposalsScreen(Screen):
 
     @work(exclusive=True, group="proposals-list")
     async def reload(self) -> None:
-        rows = await self.read(proposals.list_proposals_async)
+        rows = await self.read(proposals.list_proposals)
         if rows is None:
             return
         self.app.db_reachable()
@@ -175,7 +175,7 @@ class ProposalsScreen(Screen):
 
     @work(exclusive=True, group="proposal-detail")
     async def load_detail(self, proposal_id: str) -> None:
-        found = await self.read(proposals.get_proposal_async, proposal_id)
+        found = await self.read(proposals.get_proposal, proposal_id)
         if found is None:  # gone, or the database away
             return
         changed = self.current is None or self.current.row.id != found.row.id or self.current.body != found.body

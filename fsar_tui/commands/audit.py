@@ -130,7 +130,7 @@ def run_gates_list(args: Namespace, ctx: Context) -> int:
     from fsar_tui.domain.gates import scope_label
 
     with ctx.connect() as conn:
-        rows = gates.latest(conn)
+        rows = gates.latest_sync(conn)
     if args.format == "json":
         print(json.dumps([dataclasses.asdict(g) for g in rows], indent=2, default=str))
         return EXIT_OK
@@ -199,7 +199,7 @@ def run_alerts_list(args: Namespace, ctx: Context) -> int:
     from fsar_tui.domain.gates import scope_label
 
     with ctx.connect() as conn:
-        rows = drift.open_alerts(conn)
+        rows = drift.open_alerts_sync(conn)
     if args.format == "json":
         keys = ("id", "indicator", "scope", "state", "baseline", "current", "opened_at", "acked_by", "ack_reason",
                 "details")

@@ -54,11 +54,11 @@ def reveal_for_cli(args: Namespace, ctx: Context) -> None:
     before anything is printed), then every safe_str() of this process shows raw text.
     The log names the command and the options given, never their values (a DSN's password)."""
     from fsar_tui.db.actions import os_user
-    from fsar_tui.db.governance import record_reveal
+    from fsar_tui.db.governance import record_reveal_sync
 
     options = sorted({a.split("=", 1)[0] for a in sys.argv[1:] if a.startswith("--")})
     with ctx.connect() as conn:
-        record_reveal(conn, actor=os_user(), target=f"cli:{command_label(args)}",
+        record_reveal_sync(conn, actor=os_user(), target=f"cli:{command_label(args)}",
                       reason=sanitize.strip_controls(f"fsar-tui {command_label(args)} {' '.join(options)}")[:300])
     sanitize.install_reveal(sanitize.Reveal(on=True))
 
@@ -75,9 +75,9 @@ def run_anonymize(args: Namespace, ctx: Context) -> int:
         raise UsageError("--batch-size must be at least 1")
     with ctx.connect() as conn:
         if not args.dry_run:
-            from fsar_tui.db.governance import privileges
+            from fsar_tui.db.governance import privileges_sync
 
-            if not privileges(conn).anonymize:
+            if not privileges_sync(conn).anonymize:
                 raise UsageError(f"anonymize refused: role {conn.info.user} may not rewrite payloads and ledger "
                                  "metadata (grant it fsar_admin); --dry-run only counts")
         # A maintenance pass over whole tables: batches bound the transactions, not the time.

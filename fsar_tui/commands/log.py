@@ -69,7 +69,7 @@ def run_log_verify(args: Namespace, ctx: Context) -> int:
         key = f"{describe_target(dsn)}#{operator_log.database_oid(conn)}"
         anchor = tuple(anchors[key]) if key in anchors else None
         verdict = verify(operator_log.chain_rows(conn), anchor)
-        database_says = operator_log.database_verdict(conn)
+        database_says = operator_log.database_verdict_sync(conn)
     if not verdict.ok:
         print(f"fsar-tui: operator log broken: {verdict.problem}", file=sys.stderr)
         return EXIT_FAILED
@@ -102,7 +102,7 @@ def run_log_list(args: Namespace, ctx: Context) -> int:
     if args.limit < 1:
         raise UsageError(f"--limit must be at least 1, got {args.limit}")
     with ctx.connect(autocommit=False) as conn:
-        rows = operator_log.list_actions(conn, actor=args.actor, action=args.action, target=args.target,
+        rows = operator_log.list_actions_sync(conn, actor=args.actor, action=args.action, target=args.target,
                                          since=since, limit=args.limit)
     records = [{"seq": seq, "at": at.isoformat(), "actor": safe_str(actor), "db_role": safe_str(role),
                 "action": safe_str(action), "target": safe_str(target), "reason": safe_str(reason or "")}

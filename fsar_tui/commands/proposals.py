@@ -127,7 +127,7 @@ def run_list(args: Namespace, ctx: Context) -> int:
     from fsar_tui.domain.sanitize import safe_str
 
     with ctx.connect() as conn:
-        rows = proposals.list_proposals(conn)
+        rows = proposals.list_proposals_sync(conn)
     if args.format == "json":
         print(json.dumps([{"id": safe_str(r.id), "severity": r.severity, "status": r.status,
                            "block_execution": r.block_execution, "blocking": r.blocking,
@@ -148,7 +148,7 @@ def run_show(args: Namespace, ctx: Context) -> int:
     from fsar_tui.domain.sanitize import safe_str as show  # redacted unless this run's --reveal was allowed
 
     with ctx.connect() as conn:
-        p = proposals.get_proposal(conn, args.id)
+        p = proposals.get_proposal_sync(conn, args.id)
     r = p.row
     if args.format == "json":
         print(json.dumps({

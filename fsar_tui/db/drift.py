@@ -170,15 +170,15 @@ OPEN_SQL = """
     FROM drift_alerts WHERE state <> 'resolved' ORDER BY state = 'acked', opened_at DESC LIMIT 200"""
 
 
-def open_alerts(conn: Connection) -> list[tuple]:
+def open_alerts_sync(conn: Connection) -> list[tuple]:
     return conn.execute(OPEN_SQL).fetchall()
 
 
-async def open_alerts_async(conn: AsyncConnection) -> list[tuple]:
+async def open_alerts(conn: AsyncConnection) -> list[tuple]:
     return await (await conn.execute(OPEN_SQL)).fetchall()
 
 
-async def alert_counts_async(conn: AsyncConnection) -> tuple[int, int]:
+async def alert_counts(conn: AsyncConnection) -> tuple[int, int]:
     """(firing, acked) — the header's alert figure."""
     cur = await conn.execute("SELECT count(*) FILTER (WHERE state = 'firing'), count(*) FILTER (WHERE state = 'acked') "
                              "FROM drift_alerts WHERE state <> 'resolved'")

@@ -277,12 +277,12 @@ LATEST_SQL = """
     ORDER BY g.hard DESC, (r.verdict = 'fail') DESC NULLS LAST, g.name"""
 
 
-def latest(conn: Connection) -> list[GateStatus]:
+def latest_sync(conn: Connection) -> list[GateStatus]:
     """Every gate with its latest verdict, whether it blocks now and any live override."""
     return conn.cursor(row_factory=class_row(GateStatus)).execute(LATEST_SQL).fetchall()
 
 
-async def latest_async(conn: AsyncConnection) -> list[GateStatus]:
+async def latest(conn: AsyncConnection) -> list[GateStatus]:
     cur = conn.cursor(row_factory=class_row(GateStatus))
     return await (await cur.execute(LATEST_SQL)).fetchall()
 

@@ -57,11 +57,11 @@ PRIVILEGES_SQL = """
     FROM pg_roles r WHERE r.rolname = current_user"""
 
 
-def privileges(conn: Connection) -> Privileges:
+def privileges_sync(conn: Connection) -> Privileges:
     return Privileges(*conn.execute(PRIVILEGES_SQL).fetchone())
 
 
-async def privileges_async(conn: AsyncConnection) -> Privileges:
+async def privileges(conn: AsyncConnection) -> Privileges:
     return Privileges(*await (await conn.execute(PRIVILEGES_SQL)).fetchone())
 
 
@@ -77,7 +77,7 @@ def _unlogged(exc: psycopg.Error) -> RevealRefused:
     return RevealRefused(f"--reveal refused: the reveal could not be logged ({first_line(exc)})")
 
 
-def record_reveal(conn: Connection, *, actor: str, target: str, reason: str) -> int:
+def record_reveal_sync(conn: Connection, *, actor: str, target: str, reason: str) -> int:
     """Log a reveal (returns its seq) or raise RevealRefused: not allowed, or not loggable
     (a read-only session, a standby) — no log row, no reveal."""
     try:
@@ -89,7 +89,7 @@ def record_reveal(conn: Connection, *, actor: str, target: str, reason: str) -> 
         raise _unlogged(exc) from None
 
 
-async def record_reveal_async(conn: AsyncConnection, *, actor: str, target: str, reason: str) -> int:
+async def record_reveal(conn: AsyncConnection, *, actor: str, target: str, reason: str) -> int:
     try:
         async with conn.transaction():
             return (await (await conn.execute("SELECT fsar_record_reveal(%s, %s, %s)",

@@ -26,7 +26,7 @@ def chain_rows(conn: Connection) -> Iterator[ChainRow]:
             yield ChainRow(seq, prev_hash, hash_, canonical)
 
 
-def database_verdict(conn: Connection) -> int | None:
+def database_verdict_sync(conn: Connection) -> int | None:
     """The database's own check: the first broken seq, or None."""
     return conn.execute("SELECT fsar_operator_actions_verify()").fetchone()[0]
 
@@ -49,19 +49,19 @@ def _list_params(actor, action, target, since, limit) -> dict:
     return {"actor": actor, "action": action, "target": target, "since": since, "limit": limit}
 
 
-def list_actions(conn: Connection, *, actor: str | None = None, action: str | None = None,
+def list_actions_sync(conn: Connection, *, actor: str | None = None, action: str | None = None,
                  target: str | None = None, since: datetime | None = None, limit: int = 100) -> list[tuple]:
     """(seq, at, actor, db_role, action, target, reason), newest first."""
     return conn.execute(LIST_SQL, _list_params(actor, action, target, since, limit)).fetchall()
 
 
-async def list_actions_async(conn: AsyncConnection, *, actor: str | None = None, action: str | None = None,
+async def list_actions(conn: AsyncConnection, *, actor: str | None = None, action: str | None = None,
                              target: str | None = None, since: datetime | None = None,
                              limit: int = 100) -> list[tuple]:
     cur = await conn.execute(LIST_SQL, _list_params(actor, action, target, since, limit))
     return await cur.fetchall()
 
 
-async def database_verdict_async(conn: AsyncConnection) -> int | None:
+async def database_verdict(conn: AsyncConnection) -> int | None:
     cur = await conn.execute("SELECT fsar_operator_actions_verify()")
     return (await cur.fetchone())[0]

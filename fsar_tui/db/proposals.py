@@ -126,11 +126,11 @@ LIST_SQL = f"""
     LIMIT {LIST_LIMIT}"""
 
 
-def list_proposals(conn: Connection) -> list[ProposalRow]:
+def list_proposals_sync(conn: Connection) -> list[ProposalRow]:
     return [ProposalRow(*r) for r in conn.execute(LIST_SQL).fetchall()]
 
 
-async def list_proposals_async(conn: AsyncConnection) -> list[ProposalRow]:
+async def list_proposals(conn: AsyncConnection) -> list[ProposalRow]:
     return [ProposalRow(*r) for r in await (await conn.execute(LIST_SQL)).fetchall()]
 
 
@@ -148,14 +148,14 @@ def _proposal(row, tasks) -> Proposal:
     return Proposal(ProposalRow(*row[:8]), *row[8:], tasks=tasks)
 
 
-def get_proposal(conn: Connection, proposal_id: str) -> Proposal:
+def get_proposal_sync(conn: Connection, proposal_id: str) -> Proposal:
     row = conn.execute(DETAIL_SQL, (proposal_id,)).fetchone()
     if row is None:
         raise UsageError(f"no proposal {proposal_id!r}")
     return _proposal(row, conn.execute(LINKED_SQL, (proposal_id,)).fetchall())
 
 
-async def get_proposal_async(conn: AsyncConnection, proposal_id: str) -> Proposal | None:
+async def get_proposal(conn: AsyncConnection, proposal_id: str) -> Proposal | None:
     row = await (await conn.execute(DETAIL_SQL, (proposal_id,))).fetchone()
     if row is None:
         return None
@@ -167,12 +167,12 @@ BLOCKING_SQL = """
     WHERE b.source = 'proposal' ORDER BY p.severity DESC, p.reported_at DESC"""
 
 
-def blocking(conn: Connection) -> list[tuple[str, str | None, int]]:
+def blocking_sync(conn: Connection) -> list[tuple[str, str | None, int]]:
     """(id, task type, severity) of every proposal blocking execution now."""
     return conn.execute(BLOCKING_SQL).fetchall()
 
 
-async def blocking_async(conn: AsyncConnection) -> list[tuple[str, str | None, int]]:
+async def blocking(conn: AsyncConnection) -> list[tuple[str, str | None, int]]:
     return await (await conn.execute(BLOCKING_SQL)).fetchall()
 
 

@@ -66,7 +66,7 @@ def build(conn, days: int, now: datetime | None = None) -> dict:
         # Whatever their age: an open proposal is open business, blocking ones first.
         "open_proposals": [{"id": r.id, "severity": r.severity, "status": r.status, "blocking": r.blocking,
                             "task_type": r.task_type, "reported_at": r.reported_at, "linked_tasks": r.linked}
-                           for r in sorted(proposals.list_proposals(conn), key=lambda r: not r.blocking)
+                           for r in sorted(proposals.list_proposals_sync(conn), key=lambda r: not r.blocking)
                            if r.status in ("new", "accepted")],
     })
 
