@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 
 import psycopg
 from psycopg import AsyncConnection
-from psycopg.types.json import Jsonb
+
+from fsar_tui.db import operator_log
 
 ACTIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "retry": (("failed",), "queued"),
@@ -86,11 +87,9 @@ async def apply_action(conn: AsyncConnection, action: str, seen: list[tuple[int,
             result.changed = [i for i, _ in applicable if i not in done]
             if result.done:
                 before = {str(i): s for i, s in applicable if i in done}
-                await conn.execute(
-                    "INSERT INTO operator_actions (actor, action, target, reason, before, after) "
-                    "VALUES (%s, %s, %s, %s, %s, %s)",
-                    (actor or os_user(), f"task.{action}", scope, reason.strip(), Jsonb({"status": before}),
-                     Jsonb({"status": target, "ids": result.done})))
+                await operator_log.append(conn, actor=actor or os_user(), action=f"task.{action}", target=scope,
+                                          reason=reason.strip(), before={"status": before},
+                                          after={"status": target, "ids": result.done})
     except (psycopg.errors.ReadOnlySqlTransaction, psycopg.errors.InsufficientPrivilege) as exc:
         raise ActionRefused(f"the database refused {action}: {str(exc).splitlines()[0]} "
                             "(read-only session or role)") from None

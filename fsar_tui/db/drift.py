@@ -27,6 +27,7 @@ from psycopg import AsyncConnection, Connection
 from psycopg.types.json import Jsonb
 
 from fsar_tui import clock
+from fsar_tui.db import operator_log
 from fsar_tui.domain import drift
 from fsar_tui.domain.histogram import bucket_value
 from fsar_tui.domain.rollup_windows import HOUR, floor_hour
@@ -159,10 +160,9 @@ def ack(conn: Connection, alert_id: int, *, actor: str, reason: str) -> None:
             raise CheckFailed(f"alert {alert_id} is {row[0]}, not firing: nothing to acknowledge")
         conn.execute("UPDATE drift_alerts SET state = 'acked', acked_at = now(), acked_by = %s, ack_reason = %s "
                      "WHERE id = %s", (actor, reason, alert_id))
-        conn.execute("INSERT INTO operator_actions (actor, action, target, reason, before, after) "
-                     "VALUES (%s, 'alert_ack', %s, %s, %s, %s)",
-                     (actor, f"alert:{alert_id}", reason, Jsonb({"state": "firing"}),
-                      Jsonb({"state": "acked", "indicator": row[1], "scope": row[2]})))
+        operator_log.append_sync(conn, actor=actor, action="alert_ack", target=f"alert:{alert_id}", reason=reason,
+                                 before={"state": "firing"},
+                                 after={"state": "acked", "indicator": row[1], "scope": row[2]})
 
 
 OPEN_SQL = """

@@ -29,7 +29,6 @@ records 'error' and the others still run.
 
 from __future__ import annotations
 
-
 import math
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,6 +37,7 @@ from psycopg import AsyncConnection, Connection
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
+from fsar_tui.db import operator_log
 from fsar_tui.domain.gates import Gate, Measurement, Verdict
 from fsar_tui.errors import UsageError
 
@@ -189,8 +189,8 @@ def record(conn: Connection, gate: Gate, verdict: Verdict) -> None:
 # -- operator changes -------------------------------------------------------------------
 
 def _log(conn: Connection, actor: str, action: str, target: str, reason: str, before, after) -> None:
-    conn.execute("INSERT INTO operator_actions (actor, action, target, reason, before, after) "
-                 "VALUES (%s, %s, %s, %s, %s, %s)", (actor, action, target, reason, Jsonb(before), Jsonb(after)))
+    operator_log.append_sync(conn, actor=actor, action=action, target=target, reason=reason, before=before,
+                             after=after)
 
 
 def override(conn: Connection, name: str, *, actor: str, reason: str, expires_at: datetime | None = None) -> None:

@@ -21,6 +21,7 @@ import psycopg
 from psycopg import AsyncConnection, Connection
 from psycopg.types.json import Jsonb
 
+from fsar_tui.db import operator_log
 from fsar_tui.errors import UsageError, first_line
 
 ROLES = ("fsar_viewer", "fsar_operator", "fsar_admin")
@@ -150,9 +151,9 @@ def log_anonymize(conn: Connection, *, actor: str, cutoff: datetime, reason: str
                   counts: dict | None = None) -> None:
     """`anonymize.start` before the first write (an interrupted run still left its mark),
     `anonymize` with the counts at the end."""
-    conn.execute("INSERT INTO operator_actions (actor, action, target, reason, after) VALUES (%s, %s, %s, %s, %s)",
-                 (actor, action, f"older-than:{cutoff.astimezone(timezone.utc):%Y-%m-%dT%H:%M:%SZ}", reason,
-                  None if counts is None else Jsonb(counts)))
+    operator_log.append_sync(conn, actor=actor, action=action,
+                             target=f"older-than:{cutoff.astimezone(timezone.utc):%Y-%m-%dT%H:%M:%SZ}", reason=reason,
+                             after=counts)
 
 
 # -- security audit facts ---------------------------------------------------------------------

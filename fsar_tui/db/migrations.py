@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
-from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
@@ -30,6 +29,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
+from alembic import command
 from fsar_tui.db import preflight
 from fsar_tui.db.connect import connect
 from fsar_tui.errors import CheckFailed, UnknownRevision, UsageError

@@ -1,5 +1,6 @@
-"""Reads of the operator action log (operator_actions, revision 0009): the rows with
-their canonical text for `fsar-tui log verify`, and filtered listings for `log list`.
+"""The operator action log (operator_actions, revision 0009): the one insert every change
+makes (`append` / `append_sync`, in the caller's transaction), the rows with their
+canonical text for `fsar-tui log verify`, and filtered listings for `log list`.
 
 CANONICAL_SQL must render a row exactly as the chain trigger of revision 0009 hashed
 it; tests check that this module's verification agrees with the database's own.
@@ -9,13 +10,36 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 from psycopg import AsyncConnection, Connection
+from psycopg.types.json import Jsonb
 
 from fsar_tui.domain.action_chain import ChainRow
 
 CANONICAL_SQL = """concat_ws('|', seq, extract(epoch FROM at), actor, db_role, action, target, coalesce(reason, ''),
                              coalesce(before::text, 'null'), coalesce(after::text, 'null'))"""
+
+
+APPEND_SQL = ("INSERT INTO operator_actions (actor, action, target, reason, before, after) "
+              "VALUES (%s, %s, %s, %s, %s, %s)")
+
+
+def _params(actor: str, action: str, target: str, reason: str | None, before: Any, after: Any) -> tuple:
+    return (actor, action, target, reason, None if before is None else Jsonb(before),
+            None if after is None else Jsonb(after))
+
+
+def append_sync(conn: Connection, *, actor: str, action: str, target: str, reason: str | None,
+                before: Any = None, after: Any = None) -> None:
+    """One row of the log, in the caller's transaction (so it commits with the change)."""
+    conn.execute(APPEND_SQL, _params(actor, action, target, reason, before, after))
+
+
+async def append(conn: AsyncConnection, *, actor: str, action: str, target: str, reason: str | None,
+                 before: Any = None, after: Any = None) -> None:
+    """append_sync for the app's async connections."""
+    await conn.execute(APPEND_SQL, _params(actor, action, target, reason, before, after))
 
 
 def chain_rows(conn: Connection) -> Iterator[ChainRow]:

@@ -21,6 +21,7 @@ from psycopg import AsyncConnection, Connection
 from psycopg.types.json import Jsonb
 
 from fsar_tui import clock
+from fsar_tui.db import operator_log
 from fsar_tui.domain.fsar_report import FsarReport
 from fsar_tui.domain.sanitize import strip_controls
 from fsar_tui.errors import CheckFailed, UsageError
@@ -100,11 +101,11 @@ def ingest(conn: Connection, reports: list[FsarReport], *, actor: str) -> Ingest
                  Jsonb(dict(report.extra_headers)), report.sha256)).fetchone()
             if inserted:
                 result.inserted.append(report.id)
-                conn.execute(
-                    "INSERT INTO operator_actions (actor, action, target, reason, after) VALUES (%s, %s, %s, %s, %s)",
-                    (actor, "proposal.ingest", f"proposal:{report.id}", f"ingested from {report.source}",
-                     Jsonb({"severity": report.severity, "block_execution": report.block_execution,
-                            "task_type": report.task_type, "sha256": report.sha256})))
+                operator_log.append_sync(
+                    conn, actor=actor, action="proposal.ingest", target=f"proposal:{report.id}",
+                    reason=f"ingested from {report.source}",
+                    after={"severity": report.severity, "block_execution": report.block_execution,
+                           "task_type": report.task_type, "sha256": report.sha256})
                 continue
             stored = conn.execute("SELECT source_sha256 FROM fsar_proposals WHERE id = %s", (report.id,)).fetchone()[0]
             if stored == report.sha256:
@@ -191,9 +192,8 @@ def _who_changed(conn: Connection, proposal_id: str) -> str:
 
 
 def _log(conn: Connection, actor: str, action: str, proposal_id: str, reason: str, before: dict, after: dict) -> None:
-    conn.execute("INSERT INTO operator_actions (actor, action, target, reason, before, after) "
-                 "VALUES (%s, %s, %s, %s, %s, %s)",
-                 (actor, action, f"proposal:{proposal_id}", reason, Jsonb(before), Jsonb(after)))
+    operator_log.append_sync(conn, actor=actor, action=action, target=f"proposal:{proposal_id}", reason=reason,
+                             before=before, after=after)
 
 
 def _need_reason(reason: str) -> None:

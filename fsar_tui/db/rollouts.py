@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import psycopg
 from psycopg import Connection
-from psycopg.types.json import Jsonb
 
-from fsar_tui.domain.rollouts import move_kind, artifact_sha256, default_target
+from fsar_tui.db import operator_log
+from fsar_tui.domain.rollouts import artifact_sha256, default_target, move_kind
 from fsar_tui.errors import CheckFailed, UsageError
 
 
@@ -175,8 +175,7 @@ def _apply(conn: Connection, target: str, to: int, *, expected_active: int, acto
            FROM rollout_revisions WHERE rollout_id = %(id)s AND revision = %(to)s
            RETURNING revision""", {"id": rollout_id, "to": to, "actor": actor, "reason": reason}).fetchone()[0]
     conn.execute("UPDATE rollouts SET active_revision = %s, updated_at = now() WHERE id = %s", (new, rollout_id))
-    conn.execute(
-        "INSERT INTO operator_actions (actor, action, target, reason, before, after) VALUES (%s, %s, %s, %s, %s, %s)",
-        (actor, kind.replace("-", "_"), f"rollout:{target}", reason,
-         Jsonb({"active_revision": active}), Jsonb({"active_revision": new, "copy_of": to, "sha256": chosen[1]})))
+    operator_log.append_sync(conn, actor=actor, action=kind.replace("-", "_"), target=f"rollout:{target}",
+                             reason=reason, before={"active_revision": active},
+                             after={"active_revision": new, "copy_of": to, "sha256": chosen[1]})
     return new
