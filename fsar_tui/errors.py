@@ -11,6 +11,8 @@ password (callers build it from masked DSNs).
 
 from __future__ import annotations
 
+from fsar_tui.domain import sanitize
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -55,5 +57,4 @@ class UnknownRevision(FsarError):
 def first_line(exc: BaseException) -> str:
     """An exception's message cut to its first line (driver errors run to several), or its
     type's name when it has none: for one-line reports. Callers mask DSNs where needed."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return sanitize.first_line(str(exc), type(exc).__name__)

@@ -18,14 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from stripe import WebhookSignature
 
-from fsar_tui.domain.stripe_events import (
-    ChargeFacts,
-    StripeRejection,
-    decode_payload,
-    ledger_drafts,
-    parse_event,
-    split_line,
-)
+from fsar_tui.domain.stripe_events import ChargeFacts, StripeRejection, ledger_drafts, split_line
+from fsar_tui.services.stripe_ingest import decode_payload, parse_event
 from fsar_tui.commands.base import Context
 from fsar_tui.commands.stripe import run_ingest_stripe
 from fsar_tui.config import Settings

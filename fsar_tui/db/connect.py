@@ -16,6 +16,7 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from fsar_tui.domain.sanitize import first_line
 from fsar_tui.dsn import describe_target, mask_dsn
 from fsar_tui.errors import ConnectionFailed, UsageError
 
@@ -34,7 +35,7 @@ def conninfo(dsn: str, *, statement_timeout_ms: int | None = None, application_n
 
         given = conninfo_to_dict(dsn)
     except psycopg.ProgrammingError as exc:
-        raise UsageError(f"invalid DSN {mask_dsn(dsn)!r}: {_first_line(str(exc))}") from None
+        raise UsageError(f"invalid DSN {mask_dsn(dsn)!r}: {first_line(str(exc), 'unknown error')}") from None
     extra: dict[str, object] = {}
     if "connect_timeout" not in given:
         extra["connect_timeout"] = CONNECT_TIMEOUT_S
@@ -44,10 +45,6 @@ def conninfo(dsn: str, *, statement_timeout_ms: int | None = None, application_n
         options = str(given.get("options", ""))
         extra["options"] = f"{options} -c statement_timeout={int(statement_timeout_ms)} -c jit=off".strip()
     return make_conninfo(dsn, **extra)
-
-
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else "unknown error"
 
 
 _CAUSES = [
@@ -77,7 +74,7 @@ def explain_connect_error(exc: BaseException) -> str:
             return template.format(*m.groups(), timeout=CONNECT_TIMEOUT_S)
     # libpq prefixes "connection to server at …, port … failed: " — keep what follows.
     tail = text.rsplit("failed: ", 1)[-1]
-    return _first_line(mask_dsn(tail))
+    return first_line(mask_dsn(tail), "unknown error")
 
 
 def connection_failed(dsn: str, exc: BaseException) -> ConnectionFailed:
@@ -143,5 +140,5 @@ async def open_pool(
         except ConnectionFailed as failed:
             raise failed from None
         await conn.close()
-        raise ConnectionFailed(f"cannot open a connection pool to {describe_target(dsn)}: {_first_line(str(exc))}") from None
+        raise ConnectionFailed(f"cannot open a connection pool to {describe_target(dsn)}: {first_line(str(exc), 'unknown error')}") from None
     return pool

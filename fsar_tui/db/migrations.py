@@ -32,7 +32,7 @@ from sqlalchemy.pool import NullPool
 from alembic import command
 from fsar_tui.db import preflight
 from fsar_tui.db.connect import connect
-from fsar_tui.errors import CheckFailed, UnknownRevision, UsageError
+from fsar_tui.errors import CheckFailed, UnknownRevision, UsageError, first_line
 
 LEGACY_REVISION = "0001_legacy_execution_tasks"
 LEGACY_COLUMNS = frozenset({
@@ -177,7 +177,7 @@ def _run_alembic(sa_conn: Connection, fn, *args) -> None:
     try:
         fn(cfg, *args)
     except CommandError as exc:
-        raise UsageError(str(exc).splitlines()[0]) from None
+        raise UsageError(first_line(exc)) from None
 
 
 def migrate(dsn: str, to: str = "head") -> MigrateResult:

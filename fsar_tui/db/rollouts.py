@@ -19,7 +19,7 @@ from psycopg import Connection
 
 from fsar_tui.db import operator_log
 from fsar_tui.domain.rollouts import artifact_sha256, default_target, move_kind
-from fsar_tui.errors import CheckFailed, UsageError
+from fsar_tui.errors import CheckFailed, UsageError, first_line
 
 
 class Conflict(CheckFailed):
@@ -139,7 +139,7 @@ def rehearse(conn: Connection, target: Target) -> str | None:
                    actor="fsar-tui rehearsal", reason="rollouts verify (rolled back)")
             conn.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the deferred checks a commit would run
     except psycopg.Error as exc:
-        return f"rehearsal failed: {str(exc).strip().splitlines()[0]}"
+        return f"rehearsal failed: {first_line(exc)}"
     except CheckFailed as exc:
         return exc.message
     return None

@@ -31,6 +31,14 @@ def strip_controls(text: str) -> str:
     return text.replace("\t", "    ")
 
 
+def first_line(text: str, default: str = "") -> str:
+    """A message cut to its first line (driver errors run to several; leading blank lines
+    and surrounding whitespace dropped), or `default` when there is no text: for
+    one-line reports. `fsar_tui.errors.first_line(exc)` is this for an exception."""
+    text = text.strip()
+    return text.splitlines()[0] if text else default
+
+
 @dataclass
 class Reveal:
     """Whether this session shows raw text instead of redacted. The CLI and the app each

@@ -1,17 +1,20 @@
 """Stripe events → ledger drafts: parsing, validation and mapping, pure (no I/O).
 
-Owns what an incoming Stripe event means for the ledger. `fsar_tui/stripe_ingest.py`
-feeds it (file lines and webhook bodies alike) and `fsar_tui/db/stripe.py` stores the
-result; nothing here touches the database or the network.
+Owns what an incoming Stripe event means for the ledger. `fsar_tui/services/stripe_ingest.py`
+feeds it (file lines and webhook bodies alike, after checking their signatures with
+Stripe's own code) and `fsar_tui/db/stripe.py` stores the result; nothing here touches
+the database or the network, and nothing here imports a library: the ISO 4217 check
+comes in as `parse_event(..., is_currency=...)` (the service passes pycountry's).
 
 Input
 - A file line is either a Stripe event object or an envelope
   `{"stripe_signature": "<Stripe-Signature header>", "payload": "<raw JSON body>"}`
   (`split_line`). A webhook request is the same pair: body + header.
 - With a secret (FSAR_STRIPE_WEBHOOK_SECRET) every event must carry a signature that
-  Stripe's own code (`stripe.WebhookSignature.verify_header`) accepts; files are
-  checked without a timestamp tolerance (exports are old), the webhook with Stripe's
-  300 s. Without a secret, envelopes are unwrapped and not checked.
+  Stripe's own code (`stripe.WebhookSignature.verify_header`, in the service) accepts;
+  files are checked without a timestamp tolerance (`FILE_TOLERANCE`: exports are old),
+  the webhook with Stripe's 300 s (`WEBHOOK_TOLERANCE`). Without a secret, envelopes
+  are unwrapped and not checked.
 
 Validation (anything else is a `StripeRejection`, one line, never another exception)
 - JSON must parse (no NaN/Infinity), be an object, have a non-empty string `id` and
@@ -19,7 +22,7 @@ Validation (anything else is a `StripeRejection`, one line, never another except
   may hold a NUL or an unpaired surrogate, no number overflow to infinity
   (PostgreSQL cannot store them).
 - For the handled types below: `data.object` must be an object, the currency an ISO
-  4217 code (pycountry; upper-cased), every amount used an integer of minor units as
+  4217 code (`is_currency`, given the upper-cased code), every amount used an integer of minor units as
   Stripe sends it (not a float, string or bool; not negative; present), fees likewise
   when given. Other types are not checked further.
 
@@ -49,10 +52,12 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
+
+from fsar_tui.domain.sanitize import first_line
 
 MAX_MINOR = 2**53  # far above any real amount; sums stay well inside bigint
 MAX_CREATED = 253402300799  # 9999-12-31T23:59:59Z
@@ -62,6 +67,7 @@ WEBHOOK_TOLERANCE = 300  # Stripe's default
 PAYMENT_INTENT_TYPES = frozenset({"payment_intent.created", "payment_intent.succeeded",
                                   "payment_intent.payment_failed"})
 Outcome = Literal["applied", "skipped"]
+IsCurrency = Callable[[str], bool]  # an upper-cased three-letter code → is it ISO 4217?
 
 
 class StripeRejection(ValueError):
@@ -181,29 +187,9 @@ def split_line(line: str) -> tuple[str, str | None]:
     return payload, signature or None
 
 
-def decode_payload(payload: str, signature: str | None, secret: str | None, *,
-                   tolerance: int | None) -> StripeEvent:
-    """Verify (when a secret is set) and parse one raw event body."""
-    if secret is not None:
-        verify_signature(payload, signature, secret, tolerance=tolerance)
-    return parse_event(payload)
-
-
-def verify_signature(payload: str, signature: str | None, secret: str, *, tolerance: int | None) -> None:
-    from stripe import SignatureVerificationError, WebhookSignature
-
-    if not signature:
-        raise StripeRejection("missing Stripe signature (FSAR_STRIPE_WEBHOOK_SECRET is set: every event must be signed)")
-    try:
-        WebhookSignature.verify_header(payload, signature, secret, tolerance=tolerance)
-    except SignatureVerificationError as exc:
-        raise StripeRejection(f"bad Stripe signature: {_first_line(exc.user_message or '')}") from None
-    except (ValueError, TypeError, UnicodeError):
-        raise StripeRejection("bad Stripe signature: malformed Stripe-Signature header or payload") from None
-
-
-def parse_event(payload: str) -> StripeEvent:
-    """Raw event JSON → a validated StripeEvent (its action says what it means)."""
+def parse_event(payload: str, *, is_currency: IsCurrency) -> StripeEvent:
+    """Raw event JSON → a validated StripeEvent (its action says what it means).
+    `is_currency` decides which three-letter codes are currencies."""
     event = _loads(payload, "payload ")
     if not isinstance(event, dict):
         raise StripeRejection(f"expected a Stripe event object, got {_kind(event)}")
@@ -214,7 +200,7 @@ def parse_event(payload: str) -> StripeEvent:
     data = event.get("data")
     obj = data.get("object") if isinstance(data, dict) else None
     object_id = obj.get("id") if isinstance(obj, dict) and isinstance(obj.get("id"), str) else None
-    action = _action(event_type, obj)
+    action = _action(event_type, obj, is_currency)
     return StripeEvent(event_id, event_type, created, event.get("livemode") is True, object_id, event, action)
 
 
@@ -226,7 +212,7 @@ def _loads(text: str, what: str) -> Any:
     except json.JSONDecodeError as exc:
         raise StripeRejection(f"malformed JSON {what}({exc.msg} at column {exc.colno})") from None
     except (ValueError, RecursionError, TypeError) as exc:
-        raise StripeRejection(f"malformed JSON {what}({_first_line(str(exc)) or type(exc).__name__})") from None
+        raise StripeRejection(f"malformed JSON {what}({first_line(str(exc), type(exc).__name__)})") from None
 
 
 def _reject_constant(name: str) -> Any:
@@ -267,7 +253,7 @@ def _created(event: Mapping[str, Any]) -> datetime:
         raise StripeRejection("event has no created")
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_CREATED:
         raise StripeRejection(f"event.created must be Unix seconds as an integer, got {_show(value)}")
-    return datetime.fromtimestamp(value, tz=timezone.utc)
+    return datetime.fromtimestamp(value, tz=UTC)
 
 
 def _amount(obj: Mapping[str, Any], key: str) -> int:
@@ -284,14 +270,11 @@ def _minor(value: Any, where: str) -> int:
     return value
 
 
-def _currency(obj: Mapping[str, Any]) -> str:
-    from pycountry import currencies
-
+def _currency(obj: Mapping[str, Any], is_currency: IsCurrency) -> str:
     value = obj.get("currency")
     if value is None:
         raise StripeRejection("data.object.currency is missing")
-    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z]{3}", value) \
-            or currencies.get(alpha_3=value.upper()) is None:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z]{3}", value) or not is_currency(value.upper()):
         raise StripeRejection(f"unknown currency {_show(value)} (not an ISO 4217 code)")
     return value.upper()
 
@@ -330,22 +313,18 @@ def _kind(value: Any) -> str:
             type(None): "null"}.get(type(value), "a number")
 
 
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else ""
-
-
 # ---------------------------------------------------------------- per-type actions
 
-def _action(event_type: str, obj: Any) -> Action | None:
+def _action(event_type: str, obj: Any, is_currency: IsCurrency) -> Action | None:
     builder = _BUILDERS.get(event_type)
     if builder is None:
         return None
     if not isinstance(obj, dict):
         raise StripeRejection(f"{event_type}: data.object is missing or not an object")
-    return builder(obj)
+    return builder(obj, is_currency)
 
 
-def _charge_succeeded(obj: dict[str, Any]) -> ChargeSucceeded:
+def _charge_succeeded(obj: dict[str, Any], is_currency: IsCurrency) -> ChargeSucceeded:
     metadata = _dict(obj.get("metadata"))
     card = _dict(_dict(obj.get("payment_method_details")).get("card"))
     txn = obj.get("balance_transaction")
@@ -354,17 +333,17 @@ def _charge_succeeded(obj: dict[str, Any]) -> ChargeSucceeded:
         fee = _minor(txn["fee"], "data.object.balance_transaction.fee")
     return ChargeSucceeded(
         charge_id=_required_text(obj, "id", "data.object"), amount=_amount(obj, "amount"),
-        currency=_currency(obj), idea_id=_text(metadata.get("idea_id")), customer_id=_ref(obj.get("customer")),
+        currency=_currency(obj, is_currency), idea_id=_text(metadata.get("idea_id")), customer_id=_ref(obj.get("customer")),
         task_hint=_task_hint(metadata.get("task_id")), card_country=_text(card.get("country")),
         card_fingerprint=_text(card.get("fingerprint")), ip_country=_text(metadata.get("ip_country")),
         fee=fee, balance_transaction_id=_ref(txn))
 
 
-def _charge_refunded(obj: dict[str, Any]) -> ChargeRefunded:
+def _charge_refunded(obj: dict[str, Any], is_currency: IsCurrency) -> ChargeRefunded:
     metadata = _dict(obj.get("metadata"))
     return ChargeRefunded(
         charge_id=_required_text(obj, "id", "data.object"), amount_refunded=_amount(obj, "amount_refunded"),
-        currency=_currency(obj), idea_id=_text(metadata.get("idea_id")), customer_id=_ref(obj.get("customer")),
+        currency=_currency(obj, is_currency), idea_id=_text(metadata.get("idea_id")), customer_id=_ref(obj.get("customer")),
         task_hint=_task_hint(metadata.get("task_id")))
 
 
@@ -381,28 +360,28 @@ def _dispute_fee(obj: dict[str, Any]) -> int:
     return sum(_minor(fee, "data.object.balance_transactions[].fee") for fee in fees)
 
 
-def _dispute_created(obj: dict[str, Any]) -> DisputeCreated:
+def _dispute_created(obj: dict[str, Any], is_currency: IsCurrency) -> DisputeCreated:
     return DisputeCreated(dispute_id=_text(obj.get("id")), charge_id=_dispute_charge(obj),
-                          amount=_amount(obj, "amount"), currency=_currency(obj), fee=_dispute_fee(obj))
+                          amount=_amount(obj, "amount"), currency=_currency(obj, is_currency), fee=_dispute_fee(obj))
 
 
-def _dispute_closed(obj: dict[str, Any]) -> DisputeClosed:
+def _dispute_closed(obj: dict[str, Any], is_currency: IsCurrency) -> DisputeClosed:
     return DisputeClosed(dispute_id=_text(obj.get("id")), charge_id=_dispute_charge(obj),
-                         amount=_amount(obj, "amount"), currency=_currency(obj), won=obj.get("status") == "won")
+                         amount=_amount(obj, "amount"), currency=_currency(obj, is_currency), won=obj.get("status") == "won")
 
 
-def _payment_intent(obj: dict[str, Any]) -> PaymentIntentSeen:
+def _payment_intent(obj: dict[str, Any], is_currency: IsCurrency) -> PaymentIntentSeen:
     _amount(obj, "amount")
-    _currency(obj)
+    _currency(obj, is_currency)
     return PaymentIntentSeen()
 
 
-_BUILDERS = {
+_BUILDERS: dict[str, Callable[[dict[str, Any], IsCurrency], Action]] = {
     "charge.succeeded": _charge_succeeded,
     "charge.refunded": _charge_refunded,
     "charge.dispute.created": _dispute_created,
     "charge.dispute.closed": _dispute_closed,
-    **{t: _payment_intent for t in PAYMENT_INTENT_TYPES},
+    **dict.fromkeys(PAYMENT_INTENT_TYPES, _payment_intent),
 }
 
 

@@ -13,6 +13,7 @@ import logging
 import random
 
 from fsar_tui.domain.backoff import backoff_delay
+from fsar_tui.errors import first_line
 
 log = logging.getLogger("fsar_tui.live")
 
@@ -39,8 +40,7 @@ class Reconnect:
     async def failed(self, error: BaseException) -> None:
         if self.attempt == 0:
             self.outages += 1
-            text = str(error).splitlines()[0] if str(error) else type(error).__name__
-            log.warning(self.lost_message.format(what=self.what, error=text))
+            log.warning(self.lost_message.format(what=self.what, error=first_line(error)))
         self.attempt += 1
         self.reconnects += 1
         self.state = "reconnecting"

@@ -5,7 +5,9 @@ The meaning of an event (validation, mapping to ledger rows) lives in
 fsar_tui/domain/stripe_events.py; the SQL in fsar_tui/db/stripe.py.
 
 - `StripeIngestor.ingest(payload, signature)` is the single entry point: verify the
-  signature when a secret is set (before any database work), parse and validate, then
+  signature when a secret is set (before any database work; `verify_signature`, with
+  Stripe's own code), parse and validate (`parse_event`: the domain's parser with
+  pycountry's ISO 4217 codes), then
   store the event and its ledger rows in one transaction (`store_event`). The result
   is "accepted" (applied), "skipped" (stored, type not handled) or "duplicate" (the
   event id was already stored: nothing written). A bad event raises StripeRejection
@@ -34,15 +36,9 @@ from typing import BinaryIO, Literal
 import psycopg
 
 from fsar_tui.db import stripe as stripe_db
-from fsar_tui.domain.sanitize import strip_controls
-from fsar_tui.domain.stripe_events import (
-    ChargeFacts,
-    StripeEvent,
-    StripeRejection,
-    decode_payload,
-    ledger_drafts,
-    split_line,
-)
+from fsar_tui.domain import stripe_events
+from fsar_tui.domain.sanitize import first_line, strip_controls
+from fsar_tui.domain.stripe_events import ChargeFacts, StripeEvent, StripeRejection, ledger_drafts, split_line
 from fsar_tui.errors import UsageError
 
 Result = Literal["accepted", "duplicate", "skipped"]
@@ -51,6 +47,39 @@ ConnectionSource = Callable[[], AbstractContextManager[psycopg.Connection]]
 MAX_LINE_BYTES = 4 * 1024 * 1024
 STATEMENT_TIMEOUT_MS = 30_000
 SECRET_ENV = "FSAR_STRIPE_WEBHOOK_SECRET"
+
+
+def is_iso_currency(code: str) -> bool:
+    """An upper-cased three-letter code that ISO 4217 lists (pycountry's table)."""
+    from pycountry import currencies
+
+    return currencies.get(alpha_3=code) is not None
+
+
+def parse_event(payload: str) -> StripeEvent:
+    """Raw event JSON → a validated StripeEvent, currencies checked against ISO 4217."""
+    return stripe_events.parse_event(payload, is_currency=is_iso_currency)
+
+
+def verify_signature(payload: str, signature: str | None, secret: str, *, tolerance: int | None) -> None:
+    """Stripe's own check of the Stripe-Signature header; a StripeRejection when it fails."""
+    from stripe import SignatureVerificationError, WebhookSignature
+
+    if not signature:
+        raise StripeRejection("missing Stripe signature (FSAR_STRIPE_WEBHOOK_SECRET is set: every event must be signed)")
+    try:
+        WebhookSignature.verify_header(payload, signature, secret, tolerance=tolerance)
+    except SignatureVerificationError as exc:
+        raise StripeRejection(f"bad Stripe signature: {first_line(exc.user_message or '')}") from None
+    except (ValueError, TypeError, UnicodeError):
+        raise StripeRejection("bad Stripe signature: malformed Stripe-Signature header or payload") from None
+
+
+def decode_payload(payload: str, signature: str | None, secret: str | None, *, tolerance: int | None) -> StripeEvent:
+    """Verify (when a secret is set) and parse one raw event body."""
+    if secret is not None:
+        verify_signature(payload, signature, secret, tolerance=tolerance)
+    return parse_event(payload)
 
 
 @dataclass(frozen=True)
@@ -79,7 +108,7 @@ def store_event(conn: psycopg.Connection, event: StripeEvent) -> Result:
         with conn.transaction():
             return _store(conn, event)
     except (psycopg.DataError, psycopg.IntegrityError) as exc:
-        raise StripeRejection(f"the database refused event {event.id!r}: {_first_line(str(exc))}") from None
+        raise StripeRejection(f"the database refused event {event.id!r}: {first_line(str(exc), 'unknown error')}") from None
 
 
 def _store(conn: psycopg.Connection, event: StripeEvent) -> Result:
@@ -95,10 +124,6 @@ def _store(conn: psycopg.Connection, event: StripeEvent) -> Result:
     for draft in ledger_drafts(event, facts):
         stripe_db.insert_ledger(conn, draft, stripe_db.existing_task_id(conn, draft.task_hint))
     return "skipped" if event.outcome == "skipped" else "accepted"
-
-
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else "unknown error"
 
 
 # ---------------------------------------------------------------- files

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 
-from fsar_tui.domain.sanitize import strip_controls
+from fsar_tui.domain.sanitize import first_line, strip_controls
 from fsar_tui.domain.stripe_events import WEBHOOK_TOLERANCE, StripeRejection
 from fsar_tui.errors import FsarError
 from fsar_tui.services.stripe_ingest import STATEMENT_TIMEOUT_MS, StripeIngestor, check_secret
@@ -62,7 +62,7 @@ class WebhookServer(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         exc = sys.exc_info()[1]
-        self.log_line(f"{client_address[0]} connection error: {type(exc).__name__}: {_first_line(str(exc))}")
+        self.log_line(f"{client_address[0]} connection error: {type(exc).__name__}: {first_line(str(exc))}")
 
 
 def make_server(dsn: str, host: str, port: int, path: str, secret: str | None, *,
@@ -136,11 +136,11 @@ class WebhookHandler(BaseHTTPRequestHandler):
         except StripeRejection as exc:
             return 400, {"error": str(exc)}, f"rejected: {exc}"
         except (FsarError, psycopg.OperationalError) as exc:
-            return 503, {"error": "database unavailable"}, f"database unavailable: {_first_line(_message(exc))}"
+            return 503, {"error": "database unavailable"}, f"database unavailable: {first_line(_message(exc))}"
         except psycopg.Error as exc:
-            return 500, {"error": "database error"}, f"database error: {_first_line(str(exc))}"
+            return 500, {"error": "database error"}, f"database error: {first_line(str(exc))}"
         except Exception as exc:  # a bug must still answer (Stripe retries) and log one line
-            return 500, {"error": "internal error"}, f"internal error: {type(exc).__name__}: {_first_line(str(exc))}"
+            return 500, {"error": "internal error"}, f"internal error: {type(exc).__name__}: {first_line(str(exc))}"
         return 200, {"result": done.result}, f"{done.result} {done.event.id} {done.event.type}"
 
     def _reply(self, status: int, reply: dict[str, str], started: float, note: str = "", *,
@@ -168,9 +168,5 @@ class WebhookHandler(BaseHTTPRequestHandler):
 
 def _message(exc: BaseException) -> str:
     return exc.message if isinstance(exc, FsarError) else str(exc)
-
-
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else ""
 
 

@@ -20,7 +20,7 @@ from fsar_tui.db import executor
 from fsar_tui.db.connect import aconnect
 from fsar_tui.domain.backoff import backoff_delay
 from fsar_tui.domain.money import token_cost_minor
-from fsar_tui.errors import ConnectionFailed
+from fsar_tui.errors import ConnectionFailed, first_line
 from fsar_tui.domain.events import TaskChange, task_message, task_topic
 from fsar_tui.live.mqtt import MqttPublisher
 from fsar_tui.sim import profiles
@@ -91,7 +91,7 @@ class Worker:
                 # A statement failed (a constraint, a bug): say so, keep the worker alive;
                 # the attempt it was running comes back through its lease.
                 self.stats.errors += 1
-                log.warning("worker %s: %s", self.id, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                log.warning("worker %s: %s", self.id, first_line(exc))
                 attempt += 1
                 if conn is not None:
                     await conn.close()
