@@ -11,7 +11,7 @@ import importlib
 
 from fsar_tui.commands.base import Parser
 
-FAMILIES = ("schema", "fleet", "profile", "roi", "report", "stripe", "rollouts", "audit", "log",
+FAMILIES = ("schema", "fleet", "tasks", "profile", "roi", "report", "stripe", "rollouts", "audit", "log",
             "proposals", "governance")
 
 

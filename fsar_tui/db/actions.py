@@ -5,7 +5,8 @@ those still in that state (the optimistic check); rows that moved meanwhile are
 returned as `changed`, never silently hit. In the same transaction it appends one
 operator_actions row (actor = OS user, db_role = current_user via the trigger, reason,
 before/after with the ids). A read-only session or role makes Postgres refuse the
-UPDATE; `ActionRefused` carries the plain explanation.
+UPDATE; `ActionRefused` carries the plain explanation. `apply_action` (the queue screen)
+and `apply_action_sync` (`fsar-tui tasks`) share the checks, the SQL and the log entry.
 
 Transitions:
     retry    failed            -> queued  (finished_at cleared; one more attempt allowed)
@@ -19,7 +20,7 @@ import getpass
 from dataclasses import dataclass, field
 
 import psycopg
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, Connection
 
 from fsar_tui.db import operator_log
 
@@ -65,32 +66,66 @@ def os_user() -> str:
         return "unknown"
 
 
-async def apply_action(conn: AsyncConnection, action: str, seen: list[tuple[int, str]], reason: str,
-                       *, scope: str, actor: str | None = None) -> ActionResult:
-    """Apply `action` to the tasks in `seen` [(id, status as seen)], atomically."""
+def _plan(action: str, seen: list[tuple[int, str]], reason: str) -> tuple[ActionResult, list[tuple[int, str]], dict]:
+    """Check the request; split `seen` into applicable and not; the UPDATE's parameters."""
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}")
     if not reason.strip():
         raise ValueError("a reason is required")
-    allowed, target = ACTIONS[action]
+    allowed, _ = ACTIONS[action]
     result = ActionResult(action)
     applicable = [(i, s) for i, s in seen if s in allowed]
     result.not_applicable = [i for i, s in seen if s not in allowed]
+    params = {"ids": [i for i, _ in applicable], "seen": [s for _, s in applicable], "allowed": list(allowed)}
+    return result, applicable, params
+
+
+def _settle(result: ActionResult, applicable: list[tuple[int, str]], updated: list[tuple]) -> dict | None:
+    """Record what the UPDATE touched; the operator-log entry's fields, None if nothing was."""
+    result.done = sorted(r[0] for r in updated)
+    done = set(result.done)
+    result.changed = [i for i, _ in applicable if i not in done]
+    if not result.done:
+        return None
+    before = {str(i): s for i, s in applicable if i in done}
+    return {"action": f"task.{result.action}", "before": {"status": before},
+            "after": {"status": ACTIONS[result.action][1], "ids": result.done}}
+
+
+def _refused(action: str, exc: Exception) -> ActionRefused:
+    return ActionRefused(f"the database refused {action}: {str(exc).splitlines()[0]} (read-only session or role)")
+
+
+async def apply_action(conn: AsyncConnection, action: str, seen: list[tuple[int, str]], reason: str,
+                       *, scope: str, actor: str | None = None) -> ActionResult:
+    """Apply `action` to the tasks in `seen` [(id, status as seen)], atomically."""
+    result, applicable, params = _plan(action, seen, reason)
     if not applicable:
         return result
     try:
         async with conn.transaction():
-            cur = await conn.execute(UPDATE_SQL[target], {
-                "ids": [i for i, _ in applicable], "seen": [s for _, s in applicable], "allowed": list(allowed)})
-            result.done = sorted(r[0] for r in await cur.fetchall())
-            done = set(result.done)
-            result.changed = [i for i, _ in applicable if i not in done]
-            if result.done:
-                before = {str(i): s for i, s in applicable if i in done}
-                await operator_log.append(conn, actor=actor or os_user(), action=f"task.{action}", target=scope,
-                                          reason=reason.strip(), before={"status": before},
-                                          after={"status": target, "ids": result.done})
+            cur = await conn.execute(UPDATE_SQL[ACTIONS[action][1]], params)
+            entry = _settle(result, applicable, await cur.fetchall())
+            if entry is not None:
+                await operator_log.append(conn, actor=actor or os_user(), target=scope, reason=reason.strip(), **entry)
     except (psycopg.errors.ReadOnlySqlTransaction, psycopg.errors.InsufficientPrivilege) as exc:
-        raise ActionRefused(f"the database refused {action}: {str(exc).splitlines()[0]} "
-                            "(read-only session or role)") from None
+        raise _refused(action, exc) from None
+    return result
+
+
+def apply_action_sync(conn: Connection, action: str, seen: list[tuple[int, str]], reason: str,
+                      *, scope: str, actor: str | None = None) -> ActionResult:
+    """`apply_action` for the CLI (`fsar-tui tasks retry|cancel|requeue`): the same
+    optimistic UPDATE and operator-log entry, in one transaction."""
+    result, applicable, params = _plan(action, seen, reason)
+    if not applicable:
+        return result
+    try:
+        with conn.transaction():
+            updated = conn.execute(UPDATE_SQL[ACTIONS[action][1]], params).fetchall()
+            entry = _settle(result, applicable, updated)
+            if entry is not None:
+                operator_log.append_sync(conn, actor=actor or os_user(), target=scope, reason=reason.strip(), **entry)
+    except (psycopg.errors.ReadOnlySqlTransaction, psycopg.errors.InsufficientPrivilege) as exc:
+        raise _refused(action, exc) from None
     return result

@@ -3,6 +3,7 @@
 Never loads the table: pages are `LIMIT n` after a keyset cursor on (sort column, id),
 so page N costs the same as page 1 on an index. Filters are compiled to
 parameterised WHERE clauses from `domain.task_filter.TaskFilter` (never string-pasted).
+The CLI (`fsar-tui tasks`, commands/tasks.py) runs the same SQL through `_sync` twins.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, Connection
 from psycopg.rows import dict_row
 
 from fsar_tui.domain.task_filter import TaskFilter
@@ -81,7 +82,8 @@ class PageRequest:
     limit: int = 100
 
 
-async def page(conn: AsyncConnection, req: PageRequest) -> list[TaskRow]:
+def _page_query(req: PageRequest) -> tuple[str, dict[str, Any]]:
+    """The keyset page's SQL and parameters (shared by `page` and `page_sync`)."""
     if req.sort not in SORTABLE:
         raise ValueError(f"cannot sort by {req.sort!r}")
     col = SORTABLE[req.sort]
@@ -103,8 +105,17 @@ async def page(conn: AsyncConnection, req: PageRequest) -> list[TaskRow]:
         params.update(after_value=value, after_id=last_id)
     order = f"t.id {direction}" if req.sort == "id" else f"{col} {direction} {nulls}, t.id {direction}"
     sql = f"SELECT {LIST_COLUMNS} FROM execution_tasks t WHERE {where} {keyset} ORDER BY {order} LIMIT %(limit)s"
-    cur = await conn.execute(sql, {**params, "limit": req.limit})
+    return sql, {**params, "limit": req.limit}
+
+
+async def page(conn: AsyncConnection, req: PageRequest) -> list[TaskRow]:
+    cur = await conn.execute(*_page_query(req))
     return [TaskRow(*r) for r in await cur.fetchall()]
+
+
+def page_sync(conn: Connection, req: PageRequest) -> list[TaskRow]:
+    """`page` for the CLI (`fsar-tui tasks list`)."""
+    return [TaskRow(*r) for r in conn.execute(*_page_query(req)).fetchall()]
 
 
 def sort_key(row: TaskRow, sort: str) -> tuple[Any, int]:
@@ -113,21 +124,52 @@ def sort_key(row: TaskRow, sort: str) -> tuple[Any, int]:
     return getattr(row, attr), row.id
 
 
+def _count_query(f: TaskFilter, cap: int) -> tuple[str, dict[str, Any]]:
+    where, params = where_clause(f)
+    sql = f"SELECT count(*) FROM (SELECT 1 FROM execution_tasks t WHERE {where} LIMIT %(cap)s) s"
+    return sql, {**params, "cap": cap}
+
+
 async def count_matching(conn: AsyncConnection, f: TaskFilter, cap: int = 10_001) -> int:
     """How many tasks match, counting at most `cap` (the screen says "10,000+")."""
-    where, params = where_clause(f)
-    cur = await conn.execute(
-        f"SELECT count(*) FROM (SELECT 1 FROM execution_tasks t WHERE {where} LIMIT %(cap)s) s", {**params, "cap": cap})
+    cur = await conn.execute(*_count_query(f, cap))
     return (await cur.fetchone())[0]
+
+
+def count_matching_sync(conn: Connection, f: TaskFilter, cap: int = 10_001) -> int:
+    return conn.execute(*_count_query(f, cap)).fetchone()[0]
+
+
+def _matching_query(f: TaskFilter, statuses: tuple[str, ...], cap: int) -> tuple[str, dict[str, Any]]:
+    where, params = where_clause(f)
+    sql = (f"SELECT t.id, t.status FROM execution_tasks t WHERE {where} AND t.status = ANY(%(action_statuses)s) "
+           "ORDER BY t.id LIMIT %(cap)s")
+    return sql, {**params, "action_statuses": list(statuses), "cap": cap}
 
 
 async def matching_ids(conn: AsyncConnection, f: TaskFilter, statuses: tuple[str, ...], cap: int) -> list[tuple[int, str]]:
     """(id, status) of tasks matching the filter in one of `statuses` (bulk actions)."""
-    where, params = where_clause(f)
-    cur = await conn.execute(
-        f"SELECT t.id, t.status FROM execution_tasks t WHERE {where} AND t.status = ANY(%(action_statuses)s) "
-        "ORDER BY t.id LIMIT %(cap)s", {**params, "action_statuses": list(statuses), "cap": cap})
+    cur = await conn.execute(*_matching_query(f, statuses, cap))
     return await cur.fetchall()
+
+
+def matching_ids_sync(conn: Connection, f: TaskFilter, statuses: tuple[str, ...], cap: int) -> list[tuple[int, str]]:
+    return conn.execute(*_matching_query(f, statuses, cap)).fetchall()
+
+
+def count_in_states_sync(conn: Connection, f: TaskFilter, statuses: tuple[str, ...], cap: int) -> int:
+    """How many tasks match the filter in one of `statuses`, counting at most `cap` (to say
+    how many a refused bulk action would have touched)."""
+    where, params = where_clause(f)
+    return conn.execute(
+        f"SELECT count(*) FROM (SELECT 1 FROM execution_tasks t WHERE {where} "
+        "AND t.status = ANY(%(action_statuses)s) LIMIT %(cap)s) s",
+        {**params, "action_statuses": list(statuses), "cap": cap}).fetchone()[0]
+
+
+def statuses_of_sync(conn: Connection, ids: list[int]) -> dict[int, str]:
+    """id -> current status of those of `ids` that exist (what the operator "saw")."""
+    return dict(conn.execute("SELECT id, status FROM execution_tasks WHERE id = ANY(%s)", (list(ids),)).fetchall())
 
 
 async def status_type_counts(conn: AsyncConnection, by_model: bool = False) -> list[tuple]:
@@ -195,20 +237,33 @@ async def activity(conn: AsyncConnection, minutes: int = 30) -> list[tuple[datet
     return await cur.fetchall()
 
 
-async def task_detail(conn: AsyncConnection, task_id: int) -> dict[str, Any] | None:
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            """SELECT t.*, rr.revision AS rollout_revision, r.target AS rollout_target,
+DETAIL_SQL = """SELECT t.*, rr.revision AS rollout_revision, r.target AS rollout_target,
                       p.severity AS proposal_severity
                FROM execution_tasks t
                LEFT JOIN rollout_revisions rr ON rr.id = t.rollout_revision_id
                LEFT JOIN rollouts r ON r.id = rr.rollout_id
                LEFT JOIN fsar_proposals p ON p.id = t.proposal_id
-               WHERE t.id = %s""", (task_id,))
+               WHERE t.id = %s"""
+EVENTS_SQL = "SELECT from_status, to_status, attempt, worker_id, at FROM task_events WHERE task_id = %s ORDER BY id"
+
+
+async def task_detail(conn: AsyncConnection, task_id: int) -> dict[str, Any] | None:
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(DETAIL_SQL, (task_id,))
         task = await cur.fetchone()
         if task is None:
             return None
-        await cur.execute("SELECT from_status, to_status, attempt, worker_id, at FROM task_events "
-                          "WHERE task_id = %s ORDER BY id", (task_id,))
+        await cur.execute(EVENTS_SQL, (task_id,))
         task["events"] = await cur.fetchall()
+    return task
+
+
+def task_detail_sync(conn: Connection, task_id: int) -> dict[str, Any] | None:
+    """`task_detail` for the CLI (`fsar-tui tasks show`): the row, its rollout and
+    proposal, and `events` (the task_events trail, oldest first)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        task = cur.execute(DETAIL_SQL, (task_id,)).fetchone()
+        if task is None:
+            return None
+        task["events"] = cur.execute(EVENTS_SQL, (task_id,)).fetchall()
     return task

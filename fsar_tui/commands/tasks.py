@@ -1,0 +1,457 @@
+"""`fsar-tui tasks …`: the queue screen (screens/queue.py), headless — for scripts and cron.
+
+Owns the `tasks` command family; the SQL is db/tasks.py's and db/actions.py's (the
+`_sync` twins of what the screen runs), the filter language is domain/task_filter.py's.
+
+tasks list [--filter EXPR] [--sort COL] [--reverse] [--limit N] [--format table|json|csv]
+    Keyset pages in PostgreSQL (db/tasks.page_sync), newest first by default (every sort
+    column descends, NULLs last; --reverse ascends). It reads one row past --limit as a
+    probe; only when that row exists does it count the matches, capped like the screen
+    (`count_matching`): the table ends with "100 of 2,345 tasks" or "100 of >10,000
+    tasks". JSON (a list) and CSV keep stdout to the rows and say the same on stderr.
+tasks show ID [--format text|json]
+    db/tasks.task_detail_sync: the row, rollout and proposal, and the task_events trail
+    (from → to, attempt, worker, at). Attempts are rebuilt from the trail: one per
+    transition into running, ended by the next transition out of it (its outcome;
+    `queued` = put back: an executor retry, an expired lease or an operator requeue),
+    with its worker, queue wait and run time. The data keeps one error per task — each
+    attempt's end overwrites it — so the stored error is shown on the latest attempt
+    ended by its worker or the lease reaper (not on an operator's cancel), and earlier
+    attempts say theirs was not kept. (An operator requeue of a running task cannot be
+    told apart from an executor retry in task_events; the error is then shown on it.)
+    A task without events (legacy rows) gets one attempt from its own columns.
+    Payload and result are redacted (domain/redact.redact_value) unless this run's
+    --reveal was allowed and logged (domain/sanitize.revealed()).
+tasks retry|cancel|requeue (ID… | --filter EXPR) --reason TEXT [--yes] [--dry-run]
+    db/actions.apply_action_sync: the screen's transitions, optimistic check (a row
+    that moved since it was read is left alone and reported by id: exit 1), one
+    transaction, one operator_actions row (actor = the OS user, action task.<name>,
+    target "task: ID" / "tasks: IDS" / "filter: EXPR: IDS" — ids as the screen writes
+    them, the first 50 — reason, before/after).
+    Named ids must all exist (else "task N does not exist", exit 1) and all be in a
+    state the action applies to (else exit 1 naming them): a script that names a task
+    means that task, so nothing is done rather than part of it.
+    --filter acts on the matching tasks in the action's from-states. Choice on the cap:
+    it REFUSES (exit 1, nothing written) when more than 10,000 (the screen's bulk cap)
+    match, saying how many (counted up to 1,000,000) and to narrow the filter; it never
+    acts on a silently capped subset, and never splits one action over transactions.
+    More than one task: the count is stated and needs --yes, or at a terminal the
+    operator types the count; not a terminal and no --yes is a usage error (exit 2)
+    before anything is written. --dry-run lists what would change (no reason needed).
+    --read-only refuses the actions (exit 2); --dry-run still works.
+Untrusted text (task_type, ai_model, worker, error, payload, result) goes through
+domain/sanitize.safe_str (control sequences removed, then redacted) in every format.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from argparse import Namespace
+from datetime import UTC, datetime
+from typing import Any
+
+from fsar_tui.commands.base import Context, Parser, add_command, subcommands
+from fsar_tui.db.actions import ACTIONS
+from fsar_tui.db.tasks import SORTABLE
+from fsar_tui.errors import EXIT_FAILED, EXIT_OK, CheckFailed, UsageError
+
+BULK_CAP = 10_000  # the queue screen's bulk cap (screens/queue.py BULK_CAP)
+COUNT_CAP = 10_001  # the list's "of N" count stops here: "of >10,000"
+REFUSED_COUNT_CAP = 1_000_001  # how far a refused bulk action counts its matches
+PAGE = 1_000  # rows per keyset page when --limit is larger
+LIST_FIELDS = ("id", "status", "task_type", "ai_model", "attempt", "max_attempts", "worker_id", "created_at",
+               "started_at", "finished_at", "run_s", "cost_minor", "currency", "error")
+
+
+def register(sub, common: Parser) -> None:
+    tasks_p = add_command(sub, common, "tasks", help="the task queue, headless: list, show, retry, cancel, requeue")
+    tasks_sub = subcommands(tasks_p, "tasks_command")
+    tl = add_command(
+        tasks_sub, common, "list", run_list, help="tasks matching a filter, newest first",
+        description="Filtered, sorted and paged in PostgreSQL, in the queue screen's filter language: "
+                    "status:failed type:self_improvement model:gpt-4o since:2h error~timeout. "
+                    "Says when more tasks match than are shown.")
+    tl.add_argument("--filter", default="", metavar="EXPR", help="the queue screen's filter (default: every task)")
+    tl.add_argument("--sort", choices=list(SORTABLE), default="id", help="sort column (default id)")
+    tl.add_argument("--reverse", action="store_true", help="oldest / smallest first")
+    tl.add_argument("--limit", type=int, default=100, help="rows to show (default 100)")
+    tl.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    ts = add_command(tasks_sub, common, "show", run_show,
+                     help="one task: attempts, events trail, error, payload and result (redacted)")
+    ts.add_argument("id", type=int, metavar="ID")
+    ts.add_argument("--format", choices=("text", "json"), default="text")
+    for name, (allowed, target) in ACTIONS.items():
+        ta = add_command(
+            tasks_sub, common, name, run_action, help=f"{_alternatives(allowed)} → {target}",
+            description=f"{name.capitalize()} tasks ({', '.join(allowed)} → {target}) in one transaction that only "
+                        "touches tasks still in the state read (others are reported by id), with an operator "
+                        "log entry. More than one task needs --yes, or typing the count at a terminal.")
+        ta.add_argument("ids", nargs="*", type=int, metavar="ID", help="task ids (or --filter)")
+        ta.add_argument("--filter", default=None, metavar="EXPR",
+                        help=f"every matching task in {', '.join(allowed)} (at most {BULK_CAP:,})")
+        ta.add_argument("--reason", help="why (required; goes to the operator log)")
+        ta.add_argument("--yes", action="store_true", help="do not ask to type the count")
+        ta.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
+
+
+# -- shared helpers -------------------------------------------------------------------------
+
+
+def _alternatives(words: tuple[str, ...]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
+
+
+def parse_filter_arg(text: str):
+    from fsar_tui.domain.task_filter import FilterError, parse_filter
+
+    try:
+        return parse_filter(text)
+    except FilterError as exc:
+        raise UsageError(f"--filter: {exc}") from None
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return None if value is None else value.astimezone(UTC)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else _utc(value).isoformat()
+
+
+def _when(value: datetime | None) -> str:
+    return "-" if value is None else f"{_utc(value):%Y-%m-%d %H:%M:%S}"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _ids(ids: list[int], most: int = 20) -> str:
+    shown = ", ".join(str(i) for i in ids[:most])
+    return shown + (f", … ({len(ids) - most:,} more)" if len(ids) > most else "")
+
+
+def _inert_value(value: Any) -> Any:
+    """A JSON value for printing: control sequences out of every string (keys too), then
+    the redaction policy unless this run's reveal is on."""
+    from fsar_tui.domain.redact import redact_value
+    from fsar_tui.domain.sanitize import revealed, strip_controls
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {(strip_controls(k) if isinstance(k, str) else k): clean(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [clean(x) for x in v]
+        return strip_controls(v) if isinstance(v, str) else v
+
+    cleaned = clean(value)
+    return cleaned if revealed() else redact_value(cleaned)
+
+
+# -- list -----------------------------------------------------------------------------------
+
+
+def run_list(args: Namespace, ctx: Context) -> int:
+    from fsar_tui.db import tasks
+
+    f = parse_filter_arg(args.filter)
+    if args.limit < 1:
+        raise UsageError(f"--limit must be at least 1, got {args.limit}")
+    want = args.limit + 1  # one row past the limit says whether more match
+    rows: list = []
+    after = None
+    with ctx.connect() as conn:
+        while len(rows) < want:
+            size = min(PAGE, want - len(rows))
+            batch = tasks.page_sync(conn, tasks.PageRequest(f, args.sort, not args.reverse, after, limit=size))
+            rows += batch
+            if len(batch) < size:
+                break
+            after = tasks.sort_key(batch[-1], args.sort)
+        more = len(rows) > args.limit
+        rows = rows[:args.limit]
+        matching = tasks.count_matching_sync(conn, f, COUNT_CAP) if more else len(rows)
+    summary = _summary(len(rows), matching, more)
+    if args.format == "table":
+        print(_table(rows))
+        print(summary)
+        return EXIT_OK
+    records = [_record(r) for r in rows]
+    if args.format == "json":
+        print(json.dumps(records, indent=2))
+    else:
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=LIST_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(records)
+        print(out.getvalue(), end="")
+    if more:
+        print(f"fsar-tui: {summary}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _summary(shown: int, matching: int, more: bool) -> str:
+    if not more:
+        return "no task matches" if shown == 0 else f"{shown:,} task{'s' if shown != 1 else ''}"
+    total = f">{COUNT_CAP - 1:,}" if matching >= COUNT_CAP else f"{matching:,}"
+    return f"{shown:,} of {total} tasks (raise --limit or narrow --filter to see more)"
+
+
+def _run_s(row) -> float | None:
+    from fsar_tui.domain.formatting import between
+
+    if row.started_at is None:
+        return None
+    return between(row.started_at, row.finished_at or datetime.now(UTC))
+
+
+def _record(row) -> dict[str, Any]:
+    from fsar_tui.domain.sanitize import safe_str
+
+    run = _run_s(row)
+    return {"id": row.id, "status": row.status, "task_type": safe_str(row.task_type),
+            "ai_model": None if row.ai_model is None else safe_str(row.ai_model),
+            "attempt": row.attempt, "max_attempts": row.max_attempts,
+            "worker_id": None if row.worker_id is None else safe_str(row.worker_id),
+            "created_at": _iso(row.created_at), "started_at": _iso(row.started_at),
+            "finished_at": _iso(row.finished_at), "run_s": None if run is None else round(run, 3),
+            "cost_minor": row.cost_minor, "currency": row.currency,
+            "error": None if row.error is None else safe_str(row.error)}
+
+
+def _table(rows: list) -> str:
+    from fsar_tui.domain.formatting import duration, money
+    from fsar_tui.domain.sanitize import safe_str
+
+    header = (f"{'id':>8}  {'status':<9} {'type':<22} {'model':<16} {'att':>5}  {'worker':<14} "
+              f"{'created (UTC)':<19}  {'run':>7}  {'cost':>12}  error")
+    lines = [header]
+    for r in rows:
+        error = _cut(_one_line(safe_str(r.error)), 60) if r.error else "-"
+        lines.append(
+            f"{r.id:>8}  {r.status:<9} {_cut(_one_line(safe_str(r.task_type)), 22):<22} "
+            f"{_cut(_one_line(safe_str(r.ai_model or '-')), 16):<16} {f'{r.attempt}/{r.max_attempts}':>5}  "
+            f"{_cut(_one_line(safe_str(r.worker_id or '-')), 14):<14} {_when(r.created_at):<19}  "
+            f"{duration(_run_s(r)):>7}  {money(r.cost_minor, r.currency):>12}  {error}")
+    return "\n".join(lines)
+
+
+# -- show -----------------------------------------------------------------------------------
+
+WORKER_ENDS = ("succeeded", "failed", "queued")  # ends that write the task's error (not an operator cancel)
+
+
+def attempts_of(task: dict[str, Any]) -> list[dict[str, Any]]:
+    """The task's attempts rebuilt from its events trail (see the module docstring)."""
+    events = task["events"]
+    attempts: list[dict[str, Any]] = []
+    entered_queue = None
+    for e in events:
+        if e["to_status"] == "queued":
+            entered_queue = e["at"]
+        if e["to_status"] == "running":
+            attempts.append({"attempt": e["attempt"], "worker_id": e["worker_id"], "queued_at": entered_queue,
+                             "started_at": e["at"], "ended_at": None, "outcome": "running", "error": None,
+                             "error_kept": False})
+        elif e["from_status"] == "running" and attempts and attempts[-1]["ended_at"] is None:
+            attempts[-1].update(ended_at=e["at"], outcome=e["to_status"])
+    if not attempts and task["attempt"] > 0 and task["started_at"] is not None:
+        # No trail (a legacy row, or a bulk load without events): what the row itself says.
+        terminal = task["status"] in ("succeeded", "failed", "cancelled")
+        attempts.append({"attempt": task["attempt"], "worker_id": task["worker_id"], "queued_at": task["queued_at"],
+                         "started_at": task["started_at"], "ended_at": task["finished_at"] if terminal else None,
+                         "outcome": task["status"], "error": None, "error_kept": False})
+    latest = next((a for a in reversed(attempts) if a["ended_at"] is not None and a["outcome"] in WORKER_ENDS), None)
+    if latest is not None:
+        latest["error"], latest["error_kept"] = task["error"], True
+    return attempts
+
+
+def run_show(args: Namespace, ctx: Context) -> int:
+    from fsar_tui.db import tasks
+
+    with ctx.connect() as conn:
+        task = tasks.task_detail_sync(conn, args.id)
+    if task is None:
+        raise CheckFailed(f"task {args.id} does not exist")
+    attempts = attempts_of(task)
+    if args.format == "json":
+        print(json.dumps(_show_record(task, attempts), indent=2))
+    else:
+        print(_show_text(task, attempts))
+    return EXIT_OK
+
+
+def _s(value: Any) -> str | None:
+    from fsar_tui.domain.sanitize import safe_str
+
+    return None if value is None else safe_str(value)
+
+
+def _show_record(t: dict[str, Any], attempts: list[dict[str, Any]]) -> dict[str, Any]:
+    from fsar_tui.domain.formatting import between
+
+    now = datetime.now(UTC)
+    return {
+        "id": t["id"], "task_type": _s(t["task_type"]), "ai_model": _s(t["ai_model"]), "status": t["status"],
+        "priority": t["priority"], "attempt": t["attempt"], "max_attempts": t["max_attempts"],
+        "worker_id": _s(t["worker_id"]), "created_at": _iso(t["created_at"]), "queued_at": _iso(t["queued_at"]),
+        "started_at": _iso(t["started_at"]), "finished_at": _iso(t["finished_at"]),
+        "lease_expires_at": _iso(t["lease_expires_at"]),
+        "input_tokens": t["input_tokens"], "output_tokens": t["output_tokens"], "cost_minor": t["cost_minor"],
+        "currency": t["currency"], "idea_id": _s(t["idea_id"]),
+        "rollout": ({"target": _s(t["rollout_target"]), "revision": t["rollout_revision"]}
+                    if t["rollout_target"] else None),
+        "proposal": {"id": _s(t["proposal_id"]), "severity": t["proposal_severity"]} if t["proposal_id"] else None,
+        "error": _s(t["error"]),
+        "attempts": [{"attempt": a["attempt"], "worker_id": _s(a["worker_id"]), "outcome": a["outcome"],
+                      "queued_at": _iso(a["queued_at"]), "started_at": _iso(a["started_at"]),
+                      "ended_at": _iso(a["ended_at"]),
+                      "wait_s": _rounded(between(a["queued_at"], a["started_at"])),
+                      "run_s": _rounded(between(a["started_at"], a["ended_at"] or now)),
+                      "error": _s(a["error"]), "error_kept": a["error_kept"]} for a in attempts],
+        "events": [{"from": e["from_status"], "to": e["to_status"], "attempt": e["attempt"],
+                    "worker_id": _s(e["worker_id"]), "at": _iso(e["at"])} for e in t["events"]],
+        "payload": _inert_value(t["payload"]), "result": _inert_value(t["result"]),
+    }
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 3)
+
+
+def _json_text(value: Any) -> str:
+    if value is None:
+        return "  -"
+    text = json.dumps(_inert_value(value), indent=2, ensure_ascii=False, default=str)
+    return "\n".join("  " + line for line in text.splitlines())
+
+
+def _show_text(t: dict[str, Any], attempts: list[dict[str, Any]]) -> str:
+    from fsar_tui.domain.formatting import between, duration, money
+
+    s = lambda v: _one_line(_s(v) or "-")  # noqa: E731 - one-line, inert, redacted
+    now = datetime.now(UTC)
+    wait = between(t["queued_at"], t["started_at"])
+    run = between(t["started_at"], t["finished_at"] or (now if t["started_at"] else None))
+    # The row's started_at is the last attempt's; once the task went back to the queue its
+    # queued_at/finished_at belong to later events, and the difference means nothing.
+    requeued = t["started_at"] is not None and t["queued_at"] > t["started_at"]
+    facts = [
+        ("task", f"{t['id']} · {s(t['task_type'])} · {s(t['ai_model']) if t['ai_model'] else 'no model'}"),
+        ("status", f"{t['status']} · attempt {t['attempt']} of {t['max_attempts']} · worker {s(t['worker_id'])}"),
+        ("created", _when(t["created_at"]) + " UTC"),
+        ("queued", _when(t["queued_at"]) + " UTC"),
+        ("started", _when(t["started_at"]) + (" UTC" if t["started_at"] else "")),
+        ("finished", _when(t["finished_at"]) + (" UTC" if t["finished_at"] else "")),
+        ("timing", f"queue wait {duration(wait)} · run {duration(run)}" if not requeued
+                   else "put back in the queue since its last start (see attempts)"),
+        ("tokens", (f"in {t['input_tokens'] or 0:,} · out {t['output_tokens'] or 0:,} · cost "
+                    f"{money(t['cost_minor'], t['currency'])}")),
+        ("rollout", f"{s(t['rollout_target'])} revision {t['rollout_revision']}" if t["rollout_target"] else "-"),
+        ("proposal", f"{s(t['proposal_id'])} (severity {t['proposal_severity']})" if t["proposal_id"] else "-"),
+        ("idea", s(t["idea_id"])),
+    ]
+    out = [f"{label:<9} {value}" for label, value in facts]
+    out += ["", f"attempts ({len(attempts)}; times in UTC)"]
+    if not attempts:
+        out.append("  (none: never started)")
+    for a in attempts:
+        ended = _when(a["ended_at"]) if a["ended_at"] else "-"
+        wait_s, run_s = between(a["queued_at"], a["started_at"]), between(a["started_at"], a["ended_at"] or now)
+        out.append(f"  #{a['attempt']:<3} {a['outcome']:<10} worker {s(a['worker_id'])}"
+                   f" · started {_when(a['started_at'])} · ended {ended}"
+                   f" · wait {duration(wait_s)} · run {duration(run_s)}")
+        if a["error_kept"]:
+            out.append(f"       error: {s(a['error'])}")
+        elif a["ended_at"] is not None and a["outcome"] in WORKER_ENDS and a["outcome"] != "succeeded":
+            out.append("       error: not kept (a later attempt's end overwrote it)")
+    out += ["", f"events ({len(t['events'])})", f"  {'at (UTC)':<19}  {'from':<9} → {'to':<9}  {'attempt':>7}  worker"]
+    for e in t["events"]:
+        out.append(f"  {_when(e['at']):<19}  {e['from_status'] or '-':<9} → {e['to_status']:<9}  {e['attempt']:>7}  "
+                   f"{s(e['worker_id'])}")
+    out += ["", "error"]
+    out += ["  " + line for line in (_s(t["error"]) or "-").splitlines()] or ["  -"]
+    out += ["", "payload", _json_text(t["payload"]), "", "result", _json_text(t["result"])]
+    return "\n".join(out)
+
+
+# -- retry / cancel / requeue ---------------------------------------------------------------
+
+
+def run_action(args: Namespace, ctx: Context, stdin=None) -> int:
+    from fsar_tui.db import actions, tasks
+
+    action = args.tasks_command
+    allowed, target = ACTIONS[action]
+    ids = list(dict.fromkeys(args.ids))
+    if ids and args.filter is not None:
+        raise UsageError("give task ids or --filter, not both")
+    if not ids and args.filter is None:
+        raise UsageError(f"name the tasks to {action}: task ids, or --filter EXPR")
+    f = parse_filter_arg(args.filter) if args.filter is not None else None
+    reason = (args.reason or "").strip()
+    if not reason and not args.dry_run:
+        raise UsageError("--reason is required: say why, it goes to the operator log")
+    if ctx.settings.read_only and not args.dry_run:
+        raise UsageError(f"--read-only: {action} changes tasks (--dry-run shows what it would do)")
+    states = "/".join(allowed)
+    with ctx.connect() as conn:
+        if f is None:
+            current = tasks.statuses_of_sync(conn, ids)
+            missing = [i for i in ids if i not in current]
+            if missing:
+                raise CheckFailed(f"task {missing[0]} does not exist" if len(missing) == 1
+                                  else f"tasks {_ids(missing)} do not exist")
+            wrong = [f"{i} is {current[i]}" for i in ids if current[i] not in allowed]
+            if wrong:
+                raise CheckFailed(f"{action} applies to {states} tasks; task {', task '.join(wrong[:10])}"
+                                  f"{' …' if len(wrong) > 10 else ''}; nothing changed")
+            seen = [(i, current[i]) for i in ids]
+            scope = "task" if len(seen) == 1 else "tasks"
+        else:
+            seen = [(i, s) for i, s in tasks.matching_ids_sync(conn, f, allowed, BULK_CAP + 1)]
+            if not seen:
+                raise CheckFailed(f"no {states} task matches the filter {args.filter!r}; nothing changed")
+            if len(seen) > BULK_CAP:
+                n = tasks.count_in_states_sync(conn, f, allowed, REFUSED_COUNT_CAP)
+                how_many = f"more than {REFUSED_COUNT_CAP - 1:,}" if n >= REFUSED_COUNT_CAP else f"{n:,}"
+                raise CheckFailed(f"{how_many} {states} tasks match the filter; one {action} takes at most "
+                                  f"{BULK_CAP:,}: narrow the filter (e.g. since:, type:, id:); nothing changed")
+            scope = f"filter: {args.filter.strip() or '(all tasks)'}"
+        seen_ids = [i for i, _ in seen]
+        what = f"task {seen_ids[0]}" if len(seen) == 1 else f"{len(seen):,} tasks"
+        if args.dry_run:
+            print(f"dry run: would {action} {what} ({states} → {target}):")
+            for i, status in seen:
+                print(f"  {i:>8}  {status} → {target}")
+            print("dry run: nothing changed")
+            return EXIT_OK
+        print(f"{action} {what} ({states} → {target})" + (f": {_ids(seen_ids)}" if len(seen) > 1 else ""))
+        if len(seen) > 1 and not args.yes:
+            stdin = stdin or sys.stdin
+            if not stdin.isatty():
+                raise UsageError(f"{len(seen):,} tasks: a bulk {action} needs --yes (or typing the count at a "
+                                 "terminal); nothing changed")
+            print(f"type the number of tasks ({len(seen)}) to confirm: ", end="", flush=True)
+            if stdin.readline().strip().replace(",", "") != str(len(seen)):
+                print("fsar-tui: not confirmed; nothing changed", file=sys.stderr)
+                return EXIT_FAILED
+        try:
+            result = actions.apply_action_sync(conn, action, seen, reason, actor=actions.os_user(),
+                                               scope=f"{scope}: {','.join(str(i) for i in seen_ids[:50])}")
+        except actions.ActionRefused as exc:
+            raise CheckFailed(str(exc)) from None
+    print(f"{action}: {len(result.done):,} done" + (f" ({_ids(result.done)})" if result.done else ""))
+    if result.changed:
+        print(f"fsar-tui: {len(result.changed):,} changed meanwhile and were left alone: {_ids(result.changed)}",
+              file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
