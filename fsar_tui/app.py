@@ -34,10 +34,10 @@ import asyncio
 import gc
 import logging
 import os
-import time
 from collections.abc import Iterable
 
 import psycopg
+from psycopg_pool import PoolTimeout
 from textual import work
 from textual.app import App, ScreenStackError, SystemCommand
 from textual.binding import Binding
@@ -45,12 +45,14 @@ from textual.screen import Screen
 
 from fsar_tui.services.audit_pass import CHECK_EVERY_S, FIRST_CHECK_AFTER_S, CheckResult, scheduled_check
 from fsar_tui.config import Settings
+from fsar_tui.live.service import LiveService
+from fsar_tui.session import Session
 from fsar_tui.db.connect import open_pool
 from fsar_tui.db.server import aserver_facts
 from fsar_tui.domain.redact import policy as current_policy
 from fsar_tui.domain.sanitize import Reveal, install_reveal
 from fsar_tui.dsn import mask_dsn
-from fsar_tui.errors import FsarError, first_line
+from fsar_tui.errors import FsarError
 from fsar_tui.domain.events import Presence
 from fsar_tui.messages import ApplyFilter, AuditChecked, DatabaseReady, LiveBatch
 from fsar_tui.screens.command_line import CommandLine
@@ -105,22 +107,19 @@ class FsarApp(App):
         self.settings = settings
         self.dsn = dsn
         self.dsn_label = mask_dsn(dsn)
-        self.pool = None
-        self.read_only = settings.read_only
+        self.session = Session(dsn, settings)
         self.server_version = ""
-        self.db_state = "connecting"
-        self.fresh_at: float | None = None
+        self.connect_problem: str | None = None  # why the first connection failed, while it does
         self.live_name = "-"
         self.alerts = (0, 0)  # open drift alerts: (firing, acked)
         self.blocks: tuple = ()  # proposals blocking execution: (id, task type, severity)
-        self.privileges = None  # db.governance.Privileges, read at connect
         self.revealed = False
         # This session's reveal switch, shared by every task the app starts (sanitize.py).
         self.reveal = install_reveal(Reveal())
         self.redaction = current_policy()  # handed to the audit pass's thread
         self.audit_check: CheckResult | None = None
         self.presence: dict[str, str] = {}
-        self.live = None
+        self.live: LiveService | None = None
         self.set_keymap(settings.keymap)
 
     # -- lifecycle --------------------------------------------------------------------
@@ -144,20 +143,23 @@ class FsarApp(App):
         gc.collect()
         gc.freeze()
 
-    @work(exclusive=True, group="db-connect")
+    @work(exclusive=True, group="db-connect", exit_on_error=False)
     async def connect(self) -> None:
-        while self.pool is None:
+        session = self.session
+        while session.pool is None:
             pool = None
             try:
                 pool = await open_pool(self.dsn, statement_timeout_ms=self.settings.statement_timeout_ms,
-                                       read_only=self.read_only)
+                                       read_only=session.read_only)
                 async with pool.connection() as conn:
                     self.server_version = (await aserver_facts(conn)).version.split(" ")[0]
                     await self.read_privileges(conn)
                 # Screens start querying once the pool is there: by then what the role may
                 # do is known, so no action key is offered and then withdrawn.
-                self.pool = pool
-                self.db_reachable()
+                session.pool = pool
+                session.mark_reachable()
+                self.connect_problem = None
+                self.update_headers()
                 screen = self.active_screen()
                 if screen is not None:
                     screen.post_message(DatabaseReady())
@@ -170,29 +172,30 @@ class FsarApp(App):
                 if self.settings.ingest_live:
                     self.ingest_live()
             except (FsarError, psycopg.Error) as err:
-                if self.pool is None and pool is not None:
+                if session.pool is None and pool is not None:
                     await pool.close()  # opened, then the first queries failed: try afresh
-                message = getattr(err, "message", None) or mask_dsn(first_line(err))
-                self.db_state = f"unreachable: {message}"
+                self.connect_problem = session.describe(err)
+                session.state = f"unreachable: {self.connect_problem}"
                 self.update_headers()
                 await asyncio.sleep(2.0)
         self.start_live()
 
-    async def read_privileges(self, conn) -> None:
+    async def read_privileges(self, conn: psycopg.AsyncConnection) -> None:
         """What the role may do decides what the screens offer; Postgres enforces it anyway."""
         from fsar_tui.db.actions import os_user
         from fsar_tui.db.governance import Privileges, RevealRefused, privileges, record_reveal
+        session = self.session
         try:
-            self.privileges = await privileges(conn)
+            session.privileges = await privileges(conn)
         except psycopg.Error as exc:
             # A schema behind head (no roles yet): offer the actions and let Postgres decide.
             await conn.rollback()
-            self.privileges = Privileges(conn.info.user, False, True, True, False, False)
+            session.privileges = Privileges(conn.info.user, False, True, True, False, False)
             self.notify(f"could not read the role's privileges ({type(exc).__name__}); is the schema at head? "
                         "(fsar-tui migrate)", severity="warning", timeout=15)
-        if not self.privileges.act and not self.read_only:
-            self.read_only = True
-            self.notify(f"role {self.privileges.role} may only read: actions are hidden", timeout=8)
+        if not session.privileges.act and not session.read_only:
+            session.read_only = True
+            self.notify(f"role {session.privileges.role} may only read: actions are hidden", timeout=8)
         if self.settings.reveal and self.settings.read_only:
             self.notify("--reveal refused: a reveal is logged, and --read-only writes nothing; showing redacted data",
                         severity="error", timeout=15)
@@ -213,25 +216,10 @@ class FsarApp(App):
         if screen is not None:
             screen.refresh_bindings()
 
-    async def call_db(self, fn, *args, **kwargs):
-        """fn(conn, *args, **kwargs) — a db/ write path, sync, one transaction of its own — on
-        a short-lived autocommit connection in a thread, so the UI never waits on it."""
-        from fsar_tui.db.connect import connect
-
-        def call():
-            with connect(self.dsn, autocommit=True, statement_timeout_ms=self.settings.statement_timeout_ms) as conn:
-                return fn(conn, *args, **kwargs)
-
-        return await asyncio.to_thread(call)
-
     def can(self, power: str) -> bool:
-        """'act', 'override', 'reveal', 'anonymize': the role has it (and, for actions, the
-        session is not read-only)."""
-        if self.privileges is None or (self.read_only and power != "reveal"):
-            return False
-        return bool(getattr(self.privileges, power))
+        return self.session.can(power)
 
-    @work(exclusive=True, group="ingest-live")
+    @work(exclusive=True, group="ingest-live", exit_on_error=False)
     async def ingest_live(self) -> None:
         from fsar_tui.live.proposal_feed import follow_proposals
 
@@ -251,15 +239,13 @@ class FsarApp(App):
         await follow_proposals(self.settings.mqtt_url, self.dsn, ingested,
                                statement_timeout_ms=self.settings.statement_timeout_ms)
 
-    @work(exclusive=True, group="live")
+    @work(exclusive=True, group="live", exit_on_error=False)
     async def start_live(self) -> None:
-        from fsar_tui.live.service import LiveService
-
         try:
             self.live = LiveService(self.dsn, mode=self.settings.live, mqtt_url=self.settings.mqtt_url)
             self.live_name = await self.live.start()
         except (FsarError, psycopg.Error, OSError) as exc:
-            self.live_name = f"off ({getattr(exc, 'message', str(exc)).splitlines()[0][:60]}; refreshing every 5s)"
+            self.live_name = f"off ({self.session.describe(exc)[:60]}; refreshing every 5s)"
             return
         self.update_headers()
         async for batch in self.live.bus.subscribe():
@@ -269,15 +255,15 @@ class FsarApp(App):
 
     # -- audit: scheduled checks and the header's alert count ------------------------------
 
-    @work(thread=True, exclusive=True, group="audit-check")
+    @work(thread=True, exclusive=True, group="audit-check", exit_on_error=False)
     def run_audit_check(self) -> None:
         try:
-            result = scheduled_check(self.dsn, read_only=self.read_only, policy=self.redaction,
+            result = scheduled_check(self.dsn, read_only=self.session.read_only, policy=self.redaction,
                                      statement_timeout_ms=self.settings.statement_timeout_ms)
         except (FsarError, psycopg.Error):
             return  # the header already says when the database is unreachable; next pass retries
         except Exception as exc:  # a bug in one check must not take the console down with it
-            self.call_from_thread(self.notify, f"audit check failed: {type(exc).__name__}: {exc}"[:200],
+            self.call_from_thread(self.notify, f"audit check failed: {self.session.describe(exc)}"[:200],
                                   severity="error", timeout=15)
             return
         self.call_from_thread(self.audit_checked, result)
@@ -289,39 +275,30 @@ class FsarApp(App):
             screen.post_message(AuditChecked(result))
         self.read_alert_counts()
 
-    @work(exclusive=True, group="alert-counts")
+    @work(exclusive=True, group="alert-counts", exit_on_error=False)
     async def read_alert_counts(self) -> None:
         from fsar_tui.db.drift import alert_counts
         from fsar_tui.db.proposals import blocking
         from fsar_tui.domain.sanitize import strip_controls
 
-        if self.pool is None:
+        if not self.session.ready:
             return
         try:
-            async with self.pool.connection() as conn:
-                self.alerts = tuple(await alert_counts(conn))
-                self.blocks = tuple((strip_controls(ref), strip_controls(task_type or ""), severity)
-                                    for ref, task_type, severity in await blocking(conn))
-        except (FsarError, psycopg.Error):
-            return
+            alerts = await self.session.read(alert_counts)
+            blocks = await self.session.read(blocking)
+        except (FsarError, psycopg.Error, PoolTimeout):
+            return  # the screens say what fails; the header keeps the last counts
+        self.alerts = (alerts[0], alerts[1])
+        self.blocks = tuple((strip_controls(ref), strip_controls(task_type or ""), severity)
+                            for ref, task_type, severity in blocks)
         self.update_headers()
 
     async def on_unmount(self) -> None:
         if self.live is not None:
             await self.live.stop()
-        if self.pool is not None:
-            await self.pool.close()
+        await self.session.close()
 
     # -- header state ---------------------------------------------------------------------
-
-    def db_unreachable(self, exc: BaseException) -> None:
-        self.db_state = "reconnecting"
-        self.update_headers()
-
-    def db_reachable(self) -> None:
-        self.db_state = "connected"
-        self.fresh_at = time.monotonic()
-        self.update_headers()
 
     def note_presence(self, presence: list[Presence]) -> None:
         for p in presence:
@@ -330,17 +307,18 @@ class FsarApp(App):
     def sync_header(self, header: StatusHeader) -> None:
         header.database = self.dsn_label
         header.server = self.server_version
-        header.state = self.db_state
-        header.since = self.fresh_at
+        header.state = self.session.state
+        header.since = self.session.fresh_at
         source = self.live_name
         if self.live is not None and self.live.source is not None and self.live.source.state != "connected":
             source = f"{source} ({self.live.source.state})"
         header.live = source
         header.alerts = self.alerts
-        header.read_only = self.read_only
+        header.read_only = self.session.read_only
         header.blocks = self.blocks
         header.revealed = self.revealed
-        header.role = self.privileges.label if self.privileges else ""
+        privileges = self.session.privileges
+        header.role = privileges.label if privileges else ""
         header.refresh()
 
     def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,

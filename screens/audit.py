@@ -27,24 +27,26 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import AsyncConnection
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.css.query import NoMatches
-from textual.screen import Screen
+from textual.worker import Worker
 
 from fsar_tui import clock
 from fsar_tui.db import drift, gates, operator_log, rollouts
 from fsar_tui.db.actions import os_user
-from fsar_tui.db.connect import UNAVAILABLE_ERRORS as DB_ERRORS
 from fsar_tui.domain.gates import scope_label
 from fsar_tui.widgets.safe_text import safe_text
 from fsar_tui.domain.durations import DurationError, parse_window
 from fsar_tui.domain.task_filter import FilterError
 from fsar_tui.errors import FsarError
-from fsar_tui.messages import ApplyFilter, AuditChecked, DatabaseReady
-from fsar_tui.screens.reload_schedule import ReloadSchedule
+from fsar_tui.messages import ApplyFilter, AuditChecked
+from fsar_tui.screens.base import FsarScreen
 from fsar_tui.widgets.action_dialog import ActionDialog
 from fsar_tui.widgets.key_bar import KeyBar
 from fsar_tui.widgets.keyed_table import KeyedTable
@@ -107,7 +109,18 @@ def verdict_cell(verdict, hard, blocking, override) -> Text:
     return Text(verdict, style={"pass": "green", "inconclusive": "dim", "error": "magenta"}.get(verdict, ""))
 
 
-class AuditScreen(Screen):
+@dataclass
+class AuditData:
+    log: list[tuple]
+    gates: list[gates.GateStatus]
+    alerts: list[tuple]
+    broken_at: int | None
+    verified: bool
+
+
+class AuditScreen(FsarScreen):
+    REFRESH_S = REFRESH_S
+
     DEFAULT_CSS = """
     AuditScreen .title { height: 1; padding: 0 1; background: $panel; }
     AuditScreen #targets { height: 4; }
@@ -122,8 +135,6 @@ class AuditScreen(Screen):
         Binding("a", "ack", "Ack alert", id="audit.ack"),
         Binding("e", "evaluate", "Check now", id="audit.evaluate"),
         Binding("escape", "clear_filter", "Clear filter", id="audit.clear"),
-        Binding("j", "cursor_down", "Down", id="audit.down", show=False),
-        Binding("k", "cursor_up", "Up", id="audit.up", show=False),
     ]
 
     def __init__(self) -> None:
@@ -135,7 +146,6 @@ class AuditScreen(Screen):
         self.alert_rows: list[tuple] = []
         self.broken_at: int | None = None
         self.verified_at = None
-        self.schedule = ReloadSchedule(every=REFRESH_S)
         self.last_verify = 0.0
 
     def compose(self) -> ComposeResult:
@@ -151,24 +161,13 @@ class AuditScreen(Screen):
         yield KeyBar()
 
     def on_mount(self) -> None:
-        self.app.sync_header(self.query_one(StatusHeader))
-        self.set_focus(self.query_one("#targets", KeyedTable))
-        self.set_interval(1.0, self.tick)
+        super().on_mount()
         self.set_interval(30.0, self.render_targets)  # "verified N min ago" ages
         self.render_targets()
-        self.tick()
-
-    def tick(self) -> None:
-        self.schedule.tick(self.app.pool is not None, self.reload)
-
-    def on_database_ready(self, message: DatabaseReady) -> None:
-        self.schedule.mark()
-        self.tick()
 
     def on_audit_checked(self, message: AuditChecked) -> None:
         self.render_targets()
-        self.schedule.mark()  # new verdicts and alerts
-        self.tick()
+        self.request()  # new verdicts and alerts
 
     def on_apply_filter(self, message: ApplyFilter) -> None:
         """`:audit actor:ops since:24h` — the command line's argument filters the log."""
@@ -178,48 +177,44 @@ class AuditScreen(Screen):
             self.notify(str(exc), title="filter not changed", severity="error")
             return
         self.filter_text = message.text.strip()
-        self.schedule.mark()
-        self.tick()
+        self.reload_now()
 
     # -- reads --------------------------------------------------------------------------------
 
-    @work(exclusive=True, group="audit-log")
-    async def reload(self) -> None:
+    def reload(self) -> Worker[None]:
+        return self.read_audit()
+
+    @work(exclusive=True, group="audit-log", exit_on_error=False)
+    async def read_audit(self) -> None:
         verify = time.monotonic() - self.last_verify > VERIFY_EVERY_S
-        try:
-            async with self.app.pool.connection() as conn:
-                rows = await operator_log.list_actions(conn, limit=500, **self.filters)
-                gate_rows = await gates.latest(conn)
-                alert_rows = await drift.open_alerts(conn)
-                if verify:
-                    self.broken_at = await operator_log.database_verdict(conn)
-        except DB_ERRORS as exc:
-            self.app.db_unreachable(exc)
-            return
-        self.app.db_reachable()
-        self.schedule.done()
-        if verify:
+        filters = dict(self.filters)
+
+        async def fetch(conn: AsyncConnection) -> AuditData:
+            return AuditData(await operator_log.list_actions(conn, limit=500, **filters), await gates.latest(conn),
+                             await drift.open_alerts(conn),
+                             await operator_log.database_verdict(conn) if verify else None, verify)
+
+        self.deliver(self.show_audit, await self.read(fetch))
+
+    def show_audit(self, data: AuditData) -> None:
+        self.loaded("audit-log")
+        if data.verified:
+            self.broken_at = data.broken_at
             self.last_verify, self.verified_at = time.monotonic(), clock.now()
-        self.rows, self.gate_rows, self.alert_rows = rows, gate_rows, alert_rows
-        try:
-            self.render_gates()
-            self.render_alerts()
-            self.render_log()
-        except NoMatches:
-            pass
+        self.rows, self.gate_rows, self.alert_rows = data.log, data.gates, data.alerts
+        self.render_gates()
+        self.render_alerts()
+        self.render_log()
 
     # -- rendering ------------------------------------------------------------------------------
 
     def render_targets(self) -> None:
-        check = self.app.audit_check
+        check = self.fsar.audit_check
         targets = check.targets if check else []
-        try:
-            self.query_one("#targets", KeyedTable).replace_rows([
-                (t.target, [safe_text(t.target), Text(t.kind), safe_text(t.task_type or "*"), Text(str(t.active)),
-                            Text("-" if t.rollback_to is None else str(t.rollback_to)), readiness(t, check)])
-                for t in targets])
-        except NoMatches:
-            return
+        self.query_one("#targets", KeyedTable).replace_rows([
+            (t.target, [safe_text(t.target), Text(t.kind), safe_text(t.task_type or "*"), Text(str(t.active)),
+                        Text("-" if t.rollback_to is None else str(t.rollback_to)), readiness(t, check)])
+            for t in targets])
         status = Text(no_wrap=True, overflow="ellipsis")
         if check is None:
             status.append("rollouts: waiting for the first check…")
@@ -280,9 +275,9 @@ class AuditScreen(Screen):
     # -- actions ----------------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("rollback", "ack") and not self.app.can("act"):
+        if action in ("rollback", "ack") and not self.can("act"):
             return False  # removed, not merely refused (read-only session or a viewer role)
-        if action == "override" and not self.app.can("override"):
+        if action == "override" and not self.can("override"):
             return False  # gate overrides are fsar_admin's
         return True
 
@@ -307,41 +302,34 @@ class AuditScreen(Screen):
             return
         self.roll_back(str(key))
 
-    @work(exclusive=True, group="audit-action")
+    @work(exclusive=True, group="audit-action", exit_on_error=False)
     async def roll_back(self, target: str) -> None:
         try:
-            preview = await self.app.call_db(rollouts.preview, target, None)
+            preview = await self.write(rollouts.preview, target, None)
         except FsarError as exc:
             self.notify(exc.message, title="rollback", severity="error", timeout=10)
-            return
-        except DB_ERRORS as exc:
-            self.app.db_unreachable(exc)
             return
         reason = await self.app.push_screen_wait(RollbackDialog(preview, preview.kind))
         if reason is None:
             return
         try:
-            new = await self.app.call_db(rollouts.rollback, preview.target, preview.to,
-                                          expected_active=preview.active, actor=os_user(), reason=reason)
+            new = await self.write(rollouts.rollback, preview.target, preview.to,
+                                   expected_active=preview.active, actor=os_user(), reason=reason)
         except FsarError as exc:  # Conflict names who won; ArtifactBroken says which revision
             self.notify(exc.message, title="rollback refused", severity="error", timeout=15)
-            self.app.run_audit_check()
-            return
-        except DB_ERRORS as exc:
-            self.app.db_unreachable(exc)
+            self.fsar.run_audit_check()
             return
         message = f"{preview.target}: revision {new} (a copy of {preview.to}) is active"
-        if self.app.settings.mqtt_url:
+        if self.fsar.settings.mqtt_url:
             from fsar_tui.live.mqtt import announce_rollout
 
             try:
-                await announce_rollout(self.app.settings.mqtt_url, preview.target, new, preview.to)
+                await announce_rollout(self.fsar.settings.mqtt_url, preview.target, new, preview.to)
             except Exception as exc:  # the database is the truth: workers also get NOTIFY and resync
                 message += f" (MQTT control message failed: {type(exc).__name__})"
         self.notify(message, title="rolled back", timeout=10)
-        self.app.run_audit_check()
-        self.schedule.mark()
-        self.tick()
+        self.fsar.run_audit_check()
+        self.request()
 
     def action_override(self) -> None:
         table = self.query_one("#gates", KeyedTable)
@@ -366,37 +354,26 @@ class AuditScreen(Screen):
         self.confirmed_change(f"Acknowledge alert {alert_id}?", drift.ack, alert_id, refused="not acknowledged",
                               done=f"alert {alert_id} acknowledged")
 
-    @work(exclusive=True, group="audit-action")
-    async def confirmed_change(self, question: str, change, subject, *, refused: str, done: str) -> None:
+    @work(exclusive=True, group="audit-action", exit_on_error=False)
+    async def confirmed_change(self, question: str, change: Any, subject: Any, *, refused: str, done: str) -> None:
         """Ask for a reason, then change(conn, subject, actor=…, reason=…) from db/ in a thread;
         a refusal (FsarError) is shown as it is worded there."""
         reason = await self.app.push_screen_wait(ActionDialog(question, 1))
         if reason is None:
             return
         try:
-            await self.app.call_db(change, subject, actor=os_user(), reason=reason)
+            await self.write(change, subject, actor=os_user(), reason=reason)
         except FsarError as exc:
             self.notify(exc.message, title=refused, severity="error", timeout=10)
             return
-        except DB_ERRORS as exc:
-            self.app.db_unreachable(exc)
-            return
         self.notify(done, timeout=8)
-        self.app.read_alert_counts()
-        self.schedule.mark()
-        self.tick()
+        self.fsar.read_alert_counts()
+        self.request()
 
     def action_evaluate(self) -> None:
-        self.app.run_audit_check()
+        self.fsar.run_audit_check()
         self.notify("checking rollbacks, gates and drift…", timeout=3)
 
     def action_clear_filter(self) -> None:
         self.filters, self.filter_text = {}, ""
-        self.schedule.mark()
-        self.tick()
-
-    def action_cursor_down(self) -> None:
-        self.focused_table().action_cursor_down()
-
-    def action_cursor_up(self) -> None:
-        self.focused_table().action_cursor_up()
+        self.reload_now()

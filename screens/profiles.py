@@ -21,26 +21,27 @@ now works: `:profiles 36h`); revisions are shown by their id.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from dataclasses import dataclass
+
+from psycopg import AsyncConnection
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.css.query import NoMatches
-from textual.screen import Screen
+from textual.worker import Worker
 
 from fsar_tui import clock
-from fsar_tui.db.connect import UNAVAILABLE_ERRORS as DB_ERRORS
 from fsar_tui.db import profiles as profile_queries
 from fsar_tui.domain import histogram, profiles
 from fsar_tui.domain.profiles import MIN_SAMPLES
 from fsar_tui.domain.formatting import duration
 from fsar_tui.widgets.safe_text import safe_text
 from fsar_tui.domain.durations import DurationError, format_duration, parse_window
-from fsar_tui.messages import ApplyFilter, DatabaseReady, LiveBatch
-from fsar_tui.screens.reload_schedule import ReloadSchedule
+from fsar_tui.messages import ApplyFilter, LiveBatch
+from fsar_tui.screens.base import FsarScreen
 from fsar_tui.widgets.key_bar import KeyBar
 from fsar_tui.widgets.keyed_table import KeyedTable
 from fsar_tui.widgets.status_header import StatusHeader
@@ -100,7 +101,17 @@ def newest_two_revisions(by_revision: list[profiles.Profile]) -> dict[tuple, tup
     return pairs
 
 
-class ProfilesScreen(Screen):
+@dataclass
+class ProfileData:
+    at: datetime
+    profiles: list[profiles.Profile]
+    before: list[profiles.Profile]
+    by_revision: list[tuple]
+
+
+class ProfilesScreen(FsarScreen):
+    REFRESH_S = 10
+
     DEFAULT_CSS = """
     ProfilesScreen #profile-status { height: 1; padding: 0 1; background: $panel; }
     ProfilesScreen #profiles { height: 1fr; }
@@ -113,8 +124,6 @@ class ProfilesScreen(Screen):
         Binding("S", "flip_sort", "Reverse", id="profiles.reverse", show=False),
         Binding("c", "toggle_compare", "Compare", id="profiles.compare"),
         Binding("enter", "drill_down", "Tasks", id="profiles.drill"),
-        Binding("j", "cursor_down", "Down", id="profiles.down", show=False),
-        Binding("k", "cursor_up", "Up", id="profiles.up", show=False),
     ]
 
     def __init__(self) -> None:
@@ -127,7 +136,6 @@ class ProfilesScreen(Screen):
         self.profiles: list[profiles.Profile] = []
         self.before: dict[tuple, profiles.Profile] = {}
         self.daily_p90: list[tuple[str, float | None]] = []
-        self.schedule = ReloadSchedule(every=10)
         self.refreshed_at = None
 
     def compose(self) -> ComposeResult:
@@ -139,19 +147,7 @@ class ProfilesScreen(Screen):
             yield TextPanel(Text(""), id="trend")
         yield KeyBar()
 
-    def on_mount(self) -> None:
-        self.app.sync_header(self.query_one(StatusHeader))
-        self.set_focus(self.query_one(KeyedTable))
-        self.set_interval(1.0, self.tick)
-        self.tick()
-
     # -- data -------------------------------------------------------------------------
-
-    def tick(self) -> None:
-        self.schedule.tick(self.app.pool is not None, self.reload)
-
-    def on_database_ready(self, message: DatabaseReady) -> None:
-        self.request()
 
     def on_live_batch(self, message: LiveBatch) -> None:
         # Only finishes move a profile; other transitions leave it as it is.
@@ -167,39 +163,38 @@ class ProfilesScreen(Screen):
         except DurationError as exc:
             self.notify(str(exc), title="window not changed", severity="error")
             return
-        self.request()
+        self.reload_now()
 
-    def request(self) -> None:
-        self.schedule.mark()
-        self.tick()
+    def reload(self) -> Worker[None]:
+        return self.read_profiles()
 
-    @work(exclusive=True, group="profiles-refresh")
-    async def reload(self) -> None:
+    @work(exclusive=True, group="profiles-refresh", exit_on_error=False)
+    async def read_profiles(self) -> None:
         now = clock.now()
         window = timedelta(seconds=self.window_s)
-        try:
-            async with self.app.pool.connection() as conn:
-                found = await profile_queries.load_profiles(conn, now - window, now, now)
-                before, by_revision = [], []
-                if self.compare == "window":
-                    before = await profile_queries.load_profiles(conn, now - 2 * window, now - window, now)
-                elif self.compare == "rollout":
-                    by_revision = await profile_queries.profile_rows(conn, now - window, now, now,
-                                                                     ("type", "model", "rollout"))
-        except DB_ERRORS as exc:
-            self.app.db_unreachable(exc)
-            return
-        self.app.db_reachable()
-        self.schedule.done()
-        self.refreshed_at = now
-        self.profiles = found
-        self.before = {p.key: p for p in before}
-        self.pairs = newest_two_revisions(profiles.build(by_revision))
-        try:
-            self.render_table()
-            self.render_detail()
-        except NoMatches:
-            pass  # torn down while the query ran
+        compare = self.compare
+
+        async def fetch(conn: AsyncConnection) -> ProfileData:
+            found = await profile_queries.load_profiles(conn, now - window, now, now)
+            before: list[profiles.Profile] = []
+            by_revision: list[tuple] = []
+            if compare == "window":
+                before = await profile_queries.load_profiles(conn, now - 2 * window, now - window, now)
+            elif compare == "rollout":
+                by_revision = await profile_queries.profile_rows(conn, now - window, now, now,
+                                                                 ("type", "model", "rollout"))
+            return ProfileData(now, found, before, by_revision)
+
+        self.deliver(self.show_profiles, await self.read(fetch))
+
+    def show_profiles(self, data: ProfileData) -> None:
+        self.loaded("profiles-refresh")
+        self.refreshed_at = data.at
+        self.profiles = data.profiles
+        self.before = {p.key: p for p in data.before}
+        self.pairs = newest_two_revisions(profiles.build(data.by_revision))
+        self.render_table()
+        self.render_detail()
 
     # -- rendering ----------------------------------------------------------------------
 
@@ -269,17 +264,18 @@ class ProfilesScreen(Screen):
         hist.show(head)
         self.show_trend(p.key)
 
-    @work(exclusive=True, group="profiles-trend")
+    @work(exclusive=True, group="profiles-trend", exit_on_error=False)
     async def show_trend(self, key: tuple) -> None:
         """p90 per day (per hour for windows up to two days) of the selected group."""
         now = clock.now()
         hourly = self.window_s <= 2 * 86400
         start = now - timedelta(seconds=self.window_s)
-        try:
-            async with self.app.pool.connection() as conn:
-                rows = await profile_queries.group_series(conn, start, now, now, key, hourly)
-        except DB_ERRORS:
-            return
+        rows = await self.read(profile_queries.group_series, start, now, now, key, hourly)
+        self.deliver(self.render_trend, (hourly, rows))
+
+    def render_trend(self, data: tuple[bool, list[tuple]]) -> None:
+        self.clear_problem("profiles-trend")
+        hourly, rows = data
         series: dict = {}
         for slot, bucket, n in rows:
             series.setdefault(slot, {})[bucket] = n
@@ -294,10 +290,7 @@ class ProfilesScreen(Screen):
             text.append(f"{slot:%m-%d %H:%M} " if hourly else f"{slot:%m-%d} ")
             text.append(f"{seconds(value):>7} ")
             text.append(bar + "\n")
-        try:
-            self.query_one("#trend", TextPanel).show(text)
-        except NoMatches:
-            pass
+        self.query_one("#trend", TextPanel).show(text)
 
     # -- actions ------------------------------------------------------------------------
 
@@ -307,16 +300,10 @@ class ProfilesScreen(Screen):
     def on_keyed_table_row_selected(self, event: KeyedTable.RowSelected) -> None:
         self.action_drill_down()  # the table takes `enter` itself when it has focus
 
-    def action_cursor_down(self) -> None:
-        self.query_one(KeyedTable).action_cursor_down()
-
-    def action_cursor_up(self) -> None:
-        self.query_one(KeyedTable).action_cursor_up()
-
     def action_cycle_window(self) -> None:
         later = [w for w in WINDOWS if w > self.window_s]
         self.window_s = later[0] if later else WINDOWS[0]
-        self.request()
+        self.reload_now()
 
     def action_cycle_sort(self) -> None:
         names = list(SORTS)
@@ -329,7 +316,7 @@ class ProfilesScreen(Screen):
 
     def action_toggle_compare(self) -> None:
         self.compare = COMPARES[(COMPARES.index(self.compare) + 1) % len(COMPARES)]
-        self.request()
+        self.reload_now()
 
     def action_drill_down(self) -> None:
         p = self.selected()

@@ -20,25 +20,24 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-import psycopg
+from typing import Any
 
+import psycopg
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.css.query import NoMatches
-from textual.screen import Screen
 from textual.widgets import Markdown
+from textual.worker import Worker
 
 from fsar_tui.db import proposals
 from fsar_tui.db.actions import os_user
-from fsar_tui.db.connect import UNAVAILABLE_ERRORS as DB_ERRORS
 from fsar_tui.domain.sanitize import safe_str
 from fsar_tui.widgets.safe_text import safe_text
 from fsar_tui.errors import FsarError, first_line
-from fsar_tui.messages import ApplyFilter, DatabaseReady
-from fsar_tui.screens.reload_schedule import ReloadSchedule
+from fsar_tui.messages import ApplyFilter
+from fsar_tui.screens.base import FsarScreen
 from fsar_tui.widgets.action_dialog import ActionDialog
 from fsar_tui.widgets.key_bar import KeyBar
 from fsar_tui.widgets.keyed_table import KeyedTable
@@ -80,7 +79,9 @@ def body_markdown(body: str) -> str:
     return shown
 
 
-class ProposalsScreen(Screen):
+class ProposalsScreen(FsarScreen):
+    REFRESH_S = REFRESH_S
+
     DEFAULT_CSS = """
     ProposalsScreen .title { height: 1; padding: 0 1; background: $panel; }
     ProposalsScreen #proposals { height: 6; }
@@ -97,8 +98,6 @@ class ProposalsScreen(Screen):
         Binding("L", "lift", "Lift block", id="proposals.lift"),
         Binding("space", "tick", "Tick", id="proposals.tick"),
         Binding("escape", "clear_filter", "Clear filter", id="proposals.clear"),
-        Binding("j", "cursor_down", "Down", id="proposals.down", show=False),
-        Binding("k", "cursor_up", "Up", id="proposals.up", show=False),
     ]
 
     def __init__(self) -> None:
@@ -106,7 +105,6 @@ class ProposalsScreen(Screen):
         self.rows: list[proposals.ProposalRow] = []
         self.filter_text = ""
         self.current: proposals.Proposal | None = None
-        self.schedule = ReloadSchedule(every=REFRESH_S)
 
     def compose(self) -> ComposeResult:
         yield StatusHeader()
@@ -121,49 +119,23 @@ class ProposalsScreen(Screen):
         yield KeyedTable(TASK_COLUMNS, id="tasks")
         yield KeyBar()
 
-    def on_mount(self) -> None:
-        self.app.sync_header(self.query_one(StatusHeader))
-        self.set_focus(self.query_one("#proposals", KeyedTable))
-        self.set_interval(1.0, self.tick)
-        self.tick()
-
-    def tick(self) -> None:
-        self.schedule.tick(self.app.pool is not None, self.reload)
-
-    def on_database_ready(self, message: DatabaseReady) -> None:
-        self.schedule.mark()
-        self.tick()
-
     def on_apply_filter(self, message: ApplyFilter) -> None:
         self.filter_text = message.text.strip()
         self.render_list()
 
     # -- reads ------------------------------------------------------------------------------
 
-    async def read(self, fn, *args):
-        """fn(conn, *args) from db/ on a pooled connection; None when the database is away
-        (the header says so) or refused (a notification says why)."""
-        try:
-            async with self.app.pool.connection() as conn:
-                return await fn(conn, *args)
-        except DB_ERRORS as exc:
-            self.app.db_unreachable(exc)
-        except psycopg.Error as exc:
-            self.database_refused(exc)
-        return None
+    def reload(self) -> Worker[None]:
+        return self.read_list()
 
-    @work(exclusive=True, group="proposals-list")
-    async def reload(self) -> None:
-        rows = await self.read(proposals.list_proposals)
-        if rows is None:
-            return
-        self.app.db_reachable()
-        self.schedule.done()
+    @work(exclusive=True, group="proposals-list", exit_on_error=False)
+    async def read_list(self) -> None:
+        self.deliver(self.show_list, await self.read(proposals.list_proposals))
+
+    def show_list(self, rows: list[proposals.ProposalRow]) -> None:
+        self.loaded("proposals-list")
         self.rows = rows
-        try:
-            self.render_list()
-        except NoMatches:
-            return
+        self.render_list()
         key = self.query_one("#proposals", KeyedTable).current_key
         if key is not None:
             self.load_detail(str(key))
@@ -173,19 +145,19 @@ class ProposalsScreen(Screen):
         if self.current is None or self.current.row.id != event.key:
             self.load_detail(str(event.key))
 
-    @work(exclusive=True, group="proposal-detail")
+    @work(exclusive=True, group="proposal-detail", exit_on_error=False)
     async def load_detail(self, proposal_id: str) -> None:
         found = await self.read(proposals.get_proposal, proposal_id)
-        if found is None:  # gone, or the database away
-            return
+        if found is not None:  # None: gone meanwhile
+            self.deliver(self.show_detail, found)
+
+    async def show_detail(self, found: proposals.Proposal) -> None:
+        self.clear_problem("proposal-detail")
         changed = self.current is None or self.current.row.id != found.row.id or self.current.body != found.body
         self.current = found
-        try:
-            self.render_detail()
-            if changed:
-                await self.query_one("#body", Markdown).update(body_markdown(found.body))
-        except NoMatches:
-            return
+        self.render_detail()
+        if changed:
+            await self.query_one("#body", Markdown).update(body_markdown(found.body))
 
     # -- rendering --------------------------------------------------------------------------
 
@@ -246,7 +218,7 @@ class ProposalsScreen(Screen):
         done = len(p.checklist)
         self.query_one("#checklist-status", TextPanel).show(
             Text(f"risks {len(p.risks)} · mitigations {len(p.mitigations)} · {done} of {len(items)} ticked"
-                 + (" · space ticks" if self.app.can("act") else ""), no_wrap=True, overflow="ellipsis"))
+                 + (" · space ticks" if self.can("act") else ""), no_wrap=True, overflow="ellipsis"))
         self.query_one("#tasks", KeyedTable).replace_rows([
             (task_id, [Text(str(task_id)), safe_text(task_type), safe_text(model or "-"), Text(status_),
                        Text(f"{utc(created):%m-%d %H:%M}")])
@@ -258,7 +230,7 @@ class ProposalsScreen(Screen):
     # -- actions ----------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("decide", "lift", "tick") and not self.app.can("act"):
+        if action in ("decide", "lift", "tick") and not self.can("act"):
             return False  # removed, not merely refused
         return True
 
@@ -302,43 +274,37 @@ class ProposalsScreen(Screen):
             return
         self.toggle(self.current.row.id, str(table.current_key))
 
-    @work(exclusive=True, group="proposal-action")
+    @work(exclusive=True, group="proposal-action", exit_on_error=False)
     async def toggle(self, proposal_id: str, item: str) -> None:
         try:
-            await self.app.call_db(proposals.tick, proposal_id, item, actor=os_user())
+            await self.write(proposals.tick, proposal_id, item, actor=os_user())
         except FsarError as exc:
             self.notify(exc.message, severity="error", timeout=10)
-            return
-        except DB_ERRORS as exc:
-            self.app.db_unreachable(exc)
             return
         except psycopg.Error as exc:
             self.database_refused(exc)
             return
         self.load_detail(proposal_id)
 
-    @work(exclusive=True, group="proposal-action")
-    async def change(self, question: str, fn, *args, done: str, **kwargs) -> None:
+    @work(exclusive=True, group="proposal-action", exit_on_error=False)
+    async def change(self, question: str, fn: Any, *args: Any, done: str, **kwargs: Any) -> None:
         reason = await self.app.push_screen_wait(ActionDialog(question, 1))
         if reason is None:
             return
         try:
-            await self.app.call_db(fn, *args, actor=os_user(), reason=reason, **kwargs)
+            await self.write(fn, *args, actor=os_user(), reason=reason, **kwargs)
         except FsarError as exc:  # ProposalChanged names who moved it on
             self.notify(exc.message, title="nothing changed", severity="error", timeout=15)
-        except DB_ERRORS as exc:
-            self.app.db_unreachable(exc)
-            return
         except psycopg.Error as exc:  # a read-only standby, a schema behind head, a missing grant
             self.database_refused(exc)
         else:
             self.notify(done, timeout=8)
-        self.app.read_alert_counts()  # the banner
-        self.schedule.mark()
-        self.tick()
+        self.fsar.read_alert_counts()  # the banner
+        self.request()
 
     def database_refused(self, exc: psycopg.Error) -> None:
-        self.notify(f"the database refused: {safe_str(first_line(exc))}", title="proposals", severity="error", timeout=15)
+        self.notify(f"NOT applied: the database refused: {safe_str(first_line(exc))}", title="proposals",
+                    severity="error", timeout=15)
 
     @on(KeyedTable.RowSelected, "#tasks")
     def open_task(self, event: KeyedTable.RowSelected) -> None:
@@ -349,9 +315,3 @@ class ProposalsScreen(Screen):
     def action_clear_filter(self) -> None:
         self.filter_text = ""
         self.render_list()
-
-    def action_cursor_down(self) -> None:
-        self.focused_table().action_cursor_down()
-
-    def action_cursor_up(self) -> None:
-        self.focused_table().action_cursor_up()

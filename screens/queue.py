@@ -8,10 +8,12 @@ the filter language, sortable, with the cursor pinned to its task across refresh
 Refresh policy: counts and running tasks follow every live batch (the bus delivers at
 most 10 a second; both queries read small tables, so the panel lags the database by a
 batch window, not a timer tick). The task page, workers and sparklines are re-queried
-by a 1 s timer when a batch marked the screen dirty (or every 5 s regardless), so a
+by a 1 s timer when a batch marked the screen (or every 5 s regardless), so a
 burst of events costs a handful of queries, not thousands.
-All I/O runs in exclusive workers; on a database error the screen keeps its data, the
-header says RECONNECTING with the data's age, and the next tick tries again.
+All I/O runs in exclusive workers that post their data to the screen (screens/base.py);
+on a database error the screen keeps its data, the header says RECONNECTING with the
+data's age (or, for a refusal such as revoked privileges, what fails, in words), and
+the schedule tries again until it works.
 
 Actions (r retry, c cancel, e requeue) apply to the marked rows (space), else to the
 current row; `a` arms the whole current filter for the next action. Confirmation is
@@ -20,26 +22,26 @@ y/n-sized for one task and "type the count" for several, always with a reason.
 
 from __future__ import annotations
 
-import time
+from dataclasses import dataclass
 
+from psycopg import AsyncConnection
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.css.query import NoMatches
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.screen import Screen
 from textual.widgets import Input, Sparkline, Static
 
 from fsar_tui.widgets.key_bar import KeyBar
 from fsar_tui.db import actions as task_actions
 from fsar_tui import clock
-from fsar_tui.db.connect import UNAVAILABLE_ERRORS as DB_ERRORS
 from fsar_tui.db import tasks as task_queries
 from fsar_tui.domain.formatting import between, duration, money
 from fsar_tui.widgets.safe_text import safe_text
 from fsar_tui.domain.task_filter import FilterError, TaskFilter, parse_filter
-from fsar_tui.messages import ApplyFilter, DatabaseReady, LiveBatch
+from fsar_tui.messages import ApplyFilter, LiveBatch
+from textual.worker import Worker
+from fsar_tui.screens.base import FsarScreen
 from fsar_tui.widgets.action_dialog import ActionDialog
 from fsar_tui.widgets.keyed_table import KeyedTable
 from fsar_tui.widgets.status_header import StatusHeader
@@ -55,7 +57,19 @@ STATUS_ORDER = ("queued", "running", "succeeded", "failed", "cancelled")
 STATUS_SHORT = {"queued": "queue", "running": "run", "succeeded": "ok", "failed": "fail", "cancelled": "canc"}
 
 
-class QueueScreen(Screen):
+@dataclass
+class QueueData:
+    """One round of the screen's reads."""
+
+    rows: list[task_queries.TaskRow]
+    counts: list[tuple]
+    running: list[tuple]
+    workers: list[tuple]
+    recent: list[tuple]
+    matching: int
+
+
+class QueueScreen(FsarScreen):
     DEFAULT_CSS = """
     QueueScreen #top { height: 8; }
     QueueScreen #top > TextPanel { width: 1fr; height: 100%; padding: 0 1; border-right: solid $panel; }
@@ -77,10 +91,6 @@ class QueueScreen(Screen):
         Binding("colon", "open_command", "Command", id="queue.command", priority=True, show=False),
         Binding("escape", "escape", "Back/clear", id="queue.escape", show=False),
         Binding("enter", "open_task", "Detail", id="queue.detail"),
-        Binding("j", "cursor_down", "Down", id="queue.down", show=False),
-        Binding("k", "cursor_up", "Up", id="queue.up", show=False),
-        Binding("g", "top", "Top", id="queue.top", show=False),
-        Binding("G", "bottom", "Bottom", id="queue.bottom", show=False),
         Binding("space", "mark", "Mark", id="queue.mark"),
         Binding("a", "arm_filter", "Act on filter", id="queue.all"),
         Binding("r", "act('retry')", "Retry", id="queue.retry"),
@@ -102,15 +112,12 @@ class QueueScreen(Screen):
         self.matching: int | None = None
         self.by_model = False
         self.paused = False
-        self.dirty = True
-        self.last_refresh = 0.0
         self.armed_filter = False
         self.running: list[tuple] = []
         self.depth_history: list[float] = []
         self.activity: dict = {}  # minute -> tasks finished, for the throughput sparkline
         self.loading_more = False
-        self.refresh_worker = None
-        self.counts_worker = None
+        self.counts_worker: Worker[None] | None = None
         self.counts_pending = False
 
     def compose(self) -> ComposeResult:
@@ -130,87 +137,78 @@ class QueueScreen(Screen):
         yield KeyBar()
 
     def on_mount(self) -> None:
-        self.app.sync_header(self.query_one(StatusHeader))
-        self.query_one(KeyedTable).focus()
-        self.tick_timer = self.set_interval(1.0, self.tick)
+        super().on_mount()
         self.render_filter_status()
 
     # -- data -------------------------------------------------------------------------
 
     def tick(self) -> None:
         self.render_running()  # elapsed times tick without a query
-        due = self.dirty or time.monotonic() - self.last_refresh > 5
-        # Never start a refresh over one still waiting (for a dead server, say): the
-        # exclusive worker would cancel it before it could time out and report.
-        in_flight = self.refresh_worker is not None and self.refresh_worker.is_running
-        if due and not self.paused and self.app.pool is not None and not in_flight:
-            self.refresh_worker = self.refresh_data()
-
-    def on_database_ready(self, message: DatabaseReady) -> None:
-        self.tick()
+        if not self.paused:
+            super().tick()
 
     def on_live_batch(self, message: LiveBatch) -> None:
-        self.dirty = True
+        self.schedule.mark()
         if message.batch.presence:
-            self.app.note_presence(message.batch.presence)
+            self.fsar.note_presence(message.batch.presence)
         self.request_counts()
 
     def request_counts(self) -> None:
-        if self.paused or self.app.pool is None:
+        if self.paused or not self.session.ready:
             return
         self.counts_pending = True
         if self.counts_worker is None or not self.counts_worker.is_running:
             self.counts_worker = self.refresh_counts()
 
-    @work(group="queue-counts")
+    @work(group="queue-counts", exit_on_error=False)
     async def refresh_counts(self) -> None:
         # Batches that arrive while a query runs set counts_pending: one more round
         # picks them all up, so no change waits for the next timer tick.
         while self.counts_pending:
             self.counts_pending = False
-            try:
-                async with self.app.pool.connection() as conn:
-                    self.render_counts(await task_queries.status_type_counts(conn, self.by_model))
-                    self.running = await task_queries.running_tasks(conn)
-                    self.render_running()
-            except DB_ERRORS:
-                return  # the timer's refresh reports and recovers
-            except NoMatches:
-                return  # torn down while a query ran
+            counts, running = await self.read(self.read_counts, self.by_model)
+            self.deliver(self.show_counts, (counts, running))
 
-    @work(exclusive=True, group="queue-refresh")
-    async def refresh_data(self) -> None:
-        try:
-            await self._refresh_data()
-        except NoMatches:
-            pass  # the screen was torn down (app exiting) while the query ran
+    @staticmethod
+    async def read_counts(conn: AsyncConnection, by_model: bool) -> tuple[list[tuple], list[tuple]]:
+        return (await task_queries.status_type_counts(conn, by_model), await task_queries.running_tasks(conn))
 
-    async def _refresh_data(self) -> None:
-        self.dirty = False
-        limit = min(MAX_LOADED, max(PAGE, len(self.rows)))
-        try:
-            async with self.app.pool.connection() as conn:
-                rows = await task_queries.page(conn, task_queries.PageRequest(
-                    self.filter, self.sort, self.descending, None, limit))
-                # Paint the table first; the panels follow in the same round.
-                self.rows = rows
-                self.query_one(KeyedTable).replace_rows([(r.id, self.cells(r)) for r in rows])
-                counts = await task_queries.status_type_counts(conn, self.by_model)
-                self.running = await task_queries.running_tasks(conn)
-                workers = await task_queries.workers(conn)
-                # The full 30 minutes once, then only the last two (the current minute
-                # and the one just closed): at 1,000 events/s, 30 minutes is 1.8 M events.
-                recent = await task_queries.activity(conn, 2 if self.activity else ACTIVITY_MINUTES)
-                matching = await task_queries.count_matching(conn, self.filter)
-        except DB_ERRORS as exc:
-            self.app.db_unreachable(exc)
-            return
-        self.app.db_reachable()
-        self.last_refresh = time.monotonic()
-        self.matching = matching
+    def show_counts(self, data: tuple[list[tuple], list[tuple]]) -> None:
+        self.clear_problem("queue-counts")
+        counts, self.running = data
         self.render_counts(counts)
         self.render_running()
-        self.render_workers(workers)
+
+    def reload(self) -> Worker[None]:
+        return self.refresh_data()
+
+    @work(exclusive=True, group="queue-refresh", exit_on_error=False)
+    async def refresh_data(self) -> None:
+        limit = min(MAX_LOADED, max(PAGE, len(self.rows)))
+        request = task_queries.PageRequest(self.filter, self.sort, self.descending, None, limit)
+        # The full 30 minutes once, then only the last two (the current minute and the one
+        # just closed): at 1,000 events/s, 30 minutes is 1.8 M events.
+        minutes = 2 if self.activity else ACTIVITY_MINUTES
+
+        async def fetch(conn: AsyncConnection) -> QueueData:
+            rows = await task_queries.page(conn, request)
+            return QueueData(rows, await task_queries.status_type_counts(conn, self.by_model),
+                             await task_queries.running_tasks(conn), await task_queries.workers(conn),
+                             await task_queries.activity(conn, minutes),
+                             await task_queries.count_matching(conn, request.filter))
+
+        self.deliver(self.show_data, await self.read(fetch))
+
+    def show_data(self, data: QueueData) -> None:
+        self.loaded("queue-refresh")
+        self.rows = data.rows
+        self.query_one(KeyedTable).replace_rows([(r.id, self.cells(r)) for r in data.rows])
+        self.matching = data.matching
+        self.running = data.running
+        counts, recent = data.counts, data.recent
+        self.render_counts(counts)
+        self.render_running()
+        self.render_workers(data.workers)
         queued = sum(row[-1] for row in counts if row[0] == "queued")
         self.depth_history = (self.depth_history + [queued])[-120:]
         self.query_one("#depth", Sparkline).data = self.depth_history
@@ -220,25 +218,22 @@ class QueueScreen(Screen):
         self.query_one("#throughput", Sparkline).data = [self.activity[m] for m in sorted(self.activity)]
         self.render_filter_status()
 
-    @work(exclusive=True, group="queue-more")
+    @work(exclusive=True, group="queue-more", exit_on_error=False)
     async def load_more(self) -> None:
         if self.loading_more or not self.rows or len(self.rows) >= MAX_LOADED:
             return
         self.loading_more = True
+        request = task_queries.PageRequest(self.filter, self.sort, self.descending,
+                                           task_queries.sort_key(self.rows[-1], self.sort), PAGE)
         try:
-            async with self.app.pool.connection() as conn:
-                more = await task_queries.page(conn, task_queries.PageRequest(
-                    self.filter, self.sort, self.descending, task_queries.sort_key(self.rows[-1], self.sort), PAGE))
-        except DB_ERRORS as exc:
-            self.app.db_unreachable(exc)
-            return
+            more = await self.read(task_queries.page, request)
         finally:
             self.loading_more = False
+        self.deliver(self.show_more, more)
+
+    def show_more(self, more: list[task_queries.TaskRow]) -> None:
         self.rows += more
-        try:
-            self.query_one(KeyedTable).append_rows([(r.id, self.cells(r)) for r in more])
-        except NoMatches:
-            pass  # torn down while loading
+        self.query_one(KeyedTable).append_rows([(r.id, self.cells(r)) for r in more])
 
     # -- rendering ----------------------------------------------------------------------
 
@@ -270,7 +265,7 @@ class QueueScreen(Screen):
         self.query_one("#running", TextPanel).show(lines)
 
     def render_workers(self, workers: list[tuple]) -> None:
-        presence = self.app.presence
+        presence = self.fsar.presence
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(f"workers ({len(workers)})\n", style="bold")
         for worker, last_seen, running, _n in workers[:6]:
@@ -326,7 +321,7 @@ class QueueScreen(Screen):
         if event.value.startswith(":"):
             event.input.value = self.filter_text
             self.set_focus(self.query_one(KeyedTable))
-            self.app.run_command(event.value)
+            self.fsar.run_command(event.value)
             return
         self.apply_filter(event.value)
 
@@ -345,7 +340,7 @@ class QueueScreen(Screen):
         self.query_one(KeyedTable).clear_marks()
         self.set_focus(self.query_one(KeyedTable))
         self.render_filter_status()
-        self.refresh_data()
+        self.reload_now()
 
     def action_escape(self) -> None:
         field = self.query_one("#filter", Input)
@@ -360,21 +355,7 @@ class QueueScreen(Screen):
         elif self.filter_text:
             self.apply_filter("")
 
-    # -- navigation -------------------------------------------------------------------------
-
-    def action_cursor_down(self) -> None:
-        self.query_one(KeyedTable).action_cursor_down()
-
-    def action_cursor_up(self) -> None:
-        self.query_one(KeyedTable).action_cursor_up()
-
-    def action_top(self) -> None:
-        self.query_one(KeyedTable).move_cursor(row=0)
-
-    def action_bottom(self) -> None:
-        table = self.query_one(KeyedTable)
-        table.move_cursor(row=max(0, len(table.keys) - 1))
-        self.load_more()
+    # -- navigation (j/k/g/G are the table's own keys) -----------------------------------
 
     @on(KeyedTable.RowHighlighted)
     def near_end(self, event: KeyedTable.RowHighlighted) -> None:
@@ -401,16 +382,16 @@ class QueueScreen(Screen):
     def action_cycle_sort(self) -> None:
         self.sort = SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)]
         self.rows = []
-        self.refresh_data()
+        self.reload_now()
 
     def action_flip_sort(self) -> None:
         self.descending = not self.descending
         self.rows = []
-        self.refresh_data()
+        self.reload_now()
 
     def action_toggle_models(self) -> None:
         self.by_model = not self.by_model
-        self.refresh_data()
+        self.reload_now()
 
     def action_pause(self) -> None:
         self.paused = not self.paused
@@ -419,7 +400,7 @@ class QueueScreen(Screen):
     # -- actions ------------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("act", "arm_filter") and not self.app.can("act"):
+        if action in ("act", "arm_filter") and not self.can("act"):
             return False  # removed, not merely refused: read-only sessions and viewer roles
         return True
 
@@ -430,17 +411,12 @@ class QueueScreen(Screen):
     def action_act(self, action: str) -> None:
         self.prepare_action(action)
 
-    @work(exclusive=True, group="queue-action")
+    @work(exclusive=True, group="queue-action", exit_on_error=False)
     async def prepare_action(self, action: str) -> None:
         table = self.query_one(KeyedTable)
         allowed = task_actions.ACTIONS[action][0]
         if self.armed_filter:
-            try:
-                async with self.app.pool.connection() as conn:
-                    seen = await task_queries.matching_ids(conn, self.filter, allowed, BULK_CAP)
-            except DB_ERRORS as exc:
-                self.app.db_unreachable(exc)
-                return
+            seen = await self.read(task_queries.matching_ids, self.filter, allowed, BULK_CAP)
             scope = f"filter: {self.filter_text or '(all tasks)'}"
         else:
             by_id = {r.id: r.status for r in self.rows}
@@ -457,14 +433,14 @@ class QueueScreen(Screen):
         if reason is None:
             return
         try:
-            async with self.app.pool.connection() as conn:
-                result = await task_actions.apply_action(conn, action, applicable, reason,
-                                                         scope=f"{scope}: {','.join(str(i) for i, _ in applicable[:50])}")
+            result = await self.read(task_actions.apply_action, action, applicable, reason,
+                                     scope=f"{scope}: {','.join(str(i) for i, _ in applicable[:50])}")
         except task_actions.ActionRefused as exc:
             self.notify(str(exc), title=f"{action} refused", severity="error", timeout=10)
             return
-        except DB_ERRORS as exc:
-            self.app.db_unreachable(exc)
+        except Exception as exc:  # noqa: BLE001 — whatever it was, the operator must know it did not apply
+            self.notify(f"{action} NOT applied: {self.session.describe(exc)}", title=f"{action} failed",
+                        severity="error", timeout=15)
             return
         message = f"{action}: {len(result.done)} done"
         if result.changed:
@@ -473,5 +449,5 @@ class QueueScreen(Screen):
         self.notify(message, severity="warning" if result.changed else "information", timeout=8)
         table.clear_marks()
         self.armed_filter = False
-        self.dirty = True
+        self.schedule.mark()
         self.render_filter_status()

@@ -34,3 +34,8 @@ class ReloadSchedule:
     def done(self) -> None:
         """The query succeeded: the next unmarked one is `every` seconds from now."""
         self.last = time.monotonic()
+
+    def failed(self) -> None:
+        """The query failed: try again in `every` seconds (not on the next tick), unless
+        something marks the screen first."""
+        self.last = time.monotonic()

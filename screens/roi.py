@@ -22,24 +22,25 @@ own worker every 30 s and when the window changes, never holding up the figures.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.css.query import NoMatches
-from textual.screen import Screen
+from textual.worker import Worker
 
 from fsar_tui import clock
 from fsar_tui.db import fraud as fraud_queries
 from fsar_tui.db import roi as roi_queries
-from fsar_tui.db.connect import UNAVAILABLE_ERRORS as DB_ERRORS
 from fsar_tui.domain import roi
 from fsar_tui.domain.formatting import money
 from fsar_tui.widgets.safe_text import safe_text
 from fsar_tui.domain.durations import DurationError, parse_window
-from fsar_tui.messages import ApplyFilter, DatabaseReady, LiveBatch
+from fsar_tui.messages import ApplyFilter, LiveBatch
+from fsar_tui.screens.base import FsarScreen
 from fsar_tui.services.roi_report import breakdown_rows
 from fsar_tui.screens.reload_schedule import ReloadSchedule
 from fsar_tui.widgets.key_bar import KeyBar
@@ -121,7 +122,9 @@ def funnel_text(funnel: list[tuple]) -> Text:
     return text
 
 
-class RoiScreen(Screen):
+class RoiScreen(FsarScreen):
+    REFRESH_S = 15
+
     DEFAULT_CSS = """
     RoiScreen #roi-status { height: 1; padding: 0 1; background: $panel; }
     RoiScreen #summary { height: 3; padding: 0 1; }
@@ -134,8 +137,6 @@ class RoiScreen(Screen):
     BINDINGS = [
         Binding("w", "cycle_window", "Window", id="roi.window"),
         Binding("b", "cycle_breakdown", "Breakdown", id="roi.breakdown"),
-        Binding("j", "cursor_down", "Down", id="roi.down", show=False),
-        Binding("k", "cursor_up", "Up", id="roi.up", show=False),
     ]
 
     def __init__(self) -> None:
@@ -144,7 +145,6 @@ class RoiScreen(Screen):
         self.by = "type"
         self.data: roi_queries.RoiData | None = None
         self.flags: list = []
-        self.schedule = ReloadSchedule(every=15)
         self.flags_schedule = ReloadSchedule(every=FLAGS_EVERY_S)
         self.refreshed_at = None
         self.flags_at = None
@@ -160,21 +160,11 @@ class RoiScreen(Screen):
             yield TextPanel(Text(""), id="flag-entries")
         yield KeyBar()
 
-    def on_mount(self) -> None:
-        self.app.sync_header(self.query_one(StatusHeader))
-        self.set_focus(self.query_one("#breakdown", KeyedTable))
-        self.set_interval(1.0, self.tick)
-        self.tick()
-
     # -- data -------------------------------------------------------------------------
 
     def tick(self) -> None:
-        ready = self.app.pool is not None
-        self.schedule.tick(ready, self.reload)
-        self.flags_schedule.tick(ready, self.reload_flags)
-
-    def on_database_ready(self, message: DatabaseReady) -> None:
-        self.request()
+        super().tick()
+        self.flags_schedule.tick(self.session.ready, self.reload_flags)
 
     def on_live_batch(self, message: LiveBatch) -> None:
         if message.batch.resync or any(t.to_status in TERMINAL or t.from_status in TERMINAL
@@ -188,47 +178,43 @@ class RoiScreen(Screen):
         except DurationError as exc:
             self.notify(str(exc), title="window not changed", severity="error")
             return
-        self.request()
+        self.new_window()
 
-    def request(self) -> None:
-        self.schedule.mark()
+    def new_window(self) -> None:
         self.flags_schedule.mark()
-        self.tick()
+        self.reload_now()
 
-    @work(exclusive=True, group="roi-refresh")
-    async def reload(self) -> None:
+    def reload(self) -> Worker[None]:
+        return self.read_figures()
+
+    @work(exclusive=True, group="roi-refresh", exit_on_error=False)
+    async def read_figures(self) -> None:
         first, last = roi_queries.window_days(self.days, clock.now().date())
-        try:
-            async with self.app.pool.connection() as conn:
-                data = await roi_queries.roi_data(conn, first, last)
-        except DB_ERRORS as exc:
-            self.app.db_unreachable(exc)
-            return
-        self.app.db_reachable()
-        self.schedule.done()
+        self.deliver(self.show_figures, await self.read(roi_queries.roi_data, first, last))
+
+    def show_figures(self, data: roi_queries.RoiData) -> None:
+        self.loaded("roi-refresh")
         self.refreshed_at = clock.now()
         self.data = data
-        try:
-            self.render_all()
-        except NoMatches:
-            pass  # torn down while the query ran
+        self.render_all()
 
-    @work(exclusive=True, group="roi-flags")
+    @work(exclusive=True, group="roi-flags", exit_on_error=False)
     async def reload_flags(self) -> None:
         first, last = roi_queries.window_days(self.days, clock.now().date())
         try:
-            async with self.app.pool.connection() as conn:
-                flags = await fraud_queries.fraud_flags(conn, *roi_queries.day_bounds(first, last))
-        except DB_ERRORS:
-            return  # the figures' worker reports the outage
+            flags = await self.read(fraud_queries.fraud_flags, *roi_queries.day_bounds(first, last))
+        except BaseException:
+            self.flags_schedule.failed()
+            raise
+        self.deliver(self.show_flags, flags)
+
+    def show_flags(self, flags: list) -> None:
+        self.clear_problem("roi-flags")
         self.flags_schedule.done()
         self.flags_at = clock.now()
         self.flags = flags
-        try:
-            self.render_flags()
-            self.render_status()
-        except NoMatches:
-            pass
+        self.render_flags()
+        self.render_status()
 
     # -- rendering ----------------------------------------------------------------------
 
@@ -287,19 +273,21 @@ class RoiScreen(Screen):
         table.replace_rows(rows)
         self.show_flag_entries()
 
-    @work(exclusive=True, group="roi-flag-entries")
-    async def show_flag_entries(self) -> None:
+    def show_flag_entries(self) -> None:
         key = self.query_one("#flags", KeyedTable).current_key
-        panel = self.query_one("#flag-entries", TextPanel)
         if not isinstance(key, int) or key >= len(self.flags):
-            panel.show(Text("entries behind a flag show here", style="dim"))
+            self.query_one("#flag-entries", TextPanel).show(Text("entries behind a flag show here", style="dim"))
             return
-        flag = self.flags[key]
-        try:
-            async with self.app.pool.connection() as conn:
-                entries = await fraud_queries.flag_entries(conn, list(flag.entry_ids[:8]))
-        except DB_ERRORS:
-            return
+        self.read_flag_entries(self.flags[key])
+
+    @work(exclusive=True, group="roi-flag-entries", exit_on_error=False)
+    async def read_flag_entries(self, flag: Any) -> None:
+        entries = await self.read(fraud_queries.flag_entries, list(flag.entry_ids[:8]))
+        self.deliver(self.render_flag_entries, (flag, entries))
+
+    def render_flag_entries(self, data: tuple[Any, list[tuple]]) -> None:
+        self.clear_problem("roi-flag-entries")
+        flag, entries = data
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append_text(safe_text(flag.reason))
         text.append(f"\n{flag.count:,} entries; newest:\n", style="dim")
@@ -307,10 +295,7 @@ class RoiScreen(Screen):
             text.append(f"#{entry_id} {occurred:%m-%d %H:%M} {kind} {money(amount, currency)} ")
             text.append_text(safe_text(customer or ""))
             text.append("\n")
-        try:
-            panel.show(text)
-        except NoMatches:
-            pass
+        self.query_one("#flag-entries", TextPanel).show(text)
 
     # -- actions ------------------------------------------------------------------------
 
@@ -318,18 +303,10 @@ class RoiScreen(Screen):
         if event.table.id == "flags":
             self.show_flag_entries()
 
-    def action_cursor_down(self) -> None:
-        focused = self.focused if isinstance(self.focused, KeyedTable) else self.query_one("#breakdown", KeyedTable)
-        focused.action_cursor_down()
-
-    def action_cursor_up(self) -> None:
-        focused = self.focused if isinstance(self.focused, KeyedTable) else self.query_one("#breakdown", KeyedTable)
-        focused.action_cursor_up()
-
     def action_cycle_window(self) -> None:
         later = [d for d in WINDOW_DAYS if d > self.days]
         self.days = later[0] if later else WINDOW_DAYS[0]
-        self.request()
+        self.new_window()
 
     def action_cycle_breakdown(self) -> None:
         self.by = BREAKDOWNS[(BREAKDOWNS.index(self.by) + 1) % len(BREAKDOWNS)]

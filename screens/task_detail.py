@@ -15,9 +15,10 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
+from textual.worker import Worker
 from textual.widgets import Static
 
+from fsar_tui.screens.base import FsarScreen
 from fsar_tui.widgets.key_bar import KeyBar
 from fsar_tui import clock
 from fsar_tui.db.tasks import task_detail
@@ -39,7 +40,10 @@ def json_block(value: Any) -> Syntax | Text:
                   theme="ansi_dark", word_wrap=True)
 
 
-class TaskDetailScreen(Screen):
+class TaskDetailScreen(FsarScreen):
+    AUTO_FOCUS = "VerticalScroll"
+    REFRESH_S = 5.0
+
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", id="detail.back"),
         Binding("y", "copy_id", "Copy id", id="detail.copy"),
@@ -55,16 +59,16 @@ class TaskDetailScreen(Screen):
             yield Static(Text(f"task {self.task_id}: loading…"), id="detail")
         yield KeyBar()
 
-    def on_mount(self) -> None:
-        self.app.sync_header(self.query_one(StatusHeader))
-        self.load()
+    def reload(self) -> Worker[None]:
+        return self.load()
 
-    @work(exclusive=True, group="detail")
+    @work(exclusive=True, group="detail", exit_on_error=False)
     async def load(self) -> None:
-        async with self.app.pool.connection() as conn:
-            task = await task_detail(conn, self.task_id)
-        for detail in self.query("#detail").results(Static):  # empty if closed meanwhile
-            detail.update(self.render_task(task))
+        self.deliver(self.show_task, await self.read(task_detail, self.task_id))
+
+    def show_task(self, task: dict | None) -> None:
+        self.loaded("detail")
+        self.query_one("#detail", Static).update(self.render_task(task))
 
     def render_task(self, t: dict | None) -> Group | Text:
         if t is None:

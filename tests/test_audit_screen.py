@@ -25,7 +25,7 @@ async def test_the_action_log_lists_filters_and_shows_the_chain_state(db_dsn):
               "VALUES ('mallory', 'retry', 'task:7', %s)", ("\x1b]52;c;cGF5bG9hZA==\x07[bold]ok[/]",))
     app = make_app(db_dsn)
     async with app.run_test(size=(120, 30)) as pilot:
-        assert await until(pilot, lambda: app.pool is not None)
+        assert await until(pilot, lambda: app.session.ready)
         await pilot.press("4")
         assert isinstance(app.screen, AuditScreen)
         assert await until(pilot, lambda: log_keys(app) == [7, 6, 5, 4, 3, 2, 1])
@@ -75,7 +75,7 @@ def notes(app) -> str:
 
 
 async def open_audit(pilot, app):
-    assert await until(pilot, lambda: app.pool is not None)
+    assert await until(pilot, lambda: app.session.ready)
     await pilot.press("4")
     assert await until(pilot, lambda: app.screen.query_one("#targets").keys == [TARGET])
     assert await until(pilot, lambda: cell(app, "targets", TARGET, 5).startswith("ready · verified 0 min ago"), tries=400), \
@@ -125,7 +125,7 @@ async def test_blocking_gate_is_shown_and_overridden_with_a_reason(db_dsn):
               "true)")  # `< 0` never passes
     app = make_app(db_dsn)
     async with app.run_test(size=(120, 40)) as pilot:
-        assert await until(pilot, lambda: app.pool is not None)
+        assert await until(pilot, lambda: app.session.ready)
         await pilot.press("4")
         gates = app.screen.query_one("#gates")
         assert await until(pilot, lambda: "no-blockers" in gates.keys and
@@ -162,7 +162,7 @@ async def test_firing_alert_shows_in_the_header_and_is_acknowledged(db_dsn):
 async def test_read_only_removes_rollback_override_and_ack(rollout_db):
     app = make_app(rollout_db, read_only=True)
     async with app.run_test(size=(120, 40)) as pilot:
-        assert await until(pilot, lambda: app.pool is not None)
+        assert await until(pilot, lambda: app.session.ready)
         await pilot.press("4")
         assert await until(pilot, lambda: app.screen.query_one("#targets").keys == [TARGET])
         assert await until(pilot, lambda: "hash checked (read-only" in cell(app, "targets", TARGET, 5), tries=400)

@@ -50,7 +50,7 @@ def cell(app, key, column) -> str:
 
 
 async def open_profiles(pilot, app):
-    assert await until(pilot, lambda: app.pool is not None)
+    assert await until(pilot, lambda: app.session.ready)
     await pilot.press("2")
     assert isinstance(app.screen, ProfilesScreen)
     assert await until(pilot, lambda: len(table(app).keys) == 3)
@@ -109,7 +109,7 @@ async def test_compare_two_rollout_revisions_side_by_side(db_dsn, monkeypatch):
     add_finished(db_dsn, "self_improvement", "gpt-4o", 120, 90_000, 500, revision=None)
     app = make_app(db_dsn)
     async with app.run_test(size=(160, 40)) as pilot:
-        assert await until(pilot, lambda: app.pool is not None)
+        assert await until(pilot, lambda: app.session.ready)
         await pilot.press("2")
         assert await until(pilot, lambda: len(table(app).keys) == 2)
         await pilot.press("c", "c")

@@ -74,7 +74,7 @@ async def reason(pilot, text):
 async def test_triage_decide_tick_lift_and_the_banner(proposals_db):
     app = make_app(proposals_db)
     async with app.run_test(size=(120, 36)) as pilot:
-        assert await until(pilot, lambda: app.pool is not None)
+        assert await until(pilot, lambda: app.session.ready)
         # The blocking proposal is in every screen's header.
         assert await until(pilot, lambda: header(app).blocks == (("fsar_block", "idea_implementation", 9),))
         assert isinstance(app.screen, QueueScreen)
@@ -140,7 +140,7 @@ async def test_triage_decide_tick_lift_and_the_banner(proposals_db):
 async def test_a_decision_lost_to_someone_else_changes_nothing(proposals_db):
     app = make_app(proposals_db)
     async with app.run_test(size=(120, 36)) as pilot:
-        assert await until(pilot, lambda: app.pool is not None)
+        assert await until(pilot, lambda: app.session.ready)
         await pilot.press("5")
         assert await until(pilot, lambda: app.screen.current is not None and app.screen.current.row.id == "fsar_block")
         with connect(proposals_db, autocommit=True) as conn:
@@ -156,8 +156,8 @@ async def test_a_viewer_sees_no_actions_and_cannot_change_anything(proposals_db,
     viewer = login("fsar_viewer")
     app = make_app(viewer, ingest_live=True, mqtt_url=mqtt_url)
     async with app.run_test(size=(120, 36)) as pilot:
-        assert await until(pilot, lambda: app.privileges is not None)
-        assert app.read_only and not app.can("act")
+        assert await until(pilot, lambda: app.session.privileges is not None)
+        assert app.session.read_only and not app.can("act")
         assert await until(pilot, lambda: "READ-ONLY" in header(app).render().plain)
         assert "role: viewer" in header(app).render().plain
         assert await until(pilot, lambda: any("--ingest-live is off" in n.message for n in app._notifications))
@@ -181,7 +181,7 @@ async def test_an_operator_acts_but_cannot_override_or_reveal(proposals_db, logi
     operator = login("fsar_operator")
     app = make_app(operator, reveal=True)
     async with app.run_test(size=(120, 36)) as pilot:
-        assert await until(pilot, lambda: app.privileges is not None)
+        assert await until(pilot, lambda: app.session.privileges is not None)
         assert app.can("act") and not app.can("override") and not app.revealed
         assert await until(pilot, lambda: any("--reveal refused" in n.message for n in app._notifications))
         assert "role: operator" in header(app).render().plain and "REVEALED" not in header(app).render().plain
@@ -209,7 +209,7 @@ async def test_an_admin_reveal_is_logged_and_shown(proposals_db, login):
 async def test_proposals_screen_snapshot(proposals_db, size):
     app = make_app(proposals_db)
     async with app.run_test(size=size) as pilot:
-        assert await until(pilot, lambda: app.pool is not None and header(app).blocks)
+        assert await until(pilot, lambda: app.session.ready and header(app).blocks)
         await pilot.press("5")
         assert await until(pilot, lambda: app.screen.current is not None and "[REDACTED:email]" in body_source(app))
         app.dsn_label = "postgresql://fsar:****@db.example:5432/prod"
@@ -228,7 +228,7 @@ async def test_the_app_ingests_live_reports_and_raises_the_banner(db_dsn, mqtt_u
 
     app = make_app(db_dsn, mqtt_url=mqtt_url, ingest_live=True)
     async with app.run_test(size=(120, 36), notifications=True) as pilot:  # toasts painted, as in real use
-        assert await until(pilot, lambda: app.pool is not None)
+        assert await until(pilot, lambda: app.session.ready)
         await pilot.press("5")
         text = report("fsar_live", severity=10, block="true", task_type="self_improvement").encode()
         for _ in range(100):  # the app's subscription starts after connecting: publish until it is heard

@@ -78,7 +78,7 @@ def panel(app, name) -> str:
 
 
 async def open_roi(pilot, app):
-    assert await until(pilot, lambda: app.pool is not None)
+    assert await until(pilot, lambda: app.session.ready)
     await pilot.press("3")
     assert isinstance(app.screen, RoiScreen)
     assert await until(pilot, lambda: app.screen.data is not None and len(breakdown(app).keys) >= 3)

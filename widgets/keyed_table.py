@@ -60,13 +60,15 @@ class KeyedTable(ScrollView, can_focus=True):
     }
     """
     COMPONENT_CLASSES = {"keyed-table--header", "keyed-table--cursor", "keyed-table--marked"}
+    # Vim keys live here, once, for every table of every screen (not as wrappers on each
+    # screen); remappable by id in config.toml [keymap].
     BINDINGS = [
-        Binding("up", "cursor_up", "Up", show=False),
-        Binding("down", "cursor_down", "Down", show=False),
-        Binding("pageup", "page_up", "Page up", show=False),
-        Binding("pagedown", "page_down", "Page down", show=False),
-        Binding("home", "cursor_home", "First", show=False),
-        Binding("end", "cursor_end", "Last", show=False),
+        Binding("up,k", "cursor_up", "Up", show=False, id="table.up"),
+        Binding("down,j", "cursor_down", "Down", show=False, id="table.down"),
+        Binding("pageup,ctrl+b", "page_up", "Page up", show=False, id="table.page_up"),
+        Binding("pagedown,ctrl+f", "page_down", "Page down", show=False, id="table.page_down"),
+        Binding("home,g", "cursor_home", "First", show=False, id="table.top"),
+        Binding("end,G", "cursor_end", "Last", show=False, id="table.bottom"),
         Binding("left", "scroll_left", "Left", show=False),
         Binding("right", "scroll_right", "Right", show=False),
     ]

@@ -1,6 +1,7 @@
 """The header: database, server, connection state, live source, alerts, role — and,
-while any FSAR proposal blocks execution, a second line in red naming it (the banner
-every screen shows until the block is lifted).
+while any FSAR proposal blocks execution, a line in red naming it (the banner every
+screen shows until the block is lifted), and while a screen's reads fail, a line saying
+what fails, in words (`problem`, set by the screen).
 
 Every value is shown literally (a `Text`, never markup) and the DSN arrives masked.
 """
@@ -19,7 +20,8 @@ class StatusHeader(Widget):
     StatusHeader { height: 1; background: $primary-background; color: $text; padding: 0 1;
                    text-wrap: nowrap; text-overflow: ellipsis; }
     StatusHeader.-reconnecting { background: $error; }
-    StatusHeader.-blocked { height: 2; }
+    StatusHeader.-lines-2 { height: 2; }
+    StatusHeader.-lines-3 { height: 3; }
     """
 
     database: reactive[str] = reactive("")
@@ -32,6 +34,7 @@ class StatusHeader(Widget):
     role: reactive[str] = reactive("")  # the database role's powers: viewer, operator, admin, superuser
     revealed: reactive[bool] = reactive(False)
     blocks: reactive[tuple] = reactive(())  # (proposal id, task type, severity) blocking execution
+    problem: reactive[str] = reactive("")  # what this screen's reads meet, in one line; "" when they work
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self.refresh)
@@ -40,7 +43,15 @@ class StatusHeader(Widget):
         self.set_class(state == "reconnecting", "-reconnecting")
 
     def watch_blocks(self, blocks: tuple) -> None:
-        self.set_class(bool(blocks), "-blocked")
+        self.fit_lines()
+
+    def watch_problem(self, problem: str) -> None:
+        self.fit_lines()
+
+    def fit_lines(self) -> None:
+        lines = 1 + bool(self.blocks) + bool(self.problem)
+        self.set_class(lines == 2, "-lines-2")
+        self.set_class(lines == 3, "-lines-3")
 
     def render(self) -> Text:
         # Most urgent first: on a narrow terminal the DSN is what gets cut, not the state.
@@ -57,16 +68,17 @@ class StatusHeader(Widget):
             parts.append(f"role: {self.role}")
         if self.server:
             parts.append(f"PG {self.server}")
-        line = Text(" · ".join(parts), no_wrap=True, overflow="ellipsis")
-        if not self.blocks:
-            return line
-        first_id, task_type, severity = self.blocks[0]
-        more = f" (+{len(self.blocks) - 1} more)" if len(self.blocks) > 1 else ""
-        banner = Text(f" BLOCKED: FSAR proposal {first_id} (severity {severity}) stops {task_type or 'all'} "
-                      f"tasks{more} · 5 Proposals to review or lift ", style="bold white on red",
-                      no_wrap=True, overflow="ellipsis")
-        both = Text(no_wrap=True, overflow="ellipsis")  # each line cut on its own, never wrapped
-        both.append_text(line)
-        both.append("\n")
-        both.append_text(banner)
-        return both
+        lines = [Text(" · ".join(parts), no_wrap=True, overflow="ellipsis")]
+        if self.blocks:
+            first_id, task_type, severity = self.blocks[0]
+            more = f" (+{len(self.blocks) - 1} more)" if len(self.blocks) > 1 else ""
+            lines.append(Text(f" BLOCKED: FSAR proposal {first_id} (severity {severity}) stops {task_type or 'all'} "
+                              f"tasks{more} · 5 Proposals to review or lift ", style="bold white on red"))
+        if self.problem:
+            lines.append(Text(f" ! {self.problem} ", style="bold black on yellow"))
+        shown = Text(no_wrap=True, overflow="ellipsis")  # each line cut on its own, never wrapped
+        for i, line in enumerate(lines):
+            if i:
+                shown.append("\n")
+            shown.append_text(line)
+        return shown

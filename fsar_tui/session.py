@@ -1,0 +1,138 @@
+"""What the screens hold of the database: the pool, the role's privileges, the health
+state, and the two doors every screen goes through — `read()` (a db/ read on a pooled
+async connection) and `write()` (a db/ change, sync, one transaction of its own, on a
+short-lived connection in a thread, so the UI never waits on it).
+
+Health: `state` is "connecting", "connected", "reconnecting" (the server went away or
+is too slow: the screens keep their data and the header says how old it is) or
+"unreachable: why" (the first connection failed). A successful read or write makes it
+"connected" again, so recovery needs nothing but the cause going away.
+
+`describe_failure()` turns any exception a screen's worker can meet into one line for
+the operator — "permission denied for table task_counts", "relation "task_counts" does
+not exist", "statement timeout (5000 ms)" — never a traceback, passwords masked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import psycopg
+from psycopg_pool import PoolTimeout
+
+from fsar_tui.config import Settings
+from fsar_tui.db.connect import UNAVAILABLE_ERRORS
+from fsar_tui.dsn import mask_dsn
+from fsar_tui.errors import ConnectionFailed, FsarError, first_line
+
+if TYPE_CHECKING:
+    from psycopg_pool import AsyncConnectionPool
+
+    from fsar_tui.db.governance import Privileges
+
+T = TypeVar("T")
+
+
+class NotConnected(FsarError):
+    """A read or write before the pool is open (or after it closed)."""
+
+
+def describe_failure(exc: BaseException, *, statement_timeout_ms: int | None = None) -> str:
+    """One line saying what failed, in words."""
+    if isinstance(exc, FsarError):
+        return mask_dsn(first_line(exc)) if not exc.message else mask_dsn(exc.message.splitlines()[0])
+    if isinstance(exc, psycopg.errors.QueryCanceled):
+        limit = f" ({statement_timeout_ms} ms)" if statement_timeout_ms else ""
+        return f"statement timeout{limit}: the query took too long (the server is slow or overloaded)"
+    if isinstance(exc, PoolTimeout | psycopg.OperationalError):
+        return f"database unreachable: {mask_dsn(first_line(exc))}"
+    if isinstance(exc, psycopg.Error):
+        return mask_dsn(first_line(exc))  # permission denied for table …, relation … does not exist
+    return f"{type(exc).__name__}: {mask_dsn(first_line(exc))}"
+
+
+class Session:
+    """The app's database session, shared by every screen (the app owns it)."""
+
+    def __init__(self, dsn: str, settings: Settings) -> None:
+        self.dsn = dsn
+        self.settings = settings
+        self.pool: AsyncConnectionPool | None = None
+        self.privileges: Privileges | None = None
+        self.read_only = settings.read_only
+        self.state = "connecting"
+        self.fresh_at: float | None = None  # monotonic time of the last successful query
+
+    @property
+    def ready(self) -> bool:
+        return self.pool is not None
+
+    @property
+    def reachable(self) -> bool:
+        return self.state == "connected"
+
+    def can(self, power: str) -> bool:
+        """'act', 'override', 'reveal', 'anonymize': the role has it (and, for actions, the
+        session is not read-only)."""
+        if self.privileges is None or (self.read_only and power != "reveal"):
+            return False
+        return bool(getattr(self.privileges, power))
+
+    def mark_reachable(self) -> None:
+        self.state = "connected"
+        self.fresh_at = time.monotonic()
+
+    def mark_unreachable(self) -> None:
+        if self.pool is not None:
+            self.state = "reconnecting"
+
+    def note(self, exc: BaseException) -> None:
+        """Keep the health state true to a failure: only an unavailable server changes it."""
+        if isinstance(exc, UNAVAILABLE_ERRORS):
+            self.mark_unreachable()
+
+    async def read(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """fn(conn, *args, **kwargs) from db/ on a pooled connection. Raises what it meets
+        (the screen's worker handler shows it); marks the state either way."""
+        pool = self.pool
+        if pool is None:
+            raise NotConnected("not connected to the database yet")
+        try:
+            async with pool.connection() as conn:
+                result = await fn(conn, *args, **kwargs)
+        except BaseException as exc:
+            self.note(exc)
+            raise
+        self.mark_reachable()
+        return result
+
+    async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """fn(conn, *args, **kwargs) — a db/ write path, sync, one transaction of its own — on a
+        short-lived autocommit connection in a thread."""
+        from fsar_tui.db.connect import connect
+
+        def call() -> T:
+            with connect(self.dsn, autocommit=True, statement_timeout_ms=self.settings.statement_timeout_ms) as conn:
+                return fn(conn, *args, **kwargs)
+
+        try:
+            result = await asyncio.to_thread(call)
+        except ConnectionFailed:
+            self.mark_unreachable()
+            raise
+        except BaseException as exc:
+            self.note(exc)
+            raise
+        self.mark_reachable()
+        return result
+
+    def describe(self, exc: BaseException) -> str:
+        return describe_failure(exc, statement_timeout_ms=self.settings.statement_timeout_ms)
+
+    async def close(self) -> None:
+        if self.pool is not None:
+            pool, self.pool = self.pool, None
+            await pool.close()

@@ -1,0 +1,172 @@
+"""What every screen shares: the typed app and session, the header, the reload schedule,
+one guarded `read()` / `write()` through the session, and one rule for failures.
+
+The failure rule (why this module exists): a screen's workers run with
+`exit_on_error=False` and post their data as messages; whatever a worker raises — the
+server gone, a statement timeout, privileges revoked mid-run (`permission denied for
+table task_counts`), a table renamed (`relation … does not exist`), a bug — ends in
+`on_worker_state_changed`, which shows one line in the header's problem bar, in words,
+on that screen only. The app keeps running, the other screens keep working, and the
+schedule keeps trying: the next read that succeeds clears the line, so the screen
+recovers by itself when the cause goes away. A failed read is retried after the
+screen's REFRESH_S (not every second), so a broken query costs the server little.
+
+Reads are workers in groups without "action" in their name: their failure goes to the
+header's problem bar until a read of the same group works. Actions (groups named
+"…-action") fail loudly instead: a toast saying the action was NOT applied and why.
+
+Subclasses set REFRESH_S, implement `reload()` (a worker started by the schedule) and
+call `self.loaded(group)` when a reload's data arrived.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+
+from textual.message import Message
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+from fsar_tui.domain.sanitize import safe_str
+from fsar_tui.messages import DatabaseReady
+from fsar_tui.screens.reload_schedule import ReloadSchedule
+from fsar_tui.widgets.status_header import StatusHeader
+
+if TYPE_CHECKING:
+    from fsar_tui.app import FsarApp
+    from fsar_tui.session import Session
+
+T = TypeVar("T")
+
+
+class DataLoaded(Message, Generic[T]):
+    """A worker's data, shown by `show(data)` on the screen's own message loop: a worker
+    never writes into widgets after an await, and a screen closed meanwhile shows nothing."""
+
+    def __init__(self, show: Callable[[T], object], data: T) -> None:
+        super().__init__()
+        self.show = show
+        self.data = data
+
+
+class FsarScreen(Screen[None]):
+    """A screen of the app (1–5 and the task detail)."""
+
+    AUTO_FOCUS = "KeyedTable"
+    REFRESH_S: float = 5.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.schedule = ReloadSchedule(every=self.REFRESH_S)
+        self.problems: dict[str, str] = {}  # worker group -> what failed, in words
+
+    # -- typed access -------------------------------------------------------------------
+
+    @property
+    def fsar(self) -> FsarApp:
+        return cast("FsarApp", self.app)
+
+    @property
+    def session(self) -> Session:
+        return self.fsar.session
+
+    def can(self, power: str) -> bool:
+        return self.session.can(power)
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        for header in self.query(StatusHeader):
+            self.fsar.sync_header(header)
+        self.tick_timer = self.set_interval(1.0, self.tick)
+        self.tick()
+
+    def tick(self) -> None:
+        """Called every second: start `reload()` when it is due (subclasses add to this)."""
+        self.schedule.tick(self.session.ready, self.reload)
+
+    def reload(self) -> Worker[Any] | None:
+        """Start the screen's main read (a worker); the default screen has none."""
+        return None
+
+    def request(self) -> None:
+        """Re-read soon (live events): at the next tick, unless a read is in flight."""
+        self.schedule.mark()
+        self.tick()
+
+    def reload_now(self) -> None:
+        """Re-read at once (a new filter, window, sort or mode): a read in flight for the old
+        one is cancelled (the reload worker is exclusive)."""
+        if self.session.ready:
+            self.schedule.marked = False
+            self.schedule.worker = self.reload()
+        else:
+            self.schedule.mark()
+
+    def on_database_ready(self, message: DatabaseReady) -> None:
+        self.request()
+
+    # -- reads and writes ------------------------------------------------------------------
+
+    async def read(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """fn(conn, *args) from db/ through the session; failures propagate to the worker."""
+        return await self.session.read(fn, *args, **kwargs)
+
+    async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await self.session.write(fn, *args, **kwargs)
+
+    def deliver(self, show: Callable[[T], object], data: T) -> None:
+        """From a worker: hand `data` to `show` on this screen's message loop."""
+        self.post_message(DataLoaded(show, data))
+
+    async def on_data_loaded(self, message: DataLoaded[Any]) -> None:
+        message.stop()
+        shown = message.show(message.data)
+        if inspect.isawaitable(shown):  # e.g. a Markdown widget's update
+            await shown
+
+    def loaded(self, group: str | None = None) -> None:
+        """A reload's data arrived: the schedule waits REFRESH_S again, and the problem the
+        group (default: every group) had is gone."""
+        self.schedule.done()
+        self.clear_problem(group)
+
+    def clear_problem(self, group: str | None = None) -> None:
+        """A read of `group` (default: every group) worked again."""
+        if group is None:
+            self.problems.clear()
+        else:
+            self.problems.pop(group, None)
+        self.show_problems()
+        self.fsar.update_headers()
+
+    # -- failures -------------------------------------------------------------------------
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if event.state != WorkerState.ERROR or worker.node is not self:
+            return
+        error = worker.error
+        assert error is not None
+        self.session.note(error)
+        what = self.session.describe(error)
+        if "action" in worker.group:
+            # An operator's action: it did not apply, and the operator is told at once.
+            self.notify(f"NOT applied: {safe_str(what)}", title="action failed", severity="error", timeout=15)
+            return
+        if worker is self.schedule.worker:
+            self.schedule.failed()
+        self.problems[worker.group] = what
+        self.show_problems()
+        self.fsar.update_headers()
+
+    def show_problems(self) -> None:
+        shown = ""
+        if self.problems:
+            first = next(iter(self.problems.values()))
+            more = f" (+{len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
+            shown = safe_str(f"{first}{more} — retrying every {self.REFRESH_S:g} s")
+        for header in self.query(StatusHeader):
+            header.problem = shown
