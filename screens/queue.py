@@ -57,15 +57,18 @@ STATUS_ORDER = ("queued", "running", "succeeded", "failed", "cancelled")
 STATUS_SHORT = {"queued": "queue", "running": "run", "succeeded": "ok", "failed": "fail", "cancelled": "canc"}
 
 
+CountsData = tuple[list[task_queries.StatusCount], list[task_queries.RunningTask]]
+
+
 @dataclass
 class QueueData:
     """One round of the screen's reads."""
 
     rows: list[task_queries.TaskRow]
-    counts: list[tuple]
-    running: list[tuple]
-    workers: list[tuple]
-    recent: list[tuple]
+    counts: list[task_queries.StatusCount]
+    running: list[task_queries.RunningTask]
+    workers: list[task_queries.WorkerSeen]
+    recent: list[task_queries.MinuteActivity]
     matching: int
 
 
@@ -113,7 +116,7 @@ class QueueScreen(FsarScreen):
         self.by_model = False
         self.paused = False
         self.armed_filter = False
-        self.running: list[tuple] = []
+        self.running: list[task_queries.RunningTask] = []
         self.depth_history: list[float] = []
         self.activity: dict = {}  # minute -> tasks finished, for the throughput sparkline
         self.loading_more = False
@@ -170,10 +173,10 @@ class QueueScreen(FsarScreen):
             self.deliver(self.show_counts, (counts, running))
 
     @staticmethod
-    async def read_counts(conn: AsyncConnection, by_model: bool) -> tuple[list[tuple], list[tuple]]:
+    async def read_counts(conn: AsyncConnection, by_model: bool) -> CountsData:
         return (await task_queries.status_type_counts(conn, by_model), await task_queries.running_tasks(conn))
 
-    def show_counts(self, data: tuple[list[tuple], list[tuple]]) -> None:
+    def show_counts(self, data: CountsData) -> None:
         self.clear_problem("queue-counts")
         counts, self.running = data
         self.render_counts(counts)
@@ -209,10 +212,10 @@ class QueueScreen(FsarScreen):
         self.render_counts(counts)
         self.render_running()
         self.render_workers(data.workers)
-        queued = sum(row[-1] for row in counts if row[0] == "queued")
+        queued = sum(row.n for row in counts if row.status == "queued")
         self.depth_history = (self.depth_history + [queued])[-120:]
         self.query_one("#depth", Sparkline).data = self.depth_history
-        self.activity.update({minute: done for minute, done, _ in recent})
+        self.activity.update({a.minute: a.finished for a in recent})
         for minute in sorted(self.activity)[:-ACTIVITY_MINUTES]:
             del self.activity[minute]
         self.query_one("#throughput", Sparkline).data = [self.activity[m] for m in sorted(self.activity)]
@@ -247,32 +250,33 @@ class QueueScreen(FsarScreen):
                 # that its visible half no longer matches a detector.
                 Text(safe_text((r.error or "").replace("\n", " ")).plain[:80])]
 
-    def render_counts(self, counts: list[tuple]) -> None:
+    def render_counts(self, counts: list[task_queries.StatusCount]) -> None:
         grid: dict[str, dict[str, int]] = {}
         for row in counts:
-            key = " / ".join(str(v) for v in row[1:-1])
-            grid.setdefault(key, {})[row[0]] = row[-1]
+            key = f"{row.task_type} / {row.ai_model}" if self.by_model else row.task_type
+            grid.setdefault(key, {})[row.status] = row.n
         self.query_one("#counts", CountsPanel).show_counts("type" + (" / model" if self.by_model else ""), grid)
 
     def render_running(self) -> None:
         now = clock.now()
         lines = Text(no_wrap=True, overflow="ellipsis")
         lines.append(f"running ({len(self.running)})\n", style="bold")
-        for task_id, task_type, model, worker, started, attempt, _lease in self.running[:6]:
+        for t in self.running[:6]:
             # elapsed, type, worker: the line is cut at the panel's edge, so the worker's
             # distinguishing suffix goes last where wide terminals show it whole.
-            lines.append_text(safe_text(f"{duration(between(started, now)):>6} {task_type[:9]} {worker or '-'}\n"))
+            lines.append_text(safe_text(f"{duration(between(t.started_at, now)):>6} {t.task_type[:9]} "
+                                        f"{t.worker_id or '-'}\n"))
         self.query_one("#running", TextPanel).show(lines)
 
-    def render_workers(self, workers: list[tuple]) -> None:
+    def render_workers(self, workers: list[task_queries.WorkerSeen]) -> None:
         presence = self.fsar.presence
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(f"workers ({len(workers)})\n", style="bold")
-        for worker, last_seen, running, _n in workers[:6]:
+        for w in workers[:6]:
             # Presence comes from MQTT (per worker process); without a broker, the database says.
-            state = presence.get(worker.rsplit("-", 1)[0]) or presence.get(worker)
+            state = presence.get(w.worker_id.rsplit("-", 1)[0]) or presence.get(w.worker_id)
             mark = {"online": "●", "offline": "○"}.get(state or "", "·")
-            text.append_text(safe_text(f"{mark}{running}▶ {worker[-12:]}\n"))
+            text.append_text(safe_text(f"{mark}{w.running}▶ {w.worker_id[-12:]}\n"))
         self.query_one("#workers", TextPanel).show(text)
 
     def render_filter_status(self) -> None:

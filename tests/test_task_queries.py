@@ -117,7 +117,7 @@ async def test_detail_counts_running_workers_activity(seeded):
         detail = await tasks.task_detail(conn, 1)
         assert detail["id"] == 1 and detail["events"][0]["to_status"] == "queued"
         counts = await tasks.status_type_counts(conn)
-        assert sum(n for *_, n in counts) == 1500
+        assert sum(c.n for c in counts) == 1500
         assert len(await tasks.activity(conn, 10)) == 10
         await tasks.running_tasks(conn)
         await tasks.workers(conn)
@@ -138,5 +138,5 @@ async def test_activity_counts_finished_and_enqueued_per_minute(db_dsn):
         rows = await tasks.activity(conn, 5)
     finally:
         await conn.close()
-    assert len(rows) == 5 and rows == sorted(rows)
-    assert [(done, enqueued) for _, done, enqueued in rows] == [(0, 0), (1, 0), (0, 1), (0, 0), (2, 1)]
+    assert len(rows) == 5 and [r.minute for r in rows] == sorted(r.minute for r in rows)
+    assert [(r.finished, r.enqueued) for r in rows] == [(0, 0), (1, 0), (0, 1), (0, 0), (2, 1)]

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection, Connection
-from psycopg.rows import dict_row
+from psycopg.rows import class_row, dict_row
 
 from fsar_tui.domain.task_filter import TaskFilter
 
@@ -172,14 +172,53 @@ def statuses_of_sync(conn: Connection, ids: list[int]) -> dict[int, str]:
     return dict(conn.execute("SELECT id, status FROM execution_tasks WHERE id = ANY(%s)", (list(ids),)).fetchall())
 
 
-async def status_type_counts(conn: AsyncConnection, by_model: bool = False) -> list[tuple]:
+@dataclass(frozen=True)
+class StatusCount:
+    """Tasks in one status of one type (and model, when counted per model; else None)."""
+
+    status: str
+    task_type: str
+    ai_model: str | None
+    n: int
+
+
+@dataclass(frozen=True)
+class RunningTask:
+    id: int
+    task_type: str
+    ai_model: str | None
+    worker_id: str | None
+    started_at: datetime | None
+    attempt: int
+    lease_expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class WorkerSeen:
+    """A worker seen in task_events lately: when last, tasks running on it now, transitions."""
+
+    worker_id: str
+    last_seen: datetime
+    running: int
+    transitions: int
+
+
+@dataclass(frozen=True)
+class MinuteActivity:
+    minute: datetime
+    finished: int
+    enqueued: int
+
+
+async def status_type_counts(conn: AsyncConnection, by_model: bool = False) -> list[StatusCount]:
     """Counts per status × type (× model), exact, from the trigger-maintained counters
     (revision 0012): folded totals plus the not-yet-folded deltas, a few hundred rows
     whatever the size of execution_tasks."""
-    model = ", nullif(ai_model, '')" if by_model else ""
+    model = "nullif(ai_model, '')" if by_model else "NULL::text"
     group = "status, task_type" + (", ai_model" if by_model else "")
-    cur = await conn.execute(
-        f"""SELECT status, task_type{model}, sum(n)::bigint FROM (
+    cur = conn.cursor(row_factory=class_row(StatusCount))
+    await cur.execute(
+        f"""SELECT status, task_type, {model} AS ai_model, sum(n)::bigint AS n FROM (
                 SELECT status, task_type, ai_model, n FROM task_counts
                 UNION ALL SELECT status, task_type, ai_model, n FROM task_count_deltas) c
             GROUP BY {group} HAVING sum(n) <> 0 ORDER BY {group}""")
@@ -200,28 +239,32 @@ COUNTS_DRIFT_SQL = """
     WHERE counted.n IS DISTINCT FROM kept.n"""
 
 
-async def running_tasks(conn: AsyncConnection, limit: int = 50) -> list[tuple]:
-    cur = await conn.execute(
+async def running_tasks(conn: AsyncConnection, limit: int = 50) -> list[RunningTask]:
+    cur = conn.cursor(row_factory=class_row(RunningTask))
+    await cur.execute(
         "SELECT id, task_type, ai_model, worker_id, started_at, attempt, lease_expires_at FROM execution_tasks "
         "WHERE status = 'running' ORDER BY started_at LIMIT %s", (limit,))
     return await cur.fetchall()
 
 
-async def workers(conn: AsyncConnection, window_s: int = 300) -> list[tuple]:
-    """Workers seen in task_events recently: (worker, last seen, running now, transitions)."""
-    cur = await conn.execute(
-        """SELECT e.worker_id, max(e.at), (SELECT count(*) FROM execution_tasks t
-                                           WHERE t.status = 'running' AND t.worker_id = e.worker_id),
-                  count(*)
+async def workers(conn: AsyncConnection, window_s: int = 300) -> list[WorkerSeen]:
+    """Workers seen in task_events recently: last seen, running now, transitions."""
+    cur = conn.cursor(row_factory=class_row(WorkerSeen))
+    await cur.execute(
+        """SELECT e.worker_id, max(e.at) AS last_seen,
+                  (SELECT count(*) FROM execution_tasks t
+                   WHERE t.status = 'running' AND t.worker_id = e.worker_id) AS running,
+                  count(*) AS transitions
            FROM task_events e WHERE e.at > now() - make_interval(secs => %s) AND e.worker_id IS NOT NULL
            GROUP BY e.worker_id ORDER BY e.worker_id""", (window_s,))
     return await cur.fetchall()
 
 
-async def activity(conn: AsyncConnection, minutes: int = 30) -> list[tuple[datetime, int, int]]:
+async def activity(conn: AsyncConnection, minutes: int = 30) -> list[MinuteActivity]:
     """Per minute: tasks that finished (throughput) and tasks enqueued."""
     # Aggregate the window once (one index range scan), then place it on the minute grid.
-    cur = await conn.execute(
+    cur = conn.cursor(row_factory=class_row(MinuteActivity))
+    await cur.execute(
         """WITH per_minute AS (
                SELECT date_trunc('minute', at) AS m,
                       count(*) FILTER (WHERE to_status IN ('succeeded', 'failed', 'cancelled')) AS done,
@@ -229,7 +272,7 @@ async def activity(conn: AsyncConnection, minutes: int = 30) -> list[tuple[datet
                FROM task_events
                WHERE at >= date_trunc('minute', now()) - make_interval(mins => %(m)s - 1)
                GROUP BY 1)
-           SELECT g.m, coalesce(p.done, 0), coalesce(p.enqueued, 0)
+           SELECT g.m AS minute, coalesce(p.done, 0) AS finished, coalesce(p.enqueued, 0) AS enqueued
            FROM generate_series(date_trunc('minute', now()) - make_interval(mins => %(m)s - 1),
                                 date_trunc('minute', now()), interval '1 minute') AS g(m)
            LEFT JOIN per_minute p ON p.m = g.m
