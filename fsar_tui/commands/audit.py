@@ -152,7 +152,8 @@ def run_gate_add(args: Namespace, ctx: Context) -> int:
     reason = required_reason(args)
     comparator, threshold = _condition(args.pass_if)
     scope = {k: v for k, v in (("task_type", args.type), ("ai_model", args.model), ("rollout", args.rollout)) if v}
-    gate = Gate(0, args.name, args.metric, scope, parse_window_arg(args.window, "--window"), comparator, threshold, args.hard,
+    window_s: int = parse_window_arg(args.window, "--window")  # --window is required
+    gate = Gate(0, args.name, args.metric, scope, window_s, comparator, threshold, args.hard,
                 parse_window_arg(args.baseline, "--baseline"), description=args.description or "")
     with ctx.connect() as conn:
         gates.add_gate(conn, gate, actor=os_user(), reason=reason)

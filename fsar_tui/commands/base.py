@@ -14,7 +14,7 @@ import argparse
 from argparse import Namespace
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NoReturn, overload
 
 from fsar_tui.config import Settings, load_settings
 from fsar_tui.errors import UsageError
@@ -115,6 +115,10 @@ def required_reason(args: Namespace) -> str:
     return reason
 
 
+@overload
+def parse_window_arg(text: str, flag: str) -> int: ...
+@overload
+def parse_window_arg(text: str | None, flag: str) -> int | None: ...
 def parse_window_arg(text: str | None, flag: str) -> int | None:
     """A window option (`--since 24h`) in seconds; a bad one is a usage error naming the flag."""
     from fsar_tui.domain.durations import DurationError, parse_window

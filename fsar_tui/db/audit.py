@@ -5,7 +5,10 @@ Used by `fsar-tui report` (and, with the audit issue, by the Audit & Rollback sc
 
 from __future__ import annotations
 
+from typing import Any
+
 from psycopg import Connection
+from psycopg.rows import dict_row
 
 LATEST_VERDICTS_SQL = """
     SELECT g.name, g.metric, g.comparator, g.threshold, g.hard, g.enabled, r.verdict, r.value, r.baseline,
@@ -21,13 +24,11 @@ OPEN_ALERTS_SQL = """
 """
 
 
-def latest_verdicts(conn: Connection) -> list[dict]:
-    cur = conn.execute(LATEST_VERDICTS_SQL)
-    names = [c.name for c in cur.description]
-    return [dict(zip(names, row)) for row in cur.fetchall()]
+def latest_verdicts(conn: Connection) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(LATEST_VERDICTS_SQL).fetchall()
 
 
-def open_alerts(conn: Connection) -> list[dict]:
-    cur = conn.execute(OPEN_ALERTS_SQL)
-    names = [c.name for c in cur.description]
-    return [dict(zip(names, row)) for row in cur.fetchall()]
+def open_alerts(conn: Connection) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(OPEN_ALERTS_SQL).fetchall()

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import psycopg
+from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
+
+from fsar_tui.db.rows import one
 
 TASK_COLUMNS = ("id", "task_type", "ai_model", "status", "priority", "attempt", "max_attempts", "idea_id",
                 "proposal_id", "rollout_revision_id", "worker_id", "lease_expires_at", "payload", "result", "error",
@@ -35,7 +39,7 @@ def bulk_transaction(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
 
 def reserve_task_ids(conn: psycopg.Connection, n: int) -> int:
     """First id of a block of n consecutive task ids (inside bulk_transaction)."""
-    first = conn.execute("SELECT nextval('execution_tasks_id_seq')").fetchone()[0]
+    first: int = one(conn.execute("SELECT nextval('execution_tasks_id_seq')").fetchone())[0]
     if n > 1:
         conn.execute("SELECT setval('execution_tasks_id_seq', %s)", (first + n - 1,))
     return first
@@ -50,7 +54,8 @@ def add_count_deltas(conn: psycopg.Connection, first_id: int, last_id: int) -> N
 
 
 def ledger_high_water(conn: psycopg.Connection) -> int:
-    return conn.execute("SELECT coalesce(max(id), 0) FROM ledger_entries").fetchone()[0]
+    high: int = one(conn.execute("SELECT coalesce(max(id), 0) FROM ledger_entries").fetchone())[0]
+    return high
 
 
 def add_ledger_daily(conn: psycopg.Connection, after_id: int) -> None:
@@ -63,13 +68,13 @@ def add_ledger_daily(conn: psycopg.Connection, after_id: int) -> None:
         "amount_minor = d.amount_minor + EXCLUDED.amount_minor", (after_id,))
 
 
-def insert_compute_rates(conn: psycopg.Connection, rates: list[tuple]) -> None:
+def insert_compute_rates(conn: psycopg.Connection, rates: list[TupleRow]) -> None:
     with conn.cursor() as cur:
         cur.executemany("INSERT INTO compute_rates (currency, minor_per_hour, effective_from) VALUES (%s, %s, %s) "
                         "ON CONFLICT DO NOTHING", rates)
 
 
-def copy_rows(conn: psycopg.Connection, table: str, columns: Iterable[str], rows: Iterable[tuple]) -> int:
+def copy_rows(conn: psycopg.Connection, table: str, columns: Iterable[str], rows: Iterable[TupleRow]) -> int:
     count = 0
     cols = ", ".join(columns)
     with conn.cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
@@ -79,7 +84,7 @@ def copy_rows(conn: psycopg.Connection, table: str, columns: Iterable[str], rows
     return count
 
 
-def insert_prices(conn: psycopg.Connection, prices: list[tuple]) -> None:
+def insert_prices(conn: psycopg.Connection, prices: list[TupleRow]) -> None:
     with conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO model_prices (ai_model, currency, input_minor_per_mtok, output_minor_per_mtok, effective_from) "
@@ -87,7 +92,7 @@ def insert_prices(conn: psycopg.Connection, prices: list[tuple]) -> None:
 
 
 def insert_rollout(conn: psycopg.Connection, target: str, kind: str, task_type: str | None,
-                   revisions: list[tuple[dict, str, object, str]]) -> list[int]:
+                   revisions: list[tuple[dict[str, Any], str, object, str]]) -> list[int]:
     """A rollout with revisions [(artifact, sha256, created_at, reason)]; the last is active.
 
     Returns the revision row ids, in order. An existing target is left alone (seed can
@@ -103,16 +108,16 @@ def insert_rollout(conn: psycopg.Connection, target: str, kind: str, task_type: 
     rollout_id = row[0]
     ids = []
     for number, (artifact, sha, created_at, reason) in enumerate(revisions, start=1):
-        ids.append(conn.execute(
+        ids.append(one(conn.execute(
             "INSERT INTO rollout_revisions (rollout_id, revision, artifact, sha256, created_at, created_by, reason) "
             "VALUES (%s, %s, %s, %s, %s, 'seed', %s) RETURNING id",
-            (rollout_id, number, Jsonb(artifact), sha, created_at, reason)).fetchone()[0])
+            (rollout_id, number, Jsonb(artifact), sha, created_at, reason)).fetchone())[0])
     conn.execute("UPDATE rollouts SET active_revision = %s, updated_at = %s WHERE id = %s",
                  (len(revisions), revisions[-1][2], rollout_id))
     return ids
 
 
-def insert_proposal(conn: psycopg.Connection, row: dict) -> None:
+def insert_proposal(conn: psycopg.Connection, row: dict[str, Any]) -> None:
     conn.execute(
         "INSERT INTO fsar_proposals (id, reported_at, severity, block_execution, block_lifted_at, task_type, body, "
         "risks, mitigations, status, source_sha256) VALUES (%(id)s, %(reported_at)s, %(severity)s, "
@@ -127,4 +132,5 @@ def analyze(conn: psycopg.Connection) -> None:
 
 
 def has_tasks(conn: psycopg.Connection) -> bool:
-    return conn.execute("SELECT EXISTS (SELECT 1 FROM execution_tasks)").fetchone()[0]
+    exists: bool = one(conn.execute("SELECT EXISTS (SELECT 1 FROM execution_tasks)").fetchone())[0]
+    return exists

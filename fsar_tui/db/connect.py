@@ -36,7 +36,7 @@ def conninfo(dsn: str, *, statement_timeout_ms: int | None = None, application_n
         given = conninfo_to_dict(dsn)
     except psycopg.ProgrammingError as exc:
         raise UsageError(f"invalid DSN {mask_dsn(dsn)!r}: {first_line(str(exc), 'unknown error')}") from None
-    extra: dict[str, object] = {}
+    extra: dict[str, str | int] = {}
     if "connect_timeout" not in given:
         extra["connect_timeout"] = CONNECT_TIMEOUT_S
     if "application_name" not in given:

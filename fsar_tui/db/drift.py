@@ -22,12 +22,15 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from psycopg import AsyncConnection, Connection
+from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 
 from fsar_tui import clock
 from fsar_tui.db import operator_log
+from fsar_tui.db.rows import one
 from fsar_tui.domain import drift
 from fsar_tui.domain.histogram import bucket_value
 from fsar_tui.domain.rollup_windows import HOUR, floor_hour
@@ -70,11 +73,11 @@ class Signal:
     verdict: drift.DriftVerdict
 
     @property
-    def scope(self) -> dict:
+    def scope(self) -> dict[str, Any]:
         return {"task_type": self.task_type, "ai_model": self.ai_model}
 
 
-def hourly_series(rows: list[tuple], hours: list[datetime]) -> dict[tuple[str, str, str], list[float | None]]:
+def hourly_series(rows: list[TupleRow], hours: list[datetime]) -> dict[tuple[str, str, str], list[float | None]]:
     """(indicator, type, model) → one value per hour of `hours` (None: too few tasks)."""
     index = {h: i for i, h in enumerate(hours)}
     out: dict[tuple[str, str, str], list[float | None]] = {}
@@ -107,16 +110,19 @@ def detect_all(conn: Connection, now: datetime | None = None,
 # 0.8 % instead of 7–24 % (domain/drift.py); baseline and current are reported back in
 # the indicator's own unit.
 LOG_INDICATORS = frozenset({"p90_run_time", "cost_per_task"})
-LOG_PARAMS = {"rel_floor": 0.0, "abs_floor": math.log(1.05)}
+LOG_REL_FLOOR, LOG_ABS_FLOOR = 0.0, math.log(1.05)
 
 
 def judge(indicator: str, series: list[float | None], params: drift.DriftParams) -> drift.DriftVerdict:
     if indicator not in LOG_INDICATORS:
         return drift.detect(series, params)
     v = drift.detect([math.log(x) if x is not None and x > 0 else None for x in series],
-                     dataclasses.replace(params, **LOG_PARAMS))
-    back = (lambda y: None if y is None else math.exp(y))
-    return dataclasses.replace(v, baseline=back(v.baseline), current=back(v.current), sigma=None)
+                     dataclasses.replace(params, rel_floor=LOG_REL_FLOOR, abs_floor=LOG_ABS_FLOOR))
+    return dataclasses.replace(v, baseline=_exp(v.baseline), current=_exp(v.current), sigma=None)
+
+
+def _exp(y: float | None) -> float | None:
+    return None if y is None else math.exp(y)
 
 
 def apply(conn: Connection, signals: list[Signal]) -> tuple[int, int]:
@@ -170,11 +176,11 @@ OPEN_SQL = """
     FROM drift_alerts WHERE state <> 'resolved' ORDER BY state = 'acked', opened_at DESC LIMIT 200"""
 
 
-def open_alerts_sync(conn: Connection) -> list[tuple]:
+def open_alerts_sync(conn: Connection) -> list[TupleRow]:
     return conn.execute(OPEN_SQL).fetchall()
 
 
-async def open_alerts(conn: AsyncConnection) -> list[tuple]:
+async def open_alerts(conn: AsyncConnection) -> list[TupleRow]:
     return await (await conn.execute(OPEN_SQL)).fetchall()
 
 
@@ -182,4 +188,5 @@ async def alert_counts(conn: AsyncConnection) -> tuple[int, int]:
     """(firing, acked) — the header's alert figure."""
     cur = await conn.execute("SELECT count(*) FILTER (WHERE state = 'firing'), count(*) FILTER (WHERE state = 'acked') "
                              "FROM drift_alerts WHERE state <> 'resolved'")
-    return await cur.fetchone()
+    firing, acked = one(await cur.fetchone())
+    return firing, acked

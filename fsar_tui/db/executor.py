@@ -18,6 +18,7 @@ uses it and a real fleet can copy it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -25,6 +26,8 @@ from typing import Any
 
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
+
+from fsar_tui.db.rows import one
 
 CLAIM_SQL = """
 WITH next AS (
@@ -154,12 +157,13 @@ class ClaimedTask:
 
 async def enqueue(conn: AsyncConnection, tasks: list[dict[str, Any]]) -> list[tuple[int, datetime]]:
     """Insert queued tasks; returns (id, queued_at) per task, in order."""
-    out = []
+    out: list[tuple[int, datetime]] = []
     async with conn.transaction():
         async with conn.cursor() as cur:
             for task in tasks:
                 await cur.execute(ENQUEUE_SQL, {**task, "payload": Jsonb(task.get("payload"))})
-                out.append(await cur.fetchone())
+                task_id, queued_at = one(await cur.fetchone())
+                out.append((task_id, queued_at))
     return out
 
 
@@ -169,9 +173,9 @@ async def claim(conn: AsyncConnection, worker: str, lease_s: float) -> ClaimedTa
         row = await cur.fetchone()
     if row is None:
         return None
-    *head, price = row
+    task_id, task_type, ai_model, attempt, max_attempts, idea_id, revision_id, started_at, queued_at, price = row
     price = price or {}
-    return ClaimedTask(*head,
+    return ClaimedTask(task_id, task_type, ai_model, attempt, max_attempts, idea_id, revision_id, started_at, queued_at,
                        price_in=Decimal(price["in"]) if price else None,
                        price_out=Decimal(price["out"]) if price else None,
                        currency=price.get("currency"))
@@ -183,9 +187,10 @@ async def renew_lease(conn: AsyncConnection, task: ClaimedTask, worker: str, lea
     return cur.rowcount == 1
 
 
-async def finish(conn: AsyncConnection, task: ClaimedTask, worker: str, *, status: str, result: dict | None,
+async def finish(conn: AsyncConnection, task: ClaimedTask, worker: str, *, status: str, result: dict[str, Any] | None,
                  error: str | None, input_tokens: int, output_tokens: int, cost_minor: int | None,
-                 currency: str | None, retry_in_s: float = 0.0, ledger: list[dict[str, Any]] = ()) -> datetime | None:
+                 currency: str | None, retry_in_s: float = 0.0,
+                 ledger: Sequence[dict[str, Any]] = ()) -> datetime | None:
     """Record the attempt's outcome (status succeeded, failed, or queued for a retry).
 
     Returns the commit-time `now()` when it landed, None when the lease was lost. Ledger
@@ -200,7 +205,7 @@ async def finish(conn: AsyncConnection, task: ClaimedTask, worker: str, *, statu
         row = await cur.fetchone()
         if row is None:
             return None
-        at = row[1]
+        at: datetime = row[1]
         async with conn.cursor() as lcur:
             for entry in ledger:
                 await lcur.execute(LEDGER_SQL, {**entry, "occurred_at": at, "metadata": Jsonb(entry["metadata"])})
@@ -217,7 +222,8 @@ async def reap_expired(conn: AsyncConnection) -> list[tuple[int, str, str | None
 async def active_work_count(conn: AsyncConnection) -> int:
     """Tasks still queued or running (the simulator's --until-idle uses it)."""
     cur = await conn.execute("SELECT count(*) FROM execution_tasks WHERE status IN ('queued', 'running')")
-    return (await cur.fetchone())[0]
+    count: int = one(await cur.fetchone())[0]
+    return count
 
 
 async def blocked_types(conn: AsyncConnection) -> list[tuple[str | None, str]]:

@@ -23,8 +23,10 @@ from __future__ import annotations
 from collections.abc import Generator
 from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
+from typing import Any
 
 from psycopg import AsyncConnection, Connection
+from psycopg.rows import TupleRow
 
 from fsar_tui.domain import fraud
 from fsar_tui.domain.fraud import Flag, FraudRules
@@ -107,7 +109,7 @@ def _bounds(first: date, last: date) -> tuple[datetime, datetime]:
 
 
 def _entries_statement(ideas: list[str], overall: bool, days: list[date], first: date, last: date,
-                       limit: int) -> tuple[str, dict]:
+                       limit: int) -> tuple[str, dict[str, Any]]:
     """The newest disputes of the flagged ideas (or of all) over the window's days, and
     the newest refunds of the spiking days: rows (part, subject, occurred_at, id)."""
     parts = []
@@ -139,7 +141,7 @@ def _entries_statement(ideas: list[str], overall: bool, days: list[date], first:
                                        "limit": limit}
 
 
-Plan = Generator[tuple[str, dict], list[tuple], list[Flag]]
+Plan = Generator[tuple[str, dict[str, Any]], list[TupleRow], list[Flag]]
 
 
 def _plan(start: datetime, end: datetime, rules: FraudRules) -> Plan:
@@ -176,7 +178,7 @@ def _plan(start: datetime, end: datetime, rules: FraudRules) -> Plan:
     return fraud.sort_flags(flags + disputes + spikes)
 
 
-def _entries_in_order(rows: list[tuple], ids: list[int]) -> list[tuple]:
+def _entries_in_order(rows: list[TupleRow], ids: list[int]) -> list[TupleRow]:
     by_id = {row[0]: row for row in rows}
     return [by_id[i] for i in dict.fromkeys(ids) if i in by_id]
 
@@ -195,7 +197,8 @@ async def fraud_flags(conn: AsyncConnection, start: datetime, end: datetime,
             cur = await conn.execute(*statement, prepare=False)
             statement = plan.send(await cur.fetchall())
     except StopIteration as done:
-        return done.value
+        flags: list[Flag] = done.value
+        return flags
 
 
 def fraud_flags_sync(conn: Connection, start: datetime, end: datetime,
@@ -206,10 +209,11 @@ def fraud_flags_sync(conn: Connection, start: datetime, end: datetime,
         while True:
             statement = plan.send(conn.execute(*statement, prepare=False).fetchall())
     except StopIteration as done:
-        return done.value
+        flags: list[Flag] = done.value
+        return flags
 
 
-async def flag_entries(conn: AsyncConnection, ids: list[int]) -> list[tuple]:
+async def flag_entries(conn: AsyncConnection, ids: list[int]) -> list[TupleRow]:
     """(id, occurred_at, kind, amount_minor, currency, customer_id, idea_id, metadata) of
     the given entries, in the order given (entries since deleted are left out)."""
     if not ids:
@@ -218,7 +222,7 @@ async def flag_entries(conn: AsyncConnection, ids: list[int]) -> list[tuple]:
     return _entries_in_order(await cur.fetchall(), list(ids))
 
 
-def flag_entries_sync(conn: Connection, ids: list[int]) -> list[tuple]:
+def flag_entries_sync(conn: Connection, ids: list[int]) -> list[TupleRow]:
     if not ids:
         return []
     return _entries_in_order(conn.execute(FLAG_ENTRIES_SQL, (list(ids),)).fetchall(), list(ids))

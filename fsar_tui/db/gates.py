@@ -32,12 +32,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from psycopg import AsyncConnection, Connection
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from fsar_tui.db import operator_log
+from fsar_tui.db.rows import one
 from fsar_tui.domain.gates import Gate, Measurement, Verdict
 from fsar_tui.errors import UsageError
 
@@ -66,7 +68,7 @@ def _active_revision(conn: Connection, target: str) -> int | None:
     return row[0] if row else None
 
 
-def scope_params(conn: Connection, gate: Gate) -> dict:
+def scope_params(conn: Connection, gate: Gate) -> dict[str, Any]:
     rollout = gate.scope.get("rollout")
     revision = _active_revision(conn, rollout) if rollout else None
     if rollout and revision is None:
@@ -144,25 +146,25 @@ def sensitive_candidates(conn: Connection, gate: Gate, start: datetime, end: dat
     return conn.execute(SENSITIVE_SQL, {**_window_params(conn, gate, start, end), "prefilter": prefilter}).fetchall()
 
 
-def _window_params(conn: Connection, gate: Gate, start: datetime, end: datetime) -> dict:
+def _window_params(conn: Connection, gate: Gate, start: datetime, end: datetime) -> dict[str, Any]:
     return {**scope_params(conn, gate), "start": start, "end": end}
 
 
 def retry_rate(conn: Connection, gate: Gate, start: datetime, end: datetime) -> Measurement:
-    retried, finished = conn.execute(RETRY_SQL, _window_params(conn, gate, start, end)).fetchone()
+    retried, finished = one(conn.execute(RETRY_SQL, _window_params(conn, gate, start, end)).fetchone())
     return Measurement(retried / finished if finished else None, finished, {"retried": retried})
 
 
 def trust_inflation(conn: Connection, gate: Gate, start: datetime, end: datetime) -> Measurement:
-    bad, total, empty, zero_run, zero_tokens, no_trail, ids = conn.execute(
-        TRUST_SQL, _window_params(conn, gate, start, end)).fetchone()
+    bad, total, empty, zero_run, zero_tokens, no_trail, ids = one(conn.execute(
+        TRUST_SQL, _window_params(conn, gate, start, end)).fetchone())
     return Measurement(bad / total if total else None, total,
                        {"suspect": bad, "empty_result": empty, "zero_run_time": zero_run, "zero_tokens": zero_tokens,
                         "no_event_trail": no_trail, "task_ids": ids or []})
 
 
 def anomalies(conn: Connection, gate: Gate, start: datetime, end: datetime) -> Measurement:
-    count, total, top = conn.execute(ANOMALY_SQL, _window_params(conn, gate, start, end)).fetchone()
+    count, total, top = one(conn.execute(ANOMALY_SQL, _window_params(conn, gate, start, end)).fetchone())
     return Measurement(count, total, {"z_threshold": ANOMALY_Z, "top": top})
 
 
@@ -175,7 +177,7 @@ def open_blocking(conn: Connection, gate: Gate) -> Measurement:
     return Measurement(len(ids), len(ids), {"proposals": ids[:10]})
 
 
-def _jsonable(details: dict) -> dict:
+def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in details.items()}
 
 
@@ -188,7 +190,7 @@ def record(conn: Connection, gate: Gate, verdict: Verdict) -> None:
 
 # -- operator changes -------------------------------------------------------------------
 
-def _log(conn: Connection, actor: str, action: str, target: str, reason: str, before, after) -> None:
+def _log(conn: Connection, actor: str, action: str, target: str, reason: str, before: Any, after: Any) -> None:
     operator_log.append_sync(conn, actor=actor, action=action, target=target, reason=reason, before=before,
                              after=after)
 
@@ -201,8 +203,8 @@ def override(conn: Connection, name: str, *, actor: str, reason: str, expires_at
         row = conn.execute("SELECT id, hard FROM audit_gates WHERE name = %s FOR UPDATE", (name,)).fetchone()
         if row is None:
             raise UsageError(f"no audit gate {name!r}")
-        blocking = conn.execute("SELECT count(*) FROM execution_blocks WHERE source = 'gate' AND ref = %s",
-                                (name,)).fetchone()[0]
+        blocking = one(conn.execute("SELECT count(*) FROM execution_blocks WHERE source = 'gate' AND ref = %s",
+                                    (name,)).fetchone())[0]
         if not blocking:
             raise UsageError(f"gate {name} is not blocking anything (not hard, not failing, or already overridden)")
         conn.execute("INSERT INTO audit_gate_overrides (gate_id, actor, reason, expires_at) VALUES (%s, %s, %s, %s)",
@@ -226,7 +228,7 @@ def add_gate(conn: Connection, gate: Gate, *, actor: str, reason: str) -> None:
              {"condition": gate.condition, "scope": gate.scope, "hard": gate.hard})
 
 
-def set_gate(conn: Connection, name: str, changes: dict, *, actor: str, reason: str) -> Gate:
+def set_gate(conn: Connection, name: str, changes: dict[str, Any], *, actor: str, reason: str) -> Gate:
     """Change a gate's hard/enabled/comparator/threshold; returns it as it is now."""
     allowed = {"hard", "enabled", "comparator", "threshold"}
     if not changes or set(changes) - allowed:
@@ -247,7 +249,7 @@ class GateStatus:
     whether it blocks execution now, and the live override (actor: reason), if any."""
     name: str
     metric: str
-    scope: dict
+    scope: dict[str, Any]
     comparator: str
     threshold: float
     hard: bool
@@ -259,7 +261,7 @@ class GateStatus:
     value: float | None
     sample_size: int | None
     at: datetime | None
-    details: dict | None
+    details: dict[str, Any] | None
     blocking: bool
     override: str | None
 
@@ -295,4 +297,5 @@ RUNS_KEPT = "90 days"
 def prune_runs(conn: Connection, *, kept: str = RUNS_KEPT, limit: int = 5000) -> int:
     """Delete up to `limit` verdicts past retention; returns how many (the scheduled pass
     calls it every minute, so a backlog drains in bounded steps)."""
-    return conn.execute("SELECT fsar_prune_audit_runs(%s, %s::interval)", (limit, kept)).fetchone()[0]
+    pruned: int = one(conn.execute("SELECT fsar_prune_audit_runs(%s, %s::interval)", (limit, kept)).fetchone())[0]
+    return pruned

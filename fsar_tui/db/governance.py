@@ -16,12 +16,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 import psycopg
 from psycopg import AsyncConnection, Connection
+from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 
 from fsar_tui.db import operator_log
+from fsar_tui.db.rows import one
 from fsar_tui.errors import UsageError, first_line
 
 ROLES = ("fsar_viewer", "fsar_operator", "fsar_admin")
@@ -59,11 +62,11 @@ PRIVILEGES_SQL = """
 
 
 def privileges_sync(conn: Connection) -> Privileges:
-    return Privileges(*conn.execute(PRIVILEGES_SQL).fetchone())
+    return Privileges(*one(conn.execute(PRIVILEGES_SQL).fetchone()))
 
 
 async def privileges(conn: AsyncConnection) -> Privileges:
-    return Privileges(*await (await conn.execute(PRIVILEGES_SQL)).fetchone())
+    return Privileges(*one(await (await conn.execute(PRIVILEGES_SQL)).fetchone()))
 
 
 class RevealRefused(UsageError):
@@ -83,7 +86,8 @@ def record_reveal_sync(conn: Connection, *, actor: str, target: str, reason: str
     (a read-only session, a standby) — no log row, no reveal."""
     try:
         with conn.transaction():
-            return conn.execute("SELECT fsar_record_reveal(%s, %s, %s)", (actor, target, reason)).fetchone()[0]
+            seq: int = one(conn.execute("SELECT fsar_record_reveal(%s, %s, %s)", (actor, target, reason)).fetchone())[0]
+            return seq
     except psycopg.errors.InsufficientPrivilege:
         raise _refused(conn.info.user) from None
     except (psycopg.errors.ReadOnlySqlTransaction, psycopg.errors.UndefinedFunction) as exc:
@@ -93,8 +97,9 @@ def record_reveal_sync(conn: Connection, *, actor: str, target: str, reason: str
 async def record_reveal(conn: AsyncConnection, *, actor: str, target: str, reason: str) -> int:
     try:
         async with conn.transaction():
-            return (await (await conn.execute("SELECT fsar_record_reveal(%s, %s, %s)",
-                                              (actor, target, reason))).fetchone())[0]
+            cur = await conn.execute("SELECT fsar_record_reveal(%s, %s, %s)", (actor, target, reason))
+            seq: int = one(await cur.fetchone())[0]
+            return seq
     except psycopg.errors.InsufficientPrivilege:
         raise _refused(conn.info.user) from None
     except (psycopg.errors.ReadOnlySqlTransaction, psycopg.errors.UndefinedFunction) as exc:
@@ -114,7 +119,7 @@ SCRUBBED = {
 }
 
 
-def batches(conn: Connection, table: str, cutoff: datetime, size: int) -> Iterator[list[tuple]]:
+def batches(conn: Connection, table: str, cutoff: datetime, size: int) -> Iterator[list[TupleRow]]:
     """Rows (id, *scrubbed columns) older than the cutoff, `size` at a time, by id."""
     old_enough, columns, last = SCRUBBED[table]
     while True:
@@ -127,11 +132,11 @@ def batches(conn: Connection, table: str, cutoff: datetime, size: int) -> Iterat
         last = rows[-1][0]
 
 
-def _param(column: str, value):
+def _param(column: str, value: Any) -> Any:
     return value if column == "error" or value is None else Jsonb(value)
 
 
-def write_scrubbed(conn: Connection, table: str, changes: list[tuple[tuple, tuple]]) -> int:
+def write_scrubbed(conn: Connection, table: str, changes: list[tuple[TupleRow, TupleRow]]) -> int:
     """Write the scrubbed values [(old row, new row)], one transaction, each only if the row
     still holds what was read (a task retried meanwhile is left for the next run).
     Returns how many rows were written."""
@@ -148,7 +153,7 @@ def write_scrubbed(conn: Connection, table: str, changes: list[tuple[tuple, tupl
 
 
 def log_anonymize(conn: Connection, *, actor: str, cutoff: datetime, reason: str, action: str,
-                  counts: dict | None = None) -> None:
+                  counts: dict[str, Any] | None = None) -> None:
     """`anonymize.start` before the first write (an interrupted run still left its mark),
     `anonymize` with the counts at the end."""
     operator_log.append_sync(conn, actor=actor, action=action,
@@ -160,7 +165,9 @@ def log_anonymize(conn: Connection, *, actor: str, cutoff: datetime, reason: str
 
 def role_facts(conn: Connection) -> tuple[str, bool, bool]:
     """(current role, superuser, bypasses row security)."""
-    return conn.execute("SELECT current_user, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user").fetchone()
+    role, superuser, bypass_rls = one(conn.execute(
+        "SELECT current_user, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user").fetchone())
+    return role, superuser, bypass_rls
 
 
 def try_change_operator_actions(conn: Connection) -> dict[str, str | None]:
@@ -168,7 +175,7 @@ def try_change_operator_actions(conn: Connection) -> dict[str, str | None]:
     {verb: None if it was refused, else what happened}. With an empty log no row
     trigger can fire, so the trigger's presence is checked instead."""
     out: dict[str, str | None] = {}
-    rows = conn.execute("SELECT count(*) FROM (SELECT 1 FROM operator_actions LIMIT 1) s").fetchone()[0]
+    rows = one(conn.execute("SELECT count(*) FROM (SELECT 1 FROM operator_actions LIMIT 1) s").fetchone())[0]
     for verb, sql in (("UPDATE", "UPDATE operator_actions SET reason = reason"),
                       ("DELETE", "DELETE FROM operator_actions")):
         try:
@@ -179,9 +186,9 @@ def try_change_operator_actions(conn: Connection) -> dict[str, str | None]:
         except (psycopg.errors.InsufficientPrivilege, psycopg.errors.RaiseException):
             out[verb] = None
     if not rows:
-        armed = conn.execute(
+        armed = one(conn.execute(
             "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'operator_actions'::regclass "
-            "AND tgname = 'operator_actions_append_only' AND tgenabled IN ('O', 'A')").fetchone()[0]
+            "AND tgname = 'operator_actions_append_only' AND tgenabled IN ('O', 'A')").fetchone())[0]
         if not armed:
             out = {verb: "the append-only trigger is missing or disabled" for verb in out}
     return out
@@ -203,16 +210,17 @@ def viewer_write_privileges(conn: Connection) -> list[str]:
            UNION ALL
            SELECT 'fsar_record_reveal()' WHERE has_function_privilege('fsar_viewer',
                                                    'fsar_record_reveal(text, text, text)', 'EXECUTE')
-           ORDER BY 1""").fetchall()] if conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'fsar_viewer')").fetchone()[0] else []
+           ORDER BY 1""").fetchall()] if one(conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'fsar_viewer')").fetchone())[0] else []
 
 
 def roles_present(conn: Connection) -> dict[str, bool | None]:
     """role → can it log in (None: missing)."""
-    found = dict(conn.execute("SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname = ANY(%s)",
+    found: dict[str, bool] = dict(conn.execute("SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname = ANY(%s)",
                               (list(ROLES),)).fetchall())
     return {r: found.get(r) for r in ROLES}
 
 
 def chain_broken_at(conn: Connection) -> int | None:
-    return conn.execute("SELECT fsar_operator_actions_verify()").fetchone()[0]
+    broken_at: int | None = one(conn.execute("SELECT fsar_operator_actions_verify()").fetchone())[0]
+    return broken_at

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from psycopg import AsyncConnection
+from psycopg.rows import TupleRow
+
+from fsar_tui.db.rows import one
 
 POLL_SQL = """
 SELECT e.id, e.task_id, t.task_type, t.ai_model, e.from_status, e.to_status, e.attempt, e.at
@@ -18,14 +21,15 @@ CHANNEL = "fsar_events"
 COUNTS_SQL = "SELECT status, task_type, count(*) FROM execution_tasks GROUP BY 1, 2"
 
 
-async def events_after(conn: AsyncConnection, after: int, limit: int = 5000) -> list[tuple]:
+async def events_after(conn: AsyncConnection, after: int, limit: int = 5000) -> list[TupleRow]:
     cur = await conn.execute(POLL_SQL, {"after": after, "limit": limit})
     return await cur.fetchall()
 
 
 async def latest_event_id(conn: AsyncConnection) -> int:
     cur = await conn.execute("SELECT coalesce(max(id), 0) FROM task_events")
-    return (await cur.fetchone())[0]
+    latest: int = one(await cur.fetchone())[0]
+    return latest
 
 
 async def status_counts(conn: AsyncConnection) -> list[tuple[str, str, int]]:

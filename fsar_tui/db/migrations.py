@@ -16,12 +16,14 @@ the top-level alembic/ directory.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 import psycopg
+from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
@@ -29,9 +31,9 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
-from alembic import command
 from fsar_tui.db import preflight
 from fsar_tui.db.connect import connect
+from fsar_tui.db.rows import one
 from fsar_tui.errors import CheckFailed, UnknownRevision, UsageError, first_line
 
 LEGACY_REVISION = "0001_legacy_execution_tasks"
@@ -63,7 +65,10 @@ def script_directory() -> ScriptDirectory:
 
 
 def head_revision() -> str:
-    return script_directory().get_current_head()
+    head = script_directory().get_current_head()
+    if head is None:  # the scripts ship inside the package: none found is a broken install
+        raise CheckFailed(f"no migration scripts in {script_location()}")
+    return head
 
 
 def known_revisions() -> list[str]:
@@ -78,13 +83,15 @@ def sqlalchemy_engine(dsn: str, raw: psycopg.Connection | None = None) -> Engine
 
 
 
-def revision_module(here: str, filename: str):
+def revision_module(here: str, filename: str) -> ModuleType:
     """A sibling revision script as a module, for revisions that build on an earlier one's
     SQL (scripts are loaded by path: alembic/versions is not a package)."""
     import importlib.util
 
     path = Path(here).with_name(filename)
     spec = importlib.util.spec_from_file_location(f"fsar_revision_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load revision script {path}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -102,8 +109,8 @@ class DbState:
 
 
 def read_state(conn: psycopg.Connection) -> DbState:
-    has_version = conn.execute("SELECT to_regclass('alembic_version') IS NOT NULL").fetchone()[0]
-    has_tasks = conn.execute("SELECT to_regclass('execution_tasks') IS NOT NULL").fetchone()[0]
+    has_version = one(conn.execute("SELECT to_regclass('alembic_version') IS NOT NULL").fetchone())[0]
+    has_tasks = one(conn.execute("SELECT to_regclass('execution_tasks') IS NOT NULL").fetchone())[0]
     current = None
     if has_version:
         rows = conn.execute("SELECT version_num FROM alembic_version").fetchall()
@@ -171,7 +178,7 @@ def _locked_transaction(dsn: str) -> Iterator[tuple[Connection, psycopg.Connecti
         raw.close()
 
 
-def _run_alembic(sa_conn: Connection, fn, *args) -> None:
+def _run_alembic(sa_conn: Connection, fn: Callable[..., None], *args: object) -> None:
     cfg = alembic_config()
     cfg.attributes["connection"] = sa_conn
     try:

@@ -13,8 +13,10 @@ from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection, Connection
+from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 
+from fsar_tui.db.rows import one
 from fsar_tui.domain.action_chain import ChainRow
 
 CANONICAL_SQL = """concat_ws('|', seq, extract(epoch FROM at), actor, db_role, action, target, coalesce(reason, ''),
@@ -25,7 +27,7 @@ APPEND_SQL = ("INSERT INTO operator_actions (actor, action, target, reason, befo
               "VALUES (%s, %s, %s, %s, %s, %s)")
 
 
-def _params(actor: str, action: str, target: str, reason: str | None, before: Any, after: Any) -> tuple:
+def _params(actor: str, action: str, target: str, reason: str | None, before: Any, after: Any) -> tuple[Any, ...]:
     return (actor, action, target, reason, None if before is None else Jsonb(before),
             None if after is None else Jsonb(after))
 
@@ -52,13 +54,15 @@ def chain_rows(conn: Connection) -> Iterator[ChainRow]:
 
 def database_verdict_sync(conn: Connection) -> int | None:
     """The database's own check: the first broken seq, or None."""
-    return conn.execute("SELECT fsar_operator_actions_verify()").fetchone()[0]
+    broken_at: int | None = one(conn.execute("SELECT fsar_operator_actions_verify()").fetchone())[0]
+    return broken_at
 
 
 def database_oid(conn: Connection) -> int:
     """With the server's address, which log this is (to key anchors): a database dropped
     and recreated under the same name gets another oid."""
-    return conn.execute("SELECT oid::bigint FROM pg_database WHERE datname = current_database()").fetchone()[0]
+    oid: int = one(conn.execute("SELECT oid::bigint FROM pg_database WHERE datname = current_database()").fetchone())[0]
+    return oid
 
 
 LIST_SQL = """
@@ -69,23 +73,25 @@ LIST_SQL = """
     ORDER BY seq DESC LIMIT %(limit)s"""
 
 
-def _list_params(actor, action, target, since, limit) -> dict:
+def _list_params(actor: str | None, action: str | None, target: str | None, since: datetime | None,
+                 limit: int) -> dict[str, Any]:
     return {"actor": actor, "action": action, "target": target, "since": since, "limit": limit}
 
 
 def list_actions_sync(conn: Connection, *, actor: str | None = None, action: str | None = None,
-                 target: str | None = None, since: datetime | None = None, limit: int = 100) -> list[tuple]:
+                 target: str | None = None, since: datetime | None = None, limit: int = 100) -> list[TupleRow]:
     """(seq, at, actor, db_role, action, target, reason), newest first."""
     return conn.execute(LIST_SQL, _list_params(actor, action, target, since, limit)).fetchall()
 
 
 async def list_actions(conn: AsyncConnection, *, actor: str | None = None, action: str | None = None,
                              target: str | None = None, since: datetime | None = None,
-                             limit: int = 100) -> list[tuple]:
+                             limit: int = 100) -> list[TupleRow]:
     cur = await conn.execute(LIST_SQL, _list_params(actor, action, target, since, limit))
     return await cur.fetchall()
 
 
 async def database_verdict(conn: AsyncConnection) -> int | None:
     cur = await conn.execute("SELECT fsar_operator_actions_verify()")
-    return (await cur.fetchone())[0]
+    broken_at: int | None = one(await cur.fetchone())[0]
+    return broken_at

@@ -11,9 +11,12 @@ sketches of revision 0015 instead: one row of arrays per block and group.
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from psycopg import AsyncConnection, Connection
+from psycopg.rows import TupleRow
 
+from fsar_tui.db.rows import one
 from fsar_tui.domain import profiles, rollup_windows
 
 DIMENSIONS = {"type": "task_type", "model": "ai_model", "rollout": "rollout_revision_id"}
@@ -90,14 +93,14 @@ SKETCH_SQL = f"""
 async def type_model_profiles(conn: AsyncConnection, start: datetime, end: datetime,
                               now: datetime) -> list[profiles.Profile]:
     """Profiles per task_type × ai_model over [start, end) — the screen's and the CLI's main read."""
-    until = (await (await conn.execute(SKETCHED_UNTIL_SQL)).fetchone())[0]
+    until = one(await (await conn.execute(SKETCHED_UNTIL_SQL)).fetchone())[0]
     cur = await conn.cursor(binary=True).execute(SKETCH_SQL, _params(start, end, now, until))
     return profiles.build_from_sketches(await cur.fetchall())
 
 
 def type_model_profiles_sync(conn: Connection, start: datetime, end: datetime,
                              now: datetime) -> list[profiles.Profile]:
-    until = conn.execute(SKETCHED_UNTIL_SQL).fetchone()[0]
+    until = one(conn.execute(SKETCHED_UNTIL_SQL).fetchone())[0]
     return profiles.build_from_sketches(
         conn.cursor(binary=True).execute(SKETCH_SQL, _params(start, end, now, until)).fetchall())
 
@@ -116,8 +119,8 @@ def load_profiles_sync(conn: Connection, start: datetime, end: datetime, now: da
     return profiles.build(profile_rows_sync(conn, start, end, now, by))
 
 
-async def group_series(conn: AsyncConnection, start: datetime, end: datetime, now: datetime, key: tuple,
-                       hourly: bool) -> list[tuple]:
+async def group_series(conn: AsyncConnection, start: datetime, end: datetime, now: datetime, key: profiles.Key,
+                       hourly: bool) -> list[TupleRow]:
     """(slot start, bucket, n) of one type × model's run times, per hour (hour rows are
     kept four days) or per day, for the p90-over-time chart."""
     grain = rollup_windows.HOUR if hourly else 0
@@ -139,7 +142,7 @@ async def group_series(conn: AsyncConnection, start: datetime, end: datetime, no
     return await cur.fetchall()
 
 
-def _keyed(rows: list[tuple], by: tuple[str, ...]) -> list[tuple]:
+def _keyed(rows: list[TupleRow], by: tuple[str, ...]) -> list[TupleRow]:
     """(key tuple, outcome, metric, bucket, currency, n, total) from the query's rows; the
     rollout revision id becomes text like the other dimensions."""
     k = len(by)
@@ -151,7 +154,7 @@ def _keyed(rows: list[tuple], by: tuple[str, ...]) -> list[tuple]:
 SKETCHED_UNTIL_SQL = "SELECT sketched_until FROM rollup_state"
 
 
-def _params(start: datetime, end: datetime, now: datetime, sketched_until: date) -> dict:
+def _params(start: datetime, end: datetime, now: datetime, sketched_until: date) -> dict[str, Any]:
     cover = rollup_windows.cover(start, end, now)
     effective = cover[0][1] if cover else start
     pieces = rollup_windows.as_stored(cover, sketched_until)
@@ -160,28 +163,29 @@ def _params(start: datetime, end: datetime, now: datetime, sketched_until: date)
 
 
 def _statement(by: tuple[str, ...], start: datetime, end: datetime, now: datetime,
-               sketched_until: date) -> tuple[str, dict]:
+               sketched_until: date) -> tuple[str, dict[str, Any]]:
     if not by:
         raise ValueError("profiles need at least one dimension")
     return profile_sql(by), _params(start, end, now, sketched_until)
 
 
 async def profile_rows(conn: AsyncConnection, start: datetime, end: datetime, now: datetime,
-                       by: tuple[str, ...] = ("type", "model")) -> list[tuple]:
-    until = (await (await conn.execute(SKETCHED_UNTIL_SQL)).fetchone())[0]
+                       by: tuple[str, ...] = ("type", "model")) -> list[TupleRow]:
+    until = one(await (await conn.execute(SKETCHED_UNTIL_SQL)).fetchone())[0]
     cur = await conn.execute(*_statement(by, start, end, now, until))
     return _keyed(await cur.fetchall(), by)
 
 
 def profile_rows_sync(conn: Connection, start: datetime, end: datetime, now: datetime,
-                      by: tuple[str, ...] = ("type", "model")) -> list[tuple]:
-    until = conn.execute(SKETCHED_UNTIL_SQL).fetchone()[0]
+                      by: tuple[str, ...] = ("type", "model")) -> list[TupleRow]:
+    until = one(conn.execute(SKETCHED_UNTIL_SQL).fetchone())[0]
     return _keyed(conn.execute(*_statement(by, start, end, now, until)).fetchall(), by)
 
 
 def backfill_state(conn: Connection) -> tuple[int, int]:
     """(backfilled_upto, backfill_target)."""
-    return conn.execute("SELECT backfilled_upto, backfill_target FROM rollup_state").fetchone()
+    upto, target = one(conn.execute("SELECT backfilled_upto, backfill_target FROM rollup_state").fetchone())
+    return upto, target
 
 
 def backfill_batch(conn: Connection, batch_size: int) -> int:
@@ -189,7 +193,8 @@ def backfill_batch(conn: Connection, batch_size: int) -> int:
     its size, not by the interactive statement timeout."""
     with conn.transaction():
         conn.execute("SET LOCAL statement_timeout = 0")
-        return conn.execute("SELECT fsar_backfill_rollups(%s)", (batch_size,)).fetchone()[0]
+        cursor: int = one(conn.execute("SELECT fsar_backfill_rollups(%s)", (batch_size,)).fetchone())[0]
+        return cursor
 
 
 def vacuum_rollups(conn: Connection) -> None:

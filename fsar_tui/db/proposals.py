@@ -16,12 +16,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from psycopg import AsyncConnection, Connection
+from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 
 from fsar_tui import clock
 from fsar_tui.db import operator_log
+from fsar_tui.db.rows import one
 from fsar_tui.domain.fsar_report import FsarReport
 from fsar_tui.domain.sanitize import strip_controls
 from fsar_tui.errors import CheckFailed, UsageError
@@ -72,11 +75,11 @@ class Proposal:
     body: str
     risks: list[str]
     mitigations: list[str]
-    extra_headers: dict
-    checklist: dict
+    extra_headers: dict[str, Any]
+    checklist: dict[str, Any]
     sha256: str
     ingested_at: datetime
-    tasks: list[tuple]  # (id, task_type, ai_model, status, created_at), newest first, at most LINKED_LIMIT
+    tasks: list[TupleRow]  # (id, task_type, ai_model, status, created_at), newest first, at most LINKED_LIMIT
 
 
 def ingest(conn: Connection, reports: list[FsarReport], *, actor: str) -> IngestResult:
@@ -107,7 +110,8 @@ def ingest(conn: Connection, reports: list[FsarReport], *, actor: str) -> Ingest
                     after={"severity": report.severity, "block_execution": report.block_execution,
                            "task_type": report.task_type, "sha256": report.sha256})
                 continue
-            stored = conn.execute("SELECT source_sha256 FROM fsar_proposals WHERE id = %s", (report.id,)).fetchone()[0]
+            stored = one(conn.execute("SELECT source_sha256 FROM fsar_proposals WHERE id = %s",
+                                      (report.id,)).fetchone())[0]
             if stored == report.sha256:
                 result.unchanged.append(report.id)
             else:
@@ -145,8 +149,10 @@ LINKED_SQL = f"""
     WHERE proposal_id = %s ORDER BY id DESC LIMIT {LINKED_LIMIT}"""
 
 
-def _proposal(row, tasks) -> Proposal:
-    return Proposal(ProposalRow(*row[:8]), *row[8:], tasks=tasks)
+def _proposal(row: TupleRow, tasks: list[TupleRow]) -> Proposal:
+    body, risks, mitigations, extra_headers, checklist, sha256, ingested_at = row[8:]
+    return Proposal(ProposalRow(*row[:8]), body, risks, mitigations, extra_headers, checklist, sha256, ingested_at,
+                    tasks=tasks)
 
 
 def get_proposal_sync(conn: Connection, proposal_id: str) -> Proposal:
@@ -177,7 +183,7 @@ async def blocking(conn: AsyncConnection) -> list[tuple[str, str | None, int]]:
     return await (await conn.execute(BLOCKING_SQL)).fetchall()
 
 
-def _locked(conn: Connection, proposal_id: str) -> tuple:
+def _locked(conn: Connection, proposal_id: str) -> TupleRow:
     row = conn.execute("SELECT status, block_execution, block_lifted_at, checklist FROM fsar_proposals "
                        "WHERE id = %s FOR UPDATE", (proposal_id,)).fetchone()
     if row is None:
@@ -191,7 +197,8 @@ def _who_changed(conn: Connection, proposal_id: str) -> str:
     return f" ({row[1]} by {row[0]} at {row[2]:%H:%M:%S} UTC)" if row else ""
 
 
-def _log(conn: Connection, actor: str, action: str, proposal_id: str, reason: str, before: dict, after: dict) -> None:
+def _log(conn: Connection, actor: str, action: str, proposal_id: str, reason: str, before: dict[str, Any],
+         after: dict[str, Any]) -> None:
     operator_log.append_sync(conn, actor=actor, action=action, target=f"proposal:{proposal_id}", reason=reason,
                              before=before, after=after)
 
@@ -241,8 +248,8 @@ def tick(conn: Connection, proposal_id: str, item: str, *, actor: str, reason: s
     kind, _, index = item.partition("/")
     with conn.transaction():
         _locked(conn, proposal_id)
-        lists = conn.execute("SELECT risks, mitigations, checklist FROM fsar_proposals WHERE id = %s",
-                             (proposal_id,)).fetchone()
+        lists = one(conn.execute("SELECT risks, mitigations, checklist FROM fsar_proposals WHERE id = %s",
+                                 (proposal_id,)).fetchone())
         items = {"risks": lists[0], "mitigations": lists[1]}.get(kind)
         if items is None or not index.isdigit() or int(index) >= len(items):
             raise UsageError(f"no checklist item {item!r} in proposal {proposal_id}")

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
 from psycopg import AsyncConnection, Connection
+from psycopg.rows import TupleRow
 
-from fsar_tui.domain.roi import CostRow, LedgerRow
+from fsar_tui.domain.roi import CostRow, DayCost, DayLedger, LedgerRow
 
 COSTS_SQL = """
     WITH pending AS (
@@ -70,9 +71,9 @@ class RoiData:
     last: date
     costs: list[CostRow]
     ledger: list[LedgerRow]
-    day_costs: list[tuple]   # (day, currency, model_cost, compute_cost)
-    day_ledger: list[tuple]  # (day, kind, currency, amount)
-    funnel: list[tuple]      # (stage, currency, reason, n)
+    day_costs: list[DayCost]
+    day_ledger: list[DayLedger]
+    funnel: list[TupleRow]      # (stage, currency, reason, n)
     rollout_names: dict[int, str]
 
 
@@ -88,7 +89,7 @@ def day_bounds(first: date, last: date) -> tuple[datetime, datetime]:
     return start, datetime(last.year, last.month, last.day, tzinfo=timezone.utc) + timedelta(days=1)
 
 
-def _split_costs(rows: list[tuple]) -> tuple[list[CostRow], list[tuple]]:
+def _split_costs(rows: list[TupleRow]) -> tuple[list[CostRow], list[TupleRow]]:
     costs, days = [], []
     for by_day, day, task_type, model, rollout, idea, currency, ok, failed, cancelled, mcost, ccost, fcost in rows:
         if by_day:
@@ -98,7 +99,7 @@ def _split_costs(rows: list[tuple]) -> tuple[list[CostRow], list[tuple]]:
     return costs, days
 
 
-def _split_ledger(rows: list[tuple]) -> tuple[list[LedgerRow], list[tuple]]:
+def _split_ledger(rows: list[TupleRow]) -> tuple[list[LedgerRow], list[TupleRow]]:
     ledger, days = [], []
     for by_day, day, idea, kind, currency, entries, amount in rows:
         if by_day:
@@ -108,11 +109,12 @@ def _split_ledger(rows: list[tuple]) -> tuple[list[LedgerRow], list[tuple]]:
     return ledger, days
 
 
-def _names(rows: list[tuple]) -> dict[int, str]:
+def _names(rows: list[TupleRow]) -> dict[int, str]:
     return {rid: f"{target} #{revision}" for rid, target, revision in rows}
 
 
-def _assemble(first, last, cost_rows, ledger_rows, funnel, names) -> RoiData:
+def _assemble(first: date, last: date, cost_rows: list[TupleRow], ledger_rows: list[TupleRow],
+              funnel: list[TupleRow], names: list[TupleRow]) -> RoiData:
     costs, day_costs = _split_costs(cost_rows)
     ledger, day_ledger = _split_ledger(ledger_rows)
     return RoiData(first, last, costs, ledger, day_costs, day_ledger, funnel, _names(names))

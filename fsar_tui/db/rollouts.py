@@ -12,13 +12,15 @@ lock, then sees the new active revision and gets a Conflict; never a double roll
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import psycopg
 from psycopg import Connection
 
 from fsar_tui.db import operator_log
-from fsar_tui.domain.rollouts import artifact_sha256, default_target, move_kind
+from fsar_tui.db.rows import one
+from fsar_tui.domain.rollouts import Preview, artifact_sha256, default_target, move_kind
 from fsar_tui.errors import CheckFailed, UsageError, first_line
 
 
@@ -62,18 +64,6 @@ def list_targets(conn: Connection) -> list[Target]:
     return out
 
 
-@dataclass(frozen=True)
-class Preview:
-    target: str
-    active: int
-    to: int
-    current_artifact: object
-    chosen_artifact: object
-    in_flight: int  # tasks of the target's type running now
-    last_verdicts: list[tuple]  # (gate, verdict, at) for gates scoped to the type
-    kind: str = "rollback"  # or "roll-forward": domain/rollouts.move_kind, as the operator log names it
-
-
 def preview(conn: Connection, target: str, to: int | None) -> Preview:
     row = conn.execute(
         """SELECT r.id, r.task_type, r.active_revision, a.artifact FROM rollouts r
@@ -91,9 +81,9 @@ def preview(conn: Connection, target: str, to: int | None) -> Preview:
                           (rollout_id, to)).fetchone()
     if chosen is None:
         raise UsageError(f"{target} has no revision {to}")
-    in_flight = conn.execute(
+    in_flight = one(conn.execute(
         "SELECT count(*) FROM execution_tasks WHERE status = 'running' AND (%s::text IS NULL OR task_type = %s)",
-        (task_type, task_type)).fetchone()[0]
+        (task_type, task_type)).fetchone())[0]
     verdicts = conn.execute(
         """SELECT g.name, r.verdict, r.at FROM audit_gates g
            LEFT JOIN LATERAL (SELECT verdict, at FROM audit_runs WHERE gate_id = g.id ORDER BY at DESC LIMIT 1) r
@@ -117,7 +107,7 @@ ORIGINS_SQL = """
     SELECT start, revision FROM chain WHERE rollback_of IS NULL"""
 
 
-def _origins(conn: Connection, rollout_id: int, revisions) -> dict[int, int]:
+def _origins(conn: Connection, rollout_id: int, revisions: Iterable[int]) -> dict[int, int]:
     return dict(conn.execute(ORIGINS_SQL, {"id": rollout_id, "revisions": list(revisions)}).fetchall())
 
 
@@ -145,7 +135,7 @@ def rehearse(conn: Connection, target: Target) -> str | None:
     return None
 
 
-def _apply(conn: Connection, target: str, to: int, *, expected_active: int, actor: str, reason: str) -> int:
+def _apply(conn: Connection, target: str, to: int, *, expected_active: int | None, actor: str, reason: str) -> int:
     """The rollback's statements, in the caller's transaction."""
     row = conn.execute("SELECT id, active_revision FROM rollouts WHERE target = %s FOR UPDATE",
                        (target,)).fetchone()
@@ -168,12 +158,12 @@ def _apply(conn: Connection, target: str, to: int, *, expected_active: int, acto
                              f"back to it (a failing hard gate)")
     origins = _origins(conn, rollout_id, (to, active))
     kind = move_kind(origins[to], origins[active])
-    new = conn.execute(
+    new: int = one(conn.execute(
         """INSERT INTO rollout_revisions (rollout_id, revision, artifact, sha256, created_by, reason, rollback_of)
            SELECT %(id)s, (SELECT max(revision) + 1 FROM rollout_revisions WHERE rollout_id = %(id)s),
                   artifact, sha256, %(actor)s, %(reason)s, revision
            FROM rollout_revisions WHERE rollout_id = %(id)s AND revision = %(to)s
-           RETURNING revision""", {"id": rollout_id, "to": to, "actor": actor, "reason": reason}).fetchone()[0]
+           RETURNING revision""", {"id": rollout_id, "to": to, "actor": actor, "reason": reason}).fetchone())[0]
     conn.execute("UPDATE rollouts SET active_revision = %s, updated_at = now() WHERE id = %s", (new, rollout_id))
     operator_log.append_sync(conn, actor=actor, action=kind.replace("-", "_"), target=f"rollout:{target}",
                              reason=reason, before={"active_revision": active},

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import psycopg
 
+from fsar_tui.db.rows import one
+
 SERVER_FACTS_SQL = """
     SELECT current_setting('server_version') AS version,
            current_setting('server_version_num')::int AS version_num,
@@ -25,10 +27,9 @@ class ServerFacts:
 
 
 def server_facts(conn: psycopg.Connection) -> ServerFacts:
-    row = conn.execute(SERVER_FACTS_SQL).fetchone()
-    return ServerFacts(*row)
+    return ServerFacts(*one(conn.execute(SERVER_FACTS_SQL).fetchone()))
 
 
 async def aserver_facts(conn: psycopg.AsyncConnection) -> ServerFacts:
     cur = await conn.execute(SERVER_FACTS_SQL)
-    return ServerFacts(*(await cur.fetchone()))
+    return ServerFacts(*one(await cur.fetchone()))

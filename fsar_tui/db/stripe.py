@@ -23,6 +23,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from fsar_tui.db.rows import one
 from fsar_tui.domain.stripe_events import ChargeFacts, LedgerDraft
 
 SOURCE = "stripe"
@@ -66,7 +67,7 @@ def lock_charge(conn: psycopg.Connection, charge_id: str) -> None:
 
 def charge_facts(conn: psycopg.Connection, charge_id: str) -> ChargeFacts:
     revenue = conn.execute(REVENUE_OF_CHARGE_SQL, (charge_id,)).fetchone()
-    refunded = conn.execute(REFUNDED_SQL, (charge_id,)).fetchone()[0]
+    refunded = one(conn.execute(REFUNDED_SQL, (charge_id,)).fetchone())[0]
     idea_id, customer_id, task_id = revenue if revenue else (None, None, None)
     return ChargeFacts(idea_id=idea_id, customer_id=customer_id, task_id=task_id, refunded_minor=refunded)
 
@@ -74,7 +75,7 @@ def charge_facts(conn: psycopg.Connection, charge_id: str) -> ChargeFacts:
 def existing_task_id(conn: psycopg.Connection, task_id: int | None) -> int | None:
     if task_id is None:
         return None
-    return task_id if conn.execute(TASK_EXISTS_SQL, (task_id,)).fetchone()[0] else None
+    return task_id if one(conn.execute(TASK_EXISTS_SQL, (task_id,)).fetchone())[0] else None
 
 
 def insert_ledger(conn: psycopg.Connection, draft: LedgerDraft, task_id: int | None) -> None:

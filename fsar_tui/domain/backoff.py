@@ -13,7 +13,7 @@ def backoff_ceiling(attempt: int, base: float, cap: float) -> float:
     if attempt < 1:
         raise ValueError("attempt starts at 1")
     # Avoid float overflow for huge attempt numbers: the cap is reached long before.
-    return min(cap, base * (2 ** min(attempt - 1, 62)))
+    return min(cap, base * float(2 ** min(attempt - 1, 62)))
 
 
 def backoff_delay(attempt: int, rng: random.Random, *, base: float = 1.0, cap: float = 300.0) -> float:

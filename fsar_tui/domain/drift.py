@@ -74,6 +74,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import SupportsIndex, SupportsInt
 
 # Standardised values are clipped to ±Z_CAP before entering the sums (see the
 # module docstring: chosen together with h so that one spike cannot alarm).
@@ -159,8 +160,11 @@ def _usable(x: object) -> float | None:
 
 
 def _int(x: object) -> int:
+    """x as an int (a parameter may come from config or a test as int, float or text), else 0."""
+    if not isinstance(x, str | bytes | SupportsInt | SupportsIndex):
+        return 0
     try:
-        return int(x)  # type: ignore[call-overload]
+        return int(x)
     except (TypeError, ValueError, OverflowError):
         return 0
 

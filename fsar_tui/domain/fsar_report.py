@@ -45,6 +45,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
+from typing import TypeVar
 
 MAX_BODY_BYTES = 1024 * 1024          # the proposal body (UTF-8) may be at most 1 MiB
 MAX_REPORT_BYTES = 2 * 1024 * 1024    # whole input; bigger -> error at line 1 before parsing
@@ -70,7 +71,7 @@ class ReportError(ValueError):
         self.reason = _printable(reason)
         super().__init__(f"{self.source}:{self.line}: {self.reason}")
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[ReportError], tuple[str, int, str]]:
         # Exceptions pickle as cls(*args); ours takes three arguments, not the message.
         return (type(self), (self.source, self.line, self.reason))
 
@@ -375,7 +376,7 @@ def _without_closing_hashes(heading: str) -> str:
     return head
 
 
-def _section(doc: _Doc, number: int, match: re.Match, expected: int) -> Section:
+def _section(doc: _Doc, number: int, match: re.Match[str], expected: int) -> Section:
     digits, heading = match.groups()
     # Compare as text first: int() of a huge digit run is slow, then refused by Python.
     if len(digits) > 9 or int(digits) != expected:
@@ -515,6 +516,17 @@ def digest(normalised: str) -> str:
     return hashlib.sha256((normalised.rstrip("\n") + "\n").encode("utf-8")).hexdigest()
 
 
+_T = TypeVar("_T")
+
+
+def _checked(values: dict[str, object], key: str, kind: type[_T]) -> _T:
+    """A required header's value as its check in _CHECKS made it (a `kind`)."""
+    value = values[key]
+    if not isinstance(value, kind):  # pragma: no cover - each check returns its kind
+        raise TypeError(f"header {key!r} was checked into {type(value).__name__}, not {kind.__name__}")
+    return value
+
+
 def parse_report(data: bytes | str, source: str = "<stdin>") -> FsarReport:
     """Parse one FSAR Proposal Report; any deviation from the format is a ReportError."""
     text = _decode(data, source)
@@ -525,10 +537,10 @@ def parse_report(data: bytes | str, source: str = "<stdin>") -> FsarReport:
     body, task_type, sections, risks_line = _parse_body(doc, proposal, inline)
     risks, mitigations = _parse_lists(doc, risks_line)
     return FsarReport(
-        id=values["id"],
-        reported_at=values["timestamp"],
-        severity=values["severity"],
-        block_execution=values["block_execution"],
+        id=_checked(values, "id", str),
+        reported_at=_checked(values, "timestamp", datetime),
+        severity=_checked(values, "severity", int),
+        block_execution=_checked(values, "block_execution", bool),
         task_type=task_type,
         body=body,
         sections=sections,

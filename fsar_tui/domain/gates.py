@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import operator
 from dataclasses import dataclass, field
+from typing import Any
 
 COMPARATORS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 
@@ -44,7 +45,7 @@ class Gate:
     id: int
     name: str
     metric: str
-    scope: dict
+    scope: dict[str, Any]
     window_s: int
     comparator: str
     threshold: float
@@ -64,7 +65,7 @@ class Gate:
 class Measurement:
     value: float | None
     sample_size: int
-    details: dict = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ class Verdict:
     measured: float | None  # the metric over the window
     baseline: float | None
     sample_size: int
-    details: dict = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 def _enough(metric: str, m: Measurement) -> bool:
@@ -84,14 +85,14 @@ def _enough(metric: str, m: Measurement) -> bool:
 def judge(gate: Gate, current: Measurement, baseline: Measurement | None = None) -> Verdict:
     """The gate's verdict on the current window (and its baseline, for a relative gate)."""
     details = dict(current.details)
-    if not _enough(gate.metric, current):
+    if current.value is None or not _enough(gate.metric, current):
         details["why"] = (f"{current.sample_size} sample(s) in the window, {MIN_SAMPLES} needed"
                           if current.value is not None else "no value in the window")
         return Verdict("inconclusive", None, current.value, None, current.sample_size, details)
     value = float(current.value)
     base = None
     if gate.baseline_window_s:
-        if baseline is None or not _enough(gate.metric, baseline):
+        if baseline is None or baseline.value is None or not _enough(gate.metric, baseline):
             n = 0 if baseline is None else baseline.sample_size
             details["why"] = f"baseline has {n} sample(s), {MIN_SAMPLES} needed"
             return Verdict("inconclusive", None, value, None, current.sample_size, details)
@@ -128,11 +129,11 @@ def parse_condition(text: str) -> tuple[str, float]:
     raise ValueError(f"pass condition {text!r}: start with <, <=, > or >= (for example '<= 0.2')")
 
 
-def scope_label(scope: dict) -> str:
+def scope_label(scope: dict[str, Any]) -> str:
     return " ".join(f"{k}={scope[k]}" for k in SCOPE_KEYS if scope.get(k)) or "all"
 
 
-def in_scope(scope: dict, task_type: str | None, ai_model: str | None) -> bool:
+def in_scope(scope: dict[str, Any], task_type: str | None, ai_model: str | None) -> bool:
     """Does a (type, model) group belong to the scope? (The rollout key is matched by revision, in db/gates.)"""
     return ((not scope.get("task_type") or scope["task_type"] == task_type)
             and (not scope.get("ai_model") or scope["ai_model"] == ai_model))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from fsar_tui.domain.histogram import highest, quantile
 
@@ -25,10 +26,13 @@ RUN, WAIT, COST = 0, 1, 2
 MIN_SAMPLES = 100  # below this many runs a p99 is a handful of tasks: screens and exports flag it
 RAN = ("succeeded", "failed", "*")  # "*": compact rollup rows, every outcome that ran
 
+Key = tuple[Any, ...]  # a group as the query grouped it: (type, model[, revision]); model may be None
+Row = tuple[Any, ...]  # a database row as documented where it is read
+
 
 @dataclass
 class Profile:
-    key: tuple
+    key: Key
     succeeded: int = 0
     failed: int = 0
     cancelled: int = 0
@@ -84,14 +88,14 @@ class Profile:
             self.cost[currency] = self.cost.get(currency, 0.0) + cost
 
 
-def build_from_sketches(rows: Iterable[tuple]) -> list[Profile]:
+def build_from_sketches(rows: Iterable[Row]) -> list[Profile]:
     """rows: (type, model, outcome, metric, currency, buckets, counts, total) — a histogram
     per row as parallel arrays (db.profiles.SKETCH_SQL); keys are (type, model).
     Histograms are summed into flat lists indexed by bucket (list item updates are
     several times cheaper than dict ones; this loop is the profile screen's main cost)
     and turned into dicts once at the end."""
-    profiles: dict[tuple, Profile] = {}
-    dense: dict[tuple, list[int]] = {}  # (key, metric) -> counts by bucket
+    profiles: dict[Key, Profile] = {}
+    dense: dict[tuple[Key, int], list[int]] = {}  # (key, metric) -> counts by bucket
     get = profiles.get
     for task_type, model, outcome, metric, currency, buckets, counts, total in rows:
         key = (task_type, model)
@@ -121,10 +125,10 @@ def build_from_sketches(rows: Iterable[tuple]) -> list[Profile]:
     return sorted((p for p in profiles.values() if p.n), key=lambda p: p.key)
 
 
-def build(rows: Iterable[tuple]) -> list[Profile]:
+def build(rows: Iterable[Row]) -> list[Profile]:
     """rows: (key tuple, outcome, metric, bucket, currency, n, total). A hot loop (thousands
     of rows per refresh), hence the local names."""
-    profiles: dict[tuple, Profile] = {}
+    profiles: dict[Key, Profile] = {}
     get = profiles.get
     for key, outcome, metric, bucket, currency, n, total in rows:
         p = get(key)
@@ -141,7 +145,7 @@ def build(rows: Iterable[tuple]) -> list[Profile]:
     return sorted((p for p in profiles.values() if p.n), key=lambda p: p.key)
 
 
-def merge(parts: Iterable[Profile], key: tuple = ("*",)) -> Profile:
+def merge(parts: Iterable[Profile], key: Key = ("*",)) -> Profile:
     """One profile for several groups (an audit gate's scope): counts, histograms and
     costs add up, so its percentiles are those of the union."""
     out = Profile(key)

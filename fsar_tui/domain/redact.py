@@ -65,7 +65,7 @@ _CARD = re.compile(r"(?<![\d])(?:\d[ \-]?){12,18}\d(?![\d])")
 _PHONE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .\-]?)?(?:\(\d{2,4}\)[ .\-]?)?\d{2,4}(?:[ .\-]\d{2,4}){2,4}(?![\w])")
 
 
-def _card(match: re.Match) -> str:
+def _card(match: re.Match[str]) -> str:
     digits = re.sub(r"\D", "", match.group(0))
     return REDACTED.format("card") if 13 <= len(digits) <= 19 and luhn_ok(digits) else match.group(0)
 
@@ -73,8 +73,8 @@ def _card(match: re.Match) -> str:
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{2}:\d{2}(:\d{2})?")
 
 
-def _phone(match: re.Match) -> str:
-    text = match.group(0)
+def _phone(match: re.Match[str]) -> str:
+    text: str = match.group(0)
     digits = re.sub(r"\D", "", text)
     # Dates and times share the shape; a phone has 9+ digits, or 7+ with a country code.
     if _DATE.fullmatch(text.strip()) or _DATE.search(text):
@@ -111,7 +111,7 @@ class Policy:
 
     detectors: tuple[str, ...] = tuple(DETECTORS)
     fields: frozenset[str] = DEFAULT_FIELDS
-    patterns: tuple[tuple[str, re.Pattern], ...] = ()
+    patterns: tuple[tuple[str, re.Pattern[str]], ...] = ()
 
     def text(self, text: str) -> str:
         for name in self.detectors:
@@ -124,7 +124,7 @@ class Policy:
         """A JSON value with every string — keys included — redacted and every listed field's
         value hidden; numbers that detect as nothing, booleans and nulls are returned as they are."""
         if isinstance(value, dict):
-            out: dict = {}
+            out: dict[Any, Any] = {}
             for k, v in value.items():
                 hidden = _FIELD_TOKEN if v not in (None, "") and str(k).lower() in self.fields else self.value(v)
                 key = self.text(k) if isinstance(k, str) else k  # {"jane@example.com": "sent"}

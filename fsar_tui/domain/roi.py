@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 
 from fsar_tui.domain.money import round_half_even_div
 
@@ -229,8 +230,8 @@ def _dim_value(row: CostRow, dim: str) -> str:
     return row.idea or NO_IDEA
 
 
-def breakdown(costs: Sequence[CostRow], ledger: Sequence[LedgerRow], dim: str) -> list[tuple[str, Figures]]:
-    """Rows (key, figures) for one dimension, per currency; they add up to summary()."""
+def breakdown(costs: Sequence[CostRow], ledger: Sequence[LedgerRow], dim: str) -> list[tuple[tuple[str, str], Figures]]:
+    """Rows ((key, currency), figures) for one dimension, per currency; they add up to summary()."""
     rows: dict[tuple[str, str], Figures] = {}
 
     def at(key: str, currency: str) -> Figures:
@@ -255,9 +256,13 @@ def breakdown(costs: Sequence[CostRow], ledger: Sequence[LedgerRow], dim: str) -
     return sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][0] == UNATTRIBUTED, -kv[1].profit, kv[0][0]))
 
 
+DayCost = tuple[date, str, int, int]  # (day, currency, model_cost, compute_cost)
+DayLedger = tuple[date, str, str, int]  # (day, kind, currency, amount)
+
+
 @dataclass(frozen=True)
 class DayRow:
-    day: object  # datetime.date
+    day: date  # a UTC day, or the Monday of an ISO week
     currency: str
     net_revenue: int
     ai_cost: int
@@ -267,17 +272,15 @@ class DayRow:
         return self.net_revenue - self.ai_cost
 
 
-def by_period(day_costs: Iterable[tuple], day_ledger: Iterable[tuple], weekly: bool) -> list[DayRow]:
+def by_period(day_costs: Iterable[DayCost], day_ledger: Iterable[DayLedger], weekly: bool) -> list[DayRow]:
     """Net revenue, AI cost and profit per UTC day (or ISO week, keyed by its Monday).
 
     day_costs: (day, currency, model_cost, compute_cost); day_ledger: (day, kind, currency, amount).
     """
-    from datetime import timedelta
+    revenue: dict[tuple[date, str], int] = defaultdict(int)
+    cost: dict[tuple[date, str], int] = defaultdict(int)
 
-    revenue: dict[tuple, int] = defaultdict(int)
-    cost: dict[tuple, int] = defaultdict(int)
-
-    def slot(day):
+    def slot(day: date) -> date:
         return day - timedelta(days=day.weekday()) if weekly else day
 
     for day, currency, model_cost, compute_cost in day_costs:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+from dataclasses import dataclass
+from datetime import datetime
 
 
 def artifact_sha256(artifact: object) -> str:
@@ -37,12 +39,26 @@ def artifact_diff(current: object, chosen: object, current_label: str, chosen_la
     return list(difflib.unified_diff(a, b, current_label, chosen_label, lineterm="", n=2))
 
 
-def preview_lines(p, kind: str | None = None) -> list[str]:
-    """What a rollback would do (db/rollouts.Preview), as the CLI prints it and the
-    screen's dialog shows it: rollback or roll-forward (p.kind), the revision it goes to,
-    the artifact diff, tasks in flight, the last verdicts of the gates in scope.
-    Untrusted text: callers strip controls."""
-    kind = kind or getattr(p, "kind", "rollback")
+@dataclass(frozen=True)
+class Preview:
+    """What a rollback (or roll-forward) would do; db/rollouts.preview reads it."""
+
+    target: str
+    active: int
+    to: int
+    current_artifact: object
+    chosen_artifact: object
+    in_flight: int  # tasks of the target's type running now
+    last_verdicts: list[tuple[str, str | None, datetime | None]]  # (gate, verdict, at) for gates scoped to the type
+    kind: str = "rollback"  # or "roll-forward": move_kind, as the operator log names it
+
+
+def preview_lines(p: Preview, kind: str | None = None) -> list[str]:
+    """What a rollback would do, as the CLI prints it and the screen's dialog shows it:
+    rollback or roll-forward (p.kind), the revision it goes to, the artifact diff, tasks
+    in flight, the last verdicts of the gates in scope. Untrusted text: callers strip
+    controls."""
+    kind = kind or p.kind
     lines = [f"{kind} {p.target}: revision {p.active} (active) -> a new revision copying revision {p.to}"]
     lines += [f"  {line}" for line in artifact_diff(p.current_artifact, p.chosen_artifact,
                                                     f"revision {p.active} (active)", f"revision {p.to}")

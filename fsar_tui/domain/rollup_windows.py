@@ -84,7 +84,7 @@ def as_stored(pieces: list[tuple[int, datetime]], sketched_until: date) -> list[
     end after `sketched_until` (UTC day) are not materialised yet and become their days;
     `sketched` marks pieces that may be read from their sketch (hours never are)."""
     boundary = datetime(sketched_until.year, sketched_until.month, sketched_until.day, tzinfo=timezone.utc)
-    out = []
+    out: list[tuple[int, datetime, bool]] = []
     for grain, start in pieces:
         if grain >= 1 and start + span(grain) > boundary:
             out.extend((0, start + i * DAY, start + (i + 1) * DAY <= boundary) for i in range(1 << grain))

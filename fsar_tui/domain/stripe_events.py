@@ -414,12 +414,11 @@ def _draft(event: StripeEvent, facts: ChargeFacts, kind: str, amount: int, curre
 def _revenue_drafts(event: StripeEvent, c: ChargeSucceeded) -> tuple[LedgerDraft, ...]:
     meta = {"charge": c.charge_id, "event": event.id, "card_country": c.card_country,
             "card_fingerprint": c.card_fingerprint, "ip_country": c.ip_country}
-    who = {"idea_id": c.idea_id, "customer_id": c.customer_id, "task_hint": c.task_hint}
-    drafts = [_draft(event, ChargeFacts(), "revenue", c.amount, c.currency, event.id, _present(meta), **who)]
+    who = ChargeFacts(idea_id=c.idea_id, customer_id=c.customer_id, task_id=c.task_hint)
+    drafts = [_draft(event, who, "revenue", c.amount, c.currency, event.id, _present(meta))]
     if c.fee:
         fee_meta = {"charge": c.charge_id, "event": event.id, "balance_transaction": c.balance_transaction_id}
-        drafts.append(_draft(event, ChargeFacts(), "payment_fee", -c.fee, c.currency, f"{event.id}:fee",
-                             _present(fee_meta), **who))
+        drafts.append(_draft(event, who, "payment_fee", -c.fee, c.currency, f"{event.id}:fee", _present(fee_meta)))
     return tuple(drafts)
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 from fsar_tui.domain.durations import DurationError, format_duration, parse_duration
 
@@ -44,7 +45,7 @@ class TaskFilter:
     since_s: int | None = None
     error_contains: str | None = None
     payload_contains: str | None = None
-    extra: dict = field(default_factory=dict, compare=False, repr=False)
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def empty(self) -> bool:
@@ -75,7 +76,7 @@ def parse_filter(text: str) -> TaskFilter:
         terms = shlex.split(text)
     except ValueError as exc:
         raise FilterError(f"unbalanced quotes in filter: {exc}") from None
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}  # TaskFilter's keyword arguments
     for term in terms:
         m = re.match(r"^([a-z_]+)\s*(~|:|=)(.*)$", term, re.S)
         if not m:
@@ -111,5 +112,5 @@ def parse_filter(text: str) -> TaskFilter:
     return TaskFilter(**{f.name: values[f.name] for f in fields(TaskFilter) if f.name in values})
 
 
-def _set_text(values: dict, attr: str, text: str) -> None:
+def _set_text(values: dict[str, Any], attr: str, text: str) -> None:
     values[attr] = f"{values[attr]} {text}" if attr in values else text

@@ -40,7 +40,7 @@ class LiveService:
     async def start(self) -> str:
         """Pick the source, start it and the bus; returns the source name."""
         first = None
-        if self.mode == "mqtt" or (self.mode == "auto" and self.mqtt_url):
+        if self.mqtt_url and self.mode in ("mqtt", "auto"):  # mode "mqtt" requires a URL (__init__)
             self.source = MqttSource(self.mqtt_url, self.bus)
         elif self.mode == "poll":
             self.source = PollSource(self.dsn, self.bus, self.poll_interval)

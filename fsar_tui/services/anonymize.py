@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from fsar_tui.domain.redact import policy
 
@@ -25,18 +26,15 @@ class ScrubCounts:
     scanned: int = 0
     changed: int = 0  # written (or, in a dry run, that would be)
     skipped: int = 0  # changed by someone else between the read and the write: left for the next run
-    findings: Counter = None
-
-    def __post_init__(self) -> None:
-        self.findings = Counter() if self.findings is None else self.findings
+    findings: Counter[str] = field(default_factory=Counter)
 
 
-def scrub_row(table: str, row: tuple) -> tuple | None:
+def scrub_row(table: str, row: tuple[Any, ...]) -> tuple[Any, ...] | None:
     """The row (id, *columns) scrubbed by the policy, or None when nothing in it is personal."""
     p = policy()
     if table == "execution_tasks":
         task_id, payload, result, error = row
-        new = (task_id, p.value(payload), p.value(result), None if error is None else p.text(error))
+        new: tuple[Any, ...] = (task_id, p.value(payload), p.value(result), None if error is None else p.text(error))
     else:  # ledger metadata, Stripe event payloads: one JSON column
         row_id, document = row
         new = (row_id, p.value(document))

@@ -56,6 +56,7 @@ def _scheduled_check(dsn: str, *, read_only: bool, statement_timeout_ms: int | N
     from fsar_tui.services import gates as gate_pass
     from fsar_tui.errors import first_line
     from fsar_tui.db.connect import connect
+    from fsar_tui.db.rows import one
 
     result = CheckResult(at=clock.now())
     with connect(dsn, autocommit=True, statement_timeout_ms=statement_timeout_ms) as conn:
@@ -73,7 +74,7 @@ def _scheduled_check(dsn: str, *, read_only: bool, statement_timeout_ms: int | N
         # One transaction holding a transaction-level lock (each gate a savepoint inside it):
         # a session lock would outlive us on a PgBouncer server connection in transaction mode.
         with conn.transaction():
-            if not conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (EVALUATOR_LOCK,)).fetchone()[0]:
+            if not one(conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (EVALUATOR_LOCK,)).fetchone())[0]:
                 return result
             verdicts = gate_pass.run_gates(conn)
             result.gates_evaluated = len(verdicts)

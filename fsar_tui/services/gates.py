@@ -54,7 +54,7 @@ def _roi(conn: Connection, gate: Gate, start: datetime, end: datetime) -> Measur
     first, last = start.date(), (end - timedelta(microseconds=1)).date()
     data = roi_data_sync(conn, first, last)
     if gate.scope.get("task_type"):
-        rows = [f for label, f in roi_math.breakdown(data.costs, data.ledger, "type")
+        rows = [f for (label, _currency), f in roi_math.breakdown(data.costs, data.ledger, "type")
                 if label == gate.scope["task_type"]]
     else:
         rows = list(roi_math.summary(data.costs, data.ledger).values())

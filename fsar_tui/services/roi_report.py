@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from typing import Any
 
 from fsar_tui.db.roi import RoiData
 from fsar_tui.domain import roi
@@ -21,8 +22,8 @@ MONEY_FIELDS = ("revenue", "refunds", "disputes", "dispute_won", "dispute_fees",
                 "model_cost", "compute_cost", "ai_cost", "profit", "failed_cost")
 
 
-def figures_record(f: roi.Figures) -> dict:
-    out = {"currency": f.currency}
+def figures_record(f: roi.Figures) -> dict[str, Any]:
+    out: dict[str, Any] = {"currency": f.currency}
     for name in MONEY_FIELDS:
         out[f"{name}_minor"] = getattr(f, name)
     out.update({
@@ -37,7 +38,8 @@ def figures_record(f: roi.Figures) -> dict:
 def breakdown_rows(data: RoiData, by: str) -> list[tuple[str, roi.Figures | roi.DayRow]]:
     if by in ("day", "week"):
         return [(row.day.isoformat(), row) for row in roi.by_period(data.day_costs, data.day_ledger, by == "week")]
-    rows = [(key, f) for (key, _currency), f in roi.breakdown(data.costs, data.ledger, by)]
+    rows: list[tuple[str, roi.Figures | roi.DayRow]] = [
+        (key, f) for (key, _currency), f in roi.breakdown(data.costs, data.ledger, by)]
     if by == "rollout":
         rows = [(data.rollout_names.get(int(k), f"revision {k}") if k.isdigit() else k, f) for k, f in rows]
     return rows

@@ -14,6 +14,7 @@ import bisect
 import hashlib
 import math
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -99,10 +100,10 @@ def attempt_rng(seed: int, task_id: int, attempt: int) -> random.Random:
     return random.Random(f"{seed}:{task_id}:{attempt}")
 
 
-_CUMULATIVE: dict[int, tuple[dict, list[str], list[float]]] = {}
+_CUMULATIVE: dict[int, tuple[Mapping[str, float], list[str], list[float]]] = {}
 
 
-def weighted(rng: random.Random, table: dict[str, float]) -> str:
+def weighted(rng: random.Random, table: Mapping[str, float]) -> str:
     """A key of `table` drawn by weight (one random() call; hot in bulk seeding)."""
     cached = _CUMULATIVE.get(id(table))
     if cached is None or cached[0] is not table:  # ids are reused once a dict is freed

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from fsar_tui.db import bulk
 from fsar_tui.db import profiles as profile_queries
@@ -99,7 +100,8 @@ def _in_force(table: list[tuple], at: float):
 def setup_rollouts(conn, end: datetime, days: int) -> dict[str | None, list[tuple[float, int, str | None]]]:
     """Rollouts with several revisions; returns per task_type [(from_epoch, revision_id, pinned_model)]."""
     span = timedelta(days=days)
-    plans = [
+    # (target, kind, task type, [(artifact, created_at, reason)])
+    plans: list[tuple[str, str, str | None, list[tuple[dict[str, Any], datetime, str]]]] = [
         ("model/self_improvement", "model", "self_improvement", [
             ({"ai_model": "gpt-4o", "temperature": 0.2}, end - span - timedelta(days=1), "initial"),
             ({"ai_model": "claude-3-5-sonnet", "temperature": 0.2}, end - span * 0.4, "try claude for self-improvement"),
@@ -126,7 +128,7 @@ def setup_proposals(conn, end: datetime, days: int) -> list[str]:
     from fsar_tui.domain.fsar_report import parse_report
 
     seed = parse_report(SEED_REPORT.read_bytes(), str(SEED_REPORT))  # the one real report, as ingest-fsar reads it
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"id": seed.id, "severity": seed.severity, "block_execution": seed.block_execution,
          "task_type": seed.task_type, "body": seed.body, "status": "accepted", "age_days": days * 0.8,
          "risks": list(seed.risks), "mitigations": list(seed.mitigations), "lifted": False, "sha256": seed.sha256},
@@ -208,7 +210,9 @@ def seed_history(dsn: str, *, days: int, tasks: int, seed: int = 0) -> SeedResul
         rollout_starts = {k: [r[0] for r in v] for k, v in rollouts.items()}
         def generate():
             for chunk_start in range(0, tasks, CHUNK):
-                task_rows, event_rows, ledger_rows = [], [], []
+                task_rows: list[tuple[Any, ...]] = []
+                event_rows: list[tuple[Any, ...]] = []
+                ledger_rows: list[tuple[Any, ...]] = []
                 for offset in range(chunk_start, min(tasks, chunk_start + CHUNK)):
                     _one_task(rng, seed, first_id + offset, times[offset], end_epoch,
                               rollouts, rollout_starts, prices, rates, proposal_ids, task_rows, event_rows, ledger_rows)

@@ -128,7 +128,7 @@ class Worker:
             self.stats.lost_leases += 1
             return
         cost = None
-        if task.price_in is not None:
+        if task.price_in is not None and task.price_out is not None:  # a price row has both
             cost = token_cost_minor(outcome.input_tokens, outcome.output_tokens, task.price_in, task.price_out)
         ledger = []
         retry_in = 0.0
