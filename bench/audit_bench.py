@@ -25,9 +25,9 @@ from psycopg.types.json import Jsonb
 
 from bench.common import median, print_table, seeded_database
 from fsar_tui.db import drift, rollouts
-from fsar_tui.services import gates as gate_pass
 from fsar_tui.db.connect import connect
 from fsar_tui.domain.rollouts import artifact_sha256
+from fsar_tui.services import gates as gate_pass
 
 NAIVE_GATES_SQL = """
     SELECT count(*) FILTER (WHERE status = 'failed')::float8 / nullif(count(*) FILTER (WHERE status IN

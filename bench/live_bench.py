@@ -75,8 +75,8 @@ class Probe:
                 self.redraws.append((start, time.time()))
 
         QueueScreen.render_counts = render_counts
-        from fsar_tui.live.bus import EventBus
         from fsar_tui.domain.events import TaskChange
+        from fsar_tui.live.bus import EventBus
 
         original_publish = EventBus.publish
         arrivals = self.arrivals

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 
@@ -36,7 +36,7 @@ EXACT_SQL = """
 
 
 def measure(dsn: str) -> tuple[int, list[list[object]]]:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     start, end = now - timedelta(days=30), now + timedelta(seconds=1)
     effective = rollup_windows.cover(start, end, now)[0][1]  # the rollups' window, exactly
     with connect(dsn, autocommit=True, statement_timeout_ms=0) as conn:  # as the app connects (JIT off)
@@ -59,7 +59,7 @@ def measure(dsn: str) -> tuple[int, list[list[object]]]:
     for task_type, model, count, values in exact:
         n += count
         p = got.get((task_type, model))
-        for q, want in zip((0.5, 0.9, 0.99), values):
+        for q, want in zip((0.5, 0.9, 0.99), values, strict=True):
             have = p.p(q) if p else None
             err = 1.0 if have is None else abs(have - want) / want
             errors[q] = max(errors[q], err)

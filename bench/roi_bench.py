@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 import time
 
-
 from bench.common import median, print_table, seeded_database
-from fsar_tui.db import fraud, roi as roi_queries
+from fsar_tui.db import fraud
+from fsar_tui.db import roi as roi_queries
 from fsar_tui.db.connect import connect
 from fsar_tui.domain import roi
 

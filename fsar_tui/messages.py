@@ -34,3 +34,22 @@ class AuditChecked(Message):
     def __init__(self, result) -> None:
         super().__init__()
         self.result = result
+
+
+# Screens → app: a screen asks, the app (which owns the pass and the header) does.
+
+class AuditCheckRequested(Message):
+    """Run the scheduled audit pass now (after a rollback, or `e` on screen 4)."""
+
+
+class HeaderStale(Message):
+    """Something a header shows may have changed (an alert acked, a block lifted):
+    re-read the alert counts and blocks now, not at the next 15 s read."""
+
+
+class CommandEntered(Message):
+    """A `:` command typed somewhere other than the app's own command line."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text

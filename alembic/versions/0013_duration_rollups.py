@@ -93,7 +93,7 @@ FOLD = """
             DO UPDATE SET n = r.n + EXCLUDED.n, total = r.total + EXCLUDED.total;
             DELETE FROM duration_rollups WHERE grain = -1 AND start < now() - interval '4 days';
         $$
-    """
+    """  # noqa: E501 - SQL of an applied revision, kept as it ran
 
 TASK_SAMPLE = """
         CREATE FUNCTION fsar_task_sample(t execution_tasks, n smallint) RETURNS task_duration_samples

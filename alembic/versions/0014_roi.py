@@ -219,7 +219,8 @@ def upgrade() -> None:
                "WHERE kind = 'revenue' AND metadata ->> 'card_country' <> metadata ->> 'ip_country'")
     op.execute("CREATE INDEX ledger_entries_charge_idx ON ledger_entries ((metadata ->> 'charge')) "
                "WHERE metadata ? 'charge'")
-    op.execute("CREATE INDEX ledger_entries_card_idx ON ledger_entries ((metadata ->> 'card_fingerprint'), occurred_at) "
+    op.execute("CREATE INDEX ledger_entries_card_idx "
+               "ON ledger_entries ((metadata ->> 'card_fingerprint'), occurred_at) "
                "WHERE kind = 'revenue' AND metadata ? 'card_fingerprint'")
     op.execute("CREATE INDEX ledger_entries_refund_dispute_idx ON ledger_entries (occurred_at) "
                "WHERE kind IN ('refund', 'dispute')")

@@ -96,8 +96,8 @@ def _fmt(value) -> str:
 
 def run_audit(args: Namespace, ctx: Context) -> int:
     from fsar_tui.db import drift
-    from fsar_tui.services import gates as gate_pass
     from fsar_tui.domain.gates import scope_label
+    from fsar_tui.services import gates as gate_pass
 
     with ctx.connect() as conn:
         results = gate_pass.run_gates(conn, args.gate)
@@ -204,7 +204,7 @@ def run_alerts_list(args: Namespace, ctx: Context) -> int:
     if args.format == "json":
         keys = ("id", "indicator", "scope", "state", "baseline", "current", "opened_at", "acked_by", "ack_reason",
                 "details")
-        print(json.dumps([dict(zip(keys, r)) for r in rows], indent=2, default=str))
+        print(json.dumps([dict(zip(keys, r, strict=True)) for r in rows], indent=2, default=str))
         return EXIT_OK
     for alert_id, indicator, scope, state, baseline, current, opened_at, acked_by, ack_reason, _ in rows:
         ack = f" · acked by {acked_by}: {ack_reason}" if state == "acked" else ""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sys
 from argparse import Namespace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import platformdirs
@@ -90,13 +90,13 @@ def run_log_verify(args: Namespace, ctx: Context) -> int:
 
 def run_log_list(args: Namespace, ctx: Context) -> int:
     from fsar_tui.db import operator_log
-    from fsar_tui.domain.sanitize import safe_str
     from fsar_tui.domain.durations import DurationError, parse_window
+    from fsar_tui.domain.sanitize import safe_str
 
     since = None
     if args.since:
         try:
-            since = datetime.now(timezone.utc) - timedelta(seconds=parse_window(args.since))
+            since = datetime.now(UTC) - timedelta(seconds=parse_window(args.since))
         except DurationError as err:
             raise UsageError(f"--since: {err}") from None
     if args.limit < 1:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 from argparse import Namespace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from fsar_tui.commands.base import Context, Parser, add_command, parse_window_arg
 from fsar_tui.errors import EXIT_OK, UsageError
@@ -53,7 +53,7 @@ def run_profile(args: Namespace, ctx: Context) -> int:
             if done < target:
                 print(f"fsar-tui: history up to task id {target:,} is not counted yet "
                       f"(backfilled to {done:,}); run `fsar-tui profile --backfill`", file=sys.stderr)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         found = profile_queries.load_profiles_sync(conn, now - timedelta(seconds=window_s), now, now, by)
     print(render(found, by, args.format, format_duration(window_s)))
     return EXIT_OK

@@ -23,8 +23,8 @@ import sys
 from argparse import Namespace
 from pathlib import Path
 
-from fsar_tui.domain.fsar_report import MAX_REPORT_BYTES, FsarReport, ReportError, parse_report
 from fsar_tui.commands.base import Context, Parser, add_command, required_reason, subcommands
+from fsar_tui.domain.fsar_report import MAX_REPORT_BYTES, FsarReport, ReportError, parse_report
 from fsar_tui.errors import EXIT_FAILED, EXIT_OK, UsageError
 
 

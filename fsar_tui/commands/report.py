@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sys
 from argparse import Namespace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fsar_tui.commands.base import Context, Parser, add_command
@@ -32,9 +32,9 @@ def register(sub, common: Parser) -> None:
 
 
 def run_report(args: Namespace, ctx: Context) -> int:
+    from fsar_tui.domain.durations import DurationError, parse_window
     from fsar_tui.services import delivery
     from fsar_tui.services.report import MIME, build, markdown, render
-    from fsar_tui.domain.durations import DurationError, parse_window
 
     try:
         days = max(1, -(-parse_window(args.period) // 86400))
@@ -53,7 +53,7 @@ def run_report(args: Namespace, ctx: Context) -> int:
     if not args.out and not delivering:
         sys.stdout.write(text)
         return EXIT_OK
-    path = Path(args.out or f"fsar-report-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.{args.format}")
+    path = Path(args.out or f"fsar-report-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.{args.format}")
     try:
         path.write_text(text, encoding="utf-8")
     except OSError as exc:

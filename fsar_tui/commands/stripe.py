@@ -56,9 +56,14 @@ def _open(path: str) -> BinaryIO:
 def run_ingest_stripe(args: Namespace, ctx: Context) -> int:
     """`fsar-tui ingest-stripe FILE`: exit 0, or 1 if any line was rejected."""
     from fsar_tui.db.connect import connect
-    from fsar_tui.services.stripe_ingest import (
-        STATEMENT_TIMEOUT_MS, StripeIngestor, check_secret, ingest_lines, read_lines)
     from fsar_tui.domain.stripe_events import FILE_TOLERANCE
+    from fsar_tui.services.stripe_ingest import (
+        STATEMENT_TIMEOUT_MS,
+        StripeIngestor,
+        check_secret,
+        ingest_lines,
+        read_lines,
+    )
 
     stream = _open(args.file)
     try:

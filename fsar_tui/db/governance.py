@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -147,8 +147,8 @@ def write_scrubbed(conn: Connection, table: str, changes: list[tuple[TupleRow, T
         with conn.cursor() as cur:
             cur.executemany(
                 f"UPDATE {table} SET {sets} WHERE id = %s AND {same}",
-                [tuple(_param(c, v) for c, v in zip(columns, new[1:])) + (old[0],)
-                 + tuple(_param(c, v) for c, v in zip(columns, old[1:])) for old, new in changes])
+                [tuple(_param(c, v) for c, v in zip(columns, new[1:], strict=True)) + (old[0],)
+                 + tuple(_param(c, v) for c, v in zip(columns, old[1:], strict=True)) for old, new in changes])
             return cur.rowcount
 
 
@@ -157,7 +157,7 @@ def log_anonymize(conn: Connection, *, actor: str, cutoff: datetime, reason: str
     """`anonymize.start` before the first write (an interrupted run still left its mark),
     `anonymize` with the counts at the end."""
     operator_log.append_sync(conn, actor=actor, action=action,
-                             target=f"older-than:{cutoff.astimezone(timezone.utc):%Y-%m-%dT%H:%M:%SZ}", reason=reason,
+                             target=f"older-than:{cutoff.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}", reason=reason,
                              after=counts)
 
 
@@ -190,7 +190,7 @@ def try_change_operator_actions(conn: Connection) -> dict[str, str | None]:
             "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'operator_actions'::regclass "
             "AND tgname = 'operator_actions_append_only' AND tgenabled IN ('O', 'A')").fetchone())[0]
         if not armed:
-            out = {verb: "the append-only trigger is missing or disabled" for verb in out}
+            out = dict.fromkeys(out, "the append-only trigger is missing or disabled")
     return out
 
 

@@ -13,7 +13,7 @@ that silently covered 23.5 hours of one day would be worse than a stated day bou
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 from psycopg import AsyncConnection, Connection
 from psycopg.rows import TupleRow
@@ -79,14 +79,14 @@ class RoiData:
 
 def window_days(days: int, today: date | None = None) -> tuple[date, date]:
     """The last `days` whole UTC days, today included."""
-    last = today or datetime.now(timezone.utc).date()
+    last = today or datetime.now(UTC).date()
     return last - timedelta(days=max(1, days) - 1), last
 
 
 def day_bounds(first: date, last: date) -> tuple[datetime, datetime]:
     """[start, end) timestamps of a whole-day window, for readers of raw tables."""
-    start = datetime(first.year, first.month, first.day, tzinfo=timezone.utc)
-    return start, datetime(last.year, last.month, last.day, tzinfo=timezone.utc) + timedelta(days=1)
+    start = datetime(first.year, first.month, first.day, tzinfo=UTC)
+    return start, datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
 
 
 def _split_costs(rows: list[TupleRow]) -> tuple[list[CostRow], list[TupleRow]]:

@@ -45,7 +45,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 VELOCITY_CUSTOMER = "velocity_customer"
 VELOCITY_CARD = "velocity_card"
@@ -109,8 +109,8 @@ def window_days(start: datetime, end: datetime) -> tuple[date, date]:
     """The UTC days [first, last] that the window [start, end) touches (rollup-based rules)."""
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("start and end must be timezone-aware")
-    first = start.astimezone(timezone.utc).date()
-    last = (end.astimezone(timezone.utc) - timedelta(microseconds=1)).date()
+    first = start.astimezone(UTC).date()
+    last = (end.astimezone(UTC) - timedelta(microseconds=1)).date()
     return first, max(first, last)
 
 
@@ -124,7 +124,7 @@ def _duration(d: timedelta) -> str:
 
 
 def _span(a: datetime, b: datetime) -> str:
-    a, b = a.astimezone(timezone.utc), b.astimezone(timezone.utc)
+    a, b = a.astimezone(UTC), b.astimezone(UTC)
     tail = f"{b:%H:%M}" if a.date() == b.date() else f"{b:%Y-%m-%d %H:%M}"
     return f"{a:%Y-%m-%d %H:%M}–{tail} UTC"
 
@@ -187,7 +187,7 @@ def velocity_flags(rule: str, charges: Iterable[tuple[str, datetime, int]], rule
         rows.sort()
         times = [at for at, _ in rows]
         member = velocity_members(times, k, window)
-        ids = [entry_id for (at, entry_id), m in zip(rows, member) if m]
+        ids = [entry_id for (at, entry_id), m in zip(rows, member, strict=True) if m]
         if not ids:
             continue
         peak, i, j = densest_window(times, window)
@@ -267,7 +267,7 @@ def country_mismatch_flags(groups: Iterable[tuple[str, str, str, int, Sequence[i
         total = sum(n for _, _, n, _, _ in pairs)
         if total < rules.mismatch_charges:
             continue
-        newest = sorted(((at, entry_id) for _, _, _, ids, times in pairs for entry_id, at in zip(ids, times)),
+        newest = sorted(((at, entry_id) for _, _, _, ids, times in pairs for entry_id, at in zip(ids, times, strict=True)),
                         reverse=True)[:rules.max_entries]
         card, ip, n, _, _ = max(pairs, key=lambda p: (p[2], p[0], p[1]))
         reason = f"{total} charges with card country ≠ IP country (threshold {rules.mismatch_charges})"

@@ -44,7 +44,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 MAX_BODY_BYTES = 1024 * 1024          # the proposal body (UTF-8) may be at most 1 MiB
@@ -556,7 +556,7 @@ def _format_timestamp(moment: datetime) -> str:
     offset = moment.utcoffset()
     if offset is not None and offset % timedelta(minutes=1):
         # The format's offsets are ±hh:mm; a historical offset with seconds becomes UTC.
-        moment, offset = moment.astimezone(timezone.utc), timedelta(0)
+        moment, offset = moment.astimezone(UTC), timedelta(0)
     if moment.microsecond == 0:
         timespec = "seconds"
     elif moment.microsecond % 1000 == 0:

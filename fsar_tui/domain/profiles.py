@@ -111,7 +111,7 @@ def build_from_sketches(rows: Iterable[Row]) -> list[Profile]:
             top = max(buckets)
             if top >= len(acc):
                 acc.extend([0] * (top + 1 - len(acc)))
-            for bucket, n in zip(buckets, counts):
+            for bucket, n in zip(buckets, counts, strict=True):
                 acc[bucket] += n
             if metric == RUN:
                 p.run_total_ms += total

@@ -212,7 +212,7 @@ def attribute(costs: Sequence[CostRow], ledger: Iterable[LedgerRow]) -> Attribut
             result.reasons.setdefault(currency, []).append(f"{idea or NO_IDEA}: {why}")
             continue
         keys = sorted(groups)
-        for key, part in zip(keys, split(amount, [groups[k] for k in keys])):
+        for key, part in zip(keys, split(amount, [groups[k] for k in keys]), strict=True):
             result.by_group[(key, currency)] = result.by_group.get((key, currency), 0) + part
     return result
 

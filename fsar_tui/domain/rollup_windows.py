@@ -14,12 +14,12 @@ windows are exact to the hour for recent data and to the day for old data.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 HOUR = -1
 MAX_GRAIN = 5  # blocks of up to 32 days
 HOUR_HORIZON = timedelta(days=3)
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DAY = timedelta(days=1)
 
 
@@ -83,7 +83,7 @@ def as_stored(pieces: list[tuple[int, datetime]], sketched_until: date) -> list[
     """The cover's pieces as the database holds them (revision 0015): 2–32-day blocks that
     end after `sketched_until` (UTC day) are not materialised yet and become their days;
     `sketched` marks pieces that may be read from their sketch (hours never are)."""
-    boundary = datetime(sketched_until.year, sketched_until.month, sketched_until.day, tzinfo=timezone.utc)
+    boundary = datetime(sketched_until.year, sketched_until.month, sketched_until.day, tzinfo=UTC)
     out: list[tuple[int, datetime, bool]] = []
     for grain, start in pieces:
         if grain >= 1 and start + span(grain) > boundary:

@@ -13,14 +13,14 @@ from __future__ import annotations
 import asyncio
 import time
 
-from fsar_tui.live.coalesce import coalesce
 from fsar_tui.domain.events import Batch, ControlChange, Presence, TaskChange
+from fsar_tui.live.coalesce import coalesce
 
 DEFAULT_INTERVAL_S = 0.1
 
 
 class Subscription:
-    def __init__(self, bus: "EventBus") -> None:
+    def __init__(self, bus: EventBus) -> None:
         self._bus = bus
         self._pending = Batch()
         self._ready = asyncio.Event()
@@ -40,7 +40,7 @@ class Subscription:
         batch, self._pending = self._pending, Batch()
         return batch
 
-    def __aiter__(self) -> "Subscription":
+    def __aiter__(self) -> Subscription:
         return self
 
     async def __anext__(self) -> Batch:

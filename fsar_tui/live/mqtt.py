@@ -26,10 +26,10 @@ from urllib.parse import unquote, urlsplit
 
 import aiomqtt
 
+from fsar_tui.domain.events import parse_mqtt
 from fsar_tui.dsn import mask_dsn
 from fsar_tui.errors import UsageError
 from fsar_tui.live.bus import EventBus
-from fsar_tui.domain.events import parse_mqtt
 from fsar_tui.live.reconnect import Reconnect
 
 TOPICS = ("fsar/v1/tasks/#", "fsar/v1/workers/#", "fsar/v1/control/#")

@@ -17,10 +17,10 @@ import psycopg
 
 from fsar_tui.db import live_queries
 from fsar_tui.db.connect import aconnect
+from fsar_tui.domain.events import parse_notify
 from fsar_tui.dsn import describe_target
 from fsar_tui.errors import ConnectionFailed
 from fsar_tui.live.bus import EventBus
-from fsar_tui.domain.events import parse_notify
 from fsar_tui.live.reconnect import Reconnect
 
 PROBE_TIMEOUT_S = 2.0

@@ -16,10 +16,10 @@ import psycopg
 
 from fsar_tui.db.connect import aconnect
 from fsar_tui.db.live_queries import events_after, latest_event_id
+from fsar_tui.domain.events import TaskChange
 from fsar_tui.dsn import describe_target
 from fsar_tui.errors import ConnectionFailed
 from fsar_tui.live.bus import EventBus
-from fsar_tui.domain.events import TaskChange
 from fsar_tui.live.reconnect import Reconnect
 
 LOOKBACK_IDS = 2000

@@ -16,12 +16,11 @@ rehearse, and says so.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-from fsar_tui.domain.redact import Policy, using_policy
-from fsar_tui.domain.redact import policy as current_policy
 from datetime import datetime
 
 from fsar_tui import clock
+from fsar_tui.domain.redact import Policy, using_policy
+from fsar_tui.domain.redact import policy as current_policy
 
 CHECK_EVERY_S = 60
 FIRST_CHECK_AFTER_S = 3.0  # after connecting: the first screen's reads go first
@@ -53,10 +52,10 @@ def _scheduled_check(dsn: str, *, read_only: bool, statement_timeout_ms: int | N
     import psycopg
 
     from fsar_tui.db import drift, gates, rollouts
-    from fsar_tui.services import gates as gate_pass
-    from fsar_tui.errors import first_line
     from fsar_tui.db.connect import connect
     from fsar_tui.db.rows import one
+    from fsar_tui.errors import first_line
+    from fsar_tui.services import gates as gate_pass
 
     result = CheckResult(at=clock.now())
     with connect(dsn, autocommit=True, statement_timeout_ms=statement_timeout_ms) as conn:

@@ -260,7 +260,7 @@ def _login(client: smtplib.SMTP, user: str, password: str) -> None:
         raise smtplib.SMTPNotSupportedError("SMTP AUTH extension not supported by server.")
     if "PLAIN" not in client.esmtp_features["auth"].upper().split():
         raise smtplib.SMTPException("non-ASCII credentials need AUTH PLAIN, which the server does not offer")
-    token = base64.b64encode(f"\0{user}\0{password}".encode("utf-8")).decode("ascii")
+    token = base64.b64encode(f"\0{user}\0{password}".encode()).decode("ascii")
     code, reply = client.docmd("AUTH", f"PLAIN {token}")
     if code not in (235, 503):
         raise smtplib.SMTPAuthenticationError(code, reply)
@@ -269,7 +269,7 @@ def _login(client: smtplib.SMTP, user: str, password: str) -> None:
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     """Refuse redirects: urllib turns a redirected POST into a GET without the body."""
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: D401
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
         return None
 
 
@@ -284,7 +284,7 @@ def _split(url: str, shown: str, what: str):
     except ValueError:
         raise UsageError(f"bad {what} URL {shown}: malformed host (IPv6 addresses go in [brackets])") from None
     try:
-        parts.port
+        _ = parts.port  # the property parses the port and raises on a bad one
     except ValueError:
         hint = " (a password containing / ? or # must be percent-encoded)" if "@" in url else ""
         raise UsageError(f"bad {what} URL {shown}: bad port, expected a number 1-65535{hint}") from None

@@ -20,7 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from fsar_tui.domain.formatting import money
@@ -44,11 +44,13 @@ def _plain(value):
 
 def build(conn, days: int, now: datetime | None = None) -> dict:
     """The report's content (JSON-able) for the last `days` whole UTC days."""
-    from fsar_tui.db import audit, fraud, profiles as profile_queries, proposals, roi as roi_queries
+    from fsar_tui.db import audit, fraud, proposals
+    from fsar_tui.db import profiles as profile_queries
+    from fsar_tui.db import roi as roi_queries
     from fsar_tui.services.profile_report import record as profile_record
     from fsar_tui.services.roi_report import records as roi_records
 
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     first, last = roi_queries.window_days(days, now.date())
     start, end = roi_queries.day_bounds(first, last)
     data = roi_queries.roi_data_sync(conn, first, last)
@@ -78,8 +80,8 @@ def markdown(rep: dict) -> str:
            f"Attribution: {rep['roi']['attribution_method']}.", ""]
     summary = rep["roi"]["summary"]
     if summary:
-        out += ["| currency | revenue | refunds | disputes | fees | net revenue | model cost | compute cost | "
-                "profit | ROI | cost / success | failed tasks cost |", "|" + "---|" * 12]
+        out += [("| currency | revenue | refunds | disputes | fees | net revenue | model cost | compute cost | "
+                 "profit | ROI | cost / success | failed tasks cost |"), "|" + "---|" * 12]
         for s in summary:
             c = s["currency"]
             roi_pct = "-" if s["roi_pct"] is None else f"{s['roi_pct']:,.1f} %"

@@ -77,8 +77,8 @@ def _pct(value: float | None) -> str:
 
 def table(rec: dict) -> str:
     w = rec["window"]
-    lines = [f"ROI {w['first_day']} .. {w['last_day']} (UTC days; {w['days']} day(s)); attribution: "
-             f"{rec['attribution_method']}"]
+    lines = [(f"ROI {w['first_day']} .. {w['last_day']} (UTC days; {w['days']} day(s)); attribution: "
+              f"{rec['attribution_method']}")]
     if not rec["summary"]:
         lines.append("(no revenue or task cost in the window)")
     for s in rec["summary"]:
@@ -103,10 +103,10 @@ def table(rec: dict) -> str:
         body = [[str(r[by]), f"{r['tasks_succeeded']:,}", f"{r['tasks_failed'] + r['tasks_cancelled']:,}",
                  money(r["net_revenue_minor"], r["currency"]), money(r["ai_cost_minor"], r["currency"]),
                  money(r["profit_minor"], r["currency"]), _pct(r["roi_pct"])] for r in rows]
-    widths = [max(len(c) for c in col) for col in zip(header, *body)]
+    widths = [max(len(c) for c in col) for col in zip(header, *body, strict=True)]
     lines.append("")
     for i, row in enumerate([header, *body]):
-        lines.append("  ".join(c.ljust(wd) if j == 0 else c.rjust(wd) for j, (c, wd) in enumerate(zip(row, widths))))
+        lines.append("  ".join(c.ljust(wd) if j == 0 else c.rjust(wd) for j, (c, wd) in enumerate(zip(row, widths, strict=True))))
         if i == 0:
             lines.append("  ".join("-" * wd for wd in widths))
     if rec["funnel"]:

@@ -46,7 +46,7 @@ async def enqueue_loop(dsn: str, *, rate: float, total: int | None, seed: int, s
             if due > 0:
                 batch = draw_tasks(rng, min(due, BATCH))
                 rows = await executor.enqueue(conn, batch)
-                for task, (task_id, queued_at) in zip(batch, rows):
+                for task, (task_id, queued_at) in zip(batch, rows, strict=True):
                     await announce(publisher, TaskChange(task_id, task["task_type"], task["ai_model"], None,
                                                          "queued", 0, queued_at.isoformat()))
                 done += len(batch)

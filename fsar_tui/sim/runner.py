@@ -17,14 +17,14 @@ import signal
 import socket
 import subprocess
 import sys
+from dataclasses import dataclass
 
 import psycopg
-from dataclasses import dataclass
 
 from fsar_tui.db import executor
 from fsar_tui.db.connect import aconnect
-from fsar_tui.errors import ConnectionFailed, UsageError
 from fsar_tui.domain.events import TaskChange
+from fsar_tui.errors import ConnectionFailed, UsageError
 from fsar_tui.live.mqtt import MqttPublisher, parse_mqtt_url
 from fsar_tui.sim.enqueuer import enqueue_loop
 from fsar_tui.sim.worker import SimConfig, Worker, WorkerStats, announce

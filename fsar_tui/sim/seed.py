@@ -120,7 +120,7 @@ def setup_rollouts(conn, end: datetime, days: int) -> dict[str | None, list[tupl
     for target, kind, task_type, revisions in plans:
         ids = bulk.insert_rollout(conn, target, kind, task_type,
                                   [(art, _sha(art), at, reason) for art, at, reason in revisions])
-        out[task_type] = [(at.timestamp(), rid, art.get("ai_model")) for (art, at, _), rid in zip(revisions, ids)]
+        out[task_type] = [(at.timestamp(), rid, art.get("ai_model")) for (art, at, _), rid in zip(revisions, ids, strict=True)]
     return out
 
 

@@ -19,9 +19,9 @@ import psycopg
 from fsar_tui.db import executor
 from fsar_tui.db.connect import aconnect
 from fsar_tui.domain.backoff import backoff_delay
+from fsar_tui.domain.events import TaskChange, task_message, task_topic
 from fsar_tui.domain.money import token_cost_minor
 from fsar_tui.errors import ConnectionFailed, first_line
-from fsar_tui.domain.events import TaskChange, task_message, task_topic
 from fsar_tui.live.mqtt import MqttPublisher
 from fsar_tui.sim import profiles
 
