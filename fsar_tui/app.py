@@ -54,7 +54,7 @@ from fsar_tui.domain.sanitize import Reveal, install_reveal
 from fsar_tui.dsn import mask_dsn
 from fsar_tui.errors import FsarError
 from fsar_tui.domain.events import Presence
-from fsar_tui.messages import ApplyFilter, AuditChecked, DatabaseReady, LiveBatch
+from fsar_tui.messages import ApplyFilter, AuditCheckRequested, AuditChecked, CommandEntered, DatabaseReady, HeaderStale, LiveBatch
 from fsar_tui.screens.command_line import CommandLine
 from fsar_tui.screens.help import HelpScreen
 from fsar_tui.screens.audit import AuditScreen
@@ -249,6 +249,8 @@ class FsarApp(App):
             return
         self.update_headers()
         async for batch in self.live.bus.subscribe():
+            if batch.presence:
+                self.note_presence(batch.presence)
             screen = self.active_screen()
             if screen is not None:
                 screen.post_message(LiveBatch(batch))
@@ -267,6 +269,15 @@ class FsarApp(App):
                                   severity="error", timeout=15)
             return
         self.call_from_thread(self.audit_checked, result)
+
+    def on_audit_check_requested(self, message: AuditCheckRequested) -> None:
+        self.run_audit_check()
+
+    def on_header_stale(self, message: HeaderStale) -> None:
+        self.read_alert_counts()
+
+    def on_command_entered(self, message: CommandEntered) -> None:
+        self.run_command(message.text)
 
     def audit_checked(self, result: CheckResult) -> None:
         self.audit_check = result

@@ -45,7 +45,7 @@ from fsar_tui.widgets.safe_text import safe_text
 from fsar_tui.domain.durations import DurationError, parse_window
 from fsar_tui.domain.task_filter import FilterError
 from fsar_tui.errors import FsarError
-from fsar_tui.messages import ApplyFilter, AuditChecked
+from fsar_tui.messages import ApplyFilter, AuditCheckRequested, AuditChecked, HeaderStale
 from fsar_tui.screens.base import FsarScreen
 from fsar_tui.widgets.action_dialog import ActionDialog
 from fsar_tui.widgets.key_bar import KeyBar
@@ -317,7 +317,7 @@ class AuditScreen(FsarScreen):
                                    expected_active=preview.active, actor=os_user(), reason=reason)
         except FsarError as exc:  # Conflict names who won; ArtifactBroken says which revision
             self.notify(exc.message, title="rollback refused", severity="error", timeout=15)
-            self.fsar.run_audit_check()
+            self.post_message(AuditCheckRequested())
             return
         message = f"{preview.target}: revision {new} (a copy of {preview.to}) is active"
         if self.fsar.settings.mqtt_url:
@@ -328,7 +328,7 @@ class AuditScreen(FsarScreen):
             except Exception as exc:  # the database is the truth: workers also get NOTIFY and resync
                 message += f" (MQTT control message failed: {type(exc).__name__})"
         self.notify(message, title="rolled back", timeout=10)
-        self.fsar.run_audit_check()
+        self.post_message(AuditCheckRequested())
         self.request()
 
     def action_override(self) -> None:
@@ -367,11 +367,11 @@ class AuditScreen(FsarScreen):
             self.notify(exc.message, title=refused, severity="error", timeout=10)
             return
         self.notify(done, timeout=8)
-        self.fsar.read_alert_counts()
+        self.post_message(HeaderStale())
         self.request()
 
     def action_evaluate(self) -> None:
-        self.fsar.run_audit_check()
+        self.post_message(AuditCheckRequested())
         self.notify("checking rollbacks, gates and drift…", timeout=3)
 
     def action_clear_filter(self) -> None:

@@ -36,7 +36,7 @@ from fsar_tui.db.actions import os_user
 from fsar_tui.domain.sanitize import safe_str
 from fsar_tui.widgets.safe_text import safe_text
 from fsar_tui.errors import FsarError, first_line
-from fsar_tui.messages import ApplyFilter
+from fsar_tui.messages import ApplyFilter, HeaderStale
 from fsar_tui.screens.base import FsarScreen
 from fsar_tui.widgets.action_dialog import ActionDialog
 from fsar_tui.widgets.key_bar import KeyBar
@@ -299,7 +299,7 @@ class ProposalsScreen(FsarScreen):
             self.database_refused(exc)
         else:
             self.notify(done, timeout=8)
-        self.fsar.read_alert_counts()  # the banner
+        self.post_message(HeaderStale())  # the banner
         self.request()
 
     def database_refused(self, exc: psycopg.Error) -> None:

@@ -39,7 +39,7 @@ from fsar_tui.db import tasks as task_queries
 from fsar_tui.domain.formatting import between, duration, money
 from fsar_tui.widgets.safe_text import safe_text
 from fsar_tui.domain.task_filter import FilterError, TaskFilter, parse_filter
-from fsar_tui.messages import ApplyFilter, LiveBatch
+from fsar_tui.messages import ApplyFilter, CommandEntered, LiveBatch
 from textual.worker import Worker
 from fsar_tui.screens.base import FsarScreen
 from fsar_tui.widgets.action_dialog import ActionDialog
@@ -152,8 +152,6 @@ class QueueScreen(FsarScreen):
 
     def on_live_batch(self, message: LiveBatch) -> None:
         self.schedule.mark()
-        if message.batch.presence:
-            self.fsar.note_presence(message.batch.presence)
         self.request_counts()
 
     def request_counts(self) -> None:
@@ -325,7 +323,7 @@ class QueueScreen(FsarScreen):
         if event.value.startswith(":"):
             event.input.value = self.filter_text
             self.set_focus(self.query_one(KeyedTable))
-            self.fsar.run_command(event.value)
+            self.post_message(CommandEntered(event.value))
             return
         self.apply_filter(event.value)
 
