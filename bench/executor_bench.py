@@ -39,8 +39,10 @@ def bench_seed(server_dsn: str) -> list[list[object]]:
         with psycopg.connect(dsn) as conn:
             t = time.perf_counter()
             for task in tasks:  # the naive loader: one INSERT and commit per task, trigger and all
-                conn.execute("INSERT INTO execution_tasks (task_type, ai_model, idea_id, payload) VALUES (%s, %s, %s, %s)",
-                             (task["task_type"], task["ai_model"], task["idea_id"], psycopg.types.json.Jsonb(task["payload"])))
+                conn.execute("INSERT INTO execution_tasks (task_type, ai_model, idea_id, payload) "
+                             "VALUES (%s, %s, %s, %s)",
+                             (task["task_type"], task["ai_model"], task["idea_id"],
+                              psycopg.types.json.Jsonb(task["payload"])))
                 conn.commit()
             naive_s = time.perf_counter() - t
     copy_rate, naive_rate = n / copy_s, n_naive / naive_s

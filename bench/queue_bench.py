@@ -53,10 +53,12 @@ async def queries(dsn: str) -> list[list[object]]:
     finally:
         await conn.close()
     return [
-        ["page down (keyset, 200 pages deep)", f"{keyset:.1f} ms", f"{offset / keyset:.0f}× faster than OFFSET", "≤ 50 ms"],
+        ["page down (keyset, 200 pages deep)", f"{keyset:.1f} ms", f"{offset / keyset:.0f}× faster than OFFSET",
+         "≤ 50 ms"],
         ["page down (naive OFFSET 20,000)", f"{offset:.1f} ms", "1×", ""],
         ["indexed filter, first page", f"{filtered:.1f} ms", "", "≤ 200 ms"],
-        ["counts per status × type (counters)", f"{counts:.1f} ms", f"{naive_counts / counts:.0f}× faster than GROUP BY", ""],
+        ["counts per status × type (counters)", f"{counts:.1f} ms",
+         f"{naive_counts / counts:.0f}× faster than GROUP BY", ""],
         ["counts per status × type (naive GROUP BY)", f"{naive_counts:.1f} ms", "1×", ""],
         *([f"{name} (refresh query)", f"{ms:.1f} ms", "", ""] for name, ms in others.items()),
     ]

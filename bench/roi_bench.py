@@ -59,7 +59,8 @@ def measure(dsn: str) -> tuple[str, list[list[object]]]:
              == {c: (f.net_revenue, f.ai_cost) for c, f in roi.summary(data.costs, data.ledger).items()})
     label = f"{tasks:,} tasks, {ledger:,} ledger entries"
     return label, [
-        ["ROI screen reads (rollups) + arithmetic", f"{fast:.1f} ms", f"{slow / fast:,.0f}× faster", "≤ 100 ms at 10 M"],
+        ["ROI screen reads (rollups) + arithmetic", f"{fast:.1f} ms", f"{slow / fast:,.0f}× faster",
+         "≤ 100 ms at 10 M"],
         ["fraud flags (partial indexes, ledger_daily)", f"{flags_ms:.1f} ms", f"{len(flags)} flags", ""],
         ["naive GROUP BY over tasks + ledger", f"{slow:,.0f} ms", "1×", ""],
         ["rollups equal the naive sums", "yes" if agree else "NO", "", "yes"],

@@ -94,8 +94,8 @@ class Context:
         return connect(self.dsn(), autocommit=autocommit, statement_timeout_ms=self.settings.statement_timeout_ms)
 
 
-def add_command(sub: argparse._SubParsersAction, common: Parser, name: str, handler: Callable[[Namespace, Context], int] | None = None,
-                **kwargs: object) -> Parser:
+def add_command(sub: argparse._SubParsersAction, common: Parser, name: str,
+                handler: Callable[[Namespace, Context], int] | None = None, **kwargs: object) -> Parser:
     """A sub-parser with the common options and the exit-code epilog; `handler` set when given."""
     parser: Parser = sub.add_parser(name, parents=[common], epilog=EPILOG, **kwargs)  # type: ignore[arg-type]
     if handler is not None:

@@ -44,7 +44,8 @@ def register(sub, common: Parser) -> None:
 
 def command_label(args: Namespace) -> str:
     """`proposals show fsar_x` — the subcommand path and its subject, never an option value."""
-    words = [args.command] + [getattr(args, k) for k in sorted(vars(args)) if k.endswith("_command") and getattr(args, k)]
+    words = [args.command] + [getattr(args, k) for k in sorted(vars(args))
+                              if k.endswith("_command") and getattr(args, k)]
     subject = getattr(args, "id", None)
     return " ".join(str(w) for w in words + ([subject] if subject is not None else []))
 
@@ -102,7 +103,8 @@ def run_security_audit(args: Namespace, ctx: Context) -> int:
     if ctx.settings.read_dsn:  # the replica's connection carries the same data
         from fsar_tui.dsn import tls_verdict
 
-        with connect(ctx.settings.read_dsn, autocommit=True, statement_timeout_ms=ctx.settings.statement_timeout_ms) as conn:
+        with connect(ctx.settings.read_dsn, autocommit=True,
+                     statement_timeout_ms=ctx.settings.statement_timeout_ms) as conn:
             ok, detail = tls_verdict(ctx.settings.read_dsn, connected_host=conn.info.hostaddr or conn.info.host,
                                      tls_in_use=bool(conn.pgconn.ssl_in_use))
         checks.append(Check("TLS for the read DSN", ok, detail))

@@ -55,7 +55,8 @@ def register(sub, common: Parser) -> None:
     pt = add_command(props_sub, common, "tick", run_tick,
                      help="tick or untick a risk or mitigation (risks/0, mitigations/2)")
     pt.add_argument("id", metavar="ID")
-    pt.add_argument("item", metavar="ITEM", help="risks/N or mitigations/N (0-based, as `proposals show --format json`)")
+    pt.add_argument("item", metavar="ITEM",
+                    help="risks/N or mitigations/N (0-based, as `proposals show --format json`)")
     pt.add_argument("--reason", help="optional note for the operator log (default: the item's text)")
 
 

@@ -28,7 +28,8 @@ from fsar_tui.errors import EXIT_FAILED, EXIT_OK, UsageError
 def register(sub, common: Parser) -> None:
     rollouts_p = add_command(sub, common, "rollouts", help="rollout targets")
     rollouts_sub = subcommands(rollouts_p, "rollouts_command")
-    rl = add_command(rollouts_sub, common, "list", run_rollouts_list, help="targets, active revision, rollback readiness")
+    rl = add_command(rollouts_sub, common, "list", run_rollouts_list,
+                     help="targets, active revision, rollback readiness")
     rl.add_argument("--format", choices=("table", "json"), default="table")
     add_command(rollouts_sub, common, "verify", run_rollouts_verify,
                 help="rehearse every rollback in a rolled-back transaction; exit 1 if one fails")

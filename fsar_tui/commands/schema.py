@@ -85,7 +85,8 @@ def run_db_status(args: Namespace, ctx: Context) -> int:
     if args.format == "json":
         print(json.dumps(info, indent=2))
     else:
-        current = "legacy execution_tasks (not adopted yet)" if status.legacy else (status.current or "empty (no schema)")
+        current = ("legacy execution_tasks (not adopted yet)" if status.legacy
+                   else (status.current or "empty (no schema)"))
         print(f"database:  {info['dsn']}{' (embedded)' if settings.embedded else ''}")
         print(f"server:    PostgreSQL {facts.version} as {facts.role}{' (replica)' if facts.in_recovery else ''}")
         print(f"revision:  {current}")

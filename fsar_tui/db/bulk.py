@@ -2,9 +2,10 @@
 
 The transaction sets `fsar.bulk_load = on`, which the status trigger honours: the
 loader writes task_events itself (the trigger would write them row by row and
-queue a NOTIFY per row), and one task_counts delta per group it loaded. A SHARE ROW EXCLUSIVE lock on execution_tasks keeps other
-writers out while the id range is reserved, so the loader can link events, ledger
-rows and proposals to task ids it chose. Readers are never blocked.
+queue a NOTIFY per row), and one task_counts delta per group it loaded. A SHARE ROW
+EXCLUSIVE lock on execution_tasks keeps other writers out while the id range is
+reserved, so the loader can link events, ledger rows and proposals to task ids it
+chose. Readers are never blocked.
 """
 
 from __future__ import annotations
@@ -87,7 +88,8 @@ def copy_rows(conn: psycopg.Connection, table: str, columns: Iterable[str], rows
 def insert_prices(conn: psycopg.Connection, prices: list[TupleRow]) -> None:
     with conn.cursor() as cur:
         cur.executemany(
-            "INSERT INTO model_prices (ai_model, currency, input_minor_per_mtok, output_minor_per_mtok, effective_from) "
+            "INSERT INTO model_prices "
+            "(ai_model, currency, input_minor_per_mtok, output_minor_per_mtok, effective_from) "
             "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING", prices)
 
 

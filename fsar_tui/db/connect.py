@@ -48,7 +48,8 @@ def conninfo(dsn: str, *, statement_timeout_ms: int | None = None, application_n
 
 
 _CAUSES = [
-    (re.compile(r"password authentication failed for user \"([^\"]*)\""), "password authentication failed for user {0}"),
+    (re.compile(r"password authentication failed for user \"([^\"]*)\""),
+     "password authentication failed for user {0}"),
     (re.compile(r"no password supplied"), "the server asks for a password and none was given"),
     (re.compile(r"database \"([^\"]*)\" does not exist"), "database {0} does not exist"),
     (re.compile(r"role \"([^\"]*)\" does not exist"), "role {0} does not exist"),
@@ -90,7 +91,8 @@ def connect(dsn: str, *, autocommit: bool = False, statement_timeout_ms: int | N
         raise connection_failed(dsn, exc) from None
 
 
-async def aconnect(dsn: str, *, autocommit: bool = True, statement_timeout_ms: int | None = None) -> psycopg.AsyncConnection:
+async def aconnect(dsn: str, *, autocommit: bool = True,
+                   statement_timeout_ms: int | None = None) -> psycopg.AsyncConnection:
     """A dedicated async connection (LISTEN needs one of its own)."""
     info = conninfo(dsn, statement_timeout_ms=statement_timeout_ms)
     try:
@@ -140,5 +142,6 @@ async def open_pool(
         except ConnectionFailed as failed:
             raise failed from None
         await conn.close()
-        raise ConnectionFailed(f"cannot open a connection pool to {describe_target(dsn)}: {first_line(str(exc), 'unknown error')}") from None
+        cause = first_line(str(exc), "unknown error")
+        raise ConnectionFailed(f"cannot open a connection pool to {describe_target(dsn)}: {cause}") from None
     return pool

@@ -77,7 +77,8 @@ FINISH_SQL = """
 UPDATE execution_tasks
 SET status = %(status)s::text,
     finished_at = CASE WHEN %(status)s::text = 'queued' THEN NULL ELSE now() END,
-    queued_at = CASE WHEN %(status)s::text = 'queued' THEN now() + make_interval(secs => %(retry_in_s)s) ELSE queued_at END,
+    queued_at = CASE WHEN %(status)s::text = 'queued' THEN now() + make_interval(secs => %(retry_in_s)s)
+                     ELSE queued_at END,
     lease_expires_at = NULL,
     result = %(result)s,
     error = %(error)s,
@@ -183,7 +184,8 @@ async def claim(conn: AsyncConnection, worker: str, lease_s: float) -> ClaimedTa
 
 async def renew_lease(conn: AsyncConnection, task: ClaimedTask, worker: str, lease_s: float) -> bool:
     async with conn.transaction():
-        cur = await conn.execute(RENEW_SQL, {"id": task.id, "worker": worker, "attempt": task.attempt, "lease_s": lease_s})
+        cur = await conn.execute(RENEW_SQL, {"id": task.id, "worker": worker, "attempt": task.attempt,
+                                             "lease_s": lease_s})
     return cur.rowcount == 1
 
 

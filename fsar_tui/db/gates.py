@@ -107,7 +107,8 @@ TRUST_SQL = f"""
     SELECT count(*) FILTER (WHERE empty_result OR zero_run_time OR zero_tokens OR no_event_trail),
            count(*), count(*) FILTER (WHERE empty_result), count(*) FILTER (WHERE zero_run_time),
            count(*) FILTER (WHERE zero_tokens), count(*) FILTER (WHERE no_event_trail),
-           (array_agg(id ORDER BY id) FILTER (WHERE empty_result OR zero_run_time OR zero_tokens OR no_event_trail))[1:10]
+           (array_agg(id ORDER BY id)
+                FILTER (WHERE empty_result OR zero_run_time OR zero_tokens OR no_event_trail))[1:10]
     FROM s"""
 
 ANOMALY_SQL = f"""
@@ -183,7 +184,8 @@ def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
 
 def record(conn: Connection, gate: Gate, verdict: Verdict) -> None:
     conn.execute(
-        "INSERT INTO audit_runs (gate_id, value, baseline, verdict, sample_size, details) VALUES (%s, %s, %s, %s, %s, %s)",
+        "INSERT INTO audit_runs (gate_id, value, baseline, verdict, sample_size, details) "
+        "VALUES (%s, %s, %s, %s, %s, %s)",
         (gate.id, verdict.value, verdict.baseline, verdict.verdict, verdict.sample_size,
          Jsonb(_jsonable({**verdict.details, "measured": verdict.measured, "condition": gate.condition}))))
 
@@ -275,7 +277,8 @@ LATEST_SQL = """
            (SELECT o.actor || ': ' || o.reason FROM live_gate_overrides o WHERE o.gate_id = g.id
             ORDER BY o.at DESC LIMIT 1) AS override
     FROM audit_gates g
-    LEFT JOIN LATERAL (SELECT * FROM audit_runs r WHERE r.gate_id = g.id ORDER BY r.at DESC, r.id DESC LIMIT 1) r ON true
+    LEFT JOIN LATERAL (SELECT * FROM audit_runs r WHERE r.gate_id = g.id
+                       ORDER BY r.at DESC, r.id DESC LIMIT 1) r ON true
     ORDER BY g.hard DESC, (r.verdict = 'fail') DESC NULLS LAST, g.name"""
 
 

@@ -115,7 +115,8 @@ def read_state(conn: psycopg.Connection) -> DbState:
     if has_version:
         rows = conn.execute("SELECT version_num FROM alembic_version").fetchall()
         if len(rows) > 1:
-            raise UnknownRevision(f"alembic_version holds several revisions ({', '.join(r[0] for r in rows)}); fsar-tui has one line of history")
+            raise UnknownRevision(f"alembic_version holds several revisions ({', '.join(r[0] for r in rows)}); "
+                                  "fsar-tui has one line of history")
         current = rows[0][0] if rows else None
     columns: set[str] = set()
     if has_tasks:
@@ -171,7 +172,8 @@ def _locked_transaction(dsn: str) -> Iterator[tuple[Connection, psycopg.Connecti
             yield sa_conn, raw
     except psycopg.errors.LockNotAvailable:
         raise CheckFailed(
-            f"could not lock the tables within {MIGRATION_LOCK_TIMEOUT} (a long transaction holds them); nothing changed"
+            f"could not lock the tables within {MIGRATION_LOCK_TIMEOUT} (a long transaction holds them); "
+            "nothing changed"
         ) from None
     finally:
         engine.dispose()

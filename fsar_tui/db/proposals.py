@@ -91,7 +91,8 @@ def ingest(conn: Connection, reports: list[FsarReport], *, actor: str) -> Ingest
         for report in reports:
             if report.id in seen:  # the same report twice in one batch
                 if seen[report.id] != report.sha256:
-                    conflicts.append(f"{report.id}: two different reports in this batch ({strip_controls(report.source)})")
+                    conflicts.append(f"{report.id}: two different reports in this batch "
+                                     f"({strip_controls(report.source)})")
                 continue
             seen[report.id] = report.sha256
             inserted = conn.execute(

@@ -63,7 +63,8 @@ def verify(rows: Iterable[ChainRow], anchor: tuple[int, str] | None = None) -> V
             return Verdict(False, count, last_seq, last_hash,
                            f"seq {row.seq}: prev_hash does not match the hash of seq {last_seq}")
         if link_hash(row.prev_hash, row.canonical) != row.hash:
-            return Verdict(False, count, last_seq, last_hash, f"seq {row.seq}: content does not match its hash (edited)")
+            return Verdict(False, count, last_seq, last_hash,
+                           f"seq {row.seq}: content does not match its hash (edited)")
         if anchor is not None and row.seq == anchor[0]:
             if row.hash != anchor[1]:
                 return Verdict(False, count, last_seq, last_hash,
@@ -73,5 +74,6 @@ def verify(rows: Iterable[ChainRow], anchor: tuple[int, str] | None = None) -> V
         last_seq, last_hash = row.seq, row.hash
     if anchor is not None and not anchor_seen:
         return Verdict(False, count, last_seq, last_hash,
-                       f"the anchor's seq {anchor[0]} is gone: the log ends at seq {last_seq} (rows deleted at the end)")
+                       f"the anchor's seq {anchor[0]} is gone: the log ends at seq {last_seq} "
+                       "(rows deleted at the end)")
     return Verdict(True, count, last_seq, last_hash)

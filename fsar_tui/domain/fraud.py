@@ -246,7 +246,8 @@ def refund_spike_flags(daily: Mapping[date, int], first: date, last: date, histo
             history = [daily.get(day - timedelta(days=i), 0) for i in range(1, n_hist + 1)]
             threshold, mean, sd = refund_threshold(history, rules)
             if count > threshold:
-                reason = (f"{count} refunds on {day:%Y-%m-%d} UTC (threshold {threshold:.1f} = max({rules.refund_floor}, "
+                reason = (f"{count} refunds on {day:%Y-%m-%d} UTC "
+                          f"(threshold {threshold:.1f} = max({rules.refund_floor}, "
                           f"mean {mean:.1f} + {rules.refund_sigmas:g} × sd {sd:.1f} of the previous {n_hist} days))")
                 flags.append(Flag(REFUND_SPIKE, f"{day:%Y-%m-%d}", reason, severity(count, threshold), (), count))
         day += timedelta(days=1)
@@ -267,7 +268,8 @@ def country_mismatch_flags(groups: Iterable[tuple[str, str, str, int, Sequence[i
         total = sum(n for _, _, n, _, _ in pairs)
         if total < rules.mismatch_charges:
             continue
-        newest = sorted(((at, entry_id) for _, _, _, ids, times in pairs for entry_id, at in zip(ids, times, strict=True)),
+        newest = sorted(((at, entry_id) for _, _, _, ids, times in pairs
+                         for entry_id, at in zip(ids, times, strict=True)),
                         reverse=True)[:rules.max_entries]
         card, ip, n, _, _ = max(pairs, key=lambda p: (p[2], p[0], p[1]))
         reason = f"{total} charges with card country ≠ IP country (threshold {rules.mismatch_charges})"

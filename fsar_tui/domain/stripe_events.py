@@ -333,7 +333,8 @@ def _charge_succeeded(obj: dict[str, Any], is_currency: IsCurrency) -> ChargeSuc
         fee = _minor(txn["fee"], "data.object.balance_transaction.fee")
     return ChargeSucceeded(
         charge_id=_required_text(obj, "id", "data.object"), amount=_amount(obj, "amount"),
-        currency=_currency(obj, is_currency), idea_id=_text(metadata.get("idea_id")), customer_id=_ref(obj.get("customer")),
+        currency=_currency(obj, is_currency), idea_id=_text(metadata.get("idea_id")),
+        customer_id=_ref(obj.get("customer")),
         task_hint=_task_hint(metadata.get("task_id")), card_country=_text(card.get("country")),
         card_fingerprint=_text(card.get("fingerprint")), ip_country=_text(metadata.get("ip_country")),
         fee=fee, balance_transaction_id=_ref(txn))
@@ -343,7 +344,8 @@ def _charge_refunded(obj: dict[str, Any], is_currency: IsCurrency) -> ChargeRefu
     metadata = _dict(obj.get("metadata"))
     return ChargeRefunded(
         charge_id=_required_text(obj, "id", "data.object"), amount_refunded=_amount(obj, "amount_refunded"),
-        currency=_currency(obj, is_currency), idea_id=_text(metadata.get("idea_id")), customer_id=_ref(obj.get("customer")),
+        currency=_currency(obj, is_currency), idea_id=_text(metadata.get("idea_id")),
+        customer_id=_ref(obj.get("customer")),
         task_hint=_task_hint(metadata.get("task_id")))
 
 
@@ -356,7 +358,9 @@ def _dispute_charge(obj: dict[str, Any]) -> str:
 
 def _dispute_fee(obj: dict[str, Any]) -> int:
     txns = obj.get("balance_transactions")
-    fees = [t["fee"] for t in txns if isinstance(t, dict) and t.get("fee") is not None] if isinstance(txns, list) else []
+    if not isinstance(txns, list):
+        return 0
+    fees = [t["fee"] for t in txns if isinstance(t, dict) and t.get("fee") is not None]
     return sum(_minor(fee, "data.object.balance_transactions[].fee") for fee in fees)
 
 
@@ -367,7 +371,8 @@ def _dispute_created(obj: dict[str, Any], is_currency: IsCurrency) -> DisputeCre
 
 def _dispute_closed(obj: dict[str, Any], is_currency: IsCurrency) -> DisputeClosed:
     return DisputeClosed(dispute_id=_text(obj.get("id")), charge_id=_dispute_charge(obj),
-                         amount=_amount(obj, "amount"), currency=_currency(obj, is_currency), won=obj.get("status") == "won")
+                         amount=_amount(obj, "amount"), currency=_currency(obj, is_currency),
+                         won=obj.get("status") == "won")
 
 
 def _payment_intent(obj: dict[str, Any], is_currency: IsCurrency) -> PaymentIntentSeen:

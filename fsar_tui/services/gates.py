@@ -84,7 +84,8 @@ def _sensitive(conn, gate, start, end) -> Measurement:
     details = {"task_ids": [t for t, _ in hits[:10]], "kinds": sorted({k for _, ks in hits for k in ks}),
                "checked": len(rows)}
     if len(rows) == gate_reads.SENSITIVE_CANDIDATES:
-        details["note"] = f"only the first {gate_reads.SENSITIVE_CANDIDATES} candidates were checked: at least this many"
+        details["note"] = (f"only the first {gate_reads.SENSITIVE_CANDIDATES} candidates were checked: "
+                           "at least this many")
     return Measurement(len(hits), len(rows), details)
 
 

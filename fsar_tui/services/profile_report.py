@@ -63,10 +63,12 @@ def table(records: list[dict], by: Sequence[str], window: str) -> str:
         note = f"only {r['samples']} runs" if r["samples"] < MIN_SAMPLES else ""
         rows.append([*(str(r[d]) for d in by), f"{r['n']:,}", secs(r["mean_s"]), secs(r["p50_s"]), secs(r["p90_s"]),
                      secs(r["p99_s"]), secs(r["max_s"]), fail, secs(r["wait_p90_s"]), cost, note])
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)] if rows else [len(h) for h in header]
+    widths = ([max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)] if rows
+              else [len(h) for h in header])
     lines = [f"duration profiles, window {window} (percentiles within 0.8 %)"]
     for i, row in enumerate([header, *rows]):
-        cells = [c.ljust(w) if j < len(by) or j == len(row) - 1 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths, strict=True))]
+        cells = [c.ljust(w) if j < len(by) or j == len(row) - 1 else c.rjust(w)
+                 for j, (c, w) in enumerate(zip(row, widths, strict=True))]
         lines.append("  ".join(cells).rstrip())
         if i == 0:
             lines.append("  ".join("-" * w for w in widths).rstrip())

@@ -89,7 +89,8 @@ def table(rec: dict) -> str:
             f"{money(s['payment_fees_minor'] + s['dispute_fees_minor'], c)} -> net {money(s['net_revenue_minor'], c)}; "
             f"model {money(s['model_cost_minor'], c)}, compute {money(s['compute_cost_minor'], c)}; "
             f"profit {money(s['profit_minor'], c)}, ROI {_pct(s['roi_pct'])}; "
-            f"cost/success {money(s['cost_per_success_minor'], c)}, failed tasks cost {money(s['failed_cost_minor'], c)}")
+            f"cost/success {money(s['cost_per_success_minor'], c)}, "
+            f"failed tasks cost {money(s['failed_cost_minor'], c)}")
     for u in rec["unattributed"]:
         lines.append(f"unattributed {money(u['net_revenue_minor'], u['currency'])}: {'; '.join(u['why'][:5])}")
     by = rec["by"]
@@ -106,7 +107,8 @@ def table(rec: dict) -> str:
     widths = [max(len(c) for c in col) for col in zip(header, *body, strict=True)]
     lines.append("")
     for i, row in enumerate([header, *body]):
-        lines.append("  ".join(c.ljust(wd) if j == 0 else c.rjust(wd) for j, (c, wd) in enumerate(zip(row, widths, strict=True))))
+        lines.append("  ".join(c.ljust(wd) if j == 0 else c.rjust(wd)
+                               for j, (c, wd) in enumerate(zip(row, widths, strict=True))))
         if i == 0:
             lines.append("  ".join("-" * wd for wd in widths))
     if rec["funnel"]:

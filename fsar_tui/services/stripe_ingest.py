@@ -66,7 +66,7 @@ def verify_signature(payload: str, signature: str | None, secret: str, *, tolera
     from stripe import SignatureVerificationError, WebhookSignature
 
     if not signature:
-        raise StripeRejection("missing Stripe signature (FSAR_STRIPE_WEBHOOK_SECRET is set: every event must be signed)")
+        raise StripeRejection(f"missing Stripe signature ({SECRET_ENV} is set: every event must be signed)")
     try:
         WebhookSignature.verify_header(payload, signature, secret, tolerance=tolerance)
     except SignatureVerificationError as exc:
@@ -108,7 +108,8 @@ def store_event(conn: psycopg.Connection, event: StripeEvent) -> Result:
         with conn.transaction():
             return _store(conn, event)
     except (psycopg.DataError, psycopg.IntegrityError) as exc:
-        raise StripeRejection(f"the database refused event {event.id!r}: {first_line(str(exc), 'unknown error')}") from None
+        cause = first_line(str(exc), "unknown error")
+        raise StripeRejection(f"the database refused event {event.id!r}: {cause}") from None
 
 
 def _store(conn: psycopg.Connection, event: StripeEvent) -> Result:

@@ -191,7 +191,8 @@ def draw_ledger(seed: int, task_id: int, attempt: int, idea_id: str | None) -> l
     return draw_ledger_with(random.Random(f"ledger:{seed}:{task_id}:{attempt}"), seed, task_id, attempt, idea_id)
 
 
-def draw_ledger_with(rng: random.Random, seed: int, task_id: int, attempt: int, idea_id: str | None) -> list[LedgerDraft]:
+def draw_ledger_with(rng: random.Random, seed: int, task_id: int, attempt: int,
+                     idea_id: str | None) -> list[LedgerDraft]:
     from fsar_tui.domain.money import stripe_fee_minor
 
     if idea_id is None or rng.random() > CHARGE_RATE:
@@ -201,14 +202,15 @@ def draw_ledger_with(rng: random.Random, seed: int, task_id: int, attempt: int, 
     card_country = weighted(rng, CARD_COUNTRIES)
     meta = {"idea_id": idea_id, "task_id": task_id, "charge": f"ch_{external_id(seed, task_id, attempt, 'ch')[4:]}",
             "card_country": card_country, "ip_country": card_country if rng.random() > 0.05 else "RU"}
-    drafts = [
-        LedgerDraft(external_id(seed, task_id, attempt, "charge"), "revenue", amount, CURRENCY, customer, meta),
-        LedgerDraft(external_id(seed, task_id, attempt, "fee"), "payment_fee", -stripe_fee_minor(amount), CURRENCY, customer, meta),
-    ]
+
+    def draft(what: str, kind: str, amount_minor: int) -> LedgerDraft:
+        return LedgerDraft(external_id(seed, task_id, attempt, what), kind, amount_minor, CURRENCY, customer, meta)
+
+    drafts = [draft("charge", "revenue", amount), draft("fee", "payment_fee", -stripe_fee_minor(amount))]
     roll = rng.random()
     if roll < 0.04:
-        drafts.append(LedgerDraft(external_id(seed, task_id, attempt, "refund"), "refund", -amount, CURRENCY, customer, meta))
+        drafts.append(draft("refund", "refund", -amount))
     elif roll < 0.045:
-        drafts.append(LedgerDraft(external_id(seed, task_id, attempt, "dispute"), "dispute", -amount, CURRENCY, customer, meta))
-        drafts.append(LedgerDraft(external_id(seed, task_id, attempt, "dispute_fee"), "dispute_fee", -1500, CURRENCY, customer, meta))
+        drafts.append(draft("dispute", "dispute", -amount))
+        drafts.append(draft("dispute_fee", "dispute_fee", -1500))
     return drafts

@@ -89,7 +89,8 @@ def price_table(end: datetime) -> dict[str, list[tuple[float, Decimal, Decimal, 
 
 def compute_rate_table(end: datetime) -> list[tuple[float, Decimal, float]]:
     """(effective epoch, minor units per hour, the same as a float for seeding), oldest first."""
-    return sorted(((end - timedelta(days=d)).timestamp(), rate, float(rate)) for d, rate in profiles.COMPUTE_RATE_HISTORY)
+    return sorted(((end - timedelta(days=d)).timestamp(), rate, float(rate))
+                  for d, rate in profiles.COMPUTE_RATE_HISTORY)
 
 
 def _in_force(table: list[tuple], at: float):
@@ -104,12 +105,15 @@ def setup_rollouts(conn, end: datetime, days: int) -> dict[str | None, list[tupl
     plans: list[tuple[str, str, str | None, list[tuple[dict[str, Any], datetime, str]]]] = [
         ("model/self_improvement", "model", "self_improvement", [
             ({"ai_model": "gpt-4o", "temperature": 0.2}, end - span - timedelta(days=1), "initial"),
-            ({"ai_model": "claude-3-5-sonnet", "temperature": 0.2}, end - span * 0.4, "try claude for self-improvement"),
+            ({"ai_model": "claude-3-5-sonnet", "temperature": 0.2}, end - span * 0.4,
+             "try claude for self-improvement"),
             ({"ai_model": "gpt-4o", "temperature": 0.2}, end - span * 0.1, "rollback: p90 run time regressed"),
         ]),
         ("prompt/implement_idea", "prompt", "implement_idea", [
-            ({"prompt_version": "v7", "system": "You implement product ideas as small PRs."}, end - span - timedelta(days=1), "initial"),
-            ({"prompt_version": "v8", "system": "You implement product ideas as small, tested PRs."}, end - span * 0.5, "ask for tests"),
+            ({"prompt_version": "v7", "system": "You implement product ideas as small PRs."},
+             end - span - timedelta(days=1), "initial"),
+            ({"prompt_version": "v8", "system": "You implement product ideas as small, tested PRs."},
+             end - span * 0.5, "ask for tests"),
         ]),
         ("policy/fleet", "policy", None, [
             ({"max_attempts": 3, "lease_s": 30}, end - span - timedelta(days=1), "initial"),
@@ -120,7 +124,8 @@ def setup_rollouts(conn, end: datetime, days: int) -> dict[str | None, list[tupl
     for target, kind, task_type, revisions in plans:
         ids = bulk.insert_rollout(conn, target, kind, task_type,
                                   [(art, _sha(art), at, reason) for art, at, reason in revisions])
-        out[task_type] = [(at.timestamp(), rid, art.get("ai_model")) for (art, at, _), rid in zip(revisions, ids, strict=True)]
+        out[task_type] = [(at.timestamp(), rid, art.get("ai_model"))
+                          for (art, at, _), rid in zip(revisions, ids, strict=True)]
     return out
 
 
@@ -143,7 +148,8 @@ def setup_proposals(conn, end: datetime, days: int) -> list[str]:
     ]
     for row in rows:
         reported = end - timedelta(days=row["age_days"])
-        sha = row.pop("sha256", None) or hashlib.sha256(json.dumps(row, sort_keys=True, default=str).encode()).hexdigest()
+        sha = (row.pop("sha256", None)
+               or hashlib.sha256(json.dumps(row, sort_keys=True, default=str).encode()).hexdigest())
         bulk.insert_proposal(conn, {
             **row, "reported_at": reported, "source_sha256": sha,
             "block_lifted_at": reported + timedelta(hours=6) if row["lifted"] else None})
@@ -269,7 +275,8 @@ def _one_task(rng, seed, task_id, created, end_epoch, rollouts, rollout_starts, 
             status = "running"
             break
         price = _in_force(prices.get(model, []), t)
-        attempt_cost = token_cost_micro(outcome.input_tokens, outcome.output_tokens, price[3], price[4]) if price else None
+        attempt_cost = (token_cost_micro(outcome.input_tokens, outcome.output_tokens, price[3], price[4]) if price
+                        else None)
         cost = (cost or 0) + attempt_cost if attempt_cost is not None else cost
         rate = _in_force(rates, t) if attempt_cost is not None else None
         if rate is not None:  # as FINISH_SQL: run time × rate in force at the start, half away from zero
@@ -289,8 +296,8 @@ def _one_task(rng, seed, task_id, created, end_epoch, rollouts, rollout_starts, 
                     if later > end_epoch:
                         continue
                     occurred = _ts(later)
-                ledger_rows.append(("stripe", d.external_id, d.kind, d.amount_minor, d.currency, occurred, idea, task_id,
-                                    d.customer_id, json.dumps(d.metadata)))
+                ledger_rows.append(("stripe", d.external_id, d.kind, d.amount_minor, d.currency, occurred, idea,
+                                    task_id, d.customer_id, json.dumps(d.metadata)))
             break
         error = outcome.error
         if attempt >= max_attempts:

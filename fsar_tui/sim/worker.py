@@ -142,7 +142,8 @@ class Worker:
                     for d in profiles.draw_ledger(self.config.seed, task.id, task.attempt, task.idea_id)]
         elif task.attempt < task.max_attempts:
             status = "queued"
-            retry_in = backoff_delay(task.attempt, self.rng, base=RETRY_BASE_S, cap=RETRY_CAP_S) * self.config.time_scale
+            delay = backoff_delay(task.attempt, self.rng, base=RETRY_BASE_S, cap=RETRY_CAP_S)
+            retry_in = delay * self.config.time_scale
         else:
             status = "failed"
         at = await executor.finish(
