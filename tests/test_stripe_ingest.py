@@ -7,23 +7,23 @@ from __future__ import annotations
 
 import json
 import os
-from argparse import Namespace
-from unittest import mock
 import time
+from argparse import Namespace
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from stripe import WebhookSignature
 
-from fsar_tui.domain.stripe_events import ChargeFacts, StripeRejection, ledger_drafts, split_line
-from fsar_tui.services.stripe_ingest import decode_payload, parse_event
 from fsar_tui.commands.base import Context
 from fsar_tui.commands.stripe import run_ingest_stripe
 from fsar_tui.config import Settings
-
+from fsar_tui.domain.stripe_events import ChargeFacts, StripeRejection, ledger_drafts, split_line
+from fsar_tui.services.stripe_ingest import decode_payload, parse_event
 from support.sql import q
 
 # A copy of ../shared/stripe/events.jsonl: 44 events from Stripe's published API fixtures.

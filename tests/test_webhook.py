@@ -21,7 +21,6 @@ from collections.abc import Iterator
 import pytest
 
 from fsar_tui.services.webhook import MAX_BODY_BYTES, make_server
-
 from support.sql import q
 from test_stripe_ingest import SECRET, charge, sign
 
