@@ -62,36 +62,47 @@ BULK_CAP = 10_000  # the queue screen's bulk cap (screens/queue.py BULK_CAP)
 COUNT_CAP = 10_001  # the list's "of N" count stops here: "of >10,000"
 REFUSED_COUNT_CAP = 1_000_001  # how far a refused bulk action counts its matches
 PAGE = 1_000  # rows per keyset page when --limit is larger
-LIST_FIELDS = ("id", "status", "task_type", "ai_model", "attempt", "max_attempts", "worker_id", "created_at",
-               "started_at", "finished_at", "run_s", "cost_minor", "currency", "error")
+LIST_FIELDS = tuple(
+    "id status task_type ai_model attempt max_attempts worker_id created_at started_at finished_at "
+    "run_s cost_minor currency error".split()
+)
+SHOW_FIELDS = tuple(
+    "id task_type ai_model status priority attempt max_attempts worker_id created_at queued_at "
+    "started_at finished_at lease_expires_at input_tokens output_tokens cost_minor currency idea_id "
+    "error".split()
+)
+UNTRUSTED = frozenset({"task_type", "ai_model", "worker_id", "idea_id", "error"})  # agents' text: safe_str
+
+
+LIST_DESCRIPTION = (
+    "Filtered, sorted and paged in PostgreSQL, in the queue screen's filter language: status:failed "
+    "type:self_improvement model:gpt-4o since:2h error~timeout. Says when more tasks match than are shown."
+)
+ACTION_DESCRIPTION = (
+    "{name} tasks ({states} → {target}) in one transaction that only touches tasks still in the state read "
+    "(others are reported by id), with an operator log entry. More than one task needs --yes, or typing the "
+    "count at a terminal."
+)
 
 
 def register(sub, common: Parser) -> None:
     tasks_p = add_command(sub, common, "tasks", help="the task queue, headless: list, show, retry, cancel, requeue")
     tasks_sub = subcommands(tasks_p, "tasks_command")
-    tl = add_command(
-        tasks_sub, common, "list", run_list, help="tasks matching a filter, newest first",
-        description="Filtered, sorted and paged in PostgreSQL, in the queue screen's filter language: "
-                    "status:failed type:self_improvement model:gpt-4o since:2h error~timeout. "
-                    "Says when more tasks match than are shown.")
+    tl = add_command(tasks_sub, common, "list", run_list, help="tasks matching a filter", description=LIST_DESCRIPTION)
     tl.add_argument("--filter", default="", metavar="EXPR", help="the queue screen's filter (default: every task)")
     tl.add_argument("--sort", choices=list(SORTABLE), default="id", help="sort column (default id)")
-    tl.add_argument("--reverse", action="store_true", help="oldest / smallest first")
+    tl.add_argument("--reverse", action="store_true", help="oldest / smallest first (default: newest first)")
     tl.add_argument("--limit", type=int, default=100, help="rows to show (default 100)")
     tl.add_argument("--format", choices=("table", "json", "csv"), default="table")
-    ts = add_command(tasks_sub, common, "show", run_show,
-                     help="one task: attempts, events trail, error, payload and result (redacted)")
+    ts = add_command(tasks_sub, common, "show", run_show, help="one task: attempts, events, payload (redacted)")
     ts.add_argument("id", type=int, metavar="ID")
     ts.add_argument("--format", choices=("text", "json"), default="text")
     for name, (allowed, target) in ACTIONS.items():
-        ta = add_command(
-            tasks_sub, common, name, run_action, help=f"{_alternatives(allowed)} → {target}",
-            description=f"{name.capitalize()} tasks ({', '.join(allowed)} → {target}) in one transaction that only "
-                        "touches tasks still in the state read (others are reported by id), with an operator "
-                        "log entry. More than one task needs --yes, or typing the count at a terminal.")
+        states = _alternatives(allowed)
+        about = ACTION_DESCRIPTION.format(name=name.capitalize(), states=states, target=target)
+        ta = add_command(tasks_sub, common, name, run_action, help=f"{states} → {target}", description=about)
         ta.add_argument("ids", nargs="*", type=int, metavar="ID", help="task ids (or --filter)")
-        ta.add_argument("--filter", default=None, metavar="EXPR",
-                        help=f"every matching task in {', '.join(allowed)} (at most {BULK_CAP:,})")
+        ta.add_argument("--filter", metavar="EXPR", help=f"every matching task that is {states} (≤ {BULK_CAP:,})")
         ta.add_argument("--reason", help="why (required; goes to the operator log)")
         ta.add_argument("--yes", action="store_true", help="do not ask to type the count")
         ta.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
@@ -118,7 +129,7 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 def _iso(value: datetime | None) -> str | None:
-    return None if value is None else _utc(value).isoformat()
+    return None if value is None else value.astimezone(UTC).isoformat()
 
 
 def _when(value: datetime | None) -> str:
@@ -176,7 +187,7 @@ def run_list(args: Namespace, ctx: Context) -> int:
                 break
             after = tasks.sort_key(batch[-1], args.sort)
         more = len(rows) > args.limit
-        rows = rows[:args.limit]
+        rows = rows[: args.limit]
         matching = tasks.count_matching_sync(conn, f, COUNT_CAP) if more else len(rows)
     summary = _summary(len(rows), matching, more)
     if args.format == "table":
@@ -212,26 +223,27 @@ def _run_s(row) -> float | None:
     return between(row.started_at, row.finished_at or datetime.now(UTC))
 
 
-def _record(row) -> dict[str, Any]:
+def _field(key: str, value: Any) -> Any:
+    """A column for JSON/CSV: times in ISO 8601 UTC, untrusted text inert and redacted."""
     from fsar_tui.domain.sanitize import safe_str
 
-    run = _run_s(row)
-    return {"id": row.id, "status": row.status, "task_type": safe_str(row.task_type),
-            "ai_model": None if row.ai_model is None else safe_str(row.ai_model),
-            "attempt": row.attempt, "max_attempts": row.max_attempts,
-            "worker_id": None if row.worker_id is None else safe_str(row.worker_id),
-            "created_at": _iso(row.created_at), "started_at": _iso(row.started_at),
-            "finished_at": _iso(row.finished_at), "run_s": None if run is None else round(run, 3),
-            "cost_minor": row.cost_minor, "currency": row.currency,
-            "error": None if row.error is None else safe_str(row.error)}
+    if isinstance(value, datetime):
+        return _iso(value)
+    return safe_str(value) if key in UNTRUSTED and value is not None else value
+
+
+def _record(row) -> dict[str, Any]:
+    return {k: _rounded(_run_s(row)) if k == "run_s" else _field(k, getattr(row, k)) for k in LIST_FIELDS}
 
 
 def _table(rows: list) -> str:
     from fsar_tui.domain.formatting import duration, money
     from fsar_tui.domain.sanitize import safe_str
 
-    header = (f"{'id':>8}  {'status':<9} {'type':<22} {'model':<16} {'att':>5}  {'worker':<14} "
-              f"{'created (UTC)':<19}  {'run':>7}  {'cost':>12}  error")
+    header = (
+        f"{'id':>8}  {'status':<9} {'type':<22} {'model':<16} {'att':>5}  {'worker':<14} "
+        f"{'created (UTC)':<19}  {'run':>7}  {'cost':>12}  error"
+    )
     lines = [header]
     for r in rows:
         error = _cut(_one_line(safe_str(r.error)), 60) if r.error else "-"
@@ -239,7 +251,8 @@ def _table(rows: list) -> str:
             f"{r.id:>8}  {r.status:<9} {_cut(_one_line(safe_str(r.task_type)), 22):<22} "
             f"{_cut(_one_line(safe_str(r.ai_model or '-')), 16):<16} {f'{r.attempt}/{r.max_attempts}':>5}  "
             f"{_cut(_one_line(safe_str(r.worker_id or '-')), 14):<14} {_when(r.created_at):<19}  "
-            f"{duration(_run_s(r)):>7}  {money(r.cost_minor, r.currency):>12}  {error}")
+            f"{duration(_run_s(r)):>7}  {money(r.cost_minor, r.currency):>12}  {error}"
+        )
     return "\n".join(lines)
 
 
@@ -248,26 +261,27 @@ def _table(rows: list) -> str:
 WORKER_ENDS = ("succeeded", "failed", "queued")  # ends that write the task's error (not an operator cancel)
 
 
+def _attempt(number: int, worker: str | None, queued: Any, started: Any, ended: Any, outcome: str) -> dict[str, Any]:
+    return {"attempt": number, "worker_id": worker, "queued_at": queued, "started_at": started, "ended_at": ended,
+            "outcome": outcome, "error": None, "error_kept": False}  # fmt: skip
+
+
 def attempts_of(task: dict[str, Any]) -> list[dict[str, Any]]:
     """The task's attempts rebuilt from its events trail (see the module docstring)."""
-    events = task["events"]
     attempts: list[dict[str, Any]] = []
     entered_queue = None
-    for e in events:
+    for e in task["events"]:
         if e["to_status"] == "queued":
             entered_queue = e["at"]
         if e["to_status"] == "running":
-            attempts.append({"attempt": e["attempt"], "worker_id": e["worker_id"], "queued_at": entered_queue,
-                             "started_at": e["at"], "ended_at": None, "outcome": "running", "error": None,
-                             "error_kept": False})
+            attempts.append(_attempt(e["attempt"], e["worker_id"], entered_queue, e["at"], None, "running"))
         elif e["from_status"] == "running" and attempts and attempts[-1]["ended_at"] is None:
             attempts[-1].update(ended_at=e["at"], outcome=e["to_status"])
     if not attempts and task["attempt"] > 0 and task["started_at"] is not None:
         # No trail (a legacy row, or a bulk load without events): what the row itself says.
         terminal = task["status"] in ("succeeded", "failed", "cancelled")
-        attempts.append({"attempt": task["attempt"], "worker_id": task["worker_id"], "queued_at": task["queued_at"],
-                         "started_at": task["started_at"], "ended_at": task["finished_at"] if terminal else None,
-                         "outcome": task["status"], "error": None, "error_kept": False})
+        attempts.append(_attempt(task["attempt"], task["worker_id"], task["queued_at"], task["started_at"],
+                                 task["finished_at"] if terminal else None, task["status"]))  # fmt: skip
     latest = next((a for a in reversed(attempts) if a["ended_at"] is not None and a["outcome"] in WORKER_ENDS), None)
     if latest is not None:
         latest["error"], latest["error_kept"] = task["error"], True
@@ -299,28 +313,22 @@ def _show_record(t: dict[str, Any], attempts: list[dict[str, Any]]) -> dict[str,
     from fsar_tui.domain.formatting import between
 
     now = datetime.now(UTC)
-    return {
-        "id": t["id"], "task_type": _s(t["task_type"]), "ai_model": _s(t["ai_model"]), "status": t["status"],
-        "priority": t["priority"], "attempt": t["attempt"], "max_attempts": t["max_attempts"],
-        "worker_id": _s(t["worker_id"]), "created_at": _iso(t["created_at"]), "queued_at": _iso(t["queued_at"]),
-        "started_at": _iso(t["started_at"]), "finished_at": _iso(t["finished_at"]),
-        "lease_expires_at": _iso(t["lease_expires_at"]),
-        "input_tokens": t["input_tokens"], "output_tokens": t["output_tokens"], "cost_minor": t["cost_minor"],
-        "currency": t["currency"], "idea_id": _s(t["idea_id"]),
-        "rollout": ({"target": _s(t["rollout_target"]), "revision": t["rollout_revision"]}
-                    if t["rollout_target"] else None),
-        "proposal": {"id": _s(t["proposal_id"]), "severity": t["proposal_severity"]} if t["proposal_id"] else None,
-        "error": _s(t["error"]),
-        "attempts": [{"attempt": a["attempt"], "worker_id": _s(a["worker_id"]), "outcome": a["outcome"],
-                      "queued_at": _iso(a["queued_at"]), "started_at": _iso(a["started_at"]),
-                      "ended_at": _iso(a["ended_at"]),
-                      "wait_s": _rounded(between(a["queued_at"], a["started_at"])),
-                      "run_s": _rounded(between(a["started_at"], a["ended_at"] or now)),
-                      "error": _s(a["error"]), "error_kept": a["error_kept"]} for a in attempts],
-        "events": [{"from": e["from_status"], "to": e["to_status"], "attempt": e["attempt"],
-                    "worker_id": _s(e["worker_id"]), "at": _iso(e["at"])} for e in t["events"]],
-        "payload": _inert_value(t["payload"]), "result": _inert_value(t["result"]),
-    }
+    record = {k: _field(k, t[k]) for k in SHOW_FIELDS}
+    record["rollout"] = (
+        {"target": _s(t["rollout_target"]), "revision": t["rollout_revision"]} if t["rollout_target"] else None
+    )
+    record["proposal"] = {"id": _s(t["proposal_id"]), "severity": t["proposal_severity"]} if t["proposal_id"] else None
+    record["attempts"] = [
+        {**{k: _field(k, a[k]) for k in ("attempt", "worker_id", "outcome", "queued_at", "started_at", "ended_at")},
+         "wait_s": _rounded(between(a["queued_at"], a["started_at"])),
+         "run_s": _rounded(between(a["started_at"], a["ended_at"] or now)),
+         "error": _s(a["error"]), "error_kept": a["error_kept"]}
+        for a in attempts
+    ]  # fmt: skip
+    record["events"] = [{"from": e["from_status"], "to": e["to_status"], "attempt": e["attempt"],
+                         "worker_id": _s(e["worker_id"]), "at": _iso(e["at"])} for e in t["events"]]  # fmt: skip
+    record["payload"], record["result"] = _inert_value(t["payload"]), _inert_value(t["result"])
+    return record
 
 
 def _rounded(seconds: float | None) -> float | None:
@@ -351,10 +359,19 @@ def _show_text(t: dict[str, Any], attempts: list[dict[str, Any]]) -> str:
         ("queued", _when(t["queued_at"]) + " UTC"),
         ("started", _when(t["started_at"]) + (" UTC" if t["started_at"] else "")),
         ("finished", _when(t["finished_at"]) + (" UTC" if t["finished_at"] else "")),
-        ("timing", f"queue wait {duration(wait)} · run {duration(run)}" if not requeued
-                   else "put back in the queue since its last start (see attempts)"),
-        ("tokens", (f"in {t['input_tokens'] or 0:,} · out {t['output_tokens'] or 0:,} · cost "
-                    f"{money(t['cost_minor'], t['currency'])}")),
+        (
+            "timing",
+            f"queue wait {duration(wait)} · run {duration(run)}"
+            if not requeued
+            else "put back in the queue since its last start (see attempts)",
+        ),
+        (
+            "tokens",
+            (
+                f"in {t['input_tokens'] or 0:,} · out {t['output_tokens'] or 0:,} · cost "
+                f"{money(t['cost_minor'], t['currency'])}"
+            ),
+        ),
         ("rollout", f"{s(t['rollout_target'])} revision {t['rollout_revision']}" if t["rollout_target"] else "-"),
         ("proposal", f"{s(t['proposal_id'])} (severity {t['proposal_severity']})" if t["proposal_id"] else "-"),
         ("idea", s(t["idea_id"])),
@@ -366,17 +383,21 @@ def _show_text(t: dict[str, Any], attempts: list[dict[str, Any]]) -> str:
     for a in attempts:
         ended = _when(a["ended_at"]) if a["ended_at"] else "-"
         wait_s, run_s = between(a["queued_at"], a["started_at"]), between(a["started_at"], a["ended_at"] or now)
-        out.append(f"  #{a['attempt']:<3} {a['outcome']:<10} worker {s(a['worker_id'])}"
-                   f" · started {_when(a['started_at'])} · ended {ended}"
-                   f" · wait {duration(wait_s)} · run {duration(run_s)}")
+        out.append(
+            f"  #{a['attempt']:<3} {a['outcome']:<10} worker {s(a['worker_id'])}"
+            f" · started {_when(a['started_at'])} · ended {ended}"
+            f" · wait {duration(wait_s)} · run {duration(run_s)}"
+        )
         if a["error_kept"]:
             out.append(f"       error: {s(a['error'])}")
         elif a["ended_at"] is not None and a["outcome"] in WORKER_ENDS and a["outcome"] != "succeeded":
             out.append("       error: not kept (a later attempt's end overwrote it)")
     out += ["", f"events ({len(t['events'])})", f"  {'at (UTC)':<19}  {'from':<9} → {'to':<9}  {'attempt':>7}  worker"]
     for e in t["events"]:
-        out.append(f"  {_when(e['at']):<19}  {e['from_status'] or '-':<9} → {e['to_status']:<9}  {e['attempt']:>7}  "
-                   f"{s(e['worker_id'])}")
+        out.append(
+            f"  {_when(e['at']):<19}  {e['from_status'] or '-':<9} → {e['to_status']:<9}  {e['attempt']:>7}  "
+            f"{s(e['worker_id'])}"
+        )
     out += ["", "error"]
     out += ["  " + line for line in (_s(t["error"]) or "-").splitlines()] or ["  -"]
     out += ["", "payload", _json_text(t["payload"]), "", "result", _json_text(t["result"])]
@@ -408,12 +429,15 @@ def run_action(args: Namespace, ctx: Context, stdin=None) -> int:
             current = tasks.statuses_of_sync(conn, ids)
             missing = [i for i in ids if i not in current]
             if missing:
-                raise CheckFailed(f"task {missing[0]} does not exist" if len(missing) == 1
-                                  else f"tasks {_ids(missing)} do not exist")
+                raise CheckFailed(
+                    f"task {missing[0]} does not exist" if len(missing) == 1 else f"tasks {_ids(missing)} do not exist"
+                )
             wrong = [f"{i} is {current[i]}" for i in ids if current[i] not in allowed]
             if wrong:
-                raise CheckFailed(f"{action} applies to {states} tasks; task {', task '.join(wrong[:10])}"
-                                  f"{' …' if len(wrong) > 10 else ''}; nothing changed")
+                raise CheckFailed(
+                    f"{action} applies to {states} tasks; task {', task '.join(wrong[:10])}"
+                    f"{' …' if len(wrong) > 10 else ''}; nothing changed"
+                )
             seen = [(i, current[i]) for i in ids]
             scope = "task" if len(seen) == 1 else "tasks"
         else:
@@ -423,8 +447,10 @@ def run_action(args: Namespace, ctx: Context, stdin=None) -> int:
             if len(seen) > BULK_CAP:
                 n = tasks.count_in_states_sync(conn, f, allowed, REFUSED_COUNT_CAP)
                 how_many = f"more than {REFUSED_COUNT_CAP - 1:,}" if n >= REFUSED_COUNT_CAP else f"{n:,}"
-                raise CheckFailed(f"{how_many} {states} tasks match the filter; one {action} takes at most "
-                                  f"{BULK_CAP:,}: narrow the filter (e.g. since:, type:, id:); nothing changed")
+                raise CheckFailed(
+                    f"{how_many} {states} tasks match the filter; one {action} takes at most "
+                    f"{BULK_CAP:,}: narrow the filter (e.g. since:, type:, id:); nothing changed"
+                )
             scope = f"filter: {args.filter.strip() or '(all tasks)'}"
         seen_ids = [i for i, _ in seen]
         what = f"task {seen_ids[0]}" if len(seen) == 1 else f"{len(seen):,} tasks"
@@ -438,20 +464,22 @@ def run_action(args: Namespace, ctx: Context, stdin=None) -> int:
         if len(seen) > 1 and not args.yes:
             stdin = stdin or sys.stdin
             if not stdin.isatty():
-                raise UsageError(f"{len(seen):,} tasks: a bulk {action} needs --yes (or typing the count at a "
-                                 "terminal); nothing changed")
+                raise UsageError(
+                    f"{len(seen):,} tasks: a bulk {action} needs --yes (or typing the count at a "
+                    "terminal); nothing changed"
+                )
             print(f"type the number of tasks ({len(seen)}) to confirm: ", end="", flush=True)
             if stdin.readline().strip().replace(",", "") != str(len(seen)):
                 print("fsar-tui: not confirmed; nothing changed", file=sys.stderr)
                 return EXIT_FAILED
+        scope += ": " + ",".join(str(i) for i in seen_ids[:50])  # as the screen writes it
         try:
-            result = actions.apply_action_sync(conn, action, seen, reason, actor=actions.os_user(),
-                                               scope=f"{scope}: {','.join(str(i) for i in seen_ids[:50])}")
+            result = actions.apply_action_sync(conn, action, seen, reason, scope=scope, actor=actions.os_user())
         except actions.ActionRefused as exc:
             raise CheckFailed(str(exc)) from None
     print(f"{action}: {len(result.done):,} done" + (f" ({_ids(result.done)})" if result.done else ""))
     if result.changed:
-        print(f"fsar-tui: {len(result.changed):,} changed meanwhile and were left alone: {_ids(result.changed)}",
-              file=sys.stderr)
+        moved = f"{len(result.changed):,} changed meanwhile and were left alone: {_ids(result.changed)}"
+        print(f"fsar-tui: {moved}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK

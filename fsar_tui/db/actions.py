@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import getpass
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
 from psycopg import AsyncConnection, Connection
@@ -66,7 +67,8 @@ def os_user() -> str:
         return "unknown"
 
 
-def _plan(action: str, seen: list[tuple[int, str]], reason: str) -> tuple[ActionResult, list[tuple[int, str]], dict]:
+def _plan(action: str, seen: list[tuple[int, str]],
+          reason: str) -> tuple[ActionResult, list[tuple[int, str]], dict[str, Any]]:
     """Check the request; split `seen` into applicable and not; the UPDATE's parameters."""
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}")
@@ -80,7 +82,8 @@ def _plan(action: str, seen: list[tuple[int, str]], reason: str) -> tuple[Action
     return result, applicable, params
 
 
-def _settle(result: ActionResult, applicable: list[tuple[int, str]], updated: list[tuple]) -> dict | None:
+def _settle(result: ActionResult, applicable: list[tuple[int, str]],
+            updated: list[tuple[Any, ...]]) -> dict[str, Any] | None:
     """Record what the UPDATE touched; the operator-log entry's fields, None if nothing was."""
     result.done = sorted(r[0] for r in updated)
     done = set(result.done)

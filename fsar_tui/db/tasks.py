@@ -137,7 +137,12 @@ async def count_matching(conn: AsyncConnection, f: TaskFilter, cap: int = 10_001
 
 
 def count_matching_sync(conn: Connection, f: TaskFilter, cap: int = 10_001) -> int:
-    return conn.execute(*_count_query(f, cap)).fetchone()[0]
+    return _count(conn.execute(*_count_query(f, cap)).fetchone())
+
+
+def _count(row: tuple[Any, ...] | None) -> int:
+    assert row is not None  # count(*) always returns a row
+    return int(row[0])
 
 
 def _matching_query(f: TaskFilter, statuses: tuple[str, ...], cap: int) -> tuple[str, dict[str, Any]]:
@@ -161,10 +166,10 @@ def count_in_states_sync(conn: Connection, f: TaskFilter, statuses: tuple[str, .
     """How many tasks match the filter in one of `statuses`, counting at most `cap` (to say
     how many a refused bulk action would have touched)."""
     where, params = where_clause(f)
-    return conn.execute(
+    return _count(conn.execute(
         f"SELECT count(*) FROM (SELECT 1 FROM execution_tasks t WHERE {where} "
         "AND t.status = ANY(%(action_statuses)s) LIMIT %(cap)s) s",
-        {**params, "action_statuses": list(statuses), "cap": cap}).fetchone()[0]
+        {**params, "action_statuses": list(statuses), "cap": cap}).fetchone())
 
 
 def statuses_of_sync(conn: Connection, ids: list[int]) -> dict[int, str]:
