@@ -1,10 +1,12 @@
-# fsar-tui — two commands: `make demo` and `make test` (README).
+# fsar-tui — `make demo` and `make test` (README); `make test-fast`, `make check`.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip -q --disable-pip-version-check
+# xdist workers for `make test` (auto: one per core).
+WORKERS ?= auto
 
-.PHONY: demo test bench install clean
+.PHONY: demo test test-fast check bench install install-dev clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -13,17 +15,37 @@ $(VENV)/.installed: $(VENV)/bin/activate pyproject.toml
 	$(PIP) install -e '.[test]'
 	touch $@
 
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(PIP) install -e '.[test,dev]'
+	touch $@
+
 install: $(VENV)/.installed
+
+install-dev: $(VENV)/.installed-dev
 
 # Embedded PostgreSQL (no set-up needed), migrated, seeded on first run, the
 # simulator in the background, then the app.
 demo: install
 	$(VENV)/bin/fsar-tui demo
 
-# The whole suite against real PostgreSQL (and, later, a real MQTT broker):
-# FSAR_TEST_DSN / FSAR_TEST_MQTT_URL when set, else servers the suite starts itself.
+# The whole suite against real PostgreSQL and a real MQTT broker, on every core
+# (pytest-xdist): FSAR_TEST_DSN / FSAR_TEST_MQTT_URL when set, else one PostgreSQL
+# and one broker the suite starts itself for the run, shared by the workers.
 test: install
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(WORKERS) $(PYTEST_ARGS)
+
+# Every test that needs no PostgreSQL, broker or terminal, with none configured
+# (tests marked `services` by tests/conftest.py are left out; one that reaches for a
+# server anyway fails saying so).
+test-fast: install
+	env -u FSAR_TEST_DSN -u FSAR_TEST_MQTT_URL FSAR_TEST_FAST=1 $(PY) -m pytest -m "not services" $(PYTEST_ARGS)
+
+# Lint, format, types, layering — in this order, all from the venv.
+check: install-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 bench: install
 	$(PY) -m bench

@@ -1,17 +1,28 @@
 """Shared fixtures: a real PostgreSQL for every test, one database per test.
 
 The server is FSAR_TEST_DSN when set (CI: this machine's server), else a throwaway
-cluster the suite starts once (tests/support/pgcluster.py). A template database is
-migrated to head once per session; each test that asks for `db_dsn` gets a fresh
-database cloned from it, dropped afterwards. `empty_dsn` gives an empty database.
-Everything the suite creates carries the run's prefix and is dropped at the end.
+cluster started once per run (tests/support/pgcluster.py) by the first process that
+needs it and shared by every xdist worker; the MQTT broker likewise (FSAR_TEST_MQTT_URL,
+else tests/support/broker.py). The controlling process removes both when the run ends.
+A template database is migrated to head once per session (per worker); each test that
+asks for `db_dsn` gets a fresh database cloned from it, dropped afterwards. `empty_dsn`
+gives an empty database. Everything a worker creates carries its RUN_PREFIX and is
+dropped when its session ends, so workers never drop each other's databases.
+
+Tiers: every test whose fixtures reach a server (SERVICE_FIXTURES, transitively), that
+is marked `slow` (processes, clusters), or whose module is marked `services` (tmux) is
+marked `services`; `make test-fast` runs `-m "not services"` with FSAR_TEST_FAST=1 and
+no servers configured, and then any test that reaches for a server, a cluster, a broker
+or the embedded PostgreSQL after all fails saying so instead of starting one.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,10 +33,75 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from support.sql import x
+from support.tiers import refuse_in_fast_tier
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-RUN_PREFIX = f"fsar_t{uuid.uuid4().hex[:8]}"
+RUN_PREFIX = f"fsar_t{uuid.uuid4().hex[:8]}"  # one per process: each xdist worker its own
+FAST = os.environ.get("FSAR_TEST_FAST") == "1"
+
+# Fixtures that reach a PostgreSQL server or an MQTT broker. A test needing any of them,
+# directly or through other fixtures, is in the `services` tier.
+SERVICE_FIXTURES = frozenset(
+    {
+        "server_dsn",
+        "template_db",
+        "db_dsn",
+        "empty_dsn",
+        "legacy_dsn",
+        "login",
+        "rollout_db",
+        "own_cluster",
+        "mqtt_url",
+        "password_server",  # test_cli.py: a cluster of its own
+    }
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):
+        return  # an xdist worker: the controller set the run up
+    # One directory per run, inherited by the xdist workers through the environment:
+    # where the shared cluster and broker are recorded (and locked) when the suite
+    # starts its own.
+    os.environ["FSAR_TEST_RUN_DIR"] = tempfile.mkdtemp(prefix="fsar-testrun-")
+    if FAST:
+        _refuse_embedded_postgres()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput") or "FSAR_TEST_RUN_DIR" not in os.environ:
+        return
+    from support.broker import stop_shared
+    from support.pgcluster import destroy_shared
+
+    run_dir = Path(os.environ.pop("FSAR_TEST_RUN_DIR"))
+    stop_shared(run_dir)
+    destroy_shared(run_dir)
+    shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVICE_FIXTURES.intersection(getattr(item, "fixturenames", ())) or item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.services)
+
+
+def _refuse_embedded_postgres() -> None:
+    """The fast tier: `fsar-tui` with no DSN would start the embedded PostgreSQL. Refuse
+    it here and in the processes the tests start (support/fast_tier/sitecustomize.py)."""
+    import fsar_tui.embedded
+
+    def refused(*args, **kwargs):
+        refuse_in_fast_tier("the embedded PostgreSQL")
+
+    fsar_tui.embedded.start_embedded = refused
+    shim = Path(__file__).resolve().parent / "support" / "fast_tier"
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(shim), os.environ.get("PYTHONPATH")]))
+
+
+def _run_dir() -> Path:
+    return Path(os.environ["FSAR_TEST_RUN_DIR"])
 
 
 def with_dbname(dsn: str, dbname: str) -> str:
@@ -33,12 +109,14 @@ def with_dbname(dsn: str, dbname: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def server_dsn() -> Iterator[str]:
+def server_dsn() -> str:
     """DSN of a maintenance database on the test server."""
-    from support.pgcluster import server_or_cluster
+    refuse_in_fast_tier("PostgreSQL")
+    if os.environ.get("FSAR_TEST_DSN"):
+        return os.environ["FSAR_TEST_DSN"]
+    from support.pgcluster import shared_cluster_dsn
 
-    with server_or_cluster("FSAR_TEST_DSN") as dsn:
-        yield dsn
+    return shared_cluster_dsn(_run_dir())
 
 
 def _admin(server_dsn: str) -> psycopg.Connection:
@@ -65,13 +143,22 @@ def template_db(server_dsn: str) -> Iterator[str]:
 
     name = f"{RUN_PREFIX}_template"
     dsn = create_database(server_dsn, name)
-    migrate(dsn)
+    # The migrations create cluster-wide roles (IF NOT EXISTS, in the upgrade's
+    # transaction): two workers migrating at once on a fresh server would both create
+    # them and one would fail. One migration at a time per server.
+    with _admin(server_dsn) as lock:
+        lock.execute("SELECT pg_advisory_lock(hashtext('fsar-tui tests: migrate the template'))")
+        migrate(dsn)
     try:
         yield name
     finally:
-        with _admin(server_dsn) as conn:
-            leftovers = [r[0] for r in conn.execute(
-                "SELECT datname FROM pg_database WHERE datname LIKE %s", (f"{RUN_PREFIX}%",)).fetchall()]
+        with _admin(server_dsn) as conn:  # this process's databases only (RUN_PREFIX), not other workers'
+            leftovers = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT datname FROM pg_database WHERE datname LIKE %s", (RUN_PREFIX.replace("_", "\\_") + "\\_%",)
+                ).fetchall()
+            ]
         for db in leftovers:
             drop_database(server_dsn, db)
 
@@ -111,6 +198,15 @@ def legacy_dsn(empty_dsn: str) -> str:
 
 
 @pytest.fixture
+def rollout_db(db_dsn):
+    """db_dsn with the rollout target prompt/implement_idea: revision 2 of 2 active (support/rollouts.py)."""
+    from support.rollouts import insert_rollout
+
+    insert_rollout(db_dsn)
+    return db_dsn
+
+
+@pytest.fixture
 def own_cluster():
     """A PostgreSQL server of this test's own, which it may stop and start."""
     from support.pgcluster import Cluster
@@ -123,19 +219,14 @@ def own_cluster():
 
 
 @pytest.fixture(scope="session")
-def mqtt_url() -> Iterator[str]:
-    """A real MQTT broker: FSAR_TEST_MQTT_URL, else one the suite starts."""
-    given = os.environ.get("FSAR_TEST_MQTT_URL")
-    if given:
-        yield given
-        return
-    from support.broker import Broker
+def mqtt_url() -> str:
+    """A real MQTT broker: FSAR_TEST_MQTT_URL, else the one the suite starts for the run."""
+    refuse_in_fast_tier("an MQTT broker")
+    if os.environ.get("FSAR_TEST_MQTT_URL"):
+        return os.environ["FSAR_TEST_MQTT_URL"]
+    from support.broker import shared_broker_url
 
-    broker = Broker()
-    try:
-        yield broker.url
-    finally:
-        broker.stop()
+    return shared_broker_url(_run_dir())
 
 
 @pytest.fixture
@@ -155,7 +246,13 @@ def run_cli(isolated_env: dict[str, str], tmp_path: Path):
     def run(*args: str, env: dict[str, str] | None = None, input: str | None = None, timeout: float = 120):
         return subprocess.run(
             [sys.executable, "-m", "fsar_tui", *args],
-            capture_output=True, text=True, env=env or isolated_env, cwd=tmp_path, input=input, timeout=timeout)
+            capture_output=True,
+            text=True,
+            env=env or isolated_env,
+            cwd=tmp_path,
+            input=input,
+            timeout=timeout,
+        )
 
     return run
 

@@ -60,8 +60,8 @@ def test_log_filter_terms():
 from fsar_tui.db import rollouts  # noqa: E402
 from fsar_tui.db.connect import connect  # noqa: E402
 from fsar_tui.widgets.rollback_dialog import RollbackDialog  # noqa: E402
+from support.rollouts import active, revisions  # noqa: E402 (rollout_db: a fixture in conftest.py)
 from support.sql import q  # noqa: E402
-from test_rollback import active, revisions, rollout_db  # noqa: E402,F401 (rollout_db: a fixture)
 
 TARGET = "prompt/implement_idea"
 

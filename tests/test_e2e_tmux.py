@@ -1,4 +1,7 @@
-"""End to end: the real `fsar-tui` in a real terminal (tmux), driven by keystrokes."""
+"""End to end: the real `fsar-tui` in a real terminal (tmux), driven by keystrokes.
+
+Text is looked for in the captured screen as the app wrote it, wherever the layout
+wrapped it (support/screen.py: whitespace, line wraps and box borders normalised)."""
 
 from __future__ import annotations
 
@@ -10,10 +13,14 @@ import uuid
 
 import pytest
 
+from support.rollouts import active, revisions  # rollout_db: a fixture in conftest.py
+from support.screen import shows
 from support.sql import q
-from test_rollback import active, revisions, rollout_db  # noqa: F401 (rollout_db: a fixture)
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+pytestmark = [
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
+    pytest.mark.services,
+]  # a terminal
 
 
 def tmux(*args: str) -> str:
@@ -25,7 +32,7 @@ def wait_for(session: str, needle: str, timeout: float = 30) -> str:
     screen = ""
     while time.monotonic() < deadline:
         screen = tmux("capture-pane", "-p", "-t", session)
-        if needle in screen:
+        if shows(screen, needle):
             return screen
         time.sleep(0.2)
     raise AssertionError(f"{needle!r} never appeared; screen was:\n{screen}")
@@ -41,13 +48,16 @@ def test_real_app_in_tmux_against_a_seeded_database(run_cli, db_dsn, isolated_en
     tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "30", *env_args, command)
     try:
         screen = wait_for(session, "2,000 matching")
-        assert "connected" in screen and "live: poll" in screen and "running" in screen
+        assert shows(screen, "connected") and shows(screen, "live: poll") and shows(screen, "running")
         tmux("send-keys", "-t", session, "/", "status:failed", "Enter")
         wait_for(session, "filter: status:failed")
         deadline = time.monotonic() + 20
         while True:  # the table follows the status line once the query returns
-            rows = [line.split() for line in tmux("capture-pane", "-p", "-t", session).splitlines()
-                    if line.strip()[:1].isdigit()]
+            rows = [
+                line.split()
+                for line in tmux("capture-pane", "-p", "-t", session).splitlines()
+                if line.strip()[:1].isdigit()
+            ]
             statuses = {row[1] for row in rows if len(row) > 1}
             if statuses == {"failed"} or time.monotonic() > deadline:
                 break
@@ -85,7 +95,7 @@ def test_keyboard_rollback_in_the_running_app(rollout_db, isolated_env):
         tmux("send-keys", "-t", session, "R")
         wait_for(session, "Type the target's name")
         screen = wait_for(session, "copying revision 1")  # a loaded machine may paint the dialog in two frames
-        assert "revision 2 (active)" in screen and "copying revision 1" in screen  # the line may wrap
+        assert shows(screen, "revision 2 (active)") and shows(screen, "copying revision 1")  # the line may wrap
         tmux("send-keys", "-t", session, "prompt/implement_idea", "Enter")
         # Textual hands keys to the widget focused when they arrive: text typed ahead of
         # the focus move to the reason field would land in the name field (a human's
@@ -99,8 +109,9 @@ def test_keyboard_rollback_in_the_running_app(rollout_db, isolated_env):
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
     assert active(rollout_db) == 3
     assert revisions(rollout_db)[-1][3] == 1
-    assert q(rollout_db, "SELECT action, reason FROM operator_actions") == \
-        [("rollback", "v8 prompt breaks the PR tests")]
+    assert q(rollout_db, "SELECT action, reason FROM operator_actions") == [
+        ("rollback", "v8 prompt breaks the PR tests")
+    ]
 
 
 def test_a_blocking_proposal_is_lifted_from_the_keyboard(db_dsn, run_cli, isolated_env, tmp_path):
@@ -123,13 +134,14 @@ def test_a_blocking_proposal_is_lifted_from_the_keyboard(db_dsn, run_cli, isolat
         wait_for(session, "block lifted")
         wait_for(session, "none blocking")
         deadline = time.monotonic() + 10
-        while "BLOCKED:" in tmux("capture-pane", "-p", "-t", session) and time.monotonic() < deadline:
+        while shows(tmux("capture-pane", "-p", "-t", session), "BLOCKED:") and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert "BLOCKED:" not in tmux("capture-pane", "-p", "-t", session)  # the banner went with the block
+        assert not shows(tmux("capture-pane", "-p", "-t", session), "BLOCKED:")  # the banner went with the block
         tmux("send-keys", "-t", session, "q")
         wait_for(session, "EXITED-0")
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
     assert q(db_dsn, "SELECT ref FROM execution_blocks WHERE source = 'proposal'") == []
-    assert q(db_dsn, "SELECT action, reason FROM operator_actions WHERE action = 'proposal.lift_block'") == \
-        [("proposal.lift_block", "fix verified in staging")]
+    assert q(db_dsn, "SELECT action, reason FROM operator_actions WHERE action = 'proposal.lift_block'") == [
+        ("proposal.lift_block", "fix verified in staging")
+    ]

@@ -9,42 +9,16 @@ import io
 import json
 import threading
 from argparse import Namespace
-from datetime import datetime, timezone
 
 import psycopg
-import pytest
 
-from fsar_tui.config import Settings
-from fsar_tui.db import bulk, rollouts
-from fsar_tui.domain.rollouts import artifact_sha256
-from fsar_tui.live.mqtt import parse_mqtt_url
 from fsar_tui.commands.base import Context
 from fsar_tui.commands.rollouts import run_rollback
-
+from fsar_tui.config import Settings
+from fsar_tui.db import rollouts
+from fsar_tui.live.mqtt import parse_mqtt_url
+from support.rollouts import active, revisions  # rollout_db: a fixture in conftest.py
 from support.sql import q, x
-
-V1 = {"prompt_version": "v7", "system": "You implement product ideas as small PRs.", "temperature": 0.2}
-V2 = {"prompt_version": "v8", "system": "You implement product ideas as small, tested PRs — «ünïcode».",
-      "temperature": 0.25, "tools": ["git", "pytest"]}
-
-
-@pytest.fixture
-def rollout_db(db_dsn):
-    with psycopg.connect(db_dsn, autocommit=True) as conn:
-        at = datetime(2026, 1, 1, tzinfo=timezone.utc)
-        bulk.insert_rollout(conn, "prompt/implement_idea", "prompt", "implement_idea",
-                            [(V1, artifact_sha256(V1), at, "initial"), (V2, artifact_sha256(V2), at, "ask for tests")])
-    return db_dsn
-
-
-def revisions(dsn):
-    return q(dsn, """SELECT rr.revision, rr.artifact::text, rr.sha256, rr.rollback_of FROM rollout_revisions rr
-                     JOIN rollouts r ON r.id = rr.rollout_id WHERE r.target = 'prompt/implement_idea'
-                     ORDER BY rr.revision""")
-
-
-def active(dsn):
-    return q(dsn, "SELECT active_revision FROM rollouts WHERE target = 'prompt/implement_idea'")[0][0]
 
 
 def test_rollback_then_roll_forward_keeps_artifacts_byte_identical(rollout_db, run_cli):
