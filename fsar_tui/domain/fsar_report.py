@@ -47,33 +47,14 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
+from fsar_tui.domain.fsar_report_input import EXCERPT_CHARS, Doc, blank, decode, excerpt, reject_forbidden
+from fsar_tui.domain.fsar_report_input import MAX_REPORT_BYTES as MAX_REPORT_BYTES  # re-exported
+from fsar_tui.domain.fsar_report_input import ReportError as ReportError  # re-exported
+
 MAX_BODY_BYTES = 1024 * 1024          # the proposal body (UTF-8) may be at most 1 MiB
-MAX_REPORT_BYTES = 2 * 1024 * 1024    # whole input; bigger -> error at line 1 before parsing
 REQUIRED_HEADERS = ("id", "timestamp", "severity", "block_execution", "proposal")
 
 TITLE = "# FSAR Proposal Report"
-
-# Quoted input in error messages is cut to this many characters.
-_EXCERPT_CHARS = 40
-
-
-class ReportError(ValueError):
-    """A report that breaks the format: where (source, 1-based line) and why.
-
-    `str(err)` is one line, "<source>:<line>: <reason>". Source and reason are escaped
-    so the message is safe to print or log: no control character from a hostile file
-    name or report can reach a terminal through it.
-    """
-
-    def __init__(self, source: str, line: int, reason: str):
-        self.source = _printable(str(source))
-        self.line = int(line)
-        self.reason = _printable(reason)
-        super().__init__(f"{self.source}:{self.line}: {self.reason}")
-
-    def __reduce__(self) -> tuple[type[ReportError], tuple[str, int, str]]:
-        # Exceptions pickle as cls(*args); ours takes three arguments, not the message.
-        return (type(self), (self.source, self.line, self.reason))
 
 
 @dataclass(frozen=True)
@@ -101,122 +82,6 @@ class FsarReport:
     source: str
 
 
-# ---------------------------------------------------------------- input handling
-
-# Forbidden anywhere in a report; see the module docstring for why.
-_FORBIDDEN = re.compile(
-    r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
-
-
-def _printable(text: str) -> str:
-    """`text` with every non-printable character (controls, bidi, newlines) escaped."""
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
-
-
-def _excerpt(text: str) -> str:
-    """A short, quoted, escaped piece of input for an error message."""
-    if len(text) > _EXCERPT_CHARS:
-        return repr(text[:_EXCERPT_CHARS]) + "…"
-    return repr(text)
-
-
-def _too_big(size: str, source: str) -> ReportError:
-    return ReportError(source, 1, f"report is {size} bytes; at most 2 MiB ({MAX_REPORT_BYTES}) allowed")
-
-
-def _decode(data: bytes | str, source: str) -> str:
-    """Size-checked, decoded text without BOM, with LF line endings."""
-    if isinstance(data, str):
-        # Every character is at least one byte, so a long string is too big unencoded.
-        if len(data) > MAX_REPORT_BYTES:
-            raise _too_big(f"at least {len(data)}", source)
-        size = len(data.encode("utf-8", "surrogatepass"))
-        if size > MAX_REPORT_BYTES:
-            raise _too_big(str(size), source)
-        text = data
-    else:
-        raw = bytes(data)
-        if len(raw) > MAX_REPORT_BYTES:
-            raise _too_big(str(len(raw)), source)
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as err:
-            raise _utf8_error(raw, err, source) from None
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    return text.replace("\r\n", "\n").replace("\r", "\n")
-
-
-def _utf8_error(raw: bytes, err: UnicodeDecodeError, source: str) -> ReportError:
-    before = raw[: err.start]
-    line = before.replace(b"\r\n", b"\n").replace(b"\r", b"\n").count(b"\n") + 1
-    column = err.start - max(before.rfind(b"\n"), before.rfind(b"\r"))
-    return ReportError(
-        source, line,
-        f"not valid UTF-8: {err.reason} (byte 0x{raw[err.start]:02X} at byte {column} of the line); "
-        "reports must be UTF-8 text")
-
-
-def _why_forbidden(ch: str) -> str:
-    code = ord(ch)
-    if ch == "\x1b":
-        return f"control character U+{code:04X} not allowed (terminal escape sequences are rejected)"
-    if 0x80 <= code <= 0x9F:
-        return (f"control character U+{code:04X} not allowed "
-                "(C1 controls act as terminal escape sequences)")
-    if code < 0x80:
-        return f"control character U+{code:04X} not allowed (only tab and newline may appear)"
-    if code in (0x2028, 0x2029):
-        return f"line/paragraph separator U+{code:04X} not allowed (use a newline)"
-    if 0xD800 <= code <= 0xDFFF:
-        return f"lone surrogate U+{code:04X} not allowed (it cannot be encoded as UTF-8)"
-    return (f"bidirectional control U+{code:04X} not allowed "
-            "(it makes text display differently from how it reads: 'Trojan Source')")
-
-
-def _reject_forbidden(text: str, source: str) -> None:
-    # Checked over the whole text before parsing, so everything after (including the
-    # excerpts quoted in errors) works on clean text.
-    match = _FORBIDDEN.search(text)
-    if match is None:
-        return
-    pos = match.start()
-    line = text.count("\n", 0, pos) + 1
-    column = pos - text.rfind("\n", 0, pos)
-    raise ReportError(source, line, f"column {column}: {_why_forbidden(match.group())}")
-
-
-@dataclass(frozen=True)
-class _Doc:
-    """The report's lines, numbered from 1 as in error messages."""
-
-    source: str
-    lines: tuple[str, ...]
-
-    @classmethod
-    def of(cls, source: str, text: str) -> _Doc:
-        lines = text.split("\n")  # not splitlines(): that also splits on \x1c, \x85, …
-        if len(lines) > 1 and lines[-1] == "":
-            lines.pop()  # the final newline ends the last line; it does not start one
-        return cls(source, tuple(lines))
-
-    @property
-    def last(self) -> int:
-        return len(self.lines)
-
-    def line(self, number: int) -> str:
-        return self.lines[number - 1]
-
-    def error(self, number: int, reason: str) -> ReportError:
-        return ReportError(self.source, number, reason)
-
-
-def _blank(text: str) -> bool:
-    return not text.strip()
-
-
 # ---------------------------------------------------------------- title and headers
 
 _HEADER = re.compile(r"-[ \t]+([a-z][a-z0-9_]*):(?:[ \t](.*))?")
@@ -237,7 +102,7 @@ class _Invalid(Exception):
 def _check_id(value: str) -> str:
     if not _ID.fullmatch(value):
         raise _Invalid("id must be 1-128 characters (letters, digits, '_', '.', ':', '-') "
-                       f"starting with a letter or digit; found {_excerpt(value)}")
+                       f"starting with a letter or digit; found {excerpt(value)}")
     return value
 
 
@@ -246,7 +111,7 @@ def _check_timestamp(value: str) -> datetime:
     match = _TIMESTAMP.fullmatch(value)
     if match is None:
         raise _Invalid(f"timestamp must be an ISO 8601 date-time with a time zone, {example}; "
-                       f"found {_excerpt(value)}")
+                       f"found {excerpt(value)}")
     if match.group(1) is None:
         raise _Invalid(f"timestamp has no time part (date only); expected a date-time {example}")
     if match.group(2) is None:
@@ -254,20 +119,20 @@ def _check_timestamp(value: str) -> datetime:
     try:
         return datetime.fromisoformat(value)
     except ValueError:
-        raise _Invalid(f"timestamp is not a valid date-time: {_excerpt(value)}") from None
+        raise _Invalid(f"timestamp is not a valid date-time: {excerpt(value)}") from None
 
 
 def _check_severity(value: str) -> int:
     digits = value.lstrip("0") or "0"
     # Length first: int() of thousands of digits is slow, then refused by Python.
     if not _DIGITS.fullmatch(value) or len(digits) > 2 or int(digits) > 10:
-        raise _Invalid(f"severity must be an integer from 0 to 10, found {_excerpt(value)}")
+        raise _Invalid(f"severity must be an integer from 0 to 10, found {excerpt(value)}")
     return int(digits)
 
 
 def _check_block_execution(value: str) -> bool:
     if value not in ("true", "false"):
-        raise _Invalid(f"block_execution must be 'true' or 'false', found {_excerpt(value)}")
+        raise _Invalid(f"block_execution must be 'true' or 'false', found {excerpt(value)}")
     return value == "true"
 
 
@@ -279,18 +144,18 @@ _CHECKS = {
 }
 
 
-def _parse_title(doc: _Doc) -> int:
+def _parse_title(doc: Doc) -> int:
     """Line number of the title, the first non-blank line."""
     for number, text in enumerate(doc.lines, 1):
-        if _blank(text):
+        if blank(text):
             continue
         if text.rstrip(" \t") != TITLE:
-            raise doc.error(number, f"expected the title {TITLE!r}, found {_excerpt(text)}")
+            raise doc.error(number, f"expected the title {TITLE!r}, found {excerpt(text)}")
         return number
     raise doc.error(doc.last, f"expected the title {TITLE!r}; the report is empty")
 
 
-def _missing(doc: _Doc, seen: dict[str, int], number: int) -> None:
+def _missing(doc: Doc, seen: dict[str, int], number: int) -> None:
     missing = [key for key in REQUIRED_HEADERS if key not in seen]
     if missing:
         names = ", ".join(repr(key) for key in missing)
@@ -298,20 +163,20 @@ def _missing(doc: _Doc, seen: dict[str, int], number: int) -> None:
 
 
 def _not_a_header(text: str) -> str:
-    reason = f"expected a header line '- key: value', found {_excerpt(text)}"
+    reason = f"expected a header line '- key: value', found {excerpt(text)}"
     if _TASK_TYPE.match(text):
         reason += "; is the '- proposal:' line missing?"
     return reason
 
 
-def _parse_headers(doc: _Doc, title: int) -> tuple[dict[str, object], dict[str, str], int, str]:
+def _parse_headers(doc: Doc, title: int) -> tuple[dict[str, object], dict[str, str], int, str]:
     """Checked values, unknown headers, the '- proposal:' line and its inline text."""
     seen: dict[str, int] = {}
     values: dict[str, object] = {}
     extra: dict[str, str] = {}
     for number in range(title + 1, doc.last + 1):
         text = doc.line(number)
-        if _blank(text):
+        if blank(text):
             continue
         match = _HEADER.fullmatch(text)
         if match is None:
@@ -376,11 +241,11 @@ def _without_closing_hashes(heading: str) -> str:
     return head
 
 
-def _section(doc: _Doc, number: int, match: re.Match[str], expected: int) -> Section:
+def _section(doc: Doc, number: int, match: re.Match[str], expected: int) -> Section:
     digits, heading = match.groups()
     # Compare as text first: int() of a huge digit run is slow, then refused by Python.
     if len(digits) > 9 or int(digits) != expected:
-        found = digits if len(digits) <= _EXCERPT_CHARS else digits[:_EXCERPT_CHARS] + "…"
+        found = digits if len(digits) <= EXCERPT_CHARS else digits[:EXCERPT_CHARS] + "…"
         raise doc.error(number, f"expected section {expected}, found {found}")
     title = _EMPHASIS.sub(r"\2", _without_closing_hashes(heading)).strip()
     if not title:
@@ -388,15 +253,15 @@ def _section(doc: _Doc, number: int, match: re.Match[str], expected: int) -> Sec
     return Section(expected, title, number)
 
 
-def _task_type(doc: _Doc, number: int, text: str) -> str:
+def _task_type(doc: Doc, number: int, text: str) -> str:
     match = _TASK_TYPE.match(text)
     if match is None:
         raise doc.error(number, "expected the task type the proposal concerns, as 'task_type:' "
-                                f"at the start of the proposal, found {_excerpt(text)}")
+                                f"at the start of the proposal, found {excerpt(text)}")
     return match.group(1)
 
 
-def _body_lines(doc: _Doc, proposal: int, inline: str) -> list[tuple[int, str]]:
+def _body_lines(doc: Doc, proposal: int, inline: str) -> list[tuple[int, str]]:
     """(line number, text) of everything after '- proposal:', inline text first."""
     lines = [(proposal, inline)] if inline else []
     lines.extend((number, doc.line(number)) for number in range(proposal + 1, doc.last + 1))
@@ -415,13 +280,13 @@ class _Scan:
     risks: int | None = None     # the line of '## Risks'
 
 
-def _scan_body(doc: _Doc, proposal: int, inline: str) -> _Scan:
+def _scan_body(doc: Doc, proposal: int, inline: str) -> _Scan:
     scan = _Scan()
     for number, text in _body_lines(doc, proposal, inline):
         if scan.fence is not None:
             if _fence_closed(scan.fence, text):
                 scan.fence = None
-        elif _blank(text):
+        elif blank(text):
             pass
         elif _RISKS.fullmatch(text):
             scan.risks = number
@@ -442,14 +307,14 @@ def _scan_body(doc: _Doc, proposal: int, inline: str) -> _Scan:
 
 def _without_blank_ends(lines: list[str]) -> str:
     # Indices, not pop(0): a body of a million blank lines must stay linear.
-    first = next((i for i, line in enumerate(lines) if not _blank(line)), len(lines))
+    first = next((i for i, line in enumerate(lines) if not blank(line)), len(lines))
     end = len(lines)
-    while end > first and _blank(lines[end - 1]):
+    while end > first and blank(lines[end - 1]):
         end -= 1
     return "\n".join(lines[first:end])
 
 
-def _parse_body(doc: _Doc, proposal: int, inline: str) -> tuple[str, str, tuple[Section, ...], int]:
+def _parse_body(doc: Doc, proposal: int, inline: str) -> tuple[str, str, tuple[Section, ...], int]:
     """Body, task type, sections and the line of '## Risks'."""
     scan = _scan_body(doc, proposal, inline)
     if scan.task_type is None:  # no non-blank line before '## Risks' or the end
@@ -472,7 +337,7 @@ def _parse_body(doc: _Doc, proposal: int, inline: str) -> tuple[str, str, tuple[
 _ITEM = re.compile(r"[-*](?:[ \t]+(.*))?")
 
 
-def _parse_lists(doc: _Doc, risks_line: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _parse_lists(doc: Doc, risks_line: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
     # Each item is a list of its lines' texts, joined at the end: appending to a string
     # held in a list copies it every time, quadratic for a long run of continuations.
     risks: list[list[str]] = []
@@ -481,7 +346,7 @@ def _parse_lists(doc: _Doc, risks_line: int) -> tuple[tuple[str, ...], tuple[str
     mitigations_line: int | None = None
     for number in range(risks_line + 1, doc.last + 1):
         text = doc.line(number)
-        if _blank(text):
+        if blank(text):
             continue
         if _MITIGATIONS.fullmatch(text):
             if mitigations_line is not None:
@@ -491,14 +356,14 @@ def _parse_lists(doc: _Doc, risks_line: int) -> tuple[tuple[str, ...], tuple[str
         if _RISKS.fullmatch(text):
             raise doc.error(number, f"'## Risks' appears twice (first on line {risks_line})")
         if _ANY_HEADING.match(text):
-            raise doc.error(number, f"unexpected section {_excerpt(text)}; "
+            raise doc.error(number, f"unexpected section {excerpt(text)}; "
                                     "only '## Risks' and '## Mitigations' follow the proposal")
         if text[0] in " \t" and items:
             items[-1].append(text.strip())  # an indented line continues the item above
             continue
         match = _ITEM.fullmatch(text)
         if match is None:
-            raise doc.error(number, f"expected a list item '- …' under {heading!r}, found {_excerpt(text)}")
+            raise doc.error(number, f"expected a list item '- …' under {heading!r}, found {excerpt(text)}")
         item = (match.group(1) or "").strip()
         if not item:
             raise doc.error(number, f"empty list item under {heading!r}")
@@ -529,9 +394,9 @@ def _checked(values: dict[str, object], key: str, kind: type[_T]) -> _T:
 
 def parse_report(data: bytes | str, source: str = "<stdin>") -> FsarReport:
     """Parse one FSAR Proposal Report; any deviation from the format is a ReportError."""
-    text = _decode(data, source)
-    _reject_forbidden(text, source)
-    doc = _Doc.of(source, text)
+    text = decode(data, source)
+    reject_forbidden(text, source)
+    doc = Doc.of(source, text)
     title = _parse_title(doc)
     values, extra, proposal, inline = _parse_headers(doc, title)
     body, task_type, sections, risks_line = _parse_body(doc, proposal, inline)
