@@ -25,12 +25,10 @@ needs fsar_admin (the role's grants, read at connect).
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from dataclasses import dataclass
 from typing import Any
 
-from psycopg import AsyncConnection
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -38,7 +36,8 @@ from textual.binding import Binding
 from textual.worker import Worker
 
 from fsar_tui import clock
-from fsar_tui.db import drift, gates, operator_log, rollouts
+from fsar_tui.db import audit as audit_reads
+from fsar_tui.db import drift, gates, rollouts
 from fsar_tui.db.actions import os_user
 from fsar_tui.domain.gates import scope_label
 from fsar_tui.widgets.safe_text import safe_text
@@ -109,15 +108,6 @@ def verdict_cell(verdict, hard, blocking, override) -> Text:
     return Text(verdict, style={"pass": "green", "inconclusive": "dim", "error": "magenta"}.get(verdict, ""))
 
 
-@dataclass
-class AuditData:
-    log: list[tuple]
-    gates: list[gates.GateStatus]
-    alerts: list[tuple]
-    broken_at: int | None
-    verified: bool
-
-
 class AuditScreen(FsarScreen):
     REFRESH_S = REFRESH_S
 
@@ -145,7 +135,7 @@ class AuditScreen(FsarScreen):
         self.gate_rows: list[gates.GateStatus] = []
         self.alert_rows: list[tuple] = []
         self.broken_at: int | None = None
-        self.verified_at = None
+        self.verified_at: datetime | None = None
         self.last_verify = 0.0
 
     def compose(self) -> ComposeResult:
@@ -187,16 +177,9 @@ class AuditScreen(FsarScreen):
     @work(exclusive=True, group="audit-log", exit_on_error=False)
     async def read_audit(self) -> None:
         verify = time.monotonic() - self.last_verify > VERIFY_EVERY_S
-        filters = dict(self.filters)
+        self.deliver(self.show_audit, await self.read(audit_reads.audit_screen, verify=verify, **self.filters))
 
-        async def fetch(conn: AsyncConnection) -> AuditData:
-            return AuditData(await operator_log.list_actions(conn, limit=500, **filters), await gates.latest(conn),
-                             await drift.open_alerts(conn),
-                             await operator_log.database_verdict(conn) if verify else None, verify)
-
-        self.deliver(self.show_audit, await self.read(fetch))
-
-    def show_audit(self, data: AuditData) -> None:
+    def show_audit(self, data: audit_reads.AuditRound) -> None:
         self.loaded("audit-log")
         if data.verified:
             self.broken_at = data.broken_at
@@ -350,7 +333,7 @@ class AuditScreen(FsarScreen):
         if self.focused is not table or table.current_key is None:
             self.notify("select a firing alert (tab to the alerts table)", severity="warning")
             return
-        alert_id = int(table.current_key)
+        alert_id = int(str(table.current_key))
         self.confirmed_change(f"Acknowledge alert {alert_id}?", drift.ack, alert_id, refused="not acknowledged",
                               done=f"alert {alert_id} acknowledged")
 

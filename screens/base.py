@@ -87,9 +87,9 @@ class FsarScreen(Screen[None]):
         """Called every second: start `reload()` when it is due (subclasses add to this)."""
         self.schedule.tick(self.session.ready, self.reload)
 
-    def reload(self) -> Worker[Any] | None:
-        """Start the screen's main read (a worker); the default screen has none."""
-        return None
+    def reload(self) -> Worker[Any]:
+        """Start the screen's main read (a worker)."""
+        raise NotImplementedError
 
     def request(self) -> None:
         """Re-read soon (live events): at the next tick, unless a read is in flight."""

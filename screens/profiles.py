@@ -23,9 +23,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from dataclasses import dataclass
 
-from psycopg import AsyncConnection
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -101,14 +99,6 @@ def newest_two_revisions(by_revision: list[profiles.Profile]) -> dict[tuple, tup
     return pairs
 
 
-@dataclass
-class ProfileData:
-    at: datetime
-    profiles: list[profiles.Profile]
-    before: list[profiles.Profile]
-    by_revision: list[tuple]
-
-
 class ProfilesScreen(FsarScreen):
     REFRESH_S = 10
 
@@ -136,7 +126,7 @@ class ProfilesScreen(FsarScreen):
         self.profiles: list[profiles.Profile] = []
         self.before: dict[tuple, profiles.Profile] = {}
         self.daily_p90: list[tuple[str, float | None]] = []
-        self.refreshed_at = None
+        self.refreshed_at: datetime | None = None
 
     def compose(self) -> ComposeResult:
         yield StatusHeader()
@@ -172,27 +162,15 @@ class ProfilesScreen(FsarScreen):
     async def read_profiles(self) -> None:
         now = clock.now()
         window = timedelta(seconds=self.window_s)
-        compare = self.compare
+        found = await self.read(profile_queries.profile_window, now - window, now, now, self.compare)
+        self.deliver(self.show_profiles, (now, found))
 
-        async def fetch(conn: AsyncConnection) -> ProfileData:
-            found = await profile_queries.load_profiles(conn, now - window, now, now)
-            before: list[profiles.Profile] = []
-            by_revision: list[tuple] = []
-            if compare == "window":
-                before = await profile_queries.load_profiles(conn, now - 2 * window, now - window, now)
-            elif compare == "rollout":
-                by_revision = await profile_queries.profile_rows(conn, now - window, now, now,
-                                                                 ("type", "model", "rollout"))
-            return ProfileData(now, found, before, by_revision)
-
-        self.deliver(self.show_profiles, await self.read(fetch))
-
-    def show_profiles(self, data: ProfileData) -> None:
+    def show_profiles(self, data: tuple[datetime, profile_queries.ProfileWindow]) -> None:
         self.loaded("profiles-refresh")
-        self.refreshed_at = data.at
-        self.profiles = data.profiles
-        self.before = {p.key: p for p in data.before}
-        self.pairs = newest_two_revisions(profiles.build(data.by_revision))
+        self.refreshed_at, found = data
+        self.profiles = found.found
+        self.before = {p.key: p for p in found.before}
+        self.pairs = newest_two_revisions(profiles.build(found.by_revision))
         self.render_table()
         self.render_detail()
 
@@ -221,7 +199,7 @@ class ProfilesScreen(FsarScreen):
                     newer, older = pair
                     cells += [Text(f"{newer.key[2]} vs {older.key[2]}"), *self.compare_cells(newer, older)]
             rows.append((p.key, cells))
-        table.set_columns(COLUMNS + COMPARE_COLUMNS.get(self.compare, ()))
+        table.set_columns(COLUMNS + COMPARE_COLUMNS.get(self.compare or "", ()))
         table.replace_rows(rows)
         self.render_status()
 
@@ -230,7 +208,7 @@ class ProfilesScreen(FsarScreen):
         then = old.p(0.9) if old else None
         now = p.p(0.9)
         sizes = Text(f"{p.samples:,}/{old.samples if old else 0:,}")
-        if then is None or now is None:
+        if old is None or then is None or now is None:
             return [Text("-"), Text("-"), sizes]
         change = (now - then) / then if then else 0.0
         trusted = p.samples >= MIN_SAMPLES and old.samples >= MIN_SAMPLES
@@ -242,7 +220,7 @@ class ProfilesScreen(FsarScreen):
         parts = [f"window {format_duration(self.window_s)}", f"{len(self.profiles)} type × model groups",
                  f"sort {self.sort} {'desc' if self.descending else 'asc'}",
                  {"window": "compare: previous window", "rollout": "compare: newest two revisions"}.get(
-                     self.compare, "compare off (c)"),
+                     self.compare or "", "compare off (c)"),
                  f"percentiles within {100 * histogram.ALPHA:.1f} %{age}"]
         self.query_one("#profile-status", TextPanel).show(Text(" · ".join(parts)))
 

@@ -22,7 +22,6 @@ from datetime import datetime, timezone
 
 from typing import Any
 
-import psycopg
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -35,7 +34,7 @@ from fsar_tui.db import proposals
 from fsar_tui.db.actions import os_user
 from fsar_tui.domain.sanitize import safe_str
 from fsar_tui.widgets.safe_text import safe_text
-from fsar_tui.errors import FsarError, first_line
+from fsar_tui.errors import FsarError
 from fsar_tui.messages import ApplyFilter, HeaderStale
 from fsar_tui.screens.base import FsarScreen
 from fsar_tui.widgets.action_dialog import ActionDialog
@@ -195,6 +194,8 @@ class ProposalsScreen(FsarScreen):
 
     def render_detail(self) -> None:
         p = self.current
+        if p is None:
+            return
         r = p.row
         status = Text(no_wrap=True, overflow="ellipsis")
         status.append(safe_str(r.id), style="bold")
@@ -280,10 +281,7 @@ class ProposalsScreen(FsarScreen):
             await self.write(proposals.tick, proposal_id, item, actor=os_user())
         except FsarError as exc:
             self.notify(exc.message, severity="error", timeout=10)
-            return
-        except psycopg.Error as exc:
-            self.database_refused(exc)
-            return
+            return  # any other failure: the base's failure rule says "NOT applied" and why
         self.load_detail(proposal_id)
 
     @work(exclusive=True, group="proposal-action", exit_on_error=False)
@@ -292,25 +290,21 @@ class ProposalsScreen(FsarScreen):
         if reason is None:
             return
         try:
+            # A refusal by the database (a read-only standby, a schema behind head, a missing
+            # grant) propagates: the base's failure rule says "NOT applied" and why.
             await self.write(fn, *args, actor=os_user(), reason=reason, **kwargs)
         except FsarError as exc:  # ProposalChanged names who moved it on
             self.notify(exc.message, title="nothing changed", severity="error", timeout=15)
-        except psycopg.Error as exc:  # a read-only standby, a schema behind head, a missing grant
-            self.database_refused(exc)
         else:
             self.notify(done, timeout=8)
         self.post_message(HeaderStale())  # the banner
         self.request()
 
-    def database_refused(self, exc: psycopg.Error) -> None:
-        self.notify(f"NOT applied: the database refused: {safe_str(first_line(exc))}", title="proposals",
-                    severity="error", timeout=15)
-
     @on(KeyedTable.RowSelected, "#tasks")
     def open_task(self, event: KeyedTable.RowSelected) -> None:
         from fsar_tui.screens.task_detail import TaskDetailScreen
 
-        self.app.push_screen(TaskDetailScreen(int(event.key)))
+        self.app.push_screen(TaskDetailScreen(int(str(event.key))))
 
     def action_clear_filter(self) -> None:
         self.filter_text = ""

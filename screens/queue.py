@@ -22,9 +22,7 @@ y/n-sized for one task and "type the count" for several, always with a reason.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
-from psycopg import AsyncConnection
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -58,18 +56,6 @@ STATUS_SHORT = {"queued": "queue", "running": "run", "succeeded": "ok", "failed"
 
 
 CountsData = tuple[list[task_queries.StatusCount], list[task_queries.RunningTask]]
-
-
-@dataclass
-class QueueData:
-    """One round of the screen's reads."""
-
-    rows: list[task_queries.TaskRow]
-    counts: list[task_queries.StatusCount]
-    running: list[task_queries.RunningTask]
-    workers: list[task_queries.WorkerSeen]
-    recent: list[task_queries.MinuteActivity]
-    matching: int
 
 
 class QueueScreen(FsarScreen):
@@ -167,12 +153,7 @@ class QueueScreen(FsarScreen):
         # picks them all up, so no change waits for the next timer tick.
         while self.counts_pending:
             self.counts_pending = False
-            counts, running = await self.read(self.read_counts, self.by_model)
-            self.deliver(self.show_counts, (counts, running))
-
-    @staticmethod
-    async def read_counts(conn: AsyncConnection, by_model: bool) -> CountsData:
-        return (await task_queries.status_type_counts(conn, by_model), await task_queries.running_tasks(conn))
+            self.deliver(self.show_counts, await self.read(task_queries.counts_and_running, self.by_model))
 
     def show_counts(self, data: CountsData) -> None:
         self.clear_problem("queue-counts")
@@ -190,17 +171,10 @@ class QueueScreen(FsarScreen):
         # The full 30 minutes once, then only the last two (the current minute and the one
         # just closed): at 1,000 events/s, 30 minutes is 1.8 M events.
         minutes = 2 if self.activity else ACTIVITY_MINUTES
+        snapshot = await self.read(task_queries.queue_snapshot, request, by_model=self.by_model, minutes=minutes)
+        self.deliver(self.show_data, snapshot)
 
-        async def fetch(conn: AsyncConnection) -> QueueData:
-            rows = await task_queries.page(conn, request)
-            return QueueData(rows, await task_queries.status_type_counts(conn, self.by_model),
-                             await task_queries.running_tasks(conn), await task_queries.workers(conn),
-                             await task_queries.activity(conn, minutes),
-                             await task_queries.count_matching(conn, request.filter))
-
-        self.deliver(self.show_data, await self.read(fetch))
-
-    def show_data(self, data: QueueData) -> None:
+    def show_data(self, data: task_queries.QueueSnapshot) -> None:
         self.loaded("queue-refresh")
         self.rows = data.rows
         self.query_one(KeyedTable).replace_rows([(r.id, self.cells(r)) for r in data.rows])
@@ -296,8 +270,9 @@ class QueueScreen(FsarScreen):
         # The bar is always laid out (k9s style) so focus moves at once and keys typed
         # right after `/` land in it, even when they arrive in the same burst.
         field = self.query_one("#filter", Input)
-        if field.has_focus or isinstance(self.focused, Input):
-            self.focused.insert_text_at_cursor("/")  # a '/' typed inside a value
+        focused = self.focused
+        if isinstance(focused, Input):
+            focused.insert_text_at_cursor("/")  # a '/' typed inside a value
             return
         if self.app.screen is not self:
             return
@@ -373,7 +348,7 @@ class QueueScreen(FsarScreen):
         if key is not None:
             from fsar_tui.screens.task_detail import TaskDetailScreen
 
-            self.app.push_screen(TaskDetailScreen(int(key)))
+            self.app.push_screen(TaskDetailScreen(int(str(key))))
 
     def action_mark(self) -> None:
         table = self.query_one(KeyedTable)
@@ -422,8 +397,9 @@ class QueueScreen(FsarScreen):
             scope = f"filter: {self.filter_text or '(all tasks)'}"
         else:
             by_id = {r.id: r.status for r in self.rows}
-            keys = sorted(table.marked) if table.marked else ([table.current_key] if table.current_key is not None else [])
-            seen = [(int(k), by_id[int(k)]) for k in keys if int(k) in by_id]
+            marked = table.marked or ({table.current_key} if table.current_key is not None else set())
+            ids = sorted(int(str(k)) for k in marked)
+            seen = [(i, by_id[i]) for i in ids if i in by_id]
             scope = "marked tasks" if table.marked else "task"
         applicable = [(i, s) for i, s in seen if s in allowed]
         if not applicable:

@@ -22,6 +22,8 @@ own worker every 30 s and when the window changes, never holding up the figures.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+from datetime import datetime
 from typing import Any
 
 
@@ -146,8 +148,8 @@ class RoiScreen(FsarScreen):
         self.data: roi_queries.RoiData | None = None
         self.flags: list = []
         self.flags_schedule = ReloadSchedule(every=FLAGS_EVERY_S)
-        self.refreshed_at = None
-        self.flags_at = None
+        self.refreshed_at: datetime | None = None
+        self.flags_at: datetime | None = None
 
     def compose(self) -> ComposeResult:
         yield StatusHeader()
@@ -219,6 +221,8 @@ class RoiScreen(FsarScreen):
     # -- rendering ----------------------------------------------------------------------
 
     def render_all(self) -> None:
+        if self.data is None:
+            return
         summary = summary_text(self.data)
         panel = self.query_one("#summary", TextPanel)
         # Panels repaint without layout passes; the summary's height follows its line
@@ -242,13 +246,15 @@ class RoiScreen(FsarScreen):
         self.query_one("#roi-status", TextPanel).show(Text(" · ".join(parts) + age))
 
     def render_breakdown(self) -> None:
+        if self.data is None:
+            return
         table = self.query_one("#breakdown", KeyedTable)
-        rows = []
+        rows: list[tuple[Hashable, list[Text]]] = []
         periodic = self.by in ("day", "week")
         for key, row in breakdown_rows(self.data, self.by):
             c = row.currency
             label = safe_text(key)
-            if periodic:
+            if isinstance(row, roi.DayRow):
                 cells = [label, Text(money(row.net_revenue, c)), Text(money(row.ai_cost, c)),
                          Text(money(row.profit, c), style="red" if row.profit < 0 else ""), Text("")]
             else:
@@ -263,7 +269,7 @@ class RoiScreen(FsarScreen):
 
     def render_flags(self) -> None:
         table = self.query_one("#flags", KeyedTable)
-        rows = []
+        rows: list[tuple[Hashable, list[Text]]] = []
         for i, flag in enumerate(self.flags):
             style = "bold red" if flag.severity >= 3 else "yellow" if flag.severity == 2 else ""
             rows.append((i, [Text(str(flag.severity), style=style), Text(flag.rule), safe_text(flag.subject),

@@ -224,7 +224,7 @@ class KeyedTable(ScrollView, can_focus=True):
     def on_resize(self) -> None:
         self._scroll_to_cursor()
 
-    def _on_key(self, event: events.Key) -> None:
+    async def _on_key(self, event: events.Key) -> None:
         if event.key == "enter" and self.current_key is not None:
             event.stop()
             self.post_message(self.RowSelected(self, self.cursor_row, self.current_key))

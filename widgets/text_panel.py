@@ -52,14 +52,14 @@ class CountsPanel(TextPanel):
 
     def show_counts(self, heading: str, grid: Mapping[str, Mapping[str, int]]) -> None:
         self.heading, self.grid = heading, grid
-        self.text = self.layout(max(self.content_region.width, 30))
+        self.text = self.lay_out(max(self.content_region.width, 30))
         self.refresh()
 
     def on_resize(self) -> None:
         if self.grid is not None:
-            self.text = self.layout(max(self.content_region.width, 30))
+            self.text = self.lay_out(max(self.content_region.width, 30))
 
-    def layout(self, width: int) -> Text:
+    def lay_out(self, width: int) -> Text:
         name_width = max(8, width - self.NUMBER_WIDTH * len(self.columns))
         text = Text(no_wrap=True, overflow="ellipsis", end="")
         head = Text(self.heading, style="bold")
@@ -67,11 +67,12 @@ class CountsPanel(TextPanel):
         text.append_text(head)
         for _, label in self.columns:
             text.append(label.rjust(self.NUMBER_WIDTH), style="bold")
-        for name in sorted(self.grid or {}):
+        grid = self.grid or {}
+        for name in sorted(grid):
             text.append("\n")
             cell = safe_text(name)
             cell.truncate(name_width, overflow="ellipsis", pad=True)
             text.append_text(cell)
             for status, _ in self.columns:
-                text.append(compact(self.grid[name].get(status, 0)).rjust(self.NUMBER_WIDTH))
+                text.append(compact(grid[name].get(status, 0)).rjust(self.NUMBER_WIDTH))
         return text

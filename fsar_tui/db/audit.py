@@ -1,14 +1,17 @@
-"""Audit reads: the latest verdict of each audit gate and the drift alerts still open.
-
-Used by `fsar-tui report` (and, with the audit issue, by the Audit & Rollback screen).
+"""Audit reads: the latest verdict of each audit gate and the drift alerts still open
+(`fsar-tui report`), and the Audit & Rollback screen's round of reads (`audit_screen`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from psycopg import Connection
-from psycopg.rows import dict_row
+from psycopg import AsyncConnection, Connection
+from psycopg.rows import TupleRow, dict_row
+
+from fsar_tui.db import drift, gates, operator_log
 
 LATEST_VERDICTS_SQL = """
     SELECT g.name, g.metric, g.comparator, g.threshold, g.hard, g.enabled, r.verdict, r.value, r.baseline,
@@ -32,3 +35,22 @@ def latest_verdicts(conn: Connection) -> list[dict[str, Any]]:
 def open_alerts(conn: Connection) -> list[dict[str, Any]]:
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(OPEN_ALERTS_SQL).fetchall()
+
+
+@dataclass(frozen=True)
+class AuditRound:
+    """Screen 4's reads: the operator log (filtered), the gates with their latest verdicts,
+    the open drift alerts, and — when asked — the database's own chain check."""
+
+    log: list[TupleRow]
+    gates: list[gates.GateStatus]
+    alerts: list[TupleRow]
+    broken_at: int | None
+    verified: bool
+
+
+async def audit_screen(conn: AsyncConnection, *, verify: bool, actor: str | None = None, action: str | None = None,
+                       target: str | None = None, since: datetime | None = None, limit: int = 500) -> AuditRound:
+    log = await operator_log.list_actions(conn, actor=actor, action=action, target=target, since=since, limit=limit)
+    return AuditRound(log, await gates.latest(conn), await drift.open_alerts(conn),
+                      await operator_log.database_verdict(conn) if verify else None, verify)

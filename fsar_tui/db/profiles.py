@@ -10,6 +10,7 @@ sketches of revision 0015 instead: one row of arrays per block and group.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -320,3 +321,25 @@ BLOCK_DRIFT_SQL = """
     SELECT * FROM days FULL JOIN blocks
         USING (grain, start, task_type, ai_model, rollout_revision_id, outcome, metric, bucket, currency)
     WHERE days.n IS DISTINCT FROM blocks.n"""
+
+
+@dataclass(frozen=True)
+class ProfileWindow:
+    """The profiles screen's round: the window's profiles, and what it compares them with —
+    the window before (compare "window") or the rows per rollout revision ("rollout")."""
+
+    found: list[profiles.Profile]
+    before: list[profiles.Profile]
+    by_revision: list[TupleRow]
+
+
+async def profile_window(conn: AsyncConnection, start: datetime, end: datetime, now: datetime,
+                         compare: str | None) -> ProfileWindow:
+    found = await load_profiles(conn, start, end, now)
+    before: list[profiles.Profile] = []
+    by_revision: list[TupleRow] = []
+    if compare == "window":
+        before = await load_profiles(conn, start - (end - start), start, now)
+    elif compare == "rollout":
+        by_revision = await profile_rows(conn, start, end, now, ("type", "model", "rollout"))
+    return ProfileWindow(found, before, by_revision)

@@ -15,6 +15,7 @@ from typing import Any
 from psycopg import AsyncConnection, Connection
 from psycopg.rows import class_row, dict_row
 
+from fsar_tui.db.rows import one
 from fsar_tui.domain.task_filter import TaskFilter
 
 # Column name -> SQL expression; only these can be sorted on (no user text reaches SQL).
@@ -50,7 +51,8 @@ class TaskRow:
 
 
 def where_clause(f: TaskFilter) -> tuple[str, dict[str, Any]]:
-    conds, params = [], {}
+    conds: list[str] = []
+    params: dict[str, Any] = {}
     for attr, column in (("statuses", "t.status"), ("types", "t.task_type"), ("models", "t.ai_model"),
                          ("workers", "t.worker_id"), ("ideas", "t.idea_id"), ("ids", "t.id")):
         values = getattr(f, attr)
@@ -133,7 +135,7 @@ def _count_query(f: TaskFilter, cap: int) -> tuple[str, dict[str, Any]]:
 async def count_matching(conn: AsyncConnection, f: TaskFilter, cap: int = 10_001) -> int:
     """How many tasks match, counting at most `cap` (the screen says "10,000+")."""
     cur = await conn.execute(*_count_query(f, cap))
-    return (await cur.fetchone())[0]
+    return _count(await cur.fetchone())
 
 
 def count_matching_sync(conn: Connection, f: TaskFilter, cap: int = 10_001) -> int:
@@ -141,8 +143,7 @@ def count_matching_sync(conn: Connection, f: TaskFilter, cap: int = 10_001) -> i
 
 
 def _count(row: tuple[Any, ...] | None) -> int:
-    assert row is not None  # count(*) always returns a row
-    return int(row[0])
+    return int(one(row)[0])  # count(*) always returns a row
 
 
 def _matching_query(f: TaskFilter, statuses: tuple[str, ...], cap: int) -> tuple[str, dict[str, Any]]:
@@ -315,3 +316,28 @@ def task_detail_sync(conn: Connection, task_id: int) -> dict[str, Any] | None:
             return None
         task["events"] = cur.execute(EVENTS_SQL, (task_id,)).fetchall()
     return task
+
+
+@dataclass(frozen=True)
+class QueueSnapshot:
+    """One round of the queue screen's reads, on one pooled connection."""
+
+    rows: list[TaskRow]
+    counts: list[StatusCount]
+    running: list[RunningTask]
+    workers: list[WorkerSeen]
+    recent: list[MinuteActivity]
+    matching: int
+
+
+async def queue_snapshot(conn: AsyncConnection, req: PageRequest, *, by_model: bool,
+                         minutes: int) -> QueueSnapshot:
+    """The page first (what the operator looks at), then the panels."""
+    rows = await page(conn, req)
+    return QueueSnapshot(rows, await status_type_counts(conn, by_model), await running_tasks(conn),
+                         await workers(conn), await activity(conn, minutes), await count_matching(conn, req.filter))
+
+
+async def counts_and_running(conn: AsyncConnection, by_model: bool) -> tuple[list[StatusCount], list[RunningTask]]:
+    """What a live batch re-reads: the counters and the running tasks (both small)."""
+    return await status_type_counts(conn, by_model), await running_tasks(conn)
