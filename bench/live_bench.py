@@ -18,6 +18,7 @@ app share the CPU, and the figures only mean something at the rate they were tak
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 import json
 import os
 import subprocess
@@ -42,7 +43,9 @@ class Probe:
     def __init__(self) -> None:
         self.arrivals: list[tuple[float, int, str, int]] = []  # NOTIFYs as the app's bus receives them
         self.frames: list[float] = []
-        self.count_starts: dict[object, float] = {}
+        # Starts of counts queries not yet drawn, oldest first: each query's rows are drawn
+        # once, in order, on the screen's own message loop (screens/base.py DataLoaded).
+        self.count_starts: deque[float] = deque()
         self.redraws: list[tuple[float, float]] = []  # (query started, panel redrawn), wall clock
 
     def install(self) -> None:
@@ -62,7 +65,7 @@ class Probe:
         original_counts = task_queries.status_type_counts
 
         async def counts(*args, **kwargs):
-            self.count_starts[asyncio.current_task()] = time.time()
+            self.count_starts.append(time.time())
             return await original_counts(*args, **kwargs)
 
         task_queries.status_type_counts = counts
@@ -70,9 +73,8 @@ class Probe:
 
         def render_counts(screen, rows):
             original_render(screen, rows)
-            start = self.count_starts.pop(asyncio.current_task(), None)
-            if start is not None:
-                self.redraws.append((start, time.time()))
+            if self.count_starts:
+                self.redraws.append((self.count_starts.popleft(), time.time()))
 
         QueueScreen.render_counts = render_counts
         from fsar_tui.domain.events import TaskChange
