@@ -18,13 +18,13 @@ app share the CPU, and the figures only mean something at the rate they were tak
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 import json
 import os
 import subprocess
 import sys
 import time
 from bisect import bisect_left
+from collections import deque
 from contextlib import suppress
 
 import psycopg
