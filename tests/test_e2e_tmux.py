@@ -27,6 +27,19 @@ def tmux(*args: str) -> str:
     return subprocess.run(["tmux", *args], capture_output=True, text=True, check=True).stdout
 
 
+def start_app(dsn: str, isolated_env: dict[str, str]) -> str:
+    """A new 100×30 tmux session running the app against dsn; its name.
+
+    COLUMNS and LINES are unset for the app: a tmux server started from a process that
+    set them (importing readline sets 80×24 without a terminal, as under pytest) hands
+    them to its windows, and the app would then draw 80 columns of the 100."""
+    session = f"fsar-e2e-{uuid.uuid4().hex[:6]}"
+    env_args = [arg for key in ("XDG_CONFIG_HOME", "XDG_DATA_HOME") for arg in ("-e", f"{key}={isolated_env[key]}")]
+    command = f"unset COLUMNS LINES; {sys.executable} -m fsar_tui --dsn '{dsn}' --live poll; echo EXITED-$?; sleep 30"
+    tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "30", *env_args, command)
+    return session
+
+
 def wait_for(session: str, needle: str, timeout: float = 30) -> str:
     deadline = time.monotonic() + timeout
     screen = ""
@@ -38,14 +51,25 @@ def wait_for(session: str, needle: str, timeout: float = 30) -> str:
     raise AssertionError(f"{needle!r} never appeared; screen was:\n{screen}")
 
 
+def cursor(session: str) -> tuple[int, int]:
+    """Where the app put the terminal's (hidden) cursor: Textual keeps it on the focused field's cursor."""
+    x, y = tmux("display-message", "-p", "-t", session, "#{cursor_x} #{cursor_y}").split()
+    return int(x), int(y)
+
+
+def wait_until(condition, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
 @pytest.mark.slow
 def test_real_app_in_tmux_against_a_seeded_database(run_cli, db_dsn, isolated_env, tmp_path):
     seeded = run_cli("seed", "--days", "2", "--tasks", "2000", "--seed", "5", "--dsn", db_dsn)  # 4 failed among them
     assert seeded.returncode == 0, seeded.stderr
-    session = f"fsar-e2e-{uuid.uuid4().hex[:6]}"
-    env_args = [arg for key in ("XDG_CONFIG_HOME", "XDG_DATA_HOME") for arg in ("-e", f"{key}={isolated_env[key]}")]
-    command = f"{sys.executable} -m fsar_tui --dsn '{db_dsn}' --live poll; echo EXITED-$?; sleep 30"
-    tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "30", *env_args, command)
+    session = start_app(db_dsn, isolated_env)
     try:
         screen = wait_for(session, "2,000 matching")
         assert shows(screen, "connected") and shows(screen, "live: poll") and shows(screen, "running")
@@ -84,10 +108,7 @@ def test_real_app_in_tmux_against_a_seeded_database(run_cli, db_dsn, isolated_en
 
 def test_keyboard_rollback_in_the_running_app(rollout_db, isolated_env):
     """Screen 4, `R`, type the target's name and a reason: the database has the new revision."""
-    session = f"fsar-e2e-{uuid.uuid4().hex[:6]}"
-    env_args = [arg for key in ("XDG_CONFIG_HOME", "XDG_DATA_HOME") for arg in ("-e", f"{key}={isolated_env[key]}")]
-    command = f"{sys.executable} -m fsar_tui --dsn '{rollout_db}' --live poll; echo EXITED-$?; sleep 30"
-    tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "30", *env_args, command)
+    session = start_app(rollout_db, isolated_env)
     try:
         wait_for(session, "connected")
         tmux("send-keys", "-t", session, "4")
@@ -96,11 +117,14 @@ def test_keyboard_rollback_in_the_running_app(rollout_db, isolated_env):
         wait_for(session, "Type the target's name")
         screen = wait_for(session, "copying revision 1")  # a loaded machine may paint the dialog in two frames
         assert shows(screen, "revision 2 (active)") and shows(screen, "copying revision 1")  # the line may wrap
+        screen = wait_for(session, "why")  # the reason field's placeholder
+        reason_row = next(i for i, line in enumerate(screen.splitlines()) if " why " in f"{line} ")
         tmux("send-keys", "-t", session, "prompt/implement_idea", "Enter")
         # Textual hands keys to the widget focused when they arrive: text typed ahead of
-        # the focus move to the reason field would land in the name field (a human's
-        # pause, not a fix; the dialog then refuses the name rather than guess).
-        time.sleep(1.0)
+        # the focus move to the reason field would land in the name field (the dialog then
+        # refuses the name rather than guess). The terminal cursor follows the focused
+        # field's cursor: type the reason once it is on the reason field's row.
+        wait_until(lambda: cursor(session)[1] == reason_row, "the focus to move to the reason field")
         tmux("send-keys", "-t", session, "v8 prompt breaks the PR tests", "Enter")
         wait_for(session, "is active")
         tmux("send-keys", "-t", session, "q")
@@ -120,10 +144,7 @@ def test_a_blocking_proposal_is_lifted_from_the_keyboard(db_dsn, run_cli, isolat
 
     path = write(tmp_path, "block.txt", report("fsar_e2e", severity=9, block="true", task_type="self_improvement"))
     assert run_cli("ingest-fsar", str(path), "--dsn", db_dsn).returncode == 0
-    session = f"fsar-e2e-{uuid.uuid4().hex[:6]}"
-    env_args = [arg for key in ("XDG_CONFIG_HOME", "XDG_DATA_HOME") for arg in ("-e", f"{key}={isolated_env[key]}")]
-    command = f"{sys.executable} -m fsar_tui --dsn '{db_dsn}' --live poll; echo EXITED-$?; sleep 30"
-    tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "30", *env_args, command)
+    session = start_app(db_dsn, isolated_env)
     try:
         wait_for(session, "BLOCKED: FSAR proposal fsar_e2e (severity 9) stops self_improvement")  # on screen 1
         tmux("send-keys", "-t", session, "5")
