@@ -15,7 +15,9 @@ $(VENV)/.installed: $(VENV)/bin/activate pyproject.toml
 	$(PIP) install -e '.[test]'
 	touch $@
 
-$(VENV)/.installed-dev: $(VENV)/.installed
+# The suite checks the checks (tests/test_checks.py runs ruff, mypy, lint-imports):
+# the test targets install the dev extras too.
+$(VENV)/.installed-dev: $(VENV)/bin/activate pyproject.toml
 	$(PIP) install -e '.[test,dev]'
 	touch $@
 
@@ -31,13 +33,13 @@ demo: install
 # The whole suite against real PostgreSQL and a real MQTT broker, on every core
 # (pytest-xdist): FSAR_TEST_DSN / FSAR_TEST_MQTT_URL when set, else one PostgreSQL
 # and one broker the suite starts itself for the run, shared by the workers.
-test: install
+test: install-dev
 	$(PY) -m pytest -n $(WORKERS) $(PYTEST_ARGS)
 
 # Every test that needs no PostgreSQL, broker or terminal, with none configured
 # (tests marked `services` by tests/conftest.py are left out; one that reaches for a
 # server anyway fails saying so).
-test-fast: install
+test-fast: install-dev
 	env -u FSAR_TEST_DSN -u FSAR_TEST_MQTT_URL FSAR_TEST_FAST=1 $(PY) -m pytest -m "not services" $(PYTEST_ARGS)
 
 # Lint, format, types, layering — in this order, all from the venv.

@@ -1,68 +1,25 @@
-"""End to end: the real `fsar-tui` in a real terminal (tmux), driven by keystrokes.
-
-Text is looked for in the captured screen as the app wrote it, wherever the layout
-wrapped it (support/screen.py: whitespace, line wraps and box borders normalised)."""
+"""End to end: the real `fsar-tui` in a real terminal (tmux), driven by keystrokes
+(support/terminal.py). Text is looked for in the captured screen as the app wrote it,
+wherever the layout wrapped it (support/screen.py: whitespace, line wraps and box
+borders normalised)."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 import time
-import uuid
 
 import pytest
 
 from support.rollouts import active, revisions  # rollout_db: a fixture in conftest.py
 from support.screen import shows
 from support.sql import q
+from support.terminal import cursor, start_app, tmux, wait_for, wait_until
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
     pytest.mark.services,
 ]  # a terminal
-
-
-def tmux(*args: str) -> str:
-    return subprocess.run(["tmux", *args], capture_output=True, text=True, check=True).stdout
-
-
-def start_app(dsn: str, isolated_env: dict[str, str]) -> str:
-    """A new 100×30 tmux session running the app against dsn; its name.
-
-    COLUMNS and LINES are unset for the app: a tmux server started from a process that
-    set them (importing readline sets 80×24 without a terminal, as under pytest) hands
-    them to its windows, and the app would then draw 80 columns of the 100."""
-    session = f"fsar-e2e-{uuid.uuid4().hex[:6]}"
-    env_args = [arg for key in ("XDG_CONFIG_HOME", "XDG_DATA_HOME") for arg in ("-e", f"{key}={isolated_env[key]}")]
-    command = f"unset COLUMNS LINES; {sys.executable} -m fsar_tui --dsn '{dsn}' --live poll; echo EXITED-$?; sleep 30"
-    tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "30", *env_args, command)
-    return session
-
-
-def wait_for(session: str, needle: str, timeout: float = 30) -> str:
-    deadline = time.monotonic() + timeout
-    screen = ""
-    while time.monotonic() < deadline:
-        screen = tmux("capture-pane", "-p", "-t", session)
-        if shows(screen, needle):
-            return screen
-        time.sleep(0.2)
-    raise AssertionError(f"{needle!r} never appeared; screen was:\n{screen}")
-
-
-def cursor(session: str) -> tuple[int, int]:
-    """Where the app put the terminal's (hidden) cursor: Textual keeps it on the focused field's cursor."""
-    x, y = tmux("display-message", "-p", "-t", session, "#{cursor_x} #{cursor_y}").split()
-    return int(x), int(y)
-
-
-def wait_until(condition, what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 @pytest.mark.slow
