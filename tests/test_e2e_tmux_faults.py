@@ -12,7 +12,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from support.screen import shows
 from support.sql import x
-from test_e2e_tmux import start_app, tmux, wait_for
+from support.terminal import start_app, tmux, wait_for
 
 pytestmark = [pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"), pytest.mark.services]
 
