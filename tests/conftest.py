@@ -143,9 +143,9 @@ def template_db(server_dsn: str) -> Iterator[str]:
 
     name = f"{RUN_PREFIX}_template"
     dsn = create_database(server_dsn, name)
-    # The migrations create cluster-wide roles (IF NOT EXISTS, in the upgrade's
-    # transaction): two workers migrating at once on a fresh server would both create
-    # them and one would fail. One migration at a time per server.
+    # The migrations create cluster-wide roles when none exists: two workers migrating
+    # at once on a fresh server can both decide to create one, and one of them then
+    # fails. One template migration at a time per server.
     with _admin(server_dsn) as lock:
         lock.execute("SELECT pg_advisory_lock(hashtext('fsar-tui tests: migrate the template'))")
         migrate(dsn)
