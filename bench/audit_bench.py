@@ -96,24 +96,32 @@ def rollback_rows(dsn: str, n: int = 20) -> list[list[object]]:
             start = time.perf_counter()
             with conn.transaction():
                 conn.execute("LOCK TABLE rollouts, rollout_revisions IN EXCLUSIVE MODE")
-                rid, active = conn.execute("SELECT id, active_revision FROM rollouts WHERE target = %s",
-                                           (target.target,)).fetchone()
-                artifact, = conn.execute("SELECT artifact FROM rollout_revisions WHERE rollout_id = %s "
-                                         "AND revision = %s", (rid, active - 1)).fetchone()
+                rid, active = conn.execute(
+                    "SELECT id, active_revision FROM rollouts WHERE target = %s", (target.target,)
+                ).fetchone()
+                (artifact,) = conn.execute(
+                    "SELECT artifact FROM rollout_revisions WHERE rollout_id = %s AND revision = %s", (rid, active - 1)
+                ).fetchone()
                 copy = json.loads(json.dumps(artifact))
                 sha = artifact_sha256(copy)
-                new = conn.execute("INSERT INTO rollout_revisions (rollout_id, revision, artifact, sha256, created_by, "
-                                   "reason, rollback_of) SELECT %s, max(revision) + 1, %s, %s, 'bench', 'naive', %s "
-                                   "FROM rollout_revisions WHERE rollout_id = %s RETURNING revision",
-                                   (rid, Jsonb(copy), sha, active - 1, rid)).fetchone()[0]
+                new = conn.execute(
+                    "INSERT INTO rollout_revisions (rollout_id, revision, artifact, sha256, created_by, "
+                    "reason, rollback_of) SELECT %s, max(revision) + 1, %s, %s, 'bench', 'naive', %s "
+                    "FROM rollout_revisions WHERE rollout_id = %s RETURNING revision",
+                    (rid, Jsonb(copy), sha, active - 1, rid),
+                ).fetchone()[0]
                 conn.execute("UPDATE rollouts SET active_revision = %s WHERE id = %s", (new, rid))
             return (time.perf_counter() - start) * 1000
 
         naive = [naive_once() for _ in range(n)]
     ours.sort()
     return [
-        ["rollback: confirm → committed (median)", f"{median(ours):.1f} ms",
-         f"{median(naive) / median(ours):.1f}× the naive time", "≤ 200 ms"],
+        [
+            "rollback: confirm → committed (median)",
+            f"{median(ours):.1f} ms",
+            f"{median(naive) / median(ours):.1f}× the naive time",
+            "≤ 200 ms",
+        ],
         ["rollback: slowest of " + str(n), f"{ours[-1]:.1f} ms", "", "≤ 200 ms"],
         ["naive client-side copy under a table lock (median)", f"{median(naive):.1f} ms", "1×", ""],
     ]

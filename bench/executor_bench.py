@@ -39,16 +39,22 @@ def bench_seed(server_dsn: str) -> list[list[object]]:
         with psycopg.connect(dsn) as conn:
             t = time.perf_counter()
             for task in tasks:  # the naive loader: one INSERT and commit per task, trigger and all
-                conn.execute("INSERT INTO execution_tasks (task_type, ai_model, idea_id, payload) "
-                             "VALUES (%s, %s, %s, %s)",
-                             (task["task_type"], task["ai_model"], task["idea_id"],
-                              psycopg.types.json.Jsonb(task["payload"])))
+                conn.execute(
+                    "INSERT INTO execution_tasks (task_type, ai_model, idea_id, payload) VALUES (%s, %s, %s, %s)",
+                    (task["task_type"], task["ai_model"], task["idea_id"], psycopg.types.json.Jsonb(task["payload"])),
+                )
                 conn.commit()
             naive_s = time.perf_counter() - t
     copy_rate, naive_rate = n / copy_s, n_naive / naive_s
     return [
-        ["seed (COPY)", f"{n:,}", f"{copy_s:.1f}", f"{copy_rate:,.0f}", f"{copy_rate / naive_rate:.1f}×",
-         f"1M in {1_000_000 / copy_rate:.0f}s (goal < 60s)"],
+        [
+            "seed (COPY)",
+            f"{n:,}",
+            f"{copy_s:.1f}",
+            f"{copy_rate:,.0f}",
+            f"{copy_rate / naive_rate:.1f}×",
+            f"1M in {1_000_000 / copy_rate:.0f}s (goal < 60s)",
+        ],
         ["naive INSERT per task", f"{n_naive:,}", f"{naive_s:.1f}", f"{naive_rate:,.0f}", "1.0×", ""],
     ]
 
@@ -63,8 +69,10 @@ async def _claim_run(dsn: str, sql: str | None, n_tasks: int) -> float:
     if sql is not None:
         executor.CLAIM_SQL = sql
     try:
-        workers = [Worker(dsn, f"bench-{i}", SimConfig(seed=3, time_scale=0, lease_s=30, idle_sleep_s=0.01), stop,
-                          stats=stats) for i in range(8)]
+        workers = [
+            Worker(dsn, f"bench-{i}", SimConfig(seed=3, time_scale=0, lease_s=30, idle_sleep_s=0.01), stop, stats=stats)
+            for i in range(8)
+        ]
         t = time.perf_counter()
         tasks = [asyncio.create_task(w.run()) for w in workers]
         watch = await aconnect(dsn)
@@ -123,8 +131,11 @@ async def _latency(dsn: str, mode: str, mqtt_url: str | None, seconds: float) ->
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
         started = time.perf_counter()
-        cur = await conn.execute("INSERT INTO execution_tasks (task_type, ai_model) SELECT 'implement_idea', 'gpt-4o' "
-                                 "FROM generate_series(1, %s) RETURNING id", (per_tick,))
+        cur = await conn.execute(
+            "INSERT INTO execution_tasks (task_type, ai_model) SELECT 'implement_idea', 'gpt-4o' "
+            "FROM generate_series(1, %s) RETURNING id",
+            (per_tick,),
+        )
         ids = [r[0] for r in await cur.fetchall()]
         done = time.perf_counter()
         for task_id in ids:
@@ -156,15 +167,29 @@ def bench_latency(server_dsn: str, mqtt_url: str | None) -> list[list[object]]:
     poll_p50 = percentile(results["poll"], 50)
     for mode, lat in results.items():
         p50, p99 = percentile(lat, 50), percentile(lat, 99)
-        rows.append([mode + (" (naive)" if mode == "poll" else ""), f"{len(lat):,}", f"{p50:.0f} ms", f"{p99:.0f} ms",
-                     f"{poll_p50 / p50:.1f}× faster p50 than polling" if mode != "poll" else "1.0×"])
+        rows.append(
+            [
+                mode + (" (naive)" if mode == "poll" else ""),
+                f"{len(lat):,}",
+                f"{p50:.0f} ms",
+                f"{p99:.0f} ms",
+                f"{poll_p50 / p50:.1f}× faster p50 than polling" if mode != "poll" else "1.0×",
+            ]
+        )
     return rows
 
 
 def run(server_dsn: str, mqtt_url: str | None) -> None:
-    print_table("Seed rate (same server, same run)", ["approach", "tasks", "seconds", "tasks/s", "ratio", "goal"],
-                bench_seed(server_dsn))
-    print_table("Claim throughput, zero-duration tasks", ["approach", "tasks", "throughput", "ratio"],
-                bench_claims(server_dsn))
-    print_table("Event-to-consumer latency at ~1,000 events/s (includes the 100 ms coalescing window)",
-                ["source", "events", "p50", "p99", "vs polling"], bench_latency(server_dsn, mqtt_url))
+    print_table(
+        "Seed rate (same server, same run)",
+        ["approach", "tasks", "seconds", "tasks/s", "ratio", "goal"],
+        bench_seed(server_dsn),
+    )
+    print_table(
+        "Claim throughput, zero-duration tasks", ["approach", "tasks", "throughput", "ratio"], bench_claims(server_dsn)
+    )
+    print_table(
+        "Event-to-consumer latency at ~1,000 events/s (includes the 100 ms coalescing window)",
+        ["source", "events", "p50", "p99", "vs polling"],
+        bench_latency(server_dsn, mqtt_url),
+    )

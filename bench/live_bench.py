@@ -145,8 +145,9 @@ async def phase(dsn: str, live_counts: bool) -> dict:
         QueueScreen.request_counts = lambda self: None  # the naive screen: timer only
     app = FsarApp(settings=Settings(dsn=dsn, live="notify"), dsn=dsn)
     async with app.run_test(size=(160, 48)) as pilot:
-        while not (app.screen.query(KeyedTable) and app.screen.query_one(KeyedTable).keys
-                   and app.live_name == "notify"):
+        while not (
+            app.screen.query(KeyedTable) and app.screen.query_one(KeyedTable).keys and app.live_name == "notify"
+        ):
             await pilot.pause(0.05)
         await asyncio.sleep(1.0)
         start = time.time()
@@ -158,22 +159,29 @@ async def phase(dsn: str, live_counts: bool) -> dict:
 
 def run_phase(dsn: str, live_counts: bool) -> dict:
     # Each phase in a process of its own: the monkeypatches above stay in it.
-    code = ("import asyncio, json, sys; from bench.live_bench import phase; "
-            "r = asyncio.run(phase(sys.argv[1], sys.argv[2] == '1')); print(json.dumps(r))")
-    out = subprocess.run([sys.executable, "-c", code, dsn, "1" if live_counts else "0"],
-                         capture_output=True, text=True, check=True).stdout
+    code = (
+        "import asyncio, json, sys; from bench.live_bench import phase; "
+        "r = asyncio.run(phase(sys.argv[1], sys.argv[2] == '1')); print(json.dumps(r))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, dsn, "1" if live_counts else "0"], capture_output=True, text=True, check=True
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
 def summarise(dsn: str, result: dict) -> dict:
     start, end = result["window"]
     with psycopg.connect(dsn) as conn:
-        rows = conn.execute("SELECT task_id, to_status, attempt, extract(epoch FROM at) FROM task_events "
-                            "WHERE at >= to_timestamp(%s) - interval '5 seconds'", (start,)).fetchall()
+        rows = conn.execute(
+            "SELECT task_id, to_status, attempt, extract(epoch FROM at) FROM task_events "
+            "WHERE at >= to_timestamp(%s) - interval '5 seconds'",
+            (start,),
+        ).fetchall()
     event_at = {(t, s, a): float(at) for t, s, a, at in rows}
     in_window = sum(1 for at in event_at.values() if start <= at <= end)
-    lags = counts_lags([tuple(a) for a in result["arrivals"]], event_at,
-                       [tuple(r) for r in result["redraws"]], (start, end))
+    lags = counts_lags(
+        [tuple(a) for a in result["arrivals"]], event_at, [tuple(r) for r in result["redraws"]], (start, end)
+    )
     return {"rate": in_window / (end - start), "keys": result["keys"], "lags": lags}
 
 
@@ -184,9 +192,29 @@ def run(server_dsn: str) -> None:
         env.pop("FSAR_MQTT_URL", None)
         duration = 2 * (PHASE_S + 12) + WARMUP_S + 20
         sim = subprocess.Popen(
-            [sys.executable, "-m", "fsar_tui", "simulate", "--workers", "16", "--processes", "2",
-             "--rate", str(RATE), "--time-scale", "0.0005", "--duration", str(duration), "--seed", "11"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            [
+                sys.executable,
+                "-m",
+                "fsar_tui",
+                "simulate",
+                "--workers",
+                "16",
+                "--processes",
+                "2",
+                "--rate",
+                str(RATE),
+                "--time-scale",
+                "0.0005",
+                "--duration",
+                str(duration),
+                "--seed",
+                "11",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             time.sleep(WARMUP_S)
             shipped = summarise(dsn, run_phase(dsn, live_counts=True))
@@ -211,5 +239,8 @@ def run(server_dsn: str) -> None:
         ["counts lag p99 (naive: 1 s timer)", p(naive["lags"], 99), "1×", ""],
         ["key-press latency p99 (naive phase)", p(naive["keys"], 99), "", ""],
     ]
-    print_table(f"Queue screen under the simulator (~{RATE} tasks/s), {len(shipped['lags']):,} changes measured",
-                ["measure", "value", "ratio", "goal"], rows)
+    print_table(
+        f"Queue screen under the simulator (~{RATE} tasks/s), {len(shipped['lags']):,} changes measured",
+        ["measure", "value", "ratio", "goal"],
+        rows,
+    )

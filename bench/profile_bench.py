@@ -67,8 +67,12 @@ def measure(dsn: str) -> tuple[int, list[list[object]]]:
     rows = [
         [f"profile query (rollups){note}", f"{fast:.1f} ms", f"{slow / fast:,.0f}× faster", "≤ 50 ms, ≥ 100× at 10 M"],
         ["exact percentile_cont (naive)", f"{slow:,.0f} ms", "1×", ""],
-        ["largest relative error p50 / p90 / p99",
-         " / ".join(f"{100 * errors[q]:.2f} %" for q in (0.5, 0.9, 0.99)), "", "≤ 1 %"],
+        [
+            "largest relative error p50 / p90 / p99",
+            " / ".join(f"{100 * errors[q]:.2f} %" for q in (0.5, 0.9, 0.99)),
+            "",
+            "≤ 1 %",
+        ],
     ]
     return n, rows
 
@@ -99,12 +103,21 @@ def trigger_cost(server_dsn: str) -> list[list[object]]:
 def run(server_dsn: str) -> None:
     with seeded_database(server_dsn, seed=9) as (dsn, n):
         counted, rows = measure(dsn)
-    print_table(f"Duration profiles, 30-day window, type × model, {n:,} tasks seeded ({counted:,} runs in window)",
-                ["measure", "value", "ratio", "goal"], rows)
+    print_table(
+        f"Duration profiles, 30-day window, type × model, {n:,} tasks seeded ({counted:,} runs in window)",
+        ["measure", "value", "ratio", "goal"],
+        rows,
+    )
     existing = os.environ.get("BENCH_QUEUE_DSN")
     if existing:
         counted, rows = measure(existing)
-        print_table(f"Duration profiles on BENCH_QUEUE_DSN ({counted:,} runs in window)",
-                    ["measure", "value", "ratio", "goal"], rows)
-    print_table("Cost of keeping the rollups (reference workers, 8 per process)", ["measure", "value", "ratio", "goal"],
-                trigger_cost(server_dsn))
+        print_table(
+            f"Duration profiles on BENCH_QUEUE_DSN ({counted:,} runs in window)",
+            ["measure", "value", "ratio", "goal"],
+            rows,
+        )
+    print_table(
+        "Cost of keeping the rollups (reference workers, 8 per process)",
+        ["measure", "value", "ratio", "goal"],
+        trigger_cost(server_dsn),
+    )

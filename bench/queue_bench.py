@@ -38,27 +38,43 @@ async def queries(dsn: str) -> list[list[object]]:
         first = await tasks.page(conn, tasks.PageRequest(limit=100))
         anchor = first[-1].id - 200 * 100  # 200 pages down
         keyset = await timed(lambda: tasks.page(conn, tasks.PageRequest(after=(anchor, anchor), limit=100)))
-        offset = await timed(lambda: conn.execute(
-            f"SELECT {tasks.LIST_COLUMNS} FROM execution_tasks t ORDER BY t.id DESC OFFSET 20000 LIMIT 100"))
+        offset = await timed(
+            lambda: conn.execute(
+                f"SELECT {tasks.LIST_COLUMNS} FROM execution_tasks t ORDER BY t.id DESC OFFSET 20000 LIMIT 100"
+            )
+        )
         f = parse_filter("status:failed type:self_improvement")
         filtered = await timed(lambda: tasks.page(conn, tasks.PageRequest(filter=f, limit=100)))
         counts = await timed(lambda: tasks.status_type_counts(conn))
-        naive_counts = await timed(lambda: conn.execute(
-            "SELECT status, task_type, count(*) FROM execution_tasks GROUP BY 1, 2"), repeat=1)
-        others = {name: await timed(fn, repeat=3) for name, fn in (
-            ("running tasks", lambda: tasks.running_tasks(conn)),
-            ("workers (last 5 min)", lambda: tasks.workers(conn)),
-            ("activity (30 min)", lambda: tasks.activity(conn, 30)),
-            ("matching count (capped)", lambda: tasks.count_matching(conn, f)))}
+        naive_counts = await timed(
+            lambda: conn.execute("SELECT status, task_type, count(*) FROM execution_tasks GROUP BY 1, 2"), repeat=1
+        )
+        others = {
+            name: await timed(fn, repeat=3)
+            for name, fn in (
+                ("running tasks", lambda: tasks.running_tasks(conn)),
+                ("workers (last 5 min)", lambda: tasks.workers(conn)),
+                ("activity (30 min)", lambda: tasks.activity(conn, 30)),
+                ("matching count (capped)", lambda: tasks.count_matching(conn, f)),
+            )
+        }
     finally:
         await conn.close()
     return [
-        ["page down (keyset, 200 pages deep)", f"{keyset:.1f} ms", f"{offset / keyset:.0f}× faster than OFFSET",
-         "≤ 50 ms"],
+        [
+            "page down (keyset, 200 pages deep)",
+            f"{keyset:.1f} ms",
+            f"{offset / keyset:.0f}× faster than OFFSET",
+            "≤ 50 ms",
+        ],
         ["page down (naive OFFSET 20,000)", f"{offset:.1f} ms", "1×", ""],
         ["indexed filter, first page", f"{filtered:.1f} ms", "", "≤ 200 ms"],
-        ["counts per status × type (counters)", f"{counts:.1f} ms",
-         f"{naive_counts / counts:.0f}× faster than GROUP BY", ""],
+        [
+            "counts per status × type (counters)",
+            f"{counts:.1f} ms",
+            f"{naive_counts / counts:.0f}× faster than GROUP BY",
+            "",
+        ],
         ["counts per status × type (naive GROUP BY)", f"{naive_counts:.1f} ms", "1×", ""],
         *([f"{name} (refresh query)", f"{ms:.1f} ms", "", ""] for name, ms in others.items()),
     ]
@@ -110,8 +126,10 @@ def paint_in_fresh_process(dsn: str) -> list[list[object]]:
     import subprocess
     import sys
 
-    code = ("import asyncio, json, sys; from bench.queue_bench import first_paint; "
-            "print(json.dumps(asyncio.run(first_paint(sys.argv[1]))))")
+    code = (
+        "import asyncio, json, sys; from bench.queue_bench import first_paint; "
+        "print(json.dumps(asyncio.run(first_paint(sys.argv[1]))))"
+    )
     out = subprocess.run([sys.executable, "-c", code, dsn], capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -130,7 +148,11 @@ def run(server_dsn: str) -> None:
 
 def measure(dsn: str) -> None:
     with psycopg.connect(dsn) as conn:
-        n = conn.execute("SELECT sum(n)::bigint FROM (SELECT n FROM task_counts UNION ALL "
-                         "SELECT n FROM task_count_deltas) c").fetchone()[0] or 0
+        n = (
+            conn.execute(
+                "SELECT sum(n)::bigint FROM (SELECT n FROM task_counts UNION ALL SELECT n FROM task_count_deltas) c"
+            ).fetchone()[0]
+            or 0
+        )
     rows = asyncio.run(queries(dsn)) + paint_in_fresh_process(dsn)
     print_table(f"Queue screen on {n:,} tasks (goals are for 10,000,000)", ["measure", "median", "ratio", "goal"], rows)

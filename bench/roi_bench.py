@@ -33,8 +33,9 @@ def measure(dsn: str) -> tuple[str, list[list[object]]]:
     start, end = roi_queries.day_bounds(first, last)
     params = {"first": first, "last": last}
     with connect(dsn, autocommit=True, statement_timeout_ms=0) as conn:  # as the app connects (JIT off)
-        tasks, ledger = conn.execute("SELECT (SELECT count(*) FROM execution_tasks), "
-                                     "(SELECT count(*) FROM ledger_entries)").fetchone()
+        tasks, ledger = conn.execute(
+            "SELECT (SELECT count(*) FROM execution_tasks), (SELECT count(*) FROM ledger_entries)"
+        ).fetchone()
 
         def screen():
             data = roi_queries.roi_data_sync(conn, first, last)
@@ -55,12 +56,17 @@ def measure(dsn: str) -> tuple[str, list[list[object]]]:
     # The rollups and the naive scan must agree (same window, same sums).
     naive_costs = [roi.CostRow(*r) for r in costs]
     naive_ledger = [roi.LedgerRow(*r) for r in led]
-    agree = ({c: (f.net_revenue, f.ai_cost) for c, f in roi.summary(naive_costs, naive_ledger).items()}
-             == {c: (f.net_revenue, f.ai_cost) for c, f in roi.summary(data.costs, data.ledger).items()})
+    agree = {c: (f.net_revenue, f.ai_cost) for c, f in roi.summary(naive_costs, naive_ledger).items()} == {
+        c: (f.net_revenue, f.ai_cost) for c, f in roi.summary(data.costs, data.ledger).items()
+    }
     label = f"{tasks:,} tasks, {ledger:,} ledger entries"
     return label, [
-        ["ROI screen reads (rollups) + arithmetic", f"{fast:.1f} ms", f"{slow / fast:,.0f}× faster",
-         "≤ 100 ms at 10 M"],
+        [
+            "ROI screen reads (rollups) + arithmetic",
+            f"{fast:.1f} ms",
+            f"{slow / fast:,.0f}× faster",
+            "≤ 100 ms at 10 M",
+        ],
         ["fraud flags (partial indexes, ledger_daily)", f"{flags_ms:.1f} ms", f"{len(flags)} flags", ""],
         ["naive GROUP BY over tasks + ledger", f"{slow:,.0f} ms", "1×", ""],
         ["rollups equal the naive sums", "yes" if agree else "NO", "", "yes"],

@@ -43,25 +43,33 @@ from textual.app import App, ScreenStackError, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from fsar_tui.services.audit_pass import CHECK_EVERY_S, FIRST_CHECK_AFTER_S, CheckResult, scheduled_check
 from fsar_tui.config import Settings
-from fsar_tui.live.service import LiveService
-from fsar_tui.session import Session
 from fsar_tui.db.connect import open_pool
 from fsar_tui.db.server import aserver_facts
+from fsar_tui.domain.events import Presence
 from fsar_tui.domain.redact import policy as current_policy
 from fsar_tui.domain.sanitize import Reveal, install_reveal
 from fsar_tui.dsn import mask_dsn
 from fsar_tui.errors import FsarError
-from fsar_tui.domain.events import Presence
-from fsar_tui.messages import ApplyFilter, AuditCheckRequested, AuditChecked, CommandEntered, DatabaseReady, HeaderStale, LiveBatch
+from fsar_tui.live.service import LiveService
+from fsar_tui.messages import (
+    ApplyFilter,
+    AuditChecked,
+    AuditCheckRequested,
+    CommandEntered,
+    DatabaseReady,
+    HeaderStale,
+    LiveBatch,
+)
+from fsar_tui.screens.audit import AuditScreen
 from fsar_tui.screens.command_line import CommandLine
 from fsar_tui.screens.help import HelpScreen
-from fsar_tui.screens.audit import AuditScreen
 from fsar_tui.screens.profiles import ProfilesScreen
 from fsar_tui.screens.proposals import ProposalsScreen
-from fsar_tui.screens.roi import RoiScreen
 from fsar_tui.screens.queue import QueueScreen
+from fsar_tui.screens.roi import RoiScreen
+from fsar_tui.services.audit_pass import CHECK_EVERY_S, FIRST_CHECK_AFTER_S, CheckResult, scheduled_check
+from fsar_tui.session import Session
 from fsar_tui.widgets.status_header import StatusHeader
 
 SCREENS = {
@@ -82,7 +90,11 @@ def theme_for(term: str | None, colorterm: str | None) -> str | None:
     term = (term or "").lower()
     if "256" in term or "direct" in term or "truecolor" in term:
         return None
-    return "ansi-dark" if term in ("xterm", "screen", "tmux", "linux", "vt100", "vt220", "ansi", "rxvt", "cygwin") else None
+    return (
+        "ansi-dark"
+        if term in ("xterm", "screen", "tmux", "linux", "vt100", "vt220", "ansi", "rxvt", "cygwin")
+        else None
+    )
 
 
 class FsarApp(App):
@@ -98,8 +110,10 @@ class FsarApp(App):
         Binding("q", "quit", "Quit", id="quit"),
         Binding("question_mark", "help", "Help", id="help"),
         Binding("colon", "command_mode", "Command", id="command", show=False),
-        *(Binding(key, f"switch_mode('{mode}')", title, id=f"screen.{mode}", show=False)
-          for mode, (key, title) in SCREENS.items()),
+        *(
+            Binding(key, f"switch_mode('{mode}')", title, id=f"screen.{mode}", show=False)
+            for mode, (key, title) in SCREENS.items()
+        ),
     ]
 
     def __init__(self, *, settings: Settings, dsn: str) -> None:
@@ -149,8 +163,9 @@ class FsarApp(App):
         while session.pool is None:
             pool = None
             try:
-                pool = await open_pool(self.dsn, statement_timeout_ms=self.settings.statement_timeout_ms,
-                                       read_only=session.read_only)
+                pool = await open_pool(
+                    self.dsn, statement_timeout_ms=self.settings.statement_timeout_ms, read_only=session.read_only
+                )
                 async with pool.connection() as conn:
                     self.server_version = (await aserver_facts(conn)).version.split(" ")[0]
                     await self.read_privileges(conn)
@@ -184,6 +199,7 @@ class FsarApp(App):
         """What the role may do decides what the screens offer; Postgres enforces it anyway."""
         from fsar_tui.db.actions import os_user
         from fsar_tui.db.governance import Privileges, RevealRefused, privileges, record_reveal
+
         session = self.session
         try:
             session.privileges = await privileges(conn)
@@ -191,24 +207,35 @@ class FsarApp(App):
             # A schema behind head (no roles yet): offer the actions and let Postgres decide.
             await conn.rollback()
             session.privileges = Privileges(conn.info.user, False, True, True, False, False)
-            self.notify(f"could not read the role's privileges ({type(exc).__name__}); is the schema at head? "
-                        "(fsar-tui migrate)", severity="warning", timeout=15)
+            self.notify(
+                f"could not read the role's privileges ({type(exc).__name__}); is the schema at head? "
+                "(fsar-tui migrate)",
+                severity="warning",
+                timeout=15,
+            )
         if not session.privileges.act and not session.read_only:
             session.read_only = True
             self.notify(f"role {session.privileges.role} may only read: actions are hidden", timeout=8)
         if self.settings.reveal and self.settings.read_only:
-            self.notify("--reveal refused: a reveal is logged, and --read-only writes nothing; showing redacted data",
-                        severity="error", timeout=15)
+            self.notify(
+                "--reveal refused: a reveal is logged, and --read-only writes nothing; showing redacted data",
+                severity="error",
+                timeout=15,
+            )
         elif self.settings.reveal and not self.revealed:
             try:
-                await record_reveal(conn, actor=os_user(), target="app session",
-                                          reason="fsar-tui --reveal (the app shows raw data)")
+                await record_reveal(
+                    conn, actor=os_user(), target="app session", reason="fsar-tui --reveal (the app shows raw data)"
+                )
             except RevealRefused as exc:
                 self.notify(exc.message + "; showing redacted data", severity="error", timeout=15)
             except psycopg.Error as exc:  # whatever else: no log row, no reveal
                 await conn.rollback()
-                self.notify(f"--reveal refused: the reveal could not be logged ({type(exc).__name__}); "
-                            "showing redacted data", severity="error", timeout=15)
+                self.notify(
+                    f"--reveal refused: the reveal could not be logged ({type(exc).__name__}); showing redacted data",
+                    severity="error",
+                    timeout=15,
+                )
             else:
                 self.revealed = True
                 self.reveal.on = True
@@ -227,8 +254,11 @@ class FsarApp(App):
             self.notify("--ingest-live needs an MQTT broker (--mqtt-url)", severity="error", timeout=15)
             return
         if not self.can("act"):  # ingesting writes: not in --read-only, not for a viewer role
-            self.notify("--ingest-live is off: this session may not write (read-only or a viewer role)",
-                        severity="warning", timeout=15)
+            self.notify(
+                "--ingest-live is off: this session may not write (read-only or a viewer role)",
+                severity="warning",
+                timeout=15,
+            )
             return
 
         def ingested(message: str, ok: bool) -> None:
@@ -236,8 +266,9 @@ class FsarApp(App):
             if ok:
                 self.read_alert_counts()
 
-        await follow_proposals(self.settings.mqtt_url, self.dsn, ingested,
-                               statement_timeout_ms=self.settings.statement_timeout_ms)
+        await follow_proposals(
+            self.settings.mqtt_url, self.dsn, ingested, statement_timeout_ms=self.settings.statement_timeout_ms
+        )
 
     @work(exclusive=True, group="live", exit_on_error=False)
     async def start_live(self) -> None:
@@ -260,13 +291,18 @@ class FsarApp(App):
     @work(thread=True, exclusive=True, group="audit-check", exit_on_error=False)
     def run_audit_check(self) -> None:
         try:
-            result = scheduled_check(self.dsn, read_only=self.session.read_only, policy=self.redaction,
-                                     statement_timeout_ms=self.settings.statement_timeout_ms)
+            result = scheduled_check(
+                self.dsn,
+                read_only=self.session.read_only,
+                policy=self.redaction,
+                statement_timeout_ms=self.settings.statement_timeout_ms,
+            )
         except (FsarError, psycopg.Error):
             return  # the header already says when the database is unreachable; next pass retries
         except Exception as exc:  # a bug in one check must not take the console down with it
-            self.call_from_thread(self.notify, f"audit check failed: {self.session.describe(exc)}"[:200],
-                                  severity="error", timeout=15)
+            self.call_from_thread(
+                self.notify, f"audit check failed: {self.session.describe(exc)}"[:200], severity="error", timeout=15
+            )
             return
         self.call_from_thread(self.audit_checked, result)
 
@@ -300,8 +336,9 @@ class FsarApp(App):
         except (FsarError, psycopg.Error, PoolTimeout):
             return  # the screens say what fails; the header keeps the last counts
         self.alerts = (alerts[0], alerts[1])
-        self.blocks = tuple((strip_controls(ref), strip_controls(task_type or ""), severity)
-                            for ref, task_type, severity in blocks)
+        self.blocks = tuple(
+            (strip_controls(ref), strip_controls(task_type or ""), severity) for ref, task_type, severity in blocks
+        )
         self.update_headers()
 
     async def on_unmount(self) -> None:
@@ -332,8 +369,15 @@ class FsarApp(App):
         header.role = privileges.label if privileges else ""
         header.refresh()
 
-    def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
-               markup: bool = True) -> None:
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity="information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
         # Notifications quote the database and published reports (actors, report excerpts,
         # error text): never markup, whoever calls (Widget.notify passes markup=True on) —
         # `[/x]` would crash the toast and `[@click=…]` would be an action.
@@ -363,7 +407,7 @@ class FsarApp(App):
 
     def action_help(self) -> None:
         rows = []
-        for key, active in self.screen.active_bindings.items():
+        for _key, active in self.screen.active_bindings.items():
             binding = active.binding
             rows.append((self.get_key_display(binding), binding.description or binding.action, binding.id or "-"))
         self.push_screen(HelpScreen(sorted(rows, key=lambda r: r[2]), type(self.screen).__name__))
@@ -388,16 +432,21 @@ class FsarApp(App):
                 # a status or task type (`:proposals new`, `:proposals self_improvement`).
                 self.call_after_refresh(lambda: self.screen.post_message(ApplyFilter(rest)))
         else:
-            self.notify(f"unknown command {word!r}: try queue, profiles, roi, audit, proposals, help, q",
-                        severity="error")
+            self.notify(
+                f"unknown command {word!r}: try queue, profiles, roi, audit, proposals, help, q", severity="error"
+            )
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for mode, (key, title) in SCREENS.items():
-            yield SystemCommand(f"Screen {key}: {title}", f"switch to the {title} screen",
-                                lambda mode=mode: self.switch_mode(mode))
+            yield SystemCommand(
+                f"Screen {key}: {title}", f"switch to the {title} screen", lambda mode=mode: self.switch_mode(mode)
+            )
         for active in screen.active_bindings.values():
             binding = active.binding
             if binding.id and binding.description and not binding.id.startswith("screen."):
-                yield SystemCommand(binding.description, f"{self.get_key_display(binding)} · id {binding.id}",
-                                    lambda action=binding.action: self.run_action(action, screen))
+                yield SystemCommand(
+                    binding.description,
+                    f"{self.get_key_display(binding)} · id {binding.id}",
+                    lambda action=binding.action: self.run_action(action, screen),
+                )

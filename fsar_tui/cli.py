@@ -29,8 +29,12 @@ from fsar_tui.errors import CheckFailed, ConnectionFailed, FsarError, UsageError
 
 def build_parser() -> argparse.ArgumentParser:
     common = common_options()
-    parser = Parser(prog="fsar-tui", description="Operators' control panel for autonomous AI task execution.",
-                    epilog=EPILOG, parents=[common])
+    parser = Parser(
+        prog="fsar-tui",
+        description="Operators' control panel for autonomous AI task execution.",
+        epilog=EPILOG,
+        parents=[common],
+    )
     parser.add_argument("--version", action="version", version=f"fsar-tui {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=Parser, metavar="COMMAND")
     register_all(sub, common)
@@ -83,4 +87,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("FSAR_DEBUG"):
             traceback.print_exc()
         first = first_line(exc) if str(exc).strip() else ""
-        return _report(CheckFailed(f"internal error: {type(exc).__name__}: {mask_dsn(first)} (FSAR_DEBUG=1 shows details)"))
+        return _report(
+            CheckFailed(f"internal error: {type(exc).__name__}: {mask_dsn(first)} (FSAR_DEBUG=1 shows details)")
+        )

@@ -80,8 +80,11 @@ class Settings:
             "read_only": self.read_only,
             "statement_timeout_ms": self.statement_timeout_ms,
             "live": self.live,
-            "redaction": {"detectors": list(self.redaction.detectors), "fields": len(self.redaction.fields),
-                          "patterns": [name for name, _ in self.redaction.patterns]},
+            "redaction": {
+                "detectors": list(self.redaction.detectors),
+                "fields": len(self.redaction.fields),
+                "patterns": [name for name, _ in self.redaction.patterns],
+            },
             "reveal": self.reveal,
             "config_path": str(self.config_path) if self.config_path else None,
         }
@@ -157,14 +160,17 @@ def parse_redaction(table: Any, source: str) -> Policy:
         if bad:
             raise UsageError(f"{source} detectors: unknown {', '.join(bad)} (known: {', '.join(DETECTORS)})")
         detectors = tuple(d for d in DETECTORS if d in chosen)  # the order that keeps them disjoint
-    fields = frozenset(f.lower() for f in _string_list(table["fields"], f"{source} fields")) \
-        if "fields" in table else DEFAULT_FIELDS
+    fields = (
+        frozenset(f.lower() for f in _string_list(table["fields"], f"{source} fields"))
+        if "fields" in table
+        else DEFAULT_FIELDS
+    )
     if "extra_fields" in table:
         fields |= {f.lower() for f in _string_list(table["extra_fields"], f"{source} extra_fields")}
     patterns = []
     raw = table.get("patterns", {})
     if not isinstance(raw, dict):
-        raise UsageError(f"{source}.patterns: must be a table of name = \"regex\"")
+        raise UsageError(f'{source}.patterns: must be a table of name = "regex"')
     for name, regex in raw.items():
         if not re.fullmatch(r"[a-z][a-z0-9_]{0,31}", name) or not isinstance(regex, str) or not regex:
             raise UsageError(f"{source}.patterns: {name!r} needs a lowercase name and a regex string")
@@ -194,14 +200,17 @@ def load_settings(
     # Lowest precedence first: file, then environment, then flags.
     layers: list[tuple[str, Mapping[str, Any]]] = [
         (str(path), file_values),
-        ("environment", {
-            "dsn": env.get("FSAR_DSN") or None,
-            "read_dsn": env.get("FSAR_READ_DSN") or None,
-            "mqtt_url": env.get("FSAR_MQTT_URL") or None,
-            "read_only": env.get("FSAR_READ_ONLY"),
-            "statement_timeout_ms": env.get("FSAR_STATEMENT_TIMEOUT_MS"),
-            "live": env.get("FSAR_LIVE") or None,
-        }),
+        (
+            "environment",
+            {
+                "dsn": env.get("FSAR_DSN") or None,
+                "read_dsn": env.get("FSAR_READ_DSN") or None,
+                "mqtt_url": env.get("FSAR_MQTT_URL") or None,
+                "read_only": env.get("FSAR_READ_ONLY"),
+                "statement_timeout_ms": env.get("FSAR_STATEMENT_TIMEOUT_MS"),
+                "live": env.get("FSAR_LIVE") or None,
+            },
+        ),
         ("flags", flags),
     ]
     for source, values in layers:
@@ -213,7 +222,8 @@ def load_settings(
             changes["read_only"] = _parse_bool(values["read_only"], f"{source}: read_only")
         if values.get("statement_timeout_ms") is not None:
             changes["statement_timeout_ms"] = _parse_timeout(
-                values["statement_timeout_ms"], f"{source}: statement_timeout_ms")
+                values["statement_timeout_ms"], f"{source}: statement_timeout_ms"
+            )
         if values.get("live"):
             if values["live"] not in LIVE_MODES:
                 raise UsageError(f"{source}: live must be one of {', '.join(LIVE_MODES)}, got {values['live']!r}")

@@ -43,7 +43,7 @@ def mask_uri(uri: str, *, secret_query: re.Pattern = _URI_QUERY_PASSWORD, mask: 
     scheme = _URI_SCHEME.match(uri)
     if scheme is None:
         return None
-    rest = uri[scheme.end():]
+    rest = uri[scheme.end() :]
     userinfo, at, hostpart = rest.rpartition("@")
     if not at:
         userinfo, hostpart = "", rest

@@ -38,6 +38,7 @@ class AuditChecked(Message):
 
 # Screens → app: a screen asks, the app (which owns the pass and the header) does.
 
+
 class AuditCheckRequested(Message):
     """Run the scheduled audit pass now (after a rollback, or `e` on screen 4)."""
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta
-
 from typing import Any
 
 from rich.text import Text
@@ -39,17 +38,17 @@ from fsar_tui import clock
 from fsar_tui.db import audit as audit_reads
 from fsar_tui.db import drift, gates, rollouts
 from fsar_tui.db.actions import os_user
-from fsar_tui.domain.gates import scope_label
-from fsar_tui.widgets.safe_text import safe_text
 from fsar_tui.domain.durations import DurationError, parse_window
+from fsar_tui.domain.gates import scope_label
 from fsar_tui.domain.task_filter import FilterError
 from fsar_tui.errors import FsarError
-from fsar_tui.messages import ApplyFilter, AuditCheckRequested, AuditChecked, HeaderStale
+from fsar_tui.messages import ApplyFilter, AuditChecked, AuditCheckRequested, HeaderStale
 from fsar_tui.screens.base import FsarScreen
 from fsar_tui.widgets.action_dialog import ActionDialog
 from fsar_tui.widgets.key_bar import KeyBar
 from fsar_tui.widgets.keyed_table import KeyedTable
 from fsar_tui.widgets.rollback_dialog import RollbackDialog
+from fsar_tui.widgets.safe_text import safe_text
 from fsar_tui.widgets.status_header import StatusHeader
 from fsar_tui.widgets.text_panel import TextPanel
 
@@ -103,8 +102,10 @@ def verdict_cell(verdict, hard, blocking, override) -> Text:
     if blocking:
         return Text("FAIL · BLOCKING", style="bold red")
     if verdict == "fail":
-        return Text("fail · overridden" if override else ("FAIL" if hard else "fail (soft)"),
-                    style="yellow" if override or not hard else "bold red")
+        return Text(
+            "fail · overridden" if override else ("FAIL" if hard else "fail (soft)"),
+            style="yellow" if override or not hard else "bold red",
+        )
     return Text(verdict, style={"pass": "green", "inconclusive": "dim", "error": "magenta"}.get(verdict, ""))
 
 
@@ -194,45 +195,81 @@ class AuditScreen(FsarScreen):
     def render_targets(self) -> None:
         check = self.fsar.audit_check
         targets = check.targets if check else []
-        self.query_one("#targets", KeyedTable).replace_rows([
-            (t.target, [safe_text(t.target), Text(t.kind), safe_text(t.task_type or "*"), Text(str(t.active)),
-                        Text("-" if t.rollback_to is None else str(t.rollback_to)), readiness(t, check)])
-            for t in targets])
+        self.query_one("#targets", KeyedTable).replace_rows(
+            [
+                (
+                    t.target,
+                    [
+                        safe_text(t.target),
+                        Text(t.kind),
+                        safe_text(t.task_type or "*"),
+                        Text(str(t.active)),
+                        Text("-" if t.rollback_to is None else str(t.rollback_to)),
+                        readiness(t, check),
+                    ],
+                )
+                for t in targets
+            ]
+        )
         status = Text(no_wrap=True, overflow="ellipsis")
         if check is None:
             status.append("rollouts: waiting for the first check…")
         else:
             broken = sum(1 for p in check.problems.values() if p)
             status.append(f"rollouts · {len(targets)} target(s) · checked {check.at:%H:%M:%S} · ")
-            status.append(f"{broken} NOT READY" if broken else "every rollback ready",
-                          style="bold red" if broken else "green")
+            status.append(
+                f"{broken} NOT READY" if broken else "every rollback ready", style="bold red" if broken else "green"
+            )
             status.append(" · R rollback · e check now")
         self.query_one("#targets-status", TextPanel).show(status)
 
     def render_gates(self) -> None:
-        rows = [(g.name, [verdict_cell(g.verdict, g.hard, g.blocking, g.override),
-                          safe_text(("" if g.hard else "~") + g.name + ("" if g.enabled else " (off)")),
-                          Text(f"{g.metric} {g.comparator} {g.threshold:g}{' ×base' if g.baseline_window_s else ''}"),
-                          safe_text(scope_label(g.scope)), Text(_num(g.value)),
-                          Text("-" if g.sample_size is None else str(g.sample_size)),
-                          Text("-" if g.at is None else f"{g.at:%m-%d %H:%M}")])
-                for g in self.gate_rows]
+        rows = [
+            (
+                g.name,
+                [
+                    verdict_cell(g.verdict, g.hard, g.blocking, g.override),
+                    safe_text(("" if g.hard else "~") + g.name + ("" if g.enabled else " (off)")),
+                    Text(f"{g.metric} {g.comparator} {g.threshold:g}{' ×base' if g.baseline_window_s else ''}"),
+                    safe_text(scope_label(g.scope)),
+                    Text(_num(g.value)),
+                    Text("-" if g.sample_size is None else str(g.sample_size)),
+                    Text("-" if g.at is None else f"{g.at:%m-%d %H:%M}"),
+                ],
+            )
+            for g in self.gate_rows
+        ]
         failing = sum(1 for g in self.gate_rows if g.blocking)
         self.query_one("#gates", KeyedTable).replace_rows(rows)
         status = Text(no_wrap=True, overflow="ellipsis")
         status.append(f"audit gates · {len(rows)} · ")
-        status.append(f"{failing} BLOCKING execution" if failing else "none blocking",
-                      style="bold red" if failing else "green")
+        status.append(
+            f"{failing} BLOCKING execution" if failing else "none blocking", style="bold red" if failing else "green"
+        )
         status.append(" · o override · ~ soft")
         self.query_one("#gates-status", TextPanel).show(status)
 
     def render_alerts(self) -> None:
-        self.query_one("#alerts", KeyedTable).replace_rows([
-            (alert_id, [Text(str(alert_id)), Text(state.upper() if state == "firing" else state,
-                                                  style="bold red" if state == "firing" else "yellow"),
-                        Text(indicator), safe_text(scope_label(scope)), Text(_num(baseline)), Text(_num(current)),
-                        Text(f"{opened_at:%m-%d %H:%M}")])
-            for alert_id, indicator, scope, state, baseline, current, opened_at, _by, _why, _d in self.alert_rows])
+        self.query_one("#alerts", KeyedTable).replace_rows(
+            [
+                (
+                    alert_id,
+                    [
+                        Text(str(alert_id)),
+                        Text(
+                            state.upper() if state == "firing" else state,
+                            style="bold red" if state == "firing" else "yellow",
+                        ),
+                        Text(indicator),
+                        safe_text(scope_label(scope)),
+                        Text(_num(baseline)),
+                        Text(_num(current)),
+                        Text(f"{opened_at:%m-%d %H:%M}"),
+                    ],
+                )
+                for alert_id, indicator, scope, state, baseline, current, opened_at, _by, _why, _d in self.alert_rows
+            ]
+        )
         firing = sum(1 for r in self.alert_rows if r[3] == "firing")
         status = Text(no_wrap=True, overflow="ellipsis")
         status.append(f"drift alerts · {len(self.alert_rows)} open · ")
@@ -241,10 +278,23 @@ class AuditScreen(FsarScreen):
         self.query_one("#alerts-status", TextPanel).show(status)
 
     def render_log(self) -> None:
-        self.query_one("#log", KeyedTable).replace_rows([
-            (seq, [Text(str(seq)), Text(f"{at:%m-%d %H:%M:%S}"), safe_text(actor), safe_text(role),
-                   safe_text(action), safe_text(target), safe_text(reason or "")])
-            for seq, at, actor, role, action, target, reason in self.rows])
+        self.query_one("#log", KeyedTable).replace_rows(
+            [
+                (
+                    seq,
+                    [
+                        Text(str(seq)),
+                        Text(f"{at:%m-%d %H:%M:%S}"),
+                        safe_text(actor),
+                        safe_text(role),
+                        safe_text(action),
+                        safe_text(target),
+                        safe_text(reason or ""),
+                    ],
+                )
+                for seq, at, actor, role, action, target, reason in self.rows
+            ]
+        )
         status = Text(no_wrap=True, overflow="ellipsis")
         shown = f"{len(self.rows)} action(s)" + (" (newest 500)" if len(self.rows) == 500 else "")
         status.append(f"operator log · {shown} · filter: {self.filter_text or 'none (:audit actor:… action:…)'} · ")
@@ -296,8 +346,14 @@ class AuditScreen(FsarScreen):
         if reason is None:
             return
         try:
-            new = await self.write(rollouts.rollback, preview.target, preview.to,
-                                   expected_active=preview.active, actor=os_user(), reason=reason)
+            new = await self.write(
+                rollouts.rollback,
+                preview.target,
+                preview.to,
+                expected_active=preview.active,
+                actor=os_user(),
+                reason=reason,
+            )
         except FsarError as exc:  # Conflict names who won; ArtifactBroken says which revision
             self.notify(exc.message, title="rollback refused", severity="error", timeout=15)
             self.post_message(AuditCheckRequested())
@@ -324,9 +380,13 @@ class AuditScreen(FsarScreen):
             self.notify(f"gate {table.current_key} is not blocking anything", severity="warning")
             return
         name = str(table.current_key)
-        self.confirmed_change(f"Override hard gate {name}? Its scope runs again until the gate passes.",
-                              gates.override, name, refused="override refused",
-                              done=f"gate {name} overridden until it passes again")
+        self.confirmed_change(
+            f"Override hard gate {name}? Its scope runs again until the gate passes.",
+            gates.override,
+            name,
+            refused="override refused",
+            done=f"gate {name} overridden until it passes again",
+        )
 
     def action_ack(self) -> None:
         table = self.query_one("#alerts", KeyedTable)
@@ -334,8 +394,13 @@ class AuditScreen(FsarScreen):
             self.notify("select a firing alert (tab to the alerts table)", severity="warning")
             return
         alert_id = int(str(table.current_key))
-        self.confirmed_change(f"Acknowledge alert {alert_id}?", drift.ack, alert_id, refused="not acknowledged",
-                              done=f"alert {alert_id} acknowledged")
+        self.confirmed_change(
+            f"Acknowledge alert {alert_id}?",
+            drift.ack,
+            alert_id,
+            refused="not acknowledged",
+            done=f"alert {alert_id} acknowledged",
+        )
 
     @work(exclusive=True, group="audit-action", exit_on_error=False)
     async def confirmed_change(self, question: str, change: Any, subject: Any, *, refused: str, done: str) -> None:

@@ -14,7 +14,8 @@ from textual.widgets import Static
 class HelpScreen(ModalScreen[None]):
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen > VerticalScroll { width: 76; max-width: 98%; height: 90%; border: thick $primary; background: $surface; }
+    HelpScreen > VerticalScroll { width: 76; max-width: 98%; height: 90%; border: thick $primary; background:
+        $surface; }
     """
     BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close", id="help.close")]
 
@@ -32,8 +33,12 @@ class HelpScreen(ModalScreen[None]):
             table.add_row(Text(key), Text(description), Text(binding_id))
         with VerticalScroll():
             yield Static(table)
-            yield Static(Text("Filter language: status:failed type:T model:M worker:W idea:I id:1,2 since:2h "
-                              "error~text payload~text (bare words search errors)\n"
-                              "Command mode: :queue [filter]  :profiles  :roi [window]  :audit  :proposals  :help  :q\n"
-                              "Workers panel: ● online / ○ offline (MQTT presence), · seen in the database only; "
-                              "n▶ = tasks running now"))
+            yield Static(
+                Text(
+                    "Filter language: status:failed type:T model:M worker:W idea:I id:1,2 since:2h "
+                    "error~text payload~text (bare words search errors)\n"
+                    "Command mode: :queue [filter]  :profiles  :roi [window]  :audit  :proposals  :help  :q\n"
+                    "Workers panel: ● online / ○ offline (MQTT presence), · seen in the database only; "
+                    "n▶ = tasks running now"
+                )
+            )

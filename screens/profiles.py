@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -34,26 +33,33 @@ from textual.worker import Worker
 from fsar_tui import clock
 from fsar_tui.db import profiles as profile_queries
 from fsar_tui.domain import histogram, profiles
-from fsar_tui.domain.profiles import MIN_SAMPLES
-from fsar_tui.domain.formatting import duration
-from fsar_tui.widgets.safe_text import safe_text
 from fsar_tui.domain.durations import DurationError, format_duration, parse_window
+from fsar_tui.domain.formatting import duration
+from fsar_tui.domain.profiles import MIN_SAMPLES
 from fsar_tui.messages import ApplyFilter, LiveBatch
 from fsar_tui.screens.base import FsarScreen
 from fsar_tui.widgets.key_bar import KeyBar
 from fsar_tui.widgets.keyed_table import KeyedTable
+from fsar_tui.widgets.safe_text import safe_text
 from fsar_tui.widgets.status_header import StatusHeader
 from fsar_tui.widgets.text_panel import TextPanel
 
 WINDOWS = (3600, 86400, 7 * 86400, 30 * 86400)
 COLUMNS = ("type", "model", "n", "mean", "p50", "p90", "p99", "max", "fail%", "wait p90", "cost/ok")
-COMPARE_COLUMNS = {"window": ("p90 before", "Δp90", "runs now/before"),
-                   "rollout": ("revisions", "p90 older", "Δp90", "runs newer/older")}
+COMPARE_COLUMNS = {
+    "window": ("p90 before", "Δp90", "runs now/before"),
+    "rollout": ("revisions", "p90 older", "Δp90", "runs newer/older"),
+}
 COMPARES = (None, "window", "rollout")
 SORTS = {
-    "p90": lambda p: p.p(0.9) or 0, "p99": lambda p: p.p(0.99) or 0, "p50": lambda p: p.p(0.5) or 0,
-    "mean": lambda p: p.mean_ms or 0, "n": lambda p: p.n, "fail%": lambda p: p.failure_rate or 0,
-    "cost/ok": lambda p: (p.cost_per_success or (0, ""))[0], "type": lambda p: p.key,
+    "p90": lambda p: p.p(0.9) or 0,
+    "p99": lambda p: p.p(0.99) or 0,
+    "p50": lambda p: p.p(0.5) or 0,
+    "mean": lambda p: p.mean_ms or 0,
+    "n": lambda p: p.n,
+    "fail%": lambda p: p.failure_rate or 0,
+    "cost/ok": lambda p: (p.cost_per_success or (0, ""))[0],
+    "type": lambda p: p.key,
 }
 REGRESSION = 0.10
 
@@ -141,9 +147,10 @@ class ProfilesScreen(FsarScreen):
 
     def on_live_batch(self, message: LiveBatch) -> None:
         # Only finishes move a profile; other transitions leave it as it is.
-        if message.batch.resync or any(t.to_status in ("succeeded", "failed", "cancelled")
-                                       or t.from_status in ("succeeded", "failed", "cancelled")
-                                       for t in message.batch.tasks):
+        if message.batch.resync or any(
+            t.to_status in ("succeeded", "failed", "cancelled") or t.from_status in ("succeeded", "failed", "cancelled")
+            for t in message.batch.tasks
+        ):
             self.schedule.mark()
 
     def on_apply_filter(self, message: ApplyFilter) -> None:
@@ -183,12 +190,19 @@ class ProfilesScreen(FsarScreen):
         for p in ordered:
             cost = p.cost_per_success
             few = p.samples < MIN_SAMPLES
-            cells = [safe_text(p.key[0]), safe_text(p.key[1] or "-"), Text(f"{p.n:,}"),
-                     Text(seconds(p.mean_ms)), Text(seconds(p.p(0.5))), Text(seconds(p.p(0.9))),
-                     Text(seconds(p.p(0.99)), style="dim" if few else ""), Text(seconds(p.max_ms)),
-                     Text("-" if p.failure_rate is None else f"{100 * p.failure_rate:.1f}"),
-                     Text(seconds(p.wait_p90_ms)),
-                     Text("-" if cost is None else f"{cost[0] / 100:.4f} {cost[1]}")]
+            cells = [
+                safe_text(p.key[0]),
+                safe_text(p.key[1] or "-"),
+                Text(f"{p.n:,}"),
+                Text(seconds(p.mean_ms)),
+                Text(seconds(p.p(0.5))),
+                Text(seconds(p.p(0.9))),
+                Text(seconds(p.p(0.99)), style="dim" if few else ""),
+                Text(seconds(p.max_ms)),
+                Text("-" if p.failure_rate is None else f"{100 * p.failure_rate:.1f}"),
+                Text(seconds(p.wait_p90_ms)),
+                Text("-" if cost is None else f"{cost[0] / 100:.4f} {cost[1]}"),
+            ]
             if self.compare == "window":
                 cells += self.compare_cells(p, self.before.get(p.key))
             elif self.compare == "rollout":
@@ -217,11 +231,15 @@ class ProfilesScreen(FsarScreen):
 
     def render_status(self) -> None:
         age = "" if self.refreshed_at is None else f" · as of {self.refreshed_at:%H:%M:%S}"
-        parts = [f"window {format_duration(self.window_s)}", f"{len(self.profiles)} type × model groups",
-                 f"sort {self.sort} {'desc' if self.descending else 'asc'}",
-                 {"window": "compare: previous window", "rollout": "compare: newest two revisions"}.get(
-                     self.compare or "", "compare off (c)"),
-                 f"percentiles within {100 * histogram.ALPHA:.1f} %{age}"]
+        parts = [
+            f"window {format_duration(self.window_s)}",
+            f"{len(self.profiles)} type × model groups",
+            f"sort {self.sort} {'desc' if self.descending else 'asc'}",
+            {"window": "compare: previous window", "rollout": "compare: newest two revisions"}.get(
+                self.compare or "", "compare off (c)"
+            ),
+            f"percentiles within {100 * histogram.ALPHA:.1f} %{age}",
+        ]
         self.query_one("#profile-status", TextPanel).show(Text(" · ".join(parts)))
 
     def selected(self) -> profiles.Profile | None:
@@ -236,8 +254,10 @@ class ProfilesScreen(FsarScreen):
             self.query_one("#trend", TextPanel).show(Text(""))
             return
         head = Text(no_wrap=True, overflow="ellipsis")
-        head.append(f"run time, {safe_text(' × '.join(str(k) for k in p.key)).plain} ({p.samples:,} runs, log axis)\n",
-                    style="bold")
+        head.append(
+            f"run time, {safe_text(' × '.join(str(k) for k in p.key)).plain} ({p.samples:,} runs, log axis)\n",
+            style="bold",
+        )
         head.append_text(histogram_lines(p.run, width=max(10, hist.content_region.width - 28)))
         hist.show(head)
         self.show_trend(p.key)

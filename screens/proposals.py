@@ -18,8 +18,7 @@ the operator's grants (or --read-only) sees no action keys.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.text import Text
@@ -33,13 +32,13 @@ from textual.worker import Worker
 from fsar_tui.db import proposals
 from fsar_tui.db.actions import os_user
 from fsar_tui.domain.sanitize import safe_str
-from fsar_tui.widgets.safe_text import safe_text
 from fsar_tui.errors import FsarError
 from fsar_tui.messages import ApplyFilter, HeaderStale
 from fsar_tui.screens.base import FsarScreen
 from fsar_tui.widgets.action_dialog import ActionDialog
 from fsar_tui.widgets.key_bar import KeyBar
 from fsar_tui.widgets.keyed_table import KeyedTable
+from fsar_tui.widgets.safe_text import safe_text
 from fsar_tui.widgets.status_header import StatusHeader
 from fsar_tui.widgets.text_panel import TextPanel
 
@@ -54,7 +53,7 @@ ACTIONS = ("accept", "reject", "implemented", "lift", "tick")
 
 def utc(at: datetime) -> datetime:
     """Columns say UTC: whatever the session's time zone, show UTC."""
-    return at.astimezone(timezone.utc)
+    return at.astimezone(UTC)
 
 
 def severity_cell(severity: int) -> Text:
@@ -73,8 +72,10 @@ def body_markdown(body: str) -> str:
     """The body as the screen shows it: inert, redacted, cut at BODY_SHOWN."""
     shown = safe_str(body[:BODY_SHOWN])
     if len(body) > BODY_SHOWN:
-        shown += (f"\n\n*(body is {len(body.encode()) // 1024:,} KiB; the first 64 KiB are shown — "
-                  "`fsar-tui proposals show ID` prints all)*")
+        shown += (
+            f"\n\n*(body is {len(body.encode()) // 1024:,} KiB; the first 64 KiB are shown — "
+            "`fsar-tui proposals show ID` prints all)*"
+        )
     return shown
 
 
@@ -172,11 +173,23 @@ class ProposalsScreen(FsarScreen):
 
     def render_list(self) -> None:
         rows = self.visible_rows()
-        self.query_one("#proposals", KeyedTable).replace_rows([
-            (r.id, [severity_cell(r.severity), Text(r.status, style="bold" if r.status == "new" else ""),
-                    block_cell(r), safe_text(r.task_type or "-"), Text(f"{utc(r.reported_at):%Y-%m-%d %H:%M}"),
-                    Text(f"{r.linked:,}"), safe_text(r.id)])
-            for r in rows])
+        self.query_one("#proposals", KeyedTable).replace_rows(
+            [
+                (
+                    r.id,
+                    [
+                        severity_cell(r.severity),
+                        Text(r.status, style="bold" if r.status == "new" else ""),
+                        block_cell(r),
+                        safe_text(r.task_type or "-"),
+                        Text(f"{utc(r.reported_at):%Y-%m-%d %H:%M}"),
+                        Text(f"{r.linked:,}"),
+                        safe_text(r.id),
+                    ],
+                )
+                for r in rows
+            ]
+        )
         blocking = sum(r.blocking for r in self.rows)
         new = sum(r.status == "new" for r in self.rows)
         status = Text(no_wrap=True, overflow="ellipsis")
@@ -184,8 +197,9 @@ class ProposalsScreen(FsarScreen):
         if len(self.rows) == proposals.LIST_LIMIT:
             shown += f" (the {proposals.LIST_LIMIT} most severe)"
         status.append(f"FSAR proposals · {shown} · {new} new · ")
-        status.append(f"{blocking} BLOCKING execution" if blocking else "none blocking",
-                      style="bold red" if blocking else "green")
+        status.append(
+            f"{blocking} BLOCKING execution" if blocking else "none blocking", style="bold red" if blocking else "green"
+        )
         status.append(f" · filter: {self.filter_text or 'none (:proposals new|blocking|TYPE)'}")
         self.query_one("#list-status", TextPanel).show(status)
         if not rows:
@@ -203,30 +217,61 @@ class ProposalsScreen(FsarScreen):
         if r.blocking:
             status.append(f"BLOCKS {safe_str(r.task_type or 'all')}", style="bold red")
         else:
-            status.append("does not block" if not r.block_execution else
-                          f"block lifted {utc(r.block_lifted_at):%Y-%m-%d %H:%M}" if r.block_lifted_at else
-                          f"block ended ({r.status})")
+            status.append(
+                "does not block"
+                if not r.block_execution
+                else f"block lifted {utc(r.block_lifted_at):%Y-%m-%d %H:%M}"
+                if r.block_lifted_at
+                else f"block ended ({r.status})"
+            )
         status.append(f" · reported {utc(r.reported_at):%Y-%m-%d %H:%M} UTC · sha256 {p.sha256[:10]}…")
         for key, value in p.extra_headers.items():
             status.append(f" · {safe_str(key)}: {safe_str(value)}")
         self.query_one("#detail-status", TextPanel).show(status)
-        items = [(f"{kind}/{i}", [Text("[x]" if f"{kind}/{i}" in p.checklist else "[ ]",
-                                       style="green" if f"{kind}/{i}" in p.checklist else ""),
-                                  Text(kind[:-1] if kind == "risks" else "mitigation"), safe_text(item)])
-                 for kind, values in (("risks", p.risks), ("mitigations", p.mitigations))
-                 for i, item in enumerate(values)]
+        items = [
+            (
+                f"{kind}/{i}",
+                [
+                    Text(
+                        "[x]" if f"{kind}/{i}" in p.checklist else "[ ]",
+                        style="green" if f"{kind}/{i}" in p.checklist else "",
+                    ),
+                    Text(kind[:-1] if kind == "risks" else "mitigation"),
+                    safe_text(item),
+                ],
+            )
+            for kind, values in (("risks", p.risks), ("mitigations", p.mitigations))
+            for i, item in enumerate(values)
+        ]
         self.query_one("#checklist", KeyedTable).replace_rows(items)
         done = len(p.checklist)
         self.query_one("#checklist-status", TextPanel).show(
-            Text(f"risks {len(p.risks)} · mitigations {len(p.mitigations)} · {done} of {len(items)} ticked"
-                 + (" · space ticks" if self.can("act") else ""), no_wrap=True, overflow="ellipsis"))
-        self.query_one("#tasks", KeyedTable).replace_rows([
-            (task_id, [Text(str(task_id)), safe_text(task_type), safe_text(model or "-"), Text(status_),
-                       Text(f"{utc(created):%m-%d %H:%M}")])
-            for task_id, task_type, model, status_, created in p.tasks])
+            Text(
+                f"risks {len(p.risks)} · mitigations {len(p.mitigations)} · {done} of {len(items)} ticked"
+                + (" · space ticks" if self.can("act") else ""),
+                no_wrap=True,
+                overflow="ellipsis",
+            )
+        )
+        self.query_one("#tasks", KeyedTable).replace_rows(
+            [
+                (
+                    task_id,
+                    [
+                        Text(str(task_id)),
+                        safe_text(task_type),
+                        safe_text(model or "-"),
+                        Text(status_),
+                        Text(f"{utc(created):%m-%d %H:%M}"),
+                    ],
+                )
+                for task_id, task_type, model, status_, created in p.tasks
+            ]
+        )
         shown = f"{len(p.tasks)} of {r.linked:,}" if r.linked > len(p.tasks) else f"{r.linked:,}"
         self.query_one("#tasks-status", TextPanel).show(
-            Text(f"linked tasks · {shown} · enter opens one", no_wrap=True, overflow="ellipsis"))
+            Text(f"linked tasks · {shown} · enter opens one", no_wrap=True, overflow="ellipsis")
+        )
 
     # -- actions ----------------------------------------------------------------------------
 
@@ -255,8 +300,14 @@ class ProposalsScreen(FsarScreen):
             self.notify(f"proposal is {p.row.status}: {action} applies to {' or '.join(allowed)}", severity="warning")
             return
         extra = " Its execution block ends too." if p.row.blocking and new in ("rejected", "implemented") else ""
-        self.change(f"{action.capitalize()} proposal {safe_str(p.row.id)} (severity {p.row.severity})?{extra}",
-                    proposals.decide, p.row.id, action, expected_status=p.row.status, done=f"proposal {new}")
+        self.change(
+            f"{action.capitalize()} proposal {safe_str(p.row.id)} (severity {p.row.severity})?{extra}",
+            proposals.decide,
+            p.row.id,
+            action,
+            expected_status=p.row.status,
+            done=f"proposal {new}",
+        )
 
     def action_lift(self) -> None:
         p = self._selected()
@@ -265,8 +316,12 @@ class ProposalsScreen(FsarScreen):
         if not p.row.blocking:
             self.notify("this proposal does not block execution", severity="warning")
             return
-        self.change(f"Lift the block of {safe_str(p.row.id)}? {safe_str(p.row.task_type or 'every')} tasks run again.",
-                    proposals.lift_block, p.row.id, done="block lifted")
+        self.change(
+            f"Lift the block of {safe_str(p.row.id)}? {safe_str(p.row.task_type or 'every')} tasks run again.",
+            proposals.lift_block,
+            p.row.id,
+            done="block lifted",
+        )
 
     def action_tick(self) -> None:
         table = self.query_one("#checklist", KeyedTable)

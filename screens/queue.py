@@ -22,26 +22,25 @@ y/n-sized for one task and "type the count" for several, always with a reason.
 
 from __future__ import annotations
 
-
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Input, Sparkline, Static
+from textual.worker import Worker
 
-from fsar_tui.widgets.key_bar import KeyBar
-from fsar_tui.db import actions as task_actions
 from fsar_tui import clock
+from fsar_tui.db import actions as task_actions
 from fsar_tui.db import tasks as task_queries
 from fsar_tui.domain.formatting import between, duration, money
-from fsar_tui.widgets.safe_text import safe_text
 from fsar_tui.domain.task_filter import FilterError, TaskFilter, parse_filter
 from fsar_tui.messages import ApplyFilter, CommandEntered, LiveBatch
-from textual.worker import Worker
 from fsar_tui.screens.base import FsarScreen
 from fsar_tui.widgets.action_dialog import ActionDialog
+from fsar_tui.widgets.key_bar import KeyBar
 from fsar_tui.widgets.keyed_table import KeyedTable
+from fsar_tui.widgets.safe_text import safe_text
 from fsar_tui.widgets.status_header import StatusHeader
 from fsar_tui.widgets.text_panel import CountsPanel, TextPanel
 
@@ -198,8 +197,9 @@ class QueueScreen(FsarScreen):
         if self.loading_more or not self.rows or len(self.rows) >= MAX_LOADED:
             return
         self.loading_more = True
-        request = task_queries.PageRequest(self.filter, self.sort, self.descending,
-                                           task_queries.sort_key(self.rows[-1], self.sort), PAGE)
+        request = task_queries.PageRequest(
+            self.filter, self.sort, self.descending, task_queries.sort_key(self.rows[-1], self.sort), PAGE
+        )
         try:
             more = await self.read(task_queries.page, request)
         finally:
@@ -215,12 +215,20 @@ class QueueScreen(FsarScreen):
     @staticmethod
     def cells(r: task_queries.TaskRow) -> list[Text]:
         run = between(r.started_at, r.finished_at or (clock.now() if r.status == "running" else None))
-        return [Text(str(r.id)), Text(r.status), safe_text(r.task_type), safe_text(r.ai_model or "-"),
-                Text(str(r.attempt)), safe_text(r.worker_id or "-"), Text(f"{r.created_at:%m-%d %H:%M:%S}"),
-                Text(duration(run)), Text(money(r.cost_minor, r.currency)),
-                # Redact the whole text, then cut: cutting first could split a secret so
-                # that its visible half no longer matches a detector.
-                Text(safe_text((r.error or "").replace("\n", " ")).plain[:80])]
+        return [
+            Text(str(r.id)),
+            Text(r.status),
+            safe_text(r.task_type),
+            safe_text(r.ai_model or "-"),
+            Text(str(r.attempt)),
+            safe_text(r.worker_id or "-"),
+            Text(f"{r.created_at:%m-%d %H:%M:%S}"),
+            Text(duration(run)),
+            Text(money(r.cost_minor, r.currency)),
+            # Redact the whole text, then cut: cutting first could split a secret so
+            # that its visible half no longer matches a detector.
+            Text(safe_text((r.error or "").replace("\n", " ")).plain[:80]),
+        ]
 
     def render_counts(self, counts: list[task_queries.StatusCount]) -> None:
         grid: dict[str, dict[str, int]] = {}
@@ -236,8 +244,9 @@ class QueueScreen(FsarScreen):
         for t in self.running[:6]:
             # elapsed, type, worker: the line is cut at the panel's edge, so the worker's
             # distinguishing suffix goes last where wide terminals show it whole.
-            lines.append_text(safe_text(f"{duration(between(t.started_at, now)):>6} {t.task_type[:9]} "
-                                        f"{t.worker_id or '-'}\n"))
+            lines.append_text(
+                safe_text(f"{duration(between(t.started_at, now)):>6} {t.task_type[:9]} {t.worker_id or '-'}\n")
+            )
         self.query_one("#running", TextPanel).show(lines)
 
     def render_workers(self, workers: list[task_queries.WorkerSeen]) -> None:
@@ -252,9 +261,17 @@ class QueueScreen(FsarScreen):
         self.query_one("#workers", TextPanel).show(text)
 
     def render_filter_status(self) -> None:
-        matching = "…" if self.matching is None else (f"{self.matching - 1:,}+" if self.matching > BULK_CAP else f"{self.matching:,}")
-        parts = [f"filter: {self.filter_text or '(none)'}", f"{matching} matching",
-                 f"sort {self.sort} {'desc' if self.descending else 'asc'}", f"{len(self.rows):,} loaded"]
+        matching = (
+            "…"
+            if self.matching is None
+            else (f"{self.matching - 1:,}+" if self.matching > BULK_CAP else f"{self.matching:,}")
+        )
+        parts = [
+            f"filter: {self.filter_text or '(none)'}",
+            f"{matching} matching",
+            f"sort {self.sort} {'desc' if self.descending else 'asc'}",
+            f"{len(self.rows):,} loaded",
+        ]
         table = self.query_one(KeyedTable)
         if table.marked:
             parts.append(f"{len(table.marked)} marked")
@@ -406,24 +423,35 @@ class QueueScreen(FsarScreen):
             self.notify(f"nothing to {action}: it applies to {', '.join(allowed)} tasks", severity="warning")
             return
         what = f"task {applicable[0][0]}" if len(applicable) == 1 else f"{len(applicable)} tasks"
-        reason = await self.app.push_screen_wait(ActionDialog(f"{action.capitalize()} {what} ({scope})?",
-                                                              len(applicable)))
+        reason = await self.app.push_screen_wait(
+            ActionDialog(f"{action.capitalize()} {what} ({scope})?", len(applicable))
+        )
         if reason is None:
             return
         try:
-            result = await self.read(task_actions.apply_action, action, applicable, reason,
-                                     scope=f"{scope}: {','.join(str(i) for i, _ in applicable[:50])}")
+            result = await self.read(
+                task_actions.apply_action,
+                action,
+                applicable,
+                reason,
+                scope=f"{scope}: {','.join(str(i) for i, _ in applicable[:50])}",
+            )
         except task_actions.ActionRefused as exc:
             self.notify(str(exc), title=f"{action} refused", severity="error", timeout=10)
             return
-        except Exception as exc:  # noqa: BLE001 — whatever it was, the operator must know it did not apply
-            self.notify(f"{action} NOT applied: {self.session.describe(exc)}", title=f"{action} failed",
-                        severity="error", timeout=15)
+        except Exception as exc:
+            self.notify(
+                f"{action} NOT applied: {self.session.describe(exc)}",
+                title=f"{action} failed",
+                severity="error",
+                timeout=15,
+            )
             return
         message = f"{action}: {len(result.done)} done"
         if result.changed:
-            message += f"; {len(result.changed)} changed meanwhile and were left alone: " + \
-                       ", ".join(str(i) for i in result.changed[:10])
+            message += f"; {len(result.changed)} changed meanwhile and were left alone: " + ", ".join(
+                str(i) for i in result.changed[:10]
+            )
         self.notify(message, severity="warning" if result.changed else "information", timeout=8)
         table.clear_marks()
         self.armed_filter = False

@@ -26,7 +26,6 @@ from collections.abc import Hashable
 from datetime import datetime
 from typing import Any
 
-
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -38,15 +37,15 @@ from fsar_tui import clock
 from fsar_tui.db import fraud as fraud_queries
 from fsar_tui.db import roi as roi_queries
 from fsar_tui.domain import roi
-from fsar_tui.domain.formatting import money
-from fsar_tui.widgets.safe_text import safe_text
 from fsar_tui.domain.durations import DurationError, parse_window
+from fsar_tui.domain.formatting import money
 from fsar_tui.messages import ApplyFilter, LiveBatch
 from fsar_tui.screens.base import FsarScreen
-from fsar_tui.services.roi_report import breakdown_rows
 from fsar_tui.screens.reload_schedule import ReloadSchedule
+from fsar_tui.services.roi_report import breakdown_rows
 from fsar_tui.widgets.key_bar import KeyBar
 from fsar_tui.widgets.keyed_table import KeyedTable
+from fsar_tui.widgets.safe_text import safe_text
 from fsar_tui.widgets.status_header import StatusHeader
 from fsar_tui.widgets.text_panel import TextPanel
 
@@ -85,13 +84,17 @@ def summary_text(data: roi_queries.RoiData) -> Text:
         c = currency
         profit_style = "bold red" if f.profit < 0 else "bold green"
         text.append(f"{c} ", style="bold")
-        text.append(f"revenue {money(f.revenue, c)}  refunds {money(f.refunds, c)}  disputes "
-                    f"{money(f.disputes + f.dispute_won, c)}  fees {money(f.payment_fees + f.dispute_fees, c)}  ")
+        text.append(
+            f"revenue {money(f.revenue, c)}  refunds {money(f.refunds, c)}  disputes "
+            f"{money(f.disputes + f.dispute_won, c)}  fees {money(f.payment_fees + f.dispute_fees, c)}  "
+        )
         text.append(f"net {money(f.net_revenue, c)}\n", style="bold")
         text.append(f"    model {money(f.model_cost, c)}  compute {money(f.compute_cost, c)}  ")
         text.append(f"profit {money(f.profit, c)}", style=profit_style)
-        text.append(f"  ROI {pct(f.roi_pct)}  cost/ok {money(f.cost_per_success, c)}  "
-                    f"failed tasks {money(f.failed_cost, c)} ({f.failed + f.cancelled:,})\n")
+        text.append(
+            f"  ROI {pct(f.roi_pct)}  cost/ok {money(f.cost_per_success, c)}  "
+            f"failed tasks {money(f.failed_cost, c)} ({f.failed + f.cancelled:,})\n"
+        )
         unattributed = attribution.unattributed.get(c)
         daily = [p.profit for p in periods if p.currency == c]
         tail = f"    profit per day {sparkline(daily[-30:])}"
@@ -115,8 +118,9 @@ def funnel_text(funnel: list[tuple]) -> Text:
             entry["reasons"].append((reason, n))
     for currency, e in sorted(by_currency.items()):
         rate = f" ({100 * e['succeeded'] / e['created']:.0f}%)" if e["created"] else ""
-        text.append(f"{currency}: {e['created']:,} created → {e['succeeded']:,} succeeded{rate}, "
-                    f"{e['failed']:,} failed\n")
+        text.append(
+            f"{currency}: {e['created']:,} created → {e['succeeded']:,} succeeded{rate}, {e['failed']:,} failed\n"
+        )
         for reason, n in e["reasons"][:4]:
             text.append("   ")
             text.append_text(safe_text(reason))
@@ -169,8 +173,9 @@ class RoiScreen(FsarScreen):
         self.flags_schedule.tick(self.session.ready, self.reload_flags)
 
     def on_live_batch(self, message: LiveBatch) -> None:
-        if message.batch.resync or any(t.to_status in TERMINAL or t.from_status in TERMINAL
-                                       for t in message.batch.tasks):
+        if message.batch.resync or any(
+            t.to_status in TERMINAL or t.from_status in TERMINAL for t in message.batch.tasks
+        ):
             self.schedule.mark()
 
     def on_apply_filter(self, message: ApplyFilter) -> None:
@@ -240,8 +245,11 @@ class RoiScreen(FsarScreen):
         window = "today (UTC)" if self.days == 1 else f"last {self.days} UTC days"
         if self.data is not None:
             window += f" {self.data.first:%m-%d}..{self.data.last:%m-%d}"
-        checked = "fraud checks: running…" if self.flags_at is None else \
-            f"{len(self.flags)} fraud flag(s) at {self.flags_at:%H:%M:%S}"
+        checked = (
+            "fraud checks: running…"
+            if self.flags_at is None
+            else f"{len(self.flags)} fraud flag(s) at {self.flags_at:%H:%M:%S}"
+        )
         parts = [window, f"by {self.by} (b)", "attribution: cost-proportional", checked]
         self.query_one("#roi-status", TextPanel).show(Text(" · ".join(parts) + age))
 
@@ -255,14 +263,25 @@ class RoiScreen(FsarScreen):
             c = row.currency
             label = safe_text(key)
             if isinstance(row, roi.DayRow):
-                cells = [label, Text(money(row.net_revenue, c)), Text(money(row.ai_cost, c)),
-                         Text(money(row.profit, c), style="red" if row.profit < 0 else ""), Text("")]
+                cells = [
+                    label,
+                    Text(money(row.net_revenue, c)),
+                    Text(money(row.ai_cost, c)),
+                    Text(money(row.profit, c), style="red" if row.profit < 0 else ""),
+                    Text(""),
+                ]
             else:
-                cells = [label, Text(f"{row.succeeded:,}"), Text(f"{row.failed + row.cancelled:,}"),
-                         Text(money(row.net_revenue, c)), Text(money(row.model_cost, c)),
-                         Text(money(row.compute_cost, c)),
-                         Text(money(row.profit, c), style="red" if row.profit < 0 else ""),
-                         Text(pct(row.roi_pct)), Text(money(row.cost_per_success, c))]
+                cells = [
+                    label,
+                    Text(f"{row.succeeded:,}"),
+                    Text(f"{row.failed + row.cancelled:,}"),
+                    Text(money(row.net_revenue, c)),
+                    Text(money(row.model_cost, c)),
+                    Text(money(row.compute_cost, c)),
+                    Text(money(row.profit, c), style="red" if row.profit < 0 else ""),
+                    Text(pct(row.roi_pct)),
+                    Text(money(row.cost_per_success, c)),
+                ]
             rows.append(((key, c), cells))
         table.set_columns((self.by, *(PERIOD_COLUMNS if periodic else COLUMNS)))
         table.replace_rows(rows)
@@ -272,8 +291,17 @@ class RoiScreen(FsarScreen):
         rows: list[tuple[Hashable, list[Text]]] = []
         for i, flag in enumerate(self.flags):
             style = "bold red" if flag.severity >= 3 else "yellow" if flag.severity == 2 else ""
-            rows.append((i, [Text(str(flag.severity), style=style), Text(flag.rule), safe_text(flag.subject),
-                             safe_text(flag.reason)]))
+            rows.append(
+                (
+                    i,
+                    [
+                        Text(str(flag.severity), style=style),
+                        Text(flag.rule),
+                        safe_text(flag.subject),
+                        safe_text(flag.reason),
+                    ],
+                )
+            )
         if not rows:
             rows = [("none", [Text("-"), Text("no fraud flags in the window", style="dim"), Text(""), Text("")])]
         table.replace_rows(rows)
@@ -297,7 +325,7 @@ class RoiScreen(FsarScreen):
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append_text(safe_text(flag.reason))
         text.append(f"\n{flag.count:,} entries; newest:\n", style="dim")
-        for entry_id, occurred, kind, amount, currency, customer, idea, _meta in entries:
+        for entry_id, occurred, kind, amount, currency, customer, _idea, _meta in entries:
             text.append(f"#{entry_id} {occurred:%m-%d %H:%M} {kind} {money(amount, currency)} ")
             text.append_text(safe_text(customer or ""))
             text.append("\n")

@@ -15,17 +15,17 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.worker import Worker
 from textual.widgets import Static
+from textual.worker import Worker
 
-from fsar_tui.screens.base import FsarScreen
-from fsar_tui.widgets.key_bar import KeyBar
 from fsar_tui import clock
 from fsar_tui.db.tasks import task_detail
 from fsar_tui.domain.formatting import between, duration, money
 from fsar_tui.domain.redact import redact_value
 from fsar_tui.domain.sanitize import revealed as sanitize_revealed
 from fsar_tui.domain.sanitize import safe_str
+from fsar_tui.screens.base import FsarScreen
+from fsar_tui.widgets.key_bar import KeyBar
 from fsar_tui.widgets.safe_text import safe_text
 from fsar_tui.widgets.status_header import StatusHeader
 
@@ -36,8 +36,12 @@ def json_block(value: Any) -> Syntax | Text:
     # The policy's fields first (structure is needed to know a key), then its detectors
     # over the serialised text, so keys and values alike are covered.
     shown = value if sanitize_revealed() else redact_value(value)
-    return Syntax(safe_str(json.dumps(shown, indent=2, ensure_ascii=False, default=str)), "json",
-                  theme="ansi_dark", word_wrap=True)
+    return Syntax(
+        safe_str(json.dumps(shown, indent=2, ensure_ascii=False, default=str)),
+        "json",
+        theme="ansi_dark",
+        word_wrap=True,
+    )
 
 
 class TaskDetailScreen(FsarScreen):
@@ -80,13 +84,21 @@ class TaskDetailScreen(FsarScreen):
         run = between(t["started_at"], t["finished_at"] or (clock.now() if t["started_at"] else None))
         rows = [
             ("task", f"{t['id']} · {t['task_type']} · {t['ai_model'] or 'no model'}"),
-            ("status", f"{t['status']} · attempt {t['attempt']} of {t['max_attempts']} · worker {t['worker_id'] or '-'}"),
+            (
+                "status",
+                f"{t['status']} · attempt {t['attempt']} of {t['max_attempts']} · worker {t['worker_id'] or '-'}",
+            ),
             ("queued", f"{t['queued_at']:%Y-%m-%d %H:%M:%S%z} (created {t['created_at']:%Y-%m-%d %H:%M:%S%z})"),
             ("started", f"{t['started_at']:%Y-%m-%d %H:%M:%S%z}" if t["started_at"] else "-"),
             ("finished", f"{t['finished_at']:%Y-%m-%d %H:%M:%S%z}" if t["finished_at"] else "-"),
             ("timing", f"queue wait {duration(wait)} · run {duration(run)}"),
-            ("tokens", f"in {t['input_tokens'] or 0:,} · out {t['output_tokens'] or 0:,} · cost "
-                       f"{money(t['cost_minor'], t['currency'])}"),
+            (
+                "tokens",
+                (
+                    f"in {t['input_tokens'] or 0:,} · out {t['output_tokens'] or 0:,} · cost "
+                    f"{money(t['cost_minor'], t['currency'])}"
+                ),
+            ),
             ("rollout", f"{t['rollout_target']} revision {t['rollout_revision']}" if t["rollout_target"] else "-"),
             ("proposal", f"{t['proposal_id']} (severity {t['proposal_severity']})" if t["proposal_id"] else "-"),
             ("idea", t["idea_id"] or "-"),
@@ -97,12 +109,28 @@ class TaskDetailScreen(FsarScreen):
         for col in ("at", "from", "to", "attempt", "worker"):
             attempts.add_column(col)
         for e in t["events"]:
-            attempts.add_row(Text(f"{e['at']:%Y-%m-%d %H:%M:%S}"), Text(e["from_status"] or "-"), Text(e["to_status"]),
-                             Text(str(e["attempt"])), safe_text(e["worker_id"] or "-"))
+            attempts.add_row(
+                Text(f"{e['at']:%Y-%m-%d %H:%M:%S}"),
+                Text(e["from_status"] or "-"),
+                Text(e["to_status"]),
+                Text(str(e["attempt"])),
+                safe_text(e["worker_id"] or "-"),
+            )
         error = safe_text(t["error"]) if t["error"] else Text("-")
-        return Group(facts, Text(""), Text("error", style="bold"), error, Text(""), Text("payload", style="bold"),
-                     json_block(t["payload"]), Text(""), Text("result", style="bold"), json_block(t["result"]),
-                     Text(""), attempts)
+        return Group(
+            facts,
+            Text(""),
+            Text("error", style="bold"),
+            error,
+            Text(""),
+            Text("payload", style="bold"),
+            json_block(t["payload"]),
+            Text(""),
+            Text("result", style="bold"),
+            json_block(t["result"]),
+            Text(""),
+            attempts,
+        )
 
     def action_copy_id(self) -> None:
         self.app.copy_to_clipboard(str(self.task_id))  # OSC 52: works over SSH

@@ -6,19 +6,28 @@ from __future__ import annotations
 
 import json
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fsar_tui.domain.action_chain import GENESIS, ChainRow, link_hash, verify
-
 from support.sql import q, x
 
 
 def record_actions(dsn, n=6):
     for i in range(1, n + 1):
-        x(dsn, "INSERT INTO operator_actions (actor, action, target, reason, before, after) "
-               "VALUES (%s, %s, %s, %s, %s, %s)",
-          (f"ops{i % 2}", "retry" if i % 3 else "cancel", f"task:{100 + i}", f"reason «{i}»",
-           json.dumps({"status": "failed", "n": i}), json.dumps({"status": "queued"})))
+        x(
+            dsn,
+            "INSERT INTO operator_actions (actor, action, target, reason, before, after) "
+            "VALUES (%s, %s, %s, %s, %s, %s)",
+            (
+                f"ops{i % 2}",
+                "retry" if i % 3 else "cancel",
+                f"task:{100 + i}",
+                f"reason «{i}»",
+                json.dumps({"status": "failed", "n": i}),
+                json.dumps({"status": "queued"}),
+            ),
+        )
 
 
 def as_superuser_without_trigger(dsn, sql, params=None):
@@ -71,14 +80,18 @@ def test_rows_deleted_at_the_end_and_a_rewritten_chain_are_found_by_the_anchor(d
     record_actions(db_dsn, 2)  # seq 5 and 6 again, with new content
     as_superuser_without_trigger(db_dsn, "UPDATE operator_actions SET reason = 'rewritten' WHERE seq = 2")
     for seq in range(2, 7):
-        as_superuser_without_trigger(db_dsn, """
+        as_superuser_without_trigger(
+            db_dsn,
+            """
             UPDATE operator_actions a SET
                 prev_hash = coalesce((SELECT hash FROM operator_actions WHERE seq = a.seq - 1), repeat('0', 64)),
                 hash = encode(sha256(convert_to(
                     coalesce((SELECT hash FROM operator_actions WHERE seq = a.seq - 1), repeat('0', 64)) || '|' ||
                     concat_ws('|', seq, extract(epoch FROM at), actor, db_role, action, target, coalesce(reason, ''),
                               coalesce(before::text, 'null'), coalesce(after::text, 'null')), 'UTF8')), 'hex')
-            WHERE seq = %s""", (seq,))
+            WHERE seq = %s""",
+            (seq,),
+        )
     assert q(db_dsn, "SELECT fsar_operator_actions_verify()") == [(None,)]
     out = verify_cli(run_cli, db_dsn, anchor)
     assert out.returncode == 1 and "seq 6: hash differs from the anchor" in out.stderr
@@ -117,12 +130,12 @@ def test_any_single_change_to_a_chain_is_found(contents, data):
     change = data.draw(st.sampled_from(["edit", "delete", "truncate", "rewrite"]))
     if change == "edit":
         new = data.draw(st.text(max_size=20).filter(lambda t: t != rows[i].canonical))
-        broken = rows[:i] + [ChainRow(rows[i].seq, rows[i].prev_hash, rows[i].hash, new)] + rows[i + 1:]
+        broken = rows[:i] + [ChainRow(rows[i].seq, rows[i].prev_hash, rows[i].hash, new)] + rows[i + 1 :]
     elif change == "delete":
-        broken = rows[:i] + rows[i + 1:]
+        broken = rows[:i] + rows[i + 1 :]
     elif change == "truncate":
         broken = rows[:i]
     else:  # recompute everything from i on with other content: self-consistent, not the anchored chain
         new = data.draw(st.text(max_size=20).filter(lambda t: t != rows[i].canonical))
-        broken = chain([r.canonical for r in rows[:i]] + [new] + [r.canonical for r in rows[i + 1:]])
+        broken = chain([r.canonical for r in rows[:i]] + [new] + [r.canonical for r in rows[i + 1 :]])
     assert not verify(broken, anchor).ok

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fsar_tui.screens.audit import AuditScreen, parse_log_filter
 from fsar_tui.domain.task_filter import FilterError
+from fsar_tui.screens.audit import AuditScreen, parse_log_filter
 from support.pilot import make_app, until
 from support.sql import x
 from test_action_log import as_superuser_without_trigger, record_actions
@@ -21,8 +21,11 @@ def status(app) -> str:
 
 async def test_the_action_log_lists_filters_and_shows_the_chain_state(db_dsn):
     record_actions(db_dsn)
-    x(db_dsn, "INSERT INTO operator_actions (actor, action, target, reason) "
-              "VALUES ('mallory', 'retry', 'task:7', %s)", ("\x1b]52;c;cGF5bG9hZA==\x07[bold]ok[/]",))
+    x(
+        db_dsn,
+        "INSERT INTO operator_actions (actor, action, target, reason) VALUES ('mallory', 'retry', 'task:7', %s)",
+        ("\x1b]52;c;cGF5bG9hZA==\x07[bold]ok[/]",),
+    )
     app = make_app(db_dsn)
     async with app.run_test(size=(120, 30)) as pilot:
         assert await until(pilot, lambda: app.session.ready)
@@ -78,8 +81,9 @@ async def open_audit(pilot, app):
     assert await until(pilot, lambda: app.session.ready)
     await pilot.press("4")
     assert await until(pilot, lambda: app.screen.query_one("#targets").keys == [TARGET])
-    assert await until(pilot, lambda: cell(app, "targets", TARGET, 5).startswith("ready · verified 0 min ago"), tries=400), \
-        cell(app, "targets", TARGET, 5)
+    assert await until(
+        pilot, lambda: cell(app, "targets", TARGET, 5).startswith("ready · verified 0 min ago"), tries=400
+    ), cell(app, "targets", TARGET, 5)
 
 
 async def test_keyboard_rollback_previews_confirms_by_name_and_records(rollout_db):
@@ -100,8 +104,9 @@ async def test_keyboard_rollback_previews_confirms_by_name_and_records(rollout_d
         assert await until(pilot, lambda: active(rollout_db) == 3)
         assert await until(pilot, lambda: "revision 3 (a copy of 1) is active" in notes(app))
     assert revisions(rollout_db)[-1][3] == 1 and revisions(rollout_db)[-1][1] == revisions(rollout_db)[0][1]
-    assert q(rollout_db, "SELECT action, target, reason FROM operator_actions") == \
-        [("rollback", f"rollout:{TARGET}", "v8 breaks PR tests")]
+    assert q(rollout_db, "SELECT action, target, reason FROM operator_actions") == [
+        ("rollback", f"rollout:{TARGET}", "v8 breaks PR tests")
+    ]
 
 
 async def test_keyboard_rollback_loses_a_race_and_says_who_won(rollout_db):
@@ -120,16 +125,22 @@ async def test_keyboard_rollback_loses_a_race_and_says_who_won(rollout_db):
 
 
 async def test_blocking_gate_is_shown_and_overridden_with_a_reason(db_dsn):
-    x(db_dsn, "INSERT INTO audit_gates (name, metric, scope, time_window, comparator, threshold, hard) "
-              "VALUES ('no-blockers', 'open_blocking_proposals', '{\"task_type\": \"implement_idea\"}', '1h', '<', 0, "
-              "true)")  # `< 0` never passes
+    x(
+        db_dsn,
+        "INSERT INTO audit_gates (name, metric, scope, time_window, comparator, threshold, hard) "
+        "VALUES ('no-blockers', 'open_blocking_proposals', '{\"task_type\": \"implement_idea\"}', '1h', '<', 0, "
+        "true)",
+    )  # `< 0` never passes
     app = make_app(db_dsn)
     async with app.run_test(size=(120, 40)) as pilot:
         assert await until(pilot, lambda: app.session.ready)
         await pilot.press("4")
         gates = app.screen.query_one("#gates")
-        assert await until(pilot, lambda: "no-blockers" in gates.keys and
-                           cell(app, "gates", "no-blockers", 0) == "FAIL · BLOCKING", tries=400)
+        assert await until(
+            pilot,
+            lambda: "no-blockers" in gates.keys and cell(app, "gates", "no-blockers", 0) == "FAIL · BLOCKING",
+            tries=400,
+        )
         assert "1 BLOCKING execution" in app.screen.query_one("#gates-status").content.plain
         gates.focus()
         gates.move_cursor(row=gates.keys.index("no-blockers"))
@@ -137,13 +148,17 @@ async def test_blocking_gate_is_shown_and_overridden_with_a_reason(db_dsn):
         await pilot.press(*"known false alarm", "enter")
         assert await until(pilot, lambda: q(db_dsn, "SELECT count(*) FROM execution_blocks") == [(0,)])
         assert await until(pilot, lambda: cell(app, "gates", "no-blockers", 0) == "fail · overridden")
-    assert q(db_dsn, "SELECT action, target, reason FROM operator_actions") == \
-        [("gate_override", "gate:no-blockers", "known false alarm")]
+    assert q(db_dsn, "SELECT action, target, reason FROM operator_actions") == [
+        ("gate_override", "gate:no-blockers", "known false alarm")
+    ]
 
 
 async def test_firing_alert_shows_in_the_header_and_is_acknowledged(db_dsn):
-    x(db_dsn, "INSERT INTO drift_alerts (indicator, scope, baseline, current) "
-              "VALUES ('failure_rate', '{\"task_type\": \"implement_idea\", \"ai_model\": \"gpt-4o\"}', 0.05, 0.4)")
+    x(
+        db_dsn,
+        "INSERT INTO drift_alerts (indicator, scope, baseline, current) "
+        'VALUES (\'failure_rate\', \'{"task_type": "implement_idea", "ai_model": "gpt-4o"}\', 0.05, 0.4)',
+    )
     app = make_app(db_dsn)
     async with app.run_test(size=(120, 40)) as pilot:
         header = lambda: app.screen.query_one("StatusHeader").render().plain  # noqa: E731
@@ -154,8 +169,10 @@ async def test_firing_alert_shows_in_the_header_and_is_acknowledged(db_dsn):
         assert cell(app, "alerts", alerts.keys[0], 1) == "FIRING"
         alerts.focus()
         await pilot.press("a", *"new prompt rolling out", "enter")
-        assert await until(pilot, lambda: q(db_dsn, "SELECT state, ack_reason FROM drift_alerts") ==
-                           [("acked", "new prompt rolling out")])
+        assert await until(
+            pilot,
+            lambda: q(db_dsn, "SELECT state, ack_reason FROM drift_alerts") == [("acked", "new prompt rolling out")],
+        )
         assert await until(pilot, lambda: "alerts: 0 firing, 1 acked" in header())
 
 

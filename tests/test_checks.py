@@ -41,8 +41,9 @@ def _tool(name: str) -> str:
 
 
 def _run(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT_S,
-                          check=False)
+    return subprocess.run(
+        [str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT_S, check=False
+    )
 
 
 def _output(proc: subprocess.CompletedProcess[str]) -> str:
@@ -50,6 +51,7 @@ def _output(proc: subprocess.CompletedProcess[str]) -> str:
 
 
 # ---------------------------------------------------------------- import-linter
+
 
 @pytest.fixture(scope="module")
 def package_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -65,19 +67,43 @@ def _lint_imports(root: Path, contract: str) -> subprocess.CompletedProcess[str]
     return _run(_tool("lint-imports"), "--no-cache", "--no-logo", "--contract", contract, cwd=root)
 
 
-@pytest.mark.parametrize(("planted", "source", "contract", "name", "edge"), [
-    ("fsar_tui/domain/_planted.py", "from fsar_tui.db import connect\n", "domain-pure",
-     "fsar_tui.domain imports only itself and the standard library", "fsar_tui.domain._planted -> fsar_tui.db"),
-    ("fsar_tui/domain/_planted.py", "import psycopg\n", "domain-pure",
-     "fsar_tui.domain imports only itself and the standard library", "fsar_tui.domain._planted -> psycopg"),
-    ("widgets/_planted.py", "from fsar_tui.db.connect import connect\n", "widgets-data-agnostic",
-     "widgets know nothing of the database or the event sources", "widgets._planted -> fsar_tui.db.connect"),
-    ("fsar_tui/db/_planted.py", "from fsar_tui.services import gates\n", "layers",
-     "one direction: commands and screens -> services -> db / live -> domain",
-     "fsar_tui.db._planted -> fsar_tui.services.gates"),
-], ids=["domain-imports-db", "domain-imports-driver", "widget-imports-db", "db-imports-service"])
-def test_a_planted_layering_violation_breaks_its_contract(package_copy: Path, planted: str, source: str,
-                                                           contract: str, name: str, edge: str) -> None:
+@pytest.mark.parametrize(
+    ("planted", "source", "contract", "name", "edge"),
+    [
+        (
+            "fsar_tui/domain/_planted.py",
+            "from fsar_tui.db import connect\n",
+            "domain-pure",
+            "fsar_tui.domain imports only itself and the standard library",
+            "fsar_tui.domain._planted -> fsar_tui.db",
+        ),
+        (
+            "fsar_tui/domain/_planted.py",
+            "import psycopg\n",
+            "domain-pure",
+            "fsar_tui.domain imports only itself and the standard library",
+            "fsar_tui.domain._planted -> psycopg",
+        ),
+        (
+            "widgets/_planted.py",
+            "from fsar_tui.db.connect import connect\n",
+            "widgets-data-agnostic",
+            "widgets know nothing of the database or the event sources",
+            "widgets._planted -> fsar_tui.db.connect",
+        ),
+        (
+            "fsar_tui/db/_planted.py",
+            "from fsar_tui.services import gates\n",
+            "layers",
+            "one direction: commands and screens -> services -> db / live -> domain",
+            "fsar_tui.db._planted -> fsar_tui.services.gates",
+        ),
+    ],
+    ids=["domain-imports-db", "domain-imports-driver", "widget-imports-db", "db-imports-service"],
+)
+def test_a_planted_layering_violation_breaks_its_contract(
+    package_copy: Path, planted: str, source: str, contract: str, name: str, edge: str
+) -> None:
     path = package_copy / planted
     kept = _lint_imports(package_copy, contract)
     assert kept.returncode == 0, _output(kept)  # the copy keeps the contract before the plant
@@ -99,9 +125,18 @@ def test_the_real_tree_keeps_every_import_contract() -> None:
 
 # ---------------------------------------------------------------- mypy
 
+
 def _mypy(root: Path, *files: str) -> subprocess.CompletedProcess[str]:
-    return _run(_tool("mypy"), "--config-file", ROOT / "mypy.ini", "--cache-dir", root / ".mypy_cache",
-                "--no-error-summary", *files, cwd=root)
+    return _run(
+        _tool("mypy"),
+        "--config-file",
+        ROOT / "mypy.ini",
+        "--cache-dir",
+        root / ".mypy_cache",
+        "--no-error-summary",
+        *files,
+        cwd=root,
+    )
 
 
 def _module(root: Path, dotted: str, source: str) -> str:
@@ -117,11 +152,16 @@ def _module(root: Path, dotted: str, source: str) -> str:
 
 
 def test_mypy_fails_on_a_type_error_and_on_untyped_code_in_the_domain(tmp_path: Path) -> None:
-    bad = _module(tmp_path, "fsar_tui.domain.planted", (
-        '"""Deliberate errors (tests/test_checks.py)."""\n\n'
-        "def untyped(x):\n"
-        "    return x\n\n\n"
-        'count: int = "three"\n'))
+    bad = _module(
+        tmp_path,
+        "fsar_tui.domain.planted",
+        (
+            '"""Deliberate errors (tests/test_checks.py)."""\n\n'
+            "def untyped(x):\n"
+            "    return x\n\n\n"
+            'count: int = "three"\n'
+        ),
+    )
     proc = _mypy(tmp_path, bad)
     out = _output(proc)
     assert proc.returncode != 0, out
@@ -130,11 +170,16 @@ def test_mypy_fails_on_a_type_error_and_on_untyped_code_in_the_domain(tmp_path: 
 
 
 def test_mypy_checks_untyped_bodies_outside_the_domain(tmp_path: Path) -> None:
-    lenient = _module(tmp_path, "fsar_tui.services.planted", (
-        '"""Deliberate error in an unannotated function (tests/test_checks.py)."""\n\n'
-        "def untyped(x):\n"
-        '    n: int = "three"\n'
-        "    return x, n\n"))
+    lenient = _module(
+        tmp_path,
+        "fsar_tui.services.planted",
+        (
+            '"""Deliberate error in an unannotated function (tests/test_checks.py)."""\n\n'
+            "def untyped(x):\n"
+            '    n: int = "three"\n'
+            "    return x, n\n"
+        ),
+    )
     proc = _mypy(tmp_path, lenient)
     out = _output(proc)
     assert proc.returncode != 0, out
@@ -149,10 +194,13 @@ def test_the_real_tree_type_checks() -> None:
 
 # ---------------------------------------------------------------- ruff
 
+
 def test_ruff_fails_on_a_lint_violation(tmp_path: Path) -> None:
     bad = tmp_path / "planted.py"
-    bad.write_text('"""Deliberate violations (tests/test_checks.py)."""\n\nimport os\n\n\n'
-                   "def f(items=[]):\n    return items\n", encoding="utf-8")
+    bad.write_text(
+        '"""Deliberate violations (tests/test_checks.py)."""\n\nimport os\n\n\ndef f(items=[]):\n    return items\n',
+        encoding="utf-8",
+    )
     proc = _run(_tool("ruff"), "check", "--no-cache", "--config", ROOT / "ruff.toml", bad, cwd=tmp_path)
     out = _output(proc)
     assert proc.returncode != 0, out
@@ -166,14 +214,17 @@ def test_the_real_tree_passes_ruff() -> None:
 
 # ---------------------------------------------------------------- what import-linter cannot see
 
-SQL_PATTERNS = [re.compile(p, re.S) for p in (
-    r"\bSELECT\b.*\bFROM\b",
-    r"\bINSERT\s+INTO\b",
-    r"\bUPDATE\s+\w+\s+SET\b",
-    r"\bDELETE\s+FROM\b",
-    r"\b(?:CREATE|ALTER|DROP|TRUNCATE)\s+(?:TABLE|VIEW|INDEX|FUNCTION|TRIGGER|ROLE)\b",
-    r"\b(?:LISTEN|NOTIFY)\s+\w+",
-)]
+SQL_PATTERNS = [
+    re.compile(p, re.S)
+    for p in (
+        r"\bSELECT\b.*\bFROM\b",
+        r"\bINSERT\s+INTO\b",
+        r"\bUPDATE\s+\w+\s+SET\b",
+        r"\bDELETE\s+FROM\b",
+        r"\b(?:CREATE|ALTER|DROP|TRUNCATE)\s+(?:TABLE|VIEW|INDEX|FUNCTION|TRIGGER|ROLE)\b",
+        r"\b(?:LISTEN|NOTIFY)\s+\w+",
+    )
+]
 
 
 def sql_literals(source: str) -> list[tuple[int, str]]:
@@ -194,15 +245,20 @@ def sql_literals(source: str) -> list[tuple[int, str]]:
 
 
 def test_the_sql_detector_finds_sql() -> None:
-    planted = ('Q = "SELECT id FROM execution_tasks WHERE status = %s"\n'
-               'def f(t):\n    return f"UPDATE {t} SET x = 1", """\n    DELETE FROM x"""\n')
+    planted = (
+        'Q = "SELECT id FROM execution_tasks WHERE status = %s"\n'
+        'def f(t):\n    return f"UPDATE {t} SET x = 1", """\n    DELETE FROM x"""\n'
+    )
     assert [line for line, _ in sql_literals(planted)] == [1, 3, 3]
     assert sql_literals('HELP = "select a task from the list, then press enter"\n') == []
 
 
 def test_screens_build_no_sql() -> None:
-    found = {str(p.relative_to(ROOT)): hits for p in sorted((ROOT / "screens").rglob("*.py"))
-             if (hits := sql_literals(p.read_text(encoding="utf-8")))}
+    found = {
+        str(p.relative_to(ROOT)): hits
+        for p in sorted((ROOT / "screens").rglob("*.py"))
+        if (hits := sql_literals(p.read_text(encoding="utf-8")))
+    }
     assert not found, f"SQL belongs in fsar_tui/db/, not in a screen: {found}"
 
 
@@ -231,7 +287,10 @@ def test_the_ui_import_detector_finds_imports() -> None:
 
 
 def test_only_the_app_imports_screens_and_widgets() -> None:
-    found = {rel: hits for p in sorted((ROOT / "fsar_tui").rglob("*.py"))
-             if (rel := str(p.relative_to(ROOT))) not in MAY_IMPORT_UI
-             and (hits := ui_imports(p.read_text(encoding="utf-8")))}
+    found = {
+        rel: hits
+        for p in sorted((ROOT / "fsar_tui").rglob("*.py"))
+        if (rel := str(p.relative_to(ROOT))) not in MAY_IMPORT_UI
+        and (hits := ui_imports(p.read_text(encoding="utf-8")))
+    }
     assert not found, f"only {sorted(MAY_IMPORT_UI)} (and screens/, widgets/) may import the UI: {found}"

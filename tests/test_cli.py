@@ -139,16 +139,19 @@ def test_unknown_revision_exit_2(run_cli, db_dsn):
         assert_one_line_error(proc, 2, "abc123_from_the_future")
 
 
-@pytest.mark.parametrize("args,needle", [
-    (("--no-such-flag",), "unrecognized arguments"),
-    (("migrate", "--to", "nonexistent"), "unknown revision"),
-    (("migrate", "--to", "0002", "--downgrade", "0001"), "not allowed with"),
-    (("db",), "required"),
-    (("frobnicate",), "invalid choice"),
-    (("db", "status", "--statement-timeout-ms", "soon"), "invalid int"),
-    (("db", "status", "--config", "/nonexistent/config.toml"), "config file not found"),
-    (("db", "status", "--dsn", "host=h port='unterminated"), "invalid DSN"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (("--no-such-flag",), "unrecognized arguments"),
+        (("migrate", "--to", "nonexistent"), "unknown revision"),
+        (("migrate", "--to", "0002", "--downgrade", "0001"), "not allowed with"),
+        (("db",), "required"),
+        (("frobnicate",), "invalid choice"),
+        (("db", "status", "--statement-timeout-ms", "soon"), "invalid int"),
+        (("db", "status", "--config", "/nonexistent/config.toml"), "config file not found"),
+        (("db", "status", "--dsn", "host=h port='unterminated"), "invalid DSN"),
+    ],
+)
 def test_usage_errors_exit_2(run_cli, args, needle, server_dsn):
     extra = () if "--dsn" in args else ("--dsn", server_dsn)
     # Usage errors must be reported before any database work.

@@ -29,6 +29,7 @@ def tls_cert(tmp_path_factory) -> tuple[Path, Path]:
 
 # ---- webhook ---------------------------------------------------------------------
 
+
 class Receiver:
     """A stdlib HTTP server in a thread that records POSTs and answers with `status`."""
 
@@ -40,15 +41,22 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 length = int(self.headers.get("Content-Length", 0))
-                receiver.requests.append({"path": self.path, "headers": dict(self.headers),
-                                          "body": self.rfile.read(length), "method": "POST"})
+                receiver.requests.append(
+                    {
+                        "path": self.path,
+                        "headers": dict(self.headers),
+                        "body": self.rfile.read(length),
+                        "method": "POST",
+                    }
+                )
                 self._answer()
 
-            def do_GET(self):  # noqa: N802
-                receiver.requests.append({"path": self.path, "headers": dict(self.headers), "body": b"",
-                                          "method": "GET"})
+            def do_GET(self):
+                receiver.requests.append(
+                    {"path": self.path, "headers": dict(self.headers), "body": b"", "method": "GET"}
+                )
                 self._answer()
 
             def _answer(self):
@@ -118,8 +126,10 @@ def test_webhook_500_names_the_status(receiver):
     with pytest.raises(DeliveryError) as exc:
         post_webhook(url, b"{}", timeout=TIMEOUT)
     msg = exc.value.message
-    assert msg == (f"webhook POST to http://bot:***@127.0.0.1:{receiver.port}/h failed: "
-                   "HTTP 500 Internal Server Error: database exploded")
+    assert msg == (
+        f"webhook POST to http://bot:***@127.0.0.1:{receiver.port}/h failed: "
+        "HTTP 500 Internal Server Error: database exploded"
+    )
     assert_clean(msg, "tok3n")
     assert exc.value.exit_code == EXIT_FAILED
 
@@ -165,13 +175,16 @@ def test_webhook_https_with_trusted_certificate(tls_cert, monkeypatch):
     assert r.requests[0]["body"] == b"secure"
 
 
-@pytest.mark.parametrize("url, fragment", [
-    ("ftp://u:pw@h/x", "scheme"),
-    ("smtp://h", "scheme"),
-    ("h/x", "scheme"),
-    ("http://", "no host"),
-    ("http://h:port/x", "bad port"),
-])
+@pytest.mark.parametrize(
+    "url, fragment",
+    [
+        ("ftp://u:pw@h/x", "scheme"),
+        ("smtp://h", "scheme"),
+        ("h/x", "scheme"),
+        ("http://", "no host"),
+        ("http://h:port/x", "bad port"),
+    ],
+)
 def test_webhook_usage_errors(url, fragment):
     with pytest.raises(UsageError) as exc:
         post_webhook(url, b"{}")

@@ -34,7 +34,7 @@ def noise(seed: int, step: float = 0.0, last: int = 12, n: int = BASELINE + 24) 
     """Unit Gaussian noise with `step` added to the last `last` points."""
     rng = random.Random(seed)
     xs = [rng.gauss(0, 1) for _ in range(n)]
-    return xs[: n - last] + [x + step for x in xs[n - last:]]
+    return xs[: n - last] + [x + step for x in xs[n - last :]]
 
 
 def test_flat_baseline_reads_as_median_0_sigma_1_4826():
@@ -133,13 +133,16 @@ def test_gaps_in_the_baseline_are_skipped():
     assert not v.insufficient and v.baseline == 0.0 and v.alarms == ()
 
 
-@pytest.mark.parametrize("series", [
-    [],
-    [None] * 100,
-    [1.0] * 47,  # monitor + min_baseline - 1
-    [1.0] * 23 + [None] * 53 + [1.0] * 24,  # 100 points, but 23 baseline values
-    [math.nan] * 72 + [5.0] * 24,
-])
+@pytest.mark.parametrize(
+    "series",
+    [
+        [],
+        [None] * 100,
+        [1.0] * 47,  # monitor + min_baseline - 1
+        [1.0] * 23 + [None] * 53 + [1.0] * 24,  # 100 points, but 23 baseline values
+        [math.nan] * 72 + [5.0] * 24,
+    ],
+)
 def test_too_little_baseline_is_insufficient_and_never_fires(series):
     v = detect(series)
     assert v.insufficient and not v.firing
@@ -214,12 +217,16 @@ def test_a_spike_rarely_completes_a_sum_the_noise_started():
 
 # Properties.
 
-anything = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**400, 10**400))
+anything = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True), st.integers(-(10**400), 10**400))
 odd_params = st.builds(
     DriftParams,
-    monitor=st.integers(-5, 60), min_baseline=st.integers(-5, 60),
-    k=st.floats(allow_nan=True), h=st.floats(allow_nan=True), hold=st.integers(-5, 30),
-    rel_floor=st.floats(allow_nan=True), abs_floor=st.floats(allow_nan=True),
+    monitor=st.integers(-5, 60),
+    min_baseline=st.integers(-5, 60),
+    k=st.floats(allow_nan=True),
+    h=st.floats(allow_nan=True),
+    hold=st.integers(-5, 30),
+    rel_floor=st.floats(allow_nan=True),
+    abs_floor=st.floats(allow_nan=True),
 )
 
 

@@ -3,20 +3,21 @@ open, refresh, are acknowledged with a reason, and resolve by themselves."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from fsar_tui import clock
 from fsar_tui.db import drift
 from fsar_tui.db.connect import connect
 from fsar_tui.domain.rollup_windows import floor_hour
-
 from support.sql import q, x
 
 
 def hourly_tasks(dsn, *, hours=66, per_hour=40, failing=range(12, 21)):
     """per_hour finished implement_idea tasks in each of the last `hours` complete hours;
     3–5 of them fail, except in the hours back listed in `failing`, where half fail."""
-    x(dsn, """
+    x(
+        dsn,
+        """
         INSERT INTO execution_tasks (task_type, ai_model, status, attempt, queued_at, started_at, finished_at,
                                      result, input_tokens, output_tokens, cost_minor, currency)
         SELECT 'implement_idea', 'gpt-4o',
@@ -24,8 +25,11 @@ def hourly_tasks(dsn, *, hours=66, per_hour=40, failing=range(12, 21)):
                     THEN 'failed' ELSE 'succeeded' END,
                1, at - interval '2 minutes', at - make_interval(secs => 20 + i %% 7), at, '{"ok": 1}', 50, 50, 3, 'USD'
         FROM generate_series(1, %(hours)s) h, generate_series(1, %(per)s) i,
-             LATERAL (SELECT date_trunc('hour', now()) - make_interval(hours => h) + make_interval(secs => i * 60) AS at) t
-        """, {"hours": hours, "per": per_hour, "failing": list(failing)})
+             LATERAL (SELECT date_trunc('hour', now()) - make_interval(hours => h) + make_interval(secs => i * 60) AS
+                 at) t
+        """,
+        {"hours": hours, "per": per_hour, "failing": list(failing)},
+    )
     x(dsn, "SELECT fsar_fold_duration_samples()")
 
 
@@ -40,11 +44,18 @@ def test_step_in_failure_rate_opens_an_alert_that_resolves_itself(db_dsn, run_cl
     # Evaluated as if it were 12 hours ago, the failing hours are the newest: firing.
     firing, _ = run(db_dsn, floor_hour(now) - timedelta(hours=11))
     assert firing == 1
-    alerts = q(db_dsn, "SELECT id, indicator, scope, state, baseline::float8, current::float8, details->>'direction' "
-                       "FROM drift_alerts")
-    (alert_id, indicator, scope, state, baseline, current, direction), = alerts
-    assert (indicator, scope, state, direction) == ("failure_rate", {"task_type": "implement_idea",
-                                                                     "ai_model": "gpt-4o"}, "firing", "up")
+    alerts = q(
+        db_dsn,
+        "SELECT id, indicator, scope, state, baseline::float8, current::float8, details->>'direction' "
+        "FROM drift_alerts",
+    )
+    ((alert_id, indicator, scope, state, baseline, current, direction),) = alerts
+    assert (indicator, scope, state, direction) == (
+        "failure_rate",
+        {"task_type": "implement_idea", "ai_model": "gpt-4o"},
+        "firing",
+        "up",
+    )
     assert baseline < 0.15 and current == 0.5
     # Run times and cost did not change: no alert for them. Running again refreshes, not duplicates.
     assert run(db_dsn, floor_hour(now) - timedelta(hours=11))[0] == 1
@@ -84,11 +95,13 @@ def test_too_little_history_is_no_verdict(db_dsn):
 
 
 def test_hours_with_only_failures_or_only_successes_are_values_not_errors():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    h = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    rows = [(h, "t", "m", None, 25, 25, 100.0, None, None),  # every task failed, none ran to a run time row
-            (h, "u", "m", 30, None, 30, None, 10, 30)]      # no failures, no cost rows
+    h = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = [
+        (h, "t", "m", None, 25, 25, 100.0, None, None),  # every task failed, none ran to a run time row
+        (h, "u", "m", 30, None, 30, None, 10, 30),
+    ]  # no failures, no cost rows
     series = drift.hourly_series(rows, [h])
     assert series[("failure_rate", "t", "m")] == [1.0] and series[("cost_per_task", "t", "m")] == [4.0]
     assert series[("p90_run_time", "t", "m")] == [None]

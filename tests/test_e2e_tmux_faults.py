@@ -29,8 +29,11 @@ def wait_gone(session: str, needle: str, timeout: float = 30) -> str:
 
 
 def test_privileges_revoked_and_granted_while_the_app_runs(db_dsn, login, isolated_env):
-    x(db_dsn, "INSERT INTO execution_tasks (task_type, ai_model) SELECT 'implement_idea', 'gpt-4o' "
-              "FROM generate_series(1, 30)")
+    x(
+        db_dsn,
+        "INSERT INTO execution_tasks (task_type, ai_model) SELECT 'implement_idea', 'gpt-4o' "
+        "FROM generate_series(1, 30)",
+    )
     role_dsn = login("fsar_operator")
     role = conninfo_to_dict(role_dsn)["user"]
     session = start_app(role_dsn, isolated_env)

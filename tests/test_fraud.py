@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import itertools
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fsar_tui.db import fraud as fraud_queries
 from fsar_tui.db.connect import aconnect, connect
 from fsar_tui.domain import fraud
 from fsar_tui.domain.fraud import Flag, FraudRules
 
-DAY = datetime(2026, 3, 2, tzinfo=timezone.utc)  # a Monday, midnight UTC
+DAY = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday, midnight UTC
 _external = itertools.count(1)
 
 
@@ -34,10 +35,13 @@ def ledger(dsn: str, rows: list[tuple]) -> list[int]:
     with psycopg.connect(dsn) as conn:
         for kind, occurred, customer, idea, meta in rows:
             amount = 1000 if kind == "revenue" else -1000
-            ids.append(conn.execute(
-                "INSERT INTO ledger_entries (source, external_id, kind, amount_minor, currency, occurred_at, "
-                "idea_id, customer_id, metadata) VALUES ('test', %s, %s, %s, 'USD', %s, %s, %s, %s) RETURNING id",
-                (f"e{next(_external)}", kind, amount, occurred, idea, customer, json.dumps(meta or {}))).fetchone()[0])
+            ids.append(
+                conn.execute(
+                    "INSERT INTO ledger_entries (source, external_id, kind, amount_minor, currency, occurred_at, "
+                    "idea_id, customer_id, metadata) VALUES ('test', %s, %s, %s, 'USD', %s, %s, %s, %s) RETURNING id",
+                    (f"e{next(_external)}", kind, amount, occurred, idea, customer, json.dumps(meta or {})),
+                ).fetchone()[0]
+            )
     return ids
 
 
@@ -60,11 +64,13 @@ def newest_first(ids: list[int]) -> tuple[int, ...]:
 
 # -- against the database ---------------------------------------------------------------
 
+
 async def test_velocity_slides_across_the_hour_and_stays_quiet_below(db_dsn):
     # cus_a: 5 charges 13:40..14:35 (3 before 14:00, 2 after: fixed hour buckets would miss
     # it), plus a quiet charge in the morning and a fee inside the burst (not a charge).
-    burst_a = ledger(db_dsn, [charge(at(13, m), "cus_a") for m in (40, 50)]
-                     + [charge(at(14, m), "cus_a") for m in (0, 10, 35)])
+    burst_a = ledger(
+        db_dsn, [charge(at(13, m), "cus_a") for m in (40, 50)] + [charge(at(14, m), "cus_a") for m in (0, 10, 35)]
+    )
     ledger(db_dsn, [charge(at(9), "cus_a"), ("payment_fee", at(14, 5), "cus_a", "idea_a", {})])
     # cus_b: 4 charges in 10 minutes (one short). cus_c: 5 charges spanning exactly 1 h.
     ledger(db_dsn, [charge(at(10, m), "cus_b") for m in (0, 3, 6, 9)])
@@ -112,13 +118,14 @@ def test_dispute_rate_per_idea_and_overall(db_dsn):
     # idea: (charges, disputes): 2.5 % fires; exactly 1 % does not; 19 charges is too few
     # to judge even at 26 %; 20 charges with one dispute (5 %) is enough.
     plan = {"idea_hi": (80, 2), "idea_at": (100, 1), "idea_few": (19, 5), "idea_min": (20, 1)}
-    for idea, (n, d) in plan.items():
+    for idea, (n, _disputes) in plan.items():
         rows += [charge(at(1) + timedelta(minutes=7 * i), f"cus_{idea}_{i}", idea) for i in range(n)]
     ledger(db_dsn, rows)
     minute = itertools.count()  # disputes in insertion (= id) order
-    for idea, (n, d) in plan.items():
-        disputes[idea] = ledger(db_dsn, [("dispute", at(12, next(minute)), f"cus_{idea}_{i}", idea, {})
-                                         for i in range(d)])
+    for idea, (_charges, d) in plan.items():
+        disputes[idea] = ledger(
+            db_dsn, [("dispute", at(12, next(minute)), f"cus_{idea}_{i}", idea, {}) for i in range(d)]
+        )
     # A dispute the day before the window does not count.
     ledger(db_dsn, [("dispute", at(12, day=-1), "cus_x", "idea_at", {})])
 
@@ -126,8 +133,9 @@ def test_dispute_rate_per_idea_and_overall(db_dsn):
     got = by_rule(flags, fraud.DISPUTE_RATE)
     assert set(got) == {"idea_hi", "idea_min", "all"}
     assert (got["idea_hi"].count, got["idea_hi"].entry_ids) == (2, newest_first(disputes["idea_hi"]))
-    assert got["idea_hi"].reason == ("2 disputes / 80 charges = 2.50% (threshold 1.00%, at least 20 charges) "
-                                     "2026-03-02 UTC")
+    assert got["idea_hi"].reason == (
+        "2 disputes / 80 charges = 2.50% (threshold 1.00%, at least 20 charges) 2026-03-02 UTC"
+    )
     assert (got["idea_min"].severity, got["idea_hi"].severity) == (3, 3)
     every = sorted(i for ids in disputes.values() for i in ids)
     assert (got["all"].count, got["all"].entry_ids) == (9, newest_first(every))  # 9 / 219 = 4.1 %
@@ -151,8 +159,9 @@ def test_refund_spike_after_fourteen_quiet_days(db_dsn):
     assert [(f.rule, f.subject) for f in flags] == [(fraud.REFUND_SPIKE, "2026-03-16")]
     (f,) = flags
     assert (f.count, f.entry_ids, f.severity) == (6, newest_first(spike), 1)
-    assert f.reason == ("6 refunds on 2026-03-16 UTC (threshold 5.0 = max(5, mean 2.0 + 3 × sd 0.0 of the "
-                        "previous 14 days))")
+    assert f.reason == (
+        "6 refunds on 2026-03-16 UTC (threshold 5.0 = max(5, mean 2.0 + 3 × sd 0.0 of the previous 14 days))"
+    )
     # The window need not hold the history; a window of the spike day alone finds it.
     assert flags_sync(db_dsn, at(0, day=14), at(0, day=15)) == flags
     # One refund fewer on the spike day is just at the threshold: quiet.
@@ -162,12 +171,18 @@ def test_refund_spike_after_fourteen_quiet_days(db_dsn):
 
 
 def test_country_mismatch_and_flag_entries(db_dsn):
-    mismatched = ledger(db_dsn, [charge(at(h), "cus_x", card_country="NG", ip_country="RU") for h in (1, 5)]
-                        + [charge(at(9), "cus_x", card_country="US", ip_country="RU")])
+    mismatched = ledger(
+        db_dsn,
+        [charge(at(h), "cus_x", card_country="NG", ip_country="RU") for h in (1, 5)]
+        + [charge(at(9), "cus_x", card_country="US", ip_country="RU")],
+    )
     # cus_y: 2 mismatched (one short) and 5 matching; cus_z: no IP country (not judged).
-    ledger(db_dsn, [charge(at(h), "cus_y", card_country="DE", ip_country="FR") for h in (2, 3)]
-           + [charge(at(h), "cus_y", card_country="DE", ip_country="DE") for h in (11, 13, 15, 17, 19)]
-           + [charge(at(h), "cus_z", card_country="US") for h in (1, 2, 3)])
+    ledger(
+        db_dsn,
+        [charge(at(h), "cus_y", card_country="DE", ip_country="FR") for h in (2, 3)]
+        + [charge(at(h), "cus_y", card_country="DE", ip_country="DE") for h in (11, 13, 15, 17, 19)]
+        + [charge(at(h), "cus_z", card_country="US") for h in (1, 2, 3)],
+    )
 
     flags = flags_sync(db_dsn, DAY, DAY + timedelta(days=1))
     assert [(f.rule, f.subject) for f in flags] == [(fraud.COUNTRY_MISMATCH, "cus_x")]
@@ -199,6 +214,7 @@ async def test_flag_entries_async_and_empty(db_dsn):
 
 
 # -- pure rules -------------------------------------------------------------------------
+
 
 def brute_members(times: list[datetime], k: int, window: timedelta) -> list[bool]:
     """Any k or more sorted times i..j with t_j − t_i < window make all of i..j members."""
@@ -237,14 +253,19 @@ def test_velocity_equals_brute_force(offsets, k, window_s):
     else:
         assert flags == []
     # Leaving out charges that belong to no burst changes nothing (what the SQL relies on).
-    subset = [c for c, m in zip(charges, member) if m]
+    subset = [c for c, m in zip(charges, member, strict=False) if m]
     assert fraud.velocity_flags(fraud.VELOCITY_CUSTOMER, subset, rules) == flags
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["", "idea_a", "idea_b", "idea_c"]), st.integers(0, 60),
-                          st.integers(0, 30)), max_size=8),
-       st.integers(1, 100), st.floats(0, 0.5))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["", "idea_a", "idea_b", "idea_c"]), st.integers(0, 60), st.integers(0, 30)),
+        max_size=8,
+    ),
+    st.integers(1, 100),
+    st.floats(0, 0.5),
+)
 def test_dispute_rule_never_flags_below_minimum_charges(totals, min_charges, rate):
     rules = FraudRules(dispute_min_charges=min_charges, dispute_rate=rate)
     flags = fraud.dispute_rate_flags(totals, DAY.date(), DAY.date(), rules)
@@ -293,23 +314,35 @@ def test_refund_spike_needs_history_and_counts_missing_days_as_zero():
 
 def test_severity_sorting_window_days_and_rules_validation():
     assert [fraud.severity(v, 10) for v in (11, 14.9, 15, 19.9, 20, 100)] == [1, 1, 2, 2, 3, 3]
-    flags = [Flag("country_mismatch", "b", "", 1, (), 9), Flag("dispute_rate", "a", "", 2, (), 3),
-             Flag("velocity_customer", "c", "", 1, (), 9), Flag("refund_spike", "d", "", 2, (), 30)]
+    flags = [
+        Flag("country_mismatch", "b", "", 1, (), 9),
+        Flag("dispute_rate", "a", "", 2, (), 3),
+        Flag("velocity_customer", "c", "", 1, (), 9),
+        Flag("refund_spike", "d", "", 2, (), 30),
+    ]
     assert [f.subject for f in fraud.sort_flags(flags)] == ["d", "a", "c", "b"]
     assert fraud.window_days(DAY, DAY + timedelta(days=7)) == (date(2026, 3, 2), date(2026, 3, 8))
     assert fraud.window_days(at(13), at(13, 30)) == (date(2026, 3, 2), date(2026, 3, 2))
     with pytest.raises(ValueError):
         fraud.window_days(DAY.replace(tzinfo=None), DAY)
-    for bad in ({"velocity_charges": 1}, {"velocity_window": timedelta(0)}, {"dispute_rate": 1.0},
-                {"dispute_min_charges": 0}, {"max_entries": -1}):
+    for bad in (
+        {"velocity_charges": 1},
+        {"velocity_window": timedelta(0)},
+        {"dispute_rate": 1.0},
+        {"dispute_min_charges": 0},
+        {"max_entries": -1},
+    ):
         with pytest.raises(ValueError):
             FraudRules(**bad)
 
 
 def test_country_mismatch_merges_pairs_newest_first():
     rules = FraudRules(max_entries=3)
-    groups = [("cus_x", "NG", "RU", 2, [5, 2], [at(5), at(2)]), ("cus_x", "US", "RU", 4, [9, 7, 3], [at(9), at(7), at(3)]),
-              ("cus_y", "DE", "FR", 2, [4, 1], [at(4), at(1)])]
+    groups = [
+        ("cus_x", "NG", "RU", 2, [5, 2], [at(5), at(2)]),
+        ("cus_x", "US", "RU", 4, [9, 7, 3], [at(9), at(7), at(3)]),
+        ("cus_y", "DE", "FR", 2, [4, 1], [at(4), at(1)]),
+    ]
     (flag,) = fraud.country_mismatch_flags(groups, rules)
     assert (flag.subject, flag.count, flag.entry_ids, flag.severity) == ("cus_x", 6, (9, 7, 5), 3)
     assert flag.reason.endswith("mostly card US, IP RU (4)")

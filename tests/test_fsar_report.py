@@ -21,6 +21,7 @@ from support.fsar_reports import SEED, SEED_FILE, SEED_LINES, assert_error, edit
 
 # ---------------------------------------------------------------- the seed
 
+
 def test_embedded_seed_is_the_shared_seed():
     if not SEED_FILE.exists():
         pytest.skip("shared seed directory not present")
@@ -60,16 +61,20 @@ def test_seed_parses_with_every_field_right():
     assert report.source == "seed.txt"
 
 
-@pytest.mark.parametrize("variant", [
-    SEED,
-    SEED.replace("\n", "\r\n").encode(),
-    SEED.replace("\n", "\r").encode(),
-    b"\xef\xbb\xbf" + SEED.encode(),
-    b"\xef\xbb\xbf" + SEED.replace("\n", "\r\n").encode(),
-    "\ufeff" + SEED.replace("\n", "\r\n"),
-    SEED + "\n",
-    SEED + "\r\n\r\n",
-], ids=["str", "crlf", "cr", "bom", "bom-crlf", "str-bom-crlf", "final-newline", "final-newlines"])
+@pytest.mark.parametrize(
+    "variant",
+    [
+        SEED,
+        SEED.replace("\n", "\r\n").encode(),
+        SEED.replace("\n", "\r").encode(),
+        b"\xef\xbb\xbf" + SEED.encode(),
+        b"\xef\xbb\xbf" + SEED.replace("\n", "\r\n").encode(),
+        "\ufeff" + SEED.replace("\n", "\r\n"),
+        SEED + "\n",
+        SEED + "\r\n\r\n",
+    ],
+    ids=["str", "crlf", "cr", "bom", "bom-crlf", "str-bom-crlf", "final-newline", "final-newlines"],
+)
 def test_line_endings_and_bom_do_not_change_the_report(variant):
     assert parse_report(variant, "seed.txt") == parse_report(SEED.encode(), "seed.txt")
     assert parse_report(variant).sha256 == hashlib.sha256((SEED + "\n").encode()).hexdigest()
@@ -80,6 +85,7 @@ def test_seed_renders_to_itself_plus_final_newline():
 
 
 # ---------------------------------------------------------------- title and headers
+
 
 def test_title_is_required():
     assert_error(edited(l1="# FSAR Report"), 1, "expected the title '# FSAR Proposal Report'")
@@ -105,17 +111,22 @@ def test_missing_proposal_line():
     # The proposal text is then where a header should be; the hint says what is wrong.
     err = assert_error(edited(l6=None), 7, "expected a header line '- key: value'")
     assert "is the '- proposal:' line missing?" in err.reason
-    assert_error("# FSAR Proposal Report\n- id: x\n- severity: 1\n\n", 4,
-                 "missing headers 'timestamp', 'block_execution', 'proposal'")
+    assert_error(
+        "# FSAR Proposal Report\n- id: x\n- severity: 1\n\n",
+        4,
+        "missing headers 'timestamp', 'block_execution', 'proposal'",
+    )
 
 
 def test_duplicate_header_names_the_first():
-    assert_error(edited(l5="- block_execution: false\n- severity: 7"), 6,
-                 "duplicate header 'severity' (first on line 4)")
+    assert_error(
+        edited(l5="- block_execution: false\n- severity: 7"), 6, "duplicate header 'severity' (first on line 4)"
+    )
 
 
-@pytest.mark.parametrize("line", ["severity: 6", "- Severity: 6", "-severity: 6", "- severity:6", "text",
-                                  "  - severity: 6", "## Risks"])
+@pytest.mark.parametrize(
+    "line", ["severity: 6", "- Severity: 6", "-severity: 6", "- severity:6", "text", "  - severity: 6", "## Risks"]
+)
 def test_non_header_line_in_header_list(line):
     assert_error(edited(l4=line), 4, "expected a header line '- key: value'")
 
@@ -129,28 +140,34 @@ def test_longest_id():
     assert parse_report(edited(l2="- id: " + "a" * 128)).id == "a" * 128
 
 
-@pytest.mark.parametrize(("value", "phrase"), [
-    ("2026-01-02T13:18:07", "timestamp has no time zone"),
-    ("2026-01-02T13:18:07.564", "timestamp has no time zone"),
-    ("2026-01-02", "timestamp has no time part"),
-    ("", "timestamp must be an ISO 8601 date-time with a time zone"),
-    ("yesterday", "timestamp must be an ISO 8601 date-time with a time zone"),
-    ("2026-01-02 13:18:07Z", "timestamp must be an ISO 8601 date-time"),
-    ("2026-01-02T13:18:07z", "timestamp must be an ISO 8601 date-time"),
-    ("1767359887", "timestamp must be an ISO 8601 date-time"),
-    ("2026-13-02T13:18:07Z", "timestamp is not a valid date-time"),
-    ("2026-01-02T24:00:00Z", "timestamp is not a valid date-time"),
-    ("2026-01-02T13:18:07+24:00", "timestamp is not a valid date-time"),
-])
+@pytest.mark.parametrize(
+    ("value", "phrase"),
+    [
+        ("2026-01-02T13:18:07", "timestamp has no time zone"),
+        ("2026-01-02T13:18:07.564", "timestamp has no time zone"),
+        ("2026-01-02", "timestamp has no time part"),
+        ("", "timestamp must be an ISO 8601 date-time with a time zone"),
+        ("yesterday", "timestamp must be an ISO 8601 date-time with a time zone"),
+        ("2026-01-02 13:18:07Z", "timestamp must be an ISO 8601 date-time"),
+        ("2026-01-02T13:18:07z", "timestamp must be an ISO 8601 date-time"),
+        ("1767359887", "timestamp must be an ISO 8601 date-time"),
+        ("2026-13-02T13:18:07Z", "timestamp is not a valid date-time"),
+        ("2026-01-02T24:00:00Z", "timestamp is not a valid date-time"),
+        ("2026-01-02T13:18:07+24:00", "timestamp is not a valid date-time"),
+    ],
+)
 def test_bad_timestamp(value, phrase):
     assert_error(edited(l3=f"- timestamp: {value}"), 3, phrase)
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("2026-01-02T13:18:07+05:30", datetime(2026, 1, 2, 7, 48, 7, tzinfo=UTC)),
-    ("2026-01-02T13:18-01:00", datetime(2026, 1, 2, 14, 18, tzinfo=UTC)),
-    ("2026-01-02T13:18:07.123456789Z", datetime(2026, 1, 2, 13, 18, 7, 123456, tzinfo=UTC)),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2026-01-02T13:18:07+05:30", datetime(2026, 1, 2, 7, 48, 7, tzinfo=UTC)),
+        ("2026-01-02T13:18-01:00", datetime(2026, 1, 2, 14, 18, tzinfo=UTC)),
+        ("2026-01-02T13:18:07.123456789Z", datetime(2026, 1, 2, 13, 18, 7, 123456, tzinfo=UTC)),
+    ],
+)
 def test_good_timestamps(value, expected):
     reported_at = parse_report(edited(l3=f"- timestamp: {value}")).reported_at
     assert reported_at == expected and reported_at.tzinfo is not None
@@ -184,6 +201,7 @@ def test_unknown_headers_are_kept_in_order():
 
 # ---------------------------------------------------------------- body
 
+
 def test_inline_proposal_text_starts_the_body():
     report = parse_report(edited(l6="- proposal: bug_fix: inline first line", l8="second line"))
     assert report.task_type == "bug_fix"
@@ -200,8 +218,11 @@ def test_header_lines_after_proposal_are_body_text():
 def test_task_type_is_required():
     # The first non-blank line of the body, here the header-like text, must be the task type.
     assert_error(edited(l7="- severity: 9"), 7, "expected the task type the proposal concerns")
-    assert_error(edited(l8="To address the issues"), 8,
-                 "expected the task type the proposal concerns, as 'task_type:' at the start")
+    assert_error(
+        edited(l8="To address the issues"),
+        8,
+        "expected the task type the proposal concerns, as 'task_type:' at the start",
+    )
     for bad in ["Self_improvement: x", " self_improvement: x", "self_improvement:x", "self-improvement: x"]:
         assert_error(edited(l8=bad), 8, "expected the task type")
 
@@ -240,6 +261,7 @@ def test_rich_markup_in_body_and_lists_is_kept_literally():
 
 # ---------------------------------------------------------------- sections
 
+
 def test_section_numbering_gap():
     assert_error(edited(l20="### 5. **Enhancing ROI Visibility**"), 20, "expected section 3, found 5")
 
@@ -251,8 +273,7 @@ def test_section_numbering_repeat_and_start():
 
 
 def test_section_heading_forms():
-    report = parse_report(edited(
-        l10="## 1. __Plain__ and **bold** ##", l15="#### 2.  Two", l20="### 03. Three"))
+    report = parse_report(edited(l10="## 1. __Plain__ and **bold** ##", l15="#### 2.  Two", l20="### 03. Three"))
     assert [s.title for s in report.sections[:3]] == ["Plain and bold", "Two", "Three"]
     # Not section headings: level 1 and 5, no space, no dot, a decimal.
     report = parse_report(edited(l9="# 9. a\n##### 9. b\n###9. c\n### 9 d\n### 9.5 e"))
@@ -290,6 +311,7 @@ def test_section_equality_ignores_the_line():
 
 # ---------------------------------------------------------------- risks and mitigations
 
+
 def test_missing_risks():
     assert_error("\n".join(SEED_LINES[:35]), 35, "missing '## Risks' section")
     assert_error("\n".join(SEED_LINES[:35]) + "\n", 35, "missing '## Risks' section")
@@ -305,16 +327,19 @@ def test_mitigations_before_risks():
     assert_error(swapped, 37, "found '## Mitigations' before '## Risks'")
 
 
-@pytest.mark.parametrize(("line", "phrase"), [
-    ("Slow failure", "expected a list item '- …' under '## Risks'"),
-    ("-Slow failure", "expected a list item '- …' under '## Risks'"),
-    ("1. Slow failure", "expected a list item '- …' under '## Risks'"),
-    ("-", "empty list item under '## Risks'"),
-    ("*   ", "empty list item under '## Risks'"),
-    ("## Notes", "unexpected section '## Notes'; only '## Risks' and '## Mitigations' follow the proposal"),
-    ("# Title", "unexpected section"),
-    ("## Risks", "'## Risks' appears twice (first on line 37)"),
-])
+@pytest.mark.parametrize(
+    ("line", "phrase"),
+    [
+        ("Slow failure", "expected a list item '- …' under '## Risks'"),
+        ("-Slow failure", "expected a list item '- …' under '## Risks'"),
+        ("1. Slow failure", "expected a list item '- …' under '## Risks'"),
+        ("-", "empty list item under '## Risks'"),
+        ("*   ", "empty list item under '## Risks'"),
+        ("## Notes", "unexpected section '## Notes'; only '## Risks' and '## Mitigations' follow the proposal"),
+        ("# Title", "unexpected section"),
+        ("## Risks", "'## Risks' appears twice (first on line 37)"),
+    ],
+)
 def test_bad_risk_item(line, phrase):
     assert_error(edited(l38=line), 38, phrase)
 
@@ -327,9 +352,11 @@ def test_bad_mitigation_item():
 
 def test_list_items_star_and_continuation_lines():
     report = parse_report(edited(l39="* Star item\n    continued here\n\n\tand here"))
-    assert report.risks == ("Slow failure: unnoticed degradation accumulating by 2028-01-02",
-                            "Star item continued here and here",
-                            "Incentive drift: stakeholders habituate to optimistic outputs, raising risk of silent defects")
+    assert report.risks == (
+        "Slow failure: unnoticed degradation accumulating by 2028-01-02",
+        "Star item continued here and here",
+        "Incentive drift: stakeholders habituate to optimistic outputs, raising risk of silent defects",
+    )
 
 
 def test_empty_lists_are_allowed():

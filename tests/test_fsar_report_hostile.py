@@ -29,25 +29,48 @@ from support.fsar_reports import FUZZ, SEED, SEED_LINES, assert_error, edited, e
 
 # ---------------------------------------------------------------- hostile characters
 
-@pytest.mark.parametrize(("text", "line", "phrase"), [
-    (edited(l12=SEED_LINES[11][:5] + "\x1b[31mred\x1b[0m"), 12,
-     "column 6: control character U+001B not allowed (terminal escape sequences are rejected)"),
-    (edited(l9="ok \x1b]52;c;ZXZpbA==\x07"), 9, "column 4: control character U+001B"),
-    (edited(l9="\x07"), 9, "control character U+0007 not allowed"),
-    (edited(l9="\x00"), 9, "control character U+0000 not allowed"),
-    (edited(l9="a\x7f"), 9, "column 2: control character U+007F"),
-    (edited(l9="x\x0cy"), 9, "control character U+000C"),
-    (edited(l9="\x9b31m"), 9, "control character U+009B not allowed (C1 controls"),
-    (edited(l9="\x85"), 9, "control character U+0085"),
-    (edited(l38="- ok \u202egnp.exe"), 38, "bidirectional control U+202E not allowed"),
-    (edited(l38="- \u2066x\u2069"), 38, "bidirectional control U+2066"),
-    (edited(l9="a\u2028b"), 9, "line/paragraph separator U+2028"),
-    (edited(l9="a\ud800b"), 9, "lone surrogate U+D800"),
-    (edited(l2="- id: x\x1b[2J"), 2, "control character U+001B"),
-    (edited(l2="- model: \x1b[2J"), 2, "control character U+001B"),
-    ("\x1b[2J" + SEED, 1, "column 1: control character U+001B"),
-], ids=["csi", "osc52", "bel", "nul", "del", "ff", "c1-csi", "nel", "rlo", "lri-pdi", "u2028", "surrogate",
-        "header", "extra-header", "before-title"])
+
+@pytest.mark.parametrize(
+    ("text", "line", "phrase"),
+    [
+        (
+            edited(l12=SEED_LINES[11][:5] + "\x1b[31mred\x1b[0m"),
+            12,
+            "column 6: control character U+001B not allowed (terminal escape sequences are rejected)",
+        ),
+        (edited(l9="ok \x1b]52;c;ZXZpbA==\x07"), 9, "column 4: control character U+001B"),
+        (edited(l9="\x07"), 9, "control character U+0007 not allowed"),
+        (edited(l9="\x00"), 9, "control character U+0000 not allowed"),
+        (edited(l9="a\x7f"), 9, "column 2: control character U+007F"),
+        (edited(l9="x\x0cy"), 9, "control character U+000C"),
+        (edited(l9="\x9b31m"), 9, "control character U+009B not allowed (C1 controls"),
+        (edited(l9="\x85"), 9, "control character U+0085"),
+        (edited(l38="- ok \u202egnp.exe"), 38, "bidirectional control U+202E not allowed"),
+        (edited(l38="- \u2066x\u2069"), 38, "bidirectional control U+2066"),
+        (edited(l9="a\u2028b"), 9, "line/paragraph separator U+2028"),
+        (edited(l9="a\ud800b"), 9, "lone surrogate U+D800"),
+        (edited(l2="- id: x\x1b[2J"), 2, "control character U+001B"),
+        (edited(l2="- model: \x1b[2J"), 2, "control character U+001B"),
+        ("\x1b[2J" + SEED, 1, "column 1: control character U+001B"),
+    ],
+    ids=[
+        "csi",
+        "osc52",
+        "bel",
+        "nul",
+        "del",
+        "ff",
+        "c1-csi",
+        "nel",
+        "rlo",
+        "lri-pdi",
+        "u2028",
+        "surrogate",
+        "header",
+        "extra-header",
+        "before-title",
+    ],
+)
 def test_control_characters_are_rejected(text, line, phrase):
     err = assert_error(text, line, phrase)
     if "\ud800" not in text:
@@ -59,21 +82,25 @@ def test_tab_is_allowed():
     assert "\tindented" in parse_report(edited(l9="\tindented")).body
 
 
-@pytest.mark.parametrize(("data", "line"), [
-    (edited(l12=SEED_LINES[11][:3] + "@").encode().replace(b"@", b"\xff"), 12),
-    (edited(l12="@").replace("\n", "\r\n").encode().replace(b"@", b"\xc3("), 12),
-    (edited(l12="@").replace("\n", "\r").encode().replace(b"@", b"\xed\xa0\x80"), 12),
-    (SEED.encode() + b"\xe2\x80", len(SEED_LINES)),
-    (b"\xef\xbb\xbf\xff", 1),
-])
+@pytest.mark.parametrize(
+    ("data", "line"),
+    [
+        (edited(l12=SEED_LINES[11][:3] + "@").encode().replace(b"@", b"\xff"), 12),
+        (edited(l12="@").replace("\n", "\r\n").encode().replace(b"@", b"\xc3("), 12),
+        (edited(l12="@").replace("\n", "\r").encode().replace(b"@", b"\xed\xa0\x80"), 12),
+        (SEED.encode() + b"\xe2\x80", len(SEED_LINES)),
+        (b"\xef\xbb\xbf\xff", 1),
+    ],
+)
 def test_invalid_utf8_names_the_line(data, line):
     assert_error(data, line, "not valid UTF-8")
 
 
 def test_invalid_utf8_reason_names_the_byte():
     err = error_of(edited(l12="abc@").encode().replace(b"@", b"\xff"))
-    assert err.reason == ("not valid UTF-8: invalid start byte (byte 0xFF at byte 4 of the line); "
-                          "reports must be UTF-8 text")
+    assert err.reason == (
+        "not valid UTF-8: invalid start byte (byte 0xFF at byte 4 of the line); reports must be UTF-8 text"
+    )
 
 
 HEAD = "\n".join(SEED_LINES[:6]) + "\nfix: a\n"
@@ -106,6 +133,7 @@ def test_reports_are_hashable():
 
 # ---------------------------------------------------------------- ReportError
 
+
 def test_report_error_form():
     err = ReportError("a.txt", 3, "expected x")
     assert (err.source, err.line, err.reason, str(err)) == ("a.txt", 3, "expected x", "a.txt:3: expected x")
@@ -132,7 +160,8 @@ def test_long_input_is_quoted_short():
 # minus what the parser refuses.
 TEXT_CHARS = st.characters(
     exclude_categories=("Cc", "Cs", "Zl", "Zp"),
-    exclude_characters="\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+    exclude_characters="\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069",
+)
 TITLE_CHARS = string.ascii_letters + string.digits + " ,.'()/:-éß漢"
 
 
@@ -143,18 +172,21 @@ def stripped(min_size: int = 0, max_size: int = 40) -> st.SearchStrategy[str]:
 # Strategies are built once: building them inside reports() costs more than the test.
 BODY_LINES = st.text(TEXT_CHARS | st.just("\t"), max_size=60).filter(
     # Any text but the Markdown structure the parser reads: headings and code fences.
-    lambda s: not s.lstrip().startswith(("#", "```", "~~~")))
+    lambda s: not s.lstrip().startswith(("#", "```", "~~~"))
+)
 TASK_TYPES = st.from_regex(r"[a-z][a-z0-9_]{0,20}", fullmatch=True)
 TITLES = st.text(TITLE_CHARS, min_size=1, max_size=30).map(str.strip).filter(bool)
-OFFSETS = (st.integers(-1439, 1439).map(lambda m: timedelta(minutes=m))
-           | st.integers(-86399, 86399).map(lambda s: timedelta(seconds=s)))  # historical, with seconds
-MOMENTS = st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1),
-                       timezones=OFFSETS.map(timezone))
+OFFSETS = st.integers(-1439, 1439).map(lambda m: timedelta(minutes=m)) | st.integers(-86399, 86399).map(
+    lambda s: timedelta(seconds=s)
+)  # historical, with seconds
+MOMENTS = st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1), timezones=OFFSETS.map(timezone))
 IDS = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}", fullmatch=True)
 ITEMS = st.lists(stripped(1), max_size=4).map(tuple)
 EXTRA_HEADERS = st.dictionaries(
     st.from_regex(r"[a-z][a-z0-9_]{0,12}", fullmatch=True).filter(lambda k: k not in REQUIRED_HEADERS),
-    stripped(), max_size=3)
+    stripped(),
+    max_size=3,
+)
 
 
 @st.composite
@@ -198,16 +230,19 @@ def test_render_then_parse_gives_the_same_report(report):
     assert render_report(parsed) == text  # canonical: a fixed point
 
 
-@pytest.mark.parametrize(("change", "phrase"), [
-    ({"body": "fix: a\n## Risks\n- smuggled"}, "'## Risks' appears twice"),
-    ({"body": "fix: a\n### 2. Two"}, "expected section 1, found 2"),
-    ({"body": "fix: a", "task_type": "other"}, "task_type"),
-    ({"risks": ("two\nlines",)}, "under '## Risks', found 'lines'"),
-    ({"risks": (" padded",)}, "faithfully: risks would read back differently"),
-    ({"extra_headers": {"severity": "9"}}, "duplicate header 'severity'"),
-    ({"reported_at": datetime(2026, 1, 2)}, "no time zone"),
-    ({"body": "fix: \x1b[31m"}, "control character U+001B"),
-])
+@pytest.mark.parametrize(
+    ("change", "phrase"),
+    [
+        ({"body": "fix: a\n## Risks\n- smuggled"}, "'## Risks' appears twice"),
+        ({"body": "fix: a\n### 2. Two"}, "expected section 1, found 2"),
+        ({"body": "fix: a", "task_type": "other"}, "task_type"),
+        ({"risks": ("two\nlines",)}, "under '## Risks', found 'lines'"),
+        ({"risks": (" padded",)}, "faithfully: risks would read back differently"),
+        ({"extra_headers": {"severity": "9"}}, "duplicate header 'severity'"),
+        ({"reported_at": datetime(2026, 1, 2)}, "no time zone"),
+        ({"body": "fix: \x1b[31m"}, "control character U+001B"),
+    ],
+)
 def test_render_refuses_reports_it_cannot_carry(change, phrase):
     report = dataclasses.replace(parse_report(SEED), **change)
     with pytest.raises(ValueError, match=re.escape(phrase)):
@@ -215,6 +250,7 @@ def test_render_refuses_reports_it_cannot_carry(change, phrase):
 
 
 # ---------------------------------------------------------------- fuzzing
+
 
 def line_count(data: bytes | str) -> int:
     if isinstance(data, str):
@@ -252,9 +288,30 @@ def test_fuzz_arbitrary_text(text):
     parse_or_error(text)
 
 
-TRICKY_LINES = ["", "  ", "## Risks", "## Mitigations", "## Notes", "```", "~~~", "### 1. **One**", "### 6. Six",
-                "- severity: 5", "- proposal:", "- proposal: fix: now", "- model: x", "# FSAR Proposal Report",
-                "-", "* item", "  continued", "\tx", "fix: y", "\x1b[31m", "\u202e", "[bold]x[/]"]
+TRICKY_LINES = [
+    "",
+    "  ",
+    "## Risks",
+    "## Mitigations",
+    "## Notes",
+    "```",
+    "~~~",
+    "### 1. **One**",
+    "### 6. Six",
+    "- severity: 5",
+    "- proposal:",
+    "- proposal: fix: now",
+    "- model: x",
+    "# FSAR Proposal Report",
+    "-",
+    "* item",
+    "  continued",
+    "\tx",
+    "fix: y",
+    "\x1b[31m",
+    "\u202e",
+    "[bold]x[/]",
+]
 
 
 @st.composite
@@ -274,7 +331,7 @@ def seed_mutations(draw) -> bytes | str:
             text = "\n".join(lines)
         elif kind == "replace" and text:
             pos = draw(st.integers(0, len(text) - 1))
-            text = text[:pos] + draw(st.characters(codec=None)) + text[pos + 1:]
+            text = text[:pos] + draw(st.characters(codec=None)) + text[pos + 1 :]
         elif kind == "truncate":
             text = text[: draw(st.integers(0, len(text)))]
     ending = draw(st.sampled_from(["\n", "\r\n", "\r"]))

@@ -4,18 +4,18 @@ audit, against a real PostgreSQL."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fsar_tui.services.audit_pass import scheduled_check
 from fsar_tui.db.actions import apply_action
 from fsar_tui.domain.redact import Policy, findings, value_findings
 from fsar_tui.dsn import tls_verdict
 from fsar_tui.services.anonymize import scrub_row
+from fsar_tui.services.audit_pass import scheduled_check
 from support.sql import q, x
 from test_action_log import as_superuser_without_trigger
 from test_gates import finished_tasks
@@ -43,12 +43,14 @@ def test_viewer_reads_everything_and_writes_nothing(db_dsn, login, run_cli, tmp_
     assert q(viewer, "SELECT id FROM fsar_proposals") == [("fsar_v",)]
     assert len(q(viewer, "SELECT * FROM execution_tasks")) == 2
     assert q(viewer, "SELECT count(*) FROM execution_blocks")[0][0] == 0
-    for sql in ("UPDATE fsar_proposals SET status = 'accepted'",
-                "INSERT INTO operator_actions (actor, action, target) VALUES ('v', 'x', 'y')",
-                "UPDATE execution_tasks SET status = 'queued', finished_at = NULL",
-                "INSERT INTO execution_tasks (task_type) VALUES ('implement_idea')",
-                "DELETE FROM execution_tasks",
-                "UPDATE audit_gates SET enabled = false"):
+    for sql in (
+        "UPDATE fsar_proposals SET status = 'accepted'",
+        "INSERT INTO operator_actions (actor, action, target) VALUES ('v', 'x', 'y')",
+        "UPDATE execution_tasks SET status = 'queued', finished_at = NULL",
+        "INSERT INTO execution_tasks (task_type) VALUES ('implement_idea')",
+        "DELETE FROM execution_tasks",
+        "UPDATE audit_gates SET enabled = false",
+    ):
         assert refused(viewer, sql), sql
     out = run_cli("proposals", "accept", "fsar_v", "--reason", "try", "--dsn", viewer)
     assert out.returncode == 1 and "permission denied" in out.stderr and "Traceback" not in out.stderr
@@ -68,8 +70,9 @@ async def test_operator_acts_but_cannot_reveal_anonymize_or_override(db_dsn, log
     async with await psycopg.AsyncConnection.connect(operator, autocommit=True) as conn:
         result = await apply_action(conn, "retry", [(task_id, "failed")], "flaky", scope=f"task:{task_id}")
     assert result.done == [task_id]
-    assert q(db_dsn, "SELECT to_status FROM task_events WHERE task_id = %s ORDER BY id DESC LIMIT 1",
-             (task_id,)) == [("queued",)]
+    assert q(db_dsn, "SELECT to_status FROM task_events WHERE task_id = %s ORDER BY id DESC LIMIT 1", (task_id,)) == [
+        ("queued",)
+    ]
     # The scheduled audit pass (verdicts, drift alerts, rehearsals) runs as an operator.
     check = scheduled_check(operator, read_only=False)
     assert check.gates_evaluated and check.gates_evaluated > 0
@@ -84,8 +87,23 @@ async def test_operator_acts_but_cannot_reveal_anonymize_or_override(db_dsn, log
     anonymize = run_cli("anonymize", "--older-than", "90d", "--dsn", operator)
     assert anonymize.returncode == 2 and "anonymize refused" in anonymize.stderr
     assert run_cli("anonymize", "--older-than", "90d", "--dry-run", "--dsn", operator).returncode == 0
-    add = run_cli("audit", "gate", "add", "g", "--metric", "failure_rate", "--pass-if", "< 0.5", "--window", "1h",
-                  "--hard", "--reason", "r", "--dsn", operator)
+    add = run_cli(
+        "audit",
+        "gate",
+        "add",
+        "g",
+        "--metric",
+        "failure_rate",
+        "--pass-if",
+        "< 0.5",
+        "--window",
+        "1h",
+        "--hard",
+        "--reason",
+        "r",
+        "--dsn",
+        operator,
+    )
     assert add.returncode == 1 and "permission denied" in add.stderr
     assert not q(db_dsn, "SELECT 1 FROM operator_actions WHERE action = 'reveal'")
 
@@ -95,8 +113,11 @@ async def test_an_operator_bulk_action_survives_the_triggers_housekeeping(db_dsn
     role that fired them: 3,000 cancels and 3,000 retries run dozens of folds as the operator."""
     from fsar_tui.db.tasks import COUNTS_DRIFT_SQL
 
-    x(db_dsn, "INSERT INTO execution_tasks (task_type, ai_model) SELECT 'implement_idea', 'gpt-4o' "
-              "FROM generate_series(1, 3000)")
+    x(
+        db_dsn,
+        "INSERT INTO execution_tasks (task_type, ai_model) SELECT 'implement_idea', 'gpt-4o' "
+        "FROM generate_series(1, 3000)",
+    )
     ids = [r[0] for r in q(db_dsn, "SELECT id FROM execution_tasks ORDER BY id")]
     operator = login("fsar_operator")
     async with await psycopg.AsyncConnection.connect(operator, autocommit=True) as conn:
@@ -116,13 +137,19 @@ def test_admin_reveals_with_a_log_entry(db_dsn, login, run_cli, tmp_path):
     assert not q(db_dsn, "SELECT 1 FROM operator_actions WHERE action = 'reveal'")
     read_only = run_cli("proposals", "show", "fsar_a", "--reveal", "--read-only", "--dsn", admin)
     assert read_only.returncode == 2 and "--read-only forbids" in read_only.stderr and read_only.stdout == ""
-    raw = run_cli("proposals", "show", "fsar_a", "--reveal", "--dsn=postgresql:///x?password=hunter2-not-logged",
-                  "--dsn", admin)
+    raw = run_cli(
+        "proposals", "show", "fsar_a", "--reveal", "--dsn=postgresql:///x?password=hunter2-not-logged", "--dsn", admin
+    )
     assert raw.returncode == 0, raw.stderr
     assert "jane.doe@example.com" in raw.stdout and "+44 20 7946 0958" in raw.stdout
-    ((actor_role, target, reason),) = q(db_dsn, "SELECT db_role, target, reason FROM operator_actions "
-                                                "WHERE action = 'reveal'")
-    assert actor_role == admin.split("user=")[1].split()[0] and target == "cli:proposals show fsar_a" and "--reveal" in reason
+    ((actor_role, target, reason),) = q(
+        db_dsn, "SELECT db_role, target, reason FROM operator_actions WHERE action = 'reveal'"
+    )
+    assert (
+        actor_role == admin.split("user=")[1].split()[0]
+        and target == "cli:proposals show fsar_a"
+        and "--reveal" in reason
+    )
     assert "hunter2" not in reason and reason == "fsar-tui proposals show fsar_a --dsn --reveal"  # names, no values
 
 
@@ -141,21 +168,37 @@ CLEAN = [
 
 def insert_tasks(dsn, rows, days_ago, status="succeeded"):
     for payload, result, error in rows:
-        x(dsn, "INSERT INTO execution_tasks (task_type, status, payload, result, error, created_at, queued_at, "
-               "finished_at) VALUES ('implement_idea', %s, %s, %s, %s, now() - make_interval(days => %s), "
-               "now() - make_interval(days => %s), CASE WHEN %s <> 'queued' THEN now() - make_interval(days => %s) END)",
-          (status, json.dumps(payload), None if result is None else json.dumps(result), error, days_ago, days_ago,
-           status, days_ago))
+        x(
+            dsn,
+            "INSERT INTO execution_tasks (task_type, status, payload, result, error, created_at, queued_at, "
+            "finished_at) VALUES ('implement_idea', %s, %s, %s, %s, now() - make_interval(days => %s), "
+            "now() - make_interval(days => %s), CASE WHEN %s <> 'queued' THEN now() - make_interval(days => %s) END)",
+            (
+                status,
+                json.dumps(payload),
+                None if result is None else json.dumps(result),
+                error,
+                days_ago,
+                days_ago,
+                status,
+                days_ago,
+            ),
+        )
 
 
 def insert_ledger(dsn, metadata, days_ago, n):
-    x(dsn, "INSERT INTO ledger_entries (source, external_id, kind, amount_minor, currency, occurred_at, metadata) "
-           "VALUES ('test', %s, 'revenue', 100, 'USD', now() - make_interval(days => %s), %s)",
-      (f"e{n}", days_ago, json.dumps(metadata)))
+    x(
+        dsn,
+        "INSERT INTO ledger_entries (source, external_id, kind, amount_minor, currency, occurred_at, metadata) "
+        "VALUES ('test', %s, 'revenue', 100, 'USD', now() - make_interval(days => %s), %s)",
+        (f"e{n}", days_ago, json.dumps(metadata)),
+    )
 
 
 def snapshot(dsn):
-    return {r[0]: r[1:] for r in q(dsn, "SELECT id, payload::text, result::text, error, xmin::text FROM execution_tasks")}
+    return {
+        r[0]: r[1:] for r in q(dsn, "SELECT id, payload::text, result::text, error, xmin::text FROM execution_tasks")
+    }
 
 
 def test_anonymize_leaves_no_detector_hit_and_clean_data_byte_identical(db_dsn, login, run_cli):
@@ -170,7 +213,10 @@ def test_anonymize_leaves_no_detector_hit_and_clean_data_byte_identical(db_dsn, 
 
     dry = run_cli("anonymize", "--older-than", "90d", "--dry-run", "--batch-size", "2", "--dsn", admin)
     assert dry.returncode == 0, dry.stderr
-    assert "execution_tasks: scanned 5, would scrub 3" in dry.stdout and "ledger_entries: scanned 2, would scrub 1" in dry.stdout
+    assert (
+        "execution_tasks: scanned 5, would scrub 3" in dry.stdout
+        and "ledger_entries: scanned 2, would scrub 1" in dry.stdout
+    )
     assert snapshot(db_dsn) == before  # nothing written
 
     out = run_cli("anonymize", "--older-than", "90d", "--batch-size", "2", "--dsn", admin)
@@ -178,7 +224,7 @@ def test_anonymize_leaves_no_detector_hit_and_clean_data_byte_identical(db_dsn, 
     assert "execution_tasks: scanned 5, scrubbed 3" in out.stdout
     after = snapshot(db_dsn)
     old = {r[0] for r in q(db_dsn, "SELECT id FROM execution_tasks WHERE finished_at < now() - interval '90 days'")}
-    for task_id, (payload, result, error, xmin) in after.items():
+    for task_id, (payload, result, error, _xmin) in after.items():
         fields = [json.loads(v) for v in (payload, result) if v is not None]
         hits = [k for v in fields for k in value_findings(v)] + (findings(error) if error else [])
         if task_id in old:
@@ -197,7 +243,10 @@ def test_anonymize_leaves_no_detector_hit_and_clean_data_byte_identical(db_dsn, 
     ledger = dict(q(db_dsn, "SELECT external_id, metadata FROM ledger_entries"))
     assert ledger["e1"] == {"receipt_email": "[REDACTED:field]", "charge": "ch_1", "card_country": "US"}
     assert dict(q(db_dsn, "SELECT external_id, metadata::text FROM ledger_entries"))["e2"] == ledger_before["e2"]
-    assert [a for a, in q(db_dsn, "SELECT action FROM operator_actions ORDER BY seq")] == ["anonymize.start", "anonymize"]
+    assert [a for (a,) in q(db_dsn, "SELECT action FROM operator_actions ORDER BY seq")] == [
+        "anonymize.start",
+        "anonymize",
+    ]
     ((counts,),) = q(db_dsn, "SELECT after FROM operator_actions WHERE action = 'anonymize'")
     assert counts["execution_tasks"]["changed"] == 3 and counts["ledger_entries"]["changed"] == 1
     # Stored Stripe events (from Stripe's own fixtures, January 2026: older than 90 days)
@@ -224,7 +273,7 @@ def test_a_row_changed_between_read_and_write_is_left_alone(db_dsn):
 
     insert_tasks(db_dsn, PERSONAL[:1], 120)
     with connect(db_dsn, autocommit=True) as conn:
-        (row,) = next(governance.batches(conn, "execution_tasks", datetime.now(timezone.utc), 10))
+        (row,) = next(governance.batches(conn, "execution_tasks", datetime.now(UTC), 10))
         new = scrub_row("execution_tasks", row)
         x(db_dsn, "UPDATE execution_tasks SET result = '{\"late\": true}'")  # an executor got there first
         assert governance.write_scrubbed(conn, "execution_tasks", [(row, new)]) == 0
@@ -233,12 +282,33 @@ def test_a_row_changed_between_read_and_write_is_left_alone(db_dsn):
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=30)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(max_size=30)
     | st.sampled_from(["jane@example.com", "4242 4242 4242 4242", "+1 415 555 0100", "sk-live_abcdefghijklmnop1234"]),
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.sampled_from(["name", "note", "email", "n", "prompt", "tags", "jane@example.com",
-                                       "bob@example.org", "+1 415 555 0100"]), inner, max_size=4),
-    max_leaves=12)
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "name",
+                    "note",
+                    "email",
+                    "n",
+                    "prompt",
+                    "tags",
+                    "jane@example.com",
+                    "bob@example.org",
+                    "+1 415 555 0100",
+                ]
+            ),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=12,
+)
 
 
 @given(json_values, json_values)
@@ -251,8 +321,7 @@ def test_scrubbing_is_idempotent_and_leaves_no_findings(payload, result):
 
 def test_personal_data_in_keys_is_scrubbed_too():
     value = {"recipients": {"jane@example.com": "sent", "bob@example.org": "bounced"}, "n": 2}
-    assert Policy().value(value) == {"recipients": {"[REDACTED:email]": "sent", "[REDACTED:email]'": "bounced"},
-                                     "n": 2}
+    assert Policy().value(value) == {"recipients": {"[REDACTED:email]": "sent", "[REDACTED:email]'": "bounced"}, "n": 2}
     assert value_findings(value) == ["email"]
 
 
@@ -263,6 +332,7 @@ def test_a_value_without_findings_is_returned_unchanged(value):
 
 
 # -- security audit -------------------------------------------------------------------------------
+
 
 def test_security_audit(db_dsn, login, run_cli):
     su = run_cli("security-audit", "--dsn", db_dsn)
@@ -300,15 +370,18 @@ def test_security_audit(db_dsn, login, run_cli):
     assert q(db_dsn, "SELECT reason FROM operator_actions") == [("edited",)]  # the attempt was rolled back
 
 
-@pytest.mark.parametrize("dsn, ok", [
-    ("host=127.0.0.1 dbname=x", True),
-    ("host=/var/run/postgresql dbname=x", True),
-    ("postgresql://u:secret@db.example.com/x", False),
-    ("postgresql://u:secret@db.example.com/x?sslmode=prefer", False),
-    ("postgresql://u:secret@db.example.com/x?sslmode=disable", False),
-    ("postgresql://u:secret@db.example.com/x?sslmode=require", True),
-    ("host=db.example.com sslmode=verify-full", True),
-])
+@pytest.mark.parametrize(
+    "dsn, ok",
+    [
+        ("host=127.0.0.1 dbname=x", True),
+        ("host=/var/run/postgresql dbname=x", True),
+        ("postgresql://u:secret@db.example.com/x", False),
+        ("postgresql://u:secret@db.example.com/x?sslmode=prefer", False),
+        ("postgresql://u:secret@db.example.com/x?sslmode=disable", False),
+        ("postgresql://u:secret@db.example.com/x?sslmode=require", True),
+        ("host=db.example.com sslmode=verify-full", True),
+    ],
+)
 def test_tls_verdict(dsn, ok):
     verdict, detail = tls_verdict(dsn)
     assert verdict is ok and "secret" not in detail
@@ -318,7 +391,9 @@ def test_tls_verdict_judges_where_the_session_went():
     # No host in the DSN (PGHOST elsewhere), or hostaddr: the connection decides.
     assert tls_verdict("dbname=x", connected_host="db.example.com")[0] is False
     assert tls_verdict("hostaddr=10.1.2.3 dbname=x")[0] is False
-    assert tls_verdict("host=db.example.com sslmode=require", connected_host="10.1.2.3", tls_in_use=False) == \
-        (False, "remote connection is not encrypted: use sslmode=verify-full")
+    assert tls_verdict("host=db.example.com sslmode=require", connected_host="10.1.2.3", tls_in_use=False) == (
+        False,
+        "remote connection is not encrypted: use sslmode=verify-full",
+    )
     assert tls_verdict("host=db.example.com sslmode=verify-full", connected_host="10.1.2.3", tls_in_use=True)[0]
     assert tls_verdict("dbname=x", connected_host="/var/run/postgresql")[0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 from hypothesis import given, settings
@@ -59,17 +59,24 @@ def test_merging_histograms_equals_the_histogram_of_the_union(a, b):
 
 def test_the_sql_bucket_function_agrees_with_python(db_dsn):
     rng = random.Random(3)
-    edges = [histogram.GAMMA ** i for i in range(1, 1500, 7)]
-    values = [0.0, 0.5, 1.0, 1.0000001, *edges, *(e * (1 + 1e-12) for e in edges),
-              *(rng.lognormvariate(8, 3) for _ in range(2000))]
+    edges = [histogram.GAMMA**i for i in range(1, 1500, 7)]
+    values = [
+        0.0,
+        0.5,
+        1.0,
+        1.0000001,
+        *edges,
+        *(e * (1 + 1e-12) for e in edges),
+        *(rng.lognormvariate(8, 3) for _ in range(2000)),
+    ]
     with psycopg.connect(db_dsn) as conn:
-        got = conn.execute("SELECT fsar_duration_bucket(x) FROM unnest(%s::float8[]) WITH ORDINALITY AS u(x, i) "
-                           "ORDER BY i", (values,)).fetchall()
-    assert [g for g, in got] == [bucket(v) for v in values]
+        got = conn.execute(
+            "SELECT fsar_duration_bucket(x) FROM unnest(%s::float8[]) WITH ORDINALITY AS u(x, i) ORDER BY i", (values,)
+        ).fetchall()
+    assert [g for (g,) in got] == [bucket(v) for v in values]
 
 
-moments = st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1),
-                       timezones=st.just(timezone.utc))
+moments = st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1), timezones=st.just(UTC))
 
 
 @settings(max_examples=400)
@@ -85,8 +92,10 @@ def test_the_cover_tiles_the_window_with_aligned_disjoint_pieces(end, hours_back
     expected_start = rollup_windows.floor_hour(start)
     if expected_start < rollup_windows.floor_day(now - rollup_windows.HOUR_HORIZON):
         expected_start = rollup_windows.floor_day(expected_start)
-        assert all(g != rollup_windows.HOUR or s >= rollup_windows.floor_day(now - rollup_windows.HOUR_HORIZON)
-                   for g, s in pieces)  # hour rows are only read where they are kept
+        assert all(
+            g != rollup_windows.HOUR or s >= rollup_windows.floor_day(now - rollup_windows.HOUR_HORIZON)
+            for g, s in pieces
+        )  # hour rows are only read where they are kept
     assert t == expected_start
     for grain, piece_start in pieces:
         assert piece_start == t  # contiguous, no overlap
@@ -99,7 +108,7 @@ def test_the_cover_tiles_the_window_with_aligned_disjoint_pieces(end, hours_back
 
 
 def test_thirty_whole_days_take_few_blocks():
-    now = datetime(2026, 11, 25, 17, 30, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 25, 17, 30, tzinfo=UTC)
     pieces = rollup_windows.cover(now - timedelta(days=30), now, now)
     blocks = [p for p in pieces if p[0] != rollup_windows.HOUR]
     assert sum((rollup_windows.span(g) for g, _ in blocks), timedelta()) >= timedelta(days=28)
@@ -125,6 +134,7 @@ def test_profiles_from_rows():
     assert abs(p.wait_p90_ms - 50) / 50 <= ALPHA and p.max_ms >= 9000  # rank floor(0.9 · 3) = 2: a 50
     assert p.cost_per_success == (400 / 3, "USD")
 
+
 @settings(max_examples=300)
 @given(moments, st.integers(0, 24 * 90), st.integers(-40, 2))
 def test_pieces_as_stored_tile_the_same_span_and_sketch_only_finished_blocks(end, hours_back, lag_days):
@@ -133,7 +143,7 @@ def test_pieces_as_stored_tile_the_same_span_and_sketch_only_finished_blocks(end
     start = end - timedelta(hours=hours_back)
     cover = rollup_windows.cover(start, end, end)
     until = (end + timedelta(days=lag_days)).date()
-    boundary = datetime(until.year, until.month, until.day, tzinfo=timezone.utc)
+    boundary = datetime(until.year, until.month, until.day, tzinfo=UTC)
     stored = rollup_windows.as_stored(cover, until)
     if not cover:
         assert stored == []

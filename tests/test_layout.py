@@ -29,8 +29,11 @@ def test_at_most_twelve_flat_modules_in_the_package():
 
 @pytest.mark.parametrize("folder", ["fsar_tui", "screens", "widgets", "alembic", "bench", "tests"])
 def test_no_module_over_500_lines(folder):
-    long = {str(p.relative_to(ROOT)): n for p in (ROOT / folder).rglob("*.py")
-            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    long = {
+        str(p.relative_to(ROOT)): n
+        for p in (ROOT / folder).rglob("*.py")
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES
+    }
     assert not long, long
 
 
@@ -92,14 +95,27 @@ def test_headless_modules_load_neither_textual_nor_aiomqtt():
         "        importlib.import_module(f'{pkg}.{m.name}')\n"
         f"bad = sorted({{m for m in sys.modules if m.split('.')[0] in {UI_PACKAGES!r}}})\n"
         "print(bad)\n"
-        "sys.exit(1 if bad else 0)\n")
+        "sys.exit(1 if bad else 0)\n"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-@pytest.mark.parametrize("argv", [["tasks", "list"], ["audit", "run"], ["report", "--period", "1d"], ["roi"],
-                                  ["profile", "--window", "1h"], ["rollouts", "list"], ["proposals", "list"],
-                                  ["log", "list"], ["alerts", "list"], ["db", "status"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["tasks", "list"],
+        ["audit", "run"],
+        ["report", "--period", "1d"],
+        ["roi"],
+        ["profile", "--window", "1h"],
+        ["rollouts", "list"],
+        ["proposals", "list"],
+        ["log", "list"],
+        ["alerts", "list"],
+        ["db", "status"],
+    ],
+)
 def test_headless_commands_run_without_loading_the_ui(db_dsn, argv):
     code = (
         "import sys\n"
@@ -107,7 +123,8 @@ def test_headless_commands_run_without_loading_the_ui(db_dsn, argv):
         f"code = main({[*argv, '--dsn', db_dsn]!r})\n"
         f"bad = sorted({{m for m in sys.modules if m.split('.')[0] in {UI_PACKAGES!r}}})\n"
         "print('LOADED', bad)\n"
-        "sys.exit(code if not bad else 99)\n")
+        "sys.exit(code if not bad else 99)\n"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert proc.returncode in (0, 1), proc.stdout[-500:] + proc.stderr
     assert "LOADED []" in proc.stdout

@@ -11,19 +11,26 @@ import sys
 import aiomqtt
 import psycopg
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fsar_tui.db.connect import aconnect
 from fsar_tui.db.live_queries import status_counts
-from support.queue_counts import QueueCounts
-from fsar_tui.live.coalesce import coalesce
 from fsar_tui.domain.events import TaskChange, parse_mqtt, parse_notify
+from fsar_tui.errors import UsageError
+from fsar_tui.live.coalesce import coalesce
 from fsar_tui.live.mqtt import parse_mqtt_url
 from fsar_tui.live.service import LiveService
-from fsar_tui.errors import UsageError
+from support.queue_counts import QueueCounts
 
-NEXT = {None: ["queued"], "queued": ["running", "cancelled"], "running": ["succeeded", "failed", "queued", "cancelled"],
-        "failed": ["queued"], "succeeded": [], "cancelled": []}
+NEXT = {
+    None: ["queued"],
+    "queued": ["running", "cancelled"],
+    "running": ["succeeded", "failed", "queued", "cancelled"],
+    "failed": ["queued"],
+    "succeeded": [],
+    "cancelled": [],
+}
 
 
 @st.composite
@@ -38,8 +45,16 @@ def interleaved_histories(draw):
             if not options:
                 break
             nxt = draw(st.sampled_from(options))
-            chain.append(TaskChange(task_id, draw(st.sampled_from(["a", "b"])) if status is None else chains_type(chain),
-                                    None, status, nxt, len(chain)))
+            chain.append(
+                TaskChange(
+                    task_id,
+                    draw(st.sampled_from(["a", "b"])) if status is None else chains_type(chain),
+                    None,
+                    status,
+                    nxt,
+                    len(chain),
+                )
+            )
             status = nxt
         chains.append(chain)
     order = draw(st.permutations([i for i, c in enumerate(chains) for _ in c]))
@@ -63,7 +78,7 @@ def test_coalesced_batches_move_counts_exactly_like_every_event(history):
     sequential, batched = QueueCounts(), QueueCounts()
     sequential.apply(events)
     bounds = [0, *cuts, len(events)]
-    for lo, hi in zip(bounds, bounds[1:]):
+    for lo, hi in zip(bounds, bounds[1:], strict=False):
         batched.apply(coalesce(events[lo:hi]))
     assert batched.as_dict() == sequential.as_dict()
     # Coalescing never yields more than one change per task.
@@ -75,7 +90,9 @@ def test_parsers_drop_malformed_payloads():
     assert parse_notify("not json") is None
     assert parse_notify('{"kind": "task", "id": "x", "to": "queued", "attempt": 0}') is None
     assert parse_notify('{"kind": "task", "id": 1, "to": "exploded", "attempt": 0}') is None
-    ok = parse_notify('{"kind": "task", "id": 1, "type": "t", "model": null, "from": null, "to": "queued", "attempt": 0}')
+    ok = parse_notify(
+        '{"kind": "task", "id": 1, "type": "t", "model": null, "from": null, "to": "queued", "attempt": 0}'
+    )
     assert ok == TaskChange(1, "t", None, None, "queued", 0)
     assert parse_mqtt("fsar/v1/tasks/t/queued", b"\xff") is None
     assert parse_mqtt("fsar/v1/workers/sim-1", b'{"state": "online"}').state == "online"
@@ -83,7 +100,13 @@ def test_parsers_drop_malformed_payloads():
 
 def test_mqtt_url_parsing():
     target = parse_mqtt_url("mqtt://bot:p%40ss@broker.example:1884")
-    assert (target.host, target.port, target.username, target.password, target.tls) == ("broker.example", 1884, "bot", "p@ss", False)
+    assert (target.host, target.port, target.username, target.password, target.tls) == (
+        "broker.example",
+        1884,
+        "bot",
+        "p@ss",
+        False,
+    )
     assert parse_mqtt_url("mqtts://broker.example").port == 8883
     with pytest.raises(UsageError, match=r"invalid MQTT URL 'http://u:\*\*\*\*@h'"):
         parse_mqtt_url("http://u:secret@h")
@@ -92,15 +115,23 @@ def test_mqtt_url_parsing():
 async def make_burst(dsn, n_tasks=2500):
     """At least 4 × n_tasks status changes, in a few big transactions."""
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-        await conn.execute("INSERT INTO execution_tasks (task_type, ai_model) "
-                           "SELECT (ARRAY['implement_idea','self_improvement'])[1 + g %% 2], 'gpt-4o' "
-                           "FROM generate_series(1, %s) g", (n_tasks,))
-        await conn.execute("UPDATE execution_tasks SET status = 'running', attempt = 1, started_at = now() "
-                           "WHERE status = 'queued'")
-        await conn.execute("UPDATE execution_tasks SET status = CASE WHEN id % 3 = 0 THEN 'failed' ELSE 'succeeded' END, "
-                           "finished_at = now() WHERE status = 'running'")
-        await conn.execute("INSERT INTO execution_tasks (task_type) SELECT 'idea_implementation' "
-                           "FROM generate_series(1, %s)", (n_tasks,))
+        await conn.execute(
+            "INSERT INTO execution_tasks (task_type, ai_model) "
+            "SELECT (ARRAY['implement_idea','self_improvement'])[1 + g %% 2], 'gpt-4o' "
+            "FROM generate_series(1, %s) g",
+            (n_tasks,),
+        )
+        await conn.execute(
+            "UPDATE execution_tasks SET status = 'running', attempt = 1, started_at = now() WHERE status = 'queued'"
+        )
+        await conn.execute(
+            "UPDATE execution_tasks SET status = CASE WHEN id % 3 = 0 THEN 'failed' ELSE 'succeeded' END, "
+            "finished_at = now() WHERE status = 'running'"
+        )
+        await conn.execute(
+            "INSERT INTO execution_tasks (task_type) SELECT 'idea_implementation' FROM generate_series(1, %s)",
+            (n_tasks,),
+        )
 
 
 async def consume_until_equal(service, dsn, timeout=30.0):
@@ -142,7 +173,10 @@ async def test_burst_of_10000_events_arrives_coalesced_and_final_state_equals_da
     assert len(batches) <= 60, len(batches)
     assert max(b.raw_events for b in batches) >= 1000
     with psycopg.connect(db_dsn) as conn:
-        truth = {(s, t): n for s, t, n in conn.execute("SELECT status, task_type, count(*) FROM execution_tasks GROUP BY 1, 2")}
+        truth = {
+            (s, t): n
+            for s, t, n in conn.execute("SELECT status, task_type, count(*) FROM execution_tasks GROUP BY 1, 2")
+        }
     assert counts.as_dict() == truth and truth[("succeeded", "implement_idea")] == 834
 
 
@@ -165,18 +199,36 @@ async def test_every_transition_of_a_small_run_arrives_on_its_topic(db_dsn, mqtt
     while not received:
         await asyncio.sleep(0.05)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "fsar_tui", "simulate", "--workers", "2", "--tasks", "40", "--rate", "0",
-        "--time-scale", "0", "--until-idle", "--seed", "3",
+        sys.executable,
+        "-m",
+        "fsar_tui",
+        "simulate",
+        "--workers",
+        "2",
+        "--tasks",
+        "40",
+        "--rate",
+        "0",
+        "--time-scale",
+        "0",
+        "--until-idle",
+        "--seed",
+        "3",
         env={**isolated_env, "FSAR_DSN": db_dsn, "FSAR_MQTT_URL": mqtt_url},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     _, err = await proc.communicate()
     assert proc.returncode == 0, err.decode()
     await asyncio.sleep(1.0)
     stop.set()
     listener.cancel()
     messages = [m for m in received if m != "subscribed"]
-    tasks = {(body["id"], body["status"], body["attempt"]) for topic, body, _ in messages
-             if topic.startswith("fsar/v1/tasks/")}
+    tasks = {
+        (body["id"], body["status"], body["attempt"])
+        for topic, body, _ in messages
+        if topic.startswith("fsar/v1/tasks/")
+    }
     for topic, body, _ in messages:
         if topic.startswith("fsar/v1/tasks/"):
             assert topic == f"fsar/v1/tasks/{body['task_type']}/{body['status']}"
@@ -186,16 +238,22 @@ async def test_every_transition_of_a_small_run_arrives_on_its_topic(db_dsn, mqtt
     assert expected and tasks == expected
     # This run's own presence only: a shared broker keeps other (earlier) processes'
     # retained offline messages, which arrive first on subscribe.
-    presence = [body["state"] for topic, body, retained in messages
-                if topic.startswith("fsar/v1/workers/") and topic.endswith(f"-{proc.pid}") and not retained]
+    presence = [
+        body["state"]
+        for topic, body, retained in messages
+        if topic.startswith("fsar/v1/workers/") and topic.endswith(f"-{proc.pid}") and not retained
+    ]
     assert presence[0] == "online" and presence[-1] == "offline"
 
 
 @pytest.mark.slow
 async def test_presence_turns_offline_when_a_worker_process_is_killed(db_dsn, mqtt_url, isolated_env):
-    proc = subprocess.Popen([sys.executable, "-m", "fsar_tui", "simulate", "--no-enqueue", "--workers", "1",
-                             "--duration", "120"], env={**isolated_env, "FSAR_DSN": db_dsn, "FSAR_MQTT_URL": mqtt_url},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fsar_tui", "simulate", "--no-enqueue", "--workers", "1", "--duration", "120"],
+        env={**isolated_env, "FSAR_DSN": db_dsn, "FSAR_MQTT_URL": mqtt_url},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     topic = None
     target = parse_mqtt_url(mqtt_url)
     try:
@@ -220,9 +278,25 @@ def test_broker_down_workers_keep_executing_and_say_so_once(run_cli, db_dsn):
     from support.pgcluster import free_port
 
     dead = f"mqtt://127.0.0.1:{free_port()}"
-    proc = run_cli("simulate", "--workers", "2", "--tasks", "30", "--rate", "0", "--time-scale", "0",
-                   "--until-idle", "--dsn", db_dsn, "--mqtt-url", dead)
+    proc = run_cli(
+        "simulate",
+        "--workers",
+        "2",
+        "--tasks",
+        "30",
+        "--rate",
+        "0",
+        "--time-scale",
+        "0",
+        "--until-idle",
+        "--dsn",
+        db_dsn,
+        "--mqtt-url",
+        dead,
+    )
     assert proc.returncode == 0, proc.stderr
     with psycopg.connect(db_dsn) as conn:
-        assert conn.execute("SELECT count(*) FROM execution_tasks WHERE status IN ('succeeded', 'failed')").fetchone() == (30,)
+        assert conn.execute(
+            "SELECT count(*) FROM execution_tasks WHERE status IN ('succeeded', 'failed')"
+        ).fetchone() == (30,)
     assert proc.stderr.count("unavailable") == 1, proc.stderr

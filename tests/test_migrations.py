@@ -6,16 +6,18 @@ import psycopg
 import pytest
 
 from fsar_tui.db import migrations
-from fsar_tui.db.tasks import COUNTS_DRIFT_SQL as TASKS_COUNTS_DRIFT
 from fsar_tui.db.migrations import LEGACY_REVISION, downgrade, head_revision, known_revisions, migrate
+from fsar_tui.db.tasks import COUNTS_DRIFT_SQL as TASKS_COUNTS_DRIFT
 from fsar_tui.errors import CheckFailed, UnknownRevision
-
-
 from support.sql import q, x
 
 
 def current_revision(dsn):
-    rows = q(dsn, "SELECT version_num FROM alembic_version") if q(dsn, "SELECT to_regclass('alembic_version')")[0][0] else []
+    rows = (
+        q(dsn, "SELECT version_num FROM alembic_version")
+        if q(dsn, "SELECT to_regclass('alembic_version')")[0][0]
+        else []
+    )
     return rows[0][0] if rows else None
 
 
@@ -30,48 +32,77 @@ def tables(dsn):
 def schema_fingerprint(dsn):
     """Everything about the schema a migration could change, for before/after equality."""
     return (
-        q(dsn, "SELECT table_name, column_name, data_type, is_nullable, column_default FROM information_schema.columns "
-               "WHERE table_schema = 'public' ORDER BY 1, 2"),
-        q(dsn, "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE connamespace = 'public'::regnamespace ORDER BY 1"),
+        q(
+            dsn,
+            "SELECT table_name, column_name, data_type, is_nullable, column_default FROM information_schema.columns "
+            "WHERE table_schema = 'public' ORDER BY 1, 2",
+        ),
+        q(
+            dsn,
+            (
+                "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE connamespace = "
+                "'public'::regnamespace ORDER BY 1"
+            ),
+        ),
         q(dsn, "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1"),
         q(dsn, "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal ORDER BY 1"),
     )
 
 
 def legacy_rows(dsn):
-    return q(dsn, "SELECT id, task_type, status, payload, result, error, worker_id, "
-                  "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), "
-                  "to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), "
-                  "to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') FROM execution_tasks ORDER BY id")
+    return q(
+        dsn,
+        "SELECT id, task_type, status, payload, result, error, worker_id, "
+        "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), "
+        "to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), "
+        "to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') FROM execution_tasks ORDER BY id",
+    )
 
 
 def legacy_rows_naive(dsn):
     """Same columns read from the unadopted legacy table (timestamps without zone are UTC)."""
-    return q(dsn, "SELECT id, task_type, status, payload, result, error, worker_id, "
-                  "to_char(created_at, 'YYYY-MM-DD HH24:MI:SS'), to_char(started_at, 'YYYY-MM-DD HH24:MI:SS'), "
-                  "to_char(finished_at, 'YYYY-MM-DD HH24:MI:SS') FROM execution_tasks ORDER BY id")
+    return q(
+        dsn,
+        "SELECT id, task_type, status, payload, result, error, worker_id, "
+        "to_char(created_at, 'YYYY-MM-DD HH24:MI:SS'), to_char(started_at, 'YYYY-MM-DD HH24:MI:SS'), "
+        "to_char(finished_at, 'YYYY-MM-DD HH24:MI:SS') FROM execution_tasks ORDER BY id",
+    )
 
 
 def insert_head_data(dsn):
     with psycopg.connect(dsn) as conn:
-        conn.execute("INSERT INTO fsar_proposals (id, reported_at, severity, body, source_sha256) "
-                     "VALUES ('fsar_x', now(), 6, 'self_improvement: fix', repeat('a', 64))")
+        conn.execute(
+            "INSERT INTO fsar_proposals (id, reported_at, severity, body, source_sha256) "
+            "VALUES ('fsar_x', now(), 6, 'self_improvement: fix', repeat('a', 64))"
+        )
         conn.execute("INSERT INTO rollouts (target, kind) VALUES ('prompt/main', 'prompt')")
-        conn.execute("INSERT INTO rollout_revisions (rollout_id, revision, artifact, sha256) "
-                     "SELECT id, 1, '{\"p\": 1}', repeat('b', 64) FROM rollouts")
+        conn.execute(
+            "INSERT INTO rollout_revisions (rollout_id, revision, artifact, sha256) "
+            "SELECT id, 1, '{\"p\": 1}', repeat('b', 64) FROM rollouts"
+        )
         conn.execute("UPDATE rollouts SET active_revision = 1")
         conn.execute("""INSERT INTO execution_tasks (task_type, ai_model, status, payload, attempt, proposal_id,
-                            rollout_revision_id, input_tokens, output_tokens, cost_minor, currency, started_at, finished_at)
+                            rollout_revision_id, input_tokens, output_tokens, cost_minor, currency, started_at,
+                                finished_at)
                         SELECT 'implement_idea', 'gpt-4o', 'succeeded', '{"n": 1}', 1, 'fsar_x', r.id, 10, 20, 3, 'USD',
                                now() - interval '1 minute', now() FROM rollout_revisions r""")
         conn.execute("INSERT INTO execution_tasks (task_type, ai_model) VALUES ('self_improvement', 'claude-3')")
-        conn.execute("INSERT INTO ledger_entries (source, external_id, kind, amount_minor, currency, occurred_at, idea_id) "
-                     "VALUES ('stripe', 'evt_1', 'revenue', 1999, 'USD', now(), 'idea_1')")
-        conn.execute("INSERT INTO model_prices (ai_model, currency, input_minor_per_mtok, output_minor_per_mtok, effective_from) "
-                     "VALUES ('gpt-4o', 'USD', 250, 1000, now())")
-        conn.execute("INSERT INTO audit_gates (name, metric, time_window, comparator, threshold) "
-                     "VALUES ('fail', 'failure_rate', '1 hour', '<', 0.2)")
-        conn.execute("INSERT INTO operator_actions (actor, action, target, reason) VALUES ('ops', 'retry', 'task:1', 'test')")
+        conn.execute(
+            "INSERT INTO ledger_entries (source, external_id, kind, amount_minor, currency, occurred_at, idea_id) "
+            "VALUES ('stripe', 'evt_1', 'revenue', 1999, 'USD', now(), 'idea_1')"
+        )
+        conn.execute(
+            "INSERT INTO model_prices (ai_model, currency, input_minor_per_mtok, output_minor_per_mtok, "
+            "effective_from) "
+            "VALUES ('gpt-4o', 'USD', 250, 1000, now())"
+        )
+        conn.execute(
+            "INSERT INTO audit_gates (name, metric, time_window, comparator, threshold) "
+            "VALUES ('fail', 'failure_rate', '1 hour', '<', 0.2)"
+        )
+        conn.execute(
+            "INSERT INTO operator_actions (actor, action, target, reason) VALUES ('ops', 'retry', 'task:1', 'test')"
+        )
 
 
 def test_known_revisions_form_one_chain_with_ai_model_alone():
@@ -122,8 +153,14 @@ def test_legacy_adoption_keeps_every_row_and_is_idempotent(legacy_dsn):
     assert q(legacy_dsn, "SELECT id, legacy_note FROM execution_tasks ORDER BY id") == notes
     assert {"ai_model", "attempt", "lease_expires_at", "rollout_revision_id", "proposal_id"} <= columns(legacy_dsn)
     assert {"task_events", "ledger_entries", "operator_actions", "fsar_proposals", "rollouts"} <= tables(legacy_dsn)
-    assert q(legacy_dsn, "SELECT data_type FROM information_schema.columns "
-                         "WHERE table_name = 'execution_tasks' AND column_name = 'created_at'")[0][0] == "timestamp with time zone"
+    assert (
+        q(
+            legacy_dsn,
+            "SELECT data_type FROM information_schema.columns "
+            "WHERE table_name = 'execution_tasks' AND column_name = 'created_at'",
+        )[0][0]
+        == "timestamp with time zone"
+    )
 
     # Adoption counted the existing rows for the queue screen's counters.
     assert q(legacy_dsn, TASKS_COUNTS_DRIFT) == []
@@ -135,20 +172,37 @@ def test_legacy_adoption_keeps_every_row_and_is_idempotent(legacy_dsn):
     assert schema_fingerprint(legacy_dsn) == fingerprint and legacy_rows(legacy_dsn) == before
 
     # The legacy executor's own statements still work, and now it can record its model.
-    x(legacy_dsn, "INSERT INTO execution_tasks (task_type, status, payload, worker_id) "
-                  "VALUES ('implement_idea', 'queued', '{\"idea_id\": \"idea_018\"}', 'w-9')")
-    x(legacy_dsn, "UPDATE execution_tasks SET status = 'running', started_at = now(), ai_model = 'gpt-4o' "
-                  "WHERE worker_id = 'w-9'")
-    x(legacy_dsn, "UPDATE execution_tasks SET status = 'succeeded', finished_at = now(), result = '{}' "
-                  "WHERE worker_id = 'w-9'")
-    assert q(legacy_dsn, "SELECT to_status FROM task_events e JOIN execution_tasks t ON t.id = e.task_id "
-                         "WHERE t.worker_id = 'w-9' ORDER BY e.id") == [("queued",), ("running",), ("succeeded",)]
+    x(
+        legacy_dsn,
+        "INSERT INTO execution_tasks (task_type, status, payload, worker_id) "
+        "VALUES ('implement_idea', 'queued', '{\"idea_id\": \"idea_018\"}', 'w-9')",
+    )
+    x(
+        legacy_dsn,
+        "UPDATE execution_tasks SET status = 'running', started_at = now(), ai_model = 'gpt-4o' "
+        "WHERE worker_id = 'w-9'",
+    )
+    x(
+        legacy_dsn,
+        "UPDATE execution_tasks SET status = 'succeeded', finished_at = now(), result = '{}' WHERE worker_id = 'w-9'",
+    )
+    assert q(
+        legacy_dsn,
+        "SELECT to_status FROM task_events e JOIN execution_tasks t ON t.id = e.task_id "
+        "WHERE t.worker_id = 'w-9' ORDER BY e.id",
+    ) == [("queued",), ("running",), ("succeeded",)]
 
 
 def test_legacy_adoption_refuses_violating_rows_and_changes_nothing(legacy_dsn):
     x(legacy_dsn, "INSERT INTO execution_tasks (task_type, status) VALUES ('implement_idea', 'done')")
-    x(legacy_dsn, "INSERT INTO execution_tasks (task_type, status, finished_at) VALUES ('implement_idea', 'succeeded', NULL)")
-    x(legacy_dsn, "INSERT INTO execution_tasks (task_type, status, finished_at) VALUES ('implement_idea', 'queued', now())")
+    x(
+        legacy_dsn,
+        "INSERT INTO execution_tasks (task_type, status, finished_at) VALUES ('implement_idea', 'succeeded', NULL)",
+    )
+    x(
+        legacy_dsn,
+        "INSERT INTO execution_tasks (task_type, status, finished_at) VALUES ('implement_idea', 'queued', now())",
+    )
     fingerprint, rows = schema_fingerprint(legacy_dsn), legacy_rows_naive(legacy_dsn)
 
     with pytest.raises(CheckFailed) as err:

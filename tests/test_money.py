@@ -5,7 +5,8 @@ from __future__ import annotations
 from decimal import ROUND_HALF_EVEN, Decimal
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fsar_tui.domain.money import round_half_even_div, stripe_fee_minor, to_micro, token_cost_minor
 
@@ -40,7 +41,7 @@ def test_monotonic_in_tokens(i, o, extra, pi, po):
     assert token_cost_minor(i + extra, o, pi, po) >= token_cost_minor(i, o, pi, po) >= 0
 
 
-@given(st.integers(min_value=-10**12, max_value=10**12), st.integers(min_value=1, max_value=10**9))
+@given(st.integers(min_value=-(10**12), max_value=10**12), st.integers(min_value=1, max_value=10**9))
 def test_round_half_even_div(n, d):
     expected = int((Decimal(n) / Decimal(d)).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
     assert round_half_even_div(n, d) == expected

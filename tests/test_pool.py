@@ -38,7 +38,10 @@ async def test_read_only_pool_is_refused_writes_by_postgres(db_dsn):
 async def test_pool_to_refused_port_fails_with_one_line():
     with pytest.raises(ConnectionFailed) as err:
         await open_pool("postgresql://u:secret@127.0.0.1:1/db", statement_timeout_ms=100, wait_timeout=2)
-    assert err.value.message == "cannot connect to 127.0.0.1:1/db: connection refused (is the server running and listening there?)"
+    assert (
+        err.value.message
+        == "cannot connect to 127.0.0.1:1/db: connection refused (is the server running and listening there?)"
+    )
 
 
 async def test_aconnect_missing_database(server_dsn):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -13,13 +13,14 @@ from fsar_tui.screens.queue import QueueScreen
 from support.pilot import live_connected, make_app, table, until
 from support.snapshot import check_snapshot, settled_svg
 
-FROZEN = datetime(2026, 1, 9, 12, 0, 0, tzinfo=timezone.utc)
+FROZEN = datetime(2026, 1, 9, 12, 0, 0, tzinfo=UTC)
 
 
 def add_finished(dsn, task_type, model, n, base_ms, spread_ms, hours_ago=1, fail_every=10, revision=None):
     """n finished tasks of one group, run time base + (i mod 97)·spread ms, ending before FROZEN."""
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("""
+        conn.execute(
+            """
             INSERT INTO execution_tasks (task_type, ai_model, status, attempt, queued_at, started_at, finished_at,
                                          cost_minor, currency, error, rollout_revision_id)
             SELECT %(type)s, %(model)s, CASE WHEN g %% %(fail)s = 0 THEN 'failed' ELSE 'succeeded' END, 1,
@@ -29,8 +30,18 @@ def add_finished(dsn, task_type, model, n, base_ms, spread_ms, hours_ago=1, fail
                        + make_interval(secs => (%(base)s + (g %% 97) * %(spread)s) / 1000.0),
                    5 + g %% 3, 'USD', CASE WHEN g %% %(fail)s = 0 THEN 'boom' END, %(revision)s
             FROM generate_series(1, %(n)s) g""",
-            {"type": task_type, "model": model, "n": n, "base": base_ms, "spread": spread_ms, "end": FROZEN,
-             "ago": hours_ago, "fail": fail_every, "revision": revision})
+            {
+                "type": task_type,
+                "model": model,
+                "n": n,
+                "base": base_ms,
+                "spread": spread_ms,
+                "end": FROZEN,
+                "ago": hours_ago,
+                "fail": fail_every,
+                "revision": revision,
+            },
+        )
 
 
 @pytest.fixture
@@ -66,16 +77,28 @@ async def test_profiles_show_the_same_numbers_as_the_cli_and_drill_down(profiles
         p = next(p for p in screen.profiles if p.key == ("implement_idea", "gpt-4o-mini"))
         assert p.samples == 400 and abs(p.failure_rate - 0.1) < 1e-9
         assert cell(app, ("implement_idea", "gpt-4o-mini"), "n") == "400"
-        assert await until(pilot, lambda: "run time, self_improvement × claude-3-5-sonnet (150 runs"
-                           in screen.query_one("#histogram").content.plain)
+        assert await until(
+            pilot,
+            lambda: (
+                "run time, self_improvement × claude-3-5-sonnet (150 runs"
+                in screen.query_one("#histogram").content.plain
+            ),
+        )
         assert "p90 per day" in screen.query_one("#trend").content.plain
         # Window: 7d → 30d brings last week's tasks in.
         await pilot.press("w")
-        assert await until(pilot, lambda: screen.profiles and cell(app, ("implement_idea", "gpt-4o-mini"), "n") == "800")
+        assert await until(
+            pilot, lambda: screen.profiles and cell(app, ("implement_idea", "gpt-4o-mini"), "n") == "800"
+        )
         assert "window 30d" in screen.query_one("#profile-status").content.plain
         await pilot.press("w", "w", "w")  # 1h → 24h (1d) → 7d (1w)
-        assert await until(pilot, lambda: "window 1w" in screen.query_one("#profile-status").content.plain
-                           and cell(app, ("implement_idea", "gpt-4o-mini"), "n") == "400")
+        assert await until(
+            pilot,
+            lambda: (
+                "window 1w" in screen.query_one("#profile-status").content.plain
+                and cell(app, ("implement_idea", "gpt-4o-mini"), "n") == "400"
+            ),
+        )
         # Compare with the previous 7 days: implement_idea got ~2× slower, flagged.
         await pilot.press("c")
         assert await until(pilot, lambda: "Δp90" in table(app).column_names)
@@ -92,18 +115,30 @@ async def test_profiles_show_the_same_numbers_as_the_cli_and_drill_down(profiles
         # Drill down: the queue screen, filtered to the row's tasks.
         table(app).move_cursor(row=0)
         await pilot.press("enter")
-        assert await until(pilot, lambda: isinstance(app.screen, QueueScreen)
-                           and app.screen.filter_text.startswith("type:implement_idea model:gpt-4o-mini"))
+        assert await until(
+            pilot,
+            lambda: (
+                isinstance(app.screen, QueueScreen)
+                and app.screen.filter_text.startswith("type:implement_idea model:gpt-4o-mini")
+            ),
+        )
 
 
 async def test_compare_two_rollout_revisions_side_by_side(db_dsn, monkeypatch):
     monkeypatch.setattr(clock, "now", lambda: FROZEN)
     with psycopg.connect(db_dsn, autocommit=True) as conn:
-        rollout = conn.execute("INSERT INTO rollouts (target, kind, task_type) VALUES ('prompt:impl', 'prompt', "
-                               "'implement_idea') RETURNING id").fetchone()[0]
-        old, new = (conn.execute("INSERT INTO rollout_revisions (rollout_id, revision, artifact, sha256) "
-                                 "VALUES (%s, %s, '{}', repeat(%s, 64)) RETURNING id", (rollout, r, c)).fetchone()[0]
-                    for r, c in ((1, "a"), (2, "b")))
+        rollout = conn.execute(
+            "INSERT INTO rollouts (target, kind, task_type) VALUES ('prompt:impl', 'prompt', "
+            "'implement_idea') RETURNING id"
+        ).fetchone()[0]
+        old, new = (
+            conn.execute(
+                "INSERT INTO rollout_revisions (rollout_id, revision, artifact, sha256) "
+                "VALUES (%s, %s, '{}', repeat(%s, 64)) RETURNING id",
+                (rollout, r, c),
+            ).fetchone()[0]
+            for r, c in ((1, "a"), (2, "b"))
+        )
     add_finished(db_dsn, "implement_idea", "gpt-4o", 150, 4_000, 40, hours_ago=30, revision=old)
     add_finished(db_dsn, "implement_idea", "gpt-4o", 150, 9_000, 40, hours_ago=2, revision=new)
     add_finished(db_dsn, "self_improvement", "gpt-4o", 120, 90_000, 500, revision=None)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -22,13 +22,17 @@ SEED_ID = "fsar_c0a1af7c-eef0-473b-9af3-11ec5f9b2b4a"
 
 
 def seed_text() -> str:
-    return SEED_REPORT.read_text(encoding="utf-8")  # the packaged copy of ../shared/seeds (checked verbatim in test_fsar_report)
+    return SEED_REPORT.read_text(
+        encoding="utf-8"
+    )  # the packaged copy of ../shared/seeds (checked verbatim in test_fsar_report)
 
 
 def report(id_: str, *, severity=5, block="false", task_type="implement_idea", body_extra="") -> str:
-    return (f"# FSAR Proposal Report\n- id: {id_}\n- timestamp: 2026-11-20T10:00:00+01:00\n- severity: {severity}\n"
-            f"- block_execution: {block}\n- proposal:\n\n{task_type}: do the thing{body_extra}\n\n"
-            "### 1. **First**\nText.\n\n## Risks\n- a risk\n\n## Mitigations\n- a mitigation\n- another\n")
+    return (
+        f"# FSAR Proposal Report\n- id: {id_}\n- timestamp: 2026-11-20T10:00:00+01:00\n- severity: {severity}\n"
+        f"- block_execution: {block}\n- proposal:\n\n{task_type}: do the thing{body_extra}\n\n"
+        "### 1. **First**\nText.\n\n## Risks\n- a risk\n\n## Mitigations\n- a mitigation\n- another\n"
+    )
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
@@ -46,21 +50,28 @@ def test_the_example_report_ingests_with_every_field_right(db_dsn, run_cli, tmp_
     out = run_cli("ingest-fsar", str(path), "--dsn", db_dsn)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ingested 1, unchanged 0"
-    (row,) = q(db_dsn, "SELECT id, reported_at, severity, block_execution, block_lifted_at, task_type, body, risks, "
-                       "mitigations, extra_headers, status, source_sha256 FROM fsar_proposals")
+    (row,) = q(
+        db_dsn,
+        "SELECT id, reported_at, severity, block_execution, block_lifted_at, task_type, body, risks, "
+        "mitigations, extra_headers, status, source_sha256 FROM fsar_proposals",
+    )
     (id_, at, severity, block, lifted, task_type, body, risks, mitigations, extra, status, sha) = row
     assert id_ == SEED_ID
-    assert at == datetime(2026, 1, 2, 13, 18, 7, 564000, tzinfo=timezone.utc)
+    assert at == datetime(2026, 1, 2, 13, 18, 7, 564000, tzinfo=UTC)
     assert (severity, block, lifted, task_type, status, extra) == (6, False, None, "self_improvement", "new", {})
     assert body.startswith("self_improvement:  To address the issues identified")
     assert body.endswith("while maintaining a robust ethical framework.")
     assert "### 5. **Streamlining Monetization Flows**" in body and "## Risks" not in body
-    assert risks == ["Slow failure: unnoticed degradation accumulating by 2028-01-02",
-                     "Unintended consequence: incentives shift toward short-term metrics, long-term reliability decays",
-                     "Incentive drift: stakeholders habituate to optimistic outputs, raising risk of silent defects"]
-    assert mitigations == ["Add scheduled adversarial audits with hard pass/fail gates",
-                           "Track leading indicators for drift and trust inflation; alert on trend change",
-                           "Prefer reversible rollouts; keep rollback artifacts warm and tested"]
+    assert risks == [
+        "Slow failure: unnoticed degradation accumulating by 2028-01-02",
+        "Unintended consequence: incentives shift toward short-term metrics, long-term reliability decays",
+        "Incentive drift: stakeholders habituate to optimistic outputs, raising risk of silent defects",
+    ]
+    assert mitigations == [
+        "Add scheduled adversarial audits with hard pass/fail gates",
+        "Track leading indicators for drift and trust inflation; alert on trend change",
+        "Prefer reversible rollouts; keep rollback artifacts warm and tested",
+    ]
     normalised = seed_text().lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     assert sha == hashlib.sha256((normalised + "\n").encode()).hexdigest()  # one final newline counts
     assert q(db_dsn, "SELECT action, target FROM operator_actions") == [("proposal.ingest", f"proposal:{SEED_ID}")]
@@ -94,7 +105,9 @@ def test_a_batch_is_all_or_nothing(db_dsn, run_cli, tmp_path):
     new = write(tmp_path, "new.txt", report("fsar_c"))
     out = run_cli("ingest-fsar", str(new), str(changed), "--dsn", db_dsn)
     assert out.returncode == 1
-    assert "conflicting" in out.stderr and "fsar_a: stored with sha256" in out.stderr and "not overwritten" in out.stderr
+    assert (
+        "conflicting" in out.stderr and "fsar_a: stored with sha256" in out.stderr and "not overwritten" in out.stderr
+    )
     assert stored(db_dsn) == before
 
     # Standard input; a missing path is a usage error.
@@ -108,10 +121,16 @@ BAD_INPUTS = {  # name: (how the good report is broken, the line the error names
     "missing field": (lambda t: t.replace("- severity: 5\n", ""), 5, "missing header 'severity'"),
     "severity out of range": (lambda t: t.replace("- severity: 5", "- severity: 11"), 4, "0 to 10"),
     "timestamp without zone": (lambda t: t.replace("10:00:00+01:00", "10:00:00"), 3, "no time zone"),
-    "block_execution not a bool": (lambda t: t.replace("block_execution: false", "block_execution: yes"), 5,
-                                   "block_execution"),
-    "duplicate key": (lambda t: t.replace("- severity: 5\n", "- severity: 5\n- severity: 6\n"), 5,
-                      "duplicate header 'severity' (first on line 4)"),
+    "block_execution not a bool": (
+        lambda t: t.replace("block_execution: false", "block_execution: yes"),
+        5,
+        "block_execution",
+    ),
+    "duplicate key": (
+        lambda t: t.replace("- severity: 5\n", "- severity: 5\n- severity: 6\n"),
+        5,
+        "duplicate header 'severity' (first on line 4)",
+    ),
     "body over 1 MiB": (lambda t: t.replace("do the thing", "do the thing " + "x" * (1024 * 1024)), 6, "1 MiB"),
     "escape sequence": (lambda t: t.replace("do the thing", "do \x1b[2J the thing"), 8, "U+001B"),
 }
@@ -158,11 +177,15 @@ def test_decisions_need_a_reason_check_the_state_and_are_logged(db_dsn, run_cli,
     assert twice.returncode == 1 and "already lifted" in twice.stderr and "proposal.lift_block by" in twice.stderr
     assert run_cli("proposals", "implemented", "fsar_p", "--reason", "shipped in v9", *cli).returncode == 0
     assert run_cli("proposals", "reject", "nope", "--reason", "x", *cli).returncode == 2
-    assert q(db_dsn, "SELECT action, reason, before, after FROM operator_actions WHERE action NOT IN "
-                     "('proposal.ingest', 'proposal.tick') ORDER BY seq") == [
+    assert q(
+        db_dsn,
+        "SELECT action, reason, before, after FROM operator_actions WHERE action NOT IN "
+        "('proposal.ingest', 'proposal.tick') ORDER BY seq",
+    ) == [
         ("proposal.accept", "sound analysis", {"status": "new"}, {"status": "accepted"}),
         ("proposal.lift_block", "fix deployed behind a flag", {"blocking": True}, {"blocking": False}),
-        ("proposal.implemented", "shipped in v9", {"status": "accepted"}, {"status": "implemented"})]
+        ("proposal.implemented", "shipped in v9", {"status": "accepted"}, {"status": "implemented"}),
+    ]
     ticked = run_cli("proposals", "tick", "fsar_p", "mitigations/1", *cli)
     assert ticked.returncode == 0 and "mitigations/1 ticked" in ticked.stdout, ticked.stderr
     assert q(db_dsn, "SELECT checklist ? 'mitigations/1' FROM fsar_proposals") == [(True,)]
@@ -176,8 +199,11 @@ def test_decisions_need_a_reason_check_the_state_and_are_logged(db_dsn, run_cli,
 def test_a_blocking_proposal_stops_its_task_type_in_the_real_simulator(db_dsn, run_cli, isolated_env, tmp_path):
     path = write(tmp_path, "block.txt", report("fsar_stop", severity=9, block="true", task_type="self_improvement"))
     assert run_cli("ingest-fsar", str(path), "--dsn", db_dsn).returncode == 0
-    x(db_dsn, "INSERT INTO execution_tasks (task_type, ai_model) SELECT t, 'gpt-4o' FROM "
-              "(VALUES ('self_improvement'), ('implement_idea')) v(t), generate_series(1, 3)")
+    x(
+        db_dsn,
+        "INSERT INTO execution_tasks (task_type, ai_model) SELECT t, 'gpt-4o' FROM "
+        "(VALUES ('self_improvement'), ('implement_idea')) v(t), generate_series(1, 3)",
+    )
     out = sim(db_dsn, isolated_env, "--duration", "4")
     assert out.returncode == 0, out.stderr
     assert queued(db_dsn) == {"self_improvement": 3}  # the other type ran; the blocked one waited
@@ -206,8 +232,11 @@ def test_show_redacts_by_the_configured_policy(db_dsn, run_cli, tmp_path):
 async def test_reports_published_on_mqtt_are_ingested_live(db_dsn, mqtt_url):
     outcomes: list[tuple[str, bool]] = []
     subscribed = asyncio.Event()
-    feed = asyncio.create_task(follow_proposals(mqtt_url, db_dsn, lambda m, ok: outcomes.append((m, ok)),
-                                                statement_timeout_ms=5000, subscribed=subscribed))
+    feed = asyncio.create_task(
+        follow_proposals(
+            mqtt_url, db_dsn, lambda m, ok: outcomes.append((m, ok)), statement_timeout_ms=5000, subscribed=subscribed
+        )
+    )
     try:
         await asyncio.wait_for(subscribed.wait(), 10)
         async with parse_mqtt_url(mqtt_url).client() as client:

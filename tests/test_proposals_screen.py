@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import html
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -24,7 +24,7 @@ from support.snapshot import check_snapshot, settled_svg
 from support.sql import q, x
 from test_proposals import SEED_ID, report, seed_text
 
-FROZEN = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+FROZEN = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
 def ingest(dsn, *texts):
@@ -34,23 +34,38 @@ def ingest(dsn, *texts):
 
 def hostile_row(dsn):
     """A row written around the parser (another tool, a bad migration): the screen must still be safe."""
-    x(dsn, "INSERT INTO fsar_proposals (id, reported_at, severity, block_execution, task_type, body, risks, "
-           "mitigations, source_sha256) VALUES ('fsar_hostile', '2026-11-20 08:00+00', 2, false, 'implement_idea', "
-           "%s, %s, '[]', %s)",
-      ("implement_idea: \x1b]52;c;cGF5bG9hZA==\x07 clipboard \x1b[31mred [bold red]markup[/] "
-       "call +1 415 555 0100", json.dumps(["risk \x1b[2J with escape"]), hashlib.sha256(b"h").hexdigest()))
+    x(
+        dsn,
+        "INSERT INTO fsar_proposals (id, reported_at, severity, block_execution, task_type, body, risks, "
+        "mitigations, source_sha256) VALUES ('fsar_hostile', '2026-11-20 08:00+00', 2, false, 'implement_idea', "
+        "%s, %s, '[]', %s)",
+        (
+            "implement_idea: \x1b]52;c;cGF5bG9hZA==\x07 clipboard \x1b[31mred [bold red]markup[/] call +1 415 555 0100",
+            json.dumps(["risk \x1b[2J with escape"]),
+            hashlib.sha256(b"h").hexdigest(),
+        ),
+    )
 
 
 @pytest.fixture
 def proposals_db(db_dsn, monkeypatch):
     monkeypatch.setattr(clock, "now", lambda: FROZEN)
-    block = report("fsar_block", severity=9, block="true", task_type="idea_implementation",
-                   body_extra="\nWrite to jane.doe@example.com before lifting.")
+    block = report(
+        "fsar_block",
+        severity=9,
+        block="true",
+        task_type="idea_implementation",
+        body_extra="\nWrite to jane.doe@example.com before lifting.",
+    )
     ingest(db_dsn, seed_text(), block)
     hostile_row(db_dsn)
-    x(db_dsn, "INSERT INTO execution_tasks (task_type, ai_model, proposal_id, created_at, queued_at) "
-              "SELECT 'self_improvement', 'gpt-4o', %s, timestamptz '2026-11-25 10:00+00' + g * interval '1 minute', "
-              "timestamptz '2026-11-25 10:00+00' FROM generate_series(1, 3) g", (SEED_ID,))
+    x(
+        db_dsn,
+        "INSERT INTO execution_tasks (task_type, ai_model, proposal_id, created_at, queued_at) "
+        "SELECT 'self_improvement', 'gpt-4o', %s, timestamptz '2026-11-25 10:00+00' + g * interval '1 minute', "
+        "timestamptz '2026-11-25 10:00+00' FROM generate_series(1, 3) g",
+        (SEED_ID,),
+    )
     return db_dsn
 
 
@@ -78,8 +93,7 @@ async def test_triage_decide_tick_lift_and_the_banner(proposals_db):
         # The blocking proposal is in every screen's header.
         assert await until(pilot, lambda: header(app).blocks == (("fsar_block", "idea_implementation", 9),))
         assert isinstance(app.screen, QueueScreen)
-        assert "BLOCKED: FSAR proposal fsar_block (severity 9) stops idea_implementation" in \
-            header(app).render().plain
+        assert "BLOCKED: FSAR proposal fsar_block (severity 9) stops idea_implementation" in header(app).render().plain
         await pilot.press("5")
         assert isinstance(app.screen, ProposalsScreen)
         assert await until(pilot, lambda: list_keys(app) == ["fsar_block", SEED_ID, "fsar_hostile"])  # by severity
@@ -106,14 +120,21 @@ async def test_triage_decide_tick_lift_and_the_banner(proposals_db):
         assert len(app.screen.query_one("#tasks").keys) == 3
         await pilot.press("a")
         await reason(pilot, "sound analysis")
-        assert await until(pilot, lambda: q(proposals_db, "SELECT status FROM fsar_proposals WHERE id = %s",
-                                             (SEED_ID,)) == [("accepted",)])
+        assert await until(
+            pilot,
+            lambda: q(proposals_db, "SELECT status FROM fsar_proposals WHERE id = %s", (SEED_ID,)) == [("accepted",)],
+        )
         # Tick the first mitigation.
         await pilot.press("tab", "tab")
         assert app.screen.focused is checklist
         await pilot.press("j", "j", "j", "space")
-        assert await until(pilot, lambda: q(proposals_db, "SELECT checklist ? 'mitigations/0' FROM fsar_proposals "
-                                                          "WHERE id = %s", (SEED_ID,)) == [(True,)])
+        assert await until(
+            pilot,
+            lambda: (
+                q(proposals_db, "SELECT checklist ? 'mitigations/0' FROM fsar_proposals WHERE id = %s", (SEED_ID,))
+                == [(True,)]
+            ),
+        )
         assert await until(pilot, lambda: checklist.get_row("mitigations/0")[1].plain == "[x]")
         await pilot.press("tab", "enter")
         assert await until(pilot, lambda: isinstance(app.screen, TaskDetailScreen))
@@ -131,10 +152,13 @@ async def test_triage_decide_tick_lift_and_the_banner(proposals_db):
         assert "BLOCKED" not in header(app).render().plain
         await pilot.press("1")
         assert header(app).blocks == () and "BLOCKED" not in header(app).render().plain
-    assert q(proposals_db, "SELECT action, target, reason FROM operator_actions WHERE actor <> 'test' ORDER BY seq") == [
+    assert q(
+        proposals_db, "SELECT action, target, reason FROM operator_actions WHERE actor <> 'test' ORDER BY seq"
+    ) == [
         ("proposal.accept", f"proposal:{SEED_ID}", "sound analysis"),
         ("proposal.tick", f"proposal:{SEED_ID}", "Add scheduled adversarial audits with hard pass/fail gates"),
-        ("proposal.lift_block", "proposal:fsar_block", "fixed behind a flag")]
+        ("proposal.lift_block", "proposal:fsar_block", "fixed behind a flag"),
+    ]
 
 
 async def test_a_decision_lost_to_someone_else_changes_nothing(proposals_db):
@@ -147,8 +171,10 @@ async def test_a_decision_lost_to_someone_else_changes_nothing(proposals_db):
             proposals.decide(conn, "fsar_block", "reject", actor="mallory", reason="first")
         await pilot.press("a")
         await reason(pilot, "too late")
-        assert await until(pilot, lambda: any("is now rejected, not new" in n.message and "mallory" in n.message
-                                               for n in app._notifications))
+        assert await until(
+            pilot,
+            lambda: any("is now rejected, not new" in n.message and "mallory" in n.message for n in app._notifications),
+        )
     assert q(proposals_db, "SELECT status FROM fsar_proposals WHERE id = 'fsar_block'") == [("rejected",)]
 
 
@@ -168,10 +194,12 @@ async def test_a_viewer_sees_no_actions_and_cannot_change_anything(proposals_db,
         await pilot.press("a")
         await pilot.pause(0.3)
         assert isinstance(app.screen, ProposalsScreen)  # no dialog
-        for key, screen_type, hidden in (("1", QueueScreen, {"queue.retry", "queue.cancel", "queue.requeue"}),
-                                         ("4", AuditScreen, {"audit.rollback", "audit.override", "audit.ack"})):
+        for key, screen_type, hidden in (
+            ("1", QueueScreen, {"queue.retry", "queue.cancel", "queue.requeue"}),
+            ("4", AuditScreen, {"audit.rollback", "audit.override", "audit.ack"}),
+        ):
             await pilot.press(key)
-            assert await until(pilot, lambda: isinstance(app.screen, screen_type))
+            assert await until(pilot, lambda kind=screen_type: isinstance(app.screen, kind))
             await pilot.pause(0.2)
             assert not hidden & {b.binding.id for b in app.screen.active_bindings.values()}
     assert q(proposals_db, "SELECT count(*) FROM fsar_proposals WHERE status <> 'new'") == [(0,)]
@@ -242,13 +270,13 @@ async def test_the_app_ingests_live_reports_and_raises_the_banner(db_dsn, mqtt_u
         assert q(db_dsn, "SELECT id, severity, block_execution FROM fsar_proposals") == [("fsar_live", 10, True)]
         assert await until(pilot, lambda: header(app).blocks == (("fsar_live", "self_improvement", 10),))
         assert await until(pilot, lambda: list_keys(app) == ["fsar_live"])
-        assert any("ingested fsar_live (severity 10, BLOCKS self_improvement)" in n.message
-                   for n in app._notifications)
+        assert any("ingested fsar_live (severity 10, BLOCKS self_improvement)" in n.message for n in app._notifications)
         # A hostile publication: refused with its line, shown literally, the app carries on.
         async with parse_mqtt_url(mqtt_url).client() as client:
             await client.publish(PROPOSALS_TOPIC, b"[/x] [@click=app.quit]boom[/]", qos=1)
-        assert await until(pilot, lambda: any("rejected: mqtt:fsar/v1/proposals:1:" in n.message
-                                              for n in app._notifications))
+        assert await until(
+            pilot, lambda: any("rejected: mqtt:fsar/v1/proposals:1:" in n.message for n in app._notifications)
+        )
         await pilot.pause(0.5)
         assert app.is_running and isinstance(app.screen, ProposalsScreen)
         toasts = [t.render().plain for t in app.screen.query("Toast")]  # as painted: never markup

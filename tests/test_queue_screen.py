@@ -23,7 +23,8 @@ EVIL_ERROR = "[bold red]x[/] \x1b]52;c;ZXZpbA==\x07\x1b[2J key sk-live-abcdefghi
 @pytest.fixture
 def queue_db(db_dsn):
     with psycopg.connect(db_dsn, autocommit=True) as conn:
-        conn.execute("""INSERT INTO execution_tasks (task_type, ai_model, status, attempt, started_at, finished_at, error,
+        conn.execute("""INSERT INTO execution_tasks (task_type, ai_model, status, attempt, started_at, finished_at,
+            error,
                                                      worker_id)
                         SELECT (ARRAY['implement_idea','self_improvement','idea_implementation'])[1 + g % 3], 'gpt-4o',
                                CASE WHEN g % 4 = 0 THEN 'failed' WHEN g % 4 = 1 THEN 'succeeded' ELSE 'queued' END,
@@ -57,7 +58,9 @@ def db_count(dsn, where):
 
 def actions(dsn):
     with psycopg.connect(dsn) as conn:
-        return conn.execute("SELECT actor, action, target, reason, before, after FROM operator_actions ORDER BY seq").fetchall()
+        return conn.execute(
+            "SELECT actor, action, target, reason, before, after FROM operator_actions ORDER BY seq"
+        ).fetchall()
 
 
 async def test_navigation_screens_help_command_mode(queue_db):
@@ -80,7 +83,9 @@ async def test_navigation_screens_help_command_mode(queue_db):
         assert await until(pilot, lambda: app.screen.days == 7)
         await pilot.press("colon", *"queue status=failed", "enter")
         assert isinstance(app.screen, QueueScreen)
-        assert await until(pilot, lambda: table(app).keys and all(row_status(app, k) == "failed" for k in table(app).keys))
+        assert await until(
+            pilot, lambda: table(app).keys and all(row_status(app, k) == "failed" for k in table(app).keys)
+        )
         # j/k/g/G move the cursor; enter opens the task; esc comes back.
         await pilot.press("j", "j", "k")
         assert table(app).cursor_row == 1
@@ -124,7 +129,7 @@ async def test_retry_one_task_records_operator_action(queue_db):
         assert app.screen.count == 1
         await pilot.press(*"flaky upstream", "enter")
         assert await until(pilot, lambda: len(actions(queue_db)) == 1)
-    (actor, action, target_text, reason, before, after), = actions(queue_db)
+    ((actor, action, target_text, reason, before, after),) = actions(queue_db)
     assert action == "task.retry" and reason == "flaky upstream" and str(target) in target_text
     assert before == {"status": {str(target): "failed"}} and after["ids"] == [target]
     with psycopg.connect(queue_db) as conn:
@@ -144,7 +149,7 @@ async def test_bulk_cancel_on_marked_rows_requires_typing_the_count(queue_db):
         assert isinstance(app.screen, ActionDialog)
         await pilot.press("backspace", "3", "enter", *"duplicates", "enter")
         assert await until(pilot, lambda: len(actions(queue_db)) == 1)
-    (_, action, _, reason, before, after), = actions(queue_db)
+    ((_, action, _, reason, before, after),) = actions(queue_db)
     assert action == "task.cancel" and reason == "duplicates" and sorted(after["ids"]) == sorted(marked)
 
 
@@ -159,12 +164,13 @@ async def test_whole_filter_action_reports_rows_changed_meanwhile(queue_db):
         assert app.screen.count == expected
         # Another operator retries one of them while the dialog is open.
         with psycopg.connect(queue_db, autocommit=True) as conn:
-            moved = conn.execute("UPDATE execution_tasks SET status = 'cancelled' WHERE id = (SELECT min(id) FROM "
-                                 "execution_tasks WHERE status = 'failed' AND task_type = 'implement_idea') RETURNING id"
-                                 ).fetchone()[0]
+            moved = conn.execute(
+                "UPDATE execution_tasks SET status = 'cancelled' WHERE id = (SELECT min(id) FROM "
+                "execution_tasks WHERE status = 'failed' AND task_type = 'implement_idea') RETURNING id"
+            ).fetchone()[0]
         await pilot.press(*str(expected), "enter", *"bulk retry", "enter")
         assert await until(pilot, lambda: len(actions(queue_db)) == 1)
-    (_, _, _, _, before, after), = actions(queue_db)
+    ((_, _, _, _, before, after),) = actions(queue_db)
     assert str(moved) not in before["status"] and len(after["ids"]) == expected - 1
 
 
@@ -209,8 +215,13 @@ async def test_untrusted_text_is_inert_and_redacted(queue_db):
         assert "sk-live" not in plain and "bob@example.com" not in plain and "[REDACTED:email]" in plain
         table(app).move_cursor(row=table(app).keys.index(400))
         await pilot.press("enter")
-        assert await until(pilot, lambda: isinstance(app.screen, TaskDetailScreen) and "REDACTED" in
-                           rendered(app.screen.query_one("#detail").content))
+        assert await until(
+            pilot,
+            lambda: (
+                isinstance(app.screen, TaskDetailScreen)
+                and "REDACTED" in rendered(app.screen.query_one("#detail").content)
+            ),
+        )
         shown = rendered(app.screen.query_one("#detail").content)
         assert "[bold red]x[/]" in shown and "\x1b" not in shown and "sk-live" not in shown
 
@@ -225,7 +236,6 @@ async def test_remapped_key_from_config(queue_db):
         assert app.is_running
         await pilot.press("ctrl+q")
     assert not app.is_running
-
 
 
 @pytest.mark.slow
@@ -264,9 +274,13 @@ async def test_requeue_a_cancelled_task(queue_db):
         await pilot.press(*"cancelled by mistake", "enter")
         assert await until(pilot, lambda: len(actions(queue_db)) == 1)
         assert await until(pilot, lambda: row_status(app, 399) == "queued")
-    (_, action, _, reason, before, after), = actions(queue_db)
-    assert (action, reason, before, after["status"]) == ("task.requeue", "cancelled by mistake",
-                                                         {"status": {"399": "cancelled"}}, "queued")
+    ((_, action, _, reason, before, after),) = actions(queue_db)
+    assert (action, reason, before, after["status"]) == (
+        "task.requeue",
+        "cancelled by mistake",
+        {"status": {"399": "cancelled"}},
+        "queued",
+    )
 
 
 async def test_counts_follow_live_events_without_waiting_for_the_timer(queue_db):
@@ -283,7 +297,9 @@ async def test_counts_follow_live_events_without_waiting_for_the_timer(queue_db)
         assert len(table(app).keys) == 100  # the page itself waits for the timer
         # Running tasks follow the same path, with their worker.
         with psycopg.connect(queue_db, autocommit=True) as conn:
-            conn.execute("UPDATE execution_tasks SET status = 'running', attempt = 1, started_at = now(), "
-                         "worker_id = 'w-run-7' WHERE task_type = 'brand_new_type'")
+            conn.execute(
+                "UPDATE execution_tasks SET status = 'running', attempt = 1, started_at = now(), "
+                "worker_id = 'w-run-7' WHERE task_type = 'brand_new_type'"
+            )
         running = screen.query_one("#running")
         assert await until(pilot, lambda: "w-run-7" in running.content.plain and "running (1)" in running.content.plain)

@@ -14,8 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from aiosmtpd.controller import Controller
 
-from test_roi import load_fixture
 from support.sql import x
+from test_roi import load_fixture
 
 
 def free_port() -> int:
@@ -29,8 +29,9 @@ class Inbox:
         self.messages: list[tuple[list[str], email.message.EmailMessage]] = []
 
     async def handle_DATA(self, server, session, envelope):
-        self.messages.append((list(envelope.rcpt_tos),
-                              email.message_from_bytes(envelope.content, policy=policy.default)))
+        self.messages.append(
+            (list(envelope.rcpt_tos), email.message_from_bytes(envelope.content, policy=policy.default))
+        )
         return "250 OK"
 
 
@@ -71,19 +72,28 @@ def http_receiver():
 
 def seeded(db_dsn):
     load_fixture(db_dsn)
-    x(db_dsn, "INSERT INTO audit_gates (name, metric, time_window, comparator, threshold, hard) "
-              "VALUES ('failure rate < 20%', 'failure_rate', '1 day', '<', 0.2, true)")
-    x(db_dsn, "INSERT INTO drift_alerts (indicator, scope, baseline, current) "
-              "VALUES ('p90_run_time', '{\"task_type\": \"implement_idea\"}', 12.5, 19.25)")
+    x(
+        db_dsn,
+        "INSERT INTO audit_gates (name, metric, time_window, comparator, threshold, hard) "
+        "VALUES ('failure rate < 20%', 'failure_rate', '1 day', '<', 0.2, true)",
+    )
+    x(
+        db_dsn,
+        "INSERT INTO drift_alerts (indicator, scope, baseline, current) "
+        "VALUES ('p90_run_time', '{\"task_type\": \"implement_idea\"}', 12.5, 19.25)",
+    )
     return db_dsn
 
 
 def test_report_numbers_are_the_roi_commands_numbers_in_every_format(db_dsn, run_cli, tmp_path):
-    from test_proposals import report as fsar_report, write
+    from test_proposals import report as fsar_report
+    from test_proposals import write
 
     seeded(db_dsn)
-    for name, text in (("a", fsar_report("fsar_minor", severity=2)),
-                       ("b", fsar_report("fsar_stop", severity=9, block="true", task_type="self_improvement"))):
+    for name, text in (
+        ("a", fsar_report("fsar_minor", severity=2)),
+        ("b", fsar_report("fsar_stop", severity=9, block="true", task_type="self_improvement")),
+    ):
         assert run_cli("ingest-fsar", str(write(tmp_path, name, text)), "--dsn", db_dsn).returncode == 0
     rep = run_cli("report", "--dsn", db_dsn, "--period", "30d", "--format", "json")
     assert rep.returncode == 0, rep.stderr
@@ -108,17 +118,32 @@ def test_report_is_mailed_and_posted(db_dsn, run_cli, smtp_server, http_receiver
     smtp_url, inbox = smtp_server
     hook_url, received = http_receiver
     out = tmp_path / "weekly.json"
-    rep = run_cli("report", "--dsn", db_dsn, "--format", "json", "--out", str(out), "--smtp", smtp_url,
-                  "--to", "ops@example.com", "--to", "cfo@example.com", "--webhook", hook_url + "/hook")
+    rep = run_cli(
+        "report",
+        "--dsn",
+        db_dsn,
+        "--format",
+        "json",
+        "--out",
+        str(out),
+        "--smtp",
+        smtp_url,
+        "--to",
+        "ops@example.com",
+        "--to",
+        "cfo@example.com",
+        "--webhook",
+        hook_url + "/hook",
+    )
     assert rep.returncode == 0, rep.stderr
-    (rcpts, msg), = inbox.messages
+    ((rcpts, msg),) = inbox.messages
     assert rcpts == ["ops@example.com", "cfo@example.com"]
     assert msg["Subject"].startswith("fsar-tui report ")
     body = msg.get_body(preferencelist=("plain",)).get_content()
     assert "# fsar-tui report" in body and "321.37 USD" in body
-    attachment, = list(msg.iter_attachments())
+    (attachment,) = list(msg.iter_attachments())
     assert json.loads(attachment.get_content()) == json.loads(out.read_text())
-    (content_type, posted), = received
+    ((content_type, posted),) = received
     assert content_type == "application/json" and json.loads(posted) == json.loads(out.read_text())
 
 
@@ -126,8 +151,9 @@ def test_a_failed_delivery_exits_1_and_keeps_the_file(db_dsn, run_cli, http_rece
     seeded(db_dsn)
     hook_url, _ = http_receiver
     closed = f"smtp://ops:hunter2@127.0.0.1:{free_port()}"
-    rep = run_cli("report", "--dsn", db_dsn, "--smtp", closed, "--to", "ops@example.com",
-                  "--webhook", hook_url + "/broken")
+    rep = run_cli(
+        "report", "--dsn", db_dsn, "--smtp", closed, "--to", "ops@example.com", "--webhook", hook_url + "/broken"
+    )
     assert rep.returncode == 1
     kept = list(tmp_path.glob("fsar-report-*.md"))
     assert len(kept) == 1 and "# fsar-tui report" in kept[0].read_text()
@@ -136,12 +162,15 @@ def test_a_failed_delivery_exits_1_and_keeps_the_file(db_dsn, run_cli, http_rece
     assert f"kept at {kept[0].name}" in rep.stderr
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--period", "fortnight"], "--period"),
-    (["--smtp", "smtp://127.0.0.1:25"], "--to"),
-    (["--to", "ops@example.com"], "--smtp"),
-    (["--smtp", "http://x", "--to", "a@b"], "smtp"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--period", "fortnight"], "--period"),
+        (["--smtp", "smtp://127.0.0.1:25"], "--to"),
+        (["--to", "ops@example.com"], "--smtp"),
+        (["--smtp", "http://x", "--to", "a@b"], "smtp"),
+    ],
+)
 def test_bad_report_options_are_usage_errors(db_dsn, run_cli, args, message):
     rep = run_cli("report", "--dsn", db_dsn, *args)
     assert rep.returncode == 2 and message in rep.stderr and rep.stderr.count("\n") == 1

@@ -9,13 +9,13 @@ import json
 from datetime import date, timedelta
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fsar_tui.db import roi as roi_queries
 from fsar_tui.db.connect import connect
 from fsar_tui.domain import roi
 from fsar_tui.services.roi_report import records
-
 from support.sql import q, x
 
 # (type, model, idea, currency, status, model cost, compute cost, days ago)
@@ -34,11 +34,16 @@ TASKS = [
 
 # (kind, amount, currency, idea, days ago)
 LEDGER = [
-    ("revenue", 19_900, "USD", "idea_a", 0), ("payment_fee", -607, "USD", "idea_a", 0),
-    ("revenue", 4_900, "USD", "idea_a", 2), ("refund", -4_900, "USD", "idea_a", 1),
-    ("revenue", 9_900, "USD", "idea_a", 1), ("dispute", -9_900, "USD", "idea_a", 0),
-    ("dispute_fee", -1_500, "USD", "idea_a", 0), ("dispute_won", 9_900, "USD", "idea_a", 0),
-    ("revenue", 2_500, "EUR", "idea_b", 1), ("payment_fee", -103, "EUR", "idea_b", 1),
+    ("revenue", 19_900, "USD", "idea_a", 0),
+    ("payment_fee", -607, "USD", "idea_a", 0),
+    ("revenue", 4_900, "USD", "idea_a", 2),
+    ("refund", -4_900, "USD", "idea_a", 1),
+    ("revenue", 9_900, "USD", "idea_a", 1),
+    ("dispute", -9_900, "USD", "idea_a", 0),
+    ("dispute_fee", -1_500, "USD", "idea_a", 0),
+    ("dispute_won", 9_900, "USD", "idea_a", 0),
+    ("revenue", 2_500, "EUR", "idea_b", 1),
+    ("payment_fee", -103, "EUR", "idea_b", 1),
     ("revenue", 1_000, "JPY", "idea_c", 0),
     ("revenue", 3_333, "USD", "idea_z", 0),  # an idea with no tasks: unattributed
     ("revenue", 1_111, "USD", None, 0),  # no idea: unattributed
@@ -49,17 +54,23 @@ LEDGER = [
 
 
 def load_fixture(dsn: str) -> None:
-    for i, (task_type, model, idea, currency, status, cost, compute, ago) in enumerate(TASKS):
-        x(dsn, """INSERT INTO execution_tasks (task_type, ai_model, idea_id, status, attempt, queued_at, started_at,
+    for task_type, model, idea, currency, status, cost, compute, ago in TASKS:
+        x(
+            dsn,
+            """INSERT INTO execution_tasks (task_type, ai_model, idea_id, status, attempt, queued_at, started_at,
                                                finished_at, cost_minor, compute_cost_minor, currency)
                   VALUES (%s, %s, %s, %s, 1, now() - make_interval(days => %s, hours => 2),
                           now() - make_interval(days => %s, hours => 1), now() - make_interval(days => %s),
                           %s, %s, %s)""",
-          (task_type, model, idea, status, ago, ago, ago, cost, compute, currency))
+            (task_type, model, idea, status, ago, ago, ago, cost, compute, currency),
+        )
     for i, (kind, amount, currency, idea, ago) in enumerate(LEDGER):
-        x(dsn, """INSERT INTO ledger_entries (source, external_id, kind, amount_minor, currency, occurred_at, idea_id)
+        x(
+            dsn,
+            """INSERT INTO ledger_entries (source, external_id, kind, amount_minor, currency, occurred_at, idea_id)
                   VALUES ('test', %s, %s, %s, %s, now() - make_interval(days => %s), %s)""",
-          (f"e{i}", kind, amount, currency, ago, idea))
+            (f"e{i}", kind, amount, currency, ago, idea),
+        )
 
 
 def read(dsn: str, days: int = 30) -> roi_queries.RoiData:
@@ -94,8 +105,14 @@ def test_roi_matches_an_independent_sql_computation_to_the_cent(db_dsn):
     assert [c for c, *_ in expected] == list(figures) == ["EUR", "GBP", "JPY", "USD"]
     for currency, revenue, net, model, compute, ok, failed_cost in expected:
         f = figures[currency]
-        assert (f.revenue, f.net_revenue, f.model_cost, f.compute_cost, f.succeeded, f.failed_cost) == \
-            (revenue, net, model, compute, ok, failed_cost), currency
+        assert (f.revenue, f.net_revenue, f.model_cost, f.compute_cost, f.succeeded, f.failed_cost) == (
+            revenue,
+            net,
+            model,
+            compute,
+            ok,
+            failed_cost,
+        ), currency
         assert f.profit == net - model - compute
     usd = figures["USD"]
     # Hand-checked: net revenue 19900-607+4900-4900+9900-9900-1500+9900+3333+1111 = 32137.
@@ -155,8 +172,11 @@ def test_cost_rollups_stay_exact_after_edits_retries_and_deletes(db_dsn):
     assert q(db_dsn, "SELECT count(*) FROM task_duration_samples") == [(0,)]
     assert q(db_dsn, roi_queries.COST_DRIFT_SQL) == []
     assert records(read(db_dsn), "type") == before  # pending samples were already counted
-    x(db_dsn, "UPDATE cost_rollups SET model_cost_minor = model_cost_minor + 1 "
-              "WHERE ctid = (SELECT min(ctid) FROM cost_rollups)")
+    x(
+        db_dsn,
+        "UPDATE cost_rollups SET model_cost_minor = model_cost_minor + 1 "
+        "WHERE ctid = (SELECT min(ctid) FROM cost_rollups)",
+    )
     assert q(db_dsn, roi_queries.COST_DRIFT_SQL) != []  # the check can fail
 
 
@@ -170,18 +190,34 @@ def test_ledger_daily_follows_inserts_updates_and_deletes(db_dsn):
 
 
 def test_compute_cost_is_fixed_at_finish_and_not_repriced(db_dsn):
-    x(db_dsn, "INSERT INTO compute_rates (currency, minor_per_hour, effective_from) "
-              "VALUES ('USD', 3600, now() - interval '1 day')")
-    x(db_dsn, "INSERT INTO execution_tasks (task_type, ai_model, status, attempt, queued_at, started_at, "
-              "worker_id, currency) VALUES ('implement_idea', 'gpt-4o', 'running', 1, now() - interval '20 seconds', "
-              "now() - interval '10 seconds', 'w1', 'USD')")
+    x(
+        db_dsn,
+        "INSERT INTO compute_rates (currency, minor_per_hour, effective_from) "
+        "VALUES ('USD', 3600, now() - interval '1 day')",
+    )
+    x(
+        db_dsn,
+        "INSERT INTO execution_tasks (task_type, ai_model, status, attempt, queued_at, started_at, "
+        "worker_id, currency) VALUES ('implement_idea', 'gpt-4o', 'running', 1, now() - interval '20 seconds', "
+        "now() - interval '10 seconds', 'w1', 'USD')",
+    )
     from fsar_tui.db.executor import FINISH_SQL
 
-    params = {"status": "succeeded", "retry_in_s": 0, "result": None, "error": None, "input_tokens": 1,
-              "output_tokens": 1, "cost_minor": 5, "currency": "USD", "worker": "w1", "attempt": 1}
+    params = {
+        "status": "succeeded",
+        "retry_in_s": 0,
+        "result": None,
+        "error": None,
+        "input_tokens": 1,
+        "output_tokens": 1,
+        "cost_minor": 5,
+        "currency": "USD",
+        "worker": "w1",
+        "attempt": 1,
+    }
     task_id = q(db_dsn, "SELECT id FROM execution_tasks")[0][0]
     x(db_dsn, FINISH_SQL, {**params, "id": task_id})
-    (compute, cost), = q(db_dsn, "SELECT compute_cost_minor, cost_minor FROM execution_tasks")
+    ((compute, cost),) = q(db_dsn, "SELECT compute_cost_minor, cost_minor FROM execution_tasks")
     assert cost == 5 and compute == 10  # 10 s at 3600 minor units per hour
     x(db_dsn, "INSERT INTO compute_rates (currency, minor_per_hour, effective_from) VALUES ('USD', 999999, now())")
     assert q(db_dsn, "SELECT compute_cost_minor FROM execution_tasks") == [(10,)]
@@ -206,27 +242,44 @@ def test_roi_cli_prints_the_same_numbers_as_the_screen_code(db_dsn, run_cli):
 
 # -- pure arithmetic -----------------------------------------------------------------------
 
+
 @settings(max_examples=300, deadline=None)
-@given(st.integers(-10**12, 10**12), st.lists(st.integers(0, 10**9), min_size=1, max_size=30)
-       .filter(lambda w: sum(w) > 0))
+@given(
+    st.integers(-(10**12), 10**12),
+    st.lists(st.integers(0, 10**9), min_size=1, max_size=30).filter(lambda w: sum(w) > 0),
+)
 def test_split_adds_up_exactly_and_stays_within_one_unit_of_the_proportion(amount, weights):
     parts = roi.split(amount, weights)
     assert sum(parts) == amount
     total = sum(weights)
-    for part, w in zip(parts, weights):
+    for part, w in zip(parts, weights, strict=False):
         assert abs(part * total - amount * w) < total  # |part - amount·w/total| < 1
         if w == 0:
             assert part == 0
 
 
 cost_rows = st.builds(
-    roi.CostRow, st.sampled_from(["t1", "t2"]), st.sampled_from(["m1", "m2", ""]), st.integers(0, 3),
-    st.sampled_from(["", "i1", "i2", "i3"]), st.sampled_from(["USD", "EUR"]), st.integers(0, 50),
-    st.integers(0, 5), st.integers(0, 2), st.integers(0, 10**6), st.integers(0, 10**5), st.integers(0, 10**5))
+    roi.CostRow,
+    st.sampled_from(["t1", "t2"]),
+    st.sampled_from(["m1", "m2", ""]),
+    st.integers(0, 3),
+    st.sampled_from(["", "i1", "i2", "i3"]),
+    st.sampled_from(["USD", "EUR"]),
+    st.integers(0, 50),
+    st.integers(0, 5),
+    st.integers(0, 2),
+    st.integers(0, 10**6),
+    st.integers(0, 10**5),
+    st.integers(0, 10**5),
+)
 ledger_rows = st.builds(
-    roi.LedgerRow, st.sampled_from(["", "i1", "i2", "i4"]),
+    roi.LedgerRow,
+    st.sampled_from(["", "i1", "i2", "i4"]),
     st.sampled_from(["revenue", "refund", "dispute", "payment_fee", "model_cost"]),
-    st.sampled_from(["USD", "EUR", "GBP"]), st.integers(1, 9), st.integers(-10**7, 10**7))
+    st.sampled_from(["USD", "EUR", "GBP"]),
+    st.integers(1, 9),
+    st.integers(-(10**7), 10**7),
+)
 
 
 @settings(max_examples=200, deadline=None)

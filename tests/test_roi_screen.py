@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -11,17 +11,18 @@ from fsar_tui import clock
 from fsar_tui.db import roi as roi_queries
 from fsar_tui.db.connect import connect
 from fsar_tui.domain.formatting import money
-from fsar_tui.services.roi_report import records
 from fsar_tui.screens.roi import RoiScreen
+from fsar_tui.services.roi_report import records
 from support.pilot import make_app, until
 from support.snapshot import check_snapshot, settled_svg
 
-FROZEN = datetime(2026, 1, 9, 12, 0, 0, tzinfo=timezone.utc)
+FROZEN = datetime(2026, 1, 9, 12, 0, 0, tzinfo=UTC)
 
 
 def add_history(dsn: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("""
+        conn.execute(
+            """
             INSERT INTO execution_tasks (task_type, ai_model, idea_id, status, attempt, queued_at, started_at,
                                          finished_at, cost_minor, compute_cost_minor, currency)
             SELECT (ARRAY['implement_idea', 'idea_implementation', 'self_improvement'])[1 + g %% 3],
@@ -31,35 +32,49 @@ def add_history(dsn: str) -> None:
                    %(end)s - make_interval(hours => g) - interval '5 minutes',
                    %(end)s - make_interval(hours => g) - interval '4 minutes',
                    %(end)s - make_interval(hours => g), 40 + g %% 17, 3 + g %% 5, 'USD'
-            FROM generate_series(1, 200) g""", {"end": FROZEN})
-        conn.execute("""
+            FROM generate_series(1, 200) g""",
+            {"end": FROZEN},
+        )
+        conn.execute(
+            """
             INSERT INTO ledger_entries (source, external_id, kind, amount_minor, currency, occurred_at, idea_id,
                                         customer_id, metadata)
             SELECT 'test', 'ch' || g, 'revenue', 1900 + 100 * (g %% 5), CASE WHEN g %% 10 = 0 THEN 'EUR' ELSE 'USD' END,
                    %(end)s - make_interval(hours => 5 * g), 'idea_' || (g %% 5), 'cus_' || (g %% 7),
                    jsonb_build_object('charge', 'ch_' || g, 'card_country', 'US', 'ip_country', 'US')
-            FROM generate_series(1, 60) g""", {"end": FROZEN})
-        conn.execute("""
+            FROM generate_series(1, 60) g""",
+            {"end": FROZEN},
+        )
+        conn.execute(
+            """
             INSERT INTO ledger_entries (source, external_id, kind, amount_minor, currency, occurred_at, idea_id)
             VALUES ('test', 'r1', 'refund', -2000, 'USD', %(end)s - interval '3 hours', 'idea_1'),
                    ('test', 'd1', 'dispute', -2100, 'USD', %(end)s - interval '30 hours', 'idea_2'),
                    ('test', 'f1', 'dispute_fee', -1500, 'USD', %(end)s - interval '30 hours', 'idea_2')""",
-                     {"end": FROZEN})
+            {"end": FROZEN},
+        )
         # Card testing: one customer, eight charges within forty minutes.
-        conn.execute("""
+        conn.execute(
+            """
             INSERT INTO ledger_entries (source, external_id, kind, amount_minor, currency, occurred_at, idea_id,
                                         customer_id, metadata)
             SELECT 'test', 'burst' || g, 'revenue', 900, 'USD', %(end)s - interval '2 days' + g * interval '5 minutes',
                    'idea_3', 'cus_burst', jsonb_build_object('charge', 'ch_burst' || g)
-            FROM generate_series(1, 8) g""", {"end": FROZEN})
-        conn.execute("""
+            FROM generate_series(1, 8) g""",
+            {"end": FROZEN},
+        )
+        conn.execute(
+            """
             INSERT INTO stripe_events (id, type, created, object_id, outcome, payload)
             SELECT 'evt_' || g, CASE WHEN g <= 10 THEN 'payment_intent.created' WHEN g <= 18
                                      THEN 'payment_intent.succeeded' ELSE 'payment_intent.payment_failed' END,
                    %(end)s - interval '1 hour', 'pi_' || g, 'applied',
                    jsonb_build_object('data', jsonb_build_object('object', jsonb_build_object(
-                       'currency', 'usd', 'last_payment_error', jsonb_build_object('decline_code', 'insufficient_funds'))))
-            FROM generate_series(1, 20) g""", {"end": FROZEN})
+                       'currency', 'usd', 'last_payment_error', jsonb_build_object('decline_code',
+                           'insufficient_funds'))))
+            FROM generate_series(1, 20) g""",
+            {"end": FROZEN},
+        )
 
 
 @pytest.fixture
@@ -102,8 +117,10 @@ async def test_roi_screen_shows_the_report_numbers_breakdowns_funnel_and_flags(r
         await pilot.press("b", "b", "b")
         assert await until(pilot, lambda: breakdown(app).column_names[1] == "idea")
         want = {(r["idea"], r["currency"]): r["profit_minor"] for r in expected["breakdown"]}
-        shown = {key: breakdown(app).get_row(key)[breakdown(app).column_names.index("profit")].plain
-                 for key in breakdown(app).keys}
+        shown = {
+            key: breakdown(app).get_row(key)[breakdown(app).column_names.index("profit")].plain
+            for key in breakdown(app).keys
+        }
         assert shown == {key: money(v, key[1]) for key, v in want.items()}
         await pilot.press("b", "b")
         assert await until(pilot, lambda: breakdown(app).column_names[1] == "week")
@@ -131,11 +148,15 @@ async def test_roi_window_from_the_command_line_and_live_finishes(roi_db):
         assert await until(pilot, lambda: "last 7 UTC days" in panel(app, "roi-status"))
         before = app.screen.data.costs
         with psycopg.connect(roi_db, autocommit=True) as conn:
-            conn.execute("INSERT INTO execution_tasks (task_type, ai_model, status, attempt, queued_at, started_at, "
-                         "finished_at, cost_minor, compute_cost_minor, currency) VALUES ('brand_new', 'gpt-4o', "
-                         "'succeeded', 1, %(t)s, %(t)s, %(t)s, 1, 1, 'USD')", {"t": FROZEN - timedelta(minutes=1)})
-        assert await until(pilot, lambda: app.screen.data.costs != before
-                           and ("brand_new", "USD") in breakdown(app).keys)
+            conn.execute(
+                "INSERT INTO execution_tasks (task_type, ai_model, status, attempt, queued_at, started_at, "
+                "finished_at, cost_minor, compute_cost_minor, currency) VALUES ('brand_new', 'gpt-4o', "
+                "'succeeded', 1, %(t)s, %(t)s, %(t)s, 1, 1, 'USD')",
+                {"t": FROZEN - timedelta(minutes=1)},
+            )
+        assert await until(
+            pilot, lambda: app.screen.data.costs != before and ("brand_new", "USD") in breakdown(app).keys
+        )
 
 
 @pytest.mark.parametrize("size", [(120, 36), (80, 24)])

@@ -24,10 +24,11 @@ from support.sql import q, x
 def test_rollback_then_roll_forward_keeps_artifacts_byte_identical(rollout_db, run_cli):
     back = run_cli("rollback", "prompt/implement_idea", "--dsn", rollout_db, "--reason", "p90 regressed", "--yes")
     assert back.returncode == 0, back.stderr
-    assert "-  \"prompt_version\": \"v8\"" in back.stdout and "+  \"prompt_version\": \"v7\"" in back.stdout
+    assert '-  "prompt_version": "v8"' in back.stdout and '+  "prompt_version": "v7"' in back.stdout
     assert back.stdout.startswith("rollback prompt/implement_idea: revision 2 (active)")
-    forward = run_cli("rollback", "prompt/implement_idea", "--to", "2", "--dsn", rollout_db,
-                      "--reason", "fixed upstream", "--yes")
+    forward = run_cli(
+        "rollback", "prompt/implement_idea", "--to", "2", "--dsn", rollout_db, "--reason", "fixed upstream", "--yes"
+    )
     assert forward.returncode == 0, forward.stderr
     assert forward.stdout.startswith("roll-forward prompt/implement_idea: revision 3 (active)")  # as the log says
     revs = revisions(rollout_db)
@@ -37,7 +38,8 @@ def test_rollback_then_roll_forward_keeps_artifacts_byte_identical(rollout_db, r
     log = q(rollout_db, "SELECT actor, action, target, reason, after ->> 'copy_of' FROM operator_actions ORDER BY seq")
     assert [(a, t, r, c) for _, a, t, r, c in log] == [
         ("rollback", "rollout:prompt/implement_idea", "p90 regressed", "1"),
-        ("roll_forward", "rollout:prompt/implement_idea", "fixed upstream", "2")]
+        ("roll_forward", "rollout:prompt/implement_idea", "fixed upstream", "2"),
+    ]
     listing = json.loads(run_cli("rollouts", "list", "--dsn", rollout_db, "--format", "json").stdout)
     assert listing[0]["active"] == 4 and listing[0]["ready"] and listing[0]["rollback_to"] == 3
     # Revision 3 is a copy of 1 (v7), 4 a copy of 2 (v8): going to 3 is a rollback, though 3 > 2.
@@ -53,13 +55,20 @@ def test_two_operators_racing_have_exactly_one_winner(rollout_db):
 
     def operator(name):
         with psycopg.connect(rollout_db) as conn:
-            expected = conn.execute("SELECT active_revision FROM rollouts WHERE target = 'prompt/implement_idea'"
-                                    ).fetchone()[0]
+            expected = conn.execute(
+                "SELECT active_revision FROM rollouts WHERE target = 'prompt/implement_idea'"
+            ).fetchone()[0]
             conn.commit()
             barrier.wait()
             try:
-                results[name] = rollouts.rollback(conn, "prompt/implement_idea", 1, expected_active=expected,
-                                                  actor=name, reason=f"{name} saw a regression")
+                results[name] = rollouts.rollback(
+                    conn,
+                    "prompt/implement_idea",
+                    1,
+                    expected_active=expected,
+                    actor=name,
+                    reason=f"{name} saw a regression",
+                )
             except rollouts.Conflict as exc:
                 results[name] = exc.message
 
@@ -82,8 +91,11 @@ def test_a_tampered_artifact_is_not_ready_and_refused(rollout_db, run_cli):
     assert [r[0] for r in revisions(rollout_db)] == [1, 2] and active(rollout_db) == 2  # the rehearsal left nothing
     assert q(rollout_db, "SELECT count(*) FROM operator_actions") == [(0,)]
     x(rollout_db, "ALTER TABLE rollout_revisions DISABLE TRIGGER rollout_revisions_append_only")
-    x(rollout_db, """UPDATE rollout_revisions SET artifact = jsonb_set(artifact, '{temperature}', '0.9')
-                     WHERE revision = 1""")
+    x(
+        rollout_db,
+        """UPDATE rollout_revisions SET artifact = jsonb_set(artifact, '{temperature}', '0.9')
+                     WHERE revision = 1""",
+    )
     x(rollout_db, "ALTER TABLE rollout_revisions ENABLE TRIGGER rollout_revisions_append_only")
     listing = run_cli("rollouts", "list", "--dsn", rollout_db)
     assert "NOT READY: revision 1's artifact does not match its sha256" in listing.stdout
@@ -130,8 +142,11 @@ def test_confirmation_reason_and_dry_run(rollout_db, run_cli):
     assert active(rollout_db) == 3
     dry = run_cli("rollback", "prompt/implement_idea", "--dsn", rollout_db, "--dry-run")
     assert dry.returncode == 0 and "dry run: nothing changed" in dry.stdout and active(rollout_db) == 3
-    for bad, message in ((["--yes"], "--reason is required"), (["--reason", "x"], "confirm with --yes"),
-                         (["--reason", "x", "--yes", "--to", "9"], "has no revision 9")):
+    for bad, message in (
+        (["--yes"], "--reason is required"),
+        (["--reason", "x"], "confirm with --yes"),
+        (["--reason", "x", "--yes", "--to", "9"], "has no revision 9"),
+    ):
         out = run_cli("rollback", "prompt/implement_idea", "--dsn", rollout_db, *bad)
         assert out.returncode == 2 and message in out.stderr and out.stderr.count("\n") == 1
     unknown = run_cli("rollback", "nope", "--dsn", rollout_db, "--reason", "x", "--yes")

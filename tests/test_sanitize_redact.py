@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 from rich.console import Console
 
 from fsar_tui.domain.redact import luhn_ok, redact
@@ -33,7 +34,7 @@ def test_osc52_and_csi_are_removed():
 @given(st.text())
 def test_no_control_character_survives(text):
     cleaned = strip_controls(text)
-    assert not any((ord(c) < 32 and c != "\n") or 0x7f <= ord(c) <= 0x9f for c in cleaned)
+    assert not any((ord(c) < 32 and c != "\n") or 0x7F <= ord(c) <= 0x9F for c in cleaned)
 
 
 @given(st.text())
@@ -44,12 +45,21 @@ def test_rendering_untrusted_text_emits_no_escape_except_styling(text):
 
 
 def test_secrets_and_personal_data_are_redacted():
-    text = ("key sk-proj-abcdefghijklmnop1234 and Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.x.y "
-            "mail ops+alice@example.com call +1 415 555 0142 card 4242 4242 4242 4242 "
-            'json {"api_key": "hunter2hunter2"} aws AKIAABCDEFGHIJKLMNOP')
+    text = (
+        "key sk-proj-abcdefghijklmnop1234 and Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.x.y "
+        "mail ops+alice@example.com call +1 415 555 0142 card 4242 4242 4242 4242 "
+        'json {"api_key": "hunter2hunter2"} aws AKIAABCDEFGHIJKLMNOP'
+    )
     out = redact(text)
-    for secret in ("sk-proj-abcdefghijklmnop1234", "eyJhbGciOiJIUzI1NiJ9", "ops+alice@example.com",
-                   "415 555 0142", "4242 4242 4242 4242", "hunter2hunter2", "AKIAABCDEFGHIJKLMNOP"):
+    for secret in (
+        "sk-proj-abcdefghijklmnop1234",
+        "eyJhbGciOiJIUzI1NiJ9",
+        "ops+alice@example.com",
+        "415 555 0142",
+        "4242 4242 4242 4242",
+        "hunter2hunter2",
+        "AKIAABCDEFGHIJKLMNOP",
+    ):
         assert secret not in out, secret
     assert "[REDACTED:card]" in out and "[REDACTED:email]" in out and "[REDACTED:bearer]" in out
 
@@ -69,7 +79,7 @@ def luhn_complete(prefix: str) -> str:
 @given(st.text(alphabet="0123456789", min_size=12, max_size=18))
 def test_every_luhn_valid_card_number_is_redacted(prefix):
     card = luhn_complete(prefix)
-    grouped = " ".join(card[i:i + 4] for i in range(0, len(card), 4))
+    grouped = " ".join(card[i : i + 4] for i in range(0, len(card), 4))
     for shown in (card, grouped):
         assert card not in redact(f"paid with {shown} today").replace(" ", "")
 

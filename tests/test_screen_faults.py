@@ -24,9 +24,12 @@ RECOVERY_TRIES = 300
 
 @pytest.fixture
 def tasks_db(db_dsn):
-    x(db_dsn, """INSERT INTO execution_tasks (task_type, ai_model)
+    x(
+        db_dsn,
+        """INSERT INTO execution_tasks (task_type, ai_model)
                  SELECT (ARRAY['implement_idea','self_improvement'])[1 + g % 2], 'gpt-4o'
-                 FROM generate_series(1, 50) g""")
+                 FROM generate_series(1, 50) g""",
+    )
     return db_dsn
 
 
@@ -50,8 +53,9 @@ async def test_revoked_privileges_show_a_line_and_the_screen_recovers_when_grant
         await loaded(pilot, app)
         x(tasks_db, f"REVOKE fsar_operator FROM {role}")
         x(tasks_db, "INSERT INTO execution_tasks (task_type) VALUES ('after_revoke')")
-        assert await until(pilot, lambda: "permission denied for table" in problem(app), tries=RECOVERY_TRIES), \
-            problem(app)
+        assert await until(pilot, lambda: "permission denied for table" in problem(app), tries=RECOVERY_TRIES), problem(
+            app
+        )
         assert "permission denied for table" in header_text(app)  # shown on screen, one line, in words
         assert app.is_running and isinstance(app.screen, QueueScreen)
         assert len(table(app).keys) == 50  # the screen keeps what it had
@@ -59,8 +63,9 @@ async def test_revoked_privileges_show_a_line_and_the_screen_recovers_when_grant
         assert await until(pilot, lambda: "permission denied" in problem(app), tries=RECOVERY_TRIES)
         await pilot.press("1")
         x(tasks_db, f"GRANT fsar_operator TO {role}")
-        assert await until(pilot, lambda: problem(app) == "" and len(table(app).keys) == 51, tries=RECOVERY_TRIES), \
+        assert await until(pilot, lambda: problem(app) == "" and len(table(app).keys) == 51, tries=RECOVERY_TRIES), (
             problem(app)
+        )
         assert app.is_running
 
 
@@ -70,8 +75,9 @@ async def test_a_renamed_table_is_named_and_the_screen_recovers_when_it_is_back(
         await loaded(pilot, app)
         x(tasks_db, "ALTER TABLE task_counts RENAME TO task_counts_away")
         try:
-            assert await until(pilot, lambda: 'relation "task_counts" does not exist' in problem(app),
-                               tries=RECOVERY_TRIES), problem(app)
+            assert await until(
+                pilot, lambda: 'relation "task_counts" does not exist' in problem(app), tries=RECOVERY_TRIES
+            ), problem(app)
             assert app.is_running
         finally:
             x(tasks_db, "ALTER TABLE task_counts_away RENAME TO task_counts")
@@ -86,8 +92,9 @@ async def test_a_statement_timeout_is_said_as_such_and_passes(tasks_db):
         blocker = psycopg.connect(tasks_db)
         try:
             blocker.execute("LOCK TABLE task_counts IN ACCESS EXCLUSIVE MODE")  # every read of it waits
-            assert await until(pilot, lambda: "statement timeout (300 ms)" in problem(app), tries=RECOVERY_TRIES), \
+            assert await until(pilot, lambda: "statement timeout (300 ms)" in problem(app), tries=RECOVERY_TRIES), (
                 problem(app)
+            )
             assert app.is_running
         finally:
             blocker.rollback()
@@ -100,9 +107,14 @@ async def test_killed_connections_reconnect_without_a_restart(tasks_db):
     async with app.run_test(size=(160, 48)) as pilot:
         await loaded(pilot, app)
         dbname = conninfo_to_dict(tasks_db)["dbname"]
-        x(tasks_db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = %s AND application_name = 'fsar-tui' AND pid <> pg_backend_pid()", (dbname,))
+        x(
+            tasks_db,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND application_name = 'fsar-tui' AND pid <> pg_backend_pid()",
+            (dbname,),
+        )
         x(tasks_db, "INSERT INTO execution_tasks (task_type) VALUES ('after_kill')")
-        assert await until(pilot, lambda: len(table(app).keys) == 51 and app.session.state == "connected",
-                           tries=RECOVERY_TRIES)
+        assert await until(
+            pilot, lambda: len(table(app).keys) == 51 and app.session.state == "connected", tries=RECOVERY_TRIES
+        )
         assert problem(app) == "" and app.is_running

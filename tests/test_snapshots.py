@@ -6,7 +6,7 @@ README.md shows the 160×48 one).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -18,7 +18,7 @@ from fsar_tui.widgets.keyed_table import KeyedTable
 from support.pilot import live_connected
 from support.snapshot import check_snapshot, settled_svg
 
-FROZEN = datetime(2026, 1, 2, 12, 34, 56, tzinfo=timezone.utc)
+FROZEN = datetime(2026, 1, 2, 12, 34, 56, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -35,15 +35,19 @@ def frozen_db(db_dsn, monkeypatch):
                    CASE WHEN s.status = 'queued' THEN NULL ELSE 'sim-ops-1-' || g % 4 END,
                    timestamptz '2026-01-02 11:00:00+00' + g * interval '97 seconds',
                    timestamptz '2026-01-02 11:00:00+00' + g * interval '97 seconds',
-                   CASE WHEN s.status = 'queued' THEN NULL ELSE timestamptz '2026-01-02 11:00:05+00' + g * interval '97 seconds' END,
+                   CASE WHEN s.status = 'queued' THEN NULL ELSE timestamptz '2026-01-02 11:00:05+00' + g * interval
+                       '97 seconds' END,
                    CASE WHEN s.status IN ('succeeded', 'failed', 'cancelled')
-                        THEN timestamptz '2026-01-02 11:00:05+00' + g * interval '97 seconds' + g * interval '3 seconds' END,
+                        THEN timestamptz '2026-01-02 11:00:05+00' + g * interval '97 seconds' + g * interval
+                            '3 seconds' END,
                    CASE WHEN s.status IN ('succeeded', 'failed') THEN 40 + g * 7 END,
                    CASE WHEN s.status IN ('succeeded', 'failed') THEN 'USD' END,
                    CASE WHEN s.status = 'failed' THEN (ARRAY['TimeoutError: model call exceeded 120s',
-                        '[bold red]x[/] injected markup stays literal', 'card 4242 4242 4242 4242 was declined'])[1 + g % 3] END
+                        '[bold red]x[/] injected markup stays literal', 'card 4242 4242 4242 4242 was declined'])[1 +
+                            g % 3] END
             FROM generate_series(1, 40) g
-            CROSS JOIN LATERAL (SELECT (ARRAY['succeeded','succeeded','failed','queued','running','cancelled'])[1 + g % 6]
+            CROSS JOIN LATERAL (SELECT (ARRAY['succeeded','succeeded','failed','queued','running','cancelled'])[1 + g
+                % 6]
                                 AS status) s""")
     return db_dsn
 

@@ -34,31 +34,84 @@ T0 = 1767350000  # 2026-01-02
 
 # ---------------------------------------------------------------- event builders (shared with test_webhook)
 
+
 def event(evt_id: str, event_type: str, obj: dict[str, Any], created: int = T0) -> dict[str, Any]:
-    return {"id": evt_id, "object": "event", "type": event_type, "created": created, "livemode": False,
-            "api_version": "2024-06-20", "data": {"object": obj}}
+    return {
+        "id": evt_id,
+        "object": "event",
+        "type": event_type,
+        "created": created,
+        "livemode": False,
+        "api_version": "2024-06-20",
+        "data": {"object": obj},
+    }
 
 
-def charge(evt_id: str, charge_id: str, amount: Any = 1200, currency: Any = "usd", *, created: int = T0,
-           metadata: dict | None = None, customer: str | None = "cus_t", **extra: Any) -> dict[str, Any]:
-    obj = {"id": charge_id, "object": "charge", "amount": amount, "currency": currency, "customer": customer,
-           "metadata": {"idea_id": "idea_t"} if metadata is None else metadata,
-           "balance_transaction": "txn_unexpanded",
-           "payment_method_details": {"card": {"country": "US", "fingerprint": "fp_1"}, "type": "card"}, **extra}
+def charge(
+    evt_id: str,
+    charge_id: str,
+    amount: Any = 1200,
+    currency: Any = "usd",
+    *,
+    created: int = T0,
+    metadata: dict | None = None,
+    customer: str | None = "cus_t",
+    **extra: Any,
+) -> dict[str, Any]:
+    obj = {
+        "id": charge_id,
+        "object": "charge",
+        "amount": amount,
+        "currency": currency,
+        "customer": customer,
+        "metadata": {"idea_id": "idea_t"} if metadata is None else metadata,
+        "balance_transaction": "txn_unexpanded",
+        "payment_method_details": {"card": {"country": "US", "fingerprint": "fp_1"}, "type": "card"},
+        **extra,
+    }
     return event(evt_id, "charge.succeeded", obj, created)
 
 
-def refund(evt_id: str, charge_id: str, amount_refunded: int, *, created: int = T0 + 100,
-           metadata: dict | None = None, customer: str | None = None) -> dict[str, Any]:
-    obj = {"id": charge_id, "object": "charge", "amount": 2000, "amount_refunded": amount_refunded,
-           "currency": "usd", "customer": customer, "metadata": metadata or {}}
+def refund(
+    evt_id: str,
+    charge_id: str,
+    amount_refunded: int,
+    *,
+    created: int = T0 + 100,
+    metadata: dict | None = None,
+    customer: str | None = None,
+) -> dict[str, Any]:
+    obj = {
+        "id": charge_id,
+        "object": "charge",
+        "amount": 2000,
+        "amount_refunded": amount_refunded,
+        "currency": "usd",
+        "customer": customer,
+        "metadata": metadata or {},
+    }
     return event(evt_id, "charge.refunded", obj, created)
 
 
-def dispute(evt_id: str, event_type: str, charge_id: str, amount: int, *, status: str = "needs_response",
-            fees: tuple[int, ...] = (), created: int = T0 + 200) -> dict[str, Any]:
-    obj = {"id": f"dp_{charge_id}", "object": "dispute", "amount": amount, "currency": "usd", "charge": charge_id,
-           "status": status, "balance_transactions": [{"id": f"txn_{i}", "fee": f} for i, f in enumerate(fees)]}
+def dispute(
+    evt_id: str,
+    event_type: str,
+    charge_id: str,
+    amount: int,
+    *,
+    status: str = "needs_response",
+    fees: tuple[int, ...] = (),
+    created: int = T0 + 200,
+) -> dict[str, Any]:
+    obj = {
+        "id": f"dp_{charge_id}",
+        "object": "dispute",
+        "amount": amount,
+        "currency": "usd",
+        "charge": charge_id,
+        "status": status,
+        "balance_transactions": [{"id": f"txn_{i}", "fee": f} for i, f in enumerate(fees)],
+    }
     return event(evt_id, event_type, obj, created)
 
 
@@ -90,16 +143,22 @@ def ingest(db_dsn: str, path: Path, capsys, secret: str | None = None) -> tuple[
 
 
 def ledger(db_dsn: str) -> list[tuple]:
-    return q(db_dsn, "SELECT kind, amount_minor, currency, external_id, idea_id, customer_id, task_id "
-                     "FROM ledger_entries ORDER BY id")
+    return q(
+        db_dsn,
+        "SELECT kind, amount_minor, currency, external_id, idea_id, customer_id, task_id "
+        "FROM ledger_entries ORDER BY id",
+    )
 
 
 def dump(db_dsn: str) -> dict[str, list[tuple]]:
-    return {t: q(db_dsn, f"SELECT * FROM {t} ORDER BY 1, 2, 3")
-            for t in ("ledger_entries", "stripe_events", "ledger_daily", "payment_funnel_daily")}
+    return {
+        t: q(db_dsn, f"SELECT * FROM {t} ORDER BY 1, 2, 3")
+        for t in ("ledger_entries", "stripe_events", "ledger_daily", "payment_funnel_daily")
+    }
 
 
 # ---------------------------------------------------------------- the published fixture
+
 
 def expected_from_file(path: Path) -> tuple[dict, Counter, Counter]:
     """Ledger sums per (kind, currency), funnel counts and outcomes, computed from the file by hand."""
@@ -128,13 +187,19 @@ def expected_from_file(path: Path) -> tuple[dict, Counter, Counter]:
 def test_fixture_file_to_the_cent_and_reingest_changes_nothing(run_cli, db_dsn):
     sums, funnel, types = expected_from_file(FIXTURE)
     # The same figures written out, as read from the file.
-    assert sums == {("revenue", "USD"): 27000, ("revenue", "EUR"): 7500, ("refund", "USD"): -500,
-                    ("dispute", "USD"): -2750}
+    assert sums == {
+        ("revenue", "USD"): 27000,
+        ("revenue", "EUR"): 7500,
+        ("refund", "USD"): -500,
+        ("dispute", "USD"): -2750,
+    }
     assert sum(types.values()) == 44 and types["customer.created"] == 1
     assert sum(n for (stage, *_), n in funnel.items() if stage == "created") == 14
     assert sum(n for (stage, *_), n in funnel.items() if stage == "succeeded") == 12
     assert {(r, n) for (stage, _, r), n in funnel.items() if stage == "failed"} == {
-        ("insufficient_funds", 1), ("stolen_card", 1)}
+        ("insufficient_funds", 1),
+        ("stolen_card", 1),
+    }
 
     first = run_cli("ingest-stripe", str(FIXTURE), "--dsn", db_dsn)
     assert first.returncode == 0, first.stderr
@@ -143,16 +208,30 @@ def test_fixture_file_to_the_cent_and_reingest_changes_nothing(run_cli, db_dsn):
 
     got = q(db_dsn, "SELECT kind, currency, sum(amount_minor)::bigint FROM ledger_entries GROUP BY 1, 2")
     assert {(k, c): s for k, c, s in got} == sums  # no fee anywhere: none is given, none is estimated
-    assert q(db_dsn, "SELECT stage, currency, reason, n FROM payment_funnel_daily WHERE n <> 0") and \
-        Counter({(s, c, r): n for s, c, r, n in q(db_dsn, "SELECT stage, currency, reason, sum(n)::int "
-                                                         "FROM payment_funnel_daily GROUP BY 1, 2, 3")}) == funnel
+    assert (
+        q(db_dsn, "SELECT stage, currency, reason, n FROM payment_funnel_daily WHERE n <> 0")
+        and Counter(
+            {
+                (s, c, r): n
+                for s, c, r, n in q(
+                    db_dsn, "SELECT stage, currency, reason, sum(n)::int FROM payment_funnel_daily GROUP BY 1, 2, 3"
+                )
+            }
+        )
+        == funnel
+    )
     assert dict(q(db_dsn, "SELECT outcome, count(*) FROM stripe_events GROUP BY 1")) == {"applied": 43, "skipped": 1}
     assert q(db_dsn, "SELECT type, object_id FROM stripe_events WHERE outcome = 'skipped'") == [
-        ("customer.created", "cus_fx_9")]
+        ("customer.created", "cus_fx_9")
+    ]
     # ledger_daily is exactly the ledger, by day × kind × currency × idea.
-    assert q(db_dsn, "SELECT day, kind, currency, idea_id, entries, amount_minor FROM ledger_daily ORDER BY 1, 2, 3, 4") \
-        == q(db_dsn, "SELECT (occurred_at AT TIME ZONE 'UTC')::date, kind, currency, coalesce(idea_id, ''), count(*), "
-                     "sum(amount_minor) FROM ledger_entries GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4")
+    assert q(
+        db_dsn, "SELECT day, kind, currency, idea_id, entries, amount_minor FROM ledger_daily ORDER BY 1, 2, 3, 4"
+    ) == q(
+        db_dsn,
+        "SELECT (occurred_at AT TIME ZONE 'UTC')::date, kind, currency, coalesce(idea_id, ''), count(*), "
+        "sum(amount_minor) FROM ledger_entries GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
+    )
     # Refund and dispute are attributed like the charge they belong to.
     attribution = "SELECT idea_id, customer_id FROM ledger_entries WHERE kind = %s AND metadata ->> 'charge' = %s"
     assert q(db_dsn, attribution, ("refund", "ch_fx_0002")) == q(db_dsn, attribution, ("revenue", "ch_fx_0002"))
@@ -160,8 +239,12 @@ def test_fixture_file_to_the_cent_and_reingest_changes_nothing(run_cli, db_dsn):
     assert q(db_dsn, attribution, ("dispute", "ch_fx_0005"))[0][0] == "idea_101"
     revenue = q(db_dsn, "SELECT occurred_at, metadata FROM ledger_entries WHERE external_id = 'evt_fx_0001'")[0]
     assert revenue[0].timestamp() == 1767350000
-    assert revenue[1] == {"charge": "ch_fx_0000", "event": "evt_fx_0001", "card_country": "US",
-                          "card_fingerprint": "AOB934RVNwzk6xtn"}
+    assert revenue[1] == {
+        "charge": "ch_fx_0000",
+        "event": "evt_fx_0001",
+        "card_country": "US",
+        "card_fingerprint": "AOB934RVNwzk6xtn",
+    }
 
     before = dump(db_dsn)
     again = run_cli("ingest-stripe", str(FIXTURE), "--dsn", db_dsn)
@@ -172,10 +255,18 @@ def test_fixture_file_to_the_cent_and_reingest_changes_nothing(run_cli, db_dsn):
 
 # ---------------------------------------------------------------- bad input
 
+
 def test_malformed_json_on_line_3_of_5_keeps_the_other_four(run_cli, db_dsn, tmp_path):
-    path = write_lines(tmp_path / "five.jsonl", [
-        charge("evt_1", "ch_1"), charge("evt_2", "ch_2"), '{"id": "evt_3", "type": ', charge("evt_4", "ch_4"),
-        charge("evt_5", "ch_5", 900, "eur")])
+    path = write_lines(
+        tmp_path / "five.jsonl",
+        [
+            charge("evt_1", "ch_1"),
+            charge("evt_2", "ch_2"),
+            '{"id": "evt_3", "type": ',
+            charge("evt_4", "ch_4"),
+            charge("evt_5", "ch_5", 900, "eur"),
+        ],
+    )
     proc = run_cli("ingest-stripe", str(path), "--dsn", db_dsn)
     assert proc.returncode == 1
     assert proc.stdout.strip() == "accepted 4, duplicate 0, rejected 1, skipped 0"
@@ -186,28 +277,47 @@ def test_malformed_json_on_line_3_of_5_keeps_the_other_four(run_cli, db_dsn, tmp
 
 
 BAD_LINES = [
-    pytest.param(charge("evt_b", "ch_b", currency="xyz"), "unknown currency 'xyz' (not an ISO 4217 code)",
-                 id="unknown-currency"),
-    pytest.param(charge("evt_b", "ch_b", amount=12.5), "data.object.amount must be an integer amount in minor units, "
-                 "got 12.5", id="float-amount"),
-    pytest.param(charge("evt_b", "ch_b", amount="1200"), "data.object.amount must be an integer amount in minor units, "
-                 "got '1200'", id="string-amount"),
-    pytest.param(charge("evt_b", "ch_b", amount=True), "must be an integer amount in minor units, got True",
-                 id="bool-amount"),
+    pytest.param(
+        charge("evt_b", "ch_b", currency="xyz"), "unknown currency 'xyz' (not an ISO 4217 code)", id="unknown-currency"
+    ),
+    pytest.param(
+        charge("evt_b", "ch_b", amount=12.5),
+        "data.object.amount must be an integer amount in minor units, got 12.5",
+        id="float-amount",
+    ),
+    pytest.param(
+        charge("evt_b", "ch_b", amount="1200"),
+        "data.object.amount must be an integer amount in minor units, got '1200'",
+        id="string-amount",
+    ),
+    pytest.param(
+        charge("evt_b", "ch_b", amount=True), "must be an integer amount in minor units, got True", id="bool-amount"
+    ),
     pytest.param(charge("evt_b", "ch_b", amount=None), "data.object.amount is missing", id="missing-amount"),
     pytest.param(charge("evt_b", "ch_b", amount=-5), "data.object.amount out of range", id="negative-amount"),
     pytest.param(charge("evt_b", "ch_b", currency=None), "data.object.currency is missing", id="missing-currency"),
-    pytest.param(charge("evt_b", "ch_b", balance_transaction={"id": "txn", "fee": 8.8}),
-                 "balance_transaction.fee must be an integer amount", id="float-fee"),
-    pytest.param(refund("evt_b", "ch_b", amount_refunded="500"), "data.object.amount_refunded must be an integer",
-                 id="string-refund"),
+    pytest.param(
+        charge("evt_b", "ch_b", balance_transaction={"id": "txn", "fee": 8.8}),
+        "balance_transaction.fee must be an integer amount",
+        id="float-fee",
+    ),
+    pytest.param(
+        refund("evt_b", "ch_b", amount_refunded="500"),
+        "data.object.amount_refunded must be an integer",
+        id="string-refund",
+    ),
     pytest.param({k: v for k, v in charge("evt_b", "ch_b").items() if k != "id"}, "event has no id", id="missing-id"),
-    pytest.param({k: v for k, v in charge("evt_b", "ch_b").items() if k != "type"}, "event has no type",
-                 id="missing-type"),
-    pytest.param({k: v for k, v in charge("evt_b", "ch_b").items() if k != "created"}, "event has no created",
-                 id="missing-created"),
-    pytest.param({**charge("evt_b", "ch_b"), "created": "yesterday"}, "event.created must be Unix seconds",
-                 id="string-created"),
+    pytest.param(
+        {k: v for k, v in charge("evt_b", "ch_b").items() if k != "type"}, "event has no type", id="missing-type"
+    ),
+    pytest.param(
+        {k: v for k, v in charge("evt_b", "ch_b").items() if k != "created"},
+        "event has no created",
+        id="missing-created",
+    ),
+    pytest.param(
+        {**charge("evt_b", "ch_b"), "created": "yesterday"}, "event.created must be Unix seconds", id="string-created"
+    ),
     pytest.param(charge("evt_b", "ch_b", description="nul\u0000here"), "NUL character", id="nul"),
     pytest.param(event("evt_b", "charge.succeeded", None), "data.object is missing", id="no-object"),
     pytest.param("[1, 2]", "expected a JSON object, got an array", id="array"),
@@ -226,8 +336,12 @@ def test_bad_line_is_rejected_with_its_reason_and_nothing_stored(db_dsn, tmp_pat
 
 
 def test_terminal_output_has_no_escape_sequences_and_stdin_works(run_cli, db_dsn):
-    lines = [json.dumps(event("evt_esc", "evil.\x1b]52;c;SGVsbG8=\x07type\x1b[2J", {"id": "x"})),
-             json.dumps(charge("evt_esc2", "ch_esc", currency="\x1b[31mred")), "", "   "]
+    lines = [
+        json.dumps(event("evt_esc", "evil.\x1b]52;c;SGVsbG8=\x07type\x1b[2J", {"id": "x"})),
+        json.dumps(charge("evt_esc2", "ch_esc", currency="\x1b[31mred")),
+        "",
+        "   ",
+    ]
     proc = run_cli("ingest-stripe", "-", "--dsn", db_dsn, input="\n".join(lines) + "\n")
     assert proc.returncode == 1
     assert "\x1b" not in proc.stdout + proc.stderr and "\x07" not in proc.stdout + proc.stderr
@@ -246,21 +360,27 @@ def test_missing_file_and_unreachable_database_are_exit_2(run_cli, tmp_path):
 
 # ---------------------------------------------------------------- signatures
 
+
 def test_signed_envelopes_verify_and_bad_ones_are_rejected(run_cli, db_dsn, tmp_path, isolated_env):
     good = charge("evt_s1", "ch_s1", created=T0)
     tampered_payload = json.dumps(charge("evt_s2", "ch_s2", amount=100))
-    tampered = json.dumps({"stripe_signature": sign(tampered_payload, timestamp=T0),
-                           "payload": tampered_payload.replace("100", "999999")})
-    path = write_lines(tmp_path / "signed.jsonl", [
-        envelope(good, timestamp=T0),  # months old: files are checked without a timestamp tolerance
-        tampered,
-        envelope(charge("evt_s3", "ch_s3"), secret="whsec_someone_else"),
-        charge("evt_s4", "ch_s4"),  # unsigned
-        json.dumps({"payload": json.dumps(charge("evt_s5", "ch_s5"))}),  # envelope without a signature
-        json.dumps({"stripe_signature": "garbage", "payload": json.dumps(charge("evt_s6", "ch_s6"))}),
-    ])
-    proc = run_cli("ingest-stripe", str(path), "--dsn", db_dsn,
-                   env={**isolated_env, "FSAR_STRIPE_WEBHOOK_SECRET": SECRET})
+    tampered = json.dumps(
+        {"stripe_signature": sign(tampered_payload, timestamp=T0), "payload": tampered_payload.replace("100", "999999")}
+    )
+    path = write_lines(
+        tmp_path / "signed.jsonl",
+        [
+            envelope(good, timestamp=T0),  # months old: files are checked without a timestamp tolerance
+            tampered,
+            envelope(charge("evt_s3", "ch_s3"), secret="whsec_someone_else"),
+            charge("evt_s4", "ch_s4"),  # unsigned
+            json.dumps({"payload": json.dumps(charge("evt_s5", "ch_s5"))}),  # envelope without a signature
+            json.dumps({"stripe_signature": "garbage", "payload": json.dumps(charge("evt_s6", "ch_s6"))}),
+        ],
+    )
+    proc = run_cli(
+        "ingest-stripe", str(path), "--dsn", db_dsn, env={**isolated_env, "FSAR_STRIPE_WEBHOOK_SECRET": SECRET}
+    )
     assert proc.returncode == 1
     assert proc.stdout.strip() == "accepted 1, duplicate 0, rejected 5, skipped 0"
     assert SECRET not in proc.stdout + proc.stderr
@@ -270,25 +390,35 @@ def test_signed_envelopes_verify_and_bad_ones_are_rejected(run_cli, db_dsn, tmp_
     assert errors[1] == f"fsar-tui: {path}:3: {no_match}"
     assert errors[2].startswith(f"fsar-tui: {path}:4: missing Stripe signature")
     assert errors[3].startswith(f"fsar-tui: {path}:5: missing Stripe signature")
-    assert errors[4] == f"fsar-tui: {path}:6: bad Stripe signature: Unable to extract timestamp and signatures from header"
+    assert (
+        errors[4] == f"fsar-tui: {path}:6: bad Stripe signature: Unable to extract timestamp and signatures from header"
+    )
     assert q(db_dsn, "SELECT id FROM stripe_events") == [("evt_s1",)]
 
 
 def test_an_empty_secret_is_a_usage_error(run_cli, tmp_path, isolated_env):
     path = write_lines(tmp_path / "one.jsonl", [charge("evt_1", "ch_1")])
-    proc = run_cli("ingest-stripe", str(path), "--dsn", "host=127.0.0.1 port=1 dbname=x",
-                   env={**isolated_env, "FSAR_STRIPE_WEBHOOK_SECRET": ""})
+    proc = run_cli(
+        "ingest-stripe",
+        str(path),
+        "--dsn",
+        "host=127.0.0.1 port=1 dbname=x",
+        env={**isolated_env, "FSAR_STRIPE_WEBHOOK_SECRET": ""},
+    )
     assert proc.returncode == 2 and "FSAR_STRIPE_WEBHOOK_SECRET is set but empty" in proc.stderr
 
 
 # ---------------------------------------------------------------- refunds, disputes, fees, tasks
 
+
 @pytest.mark.parametrize("order", ["in-order", "reversed"])
 def test_cumulative_refunds_are_exact_in_any_order(db_dsn, tmp_path, capsys, order):
     first, second = refund("evt_r1", "ch_r", 500, created=T0 + 10), refund("evt_r2", "ch_r", 1000, created=T0 + 20)
     refunds = [first, second] if order == "in-order" else [second, first]
-    path = write_lines(tmp_path / "refunds.jsonl", [charge("evt_c", "ch_r", 2000, metadata={"idea_id": "idea_r"},
-                                                           customer="cus_r"), *refunds, *refunds])
+    path = write_lines(
+        tmp_path / "refunds.jsonl",
+        [charge("evt_c", "ch_r", 2000, metadata={"idea_id": "idea_r"}, customer="cus_r"), *refunds, *refunds],
+    )
     code, summary, _ = ingest(db_dsn, path, capsys)
     assert code == 0 and summary == "accepted 3, duplicate 2, rejected 0, skipped 0"
     rows = [r for r in ledger(db_dsn) if r[0] == "refund"]
@@ -300,17 +430,26 @@ def test_cumulative_refunds_are_exact_in_any_order(db_dsn, tmp_path, capsys, ord
 
 
 def test_fees_disputes_and_task_attribution(db_dsn, tmp_path, capsys):
-    [(task_id,)] = q(db_dsn, "INSERT INTO execution_tasks (task_type, status) VALUES ('implement_idea', 'queued') "
-                             "RETURNING id")
-    path = write_lines(tmp_path / "disputes.jsonl", [
-        charge("evt_c1", "ch_1", 5000, metadata={"idea_id": "idea_d", "task_id": str(task_id), "ip_country": "RU"},
-               balance_transaction={"id": "txn_1", "object": "balance_transaction", "fee": 175}),
-        charge("evt_c2", "ch_2", 700, "jpy", metadata={"task_id": "999"}),  # no such task → NULL
-        dispute("evt_d1", "charge.dispute.created", "ch_1", 5000, fees=(1500,)),
-        dispute("evt_d2", "charge.dispute.closed", "ch_1", 5000, status="won", created=T0 + 300),
-        dispute("evt_d3", "charge.dispute.created", "ch_2", 700),
-        dispute("evt_d4", "charge.dispute.closed", "ch_2", 700, status="lost", created=T0 + 300),
-    ])
+    [(task_id,)] = q(
+        db_dsn, "INSERT INTO execution_tasks (task_type, status) VALUES ('implement_idea', 'queued') RETURNING id"
+    )
+    path = write_lines(
+        tmp_path / "disputes.jsonl",
+        [
+            charge(
+                "evt_c1",
+                "ch_1",
+                5000,
+                metadata={"idea_id": "idea_d", "task_id": str(task_id), "ip_country": "RU"},
+                balance_transaction={"id": "txn_1", "object": "balance_transaction", "fee": 175},
+            ),
+            charge("evt_c2", "ch_2", 700, "jpy", metadata={"task_id": "999"}),  # no such task → NULL
+            dispute("evt_d1", "charge.dispute.created", "ch_1", 5000, fees=(1500,)),
+            dispute("evt_d2", "charge.dispute.closed", "ch_1", 5000, status="won", created=T0 + 300),
+            dispute("evt_d3", "charge.dispute.created", "ch_2", 700),
+            dispute("evt_d4", "charge.dispute.closed", "ch_2", 700, status="lost", created=T0 + 300),
+        ],
+    )
     code, summary, errors = ingest(db_dsn, path, capsys)
     assert (code, errors) == (0, []) and summary == "accepted 6, duplicate 0, rejected 0, skipped 0"
     assert ledger(db_dsn) == [
@@ -323,10 +462,18 @@ def test_fees_disputes_and_task_attribution(db_dsn, tmp_path, capsys):
         ("dispute", -700, "USD", "evt_d3", None, "cus_t", None),
     ]
     assert q(db_dsn, "SELECT metadata FROM ledger_entries WHERE external_id = 'evt_c1'")[0][0] == {
-        "charge": "ch_1", "event": "evt_c1", "card_country": "US", "card_fingerprint": "fp_1", "ip_country": "RU"}
+        "charge": "ch_1",
+        "event": "evt_c1",
+        "card_country": "US",
+        "card_fingerprint": "fp_1",
+        "ip_country": "RU",
+    }
     # The fraud index sees the card/IP country mismatch.
-    assert q(db_dsn, "SELECT external_id FROM ledger_entries WHERE kind = 'revenue' "
-                     "AND metadata ->> 'card_country' <> metadata ->> 'ip_country'") == [("evt_c1",)]
+    assert q(
+        db_dsn,
+        "SELECT external_id FROM ledger_entries WHERE kind = 'revenue' "
+        "AND metadata ->> 'card_country' <> metadata ->> 'ip_country'",
+    ) == [("evt_c1",)]
 
 
 # ---------------------------------------------------------------- the pure parser, property-based
@@ -334,18 +481,44 @@ def test_fees_disputes_and_task_attribution(db_dsn, tmp_path, capsys):
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-    max_leaves=12)
-HANDLED = ["charge.succeeded", "charge.refunded", "charge.dispute.created", "charge.dispute.closed",
-           "payment_intent.created", "payment_intent.payment_failed", "customer.created"]
-FIELDS = ["id", "amount", "amount_refunded", "currency", "customer", "metadata", "charge", "status",
-          "balance_transaction", "balance_transactions", "payment_method_details"]
-field_values = json_values | st.sampled_from(["usd", "EUR", "xyz", "12", "", "ch_1", "won"]) | st.fixed_dictionaries(
-    {"fee": json_values, "id": json_values}) | st.lists(st.fixed_dictionaries({"fee": json_values}), max_size=3)
-events = st.fixed_dictionaries({
-    "id": st.text(max_size=6) | json_values, "type": st.sampled_from(HANDLED) | json_values,
-    "created": st.integers(min_value=-10, max_value=2**40) | json_values,
-    "data": st.fixed_dictionaries({"object": st.dictionaries(st.sampled_from(FIELDS), field_values) | json_values}),
-})
+    max_leaves=12,
+)
+HANDLED = [
+    "charge.succeeded",
+    "charge.refunded",
+    "charge.dispute.created",
+    "charge.dispute.closed",
+    "payment_intent.created",
+    "payment_intent.payment_failed",
+    "customer.created",
+]
+FIELDS = [
+    "id",
+    "amount",
+    "amount_refunded",
+    "currency",
+    "customer",
+    "metadata",
+    "charge",
+    "status",
+    "balance_transaction",
+    "balance_transactions",
+    "payment_method_details",
+]
+field_values = (
+    json_values
+    | st.sampled_from(["usd", "EUR", "xyz", "12", "", "ch_1", "won"])
+    | st.fixed_dictionaries({"fee": json_values, "id": json_values})
+    | st.lists(st.fixed_dictionaries({"fee": json_values}), max_size=3)
+)
+events = st.fixed_dictionaries(
+    {
+        "id": st.text(max_size=6) | json_values,
+        "type": st.sampled_from(HANDLED) | json_values,
+        "created": st.integers(min_value=-10, max_value=2**40) | json_values,
+        "data": st.fixed_dictionaries({"object": st.dictionaries(st.sampled_from(FIELDS), field_values) | json_values}),
+    }
+)
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -381,8 +554,13 @@ def test_arbitrary_json_only_ever_raises_the_rejection(value, secret):
 
 def test_the_parser_reads_what_the_ledger_needs():
     ev = parse_event(json.dumps(charge("evt_p", "ch_p", 1234, "eur", metadata={"idea_id": "i", "task_id": "12"})))
-    assert (ev.id, ev.type, ev.object_id, ev.outcome, ev.charge_id) == ("evt_p", "charge.succeeded", "ch_p",
-                                                                          "applied", "ch_p")
+    assert (ev.id, ev.type, ev.object_id, ev.outcome, ev.charge_id) == (
+        "evt_p",
+        "charge.succeeded",
+        "ch_p",
+        "applied",
+        "ch_p",
+    )
     [rev] = ledger_drafts(ev)
     assert (rev.kind, rev.amount_minor, rev.currency, rev.idea_id, rev.task_hint) == ("revenue", 1234, "EUR", "i", 12)
     assert parse_event(json.dumps(event("evt_q", "customer.created", {"id": "cus_1"}))).outcome == "skipped"

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fsar_tui.domain.durations import parse_duration
 from fsar_tui.domain.task_filter import STATUSES, FilterError, TaskFilter, parse_filter
@@ -11,8 +12,9 @@ from fsar_tui.domain.task_filter import STATUSES, FilterError, TaskFilter, parse
 
 def test_issue_example():
     f = parse_filter("status:failed type:self_improvement model:gpt-4o since:2h error~timeout")
-    assert f == TaskFilter(statuses=("failed",), types=("self_improvement",), models=("gpt-4o",), since_s=7200,
-                           error_contains="timeout")
+    assert f == TaskFilter(
+        statuses=("failed",), types=("self_improvement",), models=("gpt-4o",), since_s=7200, error_contains="timeout"
+    )
 
 
 def test_command_mode_equals_lists_quotes_and_bare_words():
@@ -22,15 +24,18 @@ def test_command_mode_equals_lists_quotes_and_bare_words():
     assert parse_filter("").empty
 
 
-@pytest.mark.parametrize("text,message", [
-    ("status:exploded", "unknown status 'exploded'"),
-    ("colour:red", "unknown filter key 'colour'"),
-    ("since:yesterday", "bad duration"),
-    ("type~foo", "does not support ~"),
-    ('error~"open', "unbalanced quotes"),
-    ("id:abc", "expects numbers"),
-    ("status:", "needs a value"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("status:exploded", "unknown status 'exploded'"),
+        ("colour:red", "unknown filter key 'colour'"),
+        ("since:yesterday", "bad duration"),
+        ("type~foo", "does not support ~"),
+        ('error~"open', "unbalanced quotes"),
+        ("id:abc", "expects numbers"),
+        ("status:", "needs a value"),
+    ],
+)
 def test_errors_name_the_problem(text, message):
     with pytest.raises(FilterError, match=message):
         parse_filter(text)
@@ -40,8 +45,9 @@ def test_durations():
     assert [parse_duration(d) for d in ("45s", "15m", "2h", "7d", "1w")] == [45, 900, 7200, 604800, 604800]
 
 
-words = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters=",\x00"),
-                min_size=1, max_size=12).filter(lambda s: s.strip() == s and s != "")
+words = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters=",\x00"), min_size=1, max_size=12
+).filter(lambda s: s.strip() == s and s != "")
 filters = st.builds(
     TaskFilter,
     statuses=st.lists(st.sampled_from(STATUSES), unique=True, max_size=3).map(tuple),

@@ -16,10 +16,14 @@ def seeded(db_dsn, run_cli):
     assert proc.returncode == 0, proc.stderr
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         # More failures than the profiles produce, some with awkward error text.
-        conn.execute("UPDATE execution_tasks SET status = 'failed', error = 'TimeoutError: model call exceeded 120s' "
-                     "WHERE id % 50 = 0 AND status = 'succeeded'")
-        conn.execute("UPDATE execution_tasks SET error = 'upstream [bold]timeout[/] 50%_done' WHERE id % 100 = 0 "
-                     "AND status = 'failed'")
+        conn.execute(
+            "UPDATE execution_tasks SET status = 'failed', error = 'TimeoutError: model call exceeded 120s' "
+            "WHERE id % 50 = 0 AND status = 'succeeded'"
+        )
+        conn.execute(
+            "UPDATE execution_tasks SET error = 'upstream [bold]timeout[/] 50%_done' WHERE id % 100 = 0 "
+            "AND status = 'failed'"
+        )
     return db_dsn
 
 
@@ -42,20 +46,25 @@ async def test_keyset_pages_equal_one_big_ordered_query(seeded, sort, descending
         col = tasks.SORTABLE[sort]
         direction = "DESC" if descending else "ASC"
         nulls = "NULLS LAST" if descending else "NULLS FIRST"
-        cur = await conn.execute(f"SELECT t.id FROM execution_tasks t ORDER BY {col} {direction} {nulls}, t.id {direction}")
+        cur = await conn.execute(
+            f"SELECT t.id FROM execution_tasks t ORDER BY {col} {direction} {nulls}, t.id {direction}"
+        )
         assert got == [r[0] for r in await cur.fetchall()]
     finally:
         await conn.close()
 
 
-@pytest.mark.parametrize("text,sql", [
-    ("status:failed", "status = 'failed'"),
-    ("type:self_improvement model:gpt-4o", "task_type = 'self_improvement' AND ai_model = 'gpt-4o'"),
-    ("since:1d", "created_at >= now() - interval '1 day'"),
-    ("error~timeout", "error ILIKE '%timeout%'"),
-    ('error~"50%_done"', "position('50%_done' in error) > 0"),
-    ("status:queued,running", "status IN ('queued', 'running')"),
-])
+@pytest.mark.parametrize(
+    "text,sql",
+    [
+        ("status:failed", "status = 'failed'"),
+        ("type:self_improvement model:gpt-4o", "task_type = 'self_improvement' AND ai_model = 'gpt-4o'"),
+        ("since:1d", "created_at >= now() - interval '1 day'"),
+        ("error~timeout", "error ILIKE '%timeout%'"),
+        ('error~"50%_done"', "position('50%_done' in error) > 0"),
+        ("status:queued,running", "status IN ('queued', 'running')"),
+    ],
+)
 async def test_server_side_filters_match_equivalent_sql(seeded, text, sql):
     conn = await aconnect(seeded)
     try:
@@ -71,24 +80,41 @@ async def test_server_side_filters_match_equivalent_sql(seeded, text, sql):
 async def test_retry_cancel_requeue_with_optimistic_check_and_audit(seeded):
     conn = await aconnect(seeded)
     try:
-        failed = [(r.id, r.status) for r in await tasks.page(conn, tasks.PageRequest(parse_filter("status:failed"), limit=3))]
+        failed = [
+            (r.id, r.status) for r in await tasks.page(conn, tasks.PageRequest(parse_filter("status:failed"), limit=3))
+        ]
         assert len(failed) == 3
         # Someone else retries one of them first: it must be reported, not hit.
-        await conn.execute("UPDATE execution_tasks SET status = 'queued', finished_at = NULL WHERE id = %s", (failed[0][0],))
-        result = await actions.apply_action(conn, "retry", failed, "flaky upstream", scope="task filter status:failed",
-                                            actor="alice")
+        await conn.execute(
+            "UPDATE execution_tasks SET status = 'queued', finished_at = NULL WHERE id = %s", (failed[0][0],)
+        )
+        result = await actions.apply_action(
+            conn, "retry", failed, "flaky upstream", scope="task filter status:failed", actor="alice"
+        )
         assert result.done == sorted(i for i, _ in failed[1:]) and result.changed == [failed[0][0]]
         cur = await conn.execute("SELECT actor, action, target, reason, before, after FROM operator_actions")
-        (actor, action, target, reason, before, after), = await cur.fetchall()
+        ((actor, action, target, reason, before, after),) = await cur.fetchall()
         assert (actor, action, reason) == ("alice", "task.retry", "flaky upstream")
         assert before == {"status": {str(i): "failed" for i, _ in failed[1:]}} and after["status"] == "queued"
-        cur = await conn.execute("SELECT status, finished_at IS NULL, attempt < max_attempts FROM execution_tasks "
-                                 "WHERE id = ANY(%s)", (result.done,))
+        cur = await conn.execute(
+            "SELECT status, finished_at IS NULL, attempt < max_attempts FROM execution_tasks WHERE id = ANY(%s)",
+            (result.done,),
+        )
         assert set(await cur.fetchall()) == {("queued", True, True)}
 
-        cancelled = await actions.apply_action(conn, "cancel", [(result.done[0], "queued"), (failed[0][0], "failed")],
-                                               "wrong idea", scope="task", actor="alice")
-        assert cancelled.done == [result.done[0]] and cancelled.changed == [] and cancelled.not_applicable == [failed[0][0]]
+        cancelled = await actions.apply_action(
+            conn,
+            "cancel",
+            [(result.done[0], "queued"), (failed[0][0], "failed")],
+            "wrong idea",
+            scope="task",
+            actor="alice",
+        )
+        assert (
+            cancelled.done == [result.done[0]]
+            and cancelled.changed == []
+            and cancelled.not_applicable == [failed[0][0]]
+        )
         requeued = await actions.apply_action(conn, "requeue", [(result.done[0], "cancelled")], "oops", scope="task")
         assert requeued.done == [result.done[0]]
         cur = await conn.execute("SELECT count(*), bool_and(db_role = current_user) FROM operator_actions")
@@ -104,7 +130,7 @@ async def test_read_only_session_is_refused_with_a_plain_message(seeded):
     try:
         await conn.set_read_only(True)
         cur = await conn.execute("SELECT id FROM execution_tasks WHERE status = 'failed' LIMIT 1")
-        (task_id,), = await cur.fetchall()
+        ((task_id,),) = await cur.fetchall()
         with pytest.raises(actions.ActionRefused, match="read-only"):
             await actions.apply_action(conn, "retry", [(task_id, "failed")], "r", scope="task")
     finally:
@@ -129,7 +155,8 @@ async def test_detail_counts_running_workers_activity(seeded):
 async def test_activity_counts_finished_and_enqueued_per_minute(db_dsn):
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         conn.execute("""INSERT INTO task_events (task_id, from_status, to_status, attempt, at)
-                        SELECT 1, f, t, 1, date_trunc('minute', now()) - make_interval(mins => ago) + interval '7 seconds'
+                        SELECT 1, f, t, 1, date_trunc('minute', now()) - make_interval(mins => ago) + interval
+                            '7 seconds'
                         FROM (VALUES (NULL, 'queued', 0), ('running', 'succeeded', 0), ('running', 'failed', 0),
                                      (NULL, 'queued', 2), ('queued', 'running', 2), ('running', 'cancelled', 3),
                                      ('running', 'succeeded', 9)) v(f, t, ago)""")

@@ -79,12 +79,15 @@ def test_signed_event_lands_and_a_duplicate_is_answered_200(webhook, db_dsn):
     body, sig = signed(charge("evt_w1", "ch_w1", 4200, "gbp"))
     assert post(url + PATH, body, sig) == (200, {"result": "accepted"})
     assert q(db_dsn, "SELECT kind, amount_minor, currency, external_id FROM ledger_entries") == [
-        ("revenue", 4200, "GBP", "evt_w1")]
+        ("revenue", 4200, "GBP", "evt_w1")
+    ]
     assert post(url + PATH, body, sig) == (200, {"result": "duplicate"})
     body2, sig2 = signed({**charge("evt_w2", "x"), "type": "customer.created"})
     assert post(url + PATH, body2, sig2) == (200, {"result": "skipped"})
-    assert q(db_dsn, "SELECT id, outcome FROM stripe_events ORDER BY id") == [("evt_w1", "applied"),
-                                                                           ("evt_w2", "skipped")]
+    assert q(db_dsn, "SELECT id, outcome FROM stripe_events ORDER BY id") == [
+        ("evt_w1", "applied"),
+        ("evt_w2", "skipped"),
+    ]
     assert len(q(db_dsn, "SELECT * FROM ledger_entries")) == 1
     lines = log.lines()
     assert len(lines) == 3
@@ -97,7 +100,11 @@ def test_bad_signatures_and_bad_events_are_400_and_store_nothing(webhook, db_dsn
     url, log = webhook
     body, sig = signed(charge("evt_b1", "ch_b1"))
     cases = [
-        (body.replace("1200", "9900"), sig, "bad Stripe signature: No signatures found matching the expected signature"),
+        (
+            body.replace("1200", "9900"),
+            sig,
+            "bad Stripe signature: No signatures found matching the expected signature",
+        ),
         (body, sign(body, "whsec_wrong"), "bad Stripe signature: No signatures found matching the expected signature"),
         (body, None, "missing Stripe signature"),
         (body, sign(body, timestamp=int(time.time()) - 3600), "bad Stripe signature: Timestamp outside the tolerance"),
@@ -139,7 +146,9 @@ def test_an_unreachable_database_is_503():
     try:
         body, sig = signed(charge("evt_d1", "ch_d1"))
         assert post(f"http://127.0.0.1:{server.server_address[1]}{PATH}", body, sig) == (
-            503, {"error": "database unavailable"})
+            503,
+            {"error": "database unavailable"},
+        )
     finally:
         server.shutdown()
         server.server_close()
@@ -166,8 +175,14 @@ def _wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> No
 def test_the_real_command_serves_and_stops_on_sigterm(db_dsn, isolated_env, tmp_path):
     port = _free_port()
     env = {**isolated_env, "FSAR_STRIPE_WEBHOOK_SECRET": SECRET}
-    proc = subprocess.Popen([sys.executable, "-m", "fsar_tui", "webhook", "--dsn", db_dsn, "--port", str(port)],
-                            env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fsar_tui", "webhook", "--dsn", db_dsn, "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _wait_for_port(port, proc)
         body, sig = signed(charge("evt_cli", "ch_cli", 3100, "eur"))

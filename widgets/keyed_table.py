@@ -271,6 +271,7 @@ class KeyedTable(ScrollView, can_focus=True):
 
     def _strip(self, pieces: Sequence[Text], scroll_x: int, width: int, style: Style) -> Strip:
         console = self.app.console
-        segments = [Segment(s.text, style + s.style if s.style else style)
-                    for piece in pieces for s in piece.render(console)]
+        segments = [
+            Segment(s.text, style + s.style if s.style else style) for piece in pieces for s in piece.render(console)
+        ]
         return Strip(segments).crop_extend(scroll_x, scroll_x + width, style)

@@ -72,8 +72,13 @@ class StatusHeader(Widget):
         if self.blocks:
             first_id, task_type, severity = self.blocks[0]
             more = f" (+{len(self.blocks) - 1} more)" if len(self.blocks) > 1 else ""
-            lines.append(Text(f" BLOCKED: FSAR proposal {first_id} (severity {severity}) stops {task_type or 'all'} "
-                              f"tasks{more} · 5 Proposals to review or lift ", style="bold white on red"))
+            lines.append(
+                Text(
+                    f" BLOCKED: FSAR proposal {first_id} (severity {severity}) stops {task_type or 'all'} "
+                    f"tasks{more} · 5 Proposals to review or lift ",
+                    style="bold white on red",
+                )
+            )
         if self.problem:
             lines.append(Text(f" ! {self.problem} ", style="bold black on yellow"))
         shown = Text(no_wrap=True, overflow="ellipsis")  # each line cut on its own, never wrapped

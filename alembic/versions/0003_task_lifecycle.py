@@ -42,8 +42,9 @@ def upgrade() -> None:
     """)
     # Legacy rows were queued when they were created; new rows default to now().
     op.execute("UPDATE execution_tasks SET queued_at = created_at")
-    op.execute("ALTER TABLE execution_tasks ALTER COLUMN queued_at SET DEFAULT now(), "
-               "ALTER COLUMN queued_at SET NOT NULL")
+    op.execute(
+        "ALTER TABLE execution_tasks ALTER COLUMN queued_at SET DEFAULT now(), ALTER COLUMN queued_at SET NOT NULL"
+    )
     # Legacy rows that ran had one attempt.
     op.execute("UPDATE execution_tasks SET attempt = 1 WHERE started_at IS NOT NULL")
     op.execute("""
@@ -64,11 +65,13 @@ def upgrade() -> None:
     # Claim path: queued tasks by priority then age (SKIP LOCKED scans this).
     op.execute("CREATE INDEX execution_tasks_queued_idx ON execution_tasks (priority DESC, id) WHERE status = 'queued'")
     # Lease reaper and the running-tasks panel.
-    op.execute("CREATE INDEX execution_tasks_running_idx ON execution_tasks (lease_expires_at) "
-               "WHERE status = 'running'")
+    op.execute(
+        "CREATE INDEX execution_tasks_running_idx ON execution_tasks (lease_expires_at) WHERE status = 'running'"
+    )
     # Analytics: durations per type and model over a time window.
-    op.execute("CREATE INDEX execution_tasks_type_model_finished_idx "
-               "ON execution_tasks (task_type, ai_model, finished_at)")
+    op.execute(
+        "CREATE INDEX execution_tasks_type_model_finished_idx ON execution_tasks (task_type, ai_model, finished_at)"
+    )
 
 
 def downgrade() -> None:

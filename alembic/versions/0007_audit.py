@@ -16,8 +16,14 @@ branch_labels = None
 depends_on = None
 
 METRICS = (
-    "failure_rate", "p90_run_time", "cost_per_success", "roi", "retry_rate",
-    "anomaly_count", "open_blocking_proposals", "succeeded_without_result_rate",
+    "failure_rate",
+    "p90_run_time",
+    "cost_per_success",
+    "roi",
+    "retry_rate",
+    "anomaly_count",
+    "open_blocking_proposals",
+    "succeeded_without_result_rate",
 )
 
 

@@ -55,7 +55,7 @@ def upgrade() -> None:
             NEW.seq := coalesce(last.seq, 0) + 1;
             NEW.prev_hash := coalesce(last.hash, repeat('0', 64));
             NEW.db_role := current_user;
-            NEW.hash := encode(sha256(convert_to(NEW.prev_hash || '|' || {CANONICAL.format(r='NEW')}, 'UTF8')), 'hex');
+            NEW.hash := encode(sha256(convert_to(NEW.prev_hash || '|' || {CANONICAL.format(r="NEW")}, 'UTF8')), 'hex');
             RETURN NEW;
         END
         $$
@@ -82,7 +82,7 @@ def upgrade() -> None:
                 SELECT a.seq, a.hash, a.prev_hash,
                        lag(a.hash, 1, repeat('0', 64)) OVER (ORDER BY a.seq) AS expected_prev,
                        lag(a.seq, 1, 0::bigint) OVER (ORDER BY a.seq) AS prev_seq,
-                       encode(sha256(convert_to(a.prev_hash || '|' || {CANONICAL.format(r='a')}, 'UTF8')), 'hex')
+                       encode(sha256(convert_to(a.prev_hash || '|' || {CANONICAL.format(r="a")}, 'UTF8')), 'hex')
                            AS expected_hash
                 FROM operator_actions a
             ) chain

@@ -153,9 +153,11 @@ def upgrade() -> None:
     # Samples (like task_count_deltas) are inserted and soon deleted by a fold: vacuum
     # them by row count, not by table fraction, or readers wade through dead rows.
     for table in ("task_duration_samples", "task_count_deltas"):
-        op.execute(f"ALTER TABLE {table} SET (autovacuum_vacuum_scale_factor = 0, "
-                   "autovacuum_vacuum_threshold = 5000, autovacuum_vacuum_insert_scale_factor = 0, "
-                   "autovacuum_vacuum_insert_threshold = 5000)")
+        op.execute(
+            f"ALTER TABLE {table} SET (autovacuum_vacuum_scale_factor = 0, "
+            "autovacuum_vacuum_threshold = 5000, autovacuum_vacuum_insert_scale_factor = 0, "
+            "autovacuum_vacuum_insert_threshold = 5000)"
+        )
     op.execute("""
         CREATE TABLE duration_rollups (
             grain               smallint NOT NULL,
@@ -265,8 +267,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute("ALTER TABLE task_count_deltas RESET (autovacuum_vacuum_scale_factor, autovacuum_vacuum_threshold, "
-               "autovacuum_vacuum_insert_scale_factor, autovacuum_vacuum_insert_threshold)")
+    op.execute(
+        "ALTER TABLE task_count_deltas RESET (autovacuum_vacuum_scale_factor, autovacuum_vacuum_threshold, "
+        "autovacuum_vacuum_insert_scale_factor, autovacuum_vacuum_insert_threshold)"
+    )
     op.execute("DROP TRIGGER execution_tasks_rollups_update ON execution_tasks")
     op.execute("DROP TRIGGER execution_tasks_rollups_insert_delete ON execution_tasks")
     op.execute("DROP FUNCTION fsar_backfill_rollups(bigint)")

@@ -53,8 +53,9 @@ COUNTED = """t.status IN ('succeeded', 'failed', 'cancelled')
 _V0013 = revision_module(__file__, "0013_duration_rollups.py")
 _MOVED = "WITH moved AS (DELETE FROM task_duration_samples RETURNING *),\n"
 assert _V0013.FOLD.count(_MOVED) == 1 and "{" not in _V0013.FOLD
-FOLD_TEMPLATE = (_V0013.FOLD.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
-                 .replace(_MOVED, _MOVED + "{costs}"))
+FOLD_TEMPLATE = _V0013.FOLD.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1).replace(
+    _MOVED, _MOVED + "{costs}"
+)
 
 COSTS_CTE = """             costs AS (
                 INSERT INTO cost_rollups AS c (day, task_type, ai_model, rollout_revision_id, idea_id, currency,
@@ -85,16 +86,17 @@ FOLD = FOLD_TEMPLATE.format(costs=COSTS_CTE)
 # 0013's sample row, with the two columns the cost rollups need.
 _SAMPLE_END = "t.cost_minor, coalesce(t.currency, ''), n)::task_duration_samples"
 assert _V0013.TASK_SAMPLE.count(_SAMPLE_END) == 1
-TASK_SAMPLE = (_V0013.TASK_SAMPLE.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
-               .replace(_SAMPLE_END, "t.cost_minor, coalesce(t.currency, ''), n, t.idea_id, t.compute_cost_minor)"
-                                     "::task_duration_samples"))
+TASK_SAMPLE = _V0013.TASK_SAMPLE.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1).replace(
+    _SAMPLE_END, "t.cost_minor, coalesce(t.currency, ''), n, t.idea_id, t.compute_cost_minor)::task_duration_samples"
+)
 FOLD_0013 = FOLD_TEMPLATE.format(costs="")
 
 # 0013's update trigger, also firing when the idea or the compute cost changes.
 _COLUMNS_END = "cost_minor, currency ON execution_tasks"
 assert _V0013.ROLLUPS_UPDATE_TRIGGER.count(_COLUMNS_END) == 1
 ROLLUPS_UPDATE_TRIGGER = _V0013.ROLLUPS_UPDATE_TRIGGER.replace(
-    _COLUMNS_END, "cost_minor, currency, idea_id, compute_cost_minor ON execution_tasks")
+    _COLUMNS_END, "cost_minor, currency, idea_id, compute_cost_minor ON execution_tasks"
+)
 
 
 def upgrade() -> None:
@@ -213,17 +215,25 @@ def upgrade() -> None:
         END
         $$
     """)
-    op.execute("CREATE INDEX ledger_entries_customer_idx ON ledger_entries (customer_id, occurred_at) "
-               "WHERE kind = 'revenue'")
-    op.execute("CREATE INDEX ledger_entries_country_mismatch_idx ON ledger_entries (occurred_at) "
-               "WHERE kind = 'revenue' AND metadata ->> 'card_country' <> metadata ->> 'ip_country'")
-    op.execute("CREATE INDEX ledger_entries_charge_idx ON ledger_entries ((metadata ->> 'charge')) "
-               "WHERE metadata ? 'charge'")
-    op.execute("CREATE INDEX ledger_entries_card_idx "
-               "ON ledger_entries ((metadata ->> 'card_fingerprint'), occurred_at) "
-               "WHERE kind = 'revenue' AND metadata ? 'card_fingerprint'")
-    op.execute("CREATE INDEX ledger_entries_refund_dispute_idx ON ledger_entries (occurred_at) "
-               "WHERE kind IN ('refund', 'dispute')")
+    op.execute(
+        "CREATE INDEX ledger_entries_customer_idx ON ledger_entries (customer_id, occurred_at) WHERE kind = 'revenue'"
+    )
+    op.execute(
+        "CREATE INDEX ledger_entries_country_mismatch_idx ON ledger_entries (occurred_at) "
+        "WHERE kind = 'revenue' AND metadata ->> 'card_country' <> metadata ->> 'ip_country'"
+    )
+    op.execute(
+        "CREATE INDEX ledger_entries_charge_idx ON ledger_entries ((metadata ->> 'charge')) WHERE metadata ? 'charge'"
+    )
+    op.execute(
+        "CREATE INDEX ledger_entries_card_idx "
+        "ON ledger_entries ((metadata ->> 'card_fingerprint'), occurred_at) "
+        "WHERE kind = 'revenue' AND metadata ? 'card_fingerprint'"
+    )
+    op.execute(
+        "CREATE INDEX ledger_entries_refund_dispute_idx ON ledger_entries (occurred_at) "
+        "WHERE kind IN ('refund', 'dispute')"
+    )
 
     # Adoption. Fold what the old trigger left pending, in the old sample shape.
     op.execute("LOCK TABLE execution_tasks IN SHARE ROW EXCLUSIVE MODE")

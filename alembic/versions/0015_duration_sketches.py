@@ -73,11 +73,13 @@ DIRTY_CTE = f"""             dirty AS (
 def fold_sql() -> str:
     roi = _roi_revision()
     template = roi.FOLD_TEMPLATE.format(costs=roi.COSTS_CTE + DIRTY_CTE)
-    body = template[template.index("AS $$") + len("AS $$"): template.rindex("$$")]
+    body = template[template.index("AS $$") + len("AS $$") : template.rindex("$$")]
     blocks = "FROM daily d CROSS JOIN generate_series(0, 5) AS g(grain)\n"
     assert body.count(blocks) == 1
-    body = body.replace(blocks, blocks + "        WHERE g.grain = 0 OR d.day - d.day % (1 << g.grain) "
-                                         f"+ (1 << g.grain) <= {SKETCHED_DAY}\n")
+    body = body.replace(
+        blocks,
+        blocks + f"        WHERE g.grain = 0 OR d.day - d.day % (1 << g.grain) + (1 << g.grain) <= {SKETCHED_DAY}\n",
+    )
     return f"""
     CREATE OR REPLACE FUNCTION fsar_fold_duration_samples() RETURNS void
     LANGUAGE plpgsql SET jit = off AS $fold$

@@ -35,30 +35,100 @@ branch_labels = None
 depends_on = None
 
 OLD_METRICS = (
-    "failure_rate", "p90_run_time", "cost_per_success", "roi", "retry_rate",
-    "anomaly_count", "open_blocking_proposals", "succeeded_without_result_rate",
+    "failure_rate",
+    "p90_run_time",
+    "cost_per_success",
+    "roi",
+    "retry_rate",
+    "anomaly_count",
+    "open_blocking_proposals",
+    "succeeded_without_result_rate",
 )
 METRICS = OLD_METRICS + ("sensitive_results", "broken_rollback_artifacts")
 
 # (name, metric, window, comparator, threshold, hard, baseline window, description). As in
 # every gate, comparator and threshold are the condition to PASS (Argo's successCondition).
 BUILTIN_GATES = (
-    ("builtin:failure-rate-drift", "failure_rate", "1 hour", "<=", 2.0, False, "24 hours",
-     "silent degradation: failure rate of the last hour over the day before, as a ratio"),
-    ("builtin:p90-drift", "p90_run_time", "1 hour", "<=", 1.5, False, "7 days",
-     "silent degradation: p90 run time of the last hour over the week before, as a ratio"),
-    ("builtin:cost-per-success-drift", "cost_per_success", "1 hour", "<=", 1.5, False, "7 days",
-     "silent degradation: cost per success of the last hour over the week before, as a ratio"),
-    ("builtin:retry-rate-drift", "retry_rate", "1 hour", "<=", 2.0, False, "24 hours",
-     "silent degradation: share of finished tasks that needed a retry, last hour over the day before"),
-    ("builtin:trust-inflation", "succeeded_without_result_rate", "1 hour", "<=", 0.0, False, None,
-     "trust inflation: succeeded with an empty result, zero run time, zero tokens or no event trail"),
-    ("builtin:sensitive-results", "sensitive_results", "1 hour", "<=", 0.0, False, None,
-     "personal data or secrets in succeeded results (the redaction detector)"),
-    ("builtin:anomalies", "anomaly_count", "1 hour", "<=", 0.0, False, None,
-     "tasks whose cost, run time or tokens are robust-z outliers for their type x model"),
-    ("builtin:rollback-artifacts", "broken_rollback_artifacts", "1 hour", "<=", 0.0, True, None,
-     "every rollout target's rollback artifact re-hashes and its rollback rehearses cleanly"),
+    (
+        "builtin:failure-rate-drift",
+        "failure_rate",
+        "1 hour",
+        "<=",
+        2.0,
+        False,
+        "24 hours",
+        "silent degradation: failure rate of the last hour over the day before, as a ratio",
+    ),
+    (
+        "builtin:p90-drift",
+        "p90_run_time",
+        "1 hour",
+        "<=",
+        1.5,
+        False,
+        "7 days",
+        "silent degradation: p90 run time of the last hour over the week before, as a ratio",
+    ),
+    (
+        "builtin:cost-per-success-drift",
+        "cost_per_success",
+        "1 hour",
+        "<=",
+        1.5,
+        False,
+        "7 days",
+        "silent degradation: cost per success of the last hour over the week before, as a ratio",
+    ),
+    (
+        "builtin:retry-rate-drift",
+        "retry_rate",
+        "1 hour",
+        "<=",
+        2.0,
+        False,
+        "24 hours",
+        "silent degradation: share of finished tasks that needed a retry, last hour over the day before",
+    ),
+    (
+        "builtin:trust-inflation",
+        "succeeded_without_result_rate",
+        "1 hour",
+        "<=",
+        0.0,
+        False,
+        None,
+        "trust inflation: succeeded with an empty result, zero run time, zero tokens or no event trail",
+    ),
+    (
+        "builtin:sensitive-results",
+        "sensitive_results",
+        "1 hour",
+        "<=",
+        0.0,
+        False,
+        None,
+        "personal data or secrets in succeeded results (the redaction detector)",
+    ),
+    (
+        "builtin:anomalies",
+        "anomaly_count",
+        "1 hour",
+        "<=",
+        0.0,
+        False,
+        None,
+        "tasks whose cost, run time or tokens are robust-z outliers for their type x model",
+    ),
+    (
+        "builtin:rollback-artifacts",
+        "broken_rollback_artifacts",
+        "1 hour",
+        "<=",
+        0.0,
+        True,
+        None,
+        "every rollout target's rollback artifact re-hashes and its rollback rehearses cleanly",
+    ),
 )
 
 OLD_BLOCKS_VIEW = revision_module(__file__, "0010_execution_control.py").BLOCKS_VIEW
@@ -95,12 +165,16 @@ def _metric_check(metrics: tuple[str, ...]) -> str:
 
 def upgrade() -> None:
     op.execute("ALTER TABLE audit_runs DROP CONSTRAINT audit_runs_verdict_check")
-    op.execute("ALTER TABLE audit_runs ADD CONSTRAINT audit_runs_verdict_check "
-               "CHECK (verdict IN ('pass', 'fail', 'error', 'inconclusive'))")
+    op.execute(
+        "ALTER TABLE audit_runs ADD CONSTRAINT audit_runs_verdict_check "
+        "CHECK (verdict IN ('pass', 'fail', 'error', 'inconclusive'))"
+    )
     op.execute("ALTER TABLE audit_gates DROP CONSTRAINT audit_gates_metric_check")
     op.execute(f"ALTER TABLE audit_gates ADD CONSTRAINT audit_gates_metric_check {_metric_check(METRICS)}")
-    op.execute("ALTER TABLE audit_gates ADD COLUMN builtin boolean NOT NULL DEFAULT false, "
-               "ADD COLUMN description text NOT NULL DEFAULT ''")
+    op.execute(
+        "ALTER TABLE audit_gates ADD COLUMN builtin boolean NOT NULL DEFAULT false, "
+        "ADD COLUMN description text NOT NULL DEFAULT ''"
+    )
     # Only the keys the evaluator and the blocks understand: a typo must not widen a gate to everything.
     op.execute("""ALTER TABLE audit_gates ADD CONSTRAINT audit_gates_scope_keys CHECK (
                       jsonb_typeof(scope) = 'object' AND scope - 'task_type' - 'ai_model' - 'rollout' = '{}'::jsonb)""")
@@ -135,11 +209,20 @@ def upgrade() -> None:
             "INSERT INTO audit_gates (name, metric, time_window, comparator, threshold, hard, baseline_window, "
             "builtin, description) VALUES ('{}', '{}', '{}', '{}', {}, {}, {}, true, '{}') "
             "ON CONFLICT (name) DO NOTHING".format(
-                name, metric, window, comparator, threshold, "true" if hard else "false",
-                f"'{baseline}'" if baseline else "NULL", description.replace("'", "''")))
+                name,
+                metric,
+                window,
+                comparator,
+                threshold,
+                "true" if hard else "false",
+                f"'{baseline}'" if baseline else "NULL",
+                description.replace("'", "''"),
+            )
+        )
     op.execute("ALTER TABLE drift_alerts ADD COLUMN ack_reason text")
-    op.execute("CREATE UNIQUE INDEX drift_alerts_one_open_idx ON drift_alerts (indicator, scope) "
-               "WHERE state <> 'resolved'")
+    op.execute(
+        "CREATE UNIQUE INDEX drift_alerts_one_open_idx ON drift_alerts (indicator, scope) WHERE state <> 'resolved'"
+    )
 
 
 def downgrade() -> None:
@@ -152,13 +235,15 @@ def downgrade() -> None:
     op.execute("DROP FUNCTION fsar_override_changed()")
     op.execute("DROP INDEX audit_runs_gate_verdict_idx")
     op.execute("DROP TABLE audit_gate_overrides")
-    op.execute("DELETE FROM audit_gates WHERE builtin OR metric NOT IN ({})".format(
-        ", ".join(f"'{m}'" for m in OLD_METRICS)))
+    op.execute(
+        "DELETE FROM audit_gates WHERE builtin OR metric NOT IN ({})".format(", ".join(f"'{m}'" for m in OLD_METRICS))
+    )
     op.execute("ALTER TABLE audit_gates DROP CONSTRAINT audit_gates_scope_keys")
     op.execute("ALTER TABLE audit_gates DROP COLUMN description, DROP COLUMN builtin")
     op.execute("ALTER TABLE audit_gates DROP CONSTRAINT audit_gates_metric_check")
     op.execute(f"ALTER TABLE audit_gates ADD CONSTRAINT audit_gates_metric_check {_metric_check(OLD_METRICS)}")
     op.execute("UPDATE audit_runs SET verdict = 'error' WHERE verdict = 'inconclusive'")
     op.execute("ALTER TABLE audit_runs DROP CONSTRAINT audit_runs_verdict_check")
-    op.execute("ALTER TABLE audit_runs ADD CONSTRAINT audit_runs_verdict_check "
-               "CHECK (verdict IN ('pass', 'fail', 'error'))")
+    op.execute(
+        "ALTER TABLE audit_runs ADD CONSTRAINT audit_runs_verdict_check CHECK (verdict IN ('pass', 'fail', 'error'))"
+    )

@@ -43,8 +43,12 @@ ROLES = ("fsar_viewer", "fsar_operator", "fsar_admin")
 # The tables an operator's actions write through triggers (task events, counters,
 # duration samples, dirty marks) or directly.
 TRIGGER_FED = ("task_events", "task_count_deltas", "task_duration_samples", "duration_sketch_dirty")
-HOUSEKEEPING = ("fsar_compact_task_counts()", "fsar_fold_duration_samples()",
-                "fsar_close_blocks_and_rebuild_sketches()", "fsar_rebuild_sketches()")
+HOUSEKEEPING = (
+    "fsar_compact_task_counts()",
+    "fsar_fold_duration_samples()",
+    "fsar_close_blocks_and_rebuild_sketches()",
+    "fsar_rebuild_sketches()",
+)
 
 GRANTS = [
     "GRANT USAGE ON SCHEMA public TO fsar_viewer",
@@ -81,8 +85,9 @@ def upgrade() -> None:
     # A checklist tick per risk/mitigation: {"mitigations/0": {"by": …, "at": …}, …}.
     op.execute("ALTER TABLE fsar_proposals ADD COLUMN checklist jsonb NOT NULL DEFAULT '{}'::jsonb")
     # The proposals screen lists a proposal's tasks; most tasks have none.
-    op.execute("CREATE INDEX execution_tasks_proposal_idx ON execution_tasks (proposal_id) "
-               "WHERE proposal_id IS NOT NULL")
+    op.execute(
+        "CREATE INDEX execution_tasks_proposal_idx ON execution_tasks (proposal_id) WHERE proposal_id IS NOT NULL"
+    )
     # Not SECURITY DEFINER: it runs as the caller, so the log row names the real role,
     # and EXECUTE (fsar_admin only) is what "allowed to see raw data" means in Postgres.
     op.execute("""

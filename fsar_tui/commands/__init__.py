@@ -11,8 +11,20 @@ import importlib
 
 from fsar_tui.commands.base import Parser
 
-FAMILIES = ("schema", "fleet", "tasks", "profile", "roi", "report", "stripe", "rollouts", "audit", "log",
-            "proposals", "governance")
+FAMILIES = (
+    "schema",
+    "fleet",
+    "tasks",
+    "profile",
+    "roi",
+    "report",
+    "stripe",
+    "rollouts",
+    "audit",
+    "log",
+    "proposals",
+    "governance",
+)
 
 
 def register_all(sub, common: Parser) -> None:

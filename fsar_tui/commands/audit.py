@@ -32,9 +32,14 @@ def register(sub, common: Parser) -> None:
     audit = add_command(sub, common, "audit", help="audit gates")
     audit_sub = subcommands(audit, "audit_command")
     arun = add_command(
-        audit_sub, common, "run", run_audit, help="evaluate the gates (and drift); exit 1 if a hard gate fails",
+        audit_sub,
+        common,
+        "run",
+        run_audit,
+        help="evaluate the gates (and drift); exit 1 if a hard gate fails",
         description="Evaluate every enabled gate (or --gate NAME), record the verdicts, and run the drift detector. "
-                    "Exit 1 when a hard gate fails, or any evaluated gate with --gate or --strict.")
+        "Exit 1 when a hard gate fails, or any evaluated gate with --gate or --strict.",
+    )
     arun.add_argument("--gate", metavar="NAME", help="only this gate (exit 1 if it fails, hard or soft)")
     arun.add_argument("--strict", action="store_true", help="exit 1 on soft failures too")
     arun.add_argument("--format", choices=("table", "json"), default="table")
@@ -64,8 +69,13 @@ def register(sub, common: Parser) -> None:
     enabled.add_argument("--disable", dest="enabled", action="store_const", const=False)
     gset.add_argument("--pass-if", metavar="COND")
     gset.add_argument("--reason", help="why (required; goes to the operator log)")
-    aover = add_command(audit_sub, common, "override", run_override,
-                        help="let a failing hard gate's scope run until the gate passes again")
+    aover = add_command(
+        audit_sub,
+        common,
+        "override",
+        run_override,
+        help="let a failing hard gate's scope run until the gate passes again",
+    )
     aover.add_argument("name", metavar="NAME")
     aover.add_argument("--reason", help="why (required; goes to the operator log)")
     aover.add_argument("--for", dest="for_", metavar="DURATION", help="expire the override after this long (e.g. 4h)")
@@ -107,17 +117,39 @@ def run_audit(args: Namespace, ctx: Context) -> int:
             alerts = drift.apply(conn, signals)
     failed = [g for g, v in results if v.verdict == "fail" and (g.hard or args.gate or args.strict)]
     if args.format == "json":
-        print(json.dumps({
-            "gates": [{"name": g.name, "metric": g.metric, "scope": g.scope, "condition": g.condition, "hard": g.hard,
-                       "verdict": v.verdict, "value": v.value, "measured": v.measured, "baseline": v.baseline,
-                       "sample_size": v.sample_size, "details": v.details} for g, v in results],
-            "drift": None if alerts is None else {"firing": alerts[0], "resolved": alerts[1]},
-            "failed": [g.name for g in failed]}, indent=2, default=str))
+        print(
+            json.dumps(
+                {
+                    "gates": [
+                        {
+                            "name": g.name,
+                            "metric": g.metric,
+                            "scope": g.scope,
+                            "condition": g.condition,
+                            "hard": g.hard,
+                            "verdict": v.verdict,
+                            "value": v.value,
+                            "measured": v.measured,
+                            "baseline": v.baseline,
+                            "sample_size": v.sample_size,
+                            "details": v.details,
+                        }
+                        for g, v in results
+                    ],
+                    "drift": None if alerts is None else {"firing": alerts[0], "resolved": alerts[1]},
+                    "failed": [g.name for g in failed],
+                },
+                indent=2,
+                default=str,
+            )
+        )
     else:
         for g, v in results:
             why = f" ({v.details['why']})" if "why" in v.details else ""
-            print(f"{v.verdict.upper():<12} {'HARD' if g.hard else 'soft'} {g.name:<34} {g.condition:<40} "
-                  f"value {_fmt(v.value)}  n={v.sample_size}  scope {scope_label(g.scope)}{why}")
+            print(
+                f"{v.verdict.upper():<12} {'HARD' if g.hard else 'soft'} {g.name:<34} {g.condition:<40} "
+                f"value {_fmt(v.value)}  n={v.sample_size}  scope {scope_label(g.scope)}{why}"
+            )
         if alerts is not None:
             print(f"drift: {alerts[0]} alert(s) firing, {alerts[1]} resolved now")
         if failed:
@@ -138,9 +170,11 @@ def run_gates_list(args: Namespace, ctx: Context) -> int:
         state = (g.verdict or "never run").upper() + (" · BLOCKING" if g.blocking else "")
         state += f" · overridden by {g.override}" if g.override else ""
         rel = " × baseline" if g.baseline_window_s else ""
-        print(f"{g.name:<34} {'HARD' if g.hard else 'soft'}{'' if g.enabled else ' (disabled)'} "
-              f"{g.metric} {g.comparator} {g.threshold:g}{rel} · scope {scope_label(g.scope)} · {state} · "
-              f"value {_fmt(g.value)}")
+        print(
+            f"{g.name:<34} {'HARD' if g.hard else 'soft'}{'' if g.enabled else ' (disabled)'} "
+            f"{g.metric} {g.comparator} {g.threshold:g}{rel} · scope {scope_label(g.scope)} · {state} · "
+            f"value {_fmt(g.value)}"
+        )
     return EXIT_OK
 
 
@@ -153,12 +187,24 @@ def run_gate_add(args: Namespace, ctx: Context) -> int:
     comparator, threshold = _condition(args.pass_if)
     scope = {k: v for k, v in (("task_type", args.type), ("ai_model", args.model), ("rollout", args.rollout)) if v}
     window_s: int = parse_window_arg(args.window, "--window")  # --window is required
-    gate = Gate(0, args.name, args.metric, scope, window_s, comparator, threshold, args.hard,
-                parse_window_arg(args.baseline, "--baseline"), description=args.description or "")
+    gate = Gate(
+        0,
+        args.name,
+        args.metric,
+        scope,
+        window_s,
+        comparator,
+        threshold,
+        args.hard,
+        parse_window_arg(args.baseline, "--baseline"),
+        description=args.description or "",
+    )
     with ctx.connect() as conn:
         gates.add_gate(conn, gate, actor=os_user(), reason=reason)
-    print(f"gate {gate.name} added: passes while {gate.condition} over {args.window} "
-          f"({'hard: a failure blocks execution in its scope' if gate.hard else 'soft'})")
+    print(
+        f"gate {gate.name} added: passes while {gate.condition} over {args.window} "
+        f"({'hard: a failure blocks execution in its scope' if gate.hard else 'soft'})"
+    )
     return EXIT_OK
 
 
@@ -176,8 +222,10 @@ def run_gate_set(args: Namespace, ctx: Context) -> int:
         changes["comparator"], changes["threshold"] = _condition(args.pass_if)
     with ctx.connect() as conn:
         gate = gates.set_gate(conn, args.name, changes, actor=os_user(), reason=reason)
-    print(f"gate {gate.name}: {gate.condition}, {'hard' if gate.hard else 'soft'}, "
-          f"{'enabled' if gate.enabled else 'disabled'}")
+    print(
+        f"gate {gate.name}: {gate.condition}, {'hard' if gate.hard else 'soft'}, "
+        f"{'enabled' if gate.enabled else 'disabled'}"
+    )
     return EXIT_OK
 
 
@@ -202,14 +250,26 @@ def run_alerts_list(args: Namespace, ctx: Context) -> int:
     with ctx.connect() as conn:
         rows = drift.open_alerts_sync(conn)
     if args.format == "json":
-        keys = ("id", "indicator", "scope", "state", "baseline", "current", "opened_at", "acked_by", "ack_reason",
-                "details")
+        keys = (
+            "id",
+            "indicator",
+            "scope",
+            "state",
+            "baseline",
+            "current",
+            "opened_at",
+            "acked_by",
+            "ack_reason",
+            "details",
+        )
         print(json.dumps([dict(zip(keys, r, strict=True)) for r in rows], indent=2, default=str))
         return EXIT_OK
     for alert_id, indicator, scope, state, baseline, current, opened_at, acked_by, ack_reason, _ in rows:
         ack = f" · acked by {acked_by}: {ack_reason}" if state == "acked" else ""
-        print(f"#{alert_id} {state.upper()} {indicator} {scope_label(scope)} since {opened_at:%Y-%m-%d %H:%M} · "
-              f"baseline {_fmt(baseline)} now {_fmt(current)}{ack}")
+        print(
+            f"#{alert_id} {state.upper()} {indicator} {scope_label(scope)} since {opened_at:%Y-%m-%d %H:%M} · "
+            f"baseline {_fmt(baseline)} now {_fmt(current)}{ack}"
+        )
     if not rows:
         print("(no open alerts)")
     return EXIT_OK

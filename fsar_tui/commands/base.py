@@ -43,22 +43,44 @@ def common_options() -> Parser:
     g.add_argument("--read-dsn", default=argparse.SUPPRESS, help="DSN for reads, e.g. a replica (env FSAR_READ_DSN)")
     g.add_argument("--mqtt-url", default=argparse.SUPPRESS, help="MQTT broker URL (env FSAR_MQTT_URL)")
     g.add_argument("--config", default=argparse.SUPPRESS, help="config.toml path (default: user config dir)")
-    g.add_argument("--read-only", action="store_const", const=True, default=argparse.SUPPRESS,
-                   help="no write actions (env FSAR_READ_ONLY)")
-    g.add_argument("--statement-timeout-ms", type=int, default=argparse.SUPPRESS,
-                   help="per-query timeout (default 5000)")
-    g.add_argument("--live", choices=("auto", "mqtt", "notify", "poll"), default=argparse.SUPPRESS,
-                   help="live event source (default auto: mqtt if configured, else notify, else poll)")
-    g.add_argument("--reveal", action="store_const", const=True, default=argparse.SUPPRESS,
-                   help="show raw data instead of redacted (needs fsar_admin; every reveal is logged)")
-    g.add_argument("--ingest-live", action="store_const", const=True, default=argparse.SUPPRESS,
-                   help="the app also ingests FSAR reports published on fsar/v1/proposals")
+    g.add_argument(
+        "--read-only",
+        action="store_const",
+        const=True,
+        default=argparse.SUPPRESS,
+        help="no write actions (env FSAR_READ_ONLY)",
+    )
+    g.add_argument(
+        "--statement-timeout-ms", type=int, default=argparse.SUPPRESS, help="per-query timeout (default 5000)"
+    )
+    g.add_argument(
+        "--live",
+        choices=("auto", "mqtt", "notify", "poll"),
+        default=argparse.SUPPRESS,
+        help="live event source (default auto: mqtt if configured, else notify, else poll)",
+    )
+    g.add_argument(
+        "--reveal",
+        action="store_const",
+        const=True,
+        default=argparse.SUPPRESS,
+        help="show raw data instead of redacted (needs fsar_admin; every reveal is logged)",
+    )
+    g.add_argument(
+        "--ingest-live",
+        action="store_const",
+        const=True,
+        default=argparse.SUPPRESS,
+        help="the app also ingests FSAR reports published on fsar/v1/proposals",
+    )
     return common
 
 
 def settings_from(args: Namespace, env: dict[str, str] | None = None) -> Settings:
-    flags = {k: getattr(args, k, None) for k in ("dsn", "read_dsn", "mqtt_url", "read_only", "statement_timeout_ms",
-                                                  "live", "reveal", "ingest_live")}
+    flags = {
+        k: getattr(args, k, None)
+        for k in ("dsn", "read_dsn", "mqtt_url", "read_only", "statement_timeout_ms", "live", "reveal", "ingest_live")
+    }
     return load_settings(flags=flags, env=env, config_path=getattr(args, "config", None))
 
 
@@ -94,8 +116,13 @@ class Context:
         return connect(self.dsn(), autocommit=autocommit, statement_timeout_ms=self.settings.statement_timeout_ms)
 
 
-def add_command(sub: argparse._SubParsersAction, common: Parser, name: str,
-                handler: Callable[[Namespace, Context], int] | None = None, **kwargs: object) -> Parser:
+def add_command(
+    sub: argparse._SubParsersAction,
+    common: Parser,
+    name: str,
+    handler: Callable[[Namespace, Context], int] | None = None,
+    **kwargs: object,
+) -> Parser:
     """A sub-parser with the common options and the exit-code epilog; `handler` set when given."""
     parser: Parser = sub.add_parser(name, parents=[common], epilog=EPILOG, **kwargs)  # type: ignore[arg-type]
     if handler is not None:

@@ -19,9 +19,15 @@ from fsar_tui.errors import EXIT_OK, UsageError
 
 
 def register(sub, common: Parser) -> None:
-    sim = add_command(sub, common, "simulate", run_simulate, help="run the reference agent fleet against the database",
-                      description="An enqueuer plus N async workers per process that follow the integration "
-                                  "contract: claim with SKIP LOCKED, lease, run, record, retry, publish.")
+    sim = add_command(
+        sub,
+        common,
+        "simulate",
+        run_simulate,
+        help="run the reference agent fleet against the database",
+        description="An enqueuer plus N async workers per process that follow the integration "
+        "contract: claim with SKIP LOCKED, lease, run, record, retry, publish.",
+    )
     sim.add_argument("--workers", type=int, default=4, help="async workers per process (default 4)")
     sim.add_argument("--processes", type=int, default=1, help="worker processes (default 1)")
     sim.add_argument("--rate", type=float, default=5.0, help="new tasks per second; 0 = all of --tasks at once")
@@ -34,15 +40,27 @@ def register(sub, common: Parser) -> None:
     sim.add_argument("--no-enqueue", action="store_false", dest="enqueue", help="only run workers")
     sim.add_argument("--child-index", type=int, default=0, help=argparse.SUPPRESS)
 
-    demo = add_command(sub, common, "demo", run_demo, help="embedded database + demo history + simulator + the app",
-                       description="Starts (or reuses) the embedded database, migrates it, seeds 30 days of "
-                                   "history on first run, runs the simulator in the background, opens the app.")
+    demo = add_command(
+        sub,
+        common,
+        "demo",
+        run_demo,
+        help="embedded database + demo history + simulator + the app",
+        description="Starts (or reuses) the embedded database, migrates it, seeds 30 days of "
+        "history on first run, runs the simulator in the background, opens the app.",
+    )
     demo.add_argument("--tasks", type=int, default=200_000, help="history to seed on first run (default 200,000)")
     demo.add_argument("--rate", type=float, default=3.0, help="simulator tasks per second (default 3)")
 
-    seed = add_command(sub, common, "seed", run_seed, help="bulk-load plausible history (COPY)",
-                       description="Tasks, task_events, ledger entries, price history, rollouts and FSAR "
-                                   "proposals over the last D days, in one transaction.")
+    seed = add_command(
+        sub,
+        common,
+        "seed",
+        run_seed,
+        help="bulk-load plausible history (COPY)",
+        description="Tasks, task_events, ledger entries, price history, rollouts and FSAR "
+        "proposals over the last D days, in one transaction.",
+    )
     seed.add_argument("--days", type=int, default=30)
     seed.add_argument("--tasks", type=int, default=200_000)
     seed.add_argument("--seed", type=int, default=0)
@@ -62,10 +80,20 @@ def configure_logging() -> None:
 def run_simulate(args: Namespace, ctx: Context) -> int:
     from fsar_tui.sim.runner import SimulateOptions, simulate
 
-    opts = SimulateOptions(workers=args.workers, processes=args.processes, rate=args.rate, duration=args.duration,
-                           tasks=args.tasks, seed=args.seed, time_scale=args.time_scale, lease_s=args.lease_s,
-                           until_idle=args.until_idle, enqueue=args.enqueue, child_index=args.child_index,
-                           mqtt_url=ctx.settings.mqtt_url)
+    opts = SimulateOptions(
+        workers=args.workers,
+        processes=args.processes,
+        rate=args.rate,
+        duration=args.duration,
+        tasks=args.tasks,
+        seed=args.seed,
+        time_scale=args.time_scale,
+        lease_s=args.lease_s,
+        until_idle=args.until_idle,
+        enqueue=args.enqueue,
+        child_index=args.child_index,
+        mqtt_url=ctx.settings.mqtt_url,
+    )
     opts.validate()  # before starting any server or process
     configure_logging()
     simulate(ctx.dsn(), opts)
@@ -81,8 +109,10 @@ def run_seed(args: Namespace, ctx: Context) -> int:
     result = seed_history(dsn, days=args.days, tasks=args.tasks, seed=args.seed)
     elapsed = time.monotonic() - started
     rate = result.tasks / elapsed if elapsed > 0 else 0.0
-    print(f"seeded {result.tasks} tasks, {result.events} task events, {result.ledger} ledger entries, "
-          f"{result.proposals} proposals over {args.days} days in {elapsed:.1f}s ({rate:,.0f} tasks/s)")
+    print(
+        f"seeded {result.tasks} tasks, {result.events} task events, {result.ledger} ledger entries, "
+        f"{result.proposals} proposals over {args.days} days in {elapsed:.1f}s ({rate:,.0f} tasks/s)"
+    )
     return EXIT_OK
 
 
@@ -105,8 +135,24 @@ def run_demo(args: Namespace, ctx: Context) -> int:
     if ctx.settings.mqtt_url:
         env["FSAR_MQTT_URL"] = ctx.settings.mqtt_url
     simulator = subprocess.Popen(
-        [sys.executable, "-m", "fsar_tui", "simulate", "--workers", "6", "--rate", str(args.rate),
-         "--time-scale", "0.2", "--lease", "10"], env=env, stdout=log, stderr=log)
+        [
+            sys.executable,
+            "-m",
+            "fsar_tui",
+            "simulate",
+            "--workers",
+            "6",
+            "--rate",
+            str(args.rate),
+            "--time-scale",
+            "0.2",
+            "--lease",
+            "10",
+        ],
+        env=env,
+        stdout=log,
+        stderr=log,
+    )
     print(f"fsar-tui: simulator running in the background (pid {simulator.pid})", file=sys.stderr)
     try:
         from fsar_tui.app import FsarApp

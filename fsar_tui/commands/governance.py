@@ -27,25 +27,36 @@ from fsar_tui.services.security_audit import Check, security_checks
 
 def register(sub, common: Parser) -> None:
     anon = add_command(
-        sub, common, "anonymize", run_anonymize, help="scrub personal data from old payloads and ledger metadata",
+        sub,
+        common,
+        "anonymize",
+        run_anonymize,
+        help="scrub personal data from old payloads and ledger metadata",
         description="Irreversibly replace personal data and secrets (the redaction policy: detectors and fields) in "
-                    "task payloads, results and errors, ledger metadata and stored Stripe events older than the "
-                    "cutoff, in batches; unchanged rows are not written. Needs fsar_admin (except --dry-run).")
+        "task payloads, results and errors, ledger metadata and stored Stripe events older than the "
+        "cutoff, in batches; unchanged rows are not written. Needs fsar_admin (except --dry-run).",
+    )
     anon.add_argument("--older-than", required=True, metavar="AGE", help="e.g. 90d")
     anon.add_argument("--dry-run", action="store_true", help="count what would change, write nothing")
     anon.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, help="rows per transaction (default 2,000)")
     anon.add_argument("--reason", help="for the operator log (default: retention)")
     sec = add_command(
-        sub, common, "security-audit", run_security_audit, help="check the deployment; exit 1 on any failure",
+        sub,
+        common,
+        "security-audit",
+        run_security_audit,
+        help="check the deployment; exit 1 on any failure",
         description="The app's role is not a superuser; operator_actions refuses UPDATE and DELETE; fsar_viewer "
-                    "cannot write; TLS for a remote host; the operator log's hash chain verifies.")
+        "cannot write; TLS for a remote host; the operator log's hash chain verifies.",
+    )
     sec.add_argument("--format", choices=("table", "json"), default="table")
 
 
 def command_label(args: Namespace) -> str:
     """`proposals show fsar_x` — the subcommand path and its subject, never an option value."""
-    words = [args.command] + [getattr(args, k) for k in sorted(vars(args))
-                              if k.endswith("_command") and getattr(args, k)]
+    words = [args.command] + [
+        getattr(args, k) for k in sorted(vars(args)) if k.endswith("_command") and getattr(args, k)
+    ]
     subject = getattr(args, "id", None)
     return " ".join(str(w) for w in words + ([subject] if subject is not None else []))
 
@@ -59,8 +70,12 @@ def reveal_for_cli(args: Namespace, ctx: Context) -> None:
 
     options = sorted({a.split("=", 1)[0] for a in sys.argv[1:] if a.startswith("--")})
     with ctx.connect() as conn:
-        record_reveal_sync(conn, actor=os_user(), target=f"cli:{command_label(args)}",
-                      reason=sanitize.strip_controls(f"fsar-tui {command_label(args)} {' '.join(options)}")[:300])
+        record_reveal_sync(
+            conn,
+            actor=os_user(),
+            target=f"cli:{command_label(args)}",
+            reason=sanitize.strip_controls(f"fsar-tui {command_label(args)} {' '.join(options)}")[:300],
+        )
     sanitize.install_reveal(sanitize.Reveal(on=True))
 
 
@@ -79,12 +94,20 @@ def run_anonymize(args: Namespace, ctx: Context) -> int:
             from fsar_tui.db.governance import privileges_sync
 
             if not privileges_sync(conn).anonymize:
-                raise UsageError(f"anonymize refused: role {conn.info.user} may not rewrite payloads and ledger "
-                                 "metadata (grant it fsar_admin); --dry-run only counts")
+                raise UsageError(
+                    f"anonymize refused: role {conn.info.user} may not rewrite payloads and ledger "
+                    "metadata (grant it fsar_admin); --dry-run only counts"
+                )
         # A maintenance pass over whole tables: batches bound the transactions, not the time.
         conn.execute("SET statement_timeout = 0")
-        result = anonymize(conn, older_than_s=older_than_s, dry_run=args.dry_run, batch_size=args.batch_size,
-                           actor=os_user(), reason=(args.reason or "").strip() or DEFAULT_REASON)
+        result = anonymize(
+            conn,
+            older_than_s=older_than_s,
+            dry_run=args.dry_run,
+            batch_size=args.batch_size,
+            actor=os_user(),
+            reason=(args.reason or "").strip() or DEFAULT_REASON,
+        )
     verb = "would scrub" if args.dry_run else "scrubbed"
     for table, c in result.items():
         kinds = ", ".join(f"{k}: {n}" for k, n in sorted(c.findings.items())) or "nothing personal"
@@ -103,10 +126,14 @@ def run_security_audit(args: Namespace, ctx: Context) -> int:
     if ctx.settings.read_dsn:  # the replica's connection carries the same data
         from fsar_tui.dsn import tls_verdict
 
-        with connect(ctx.settings.read_dsn, autocommit=True,
-                     statement_timeout_ms=ctx.settings.statement_timeout_ms) as conn:
-            ok, detail = tls_verdict(ctx.settings.read_dsn, connected_host=conn.info.hostaddr or conn.info.host,
-                                     tls_in_use=bool(conn.pgconn.ssl_in_use))
+        with connect(
+            ctx.settings.read_dsn, autocommit=True, statement_timeout_ms=ctx.settings.statement_timeout_ms
+        ) as conn:
+            ok, detail = tls_verdict(
+                ctx.settings.read_dsn,
+                connected_host=conn.info.hostaddr or conn.info.host,
+                tls_in_use=bool(conn.pgconn.ssl_in_use),
+            )
         checks.append(Check("TLS for the read DSN", ok, detail))
     if args.format == "json":
         print(json.dumps([{"check": c.name, "ok": c.ok, "detail": c.detail} for c in checks], indent=2))

@@ -28,10 +28,15 @@ def register(sub, common: Parser) -> None:
     log = add_command(sub, common, "log", help="the operator action log")
     log_sub = subcommands(log, "log_command")
     verify = add_command(
-        log_sub, common, "verify", run_log_verify, help="check the hash chain; exit 1 if broken",
+        log_sub,
+        common,
+        "verify",
+        run_log_verify,
+        help="check the hash chain; exit 1 if broken",
         description="Recompute the operator log's hash chain outside the database and compare it with the "
-                    "anchor left by the previous clean verify: finds edited rows, deleted rows (also at the "
-                    "end) and rewritten chains, even by a superuser with the trigger disabled.")
+        "anchor left by the previous clean verify: finds edited rows, deleted rows (also at the "
+        "end) and rewritten chains, even by a superuser with the trigger disabled.",
+    )
     verify.add_argument("--anchor", metavar="FILE", help="anchor file (default: in the user data directory)")
     verify.add_argument("--keep-anchor", action="store_true", help="do not move the anchor after a clean verify")
     listing = add_command(log_sub, common, "list", run_log_list, help="the log, newest first")
@@ -102,17 +107,29 @@ def run_log_list(args: Namespace, ctx: Context) -> int:
     if args.limit < 1:
         raise UsageError(f"--limit must be at least 1, got {args.limit}")
     with ctx.connect(autocommit=False) as conn:
-        rows = operator_log.list_actions_sync(conn, actor=args.actor, action=args.action, target=args.target,
-                                         since=since, limit=args.limit)
-    records = [{"seq": seq, "at": at.isoformat(), "actor": safe_str(actor), "db_role": safe_str(role),
-                "action": safe_str(action), "target": safe_str(target), "reason": safe_str(reason or "")}
-               for seq, at, actor, role, action, target, reason in rows]
+        rows = operator_log.list_actions_sync(
+            conn, actor=args.actor, action=args.action, target=args.target, since=since, limit=args.limit
+        )
+    records = [
+        {
+            "seq": seq,
+            "at": at.isoformat(),
+            "actor": safe_str(actor),
+            "db_role": safe_str(role),
+            "action": safe_str(action),
+            "target": safe_str(target),
+            "reason": safe_str(reason or ""),
+        }
+        for seq, at, actor, role, action, target, reason in rows
+    ]
     if args.format == "json":
         print(json.dumps(records, indent=2))
     else:
         for r in records:
-            print(f"{r['seq']:>7}  {r['at'][:19]}  {r['actor']} ({r['db_role']})  {r['action']} {r['target']}"
-                  f"{'  — ' + r['reason'] if r['reason'] else ''}")
+            print(
+                f"{r['seq']:>7}  {r['at'][:19]}  {r['actor']} ({r['db_role']})  {r['action']} {r['target']}"
+                f"{'  — ' + r['reason'] if r['reason'] else ''}"
+            )
         if not records:
             print("(no actions match)")
     return EXIT_OK

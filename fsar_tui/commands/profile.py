@@ -13,11 +13,16 @@ from fsar_tui.errors import EXIT_OK, UsageError
 
 
 def register(sub, common: Parser) -> None:
-    prof = add_command(sub, common, "profile", run_profile,
-                       help="duration profiles per type × model (or rollout) from the rollups",
-                       description="p50/p90/p99 run time, queue wait, failure rate and cost per successful "
-                                   "task over a window, from the trigger-kept rollups (percentiles within 0.8 %%). "
-                                   "--backfill counts history that predates the rollups, in resumable batches.")
+    prof = add_command(
+        sub,
+        common,
+        "profile",
+        run_profile,
+        help="duration profiles per type × model (or rollout) from the rollups",
+        description="p50/p90/p99 run time, queue wait, failure rate and cost per successful "
+        "task over a window, from the trigger-kept rollups (percentiles within 0.8 %%). "
+        "--backfill counts history that predates the rollups, in resumable batches.",
+    )
     prof.add_argument("--window", default="7d", help="how far back: 1h, 24h, 7d, 30d… (default 7d)")
     prof.add_argument("--by", default="type,model", help="comma-separated: type, model, rollout (default type,model)")
     prof.add_argument("--format", choices=("table", "json", "csv"), default="table")
@@ -51,8 +56,11 @@ def run_profile(args: Namespace, ctx: Context) -> int:
         else:
             done, target = profile_queries.backfill_state(conn)
             if done < target:
-                print(f"fsar-tui: history up to task id {target:,} is not counted yet "
-                      f"(backfilled to {done:,}); run `fsar-tui profile --backfill`", file=sys.stderr)
+                print(
+                    f"fsar-tui: history up to task id {target:,} is not counted yet "
+                    f"(backfilled to {done:,}); run `fsar-tui profile --backfill`",
+                    file=sys.stderr,
+                )
         now = datetime.now(UTC)
         found = profile_queries.load_profiles_sync(conn, now - timedelta(seconds=window_s), now, now, by)
     print(render(found, by, args.format, format_duration(window_s)))

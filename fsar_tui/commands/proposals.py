@@ -30,10 +30,15 @@ from fsar_tui.errors import EXIT_FAILED, EXIT_OK, UsageError
 
 def register(sub, common: Parser) -> None:
     ingest = add_command(
-        sub, common, "ingest-fsar", run_ingest, help="ingest FSAR Proposal Reports (all or nothing)",
+        sub,
+        common,
+        "ingest-fsar",
+        run_ingest,
+        help="ingest FSAR Proposal Reports (all or nothing)",
         description="Parse every report named (files, directories, - for standard input), then store them in one "
-                    "transaction. A parse error (FILE:LINE: reason) or a conflict (the same id stored with other "
-                    "content) stores nothing and exits 1; a report already stored identically is a no-op.")
+        "transaction. A parse error (FILE:LINE: reason) or a conflict (the same id stored with other "
+        "content) stores nothing and exits 1; a report already stored identically is a no-op.",
+    )
     ingest.add_argument("paths", nargs="*", metavar="PATH")
 
     props = add_command(sub, common, "proposals", help="FSAR proposals")
@@ -43,20 +48,25 @@ def register(sub, common: Parser) -> None:
     ps = add_command(props_sub, common, "show", run_show, help="one proposal in full (redacted)")
     ps.add_argument("id", metavar="ID")
     ps.add_argument("--format", choices=("text", "json"), default="text")
-    for name, text in (("accept", "accept a new proposal"), ("reject", "reject a proposal (ends its block)"),
-                       ("implemented", "mark a proposal implemented (ends its block)"),
-                       ("lift", "lift a proposal's execution block")):
+    for name, text in (
+        ("accept", "accept a new proposal"),
+        ("reject", "reject a proposal (ends its block)"),
+        ("implemented", "mark a proposal implemented (ends its block)"),
+        ("lift", "lift a proposal's execution block"),
+    ):
         pd = add_command(props_sub, common, name, run_decide, help=text)
         pd.add_argument("id", metavar="ID")
         pd.add_argument("--reason", help="why (required; goes to the operator log)")
         if name != "lift":
             pd.add_argument("--expect", metavar="STATUS", help="refuse unless the proposal is still in this status")
         pd.set_defaults(expect=None)
-    pt = add_command(props_sub, common, "tick", run_tick,
-                     help="tick or untick a risk or mitigation (risks/0, mitigations/2)")
+    pt = add_command(
+        props_sub, common, "tick", run_tick, help="tick or untick a risk or mitigation (risks/0, mitigations/2)"
+    )
     pt.add_argument("id", metavar="ID")
-    pt.add_argument("item", metavar="ITEM",
-                    help="risks/N or mitigations/N (0-based, as `proposals show --format json`)")
+    pt.add_argument(
+        "item", metavar="ITEM", help="risks/N or mitigations/N (0-based, as `proposals show --format json`)"
+    )
     pt.add_argument("--reason", help="optional note for the operator log (default: the item's text)")
 
 
@@ -130,17 +140,33 @@ def run_list(args: Namespace, ctx: Context) -> int:
     with ctx.connect() as conn:
         rows = proposals.list_proposals_sync(conn)
     if args.format == "json":
-        print(json.dumps([{"id": safe_str(r.id), "severity": r.severity, "status": r.status,
-                           "block_execution": r.block_execution, "blocking": r.blocking,
-                           "block_lifted_at": r.block_lifted_at.isoformat() if r.block_lifted_at else None,
-                           "task_type": safe_str(r.task_type or ""), "reported_at": r.reported_at.isoformat(),
-                           "linked_tasks": r.linked} for r in rows], indent=2))
+        print(
+            json.dumps(
+                [
+                    {
+                        "id": safe_str(r.id),
+                        "severity": r.severity,
+                        "status": r.status,
+                        "block_execution": r.block_execution,
+                        "blocking": r.blocking,
+                        "block_lifted_at": r.block_lifted_at.isoformat() if r.block_lifted_at else None,
+                        "task_type": safe_str(r.task_type or ""),
+                        "reported_at": r.reported_at.isoformat(),
+                        "linked_tasks": r.linked,
+                    }
+                    for r in rows
+                ],
+                indent=2,
+            )
+        )
         return EXIT_OK
     print(f"{'sev':>3}  {'status':<11} {'block':<8} {'type':<20} {'reported (UTC)':<16}  {'tasks':>5}  id")
     for r in rows:
         block = "BLOCKING" if r.blocking else ("lifted" if r.block_execution and r.block_lifted_at else "-")
-        print(f"{r.severity:>3}  {r.status:<11} {block:<8} {safe_str(r.task_type or '-'):<20} "
-              f"{_when(r.reported_at):<16}  {r.linked:>5}  {safe_str(r.id)}")
+        print(
+            f"{r.severity:>3}  {r.status:<11} {block:<8} {safe_str(r.task_type or '-'):<20} "
+            f"{_when(r.reported_at):<16}  {r.linked:>5}  {safe_str(r.id)}"
+        )
     return EXIT_OK
 
 
@@ -152,19 +178,37 @@ def run_show(args: Namespace, ctx: Context) -> int:
         p = proposals.get_proposal_sync(conn, args.id)
     r = p.row
     if args.format == "json":
-        print(json.dumps({
-            "id": show(r.id), "severity": r.severity, "status": r.status, "block_execution": r.block_execution,
-            "blocking": r.blocking, "task_type": show(r.task_type or ""), "reported_at": r.reported_at.isoformat(),
-            "body": show(p.body), "risks": [show(x) for x in p.risks],
-            "mitigations": [show(x) for x in p.mitigations],
-            "extra_headers": {show(k): show(v) for k, v in p.extra_headers.items()},
-            "checklist": sorted(p.checklist), "sha256": p.sha256, "linked_tasks": r.linked,
-            "tasks": [{"id": t[0], "task_type": show(t[1]), "ai_model": show(t[2] or ""), "status": t[3]}
-                      for t in p.tasks]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "id": show(r.id),
+                    "severity": r.severity,
+                    "status": r.status,
+                    "block_execution": r.block_execution,
+                    "blocking": r.blocking,
+                    "task_type": show(r.task_type or ""),
+                    "reported_at": r.reported_at.isoformat(),
+                    "body": show(p.body),
+                    "risks": [show(x) for x in p.risks],
+                    "mitigations": [show(x) for x in p.mitigations],
+                    "extra_headers": {show(k): show(v) for k, v in p.extra_headers.items()},
+                    "checklist": sorted(p.checklist),
+                    "sha256": p.sha256,
+                    "linked_tasks": r.linked,
+                    "tasks": [
+                        {"id": t[0], "task_type": show(t[1]), "ai_model": show(t[2] or ""), "status": t[3]}
+                        for t in p.tasks
+                    ],
+                },
+                indent=2,
+            )
+        )
         return EXIT_OK
-    print(f"{show(r.id)} · severity {r.severity} · {r.status}"
-          + (" · BLOCKS " + show(r.task_type or "") if r.blocking else "")
-          + f" · reported {_when(r.reported_at)} UTC · sha256 {p.sha256[:12]}…")
+    print(
+        f"{show(r.id)} · severity {r.severity} · {r.status}"
+        + (" · BLOCKS " + show(r.task_type or "") if r.blocking else "")
+        + f" · reported {_when(r.reported_at)} UTC · sha256 {p.sha256[:12]}…"
+    )
     for key, value in p.extra_headers.items():
         print(f"  {show(key)}: {show(value)}")
     print()
@@ -189,8 +233,9 @@ def run_decide(args: Namespace, ctx: Context) -> int:
             proposals.lift_block(conn, args.id, actor=os_user(), reason=reason)
             print(f"proposal {args.id}: block lifted")
         else:
-            new = proposals.decide(conn, args.id, args.proposals_command, actor=os_user(), reason=reason,
-                                   expected_status=args.expect)
+            new = proposals.decide(
+                conn, args.id, args.proposals_command, actor=os_user(), reason=reason, expected_status=args.expect
+            )
             print(f"proposal {args.id}: {new}")
     return EXIT_OK
 

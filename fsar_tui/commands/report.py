@@ -17,17 +17,30 @@ from fsar_tui.errors import EXIT_FAILED, EXIT_OK, FsarError, UsageError
 
 def register(sub, common: Parser) -> None:
     report = add_command(
-        sub, common, "report", run_report, help="ROI, profiles, audits and alerts as a report",
+        sub,
+        common,
+        "report",
+        run_report,
+        help="ROI, profiles, audits and alerts as a report",
         description="Write a report (Markdown, JSON or CSV) and optionally deliver it by SMTP or webhook. "
-                    "A delivery that fails exits 1 and keeps the file.")
+        "A delivery that fails exits 1 and keeps the file.",
+    )
     report.add_argument("--period", default="7d", help="how far back (default 7d)")
     report.add_argument("--format", choices=("md", "json", "csv"), default="md")
-    report.add_argument("--out", metavar="FILE", help="write here (default: standard output; with a delivery, "
-                                                      "./fsar-report-<UTC time>.<format>)")
+    report.add_argument(
+        "--out",
+        metavar="FILE",
+        help="write here (default: standard output; with a delivery, ./fsar-report-<UTC time>.<format>)",
+    )
     report.add_argument("--smtp", metavar="URL", help="smtp://[user:pass@]host[:port] or smtps://…; needs --to")
     report.add_argument("--to", metavar="ADDR", action="append", default=[], help="recipient (repeatable)")
-    report.add_argument("--from", dest="sender", metavar="ADDR", default="fsar-tui@localhost",
-                        help="sender address (default fsar-tui@localhost)")
+    report.add_argument(
+        "--from",
+        dest="sender",
+        metavar="ADDR",
+        default="fsar-tui@localhost",
+        help="sender address (default fsar-tui@localhost)",
+    )
     report.add_argument("--webhook", metavar="URL", help="POST the JSON report here")
 
 

@@ -13,12 +13,21 @@ from fsar_tui.errors import EXIT_OK, UsageError
 
 def register(sub, common: Parser) -> None:
     roi = add_command(
-        sub, common, "roi", run_roi, help="revenue, cost, profit and ROI from the rollups",
+        sub,
+        common,
+        "roi",
+        run_roi,
+        help="revenue, cost, profit and ROI from the rollups",
         description="ROI per currency for a window and a breakdown by one dimension, from the same query code "
-                    "as the ROI screen. Revenue is attributed to an idea's tasks in proportion to their cost.")
+        "as the ROI screen. Revenue is attributed to an idea's tasks in proportion to their cost.",
+    )
     roi.add_argument("--window", default="30d", help="how far back: 24h, 7d, 30d… (default 30d)")
-    roi.add_argument("--by", default="type", choices=("type", "model", "rollout", "idea", "day", "week"),
-                     help="breakdown dimension (default type)")
+    roi.add_argument(
+        "--by",
+        default="type",
+        choices=("type", "model", "rollout", "idea", "day", "week"),
+        help="breakdown dimension (default type)",
+    )
     roi.add_argument("--format", choices=("table", "json", "csv"), default="table")
 
 

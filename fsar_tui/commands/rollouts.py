@@ -28,17 +28,28 @@ from fsar_tui.errors import EXIT_FAILED, EXIT_OK, UsageError
 def register(sub, common: Parser) -> None:
     rollouts_p = add_command(sub, common, "rollouts", help="rollout targets")
     rollouts_sub = subcommands(rollouts_p, "rollouts_command")
-    rl = add_command(rollouts_sub, common, "list", run_rollouts_list,
-                     help="targets, active revision, rollback readiness")
+    rl = add_command(
+        rollouts_sub, common, "list", run_rollouts_list, help="targets, active revision, rollback readiness"
+    )
     rl.add_argument("--format", choices=("table", "json"), default="table")
-    add_command(rollouts_sub, common, "verify", run_rollouts_verify,
-                help="rehearse every rollback in a rolled-back transaction; exit 1 if one fails")
+    add_command(
+        rollouts_sub,
+        common,
+        "verify",
+        run_rollouts_verify,
+        help="rehearse every rollback in a rolled-back transaction; exit 1 if one fails",
+    )
     rb = add_command(
-        sub, common, "rollback", run_rollback, help="roll a target back (or forward) to a revision",
+        sub,
+        common,
+        "rollback",
+        run_rollback,
+        help="roll a target back (or forward) to a revision",
         description="Preview, confirm (type the target's name, or --yes), then one transaction: a new revision "
-                    "copying the chosen one becomes active, NOTIFY and a retained MQTT control message tell the "
-                    "workers, and the operator log records it. Refused (exit 1) if someone changed the target "
-                    "first or the chosen artifact no longer matches its hash.")
+        "copying the chosen one becomes active, NOTIFY and a retained MQTT control message tell the "
+        "workers, and the operator log records it. Refused (exit 1) if someone changed the target "
+        "first or the chosen artifact no longer matches its hash.",
+    )
     rb.add_argument("target", metavar="TARGET")
     rb.add_argument("--to", type=int, metavar="REV", help="revision to go to (default: the one before the active)")
     rb.add_argument("--reason", help="why (required; goes to the operator log)")

@@ -19,18 +19,33 @@ from fsar_tui.errors import EXIT_FAILED, EXIT_OK, UsageError
 
 
 def register(sub, common: Parser) -> None:
-    p = add_command(sub, common, "migrate", run_migrate, help="bring the schema to head (adopts a legacy database)",
-                    description="Upgrade the schema (default: to head), adopting a legacy execution_tasks table.")
+    p = add_command(
+        sub,
+        common,
+        "migrate",
+        run_migrate,
+        help="bring the schema to head (adopts a legacy database)",
+        description="Upgrade the schema (default: to head), adopting a legacy execution_tasks table.",
+    )
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--to", metavar="REV", default="head", help="upgrade to this revision (default: head)")
-    mode.add_argument("--downgrade", metavar="REV", help="downgrade to this revision ('base' drops everything); "
-                                                         "needs --yes")
-    p.add_argument("--yes", action="store_true",
-                   help="confirm a downgrade: it drops what later revisions created, their rows included")
+    mode.add_argument(
+        "--downgrade", metavar="REV", help="downgrade to this revision ('base' drops everything); needs --yes"
+    )
+    p.add_argument(
+        "--yes",
+        action="store_true",
+        help="confirm a downgrade: it drops what later revisions created, their rows included",
+    )
 
     db = add_command(sub, common, "db", help="database commands")
-    st = add_command(subcommands(db, "db_command"), common, "status", run_db_status,
-                     help="schema revision, pending migrations, server version, masked DSN")
+    st = add_command(
+        subcommands(db, "db_command"),
+        common,
+        "status",
+        run_db_status,
+        help="schema revision, pending migrations, server version, masked DSN",
+    )
     st.add_argument("--format", choices=("text", "json"), default="text")
     st.add_argument("--check", action="store_true", help="exit 1 when migrations are pending")
 
@@ -41,8 +56,10 @@ def run_migrate(args: Namespace, ctx: Context) -> int:
     if args.downgrade and not args.yes:
         # Destructive in proportion to how far it goes (base drops execution_tasks and the
         # operator log): never on a reflex or a shell-history accident.
-        raise UsageError(f"--downgrade {args.downgrade} drops the tables and columns later revisions created, "
-                         "with their rows; check `fsar-tui db status`, then add --yes")
+        raise UsageError(
+            f"--downgrade {args.downgrade} drops the tables and columns later revisions created, "
+            "with their rows; check `fsar-tui db status`, then add --yes"
+        )
     dsn = ctx.dsn(migrate_embedded=False)
     if args.downgrade:
         result = migrations.downgrade(dsn, args.downgrade)
@@ -54,8 +71,10 @@ def run_migrate(args: Namespace, ctx: Context) -> int:
     if result.adopted:
         print(f"adopted legacy execution_tasks in {where}: kept every row, stamped {migrations.LEGACY_REVISION}")
     if result.applied:
-        print(f"{verb} {where} from {result.before or 'base'} to {result.after or 'base'} "
-              f"({len(result.applied)} revision(s): {', '.join(result.applied)})")
+        print(
+            f"{verb} {where} from {result.before or 'base'} to {result.after or 'base'} "
+            f"({len(result.applied)} revision(s): {', '.join(result.applied)})"
+        )
     else:
         print(f"{where} is already at {result.after or 'base'}; nothing to do")
     return EXIT_OK
@@ -85,8 +104,9 @@ def run_db_status(args: Namespace, ctx: Context) -> int:
     if args.format == "json":
         print(json.dumps(info, indent=2))
     else:
-        current = ("legacy execution_tasks (not adopted yet)" if status.legacy
-                   else (status.current or "empty (no schema)"))
+        current = (
+            "legacy execution_tasks (not adopted yet)" if status.legacy else (status.current or "empty (no schema)")
+        )
         print(f"database:  {info['dsn']}{' (embedded)' if settings.embedded else ''}")
         print(f"server:    PostgreSQL {facts.version} as {facts.role}{' (replica)' if facts.in_recovery else ''}")
         print(f"revision:  {current}")

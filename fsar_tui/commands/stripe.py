@@ -24,17 +24,27 @@ from fsar_tui.errors import EXIT_FAILED, EXIT_OK, UsageError
 
 def register(sub, common: Parser) -> None:
     stripe_in = add_command(
-        sub, common, "ingest-stripe", run_ingest_stripe, help="ingest exported Stripe events (JSON lines)",
-        description="Each line a Stripe event, or an envelope {\"stripe_signature\": …, \"payload\": …} as "
-                    "received by a webhook. With FSAR_STRIPE_WEBHOOK_SECRET set, every line must be a signed "
-                    "envelope. Idempotent by event id; each event lands in its own transaction, so a rejected "
-                    "line (reported with its number and reason) never stops the others. Exit 1 if any line "
-                    "was rejected.")
+        sub,
+        common,
+        "ingest-stripe",
+        run_ingest_stripe,
+        help="ingest exported Stripe events (JSON lines)",
+        description='Each line a Stripe event, or an envelope {"stripe_signature": …, "payload": …} as '
+        "received by a webhook. With FSAR_STRIPE_WEBHOOK_SECRET set, every line must be a signed "
+        "envelope. Idempotent by event id; each event lands in its own transaction, so a rejected "
+        "line (reported with its number and reason) never stops the others. Exit 1 if any line "
+        "was rejected.",
+    )
     stripe_in.add_argument("file", metavar="FILE", help="a .jsonl file, or - for standard input")
     hook = add_command(
-        sub, common, "webhook", run_webhook, help="receive Stripe webhooks over HTTP",
+        sub,
+        common,
+        "webhook",
+        run_webhook,
+        help="receive Stripe webhooks over HTTP",
         description="A small HTTP receiver for Stripe webhooks: POST PATH with the Stripe-Signature header, "
-                    "verified when FSAR_STRIPE_WEBHOOK_SECRET is set; the same ingestion as ingest-stripe.")
+        "verified when FSAR_STRIPE_WEBHOOK_SECRET is set; the same ingestion as ingest-stripe.",
+    )
     hook.add_argument("--port", type=int, default=8787, help="TCP port (default 8787)")
     hook.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     hook.add_argument("--path", default="/stripe/webhook", help="URL path (default /stripe/webhook)")

@@ -67,8 +67,9 @@ def os_user() -> str:
         return "unknown"
 
 
-def _plan(action: str, seen: list[tuple[int, str]],
-          reason: str) -> tuple[ActionResult, list[tuple[int, str]], dict[str, Any]]:
+def _plan(
+    action: str, seen: list[tuple[int, str]], reason: str
+) -> tuple[ActionResult, list[tuple[int, str]], dict[str, Any]]:
     """Check the request; split `seen` into applicable and not; the UPDATE's parameters."""
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}")
@@ -82,8 +83,9 @@ def _plan(action: str, seen: list[tuple[int, str]],
     return result, applicable, params
 
 
-def _settle(result: ActionResult, applicable: list[tuple[int, str]],
-            updated: list[tuple[Any, ...]]) -> dict[str, Any] | None:
+def _settle(
+    result: ActionResult, applicable: list[tuple[int, str]], updated: list[tuple[Any, ...]]
+) -> dict[str, Any] | None:
     """Record what the UPDATE touched; the operator-log entry's fields, None if nothing was."""
     result.done = sorted(r[0] for r in updated)
     done = set(result.done)
@@ -91,16 +93,26 @@ def _settle(result: ActionResult, applicable: list[tuple[int, str]],
     if not result.done:
         return None
     before = {str(i): s for i, s in applicable if i in done}
-    return {"action": f"task.{result.action}", "before": {"status": before},
-            "after": {"status": ACTIONS[result.action][1], "ids": result.done}}
+    return {
+        "action": f"task.{result.action}",
+        "before": {"status": before},
+        "after": {"status": ACTIONS[result.action][1], "ids": result.done},
+    }
 
 
 def _refused(action: str, exc: Exception) -> ActionRefused:
     return ActionRefused(f"the database refused {action}: {str(exc).splitlines()[0]} (read-only session or role)")
 
 
-async def apply_action(conn: AsyncConnection, action: str, seen: list[tuple[int, str]], reason: str,
-                       *, scope: str, actor: str | None = None) -> ActionResult:
+async def apply_action(
+    conn: AsyncConnection,
+    action: str,
+    seen: list[tuple[int, str]],
+    reason: str,
+    *,
+    scope: str,
+    actor: str | None = None,
+) -> ActionResult:
     """Apply `action` to the tasks in `seen` [(id, status as seen)], atomically."""
     result, applicable, params = _plan(action, seen, reason)
     if not applicable:
@@ -116,8 +128,9 @@ async def apply_action(conn: AsyncConnection, action: str, seen: list[tuple[int,
     return result
 
 
-def apply_action_sync(conn: Connection, action: str, seen: list[tuple[int, str]], reason: str,
-                      *, scope: str, actor: str | None = None) -> ActionResult:
+def apply_action_sync(
+    conn: Connection, action: str, seen: list[tuple[int, str]], reason: str, *, scope: str, actor: str | None = None
+) -> ActionResult:
     """`apply_action` for the CLI (`fsar-tui tasks retry|cancel|requeue`): the same
     optimistic UPDATE and operator-log entry, in one transaction."""
     result, applicable, params = _plan(action, seen, reason)

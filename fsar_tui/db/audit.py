@@ -49,8 +49,21 @@ class AuditRound:
     verified: bool
 
 
-async def audit_screen(conn: AsyncConnection, *, verify: bool, actor: str | None = None, action: str | None = None,
-                       target: str | None = None, since: datetime | None = None, limit: int = 500) -> AuditRound:
+async def audit_screen(
+    conn: AsyncConnection,
+    *,
+    verify: bool,
+    actor: str | None = None,
+    action: str | None = None,
+    target: str | None = None,
+    since: datetime | None = None,
+    limit: int = 500,
+) -> AuditRound:
     log = await operator_log.list_actions(conn, actor=actor, action=action, target=target, since=since, limit=limit)
-    return AuditRound(log, await gates.latest(conn), await drift.open_alerts(conn),
-                      await operator_log.database_verdict(conn) if verify else None, verify)
+    return AuditRound(
+        log,
+        await gates.latest(conn),
+        await drift.open_alerts(conn),
+        await operator_log.database_verdict(conn) if verify else None,
+        verify,
+    )

@@ -20,13 +20,45 @@ from psycopg.types.json import Jsonb
 
 from fsar_tui.db.rows import one
 
-TASK_COLUMNS = ("id", "task_type", "ai_model", "status", "priority", "attempt", "max_attempts", "idea_id",
-                "proposal_id", "rollout_revision_id", "worker_id", "lease_expires_at", "payload", "result", "error",
-                "created_at", "queued_at", "started_at", "finished_at", "input_tokens", "output_tokens",
-                "cost_minor", "currency", "compute_cost_minor")
+TASK_COLUMNS = (
+    "id",
+    "task_type",
+    "ai_model",
+    "status",
+    "priority",
+    "attempt",
+    "max_attempts",
+    "idea_id",
+    "proposal_id",
+    "rollout_revision_id",
+    "worker_id",
+    "lease_expires_at",
+    "payload",
+    "result",
+    "error",
+    "created_at",
+    "queued_at",
+    "started_at",
+    "finished_at",
+    "input_tokens",
+    "output_tokens",
+    "cost_minor",
+    "currency",
+    "compute_cost_minor",
+)
 EVENT_COLUMNS = ("task_id", "from_status", "to_status", "attempt", "worker_id", "at")
-LEDGER_COLUMNS = ("source", "external_id", "kind", "amount_minor", "currency", "occurred_at", "idea_id", "task_id",
-                  "customer_id", "metadata")
+LEDGER_COLUMNS = (
+    "source",
+    "external_id",
+    "kind",
+    "amount_minor",
+    "currency",
+    "occurred_at",
+    "idea_id",
+    "task_id",
+    "customer_id",
+    "metadata",
+)
 
 
 @contextmanager
@@ -51,7 +83,9 @@ def add_count_deltas(conn: psycopg.Connection, first_id: int, last_id: int) -> N
     conn.execute(
         "INSERT INTO task_count_deltas (status, task_type, ai_model, n) "
         "SELECT status, task_type, coalesce(ai_model, ''), count(*) FROM execution_tasks "
-        "WHERE id BETWEEN %s AND %s GROUP BY 1, 2, 3", (first_id, last_id))
+        "WHERE id BETWEEN %s AND %s GROUP BY 1, 2, 3",
+        (first_id, last_id),
+    )
 
 
 def ledger_high_water(conn: psycopg.Connection) -> int:
@@ -66,13 +100,18 @@ def add_ledger_daily(conn: psycopg.Connection, after_id: int) -> None:
         "SELECT (occurred_at AT TIME ZONE 'UTC')::date, kind, currency, coalesce(idea_id, ''), count(*), "
         "sum(amount_minor) FROM ledger_entries WHERE id > %s GROUP BY 1, 2, 3, 4 "
         "ON CONFLICT (day, kind, currency, idea_id) DO UPDATE SET entries = d.entries + EXCLUDED.entries, "
-        "amount_minor = d.amount_minor + EXCLUDED.amount_minor", (after_id,))
+        "amount_minor = d.amount_minor + EXCLUDED.amount_minor",
+        (after_id,),
+    )
 
 
 def insert_compute_rates(conn: psycopg.Connection, rates: list[TupleRow]) -> None:
     with conn.cursor() as cur:
-        cur.executemany("INSERT INTO compute_rates (currency, minor_per_hour, effective_from) VALUES (%s, %s, %s) "
-                        "ON CONFLICT DO NOTHING", rates)
+        cur.executemany(
+            "INSERT INTO compute_rates (currency, minor_per_hour, effective_from) VALUES (%s, %s, %s) "
+            "ON CONFLICT DO NOTHING",
+            rates,
+        )
 
 
 def copy_rows(conn: psycopg.Connection, table: str, columns: Iterable[str], rows: Iterable[TupleRow]) -> int:
@@ -90,11 +129,18 @@ def insert_prices(conn: psycopg.Connection, prices: list[TupleRow]) -> None:
         cur.executemany(
             "INSERT INTO model_prices "
             "(ai_model, currency, input_minor_per_mtok, output_minor_per_mtok, effective_from) "
-            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING", prices)
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            prices,
+        )
 
 
-def insert_rollout(conn: psycopg.Connection, target: str, kind: str, task_type: str | None,
-                   revisions: list[tuple[dict[str, Any], str, object, str]]) -> list[int]:
+def insert_rollout(
+    conn: psycopg.Connection,
+    target: str,
+    kind: str,
+    task_type: str | None,
+    revisions: list[tuple[dict[str, Any], str, object, str]],
+) -> list[int]:
     """A rollout with revisions [(artifact, sha256, created_at, reason)]; the last is active.
 
     Returns the revision row ids, in order. An existing target is left alone (seed can
@@ -102,20 +148,35 @@ def insert_rollout(conn: psycopg.Connection, target: str, kind: str, task_type: 
     """
     row = conn.execute(
         "INSERT INTO rollouts (target, kind, task_type, created_at) VALUES (%s, %s, %s, %s) "
-        "ON CONFLICT (target) DO NOTHING RETURNING id", (target, kind, task_type, revisions[0][2])).fetchone()
+        "ON CONFLICT (target) DO NOTHING RETURNING id",
+        (target, kind, task_type, revisions[0][2]),
+    ).fetchone()
     if row is None:
-        return [r[0] for r in conn.execute(
-            "SELECT rr.id FROM rollout_revisions rr JOIN rollouts r ON r.id = rr.rollout_id "
-            "WHERE r.target = %s ORDER BY rr.revision", (target,)).fetchall()]
+        return [
+            r[0]
+            for r in conn.execute(
+                "SELECT rr.id FROM rollout_revisions rr JOIN rollouts r ON r.id = rr.rollout_id "
+                "WHERE r.target = %s ORDER BY rr.revision",
+                (target,),
+            ).fetchall()
+        ]
     rollout_id = row[0]
     ids = []
     for number, (artifact, sha, created_at, reason) in enumerate(revisions, start=1):
-        ids.append(one(conn.execute(
-            "INSERT INTO rollout_revisions (rollout_id, revision, artifact, sha256, created_at, created_by, reason) "
-            "VALUES (%s, %s, %s, %s, %s, 'seed', %s) RETURNING id",
-            (rollout_id, number, Jsonb(artifact), sha, created_at, reason)).fetchone())[0])
-    conn.execute("UPDATE rollouts SET active_revision = %s, updated_at = %s WHERE id = %s",
-                 (len(revisions), revisions[-1][2], rollout_id))
+        ids.append(
+            one(
+                conn.execute(
+                    "INSERT INTO rollout_revisions (rollout_id, revision, artifact, sha256, created_at, "
+                    "created_by, reason) "
+                    "VALUES (%s, %s, %s, %s, %s, 'seed', %s) RETURNING id",
+                    (rollout_id, number, Jsonb(artifact), sha, created_at, reason),
+                ).fetchone()
+            )[0]
+        )
+    conn.execute(
+        "UPDATE rollouts SET active_revision = %s, updated_at = %s WHERE id = %s",
+        (len(revisions), revisions[-1][2], rollout_id),
+    )
     return ids
 
 
@@ -125,7 +186,8 @@ def insert_proposal(conn: psycopg.Connection, row: dict[str, Any]) -> None:
         "risks, mitigations, status, source_sha256) VALUES (%(id)s, %(reported_at)s, %(severity)s, "
         "%(block_execution)s, %(block_lifted_at)s, %(task_type)s, %(body)s, %(risks)s, %(mitigations)s, "
         "%(status)s, %(source_sha256)s) ON CONFLICT (id) DO NOTHING",
-        {**row, "risks": Jsonb(row["risks"]), "mitigations": Jsonb(row["mitigations"])})
+        {**row, "risks": Jsonb(row["risks"]), "mitigations": Jsonb(row["mitigations"])},
+    )
 
 
 def analyze(conn: psycopg.Connection) -> None:

@@ -48,8 +48,10 @@ def conninfo(dsn: str, *, statement_timeout_ms: int | None = None, application_n
 
 
 _CAUSES = [
-    (re.compile(r"password authentication failed for user \"([^\"]*)\""),
-     "password authentication failed for user {0}"),
+    (
+        re.compile(r"password authentication failed for user \"([^\"]*)\""),
+        "password authentication failed for user {0}",
+    ),
     (re.compile(r"no password supplied"), "the server asks for a password and none was given"),
     (re.compile(r"database \"([^\"]*)\" does not exist"), "database {0} does not exist"),
     (re.compile(r"role \"([^\"]*)\" does not exist"), "role {0} does not exist"),
@@ -91,8 +93,9 @@ def connect(dsn: str, *, autocommit: bool = False, statement_timeout_ms: int | N
         raise connection_failed(dsn, exc) from None
 
 
-async def aconnect(dsn: str, *, autocommit: bool = True,
-                   statement_timeout_ms: int | None = None) -> psycopg.AsyncConnection:
+async def aconnect(
+    dsn: str, *, autocommit: bool = True, statement_timeout_ms: int | None = None
+) -> psycopg.AsyncConnection:
     """A dedicated async connection (LISTEN needs one of its own)."""
     info = conninfo(dsn, statement_timeout_ms=statement_timeout_ms)
     try:
@@ -115,6 +118,7 @@ async def open_pool(
     `read_only` makes every pooled connection default to read-only transactions, so
     Postgres itself refuses writes even if a code path forgot to check.
     """
+
     async def configure(conn: psycopg.AsyncConnection) -> None:
         if read_only:
             await conn.set_read_only(True)

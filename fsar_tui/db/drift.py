@@ -96,13 +96,16 @@ def hourly_series(rows: list[TupleRow], hours: list[datetime]) -> dict[tuple[str
     return out
 
 
-def detect_all(conn: Connection, now: datetime | None = None,
-               params: drift.DriftParams = drift.DriftParams()) -> list[Signal]:
+def detect_all(
+    conn: Connection, now: datetime | None = None, params: drift.DriftParams = drift.DriftParams()
+) -> list[Signal]:
     end = floor_hour(now or clock.now())  # complete hours only: the current one is still filling
     hours = [end - timedelta(hours=HOURS - i) for i in range(HOURS)]
     rows = conn.execute(HOURLY_SQL, {"hour": HOUR, "first": hours[0], "end": end}).fetchall()
-    return [Signal(indicator, task_type, model, judge(indicator, series, params))
-            for (indicator, task_type, model), series in sorted(hourly_series(rows, hours).items())]
+    return [
+        Signal(indicator, task_type, model, judge(indicator, series, params))
+        for (indicator, task_type, model), series in sorted(hourly_series(rows, hours).items())
+    ]
 
 
 # Run times and costs are right-skewed: the detector sees their logarithms (with an
@@ -116,8 +119,10 @@ LOG_REL_FLOOR, LOG_ABS_FLOOR = 0.0, math.log(1.05)
 def judge(indicator: str, series: list[float | None], params: drift.DriftParams) -> drift.DriftVerdict:
     if indicator not in LOG_INDICATORS:
         return drift.detect(series, params)
-    v = drift.detect([math.log(x) if x is not None and x > 0 else None for x in series],
-                     dataclasses.replace(params, rel_floor=LOG_REL_FLOOR, abs_floor=LOG_ABS_FLOOR))
+    v = drift.detect(
+        [math.log(x) if x is not None and x > 0 else None for x in series],
+        dataclasses.replace(params, rel_floor=LOG_REL_FLOOR, abs_floor=LOG_ABS_FLOOR),
+    )
     return dataclasses.replace(v, baseline=_exp(v.baseline), current=_exp(v.current), sigma=None)
 
 
@@ -134,8 +139,14 @@ def apply(conn: Connection, signals: list[Signal]) -> tuple[int, int]:
             v = s.verdict
             if v.insufficient:
                 continue  # no judgement: leave any open alert as it is
-            details = Jsonb({"direction": v.direction, "sigma": v.sigma, "alarms": len(v.alarms),
-                             "detector": "two-sided CUSUM on hourly values (domain/drift.py)"})
+            details = Jsonb(
+                {
+                    "direction": v.direction,
+                    "sigma": v.sigma,
+                    "alarms": len(v.alarms),
+                    "detector": "two-sided CUSUM on hourly values (domain/drift.py)",
+                }
+            )
             if v.firing:
                 firing += 1
                 conn.execute(
@@ -144,12 +155,14 @@ def apply(conn: Connection, signals: list[Signal]) -> tuple[int, int]:
                        ON CONFLICT (indicator, scope) WHERE state <> 'resolved'
                        DO UPDATE SET baseline = EXCLUDED.baseline, current = EXCLUDED.current,
                                      details = EXCLUDED.details""",
-                    (s.indicator, Jsonb(s.scope), v.baseline, v.current, details))
+                    (s.indicator, Jsonb(s.scope), v.baseline, v.current, details),
+                )
             else:
                 cur = conn.execute(
                     """UPDATE drift_alerts SET state = 'resolved', resolved_at = now(), current = %s
                        WHERE indicator = %s AND scope = %s AND state <> 'resolved'""",
-                    (v.current, s.indicator, Jsonb(s.scope)))
+                    (v.current, s.indicator, Jsonb(s.scope)),
+                )
                 resolved += cur.rowcount
     return firing, resolved
 
@@ -158,17 +171,26 @@ def ack(conn: Connection, alert_id: int, *, actor: str, reason: str) -> None:
     if not reason.strip():
         raise UsageError("a reason is required to acknowledge an alert")
     with conn.transaction():
-        row = conn.execute("SELECT state, indicator, scope FROM drift_alerts WHERE id = %s FOR UPDATE",
-                           (alert_id,)).fetchone()
+        row = conn.execute(
+            "SELECT state, indicator, scope FROM drift_alerts WHERE id = %s FOR UPDATE", (alert_id,)
+        ).fetchone()
         if row is None:
             raise UsageError(f"no alert {alert_id}")
         if row[0] != "firing":
             raise CheckFailed(f"alert {alert_id} is {row[0]}, not firing: nothing to acknowledge")
-        conn.execute("UPDATE drift_alerts SET state = 'acked', acked_at = now(), acked_by = %s, ack_reason = %s "
-                     "WHERE id = %s", (actor, reason, alert_id))
-        operator_log.append_sync(conn, actor=actor, action="alert_ack", target=f"alert:{alert_id}", reason=reason,
-                                 before={"state": "firing"},
-                                 after={"state": "acked", "indicator": row[1], "scope": row[2]})
+        conn.execute(
+            "UPDATE drift_alerts SET state = 'acked', acked_at = now(), acked_by = %s, ack_reason = %s WHERE id = %s",
+            (actor, reason, alert_id),
+        )
+        operator_log.append_sync(
+            conn,
+            actor=actor,
+            action="alert_ack",
+            target=f"alert:{alert_id}",
+            reason=reason,
+            before={"state": "firing"},
+            after={"state": "acked", "indicator": row[1], "scope": row[2]},
+        )
 
 
 OPEN_SQL = """
@@ -186,7 +208,9 @@ async def open_alerts(conn: AsyncConnection) -> list[TupleRow]:
 
 async def alert_counts(conn: AsyncConnection) -> tuple[int, int]:
     """(firing, acked) — the header's alert figure."""
-    cur = await conn.execute("SELECT count(*) FILTER (WHERE state = 'firing'), count(*) FILTER (WHERE state = 'acked') "
-                             "FROM drift_alerts WHERE state <> 'resolved'")
+    cur = await conn.execute(
+        "SELECT count(*) FILTER (WHERE state = 'firing'), count(*) FILTER (WHERE state = 'acked') "
+        "FROM drift_alerts WHERE state <> 'resolved'"
+    )
     firing, acked = one(await cur.fetchone())
     return firing, acked

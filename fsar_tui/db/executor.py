@@ -176,34 +176,67 @@ async def claim(conn: AsyncConnection, worker: str, lease_s: float) -> ClaimedTa
         return None
     task_id, task_type, ai_model, attempt, max_attempts, idea_id, revision_id, started_at, queued_at, price = row
     price = price or {}
-    return ClaimedTask(task_id, task_type, ai_model, attempt, max_attempts, idea_id, revision_id, started_at, queued_at,
-                       price_in=Decimal(price["in"]) if price else None,
-                       price_out=Decimal(price["out"]) if price else None,
-                       currency=price.get("currency"))
+    return ClaimedTask(
+        task_id,
+        task_type,
+        ai_model,
+        attempt,
+        max_attempts,
+        idea_id,
+        revision_id,
+        started_at,
+        queued_at,
+        price_in=Decimal(price["in"]) if price else None,
+        price_out=Decimal(price["out"]) if price else None,
+        currency=price.get("currency"),
+    )
 
 
 async def renew_lease(conn: AsyncConnection, task: ClaimedTask, worker: str, lease_s: float) -> bool:
     async with conn.transaction():
-        cur = await conn.execute(RENEW_SQL, {"id": task.id, "worker": worker, "attempt": task.attempt,
-                                             "lease_s": lease_s})
+        cur = await conn.execute(
+            RENEW_SQL, {"id": task.id, "worker": worker, "attempt": task.attempt, "lease_s": lease_s}
+        )
     return cur.rowcount == 1
 
 
-async def finish(conn: AsyncConnection, task: ClaimedTask, worker: str, *, status: str, result: dict[str, Any] | None,
-                 error: str | None, input_tokens: int, output_tokens: int, cost_minor: int | None,
-                 currency: str | None, retry_in_s: float = 0.0,
-                 ledger: Sequence[dict[str, Any]] = ()) -> datetime | None:
+async def finish(
+    conn: AsyncConnection,
+    task: ClaimedTask,
+    worker: str,
+    *,
+    status: str,
+    result: dict[str, Any] | None,
+    error: str | None,
+    input_tokens: int,
+    output_tokens: int,
+    cost_minor: int | None,
+    currency: str | None,
+    retry_in_s: float = 0.0,
+    ledger: Sequence[dict[str, Any]] = (),
+) -> datetime | None:
     """Record the attempt's outcome (status succeeded, failed, or queued for a retry).
 
     Returns the commit-time `now()` when it landed, None when the lease was lost. Ledger
     rows (Stripe-shaped, idempotent) land in the same transaction as the outcome.
     """
     async with conn.transaction():
-        cur = await conn.execute(FINISH_SQL, {
-            "status": status, "retry_in_s": retry_in_s, "result": Jsonb(result) if result is not None else None,
-            "error": error, "input_tokens": input_tokens, "output_tokens": output_tokens,
-            "cost_minor": cost_minor, "currency": currency,
-            "id": task.id, "worker": worker, "attempt": task.attempt})
+        cur = await conn.execute(
+            FINISH_SQL,
+            {
+                "status": status,
+                "retry_in_s": retry_in_s,
+                "result": Jsonb(result) if result is not None else None,
+                "error": error,
+                "input_tokens": input_tokens,
+                "output_tokens": output_tokens,
+                "cost_minor": cost_minor,
+                "currency": currency,
+                "id": task.id,
+                "worker": worker,
+                "attempt": task.attempt,
+            },
+        )
         row = await cur.fetchone()
         if row is None:
             return None

@@ -108,8 +108,9 @@ def _bounds(first: date, last: date) -> tuple[datetime, datetime]:
     return start, end
 
 
-def _entries_statement(ideas: list[str], overall: bool, days: list[date], first: date, last: date,
-                       limit: int) -> tuple[str, dict[str, Any]]:
+def _entries_statement(
+    ideas: list[str], overall: bool, days: list[date], first: date, last: date, limit: int
+) -> tuple[str, dict[str, Any]]:
     """The newest disputes of the flagged ideas (or of all) over the window's days, and
     the newest refunds of the spiking days: rows (part, subject, occurred_at, id)."""
     parts = []
@@ -137,8 +138,7 @@ def _entries_statement(ideas: list[str], overall: bool, days: list[date], first:
                   AND occurred_at < (d.day + 1)::timestamp AT TIME ZONE 'UTC'
                 ORDER BY occurred_at DESC, id DESC LIMIT %(limit)s) r""")
     dstart, dend = _bounds(first, last)
-    return " UNION ALL ".join(parts), {"ideas": ideas, "days": days, "dstart": dstart, "dend": dend,
-                                       "limit": limit}
+    return " UNION ALL ".join(parts), {"ideas": ideas, "days": days, "dstart": dstart, "dend": dend, "limit": limit}
 
 
 Plan = Generator[tuple[str, dict[str, Any]], list[TupleRow], list[Flag]]
@@ -151,8 +151,10 @@ def _plan(start: datetime, end: datetime, rules: FraudRules) -> Plan:
     flags: list[Flag] = []
     flags += fraud.velocity_flags(fraud.VELOCITY_CUSTOMER, (yield VELOCITY_CUSTOMER_SQL, window), rules)
     flags += fraud.velocity_flags(fraud.VELOCITY_CARD, (yield VELOCITY_CARD_SQL, window), rules)
-    mismatches = yield COUNTRY_MISMATCH_SQL, {"start": start, "end": end, "min": rules.mismatch_charges,
-                                              "max": rules.max_entries}
+    mismatches = yield (
+        COUNTRY_MISMATCH_SQL,
+        {"start": start, "end": end, "min": rules.mismatch_charges, "max": rules.max_entries},
+    )
     flags += fraud.country_mismatch_flags(mismatches, rules)
 
     history_from = (yield HISTORY_SQL, {})[0][0]
@@ -172,8 +174,12 @@ def _plan(start: datetime, end: datetime, rules: FraudRules) -> Plan:
         ids: dict[tuple[str, str], list[int]] = {}
         for part, subject, _, entry_id in sorted(rows, key=lambda r: (r[2], r[3]), reverse=True):
             ids.setdefault((part, subject), []).append(entry_id)
-        disputes = [replace(f, entry_ids=tuple(ids.get(("all", "") if f.subject == fraud.ALL_IDEAS
-                                                       else ("idea", f.subject), ()))) for f in disputes]
+        disputes = [
+            replace(
+                f, entry_ids=tuple(ids.get(("all", "") if f.subject == fraud.ALL_IDEAS else ("idea", f.subject), ()))
+            )
+            for f in disputes
+        ]
         spikes = [replace(f, entry_ids=tuple(ids.get(("day", f.subject), ()))) for f in spikes]
     return fraud.sort_flags(flags + disputes + spikes)
 
@@ -187,8 +193,10 @@ def _entries_in_order(rows: list[TupleRow], ids: list[int]) -> list[TupleRow]:
 # the server may switch to a generic plan, blind to how wide the window is; on a pooled
 # connection that doubled the 30-day velocity read. Planning afresh costs a millisecond.
 
-async def fraud_flags(conn: AsyncConnection, start: datetime, end: datetime,
-                      rules: FraudRules = FraudRules()) -> list[Flag]:
+
+async def fraud_flags(
+    conn: AsyncConnection, start: datetime, end: datetime, rules: FraudRules = FraudRules()
+) -> list[Flag]:
     """Flags for the window [start, end) (timezone-aware), most severe first."""
     plan = _plan(start, end, rules)
     try:
@@ -201,8 +209,7 @@ async def fraud_flags(conn: AsyncConnection, start: datetime, end: datetime,
         return flags
 
 
-def fraud_flags_sync(conn: Connection, start: datetime, end: datetime,
-                     rules: FraudRules = FraudRules()) -> list[Flag]:
+def fraud_flags_sync(conn: Connection, start: datetime, end: datetime, rules: FraudRules = FraudRules()) -> list[Flag]:
     plan = _plan(start, end, rules)
     try:
         statement = next(plan)

@@ -55,13 +55,16 @@ def load_gates(conn: Connection, name: str | None = None, *, enabled_only: bool 
     rows = conn.execute(
         f"""SELECT {GATE_COLUMNS} FROM audit_gates
             WHERE (%(name)s::text IS NULL OR name = %(name)s) AND (enabled OR NOT %(enabled_only)s)
-            ORDER BY hard DESC, name""", {"name": name, "enabled_only": enabled_only}).fetchall()
+            ORDER BY hard DESC, name""",
+        {"name": name, "enabled_only": enabled_only},
+    ).fetchall()
     if name is not None and not rows:
         raise UsageError(f"no audit gate {name!r} (see `fsar-tui audit gates`)")
     return [Gate(*row) for row in rows]
 
 
 # -- measuring ----------------------------------------------------------------------------
+
 
 def _active_revision(conn: Connection, target: str) -> int | None:
     row = conn.execute("SELECT revision_id FROM active_rollout_revisions WHERE target = %s", (target,)).fetchone()
@@ -141,8 +144,9 @@ SENSITIVE_SQL = f"""
     ORDER BY w.id LIMIT {SENSITIVE_CANDIDATES}"""
 
 
-def sensitive_candidates(conn: Connection, gate: Gate, start: datetime, end: datetime,
-                         prefilter: str) -> list[tuple[int, object]]:
+def sensitive_candidates(
+    conn: Connection, gate: Gate, start: datetime, end: datetime, prefilter: str
+) -> list[tuple[int, object]]:
     """(task id, result) of the window's results that match `prefilter` (at most SENSITIVE_CANDIDATES)."""
     return conn.execute(SENSITIVE_SQL, {**_window_params(conn, gate, start, end), "prefilter": prefilter}).fetchall()
 
@@ -157,11 +161,21 @@ def retry_rate(conn: Connection, gate: Gate, start: datetime, end: datetime) -> 
 
 
 def trust_inflation(conn: Connection, gate: Gate, start: datetime, end: datetime) -> Measurement:
-    bad, total, empty, zero_run, zero_tokens, no_trail, ids = one(conn.execute(
-        TRUST_SQL, _window_params(conn, gate, start, end)).fetchone())
-    return Measurement(bad / total if total else None, total,
-                       {"suspect": bad, "empty_result": empty, "zero_run_time": zero_run, "zero_tokens": zero_tokens,
-                        "no_event_trail": no_trail, "task_ids": ids or []})
+    bad, total, empty, zero_run, zero_tokens, no_trail, ids = one(
+        conn.execute(TRUST_SQL, _window_params(conn, gate, start, end)).fetchone()
+    )
+    return Measurement(
+        bad / total if total else None,
+        total,
+        {
+            "suspect": bad,
+            "empty_result": empty,
+            "zero_run_time": zero_run,
+            "zero_tokens": zero_tokens,
+            "no_event_trail": no_trail,
+            "task_ids": ids or [],
+        },
+    )
 
 
 def anomalies(conn: Connection, gate: Gate, start: datetime, end: datetime) -> Measurement:
@@ -170,11 +184,15 @@ def anomalies(conn: Connection, gate: Gate, start: datetime, end: datetime) -> M
 
 
 def open_blocking(conn: Connection, gate: Gate) -> Measurement:
-    ids = [r[0] for r in conn.execute(
-        """SELECT id FROM fsar_proposals
+    ids = [
+        r[0]
+        for r in conn.execute(
+            """SELECT id FROM fsar_proposals
            WHERE block_execution AND block_lifted_at IS NULL AND status IN ('new', 'accepted')
              AND (%(type)s::text IS NULL OR task_type IS NULL OR task_type = %(type)s) ORDER BY id""",
-        {"type": gate.scope.get("task_type")}).fetchall()]
+            {"type": gate.scope.get("task_type")},
+        ).fetchall()
+    ]
     return Measurement(len(ids), len(ids), {"proposals": ids[:10]})
 
 
@@ -186,15 +204,22 @@ def record(conn: Connection, gate: Gate, verdict: Verdict) -> None:
     conn.execute(
         "INSERT INTO audit_runs (gate_id, value, baseline, verdict, sample_size, details) "
         "VALUES (%s, %s, %s, %s, %s, %s)",
-        (gate.id, verdict.value, verdict.baseline, verdict.verdict, verdict.sample_size,
-         Jsonb(_jsonable({**verdict.details, "measured": verdict.measured, "condition": gate.condition}))))
+        (
+            gate.id,
+            verdict.value,
+            verdict.baseline,
+            verdict.verdict,
+            verdict.sample_size,
+            Jsonb(_jsonable({**verdict.details, "measured": verdict.measured, "condition": gate.condition})),
+        ),
+    )
 
 
 # -- operator changes -------------------------------------------------------------------
 
+
 def _log(conn: Connection, actor: str, action: str, target: str, reason: str, before: Any, after: Any) -> None:
-    operator_log.append_sync(conn, actor=actor, action=action, target=target, reason=reason, before=before,
-                             after=after)
+    operator_log.append_sync(conn, actor=actor, action=action, target=target, reason=reason, before=before, after=after)
 
 
 def override(conn: Connection, name: str, *, actor: str, reason: str, expires_at: datetime | None = None) -> None:
@@ -205,14 +230,24 @@ def override(conn: Connection, name: str, *, actor: str, reason: str, expires_at
         row = conn.execute("SELECT id, hard FROM audit_gates WHERE name = %s FOR UPDATE", (name,)).fetchone()
         if row is None:
             raise UsageError(f"no audit gate {name!r}")
-        blocking = one(conn.execute("SELECT count(*) FROM execution_blocks WHERE source = 'gate' AND ref = %s",
-                                    (name,)).fetchone())[0]
+        blocking = one(
+            conn.execute("SELECT count(*) FROM execution_blocks WHERE source = 'gate' AND ref = %s", (name,)).fetchone()
+        )[0]
         if not blocking:
             raise UsageError(f"gate {name} is not blocking anything (not hard, not failing, or already overridden)")
-        conn.execute("INSERT INTO audit_gate_overrides (gate_id, actor, reason, expires_at) VALUES (%s, %s, %s, %s)",
-                     (row[0], actor, reason, expires_at))
-        _log(conn, actor, "gate_override", f"gate:{name}", reason, {"blocking": True},
-             {"blocking": False, "expires_at": expires_at.isoformat() if expires_at else None})
+        conn.execute(
+            "INSERT INTO audit_gate_overrides (gate_id, actor, reason, expires_at) VALUES (%s, %s, %s, %s)",
+            (row[0], actor, reason, expires_at),
+        )
+        _log(
+            conn,
+            actor,
+            "gate_override",
+            f"gate:{name}",
+            reason,
+            {"blocking": True},
+            {"blocking": False, "expires_at": expires_at.isoformat() if expires_at else None},
+        )
 
 
 def add_gate(conn: Connection, gate: Gate, *, actor: str, reason: str) -> None:
@@ -224,10 +259,28 @@ def add_gate(conn: Connection, gate: Gate, *, actor: str, reason: str) -> None:
                                         description)
                VALUES (%s, %s, %s, make_interval(secs => %s), %s, %s, %s,
                        CASE WHEN %s::bigint IS NULL THEN NULL ELSE make_interval(secs => %s) END, %s)""",
-            (gate.name, gate.metric, Jsonb(gate.scope), gate.window_s, gate.comparator, gate.threshold, gate.hard,
-             gate.baseline_window_s, gate.baseline_window_s, gate.description))
-        _log(conn, actor, "gate_add", f"gate:{gate.name}", reason, None,
-             {"condition": gate.condition, "scope": gate.scope, "hard": gate.hard})
+            (
+                gate.name,
+                gate.metric,
+                Jsonb(gate.scope),
+                gate.window_s,
+                gate.comparator,
+                gate.threshold,
+                gate.hard,
+                gate.baseline_window_s,
+                gate.baseline_window_s,
+                gate.description,
+            ),
+        )
+        _log(
+            conn,
+            actor,
+            "gate_add",
+            f"gate:{gate.name}",
+            reason,
+            None,
+            {"condition": gate.condition, "scope": gate.scope, "hard": gate.hard},
+        )
 
 
 def set_gate(conn: Connection, name: str, changes: dict[str, Any], *, actor: str, reason: str) -> Gate:
@@ -240,8 +293,15 @@ def set_gate(conn: Connection, name: str, changes: dict[str, Any], *, actor: str
         sets = ", ".join(f"{column} = %({column})s" for column in changes)
         conn.execute(f"UPDATE audit_gates SET {sets} WHERE name = %(name)s", {**changes, "name": name})
         after = load_gates(conn, name, enabled_only=False)[0]
-        _log(conn, actor, "gate_change", f"gate:{name}", reason,
-             {k: getattr(before, k) for k in changes}, {k: getattr(after, k) for k in changes})
+        _log(
+            conn,
+            actor,
+            "gate_change",
+            f"gate:{name}",
+            reason,
+            {k: getattr(before, k) for k in changes},
+            {k: getattr(after, k) for k in changes},
+        )
     return after
 
 
@@ -249,6 +309,7 @@ def set_gate(conn: Connection, name: str, changes: dict[str, Any], *, actor: str
 class GateStatus:
     """A gate as the screen and `audit gates` show it: its definition, its latest run,
     whether it blocks execution now, and the live override (actor: reason), if any."""
+
     name: str
     metric: str
     scope: dict[str, Any]

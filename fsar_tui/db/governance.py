@@ -34,9 +34,9 @@ ROLES = ("fsar_viewer", "fsar_operator", "fsar_admin")
 class Privileges:
     role: str
     superuser: bool
-    act: bool       # retry/cancel, rollback, proposal decisions, alert acks (fsar_operator)
+    act: bool  # retry/cancel, rollback, proposal decisions, alert acks (fsar_operator)
     override: bool  # audit gate overrides (fsar_admin)
-    reveal: bool    # see raw data, logged (fsar_admin)
+    reveal: bool  # see raw data, logged (fsar_admin)
     anonymize: bool  # rewrite payloads/results and ledger metadata (fsar_admin)
 
     @property
@@ -112,8 +112,11 @@ async def record_reveal(conn: AsyncConnection, *, actor: str, target: str, reaso
 # Tasks: finished ones only, by when they finished — a queued or running task's payload is
 # still input to an agent. Stripe events keep the raw event, billing details included.
 SCRUBBED = {
-    "execution_tasks": ("finished_at < %s AND status IN ('succeeded', 'failed', 'cancelled')",
-                        ("payload", "result", "error"), 0),
+    "execution_tasks": (
+        "finished_at < %s AND status IN ('succeeded', 'failed', 'cancelled')",
+        ("payload", "result", "error"),
+        0,
+    ),
     "ledger_entries": ("occurred_at < %s", ("metadata",), 0),
     "stripe_events": ("created < %s", ("payload",), ""),
 }
@@ -125,7 +128,8 @@ def batches(conn: Connection, table: str, cutoff: datetime, size: int) -> Iterat
     while True:
         rows = conn.execute(
             f"SELECT id, {', '.join(columns)} FROM {table} WHERE {old_enough} AND id > %s ORDER BY id LIMIT %s",
-            (cutoff, last, size)).fetchall()
+            (cutoff, last, size),
+        ).fetchall()
         if not rows:
             return
         yield rows
@@ -147,26 +151,41 @@ def write_scrubbed(conn: Connection, table: str, changes: list[tuple[TupleRow, T
         with conn.cursor() as cur:
             cur.executemany(
                 f"UPDATE {table} SET {sets} WHERE id = %s AND {same}",
-                [tuple(_param(c, v) for c, v in zip(columns, new[1:], strict=True)) + (old[0],)
-                 + tuple(_param(c, v) for c, v in zip(columns, old[1:], strict=True)) for old, new in changes])
+                [
+                    tuple(_param(c, v) for c, v in zip(columns, new[1:], strict=True))
+                    + (old[0],)
+                    + tuple(_param(c, v) for c, v in zip(columns, old[1:], strict=True))
+                    for old, new in changes
+                ],
+            )
             return cur.rowcount
 
 
-def log_anonymize(conn: Connection, *, actor: str, cutoff: datetime, reason: str, action: str,
-                  counts: dict[str, Any] | None = None) -> None:
+def log_anonymize(
+    conn: Connection, *, actor: str, cutoff: datetime, reason: str, action: str, counts: dict[str, Any] | None = None
+) -> None:
     """`anonymize.start` before the first write (an interrupted run still left its mark),
     `anonymize` with the counts at the end."""
-    operator_log.append_sync(conn, actor=actor, action=action,
-                             target=f"older-than:{cutoff.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}", reason=reason,
-                             after=counts)
+    operator_log.append_sync(
+        conn,
+        actor=actor,
+        action=action,
+        target=f"older-than:{cutoff.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}",
+        reason=reason,
+        after=counts,
+    )
 
 
 # -- security audit facts ---------------------------------------------------------------------
 
+
 def role_facts(conn: Connection) -> tuple[str, bool, bool]:
     """(current role, superuser, bypasses row security)."""
-    role, superuser, bypass_rls = one(conn.execute(
-        "SELECT current_user, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user").fetchone())
+    role, superuser, bypass_rls = one(
+        conn.execute(
+            "SELECT current_user, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
+        ).fetchone()
+    )
     return role, superuser, bypass_rls
 
 
@@ -176,8 +195,10 @@ def try_change_operator_actions(conn: Connection) -> dict[str, str | None]:
     trigger can fire, so the trigger's presence is checked instead."""
     out: dict[str, str | None] = {}
     rows = one(conn.execute("SELECT count(*) FROM (SELECT 1 FROM operator_actions LIMIT 1) s").fetchone())[0]
-    for verb, sql in (("UPDATE", "UPDATE operator_actions SET reason = reason"),
-                      ("DELETE", "DELETE FROM operator_actions")):
+    for verb, sql in (
+        ("UPDATE", "UPDATE operator_actions SET reason = reason"),
+        ("DELETE", "DELETE FROM operator_actions"),
+    ):
         try:
             with conn.transaction(force_rollback=True):
                 cur = conn.execute(sql)
@@ -186,9 +207,12 @@ def try_change_operator_actions(conn: Connection) -> dict[str, str | None]:
         except (psycopg.errors.InsufficientPrivilege, psycopg.errors.RaiseException):
             out[verb] = None
     if not rows:
-        armed = one(conn.execute(
-            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'operator_actions'::regclass "
-            "AND tgname = 'operator_actions_append_only' AND tgenabled IN ('O', 'A')").fetchone())[0]
+        armed = one(
+            conn.execute(
+                "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'operator_actions'::regclass "
+                "AND tgname = 'operator_actions_append_only' AND tgenabled IN ('O', 'A')"
+            ).fetchone()
+        )[0]
         if not armed:
             out = dict.fromkeys(out, "the append-only trigger is missing or disabled")
     return out
@@ -197,8 +221,11 @@ def try_change_operator_actions(conn: Connection) -> dict[str, str | None]:
 def viewer_write_privileges(conn: Connection) -> list[str]:
     """What fsar_viewer (or a role it belongs to) could change: tables with a table- or
     column-level write grant, sequences it may advance, functions of ours that write."""
-    return [r[0] for r in conn.execute(
-        """SELECT c.relname FROM pg_class c
+    return (
+        [
+            r[0]
+            for r in conn.execute(
+                """SELECT c.relname FROM pg_class c
            WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
              AND CASE WHEN c.relkind <> 'S' THEN  -- the planner may test before filtering
                       has_table_privilege('fsar_viewer', c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')
@@ -210,14 +237,19 @@ def viewer_write_privileges(conn: Connection) -> list[str]:
            UNION ALL
            SELECT 'fsar_record_reveal()' WHERE has_function_privilege('fsar_viewer',
                                                    'fsar_record_reveal(text, text, text)', 'EXECUTE')
-           ORDER BY 1""").fetchall()] if one(conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'fsar_viewer')").fetchone())[0] else []
+           ORDER BY 1"""
+            ).fetchall()
+        ]
+        if one(conn.execute("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'fsar_viewer')").fetchone())[0]
+        else []
+    )
 
 
 def roles_present(conn: Connection) -> dict[str, bool | None]:
     """role → can it log in (None: missing)."""
-    found: dict[str, bool] = dict(conn.execute("SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname = ANY(%s)",
-                              (list(ROLES),)).fetchall())
+    found: dict[str, bool] = dict(
+        conn.execute("SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname = ANY(%s)", (list(ROLES),)).fetchall()
+    )
     return {r: found.get(r) for r in ROLES}
 
 

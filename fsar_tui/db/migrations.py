@@ -37,10 +37,20 @@ from fsar_tui.db.rows import one
 from fsar_tui.errors import CheckFailed, UnknownRevision, UsageError, first_line
 
 LEGACY_REVISION = "0001_legacy_execution_tasks"
-LEGACY_COLUMNS = frozenset({
-    "id", "task_type", "status", "payload", "result", "error", "worker_id",
-    "created_at", "started_at", "finished_at",
-})
+LEGACY_COLUMNS = frozenset(
+    {
+        "id",
+        "task_type",
+        "status",
+        "payload",
+        "result",
+        "error",
+        "worker_id",
+        "created_at",
+        "started_at",
+        "finished_at",
+    }
+)
 MIGRATION_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext('fsar.migrate'))"
 # Long ALTERs must not queue behind a busy executor forever, nor block it forever.
 MIGRATION_LOCK_TIMEOUT = "10s"
@@ -82,7 +92,6 @@ def sqlalchemy_engine(dsn: str, raw: psycopg.Connection | None = None) -> Engine
     return create_engine("postgresql+psycopg://", creator=lambda: conn, poolclass=NullPool)
 
 
-
 def revision_module(here: str, filename: str) -> ModuleType:
     """A sibling revision script as a module, for revisions that build on an earlier one's
     SQL (scripts are loaded by path: alembic/versions is not a package)."""
@@ -95,6 +104,7 @@ def revision_module(here: str, filename: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
 
 @dataclass
 class DbState:
@@ -115,14 +125,20 @@ def read_state(conn: psycopg.Connection) -> DbState:
     if has_version:
         rows = conn.execute("SELECT version_num FROM alembic_version").fetchall()
         if len(rows) > 1:
-            raise UnknownRevision(f"alembic_version holds several revisions ({', '.join(r[0] for r in rows)}); "
-                                  "fsar-tui has one line of history")
+            raise UnknownRevision(
+                f"alembic_version holds several revisions ({', '.join(r[0] for r in rows)}); "
+                "fsar-tui has one line of history"
+            )
         current = rows[0][0] if rows else None
     columns: set[str] = set()
     if has_tasks:
-        columns = {r[0] for r in conn.execute(
-            "SELECT attname FROM pg_attribute WHERE attrelid = 'execution_tasks'::regclass "
-            "AND attnum > 0 AND NOT attisdropped").fetchall()}
+        columns = {
+            r[0]
+            for r in conn.execute(
+                "SELECT attname FROM pg_attribute WHERE attrelid = 'execution_tasks'::regclass "
+                "AND attnum > 0 AND NOT attisdropped"
+            ).fetchall()
+        }
     return DbState(current, bool(has_version), bool(has_tasks), columns)
 
 
@@ -130,7 +146,8 @@ def check_known(state: DbState) -> None:
     if state.current is not None and state.current not in known_revisions():
         raise UnknownRevision(
             f"database is at schema revision {state.current!r}, which this fsar-tui build does not know "
-            f"(newest known: {head_revision()}); upgrade fsar-tui")
+            f"(newest known: {head_revision()}); upgrade fsar-tui"
+        )
 
 
 def pending_revisions(current: str | None, target: str) -> list[str]:
@@ -204,7 +221,8 @@ def migrate(dsn: str, to: str = "head") -> MigrateResult:
             if missing:
                 raise CheckFailed(
                     "execution_tasks exists without alembic_version but lacks legacy column(s) "
-                    f"{', '.join(sorted(missing))}; refusing to adopt it; nothing changed")
+                    f"{', '.join(sorted(missing))}; refusing to adopt it; nothing changed"
+                )
             _run_alembic(sa_conn, command.stamp, LEGACY_REVISION)
             current, adopted = LEGACY_REVISION, True
         revs = known_revisions()
@@ -217,7 +235,8 @@ def migrate(dsn: str, to: str = "head") -> MigrateResult:
             more = f" (showing {len(violations)})" if total > len(violations) else ""
             raise CheckFailed(
                 f"{total} existing row(s) violate constraints that {target} adds{more}; nothing changed",
-                details=[str(v) for v in violations])
+                details=[str(v) for v in violations],
+            )
         _run_alembic(sa_conn, command.upgrade, target)
         after = read_state(raw).current
     return MigrateResult(state.current, after, pending, adopted)
@@ -234,7 +253,7 @@ def downgrade(dsn: str, to: str) -> MigrateResult:
         if target != "base" and revs.index(target) > revs.index(state.current):
             raise UsageError(f"database is at {state.current}, below {target}; use --to {target}")
         start = 0 if target == "base" else revs.index(target) + 1
-        undone = list(reversed(revs[start: revs.index(state.current) + 1]))
+        undone = list(reversed(revs[start : revs.index(state.current) + 1]))
         _run_alembic(sa_conn, command.downgrade, target)
         after = read_state(raw).current
     return MigrateResult(state.current, after, undone, False)

@@ -23,23 +23,39 @@ CANONICAL_SQL = """concat_ws('|', seq, extract(epoch FROM at), actor, db_role, a
                              coalesce(before::text, 'null'), coalesce(after::text, 'null'))"""
 
 
-APPEND_SQL = ("INSERT INTO operator_actions (actor, action, target, reason, before, after) "
-              "VALUES (%s, %s, %s, %s, %s, %s)")
+APPEND_SQL = (
+    "INSERT INTO operator_actions (actor, action, target, reason, before, after) VALUES (%s, %s, %s, %s, %s, %s)"
+)
 
 
 def _params(actor: str, action: str, target: str, reason: str | None, before: Any, after: Any) -> tuple[Any, ...]:
-    return (actor, action, target, reason, None if before is None else Jsonb(before),
-            None if after is None else Jsonb(after))
+    return (
+        actor,
+        action,
+        target,
+        reason,
+        None if before is None else Jsonb(before),
+        None if after is None else Jsonb(after),
+    )
 
 
-def append_sync(conn: Connection, *, actor: str, action: str, target: str, reason: str | None,
-                before: Any = None, after: Any = None) -> None:
+def append_sync(
+    conn: Connection, *, actor: str, action: str, target: str, reason: str | None, before: Any = None, after: Any = None
+) -> None:
     """One row of the log, in the caller's transaction (so it commits with the change)."""
     conn.execute(APPEND_SQL, _params(actor, action, target, reason, before, after))
 
 
-async def append(conn: AsyncConnection, *, actor: str, action: str, target: str, reason: str | None,
-                 before: Any = None, after: Any = None) -> None:
+async def append(
+    conn: AsyncConnection,
+    *,
+    actor: str,
+    action: str,
+    target: str,
+    reason: str | None,
+    before: Any = None,
+    after: Any = None,
+) -> None:
     """append_sync for the app's async connections."""
     await conn.execute(APPEND_SQL, _params(actor, action, target, reason, before, after))
 
@@ -73,20 +89,34 @@ LIST_SQL = """
     ORDER BY seq DESC LIMIT %(limit)s"""
 
 
-def _list_params(actor: str | None, action: str | None, target: str | None, since: datetime | None,
-                 limit: int) -> dict[str, Any]:
+def _list_params(
+    actor: str | None, action: str | None, target: str | None, since: datetime | None, limit: int
+) -> dict[str, Any]:
     return {"actor": actor, "action": action, "target": target, "since": since, "limit": limit}
 
 
-def list_actions_sync(conn: Connection, *, actor: str | None = None, action: str | None = None,
-                 target: str | None = None, since: datetime | None = None, limit: int = 100) -> list[TupleRow]:
+def list_actions_sync(
+    conn: Connection,
+    *,
+    actor: str | None = None,
+    action: str | None = None,
+    target: str | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+) -> list[TupleRow]:
     """(seq, at, actor, db_role, action, target, reason), newest first."""
     return conn.execute(LIST_SQL, _list_params(actor, action, target, since, limit)).fetchall()
 
 
-async def list_actions(conn: AsyncConnection, *, actor: str | None = None, action: str | None = None,
-                             target: str | None = None, since: datetime | None = None,
-                             limit: int = 100) -> list[TupleRow]:
+async def list_actions(
+    conn: AsyncConnection,
+    *,
+    actor: str | None = None,
+    action: str | None = None,
+    target: str | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+) -> list[TupleRow]:
     cur = await conn.execute(LIST_SQL, _list_params(actor, action, target, since, limit))
     return await cur.fetchall()
 

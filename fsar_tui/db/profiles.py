@@ -91,37 +91,41 @@ SKETCH_SQL = f"""
     GROUP BY task_type, ai_model, outcome, metric, currency"""
 
 
-async def type_model_profiles(conn: AsyncConnection, start: datetime, end: datetime,
-                              now: datetime) -> list[profiles.Profile]:
+async def type_model_profiles(
+    conn: AsyncConnection, start: datetime, end: datetime, now: datetime
+) -> list[profiles.Profile]:
     """Profiles per task_type × ai_model over [start, end) — the screen's and the CLI's main read."""
     until = one(await (await conn.execute(SKETCHED_UNTIL_SQL)).fetchone())[0]
     cur = await conn.cursor(binary=True).execute(SKETCH_SQL, _params(start, end, now, until))
     return profiles.build_from_sketches(await cur.fetchall())
 
 
-def type_model_profiles_sync(conn: Connection, start: datetime, end: datetime,
-                             now: datetime) -> list[profiles.Profile]:
+def type_model_profiles_sync(conn: Connection, start: datetime, end: datetime, now: datetime) -> list[profiles.Profile]:
     until = one(conn.execute(SKETCHED_UNTIL_SQL).fetchone())[0]
     return profiles.build_from_sketches(
-        conn.cursor(binary=True).execute(SKETCH_SQL, _params(start, end, now, until)).fetchall())
+        conn.cursor(binary=True).execute(SKETCH_SQL, _params(start, end, now, until)).fetchall()
+    )
 
 
-async def load_profiles(conn: AsyncConnection, start: datetime, end: datetime, now: datetime,
-                        by: tuple[str, ...] = ("type", "model")) -> list[profiles.Profile]:
+async def load_profiles(
+    conn: AsyncConnection, start: datetime, end: datetime, now: datetime, by: tuple[str, ...] = ("type", "model")
+) -> list[profiles.Profile]:
     if by == ("type", "model"):
         return await type_model_profiles(conn, start, end, now)
     return profiles.build(await profile_rows(conn, start, end, now, by))
 
 
-def load_profiles_sync(conn: Connection, start: datetime, end: datetime, now: datetime,
-                       by: tuple[str, ...] = ("type", "model")) -> list[profiles.Profile]:
+def load_profiles_sync(
+    conn: Connection, start: datetime, end: datetime, now: datetime, by: tuple[str, ...] = ("type", "model")
+) -> list[profiles.Profile]:
     if by == ("type", "model"):
         return type_model_profiles_sync(conn, start, end, now)
     return profiles.build(profile_rows_sync(conn, start, end, now, by))
 
 
-async def group_series(conn: AsyncConnection, start: datetime, end: datetime, now: datetime, key: profiles.Key,
-                       hourly: bool) -> list[TupleRow]:
+async def group_series(
+    conn: AsyncConnection, start: datetime, end: datetime, now: datetime, key: profiles.Key, hourly: bool
+) -> list[TupleRow]:
     """(slot start, bucket, n) of one type × model's run times, per hour (hour rows are
     kept four days) or per day, for the p90-over-time chart."""
     grain = rollup_windows.HOUR if hourly else 0
@@ -138,8 +142,15 @@ async def group_series(conn: AsyncConnection, start: datetime, end: datetime, no
                WHERE s.finished_at >= %(first)s AND s.finished_at < %(end)s AND m.metric = 0
                  AND s.task_type = %(type)s AND s.ai_model = %(model)s AND s.outcome IN ('succeeded', 'failed')) x
            GROUP BY 1, 2 HAVING sum(n) <> 0 ORDER BY 1, 2""",
-        {"grain": grain, "first": first, "end": end, "type": key[0], "model": key[1],
-         "unit": "hour" if hourly else "day"})
+        {
+            "grain": grain,
+            "first": first,
+            "end": end,
+            "type": key[0],
+            "model": key[1],
+            "unit": "hour" if hourly else "day",
+        },
+    )
     return await cur.fetchall()
 
 
@@ -159,26 +170,34 @@ def _params(start: datetime, end: datetime, now: datetime, sketched_until: date)
     cover = rollup_windows.cover(start, end, now)
     effective = cover[0][1] if cover else start
     pieces = rollup_windows.as_stored(cover, sketched_until)
-    return {"grains": [g for g, _, _ in pieces], "starts": [s for _, s, _ in pieces],
-            "sketched": [k for _, _, k in pieces], "start": effective, "end": end}
+    return {
+        "grains": [g for g, _, _ in pieces],
+        "starts": [s for _, s, _ in pieces],
+        "sketched": [k for _, _, k in pieces],
+        "start": effective,
+        "end": end,
+    }
 
 
-def _statement(by: tuple[str, ...], start: datetime, end: datetime, now: datetime,
-               sketched_until: date) -> tuple[str, dict[str, Any]]:
+def _statement(
+    by: tuple[str, ...], start: datetime, end: datetime, now: datetime, sketched_until: date
+) -> tuple[str, dict[str, Any]]:
     if not by:
         raise ValueError("profiles need at least one dimension")
     return profile_sql(by), _params(start, end, now, sketched_until)
 
 
-async def profile_rows(conn: AsyncConnection, start: datetime, end: datetime, now: datetime,
-                       by: tuple[str, ...] = ("type", "model")) -> list[TupleRow]:
+async def profile_rows(
+    conn: AsyncConnection, start: datetime, end: datetime, now: datetime, by: tuple[str, ...] = ("type", "model")
+) -> list[TupleRow]:
     until = one(await (await conn.execute(SKETCHED_UNTIL_SQL)).fetchone())[0]
     cur = await conn.execute(*_statement(by, start, end, now, until))
     return _keyed(await cur.fetchall(), by)
 
 
-def profile_rows_sync(conn: Connection, start: datetime, end: datetime, now: datetime,
-                      by: tuple[str, ...] = ("type", "model")) -> list[TupleRow]:
+def profile_rows_sync(
+    conn: Connection, start: datetime, end: datetime, now: datetime, by: tuple[str, ...] = ("type", "model")
+) -> list[TupleRow]:
     until = one(conn.execute(SKETCHED_UNTIL_SQL).fetchone())[0]
     return _keyed(conn.execute(*_statement(by, start, end, now, until)).fetchall(), by)
 
@@ -202,8 +221,10 @@ def vacuum_rollups(conn: Connection) -> None:
     """After a bulk fold (seed, backfill): clear the folded samples' dead rows now rather
     than when autovacuum gets to them (needs an autocommit connection)."""
     conn.execute("SET statement_timeout = 0")
-    conn.execute("VACUUM ANALYZE task_duration_samples, task_count_deltas, duration_rollups, duration_sketches, "
-                 "cost_rollups, ledger_entries, ledger_daily")
+    conn.execute(
+        "VACUUM ANALYZE task_duration_samples, task_count_deltas, duration_rollups, duration_sketches, "
+        "cost_rollups, ledger_entries, ledger_daily"
+    )
     conn.execute("RESET statement_timeout")
 
 
@@ -212,7 +233,9 @@ def count_loaded(conn: Connection, first_id: int, last_id: int) -> None:
     the backfill target), so the rule counts every finished task it loaded."""
     conn.execute(
         "INSERT INTO task_duration_samples SELECT (fsar_task_sample(t, 1::smallint)).* FROM execution_tasks t "
-        "WHERE id BETWEEN %s AND %s AND status IN ('succeeded', 'failed', 'cancelled')", (first_id, last_id))
+        "WHERE id BETWEEN %s AND %s AND status IN ('succeeded', 'failed', 'cancelled')",
+        (first_id, last_id),
+    )
     conn.execute("SELECT fsar_fold_duration_samples()")
     conn.execute("SELECT fsar_rebuild_sketches()")
 
@@ -333,8 +356,9 @@ class ProfileWindow:
     by_revision: list[TupleRow]
 
 
-async def profile_window(conn: AsyncConnection, start: datetime, end: datetime, now: datetime,
-                         compare: str | None) -> ProfileWindow:
+async def profile_window(
+    conn: AsyncConnection, start: datetime, end: datetime, now: datetime, compare: str | None
+) -> ProfileWindow:
     found = await load_profiles(conn, start, end, now)
     before: list[profiles.Profile] = []
     by_revision: list[TupleRow] = []

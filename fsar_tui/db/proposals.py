@@ -91,8 +91,9 @@ def ingest(conn: Connection, reports: list[FsarReport], *, actor: str) -> Ingest
         for report in reports:
             if report.id in seen:  # the same report twice in one batch
                 if seen[report.id] != report.sha256:
-                    conflicts.append(f"{report.id}: two different reports in this batch "
-                                     f"({strip_controls(report.source)})")
+                    conflicts.append(
+                        f"{report.id}: two different reports in this batch ({strip_controls(report.source)})"
+                    )
                 continue
             seen[report.id] = report.sha256
             inserted = conn.execute(
@@ -100,24 +101,45 @@ def ingest(conn: Connection, reports: list[FsarReport], *, actor: str) -> Ingest
                                                risks, mitigations, extra_headers, source_sha256)
                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                    ON CONFLICT (id) DO NOTHING RETURNING id""",
-                (report.id, report.reported_at, report.severity, report.block_execution, report.task_type,
-                 report.body, Jsonb(list(report.risks)), Jsonb(list(report.mitigations)),
-                 Jsonb(dict(report.extra_headers)), report.sha256)).fetchone()
+                (
+                    report.id,
+                    report.reported_at,
+                    report.severity,
+                    report.block_execution,
+                    report.task_type,
+                    report.body,
+                    Jsonb(list(report.risks)),
+                    Jsonb(list(report.mitigations)),
+                    Jsonb(dict(report.extra_headers)),
+                    report.sha256,
+                ),
+            ).fetchone()
             if inserted:
                 result.inserted.append(report.id)
                 operator_log.append_sync(
-                    conn, actor=actor, action="proposal.ingest", target=f"proposal:{report.id}",
+                    conn,
+                    actor=actor,
+                    action="proposal.ingest",
+                    target=f"proposal:{report.id}",
                     reason=f"ingested from {report.source}",
-                    after={"severity": report.severity, "block_execution": report.block_execution,
-                           "task_type": report.task_type, "sha256": report.sha256})
+                    after={
+                        "severity": report.severity,
+                        "block_execution": report.block_execution,
+                        "task_type": report.task_type,
+                        "sha256": report.sha256,
+                    },
+                )
                 continue
-            stored = one(conn.execute("SELECT source_sha256 FROM fsar_proposals WHERE id = %s",
-                                      (report.id,)).fetchone())[0]
+            stored = one(
+                conn.execute("SELECT source_sha256 FROM fsar_proposals WHERE id = %s", (report.id,)).fetchone()
+            )[0]
             if stored == report.sha256:
                 result.unchanged.append(report.id)
             else:
-                conflicts.append(f"{report.id}: stored with sha256 {stored[:12]}…, {strip_controls(report.source)} has "
-                                 f"{report.sha256[:12]}… (not overwritten)")
+                conflicts.append(
+                    f"{report.id}: stored with sha256 {stored[:12]}…, {strip_controls(report.source)} has "
+                    f"{report.sha256[:12]}… (not overwritten)"
+                )
         if conflicts:
             # Raising inside the transaction block rolls the whole batch back.
             raise ProposalConflict(f"{len(conflicts)} conflicting report(s); nothing stored", details=conflicts)
@@ -152,8 +174,9 @@ LINKED_SQL = f"""
 
 def _proposal(row: TupleRow, tasks: list[TupleRow]) -> Proposal:
     body, risks, mitigations, extra_headers, checklist, sha256, ingested_at = row[8:]
-    return Proposal(ProposalRow(*row[:8]), body, risks, mitigations, extra_headers, checklist, sha256, ingested_at,
-                    tasks=tasks)
+    return Proposal(
+        ProposalRow(*row[:8]), body, risks, mitigations, extra_headers, checklist, sha256, ingested_at, tasks=tasks
+    )
 
 
 def get_proposal_sync(conn: Connection, proposal_id: str) -> Proposal:
@@ -185,23 +208,35 @@ async def blocking(conn: AsyncConnection) -> list[tuple[str, str | None, int]]:
 
 
 def _locked(conn: Connection, proposal_id: str) -> TupleRow:
-    row = conn.execute("SELECT status, block_execution, block_lifted_at, checklist FROM fsar_proposals "
-                       "WHERE id = %s FOR UPDATE", (proposal_id,)).fetchone()
+    row = conn.execute(
+        "SELECT status, block_execution, block_lifted_at, checklist FROM fsar_proposals WHERE id = %s FOR UPDATE",
+        (proposal_id,),
+    ).fetchone()
     if row is None:
         raise UsageError(f"no proposal {proposal_id!r}")
     return row
 
 
 def _who_changed(conn: Connection, proposal_id: str) -> str:
-    row = conn.execute("SELECT actor, action, at AT TIME ZONE 'UTC' FROM operator_actions WHERE target = %s "
-                       "ORDER BY seq DESC LIMIT 1", (f"proposal:{proposal_id}",)).fetchone()
+    row = conn.execute(
+        "SELECT actor, action, at AT TIME ZONE 'UTC' FROM operator_actions WHERE target = %s ORDER BY seq DESC LIMIT 1",
+        (f"proposal:{proposal_id}",),
+    ).fetchone()
     return f" ({row[1]} by {row[0]} at {row[2]:%H:%M:%S} UTC)" if row else ""
 
 
-def _log(conn: Connection, actor: str, action: str, proposal_id: str, reason: str, before: dict[str, Any],
-         after: dict[str, Any]) -> None:
-    operator_log.append_sync(conn, actor=actor, action=action, target=f"proposal:{proposal_id}", reason=reason,
-                             before=before, after=after)
+def _log(
+    conn: Connection,
+    actor: str,
+    action: str,
+    proposal_id: str,
+    reason: str,
+    before: dict[str, Any],
+    after: dict[str, Any],
+) -> None:
+    operator_log.append_sync(
+        conn, actor=actor, action=action, target=f"proposal:{proposal_id}", reason=reason, before=before, after=after
+    )
 
 
 def _need_reason(reason: str) -> None:
@@ -209,8 +244,9 @@ def _need_reason(reason: str) -> None:
         raise UsageError("a reason is required")
 
 
-def decide(conn: Connection, proposal_id: str, action: str, *, actor: str, reason: str,
-           expected_status: str | None = None) -> str:
+def decide(
+    conn: Connection, proposal_id: str, action: str, *, actor: str, reason: str, expected_status: str | None = None
+) -> str:
     """accept / reject / implemented; returns the new status."""
     if action not in DECISIONS:
         raise UsageError(f"unknown decision {action!r}: use {', '.join(DECISIONS)}")
@@ -219,8 +255,10 @@ def decide(conn: Connection, proposal_id: str, action: str, *, actor: str, reaso
     with conn.transaction():
         status = _locked(conn, proposal_id)[0]
         if expected_status is not None and status != expected_status:
-            raise ProposalChanged(f"proposal {proposal_id} is now {status}, not {expected_status}"
-                                  f"{_who_changed(conn, proposal_id)}; nothing changed")
+            raise ProposalChanged(
+                f"proposal {proposal_id} is now {status}, not {expected_status}"
+                f"{_who_changed(conn, proposal_id)}; nothing changed"
+            )
         if status not in allowed:
             raise CheckFailed(f"proposal {proposal_id} is {status}: {action} applies to {' or '.join(allowed)}")
         conn.execute("UPDATE fsar_proposals SET status = %s WHERE id = %s", (new, proposal_id))
@@ -235,13 +273,21 @@ def lift_block(conn: Connection, proposal_id: str, *, actor: str, reason: str) -
         if not block:
             raise CheckFailed(f"proposal {proposal_id} does not block execution")
         if lifted_at is not None:
-            raise ProposalChanged(f"the block of proposal {proposal_id} was already lifted"
-                                  f"{_who_changed(conn, proposal_id)}")
+            raise ProposalChanged(
+                f"the block of proposal {proposal_id} was already lifted{_who_changed(conn, proposal_id)}"
+            )
         if status not in ("new", "accepted"):
             raise CheckFailed(f"proposal {proposal_id} is {status}: its block already ended, nothing to lift")
         conn.execute("UPDATE fsar_proposals SET block_lifted_at = now() WHERE id = %s", (proposal_id,))
-        _log(conn, actor, "proposal.lift_block", proposal_id, reason, {"blocking": status in ("new", "accepted")},
-             {"blocking": False})
+        _log(
+            conn,
+            actor,
+            "proposal.lift_block",
+            proposal_id,
+            reason,
+            {"blocking": status in ("new", "accepted")},
+            {"blocking": False},
+        )
 
 
 def tick(conn: Connection, proposal_id: str, item: str, *, actor: str, reason: str = "") -> bool:
@@ -249,8 +295,11 @@ def tick(conn: Connection, proposal_id: str, item: str, *, actor: str, reason: s
     kind, _, index = item.partition("/")
     with conn.transaction():
         _locked(conn, proposal_id)
-        lists = one(conn.execute("SELECT risks, mitigations, checklist FROM fsar_proposals WHERE id = %s",
-                                 (proposal_id,)).fetchone())
+        lists = one(
+            conn.execute(
+                "SELECT risks, mitigations, checklist FROM fsar_proposals WHERE id = %s", (proposal_id,)
+            ).fetchone()
+        )
         items = {"risks": lists[0], "mitigations": lists[1]}.get(kind)
         if items is None or not index.isdigit() or int(index) >= len(items):
             raise UsageError(f"no checklist item {item!r} in proposal {proposal_id}")
@@ -261,6 +310,13 @@ def tick(conn: Connection, proposal_id: str, item: str, *, actor: str, reason: s
         else:
             del checklist[item]
         conn.execute("UPDATE fsar_proposals SET checklist = %s WHERE id = %s", (Jsonb(checklist), proposal_id))
-        _log(conn, actor, "proposal.tick" if ticked else "proposal.untick", proposal_id, reason or items[int(index)],
-             {"item": item, "ticked": not ticked}, {"item": item, "ticked": ticked})
+        _log(
+            conn,
+            actor,
+            "proposal.tick" if ticked else "proposal.untick",
+            proposal_id,
+            reason or items[int(index)],
+            {"item": item, "ticked": not ticked},
+            {"item": item, "ticked": ticked},
+        )
     return ticked

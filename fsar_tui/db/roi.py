@@ -67,13 +67,14 @@ ROLLOUT_NAMES_SQL = """
 @dataclass
 class RoiData:
     """What one ROI read returns (the window's rows in both shapes)."""
+
     first: date
     last: date
     costs: list[CostRow]
     ledger: list[LedgerRow]
     day_costs: list[DayCost]
     day_ledger: list[DayLedger]
-    funnel: list[TupleRow]      # (stage, currency, reason, n)
+    funnel: list[TupleRow]  # (stage, currency, reason, n)
     rollout_names: dict[int, str]
 
 
@@ -113,8 +114,14 @@ def _names(rows: list[TupleRow]) -> dict[int, str]:
     return {rid: f"{target} #{revision}" for rid, target, revision in rows}
 
 
-def _assemble(first: date, last: date, cost_rows: list[TupleRow], ledger_rows: list[TupleRow],
-              funnel: list[TupleRow], names: list[TupleRow]) -> RoiData:
+def _assemble(
+    first: date,
+    last: date,
+    cost_rows: list[TupleRow],
+    ledger_rows: list[TupleRow],
+    funnel: list[TupleRow],
+    names: list[TupleRow],
+) -> RoiData:
     costs, day_costs = _split_costs(cost_rows)
     ledger, day_ledger = _split_ledger(ledger_rows)
     return RoiData(first, last, costs, ledger, day_costs, day_ledger, funnel, _names(names))
@@ -131,8 +138,10 @@ async def roi_data(conn: AsyncConnection, first: date, last: date) -> RoiData:
 
 def roi_data_sync(conn: Connection, first: date, last: date) -> RoiData:
     params = {"first": first, "last": last}
-    results = [conn.execute(sql, params if "%(" in sql else None).fetchall()
-               for sql in (COSTS_SQL, LEDGER_SQL, FUNNEL_SQL, ROLLOUT_NAMES_SQL)]
+    results = [
+        conn.execute(sql, params if "%(" in sql else None).fetchall()
+        for sql in (COSTS_SQL, LEDGER_SQL, FUNNEL_SQL, ROLLOUT_NAMES_SQL)
+    ]
     return _assemble(first, last, *results)
 
 

@@ -50,15 +50,26 @@ def list_targets(conn: Connection) -> list[Target]:
                   (SELECT jsonb_build_object('artifact', p.artifact, 'sha256', p.sha256) FROM rollout_revisions p
                    WHERE p.rollout_id = r.id AND p.revision = r.active_revision - 1)
            FROM rollouts r JOIN rollout_revisions rr ON rr.rollout_id = r.id
-           GROUP BY r.id ORDER BY r.target""").fetchall()
+           GROUP BY r.id ORDER BY r.target"""
+    ).fetchall()
     out = []
     for target, kind, task_type, active, latest, previous in rows:
         to = default_target(active)
         if to is None or previous is None:
             out.append(Target(target, kind, task_type, active, latest, None, False, "no earlier revision"))
         elif artifact_sha256(previous["artifact"]) != previous["sha256"]:
-            out.append(Target(target, kind, task_type, active, latest, to, False,
-                              f"revision {to}'s artifact does not match its sha256"))
+            out.append(
+                Target(
+                    target,
+                    kind,
+                    task_type,
+                    active,
+                    latest,
+                    to,
+                    False,
+                    f"revision {to}'s artifact does not match its sha256",
+                )
+            )
         else:
             out.append(Target(target, kind, task_type, active, latest, to, True, None))
     return out
@@ -68,7 +79,9 @@ def preview(conn: Connection, target: str, to: int | None) -> Preview:
     row = conn.execute(
         """SELECT r.id, r.task_type, r.active_revision, a.artifact FROM rollouts r
            JOIN rollout_revisions a ON a.rollout_id = r.id AND a.revision = r.active_revision
-           WHERE r.target = %s""", (target,)).fetchone()
+           WHERE r.target = %s""",
+        (target,),
+    ).fetchone()
     if row is None:
         raise UsageError(f"no rollout target {target!r} (see `fsar-tui rollouts list`)")
     rollout_id, task_type, active, current = row
@@ -77,22 +90,27 @@ def preview(conn: Connection, target: str, to: int | None) -> Preview:
         raise UsageError(f"{target} has no earlier revision to roll back to")
     if to == active:
         raise UsageError(f"revision {to} of {target} is already active")
-    chosen = conn.execute("SELECT artifact FROM rollout_revisions WHERE rollout_id = %s AND revision = %s",
-                          (rollout_id, to)).fetchone()
+    chosen = conn.execute(
+        "SELECT artifact FROM rollout_revisions WHERE rollout_id = %s AND revision = %s", (rollout_id, to)
+    ).fetchone()
     if chosen is None:
         raise UsageError(f"{target} has no revision {to}")
-    in_flight = one(conn.execute(
-        "SELECT count(*) FROM execution_tasks WHERE status = 'running' AND (%s::text IS NULL OR task_type = %s)",
-        (task_type, task_type)).fetchone())[0]
+    in_flight = one(
+        conn.execute(
+            "SELECT count(*) FROM execution_tasks WHERE status = 'running' AND (%s::text IS NULL OR task_type = %s)",
+            (task_type, task_type),
+        ).fetchone()
+    )[0]
     verdicts = conn.execute(
         """SELECT g.name, r.verdict, r.at FROM audit_gates g
            LEFT JOIN LATERAL (SELECT verdict, at FROM audit_runs WHERE gate_id = g.id ORDER BY at DESC LIMIT 1) r
                 ON true
            WHERE g.enabled AND (g.scope ->> 'task_type' IS NULL OR g.scope ->> 'task_type' = %s)
-           ORDER BY g.name""", (task_type,)).fetchall()
+           ORDER BY g.name""",
+        (task_type,),
+    ).fetchall()
     origins = _origins(conn, rollout_id, (to, active))
-    return Preview(target, active, to, current, chosen[0], in_flight, verdicts,
-                   move_kind(origins[to], origins[active]))
+    return Preview(target, active, to, current, chosen[0], in_flight, verdicts, move_kind(origins[to], origins[active]))
 
 
 # Revisions may be copies of copies (a rollback of a roll-forward…): follow rollback_of to
@@ -125,8 +143,14 @@ def rehearse(conn: Connection, target: Target) -> str | None:
         return target.problem
     try:
         with conn.transaction(force_rollback=True):
-            _apply(conn, target.target, target.rollback_to, expected_active=target.active,
-                   actor="fsar-tui rehearsal", reason="rollouts verify (rolled back)")
+            _apply(
+                conn,
+                target.target,
+                target.rollback_to,
+                expected_active=target.active,
+                actor="fsar-tui rehearsal",
+                reason="rollouts verify (rolled back)",
+            )
             conn.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the deferred checks a commit would run
     except psycopg.Error as exc:
         return f"rehearsal failed: {first_line(exc)}"
@@ -137,35 +161,47 @@ def rehearse(conn: Connection, target: Target) -> str | None:
 
 def _apply(conn: Connection, target: str, to: int, *, expected_active: int | None, actor: str, reason: str) -> int:
     """The rollback's statements, in the caller's transaction."""
-    row = conn.execute("SELECT id, active_revision FROM rollouts WHERE target = %s FOR UPDATE",
-                       (target,)).fetchone()
+    row = conn.execute("SELECT id, active_revision FROM rollouts WHERE target = %s FOR UPDATE", (target,)).fetchone()
     if row is None:
         raise UsageError(f"no rollout target {target!r}")
     rollout_id, active = row
     if active != expected_active:
         who = conn.execute(
             """SELECT actor, action, at FROM operator_actions WHERE target = %s ORDER BY seq DESC LIMIT 1""",
-            (f"rollout:{target}",)).fetchone()
+            (f"rollout:{target}",),
+        ).fetchone()
         by = f" by {who[0]} ({who[1]} at {who[2]:%Y-%m-%d %H:%M:%S %Z})" if who else ""
-        raise Conflict(f"{target} changed while you decided: revision {active} is active now{by}; "
-                       f"nothing was done")
-    chosen = conn.execute("SELECT artifact, sha256 FROM rollout_revisions WHERE rollout_id = %s AND revision = %s",
-                          (rollout_id, to)).fetchone()
+        raise Conflict(f"{target} changed while you decided: revision {active} is active now{by}; nothing was done")
+    chosen = conn.execute(
+        "SELECT artifact, sha256 FROM rollout_revisions WHERE rollout_id = %s AND revision = %s", (rollout_id, to)
+    ).fetchone()
     if chosen is None:
         raise UsageError(f"{target} has no revision {to}")
     if artifact_sha256(chosen[0]) != chosen[1]:
-        raise ArtifactBroken(f"{target} revision {to}: the artifact does not match its sha256; refusing to roll "
-                             f"back to it (a failing hard gate)")
+        raise ArtifactBroken(
+            f"{target} revision {to}: the artifact does not match its sha256; refusing to roll "
+            f"back to it (a failing hard gate)"
+        )
     origins = _origins(conn, rollout_id, (to, active))
     kind = move_kind(origins[to], origins[active])
-    new: int = one(conn.execute(
-        """INSERT INTO rollout_revisions (rollout_id, revision, artifact, sha256, created_by, reason, rollback_of)
+    new: int = one(
+        conn.execute(
+            """INSERT INTO rollout_revisions (rollout_id, revision, artifact, sha256, created_by, reason, rollback_of)
            SELECT %(id)s, (SELECT max(revision) + 1 FROM rollout_revisions WHERE rollout_id = %(id)s),
                   artifact, sha256, %(actor)s, %(reason)s, revision
            FROM rollout_revisions WHERE rollout_id = %(id)s AND revision = %(to)s
-           RETURNING revision""", {"id": rollout_id, "to": to, "actor": actor, "reason": reason}).fetchone())[0]
+           RETURNING revision""",
+            {"id": rollout_id, "to": to, "actor": actor, "reason": reason},
+        ).fetchone()
+    )[0]
     conn.execute("UPDATE rollouts SET active_revision = %s, updated_at = now() WHERE id = %s", (new, rollout_id))
-    operator_log.append_sync(conn, actor=actor, action=kind.replace("-", "_"), target=f"rollout:{target}",
-                             reason=reason, before={"active_revision": active},
-                             after={"active_revision": new, "copy_of": to, "sha256": chosen[1]})
+    operator_log.append_sync(
+        conn,
+        actor=actor,
+        action=kind.replace("-", "_"),
+        target=f"rollout:{target}",
+        reason=reason,
+        before={"active_revision": active},
+        after={"active_revision": new, "copy_of": to, "sha256": chosen[1]},
+    )
     return new

@@ -53,11 +53,21 @@ INSERT_LEDGER_SQL = """
     VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"""
 
 
-def insert_event(conn: psycopg.Connection, *, event_id: str, event_type: str, created: datetime,
-                 object_id: str | None, livemode: bool, outcome: str, payload: dict[str, Any]) -> bool:
+def insert_event(
+    conn: psycopg.Connection,
+    *,
+    event_id: str,
+    event_type: str,
+    created: datetime,
+    object_id: str | None,
+    livemode: bool,
+    outcome: str,
+    payload: dict[str, Any],
+) -> bool:
     """True if the event is new (stored now), False if it was already stored."""
-    row = conn.execute(INSERT_EVENT_SQL, (event_id, event_type, created, object_id, livemode, outcome,
-                                          Jsonb(payload))).fetchone()
+    row = conn.execute(
+        INSERT_EVENT_SQL, (event_id, event_type, created, object_id, livemode, outcome, Jsonb(payload))
+    ).fetchone()
     return row is not None
 
 
@@ -79,6 +89,18 @@ def existing_task_id(conn: psycopg.Connection, task_id: int | None) -> int | Non
 
 
 def insert_ledger(conn: psycopg.Connection, draft: LedgerDraft, task_id: int | None) -> None:
-    conn.execute(INSERT_LEDGER_SQL, (SOURCE, draft.external_id, draft.kind, draft.amount_minor, draft.currency,
-                                     draft.occurred_at, draft.idea_id, task_id, draft.customer_id,
-                                     Jsonb(draft.metadata)))
+    conn.execute(
+        INSERT_LEDGER_SQL,
+        (
+            SOURCE,
+            draft.external_id,
+            draft.kind,
+            draft.amount_minor,
+            draft.currency,
+            draft.occurred_at,
+            draft.idea_id,
+            task_id,
+            draft.customer_id,
+            Jsonb(draft.metadata),
+        ),
+    )

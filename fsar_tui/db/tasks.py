@@ -53,8 +53,14 @@ class TaskRow:
 def where_clause(f: TaskFilter) -> tuple[str, dict[str, Any]]:
     conds: list[str] = []
     params: dict[str, Any] = {}
-    for attr, column in (("statuses", "t.status"), ("types", "t.task_type"), ("models", "t.ai_model"),
-                         ("workers", "t.worker_id"), ("ideas", "t.idea_id"), ("ids", "t.id")):
+    for attr, column in (
+        ("statuses", "t.status"),
+        ("types", "t.task_type"),
+        ("models", "t.ai_model"),
+        ("workers", "t.worker_id"),
+        ("ideas", "t.idea_id"),
+        ("ids", "t.id"),
+    ):
         values = getattr(f, attr)
         if values:
             conds.append(f"{column} = ANY(%({attr})s)")
@@ -99,11 +105,15 @@ def _page_query(req: PageRequest) -> tuple[str, dict[str, Any]]:
             keyset = f"AND t.id {op} %(after_id)s"
         elif value is None:
             # Past the non-null values (NULLs sort last when descending): only NULLs remain.
-            keyset = f"AND {col} IS NULL AND t.id {op} %(after_id)s" if req.descending else \
-                     f"AND ({col} IS NOT NULL OR t.id {op} %(after_id)s)"
+            keyset = (
+                f"AND {col} IS NULL AND t.id {op} %(after_id)s"
+                if req.descending
+                else f"AND ({col} IS NOT NULL OR t.id {op} %(after_id)s)"
+            )
         else:
-            keyset = (f"AND ({col} {op} %(after_value)s OR ({col} = %(after_value)s AND t.id {op} %(after_id)s)"
-                      + (f" OR {col} IS NULL)" if req.descending else ")"))
+            keyset = f"AND ({col} {op} %(after_value)s OR ({col} = %(after_value)s AND t.id {op} %(after_id)s)" + (
+                f" OR {col} IS NULL)" if req.descending else ")"
+            )
         params.update(after_value=value, after_id=last_id)
     order = f"t.id {direction}" if req.sort == "id" else f"{col} {direction} {nulls}, t.id {direction}"
     sql = f"SELECT {LIST_COLUMNS} FROM execution_tasks t WHERE {where} {keyset} ORDER BY {order} LIMIT %(limit)s"
@@ -121,8 +131,14 @@ def page_sync(conn: Connection, req: PageRequest) -> list[TaskRow]:
 
 
 def sort_key(row: TaskRow, sort: str) -> tuple[Any, int]:
-    attr = {"id": "id", "created": "created_at", "started": "started_at", "finished": "finished_at",
-            "attempt": "attempt", "cost": "cost_minor"}[sort]
+    attr = {
+        "id": "id",
+        "created": "created_at",
+        "started": "started_at",
+        "finished": "finished_at",
+        "attempt": "attempt",
+        "cost": "cost_minor",
+    }[sort]
     return getattr(row, attr), row.id
 
 
@@ -148,12 +164,16 @@ def _count(row: tuple[Any, ...] | None) -> int:
 
 def _matching_query(f: TaskFilter, statuses: tuple[str, ...], cap: int) -> tuple[str, dict[str, Any]]:
     where, params = where_clause(f)
-    sql = (f"SELECT t.id, t.status FROM execution_tasks t WHERE {where} AND t.status = ANY(%(action_statuses)s) "
-           "ORDER BY t.id LIMIT %(cap)s")
+    sql = (
+        f"SELECT t.id, t.status FROM execution_tasks t WHERE {where} AND t.status = ANY(%(action_statuses)s) "
+        "ORDER BY t.id LIMIT %(cap)s"
+    )
     return sql, {**params, "action_statuses": list(statuses), "cap": cap}
 
 
-async def matching_ids(conn: AsyncConnection, f: TaskFilter, statuses: tuple[str, ...], cap: int) -> list[tuple[int, str]]:
+async def matching_ids(
+    conn: AsyncConnection, f: TaskFilter, statuses: tuple[str, ...], cap: int
+) -> list[tuple[int, str]]:
     """(id, status) of tasks matching the filter in one of `statuses` (bulk actions)."""
     cur = await conn.execute(*_matching_query(f, statuses, cap))
     return await cur.fetchall()
@@ -167,10 +187,13 @@ def count_in_states_sync(conn: Connection, f: TaskFilter, statuses: tuple[str, .
     """How many tasks match the filter in one of `statuses`, counting at most `cap` (to say
     how many a refused bulk action would have touched)."""
     where, params = where_clause(f)
-    return _count(conn.execute(
-        f"SELECT count(*) FROM (SELECT 1 FROM execution_tasks t WHERE {where} "
-        "AND t.status = ANY(%(action_statuses)s) LIMIT %(cap)s) s",
-        {**params, "action_statuses": list(statuses), "cap": cap}).fetchone())
+    return _count(
+        conn.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM execution_tasks t WHERE {where} "
+            "AND t.status = ANY(%(action_statuses)s) LIMIT %(cap)s) s",
+            {**params, "action_statuses": list(statuses), "cap": cap},
+        ).fetchone()
+    )
 
 
 def statuses_of_sync(conn: Connection, ids: list[int]) -> dict[int, str]:
@@ -227,7 +250,8 @@ async def status_type_counts(conn: AsyncConnection, by_model: bool = False) -> l
         f"""SELECT status, task_type, {model} AS ai_model, sum(n)::bigint AS n FROM (
                 SELECT status, task_type, ai_model, n FROM task_counts
                 UNION ALL SELECT status, task_type, ai_model, n FROM task_count_deltas) c
-            GROUP BY {group} HAVING sum(n) <> 0 ORDER BY {group}""")
+            GROUP BY {group} HAVING sum(n) <> 0 ORDER BY {group}"""
+    )
     return await cur.fetchall()
 
 
@@ -249,7 +273,9 @@ async def running_tasks(conn: AsyncConnection, limit: int = 50) -> list[RunningT
     cur = conn.cursor(row_factory=class_row(RunningTask))
     await cur.execute(
         "SELECT id, task_type, ai_model, worker_id, started_at, attempt, lease_expires_at FROM execution_tasks "
-        "WHERE status = 'running' ORDER BY started_at LIMIT %s", (limit,))
+        "WHERE status = 'running' ORDER BY started_at LIMIT %s",
+        (limit,),
+    )
     return await cur.fetchall()
 
 
@@ -262,7 +288,9 @@ async def workers(conn: AsyncConnection, window_s: int = 300) -> list[WorkerSeen
                    WHERE t.status = 'running' AND t.worker_id = e.worker_id) AS running,
                   count(*) AS transitions
            FROM task_events e WHERE e.at > now() - make_interval(secs => %s) AND e.worker_id IS NOT NULL
-           GROUP BY e.worker_id ORDER BY e.worker_id""", (window_s,))
+           GROUP BY e.worker_id ORDER BY e.worker_id""",
+        (window_s,),
+    )
     return await cur.fetchall()
 
 
@@ -282,7 +310,9 @@ async def activity(conn: AsyncConnection, minutes: int = 30) -> list[MinuteActiv
            FROM generate_series(date_trunc('minute', now()) - make_interval(mins => %(m)s - 1),
                                 date_trunc('minute', now()), interval '1 minute') AS g(m)
            LEFT JOIN per_minute p ON p.m = g.m
-           ORDER BY g.m""", {"m": minutes})
+           ORDER BY g.m""",
+        {"m": minutes},
+    )
     return await cur.fetchall()
 
 
@@ -330,12 +360,17 @@ class QueueSnapshot:
     matching: int
 
 
-async def queue_snapshot(conn: AsyncConnection, req: PageRequest, *, by_model: bool,
-                         minutes: int) -> QueueSnapshot:
+async def queue_snapshot(conn: AsyncConnection, req: PageRequest, *, by_model: bool, minutes: int) -> QueueSnapshot:
     """The page first (what the operator looks at), then the panels."""
     rows = await page(conn, req)
-    return QueueSnapshot(rows, await status_type_counts(conn, by_model), await running_tasks(conn),
-                         await workers(conn), await activity(conn, minutes), await count_matching(conn, req.filter))
+    return QueueSnapshot(
+        rows,
+        await status_type_counts(conn, by_model),
+        await running_tasks(conn),
+        await workers(conn),
+        await activity(conn, minutes),
+        await count_matching(conn, req.filter),
+    )
 
 
 async def counts_and_running(conn: AsyncConnection, by_model: bool) -> tuple[list[StatusCount], list[RunningTask]]:

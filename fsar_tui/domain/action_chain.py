@@ -56,24 +56,41 @@ def verify(rows: Iterable[ChainRow], anchor: tuple[int, str] | None = None) -> V
     for row in rows:
         count += 1
         if row.seq != expected_seq:
-            return Verdict(False, count, last_seq, last_hash,
-                           f"seq {expected_seq}–{row.seq - 1} missing (row deleted?) before seq {row.seq}"
-                           if row.seq > expected_seq else f"seq {row.seq} out of order after {last_seq}")
+            return Verdict(
+                False,
+                count,
+                last_seq,
+                last_hash,
+                f"seq {expected_seq}–{row.seq - 1} missing (row deleted?) before seq {row.seq}"
+                if row.seq > expected_seq
+                else f"seq {row.seq} out of order after {last_seq}",
+            )
         if row.prev_hash != expected_prev:
-            return Verdict(False, count, last_seq, last_hash,
-                           f"seq {row.seq}: prev_hash does not match the hash of seq {last_seq}")
+            return Verdict(
+                False, count, last_seq, last_hash, f"seq {row.seq}: prev_hash does not match the hash of seq {last_seq}"
+            )
         if link_hash(row.prev_hash, row.canonical) != row.hash:
-            return Verdict(False, count, last_seq, last_hash,
-                           f"seq {row.seq}: content does not match its hash (edited)")
+            return Verdict(
+                False, count, last_seq, last_hash, f"seq {row.seq}: content does not match its hash (edited)"
+            )
         if anchor is not None and row.seq == anchor[0]:
             if row.hash != anchor[1]:
-                return Verdict(False, count, last_seq, last_hash,
-                               f"seq {row.seq}: hash differs from the anchor (chain rewritten up to here)")
+                return Verdict(
+                    False,
+                    count,
+                    last_seq,
+                    last_hash,
+                    f"seq {row.seq}: hash differs from the anchor (chain rewritten up to here)",
+                )
             anchor_seen = True
         expected_prev, expected_seq = row.hash, row.seq + 1
         last_seq, last_hash = row.seq, row.hash
     if anchor is not None and not anchor_seen:
-        return Verdict(False, count, last_seq, last_hash,
-                       f"the anchor's seq {anchor[0]} is gone: the log ends at seq {last_seq} "
-                       "(rows deleted at the end)")
+        return Verdict(
+            False,
+            count,
+            last_seq,
+            last_hash,
+            f"the anchor's seq {anchor[0]} is gone: the log ends at seq {last_seq} (rows deleted at the end)",
+        )
     return Verdict(True, count, last_seq, last_hash)

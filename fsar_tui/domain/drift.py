@@ -86,24 +86,24 @@ MAD_TO_SIGMA = 1.4826
 
 @dataclass(frozen=True)
 class DriftParams:
-    monitor: int = 24       # newest points watched; the older points are the baseline
+    monitor: int = 24  # newest points watched; the older points are the baseline
     min_baseline: int = 24  # fewer non-None baseline points -> no verdict (insufficient)
-    k: float = 0.5          # CUSUM allowance, in baseline sigmas
-    h: float = 8.0          # CUSUM decision threshold, in baseline sigmas (measured, see above)
-    hold: int = 7           # an alarm keeps the alert firing this many points; then it resolves by itself
-    rel_floor: float = 0.05 # sigma is at least rel_floor * |baseline median| ...
-    abs_floor: float = 1e-9 # ... and at least abs_floor (a constant baseline must not make sigma 0)
+    k: float = 0.5  # CUSUM allowance, in baseline sigmas
+    h: float = 8.0  # CUSUM decision threshold, in baseline sigmas (measured, see above)
+    hold: int = 7  # an alarm keeps the alert firing this many points; then it resolves by itself
+    rel_floor: float = 0.05  # sigma is at least rel_floor * |baseline median| ...
+    abs_floor: float = 1e-9  # ... and at least abs_floor (a constant baseline must not make sigma 0)
 
 
 @dataclass(frozen=True)
 class DriftVerdict:
-    firing: bool              # an alarm in the last `hold` points
-    insufficient: bool        # too few baseline points to judge (firing is then False)
-    baseline: float | None    # baseline median (None when insufficient)
-    sigma: float | None       # robust baseline sigma (1.4826 * MAD, floored; None when insufficient)
-    current: float | None     # median of the last `hold` non-None monitored points (None if none)
-    direction: str | None     # "up" or "down" of the last alarm, else None
-    alarms: tuple[int, ...]   # indices (into the series given) where the CUSUM alarmed
+    firing: bool  # an alarm in the last `hold` points
+    insufficient: bool  # too few baseline points to judge (firing is then False)
+    baseline: float | None  # baseline median (None when insufficient)
+    sigma: float | None  # robust baseline sigma (1.4826 * MAD, floored; None when insufficient)
+    current: float | None  # median of the last `hold` non-None monitored points (None if none)
+    direction: str | None  # "up" or "down" of the last alarm, else None
+    alarms: tuple[int, ...]  # indices (into the series given) where the CUSUM alarmed
 
 
 def detect(series: Sequence[float | None], params: DriftParams = DriftParams()) -> DriftVerdict:
@@ -115,7 +115,7 @@ def detect(series: Sequence[float | None], params: DriftParams = DriftParams()) 
     cut = max(0, n - monitor)
 
     watched = [v for v in values[cut:] if v is not None]
-    current = _median(watched[len(watched) - hold:]) if hold and watched else None
+    current = _median(watched[len(watched) - hold :]) if hold and watched else None
 
     base = [v for v in values[:cut] if v is not None]
     # At least one point whatever min_baseline says: a median needs something.
@@ -123,8 +123,9 @@ def detect(series: Sequence[float | None], params: DriftParams = DriftParams()) 
         return DriftVerdict(False, True, None, None, current, None, ())
 
     centre = _median(base)
-    sigma = max(MAD_TO_SIGMA * _median([abs(v - centre) for v in base]),
-                params.rel_floor * abs(centre), params.abs_floor)
+    sigma = max(
+        MAD_TO_SIGMA * _median([abs(v - centre) for v in base]), params.rel_floor * abs(centre), params.abs_floor
+    )
 
     up = down = 0.0
     alarms: list[int] = []

@@ -85,9 +85,17 @@ def parse_notify(payload: str) -> TaskChange | ControlChange | None:
 
 def task_message(change: TaskChange) -> dict[str, Any]:
     """The MQTT JSON body for a transition (DESIGN.md §4, plus `from`)."""
-    return {"id": change.id, "task_type": change.task_type, "ai_model": change.ai_model,
-            "status": change.to_status, "from": change.from_status, "attempt": change.attempt,
-            "at": change.at, "duration_ms": change.duration_ms, "cost": change.cost}
+    return {
+        "id": change.id,
+        "task_type": change.task_type,
+        "ai_model": change.ai_model,
+        "status": change.to_status,
+        "from": change.from_status,
+        "attempt": change.attempt,
+        "at": change.at,
+        "duration_ms": change.duration_ms,
+        "cost": change.cost,
+    }
 
 
 def task_topic(change: TaskChange) -> str:
@@ -107,8 +115,17 @@ def parse_mqtt(topic: str, payload: bytes) -> TaskChange | ControlChange | Prese
         status = data.get("status")
         if task_id is None or attempt is None or status not in STATUSES:
             return None
-        return TaskChange(task_id, str(data.get("task_type", parts[3])), data.get("ai_model"), data.get("from"),
-                          status, attempt, data.get("at"), _int(data.get("duration_ms")), _int(data.get("cost")))
+        return TaskChange(
+            task_id,
+            str(data.get("task_type", parts[3])),
+            data.get("ai_model"),
+            data.get("from"),
+            status,
+            attempt,
+            data.get("at"),
+            _int(data.get("duration_ms")),
+            _int(data.get("cost")),
+        )
     if parts[:3] == ["fsar", "v1", "workers"] and len(parts) >= 4:
         return Presence("/".join(parts[3:]), str(data.get("state", "offline")), data)
     if parts[:3] == ["fsar", "v1", "control"]:

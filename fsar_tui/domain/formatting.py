@@ -43,7 +43,7 @@ def money(minor: int | None, currency: str | None) -> str:
     digits = minor_digits(currency)
     if digits == 0:
         return f"{sign}{abs(minor):,} {currency or ''}".strip()
-    whole, frac = divmod(abs(minor), 10 ** digits)
+    whole, frac = divmod(abs(minor), 10**digits)
     return f"{sign}{whole:,}.{frac:0{digits}d} {currency or ''}".strip()
 
 
@@ -53,7 +53,7 @@ def decimal_amount(minor: int, currency: str | None) -> str:
     sign = "-" if minor < 0 else ""
     if digits == 0:
         return f"{sign}{abs(minor)}"
-    whole, frac = divmod(abs(minor), 10 ** digits)
+    whole, frac = divmod(abs(minor), 10**digits)
     return f"{sign}{whole}.{frac:0{digits}d}"
 
 

@@ -131,6 +131,7 @@ def _span(a: datetime, b: datetime) -> str:
 
 # -- velocity ---------------------------------------------------------------------------
 
+
 def velocity_members(times: Sequence[datetime], k: int, window: timedelta) -> list[bool]:
     """For times sorted ascending: whether each one belongs to k consecutive times whose
     first and last are less than `window` apart (a sliding window)."""
@@ -195,15 +196,18 @@ def velocity_flags(rule: str, charges: Iterable[tuple[str, datetime, int]], rule
         reason = f"{peak} {noun} in {_duration(window)} (threshold {k}) {_span(times[i], times[j])}"
         if bursts > 1 or len(ids) > peak:
             reason += f"; {len(ids)} in {bursts} burst{'s' if bursts > 1 else ''}"
-        flags.append(Flag(rule, subject, reason, severity(peak, k), tuple(reversed(ids))[:rules.max_entries],
-                          len(ids)))
+        flags.append(
+            Flag(rule, subject, reason, severity(peak, k), tuple(reversed(ids))[: rules.max_entries], len(ids))
+        )
     return flags
 
 
 # -- disputes, refunds ------------------------------------------------------------------
 
-def dispute_rate_flags(totals: Iterable[tuple[str, int, int]], first: date, last: date,
-                       rules: FraudRules) -> list[Flag]:
+
+def dispute_rate_flags(
+    totals: Iterable[tuple[str, int, int]], first: date, last: date, rules: FraudRules
+) -> list[Flag]:
     """Per idea (charges, disputes) over the days [first, last] → flags per idea and for
     'all'. The entries are attached by the caller (db/fraud.py)."""
     per_idea: dict[str, list[int]] = defaultdict(lambda: [0, 0])
@@ -220,8 +224,10 @@ def dispute_rate_flags(totals: Iterable[tuple[str, int, int]], first: date, last
         rate = disputes / charges
         if rate <= rules.dispute_rate:
             continue
-        reason = (f"{disputes} disputes / {charges} charges = {rate:.2%} "
-                  f"(threshold {rules.dispute_rate:.2%}, at least {rules.dispute_min_charges} charges) {days} UTC")
+        reason = (
+            f"{disputes} disputes / {charges} charges = {rate:.2%} "
+            f"(threshold {rules.dispute_rate:.2%}, at least {rules.dispute_min_charges} charges) {days} UTC"
+        )
         flags.append(Flag(DISPUTE_RATE, subject, reason, severity(rate, rules.dispute_rate), (), disputes))
     return flags
 
@@ -233,8 +239,9 @@ def refund_threshold(history: Sequence[int], rules: FraudRules) -> tuple[float, 
     return max(float(rules.refund_floor), mean + rules.refund_sigmas * sd), mean, sd
 
 
-def refund_spike_flags(daily: Mapping[date, int], first: date, last: date, history_from: date | None,
-                       rules: FraudRules) -> list[Flag]:
+def refund_spike_flags(
+    daily: Mapping[date, int], first: date, last: date, history_from: date | None, rules: FraudRules
+) -> list[Flag]:
     """Refunds per UTC day (missing days are 0) → a flag for each day in [first, last]
     above its threshold. `history_from`: the ledger's first day (None: empty ledger)."""
     n_hist = rules.refund_history_days
@@ -246,9 +253,11 @@ def refund_spike_flags(daily: Mapping[date, int], first: date, last: date, histo
             history = [daily.get(day - timedelta(days=i), 0) for i in range(1, n_hist + 1)]
             threshold, mean, sd = refund_threshold(history, rules)
             if count > threshold:
-                reason = (f"{count} refunds on {day:%Y-%m-%d} UTC "
-                          f"(threshold {threshold:.1f} = max({rules.refund_floor}, "
-                          f"mean {mean:.1f} + {rules.refund_sigmas:g} × sd {sd:.1f} of the previous {n_hist} days))")
+                reason = (
+                    f"{count} refunds on {day:%Y-%m-%d} UTC "
+                    f"(threshold {threshold:.1f} = max({rules.refund_floor}, "
+                    f"mean {mean:.1f} + {rules.refund_sigmas:g} × sd {sd:.1f} of the previous {n_hist} days))"
+                )
                 flags.append(Flag(REFUND_SPIKE, f"{day:%Y-%m-%d}", reason, severity(count, threshold), (), count))
         day += timedelta(days=1)
     return flags
@@ -256,8 +265,10 @@ def refund_spike_flags(daily: Mapping[date, int], first: date, last: date, histo
 
 # -- country mismatch -------------------------------------------------------------------
 
-def country_mismatch_flags(groups: Iterable[tuple[str, str, str, int, Sequence[int], Sequence[datetime]]],
-                           rules: FraudRules) -> list[Flag]:
+
+def country_mismatch_flags(
+    groups: Iterable[tuple[str, str, str, int, Sequence[int], Sequence[datetime]]], rules: FraudRules
+) -> list[Flag]:
     """Per (customer, card country, IP country): the number of mismatched charges and
     the newest of them (ids with their times, newest first) → one flag per customer."""
     per_customer: dict[str, list[tuple[str, str, int, Sequence[int], Sequence[datetime]]]] = defaultdict(list)
@@ -268,12 +279,21 @@ def country_mismatch_flags(groups: Iterable[tuple[str, str, str, int, Sequence[i
         total = sum(n for _, _, n, _, _ in pairs)
         if total < rules.mismatch_charges:
             continue
-        newest = sorted(((at, entry_id) for _, _, _, ids, times in pairs
-                         for entry_id, at in zip(ids, times, strict=True)),
-                        reverse=True)[:rules.max_entries]
+        newest = sorted(
+            ((at, entry_id) for _, _, _, ids, times in pairs for entry_id, at in zip(ids, times, strict=True)),
+            reverse=True,
+        )[: rules.max_entries]
         card, ip, n, _, _ = max(pairs, key=lambda p: (p[2], p[0], p[1]))
         reason = f"{total} charges with card country ≠ IP country (threshold {rules.mismatch_charges})"
         reason += f": card {card}, IP {ip}" if len(pairs) == 1 else f", mostly card {card}, IP {ip} ({n})"
-        flags.append(Flag(COUNTRY_MISMATCH, customer, reason, severity(total, rules.mismatch_charges),
-                          tuple(entry_id for _, entry_id in newest), total))
+        flags.append(
+            Flag(
+                COUNTRY_MISMATCH,
+                customer,
+                reason,
+                severity(total, rules.mismatch_charges),
+                tuple(entry_id for _, entry_id in newest),
+                total,
+            )
+        )
     return flags

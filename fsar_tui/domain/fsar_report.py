@@ -51,7 +51,7 @@ from fsar_tui.domain.fsar_report_input import EXCERPT_CHARS, Doc, blank, decode,
 from fsar_tui.domain.fsar_report_input import MAX_REPORT_BYTES as MAX_REPORT_BYTES  # re-exported
 from fsar_tui.domain.fsar_report_input import ReportError as ReportError  # re-exported
 
-MAX_BODY_BYTES = 1024 * 1024          # the proposal body (UTF-8) may be at most 1 MiB
+MAX_BODY_BYTES = 1024 * 1024  # the proposal body (UTF-8) may be at most 1 MiB
 REQUIRED_HEADERS = ("id", "timestamp", "severity", "block_execution", "proposal")
 
 TITLE = "# FSAR Proposal Report"
@@ -60,7 +60,7 @@ TITLE = "# FSAR Proposal Report"
 @dataclass(frozen=True)
 class Section:
     number: int
-    title: str      # heading text with markdown emphasis ** / __ removed, stripped
+    title: str  # heading text with markdown emphasis ** / __ removed, stripped
     # Where the heading was found. Not compared: it is provenance (like a report's
     # source), and a re-rendered report lays its lines out differently.
     line: int = field(compare=False)
@@ -69,16 +69,16 @@ class Section:
 @dataclass(frozen=True)
 class FsarReport:
     id: str
-    reported_at: datetime          # timezone-aware
-    severity: int                  # 0..10
+    reported_at: datetime  # timezone-aware
+    severity: int  # 0..10
     block_execution: bool
-    task_type: str                 # first word before a colon at the start of the body
-    body: str                      # proposal text up to "## Risks", outer blank lines stripped
+    task_type: str  # first word before a colon at the start of the body
+    body: str  # proposal text up to "## Risks", outer blank lines stripped
     sections: tuple[Section, ...]
     risks: tuple[str, ...]
     mitigations: tuple[str, ...]
     extra_headers: dict[str, str] = field(hash=False)  # unknown headers, in file order
-    sha256: str                    # digest(): the normalised text (no BOM, LF, one final newline)
+    sha256: str  # digest(): the normalised text (no BOM, LF, one final newline)
     source: str
 
 
@@ -90,7 +90,8 @@ _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
 # apart from garbage, and fromisoformat then checks the ranges.
 _TIMESTAMP = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
-    r"(T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?(Z|[+-][0-9]{2}:[0-9]{2})?)?")
+    r"(T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?(Z|[+-][0-9]{2}:[0-9]{2})?)?"
+)
 _DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() also accepts "²" and "٦"
 _TASK_TYPE = re.compile(r"([a-z][a-z0-9_]*):(?:\s|$)")
 
@@ -101,8 +102,10 @@ class _Invalid(Exception):
 
 def _check_id(value: str) -> str:
     if not _ID.fullmatch(value):
-        raise _Invalid("id must be 1-128 characters (letters, digits, '_', '.', ':', '-') "
-                       f"starting with a letter or digit; found {excerpt(value)}")
+        raise _Invalid(
+            "id must be 1-128 characters (letters, digits, '_', '.', ':', '-') "
+            f"starting with a letter or digit; found {excerpt(value)}"
+        )
     return value
 
 
@@ -110,8 +113,7 @@ def _check_timestamp(value: str) -> datetime:
     example = "like '2026-01-02T13:18:07Z'"
     match = _TIMESTAMP.fullmatch(value)
     if match is None:
-        raise _Invalid(f"timestamp must be an ISO 8601 date-time with a time zone, {example}; "
-                       f"found {excerpt(value)}")
+        raise _Invalid(f"timestamp must be an ISO 8601 date-time with a time zone, {example}; found {excerpt(value)}")
     if match.group(1) is None:
         raise _Invalid(f"timestamp has no time part (date only); expected a date-time {example}")
     if match.group(2) is None:
@@ -256,8 +258,11 @@ def _section(doc: Doc, number: int, match: re.Match[str], expected: int) -> Sect
 def _task_type(doc: Doc, number: int, text: str) -> str:
     match = _TASK_TYPE.match(text)
     if match is None:
-        raise doc.error(number, "expected the task type the proposal concerns, as 'task_type:' "
-                                f"at the start of the proposal, found {excerpt(text)}")
+        raise doc.error(
+            number,
+            "expected the task type the proposal concerns, as 'task_type:' "
+            f"at the start of the proposal, found {excerpt(text)}",
+        )
     return match.group(1)
 
 
@@ -275,9 +280,9 @@ class _Scan:
     lines: list[str] = field(default_factory=list)
     sections: list[Section] = field(default_factory=list)
     task_type: str | None = None
-    fence: str | None = None     # the code fence still open, if any
+    fence: str | None = None  # the code fence still open, if any
     fence_line: int = 0
-    risks: int | None = None     # the line of '## Risks'
+    risks: int | None = None  # the line of '## Risks'
 
 
 def _scan_body(doc: Doc, proposal: int, inline: str) -> _Scan:
@@ -292,8 +297,9 @@ def _scan_body(doc: Doc, proposal: int, inline: str) -> _Scan:
             scan.risks = number
             break
         elif _MITIGATIONS.fullmatch(text):
-            raise doc.error(number, "found '## Mitigations' before '## Risks'; "
-                                    "'## Risks' comes first, then '## Mitigations'")
+            raise doc.error(
+                number, "found '## Mitigations' before '## Risks'; '## Risks' comes first, then '## Mitigations'"
+            )
         else:
             if scan.task_type is None:
                 scan.task_type = _task_type(doc, number, text)
@@ -318,8 +324,11 @@ def _parse_body(doc: Doc, proposal: int, inline: str) -> tuple[str, str, tuple[S
     """Body, task type, sections and the line of '## Risks'."""
     scan = _scan_body(doc, proposal, inline)
     if scan.task_type is None:  # no non-blank line before '## Risks' or the end
-        raise doc.error(proposal, "the proposal is empty; expected the task type the proposal "
-                                  "concerns, as 'task_type:' at the start of the proposal")
+        raise doc.error(
+            proposal,
+            "the proposal is empty; expected the task type the proposal "
+            "concerns, as 'task_type:' at the start of the proposal",
+        )
     body = _without_blank_ends(scan.lines)
     size = len(body.encode("utf-8"))
     if size > MAX_BODY_BYTES:
@@ -356,8 +365,9 @@ def _parse_lists(doc: Doc, risks_line: int) -> tuple[tuple[str, ...], tuple[str,
         if _RISKS.fullmatch(text):
             raise doc.error(number, f"'## Risks' appears twice (first on line {risks_line})")
         if _ANY_HEADING.match(text):
-            raise doc.error(number, f"unexpected section {excerpt(text)}; "
-                                    "only '## Risks' and '## Mitigations' follow the proposal")
+            raise doc.error(
+                number, f"unexpected section {excerpt(text)}; only '## Risks' and '## Mitigations' follow the proposal"
+            )
         if text[0] in " \t" and items:
             items[-1].append(text.strip())  # an indented line continues the item above
             continue
@@ -374,6 +384,7 @@ def _parse_lists(doc: Doc, risks_line: int) -> tuple[tuple[str, ...], tuple[str,
 
 
 # ---------------------------------------------------------------- public API
+
 
 def digest(normalised: str) -> str:
     """The report's identity for idempotent ingestion: sha256 of the normalised text
@@ -463,8 +474,11 @@ def render_report(report: FsarReport) -> str:
         again = parse_report(text, "<render_report>")
     except ReportError as err:
         raise ValueError(f"report cannot be rendered: {err.reason} (line {err.line} of the rendered text)") from err
-    changed = [f.name for f in fields(FsarReport)
-               if f.name not in ("sha256", "source") and getattr(again, f.name) != getattr(report, f.name)]
+    changed = [
+        f.name
+        for f in fields(FsarReport)
+        if f.name not in ("sha256", "source") and getattr(again, f.name) != getattr(report, f.name)
+    ]
     if changed:
         raise ValueError(f"report cannot be rendered faithfully: {', '.join(changed)} would read back differently")
     return text

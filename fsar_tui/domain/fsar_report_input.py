@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-MAX_REPORT_BYTES = 2 * 1024 * 1024    # whole input; bigger -> error at line 1 before parsing
+MAX_REPORT_BYTES = 2 * 1024 * 1024  # whole input; bigger -> error at line 1 before parsing
 
 # Quoted input in error messages is cut to this many characters.
 EXCERPT_CHARS = 40
@@ -35,8 +35,7 @@ class ReportError(ValueError):
 
 
 # Forbidden anywhere in a report; fsar_report's docstring says why.
-_FORBIDDEN = re.compile(
-    r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_FORBIDDEN = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 def printable(text: str) -> str:
@@ -85,9 +84,11 @@ def _utf8_error(raw: bytes, err: UnicodeDecodeError, source: str) -> ReportError
     line = before.replace(b"\r\n", b"\n").replace(b"\r", b"\n").count(b"\n") + 1
     column = err.start - max(before.rfind(b"\n"), before.rfind(b"\r"))
     return ReportError(
-        source, line,
+        source,
+        line,
         f"not valid UTF-8: {err.reason} (byte 0x{raw[err.start]:02X} at byte {column} of the line); "
-        "reports must be UTF-8 text")
+        "reports must be UTF-8 text",
+    )
 
 
 def _why_forbidden(ch: str) -> str:
@@ -95,16 +96,17 @@ def _why_forbidden(ch: str) -> str:
     if ch == "\x1b":
         return f"control character U+{code:04X} not allowed (terminal escape sequences are rejected)"
     if 0x80 <= code <= 0x9F:
-        return (f"control character U+{code:04X} not allowed "
-                "(C1 controls act as terminal escape sequences)")
+        return f"control character U+{code:04X} not allowed (C1 controls act as terminal escape sequences)"
     if code < 0x80:
         return f"control character U+{code:04X} not allowed (only tab and newline may appear)"
     if code in (0x2028, 0x2029):
         return f"line/paragraph separator U+{code:04X} not allowed (use a newline)"
     if 0xD800 <= code <= 0xDFFF:
         return f"lone surrogate U+{code:04X} not allowed (it cannot be encoded as UTF-8)"
-    return (f"bidirectional control U+{code:04X} not allowed "
-            "(it makes text display differently from how it reads: 'Trojan Source')")
+    return (
+        f"bidirectional control U+{code:04X} not allowed "
+        "(it makes text display differently from how it reads: 'Trojan Source')"
+    )
 
 
 def reject_forbidden(text: str, source: str) -> None:

@@ -26,14 +26,21 @@ from typing import Any
 COMPARATORS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 
 # Metrics whose value is a statistic of many tasks: below MIN_SAMPLES it is noise.
-SAMPLED = frozenset({"failure_rate", "p90_run_time", "cost_per_success", "roi", "retry_rate",
-                     "succeeded_without_result_rate"})
+SAMPLED = frozenset(
+    {"failure_rate", "p90_run_time", "cost_per_success", "roi", "retry_rate", "succeeded_without_result_rate"}
+)
 MIN_SAMPLES = 20
 
 UNITS = {
-    "failure_rate": "ratio", "retry_rate": "ratio", "succeeded_without_result_rate": "ratio",
-    "p90_run_time": "ms", "cost_per_success": "minor units", "roi": "%",
-    "anomaly_count": "tasks", "sensitive_results": "tasks", "open_blocking_proposals": "proposals",
+    "failure_rate": "ratio",
+    "retry_rate": "ratio",
+    "succeeded_without_result_rate": "ratio",
+    "p90_run_time": "ms",
+    "cost_per_success": "minor units",
+    "roi": "%",
+    "anomaly_count": "tasks",
+    "sensitive_results": "tasks",
+    "open_blocking_proposals": "proposals",
     "broken_rollback_artifacts": "targets",
 }
 METRICS = tuple(UNITS)  # the CHECK of revision 0016 lists the same (tested)
@@ -86,8 +93,11 @@ def judge(gate: Gate, current: Measurement, baseline: Measurement | None = None)
     """The gate's verdict on the current window (and its baseline, for a relative gate)."""
     details = dict(current.details)
     if current.value is None or not _enough(gate.metric, current):
-        details["why"] = (f"{current.sample_size} sample(s) in the window, {MIN_SAMPLES} needed"
-                          if current.value is not None else "no value in the window")
+        details["why"] = (
+            f"{current.sample_size} sample(s) in the window, {MIN_SAMPLES} needed"
+            if current.value is not None
+            else "no value in the window"
+        )
         return Verdict("inconclusive", None, current.value, None, current.sample_size, details)
     value = float(current.value)
     base = None
@@ -118,7 +128,7 @@ def parse_condition(text: str) -> tuple[str, float]:
     text = text.strip()
     for comparator in ("<=", ">=", "<", ">"):
         if text.startswith(comparator):
-            number = text[len(comparator):].strip()
+            number = text[len(comparator) :].strip()
             try:
                 threshold = float(number)
             except ValueError:
@@ -135,5 +145,6 @@ def scope_label(scope: dict[str, Any]) -> str:
 
 def in_scope(scope: dict[str, Any], task_type: str | None, ai_model: str | None) -> bool:
     """Does a (type, model) group belong to the scope? (The rollout key is matched by revision, in db/gates.)"""
-    return ((not scope.get("task_type") or scope["task_type"] == task_type)
-            and (not scope.get("ai_model") or scope["ai_model"] == ai_model))
+    return (not scope.get("task_type") or scope["task_type"] == task_type) and (
+        not scope.get("ai_model") or scope["ai_model"] == ai_model
+    )

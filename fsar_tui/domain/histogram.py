@@ -47,12 +47,12 @@ def bucket_value(i: int) -> float:
     """The representative duration (ms) of bucket i; 0 for bucket 0."""
     if i <= 0:
         return 0.0
-    return 2 * GAMMA ** i / (GAMMA + 1)
+    return 2 * GAMMA**i / (GAMMA + 1)
 
 
 def bucket_upper(i: int) -> float:
     """The largest duration bucket i holds (ms): an upper bound for "max"."""
-    return 0.0 if i <= 0 else GAMMA ** i
+    return 0.0 if i <= 0 else GAMMA**i
 
 
 def quantile(histogram: Mapping[int, int], q: float) -> float | None:

@@ -55,10 +55,12 @@ _API_KEY = re.compile(
     r"|\bgh[pousr]_[A-Za-z0-9]{20,}"
     r"|\bxox[abprs]-[A-Za-z0-9\-]{10,}"
     r"|\bAKIA[0-9A-Z]{16}\b"
-    r"|\bAIza[0-9A-Za-z_\-]{30,}")
+    r"|\bAIza[0-9A-Za-z_\-]{30,}"
+)
 _ASSIGNED_SECRET = re.compile(
     r"(?i)((?:api[_-]?key|secret|token|password|passwd|access[_-]?key)[\"']?\s*[:=]\s*[\"']?)"
-    r"([^\s\"',;}{]{6,})")
+    r"([^\s\"',;}{]{6,})"
+)
 _BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/\-]{8,}=*")
 _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
 _CARD = re.compile(r"(?<![\d])(?:\d[ \-]?){12,18}\d(?![\d])")
@@ -88,19 +90,48 @@ DETECTORS: dict[str, Callable[[str], str]] = {
     "bearer": lambda t: _BEARER.sub(lambda m: m.group(1) + REDACTED.format("bearer"), t),
     "api_key": lambda t: _API_KEY.sub(REDACTED.format("api_key"), t),
     "secret": lambda t: _ASSIGNED_SECRET.sub(
-        lambda m: m.group(0) if m.group(2).startswith("[REDACTED") else m.group(1) + REDACTED.format("secret"), t),
+        lambda m: m.group(0) if m.group(2).startswith("[REDACTED") else m.group(1) + REDACTED.format("secret"), t
+    ),
     "email": lambda t: _EMAIL.sub(REDACTED.format("email"), t),
     "card": lambda t: _CARD.sub(_card, t),
     "phone": lambda t: _PHONE.sub(_phone, t),
 }
 
 # JSON keys whose values are personal data or secrets whatever they look like.
-DEFAULT_FIELDS = frozenset({
-    "password", "passwd", "secret", "token", "api_key", "apikey", "authorization",
-    "email", "e_mail", "phone", "phone_number", "mobile", "name", "first_name", "last_name", "full_name",
-    "address", "street", "postal_code", "zip", "ip", "ip_address", "ssn", "date_of_birth", "dob", "iban",
-    "billing_details", "receipt_email", "customer_email", "customer_name",
-})
+DEFAULT_FIELDS = frozenset(
+    {
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "api_key",
+        "apikey",
+        "authorization",
+        "email",
+        "e_mail",
+        "phone",
+        "phone_number",
+        "mobile",
+        "name",
+        "first_name",
+        "last_name",
+        "full_name",
+        "address",
+        "street",
+        "postal_code",
+        "zip",
+        "ip",
+        "ip_address",
+        "ssn",
+        "date_of_birth",
+        "dob",
+        "iban",
+        "billing_details",
+        "receipt_email",
+        "customer_email",
+        "customer_name",
+    }
+)
 _FIELD_TOKEN = REDACTED.format("field")
 
 

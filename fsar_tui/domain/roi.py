@@ -43,6 +43,7 @@ COST_KINDS = ("model_cost", "compute_cost")
 @dataclass(frozen=True)
 class CostRow:
     """Task sums of one (task_type, ai_model, rollout revision, idea, currency) in the window."""
+
     task_type: str
     ai_model: str
     rollout: int
@@ -59,6 +60,7 @@ class CostRow:
 @dataclass(frozen=True)
 class LedgerRow:
     """Ledger sums of one (idea, kind, currency) in the window."""
+
     idea: str
     kind: str
     currency: str
@@ -69,6 +71,7 @@ class LedgerRow:
 @dataclass
 class Figures:
     """One currency's (or one breakdown row's) money and task counts."""
+
     currency: str
     revenue: int = 0
     refunds: int = 0
@@ -89,8 +92,15 @@ class Figures:
 
     @property
     def net_revenue(self) -> int:
-        return (self.revenue + self.refunds + self.disputes + self.dispute_won + self.dispute_fees
-                + self.payment_fees + self.attributed)
+        return (
+            self.revenue
+            + self.refunds
+            + self.disputes
+            + self.dispute_won
+            + self.dispute_fees
+            + self.payment_fees
+            + self.attributed
+        )
 
     @property
     def ai_cost(self) -> int:
@@ -175,6 +185,7 @@ GroupKey = tuple[str, str, int]  # (task_type, ai_model, rollout revision)
 @dataclass
 class Attribution:
     """Revenue per (type, model, rollout) group and currency, and what could not be attributed."""
+
     by_group: dict[tuple[GroupKey, str], int] = field(default_factory=dict)
     unattributed: dict[str, int] = field(default_factory=dict)  # currency -> net revenue
     reasons: dict[str, list[str]] = field(default_factory=dict)  # currency -> ideas and why
@@ -194,20 +205,23 @@ def attribute(costs: Sequence[CostRow], ledger: Iterable[LedgerRow]) -> Attribut
     for row in costs:
         if row.idea and row.currency:
             weights[row.idea][row.currency][(row.task_type, row.ai_model, row.rollout)] += (
-                row.model_cost + row.compute_cost)
+                row.model_cost + row.compute_cost
+            )
     result = Attribution()
     for (idea, currency), amount in sorted(idea_net_revenue(ledger).items()):
         if amount == 0:
             continue
-        by_currency = {c: {g: w for g, w in groups.items() if w > 0}
-                       for c, groups in weights.get(idea, {}).items()}
+        by_currency = {c: {g: w for g, w in groups.items() if w > 0} for c, groups in weights.get(idea, {}).items()}
         by_currency = {c: g for c, g in by_currency.items() if g}
         groups = by_currency.get(currency)
         if groups is None and len(by_currency) == 1:
             groups = next(iter(by_currency.values()))
         if not idea or not groups:
-            why = "no idea" if not idea else (
-                "costs in several other currencies" if by_currency else "no task cost in the window")
+            why = (
+                "no idea"
+                if not idea
+                else ("costs in several other currencies" if by_currency else "no task cost in the window")
+            )
             result.unattributed[currency] = result.unattributed.get(currency, 0) + amount
             result.reasons.setdefault(currency, []).append(f"{idea or NO_IDEA}: {why}")
             continue
@@ -292,5 +306,6 @@ def by_period(day_costs: Iterable[DayCost], day_ledger: Iterable[DayLedger], wee
         elif kind in COST_KINDS:
             cost[(slot(day), currency)] -= amount
     keys = sorted(set(revenue) | set(cost), key=lambda k: (k[1], k[0]))
-    return [DayRow(day, currency, revenue.get((day, currency), 0), cost.get((day, currency), 0))
-            for day, currency in keys]
+    return [
+        DayRow(day, currency, revenue.get((day, currency), 0), cost.get((day, currency), 0)) for day, currency in keys
+    ]

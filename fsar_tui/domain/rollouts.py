@@ -60,9 +60,13 @@ def preview_lines(p: Preview, kind: str | None = None) -> list[str]:
     controls."""
     kind = kind or p.kind
     lines = [f"{kind} {p.target}: revision {p.active} (active) -> a new revision copying revision {p.to}"]
-    lines += [f"  {line}" for line in artifact_diff(p.current_artifact, p.chosen_artifact,
-                                                    f"revision {p.active} (active)", f"revision {p.to}")
-              or ["(artifacts are identical)"]]
+    lines += [
+        f"  {line}"
+        for line in artifact_diff(
+            p.current_artifact, p.chosen_artifact, f"revision {p.active} (active)", f"revision {p.to}"
+        )
+        or ["(artifacts are identical)"]
+    ]
     lines.append(f"tasks of this type in flight: {p.in_flight}")
     verdicts = ", ".join(f"{g}: {v or 'never run'}" for g, v, _ in p.last_verdicts) or "no gates in scope"
     lines.append(f"last gate verdicts: {verdicts}")

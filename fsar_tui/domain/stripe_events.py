@@ -64,8 +64,9 @@ MAX_CREATED = 253402300799  # 9999-12-31T23:59:59Z
 FILE_TOLERANCE: int | None = None  # exported events are old: signature checked, age not
 WEBHOOK_TOLERANCE = 300  # Stripe's default
 
-PAYMENT_INTENT_TYPES = frozenset({"payment_intent.created", "payment_intent.succeeded",
-                                  "payment_intent.payment_failed"})
+PAYMENT_INTENT_TYPES = frozenset(
+    {"payment_intent.created", "payment_intent.succeeded", "payment_intent.payment_failed"}
+)
 Outcome = Literal["applied", "skipped"]
 IsCurrency = Callable[[str], bool]  # an upper-cased three-letter code → is it ISO 4217?
 
@@ -75,6 +76,7 @@ class StripeRejection(ValueError):
 
 
 # ---------------------------------------------------------------- what an event asks for
+
 
 @dataclass(frozen=True)
 class ChargeSucceeded:
@@ -172,6 +174,7 @@ class LedgerDraft:
 
 # ---------------------------------------------------------------- input: lines and payloads
 
+
 def split_line(line: str) -> tuple[str, str | None]:
     """A file line → (raw event JSON, signature header or None)."""
     value = _loads(line, "")
@@ -205,6 +208,7 @@ def parse_event(payload: str, *, is_currency: IsCurrency) -> StripeEvent:
 
 
 # ---------------------------------------------------------------- validation helpers
+
 
 def _loads(text: str, what: str) -> Any:
     try:
@@ -309,11 +313,13 @@ def _show(value: Any) -> str:
 
 
 def _kind(value: Any) -> str:
-    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
-            type(None): "null"}.get(type(value), "a number")
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number"
+    )
 
 
 # ---------------------------------------------------------------- per-type actions
+
 
 def _action(event_type: str, obj: Any, is_currency: IsCurrency) -> Action | None:
     builder = _BUILDERS.get(event_type)
@@ -332,21 +338,30 @@ def _charge_succeeded(obj: dict[str, Any], is_currency: IsCurrency) -> ChargeSuc
     if isinstance(txn, dict) and txn.get("fee") is not None:
         fee = _minor(txn["fee"], "data.object.balance_transaction.fee")
     return ChargeSucceeded(
-        charge_id=_required_text(obj, "id", "data.object"), amount=_amount(obj, "amount"),
-        currency=_currency(obj, is_currency), idea_id=_text(metadata.get("idea_id")),
+        charge_id=_required_text(obj, "id", "data.object"),
+        amount=_amount(obj, "amount"),
+        currency=_currency(obj, is_currency),
+        idea_id=_text(metadata.get("idea_id")),
         customer_id=_ref(obj.get("customer")),
-        task_hint=_task_hint(metadata.get("task_id")), card_country=_text(card.get("country")),
-        card_fingerprint=_text(card.get("fingerprint")), ip_country=_text(metadata.get("ip_country")),
-        fee=fee, balance_transaction_id=_ref(txn))
+        task_hint=_task_hint(metadata.get("task_id")),
+        card_country=_text(card.get("country")),
+        card_fingerprint=_text(card.get("fingerprint")),
+        ip_country=_text(metadata.get("ip_country")),
+        fee=fee,
+        balance_transaction_id=_ref(txn),
+    )
 
 
 def _charge_refunded(obj: dict[str, Any], is_currency: IsCurrency) -> ChargeRefunded:
     metadata = _dict(obj.get("metadata"))
     return ChargeRefunded(
-        charge_id=_required_text(obj, "id", "data.object"), amount_refunded=_amount(obj, "amount_refunded"),
-        currency=_currency(obj, is_currency), idea_id=_text(metadata.get("idea_id")),
+        charge_id=_required_text(obj, "id", "data.object"),
+        amount_refunded=_amount(obj, "amount_refunded"),
+        currency=_currency(obj, is_currency),
+        idea_id=_text(metadata.get("idea_id")),
         customer_id=_ref(obj.get("customer")),
-        task_hint=_task_hint(metadata.get("task_id")))
+        task_hint=_task_hint(metadata.get("task_id")),
+    )
 
 
 def _dispute_charge(obj: dict[str, Any]) -> str:
@@ -365,14 +380,23 @@ def _dispute_fee(obj: dict[str, Any]) -> int:
 
 
 def _dispute_created(obj: dict[str, Any], is_currency: IsCurrency) -> DisputeCreated:
-    return DisputeCreated(dispute_id=_text(obj.get("id")), charge_id=_dispute_charge(obj),
-                          amount=_amount(obj, "amount"), currency=_currency(obj, is_currency), fee=_dispute_fee(obj))
+    return DisputeCreated(
+        dispute_id=_text(obj.get("id")),
+        charge_id=_dispute_charge(obj),
+        amount=_amount(obj, "amount"),
+        currency=_currency(obj, is_currency),
+        fee=_dispute_fee(obj),
+    )
 
 
 def _dispute_closed(obj: dict[str, Any], is_currency: IsCurrency) -> DisputeClosed:
-    return DisputeClosed(dispute_id=_text(obj.get("id")), charge_id=_dispute_charge(obj),
-                         amount=_amount(obj, "amount"), currency=_currency(obj, is_currency),
-                         won=obj.get("status") == "won")
+    return DisputeClosed(
+        dispute_id=_text(obj.get("id")),
+        charge_id=_dispute_charge(obj),
+        amount=_amount(obj, "amount"),
+        currency=_currency(obj, is_currency),
+        won=obj.get("status") == "won",
+    )
 
 
 def _payment_intent(obj: dict[str, Any], is_currency: IsCurrency) -> PaymentIntentSeen:
@@ -392,6 +416,7 @@ _BUILDERS: dict[str, Callable[[dict[str, Any], IsCurrency], Action]] = {
 
 # ---------------------------------------------------------------- mapping to the ledger
 
+
 def ledger_drafts(event: StripeEvent, facts: ChargeFacts = ChargeFacts()) -> tuple[LedgerDraft, ...]:
     """The ledger rows an event adds, given what the ledger holds for its charge. Total."""
     action = event.action
@@ -402,23 +427,46 @@ def ledger_drafts(event: StripeEvent, facts: ChargeFacts = ChargeFacts()) -> tup
     if isinstance(action, DisputeCreated):
         return _dispute_drafts(event, action, facts)
     if isinstance(action, DisputeClosed) and action.won:
-        return (_draft(event, facts, "dispute_won", action.amount, action.currency, event.id,
-                       _dispute_meta(event, action)),)
+        return (
+            _draft(event, facts, "dispute_won", action.amount, action.currency, event.id, _dispute_meta(event, action)),
+        )
     return ()
 
 
-def _draft(event: StripeEvent, facts: ChargeFacts, kind: str, amount: int, currency: str, external_id: str,
-           metadata: dict[str, Any], *, idea_id: str | None = None, customer_id: str | None = None,
-           task_hint: int | None = None) -> LedgerDraft:
-    return LedgerDraft(kind=kind, amount_minor=amount, currency=currency, external_id=external_id,
-                       occurred_at=event.created, idea_id=idea_id or facts.idea_id,
-                       customer_id=customer_id or facts.customer_id, task_hint=task_hint or facts.task_id,
-                       metadata=metadata)
+def _draft(
+    event: StripeEvent,
+    facts: ChargeFacts,
+    kind: str,
+    amount: int,
+    currency: str,
+    external_id: str,
+    metadata: dict[str, Any],
+    *,
+    idea_id: str | None = None,
+    customer_id: str | None = None,
+    task_hint: int | None = None,
+) -> LedgerDraft:
+    return LedgerDraft(
+        kind=kind,
+        amount_minor=amount,
+        currency=currency,
+        external_id=external_id,
+        occurred_at=event.created,
+        idea_id=idea_id or facts.idea_id,
+        customer_id=customer_id or facts.customer_id,
+        task_hint=task_hint or facts.task_id,
+        metadata=metadata,
+    )
 
 
 def _revenue_drafts(event: StripeEvent, c: ChargeSucceeded) -> tuple[LedgerDraft, ...]:
-    meta = {"charge": c.charge_id, "event": event.id, "card_country": c.card_country,
-            "card_fingerprint": c.card_fingerprint, "ip_country": c.ip_country}
+    meta = {
+        "charge": c.charge_id,
+        "event": event.id,
+        "card_country": c.card_country,
+        "card_fingerprint": c.card_fingerprint,
+        "ip_country": c.ip_country,
+    }
     who = ChargeFacts(idea_id=c.idea_id, customer_id=c.customer_id, task_id=c.task_hint)
     drafts = [_draft(event, who, "revenue", c.amount, c.currency, event.id, _present(meta))]
     if c.fee:
@@ -432,8 +480,20 @@ def _refund_drafts(event: StripeEvent, r: ChargeRefunded, facts: ChargeFacts) ->
     if new <= 0:
         return ()
     meta = {"charge": r.charge_id, "event": event.id, "amount_refunded": r.amount_refunded}
-    return (_draft(event, facts, "refund", -new, r.currency, event.id, meta,
-                   idea_id=r.idea_id, customer_id=r.customer_id, task_hint=r.task_hint),)
+    return (
+        _draft(
+            event,
+            facts,
+            "refund",
+            -new,
+            r.currency,
+            event.id,
+            meta,
+            idea_id=r.idea_id,
+            customer_id=r.customer_id,
+            task_hint=r.task_hint,
+        ),
+    )
 
 
 def _dispute_drafts(event: StripeEvent, d: DisputeCreated, facts: ChargeFacts) -> tuple[LedgerDraft, ...]:

@@ -25,8 +25,14 @@ from typing import Any
 from fsar_tui.domain.durations import DurationError, format_duration, parse_duration
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-EXACT_KEYS = {"status": "statuses", "type": "types", "model": "models", "worker": "workers", "idea": "ideas",
-              "id": "ids"}
+EXACT_KEYS = {
+    "status": "statuses",
+    "type": "types",
+    "model": "models",
+    "worker": "workers",
+    "idea": "ideas",
+    "id": "ids",
+}
 TEXT_KEYS = {"error": "error_contains", "payload": "payload_contains"}
 
 

@@ -45,9 +45,16 @@ class MqttTarget:
 
     def client(self, *, identifier: str | None = None, will: aiomqtt.Will | None = None) -> aiomqtt.Client:
         return aiomqtt.Client(
-            self.host, self.port, username=self.username, password=self.password, identifier=identifier,
-            will=will, keepalive=10, timeout=5,
-            tls_context=ssl.create_default_context() if self.tls else None)
+            self.host,
+            self.port,
+            username=self.username,
+            password=self.password,
+            identifier=identifier,
+            will=will,
+            keepalive=10,
+            timeout=5,
+            tls_context=ssl.create_default_context() if self.tls else None,
+        )
 
 
 def parse_mqtt_url(url: str) -> MqttTarget:
@@ -59,8 +66,13 @@ def parse_mqtt_url(url: str) -> MqttTarget:
         port = parts.port or (8883 if tls else 1883)
     except ValueError:
         raise UsageError(f"invalid MQTT URL {mask_dsn(url)!r}: bad port") from None
-    return MqttTarget(parts.hostname, port, unquote(parts.username) if parts.username else None,
-                      unquote(parts.password) if parts.password else None, tls)
+    return MqttTarget(
+        parts.hostname,
+        port,
+        unquote(parts.username) if parts.username else None,
+        unquote(parts.password) if parts.password else None,
+        tls,
+    )
 
 
 class MqttPublisher:
@@ -89,14 +101,19 @@ class MqttPublisher:
             self.dropped += 1
 
     async def run(self) -> None:
-        policy = Reconnect(f"mqtt {mask_dsn(self.url)}", base=0.5, cap=10.0, lost_message=(
-            "{what}: broker unavailable ({error}); continuing with database events only, retrying"))
+        policy = Reconnect(
+            f"mqtt {mask_dsn(self.url)}",
+            base=0.5,
+            cap=10.0,
+            lost_message=("{what}: broker unavailable ({error}); continuing with database events only, retrying"),
+        )
         will = aiomqtt.Will(self.presence_topic, json.dumps({"state": "offline"}), qos=1, retain=True)
         while not self._stopping:
             try:
                 async with self.target.client(will=will) as client:
-                    await client.publish(self.presence_topic, json.dumps({"state": "online", **self.presence}),
-                                         qos=1, retain=True)
+                    await client.publish(
+                        self.presence_topic, json.dumps({"state": "online", **self.presence}), qos=1, retain=True
+                    )
                     policy.connected()
                     self.client = client
                     self.connected.set()
@@ -161,5 +178,9 @@ async def publish_once(url: str, topic: str, body: dict[str, Any], *, retain: bo
 async def announce_rollout(url: str, target: str, revision: int, copy_of: int) -> None:
     """The retained control message that tells workers a target's active revision changed
     (`fsar/v1/control/rollouts/{target}`); the database's NOTIFY says it too."""
-    await publish_once(url, f"fsar/v1/control/rollouts/{target}",
-                       {"target": target, "revision": revision, "copy_of": copy_of}, retain=True)
+    await publish_once(
+        url,
+        f"fsar/v1/control/rollouts/{target}",
+        {"target": target, "revision": revision, "copy_of": copy_of},
+        retain=True,
+    )

@@ -57,8 +57,8 @@ class NotifySource:
                     self._handle(note.payload)
         except TimeoutError:
             raise ListenUnsupported(
-                f"LISTEN on {describe_target(self.dsn)} delivers nothing (a transaction pooler such as "
-                "PgBouncer?)") from None
+                f"LISTEN on {describe_target(self.dsn)} delivers nothing (a transaction pooler such as PgBouncer?)"
+            ) from None
 
     def _handle(self, payload: str) -> None:
         event = parse_notify(payload)

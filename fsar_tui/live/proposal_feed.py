@@ -51,9 +51,15 @@ def ingest_message(dsn: str, payload: bytes, *, statement_timeout_ms: int, actor
     return f"ingested {report.id} (severity {report.severity}{blocks})", True
 
 
-async def follow_proposals(url: str, dsn: str, on_result: Callable[[str, bool], None], *,
-                           statement_timeout_ms: int, actor: str = "mqtt-ingest",
-                           subscribed: asyncio.Event | None = None) -> None:
+async def follow_proposals(
+    url: str,
+    dsn: str,
+    on_result: Callable[[str, bool], None],
+    *,
+    statement_timeout_ms: int,
+    actor: str = "mqtt-ingest",
+    subscribed: asyncio.Event | None = None,
+) -> None:
     """Subscribe and ingest until cancelled."""
     target = parse_mqtt_url(url)
     reconnect = Reconnect(f"mqtt {mask_dsn(url)}", base=0.5, cap=10.0)
@@ -65,8 +71,13 @@ async def follow_proposals(url: str, dsn: str, on_result: Callable[[str, bool], 
                 if subscribed is not None:
                     subscribed.set()
                 async for message in client.messages:
-                    outcome = await asyncio.to_thread(ingest_message, dsn, bytes(message.payload or b""),
-                                                      statement_timeout_ms=statement_timeout_ms, actor=actor)
+                    outcome = await asyncio.to_thread(
+                        ingest_message,
+                        dsn,
+                        bytes(message.payload or b""),
+                        statement_timeout_ms=statement_timeout_ms,
+                        actor=actor,
+                    )
                     on_result(*outcome)
         except aiomqtt.MqttError as exc:
             if subscribed is not None:

@@ -19,8 +19,14 @@ log = logging.getLogger("fsar_tui.live")
 
 
 class Reconnect:
-    def __init__(self, what: str, *, base: float = 0.2, cap: float = 5.0,
-                 lost_message: str = "{what}: lost ({error}); reconnecting") -> None:
+    def __init__(
+        self,
+        what: str,
+        *,
+        base: float = 0.2,
+        cap: float = 5.0,
+        lost_message: str = "{what}: lost ({error}); reconnecting",
+    ) -> None:
         self.what = what
         self.base = base
         self.cap = cap

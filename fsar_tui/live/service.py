@@ -22,8 +22,15 @@ log = logging.getLogger("fsar_tui.live")
 
 
 class LiveService:
-    def __init__(self, dsn: str, *, mode: str = "auto", mqtt_url: str | None = None,
-                 interval: float = 0.1, poll_interval: float = 0.5) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        mode: str = "auto",
+        mqtt_url: str | None = None,
+        interval: float = 0.1,
+        poll_interval: float = 0.5,
+    ) -> None:
         if mode not in LIVE_MODES:
             raise UsageError(f"unknown live mode {mode!r}; choose one of {', '.join(LIVE_MODES)}")
         if mode == "mqtt" and not mqtt_url:

@@ -52,8 +52,9 @@ def _kinds(old: tuple, new: tuple) -> Counter:
 DEFAULT_REASON = "retention: personal data past its keeping period, scrubbed by the redaction policy"
 
 
-def anonymize(conn, *, older_than_s: int, dry_run: bool, batch_size: int, actor: str,
-              reason: str = DEFAULT_REASON) -> dict[str, ScrubCounts]:
+def anonymize(
+    conn, *, older_than_s: int, dry_run: bool, batch_size: int, actor: str, reason: str = DEFAULT_REASON
+) -> dict[str, ScrubCounts]:
     from fsar_tui import clock
     from fsar_tui.db import governance
 
@@ -72,7 +73,15 @@ def anonymize(conn, *, older_than_s: int, dry_run: bool, batch_size: int, actor:
             for row, new in changes:
                 counts.findings += _kinds(row, new)
     if not dry_run:
-        governance.log_anonymize(conn, actor=actor, cutoff=cutoff, reason=reason, action="anonymize", counts={
-            t: {"scanned": c.scanned, "changed": c.changed, "skipped": c.skipped, "findings": dict(c.findings)}
-            for t, c in out.items()})
+        governance.log_anonymize(
+            conn,
+            actor=actor,
+            cutoff=cutoff,
+            reason=reason,
+            action="anonymize",
+            counts={
+                t: {"scanned": c.scanned, "changed": c.changed, "skipped": c.skipped, "findings": dict(c.findings)}
+                for t, c in out.items()
+            },
+        )
     return out

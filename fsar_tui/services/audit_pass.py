@@ -40,8 +40,9 @@ class CheckResult:
     prune_problem: str | None = None  # why pruning failed (the verdicts were kept regardless)
 
 
-def scheduled_check(dsn: str, *, read_only: bool, statement_timeout_ms: int | None = None,
-                    policy: Policy | None = None) -> CheckResult:
+def scheduled_check(
+    dsn: str, *, read_only: bool, statement_timeout_ms: int | None = None, policy: Policy | None = None
+) -> CheckResult:
     """One pass. `policy`: the redaction policy the sensitive-results gate applies — a
     thread does not inherit the caller's context, so the app hands it over."""
     with using_policy(policy or current_policy()):

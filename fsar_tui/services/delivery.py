@@ -51,7 +51,8 @@ MASK = "***"
 
 # Query parameters whose values are credentials (webhook tokens, signatures, keys).
 _SECRET_QUERY = re.compile(
-    r"(?i)([?&](?:password|passwd|pass|pwd|secret|token|access_token|api_key|apikey|key|sig|signature)=)[^&#]*")
+    r"(?i)([?&](?:password|passwd|pass|pwd|secret|token|access_token|api_key|apikey|key|sig|signature)=)[^&#]*"
+)
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 _EXCERPT = 200  # characters of an HTTP error body quoted in a message
@@ -124,8 +125,9 @@ def parse_smtp_url(url: str) -> SmtpTarget:
     )
 
 
-def build_message(sender: str, recipients: list[str], subject: str, body: str, *,
-                  attachment: tuple[str, bytes, str] | None = None) -> EmailMessage:
+def build_message(
+    sender: str, recipients: list[str], subject: str, body: str, *, attachment: tuple[str, bytes, str] | None = None
+) -> EmailMessage:
     """The mail `send_mail` sends: UTF-8 text/plain body, optional attachment."""
     msg = EmailMessage()
     try:
@@ -144,8 +146,16 @@ def build_message(sender: str, recipients: list[str], subject: str, body: str, *
     return msg
 
 
-def send_mail(url: str, sender: str, recipients: list[str], subject: str, body: str, *,
-              attachment: tuple[str, bytes, str] | None = None, timeout: float = 15) -> None:
+def send_mail(
+    url: str,
+    sender: str,
+    recipients: list[str],
+    subject: str,
+    body: str,
+    *,
+    attachment: tuple[str, bytes, str] | None = None,
+    timeout: float = 15,
+) -> None:
     """Mail `body` (and the optional (filename, data, mimetype) attachment) via the SMTP URL.
 
     UsageError for a malformed URL or missing sender/recipients; DeliveryError when the
@@ -164,15 +174,18 @@ def send_mail(url: str, sender: str, recipients: list[str], subject: str, body: 
     try:
         refused = _smtp_send(target, msg, sender.strip(), recipients, timeout)
     except smtplib.SMTPRecipientsRefused as e:
-        raise DeliveryError(f"SMTP delivery to {shown} failed: every recipient refused: "
-                            f"{_scrub(_refusals(e.recipients), *secrets)}") from None
+        raise DeliveryError(
+            f"SMTP delivery to {shown} failed: every recipient refused: {_scrub(_refusals(e.recipients), *secrets)}"
+        ) from None
     except (OSError, smtplib.SMTPException, ssl.SSLError, UnicodeError, ValueError) as e:
         reason = _scrub(_smtp_reason(e, timeout), *secrets)
         raise DeliveryError(f"SMTP delivery to {shown} failed: {reason}") from None
     if refused:
         delivered = len(recipients) - len(refused)
-        raise DeliveryError(f"SMTP delivery to {shown} failed for {len(refused)} of {len(recipients)} recipients "
-                            f"(the other {delivered} got it): refused {_scrub(_refusals(refused), *secrets)}")
+        raise DeliveryError(
+            f"SMTP delivery to {shown} failed for {len(refused)} of {len(recipients)} recipients "
+            f"(the other {delivered} got it): refused {_scrub(_refusals(refused), *secrets)}"
+        )
 
 
 def post_webhook(url: str, payload: bytes, *, content_type: str = "application/json", timeout: float = 15) -> int:
@@ -198,8 +211,9 @@ def post_webhook(url: str, payload: bytes, *, content_type: str = "application/j
         netloc = parts.netloc.rpartition("@")[2]
         target = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
     request = urllib.request.Request(target, data=bytes(payload), headers=headers, method="POST")
-    opener = urllib.request.build_opener(_NoRedirect(), urllib.request.HTTPSHandler(
-        context=ssl.create_default_context()))
+    opener = urllib.request.build_opener(
+        _NoRedirect(), urllib.request.HTTPSHandler(context=ssl.create_default_context())
+    )
     try:
         with opener.open(request, timeout=timeout) as response:
             status = response.status
@@ -224,8 +238,8 @@ def post_webhook(url: str, payload: bytes, *, content_type: str = "application/j
 
 # ---- internals -------------------------------------------------------------------
 
-def _smtp_send(target: SmtpTarget, msg: EmailMessage, sender: str, recipients: list[str],
-               timeout: float) -> dict:
+
+def _smtp_send(target: SmtpTarget, msg: EmailMessage, sender: str, recipients: list[str], timeout: float) -> dict:
     """Connect, optionally STARTTLS and log in, send; returns the refused recipients."""
     context = ssl.create_default_context()
     if target.implicit_tls:

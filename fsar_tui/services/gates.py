@@ -30,11 +30,12 @@ from fsar_tui.errors import UsageError, first_line
 def _profile(conn: Connection, gate: Gate, start: datetime, end: datetime, now: datetime) -> profile_math.Profile:
     scope = gate_reads.scope_params(conn, gate)
     by = ("type", "model", "rollout") if scope["revision"] is not None else ("type", "model")
-    parts = [p for p in profile_reads.load_profiles_sync(conn, start, end, now, by)
-             if in_scope(gate.scope, p.key[0], p.key[1])
-             and (scope["revision"] is None or p.key[2] == scope["revision"])]
+    parts = [
+        p
+        for p in profile_reads.load_profiles_sync(conn, start, end, now, by)
+        if in_scope(gate.scope, p.key[0], p.key[1]) and (scope["revision"] is None or p.key[2] == scope["revision"])
+    ]
     return profile_math.merge(parts)
-
 
 
 def _from_profile(metric: str, p: profile_math.Profile) -> Measurement:
@@ -43,9 +44,7 @@ def _from_profile(metric: str, p: profile_math.Profile) -> Measurement:
     if metric == "p90_run_time":
         return Measurement(p.p(0.9), p.samples)
     cps = p.cost_per_success
-    return Measurement(None if cps is None else cps[0], p.succeeded,
-                       {} if cps is None else {"currency": cps[1]})
-
+    return Measurement(None if cps is None else cps[0], p.succeeded, {} if cps is None else {"currency": cps[1]})
 
 
 def _roi(conn: Connection, gate: Gate, start: datetime, end: datetime) -> Measurement:
@@ -54,17 +53,20 @@ def _roi(conn: Connection, gate: Gate, start: datetime, end: datetime) -> Measur
     first, last = start.date(), (end - timedelta(microseconds=1)).date()
     data = roi_data_sync(conn, first, last)
     if gate.scope.get("task_type"):
-        rows = [f for (label, _currency), f in roi_math.breakdown(data.costs, data.ledger, "type")
-                if label == gate.scope["task_type"]]
+        rows = [
+            f
+            for (label, _currency), f in roi_math.breakdown(data.costs, data.ledger, "type")
+            if label == gate.scope["task_type"]
+        ]
     else:
         rows = list(roi_math.summary(data.costs, data.ledger).values())
     if not rows:
         return Measurement(None, 0)
     figures = max(rows, key=lambda f: f.ai_cost)  # the currency that carries the cost
     lo, hi = day_bounds(first, last)
-    return Measurement(figures.roi_pct, figures.succeeded,
-                       {"currency": figures.currency, "days": f"{lo:%Y-%m-%d}..{hi:%Y-%m-%d}"})
-
+    return Measurement(
+        figures.roi_pct, figures.succeeded, {"currency": figures.currency, "days": f"{lo:%Y-%m-%d}..{hi:%Y-%m-%d}"}
+    )
 
 
 def sensitive_prefilter() -> str:
@@ -77,17 +79,19 @@ def sensitive_prefilter() -> str:
     return f'{gate_reads.SENSITIVE_PREFILTER}|"(?:{fields})":'
 
 
-
 def _sensitive(conn, gate, start, end) -> Measurement:
     rows = gate_reads.sensitive_candidates(conn, gate, start, end, sensitive_prefilter())
     hits = [(task_id, kinds) for task_id, result in rows if (kinds := value_findings(result))]
-    details = {"task_ids": [t for t, _ in hits[:10]], "kinds": sorted({k for _, ks in hits for k in ks}),
-               "checked": len(rows)}
+    details = {
+        "task_ids": [t for t, _ in hits[:10]],
+        "kinds": sorted({k for _, ks in hits for k in ks}),
+        "checked": len(rows),
+    }
     if len(rows) == gate_reads.SENSITIVE_CANDIDATES:
-        details["note"] = (f"only the first {gate_reads.SENSITIVE_CANDIDATES} candidates were checked: "
-                           "at least this many")
+        details["note"] = (
+            f"only the first {gate_reads.SENSITIVE_CANDIDATES} candidates were checked: at least this many"
+        )
     return Measurement(len(hits), len(rows), details)
-
 
 
 def _broken_artifacts(conn) -> Measurement:
@@ -100,7 +104,6 @@ def _broken_artifacts(conn) -> Measurement:
         if problem is not None:
             broken[target.target] = problem
     return Measurement(len(broken), checked, {"broken": broken})
-
 
 
 def measure(conn: Connection, gate: Gate, start: datetime, end: datetime, now: datetime) -> Measurement:
@@ -124,7 +127,6 @@ def measure(conn: Connection, gate: Gate, start: datetime, end: datetime, now: d
     raise UsageError(f"gate {gate.name}: unknown metric {metric!r}")
 
 
-
 def evaluate(conn: Connection, gate: Gate, now: datetime) -> Verdict:
     """Measure the window (and the baseline window just before it) and judge."""
     window = timedelta(seconds=gate.window_s)
@@ -134,7 +136,6 @@ def evaluate(conn: Connection, gate: Gate, now: datetime) -> Verdict:
         start = now - window - timedelta(seconds=gate.baseline_window_s)
         baseline = measure(conn, gate, start, now - window, now)
     return judge(gate, current, baseline)
-
 
 
 def run_gates(conn: Connection, name: str | None = None, now: datetime | None = None) -> list[tuple[Gate, Verdict]]:

@@ -56,32 +56,64 @@ def build(conn, days: int, now: datetime | None = None) -> dict:
     data = roi_queries.roi_data_sync(conn, first, last)
     found = profile_queries.load_profiles_sync(conn, start, min(end, now), now)
     flags = fraud.fraud_flags_sync(conn, start, end)
-    return _plain({
-        "generated_at": now.replace(microsecond=0),
-        "period": {"first_day": first, "last_day": last, "days": days},
-        "roi": roi_records(data, "type"),
-        "profiles": [profile_record(p, ("type", "model")) for p in found],
-        "fraud_flags": [{"rule": f.rule, "severity": f.severity, "subject": f.subject, "reason": f.reason,
-                         "count": f.count, "entry_ids": list(f.entry_ids)} for f in flags],
-        "audit_gates": audit.latest_verdicts(conn),
-        "open_alerts": audit.open_alerts(conn),
-        # Whatever their age: an open proposal is open business, blocking ones first.
-        "open_proposals": [{"id": r.id, "severity": r.severity, "status": r.status, "blocking": r.blocking,
-                            "task_type": r.task_type, "reported_at": r.reported_at, "linked_tasks": r.linked}
-                           for r in sorted(proposals.list_proposals_sync(conn), key=lambda r: not r.blocking)
-                           if r.status in ("new", "accepted")],
-    })
+    return _plain(
+        {
+            "generated_at": now.replace(microsecond=0),
+            "period": {"first_day": first, "last_day": last, "days": days},
+            "roi": roi_records(data, "type"),
+            "profiles": [profile_record(p, ("type", "model")) for p in found],
+            "fraud_flags": [
+                {
+                    "rule": f.rule,
+                    "severity": f.severity,
+                    "subject": f.subject,
+                    "reason": f.reason,
+                    "count": f.count,
+                    "entry_ids": list(f.entry_ids),
+                }
+                for f in flags
+            ],
+            "audit_gates": audit.latest_verdicts(conn),
+            "open_alerts": audit.open_alerts(conn),
+            # Whatever their age: an open proposal is open business, blocking ones first.
+            "open_proposals": [
+                {
+                    "id": r.id,
+                    "severity": r.severity,
+                    "status": r.status,
+                    "blocking": r.blocking,
+                    "task_type": r.task_type,
+                    "reported_at": r.reported_at,
+                    "linked_tasks": r.linked,
+                }
+                for r in sorted(proposals.list_proposals_sync(conn), key=lambda r: not r.blocking)
+                if r.status in ("new", "accepted")
+            ],
+        }
+    )
 
 
 def markdown(rep: dict) -> str:
     p = rep["period"]
-    out = [f"# fsar-tui report {p['first_day']} .. {p['last_day']} (UTC)", "",
-           f"Generated {rep['generated_at']}.", "", "## ROI", "",
-           f"Attribution: {rep['roi']['attribution_method']}.", ""]
+    out = [
+        f"# fsar-tui report {p['first_day']} .. {p['last_day']} (UTC)",
+        "",
+        f"Generated {rep['generated_at']}.",
+        "",
+        "## ROI",
+        "",
+        f"Attribution: {rep['roi']['attribution_method']}.",
+        "",
+    ]
     summary = rep["roi"]["summary"]
     if summary:
-        out += [("| currency | revenue | refunds | disputes | fees | net revenue | model cost | compute cost | "
-                 "profit | ROI | cost / success | failed tasks cost |"), "|" + "---|" * 12]
+        out += [
+            (
+                "| currency | revenue | refunds | disputes | fees | net revenue | model cost | compute cost | "
+                "profit | ROI | cost / success | failed tasks cost |"
+            ),
+            "|" + "---|" * 12,
+        ]
         for s in summary:
             c = s["currency"]
             roi_pct = "-" if s["roi_pct"] is None else f"{s['roi_pct']:,.1f} %"
@@ -91,42 +123,64 @@ def markdown(rep: dict) -> str:
                 f"{money(s['payment_fees_minor'] + s['dispute_fees_minor'], c)} | {money(s['net_revenue_minor'], c)} | "
                 f"{money(s['model_cost_minor'], c)} | {money(s['compute_cost_minor'], c)} | "
                 f"{money(s['profit_minor'], c)} | {roi_pct} | {money(s['cost_per_success_minor'], c)} | "
-                f"{money(s['failed_cost_minor'], c)} |")
+                f"{money(s['failed_cost_minor'], c)} |"
+            )
     else:
         out.append("No revenue and no task cost in the period.")
     for u in rep["roi"]["unattributed"]:
-        out.append(f"\nUnattributed revenue: {money(u['net_revenue_minor'], u['currency'])} "
-                   f"({'; '.join(u['why'][:5])}).")
-    out += ["", "### By task type", "", "| type | currency | succeeded | net revenue | AI cost | profit |",
-            "|---|---|---|---|---|---|"]
+        out.append(
+            f"\nUnattributed revenue: {money(u['net_revenue_minor'], u['currency'])} ({'; '.join(u['why'][:5])})."
+        )
+    out += [
+        "",
+        "### By task type",
+        "",
+        "| type | currency | succeeded | net revenue | AI cost | profit |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rep["roi"]["breakdown"]:
         c = r["currency"]
-        out.append(f"| {_cell(r['type'])} | {c} | {r['tasks_succeeded']:,} | {money(r['net_revenue_minor'], c)} | "
-                   f"{money(r['ai_cost_minor'], c)} | {money(r['profit_minor'], c)} |")
+        out.append(
+            f"| {_cell(r['type'])} | {c} | {r['tasks_succeeded']:,} | {money(r['net_revenue_minor'], c)} | "
+            f"{money(r['ai_cost_minor'], c)} | {money(r['profit_minor'], c)} |"
+        )
     out += ["", "## Duration profiles (type × model; percentiles within 0.8 %)", ""]
     if rep["profiles"]:
-        out += ["| type | model | runs | p50 s | p90 s | p99 s | failure rate | queue wait p90 s |",
-                "|---|---|---|---|---|---|---|---|"]
+        out += [
+            "| type | model | runs | p50 s | p90 s | p99 s | failure rate | queue wait p90 s |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for r in rep["profiles"]:
             fail = "-" if r["failure_rate"] is None else f"{100 * r['failure_rate']:.1f} %"
-            out.append(f"| {_cell(r['type'])} | {_cell(r['model'] or '-')} | {r['samples']:,} | {r['p50_s']} | "
-                       f"{r['p90_s']} | {r['p99_s']} | {fail} | {r['wait_p90_s']} |")
+            out.append(
+                f"| {_cell(r['type'])} | {_cell(r['model'] or '-')} | {r['samples']:,} | {r['p50_s']} | "
+                f"{r['p90_s']} | {r['p99_s']} | {fail} | {r['wait_p90_s']} |"
+            )
     else:
         out.append("No finished tasks in the period.")
     out += ["", "## Fraud flags", ""]
-    out += [f"- severity {f['severity']}, {f['rule']}: {_cell(f['reason'])} ({f['count']} entries)"
-            for f in rep["fraud_flags"]] or ["None."]
+    out += [
+        f"- severity {f['severity']}, {f['rule']}: {_cell(f['reason'])} ({f['count']} entries)"
+        for f in rep["fraud_flags"]
+    ] or ["None."]
     out += ["", "## Audit gates (latest verdict)", ""]
-    out += [f"- {'HARD' if g['hard'] else 'soft'} {_cell(g['name'])} ({g['metric']} {g['comparator']} "
-            f"{g['threshold']}): {g['verdict'] or 'never run'}" + (f", value {g['value']}" if g["value"] else "")
-            for g in rep["audit_gates"]] or ["No audit gates defined."]
+    out += [
+        f"- {'HARD' if g['hard'] else 'soft'} {_cell(g['name'])} ({g['metric']} {g['comparator']} "
+        f"{g['threshold']}): {g['verdict'] or 'never run'}" + (f", value {g['value']}" if g["value"] else "")
+        for g in rep["audit_gates"]
+    ] or ["No audit gates defined."]
     out += ["", "## Open alerts", ""]
-    out += [f"- {a['state']} since {a['opened_at']}: {_cell(a['indicator'])} {json.dumps(a['scope'])} "
-            f"(baseline {a['baseline']}, now {a['current']})" for a in rep["open_alerts"]] or ["None."]
+    out += [
+        f"- {a['state']} since {a['opened_at']}: {_cell(a['indicator'])} {json.dumps(a['scope'])} "
+        f"(baseline {a['baseline']}, now {a['current']})"
+        for a in rep["open_alerts"]
+    ] or ["None."]
     out += ["", "## Open FSAR proposals", ""]
-    out += [f"- {'**BLOCKING** ' if p['blocking'] else ''}severity {p['severity']}, {p['status']}: {_cell(p['id'])} "
-            f"({_cell(p['task_type'] or '-')}, reported {p['reported_at']}, {p['linked_tasks']} linked tasks)"
-            for p in rep["open_proposals"]] or ["None."]
+    out += [
+        f"- {'**BLOCKING** ' if p['blocking'] else ''}severity {p['severity']}, {p['status']}: {_cell(p['id'])} "
+        f"({_cell(p['task_type'] or '-')}, reported {p['reported_at']}, {p['linked_tasks']} linked tasks)"
+        for p in rep["open_proposals"]
+    ] or ["None."]
     return "\n".join(out) + "\n"
 
 
@@ -172,5 +226,3 @@ def render(rep: dict, fmt: str) -> str:
 
 
 MIME = {"md": "text/markdown", "json": "application/json", "csv": "text/csv"}
-
-

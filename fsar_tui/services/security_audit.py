@@ -16,33 +16,58 @@ class Check:
     detail: str
 
 
-
 def security_checks(conn, dsn: str) -> list[Check]:
     from fsar_tui.db import governance
     from fsar_tui.dsn import tls_verdict
 
     role, superuser, bypass = governance.role_facts(conn)
     powers = [p for p, has in (("SUPERUSER", superuser), ("BYPASSRLS", bypass)) if has]
-    checks = [Check("app role is not a superuser", not powers,
-                    f"role {role}" + (f" has {' and '.join(powers)}" if powers else ""))]
+    checks = [
+        Check(
+            "app role is not a superuser",
+            not powers,
+            f"role {role}" + (f" has {' and '.join(powers)}" if powers else ""),
+        )
+    ]
     attempts = governance.try_change_operator_actions(conn)
     leaks = {verb: what for verb, what in attempts.items() if what}
-    checks.append(Check("operator_actions rejects UPDATE and DELETE", not leaks,
-                        "; ".join(f"{v}: {w}" for v, w in leaks.items()) or f"both refused for {role}"))
+    checks.append(
+        Check(
+            "operator_actions rejects UPDATE and DELETE",
+            not leaks,
+            "; ".join(f"{v}: {w}" for v, w in leaks.items()) or f"both refused for {role}",
+        )
+    )
     writable = governance.viewer_write_privileges(conn)
     roles = governance.roles_present(conn)
     missing = [r for r, login in roles.items() if login is None]
     login = [r for r, can in roles.items() if can]
-    problems = ([f"missing role(s) {', '.join(missing)} (run fsar-tui migrate)"] if missing else []) + \
-               ([f"{', '.join(login)} can log in (must be NOLOGIN)"] if login else []) + \
-               ([f"fsar_viewer can write {', '.join(writable[:5])}" + ("…" if len(writable) > 5 else "")]
-                if writable else [])
-    checks.append(Check("read-only role cannot write", not problems,
-                        "; ".join(problems) or "fsar_viewer: SELECT only; roles NOLOGIN"))
-    ok, detail = tls_verdict(dsn, connected_host=conn.info.hostaddr or conn.info.host,
-                             tls_in_use=bool(conn.pgconn.ssl_in_use))
+    problems = (
+        ([f"missing role(s) {', '.join(missing)} (run fsar-tui migrate)"] if missing else [])
+        + ([f"{', '.join(login)} can log in (must be NOLOGIN)"] if login else [])
+        + (
+            [f"fsar_viewer can write {', '.join(writable[:5])}" + ("…" if len(writable) > 5 else "")]
+            if writable
+            else []
+        )
+    )
+    checks.append(
+        Check(
+            "read-only role cannot write",
+            not problems,
+            "; ".join(problems) or "fsar_viewer: SELECT only; roles NOLOGIN",
+        )
+    )
+    ok, detail = tls_verdict(
+        dsn, connected_host=conn.info.hostaddr or conn.info.host, tls_in_use=bool(conn.pgconn.ssl_in_use)
+    )
     checks.append(Check("TLS for remote connections", ok, detail))
     broken = governance.chain_broken_at(conn)
-    checks.append(Check("operator log hash chain verifies", broken is None,
-                        "intact" if broken is None else f"broken at seq {broken} (fsar-tui log verify)"))
+    checks.append(
+        Check(
+            "operator log hash chain verifies",
+            broken is None,
+            "intact" if broken is None else f"broken at seq {broken} (fsar-tui log verify)",
+        )
+    )
     return checks

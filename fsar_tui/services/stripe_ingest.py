@@ -113,9 +113,16 @@ def store_event(conn: psycopg.Connection, event: StripeEvent) -> Result:
 
 
 def _store(conn: psycopg.Connection, event: StripeEvent) -> Result:
-    new = stripe_db.insert_event(conn, event_id=event.id, event_type=event.type, created=event.created,
-                                 object_id=event.object_id, livemode=event.livemode, outcome=event.outcome,
-                                 payload=event.payload)
+    new = stripe_db.insert_event(
+        conn,
+        event_id=event.id,
+        event_type=event.type,
+        created=event.created,
+        object_id=event.object_id,
+        livemode=event.livemode,
+        outcome=event.outcome,
+        payload=event.payload,
+    )
     if not new:
         return "duplicate"
     facts = ChargeFacts()
@@ -128,6 +135,7 @@ def _store(conn: psycopg.Connection, event: StripeEvent) -> Result:
 
 
 # ---------------------------------------------------------------- files
+
 
 @dataclass
 class IngestReport:
@@ -145,8 +153,10 @@ class IngestReport:
             self.accepted += 1
 
     def summary(self) -> str:
-        line = (f"accepted {self.accepted}, duplicate {self.duplicate}, rejected {len(self.rejected)}, "
-                f"skipped {sum(self.skipped.values())}")
+        line = (
+            f"accepted {self.accepted}, duplicate {self.duplicate}, rejected {len(self.rejected)}, "
+            f"skipped {sum(self.skipped.values())}"
+        )
         if self.skipped:
             line += " (" + ", ".join(f"{t}: {n}" for t, n in sorted(self.skipped.items())) + ")"
         return strip_controls(line)
@@ -177,8 +187,9 @@ def ingest_line(ingestor: StripeIngestor, raw: bytes | None) -> Ingested | None:
     return ingestor.ingest(payload, signature)
 
 
-def ingest_lines(ingestor: StripeIngestor, lines: Iterable[bytes | None],
-                 on_reject: Callable[[int, str], None] | None = None) -> IngestReport:
+def ingest_lines(
+    ingestor: StripeIngestor, lines: Iterable[bytes | None], on_reject: Callable[[int, str], None] | None = None
+) -> IngestReport:
     report = IngestReport()
     for number, raw in enumerate(lines, start=1):
         try:

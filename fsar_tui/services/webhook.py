@@ -48,8 +48,9 @@ class WebhookServer(ThreadingHTTPServer):
     daemon_threads = False
     block_on_close = True  # server_close() waits for requests in flight
 
-    def __init__(self, address: tuple[str, int], *, ingestor: StripeIngestor, path: str,
-                 log: TextIO | None = None) -> None:
+    def __init__(
+        self, address: tuple[str, int], *, ingestor: StripeIngestor, path: str, log: TextIO | None = None
+    ) -> None:
         self.ingestor = ingestor
         self.webhook_path = path
         self.log = log or sys.stderr
@@ -65,8 +66,9 @@ class WebhookServer(ThreadingHTTPServer):
         self.log_line(f"{client_address[0]} connection error: {type(exc).__name__}: {first_line(str(exc))}")
 
 
-def make_server(dsn: str, host: str, port: int, path: str, secret: str | None, *,
-                log: TextIO | None = None) -> WebhookServer:
+def make_server(
+    dsn: str, host: str, port: int, path: str, secret: str | None, *, log: TextIO | None = None
+) -> WebhookServer:
     """A bound (not yet serving) receiver; port 0 picks a free port (see server_address)."""
     from fsar_tui.db.connect import connect
 
@@ -143,12 +145,21 @@ class WebhookHandler(BaseHTTPRequestHandler):
             return 500, {"error": "internal error"}, f"internal error: {type(exc).__name__}: {first_line(str(exc))}"
         return 200, {"result": done.result}, f"{done.result} {done.event.id} {done.event.type}"
 
-    def _reply(self, status: int, reply: dict[str, str], started: float, note: str = "", *,
-               headers: dict[str, str] | None = None) -> None:
+    def _reply(
+        self,
+        status: int,
+        reply: dict[str, str],
+        started: float,
+        note: str = "",
+        *,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         elapsed = (time.monotonic() - started) * 1000
         # Logged before the reply goes out, so a client that has its answer finds the line.
-        self.server.log_line(f"{self.client_address[0]} {self.command} {urlsplit(self.path).path} {status}"
-                             f"{' ' + note if note else ''} {elapsed:.0f}ms")
+        self.server.log_line(
+            f"{self.client_address[0]} {self.command} {urlsplit(self.path).path} {status}"
+            f"{' ' + note if note else ''} {elapsed:.0f}ms"
+        )
         data = json.dumps(reply).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -168,5 +179,3 @@ class WebhookHandler(BaseHTTPRequestHandler):
 
 def _message(exc: BaseException) -> str:
     return exc.message if isinstance(exc, FsarError) else str(exc)
-
-

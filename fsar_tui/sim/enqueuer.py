@@ -21,15 +21,22 @@ def draw_tasks(rng: random.Random, n: int, max_attempts: int = 3) -> list[dict]:
     tasks = []
     for _ in range(n):
         task_type, model, idea, payload = profiles.draw_task(rng)
-        tasks.append({"task_type": task_type, "ai_model": model,
-                      "idea_id": idea if task_type != "self_improvement" else None,
-                      "payload": payload, "priority": 1 if rng.random() < 0.1 else 0,
-                      "max_attempts": max_attempts})
+        tasks.append(
+            {
+                "task_type": task_type,
+                "ai_model": model,
+                "idea_id": idea if task_type != "self_improvement" else None,
+                "payload": payload,
+                "priority": 1 if rng.random() < 0.1 else 0,
+                "max_attempts": max_attempts,
+            }
+        )
     return tasks
 
 
-async def enqueue_loop(dsn: str, *, rate: float, total: int | None, seed: int, stop: asyncio.Event,
-                       publisher: MqttPublisher | None = None) -> int:
+async def enqueue_loop(
+    dsn: str, *, rate: float, total: int | None, seed: int, stop: asyncio.Event, publisher: MqttPublisher | None = None
+) -> int:
     """Enqueue until `total` tasks (if given) or until stopped; returns how many."""
     rng = random.Random(f"enqueue:{seed}")
     conn = await aconnect(dsn)
@@ -47,8 +54,12 @@ async def enqueue_loop(dsn: str, *, rate: float, total: int | None, seed: int, s
                 batch = draw_tasks(rng, min(due, BATCH))
                 rows = await executor.enqueue(conn, batch)
                 for task, (task_id, queued_at) in zip(batch, rows, strict=True):
-                    await announce(publisher, TaskChange(task_id, task["task_type"], task["ai_model"], None,
-                                                         "queued", 0, queued_at.isoformat()))
+                    await announce(
+                        publisher,
+                        TaskChange(
+                            task_id, task["task_type"], task["ai_model"], None, "queued", 0, queued_at.isoformat()
+                        ),
+                    )
                 done += len(batch)
             elif rate > 0:
                 try:

@@ -125,8 +125,15 @@ def draw_task(rng: random.Random) -> tuple[str, str, str, dict]:
     if task_type == "self_improvement":
         payload = {"target": rng.choice(["scheduler", "roi-dashboard", "retry-policy", "prompt-library"])}
     else:
-        payload["prompt"] = rng.choice(["landing page copy", "pricing page A/B test", "checkout friction fix",
-                                        "onboarding email sequence", "fraud rule for card testing"])
+        payload["prompt"] = rng.choice(
+            [
+                "landing page copy",
+                "pricing page A/B test",
+                "checkout friction fix",
+                "onboarding email sequence",
+                "fraud rule for card testing",
+            ]
+        )
     if rng.random() < 0.05:
         # Agents do paste personal data and secrets into payloads; the panel must redact them.
         payload["requested_by"] = rng.choice(["ops+alice@example.com", "+1 415 555 0142"])
@@ -191,8 +198,9 @@ def draw_ledger(seed: int, task_id: int, attempt: int, idea_id: str | None) -> l
     return draw_ledger_with(random.Random(f"ledger:{seed}:{task_id}:{attempt}"), seed, task_id, attempt, idea_id)
 
 
-def draw_ledger_with(rng: random.Random, seed: int, task_id: int, attempt: int,
-                     idea_id: str | None) -> list[LedgerDraft]:
+def draw_ledger_with(
+    rng: random.Random, seed: int, task_id: int, attempt: int, idea_id: str | None
+) -> list[LedgerDraft]:
     from fsar_tui.domain.money import stripe_fee_minor
 
     if idea_id is None or rng.random() > CHARGE_RATE:
@@ -200,8 +208,13 @@ def draw_ledger_with(rng: random.Random, seed: int, task_id: int, attempt: int,
     amount = rng.choice(CHARGE_AMOUNTS)
     customer = f"cus_{hashlib.sha1(f'{seed}:{rng.randint(1, CUSTOMERS)}'.encode()).hexdigest()[:14]}"
     card_country = weighted(rng, CARD_COUNTRIES)
-    meta = {"idea_id": idea_id, "task_id": task_id, "charge": f"ch_{external_id(seed, task_id, attempt, 'ch')[4:]}",
-            "card_country": card_country, "ip_country": card_country if rng.random() > 0.05 else "RU"}
+    meta = {
+        "idea_id": idea_id,
+        "task_id": task_id,
+        "charge": f"ch_{external_id(seed, task_id, attempt, 'ch')[4:]}",
+        "card_country": card_country,
+        "ip_country": card_country if rng.random() > 0.05 else "RU",
+    }
 
     def draft(what: str, kind: str, amount_minor: int) -> LedgerDraft:
         return LedgerDraft(external_id(seed, task_id, attempt, what), kind, amount_minor, CURRENCY, customer, meta)

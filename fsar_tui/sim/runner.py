@@ -127,8 +127,11 @@ async def run_process(dsn: str, opts: SimulateOptions) -> tuple[WorkerStats, int
     publisher = None
     background: list[asyncio.Task] = []
     if opts.mqtt_url:
-        publisher = MqttPublisher(opts.mqtt_url, presence_id=prefix,
-                                  presence={"workers": worker_ids, "pid": os.getpid(), "host": socket.gethostname()})
+        publisher = MqttPublisher(
+            opts.mqtt_url,
+            presence_id=prefix,
+            presence={"workers": worker_ids, "pid": os.getpid(), "host": socket.gethostname()},
+        )
         background.append(asyncio.create_task(publisher.run()))
         try:  # give a reachable broker a moment so the first transitions are not dropped
             await asyncio.wait_for(publisher.connected.wait(), timeout=2)
@@ -138,8 +141,9 @@ async def run_process(dsn: str, opts: SimulateOptions) -> tuple[WorkerStats, int
     reaper = asyncio.create_task(reaper_loop(dsn, stop, max(0.2, min(5.0, opts.lease_s / 4)), publisher))
     enqueuer = None
     if opts.enqueue and (opts.tasks is None or opts.tasks > 0):
-        enqueuer = asyncio.create_task(enqueue_loop(dsn, rate=opts.rate, total=opts.tasks, seed=opts.seed,
-                                                    stop=stop, publisher=publisher))
+        enqueuer = asyncio.create_task(
+            enqueue_loop(dsn, rate=opts.rate, total=opts.tasks, seed=opts.seed, stop=stop, publisher=publisher)
+        )
     if opts.until_idle:
         background.append(asyncio.create_task(idle_watch(dsn, stop, enqueuer)))
     try:
@@ -161,9 +165,23 @@ async def run_process(dsn: str, opts: SimulateOptions) -> tuple[WorkerStats, int
 
 
 def child_command(opts: SimulateOptions, index: int) -> list[str]:
-    cmd = [sys.executable, "-m", "fsar_tui", "simulate", "--child-index", str(index),
-           "--workers", str(opts.workers), "--seed", str(opts.seed), "--time-scale", str(opts.time_scale),
-           "--lease", str(opts.lease_s), "--no-enqueue"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "fsar_tui",
+        "simulate",
+        "--child-index",
+        str(index),
+        "--workers",
+        str(opts.workers),
+        "--seed",
+        str(opts.seed),
+        "--time-scale",
+        str(opts.time_scale),
+        "--lease",
+        str(opts.lease_s),
+        "--no-enqueue",
+    ]
     if opts.duration is not None:
         cmd += ["--duration", str(opts.duration)]
     return cmd
@@ -190,7 +208,9 @@ def simulate(dsn: str, opts: SimulateOptions) -> WorkerStats:
                 child.kill()
     who = "simulator" if opts.child_index == 0 else f"simulator child {opts.child_index}"
     mqtt = f", mqtt {publisher.published} published/{publisher.dropped} dropped" if publisher else ""
-    print(f"{who} (pid {os.getpid()}): claimed {stats.claimed}, succeeded {stats.succeeded}, failed {stats.failed}, "
-          f"retried {stats.retried}, lost leases {stats.lost_leases}, reaped {reaped}{mqtt}", file=sys.stderr)
+    print(
+        f"{who} (pid {os.getpid()}): claimed {stats.claimed}, succeeded {stats.succeeded}, failed {stats.failed}, "
+        f"retried {stats.retried}, lost leases {stats.lost_leases}, reaped {reaped}{mqtt}",
+        file=sys.stderr,
+    )
     return stats
-

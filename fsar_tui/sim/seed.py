@@ -82,15 +82,19 @@ def created_times(rng: random.Random, end: datetime, days: int, n: int) -> list[
 
 def price_table(end: datetime) -> dict[str, list[tuple[float, Decimal, Decimal, int, int]]]:
     """Per model: (effective epoch, input, output price, and both as integer micro-units)."""
-    return {model: sorted(((end - timedelta(days=d)).timestamp(), pin, pout, to_micro(pin), to_micro(pout))
-                          for d, pin, pout in hist)
-            for model, hist in profiles.PRICE_HISTORY.items()}
+    return {
+        model: sorted(
+            ((end - timedelta(days=d)).timestamp(), pin, pout, to_micro(pin), to_micro(pout)) for d, pin, pout in hist
+        )
+        for model, hist in profiles.PRICE_HISTORY.items()
+    }
 
 
 def compute_rate_table(end: datetime) -> list[tuple[float, Decimal, float]]:
     """(effective epoch, minor units per hour, the same as a float for seeding), oldest first."""
-    return sorted(((end - timedelta(days=d)).timestamp(), rate, float(rate))
-                  for d, rate in profiles.COMPUTE_RATE_HISTORY)
+    return sorted(
+        ((end - timedelta(days=d)).timestamp(), rate, float(rate)) for d, rate in profiles.COMPUTE_RATE_HISTORY
+    )
 
 
 def _in_force(table: list[tuple], at: float):
@@ -103,29 +107,55 @@ def setup_rollouts(conn, end: datetime, days: int) -> dict[str | None, list[tupl
     span = timedelta(days=days)
     # (target, kind, task type, [(artifact, created_at, reason)])
     plans: list[tuple[str, str, str | None, list[tuple[dict[str, Any], datetime, str]]]] = [
-        ("model/self_improvement", "model", "self_improvement", [
-            ({"ai_model": "gpt-4o", "temperature": 0.2}, end - span - timedelta(days=1), "initial"),
-            ({"ai_model": "claude-3-5-sonnet", "temperature": 0.2}, end - span * 0.4,
-             "try claude for self-improvement"),
-            ({"ai_model": "gpt-4o", "temperature": 0.2}, end - span * 0.1, "rollback: p90 run time regressed"),
-        ]),
-        ("prompt/implement_idea", "prompt", "implement_idea", [
-            ({"prompt_version": "v7", "system": "You implement product ideas as small PRs."},
-             end - span - timedelta(days=1), "initial"),
-            ({"prompt_version": "v8", "system": "You implement product ideas as small, tested PRs."},
-             end - span * 0.5, "ask for tests"),
-        ]),
-        ("policy/fleet", "policy", None, [
-            ({"max_attempts": 3, "lease_s": 30}, end - span - timedelta(days=1), "initial"),
-            ({"max_attempts": 3, "lease_s": 60}, end - span * 0.7, "longer leases for slow models"),
-        ]),
+        (
+            "model/self_improvement",
+            "model",
+            "self_improvement",
+            [
+                ({"ai_model": "gpt-4o", "temperature": 0.2}, end - span - timedelta(days=1), "initial"),
+                (
+                    {"ai_model": "claude-3-5-sonnet", "temperature": 0.2},
+                    end - span * 0.4,
+                    "try claude for self-improvement",
+                ),
+                ({"ai_model": "gpt-4o", "temperature": 0.2}, end - span * 0.1, "rollback: p90 run time regressed"),
+            ],
+        ),
+        (
+            "prompt/implement_idea",
+            "prompt",
+            "implement_idea",
+            [
+                (
+                    {"prompt_version": "v7", "system": "You implement product ideas as small PRs."},
+                    end - span - timedelta(days=1),
+                    "initial",
+                ),
+                (
+                    {"prompt_version": "v8", "system": "You implement product ideas as small, tested PRs."},
+                    end - span * 0.5,
+                    "ask for tests",
+                ),
+            ],
+        ),
+        (
+            "policy/fleet",
+            "policy",
+            None,
+            [
+                ({"max_attempts": 3, "lease_s": 30}, end - span - timedelta(days=1), "initial"),
+                ({"max_attempts": 3, "lease_s": 60}, end - span * 0.7, "longer leases for slow models"),
+            ],
+        ),
     ]
     out: dict[str | None, list[tuple[float, int, str | None]]] = {}
     for target, kind, task_type, revisions in plans:
-        ids = bulk.insert_rollout(conn, target, kind, task_type,
-                                  [(art, _sha(art), at, reason) for art, at, reason in revisions])
-        out[task_type] = [(at.timestamp(), rid, art.get("ai_model"))
-                          for (art, at, _), rid in zip(revisions, ids, strict=True)]
+        ids = bulk.insert_rollout(
+            conn, target, kind, task_type, [(art, _sha(art), at, reason) for art, at, reason in revisions]
+        )
+        out[task_type] = [
+            (at.timestamp(), rid, art.get("ai_model")) for (art, at, _), rid in zip(revisions, ids, strict=True)
+        ]
     return out
 
 
@@ -134,25 +164,58 @@ def setup_proposals(conn, end: datetime, days: int) -> list[str]:
 
     seed = parse_report(SEED_REPORT.read_bytes(), str(SEED_REPORT))  # the one real report, as ingest-fsar reads it
     rows: list[dict[str, Any]] = [
-        {"id": seed.id, "severity": seed.severity, "block_execution": seed.block_execution,
-         "task_type": seed.task_type, "body": seed.body, "status": "accepted", "age_days": days * 0.8,
-         "risks": list(seed.risks), "mitigations": list(seed.mitigations), "lifted": False, "sha256": seed.sha256},
-        {"id": "fsar_seed-0002", "severity": 8, "block_execution": True, "task_type": "idea_implementation",
-         "body": "idea_implementation: failures spike after prompt v8; pause until reviewed.", "status": "implemented",
-         "age_days": days * 0.45, "risks": ["Silent defects reach customers"],
-         "mitigations": ["Block idea_implementation until the prompt is fixed"], "lifted": True},
-        {"id": "fsar_seed-0003", "severity": 3, "block_execution": False, "task_type": "implement_idea",
-         "body": "implement_idea: cache repository checkouts between attempts to cut run time.", "status": "new",
-         "age_days": 1.5, "risks": ["Stale checkouts"], "mitigations": ["Verify the cache by commit hash"],
-         "lifted": False},
+        {
+            "id": seed.id,
+            "severity": seed.severity,
+            "block_execution": seed.block_execution,
+            "task_type": seed.task_type,
+            "body": seed.body,
+            "status": "accepted",
+            "age_days": days * 0.8,
+            "risks": list(seed.risks),
+            "mitigations": list(seed.mitigations),
+            "lifted": False,
+            "sha256": seed.sha256,
+        },
+        {
+            "id": "fsar_seed-0002",
+            "severity": 8,
+            "block_execution": True,
+            "task_type": "idea_implementation",
+            "body": "idea_implementation: failures spike after prompt v8; pause until reviewed.",
+            "status": "implemented",
+            "age_days": days * 0.45,
+            "risks": ["Silent defects reach customers"],
+            "mitigations": ["Block idea_implementation until the prompt is fixed"],
+            "lifted": True,
+        },
+        {
+            "id": "fsar_seed-0003",
+            "severity": 3,
+            "block_execution": False,
+            "task_type": "implement_idea",
+            "body": "implement_idea: cache repository checkouts between attempts to cut run time.",
+            "status": "new",
+            "age_days": 1.5,
+            "risks": ["Stale checkouts"],
+            "mitigations": ["Verify the cache by commit hash"],
+            "lifted": False,
+        },
     ]
     for row in rows:
         reported = end - timedelta(days=row["age_days"])
-        sha = (row.pop("sha256", None)
-               or hashlib.sha256(json.dumps(row, sort_keys=True, default=str).encode()).hexdigest())
-        bulk.insert_proposal(conn, {
-            **row, "reported_at": reported, "source_sha256": sha,
-            "block_lifted_at": reported + timedelta(hours=6) if row["lifted"] else None})
+        sha = (
+            row.pop("sha256", None) or hashlib.sha256(json.dumps(row, sort_keys=True, default=str).encode()).hexdigest()
+        )
+        bulk.insert_proposal(
+            conn,
+            {
+                **row,
+                "reported_at": reported,
+                "source_sha256": sha,
+                "block_lifted_at": reported + timedelta(hours=6) if row["lifted"] else None,
+            },
+        )
     return [r["id"] for r in rows]
 
 
@@ -204,8 +267,14 @@ def seed_history(dsn: str, *, days: int, tasks: int, seed: int = 0) -> SeedResul
     prices = price_table(end)
     rates = compute_rate_table(end)
     with connect(dsn) as conn, bulk.bulk_transaction(conn):
-        bulk.insert_prices(conn, [(model, profiles.CURRENCY, pin, pout, _ts(at))
-                                  for model, rows in prices.items() for at, pin, pout, _, _ in rows])
+        bulk.insert_prices(
+            conn,
+            [
+                (model, profiles.CURRENCY, pin, pout, _ts(at))
+                for model, rows in prices.items()
+                for at, pin, pout, _, _ in rows
+            ],
+        )
         bulk.insert_compute_rates(conn, [(profiles.CURRENCY, rate, _ts(at)) for at, rate, _ in rates])
         rollouts = setup_rollouts(conn, end, days)
         proposal_ids = setup_proposals(conn, end, days)
@@ -214,14 +283,28 @@ def seed_history(dsn: str, *, days: int, tasks: int, seed: int = 0) -> SeedResul
         ledger_before = bulk.ledger_high_water(conn)
         times = created_times(rng, end, days, tasks)
         rollout_starts = {k: [r[0] for r in v] for k, v in rollouts.items()}
+
         def generate():
             for chunk_start in range(0, tasks, CHUNK):
                 task_rows: list[tuple[Any, ...]] = []
                 event_rows: list[tuple[Any, ...]] = []
                 ledger_rows: list[tuple[Any, ...]] = []
                 for offset in range(chunk_start, min(tasks, chunk_start + CHUNK)):
-                    _one_task(rng, seed, first_id + offset, times[offset], end_epoch,
-                              rollouts, rollout_starts, prices, rates, proposal_ids, task_rows, event_rows, ledger_rows)
+                    _one_task(
+                        rng,
+                        seed,
+                        first_id + offset,
+                        times[offset],
+                        end_epoch,
+                        rollouts,
+                        rollout_starts,
+                        prices,
+                        rates,
+                        proposal_ids,
+                        task_rows,
+                        event_rows,
+                        ledger_rows,
+                    )
                 yield task_rows, event_rows, ledger_rows
 
         # Generation (Python, one core) overlaps with COPY ingestion (the server, the other core).
@@ -240,8 +323,21 @@ def seed_history(dsn: str, *, days: int, tasks: int, seed: int = 0) -> SeedResul
     return result
 
 
-def _one_task(rng, seed, task_id, created, end_epoch, rollouts, rollout_starts, prices, rates,
-              proposal_ids, task_rows, event_rows, ledger_rows) -> None:
+def _one_task(
+    rng,
+    seed,
+    task_id,
+    created,
+    end_epoch,
+    rollouts,
+    rollout_starts,
+    prices,
+    rates,
+    proposal_ids,
+    task_rows,
+    event_rows,
+    ledger_rows,
+) -> None:
     task_type = profiles.weighted(rng, profiles.TYPE_WEIGHTS)
     profile = profiles.TYPES[task_type]
     model = profiles.weighted(rng, profile.models)
@@ -275,8 +371,9 @@ def _one_task(rng, seed, task_id, created, end_epoch, rollouts, rollout_starts, 
             status = "running"
             break
         price = _in_force(prices.get(model, []), t)
-        attempt_cost = (token_cost_micro(outcome.input_tokens, outcome.output_tokens, price[3], price[4]) if price
-                        else None)
+        attempt_cost = (
+            token_cost_micro(outcome.input_tokens, outcome.output_tokens, price[3], price[4]) if price else None
+        )
         cost = (cost or 0) + attempt_cost if attempt_cost is not None else cost
         rate = _in_force(rates, t) if attempt_cost is not None else None
         if rate is not None:  # as FINISH_SQL: run time × rate in force at the start, half away from zero
@@ -296,8 +393,20 @@ def _one_task(rng, seed, task_id, created, end_epoch, rollouts, rollout_starts, 
                     if later > end_epoch:
                         continue
                     occurred = _ts(later)
-                ledger_rows.append(("stripe", d.external_id, d.kind, d.amount_minor, d.currency, occurred, idea,
-                                    task_id, d.customer_id, json.dumps(d.metadata)))
+                ledger_rows.append(
+                    (
+                        "stripe",
+                        d.external_id,
+                        d.kind,
+                        d.amount_minor,
+                        d.currency,
+                        occurred,
+                        idea,
+                        task_id,
+                        d.customer_id,
+                        json.dumps(d.metadata),
+                    )
+                )
             break
         error = outcome.error
         if attempt >= max_attempts:
@@ -309,8 +418,31 @@ def _one_task(rng, seed, task_id, created, end_epoch, rollouts, rollout_starts, 
         t += rng.uniform(1, 30)  # retry backoff
         queued_at = _ts(t)
     lease = _ts(end_epoch + 300) if status == "running" else None
-    task_rows.append((
-        task_id, task_type, model, status, 0, attempt, max_attempts, idea, proposal, revision_id,
-        worker if attempt else None, lease, payload, _flat_json(result) if result is not None else None,
-        error, created_ts, queued_at, started if attempt else None, finished, in_tok, out_tok, cost,
-        profiles.CURRENCY if cost is not None else None, compute))
+    task_rows.append(
+        (
+            task_id,
+            task_type,
+            model,
+            status,
+            0,
+            attempt,
+            max_attempts,
+            idea,
+            proposal,
+            revision_id,
+            worker if attempt else None,
+            lease,
+            payload,
+            _flat_json(result) if result is not None else None,
+            error,
+            created_ts,
+            queued_at,
+            started if attempt else None,
+            finished,
+            in_tok,
+            out_tok,
+            cost,
+            profiles.CURRENCY if cost is not None else None,
+            compute,
+        )
+    )

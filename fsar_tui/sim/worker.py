@@ -56,8 +56,15 @@ async def announce(publisher: MqttPublisher | None, change: TaskChange) -> None:
 
 
 class Worker:
-    def __init__(self, dsn: str, worker_id: str, config: SimConfig, stop: asyncio.Event,
-                 publisher: MqttPublisher | None = None, stats: WorkerStats | None = None) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        worker_id: str,
+        config: SimConfig,
+        stop: asyncio.Event,
+        publisher: MqttPublisher | None = None,
+        stats: WorkerStats | None = None,
+    ) -> None:
         self.dsn = dsn
         self.id = worker_id
         self.config = config
@@ -121,8 +128,12 @@ class Worker:
     async def _execute(self, conn: psycopg.AsyncConnection, task: executor.ClaimedTask) -> None:
         self.stats.claimed += 1
         model = task.ai_model or "unknown"
-        await announce(self.publisher, TaskChange(task.id, task.task_type, task.ai_model, "queued", "running",
-                                                  task.attempt, _iso(task.started_at)))
+        await announce(
+            self.publisher,
+            TaskChange(
+                task.id, task.task_type, task.ai_model, "queued", "running", task.attempt, _iso(task.started_at)
+            ),
+        )
         outcome = profiles.draw_attempt(self.config.seed, task.id, task.attempt, task.task_type, model)
         if not await self._run_for(conn, task, outcome.duration_s * self.config.time_scale):
             self.stats.lost_leases += 1
@@ -136,10 +147,18 @@ class Worker:
             status = "succeeded"
             if profiles.TYPES.get(task.task_type) and profiles.TYPES[task.task_type].earns_revenue:
                 ledger = [
-                    {"external_id": d.external_id, "kind": d.kind, "amount_minor": d.amount_minor,
-                     "currency": d.currency, "idea_id": task.idea_id, "task_id": task.id,
-                     "customer_id": d.customer_id, "metadata": d.metadata}
-                    for d in profiles.draw_ledger(self.config.seed, task.id, task.attempt, task.idea_id)]
+                    {
+                        "external_id": d.external_id,
+                        "kind": d.kind,
+                        "amount_minor": d.amount_minor,
+                        "currency": d.currency,
+                        "idea_id": task.idea_id,
+                        "task_id": task.id,
+                        "customer_id": d.customer_id,
+                        "metadata": d.metadata,
+                    }
+                    for d in profiles.draw_ledger(self.config.seed, task.id, task.attempt, task.idea_id)
+                ]
         elif task.attempt < task.max_attempts:
             status = "queued"
             delay = backoff_delay(task.attempt, self.rng, base=RETRY_BASE_S, cap=RETRY_CAP_S)
@@ -147,9 +166,19 @@ class Worker:
         else:
             status = "failed"
         at = await executor.finish(
-            conn, task, self.id, status=status, result=outcome.result, error=outcome.error,
-            input_tokens=outcome.input_tokens, output_tokens=outcome.output_tokens, cost_minor=cost,
-            currency=task.currency if cost is not None else None, retry_in_s=retry_in, ledger=ledger)
+            conn,
+            task,
+            self.id,
+            status=status,
+            result=outcome.result,
+            error=outcome.error,
+            input_tokens=outcome.input_tokens,
+            output_tokens=outcome.output_tokens,
+            cost_minor=cost,
+            currency=task.currency if cost is not None else None,
+            retry_in_s=retry_in,
+            ledger=ledger,
+        )
         if at is None:
             self.stats.lost_leases += 1
             return
@@ -160,8 +189,12 @@ class Worker:
         else:
             self.stats.retried += 1
         duration_ms = int((at - task.started_at).total_seconds() * 1000)
-        await announce(self.publisher, TaskChange(task.id, task.task_type, task.ai_model, "running", status,
-                                                  task.attempt, _iso(at), duration_ms, cost))
+        await announce(
+            self.publisher,
+            TaskChange(
+                task.id, task.task_type, task.ai_model, "running", status, task.attempt, _iso(at), duration_ms, cost
+            ),
+        )
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -46,7 +46,5 @@ def assert_error(data: bytes | str, line: int, phrase: str) -> ReportError:
     return err
 
 
-
-
 def same_report(parsed: FsarReport, original: FsarReport) -> bool:
     return dataclasses.replace(parsed, sha256=original.sha256, source=original.source) == original
