@@ -17,10 +17,10 @@ from fsar_tui.dsn import tls_verdict
 from fsar_tui.services.anonymize import scrub_row
 from fsar_tui.services.audit_pass import scheduled_check
 from support.sql import q, x
+from support.stripe_events import FIXTURE as STRIPE_EVENTS
 from test_action_log import as_superuser_without_trigger
 from test_gates import finished_tasks
 from test_proposals import report, write
-from test_stripe_ingest import FIXTURE as STRIPE_EVENTS
 
 
 def refused(dsn: str, sql: str, params=None) -> bool:

@@ -7,128 +7,18 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from argparse import Namespace
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Any
 from unittest import mock
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from stripe import WebhookSignature
 
 from fsar_tui.commands.base import Context
 from fsar_tui.commands.stripe import run_ingest_stripe
 from fsar_tui.config import Settings
-from fsar_tui.domain.stripe_events import ChargeFacts, StripeRejection, ledger_drafts, split_line
-from fsar_tui.services.stripe_ingest import decode_payload, parse_event
 from support.sql import q
-
-# A copy of ../shared/stripe/events.jsonl: 44 events from Stripe's published API fixtures.
-FIXTURE = Path(__file__).parent / "fixtures" / "stripe" / "events.jsonl"
-SECRET = "whsec_test_5ecret_never_printed"
-T0 = 1767350000  # 2026-01-02
-
-
-# ---------------------------------------------------------------- event builders (shared with test_webhook)
-
-
-def event(evt_id: str, event_type: str, obj: dict[str, Any], created: int = T0) -> dict[str, Any]:
-    return {
-        "id": evt_id,
-        "object": "event",
-        "type": event_type,
-        "created": created,
-        "livemode": False,
-        "api_version": "2024-06-20",
-        "data": {"object": obj},
-    }
-
-
-def charge(
-    evt_id: str,
-    charge_id: str,
-    amount: Any = 1200,
-    currency: Any = "usd",
-    *,
-    created: int = T0,
-    metadata: dict | None = None,
-    customer: str | None = "cus_t",
-    **extra: Any,
-) -> dict[str, Any]:
-    obj = {
-        "id": charge_id,
-        "object": "charge",
-        "amount": amount,
-        "currency": currency,
-        "customer": customer,
-        "metadata": {"idea_id": "idea_t"} if metadata is None else metadata,
-        "balance_transaction": "txn_unexpanded",
-        "payment_method_details": {"card": {"country": "US", "fingerprint": "fp_1"}, "type": "card"},
-        **extra,
-    }
-    return event(evt_id, "charge.succeeded", obj, created)
-
-
-def refund(
-    evt_id: str,
-    charge_id: str,
-    amount_refunded: int,
-    *,
-    created: int = T0 + 100,
-    metadata: dict | None = None,
-    customer: str | None = None,
-) -> dict[str, Any]:
-    obj = {
-        "id": charge_id,
-        "object": "charge",
-        "amount": 2000,
-        "amount_refunded": amount_refunded,
-        "currency": "usd",
-        "customer": customer,
-        "metadata": metadata or {},
-    }
-    return event(evt_id, "charge.refunded", obj, created)
-
-
-def dispute(
-    evt_id: str,
-    event_type: str,
-    charge_id: str,
-    amount: int,
-    *,
-    status: str = "needs_response",
-    fees: tuple[int, ...] = (),
-    created: int = T0 + 200,
-) -> dict[str, Any]:
-    obj = {
-        "id": f"dp_{charge_id}",
-        "object": "dispute",
-        "amount": amount,
-        "currency": "usd",
-        "charge": charge_id,
-        "status": status,
-        "balance_transactions": [{"id": f"txn_{i}", "fee": f} for i, f in enumerate(fees)],
-    }
-    return event(evt_id, event_type, obj, created)
-
-
-def sign(payload: str, secret: str = SECRET, timestamp: int | None = None) -> str:
-    """The Stripe-Signature header, computed by the stripe library's own signing code."""
-    timestamp = int(time.time()) if timestamp is None else timestamp
-    return f"t={timestamp},v1={WebhookSignature._compute_signature(f'{timestamp}.{payload}', secret)}"
-
-
-def envelope(ev: dict[str, Any], secret: str = SECRET, timestamp: int | None = None) -> str:
-    payload = json.dumps(ev)
-    return json.dumps({"stripe_signature": sign(payload, secret, timestamp), "payload": payload})
-
-
-def write_lines(path: Path, lines: list[str | dict]) -> Path:
-    path.write_text("".join((json.dumps(x) if isinstance(x, dict) else x) + "\n" for x in lines))
-    return path
+from support.stripe_events import FIXTURE, SECRET, T0, charge, dispute, envelope, event, refund, sign, write_lines
 
 
 def ingest(db_dsn: str, path: Path, capsys, secret: str | None = None) -> tuple[int, str, list[str]]:
@@ -474,93 +364,3 @@ def test_fees_disputes_and_task_attribution(db_dsn, tmp_path, capsys):
         "SELECT external_id FROM ledger_entries WHERE kind = 'revenue' "
         "AND metadata ->> 'card_country' <> metadata ->> 'ip_country'",
     ) == [("evt_c1",)]
-
-
-# ---------------------------------------------------------------- the pure parser, property-based
-
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-    max_leaves=12,
-)
-HANDLED = [
-    "charge.succeeded",
-    "charge.refunded",
-    "charge.dispute.created",
-    "charge.dispute.closed",
-    "payment_intent.created",
-    "payment_intent.payment_failed",
-    "customer.created",
-]
-FIELDS = [
-    "id",
-    "amount",
-    "amount_refunded",
-    "currency",
-    "customer",
-    "metadata",
-    "charge",
-    "status",
-    "balance_transaction",
-    "balance_transactions",
-    "payment_method_details",
-]
-field_values = (
-    json_values
-    | st.sampled_from(["usd", "EUR", "xyz", "12", "", "ch_1", "won"])
-    | st.fixed_dictionaries({"fee": json_values, "id": json_values})
-    | st.lists(st.fixed_dictionaries({"fee": json_values}), max_size=3)
-)
-events = st.fixed_dictionaries(
-    {
-        "id": st.text(max_size=6) | json_values,
-        "type": st.sampled_from(HANDLED) | json_values,
-        "created": st.integers(min_value=-10, max_value=2**40) | json_values,
-        "data": st.fixed_dictionaries({"object": st.dictionaries(st.sampled_from(FIELDS), field_values) | json_values}),
-    }
-)
-PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def _decode_line(text: str, secret: str | None) -> None:
-    try:
-        payload, signature = split_line(text)
-        ev = decode_payload(payload, signature, secret, tolerance=None)
-    except StripeRejection as exc:
-        assert str(exc) and "\n" not in str(exc)
-        return
-    for facts in (ChargeFacts(), ChargeFacts("i", "c", 7, 10**6)):
-        for d in ledger_drafts(ev, facts):
-            positive = d.kind in ("revenue", "dispute_won")
-            assert (d.amount_minor > 0) if positive else (d.amount_minor < 0)
-            assert len(d.currency) == 3 and d.currency.isupper()
-
-
-@PROPERTY
-@given(st.text(max_size=60), st.sampled_from([None, SECRET]))
-def test_arbitrary_text_only_ever_raises_the_rejection(text, secret):
-    _decode_line(text, secret)
-
-
-@PROPERTY
-@given(json_values | events, st.sampled_from([None, SECRET]))
-def test_arbitrary_json_only_ever_raises_the_rejection(value, secret):
-    text = json.dumps(value)
-    _decode_line(text, secret)
-    # The same value as the payload of an envelope, signed right, signed wrong, or not at all.
-    for sig in (sign(text), sign(text, "whsec_other"), "t=1,v1=é", None):
-        _decode_line(json.dumps({"stripe_signature": sig, "payload": text}), secret)
-
-
-def test_the_parser_reads_what_the_ledger_needs():
-    ev = parse_event(json.dumps(charge("evt_p", "ch_p", 1234, "eur", metadata={"idea_id": "i", "task_id": "12"})))
-    assert (ev.id, ev.type, ev.object_id, ev.outcome, ev.charge_id) == (
-        "evt_p",
-        "charge.succeeded",
-        "ch_p",
-        "applied",
-        "ch_p",
-    )
-    [rev] = ledger_drafts(ev)
-    assert (rev.kind, rev.amount_minor, rev.currency, rev.idea_id, rev.task_hint) == ("revenue", 1234, "EUR", "i", 12)
-    assert parse_event(json.dumps(event("evt_q", "customer.created", {"id": "cus_1"}))).outcome == "skipped"

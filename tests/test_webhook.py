@@ -22,7 +22,7 @@ import pytest
 
 from fsar_tui.services.webhook import MAX_BODY_BYTES, make_server
 from support.sql import q
-from test_stripe_ingest import SECRET, charge, sign
+from support.stripe_events import SECRET, charge, sign
 
 PATH = "/stripe/webhook"
 

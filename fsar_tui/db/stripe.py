@@ -24,7 +24,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from fsar_tui.db.rows import one
-from fsar_tui.domain.stripe_events import ChargeFacts, LedgerDraft
+from fsar_tui.domain.stripe_ledger import ChargeFacts, LedgerDraft
 
 SOURCE = "stripe"
 

@@ -38,7 +38,8 @@ import psycopg
 from fsar_tui.db import stripe as stripe_db
 from fsar_tui.domain import stripe_events
 from fsar_tui.domain.sanitize import first_line, strip_controls
-from fsar_tui.domain.stripe_events import ChargeFacts, StripeEvent, StripeRejection, ledger_drafts, split_line
+from fsar_tui.domain.stripe_events import StripeEvent, StripeRejection, split_line
+from fsar_tui.domain.stripe_ledger import ChargeFacts, ledger_drafts
 from fsar_tui.errors import UsageError
 
 Result = Literal["accepted", "duplicate", "skipped"]
