@@ -25,6 +25,7 @@ needs fsar_admin (the role's grants, read at connect).
 from __future__ import annotations
 
 import time
+from collections.abc import Hashable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,7 +37,7 @@ from textual.worker import Worker
 
 from fsar_tui import clock
 from fsar_tui.db import audit as audit_reads
-from fsar_tui.db import drift, gates, rollouts
+from fsar_tui.db import drift, gates, operator_log, rollouts
 from fsar_tui.db.actions import os_user
 from fsar_tui.domain.durations import DurationError, parse_window
 from fsar_tui.domain.gates import scope_label
@@ -132,9 +133,9 @@ class AuditScreen(FsarScreen):
         super().__init__()
         self.filter_text = ""
         self.filters: dict = {}
-        self.rows: list[tuple] = []
+        self.rows: list[operator_log.LoggedAction] = []
         self.gate_rows: list[gates.GateStatus] = []
-        self.alert_rows: list[tuple] = []
+        self.alert_rows: list[drift.OpenAlert] = []
         self.broken_at: int | None = None
         self.verified_at: datetime | None = None
         self.last_verify = 0.0
@@ -250,27 +251,27 @@ class AuditScreen(FsarScreen):
         self.query_one("#gates-status", TextPanel).show(status)
 
     def render_alerts(self) -> None:
-        self.query_one("#alerts", KeyedTable).replace_rows(
-            [
+        rows: list[tuple[Hashable, list[Text]]] = []
+        for a in self.alert_rows:
+            is_firing = a.state == "firing"
+            state = Text(a.state.upper() if is_firing else a.state, style="bold red" if is_firing else "yellow")
+            # The indicator is text an operator role (or an agent) may write: inert, like the scope.
+            rows.append(
                 (
-                    alert_id,
+                    a.id,
                     [
-                        Text(str(alert_id)),
-                        Text(
-                            state.upper() if state == "firing" else state,
-                            style="bold red" if state == "firing" else "yellow",
-                        ),
-                        Text(indicator),
-                        safe_text(scope_label(scope)),
-                        Text(_num(baseline)),
-                        Text(_num(current)),
-                        Text(f"{opened_at:%m-%d %H:%M}"),
+                        Text(str(a.id)),
+                        state,
+                        safe_text(a.indicator),
+                        safe_text(scope_label(a.scope)),
+                        Text(_num(a.baseline)),
+                        Text(_num(a.current)),
+                        Text(f"{a.opened_at:%m-%d %H:%M}"),
                     ],
                 )
-                for alert_id, indicator, scope, state, baseline, current, opened_at, _by, _why, _d in self.alert_rows
-            ]
-        )
-        firing = sum(1 for r in self.alert_rows if r[3] == "firing")
+            )
+        self.query_one("#alerts", KeyedTable).replace_rows(rows)
+        firing = sum(1 for r in self.alert_rows if r.state == "firing")
         status = Text(no_wrap=True, overflow="ellipsis")
         status.append(f"drift alerts · {len(self.alert_rows)} open · ")
         status.append(f"{firing} firing" if firing else "none firing", style="bold red" if firing else "green")
@@ -281,18 +282,18 @@ class AuditScreen(FsarScreen):
         self.query_one("#log", KeyedTable).replace_rows(
             [
                 (
-                    seq,
+                    r.seq,
                     [
-                        Text(str(seq)),
-                        Text(f"{at:%m-%d %H:%M:%S}"),
-                        safe_text(actor),
-                        safe_text(role),
-                        safe_text(action),
-                        safe_text(target),
-                        safe_text(reason or ""),
+                        Text(str(r.seq)),
+                        Text(f"{r.at:%m-%d %H:%M:%S}"),
+                        safe_text(r.actor),
+                        safe_text(r.db_role),
+                        safe_text(r.action),
+                        safe_text(r.target),
+                        safe_text(r.reason or ""),
                     ],
                 )
-                for seq, at, actor, role, action, target, reason in self.rows
+                for r in self.rows
             ]
         )
         status = Text(no_wrap=True, overflow="ellipsis")

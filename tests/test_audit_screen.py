@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from fsar_tui.domain.task_filter import FilterError
@@ -188,3 +190,21 @@ async def test_read_only_removes_rollback_override_and_ack(rollout_db):
         assert not isinstance(app.screen, RollbackDialog) and active(rollout_db) == 2
         bound = {b.binding.id for b in app.screen.active_bindings.values()}
         assert not {"audit.rollback", "audit.override", "audit.ack"} & bound
+
+
+async def test_a_drift_alert_indicator_is_inert_on_screen(db_dsn):
+    # An operator role may INSERT into drift_alerts: an OSC 52 clipboard write or markup in
+    # the indicator must reach the terminal as plain, inert text.
+    x(
+        db_dsn,
+        "INSERT INTO drift_alerts (indicator, scope, baseline, current) VALUES (%s, %s, 0.05, 0.4)",
+        ("\x1b]52;c;SGVsbG8=\x07[bold]failure_rate[/]", json.dumps({"task_type": "\x1b[2Jimpl"})),
+    )
+    app = make_app(db_dsn)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("4")
+        alerts = app.screen.query_one("#alerts")
+        assert await until(pilot, lambda: alerts.row_count == 1)
+        shown = [str(c) for c in alerts.get_row(alerts.keys[0])]
+        assert not any("\x1b" in c or "\x07" in c for c in shown), shown
+        assert "[bold]failure_rate[/]" in shown[3] and "impl" in shown[4]

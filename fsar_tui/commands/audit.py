@@ -250,25 +250,13 @@ def run_alerts_list(args: Namespace, ctx: Context) -> int:
     with ctx.connect() as conn:
         rows = drift.open_alerts_sync(conn)
     if args.format == "json":
-        keys = (
-            "id",
-            "indicator",
-            "scope",
-            "state",
-            "baseline",
-            "current",
-            "opened_at",
-            "acked_by",
-            "ack_reason",
-            "details",
-        )
-        print(json.dumps([dict(zip(keys, r, strict=True)) for r in rows], indent=2, default=str))
+        print(json.dumps([dataclasses.asdict(r) for r in rows], indent=2, default=str))
         return EXIT_OK
-    for alert_id, indicator, scope, state, baseline, current, opened_at, acked_by, ack_reason, _ in rows:
-        ack = f" · acked by {acked_by}: {ack_reason}" if state == "acked" else ""
+    for r in rows:
+        ack = f" · acked by {r.acked_by}: {r.ack_reason}" if r.state == "acked" else ""
         print(
-            f"#{alert_id} {state.upper()} {indicator} {scope_label(scope)} since {opened_at:%Y-%m-%d %H:%M} · "
-            f"baseline {_fmt(baseline)} now {_fmt(current)}{ack}"
+            f"#{r.id} {r.state.upper()} {r.indicator} {scope_label(r.scope)} since {r.opened_at:%Y-%m-%d %H:%M} · "
+            f"baseline {_fmt(r.baseline)} now {_fmt(r.current)}{ack}"
         )
     if not rows:
         print("(no open alerts)")

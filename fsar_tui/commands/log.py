@@ -17,6 +17,7 @@ import sys
 from argparse import Namespace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 
@@ -110,25 +111,25 @@ def run_log_list(args: Namespace, ctx: Context) -> int:
         rows = operator_log.list_actions_sync(
             conn, actor=args.actor, action=args.action, target=args.target, since=since, limit=args.limit
         )
-    records = [
+    records: list[dict[str, Any]] = [
         {
-            "seq": seq,
-            "at": at.isoformat(),
-            "actor": safe_str(actor),
-            "db_role": safe_str(role),
-            "action": safe_str(action),
-            "target": safe_str(target),
-            "reason": safe_str(reason or ""),
+            "seq": r.seq,
+            "at": r.at.isoformat(),
+            "actor": safe_str(r.actor),
+            "db_role": safe_str(r.db_role),
+            "action": safe_str(r.action),
+            "target": safe_str(r.target),
+            "reason": safe_str(r.reason or ""),
         }
-        for seq, at, actor, role, action, target, reason in rows
+        for r in rows
     ]
     if args.format == "json":
         print(json.dumps(records, indent=2))
     else:
-        for r in records:
+        for rec in records:
             print(
-                f"{r['seq']:>7}  {r['at'][:19]}  {r['actor']} ({r['db_role']})  {r['action']} {r['target']}"
-                f"{'  — ' + r['reason'] if r['reason'] else ''}"
+                f"{rec['seq']:>7}  {rec['at'][:19]}  {rec['actor']} ({rec['db_role']})  {rec['action']} {rec['target']}"
+                f"{'  — ' + rec['reason'] if rec['reason'] else ''}"
             )
         if not records:
             print("(no actions match)")

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection, Connection
-from psycopg.rows import TupleRow, dict_row
+from psycopg.rows import dict_row
 
 from fsar_tui.db import drift, gates, operator_log
 
@@ -42,9 +42,9 @@ class AuditRound:
     """Screen 4's reads: the operator log (filtered), the gates with their latest verdicts,
     the open drift alerts, and — when asked — the database's own chain check."""
 
-    log: list[TupleRow]
+    log: list[operator_log.LoggedAction]
     gates: list[gates.GateStatus]
-    alerts: list[TupleRow]
+    alerts: list[drift.OpenAlert]
     broken_at: int | None
     verified: bool
 

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg import AsyncConnection, Connection
-from psycopg.rows import TupleRow
+from psycopg.rows import TupleRow, class_row
 from psycopg.types.json import Jsonb
 
 from fsar_tui import clock
@@ -194,16 +194,34 @@ def ack(conn: Connection, alert_id: int, *, actor: str, reason: str) -> None:
 
 
 OPEN_SQL = """
-    SELECT id, indicator, scope, state, baseline::float8, current::float8, opened_at, acked_by, ack_reason, details
+    SELECT id, indicator, scope, state, baseline::float8 AS baseline, current::float8 AS current, opened_at,
+           acked_by, ack_reason, details
     FROM drift_alerts WHERE state <> 'resolved' ORDER BY state = 'acked', opened_at DESC LIMIT 200"""
 
 
-def open_alerts_sync(conn: Connection) -> list[TupleRow]:
-    return conn.execute(OPEN_SQL).fetchall()
+@dataclass(frozen=True)
+class OpenAlert:
+    """A drift alert that is firing or acknowledged (not resolved)."""
+
+    id: int
+    indicator: str
+    scope: dict[str, Any]
+    state: str
+    baseline: float | None
+    current: float | None
+    opened_at: datetime
+    acked_by: str | None
+    ack_reason: str | None
+    details: dict[str, Any] | None
 
 
-async def open_alerts(conn: AsyncConnection) -> list[TupleRow]:
-    return await (await conn.execute(OPEN_SQL)).fetchall()
+def open_alerts_sync(conn: Connection) -> list[OpenAlert]:
+    return conn.cursor(row_factory=class_row(OpenAlert)).execute(OPEN_SQL).fetchall()
+
+
+async def open_alerts(conn: AsyncConnection) -> list[OpenAlert]:
+    cur = conn.cursor(row_factory=class_row(OpenAlert))
+    return await (await cur.execute(OPEN_SQL)).fetchall()
 
 
 async def alert_counts(conn: AsyncConnection) -> tuple[int, int]:

@@ -9,11 +9,12 @@ it; tests check that this module's verification agrees with the database's own.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection, Connection
-from psycopg.rows import TupleRow
+from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from fsar_tui.db.rows import one
@@ -81,6 +82,19 @@ def database_oid(conn: Connection) -> int:
     return oid
 
 
+@dataclass(frozen=True)
+class LoggedAction:
+    """One row of the log as `log list` and screen 4 show it."""
+
+    seq: int
+    at: datetime
+    actor: str
+    db_role: str
+    action: str
+    target: str
+    reason: str | None
+
+
 LIST_SQL = """
     SELECT seq, at, actor, db_role, action, target, reason FROM operator_actions
     WHERE (%(actor)s::text IS NULL OR actor = %(actor)s) AND (%(action)s::text IS NULL OR action = %(action)s)
@@ -103,9 +117,10 @@ def list_actions_sync(
     target: str | None = None,
     since: datetime | None = None,
     limit: int = 100,
-) -> list[TupleRow]:
-    """(seq, at, actor, db_role, action, target, reason), newest first."""
-    return conn.execute(LIST_SQL, _list_params(actor, action, target, since, limit)).fetchall()
+) -> list[LoggedAction]:
+    """The log, newest first."""
+    cur = conn.cursor(row_factory=class_row(LoggedAction))
+    return cur.execute(LIST_SQL, _list_params(actor, action, target, since, limit)).fetchall()
 
 
 async def list_actions(
@@ -116,9 +131,9 @@ async def list_actions(
     target: str | None = None,
     since: datetime | None = None,
     limit: int = 100,
-) -> list[TupleRow]:
-    cur = await conn.execute(LIST_SQL, _list_params(actor, action, target, since, limit))
-    return await cur.fetchall()
+) -> list[LoggedAction]:
+    cur = conn.cursor(row_factory=class_row(LoggedAction))
+    return await (await cur.execute(LIST_SQL, _list_params(actor, action, target, since, limit))).fetchall()
 
 
 async def database_verdict(conn: AsyncConnection) -> int | None:
