@@ -39,6 +39,7 @@ from fsar_tui.db import roi as roi_queries
 from fsar_tui.domain import roi
 from fsar_tui.domain.durations import DurationError, parse_window
 from fsar_tui.domain.formatting import money
+from fsar_tui.domain.sanitize import safe_str
 from fsar_tui.messages import ApplyFilter, LiveBatch
 from fsar_tui.screens.base import FsarScreen
 from fsar_tui.screens.reload_schedule import ReloadSchedule
@@ -319,15 +320,15 @@ class RoiScreen(FsarScreen):
         entries = await self.read(fraud_queries.flag_entries, list(flag.entry_ids[:8]))
         self.deliver(self.render_flag_entries, (flag, entries))
 
-    def render_flag_entries(self, data: tuple[Any, list[tuple]]) -> None:
+    def render_flag_entries(self, data: tuple[Any, list[fraud_queries.FlagEntry]]) -> None:
         self.clear_problem("roi-flag-entries")
         flag, entries = data
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append_text(safe_text(flag.reason))
         text.append(f"\n{flag.count:,} entries; newest:\n", style="dim")
-        for entry_id, occurred, kind, amount, currency, customer, _idea, _meta in entries:
-            text.append(f"#{entry_id} {occurred:%m-%d %H:%M} {kind} {money(amount, currency)} ")
-            text.append_text(safe_text(customer or ""))
+        for e in entries:
+            text.append(f"#{e.id} {e.occurred_at:%m-%d %H:%M} {safe_str(e.kind)} {money(e.amount_minor, e.currency)} ")
+            text.append_text(safe_text(e.customer_id or ""))
             text.append("\n")
         self.query_one("#flag-entries", TextPanel).show(text)
 

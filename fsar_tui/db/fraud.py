@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from psycopg import AsyncConnection, Connection
 from psycopg.rows import TupleRow
@@ -184,8 +184,21 @@ def _plan(start: datetime, end: datetime, rules: FraudRules) -> Plan:
     return fraud.sort_flags(flags + disputes + spikes)
 
 
-def _entries_in_order(rows: list[TupleRow], ids: list[int]) -> list[TupleRow]:
-    by_id = {row[0]: row for row in rows}
+class FlagEntry(NamedTuple):
+    """A ledger entry behind a fraud flag (a typed row that still unpacks as a tuple)."""
+
+    id: int
+    occurred_at: datetime
+    kind: str
+    amount_minor: int
+    currency: str
+    customer_id: str | None
+    idea_id: str | None
+    metadata: dict[str, Any] | None
+
+
+def _entries_in_order(rows: list[TupleRow], ids: list[int]) -> list[FlagEntry]:
+    by_id = {row[0]: FlagEntry(*row) for row in rows}
     return [by_id[i] for i in dict.fromkeys(ids) if i in by_id]
 
 
@@ -220,7 +233,7 @@ def fraud_flags_sync(conn: Connection, start: datetime, end: datetime, rules: Fr
         return flags
 
 
-async def flag_entries(conn: AsyncConnection, ids: list[int]) -> list[TupleRow]:
+async def flag_entries(conn: AsyncConnection, ids: list[int]) -> list[FlagEntry]:
     """(id, occurred_at, kind, amount_minor, currency, customer_id, idea_id, metadata) of
     the given entries, in the order given (entries since deleted are left out)."""
     if not ids:
@@ -229,7 +242,7 @@ async def flag_entries(conn: AsyncConnection, ids: list[int]) -> list[TupleRow]:
     return _entries_in_order(await cur.fetchall(), list(ids))
 
 
-def flag_entries_sync(conn: Connection, ids: list[int]) -> list[TupleRow]:
+def flag_entries_sync(conn: Connection, ids: list[int]) -> list[FlagEntry]:
     if not ids:
         return []
     return _entries_in_order(conn.execute(FLAG_ENTRIES_SQL, (list(ids),)).fetchall(), list(ids))
