@@ -24,7 +24,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, Connection
 from psycopg.types.json import Jsonb
 
 from fsar_tui.db.rows import one
@@ -264,3 +264,17 @@ async def active_work_count(conn: AsyncConnection) -> int:
 async def blocked_types(conn: AsyncConnection) -> list[tuple[str | None, str]]:
     cur = await conn.execute("SELECT task_type, reason FROM execution_blocks ORDER BY task_type NULLS FIRST")
     return await cur.fetchall()
+
+
+def fleet_privileges_sync(conn: Connection, *, enqueue: bool) -> list[str]:
+    """[] when the role may run the fleet; else [role, what it may not do, …]."""
+    role, update, insert = one(
+        conn.execute(
+            "SELECT current_user, has_any_column_privilege('execution_tasks', 'UPDATE'), "
+            "has_table_privilege('execution_tasks', 'INSERT')"
+        ).fetchone()
+    )
+    missing = ([] if update else ["claim or finish tasks (UPDATE execution_tasks)"]) + (
+        ["enqueue tasks (INSERT INTO execution_tasks)"] if enqueue and not insert else []
+    )
+    return [role, *missing] if missing else []

@@ -1,17 +1,29 @@
-"""Feeds the queue: new tasks at a steady rate (or a fixed number at once)."""
+"""Feeds the queue: new tasks at a steady rate (or a fixed number at once).
+
+Like the workers, it outlives a database restart: a lost connection is reopened with
+jittered backoff and enqueuing goes on (a batch whose INSERT failed is drawn again, so
+`done` counts only what was stored). Any other error ends it, and with it the run
+(sim/runner.py reports it and exits 1)."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 
+import psycopg
+
 from fsar_tui.db import executor
 from fsar_tui.db.connect import aconnect
+from fsar_tui.domain.backoff import backoff_delay
 from fsar_tui.domain.events import TaskChange
+from fsar_tui.errors import ConnectionFailed
 from fsar_tui.live.mqtt import MqttPublisher
 from fsar_tui.sim import profiles
 from fsar_tui.sim.worker import announce
+
+log = logging.getLogger("fsar_tui.sim.enqueuer")
 
 BATCH = 500
 TICK_S = 0.1
@@ -39,11 +51,22 @@ async def enqueue_loop(
 ) -> int:
     """Enqueue until `total` tasks (if given) or until stopped; returns how many."""
     rng = random.Random(f"enqueue:{seed}")
-    conn = await aconnect(dsn)
+    jitter = random.Random()
+    conn: psycopg.AsyncConnection | None = await aconnect(dsn)
     done = 0
+    failures = 0
     started = time.monotonic()
     try:
         while not stop.is_set() and (total is None or done < total):
+            if conn is None or conn.closed:
+                try:
+                    conn = await aconnect(dsn)
+                    failures = 0
+                except ConnectionFailed as exc:
+                    failures += 1
+                    log.warning("enqueuer: %s; retrying", exc.message)
+                    await _pause(stop, backoff_delay(failures, jitter, base=0.2, cap=5.0))
+                    continue
             if rate > 0:
                 due = int((time.monotonic() - started) * rate) - done
             else:
@@ -52,7 +75,13 @@ async def enqueue_loop(
                 due = min(due, total - done)
             if due > 0:
                 batch = draw_tasks(rng, min(due, BATCH))
-                rows = await executor.enqueue(conn, batch)
+                try:
+                    rows = await executor.enqueue(conn, batch)
+                except psycopg.OperationalError as exc:  # the server went away: reconnect and go on
+                    log.warning("enqueuer: connection lost (%s); reconnecting", str(exc).strip().split("\n")[0])
+                    await conn.close()
+                    conn = None
+                    continue
                 for task, (task_id, queued_at) in zip(batch, rows, strict=True):
                     await announce(
                         publisher,
@@ -67,5 +96,13 @@ async def enqueue_loop(
                 except TimeoutError:
                     pass
     finally:
-        await conn.close()
+        if conn is not None:
+            await conn.close()
     return done
+
+
+async def _pause(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        pass

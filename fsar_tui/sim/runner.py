@@ -24,7 +24,7 @@ import psycopg
 from fsar_tui.db import executor
 from fsar_tui.db.connect import aconnect
 from fsar_tui.domain.events import TaskChange
-from fsar_tui.errors import ConnectionFailed, UsageError
+from fsar_tui.errors import CheckFailed, ConnectionFailed, UsageError, first_line
 from fsar_tui.live.mqtt import MqttPublisher, parse_mqtt_url
 from fsar_tui.sim.enqueuer import enqueue_loop
 from fsar_tui.sim.worker import SimConfig, Worker, WorkerStats, announce
@@ -144,6 +144,8 @@ async def run_process(dsn: str, opts: SimulateOptions) -> tuple[WorkerStats, int
         enqueuer = asyncio.create_task(
             enqueue_loop(dsn, rate=opts.rate, total=opts.tasks, seed=opts.seed, stop=stop, publisher=publisher)
         )
+        # An enqueuer that dies (not a lost connection: it reconnects) ends the run at once.
+        enqueuer.add_done_callback(lambda t: None if t.cancelled() or t.exception() is None else stop.set())
     if opts.until_idle:
         background.append(asyncio.create_task(idle_watch(dsn, stop, enqueuer)))
     try:
@@ -154,14 +156,46 @@ async def run_process(dsn: str, opts: SimulateOptions) -> tuple[WorkerStats, int
     for task in pending:
         task.cancel()
     reaped = await reaper
+    died: list[str] = []
     if enqueuer is not None:
-        await asyncio.gather(enqueuer, return_exceptions=True)
+        (outcome,) = await asyncio.gather(enqueuer, return_exceptions=True)
+        if isinstance(outcome, BaseException) and not isinstance(outcome, asyncio.CancelledError):
+            died.append(f"the enqueuer stopped: {describe(outcome)}")
+    for task in workers:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            died.append(f"a worker stopped: {describe(task.exception())}")
     if publisher is not None:
         await publisher.close()
     for task in background:
         task.cancel()
     await asyncio.gather(*pending, *background, return_exceptions=True)
+    if died:
+        # A fleet that silently lost a part would report a healthy run: say it, exit 1.
+        raise CheckFailed(f"simulator: {died[0]}" + (f" (+{len(died) - 1} more)" if len(died) > 1 else ""))
     return stats, reaped, publisher
+
+
+def describe(exc: BaseException | None) -> str:
+    if exc is None:
+        return "no error"
+    return getattr(exc, "message", None) or f"{type(exc).__name__}: {first_line(exc)}"
+
+
+def preflight(dsn: str, *, enqueue: bool) -> None:
+    """Before any worker starts: the database answers (else exit 2, one line), and the role
+    may do what the fleet does — claim and finish tasks, and insert them when enqueuing
+    (a viewer's `simulate` is a usage error, said once, not one permission error per
+    worker and claim)."""
+    from fsar_tui.db.connect import connect
+    from fsar_tui.db.executor import fleet_privileges_sync
+
+    with connect(dsn, autocommit=True) as conn:
+        missing = fleet_privileges_sync(conn, enqueue=enqueue)
+    if missing:
+        raise UsageError(
+            f"simulate: role {missing[0]} may not {', '.join(missing[1:])} — run the fleet as a role "
+            "granted the executor's rights (not fsar_viewer)"
+        )
 
 
 def child_command(opts: SimulateOptions, index: int) -> list[str]:
@@ -195,6 +229,7 @@ def simulate(dsn: str, opts: SimulateOptions) -> WorkerStats:
         if opts.mqtt_url:
             env["FSAR_MQTT_URL"] = opts.mqtt_url
         children = [subprocess.Popen(child_command(opts, i), env=env) for i in range(1, opts.processes)]
+    preflight(dsn, enqueue=opts.enqueue and opts.child_index == 0)
     try:
         stats, reaped, publisher = asyncio.run(run_process(dsn, opts))
     finally:
