@@ -47,6 +47,9 @@ class WebhookServer(ThreadingHTTPServer):
 
     daemon_threads = False
     block_on_close = True  # server_close() waits for requests in flight
+    # socketserver's default listen backlog is 5: bursts of 100-400 concurrent deliveries
+    # (Stripe retries in bulk after an outage) got connection resets the server never saw.
+    request_queue_size = 1024
 
     def __init__(
         self, address: tuple[str, int], *, ingestor: StripeIngestor, path: str, log: TextIO | None = None
