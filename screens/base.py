@@ -123,9 +123,17 @@ class FsarScreen(Screen[None]):
 
     async def on_data_loaded(self, message: DataLoaded[Any]) -> None:
         message.stop()
-        shown = message.show(message.data)
-        if inspect.isawaitable(shown):  # e.g. a Markdown widget's update
-            await shown
+        name = f"show:{getattr(message.show, '__name__', 'data')}"
+        try:
+            shown = message.show(message.data)
+            if inspect.isawaitable(shown):  # e.g. a Markdown widget's update
+                await shown
+        except Exception as exc:  # data this screen cannot show must not end the app
+            self.problems[name] = f"could not show the data ({self.session.describe(exc)})"
+            self.show_problems()
+        else:
+            if self.problems.pop(name, None) is not None:
+                self.show_problems()
 
     def loaded(self, group: str | None = None) -> None:
         """A reload's data arrived: the schedule waits REFRESH_S again, and the problem the

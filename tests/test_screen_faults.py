@@ -118,3 +118,18 @@ async def test_killed_connections_reconnect_without_a_restart(tasks_db):
             pilot, lambda: len(table(app).keys) == 51 and app.session.state == "connected", tries=RECOVERY_TRIES
         )
         assert problem(app) == "" and app.is_running
+
+
+async def test_data_a_screen_cannot_show_is_a_problem_line_not_the_end_of_the_app(tasks_db, monkeypatch):
+    from fsar_tui.screens import queue
+
+    def broken(self, data):
+        raise ValueError("a renderer bug")
+
+    monkeypatch.setattr(queue.QueueScreen, "show_data", broken)
+    app = make_app(tasks_db)
+    async with app.run_test(size=(160, 48)) as pilot:
+        assert await until(pilot, lambda: "could not show the data" in problem(app), tries=RECOVERY_TRIES)
+        assert "a renderer bug" in problem(app) and app.is_running
+        await pilot.press("2")  # the other screens keep working
+        assert await until(pilot, lambda: type(app.screen).__name__ == "ProfilesScreen" and problem(app) == "")
