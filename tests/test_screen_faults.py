@@ -133,3 +133,33 @@ async def test_data_a_screen_cannot_show_is_a_problem_line_not_the_end_of_the_ap
         assert "a renderer bug" in problem(app) and app.is_running
         await pilot.press("2")  # the other screens keep working
         assert await until(pilot, lambda: type(app.screen).__name__ == "ProfilesScreen" and problem(app) == "")
+
+
+async def test_a_payload_nested_3000_deep_is_shown_as_text(tasks_db, run_cli):
+    # PostgreSQL accepts it; Python's parser and every recursive walk after it do not.
+    deep = "[" * 3000 + "]" * 3000
+    x(tasks_db, "UPDATE execution_tasks SET payload = %s::jsonb, result = %s::jsonb WHERE id = 1", (deep, deep))
+    shown = run_cli("tasks", "show", "1", "--dsn", tasks_db)
+    assert shown.returncode == 0, shown.stderr
+    assert "unparsed_json" in shown.stdout and "nested deeper than 64 levels" in shown.stdout
+    app = make_app(tasks_db)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot, app)
+        from fsar_tui.screens.task_detail import TaskDetailScreen
+
+        app.push_screen(TaskDetailScreen(1))
+        assert await until(pilot, lambda: isinstance(app.screen, TaskDetailScreen))
+
+        def shown_detail() -> str:
+            from rich.console import Console
+
+            found = app.screen.query("#detail")
+            if not found:
+                return ""
+            console = Console(width=160, force_terminal=False, color_system=None)
+            with console.capture() as cap:
+                console.print(found.first().content)
+            return cap.get()
+
+        assert await until(pilot, lambda: "unparsed_json" in shown_detail(), tries=RECOVERY_TRIES)
+        assert problem(app) == "" and app.is_running

@@ -8,12 +8,14 @@ The CLI (`fsar-tui tasks`, commands/tasks.py) runs the same SQL through `_sync` 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection, Connection
 from psycopg.rows import class_row, dict_row
+from psycopg.types.json import set_json_loads
 
 from fsar_tui.db.rows import one
 from fsar_tui.domain.task_filter import TaskFilter
@@ -326,8 +328,48 @@ DETAIL_SQL = """SELECT t.*, rr.revision AS rollout_revision, r.target AS rollout
 EVENTS_SQL = "SELECT from_status, to_status, attempt, worker_id, at FROM task_events WHERE task_id = %s ORDER BY id"
 
 
+# Agents write payloads and results: PostgreSQL accepts JSON nested thousands deep, which
+# Python's parser (and every recursive walk after it: redaction, pretty-printing) cannot
+# take. The detail reads them through a loader that keeps such a document as its text.
+MAX_JSON_DEPTH = 64
+JSON_TEXT_SHOWN = 64 * 1024
+
+
+def _depth_over(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return False
+
+
+def bounded_json(data: str | bytes) -> Any:
+    """json.loads for untrusted documents: one nested deeper than MAX_JSON_DEPTH (or too
+    deep to parse at all) comes back as {"unparsed_json": first 64 KiB of its text}."""
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes | bytearray | memoryview) else data
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        value = None
+    else:
+        if not _depth_over(value, MAX_JSON_DEPTH):
+            return value
+    shown = text[:JSON_TEXT_SHOWN]
+    more = len(text) - len(shown)
+    return {
+        "unparsed_json": shown + (f"… ({more:,} more characters)" if more else ""),
+        "why": f"nested deeper than {MAX_JSON_DEPTH} levels: shown as text",
+    }
+
+
 async def task_detail(conn: AsyncConnection, task_id: int) -> dict[str, Any] | None:
     async with conn.cursor(row_factory=dict_row) as cur:
+        set_json_loads(bounded_json, cur)
         await cur.execute(DETAIL_SQL, (task_id,))
         task = await cur.fetchone()
         if task is None:
@@ -341,6 +383,7 @@ def task_detail_sync(conn: Connection, task_id: int) -> dict[str, Any] | None:
     """`task_detail` for the CLI (`fsar-tui tasks show`): the row, its rollout and
     proposal, and `events` (the task_events trail, oldest first)."""
     with conn.cursor(row_factory=dict_row) as cur:
+        set_json_loads(bounded_json, cur)
         task = cur.execute(DETAIL_SQL, (task_id,)).fetchone()
         if task is None:
             return None
