@@ -325,7 +325,13 @@ DETAIL_SQL = """SELECT t.*, rr.revision AS rollout_revision, r.target AS rollout
                LEFT JOIN rollouts r ON r.id = rr.rollout_id
                LEFT JOIN fsar_proposals p ON p.id = t.proposal_id
                WHERE t.id = %s"""
-EVENTS_SQL = "SELECT from_status, to_status, attempt, worker_id, at FROM task_events WHERE task_id = %s ORDER BY id"
+# task_events has no CHECK on its status columns and an operator role may INSERT into it:
+# a status that is not one of the five is shown as "?" (an escape sequence never reaches a terminal).
+EVENTS_SQL = """SELECT CASE WHEN from_status IN ('queued','running','succeeded','failed','cancelled')
+                            THEN from_status WHEN from_status IS NULL THEN NULL ELSE '?' END AS from_status,
+                       CASE WHEN to_status IN ('queued','running','succeeded','failed','cancelled')
+                            THEN to_status ELSE '?' END AS to_status,
+                       attempt, worker_id, at FROM task_events WHERE task_id = %s ORDER BY id"""
 
 
 # Agents write payloads and results: PostgreSQL accepts JSON nested thousands deep, which
