@@ -34,13 +34,14 @@ import asyncio
 import gc
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import psycopg
 from psycopg_pool import PoolTimeout
 from textual import work
 from textual.app import App, ScreenStackError, SystemCommand
 from textual.binding import Binding
+from textual.filter import LineFilter
 from textual.screen import Screen
 
 from fsar_tui.config import Settings
@@ -71,6 +72,7 @@ from fsar_tui.screens.roi import RoiScreen
 from fsar_tui.services.audit_pass import CHECK_EVERY_S, FIRST_CHECK_AFTER_S, CheckResult, scheduled_check
 from fsar_tui.session import Session
 from fsar_tui.widgets.status_header import StatusHeader
+from fsar_tui.widgets.terminal_filter import TerminalTextFilter
 
 SCREENS = {
     "queue": ("1", "Queue"),
@@ -95,6 +97,9 @@ def theme_for(term: str | None, colorterm: str | None) -> str | None:
         if term in ("xterm", "screen", "tmux", "linux", "vt100", "vt220", "ansi", "rxvt", "cygwin")
         else None
     )
+
+
+_TERMINAL_FILTER = TerminalTextFilter()
 
 
 class FsarApp(App):
@@ -135,6 +140,12 @@ class FsarApp(App):
         self.presence: dict[str, str] = {}
         self.live: LiveService | None = None
         self.set_keymap(settings.keymap)
+
+    def get_line_filters(self) -> Sequence[LineFilter]:
+        # Every rendered line of every widget passes the terminal-text filter: nothing
+        # agent-written reaches the terminal as a control or bidi character, whatever
+        # the widget that drew it forgot (widgets/terminal_filter.py).
+        return [*super().get_line_filters(), _TERMINAL_FILTER]
 
     # -- lifecycle --------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ options after its own name: `fsar-tui migrate --dsn …`, `fsar-tui --dsn … --
 Exit codes: 0 ok · 1 an operation or check failed · 2 usage or connection error.
 Errors are one line on stderr (plus detail lines where rows are listed); never a
 traceback (FSAR_DEBUG=1 shows one for developers); passwords are always masked.
+Everything a command writes to stdout/stderr passes one sanitiser (commands/output.py).
 """
 
 from __future__ import annotations
@@ -71,15 +72,32 @@ def run(argv: Sequence[str] | None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from fsar_tui.commands.output import terminal_safe_output
+
     try:
-        return run(argv)
+        with terminal_safe_output():  # every byte a command prints passes strip_controls
+            return run(argv)
     except FsarError as err:
         return _report(err)
+    except psycopg.errors.QueryCanceled as exc:
+        # A subclass of OperationalError, but the server is there: the query was too slow.
+        return _report(CheckFailed(f"statement timeout: {mask_dsn(first_line(exc))} (the server is slow or busy)"))
+    except psycopg.errors.LockNotAvailable as exc:
+        return _report(CheckFailed(f"lock timeout: {mask_dsn(first_line(exc))} (another session holds the lock)"))
+    except psycopg.errors.InsufficientPrivilege as exc:
+        return _report(CheckFailed(f"{mask_dsn(first_line(exc))} (this role lacks the grant: README, Roles)"))
     except psycopg.OperationalError as exc:
         # Connection lost mid-operation (server restart, network): a usage/connection error.
         return _report(ConnectionFailed(f"database connection lost: {mask_dsn(first_line(exc))}"))
     except psycopg.Error as exc:
         return _report(CheckFailed(f"database error: {mask_dsn(first_line(exc))}"))
+    except BrokenPipeError:
+        # The reader went away (`fsar-tui tasks list | head -1`): what it read was its
+        # choice, not a failure. Point stdout at /dev/null so the interpreter's final
+        # flush cannot fail again, and exit 0.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.__stdout__.fileno() if sys.__stdout__ else 1)
+        return 0
     except KeyboardInterrupt:
         print("fsar-tui: interrupted", file=sys.stderr)
         return 130

@@ -48,7 +48,7 @@ def test_the_layers_have_their_folders():
 def test_every_command_family_registers_itself_and_is_in_the_registry():
     from fsar_tui import commands
 
-    modules = {m.name for m in pkgutil.iter_modules(commands.__path__)} - {"base"}
+    modules = {m.name for m in pkgutil.iter_modules(commands.__path__)} - {"base", "output"}
     assert set(commands.FAMILIES) == modules
     for name in modules:
         module = importlib.import_module(f"fsar_tui.commands.{name}")

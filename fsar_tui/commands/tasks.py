@@ -188,8 +188,10 @@ def run_list(args: Namespace, ctx: Context) -> int:
             after = tasks.sort_key(batch[-1], args.sort)
         more = len(rows) > args.limit
         rows = rows[: args.limit]
-        matching = tasks.count_matching_sync(conn, f, COUNT_CAP) if more else len(rows)
-    summary = _summary(len(rows), matching, more)
+        # Count at least COUNT_CAP past what is shown, so "N of >M" always has M > N.
+        cap = args.limit + COUNT_CAP
+        matching = tasks.count_matching_sync(conn, f, cap) if more else len(rows)
+    summary = _summary(len(rows), matching, more, cap)
     if args.format == "table":
         print(_table(rows))
         print(summary)
@@ -208,10 +210,10 @@ def run_list(args: Namespace, ctx: Context) -> int:
     return EXIT_OK
 
 
-def _summary(shown: int, matching: int, more: bool) -> str:
+def _summary(shown: int, matching: int, more: bool, cap: int = COUNT_CAP) -> str:
     if not more:
         return "no task matches" if shown == 0 else f"{shown:,} task{'s' if shown != 1 else ''}"
-    total = f">{COUNT_CAP - 1:,}" if matching >= COUNT_CAP else f"{matching:,}"
+    total = f">{cap - 1:,}" if matching >= cap else f"{matching:,}"
     return f"{shown:,} of {total} tasks (raise --limit or narrow --filter to see more)"
 
 
