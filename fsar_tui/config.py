@@ -9,6 +9,8 @@ user config dir (`~/.config/fsar-tui/config.toml` on Linux). Recognised keys:
     read_only = false             # FSAR_READ_ONLY (1/true/yes)
     statement_timeout_ms = 5000   # FSAR_STATEMENT_TIMEOUT_MS
     live = "auto"                 # FSAR_LIVE: auto | mqtt | notify | poll
+    pooler = "auto"               # FSAR_POOLER: auto | pgbouncer | none — a transaction
+                                  # pooler in between (db/pooler.py); auto detects it
     [keymap]                      # binding id -> keys, e.g. quit = "ctrl+q"
     [redaction]                   # the one redaction policy (domain/redact.py)
     detectors = ["bearer", "api_key", "secret", "email", "card", "phone"]   # default: all
@@ -44,6 +46,9 @@ APP_NAME = "fsar-tui"
 DEFAULT_STATEMENT_TIMEOUT_MS = 5000
 
 LIVE_MODES = ("auto", "mqtt", "notify", "poll")
+# Whether a transaction pooler (PgBouncer, Neon's pooled endpoint) sits in front of the
+# server: detected (auto) or said (fsar_tui.db.pooler).
+POOLER_MODES = ("auto", "pgbouncer", "none")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -56,6 +61,7 @@ class Settings:
     read_only: bool = False
     statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS
     live: str = "auto"
+    pooler: str = "auto"
     keymap: dict[str, str] = field(default_factory=dict)
     config_path: Path | None = None
     redaction: Policy = field(default_factory=Policy)
@@ -80,6 +86,7 @@ class Settings:
             "read_only": self.read_only,
             "statement_timeout_ms": self.statement_timeout_ms,
             "live": self.live,
+            "pooler": self.pooler,
             "redaction": {
                 "detectors": list(self.redaction.detectors),
                 "fields": len(self.redaction.fields),
@@ -128,7 +135,17 @@ def read_config_file(path: Path, *, required: bool) -> dict[str, Any]:
         raise UsageError(f"{path}: invalid TOML: {exc}") from None
     except OSError as exc:
         raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
-    known = {"dsn", "read_dsn", "mqtt_url", "read_only", "statement_timeout_ms", "live", "keymap", "redaction"}
+    known = {
+        "dsn",
+        "read_dsn",
+        "mqtt_url",
+        "read_only",
+        "statement_timeout_ms",
+        "live",
+        "pooler",
+        "keymap",
+        "redaction",
+    }
     unknown = sorted(set(data) - known)
     if unknown:
         raise UsageError(f"{path}: unknown setting(s): {', '.join(unknown)}")
@@ -209,6 +226,7 @@ def load_settings(
                 "read_only": env.get("FSAR_READ_ONLY"),
                 "statement_timeout_ms": env.get("FSAR_STATEMENT_TIMEOUT_MS"),
                 "live": env.get("FSAR_LIVE") or None,
+                "pooler": env.get("FSAR_POOLER") or None,
             },
         ),
         ("flags", flags),
@@ -228,6 +246,10 @@ def load_settings(
             if values["live"] not in LIVE_MODES:
                 raise UsageError(f"{source}: live must be one of {', '.join(LIVE_MODES)}, got {values['live']!r}")
             changes["live"] = values["live"]
+        if values.get("pooler"):
+            if values["pooler"] not in POOLER_MODES:
+                raise UsageError(f"{source}: pooler must be one of {', '.join(POOLER_MODES)}, got {values['pooler']!r}")
+            changes["pooler"] = values["pooler"]
         if values.get("keymap"):
             changes["keymap"] = {**settings.keymap, **values["keymap"]}
         if values.get("redaction") is not None:

@@ -24,7 +24,7 @@ import psycopg
 from psycopg_pool import PoolTimeout
 
 from fsar_tui.config import Settings
-from fsar_tui.db.connect import UNAVAILABLE_ERRORS
+from fsar_tui.db.connect import UNAVAILABLE_ERRORS, configure_pooler
 from fsar_tui.dsn import mask_dsn
 from fsar_tui.errors import ConnectionFailed, FsarError, first_line
 
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool
 
     from fsar_tui.db.governance import Privileges
+    from fsar_tui.db.pooler import FsarAsyncConnection
 
 T = TypeVar("T")
 
@@ -58,9 +59,13 @@ class Session:
     """The app's database session, shared by every screen (the app owns it)."""
 
     def __init__(self, dsn: str, settings: Settings) -> None:
+        # Every connection this process opens to dsn (the pool, writes, the live sources)
+        # follows the configured `pooler` setting; "auto" detects it (db/pooler.py).
+        configure_pooler(dsn, settings.pooler)
+        configure_pooler(settings.read_dsn, settings.pooler)
         self.dsn = dsn
         self.settings = settings
-        self.pool: AsyncConnectionPool | None = None
+        self.pool: AsyncConnectionPool[FsarAsyncConnection] | None = None
         self.privileges: Privileges | None = None
         self.read_only = settings.read_only
         self.state = "connecting"

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NoReturn, overload
 
-from fsar_tui.config import Settings, load_settings
+from fsar_tui.config import POOLER_MODES, Settings, load_settings
 from fsar_tui.errors import UsageError
 
 if TYPE_CHECKING:
@@ -60,6 +60,12 @@ def common_options() -> Parser:
         help="live event source (default auto: mqtt if configured, else notify, else poll)",
     )
     g.add_argument(
+        "--pooler",
+        choices=POOLER_MODES,
+        default=argparse.SUPPRESS,
+        help="a transaction pooler in front of the server (env FSAR_POOLER; default auto: detected)",
+    )
+    g.add_argument(
         "--reveal",
         action="store_const",
         const=True,
@@ -79,7 +85,17 @@ def common_options() -> Parser:
 def settings_from(args: Namespace, env: dict[str, str] | None = None) -> Settings:
     flags = {
         k: getattr(args, k, None)
-        for k in ("dsn", "read_dsn", "mqtt_url", "read_only", "statement_timeout_ms", "live", "reveal", "ingest_live")
+        for k in (
+            "dsn",
+            "read_dsn",
+            "mqtt_url",
+            "read_only",
+            "statement_timeout_ms",
+            "live",
+            "pooler",
+            "reveal",
+            "ingest_live",
+        )
     }
     return load_settings(flags=flags, env=env, config_path=getattr(args, "config", None))
 
@@ -106,14 +122,23 @@ class Context:
 
     def dsn(self, *, migrate_embedded: bool = True) -> str:
         if self._dsn is None:
+            from fsar_tui.db.connect import configure_pooler
+
             self._dsn = resolve_dsn(self.settings, migrate_embedded=migrate_embedded)
+            configure_pooler(self._dsn, self.settings.pooler)
+            configure_pooler(self.settings.read_dsn, self.settings.pooler)
         return self._dsn
 
     def connect(self, *, autocommit: bool = True) -> psycopg.Connection:
         """A short-lived connection with the configured statement timeout."""
         from fsar_tui.db.connect import connect
 
-        return connect(self.dsn(), autocommit=autocommit, statement_timeout_ms=self.settings.statement_timeout_ms)
+        return connect(
+            self.dsn(),
+            autocommit=autocommit,
+            statement_timeout_ms=self.settings.statement_timeout_ms,
+            pooler_mode=self.settings.pooler,
+        )
 
 
 def add_command(

@@ -1,11 +1,36 @@
 """Opening connections (sync and the async pool) and explaining why one failed.
 
-Every connection fsar-tui opens goes through `conninfo()`, which adds a connect
-timeout, an application_name (so operators can find us in pg_stat_activity) and a
-statement_timeout, so no query can hang the app — with JIT off in the same options:
-every query here reads a few thousand rollup rows, and when a rough estimate crosses
-jit_above_cost, compiling takes longer (up to a second) than the query itself. Driver errors become
-`ConnectionFailed("cannot connect to host:port/db: cause")`, one line, password-free.
+Every connection fsar-tui opens goes through `conninfo()` and is an `FsarConnection`
+(db/pooler.py). conninfo() adds:
+
+- a connect timeout and an application_name (so operators can find us in pg_stat_activity);
+- TCP keepalives and a TCP user timeout (KEEPALIVES): a server that stops answering —
+  a black hole, packets dropped, no RST — is detected by the kernel in ~11 s, and the
+  read waiting on it fails with an OperationalError the session counts as "unavailable",
+  instead of a pooled connection waiting ~15 minutes for TCP's retransmissions to give up
+  while the header says "connected" over frozen data. Idle: a probe after 5 s, then every
+  2 s; in flight: data unacknowledged for 10 s ends the connection. A long COPY or
+  pipelined batch the server stops reading for over 10 s is cut too; a DSN that sets
+  `tcp_user_timeout=0` (or any of these) wins;
+- a statement_timeout, so no query can hang the app, with JIT off: every query here reads
+  a few thousand rollup rows, and when a rough estimate crosses jit_above_cost, compiling
+  takes longer (up to a second) than the query itself.
+
+How the last two travel depends on what is in between. Straight to PostgreSQL: in the
+startup packet's `options` (`-c statement_timeout=… -c jit=off`), free. Behind a
+transaction pooler (PgBouncer in transaction mode, Neon's pooled endpoint) there is no
+session to hold them: PgBouncer refuses startup `options` by default, a session `SET`
+would land on one server connection of the pool, and `ALTER ROLE … SET` would be a
+deployment step and one value for every client of the role. So the connection applies
+them to each transaction itself — `set_config(…, true)`, i.e. `SET LOCAL`, right after
+BEGIN, a statement run in autocommit being wrapped in a transaction of its own — and
+never prepares statements (`prepare_threshold=None`). Whether a pooler is there is
+configured (`pooler = "pgbouncer"` / `"none"`) or detected (`"auto"`); see db/pooler.py.
+A role- or database-level `ALTER … SET statement_timeout` on the server remains a good
+floor for clients that are not fsar-tui.
+
+Driver errors become `ConnectionFailed("cannot connect to host:port/db: cause")`, one
+line, password-free.
 """
 
 from __future__ import annotations
@@ -13,9 +38,11 @@ from __future__ import annotations
 import re
 
 import psycopg
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from fsar_tui.db import pooler
+from fsar_tui.db.pooler import FsarAsyncConnection, FsarConnection
 from fsar_tui.domain.sanitize import first_line
 from fsar_tui.dsn import describe_target, mask_dsn
 from fsar_tui.errors import ConnectionFailed, UsageError
@@ -26,13 +53,33 @@ UNAVAILABLE_ERRORS = (psycopg.OperationalError, PoolTimeout, psycopg.errors.Quer
 
 CONNECT_TIMEOUT_S = 5
 APPLICATION_NAME = "fsar-tui"
+# libpq's TCP settings (seconds, and milliseconds for tcp_user_timeout): see the docstring.
+KEEPALIVES: dict[str, int] = {
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 10_000,
+}
 
 
-def conninfo(dsn: str, *, statement_timeout_ms: int | None = None, application_name: str = APPLICATION_NAME) -> str:
-    """The DSN with our defaults; the user's own values win where they set them."""
+def session_settings(statement_timeout_ms: int | None) -> dict[str, str]:
+    """What every transaction of a connection runs with (none without a timeout: as before)."""
+    if statement_timeout_ms is None:
+        return {}
+    return {"statement_timeout": str(int(statement_timeout_ms)), "jit": "off"}
+
+
+def conninfo(
+    dsn: str,
+    *,
+    statement_timeout_ms: int | None = None,
+    application_name: str = APPLICATION_NAME,
+    pooled: bool = False,
+) -> str:
+    """The DSN with our defaults; the user's own values win where they set them. `pooled`:
+    behind a transaction pooler, so no startup `options` (the settings go per transaction)."""
     try:
-        from psycopg.conninfo import conninfo_to_dict
-
         given = conninfo_to_dict(dsn)
     except psycopg.ProgrammingError as exc:
         raise UsageError(f"invalid DSN {mask_dsn(dsn)!r}: {first_line(str(exc), 'unknown error')}") from None
@@ -41,10 +88,19 @@ def conninfo(dsn: str, *, statement_timeout_ms: int | None = None, application_n
         extra["connect_timeout"] = CONNECT_TIMEOUT_S
     if "application_name" not in given:
         extra["application_name"] = application_name
-    if statement_timeout_ms is not None:
+    extra.update({k: v for k, v in KEEPALIVES.items() if k not in given})
+    settings = session_settings(statement_timeout_ms)
+    if settings and not pooled:
         options = str(given.get("options", ""))
-        extra["options"] = f"{options} -c statement_timeout={int(statement_timeout_ms)} -c jit=off".strip()
+        extra["options"] = " ".join([options, *(f"-c {k}={v}" for k, v in settings.items())]).strip()
     return make_conninfo(dsn, **extra)
+
+
+def configure_pooler(dsn: str | None, mode: str) -> None:
+    """The configured `pooler` setting for `dsn`, for every connection this process opens to
+    it (the simulator and the live sources connect without the settings at hand)."""
+    if dsn and mode != "auto":
+        pooler.remember(dsn, mode == "pgbouncer")
 
 
 _CAUSES = [
@@ -84,24 +140,68 @@ def connection_failed(dsn: str, exc: BaseException) -> ConnectionFailed:
     return ConnectionFailed(f"cannot connect to {describe_target(dsn)}: {explain_connect_error(exc)}")
 
 
-def connect(dsn: str, *, autocommit: bool = False, statement_timeout_ms: int | None = None) -> psycopg.Connection:
+def connect(
+    dsn: str, *, autocommit: bool = False, statement_timeout_ms: int | None = None, pooler_mode: str = "auto"
+) -> FsarConnection:
     """A sync connection (used by migrations and the CLI), errors translated."""
-    info = conninfo(dsn, statement_timeout_ms=statement_timeout_ms)
+    pooled = pooler.known(dsn, pooler_mode)
+
+    def attempt(pooled: bool | None) -> FsarConnection:
+        info = conninfo(dsn, statement_timeout_ms=statement_timeout_ms, pooled=bool(pooled))
+        return FsarConnection.connect(info, autocommit=autocommit, prepare_threshold=None if pooled else 5)
+
     try:
-        return psycopg.connect(info, autocommit=autocommit)
+        try:
+            conn = attempt(pooled)
+        except psycopg.OperationalError as exc:
+            if pooled is not None or not pooler.refused_options(exc):
+                raise
+            pooled = True
+            conn = attempt(pooled)
+        if pooled is None:
+            try:
+                pooled = pooler.probe(conn)
+            except BaseException:
+                conn.close()
+                raise
     except psycopg.OperationalError as exc:
         raise connection_failed(dsn, exc) from None
+    pooler.remember(dsn, pooled)
+    if pooled:
+        conn.use_pooler(session_settings(statement_timeout_ms))
+    return conn
 
 
 async def aconnect(
-    dsn: str, *, autocommit: bool = True, statement_timeout_ms: int | None = None
-) -> psycopg.AsyncConnection:
+    dsn: str, *, autocommit: bool = True, statement_timeout_ms: int | None = None, pooler_mode: str = "auto"
+) -> FsarAsyncConnection:
     """A dedicated async connection (LISTEN needs one of its own)."""
-    info = conninfo(dsn, statement_timeout_ms=statement_timeout_ms)
+    pooled = pooler.known(dsn, pooler_mode)
+
+    async def attempt(pooled: bool | None) -> FsarAsyncConnection:
+        info = conninfo(dsn, statement_timeout_ms=statement_timeout_ms, pooled=bool(pooled))
+        return await FsarAsyncConnection.connect(info, autocommit=autocommit, prepare_threshold=None if pooled else 5)
+
     try:
-        return await psycopg.AsyncConnection.connect(info, autocommit=autocommit)
+        try:
+            conn = await attempt(pooled)
+        except psycopg.OperationalError as exc:
+            if pooled is not None or not pooler.refused_options(exc):
+                raise
+            pooled = True
+            conn = await attempt(pooled)
+        if pooled is None:
+            try:
+                pooled = await pooler.aprobe(conn)
+            except BaseException:
+                await conn.close()
+                raise
     except psycopg.OperationalError as exc:
         raise connection_failed(dsn, exc) from None
+    pooler.remember(dsn, pooled)
+    if pooled:
+        conn.use_pooler(session_settings(statement_timeout_ms))
+    return conn
 
 
 async def open_pool(
@@ -112,19 +212,31 @@ async def open_pool(
     max_size: int = 4,
     read_only: bool = False,
     wait_timeout: float = CONNECT_TIMEOUT_S,
-) -> AsyncConnectionPool:
+    pooler_mode: str = "auto",
+) -> AsyncConnectionPool[FsarAsyncConnection]:
     """An opened AsyncConnectionPool; fails fast with a one-line error when unreachable.
 
     `read_only` makes every pooled connection default to read-only transactions, so
-    Postgres itself refuses writes even if a code path forgot to check.
+    Postgres itself refuses writes even if a code path forgot to check (`BEGIN READ
+    ONLY`: per transaction, so it holds behind a transaction pooler too).
     """
+    # One connection first: the cause in one line when the server is unreachable (the
+    # pool's own timeout hides it), and whether a transaction pooler is in between.
+    first = await aconnect(dsn, statement_timeout_ms=statement_timeout_ms, pooler_mode=pooler_mode)
+    pooled = first.pooled
+    await first.close()
+    settings = session_settings(statement_timeout_ms)
 
-    async def configure(conn: psycopg.AsyncConnection) -> None:
+    async def configure(conn: FsarAsyncConnection) -> None:
+        if pooled:
+            conn.use_pooler(settings)
         if read_only:
             await conn.set_read_only(True)
 
     pool = AsyncConnectionPool(
-        conninfo(dsn, statement_timeout_ms=statement_timeout_ms),
+        conninfo(dsn, statement_timeout_ms=statement_timeout_ms, pooled=pooled),
+        connection_class=FsarAsyncConnection,
+        kwargs={"prepare_threshold": None} if pooled else None,
         min_size=min_size,
         max_size=max_size,
         open=False,
@@ -140,9 +252,8 @@ async def open_pool(
         await pool.open(wait=True, timeout=wait_timeout)
     except Exception as exc:
         await pool.close()
-        # The pool's own timeout hides the cause: ask libpq directly for it.
-        try:
-            conn = await aconnect(dsn)
+        try:  # the server may have gone in between: say why, if libpq can
+            conn = await aconnect(dsn, pooler_mode=pooler_mode)
         except ConnectionFailed as failed:
             raise failed from None
         await conn.close()
