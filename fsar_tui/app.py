@@ -35,6 +35,7 @@ import gc
 import logging
 import os
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 
 import psycopg
 from psycopg_pool import PoolTimeout
@@ -44,6 +45,7 @@ from textual.binding import Binding
 from textual.filter import LineFilter
 from textual.screen import Screen
 
+from fsar_tui import clock
 from fsar_tui.config import Settings
 from fsar_tui.db.connect import open_pool
 from fsar_tui.db.server import aserver_facts
@@ -104,6 +106,7 @@ _TERMINAL_FILTER = TerminalTextFilter()
 
 class FsarApp(App):
     TITLE = "fsar-tui"
+    PRIVILEGES_EVERY_S = 30.0  # how often the role's privileges are read again
     MODES = {
         "queue": QueueScreen,
         "profiles": ProfilesScreen,
@@ -137,6 +140,8 @@ class FsarApp(App):
         self.reveal = install_reveal(Reveal())
         self.redaction = current_policy()  # handed to the audit pass's thread
         self.audit_check: CheckResult | None = None
+        # When the last scheduled pass failed and why (None after a pass that worked).
+        self.audit_failure: tuple[datetime, str] | None = None
         self.presence: dict[str, str] = {}
         self.live: LiveService | None = None
         self.set_keymap(settings.keymap)
@@ -194,6 +199,7 @@ class FsarApp(App):
                 self.set_timer(FIRST_CHECK_AFTER_S, self.run_audit_check)
                 self.set_interval(CHECK_EVERY_S, self.run_audit_check)
                 self.set_interval(15, self.read_alert_counts)
+                self.set_interval(self.PRIVILEGES_EVERY_S, self.recheck_privileges)
                 self.read_alert_counts()
                 if self.settings.ingest_live:
                     self.ingest_live()
@@ -254,6 +260,34 @@ class FsarApp(App):
         if screen is not None:
             screen.refresh_bindings()
 
+    @work(exclusive=True, group="privileges", exit_on_error=False)
+    async def recheck_privileges(self) -> None:
+        """A GRANT or REVOKE after start shows without a restart: the keys a role may use
+        follow what it may do now (Postgres enforces it either way)."""
+        from fsar_tui.db.governance import privileges
+
+        session = self.session
+        if not session.ready:
+            return
+        try:
+            fresh = await session.read(privileges)
+        except (FsarError, psycopg.Error):
+            return  # the screens say what is wrong with the database; try again next round
+        before = session.privileges
+        session.privileges = fresh
+        if not self.settings.read_only:  # --read-only stays read-only whatever the grants
+            if not fresh.act and not session.read_only:
+                session.read_only = True
+                self.notify(f"role {fresh.role} may only read now: actions are hidden", timeout=8)
+            elif fresh.act and session.read_only:
+                session.read_only = False
+                self.notify(f"role {fresh.role} may act again", timeout=8)
+        if fresh != before:
+            screen = self.active_screen()
+            if screen is not None:
+                screen.refresh_bindings()
+            self.update_headers()
+
     def can(self, power: str) -> bool:
         return self.session.can(power)
 
@@ -308,14 +342,17 @@ class FsarApp(App):
                 policy=self.redaction,
                 statement_timeout_ms=self.settings.statement_timeout_ms,
             )
-        except (FsarError, psycopg.Error):
-            return  # the header already says when the database is unreachable; next pass retries
-        except Exception as exc:  # a bug in one check must not take the console down with it
-            self.call_from_thread(
-                self.notify, f"audit check failed: {self.session.describe(exc)}"[:200], severity="error", timeout=15
-            )
+        except Exception as exc:  # a failing pass (or a bug in one check) must not end the console
+            # …nor pass silently: screen 4 says the pass failed and that its readiness is stale.
+            self.call_from_thread(self.audit_failed, self.session.describe(exc))
             return
         self.call_from_thread(self.audit_checked, result)
+
+    def audit_failed(self, why: str) -> None:
+        self.audit_failure = (clock.now(), why)
+        screen = self.active_screen()
+        if screen is not None:
+            screen.post_message(AuditChecked(None))
 
     def on_audit_check_requested(self, message: AuditCheckRequested) -> None:
         self.run_audit_check()
@@ -328,6 +365,7 @@ class FsarApp(App):
 
     def audit_checked(self, result: CheckResult) -> None:
         self.audit_check = result
+        self.audit_failure = None
         screen = self.active_screen()
         if screen is not None:
             screen.post_message(AuditChecked(result))

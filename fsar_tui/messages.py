@@ -28,8 +28,9 @@ class DatabaseReady(Message):
 
 
 class AuditChecked(Message):
-    """The app's scheduled audit pass finished (audit_schedule.CheckResult): rollback
-    readiness, gate verdicts and alerts are fresh."""
+    """The app's scheduled audit pass finished: `result` is its services.audit_pass
+    CheckResult (rollback readiness, gate verdicts and alerts are fresh), or None when
+    the pass failed (the app's `audit_failure` says why; the last result is stale)."""
 
     def __init__(self, result) -> None:
         super().__init__()

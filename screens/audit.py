@@ -3,7 +3,7 @@ alerts, and the operator action log.
 
 Four tables, top to bottom; `tab` moves between them, `j/k` move within one:
 - Rollouts: target, kind, task type, active revision, the revision a rollback goes to,
-  and readiness from the app's scheduled pass (audit_schedule: every rollback rehearsed
+  and readiness from the app's scheduled pass (services/audit_pass.py: every rollback rehearsed
   in a rolled-back transaction every minute) — "ready · verified 3 min ago" or the
   failure in red. `R` on a target: dry-run preview (target revision, artifact diff,
   tasks in flight, last gate verdicts), type the target's name, give a reason; one
@@ -218,9 +218,15 @@ class AuditScreen(FsarScreen):
         else:
             broken = sum(1 for p in check.problems.values() if p)
             status.append(f"rollouts · {len(targets)} target(s) · checked {check.at:%H:%M:%S} · ")
-            status.append(
-                f"{broken} NOT READY" if broken else "every rollback ready", style="bold red" if broken else "green"
-            )
+            failure = self.fsar.audit_failure
+            if failure is not None:
+                # The readiness above is from the last pass that worked: never call it ready.
+                status.append(f"last pass FAILED at {failure[0]:%H:%M:%S}: ", style="bold red")
+                status.append(safe_text(failure[1]).plain[:120], style="bold red")
+            else:
+                status.append(
+                    f"{broken} NOT READY" if broken else "every rollback ready", style="bold red" if broken else "green"
+                )
             status.append(" · R rollback · e check now")
         self.query_one("#targets-status", TextPanel).show(status)
 

@@ -175,6 +175,8 @@ class QueueScreen(FsarScreen):
 
     def show_data(self, data: task_queries.QueueSnapshot) -> None:
         self.loaded("queue-refresh")
+        # A refresh reloads every row a failed next page would have added: its problem is gone.
+        self.clear_problem("queue-more")
         self.rows = data.rows
         self.query_one(KeyedTable).replace_rows([(r.id, self.cells(r)) for r in data.rows])
         self.matching = data.matching
@@ -207,6 +209,7 @@ class QueueScreen(FsarScreen):
         self.deliver(self.show_more, more)
 
     def show_more(self, more: list[task_queries.TaskRow]) -> None:
+        self.clear_problem("queue-more")
         self.rows += more
         self.query_one(KeyedTable).append_rows([(r.id, self.cells(r)) for r in more])
 
