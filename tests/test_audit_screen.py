@@ -123,7 +123,7 @@ async def test_keyboard_rollback_loses_a_race_and_says_who_won(rollout_db):
         assert await until(pilot, lambda: "changed while you decided" in notes(app))
         assert "alice" in notes(app)
     assert active(rollout_db) == 3 and len(revisions(rollout_db)) == 3  # no double rollback
-    assert [r[0] for r in q(rollout_db, "SELECT actor FROM operator_actions")] == ["alice"]
+    assert [r[0] for r in q(rollout_db, "SELECT claimed_os_user FROM operator_actions")] == ["alice"]
 
 
 async def test_blocking_gate_is_shown_and_overridden_with_a_reason(db_dsn):

@@ -254,4 +254,4 @@ async def test_reports_published_on_mqtt_are_ingested_live(db_dsn, mqtt_url):
     assert "already stored" in outcomes[1][0]
     assert outcomes[2][0].startswith("rejected: mqtt:fsar/v1/proposals:")
     assert stored(db_dsn) == [(SEED_ID, parse_report(seed_text()).sha256)]
-    assert q(db_dsn, "SELECT actor FROM operator_actions") == [("mqtt-ingest",)]
+    assert q(db_dsn, "SELECT claimed_os_user FROM operator_actions") == [("mqtt-ingest",)]

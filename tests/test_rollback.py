@@ -80,7 +80,7 @@ def test_two_operators_racing_have_exactly_one_winner(rollout_db):
     winners = [n for n, r in results.items() if r == 3]
     assert len(winners) == 1, results
     loser = "bob" if winners == ["alice"] else "alice"
-    assert f"revision 3 is active now by {winners[0]} (rollback at" in results[loser]
+    assert f"revision 3 is active now by postgres (OS user {winners[0]}, unverified) (rollback at" in results[loser]
     assert [r[0] for r in revisions(rollout_db)] == [1, 2, 3] and active(rollout_db) == 3
     assert q(rollout_db, "SELECT count(*) FROM operator_actions") == [(1,)]
 

@@ -92,9 +92,11 @@ async def test_retry_cancel_requeue_with_optimistic_check_and_audit(seeded):
             conn, "retry", failed, "flaky upstream", scope="task filter status:failed", actor="alice"
         )
         assert result.done == sorted(i for i, _ in failed[1:]) and result.changed == [failed[0][0]]
-        cur = await conn.execute("SELECT actor, action, target, reason, before, after FROM operator_actions")
-        ((actor, action, target, reason, before, after),) = await cur.fetchall()
-        assert (actor, action, reason) == ("alice", "task.retry", "flaky upstream")
+        cur = await conn.execute(
+            "SELECT actor, claimed_os_user, action, target, reason, before, after FROM operator_actions"
+        )
+        ((actor, claimed, action, target, reason, before, after),) = await cur.fetchall()
+        assert (actor, claimed, action, reason) == ("postgres", "alice", "task.retry", "flaky upstream")
         assert before == {"status": {str(i): "failed" for i, _ in failed[1:]}} and after["status"] == "queued"
         cur = await conn.execute(
             "SELECT status, finished_at IS NULL, attempt < max_attempts FROM execution_tasks WHERE id = ANY(%s)",

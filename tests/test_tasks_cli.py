@@ -257,9 +257,11 @@ def test_retry_one_task_by_id_writes_the_operator_log(queue, fsar):
     assert proc.stdout.splitlines() == [f"retry task {task_id} (failed → queued)", f"retry: 1 done ({task_id})"]
     sql = "SELECT status, finished_at IS NULL, attempt < max_attempts FROM execution_tasks WHERE id = %s"
     assert q(dsn, sql, (task_id,)) == [("queued", True, True)]
-    sql = "SELECT actor, db_role, action, target, reason, before, after FROM operator_actions"
-    ((actor, db_role, action, target, reason, before, after),) = q(dsn, sql)
-    assert actor == actions.os_user() and db_role == "postgres"
+    sql = "SELECT actor, claimed_os_user, db_role, action, target, reason, before, after FROM operator_actions"
+    ((actor, claimed, db_role, action, target, reason, before, after),) = q(dsn, sql)
+    assert (
+        actor == db_role == "postgres" and claimed == actions.os_user()
+    )  # the role authenticated; the OS user claimed
     assert (action, target, reason) == ("task.retry", f"task: {task_id}", "upstream fixed")
     assert before == {"status": {str(task_id): "failed"}} and after == {"status": "queued", "ids": [task_id]}
     assert q(dsn, "SELECT fsar_operator_actions_verify()") == [(None,)]
@@ -356,7 +358,7 @@ def test_optimistic_check_in_the_database(queue):
     with connect(dsn, autocommit=True) as conn:
         result = actions.apply_action_sync(conn, "retry", seen, "stale view", scope="tasks", actor="bob")
     assert (result.done, result.changed, result.not_applicable) == ([b], [a], [ids["queued"]])
-    assert q(dsn, "SELECT actor, action, before, after FROM operator_actions") == [
+    assert q(dsn, "SELECT claimed_os_user, action, before, after FROM operator_actions") == [
         ("bob", "task.retry", {"status": {str(b): "failed"}}, {"status": "queued", "ids": [b]})]  # fmt: skip
     # All moved: nothing done, nothing logged.
     with connect(dsn, autocommit=True) as conn:

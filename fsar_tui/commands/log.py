@@ -1,13 +1,15 @@
 """`fsar-tui log verify` and `fsar-tui log list`: the operator action log, headless.
 
-verify: recomputes every link of the hash chain outside the database (domain/
-action_chain.py) and compares the chain with the anchor a previous verify left — the
-last (seq, hash) it saw, kept in `<user data dir>/fsar-tui/log-anchors.json` per server
-and database (or `--anchor FILE`). It also reports what the database's own check says.
-Exit 0 when intact (the anchor moves to the newest row), 1 on the first break, with one
-line saying what and where. The anchor only ever moves after a clean verify: keep it
-somewhere the database's superuser cannot write (another host, a CI artefact).
-list: the log, newest first, filtered by actor, action, target prefix and age.
+verify: services/log_integrity.py — every link of the hash chain recomputed outside the
+database (domain/action_chain.py), compared with the head the database keeps and with
+the anchor a previous clean verify left — the last (seq, hash) it saw, kept in
+`<user data dir>/fsar-tui/log-anchors.json` per server and database (or `--anchor FILE`);
+the log's triggers enabled and its functions the shipped ones. Exit 0 when all holds
+(the anchor moves to the newest row), 1 otherwise, one line per problem. The anchor only
+ever moves after a clean verify: keep it somewhere the database's superuser cannot write
+(another host, a CI artefact).
+list: the log, newest first, filtered by actor (the authenticated role, or the OS user
+a client claimed), action, target prefix and age.
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ def register(sub, common: Parser) -> None:
         run_log_verify,
         help="check the hash chain; exit 1 if broken",
         description="Recompute the operator log's hash chain outside the database and compare it with the "
-        "anchor left by the previous clean verify: finds edited rows, deleted rows (also at the "
-        "end) and rewritten chains, even by a superuser with the trigger disabled.",
+        "database's head and the anchor left by the previous clean verify: finds edited rows, deleted rows "
+        "(also at the end) and rewritten chains, even by a superuser with the trigger disabled; and checks "
+        "that the log's triggers are enabled and its functions are the shipped ones.",
     )
     verify.add_argument("--anchor", metavar="FILE", help="anchor file (default: in the user data directory)")
     verify.add_argument("--keep-anchor", action="store_true", help="do not move the anchor after a clean verify")
@@ -65,8 +68,8 @@ def _load(path: Path) -> dict:
 def run_log_verify(args: Namespace, ctx: Context) -> int:
     from fsar_tui.db import operator_log
     from fsar_tui.db.connect import connect
-    from fsar_tui.domain.action_chain import verify
     from fsar_tui.dsn import describe_target
+    from fsar_tui.services.log_integrity import check_log
 
     path = Path(args.anchor) if args.anchor else default_anchor_file()
     anchors = _load(path)
@@ -74,13 +77,20 @@ def run_log_verify(args: Namespace, ctx: Context) -> int:
     with connect(dsn, statement_timeout_ms=0) as conn:
         key = f"{describe_target(dsn)}#{operator_log.database_oid(conn)}"
         anchor = tuple(anchors[key]) if key in anchors else None
-        verdict = verify(operator_log.chain_rows(conn), anchor)
-        database_says = operator_log.database_verdict_sync(conn)
-    if not verdict.ok:
-        print(f"fsar-tui: operator log broken: {verdict.problem}", file=sys.stderr)
-        return EXIT_FAILED
-    if database_says is not None:  # ours passed, the database's did not: its function disagrees
-        print(f"fsar-tui: operator log: the database's own check fails at seq {database_says}", file=sys.stderr)
+        report = check_log(conn, anchor)
+    verdict = report.verdict
+    for note in report.notes:
+        print(f"fsar-tui: operator log: {note}", file=sys.stderr)
+    if not report.ok:
+        if not verdict.ok:
+            print(f"fsar-tui: operator log broken: {verdict.problem}", file=sys.stderr)
+        for problem in report.problems:
+            print(f"fsar-tui: operator log unprotected: {problem}", file=sys.stderr)
+        if verdict.ok and report.database_says is not None:  # ours passed, the database's did not
+            print(
+                f"fsar-tui: operator log: the database's own check fails at seq {report.database_says}",
+                file=sys.stderr,
+            )
         return EXIT_FAILED
     if not args.keep_anchor:
         anchors[key] = list(verdict.anchor)
@@ -117,6 +127,7 @@ def run_log_list(args: Namespace, ctx: Context) -> int:
             "at": r.at.isoformat(),
             "actor": safe_str(r.actor),
             "db_role": safe_str(r.db_role),
+            "claimed_os_user": safe_str(r.claimed_os_user) if r.claimed_os_user is not None else None,
             "action": safe_str(r.action),
             "target": safe_str(r.target),
             "reason": safe_str(r.reason or ""),
@@ -127,9 +138,10 @@ def run_log_list(args: Namespace, ctx: Context) -> int:
         print(json.dumps(records, indent=2))
     else:
         for rec in records:
+            claims = f", claims {rec['claimed_os_user']}" if rec["claimed_os_user"] else ""
             print(
-                f"{rec['seq']:>7}  {rec['at'][:19]}  {rec['actor']} ({rec['db_role']})  {rec['action']} {rec['target']}"
-                f"{'  — ' + rec['reason'] if rec['reason'] else ''}"
+                f"{rec['seq']:>7}  {rec['at'][:19]}  {rec['actor']} ({rec['db_role']}{claims})  "
+                f"{rec['action']} {rec['target']}{'  — ' + rec['reason'] if rec['reason'] else ''}"
             )
         if not records:
             print("(no actions match)")

@@ -251,8 +251,3 @@ def roles_present(conn: Connection) -> dict[str, bool | None]:
         conn.execute("SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname = ANY(%s)", (list(ROLES),)).fetchall()
     )
     return {r: found.get(r) for r in ROLES}
-
-
-def chain_broken_at(conn: Connection) -> int | None:
-    broken_at: int | None = one(conn.execute("SELECT fsar_operator_actions_verify()").fetchone())[0]
-    return broken_at

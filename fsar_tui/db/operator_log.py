@@ -1,14 +1,17 @@
-"""The operator action log (operator_actions, revision 0009): the one insert every change
-makes (`append` / `append_sync`, in the caller's transaction), the rows with their
-canonical text for `fsar-tui log verify`, and filtered listings for `log list`.
+"""The operator action log (operator_actions, revisions 0009 and 0019): the one insert every
+change makes (`append` / `append_sync`, in the caller's transaction), the rows with the
+fields their hash covers for `fsar-tui log verify` and `security-audit`, the head and the
+encoding record the database keeps, and filtered listings for `log list`.
 
-CANONICAL_SQL must render a row exactly as the chain trigger of revision 0009 hashed
-it; tests check that this module's verification agrees with the database's own.
+The client names itself only as `claimed_os_user` (whatever $LOGNAME/$USER say): the
+chain trigger of revision 0019 sets `actor` to the authenticated role (session_user).
+Since revision 0020 operators write the log only through the SECURITY DEFINER functions
+that make the change (db/action_functions.py); `append` remains for the owner's tools.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,14 +21,11 @@ from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from fsar_tui.db.rows import one
-from fsar_tui.domain.action_chain import ChainRow
-
-CANONICAL_SQL = """concat_ws('|', seq, extract(epoch FROM at), actor, db_role, action, target, coalesce(reason, ''),
-                             coalesce(before::text, 'null'), coalesce(after::text, 'null'))"""
-
+from fsar_tui.domain.action_chain import LogRow
 
 APPEND_SQL = (
-    "INSERT INTO operator_actions (actor, action, target, reason, before, after) VALUES (%s, %s, %s, %s, %s, %s)"
+    "INSERT INTO operator_actions (claimed_os_user, action, target, reason, before, after) "
+    "VALUES (%s, %s, %s, %s, %s, %s)"
 )
 
 
@@ -43,7 +43,8 @@ def _params(actor: str, action: str, target: str, reason: str | None, before: An
 def append_sync(
     conn: Connection, *, actor: str, action: str, target: str, reason: str | None, before: Any = None, after: Any = None
 ) -> None:
-    """One row of the log, in the caller's transaction (so it commits with the change)."""
+    """One row of the log, in the caller's transaction (so it commits with the change).
+    `actor` is the OS user the client claims (claimed_os_user); the database sets actor."""
     conn.execute(APPEND_SQL, _params(actor, action, target, reason, before, after))
 
 
@@ -61,12 +62,69 @@ async def append(
     await conn.execute(APPEND_SQL, _params(actor, action, target, reason, before, after))
 
 
-def chain_rows(conn: Connection) -> Iterator[ChainRow]:
-    with conn.cursor(name="fsar_log_verify") as cur:  # server-side: the log can be long
+# The fields the hash covers, jsonb as the server renders it (the hash input's text).
+CHAIN_SQL = """
+    SELECT seq, prev_hash, hash, at, actor, claimed_os_user, db_role, action, target, reason,
+           before::text, after::text, legacy_hash
+    FROM operator_actions ORDER BY seq"""
+
+
+def chain_rows(conn: Connection) -> Generator[LogRow, None, None]:
+    """Every row in seq order, through a server-side cursor (the log can be long) in a
+    transaction or savepoint of its own: close() the generator when stopping early."""
+    with conn.transaction(), conn.cursor(name="fsar_log_verify") as cur:
         cur.itersize = 5000
-        cur.execute(f"SELECT seq, prev_hash, hash, {CANONICAL_SQL} FROM operator_actions ORDER BY seq")
-        for seq, prev_hash, hash_, canonical in cur:
-            yield ChainRow(seq, prev_hash, hash_, canonical)
+        cur.execute(CHAIN_SQL)
+        for row in cur:
+            yield LogRow(*row)
+
+
+def head(conn: Connection) -> tuple[int, str] | None:
+    """(seq, hash) the chain trigger last wrote to operator_log_head; None if the row is gone."""
+    row = conn.execute("SELECT seq, hash FROM operator_log_head").fetchone()
+    return (row[0], row[1]) if row else None
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """Where an encoding of the chain starts (operator_log_encodings, written by 0019)."""
+
+    encoding: int
+    first_seq: int
+    rechained_upto: int
+    legacy_head_hash: str | None
+    old_chain_broken_at: int | None
+    at: datetime
+
+
+def encodings(conn: Connection) -> list[Encoding]:
+    cur = conn.cursor(row_factory=class_row(Encoding))
+    return cur.execute(
+        "SELECT encoding, first_seq, rechained_upto, legacy_head_hash, old_chain_broken_at, at "
+        "FROM operator_log_encodings ORDER BY encoding"
+    ).fetchall()
+
+
+def legacy_hash_at(conn: Connection, seq: int) -> str | None:
+    row = conn.execute("SELECT legacy_hash FROM operator_actions WHERE seq = %s", (seq,)).fetchone()
+    return row[0] if row else None
+
+
+def last_change(conn: Connection, target: str) -> tuple[str, str, datetime] | None:
+    """(who, action, at) of the newest log row about `target`: who is the authenticated
+    role, with the OS user the client claimed beside it when there is one."""
+    row = conn.execute(
+        "SELECT actor, claimed_os_user, action, at FROM operator_actions WHERE target = %s ORDER BY seq DESC LIMIT 1",
+        (target,),
+    ).fetchone()
+    if row is None:
+        return None
+    actor, claimed, action, at = row
+    return describe_actor(actor, claimed), action, at
+
+
+def describe_actor(actor: str, claimed: str | None) -> str:
+    return f"{actor} (OS user {claimed}, unverified)" if claimed and claimed != actor else actor
 
 
 def database_verdict_sync(conn: Connection) -> int | None:
@@ -93,11 +151,13 @@ class LoggedAction:
     action: str
     target: str
     reason: str | None
+    claimed_os_user: str | None = None  # what the client said of itself: not authenticated
 
 
 LIST_SQL = """
-    SELECT seq, at, actor, db_role, action, target, reason FROM operator_actions
-    WHERE (%(actor)s::text IS NULL OR actor = %(actor)s) AND (%(action)s::text IS NULL OR action = %(action)s)
+    SELECT seq, at, actor, db_role, action, target, reason, claimed_os_user FROM operator_actions
+    WHERE (%(actor)s::text IS NULL OR actor = %(actor)s OR claimed_os_user = %(actor)s)
+      AND (%(action)s::text IS NULL OR action = %(action)s)
       AND (%(target)s::text IS NULL OR target LIKE %(target)s || '%%')
       AND (%(since)s::timestamptz IS NULL OR at >= %(since)s)
     ORDER BY seq DESC LIMIT %(limit)s"""

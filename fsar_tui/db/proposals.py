@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from psycopg import AsyncConnection, Connection
@@ -218,11 +218,8 @@ def _locked(conn: Connection, proposal_id: str) -> TupleRow:
 
 
 def _who_changed(conn: Connection, proposal_id: str) -> str:
-    row = conn.execute(
-        "SELECT actor, action, at AT TIME ZONE 'UTC' FROM operator_actions WHERE target = %s ORDER BY seq DESC LIMIT 1",
-        (f"proposal:{proposal_id}",),
-    ).fetchone()
-    return f" ({row[1]} by {row[0]} at {row[2]:%H:%M:%S} UTC)" if row else ""
+    who = operator_log.last_change(conn, f"proposal:{proposal_id}")
+    return f" ({who[1]} by {who[0]} at {who[2].astimezone(UTC):%H:%M:%S} UTC)" if who else ""
 
 
 def _log(

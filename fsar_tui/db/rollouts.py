@@ -166,10 +166,7 @@ def _apply(conn: Connection, target: str, to: int, *, expected_active: int | Non
         raise UsageError(f"no rollout target {target!r}")
     rollout_id, active = row
     if active != expected_active:
-        who = conn.execute(
-            """SELECT actor, action, at FROM operator_actions WHERE target = %s ORDER BY seq DESC LIMIT 1""",
-            (f"rollout:{target}",),
-        ).fetchone()
+        who = operator_log.last_change(conn, f"rollout:{target}")
         by = f" by {who[0]} ({who[1]} at {who[2]:%Y-%m-%d %H:%M:%S %Z})" if who else ""
         raise Conflict(f"{target} changed while you decided: revision {active} is active now{by}; nothing was done")
     chosen = conn.execute(

@@ -2,7 +2,12 @@
 (nor BYPASSRLS); operator_actions refuses UPDATE and DELETE to it (attempted, rolled
 back); the read-only role fsar_viewer cannot write and the three roles exist as NOLOGIN;
 TLS when the host is not local (judged by where the session really went); the operator
-log's hash chain verifies."""
+log's hash chain verifies — recomputed here, against the head the database keeps — and
+its protections hold (services/log_integrity.py: triggers enabled, functions the shipped
+ones).
+
+Nothing here calls a function of ours to decide: a replaced function would run as the
+auditing role and could answer anything."""
 
 from __future__ import annotations
 
@@ -62,12 +67,26 @@ def security_checks(conn, dsn: str) -> list[Check]:
         dsn, connected_host=conn.info.hostaddr or conn.info.host, tls_in_use=bool(conn.pgconn.ssl_in_use)
     )
     checks.append(Check("TLS for remote connections", ok, detail))
-    broken = governance.chain_broken_at(conn)
+    from fsar_tui.services.log_integrity import check_log
+
+    log = check_log(conn, ask_database=False)
     checks.append(
         Check(
             "operator log hash chain verifies",
-            broken is None,
-            "intact" if broken is None else f"broken at seq {broken} (fsar-tui log verify)",
+            log.verdict.ok,
+            (
+                f"intact: {log.verdict.rows:,} rows, last seq {log.verdict.last_seq}, matches the head"
+                if log.verdict.ok
+                else f"{log.verdict.problem} (fsar-tui log verify)"
+            )
+            + "".join(f"; {n}" for n in log.notes),
+        )
+    )
+    checks.append(
+        Check(
+            "operator log's triggers and functions are the shipped ones",
+            not log.problems,
+            "; ".join(log.problems) or "append-only and chain triggers enabled; functions match the shipped source",
         )
     )
     return checks
