@@ -227,14 +227,22 @@ def _log(conn: psycopg.Connection) -> None:
 
 
 # What a terminal UI may legitimately emit: SGR, cursor and mode CSI sequences
-# (Textual's own drawing); nothing else with an ESC is allowed, and no OSC at all.
-_UI_CSI = re.compile(r"\x1b\[[0-9;?<>=]*[A-Za-z@`]")
+# (Textual's own drawing) and OSC 22, the mouse pointer's shape (Textual sets
+# "default"); nothing else with an ESC is allowed — in particular no other OSC.
+_UI_CSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\]22;[a-z-]*(?:\x07|\x1b\\)")
 _UNSAFE = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{FORMAT_CHARS}]")
 
 
 def unsafe_in(output: str, *, ui: bool = False) -> list[str]:
-    """The unsafe characters left in `output` (their repr, at most 10), [] when none."""
+    """The unsafe characters left in `output` (their repr, at most 10), [] when none.
+
+    `ui`: output of a terminal UI, whose own CSI sequences are allowed — but not right
+    after a hostile part's marker: an agent's `ESC [ 2 J` looks like Textual's own, and
+    drawn sanitised it reads "<csi:>" (a cut cell ends in "…", not in an ESC)."""
     if ui:
+        leaked = [name for name in PARTS if f"<{name}:\x1b" in output or f"<{name}:\x9b" in output]
+        if leaked:
+            return [f"the {name} part reached the terminal" for name in leaked]
         output = _UI_CSI.sub("", output)
     found = [f"{m.group(0)!r}@{m.start()}: …{output[max(0, m.start() - 20) : m.start() + 20]!r}…"
              for m in _UNSAFE.finditer(output)]  # fmt: skip

@@ -20,15 +20,18 @@ def tmux(*args: str) -> str:
     return subprocess.run(["tmux", *args], capture_output=True, text=True, check=True).stdout
 
 
-def start_app(dsn: str, isolated_env: dict[str, str]) -> str:
+def start_app(dsn: str, isolated_env: dict[str, str], *, wait_s: float = 0) -> str:
     """A new 100×30 tmux session running the app against dsn; its name.
 
     COLUMNS and LINES are unset for the app: a tmux server started from a process that
     set them (importing readline sets 80×24 without a terminal, as under pytest) hands
-    them to its windows, and the app would then draw 80 columns of the 100."""
+    them to its windows, and the app would then draw 80 columns of the 100. `wait_s`:
+    how long the pane waits before starting the app (time to attach `pipe-pane`)."""
     session = f"fsar-e2e-{uuid.uuid4().hex[:6]}"
-    env_args = [arg for key in ("XDG_CONFIG_HOME", "XDG_DATA_HOME") for arg in ("-e", f"{key}={isolated_env[key]}")]
-    command = f"unset COLUMNS LINES; {sys.executable} -m fsar_tui --dsn '{dsn}' --live poll; echo EXITED-$?; sleep 30"
+    keys = [k for k in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "PYTHONPATH") if k in isolated_env]
+    env_args = [arg for key in keys for arg in ("-e", f"{key}={isolated_env[key]}")]
+    app = f"{sys.executable} -m fsar_tui --dsn '{dsn}' --live poll"
+    command = f"unset COLUMNS LINES; sleep {wait_s:g}; {app}; echo EXITED-$?; sleep 30"
     tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "30", *env_args, command)
     return session
 
