@@ -23,6 +23,7 @@ from pathlib import Path
 from types import ModuleType
 
 import psycopg
+import sqlalchemy.exc
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
@@ -188,13 +189,24 @@ def _locked_transaction(dsn: str) -> Iterator[tuple[Connection, psycopg.Connecti
             raw.execute("SET LOCAL statement_timeout = 0")
             yield sa_conn, raw
     except psycopg.errors.LockNotAvailable:
-        raise CheckFailed(
-            f"could not lock the tables within {MIGRATION_LOCK_TIMEOUT} (a long transaction holds them); "
-            "nothing changed"
-        ) from None
+        raise _lock_refused() from None
+    except sqlalchemy.exc.DBAPIError as exc:
+        # What alembic ran through SQLAlchemy arrives wrapped: give the CLI the driver's
+        # error (a refused privilege, a lock timeout) to name, not "internal error".
+        if isinstance(exc.orig, psycopg.errors.LockNotAvailable):
+            raise _lock_refused() from None
+        if isinstance(exc.orig, psycopg.Error):
+            raise exc.orig from None
+        raise
     finally:
         engine.dispose()
         raw.close()
+
+
+def _lock_refused() -> CheckFailed:
+    return CheckFailed(
+        f"could not lock the tables within {MIGRATION_LOCK_TIMEOUT} (a long transaction holds them); nothing changed"
+    )
 
 
 def _run_alembic(sa_conn: Connection, fn: Callable[..., None], *args: object) -> None:

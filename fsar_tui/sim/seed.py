@@ -251,11 +251,15 @@ def _ts(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
 
+MAX_SEED_DAYS = 3_650
+MAX_SEED_TASKS = 100_000_000  # ten times the largest bench database; beyond is a typo, not a plan
+
+
 def validate_seed_args(days: int, tasks: int) -> None:
-    if days < 1:
-        raise UsageError(f"--days must be at least 1, got {days}")
-    if tasks < 0:
-        raise UsageError(f"--tasks cannot be negative, got {tasks}")
+    if not 1 <= days <= MAX_SEED_DAYS:
+        raise UsageError(f"--days must be between 1 and {MAX_SEED_DAYS:,}, got {days:,}")
+    if not 0 <= tasks <= MAX_SEED_TASKS:
+        raise UsageError(f"--tasks must be between 0 and {MAX_SEED_TASKS:,}, got {tasks:,}")
 
 
 def seed_history(dsn: str, *, days: int, tasks: int, seed: int = 0) -> SeedResult:
