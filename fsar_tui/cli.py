@@ -88,7 +88,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _report(CheckFailed(f"{mask_dsn(first_line(exc))} (this role lacks the grant: README, Roles)"))
     except psycopg.OperationalError as exc:
         # Connection lost mid-operation (server restart, network): a usage/connection error.
-        return _report(ConnectionFailed(f"database connection lost: {mask_dsn(first_line(exc))}"))
+        return _report(
+            ConnectionFailed(
+                f"database connection lost: {mask_dsn(first_line(exc))} — a change in flight may or may not "
+                "have applied (`fsar-tui log list` shows it if it did)"
+            )
+        )
     except psycopg.Error as exc:
         return _report(CheckFailed(f"database error: {mask_dsn(first_line(exc))}"))
     except BrokenPipeError:

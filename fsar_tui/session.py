@@ -95,7 +95,12 @@ class Session:
             self.state = "reconnecting"
 
     def note(self, exc: BaseException) -> None:
-        """Keep the health state true to a failure: only an unavailable server changes it."""
+        """Keep the health state true to a failure: only an unavailable server changes it.
+        A statement timeout or lock timeout is an answer — the server is there, one query
+        was too slow (a lock on one table): the screen that met it says so on its problem
+        line, and the other screens, whose reads work, are not told "reconnecting"."""
+        if isinstance(exc, psycopg.errors.QueryCanceled | psycopg.errors.LockNotAvailable):
+            return
         if isinstance(exc, UNAVAILABLE_ERRORS):
             self.mark_unreachable()
 
@@ -133,6 +138,15 @@ class Session:
             raise
         self.mark_reachable()
         return result
+
+    @staticmethod
+    def outcome_unknown(exc: BaseException) -> bool:
+        """Whether a failed write may have applied all the same: the connection broke
+        after it was open (the COMMIT's reply, not the COMMIT, may be what was lost). A
+        connection that never opened, a refusal, a timeout or a check failure: it did not."""
+        if isinstance(exc, psycopg.errors.QueryCanceled | psycopg.errors.LockNotAvailable):
+            return False
+        return isinstance(exc, psycopg.OperationalError)
 
     def describe(self, exc: BaseException) -> str:
         return describe_failure(exc, statement_timeout_ms=self.settings.statement_timeout_ms)

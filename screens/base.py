@@ -161,14 +161,31 @@ class FsarScreen(Screen[None]):
         self.session.note(error)
         what = self.session.describe(error)
         if "action" in worker.group:
-            # An operator's action: it did not apply, and the operator is told at once.
-            self.notify(f"NOT applied: {safe_str(what)}", title="action failed", severity="error", timeout=15)
+            self.report_action_failure("action", error)
             return
         if worker is self.schedule.worker:
             self.schedule.failed()
         self.problems[worker.group] = what
         self.show_problems()
         self.fsar.update_headers()
+
+    def report_action_failure(self, action: str, error: BaseException) -> None:
+        """An operator's action failed: tell the operator at once — "NOT applied" only when
+        that is known. A connection lost after the change was sent may have lost the
+        COMMIT's reply, not the COMMIT: then the outcome is said to be unknown, and the
+        screen reads again so what is there shows."""
+        what = safe_str(self.session.describe(error))
+        if self.session.outcome_unknown(error):
+            self.notify(
+                f"{action}: outcome UNKNOWN: {what} — it may or may not have applied; "
+                "the operator log (screen 4) shows it if it did",
+                title=f"{action} interrupted",
+                severity="error",
+                timeout=30,
+            )
+            self.reload_now()
+        else:
+            self.notify(f"{action} NOT applied: {what}", title=f"{action} failed", severity="error", timeout=15)
 
     def show_problems(self) -> None:
         shown = ""

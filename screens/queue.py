@@ -443,12 +443,7 @@ class QueueScreen(FsarScreen):
             self.notify(str(exc), title=f"{action} refused", severity="error", timeout=10)
             return
         except Exception as exc:
-            self.notify(
-                f"{action} NOT applied: {self.session.describe(exc)}",
-                title=f"{action} failed",
-                severity="error",
-                timeout=15,
-            )
+            self.report_action_failure(action, exc)
             return
         message = f"{action}: {len(result.done)} done"
         if result.changed:

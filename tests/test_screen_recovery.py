@@ -83,3 +83,36 @@ async def test_the_next_page_problem_goes_when_rows_read_again(db_dsn, login):
         assert "permission denied" in problem(app)
         x(db_dsn, f"GRANT fsar_operator TO {role}")
         assert await until(pilot, lambda: problem(app) == "" and not app.screen.problems, tries=300), problem(app)
+
+
+async def test_an_action_whose_connection_dies_mid_write_says_the_outcome_is_unknown(db_dsn):
+    """The change was sent and the connection died before the reply: the panel cannot
+    know whether the COMMIT happened, and must not say "NOT applied"."""
+    import psycopg
+
+    from fsar_tui.widgets.action_dialog import ActionDialog
+    from support.sql import q
+
+    x(
+        db_dsn,
+        "INSERT INTO execution_tasks (task_type, status) SELECT 'implement_idea', 'queued' FROM generate_series(1, 5)",
+    )
+    app = make_app(db_dsn)
+    async with app.run_test(size=(160, 48)) as pilot:
+        assert await until(pilot, lambda: isinstance(app.screen, QueueScreen) and len(table(app).keys) == 5)
+        with psycopg.connect(db_dsn) as holder:
+            holder.execute("SELECT id FROM execution_tasks FOR UPDATE")  # the cancel's UPDATE waits on these
+            await pilot.press("c")
+            assert await until(pilot, lambda: isinstance(app.screen, ActionDialog))
+            await pilot.press(*"stuck", "enter")
+
+            def waiting() -> list:
+                return q(db_dsn, "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> %s",
+                         (holder.info.backend_pid,))  # fmt: skip
+
+            assert await until(pilot, lambda: bool(waiting()), tries=200)
+            for (pid,) in waiting():
+                x(db_dsn, "SELECT pg_terminate_backend(%s)", (pid,))
+            assert await until(pilot, lambda: any("outcome UNKNOWN" in str(n.message) for n in app._notifications))
+        assert not any("NOT applied" in str(n.message) for n in app._notifications)
+        assert app.is_running
