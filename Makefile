@@ -42,12 +42,14 @@ test: install-dev
 test-fast: install-dev
 	env -u FSAR_TEST_DSN -u FSAR_TEST_MQTT_URL FSAR_TEST_FAST=1 $(PY) -m pytest -m "not services" $(PYTEST_ARGS)
 
-# Lint, format, types, layering — in this order, all from the venv.
+# Lint, format, types, layering (import-linter, then tools/check_tree.py for what its
+# graph cannot see) — in this order, all from the venv.
 check: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	$(PY) tools/check_tree.py
 
 bench: install
 	$(PY) -m bench

@@ -8,9 +8,11 @@ tree passes it.
 - mypy (mypy.ini): a type error, and in the domain an unannotated function, fail;
   outside the domain an unannotated function's body is still checked;
 - ruff (ruff.toml): a lint violation fails;
-- what import-linter cannot see is checked here: no SQL in the screens' string literals,
-  and (screens/ and widgets/ being analysed as top-level packages, see .importlinter)
-  no module of fsar_tui but the app imports the screens or the widgets.
+- what import-linter cannot see: no SQL in the screens' string literals (here), and
+  tools/check_tree.py (part of make check): the domain imports only the standard
+  library, no module of fsar_tui but the app imports the screens or the widgets (they
+  are analysed as top-level packages, see .importlinter), no inline `# mypy:` switch or
+  code-less `# type: ignore` — each planted in a temporary tree and seen to fail.
 
 No database, no broker: every tool runs on a few files in a temporary directory, except
 the runs over the real tree.
@@ -262,35 +264,39 @@ def test_screens_build_no_sql() -> None:
     assert not found, f"SQL belongs in fsar_tui/db/, not in a screen: {found}"
 
 
-UI_PACKAGES = ("fsar_tui.screens", "fsar_tui.widgets")
-MAY_IMPORT_UI = {"fsar_tui/app.py"}
+def check_tree(root: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "check_tree.py"), str(root)], capture_output=True, text=True
+    )
 
 
-def ui_imports(source: str) -> list[str]:
-    """The fsar_tui.screens / fsar_tui.widgets modules a source imports (lazily too)."""
-    found = []
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-        else:
-            continue
-        found += [n for n in names if n in UI_PACKAGES or n.startswith(tuple(p + "." for p in UI_PACKAGES))][:1]
-    return found
+def plant(root: Path, rel: str, source: str) -> None:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(source, encoding="utf-8")
 
 
-def test_the_ui_import_detector_finds_imports() -> None:
-    assert ui_imports("def f():\n    from fsar_tui.screens.queue import QueueScreen\n") == ["fsar_tui.screens.queue"]
-    assert ui_imports("from fsar_tui import widgets\n") == ["fsar_tui.widgets"]
-    assert ui_imports("from fsar_tui.db import tasks\nimport fsar_tui.domain\n") == []
+@pytest.mark.parametrize(
+    ("rel", "source", "named"),
+    [
+        ("fsar_tui/domain/x.py", "import numpy\n", "imports numpy"),
+        ("fsar_tui/domain/x.py", "def f():\n    from requests import get\n", "imports requests"),
+        ("fsar_tui/domain/x.py", "from fsar_tui.db import tasks\n", "imports fsar_tui.db"),
+        ("fsar_tui/db/x.py", "def f():\n    from fsar_tui.screens.queue import QueueScreen\n", "fsar_tui.screens"),
+        ("fsar_tui/services/x.py", "from fsar_tui import widgets\n", "fsar_tui.widgets"),
+        ("fsar_tui/db/x.py", "# mypy: ignore-errors\nx = 1\n", "inline `# mypy:`"),
+        ("screens/x.py", "x: int = 'a'  # type: ignore\n", "without an error code"),
+    ],
+)
+def test_the_tree_check_fails_on_each_planted_violation(tmp_path: Path, rel: str, source: str, named: str) -> None:
+    plant(tmp_path, "fsar_tui/domain/ok.py", "import re\nfrom fsar_tui.domain.money import x\n")
+    plant(tmp_path, "fsar_tui/app.py", "from fsar_tui.screens.queue import QueueScreen\n")  # the app may
+    assert check_tree(tmp_path).returncode == 0
+    plant(tmp_path, rel, source)
+    done = check_tree(tmp_path)
+    assert done.returncode == 1 and named in done.stderr, done.stderr
 
 
-def test_only_the_app_imports_screens_and_widgets() -> None:
-    found = {
-        rel: hits
-        for p in sorted((ROOT / "fsar_tui").rglob("*.py"))
-        if (rel := str(p.relative_to(ROOT))) not in MAY_IMPORT_UI
-        and (hits := ui_imports(p.read_text(encoding="utf-8")))
-    }
-    assert not found, f"only {sorted(MAY_IMPORT_UI)} (and screens/, widgets/) may import the UI: {found}"
+def test_the_real_tree_passes_the_tree_check() -> None:
+    done = check_tree(ROOT)
+    assert done.returncode == 0, done.stderr
