@@ -2,7 +2,7 @@
 
 Uses FSAR_BENCH_DSN or FSAR_TEST_DSN (else a throwaway PostgreSQL), FSAR_TEST_MQTT_URL
 (else a throwaway broker). BENCH_SCALE=small runs quicker, smaller versions;
-BENCH_ONLY=executor, queue, live, profile, roi or audit (comma-separated) runs some groups;
+BENCH_ONLY=executor, queue, live, profile, roi, audit or webhook (comma-separated) runs some groups;
 BENCH_QUEUE_DSN names an already seeded database (10 M tasks) for the queue and
 profile, roi and audit groups to measure as it is.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from contextlib import ExitStack
 
-from bench import audit_bench, executor_bench, live_bench, profile_bench, queue_bench, roi_bench
+from bench import audit_bench, executor_bench, live_bench, profile_bench, queue_bench, roi_bench, webhook_bench
 from bench.common import server
 
 
@@ -26,7 +26,7 @@ def main() -> None:
             broker = Broker()
             stack.callback(broker.stop)
             mqtt_url = broker.url
-        which = os.environ.get("BENCH_ONLY", "executor,queue,live,profile,roi,audit").split(",")
+        which = os.environ.get("BENCH_ONLY", "executor,queue,live,profile,roi,audit,webhook").split(",")
         if "executor" in which:
             executor_bench.run(server_dsn, mqtt_url)
         if "queue" in which:
@@ -39,6 +39,8 @@ def main() -> None:
             roi_bench.run(server_dsn)
         if "audit" in which:
             audit_bench.run(server_dsn)
+        if "webhook" in which:
+            webhook_bench.run(server_dsn)
 
 
 main()
