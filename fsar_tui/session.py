@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
+OUTAGE_PROBE_S = 10.0  # how often an outage's cause is probed again with a direct connection
+
+
 class NotConnected(FsarError):
     """A read or write before the pool is open (or after it closed)."""
 
@@ -70,6 +73,7 @@ class Session:
         self.read_only = settings.read_only
         self.state = "connecting"
         self.fresh_at: float | None = None  # monotonic time of the last successful query
+        self._outage: tuple[float, str] | None = None  # (when probed, why) — outage_cause()
 
     @property
     def ready(self) -> bool:
@@ -113,11 +117,37 @@ class Session:
         try:
             async with pool.connection() as conn:
                 result = await fn(conn, *args, **kwargs)
+        except PoolTimeout as exc:
+            # "couldn't get a connection after 5.00 sec" says nothing of why: ask libpq.
+            self.mark_unreachable()
+            raise ConnectionFailed(f"database unreachable: {await self.outage_cause()}") from exc
         except BaseException as exc:
             self.note(exc)
             raise
         self.mark_reachable()
         return result
+
+    async def outage_cause(self) -> str:
+        """Why no connection can be had, in words ("connection refused (is the server
+        running…)", "timed out after 5s"), from one direct attempt — at most one every
+        OUTAGE_PROBE_S, however many screens ask; the pool keeps reconnecting meanwhile."""
+        from fsar_tui.db.connect import aconnect
+
+        now = time.monotonic()
+        if self._outage is not None and now - self._outage[0] < OUTAGE_PROBE_S:
+            return self._outage[1]
+        self._outage = (now, "no connection within the pool's wait (probing why…)")
+        try:
+            conn = await aconnect(self.dsn)
+        except ConnectionFailed as failed:
+            cause = failed.message.split(": ", 1)[-1]
+        except Exception as exc:  # the probe must not replace the failure it explains
+            cause = first_line(exc) or type(exc).__name__
+        else:
+            await conn.close()
+            cause = "the pool had no free connection in time (the server answers a direct connection)"
+        self._outage = (time.monotonic(), mask_dsn(cause))
+        return self._outage[1]
 
     async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """fn(conn, *args, **kwargs) — a db/ write path, sync, one transaction of its own — on a

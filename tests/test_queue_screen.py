@@ -255,6 +255,9 @@ async def test_screen_keeps_its_data_while_the_database_restarts_and_recovers(ow
         assert await until(pilot, lambda: header.state == "reconnecting", tries=400)
         assert "RECONNECTING" in str(header.render()) and "old" in str(header.render())
         assert len(table(app).keys) == 50  # last data kept on screen
+        # The problem line names the cause (libpq's, probed directly), not the pool's wait.
+        assert await until(pilot, lambda: "database unreachable: " in header.problem, tries=400), header.problem
+        assert "couldn't get a connection" not in header.problem
         own_cluster.start()
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("INSERT INTO execution_tasks (task_type) VALUES ('after_restart')")
