@@ -2,7 +2,8 @@
 
 Uses FSAR_BENCH_DSN or FSAR_TEST_DSN (else a throwaway PostgreSQL), FSAR_TEST_MQTT_URL
 (else a throwaway broker). BENCH_SCALE=small runs quicker, smaller versions;
-BENCH_ONLY=executor, queue, live, profile, roi, audit or webhook (comma-separated) runs some groups;
+BENCH_ONLY=executor, queue, live, profile, roi, audit, webhook or redaction (comma-separated)
+runs some groups (redaction needs no database: it runs first, without one);
 BENCH_QUEUE_DSN names an already seeded database (10 M tasks) for the queue and
 profile, roi and audit groups to measure as it is.
 """
@@ -12,11 +13,25 @@ from __future__ import annotations
 import os
 from contextlib import ExitStack
 
-from bench import audit_bench, executor_bench, live_bench, profile_bench, queue_bench, roi_bench, webhook_bench
+from bench import (
+    audit_bench,
+    executor_bench,
+    live_bench,
+    profile_bench,
+    queue_bench,
+    redaction_bench,
+    roi_bench,
+    webhook_bench,
+)
 from bench.common import server
 
 
 def main() -> None:
+    which = os.environ.get("BENCH_ONLY", "executor,queue,live,profile,roi,audit,webhook,redaction").split(",")
+    if "redaction" in which:
+        redaction_bench.run()
+    if not set(which) - {"redaction"}:
+        return
     with ExitStack() as stack:
         server_dsn = stack.enter_context(server())
         mqtt_url = os.environ.get("FSAR_TEST_MQTT_URL")

@@ -9,7 +9,7 @@ tasks list [--filter EXPR] [--sort COL] [--reverse] [--limit N] [--format table|
     probe; only when that row exists does it count the matches, capped like the screen
     (`count_matching`): the table ends with "100 of 2,345 tasks" or "100 of >10,000
     tasks". JSON (a list) and CSV keep stdout to the rows and say the same on stderr.
-tasks show ID [--format text|json]
+tasks show ID [--format text|json] [--full]
     db/tasks.task_detail_sync: the row, rollout and proposal, and the task_events trail
     (from → to, attempt, worker, at). Attempts are rebuilt from the trail: one per
     transition into running, ended by the next transition out of it (its outcome;
@@ -21,7 +21,13 @@ tasks show ID [--format text|json]
     told apart from an executor retry in task_events; the error is then shown on it.)
     A task without events (legacy rows) gets one attempt from its own columns.
     Payload and result are redacted (domain/redact.redact_value) unless this run's
-    --reveal was allowed and logged (domain/sanitize.revealed()).
+    --reveal was allowed and logged (domain/sanitize.revealed()). Bounded like the
+    screen (domain/capped.py): the text format prints the first 64 KiB of the error, the
+    payload and the result (only that much is read), each followed by "… n more bytes
+    not shown (of m) — --full prints all" when cut; --full reads and prints them whole.
+    --format json is for scripts and always whole: payload and result parsed, a document
+    nested deeper than 64 levels (or that Python's parser refuses) as
+    {"unparsed_json": its text, redacted, "why": …}.
 tasks retry|cancel|requeue (ID… | --filter EXPR) --reason TEXT [--yes] [--dry-run]
     db/actions.apply_action_sync: the screen's transitions, optimistic check (a row
     that moved since it was read is left alone and reported by id: exit 1), one
@@ -97,6 +103,7 @@ def register(sub, common: Parser) -> None:
     ts = add_command(tasks_sub, common, "show", run_show, help="one task: attempts, events, payload (redacted)")
     ts.add_argument("id", type=int, metavar="ID")
     ts.add_argument("--format", choices=("text", "json"), default="text")
+    ts.add_argument("--full", action="store_true", help="the whole error, payload and result (default: 64 KiB of each)")
     for name, (allowed, target) in ACTIONS.items():
         states = _alternatives(allowed)
         about = ACTION_DESCRIPTION.format(name=name.capitalize(), states=states, target=target)
@@ -147,23 +154,6 @@ def _cut(text: str, width: int) -> str:
 def _ids(ids: list[int], most: int = 20) -> str:
     shown = ", ".join(str(i) for i in ids[:most])
     return shown + (f", … ({len(ids) - most:,} more)" if len(ids) > most else "")
-
-
-def _inert_value(value: Any) -> Any:
-    """A JSON value for printing: control sequences out of every string (keys too), then
-    the redaction policy unless this run's reveal is on."""
-    from fsar_tui.domain.redact import redact_value
-    from fsar_tui.domain.sanitize import revealed, strip_controls
-
-    def clean(v: Any) -> Any:
-        if isinstance(v, dict):
-            return {(strip_controls(k) if isinstance(k, str) else k): clean(x) for k, x in v.items()}
-        if isinstance(v, list):
-            return [clean(x) for x in v]
-        return strip_controls(v) if isinstance(v, str) else v
-
-    cleaned = clean(value)
-    return cleaned if revealed() else redact_value(cleaned)
 
 
 # -- list -----------------------------------------------------------------------------------
@@ -292,16 +282,18 @@ def attempts_of(task: dict[str, Any]) -> list[dict[str, Any]]:
 
 def run_show(args: Namespace, ctx: Context) -> int:
     from fsar_tui.db import tasks
+    from fsar_tui.domain.capped import HEAD
 
+    whole = args.full or args.format == "json"
     with ctx.connect() as conn:
-        task = tasks.task_detail_sync(conn, args.id)
+        task = tasks.task_detail_sync(conn, args.id, tasks.FULL if whole else HEAD)
     if task is None:
         raise CheckFailed(f"task {args.id} does not exist")
     attempts = attempts_of(task)
     if args.format == "json":
         print(json.dumps(_show_record(task, attempts), indent=2))
     else:
-        print(_show_text(task, attempts))
+        print(_show_text(task, attempts, whole=whole))
     return EXIT_OK
 
 
@@ -329,7 +321,10 @@ def _show_record(t: dict[str, Any], attempts: list[dict[str, Any]]) -> dict[str,
     ]  # fmt: skip
     record["events"] = [{"from": e["from_status"], "to": e["to_status"], "attempt": e["attempt"],
                          "worker_id": _s(e["worker_id"]), "at": _iso(e["at"])} for e in t["events"]]  # fmt: skip
-    record["payload"], record["result"] = _inert_value(t["payload"]), _inert_value(t["result"])
+    from fsar_tui.domain.capped import json_for_output
+    from fsar_tui.domain.sanitize import revealed
+
+    record["payload"], record["result"] = (json_for_output(t[c], reveal=revealed()) for c in ("payload", "result"))
     return record
 
 
@@ -337,14 +332,22 @@ def _rounded(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds, 3)
 
 
-def _json_text(value: Any) -> str:
-    if value is None:
-        return "  -"
-    text = json.dumps(_inert_value(value), indent=2, ensure_ascii=False, default=str)
-    return "\n".join("  " + line for line in text.splitlines())
+def _big_texts(t: dict[str, Any], whole: bool) -> list[str]:
+    """The error, payload and result sections: the first 64 KiB of each unless `whole`."""
+    from fsar_tui.domain.capped import SHOWN, capped_json, capped_text
+    from fsar_tui.domain.sanitize import revealed
+
+    limit = 2**62 if whole else SHOWN
+    out: list[str] = []
+    for column, cap in (("error", capped_text), ("payload", capped_json), ("result", capped_json)):
+        shown = cap(t[column], t[f"{column}_bytes"], reveal=revealed(), limit=limit)
+        out += ["", column] + ["  " + line for line in shown.text.splitlines() or ["-"]]
+        if shown.more_bytes:
+            out.append("  " + shown.cap_line("--full prints all"))
+    return out
 
 
-def _show_text(t: dict[str, Any], attempts: list[dict[str, Any]]) -> str:
+def _show_text(t: dict[str, Any], attempts: list[dict[str, Any]], *, whole: bool = False) -> str:
     from fsar_tui.domain.formatting import between, duration, money
 
     s = lambda v: _one_line(_s(v) or "-")  # noqa: E731 - one-line, inert, redacted
@@ -391,7 +394,7 @@ def _show_text(t: dict[str, Any], attempts: list[dict[str, Any]]) -> str:
             f" · wait {duration(wait_s)} · run {duration(run_s)}"
         )
         if a["error_kept"]:
-            out.append(f"       error: {s(a['error'])}")
+            out.append(f"       error: {_cut(s(a['error']), 300)}")  # whole below
         elif a["ended_at"] is not None and a["outcome"] in WORKER_ENDS and a["outcome"] != "succeeded":
             out.append("       error: not kept (a later attempt's end overwrote it)")
     out += ["", f"events ({len(t['events'])})", f"  {'at (UTC)':<19}  {'from':<9} → {'to':<9}  {'attempt':>7}  worker"]
@@ -400,9 +403,7 @@ def _show_text(t: dict[str, Any], attempts: list[dict[str, Any]]) -> str:
             f"  {_when(e['at']):<19}  {e['from_status'] or '-':<9} → {e['to_status']:<9}  {e['attempt']:>7}  "
             f"{s(e['worker_id'])}"
         )
-    out += ["", "error"]
-    out += ["  " + line for line in (_s(t["error"]) or "-").splitlines()] or ["  -"]
-    out += ["", "payload", _json_text(t["payload"]), "", "result", _json_text(t["result"])]
+    out += _big_texts(t, whole)
     return "\n".join(out)
 
 

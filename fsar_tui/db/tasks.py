@@ -8,14 +8,12 @@ The CLI (`fsar-tui tasks`, commands/tasks.py) runs the same SQL through `_sync` 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection, Connection
 from psycopg.rows import class_row, dict_row
-from psycopg.types.json import set_json_loads
 
 from fsar_tui.db.rows import one
 from fsar_tui.domain.task_filter import TaskFilter
@@ -318,13 +316,25 @@ async def activity(conn: AsyncConnection, minutes: int = 30) -> list[MinuteActiv
     return await cur.fetchall()
 
 
-DETAIL_SQL = """SELECT t.*, rr.revision AS rollout_revision, r.target AS rollout_target,
-                      p.severity AS proposal_severity
+# Error, payload and result are read as text, cut at `head` characters, with their full size
+# in bytes: the detail shows the first 64 KiB of each (domain/capped.py) and a 10 MB payload
+# costs the client what 64 KiB does — it is never parsed (a document nested 3,000 deep,
+# which PostgreSQL accepts and Python's parser does not, shows like any other). OFFSET 0
+# keeps the lateral subquery from being flattened, so each document is serialised once.
+DETAIL_SQL = """SELECT t.id, t.task_type, t.ai_model, t.status, t.priority, t.attempt, t.max_attempts, t.worker_id,
+                      t.created_at, t.queued_at, t.started_at, t.finished_at, t.lease_expires_at, t.input_tokens,
+                      t.output_tokens, t.cost_minor, t.currency, t.idea_id, t.proposal_id,
+                      left(t.error, %(head)s) AS error, octet_length(t.error) AS error_bytes,
+                      left(d.payload, %(head)s) AS payload, octet_length(d.payload) AS payload_bytes,
+                      left(d.result, %(head)s) AS result, octet_length(d.result) AS result_bytes,
+                      rr.revision AS rollout_revision, r.target AS rollout_target, p.severity AS proposal_severity
                FROM execution_tasks t
+               CROSS JOIN LATERAL (SELECT t.payload::text AS payload, t.result::text AS result OFFSET 0) d
                LEFT JOIN rollout_revisions rr ON rr.id = t.rollout_revision_id
                LEFT JOIN rollouts r ON r.id = rr.rollout_id
                LEFT JOIN fsar_proposals p ON p.id = t.proposal_id
-               WHERE t.id = %s"""
+               WHERE t.id = %(id)s"""
+FULL = 2**31 - 1  # `head` that reads the whole text (left() takes an int)
 # task_events has no CHECK on its status columns and an operator role may INSERT into it:
 # a status that is not one of the five is shown as "?" (an escape sequence never reaches a terminal).
 EVENTS_SQL = """SELECT CASE WHEN from_status IN ('queued','running','succeeded','failed','cancelled')
@@ -334,49 +344,12 @@ EVENTS_SQL = """SELECT CASE WHEN from_status IN ('queued','running','succeeded',
                        attempt, worker_id, at FROM task_events WHERE task_id = %s ORDER BY id"""
 
 
-# Agents write payloads and results: PostgreSQL accepts JSON nested thousands deep, which
-# Python's parser (and every recursive walk after it: redaction, pretty-printing) cannot
-# take. The detail reads them through a loader that keeps such a document as its text.
-MAX_JSON_DEPTH = 64
-JSON_TEXT_SHOWN = 64 * 1024
-
-
-def _depth_over(value: Any, limit: int) -> bool:
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > limit:
-            return True
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
-    return False
-
-
-def bounded_json(data: str | bytes) -> Any:
-    """json.loads for untrusted documents: one nested deeper than MAX_JSON_DEPTH (or too
-    deep to parse at all) comes back as {"unparsed_json": first 64 KiB of its text}."""
-    text = data.decode("utf-8", "replace") if isinstance(data, bytes | bytearray | memoryview) else data
-    try:
-        value = json.loads(text)
-    except RecursionError:
-        value = None
-    else:
-        if not _depth_over(value, MAX_JSON_DEPTH):
-            return value
-    shown = text[:JSON_TEXT_SHOWN]
-    more = len(text) - len(shown)
-    return {
-        "unparsed_json": shown + (f"… ({more:,} more characters)" if more else ""),
-        "why": f"nested deeper than {MAX_JSON_DEPTH} levels: shown as text",
-    }
-
-
-async def task_detail(conn: AsyncConnection, task_id: int) -> dict[str, Any] | None:
+async def task_detail(conn: AsyncConnection, task_id: int, head: int = FULL) -> dict[str, Any] | None:
+    """The row, its rollout and proposal, and `events` (the task_events trail, oldest
+    first); error, payload and result as text — the first `head` characters (payload and
+    result: their JSON text) — with `<column>_bytes`, each one's whole size."""
     async with conn.cursor(row_factory=dict_row) as cur:
-        set_json_loads(bounded_json, cur)
-        await cur.execute(DETAIL_SQL, (task_id,))
+        await cur.execute(DETAIL_SQL, {"id": task_id, "head": head})
         task = await cur.fetchone()
         if task is None:
             return None
@@ -385,12 +358,10 @@ async def task_detail(conn: AsyncConnection, task_id: int) -> dict[str, Any] | N
     return task
 
 
-def task_detail_sync(conn: Connection, task_id: int) -> dict[str, Any] | None:
-    """`task_detail` for the CLI (`fsar-tui tasks show`): the row, its rollout and
-    proposal, and `events` (the task_events trail, oldest first)."""
+def task_detail_sync(conn: Connection, task_id: int, head: int = FULL) -> dict[str, Any] | None:
+    """`task_detail` for the CLI (`fsar-tui tasks show`)."""
     with conn.cursor(row_factory=dict_row) as cur:
-        set_json_loads(bounded_json, cur)
-        task = cur.execute(DETAIL_SQL, (task_id,)).fetchone()
+        task = cur.execute(DETAIL_SQL, {"id": task_id, "head": head}).fetchone()
         if task is None:
             return None
         task["events"] = cur.execute(EVENTS_SQL, (task_id,)).fetchall()
