@@ -273,20 +273,11 @@ class FsarApp(App):
             fresh = await session.read(privileges)
         except (FsarError, psycopg.Error):
             return  # the screens say what is wrong with the database; try again next round
-        before = session.privileges
-        session.privileges = fresh
-        if not self.settings.read_only:  # --read-only stays read-only whatever the grants
-            if not fresh.act and not session.read_only:
-                session.read_only = True
-                self.notify(f"role {fresh.role} may only read now: actions are hidden", timeout=8)
-            elif fresh.act and session.read_only:
-                session.read_only = False
-                self.notify(f"role {fresh.role} may act again", timeout=8)
-        if fresh != before:
-            screen = self.active_screen()
-            if screen is not None:
-                screen.refresh_bindings()
-            self.update_headers()
+        changed, note = session.adopt_privileges(fresh)
+        if note:
+            self.notify(note, timeout=8)
+        if changed and (screen := self.active_screen()) is not None:
+            screen.refresh_bindings()
 
     def can(self, power: str) -> bool:
         return self.session.can(power)

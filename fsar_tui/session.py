@@ -90,6 +90,19 @@ class Session:
             return False
         return bool(getattr(self.privileges, power))
 
+    def adopt_privileges(self, fresh: Privileges) -> tuple[bool, str | None]:
+        """The role's privileges as read again: (whether they changed, what to tell the
+        operator). A role that lost its grants becomes read-only, one that got them back
+        may act again — unless --read-only was asked for, which stays whatever the grants."""
+        before, self.privileges = self.privileges, fresh
+        note = None
+        if not self.settings.read_only:
+            if not fresh.act and not self.read_only:
+                self.read_only, note = True, f"role {fresh.role} may only read now: actions are hidden"
+            elif fresh.act and self.read_only:
+                self.read_only, note = False, f"role {fresh.role} may act again"
+        return fresh != before, note
+
     def mark_reachable(self) -> None:
         self.state = "connected"
         self.fresh_at = time.monotonic()

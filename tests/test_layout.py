@@ -114,6 +114,7 @@ def test_headless_modules_load_neither_textual_nor_aiomqtt():
         ["log", "list"],
         ["alerts", "list"],
         ["db", "status"],
+        ["simulate", "--workers", "1", "--duration", "1"],  # no --mqtt-url: no aiomqtt either
     ],
 )
 def test_headless_commands_run_without_loading_the_ui(db_dsn, argv):

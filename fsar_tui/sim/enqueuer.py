@@ -11,6 +11,7 @@ import asyncio
 import logging
 import random
 import time
+from typing import TYPE_CHECKING
 
 import psycopg
 
@@ -19,9 +20,11 @@ from fsar_tui.db.connect import aconnect
 from fsar_tui.domain.backoff import backoff_delay
 from fsar_tui.domain.events import TaskChange
 from fsar_tui.errors import ConnectionFailed
-from fsar_tui.live.mqtt import MqttPublisher
 from fsar_tui.sim import profiles
 from fsar_tui.sim.worker import announce
+
+if TYPE_CHECKING:
+    from fsar_tui.live.mqtt import MqttPublisher  # aiomqtt loads only where a broker is named
 
 log = logging.getLogger("fsar_tui.sim.enqueuer")
 

@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import psycopg
 
@@ -25,9 +26,11 @@ from fsar_tui.db import executor
 from fsar_tui.db.connect import aconnect
 from fsar_tui.domain.events import TaskChange
 from fsar_tui.errors import CheckFailed, ConnectionFailed, UsageError, first_line
-from fsar_tui.live.mqtt import MqttPublisher, parse_mqtt_url
 from fsar_tui.sim.enqueuer import enqueue_loop
 from fsar_tui.sim.worker import SimConfig, Worker, WorkerStats, announce
+
+if TYPE_CHECKING:
+    from fsar_tui.live.mqtt import MqttPublisher
 
 log = logging.getLogger("fsar_tui.sim")
 GRACE_S = 5.0
@@ -64,6 +67,8 @@ class SimulateOptions:
         if self.lease_s <= 0:
             raise UsageError(f"--lease must be positive, got {self.lease_s}")
         if self.mqtt_url:
+            from fsar_tui.live.mqtt import parse_mqtt_url  # aiomqtt only when a broker is named
+
             parse_mqtt_url(self.mqtt_url)
 
 
@@ -127,6 +132,8 @@ async def run_process(dsn: str, opts: SimulateOptions) -> tuple[WorkerStats, int
     publisher = None
     background: list[asyncio.Task] = []
     if opts.mqtt_url:
+        from fsar_tui.live.mqtt import MqttPublisher
+
         publisher = MqttPublisher(
             opts.mqtt_url,
             presence_id=prefix,

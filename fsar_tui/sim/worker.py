@@ -13,6 +13,7 @@ import logging
 import random
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import psycopg
 
@@ -22,8 +23,10 @@ from fsar_tui.domain.backoff import backoff_delay
 from fsar_tui.domain.events import TaskChange, task_message, task_topic
 from fsar_tui.domain.money import token_cost_minor
 from fsar_tui.errors import ConnectionFailed, first_line
-from fsar_tui.live.mqtt import MqttPublisher
 from fsar_tui.sim import profiles
+
+if TYPE_CHECKING:
+    from fsar_tui.live.mqtt import MqttPublisher  # aiomqtt loads only where a broker is named
 
 log = logging.getLogger("fsar_tui.sim")
 RETRY_BASE_S = 5.0
