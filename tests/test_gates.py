@@ -318,7 +318,7 @@ def test_failing_hard_gate_blocks_the_simulator_and_passing_unblocks(db_dsn, run
     actions = [
         r[0] for r in q(db_dsn, "SELECT action FROM operator_actions WHERE target = 'gate:si-failures' ORDER BY seq")
     ]
-    assert actions == ["gate_add", "gate_change"]
+    assert actions == ["gate_add", "gate_change", "gate_unblocked"]  # the passing verdict that lifted the block
 
 
 def test_override_lets_the_scope_run_until_the_gate_passes_again(db_dsn, run_cli):

@@ -340,7 +340,7 @@ def test_security_audit(db_dsn, login, run_cli):
     operator = login("fsar_operator")
     ok = run_cli("security-audit", "--dsn", operator)
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert ok.stdout.count("PASS") == 6 and "6 of 6 checks passed" in ok.stderr
+    assert ok.stdout.count("PASS") == 9 and "9 of 9 checks passed" in ok.stderr
     replica = run_cli("security-audit", "--dsn", operator, "--read-dsn", operator)
     assert replica.returncode == 0 and "PASS  TLS for the read DSN: local connection" in replica.stdout
     # The read-only role given a write: caught.

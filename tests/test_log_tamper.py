@@ -52,7 +52,8 @@ def test_an_untampered_log_passes_both(logged, run_cli, tmp_path):
     code, checks = audit(run_cli, operator)
     assert code == 0, [c for c in checks.values() if not c["ok"]]
     assert checks[CHAIN]["ok"] and "6 rows, last seq 6, matches the head" in checks[CHAIN]["detail"]
-    assert checks[PROTECTED]["ok"]
+    assert checks[PROTECTED]["ok"] and checks["no fsar function is executable by PUBLIC"]["ok"]
+    assert checks["grants are exactly the declared ones"]["ok"]
 
 
 def test_the_last_row_deleted(logged, run_cli, tmp_path):

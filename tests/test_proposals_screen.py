@@ -153,7 +153,7 @@ async def test_triage_decide_tick_lift_and_the_banner(proposals_db):
         await pilot.press("1")
         assert header(app).blocks == () and "BLOCKED" not in header(app).render().plain
     assert q(
-        proposals_db, "SELECT action, target, reason FROM operator_actions WHERE actor <> 'test' ORDER BY seq"
+        proposals_db, "SELECT action, target, reason FROM operator_actions WHERE claimed_os_user <> 'test' ORDER BY seq"
     ) == [
         ("proposal.accept", f"proposal:{SEED_ID}", "sound analysis"),
         ("proposal.tick", f"proposal:{SEED_ID}", "Add scheduled adversarial audits with hard pass/fail gates"),

@@ -47,7 +47,9 @@ def register(sub, common: Parser) -> None:
         run_security_audit,
         help="check the deployment; exit 1 on any failure",
         description="The app's role is not a superuser; operator_actions refuses UPDATE and DELETE; fsar_viewer "
-        "cannot write; TLS for a remote host; the operator log's hash chain verifies.",
+        "cannot write; TLS for a remote host; the operator log's hash chain verifies (recomputed here, against the "
+        "database's head) and its triggers and functions are the shipped ones; the state-changing functions are the "
+        "shipped ones; PUBLIC executes no fsar function; the grants are exactly the declared ones (README, Roles).",
     )
     sec.add_argument("--format", choices=("table", "json"), default="table")
 
@@ -112,7 +114,7 @@ def run_anonymize(args: Namespace, ctx: Context) -> int:
     for table, c in result.items():
         kinds = ", ".join(f"{k}: {n}" for k, n in sorted(c.findings.items())) or "nothing personal"
         skipped = f", {c.skipped:,} changed meanwhile (left for the next run)" if c.skipped else ""
-        print(f"{table}: scanned {c.scanned:,}, {verb} {c.changed:,}{skipped} ({kinds})")
+        print(f"{table}: scanned {c.scanned:,}, {verb} {c.changed:,}{skipped} ({kinds}){c.notes()}")
     if args.dry_run:
         print("dry run: nothing written")
     return EXIT_OK

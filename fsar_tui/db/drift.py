@@ -29,7 +29,6 @@ from psycopg.rows import TupleRow, class_row
 from psycopg.types.json import Jsonb
 
 from fsar_tui import clock
-from fsar_tui.db import operator_log
 from fsar_tui.db.rows import one
 from fsar_tui.domain import drift
 from fsar_tui.domain.histogram import bucket_value
@@ -130,9 +129,10 @@ def _exp(y: float | None) -> float | None:
     return None if y is None else math.exp(y)
 
 
-def apply(conn: Connection, signals: list[Signal]) -> tuple[int, int]:
-    """Open or refresh alerts for firing signals, resolve open ones that stopped firing.
-    Returns (firing now, resolved now)."""
+def apply(conn: Connection, signals: list[Signal], *, claimed: str | None = None) -> tuple[int, int]:
+    """Open or refresh alerts for firing signals, resolve open ones that stopped firing,
+    through the functions of revision 0020 (a resolve is logged). Returns (firing now,
+    resolved now)."""
     firing = resolved = 0
     with conn.transaction():
         for s in signals:
@@ -150,47 +150,32 @@ def apply(conn: Connection, signals: list[Signal]) -> tuple[int, int]:
             if v.firing:
                 firing += 1
                 conn.execute(
-                    """INSERT INTO drift_alerts (indicator, scope, baseline, current, details)
-                       VALUES (%s, %s, %s, %s, %s)
-                       ON CONFLICT (indicator, scope) WHERE state <> 'resolved'
-                       DO UPDATE SET baseline = EXCLUDED.baseline, current = EXCLUDED.current,
-                                     details = EXCLUDED.details""",
+                    "SELECT fsar_drift_alert_raise(%s, %s, %s::numeric, %s::numeric, %s)",
                     (s.indicator, Jsonb(s.scope), v.baseline, v.current, details),
                 )
             else:
-                cur = conn.execute(
-                    """UPDATE drift_alerts SET state = 'resolved', resolved_at = now(), current = %s
-                       WHERE indicator = %s AND scope = %s AND state <> 'resolved'""",
-                    (v.current, s.indicator, Jsonb(s.scope)),
-                )
-                resolved += cur.rowcount
+                resolved += one(
+                    conn.execute(
+                        "SELECT fsar_drift_alert_resolve(%s, %s, %s::numeric, %s)",
+                        (s.indicator, Jsonb(s.scope), v.current, claimed),
+                    ).fetchone()
+                )[0]
     return firing, resolved
 
 
 def ack(conn: Connection, alert_id: int, *, actor: str, reason: str) -> None:
+    """Acknowledge a firing alert (fsar_drift_alert_ack logs it). `actor`: the OS user, as
+    claimed (the database records the role as acked_by and as the log's actor)."""
     if not reason.strip():
         raise UsageError("a reason is required to acknowledge an alert")
     with conn.transaction():
-        row = conn.execute(
-            "SELECT state, indicator, scope FROM drift_alerts WHERE id = %s FOR UPDATE", (alert_id,)
-        ).fetchone()
-        if row is None:
-            raise UsageError(f"no alert {alert_id}")
-        if row[0] != "firing":
-            raise CheckFailed(f"alert {alert_id} is {row[0]}, not firing: nothing to acknowledge")
-        conn.execute(
-            "UPDATE drift_alerts SET state = 'acked', acked_at = now(), acked_by = %s, ack_reason = %s WHERE id = %s",
-            (actor, reason, alert_id),
-        )
-        operator_log.append_sync(
-            conn,
-            actor=actor,
-            action="alert_ack",
-            target=f"alert:{alert_id}",
-            reason=reason,
-            before={"state": "firing"},
-            after={"state": "acked", "indicator": row[1], "scope": row[2]},
-        )
+        outcome: str = one(
+            conn.execute("SELECT fsar_drift_alert_ack(%s::bigint, %s, %s)", (alert_id, reason, actor)).fetchone()
+        )[0]
+    if outcome == "missing":
+        raise UsageError(f"no alert {alert_id}")
+    if outcome.startswith("not-firing:"):
+        raise CheckFailed(f"alert {alert_id} is {outcome.split(':', 1)[1]}, not firing: nothing to acknowledge")
 
 
 OPEN_SQL = """

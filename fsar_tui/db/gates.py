@@ -38,7 +38,6 @@ from psycopg import AsyncConnection, Connection
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
-from fsar_tui.db import operator_log
 from fsar_tui.db.rows import one
 from fsar_tui.domain.gates import Gate, Measurement, Verdict
 from fsar_tui.errors import UsageError
@@ -200,10 +199,11 @@ def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in details.items()}
 
 
-def record(conn: Connection, gate: Gate, verdict: Verdict) -> None:
+def record(conn: Connection, gate: Gate, verdict: Verdict, *, claimed: str | None = None) -> None:
+    """The verdict, through fsar_record_verdict (revision 0020): no fsar role may INSERT
+    into audit_runs, and a verdict that ends a hard gate's block is logged there."""
     conn.execute(
-        "INSERT INTO audit_runs (gate_id, value, baseline, verdict, sample_size, details) "
-        "VALUES (%s, %s, %s, %s, %s, %s)",
+        "SELECT fsar_record_verdict(%s::bigint, %s::numeric, %s::numeric, %s, %s::bigint, %s, %s)",
         (
             gate.id,
             verdict.value,
@@ -211,76 +211,53 @@ def record(conn: Connection, gate: Gate, verdict: Verdict) -> None:
             verdict.verdict,
             verdict.sample_size,
             Jsonb(_jsonable({**verdict.details, "measured": verdict.measured, "condition": gate.condition})),
+            claimed,
         ),
     )
 
 
-# -- operator changes -------------------------------------------------------------------
-
-
-def _log(conn: Connection, actor: str, action: str, target: str, reason: str, before: Any, after: Any) -> None:
-    operator_log.append_sync(conn, actor=actor, action=action, target=target, reason=reason, before=before, after=after)
+# -- operator changes: the SECURITY DEFINER functions of revision 0020 (fsar_admin) ---------
 
 
 def override(conn: Connection, name: str, *, actor: str, reason: str, expires_at: datetime | None = None) -> None:
-    """Let a failing hard gate's scope run anyway until the gate next passes (or expires_at)."""
+    """Let a failing hard gate's scope run anyway until the gate next passes (or expires_at).
+    `actor`: the OS user, as claimed (the database records the role)."""
     if not reason.strip():
         raise UsageError("a reason is required to override a gate")
     with conn.transaction():
-        row = conn.execute("SELECT id, hard FROM audit_gates WHERE name = %s FOR UPDATE", (name,)).fetchone()
-        if row is None:
-            raise UsageError(f"no audit gate {name!r}")
-        blocking = one(
-            conn.execute("SELECT count(*) FROM execution_blocks WHERE source = 'gate' AND ref = %s", (name,)).fetchone()
+        outcome = one(
+            conn.execute(
+                "SELECT fsar_gate_override(%s, %s, %s::timestamptz, %s)", (name, reason, expires_at, actor)
+            ).fetchone()
         )[0]
-        if not blocking:
-            raise UsageError(f"gate {name} is not blocking anything (not hard, not failing, or already overridden)")
-        conn.execute(
-            "INSERT INTO audit_gate_overrides (gate_id, actor, reason, expires_at) VALUES (%s, %s, %s, %s)",
-            (row[0], actor, reason, expires_at),
-        )
-        _log(
-            conn,
-            actor,
-            "gate_override",
-            f"gate:{name}",
-            reason,
-            {"blocking": True},
-            {"blocking": False, "expires_at": expires_at.isoformat() if expires_at else None},
-        )
+    if outcome == "missing":
+        raise UsageError(f"no audit gate {name!r}")
+    if outcome == "not-blocking":
+        raise UsageError(f"gate {name} is not blocking anything (not hard, not failing, or already overridden)")
 
 
 def add_gate(conn: Connection, gate: Gate, *, actor: str, reason: str) -> None:
     with conn.transaction():
-        if conn.execute("SELECT 1 FROM audit_gates WHERE name = %s", (gate.name,)).fetchone():
-            raise UsageError(f"gate {gate.name!r} exists: change it with `fsar-tui audit gate set`")
-        conn.execute(
-            """INSERT INTO audit_gates (name, metric, scope, time_window, comparator, threshold, hard, baseline_window,
-                                        description)
-               VALUES (%s, %s, %s, make_interval(secs => %s), %s, %s, %s,
-                       CASE WHEN %s::bigint IS NULL THEN NULL ELSE make_interval(secs => %s) END, %s)""",
-            (
-                gate.name,
-                gate.metric,
-                Jsonb(gate.scope),
-                gate.window_s,
-                gate.comparator,
-                gate.threshold,
-                gate.hard,
-                gate.baseline_window_s,
-                gate.baseline_window_s,
-                gate.description,
-            ),
-        )
-        _log(
-            conn,
-            actor,
-            "gate_add",
-            f"gate:{gate.name}",
-            reason,
-            None,
-            {"condition": gate.condition, "scope": gate.scope, "hard": gate.hard},
-        )
+        outcome = one(
+            conn.execute(
+                "SELECT fsar_gate_add(%s, %s, %s, %s::bigint, %s, %s::numeric, %s, %s::bigint, %s, %s, %s)",
+                (
+                    gate.name,
+                    gate.metric,
+                    Jsonb(gate.scope),
+                    gate.window_s,
+                    gate.comparator,
+                    gate.threshold,
+                    gate.hard,
+                    gate.baseline_window_s,
+                    gate.description,
+                    reason,
+                    actor,
+                ),
+            ).fetchone()
+        )[0]
+    if outcome == "exists":
+        raise UsageError(f"gate {gate.name!r} exists: change it with `fsar-tui audit gate set`")
 
 
 def set_gate(conn: Connection, name: str, changes: dict[str, Any], *, actor: str, reason: str) -> Gate:
@@ -289,20 +266,23 @@ def set_gate(conn: Connection, name: str, changes: dict[str, Any], *, actor: str
     if not changes or set(changes) - allowed:
         raise UsageError("nothing to change: give --hard/--soft, --enable/--disable or --pass-if")
     with conn.transaction():
-        before = load_gates(conn, name, enabled_only=False)[0]
-        sets = ", ".join(f"{column} = %({column})s" for column in changes)
-        conn.execute(f"UPDATE audit_gates SET {sets} WHERE name = %(name)s", {**changes, "name": name})
-        after = load_gates(conn, name, enabled_only=False)[0]
-        _log(
-            conn,
-            actor,
-            "gate_change",
-            f"gate:{name}",
-            reason,
-            {k: getattr(before, k) for k in changes},
-            {k: getattr(after, k) for k in changes},
-        )
-    return after
+        outcome = one(
+            conn.execute(
+                "SELECT fsar_gate_set(%s, %s::boolean, %s::boolean, %s, %s::numeric, %s, %s)",
+                (
+                    name,
+                    changes.get("hard"),
+                    changes.get("enabled"),
+                    changes.get("comparator"),
+                    changes.get("threshold"),
+                    reason,
+                    actor,
+                ),
+            ).fetchone()
+        )[0]
+        if outcome == "missing":
+            raise UsageError(f"no audit gate {name!r} (see `fsar-tui audit gates`)")
+        return load_gates(conn, name, enabled_only=False)[0]
 
 
 @dataclass(frozen=True)

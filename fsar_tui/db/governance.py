@@ -5,6 +5,8 @@ anonymization batches, and the facts `fsar-tui security-audit` judges.
   (Postgres refuses it regardless — revision 0017's grants).
 - `record_reveal()`: EXECUTE on fsar_record_reveal is what "allowed to see raw data"
   means; the call appends the reveal to operator_actions, so no reveal goes unlogged.
+  Since revision 0020 it is SECURITY DEFINER (no fsar role may INSERT into the log) and
+  the chain trigger records the authenticated role as the actor.
 - Anonymization: keyset batches by id over rows older than the cutoff; the scrub
   itself (domain/redact's policy) runs in Python; only rows that change are written,
   each batch in its own transaction, so an interrupted run keeps what it finished and
@@ -23,7 +25,6 @@ from psycopg import AsyncConnection, Connection
 from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 
-from fsar_tui.db import operator_log
 from fsar_tui.db.rows import one
 from fsar_tui.errors import UsageError, first_line
 
@@ -48,12 +49,18 @@ class Privileges:
         return "operator" if self.act else "viewer"
 
 
-PRIVILEGES_SQL = """
+# Since revision 0020 the actions are functions: a role may act if it may EXECUTE them
+# (to_regprocedure: NULL, hence false, on a schema that predates them).
+# Since revision 0020 the actions are functions: a role may act if it may EXECUTE them
+# (to_regprocedure: NULL, hence false, on a schema that predates them).
+TASK_ACTION = "fsar_task_action(text, bigint[], text[], text, text, text)"
+DECIDE = "fsar_proposal_decide(text, text, text, text, text)"
+OVERRIDE = "fsar_gate_override(text, text, timestamptz, text)"
+PRIVILEGES_SQL = f"""
     SELECT current_user, r.rolsuper,
-           has_table_privilege('operator_actions', 'INSERT')
-             AND has_column_privilege('execution_tasks', 'status', 'UPDATE')
-             AND has_column_privilege('fsar_proposals', 'status', 'UPDATE'),
-           has_table_privilege('audit_gate_overrides', 'INSERT'),
+           coalesce(has_function_privilege(to_regprocedure('{TASK_ACTION}'), 'EXECUTE')
+                    AND has_function_privilege(to_regprocedure('{DECIDE}'), 'EXECUTE'), false),
+           coalesce(has_function_privilege(to_regprocedure('{OVERRIDE}'), 'EXECUTE'), false),
            has_function_privilege('fsar_record_reveal(text, text, text)', 'EXECUTE'),
            has_column_privilege('execution_tasks', 'payload', 'UPDATE')
              AND has_column_privilege('ledger_entries', 'metadata', 'UPDATE')
@@ -165,14 +172,17 @@ def log_anonymize(
     conn: Connection, *, actor: str, cutoff: datetime, reason: str, action: str, counts: dict[str, Any] | None = None
 ) -> None:
     """`anonymize.start` before the first write (an interrupted run still left its mark),
-    `anonymize` with the counts at the end."""
-    operator_log.append_sync(
-        conn,
-        actor=actor,
-        action=action,
-        target=f"older-than:{cutoff.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}",
-        reason=reason,
-        after=counts,
+    `anonymize` with the counts at the end — through fsar_log_anonymize (fsar_admin, revision
+    0020). `actor`: the OS user, as claimed (the database records the role)."""
+    conn.execute(
+        "SELECT fsar_log_anonymize(%s, %s, %s, %s, %s)",
+        (
+            action,
+            f"older-than:{cutoff.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}",
+            reason,
+            None if counts is None else Jsonb(counts),
+            actor,
+        ),
     )
 
 

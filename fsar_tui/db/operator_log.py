@@ -1,12 +1,13 @@
-"""The operator action log (operator_actions, revisions 0009 and 0019): the one insert every
-change makes (`append` / `append_sync`, in the caller's transaction), the rows with the
+"""The operator action log (operator_actions, revisions 0009 and 0019): the rows with the
 fields their hash covers for `fsar-tui log verify` and `security-audit`, the head and the
-encoding record the database keeps, and filtered listings for `log list`.
+encoding record the database keeps, who last changed a target, and filtered listings for
+`log list` and screen 4.
 
 The client names itself only as `claimed_os_user` (whatever $LOGNAME/$USER say): the
 chain trigger of revision 0019 sets `actor` to the authenticated role (session_user).
-Since revision 0020 operators write the log only through the SECURITY DEFINER functions
-that make the change (db/action_functions.py); `append` remains for the owner's tools.
+Since revision 0020 the fsar roles write the log only through the SECURITY DEFINER
+functions that make the change (db/action_functions.py, db/governance_functions.py);
+`append_sync` is for the schema owner's own tools and tests.
 """
 
 from __future__ import annotations
@@ -46,20 +47,6 @@ def append_sync(
     """One row of the log, in the caller's transaction (so it commits with the change).
     `actor` is the OS user the client claims (claimed_os_user); the database sets actor."""
     conn.execute(APPEND_SQL, _params(actor, action, target, reason, before, after))
-
-
-async def append(
-    conn: AsyncConnection,
-    *,
-    actor: str,
-    action: str,
-    target: str,
-    reason: str | None,
-    before: Any = None,
-    after: Any = None,
-) -> None:
-    """append_sync for the app's async connections."""
-    await conn.execute(APPEND_SQL, _params(actor, action, target, reason, before, after))
 
 
 # The fields the hash covers, jsonb as the server renders it (the hash input's text).

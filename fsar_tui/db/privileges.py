@@ -80,3 +80,48 @@ def trigger_problems(conn: Connection, triggers: Iterable[tuple[str, str, str]])
         if enabled not in ("O", "A"):
             problems.append(f"trigger {name} on {table} is disabled (tgenabled = {enabled!r})")
     return problems
+
+
+RIGHTS_SQL = """
+    SELECT c.relname, r.role,
+           array_remove(ARRAY[
+               CASE WHEN has_table_privilege(r.role, c.oid, 'SELECT') THEN 'SELECT' END,
+               CASE WHEN has_table_privilege(r.role, c.oid, 'INSERT') THEN 'INSERT' END,
+               CASE WHEN has_table_privilege(r.role, c.oid, 'UPDATE') THEN 'UPDATE' END,
+               CASE WHEN has_table_privilege(r.role, c.oid, 'DELETE') THEN 'DELETE' END,
+               CASE WHEN has_table_privilege(r.role, c.oid, 'TRUNCATE') THEN 'TRUNCATE' END], NULL),
+           ARRAY(SELECT v.verb || ' (' || string_agg(a.attname, ', ' ORDER BY a.attname) || ')'
+                 FROM unnest(ARRAY['SELECT', 'INSERT', 'UPDATE']) v(verb)
+                 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                 WHERE NOT has_table_privilege(r.role, c.oid, v.verb)
+                   AND has_column_privilege(r.role, c.oid, a.attnum, v.verb)
+                 GROUP BY v.verb)
+    FROM pg_class c CROSS JOIN unnest(%(roles)s::text[]) r(role)
+    WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm')"""
+
+EXECUTE_SQL = """
+    SELECT p.oid::regprocedure::text, r.role, has_function_privilege(r.role, p.oid, 'EXECUTE')
+    FROM pg_proc p CROSS JOIN unnest(%(roles)s::text[]) r(role)
+    WHERE p.pronamespace = 'public'::regnamespace AND p.proname LIKE 'fsar\\_%%'"""
+
+
+def actual_rights(
+    conn: Connection, roles: Iterable[str]
+) -> tuple[dict[tuple[str, str], frozenset[str]], dict[tuple[str, str], bool]]:
+    """({(table, role): rights}, {(function, role): may EXECUTE}) for the existing roles
+    among `roles` ('public' is every login). A right is a verb, or a verb with the columns
+    granted when it is not granted on the whole table ("UPDATE (metadata)")."""
+    present = [
+        r[0]
+        for r in conn.execute(
+            "SELECT r FROM unnest(%s::text[]) r "
+            "WHERE r = 'public' OR EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r)",
+            (list(roles),),
+        ).fetchall()
+    ]
+    tables = {
+        (table, role): frozenset(whole) | frozenset(columns)
+        for table, role, whole, columns in conn.execute(RIGHTS_SQL, {"roles": present}).fetchall()
+    }
+    functions = {(sig, role): can for sig, role, can in conn.execute(EXECUTE_SQL, {"roles": present}).fetchall()}
+    return tables, functions

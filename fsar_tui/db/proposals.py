@@ -5,8 +5,10 @@
   another sha256 is a conflict: the batch stores nothing and every conflict is named.
   Each new proposal gets an operator_actions row (`proposal.ingest`).
 - Decisions: accept, reject, mark implemented, lift the block, tick a checklist item —
-  each one transaction: lock the row, check that it is still in the state the operator
-  saw (else `ProposalChanged` names who changed it), change it, log it with the reason.
+  each one call of a SECURITY DEFINER function (revision 0020, db/governance_functions.py)
+  that locks the row, checks that it is still in the state the operator saw (else
+  `ProposalChanged` names who changed it), changes it and logs it with the reason; no
+  fsar role may write fsar_proposals directly. Ingestion goes through one too.
 - Blocking: a proposal with block_execution, not lifted, status new or accepted, is a
   row of the `execution_blocks` view (the same rule the executor's claim honours); the
   banner reads it from there. Rejecting or implementing a proposal also ends its block.
@@ -22,7 +24,6 @@ from psycopg import AsyncConnection, Connection
 from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 
-from fsar_tui import clock
 from fsar_tui.db import operator_log
 from fsar_tui.db.rows import one
 from fsar_tui.domain.fsar_report import FsarReport
@@ -96,43 +97,28 @@ def ingest(conn: Connection, reports: list[FsarReport], *, actor: str) -> Ingest
                     )
                 continue
             seen[report.id] = report.sha256
-            inserted = conn.execute(
-                """INSERT INTO fsar_proposals (id, reported_at, severity, block_execution, task_type, body,
-                                               risks, mitigations, extra_headers, source_sha256)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-                   ON CONFLICT (id) DO NOTHING RETURNING id""",
-                (
-                    report.id,
-                    report.reported_at,
-                    report.severity,
-                    report.block_execution,
-                    report.task_type,
-                    report.body,
-                    Jsonb(list(report.risks)),
-                    Jsonb(list(report.mitigations)),
-                    Jsonb(dict(report.extra_headers)),
-                    report.sha256,
-                ),
-            ).fetchone()
-            if inserted:
-                result.inserted.append(report.id)
-                operator_log.append_sync(
-                    conn,
-                    actor=actor,
-                    action="proposal.ingest",
-                    target=f"proposal:{report.id}",
-                    reason=f"ingested from {report.source}",
-                    after={
-                        "severity": report.severity,
-                        "block_execution": report.block_execution,
-                        "task_type": report.task_type,
-                        "sha256": report.sha256,
-                    },
-                )
-                continue
             stored = one(
-                conn.execute("SELECT source_sha256 FROM fsar_proposals WHERE id = %s", (report.id,)).fetchone()
+                conn.execute(
+                    "SELECT fsar_proposal_ingest(%s, %s::timestamptz, %s::integer, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    (
+                        report.id,
+                        report.reported_at,
+                        report.severity,
+                        report.block_execution,
+                        report.task_type,
+                        report.body,
+                        Jsonb(list(report.risks)),
+                        Jsonb(list(report.mitigations)),
+                        Jsonb(dict(report.extra_headers)),
+                        report.sha256,
+                        report.source,
+                        actor,
+                    ),
+                ).fetchone()
             )[0]
+            if stored == "inserted":
+                result.inserted.append(report.id)
+                continue
             if stored == report.sha256:
                 result.unchanged.append(report.id)
             else:
@@ -207,33 +193,18 @@ async def blocking(conn: AsyncConnection) -> list[tuple[str, str | None, int]]:
     return await (await conn.execute(BLOCKING_SQL)).fetchall()
 
 
-def _locked(conn: Connection, proposal_id: str) -> TupleRow:
-    row = conn.execute(
-        "SELECT status, block_execution, block_lifted_at, checklist FROM fsar_proposals WHERE id = %s FOR UPDATE",
-        (proposal_id,),
-    ).fetchone()
-    if row is None:
+def _outcome(conn: Connection, proposal_id: str, sql: str, params: tuple[object, ...]) -> str:
+    """Run one of the decision functions in a transaction; 'missing' is a usage error."""
+    with conn.transaction():
+        outcome: str = one(conn.execute(sql, params).fetchone())[0]
+    if outcome == "missing":
         raise UsageError(f"no proposal {proposal_id!r}")
-    return row
+    return outcome
 
 
 def _who_changed(conn: Connection, proposal_id: str) -> str:
     who = operator_log.last_change(conn, f"proposal:{proposal_id}")
     return f" ({who[1]} by {who[0]} at {who[2].astimezone(UTC):%H:%M:%S} UTC)" if who else ""
-
-
-def _log(
-    conn: Connection,
-    actor: str,
-    action: str,
-    proposal_id: str,
-    reason: str,
-    before: dict[str, Any],
-    after: dict[str, Any],
-) -> None:
-    operator_log.append_sync(
-        conn, actor=actor, action=action, target=f"proposal:{proposal_id}", reason=reason, before=before, after=after
-    )
 
 
 def _need_reason(reason: str) -> None:
@@ -244,76 +215,48 @@ def _need_reason(reason: str) -> None:
 def decide(
     conn: Connection, proposal_id: str, action: str, *, actor: str, reason: str, expected_status: str | None = None
 ) -> str:
-    """accept / reject / implemented; returns the new status."""
+    """accept / reject / implemented; returns the new status. `actor`: the OS user, as
+    claimed (the database records the role)."""
     if action not in DECISIONS:
         raise UsageError(f"unknown decision {action!r}: use {', '.join(DECISIONS)}")
     _need_reason(reason)
     allowed, new = DECISIONS[action]
-    with conn.transaction():
-        status = _locked(conn, proposal_id)[0]
-        if expected_status is not None and status != expected_status:
-            raise ProposalChanged(
-                f"proposal {proposal_id} is now {status}, not {expected_status}"
-                f"{_who_changed(conn, proposal_id)}; nothing changed"
-            )
-        if status not in allowed:
-            raise CheckFailed(f"proposal {proposal_id} is {status}: {action} applies to {' or '.join(allowed)}")
-        conn.execute("UPDATE fsar_proposals SET status = %s WHERE id = %s", (new, proposal_id))
-        _log(conn, actor, f"proposal.{action}", proposal_id, reason, {"status": status}, {"status": new})
+    outcome, _, status = _outcome(
+        conn,
+        proposal_id,
+        "SELECT fsar_proposal_decide(%s, %s, %s, %s, %s)",
+        (proposal_id, action, expected_status, reason, actor),
+    ).partition(":")
+    if outcome == "changed":
+        raise ProposalChanged(
+            f"proposal {proposal_id} is now {status}, not {expected_status}"
+            f"{_who_changed(conn, proposal_id)}; nothing changed"
+        )
+    if outcome == "not-applicable":
+        raise CheckFailed(f"proposal {proposal_id} is {status}: {action} applies to {' or '.join(allowed)}")
     return new
 
 
 def lift_block(conn: Connection, proposal_id: str, *, actor: str, reason: str) -> None:
     _need_reason(reason)
-    with conn.transaction():
-        status, block, lifted_at, _ = _locked(conn, proposal_id)
-        if not block:
-            raise CheckFailed(f"proposal {proposal_id} does not block execution")
-        if lifted_at is not None:
-            raise ProposalChanged(
-                f"the block of proposal {proposal_id} was already lifted{_who_changed(conn, proposal_id)}"
-            )
-        if status not in ("new", "accepted"):
-            raise CheckFailed(f"proposal {proposal_id} is {status}: its block already ended, nothing to lift")
-        conn.execute("UPDATE fsar_proposals SET block_lifted_at = now() WHERE id = %s", (proposal_id,))
-        _log(
-            conn,
-            actor,
-            "proposal.lift_block",
-            proposal_id,
-            reason,
-            {"blocking": status in ("new", "accepted")},
-            {"blocking": False},
+    outcome, _, status = _outcome(
+        conn, proposal_id, "SELECT fsar_proposal_lift_block(%s, %s, %s)", (proposal_id, reason, actor)
+    ).partition(":")
+    if outcome == "no-block":
+        raise CheckFailed(f"proposal {proposal_id} does not block execution")
+    if outcome == "lifted-already":
+        raise ProposalChanged(
+            f"the block of proposal {proposal_id} was already lifted{_who_changed(conn, proposal_id)}"
         )
+    if outcome == "ended":
+        raise CheckFailed(f"proposal {proposal_id} is {status}: its block already ended, nothing to lift")
 
 
 def tick(conn: Connection, proposal_id: str, item: str, *, actor: str, reason: str = "") -> bool:
     """Toggle a checklist item (`risks/0`, `mitigations/2`); returns whether it is now ticked."""
-    kind, _, index = item.partition("/")
-    with conn.transaction():
-        _locked(conn, proposal_id)
-        lists = one(
-            conn.execute(
-                "SELECT risks, mitigations, checklist FROM fsar_proposals WHERE id = %s", (proposal_id,)
-            ).fetchone()
-        )
-        items = {"risks": lists[0], "mitigations": lists[1]}.get(kind)
-        if items is None or not index.isdigit() or int(index) >= len(items):
-            raise UsageError(f"no checklist item {item!r} in proposal {proposal_id}")
-        checklist = dict(lists[2])
-        ticked = item not in checklist
-        if ticked:
-            checklist[item] = {"by": actor, "at": clock.now().isoformat()}
-        else:
-            del checklist[item]
-        conn.execute("UPDATE fsar_proposals SET checklist = %s WHERE id = %s", (Jsonb(checklist), proposal_id))
-        _log(
-            conn,
-            actor,
-            "proposal.tick" if ticked else "proposal.untick",
-            proposal_id,
-            reason or items[int(index)],
-            {"item": item, "ticked": not ticked},
-            {"item": item, "ticked": ticked},
-        )
-    return ticked
+    outcome = _outcome(
+        conn, proposal_id, "SELECT fsar_proposal_tick(%s, %s, %s, %s)", (proposal_id, item, reason, actor)
+    )
+    if outcome == "no-item":
+        raise UsageError(f"no checklist item {item!r} in proposal {proposal_id}")
+    return outcome == "ticked"

@@ -1,13 +1,15 @@
 """Rollouts SQL: the targets and their readiness, and the rollback transaction.
 
 Rollback (and roll-forward, which is a rollback to a newer revision) is one
-transaction: lock the target's row (FOR UPDATE), check that the active revision is the
-one the operator saw (else Conflict, naming who changed it), re-hash the chosen
-revision's artifact (a tampered artifact refuses: it is a failing hard gate), append a
-revision that copies the chosen artifact inside the database (jsonb to jsonb, so it is
-byte-identical), make it active — the rollouts trigger of revision 0010 sends NOTIFY —
-and append to operator_actions. Two operators racing: the second waits on the row
-lock, then sees the new active revision and gets a Conflict; never a double rollback.
+transaction: check that the active revision is the one the operator saw (else Conflict,
+naming who changed it), re-hash the chosen revision's artifact here (a tampered artifact
+refuses: it is a failing hard gate), then fsar_rollout_rollback (revision 0020,
+db/action_functions.py) locks the target's row, checks the active revision again, appends
+a revision that copies the chosen one inside the database (jsonb to jsonb, so it is
+byte-identical), makes it active — the rollouts trigger of revision 0010 sends NOTIFY —
+and appends to operator_actions. No fsar role may write rollouts or revisions directly.
+Two operators racing: the second waits on the row lock, then sees the new active
+revision and gets a Conflict; never a double rollback.
 """
 
 from __future__ import annotations
@@ -159,46 +161,39 @@ def rehearse(conn: Connection, target: Target) -> str | None:
     return None
 
 
+ROLLBACK_SQL = "SELECT outcome, new_revision, move FROM fsar_rollout_rollback(%s, %s::integer, %s::integer, %s, %s)"
+
+
+def _conflict(conn: Connection, target: str, active: int | None) -> Conflict:
+    who = operator_log.last_change(conn, f"rollout:{target}")
+    by = f" by {who[0]} ({who[1]} at {who[2]:%Y-%m-%d %H:%M:%S %Z})" if who else ""
+    return Conflict(f"{target} changed while you decided: revision {active} is active now{by}; nothing was done")
+
+
 def _apply(conn: Connection, target: str, to: int, *, expected_active: int | None, actor: str, reason: str) -> int:
-    """The rollback's statements, in the caller's transaction."""
-    row = conn.execute("SELECT id, active_revision FROM rollouts WHERE target = %s FOR UPDATE", (target,)).fetchone()
+    """The rollback's statements, in the caller's transaction. `actor`: the OS user, as
+    claimed (the database records the role)."""
+    row = conn.execute("SELECT id, active_revision FROM rollouts WHERE target = %s", (target,)).fetchone()
     if row is None:
         raise UsageError(f"no rollout target {target!r}")
     rollout_id, active = row
     if active != expected_active:
-        who = operator_log.last_change(conn, f"rollout:{target}")
-        by = f" by {who[0]} ({who[1]} at {who[2]:%Y-%m-%d %H:%M:%S %Z})" if who else ""
-        raise Conflict(f"{target} changed while you decided: revision {active} is active now{by}; nothing was done")
+        raise _conflict(conn, target, active)
     chosen = conn.execute(
         "SELECT artifact, sha256 FROM rollout_revisions WHERE rollout_id = %s AND revision = %s", (rollout_id, to)
     ).fetchone()
     if chosen is None:
         raise UsageError(f"{target} has no revision {to}")
+    # Revisions are append-only (a trigger): what is checked here is what the function copies.
     if artifact_sha256(chosen[0]) != chosen[1]:
         raise ArtifactBroken(
             f"{target} revision {to}: the artifact does not match its sha256; refusing to roll "
             f"back to it (a failing hard gate)"
         )
-    origins = _origins(conn, rollout_id, (to, active))
-    kind = move_kind(origins[to], origins[active])
-    new: int = one(
-        conn.execute(
-            """INSERT INTO rollout_revisions (rollout_id, revision, artifact, sha256, created_by, reason, rollback_of)
-           SELECT %(id)s, (SELECT max(revision) + 1 FROM rollout_revisions WHERE rollout_id = %(id)s),
-                  artifact, sha256, %(actor)s, %(reason)s, revision
-           FROM rollout_revisions WHERE rollout_id = %(id)s AND revision = %(to)s
-           RETURNING revision""",
-            {"id": rollout_id, "to": to, "actor": actor, "reason": reason},
-        ).fetchone()
-    )[0]
-    conn.execute("UPDATE rollouts SET active_revision = %s, updated_at = now() WHERE id = %s", (new, rollout_id))
-    operator_log.append_sync(
-        conn,
-        actor=actor,
-        action=kind.replace("-", "_"),
-        target=f"rollout:{target}",
-        reason=reason,
-        before={"active_revision": active},
-        after={"active_revision": new, "copy_of": to, "sha256": chosen[1]},
-    )
-    return new
+    outcome, new, _ = one(conn.execute(ROLLBACK_SQL, (target, to, expected_active, reason, actor)).fetchone())
+    if outcome == "conflict":  # someone committed between our read and the function's lock
+        raise _conflict(conn, target, new)
+    if outcome != "done":
+        raise UsageError(f"{target}: {outcome}")
+    revision: int = new
+    return revision

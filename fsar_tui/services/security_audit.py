@@ -4,7 +4,9 @@ back); the read-only role fsar_viewer cannot write and the three roles exist as 
 TLS when the host is not local (judged by where the session really went); the operator
 log's hash chain verifies — recomputed here, against the head the database keeps — and
 its protections hold (services/log_integrity.py: triggers enabled, functions the shipped
-ones).
+ones); the state-changing functions are the shipped ones; no fsar function is executable
+by PUBLIC; and the grants are exactly the declared ones (domain/privileges.py, the
+README's table) for fsar_viewer, fsar_operator, fsar_admin and PUBLIC.
 
 Nothing here calls a function of ours to decide: a replaced function would run as the
 auditing role and could answer anything."""
@@ -87,6 +89,37 @@ def security_checks(conn, dsn: str) -> list[Check]:
             "operator log's triggers and functions are the shipped ones",
             not log.problems,
             "; ".join(log.problems) or "append-only and chain triggers enabled; functions match the shipped source",
+        )
+    )
+    from fsar_tui.db import action_functions, governance_functions, privileges
+    from fsar_tui.domain import privileges as declared
+
+    replaced = privileges.shipped_function_problems(conn, action_functions.FUNCTIONS + governance_functions.FUNCTIONS)
+    checks.append(
+        Check(
+            "state-changing functions are the shipped ones",
+            not replaced,
+            "; ".join(replaced[:5]) + ("…" if len(replaced) > 5 else "")
+            or "source, SECURITY DEFINER and search_path as shipped",
+        )
+    )
+    public = privileges.public_executable(conn)
+    checks.append(
+        Check(
+            "no fsar function is executable by PUBLIC",
+            not public,
+            f"PUBLIC may EXECUTE {', '.join(public[:5])}" + ("…" if len(public) > 5 else "")
+            if public
+            else "EXECUTE granted to fsar roles only",
+        )
+    )
+    differences = declared.compare(*privileges.actual_rights(conn, (*declared.ROLES, declared.PUBLIC)))
+    checks.append(
+        Check(
+            "grants are exactly the declared ones",
+            not differences,
+            "; ".join(differences[:5]) + (f"; … {len(differences) - 5} more" if len(differences) > 5 else "")
+            or "every table and function × role as the README's privilege table says",
         )
     )
     return checks

@@ -1,0 +1,201 @@
+"""The privilege declaration: what each fsar role may do to each table and function — the
+one statement of it. The README's privilege tables are rendered from it (a test compares
+them), the privilege-matrix test asserts the database grants exactly this (every table ×
+role × SELECT/INSERT/UPDATE/DELETE/TRUNCATE, every function × role) and `fsar-tui
+security-audit` compares it with the database it audits. Revision 0020 wrote the grants;
+a change here needs a revision that changes them, or those tests and the audit fail.
+
+The roles include each other: fsar_admin ⊃ fsar_operator ⊃ fsar_viewer. "No fsar grant"
+is any other login (PUBLIC): it may do nothing here. fsar_viewer may SELECT every table
+and view; beyond that the only direct writes are the admin's anonymization columns.
+Every other change goes through the SECURITY DEFINER functions (db/action_functions.py,
+db/governance_functions.py), which check the transition and write the operator log.
+Pure data and rendering: standard library only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+VIEWER, OPERATOR, ADMIN = "fsar_viewer", "fsar_operator", "fsar_admin"
+ROLES = (VIEWER, OPERATOR, ADMIN)
+PUBLIC = "public"  # any login without an fsar grant: has_*_privilege('public', …)
+VERBS = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE")
+WRITE_VERBS = VERBS[1:]
+
+# Every table and view of the schema at head (the matrix test fails on one not listed).
+TABLES = (
+    "active_rollout_revisions",
+    "alembic_version",
+    "audit_gate_overrides",
+    "audit_gates",
+    "audit_runs",
+    "compute_rates",
+    "cost_rollups",
+    "drift_alerts",
+    "duration_rollups",
+    "duration_sketch_dirty",
+    "duration_sketches",
+    "execution_blocks",
+    "execution_tasks",
+    "fsar_proposals",
+    "ledger_daily",
+    "ledger_entries",
+    "live_gate_overrides",
+    "model_prices",
+    "operator_actions",
+    "operator_log_encodings",
+    "operator_log_head",
+    "payment_funnel_daily",
+    "rollout_revisions",
+    "rollouts",
+    "rollup_state",
+    "stripe_events",
+    "task_count_deltas",
+    "task_counts",
+    "task_duration_samples",
+    "task_events",
+)
+
+# The direct writes, beyond fsar_viewer's SELECT everywhere: table → role → rights, a
+# right being a verb or a verb with its columns ("UPDATE (payload)").
+WRITES: dict[str, dict[str, tuple[str, ...]]] = {
+    "execution_tasks": {ADMIN: ("UPDATE (error, payload, result)",)},
+    "ledger_entries": {ADMIN: ("UPDATE (metadata)",)},
+    "stripe_events": {ADMIN: ("UPDATE (payload)",)},
+}
+
+
+@dataclass(frozen=True)
+class FunctionRight:
+    signature: str  # as regprocedure prints it
+    role: str | None  # the least role that may EXECUTE it (the roles above it too); None: its owner only
+    what: str
+
+
+FUNCTIONS: tuple[FunctionRight, ...] = (
+    FunctionRight("fsar_sample_metrics(task_duration_samples)", VIEWER, "profile reads: a sample's metrics"),
+    FunctionRight("fsar_task_sample(execution_tasks,smallint)", VIEWER, "rollup checks: a task as a sample"),
+    FunctionRight("fsar_duration_bucket(double precision)", VIEWER, "histogram bucket of a duration"),
+    FunctionRight("fsar_log_field(text)", VIEWER, "the log's hash input (pure)"),
+    FunctionRight(
+        "fsar_operator_actions_hash(text,bigint,timestamp with time zone,text,text,text,text,text,text,jsonb,"
+        "jsonb,text)",
+        VIEWER,
+        "a log row's hash (pure)",
+    ),
+    FunctionRight("fsar_operator_actions_verify()", VIEWER, "the database's own walk of the log"),
+    FunctionRight("fsar_task_action(text,bigint[],text[],text,text,text)", OPERATOR, "retry / cancel / requeue"),
+    FunctionRight("fsar_rollout_rollback(text,integer,integer,text,text)", OPERATOR, "rollback / roll-forward"),
+    FunctionRight(
+        "fsar_record_verdict(bigint,numeric,numeric,text,bigint,jsonb,text)", OPERATOR, "the audit pass's verdicts"
+    ),
+    FunctionRight("fsar_prune_audit_runs(integer,interval)", OPERATOR, "verdict retention (the audit pass)"),
+    FunctionRight("fsar_drift_alert_raise(text,jsonb,numeric,numeric,jsonb)", OPERATOR, "drift alerts: open"),
+    FunctionRight("fsar_drift_alert_resolve(text,jsonb,numeric,text)", OPERATOR, "drift alerts: resolve"),
+    FunctionRight("fsar_drift_alert_ack(bigint,text,text)", OPERATOR, "drift alerts: acknowledge"),
+    FunctionRight(
+        "fsar_proposal_ingest(text,timestamp with time zone,integer,boolean,text,text,jsonb,jsonb,jsonb,text,text,"
+        "text)",
+        OPERATOR,
+        "ingest FSAR reports",
+    ),
+    FunctionRight("fsar_proposal_decide(text,text,text,text,text)", OPERATOR, "accept / reject / implemented"),
+    FunctionRight("fsar_proposal_lift_block(text,text,text)", OPERATOR, "lift a proposal's block"),
+    FunctionRight("fsar_proposal_tick(text,text,text,text)", OPERATOR, "tick a checklist item"),
+    FunctionRight("fsar_gate_override(text,text,timestamp with time zone,text)", ADMIN, "override a blocking gate"),
+    FunctionRight(
+        "fsar_gate_add(text,text,jsonb,bigint,text,numeric,boolean,bigint,text,text,text)", ADMIN, "add a gate"
+    ),
+    FunctionRight("fsar_gate_set(text,boolean,boolean,text,numeric,text,text)", ADMIN, "change a gate"),
+    FunctionRight("fsar_record_reveal(text,text,text)", ADMIN, "log a reveal of raw data"),
+    FunctionRight("fsar_log_anonymize(text,text,text,jsonb,text)", ADMIN, "log an anonymization"),
+    FunctionRight("fsar_backfill_rollups(bigint)", None, "rollup backfill (the owner's `profile --backfill`)"),
+    FunctionRight("fsar_compact_task_counts()", None, "housekeeping, from the task triggers"),
+    FunctionRight("fsar_fold_duration_samples()", None, "housekeeping, from the task triggers"),
+    FunctionRight("fsar_rebuild_sketches()", None, "housekeeping"),
+    FunctionRight("fsar_close_blocks_and_rebuild_sketches()", None, "housekeeping"),
+    FunctionRight("fsar_task_status_changed()", None, "trigger: task events, NOTIFY"),
+    FunctionRight("fsar_task_counts_changed()", None, "trigger: queue counters"),
+    FunctionRight("fsar_task_counts_truncated()", None, "trigger: queue counters"),
+    FunctionRight("fsar_task_rollups_changed()", None, "trigger: duration samples"),
+    FunctionRight("fsar_ledger_daily_changed()", None, "trigger: ledger rollup"),
+    FunctionRight("fsar_stripe_event_funnel()", None, "trigger: payment funnel rollup"),
+    FunctionRight("fsar_control_changed()", None, "trigger: NOTIFY of rollouts and blocks"),
+    FunctionRight("fsar_override_changed()", None, "trigger: NOTIFY of overrides"),
+    FunctionRight("fsar_reject_change()", None, "trigger: append-only tables"),
+    FunctionRight("fsar_operator_actions_chain()", None, "trigger: the log's hash chain"),
+    FunctionRight("fsar_operator_log_head_guard()", None, "trigger: the log's head"),
+)
+
+RANK = {None: 99, VIEWER: 0, OPERATOR: 1, ADMIN: 2, PUBLIC: -1}
+
+
+def includes(role: str, other: str) -> bool:
+    """Does `role` have what `other` is granted (itself, or a role it includes)?"""
+    return role in ROLES and other in ROLES and RANK[role] >= RANK[other]
+
+
+def table_rights(table: str, role: str) -> frozenset[str]:
+    """What `role` (an fsar role or PUBLIC) may do to `table`, as declared."""
+    if role not in ROLES:
+        return frozenset()
+    rights = {"SELECT"}
+    for granted_to, granted in WRITES.get(table, {}).items():
+        if includes(role, granted_to):
+            rights.update(granted)
+    return frozenset(rights)
+
+
+def may_execute(function: FunctionRight, role: str) -> bool:
+    return function.role is not None and includes(role, function.role)
+
+
+def compare(
+    actual_tables: dict[tuple[str, str], frozenset[str]], actual_functions: dict[tuple[str, str], bool]
+) -> list[str]:
+    """Every difference between the database (as db/privileges.actual_rights reads it) and
+    the declaration, one line each; [] when they agree."""
+    problems = []
+    tables = {t for t, _ in actual_tables}
+    for table in sorted(tables ^ set(TABLES)):
+        problems.append(f"table {table} is {'not declared' if table in tables else 'declared but missing'}")
+    for (table, role), rights in sorted(actual_tables.items()):
+        if table not in TABLES:
+            continue
+        want = table_rights(table, role)
+        if rights != want:
+            extra = ", ".join(sorted(rights - want))
+            missing = ", ".join(sorted(want - rights))
+            problems.append(
+                f"{role} on {table}: "
+                + "; ".join(([f"may {extra}"] if extra else []) + ([f"may not {missing}"] if missing else []))
+                + f" (declared: {', '.join(sorted(want)) or 'nothing'})"
+            )
+    declared = {f.signature: f for f in FUNCTIONS}
+    functions = {f for f, _ in actual_functions}
+    for sig in sorted(functions ^ set(declared)):
+        problems.append(f"function {sig} is {'not declared' if sig in functions else 'declared but missing'}")
+    for (sig, role), can in sorted(actual_functions.items()):
+        if sig in declared and can != may_execute(declared[sig], role):
+            problems.append(f"{role} {'may' if can else 'may not'} EXECUTE {sig} (declared: the opposite)")
+    return problems
+
+
+def _cell(rights: frozenset[str]) -> str:
+    return ", ".join(sorted(rights, key=lambda r: VERBS.index(r.split()[0]))) or "—"
+
+
+def render_markdown() -> str:
+    """The README's privilege tables (between its `privileges` markers)."""
+    header = f"| {{}} | {' | '.join(f'`{r}`' for r in ROLES)} | no fsar grant |"
+    rule = "|---" * (len(ROLES) + 2) + "|"
+    lines = [header.format("table or view"), rule]
+    for table in TABLES:
+        cells = [_cell(table_rights(table, r)) for r in (*ROLES, PUBLIC)]
+        lines.append(f"| `{table}` | {' | '.join(cells)} |")
+    lines += ["", f"| function | {' | '.join(f'`{r}`' for r in ROLES)} | no fsar grant | what for |", rule + "---|"]
+    for f in FUNCTIONS:
+        cells = ["EXECUTE" if may_execute(f, r) else "—" for r in (*ROLES, PUBLIC)]
+        lines.append(f"| `{f.signature}` | {' | '.join(cells)} | {f.what} |")
+    return "\n".join(lines) + "\n"
