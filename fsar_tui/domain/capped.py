@@ -11,8 +11,8 @@ for JSON, the end of the string or number it falls in. Past MARGIN the cut is ha
 what is shown of a value it splits is redacted by what is shown of it.
 
 JSON is shown pretty-printed from its text (jsonb's `{"a": 1}` form or json.dumps'),
-never parsed: a document 3,000 levels deep shows like any other (indentation stops
-growing at MAX_INDENT levels). The redaction policy's JSON rules (fields, keys) run on
+never parsed: a document 3,000 levels deep shows like any other (levels past
+MAX_INDENT stay on one line). The redaction policy's JSON rules (fields, keys) run on
 the text (domain/json_scrub.py), then its detectors over the shown text, as before.
 Pure: no I/O; the caller fetched the text (db/tasks.py reads SHOWN + MARGIN characters).
 """
@@ -32,7 +32,7 @@ from fsar_tui.domain.sanitize import strip_controls
 SHOWN = 64 * 1024
 MARGIN = 4 * 1024
 HEAD = SHOWN + MARGIN  # characters to fetch of a text to show it
-MAX_INDENT = 32  # levels of JSON indentation shown; deeper levels stay at this indent
+MAX_INDENT = 16  # levels of JSON laid out one item a line; deeper ones stay on one line
 
 _SPACE = re.compile(r"\s")
 _BARE_END = re.compile(r"[^\s{}\[\]:,\"]*")
@@ -180,39 +180,40 @@ def _inert_strings(value: Any) -> Any:
 
 def pretty_json(text: str, indent: int = 2) -> str:
     """JSON text (possibly cut) laid out as json.dumps(indent=2) would, without parsing it:
-    any depth, indentation capped at MAX_INDENT levels."""
+    any depth. Levels deeper than MAX_INDENT stay on one line (`{"a": {"a": …}}`), so a
+    document 3,000 deep does not become 3,000 ever longer lines of spaces."""
     out: list[str] = []
     depth = 0
     opened = False  # a container just opened: its first item goes on a new line
 
-    def newline() -> str:
-        return "\n" + " " * (indent * min(depth, MAX_INDENT))
+    def newline(level: int, compact: str) -> str:
+        return "\n" + " " * (indent * level) if level <= MAX_INDENT else compact
 
     for k, part in enumerate(string_tokens(text, with_between=True)):
         if k % 2:
             if opened:
-                out.append(newline())
+                out.append(newline(depth, ""))
                 opened = False
             out.append(part)
             continue
         for tok in _STRUCTURE.findall(part):
             if tok == "{" or tok == "[":
                 if opened:
-                    out.append(newline())
+                    out.append(newline(depth, ""))
                 out.append(tok)
                 depth += 1
                 opened = True
             elif tok == "}" or tok == "]":
+                out.append(tok if opened or depth > MAX_INDENT else newline(depth - 1, "") + tok)
                 depth = max(0, depth - 1)
-                out.append(tok if opened else newline() + tok)
                 opened = False
             elif tok == ",":
-                out.append("," + newline())
+                out.append("," + newline(depth, " "))
             elif tok == ":":
                 out.append(": ")
             else:
                 if opened:
-                    out.append(newline())
+                    out.append(newline(depth, ""))
                     opened = False
                 out.append(tok)
     return "".join(out)

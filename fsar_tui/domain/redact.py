@@ -365,10 +365,12 @@ def token_counts(value: Any) -> Counter[str]:
 
 
 def value_findings(value: Any, *, partial: bool = False) -> list[str]:
-    """findings() for a JSON value, field rules included. `partial`: `value` is a JsonText
-    holding a cut prefix of a document (the sensitive-results gate's bound per row)."""
-    if partial and isinstance(value, JsonText):
-        after: Any = JsonText(policy().json_text(value.text, partial=True), value.why)
-    else:
-        after = policy().value(value)
-    return sorted(token_counts(after) - token_counts(value))
+    """findings() for a JSON value, field rules included: the kinds whose tokens the policy
+    adds to the value's JSON text. `partial`: `value` is a JsonText holding a cut prefix of
+    a document (the sensitive-results gate's bound per row)."""
+    p = policy()
+    if isinstance(value, JsonText) or _plain(value):
+        before = value.text if isinstance(value, JsonText) else json.dumps(value, ensure_ascii=False)
+        after = p.json_text(before, partial=partial)
+        return sorted(Counter(_TOKEN.findall(after)) - Counter(_TOKEN.findall(before)))
+    return sorted(token_counts(p.value(value)) - token_counts(value))

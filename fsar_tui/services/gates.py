@@ -9,6 +9,7 @@ records 'error' and the others still run.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime, timedelta
 
@@ -23,6 +24,7 @@ from fsar_tui.db.roi import day_bounds, roi_data_sync
 from fsar_tui.domain import profiles as profile_math
 from fsar_tui.domain import roi as roi_math
 from fsar_tui.domain.gates import Gate, Measurement, Verdict, in_scope, judge
+from fsar_tui.domain.json_text import JsonText
 from fsar_tui.domain.redact import policy, value_findings
 from fsar_tui.errors import UsageError, first_line
 
@@ -79,19 +81,59 @@ def sensitive_prefilter() -> str:
     return f'{gate_reads.SENSITIVE_PREFILTER}|"(?:{fields})":'
 
 
+# Bounded per row and per run (issue 15: one 200 KB result took 41 s, and the app runs the
+# gate every minute): a result is parsed only up to SCAN_PER_RESULT characters (a larger one,
+# or one nested too deep for Python's parser, arrives as its JSON text: db/json_adapters) and
+# checked on its first SCAN_PER_RESULT characters (named in `partly_checked`); past
+# SCAN_PER_RUN characters in all, the rest of the candidates wait for the next run (said in
+# `note`: the count is then "at least"). Redaction is linear, so these bound the time.
+SCAN_PER_RESULT = 1024 * 1024
+SCAN_PER_RUN = 32 * 1024 * 1024
+
+
 def _sensitive(conn, gate, start, end) -> Measurement:
-    rows = gate_reads.sensitive_candidates(conn, gate, start, end, sensitive_prefilter())
-    hits = [(task_id, kinds) for task_id, result in rows if (kinds := value_findings(result))]
-    details = {
+    from fsar_tui.db.json_adapters import bounded_documents
+
+    with bounded_documents(conn, max_chars=SCAN_PER_RESULT):
+        rows = gate_reads.sensitive_candidates(conn, gate, start, end, sensitive_prefilter())
+    hits: list[tuple[int, list[str]]] = []
+    partly: list[int] = []
+    scanned = checked = 0
+    for task_id, result in rows:
+        if scanned >= SCAN_PER_RUN:
+            break
+        checked += 1
+        # As text (the findings are the tokens the policy adds to the JSON text, as before):
+        # a parsed result is at most 64 levels deep here, so json.dumps is safe.
+        doc = result if isinstance(result, JsonText) else JsonText(json.dumps(result, ensure_ascii=False), "")
+        scanned += min(len(doc.text), SCAN_PER_RESULT)
+        if len(doc.text) > SCAN_PER_RESULT:
+            partly.append(task_id)
+            kinds = value_findings(JsonText(doc.text[:SCAN_PER_RESULT], doc.why), partial=True)
+        else:
+            kinds = value_findings(doc)
+        if kinds:
+            hits.append((task_id, kinds))
+    details: dict[str, object] = {
         "task_ids": [t for t, _ in hits[:10]],
         "kinds": sorted({k for _, ks in hits for k in ks}),
-        "checked": len(rows),
+        "checked": checked,
     }
-    if len(rows) == gate_reads.SENSITIVE_CANDIDATES:
+    if partly:
+        details["partly_checked"] = {
+            "task_ids": partly[:10],
+            "count": len(partly),
+            "why": f"larger than {SCAN_PER_RESULT:,} characters: the first {SCAN_PER_RESULT:,} checked",
+        }
+    if checked < len(rows):
+        details["note"] = (
+            f"{checked:,} of {len(rows):,} candidates checked ({SCAN_PER_RUN:,} characters per run): at least this many"
+        )
+    elif len(rows) == gate_reads.SENSITIVE_CANDIDATES:
         details["note"] = (
             f"only the first {gate_reads.SENSITIVE_CANDIDATES} candidates were checked: at least this many"
         )
-    return Measurement(len(hits), len(rows), details)
+    return Measurement(len(hits), checked, details)
 
 
 def _broken_artifacts(conn) -> Measurement:
