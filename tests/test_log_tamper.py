@@ -154,3 +154,10 @@ def test_0019_refuses_to_rechain_a_broken_log_unless_told_which_break(db_dsn, mo
     migrate(db_dsn)
     assert q(db_dsn, "SELECT old_chain_broken_at, rechained_upto FROM operator_log_encodings") == [(2, 3)]
     assert q(db_dsn, "SELECT fsar_operator_actions_verify()") == [(None,)]
+
+
+def test_a_log_that_predates_0019_is_one_line_not_a_traceback(db_dsn, run_cli, tmp_path):
+    downgrade(db_dsn, "0018_audit_runs_retention")
+    out = verify(run_cli, db_dsn, tmp_path)
+    assert out.returncode == 1 and out.stderr.count("\n") == 1, out.stderr
+    assert "predates revision 0019" in out.stderr and "fsar-tui migrate" in out.stderr

@@ -66,6 +66,11 @@ def chain_rows(conn: Connection) -> Generator[LogRow, None, None]:
             yield LogRow(*row)
 
 
+def has_head_table(conn: Connection) -> bool:
+    present: bool = one(conn.execute("SELECT to_regclass('public.operator_log_head') IS NOT NULL").fetchone())[0]
+    return present
+
+
 def head(conn: Connection) -> tuple[int, str] | None:
     """(seq, hash) the chain trigger last wrote to operator_log_head; None if the row is gone."""
     row = conn.execute("SELECT seq, hash FROM operator_log_head").fetchone()

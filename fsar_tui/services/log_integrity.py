@@ -8,9 +8,9 @@ security-audit` both run:
    enabled; the log's functions are the shipped ones (source sha256, SECURITY
    DEFINER/INVOKER, pinned search_path) and PUBLIC may not EXECUTE them; the record of
    where the encoding starts is there and agrees with the re-chained rows.
-The database's own `fsar_operator_actions_verify()` is asked only when its source is the
-shipped one (a replaced function is never called: it would run as us), and only as a
-second opinion.
+The database's own `fsar_operator_actions_verify()` is asked only when every function of
+the log is the shipped one (a replaced function is never called: it would run as us),
+and only as a second opinion.
 
 What this cannot see: a superuser who rewrites rows AND recomputes every later hash AND
 the head leaves a consistent chain — only an anchor kept outside the database (another
@@ -26,6 +26,7 @@ import psycopg
 from psycopg import Connection
 
 from fsar_tui.domain.action_chain import Verdict
+from fsar_tui.errors import CheckFailed
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,11 @@ def check_log(conn: Connection, anchor: tuple[int, str] | None = None, *, ask_da
     from fsar_tui.db import log_functions, operator_log, privileges
     from fsar_tui.domain.action_chain import verify
 
+    if not operator_log.has_head_table(conn):
+        raise CheckFailed(
+            "the operator log predates revision 0019 (no operator_log_head): run `fsar-tui migrate`, "
+            "which verifies and re-chains it"
+        )
     problems = privileges.trigger_problems(conn, log_functions.TRIGGERS)
     function_problems = privileges.shipped_function_problems(conn, log_functions.FUNCTIONS)
     problems += function_problems
@@ -75,7 +81,6 @@ def check_log(conn: Connection, anchor: tuple[int, str] | None = None, *, ask_da
     finally:
         rows.close()
     database_says = None
-    verify_fn = log_functions.VERIFY.signature
-    if ask_database and not any(verify_fn in p for p in function_problems):
+    if ask_database and not function_problems:  # a replaced function (or one it calls) is never run
         database_says = operator_log.database_verdict_sync(conn)
     return LogIntegrity(verdict, problems, database_says, notes)
