@@ -153,6 +153,9 @@ def test_list_says_more_than_the_count_cap(db_dsn, run_cli):
     big = run_cli("tasks", "list", "--limit", "2500", "--sort", "created", "--format", "json", "--dsn", db_dsn)
     want = ids_of(db_dsn, "SELECT id FROM execution_tasks ORDER BY created_at DESC, id DESC LIMIT 2500")
     assert [r["id"] for r in json.loads(big.stdout)] == want
+    # Showing more than the count cap: the count goes past what is shown ("N of >M", M > N).
+    more = run_cli("tasks", "list", "--limit", "10020", "--dsn", db_dsn)
+    assert more.stdout.splitlines()[-1].startswith("10,020 of 10,050 tasks"), more.stdout.splitlines()[-1]
 
 
 # -- show -------------------------------------------------------------------------------------

@@ -178,8 +178,9 @@ def run_list(args: Namespace, ctx: Context) -> int:
             after = tasks.sort_key(batch[-1], args.sort)
         more = len(rows) > args.limit
         rows = rows[: args.limit]
-        # Count at least COUNT_CAP past what is shown, so "N of >M" always has M > N.
-        cap = args.limit + COUNT_CAP
+        # "of >10,000" — unless more than that are shown: then count past what is shown,
+        # so "N of >M" always has M > N.
+        cap = COUNT_CAP if args.limit < COUNT_CAP - 1 else args.limit + COUNT_CAP
         matching = tasks.count_matching_sync(conn, f, cap) if more else len(rows)
     summary = _summary(len(rows), matching, more, cap)
     if args.format == "table":
