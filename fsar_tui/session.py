@@ -162,13 +162,22 @@ class Session:
         self._outage = (time.monotonic(), mask_dsn(cause))
         return self._outage[1]
 
+    async def read_sync(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """fn(conn, *args, **kwargs) — a sync read from db/ or services/ (e.g. the log's
+        integrity check) — on a short-lived read-only connection in a thread."""
+        return await self._in_thread(True, fn, args, kwargs)
+
     async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """fn(conn, *args, **kwargs) — a db/ write path, sync, one transaction of its own — on a
         short-lived autocommit connection in a thread."""
+        return await self._in_thread(False, fn, args, kwargs)
+
+    async def _in_thread(self, read_only: bool, fn: Callable[..., T], args: Any, kwargs: Any) -> T:
         from fsar_tui.db.connect import connect
 
         def call() -> T:
             with connect(self.dsn, autocommit=True, statement_timeout_ms=self.settings.statement_timeout_ms) as conn:
+                conn.read_only = read_only
                 return fn(conn, *args, **kwargs)
 
         try:

@@ -16,8 +16,10 @@ Four tables, top to bottom; `tab` moves between them, `j/k` move within one:
   rollback (the rollout that gate judges).
 - Alerts: open drift alerts; `a` acknowledges the highlighted one with a reason.
 - Log: every operator action, newest first; `:audit actor:… action:… target:… since:…`
-  filters it server-side, `esc` clears. Its status line shows the database's own chain
-  check (every 60 s); `fsar-tui log verify` is the stronger check, against an anchor.
+  filters it server-side, `esc` clears. Its status line shows the log's integrity as
+  `security-audit` judges it (services/log_integrity.py: every hash recomputed here, the
+  head, the triggers and the shipped functions checked; every 60 s, in a thread);
+  `fsar-tui log verify` adds the check against an anchor kept outside the database.
 `e` runs the scheduled pass now. Read-only mode or a viewer role removes R, o and a; `o`
 needs fsar_admin (the role's grants, read at connect).
 """
@@ -45,6 +47,7 @@ from fsar_tui.domain.task_filter import FilterError
 from fsar_tui.errors import FsarError
 from fsar_tui.messages import ApplyFilter, AuditChecked, AuditCheckRequested, HeaderStale
 from fsar_tui.screens.base import FsarScreen
+from fsar_tui.services.log_integrity import LogIntegrity
 from fsar_tui.widgets.action_dialog import ActionDialog
 from fsar_tui.widgets.key_bar import KeyBar
 from fsar_tui.widgets.keyed_table import KeyedTable
@@ -136,7 +139,7 @@ class AuditScreen(FsarScreen):
         self.rows: list[operator_log.LoggedAction] = []
         self.gate_rows: list[gates.GateStatus] = []
         self.alert_rows: list[drift.OpenAlert] = []
-        self.broken_at: int | None = None
+        self.chain_problem: str | None = None  # why the log cannot be trusted (None: verified)
         self.verified_at: datetime | None = None
         self.last_verify = 0.0
 
@@ -178,14 +181,35 @@ class AuditScreen(FsarScreen):
 
     @work(exclusive=True, group="audit-log", exit_on_error=False)
     async def read_audit(self) -> None:
-        verify = time.monotonic() - self.last_verify > VERIFY_EVERY_S
-        self.deliver(self.show_audit, await self.read(audit_reads.audit_screen, verify=verify, **self.filters))
+        if time.monotonic() - self.last_verify > VERIFY_EVERY_S:
+            self.last_verify = time.monotonic()
+            self.verify_chain()
+        self.deliver(self.show_audit, await self.read(audit_reads.audit_screen, verify=False, **self.filters))
+
+    @work(exclusive=True, group="audit-chain", exit_on_error=False)
+    async def verify_chain(self) -> None:
+        # The same judgement as `log verify` / `security-audit`: hashes recomputed here,
+        # protections checked — never the database's verify function alone, which a
+        # role with the power to replace it could make say "intact".
+        from fsar_tui.services.log_integrity import check_log
+
+        self.deliver(self.show_chain, await self.session.read_sync(check_log))
+
+    def show_chain(self, integrity: LogIntegrity) -> None:
+        self.clear_problem("audit-chain")
+        self.verified_at = clock.now()
+        if integrity.ok:
+            self.chain_problem = None
+        elif not integrity.verdict.ok:
+            self.chain_problem = integrity.verdict.problem or "the chain does not verify"
+        elif integrity.problems:
+            self.chain_problem = integrity.problems[0]
+        else:
+            self.chain_problem = f"the database's own check says broken at seq {integrity.database_says}"
+        self.render_log()
 
     def show_audit(self, data: audit_reads.AuditRound) -> None:
         self.loaded("audit-log")
-        if data.verified:
-            self.broken_at = data.broken_at
-            self.last_verify, self.verified_at = time.monotonic(), clock.now()
         self.rows, self.gate_rows, self.alert_rows = data.log, data.gates, data.alerts
         self.render_gates()
         self.render_alerts()
@@ -306,10 +330,11 @@ class AuditScreen(FsarScreen):
         shown = f"{len(self.rows)} action(s)" + (" (newest 500)" if len(self.rows) == 500 else "")
         status.append(f"operator log · {shown} · filter: {self.filter_text or 'none (:audit actor:… action:…)'} · ")
         if self.verified_at is not None:
-            if self.broken_at is None:
-                status.append(f"chain intact at {self.verified_at:%H:%M:%S}", style="green")
+            if self.chain_problem is None:
+                status.append(f"log verified at {self.verified_at:%H:%M:%S}", style="green")
             else:
-                status.append(f"CHAIN BROKEN at seq {self.broken_at} — run fsar-tui log verify", style="bold red")
+                status.append(f"LOG NOT TRUSTWORTHY: {safe_text(self.chain_problem).plain[:100]}", style="bold red")
+                status.append(" — run fsar-tui log verify", style="bold red")
         self.query_one("#log-status", TextPanel).show(status)
 
     # -- actions ----------------------------------------------------------------------------------
