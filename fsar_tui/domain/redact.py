@@ -25,10 +25,12 @@ idempotent (property-tested). Deliberately conservative: a false positive hides 
 harmless number; a false negative prints a secret.
 
 Bounded work (an agent chooses the size and shape of what is redacted): every detector
-runs in time linear in its input (domain/detectors.py says how); JSON values are walked
-with an explicit stack, never recursion, and a subtree nested deeper than MAX_DEPTH
-becomes the text of its JSON, scrubbed by the same rules (domain/json_text.scrub); a
-document kept as text (`JsonText`, from the loaders) is scrubbed as text. The strings of
+runs in time linear in its input (domain/detectors.py says how). A JSON value of plain
+JSON at most MAX_DEPTH deep (what the loaders give) is serialised and scrubbed as text
+(domain/json_scrub.py: the same rules, mostly in C) and parsed again; any other value is
+walked with an explicit stack, never recursion, and a subtree nested deeper than
+MAX_DEPTH becomes the text of its JSON, scrubbed; a document kept as text (`JsonText`,
+from the loaders) is scrubbed as text. The strings of
 one value are redacted in one batch: joined by a separator no detector reads across
 (`,` ends every run a detector matches, NUL starts none), one pass of each detector,
 split again — a JSON value of 100,000 short strings costs one pass, not 600,000 calls.
