@@ -24,10 +24,10 @@ import time
 from psycopg.types.json import Jsonb
 
 from bench.common import median, print_table, seeded_database
-from fsar_tui.db import drift, rollouts
+from fsar_tui.db import rollouts
 from fsar_tui.db.connect import connect
 from fsar_tui.domain.rollouts import artifact_sha256
-from fsar_tui.services import gates as gate_pass
+from fsar_tui.services.audit_pass import evaluate
 
 NAIVE_GATES_SQL = """
     SELECT count(*) FILTER (WHERE status = 'failed')::float8 / nullif(count(*) FILTER (WHERE status IN
@@ -59,9 +59,7 @@ def audit_rows(dsn: str) -> tuple[str, list[list[object]]]:
         tasks = conn.execute("SELECT count(*) FROM execution_tasks").fetchone()[0]
 
         def audit_run():
-            verdicts = gate_pass.run_gates(conn)
-            drift.apply(conn, drift.detect_all(conn))
-            return verdicts
+            return evaluate(conn).verdicts  # what `audit run` and the scheduled pass run
 
         fast, verdicts = _timed(audit_run, 5)
 

@@ -105,16 +105,12 @@ def _fmt(value) -> str:
 
 
 def run_audit(args: Namespace, ctx: Context) -> int:
-    from fsar_tui.db import drift
     from fsar_tui.domain.gates import scope_label
-    from fsar_tui.services import gates as gate_pass
+    from fsar_tui.services.audit_pass import evaluate
 
-    with ctx.connect() as conn:
-        results = gate_pass.run_gates(conn, args.gate)
-        alerts = None
-        if args.gate is None:
-            signals = drift.detect_all(conn)
-            alerts = drift.apply(conn, signals)
+    with ctx.connect() as conn:  # the scheduled pass's evaluation: every finished task, folded or not
+        evaluation = evaluate(conn, args.gate)
+    results, alerts = evaluation.verdicts, evaluation.alerts
     failed = [g for g, v in results if v.verdict == "fail" and (g.hard or args.gate or args.strict)]
     if args.format == "json":
         print(

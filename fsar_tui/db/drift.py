@@ -1,8 +1,9 @@
 """Drift alerts: leading indicators per type × model, hour by hour, through the change
 detector of domain/drift.py, kept in drift_alerts (revision 0007/0016).
 
-Indicators (per complete UTC hour, from the hour rollups — kept three days — so a pass
-costs a few hundred rows, not a scan of tasks):
+Indicators (per complete UTC hour, from the hour rollups — kept four days — and the
+samples the trigger has not folded into them yet, so a pass costs a few hundred rows, not
+a scan of tasks, and still counts every task finished before it began):
 - failure_rate: failed / (succeeded + failed);
 - p90_run_time: the hour's p90 run time (ms), from its histogram (computed in SQL:
   the first bucket where the running count reaches 90 %);
@@ -39,22 +40,36 @@ INDICATORS = ("failure_rate", "p90_run_time", "cost_per_task")
 MIN_HOURLY = 20
 HOURS = 66  # the hour rollups are kept three days; the newest hours are the watched ones
 
+# The hour rollups (compact rows: every revision; run time of tasks that ran, outcome '*';
+# one count/cost row per finished task, outcome kept) plus the samples the trigger has not
+# folded yet, turned into those same rows by fsar_sample_metrics — what the fold would add
+# (revision 0013) — in one statement, so one snapshot: a fold committing meanwhile moves
+# samples into rows and the sums stay the same, never counted twice or not at all.
 HOURLY_SQL = """
-    WITH counts AS (
+    WITH hourly AS (
+        SELECT start, task_type, ai_model, outcome, metric, bucket, n, total
+        FROM duration_rollups
+        WHERE grain = %(hour)s AND start >= %(first)s AND start < %(end)s AND rollout_revision_id = -1
+          AND metric IN (0, 2)
+        UNION ALL
+        SELECT date_trunc('hour', s.finished_at, 'UTC'), s.task_type, s.ai_model,
+               CASE WHEN m.metric = 2 THEN s.outcome ELSE '*' END, m.metric, m.bucket, s.n, s.n * m.value
+        FROM task_duration_samples s CROSS JOIN LATERAL fsar_sample_metrics(s) m
+        WHERE s.finished_at >= %(first)s AND s.finished_at < %(end)s
+          AND (m.metric = 2 OR (m.metric = 0 AND s.outcome IN ('succeeded', 'failed')))),
+    counts AS (
         SELECT start, task_type, ai_model,
                sum(n) FILTER (WHERE outcome = 'succeeded')::bigint AS ok,
                sum(n) FILTER (WHERE outcome = 'failed')::bigint AS failed,
                sum(n) FILTER (WHERE outcome IN ('succeeded', 'failed', 'cancelled'))::bigint AS finished,
                sum(total) AS cost
-        FROM duration_rollups
-        WHERE grain = %(hour)s AND start >= %(first)s AND start < %(end)s AND rollout_revision_id = -1 AND metric = 2
+        FROM hourly WHERE metric = 2
         GROUP BY 1, 2, 3),
     run AS (
         SELECT start, task_type, ai_model, bucket,
                sum(n) OVER w AS running, sum(n) OVER (PARTITION BY start, task_type, ai_model) AS total
-        FROM (SELECT start, task_type, ai_model, bucket, sum(n) AS n FROM duration_rollups
-              WHERE grain = %(hour)s AND start >= %(first)s AND start < %(end)s AND rollout_revision_id = -1
-                AND metric = 0 AND outcome = '*'
+        FROM (SELECT start, task_type, ai_model, bucket, sum(n) AS n FROM hourly
+              WHERE metric = 0 AND outcome = '*'
               GROUP BY 1, 2, 3, 4 HAVING sum(n) > 0) b
         WINDOW w AS (PARTITION BY start, task_type, ai_model ORDER BY bucket)),
     p90 AS (SELECT DISTINCT ON (start, task_type, ai_model) start, task_type, ai_model, bucket, total
@@ -95,12 +110,23 @@ def hourly_series(rows: list[TupleRow], hours: list[datetime]) -> dict[tuple[str
     return out
 
 
+def watched_hours(now: datetime | None = None) -> list[datetime]:
+    """The HOURS complete UTC hours before `now`, oldest first (the current one is still filling)."""
+    end = floor_hour(now or clock.now())
+    return [end - timedelta(hours=HOURS - i) for i in range(HOURS)]
+
+
+def hourly_rows(conn: Connection, hours: list[datetime] | None = None) -> list[TupleRow]:
+    """HOURLY_SQL's rows over `hours` (default: watched_hours()), folded or not."""
+    hours = hours or watched_hours()
+    return conn.execute(HOURLY_SQL, {"hour": HOUR, "first": hours[0], "end": hours[-1] + timedelta(hours=1)}).fetchall()
+
+
 def detect_all(
     conn: Connection, now: datetime | None = None, params: drift.DriftParams = drift.DriftParams()
 ) -> list[Signal]:
-    end = floor_hour(now or clock.now())  # complete hours only: the current one is still filling
-    hours = [end - timedelta(hours=HOURS - i) for i in range(HOURS)]
-    rows = conn.execute(HOURLY_SQL, {"hour": HOUR, "first": hours[0], "end": end}).fetchall()
+    hours = watched_hours(now)
+    rows = hourly_rows(conn, hours)
     return [
         Signal(indicator, task_type, model, judge(indicator, series, params))
         for (indicator, task_type, model), series in sorted(hourly_series(rows, hours).items())

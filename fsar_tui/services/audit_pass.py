@@ -1,30 +1,73 @@
-"""The app's scheduled audit pass (FIRST_CHECK_AFTER_S after connecting, then every
-CHECK_EVERY_S, in a thread, on its own connection):
+"""The audit pass: the app's scheduled check and the evaluation it shares with `fsar-tui
+audit run` (`evaluate`: the gates, then the drift detector, as of one `now`).
 
+The scheduled check runs FIRST_CHECK_AFTER_S after connecting, then every CHECK_EVERY_S,
+in a thread, on its own connection:
 1. warm artifacts: every rollout target's rollback is rehearsed in a transaction that
    is rolled back (db/rollouts.rehearse) — the screen shows "rollback ready, verified N
    min ago" or the failure in red;
-2. audit gates: every enabled gate is evaluated and its verdict recorded (as `fsar-tui
-   audit run`), then the drift detector opens, refreshes or resolves alerts, and
-   verdicts past retention are pruned (at most 5,000 a pass; db/gates.prune_runs).
+2. `evaluate`: every enabled gate is evaluated and its verdict recorded, then the drift
+   detector opens, refreshes or resolves alerts; then verdicts past retention are pruned
+   (at most 5,000 a pass; db/gates.prune_runs).
 Step 2 writes, so it is skipped in read-only mode, and only one running app does it at
 a time (a transaction-level advisory lock, tried not waited for: other panels just
 read the verdicts). A read-only panel still re-hashes artifacts (list_targets) but cannot
 rehearse, and says so.
+
+The bound. The row trigger folds finished tasks' samples into the hour rollups only on
+about one change in 256, so on a quiet system samples can stay unfolded indefinitely.
+Nothing here waits for that: the drift indicators (db/drift.py) and the rollup-backed
+gates (db/profiles.py, db/roi.py) read the rollups *and* the unfolded samples in one
+statement, and the other gates read the tasks themselves. So a pass counts every task
+that finished before it began, folded or not, and an hour is judged by the first pass
+that begins after the hour closes: in the app at most CHECK_EVERY_S (60 s) after the
+hour closes, plus that pass's own run time (the evaluating panel's; FIRST_CHECK_AFTER_S
+after it connects); from cron, at the next `audit run`. How many hours of a shift the
+detector needs before it alarms is the detector's business (domain/drift.py: at least
+four); traffic after the hour plays no part. The pass reads, it does not fold: it needs
+no right to the housekeeping functions (domain/privileges.py) and never takes the fold's
+lock.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from fsar_tui import clock
 from fsar_tui.domain.redact import Policy, using_policy
 from fsar_tui.domain.redact import policy as current_policy
 
+if TYPE_CHECKING:
+    from psycopg import Connection
+
+    from fsar_tui.domain.gates import Gate, Verdict
+
 CHECK_EVERY_S = 60
 FIRST_CHECK_AFTER_S = 3.0  # after connecting: the first screen's reads go first
 EVALUATOR_LOCK = 727002  # pg advisory lock key: one evaluating panel per database
+
+
+@dataclass
+class Evaluation:
+    verdicts: list[tuple[Gate, Verdict]] = field(default_factory=list)
+    alerts: tuple[int, int] | None = None  # drift (firing, resolved now); None: not run (one gate asked for)
+
+
+def evaluate(conn: Connection, gate: str | None = None, now: datetime | None = None) -> Evaluation:
+    """Evaluate and record the enabled gates (or the one named), then — for all gates —
+    run the drift detector and open/refresh/resolve alerts; both as of `now`, over every
+    task finished before it (see the bound above). `conn`: autocommit, or a transaction
+    (each gate is then a savepoint)."""
+    from fsar_tui.db import drift
+    from fsar_tui.services import gates as gate_pass
+
+    now = now or clock.now()
+    out = Evaluation(gate_pass.run_gates(conn, gate, now))
+    if gate is None:
+        out.alerts = drift.apply(conn, drift.detect_all(conn, now))
+    return out
 
 
 @dataclass
@@ -52,11 +95,10 @@ def scheduled_check(
 def _scheduled_check(dsn: str, *, read_only: bool, statement_timeout_ms: int | None) -> CheckResult:
     import psycopg
 
-    from fsar_tui.db import drift, gates, rollouts
+    from fsar_tui.db import gates, rollouts
     from fsar_tui.db.connect import connect
     from fsar_tui.db.rows import one
     from fsar_tui.errors import first_line
-    from fsar_tui.services import gates as gate_pass
 
     result = CheckResult(at=clock.now())
     with connect(dsn, autocommit=True, statement_timeout_ms=statement_timeout_ms) as conn:
@@ -76,10 +118,10 @@ def _scheduled_check(dsn: str, *, read_only: bool, statement_timeout_ms: int | N
         with conn.transaction():
             if not one(conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (EVALUATOR_LOCK,)).fetchone())[0]:
                 return result
-            verdicts = gate_pass.run_gates(conn)
-            result.gates_evaluated = len(verdicts)
-            result.failing_hard = [g.name for g, v in verdicts if g.hard and v.verdict == "fail"]
-            result.alerts_firing, _ = drift.apply(conn, drift.detect_all(conn))
+            evaluation = evaluate(conn)
+            result.gates_evaluated = len(evaluation.verdicts)
+            result.failing_hard = [g.name for g, v in evaluation.verdicts if g.hard and v.verdict == "fail"]
+            result.alerts_firing = evaluation.alerts[0] if evaluation.alerts else 0
             try:
                 with conn.transaction():  # a savepoint: housekeeping failing must not cost the verdicts
                     result.runs_pruned = gates.prune_runs(conn)
