@@ -45,8 +45,11 @@ HOURS = 66  # the hour rollups are kept three days; the newest hours are the wat
 # folded yet, turned into those same rows by fsar_sample_metrics — what the fold would add
 # (revision 0013) — in one statement, so one snapshot: a fold committing meanwhile moves
 # samples into rows and the sums stay the same, never counted twice or not at all.
+# MATERIALIZED: the watched hours' rows are read once for both uses, half the buffers of
+# two scans (300 k seeded tasks over 4 days: about a third faster than the rollups-only
+# query this replaced, which scanned them twice; pending samples are a few hundred rows).
 HOURLY_SQL = """
-    WITH hourly AS (
+    WITH hourly AS MATERIALIZED (
         SELECT start, task_type, ai_model, outcome, metric, bucket, n, total
         FROM duration_rollups
         WHERE grain = %(hour)s AND start >= %(first)s AND start < %(end)s AND rollout_revision_id = -1
