@@ -139,6 +139,7 @@ class FsarApp(App):
         # This session's reveal switch, shared by every task the app starts (sanitize.py).
         self.reveal = install_reveal(Reveal())
         self.redaction = current_policy()  # handed to the audit pass's thread
+        self.shown_reachable = False  # the session state the key bar was last drawn for
         self.audit_check: CheckResult | None = None
         # When the last scheduled pass failed and why (None after a pass that worked).
         self.audit_failure: tuple[datetime, str] | None = None
@@ -442,6 +443,10 @@ class FsarApp(App):
         if screen is not None:
             for header in screen.query(StatusHeader):
                 self.sync_header(header)
+            if self.session.reachable != self.shown_reachable:
+                # Write keys show disabled while the database is not answering (and back).
+                self.shown_reachable = self.session.reachable
+                screen.refresh_bindings()
 
     # -- global actions ---------------------------------------------------------------------
 

@@ -340,10 +340,10 @@ class AuditScreen(FsarScreen):
     # -- actions ----------------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("rollback", "ack") and not self.can("act"):
-            return False  # removed, not merely refused (read-only session or a viewer role)
-        if action == "override" and not self.can("override"):
-            return False  # gate overrides are fsar_admin's
+        if action in ("rollback", "ack"):
+            return self.write_allowed()  # removed for read-only sessions and viewers, off while unreachable
+        if action == "override":
+            return self.write_allowed("override")  # gate overrides are fsar_admin's
         return True
 
     def focused_table(self) -> KeyedTable:

@@ -169,6 +169,14 @@ class FsarScreen(Screen[None]):
         self.show_problems()
         self.fsar.update_headers()
 
+    def write_allowed(self, power: str = "act") -> bool | None:
+        """For check_action of a key that changes the database: False (the key is removed)
+        when the role or --read-only forbids it, None (the key shows disabled) while the
+        database is not answering — the header says "actions off" — else True."""
+        if not self.can(power):
+            return False
+        return True if self.session.reachable else None
+
     def report_action_failure(self, action: str, error: BaseException) -> None:
         """An operator's action failed: tell the operator at once — "NOT applied" only when
         that is known. A connection lost after the change was sent may have lost the

@@ -276,8 +276,8 @@ class ProposalsScreen(FsarScreen):
     # -- actions ----------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("decide", "lift", "tick") and not self.can("act"):
-            return False  # removed, not merely refused
+        if action in ("decide", "lift", "tick"):
+            return self.write_allowed()  # removed for read-only sessions and viewers, off while unreachable
         return True
 
     def focused_table(self) -> KeyedTable:

@@ -397,8 +397,8 @@ class QueueScreen(FsarScreen):
     # -- actions ------------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("act", "arm_filter") and not self.can("act"):
-            return False  # removed, not merely refused: read-only sessions and viewer roles
+        if action in ("act", "arm_filter"):
+            return self.write_allowed()  # removed for read-only sessions and viewers, off while unreachable
         return True
 
     def action_arm_filter(self) -> None:

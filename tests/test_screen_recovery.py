@@ -116,3 +116,29 @@ async def test_an_action_whose_connection_dies_mid_write_says_the_outcome_is_unk
             assert await until(pilot, lambda: any("outcome UNKNOWN" in str(n.message) for n in app._notifications))
         assert not any("NOT applied" in str(n.message) for n in app._notifications)
         assert app.is_running
+
+
+@pytest.mark.slow
+async def test_write_keys_are_off_while_the_database_is_unreachable(own_cluster):
+
+    from fsar_tui.db.migrations import migrate
+    from fsar_tui.widgets.action_dialog import ActionDialog
+
+    dsn = own_cluster.dsn()
+    migrate(dsn)
+    x(dsn, "INSERT INTO execution_tasks (task_type) SELECT 'implement_idea' FROM generate_series(1, 5)")
+    app = make_app(dsn)
+    async with app.run_test(size=(160, 48)) as pilot:
+        assert await until(pilot, lambda: isinstance(app.screen, QueueScreen) and len(table(app).keys) == 5)
+        assert app.screen.check_action("act", ("cancel",)) is True
+        own_cluster.stop()
+        app.screen.dirty = True
+        assert await until(pilot, lambda: app.session.state == "reconnecting", tries=400)
+        assert app.screen.check_action("act", ("cancel",)) is None  # shown disabled, not hidden
+        assert "actions off" in str(app.screen.query_one(StatusHeader).render())
+        await pilot.press("c")
+        await pilot.pause(0.3)
+        assert not isinstance(app.screen, ActionDialog)  # no dialog that could only fail
+        own_cluster.start()
+        assert await until(pilot, lambda: app.session.state == "connected", tries=600)
+        assert app.screen.check_action("act", ("cancel",)) is True

@@ -57,7 +57,7 @@ class StatusHeader(Widget):
         # Most urgent first: on a narrow terminal the DSN is what gets cut, not the state.
         state = self.state
         if state == "reconnecting" and self.since is not None:
-            state = f"RECONNECTING · data {int(time.monotonic() - self.since)}s old"
+            state = f"RECONNECTING · data {int(time.monotonic() - self.since)}s old · actions off"
         parts = (["RAW DATA REVEALED"] if self.revealed else []) + (["READ-ONLY"] if self.read_only else [])
         firing, acked = self.alerts
         alerts = f"ALERTS: {firing} firing" if firing else "alerts: 0 firing"
