@@ -67,8 +67,12 @@ class NotifySource:
 
     async def connect(self) -> psycopg.AsyncConnection:
         conn = await aconnect(self.dsn)
-        await live_queries.listen(conn)
-        await self._probe(conn)
+        try:
+            await live_queries.listen(conn)
+            await self._probe(conn)
+        except BaseException:
+            await conn.close()  # a probe that failed leaves no connection behind
+            raise
         return conn
 
     async def run(self, first: psycopg.AsyncConnection | None = None) -> None:

@@ -2,8 +2,13 @@
 
 `--live auto` (default): MQTT when a broker URL is configured (workers publish there,
 and one broker fans out to any number of panels); else LISTEN/NOTIFY, proven by a
-probe; else polling (a transaction pooler swallowed the probe). `--live
-mqtt|notify|poll` forces one. Consumers subscribe to the bus and never care which.
+probe; else polling (a transaction pooler swallowed the probe). Behind a transaction
+pooler fsar-tui already knows of (db/pooler.py: configured, or detected by the app's
+first connection) it polls without trying LISTEN: the LISTEN would stay on one of the
+pooler's server connections, which then receives every NOTIFY — PgBouncer logs a
+warning for each ("got packet 'A' from server when not linked") and hands them to
+whichever client gets that connection next. `--live mqtt|notify|poll` forces one.
+Consumers subscribe to the bus and never care which.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import asyncio
 import logging
 
 from fsar_tui.config import LIVE_MODES
+from fsar_tui.db import pooler
 from fsar_tui.errors import UsageError
 from fsar_tui.live.bus import EventBus
 from fsar_tui.live.mqtt import MqttSource
@@ -50,6 +56,10 @@ class LiveService:
         if self.mqtt_url and self.mode in ("mqtt", "auto"):  # mode "mqtt" requires a URL (__init__)
             self.source = MqttSource(self.mqtt_url, self.bus)
         elif self.mode == "poll":
+            self.source = PollSource(self.dsn, self.bus, self.poll_interval)
+        elif self.mode == "auto" and pooler.known(self.dsn):
+            self.fallback_reason = "a transaction pooler is in between: LISTEN would deliver nothing"
+            log.warning("live: %s; polling instead", self.fallback_reason)
             self.source = PollSource(self.dsn, self.bus, self.poll_interval)
         else:
             notify = NotifySource(self.dsn, self.bus)

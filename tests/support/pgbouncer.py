@@ -41,7 +41,7 @@ def pgbouncer_binary() -> str:
 class PgBouncer:
     """One pgbouncer process in transaction mode, in front of the server of `server_dsn`."""
 
-    def __init__(self, server_dsn: str) -> None:
+    def __init__(self, server_dsn: str, *, ignore_startup_parameters: str | None = None) -> None:
         refuse_in_fast_tier("PgBouncer")
         self.binary = pgbouncer_binary()
         server = conninfo_to_dict(server_dsn)
@@ -72,6 +72,9 @@ class PgBouncer:
             f"auth_file = {self.root / 'userlist.txt'}\n"
             f"admin_users = {self.user}\n"
             "pool_mode = transaction\n"
+            # Only for the test of the configuration the issue tried second (`options`
+            # ignored: silently dropped, so the timeout must travel another way).
+            + (f"ignore_startup_parameters = {ignore_startup_parameters}\n" if ignore_startup_parameters else "")
         )
         if RUN_AS:
             for path in [self.root, *self.root.iterdir()]:
