@@ -235,6 +235,15 @@ def test_cli_commands_through_pgbouncer(run_cli, pooled, isolated_env):
     assert proc.returncode == 2 and "unsupported startup parameter: options" in proc.stderr, proc.stderr
 
 
+def test_migrate_through_pgbouncer(run_cli, bouncer, empty_dsn, isolated_env):
+    # One transaction under a transaction-level lock: a transaction pooler is no obstacle.
+    env = {**isolated_env, "FSAR_DSN": bouncer.dsn(empty_dsn)}
+    proc = run_cli("migrate", env=env)
+    assert proc.returncode == 0, proc.stderr
+    status = run_cli("db", "status", env=env)
+    assert status.returncode == 0 and "pending:   none" in status.stdout, (status.stdout, status.stderr)
+
+
 def test_the_simulator_runs_through_pgbouncer(pooled, isolated_env):
     proc = subprocess.run(
         [sys.executable, "-m", "fsar_tui", "simulate", "--workers", "4", "--processes", "2", "--rate", "40"]
