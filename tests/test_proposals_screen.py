@@ -281,3 +281,23 @@ async def test_the_app_ingests_live_reports_and_raises_the_banner(db_dsn, mqtt_u
         assert app.is_running and isinstance(app.screen, ProposalsScreen)
         toasts = [t.render().plain for t in app.screen.query("Toast")]  # as painted: never markup
         assert any("found '[/x] [@click=app.quit]boom[/]'" in t for t in toasts), toasts
+
+
+async def test_a_body_of_sixteen_thousand_list_items_does_not_freeze_the_screen(db_dsn):
+    """An accepted report whose body is 16,000 one-word list items (64 KiB): Textual builds a
+    widget per Markdown block, which took minutes with no key handled. The screen renders
+    the first lines, says the body is cut, and the next key is handled."""
+    body = "self_improvement: x\n\n" + "- a\n" * 16_000
+    x(
+        db_dsn,
+        "INSERT INTO fsar_proposals (id, reported_at, severity, task_type, body, source_sha256) "
+        "VALUES ('FSAR-BOMB', now(), 10, 'self_improvement', %s, %s)",
+        (body, "0" * 64),
+    )
+    app = make_app(db_dsn)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("5")
+        shown = app.screen.query_one("#body")
+        assert await until(pilot, lambda: "the first 300 lines are shown" in shown.source), shown.source[-200:]
+        await pilot.press("1")
+        assert await until(pilot, lambda: isinstance(app.screen, QueueScreen))

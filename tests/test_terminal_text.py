@@ -17,6 +17,18 @@ from fsar_tui.domain.sanitize import has_unsafe, strip_controls
 KEPT_FORMAT = {"\u200c", "\u200d"}  # ZWNJ, ZWJ: scripts and emoji need them
 
 
+def selector(cp: int) -> bool:
+    """A variation selector that strip_controls removes (all but VS15/VS16)."""
+    return 0xFE00 <= cp <= 0xFE0D or 0xE0100 <= cp <= 0xE01EF
+
+
+def test_variation_selectors_cannot_hide_bytes_but_emoji_keep_their_presentation():
+    hidden = "".join(chr(0xE0100 + b) for b in b"secret")
+    assert strip_controls(f"ok{hidden}") == "ok"
+    assert strip_controls("x\ufe00y") == "xy"
+    assert strip_controls("\u2764\ufe0f \u2764\ufe0e") == "\u2764\ufe0f \u2764\ufe0e"
+
+
 def test_the_format_class_is_exactly_unicode_category_cf_but_zwnj_and_zwj():
     stripped = []
     missed = []
@@ -27,7 +39,7 @@ def test_the_format_class_is_exactly_unicode_category_cf_but_zwnj_and_zwj():
         if cf and not removed:
             missed.append(hex(cp))
         # Cn: U+13439–1343F are unassigned in Unicode 14 and format characters in 15.
-        if removed and not cf and unicodedata.category(ch) not in ("Cc", "Cs", "Cn"):
+        if removed and not cf and unicodedata.category(ch) not in ("Cc", "Cs", "Cn") and not selector(cp):
             stripped.append(hex(cp))
     assert missed == []
     assert stripped == []

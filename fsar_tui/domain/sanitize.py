@@ -9,7 +9,8 @@ Task payloads, errors and worker names come from AI agents. Before display:
   U+061C) that make text read differently from what it is, zero-width spaces, the BOM,
   soft hyphens, interlinear annotations and the tag characters (U+E0000 block, used to
   smuggle hidden text) — except ZWNJ and ZWJ (U+200C/D), which scripts and emoji need
-  to render; lone surrogates (a JSON `"\ud800"` decodes to one and cannot be encoded
+  to render; the variation selectors but VS15/VS16 (a run of them hides one byte per
+  selector); lone surrogates (a JSON `"\ud800"` decodes to one and cannot be encoded
   for a terminal) too; the line and paragraph separators U+2028/2029 become spaces;
 - Rich markup is never interpreted: widgets/safe_text.py builds a `rich.text.Text` from
   the plain string (never `Text.from_markup`), so `[bold red]x[/]` shows as typed.
@@ -36,6 +37,10 @@ FORMAT_CHARS = (
     "\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
     "\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
     "\U000e0001\U000e0020-\U000e007f\ud800-\udfff"
+    # Variation selectors (category Mn) but VS15/VS16, which pick text or emoji
+    # presentation: runs of them carry hidden bytes (one selector per byte) and render as
+    # nothing.
+    "\ufe00-\ufe0d\U000e0100-\U000e01ef"
 )
 _FORMAT = re.compile(f"[{FORMAT_CHARS}]")
 _SEPARATORS = re.compile("[\u2028\u2029]")
