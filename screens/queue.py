@@ -94,6 +94,7 @@ class QueueScreen(FsarScreen):
         super().__init__()
         self.filter = TaskFilter()
         self.filter_text = ""
+        self.from_top = False  # the next rows shown start at the top (a new filter or sort)
         self.sort = "id"
         self.descending = True
         self.rows: list[task_queries.TaskRow] = []
@@ -178,7 +179,15 @@ class QueueScreen(FsarScreen):
         # A refresh reloads every row a failed next page would have added: its problem is gone.
         self.clear_problem("queue-more")
         self.rows = data.rows
-        self.query_one(KeyedTable).replace_rows([(r.id, self.cells(r)) for r in data.rows])
+        table = self.query_one(KeyedTable)
+        held = table.current_key
+        table.replace_rows([(r.id, self.cells(r)) for r in data.rows])
+        if self.from_top:
+            self.from_top = False
+            table.move_cursor(row=0)
+        elif held is not None and table.current_key != held:
+            # The live feed took the operator's row out of this view: say so, never silently.
+            self.notify(f"task {held} left this view (it changed); the cursor moved to its neighbour", timeout=5)
         self.matching = data.matching
         self.running = data.running
         counts, recent = data.counts, data.recent
@@ -332,6 +341,11 @@ class QueueScreen(FsarScreen):
             self.notify(str(exc), title="filter not applied", severity="error")
             return
         self.filter, self.filter_text = parsed, text.strip()
+        # The bar shows exactly the filter in force, however it was set (typed, drill-down
+        # from profiles, `:queue …`, esc), and the new view opens at the top of its sort:
+        # a cursor left low on the page would hide the newest matches above the viewport.
+        self.query_one("#filter", Input).value = self.filter_text
+        self.from_top = True
         self.rows, self.matching = [], None
         self.armed_filter = False
         self.query_one(KeyedTable).clear_marks()
@@ -378,12 +392,12 @@ class QueueScreen(FsarScreen):
 
     def action_cycle_sort(self) -> None:
         self.sort = SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)]
-        self.rows = []
+        self.rows, self.from_top = [], True
         self.reload_now()
 
     def action_flip_sort(self) -> None:
         self.descending = not self.descending
-        self.rows = []
+        self.rows, self.from_top = [], True
         self.reload_now()
 
     def action_toggle_models(self) -> None:
