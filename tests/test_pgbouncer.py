@@ -48,6 +48,43 @@ def pooled(bouncer, db_dsn):
     return bouncer.dsn(db_dsn)
 
 
+def test_pooler_setting_from_flags_environment_and_file(tmp_path):
+    from fsar_tui.config import load_settings
+    from fsar_tui.errors import UsageError
+
+    assert load_settings(env={}, config_path=None).pooler == "auto"
+    config = tmp_path / "config.toml"
+    config.write_text('pooler = "none"\n')
+    assert load_settings(env={}, config_path=config).pooler == "none"
+    assert load_settings(env={"FSAR_POOLER": "pgbouncer"}, config_path=config).pooler == "pgbouncer"
+    assert load_settings(flags={"pooler": "auto"}, env={"FSAR_POOLER": "pgbouncer"}).pooler == "auto"
+    with pytest.raises(UsageError, match="pooler must be one of auto, pgbouncer, none"):
+        load_settings(env={"FSAR_POOLER": "odyssey"})
+
+
+def test_neon_pooled_host_names_are_known_without_a_probe():
+    assert pooler.known("postgresql://u@ep-cool-1234-pooler.us-east-2.aws.neon.tech/neondb") is True
+    assert pooler.known("postgresql://u@ep-cool-1234.us-east-2.aws.neon.tech/neondb") is None
+    assert pooler.known("postgresql://u@ep-cool-1234-pooler.aws.neon.tech/db", "none") is False
+
+
+def test_kept_settings_intercept_session_sets_and_leave_the_rest():
+    kept = pooler._Kept()
+    kept.enable({"statement_timeout": "5000", "jit": "off"})
+    assert kept.session_change("SET statement_timeout = 0") is not None and kept.settings["statement_timeout"] == "0"
+    assert kept.session_change("set session lock_timeout to '2s';") is not None
+    assert kept.settings["lock_timeout"] == "2s"
+    kept.session_change("RESET statement_timeout")
+    assert kept.settings == {"statement_timeout": "5000", "jit": "off", "lock_timeout": "2s"}
+    kept.session_change("RESET lock_timeout")
+    assert "lock_timeout" not in kept.settings
+    for other in ("SET LOCAL statement_timeout = 0", "SET search_path = x", "SELECT 'SET statement_timeout = 0'"):
+        assert kept.session_change(other) is None
+    assert kept.wraps("SELECT 1") and kept.wraps("  insert into t values (1)")
+    for alone in ("", "VACUUM ANALYZE t", "create index concurrently i on t (a)", "COMMIT", "CREATE DATABASE d"):
+        assert not kept.wraps(alone), alone
+
+
 def add_tasks(dsn: str, n: int = 40) -> None:
     x(
         dsn,
