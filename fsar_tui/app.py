@@ -135,6 +135,7 @@ class FsarApp(App):
         self.live_name = "-"
         self.alerts = (0, 0)  # open drift alerts: (firing, acked)
         self.blocks: tuple = ()  # proposals blocking execution: (id, task type, severity)
+        self.gate_blocks: tuple = ()  # failing hard gates blocking execution: (gate, scope)
         self.revealed = False
         # This session's reveal switch, shared by every task the app starts (sanitize.py).
         self.reveal = install_reveal(Reveal())
@@ -365,21 +366,17 @@ class FsarApp(App):
 
     @work(exclusive=True, group="alert-counts", exit_on_error=False)
     async def read_alert_counts(self) -> None:
+        from fsar_tui.db.blocks import banner_blocks
         from fsar_tui.db.drift import alert_counts
-        from fsar_tui.db.proposals import blocking
-        from fsar_tui.domain.sanitize import strip_controls
 
         if not self.session.ready:
             return
         try:
             alerts = await self.session.read(alert_counts)
-            blocks = await self.session.read(blocking)
+            self.blocks, self.gate_blocks = await self.session.read(banner_blocks)
         except (FsarError, psycopg.Error, PoolTimeout):
             return  # the screens say what fails; the header keeps the last counts
         self.alerts = (alerts[0], alerts[1])
-        self.blocks = tuple(
-            (strip_controls(ref), strip_controls(task_type or ""), severity) for ref, task_type, severity in blocks
-        )
         self.update_headers()
 
     async def on_unmount(self) -> None:
@@ -405,6 +402,7 @@ class FsarApp(App):
         header.alerts = self.alerts
         header.read_only = self.session.read_only
         header.blocks = self.blocks
+        header.gate_blocks = self.gate_blocks
         header.revealed = self.revealed
         privileges = self.session.privileges
         header.role = privileges.label if privileges else ""

@@ -1,7 +1,8 @@
 """The header: database, server, connection state, live source, alerts, role — and,
-while any FSAR proposal blocks execution, a line in red naming it (the banner every
-screen shows until the block is lifted), and while a screen's reads fail, a line saying
-what fails, in words (`problem`, set by the screen).
+while anything stops execution (a failing hard gate, a blocking FSAR proposal: the
+execution_blocks view), one red line naming it, its scope and the key that leads to it
+(the banner every screen shows until the block ends), and while a screen's reads fail,
+a line saying what fails, in words (`problem`, set by the screen).
 
 Every value is shown literally (a `Text`, never markup) and the DSN arrives masked.
 """
@@ -34,6 +35,7 @@ class StatusHeader(Widget):
     role: reactive[str] = reactive("")  # the database role's powers: viewer, operator, admin, superuser
     revealed: reactive[bool] = reactive(False)
     blocks: reactive[tuple] = reactive(())  # (proposal id, task type, severity) blocking execution
+    gate_blocks: reactive[tuple] = reactive(())  # (gate name, scope) of failing hard gates blocking execution
     problem: reactive[str] = reactive("")  # what this screen's reads meet, in one line; "" when they work
 
     def on_mount(self) -> None:
@@ -45,11 +47,24 @@ class StatusHeader(Widget):
     def watch_blocks(self, blocks: tuple) -> None:
         self.fit_lines()
 
+    def watch_gate_blocks(self, gate_blocks: tuple) -> None:
+        self.fit_lines()
+
     def watch_problem(self, problem: str) -> None:
         self.fit_lines()
 
+    def banners(self) -> list[str]:
+        """One rule for everything that stops execution (the execution_blocks view): what
+        blocks, its scope and the key that leads to it — failing hard gates first (the
+        system's own checks), then FSAR proposals."""
+        gates = [f"hard gate {gate} failed — stops {scope} tasks · 4 Audit to fix or override"
+                 for gate, scope in self.gate_blocks]  # fmt: skip
+        proposals = [f"FSAR proposal {pid} (severity {severity}) stops {task_type or 'all'} tasks · 5 Proposals to "
+                     "review or lift" for pid, task_type, severity in self.blocks]  # fmt: skip
+        return gates + proposals
+
     def fit_lines(self) -> None:
-        lines = 1 + bool(self.blocks) + bool(self.problem)
+        lines = 1 + bool(self.blocks or self.gate_blocks) + bool(self.problem)
         self.set_class(lines == 2, "-lines-2")
         self.set_class(lines == 3, "-lines-3")
 
@@ -69,16 +84,10 @@ class StatusHeader(Widget):
         if self.server:
             parts.append(f"PG {self.server}")
         lines = [Text(" · ".join(parts), no_wrap=True, overflow="ellipsis")]
-        if self.blocks:
-            first_id, task_type, severity = self.blocks[0]
-            more = f" (+{len(self.blocks) - 1} more)" if len(self.blocks) > 1 else ""
-            lines.append(
-                Text(
-                    f" BLOCKED: FSAR proposal {first_id} (severity {severity}) stops {task_type or 'all'} "
-                    f"tasks{more} · 5 Proposals to review or lift ",
-                    style="bold white on red",
-                )
-            )
+        banners = self.banners()
+        if banners:
+            more = f" (+{len(banners) - 1} more)" if len(banners) > 1 else ""
+            lines.append(Text(f" BLOCKED: {banners[0]}{more} ", style="bold white on red"))
         if self.problem:
             lines.append(Text(f" ! {self.problem} ", style="bold black on yellow"))
         shown = Text(no_wrap=True, overflow="ellipsis")  # each line cut on its own, never wrapped
