@@ -136,6 +136,7 @@ class FsarApp(App):
         self.alerts = (0, 0)  # open drift alerts: (firing, acked)
         self.blocks: tuple = ()  # proposals blocking execution: (id, task type, severity)
         self.gate_blocks: tuple = ()  # failing hard gates blocking execution: (gate, scope)
+        self.stuck = 0  # running tasks whose lease expired (no live worker renewed it)
         self.revealed = False
         # This session's reveal switch, shared by every task the app starts (sanitize.py).
         self.reveal = install_reveal(Reveal())
@@ -368,12 +369,14 @@ class FsarApp(App):
     async def read_alert_counts(self) -> None:
         from fsar_tui.db.blocks import banner_blocks
         from fsar_tui.db.drift import alert_counts
+        from fsar_tui.db.tasks import fleet_health
 
         if not self.session.ready:
             return
         try:
             alerts = await self.session.read(alert_counts)
             self.blocks, self.gate_blocks = await self.session.read(banner_blocks)
+            self.stuck = (await self.session.read(fleet_health)).lease_expired
         except (FsarError, psycopg.Error, PoolTimeout):
             return  # the screens say what fails; the header keeps the last counts
         self.alerts = (alerts[0], alerts[1])
@@ -403,6 +406,7 @@ class FsarApp(App):
         header.read_only = self.session.read_only
         header.blocks = self.blocks
         header.gate_blocks = self.gate_blocks
+        header.stuck = self.stuck
         header.revealed = self.revealed
         privileges = self.session.privileges
         header.role = privileges.label if privileges else ""

@@ -95,6 +95,7 @@ class QueueScreen(FsarScreen):
         self.filter = TaskFilter()
         self.filter_text = ""
         self.from_top = False  # the next rows shown start at the top (a new filter or sort)
+        self.fleet: task_queries.FleetHealth | None = None
         self.sort = "id"
         self.descending = True
         self.rows: list[task_queries.TaskRow] = []
@@ -193,6 +194,8 @@ class QueueScreen(FsarScreen):
         counts, recent = data.counts, data.recent
         self.render_counts(counts)
         self.render_running()
+        self.fleet = data.fleet
+        self.render_running()
         self.render_workers(data.workers)
         queued = sum(row.n for row in counts if row.status == "queued")
         self.depth_history = (self.depth_history + [queued])[-120:]
@@ -252,19 +255,35 @@ class QueueScreen(FsarScreen):
     def render_running(self) -> None:
         now = clock.now()
         lines = Text(no_wrap=True, overflow="ellipsis")
-        lines.append(f"running ({len(self.running)})\n", style="bold")
+        lines.append(f"running ({self.fleet.running if self.fleet else len(self.running)})", style="bold")
+        if self.fleet and self.fleet.lease_expired:
+            # Stuck work first: a fleet that is down must not read as tasks "running" for an hour.
+            lines.append(f" · {self.fleet.lease_expired} LEASE EXPIRED — no worker alive?", style="bold red")
+        lines.append("\n")
         for t in self.running[:6]:
             # elapsed, type, worker: the line is cut at the panel's edge, so the worker's
             # distinguishing suffix goes last where wide terminals show it whole.
-            lines.append_text(
-                safe_text(f"{duration(between(t.started_at, now)):>6} {t.task_type[:9]} {t.worker_id or '-'}\n")
+            expired = t.lease_expires_at is not None and t.lease_expires_at < now
+            row = safe_text(
+                f"{'✗' if expired else ' '}{duration(between(t.started_at, now)):>6} {t.task_type[:9]} "
+                f"{t.worker_id or '-'}\n"
             )
+            if expired:
+                row.stylize("red")
+            lines.append_text(row)
         self.query_one("#running", TextPanel).show(lines)
 
     def render_workers(self, workers: list[task_queries.WorkerSeen]) -> None:
         presence = self.fsar.presence
         text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(f"workers ({len(workers)})\n", style="bold")
+        text.append(f"workers ({len(workers)})", style="bold")
+        last = self.fleet.last_report if self.fleet else None
+        if not workers:  # say how long the fleet has been silent, not just "0"
+            text.append(
+                f" · last report {duration(between(last, clock.now()))} ago" if last else " · none ever reported",
+                style="bold red",
+            )
+        text.append("\n")
         for w in workers[:6]:
             # Presence comes from MQTT (per worker process); without a broker, the database says.
             state = presence.get(w.worker_id.rsplit("-", 1)[0]) or presence.get(w.worker_id)

@@ -36,6 +36,7 @@ class StatusHeader(Widget):
     revealed: reactive[bool] = reactive(False)
     blocks: reactive[tuple] = reactive(())  # (proposal id, task type, severity) blocking execution
     gate_blocks: reactive[tuple] = reactive(())  # (gate name, scope) of failing hard gates blocking execution
+    stuck: reactive[int] = reactive(0)  # running tasks whose lease expired: no worker alive?
     problem: reactive[str] = reactive("")  # what this screen's reads meet, in one line; "" when they work
 
     def on_mount(self) -> None:
@@ -78,7 +79,8 @@ class StatusHeader(Widget):
         alerts = f"ALERTS: {firing} firing" if firing else "alerts: 0 firing"
         if acked:
             alerts += f", {acked} acked"
-        parts += [state, f"live: {self.live}", alerts, self.database]
+        parts += [state] + ([f"{self.stuck} LEASE EXPIRED — no worker alive?"] if self.stuck else [])
+        parts += [f"live: {self.live}", alerts, self.database]
         if self.role:
             parts.append(f"role: {self.role}")
         if self.server:

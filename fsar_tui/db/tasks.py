@@ -279,6 +279,28 @@ async def running_tasks(conn: AsyncConnection, limit: int = 50) -> list[RunningT
     return await cur.fetchall()
 
 
+@dataclass(frozen=True)
+class FleetHealth:
+    """Is anyone working? Running tasks, those whose lease ran out (no live worker renewed
+    it: the worker died or hangs), and when a worker last reported anything."""
+
+    running: int
+    lease_expired: int
+    last_report: datetime | None
+
+
+async def fleet_health(conn: AsyncConnection) -> FleetHealth:
+    # Both counts ride the partial index on running tasks' leases; the last report walks
+    # task_events' time index backwards to the newest event a worker wrote.
+    cur = conn.cursor(row_factory=class_row(FleetHealth))
+    await cur.execute(
+        """SELECT count(*) AS running, count(*) FILTER (WHERE lease_expires_at < now()) AS lease_expired,
+                  (SELECT max(at) FROM task_events WHERE worker_id IS NOT NULL) AS last_report
+           FROM execution_tasks WHERE status = 'running'"""
+    )
+    return one(await cur.fetchone())
+
+
 async def workers(conn: AsyncConnection, window_s: int = 300) -> list[WorkerSeen]:
     """Workers seen in task_events recently: last seen, running now, transitions."""
     cur = conn.cursor(row_factory=class_row(WorkerSeen))
@@ -378,6 +400,7 @@ class QueueSnapshot:
     workers: list[WorkerSeen]
     recent: list[MinuteActivity]
     matching: int
+    fleet: FleetHealth
 
 
 async def queue_snapshot(conn: AsyncConnection, req: PageRequest, *, by_model: bool, minutes: int) -> QueueSnapshot:
@@ -390,6 +413,7 @@ async def queue_snapshot(conn: AsyncConnection, req: PageRequest, *, by_model: b
         await workers(conn),
         await activity(conn, minutes),
         await count_matching(conn, req.filter),
+        await fleet_health(conn),
     )
 
 
