@@ -453,11 +453,12 @@ class FsarApp(App):
     # -- global actions ---------------------------------------------------------------------
 
     def action_help(self) -> None:
-        rows = []
-        for _key, active in self.screen.active_bindings.items():
-            binding = active.binding
-            rows.append((self.get_key_display(binding), binding.description or binding.action, binding.id or "-"))
-        self.push_screen(HelpScreen(sorted(rows, key=lambda r: r[2]), type(self.screen).__name__))
+        title = getattr(self.screen, "HELP_TITLE", None) or SCREENS.get(self.current_mode, ("", "fsar-tui"))[1]
+        self.push_screen(HelpScreen.of(self, title))
+
+    def action_help_quit(self) -> None:
+        # Textual's own says "Press [b]ctrl+q[/b]" — markup our toasts never interpret.
+        self.notify("ctrl+c does not quit: press q (or ctrl+q)", title="quit?", timeout=5)
 
     def action_command_mode(self) -> None:
         self.push_screen(CommandLine(), self.run_command)

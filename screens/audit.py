@@ -251,7 +251,7 @@ class AuditScreen(FsarScreen):
                 status.append(
                     f"{broken} NOT READY" if broken else "every rollback ready", style="bold red" if broken else "green"
                 )
-            status.append(" · R rollback · e check now")
+            status.append((" · R rollback" if self.can("act") else "") + " · e check now")
         self.query_one("#targets-status", TextPanel).show(status)
 
     def render_gates(self) -> None:
@@ -277,7 +277,7 @@ class AuditScreen(FsarScreen):
         status.append(
             f"{failing} BLOCKING execution" if failing else "none blocking", style="bold red" if failing else "green"
         )
-        status.append(" · o override · ~ soft")
+        status.append((" · o override" if self.can("override") else "") + " · ~ soft")
         self.query_one("#gates-status", TextPanel).show(status)
 
     def render_alerts(self) -> None:
@@ -305,7 +305,8 @@ class AuditScreen(FsarScreen):
         status = Text(no_wrap=True, overflow="ellipsis")
         status.append(f"drift alerts · {len(self.alert_rows)} open · ")
         status.append(f"{firing} firing" if firing else "none firing", style="bold red" if firing else "green")
-        status.append(" · a acknowledge")
+        if self.can("act"):  # read-only sessions and viewers do not get the key: do not offer it
+            status.append(" · a acknowledge")
         self.query_one("#alerts-status", TextPanel).show(status)
 
     def render_log(self) -> None:

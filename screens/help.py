@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.table import Table
 from rich.text import Text
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
@@ -18,6 +18,15 @@ class HelpScreen(ModalScreen[None]):
         $surface; }
     """
     BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close", id="help.close")]
+
+    @classmethod
+    def of(cls, app: App, title: str) -> HelpScreen:
+        """The active screen's keys: its own first, then the app's, Textual's internals (no
+        id) last; titled with the screen's name as the key bar says it, not its class."""
+        rows = [(app.get_key_display(a.binding), a.binding.description or a.binding.action, a.binding.id or "-")
+                for a in app.screen.active_bindings.values()]  # fmt: skip
+        rows.sort(key=lambda r: (r[2] == "-", "." not in r[2], r[2]))
+        return cls(rows, title)
 
     def __init__(self, rows: list[tuple[str, str, str]], title: str) -> None:
         super().__init__()

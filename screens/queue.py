@@ -33,7 +33,7 @@ from textual.worker import Worker
 from fsar_tui import clock
 from fsar_tui.db import actions as task_actions
 from fsar_tui.db import tasks as task_queries
-from fsar_tui.domain.formatting import between, duration, money
+from fsar_tui.domain.formatting import abbreviate, between, duration, money
 from fsar_tui.domain.task_filter import FilterError, TaskFilter, parse_filter
 from fsar_tui.messages import ApplyFilter, CommandEntered, LiveBatch
 from fsar_tui.screens.base import FsarScreen
@@ -265,7 +265,7 @@ class QueueScreen(FsarScreen):
             # distinguishing suffix goes last where wide terminals show it whole.
             expired = t.lease_expires_at is not None and t.lease_expires_at < now
             row = safe_text(
-                f"{'✗' if expired else ' '}{duration(between(t.started_at, now)):>6} {t.task_type[:9]} "
+                f"{'✗' if expired else ' '}{duration(between(t.started_at, now)):>6} {abbreviate(t.task_type, 9)} "
                 f"{t.worker_id or '-'}\n"
             )
             if expired:
@@ -288,7 +288,7 @@ class QueueScreen(FsarScreen):
             # Presence comes from MQTT (per worker process); without a broker, the database says.
             state = presence.get(w.worker_id.rsplit("-", 1)[0]) or presence.get(w.worker_id)
             mark = {"online": "●", "offline": "○"}.get(state or "", "·")
-            text.append_text(safe_text(f"{mark}{w.running}▶ {w.worker_id[-12:]}\n"))
+            text.append_text(safe_text(f"{mark}{w.running}▶ {abbreviate(w.worker_id, 14)}\n"))
         self.query_one("#workers", TextPanel).show(text)
 
     def render_filter_status(self) -> None:

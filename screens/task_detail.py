@@ -105,6 +105,7 @@ def write_export(task: dict[str, Any], reveal: bool, directory: Path) -> list[Pa
 
 
 class TaskDetailScreen(FsarScreen):
+    HELP_TITLE = "Task detail"
     AUTO_FOCUS = "VerticalScroll"
     REFRESH_S = 5.0
 

@@ -66,3 +66,16 @@ def compact(n: int) -> str:
             value = n / size
             return f"{value:.1f}{unit}" if abs(value) < 100 else f"{value:.0f}{unit}"
     return str(n)
+
+
+def abbreviate(text: str, width: int) -> str:
+    """`text` in at most `width` characters, cut from the middle with an ellipsis, so
+    both ends stay: "worker-eu-west-7" → "worker…west-7" (ids and names differ at
+    either end: a cut from one side makes them meaningless)."""
+    if len(text) <= width:
+        return text
+    if width <= 1:
+        return "…"[:width]
+    head = (width - 1 + 1) // 2
+    tail = width - 1 - head
+    return text[:head] + "…" + (text[-tail:] if tail else "")

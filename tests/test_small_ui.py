@@ -1,0 +1,58 @@
+"""Issue 16 point 9, the app's small confusions (Pilot, real PostgreSQL): ctrl+c says how
+to quit in plain words, the help overlay is titled with the screen's name and lists the
+screen's keys before Textual's internals, read-only mode does not advertise R/o/a in
+screen 4's panel titles, and worker names are cut from the middle with an ellipsis."""
+
+from __future__ import annotations
+
+import pytest
+
+from fsar_tui.screens.audit import AuditScreen
+from fsar_tui.screens.help import HelpScreen
+from fsar_tui.screens.queue import QueueScreen
+from fsar_tui.widgets.text_panel import TextPanel
+from support.pilot import make_app, until
+from support.sql import x
+
+pytestmark = pytest.mark.services
+
+
+async def test_ctrl_c_and_help_speak_plainly(db_dsn):
+    app = make_app(db_dsn)
+    async with app.run_test(size=(120, 36)) as pilot:
+        assert await until(pilot, lambda: isinstance(app.screen, QueueScreen))
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+        messages = [str(n.message) for n in app._notifications]
+        assert any("press q" in m for m in messages) and not any("[b]" in m for m in messages), messages
+        await pilot.press("question_mark")
+        assert await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        help_screen = app.screen
+        assert help_screen.title_text == "Queue"
+        ids = [row[2] for row in help_screen.rows]
+        assert ids[0].startswith("queue."), ids  # the screen's own keys first
+        assert ids.index("-") > max(i for i, v in enumerate(ids) if v.startswith("queue."))  # internals last
+
+
+async def test_read_only_does_not_advertise_write_keys_in_panel_titles(db_dsn):
+    app = make_app(db_dsn, read_only=True)
+    async with app.run_test(size=(160, 48)) as pilot:
+        assert await until(pilot, lambda: app.session.ready)
+        await pilot.press("4")
+        assert await until(pilot, lambda: isinstance(app.screen, AuditScreen))
+        await pilot.pause(1.0)
+        titles = " | ".join(p.text.plain for p in app.screen.query(TextPanel) if "title" in p.classes)
+        for hint in ("R rollback", "o override", "a acknowledge"):
+            assert hint not in titles, titles
+
+
+async def test_worker_names_are_cut_in_the_middle(db_dsn):
+    x(db_dsn, "INSERT INTO execution_tasks (task_type) VALUES ('implement_idea')")
+    x(
+        db_dsn,
+        """UPDATE execution_tasks SET status = 'running', attempt = 1, worker_id = 'sim-host-a-1234-worker-17',
+                  started_at = now(), lease_expires_at = now() + interval '5 minutes'""",
+    )
+    app = make_app(db_dsn)
+    async with app.run_test(size=(160, 48)) as pilot:
+        assert await until(pilot, lambda: "sim-hos…ker-17" in app.screen.query_one("#workers", TextPanel).text.plain)
