@@ -69,7 +69,7 @@ def test_neon_pooled_host_names_are_known_without_a_probe():
 
 
 def test_kept_settings_intercept_session_sets_and_leave_the_rest():
-    kept = pooler._Kept()
+    kept = pooler.KeptSettings()
     kept.enable({"statement_timeout": "5000", "jit": "off"})
     assert kept.session_change("SET statement_timeout = 0") is not None and kept.settings["statement_timeout"] == "0"
     assert kept.session_change("set session lock_timeout to '2s';") is not None

@@ -4,10 +4,11 @@ Every connection fsar-tui opens goes through `conninfo()` and is an `FsarConnect
 (db/pooler.py). conninfo() adds:
 
 - a connect timeout and an application_name (so operators can find us in pg_stat_activity);
-- TCP keepalives and a TCP user timeout (KEEPALIVES): a server that stops answering —
-  a black hole, packets dropped, no RST — is detected by the kernel in ~11 s, and the
-  read waiting on it fails with an OperationalError the session counts as "unavailable",
-  instead of a pooled connection waiting ~15 minutes for TCP's retransmissions to give up
+- TCP keepalives and a TCP user timeout (KEEPALIVES): a server (or pooler) that stops
+  answering — a black hole, packets dropped, no RST — is detected by the kernel in ~11 s,
+  and the read waiting on it fails with an OperationalError the session counts as
+  "unavailable". Without them a read whose query was acknowledged waits for an answer
+  forever, and one whose query was not, for TCP's retransmissions to give up (~15 min),
   while the header says "connected" over frozen data. Idle: a probe after 5 s, then every
   2 s; in flight: data unacknowledged for 10 s ends the connection. A long COPY or
   pipelined batch the server stops reading for over 10 s is cut too; a DSN that sets

@@ -20,14 +20,16 @@ nothing that lives in a server session survives from one transaction to the next
   DATABASE, … CONCURRENTLY). A `SET statement_timeout = …` / `RESET …` the code runs at
   session level is kept by the connection instead of being sent, so it holds for this
   connection's later transactions and leaks to nobody.
-- LISTEN is accepted but nothing is delivered: the live pipeline proves delivery with a
-  probe and polls instead (live/notify.py).
+- LISTEN is accepted but nothing is delivered: the live pipeline polls instead, without
+  trying when the pooler is known, else after a probe NOTIFY never arrived (live/).
 
 Detection (`pooler = "auto"`, the default): a hostname with "-pooler." (Neon's pooled
 endpoints), a startup refused for its `options`, or a backend pid that the server does not
 know as ours — libpq's pid comes from the BackendKeyData the pooler itself sent, while
 `pg_backend_pid()` is the real server process. Remembered per server and database for the
-life of the process. `pooler = "pgbouncer"` or `"none"` skips detection.
+life of the process. `pooler = "pgbouncer"` or `"none"` skips detection. A pooler in
+session mode is found the same way and treated the same: harmless (it only costs a
+round trip per transaction), and `pooler = "none"` keeps the startup options there.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ _SESSION_SET = re.compile(
 # Statements that must not be wrapped in a transaction: those PostgreSQL refuses inside
 # one, and transaction control itself.
 _NO_WRAP = re.compile(
-    r"\s*(?:$|(?:VACUUM|(?:CREATE|DROP|ALTER)\s+(?:DATABASE|TABLESPACE|SYSTEM)|CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY"
+    r"\s*(?:$|(?:VACUUM|(?:CREATE|DROP)\s+(?:DATABASE|TABLESPACE)|ALTER\s+SYSTEM|CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY"
     r"|DROP\s+INDEX\s+CONCURRENTLY|REINDEX\b.*\bCONCURRENTLY|BEGIN|START\s+TRANSACTION|COMMIT|ROLLBACK|END|ABORT"
     r"|SAVEPOINT|RELEASE|PREPARE\s+TRANSACTION)\b)",
     re.IGNORECASE | re.DOTALL,
@@ -131,7 +133,7 @@ def settings_sql(settings: dict[str, str]) -> sql.Composed:
     )
 
 
-class _Kept:
+class KeptSettings:
     """The settings a pooled connection keeps for itself, and how a statement meets them."""
 
     def __init__(self) -> None:
@@ -208,7 +210,7 @@ class FsarConnection(psycopg.Connection[Row]):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.kept = _Kept()
+        self.kept = KeptSettings()
         self.cursor_factory = FsarCursor
 
     @property
@@ -271,7 +273,7 @@ class FsarAsyncConnection(psycopg.AsyncConnection[Row]):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.kept = _Kept()
+        self.kept = KeptSettings()
         self.cursor_factory = FsarAsyncCursor
 
     @property
