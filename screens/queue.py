@@ -48,7 +48,7 @@ PAGE = 100
 MAX_LOADED = 2000
 BULK_CAP = 10_000
 ACTIVITY_MINUTES = 30
-COLUMNS = ("id", "status", "type", "model", "att", "worker", "created", "run", "cost", "error")
+COLUMNS = ("id", "status", "pri", "type", "model", "att", "worker", "created", "run", "cost", "error")
 SORTS = list(task_queries.SORTABLE)
 STATUS_ORDER = ("queued", "running", "succeeded", "failed", "cancelled")
 STATUS_SHORT = {"queued": "queue", "running": "run", "succeeded": "ok", "failed": "fail", "cancelled": "canc"}
@@ -233,6 +233,7 @@ class QueueScreen(FsarScreen):
         return [
             Text(str(r.id)),
             Text(r.status),
+            Text(str(r.priority)),  # higher runs first: a starving low priority shows here
             safe_text(r.task_type),
             safe_text(r.ai_model or "-"),
             Text(str(r.attempt)),

@@ -54,6 +54,7 @@ filters = st.builds(
     types=st.lists(words, unique=True, max_size=2).map(tuple),
     models=st.lists(words, unique=True, max_size=2).map(tuple),
     ids=st.lists(st.integers(min_value=1, max_value=10**9), unique=True, max_size=3).map(tuple),
+    priorities=st.lists(st.integers(min_value=-32768, max_value=32767), unique=True, max_size=3).map(tuple),
     since_s=st.none() | st.integers(min_value=1, max_value=10**7),
     error_contains=st.none() | words,
     payload_contains=st.none() | words,
@@ -72,3 +73,10 @@ def test_a_window_is_a_positive_duration():
     for bad in ("0h", "soon", ""):
         with pytest.raises(DurationError):
             parse_window(bad)
+
+
+def test_priority_filter():
+    assert parse_filter("priority:0,-1 status:queued").priorities == (0, -1)
+    for bad in ("priority:high", "priority:99999", "priority:1.5"):
+        with pytest.raises(FilterError, match="priority: expects integers"):
+            parse_filter(bad)

@@ -17,6 +17,10 @@ from argparse import Namespace
 from fsar_tui.commands.base import Context, Parser, add_command
 from fsar_tui.errors import EXIT_OK, UsageError
 
+# The demo's fleet: 24 async workers at a tenth of real run times (a 2-minute task takes 12 s).
+DEMO_WORKERS = 24
+DEMO_TIME_SCALE = 0.1
+
 
 def register(sub, common: Parser) -> None:
     sim = add_command(
@@ -50,7 +54,12 @@ def register(sub, common: Parser) -> None:
         "history on first run, runs the simulator in the background, opens the app.",
     )
     demo.add_argument("--tasks", type=int, default=200_000, help="history to seed on first run (default 200,000)")
-    demo.add_argument("--rate", type=float, default=3.0, help="simulator tasks per second (default 3)")
+    demo.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="simulator tasks per second (default: what the demo's workers keep up with, about 1.5)",
+    )
 
     seed = add_command(
         sub,
@@ -119,10 +128,21 @@ def run_seed(args: Namespace, ctx: Context) -> int:
 def run_demo(args: Namespace, ctx: Context) -> int:
     from fsar_tui.db.bulk import has_tasks
     from fsar_tui.db.connect import connect
+    from fsar_tui.sim.profiles import sustainable_rate
     from fsar_tui.sim.seed import seed_history
 
-    if args.tasks < 0 or args.rate < 0:
+    if args.tasks < 0 or (args.rate is not None and args.rate < 0):
         raise UsageError("--tasks and --rate cannot be negative")
+    # The simulator must keep up with what it enqueues, or the lowest priorities (every
+    # retried task among them) wait forever and the demo shows a starving fleet.
+    capacity = sustainable_rate(DEMO_WORKERS, DEMO_TIME_SCALE)
+    rate = round(capacity, 2) if args.rate is None else args.rate
+    if rate > capacity:
+        print(
+            f"fsar-tui: at --rate {rate:g} the demo's {DEMO_WORKERS} workers cannot keep up (about {capacity:.2f}/s): "
+            "the queue grows and priority-0 tasks, retries among them, starve",
+            file=sys.stderr,
+        )
     dsn = ctx.dsn()
     with connect(dsn) as conn:
         empty = not has_tasks(conn)
@@ -141,11 +161,11 @@ def run_demo(args: Namespace, ctx: Context) -> int:
             "fsar_tui",
             "simulate",
             "--workers",
-            "6",
+            str(DEMO_WORKERS),
             "--rate",
-            str(args.rate),
+            str(rate),
             "--time-scale",
-            "0.2",
+            str(DEMO_TIME_SCALE),
             "--lease",
             "10",
         ],

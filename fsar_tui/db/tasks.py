@@ -28,7 +28,7 @@ SORTABLE = {
     "cost": "t.cost_minor",
 }
 LIST_COLUMNS = """t.id, t.status, t.task_type, t.ai_model, t.attempt, t.max_attempts, t.worker_id, t.created_at,
-    t.started_at, t.finished_at, t.cost_minor, t.currency, left(t.error, 1000) AS error"""
+    t.started_at, t.finished_at, t.cost_minor, t.currency, left(t.error, 1000) AS error, t.priority"""
 # The list shows the first 80 characters of the error *after* redaction; 1,000 fetched
 # characters keep any secret that starts in the visible part whole for the detectors.
 
@@ -48,6 +48,7 @@ class TaskRow:
     cost_minor: int | None
     currency: str | None
     error: str | None
+    priority: int
 
 
 def where_clause(f: TaskFilter) -> tuple[str, dict[str, Any]]:
@@ -60,6 +61,7 @@ def where_clause(f: TaskFilter) -> tuple[str, dict[str, Any]]:
         ("workers", "t.worker_id"),
         ("ideas", "t.idea_id"),
         ("ids", "t.id"),
+        ("priorities", "t.priority"),
     ):
         values = getattr(f, attr)
         if values:
@@ -363,12 +365,13 @@ EVENTS_SQL = """SELECT CASE WHEN from_status IN ('queued','running','succeeded',
                             THEN from_status WHEN from_status IS NULL THEN NULL ELSE '?' END AS from_status,
                        CASE WHEN to_status IN ('queued','running','succeeded','failed','cancelled')
                             THEN to_status ELSE '?' END AS to_status,
-                       attempt, worker_id, at FROM task_events WHERE task_id = %s ORDER BY id"""
+                       attempt, worker_id, at, error FROM task_events WHERE task_id = %s ORDER BY id"""
 
 
 async def task_detail(conn: AsyncConnection, task_id: int, head: int = FULL) -> dict[str, Any] | None:
     """The row, its rollout and proposal, and `events` (the task_events trail, oldest
-    first); error, payload and result as text — the first `head` characters (payload and
+    first, each with the error that ended its attempt since revision 0022: at most
+    4,096 characters plus a line saying how many more); error, payload and result as text — the first `head` characters (payload and
     result: their JSON text) — with `<column>_bytes`, each one's whole size."""
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(DETAIL_SQL, {"id": task_id, "head": head})

@@ -10,6 +10,7 @@ matches a case-insensitive substring. Keys:
     status   queued | running | succeeded | failed | cancelled
     type     task_type          model   ai_model          worker   worker_id
     idea     idea_id            id      task id           since    age: 30s 15m 2h 7d 4w
+    priority the claim's priority (integers; higher runs first)
     error~   text in the error  payload~  text in the payload JSON
 
 A bare word means `error~word`. Anything else is a `FilterError` naming the term.
@@ -32,6 +33,7 @@ EXACT_KEYS = {
     "worker": "workers",
     "idea": "ideas",
     "id": "ids",
+    "priority": "priorities",
 }
 TEXT_KEYS = {"error": "error_contains", "payload": "payload_contains"}
 
@@ -48,6 +50,7 @@ class TaskFilter:
     workers: tuple[str, ...] = ()
     ideas: tuple[str, ...] = ()
     ids: tuple[int, ...] = ()
+    priorities: tuple[int, ...] = ()
     since_s: int | None = None
     error_contains: str | None = None
     payload_contains: str | None = None
@@ -109,6 +112,10 @@ def parse_filter(text: str) -> TaskFilter:
             if key == "id":
                 if not all(v.isdigit() for v in items):
                     raise FilterError(f"id: expects numbers, got {value!r}")
+                items = [int(v) for v in items]
+            if key == "priority":
+                if not all(re.fullmatch(r"-?\d{1,5}", v) and -32768 <= int(v) <= 32767 for v in items):
+                    raise FilterError(f"priority: expects integers from -32768 to 32767, got {value!r}")
                 items = [int(v) for v in items]
             attr = EXACT_KEYS[key]
             values[attr] = tuple(dict.fromkeys([*values.get(attr, ()), *items]))

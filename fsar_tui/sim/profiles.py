@@ -227,3 +227,22 @@ def draw_ledger_with(
         drafts.append(draft("dispute", "dispute", -amount))
         drafts.append(draft("dispute_fee", "dispute_fee", -1500))
     return drafts
+
+
+def mean_run_s() -> float:
+    """The mean run time of an enqueued task, in simulated seconds (lognormal means,
+    weighted by the type and model mix; retries of failed attempts add ~failure rate)."""
+    total = weight = 0.0
+    for name, profile in TYPES.items():
+        for model, share in profile.models.items():
+            median, sigma = DURATIONS.get((name, model), (60.0, 0.7))
+            w = profile.weight * share
+            total += w * median * math.exp(sigma * sigma / 2) * (1 + profile.failure_rate)
+            weight += w
+    return total / weight
+
+
+def sustainable_rate(workers: int, time_scale: float, utilisation: float = 0.8) -> float:
+    """New tasks per second that `workers` keep up with at `time_scale` (each busy at
+    most `utilisation`): above it the queue grows and the lowest priorities starve."""
+    return workers * utilisation / (mean_run_s() * time_scale)
