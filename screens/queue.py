@@ -22,6 +22,8 @@ y/n-sized for one task and "type the count" for several, always with a reason.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -49,6 +51,19 @@ MAX_LOADED = 2000
 BULK_CAP = 10_000
 ACTIVITY_MINUTES = 30
 COLUMNS = ("id", "status", "pri", "type", "model", "att", "worker", "created", "run", "cost", "error")
+# Narrower terminals keep what triage needs first — id, status, type, age, error — and
+# drop the rest, so the error is on screen at 80 columns (issue 16: it was off-screen).
+LAYOUTS = (
+    (100, ("id", "status", "type", "age", "error")),
+    (140, ("id", "status", "pri", "type", "model", "att", "age", "run", "cost", "error")),
+    (10**6, COLUMNS),
+)
+
+
+def columns_for(width: int) -> tuple[str, ...]:
+    return next(columns for limit, columns in LAYOUTS if width <= limit)
+
+
 SORTS = list(task_queries.SORTABLE)
 STATUS_ORDER = ("queued", "running", "succeeded", "failed", "cancelled")
 STATUS_SHORT = {"queued": "queue", "running": "run", "succeeded": "ok", "failed": "fail", "cancelled": "canc"}
@@ -123,7 +138,7 @@ class QueueScreen(FsarScreen):
             yield Sparkline([0], id="throughput")
         yield Input(placeholder="status:failed type:self_improvement model:gpt-4o since:2h error~timeout", id="filter")
         yield TextPanel(Text(""), id="filter-status")
-        yield KeyedTable(COLUMNS, id="tasks")
+        yield KeyedTable(columns_for(self.app.size.width), id="tasks")
         yield KeyBar()
 
     def on_mount(self) -> None:
@@ -182,7 +197,7 @@ class QueueScreen(FsarScreen):
         self.rows = data.rows
         table = self.query_one(KeyedTable)
         held = table.current_key
-        table.replace_rows([(r.id, self.cells(r)) for r in data.rows])
+        table.replace_rows([(r.id, self.cells(r, table.column_names[1:])) for r in data.rows])
         if self.from_top:
             self.from_top = False
             table.move_cursor(row=0)
@@ -223,28 +238,39 @@ class QueueScreen(FsarScreen):
     def show_more(self, more: list[task_queries.TaskRow]) -> None:
         self.clear_problem("queue-more")
         self.rows += more
-        self.query_one(KeyedTable).append_rows([(r.id, self.cells(r)) for r in more])
+        table = self.query_one(KeyedTable)
+        table.append_rows([(r.id, self.cells(r, table.column_names[1:])) for r in more])
 
     # -- rendering ----------------------------------------------------------------------
 
     @staticmethod
-    def cells(r: task_queries.TaskRow) -> list[Text]:
-        run = between(r.started_at, r.finished_at or (clock.now() if r.status == "running" else None))
-        return [
-            Text(str(r.id)),
-            Text(r.status),
-            Text(str(r.priority)),  # higher runs first: a starving low priority shows here
-            safe_text(r.task_type),
-            safe_text(r.ai_model or "-"),
-            Text(str(r.attempt)),
-            safe_text(r.worker_id or "-"),
-            Text(f"{r.created_at:%m-%d %H:%M:%S}"),
-            Text(duration(run)),
-            Text(money(r.cost_minor, r.currency)),
+    def cells(r: task_queries.TaskRow, columns: Sequence[str] = COLUMNS) -> list[Text]:
+        now = clock.now()
+        run = between(r.started_at, r.finished_at or (now if r.status == "running" else None))
+        cell = {
+            "id": lambda: Text(str(r.id)),
+            "status": lambda: Text(r.status),
+            "pri": lambda: Text(str(r.priority)),  # higher runs first: a starving low priority shows here
+            "type": lambda: safe_text(r.task_type),
+            "model": lambda: safe_text(r.ai_model or "-"),
+            "att": lambda: Text(str(r.attempt)),
+            "worker": lambda: safe_text(r.worker_id or "-"),
+            "created": lambda: Text(f"{r.created_at:%m-%d %H:%M:%S}"),
+            "age": lambda: Text(duration(between(r.created_at, now))),
+            "run": lambda: Text(duration(run)),
+            "cost": lambda: Text(money(r.cost_minor, r.currency)),
             # Redact the whole text, then cut: cutting first could split a secret so
             # that its visible half no longer matches a detector.
-            Text(safe_text((r.error or "").replace("\n", " ")).plain[:80]),
-        ]
+            "error": lambda: Text(safe_text((r.error or "").replace("\n", " ")).plain[:80]),
+        }
+        return [cell[name]() for name in columns]
+
+    def on_resize(self) -> None:
+        table = self.query_one(KeyedTable)
+        columns = columns_for(self.size.width)
+        if tuple(table.column_names[1:]) != columns:
+            table.set_columns(columns)
+            table.replace_rows([(r.id, self.cells(r, columns)) for r in self.rows])
 
     def render_counts(self, counts: list[task_queries.StatusCount]) -> None:
         grid: dict[str, dict[str, int]] = {}

@@ -5,7 +5,8 @@ focus or bindings change; on the queue screen that cost ~300 ms of style work on
 paint alone (profiled). This bar renders the same information — keys the operator can
 press now, described — as a single line of Text, redrawn from the screen's
 `bindings_updated_signal`. Disabled bindings are dimmed; remapped keys show as
-remapped (it reads the live bindings, so `[keymap]` in config.toml applies).
+remapped (it reads the live bindings, so `[keymap]` in config.toml applies). Help and
+quit come first, so a narrow terminal cuts the screen's keys, never those two.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.screen import Screen
 from textual.widgets import Static
+
+FIRST = ("help", "app.help", "quit", "app.quit")
 
 
 class KeyBar(Static):
@@ -38,7 +41,10 @@ class KeyBar(Static):
         text = Text(no_wrap=True, overflow="ellipsis", end="")
         seen: set[str] = set()
         palette = None
-        for active in screen.active_bindings.values():
+        # `?` and `q` first: on 80 columns the line is cut at its end, and those two are
+        # what a lost operator needs.
+        bindings = sorted(screen.active_bindings.values(), key=lambda a: a.binding.action not in FIRST)
+        for active in bindings:
             binding = active.binding
             if binding.key == self.app.COMMAND_PALETTE_BINDING:
                 palette = active
