@@ -180,13 +180,14 @@ async def test_profiles_window_from_the_command_line(profiles_db):
         assert "window 12d" in app.screen.query_one("#profile-status").content.plain
 
 
-async def test_profiles_snapshot(profiles_db):
+@pytest.mark.parametrize("size", [(120, 36), (80, 24)])
+async def test_profiles_snapshot(profiles_db, size):
     app = make_app(profiles_db)
-    async with app.run_test(size=(120, 36)) as pilot:
+    async with app.run_test(size=size) as pilot:
         await open_profiles(pilot, app)
         assert await until(pilot, lambda: "p90 per day" in app.screen.query_one("#trend").content.plain)
         app.dsn_label = "postgresql://fsar:****@db.example:5432/prod"
         app.server_version = "16.4"
         app.update_headers()
         svg = await settled_svg(app, pilot)
-    check_snapshot(svg, "profiles_120x36.svg")
+    check_snapshot(svg, f"profiles_{size[0]}x{size[1]}.svg")
