@@ -157,8 +157,9 @@ async def test_blocking_gate_is_shown_and_overridden_with_a_reason(db_dsn):
         await pilot.press(*"known false alarm", "enter")
         assert await until(pilot, lambda: q(db_dsn, "SELECT count(*) FROM execution_blocks") == [(0,)])
         assert await until(pilot, lambda: cell(app, "gates", "no-blockers", 0) == "fail · overridden")
-    assert q(db_dsn, "SELECT action, target, reason FROM operator_actions") == [
-        ("gate_override", "gate:no-blockers", "known false alarm")
+    assert q(db_dsn, "SELECT action, target, reason FROM operator_actions ORDER BY seq") == [
+        ("gate_blocked", "gate:no-blockers", "audit pass verdict: fail"),  # the pass's verdict (revision 0021)
+        ("gate_override", "gate:no-blockers", "known false alarm"),
     ]
 
 

@@ -318,7 +318,8 @@ def test_failing_hard_gate_blocks_the_simulator_and_passing_unblocks(db_dsn, run
     actions = [
         r[0] for r in q(db_dsn, "SELECT action FROM operator_actions WHERE target = 'gate:si-failures' ORDER BY seq")
     ]
-    assert actions == ["gate_add", "gate_change", "gate_unblocked"]  # the passing verdict that lifted the block
+    # The failing verdict that started the block, the passing one that lifted it.
+    assert actions == ["gate_add", "gate_blocked", "gate_change", "gate_unblocked"]
 
 
 def test_override_lets_the_scope_run_until_the_gate_passes_again(db_dsn, run_cli):

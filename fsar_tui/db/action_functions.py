@@ -16,8 +16,14 @@ Results are codes rather than errors where the client has something to say about
   (jsonb to jsonb, sha256 copied), made active, only if the active revision is still the
   one the operator saw; rollback or roll_forward by the revisions' origins. The artifact's
   hash is checked by the client (domain/rollouts.artifact_sha256) before the call.
-- fsar_record_verdict: the audit pass's verdict; a verdict that ends a hard gate's block
-  (pass, inconclusive or error after a fail) is logged as `gate_unblocked`.
+- fsar_record_verdict: the audit pass's verdict; a verdict that starts a hard gate's
+  block (a fail after anything else) is logged as `gate_blocked`, one that ends it (pass,
+  inconclusive or error after a fail) as `gate_unblocked` (revision 0021; 0020 logged the
+  end only, so a false 'fail' stopped every claim silently).
+- fsar_prune_audit_runs: verdict retention (revision 0018, re-created by 0021): verdicts
+  older than `kept`, at most `max_rows`, never a gate's latest verdict nor its latest
+  pass; refuses `kept` under 90 days and `max_rows` outside 1..5000 (the pass's policy,
+  db/gates.RUNS_KEPT and PRUNE_MAX_ROWS).
 - fsar_drift_alert_raise / _resolve / _ack: the known indicators only; a resolve and an
   ack are logged.
 """
@@ -134,7 +140,9 @@ END
 """,
 )
 
-RECORD_VERDICT = Fn(
+# As revision 0020 created it (it logged only the END of a block); 0021 replaced it with
+# RECORD_VERDICT below.
+RECORD_VERDICT_0020 = Fn(
     name="fsar_record_verdict",
     params=(
         "p_gate_id bigint, p_value numeric, p_baseline numeric, p_verdict text, p_sample_size bigint, "
@@ -164,6 +172,84 @@ BEGIN
                 jsonb_build_object('blocking', false, 'verdict', p_verdict, 'value', p_value, 'run', v_run));
     END IF;
     RETURN v_run;
+END
+""",
+)
+
+RECORD_VERDICT = Fn(
+    name="fsar_record_verdict",
+    params=(
+        "p_gate_id bigint, p_value numeric, p_baseline numeric, p_verdict text, p_sample_size bigint, "
+        "p_details jsonb, p_claimed text"
+    ),
+    signature="fsar_record_verdict(bigint, numeric, numeric, text, bigint, jsonb, text)",
+    returns="bigint",
+    definer=True,
+    body="""
+DECLARE
+    v_name text;
+    v_was boolean;
+    v_is boolean;
+    v_run bigint;
+BEGIN
+    SELECT g.name INTO v_name FROM audit_gates g WHERE g.id = p_gate_id FOR SHARE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no audit gate with id %', p_gate_id USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    v_was := EXISTS (SELECT 1 FROM execution_blocks b WHERE b.source = 'gate' AND b.ref = v_name);
+    INSERT INTO audit_runs (gate_id, value, baseline, verdict, sample_size, details)
+    VALUES (p_gate_id, p_value, p_baseline, p_verdict, p_sample_size, coalesce(p_details, '{}'))
+    RETURNING id INTO v_run;
+    v_is := EXISTS (SELECT 1 FROM execution_blocks b WHERE b.source = 'gate' AND b.ref = v_name);
+    IF v_was <> v_is THEN
+        INSERT INTO operator_actions (claimed_os_user, action, target, reason, before, after)
+        VALUES (p_claimed, CASE WHEN v_is THEN 'gate_blocked' ELSE 'gate_unblocked' END, 'gate:' || v_name,
+                'audit pass verdict: ' || p_verdict, jsonb_build_object('blocking', v_was),
+                jsonb_build_object('blocking', v_is, 'verdict', p_verdict, 'value', p_value, 'run', v_run));
+    END IF;
+    RETURN v_run;
+END
+""",
+)
+
+# Verdict retention as the audit pass applies it (db/gates.prune_runs: RUNS_KEPT, at most
+# PRUNE_MAX_ROWS a call). Revision 0018 wrote the function; 0021 re-creates it refusing
+# anything else: a younger `kept` (a negative one deleted nearly every verdict), a
+# `max_rows` below 1 or above the pass's batch.
+PRUNE_AUDIT_RUNS = Fn(
+    name="fsar_prune_audit_runs",
+    params="max_rows integer, kept interval",  # the names revision 0018 gave them
+    signature="fsar_prune_audit_runs(integer, interval)",
+    returns="integer",
+    definer=True,
+    body="""
+DECLARE
+    v_cutoff timestamptz;
+    n integer;
+BEGIN
+    IF max_rows IS NULL OR max_rows < 1 OR max_rows > 5000 THEN
+        RAISE EXCEPTION 'fsar_prune_audit_runs: max_rows must be between 1 and 5000, not %', max_rows
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    v_cutoff := now() - kept;
+    IF v_cutoff IS NULL OR v_cutoff > now() - interval '90 days' THEN
+        RAISE EXCEPTION 'fsar_prune_audit_runs: verdicts are kept at least 90 days, not %', kept
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    WITH keep AS (
+        SELECT l.id FROM audit_gates g CROSS JOIN LATERAL (
+            SELECT r.id FROM audit_runs r WHERE r.gate_id = g.id ORDER BY r.at DESC, r.id DESC LIMIT 1) l
+        UNION
+        SELECT p.id FROM audit_gates g CROSS JOIN LATERAL (
+            SELECT r.id FROM audit_runs r WHERE r.gate_id = g.id AND r.verdict = 'pass'
+            ORDER BY r.at DESC, r.id DESC LIMIT 1) p),
+    doomed AS (
+        SELECT a.id FROM audit_runs a
+        WHERE a.at < v_cutoff AND a.id NOT IN (SELECT id FROM keep)
+        ORDER BY a.at LIMIT max_rows)
+    DELETE FROM audit_runs WHERE id IN (SELECT id FROM doomed);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
 END
 """,
 )
@@ -252,4 +338,13 @@ END
 """,
 )
 
-FUNCTIONS: tuple[Fn, ...] = (TASK_ACTION, ROLLBACK, RECORD_VERDICT, ALERT_RAISE, ALERT_RESOLVE, ALERT_ACK)
+# What revision 0020 created, granted and (downgrading) drops: that revision reads this
+# name, so it stays the set and the bodies 0020 shipped — never change it. Later revisions
+# list what they replace; HEAD is what the database holds at head.
+FUNCTIONS: tuple[Fn, ...] = (TASK_ACTION, ROLLBACK, RECORD_VERDICT_0020, ALERT_RAISE, ALERT_RESOLVE, ALERT_ACK)
+# Revision 0021 re-creates these (it reads this name: never change it): fsar_record_verdict
+# logs a block's start too; fsar_prune_audit_runs (revision 0018's) refuses arguments
+# outside the retention policy.
+REPLACED_IN_0021: tuple[Fn, ...] = (RECORD_VERDICT, PRUNE_AUDIT_RUNS)
+# The state-changing functions at head (what `security-audit` compares with the database).
+HEAD: tuple[Fn, ...] = (TASK_ACTION, ROLLBACK, RECORD_VERDICT, PRUNE_AUDIT_RUNS, ALERT_RAISE, ALERT_RESOLVE, ALERT_ACK)

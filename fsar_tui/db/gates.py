@@ -201,7 +201,8 @@ def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
 
 def record(conn: Connection, gate: Gate, verdict: Verdict, *, claimed: str | None = None) -> None:
     """The verdict, through fsar_record_verdict (revision 0020): no fsar role may INSERT
-    into audit_runs, and a verdict that ends a hard gate's block is logged there."""
+    into audit_runs, and a verdict that starts or ends a hard gate's block is logged there
+    (`gate_blocked` / `gate_unblocked`, revision 0021)."""
     conn.execute(
         "SELECT fsar_record_verdict(%s::bigint, %s::numeric, %s::numeric, %s, %s::bigint, %s, %s)",
         (
@@ -334,11 +335,14 @@ async def latest(conn: AsyncConnection) -> list[GateStatus]:
 
 
 # Verdicts are history, not state: keep 90 days, and always each gate's latest verdict and
-# latest pass (the rule is in fsar_prune_audit_runs, revision 0018).
+# latest pass (the rule is in fsar_prune_audit_runs, revision 0018), at most PRUNE_MAX_ROWS
+# a call. The function refuses a younger `kept` or a larger batch (revision 0021,
+# db/action_functions.PRUNE_AUDIT_RUNS): these are the policy, not defaults.
 RUNS_KEPT = "90 days"
+PRUNE_MAX_ROWS = 5000
 
 
-def prune_runs(conn: Connection, *, kept: str = RUNS_KEPT, limit: int = 5000) -> int:
+def prune_runs(conn: Connection, *, kept: str = RUNS_KEPT, limit: int = PRUNE_MAX_ROWS) -> int:
     """Delete up to `limit` verdicts past retention; returns how many (the scheduled pass
     calls it every minute, so a backlog drains in bounded steps)."""
     pruned: int = one(conn.execute("SELECT fsar_prune_audit_runs(%s, %s::interval)", (limit, kept)).fetchone())[0]

@@ -20,7 +20,7 @@
 
 from __future__ import annotations
 
-from fsar_tui.db.shipped_sql import Fn
+from fsar_tui.db.shipped_sql import Fn, Trigger
 
 FIELD = Fn(
     name="fsar_log_field",
@@ -147,15 +147,19 @@ END
 
 FUNCTIONS: tuple[Fn, ...] = (FIELD, HASH, CHAIN, HEAD_GUARD, VERIFY, REJECT_CHANGE)
 
-# The triggers the log's integrity rests on: (table, trigger, the function it must run) —
-# security-audit and log verify check each exists, runs that function and is enabled
-# (pg_trigger.tgenabled 'O' or 'A').
-TRIGGERS: tuple[tuple[str, str, str], ...] = (
-    ("operator_actions", "operator_actions_chain", CHAIN.name),
-    ("operator_actions", "operator_actions_append_only", REJECT_CHANGE.name),
-    ("operator_actions", "operator_actions_no_truncate", REJECT_CHANGE.name),
-    ("operator_log_head", "operator_log_head_guard", HEAD_GUARD.name),
-    ("operator_log_head", "operator_log_head_no_truncate", REJECT_CHANGE.name),
-    ("operator_log_encodings", "operator_log_encodings_append_only", REJECT_CHANGE.name),
-    ("operator_log_encodings", "operator_log_encodings_no_truncate", REJECT_CHANGE.name),
+# The triggers the log's integrity rests on — and the only triggers its tables may have:
+# security-audit and log verify check each exists, runs that function, fires as created
+# (tgtype) and is enabled (pg_trigger.tgenabled 'O' or 'A'), and that no other trigger,
+# rule, policy or owner sits on these tables (db/privileges.log_table_problems).
+ROW_BEFORE, INSERT, DELETE, UPDATE, TRUNCATE_BEFORE = 1 | 2, 4, 8, 16, 2 | 32
+TRIGGERS: tuple[Trigger, ...] = (
+    Trigger("operator_actions", "operator_actions_chain", CHAIN.name, ROW_BEFORE | INSERT),
+    Trigger("operator_actions", "operator_actions_append_only", REJECT_CHANGE.name, ROW_BEFORE | UPDATE | DELETE),
+    Trigger("operator_actions", "operator_actions_no_truncate", REJECT_CHANGE.name, TRUNCATE_BEFORE),
+    Trigger("operator_log_head", "operator_log_head_guard", HEAD_GUARD.name, ROW_BEFORE | INSERT | UPDATE | DELETE),
+    Trigger("operator_log_head", "operator_log_head_no_truncate", REJECT_CHANGE.name, TRUNCATE_BEFORE),
+    Trigger(
+        "operator_log_encodings", "operator_log_encodings_append_only", REJECT_CHANGE.name, ROW_BEFORE | UPDATE | DELETE
+    ),
+    Trigger("operator_log_encodings", "operator_log_encodings_no_truncate", REJECT_CHANGE.name, TRUNCATE_BEFORE),
 )

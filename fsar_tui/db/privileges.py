@@ -20,7 +20,7 @@ from collections.abc import Iterable
 
 from psycopg import Connection
 
-from fsar_tui.db.shipped_sql import SEARCH_PATH, Fn
+from fsar_tui.db.shipped_sql import SEARCH_PATH, Fn, Trigger
 
 PUBLIC_EXECUTE = """(p.proacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(p.proacl) a
                                           WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE'))"""
@@ -62,11 +62,15 @@ def public_executable(conn: Connection) -> list[str]:
     ]
 
 
-def trigger_problems(conn: Connection, triggers: Iterable[tuple[str, str, str]]) -> list[str]:
+def trigger_problems(conn: Connection, triggers: Iterable[Trigger]) -> list[str]:
+    """Each shipped trigger exists, runs its function, fires as shipped (timing, events,
+    row or statement: pg_trigger.tgtype; no WHEN, no column list, no arguments) and is
+    enabled."""
     problems = []
-    for table, name, function in triggers:
+    for table, name, function, tgtype in triggers:
         row = conn.execute(
-            """SELECT t.tgenabled, p.proname, p.pronamespace = 'public'::regnamespace
+            """SELECT t.tgenabled, p.proname, p.pronamespace = 'public'::regnamespace, t.tgtype,
+                      t.tgqual IS NULL AND t.tgnargs = 0 AND cardinality(t.tgattr::int2[]) = 0
                FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
                WHERE t.tgrelid = to_regclass(%s) AND t.tgname = %s""",
             (f"public.{table}", name),
@@ -74,11 +78,188 @@ def trigger_problems(conn: Connection, triggers: Iterable[tuple[str, str, str]])
         if row is None:
             problems.append(f"trigger {name} on {table} is missing")
             continue
-        enabled, proname, ours = row
+        enabled, proname, ours, actual_type, plain = row
         if proname != function or not ours:
             problems.append(f"trigger {name} on {table} runs {proname}(), not {function}()")
+        if actual_type != tgtype or not plain:
+            problems.append(f"trigger {name} on {table} does not fire as shipped (other events, a WHEN or columns)")
         if enabled not in ("O", "A"):
             problems.append(f"trigger {name} on {table} is disabled (tgenabled = {enabled!r})")
+    return problems
+
+
+def log_table_problems(conn: Connection, triggers: Iterable[Trigger]) -> list[str]:
+    """What else could make the log tables (those `triggers` are on) drop, divert or hide
+    rows without touching a shipped trigger or function: a rule (`DO INSTEAD NOTHING`), any
+    trigger that is not a shipped one (a BEFORE INSERT trigger returning NULL; enabled or
+    not — a disabled one is one ALTER away), row-level security or a policy (rows hidden
+    from the verifying role, inserts refused), inheritance (rows read from a child table),
+    and an owner other than the migrating role (the owner may disable the triggers)."""
+    shipped: dict[str, set[str]] = {}
+    for t in triggers:
+        shipped.setdefault(t.table, set()).add(t.name)
+    problems = []
+    for table, names in shipped.items():
+        rel = f"public.{table}"
+        for (rule,) in conn.execute(
+            "SELECT r.rulename FROM pg_rewrite r WHERE r.ev_class = to_regclass(%s) ORDER BY 1", (rel,)
+        ).fetchall():
+            problems.append(f"rule {rule} on {table}: a rule can divert or drop its rows (there is none shipped)")
+        for name, proname, enabled in conn.execute(
+            """SELECT t.tgname, t.tgfoid::regproc::text, t.tgenabled FROM pg_trigger t
+               WHERE t.tgrelid = to_regclass(%s) AND NOT t.tgisinternal AND t.tgname <> ALL (%s) ORDER BY 1""",
+            (rel, sorted(names)),
+        ).fetchall():
+            state = "disabled" if enabled == "D" else "enabled"
+            problems.append(f"trigger {name} on {table} is not a shipped one (runs {proname}(), {state})")
+        row = conn.execute(
+            """SELECT c.relrowsecurity, c.relforcerowsecurity,
+                      ARRAY(SELECT p.polname::text FROM pg_policy p WHERE p.polrelid = c.oid ORDER BY 1),
+                      EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid OR i.inhparent = c.oid)
+               FROM pg_class c WHERE c.oid = to_regclass(%s)""",
+            (rel,),
+        ).fetchone()
+        if row is None:
+            problems.append(f"table {table} is missing")
+            continue
+        rls, forced, policies, inherits = row
+        if rls or forced:
+            problems.append(f"row-level security is enabled on {table}: rows may be hidden from the verifier")
+        if policies:
+            problems.append(f"{table} has row-level security policies ({', '.join(policies)})")
+        if inherits:
+            problems.append(f"{table} has inheritance parents or children: rows may be read from elsewhere")
+    problems += owner_problems(conn, tables=list(shipped), functions=False)
+    return problems
+
+
+# -- owners and grantees ---------------------------------------------------------------------
+
+# Every relation of the schema but an extension's, and every fsar function: what the owner
+# check and the grantee enumeration cover.
+RELATIONS = """
+    SELECT c.oid, c.relname::text AS name,
+           CASE c.relkind WHEN 'S' THEN 'sequence' WHEN 'v' THEN 'view' WHEN 'm' THEN 'view' ELSE 'table' END AS kind,
+           c.relowner AS owner, c.relacl AS acl
+    FROM pg_class c
+    WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                                                 AND d.deptype = 'e')"""
+FSAR_PROCS = """
+    SELECT p.oid, p.oid::regprocedure::text AS name, 'function' AS kind, p.proowner AS owner, p.proacl AS acl
+    FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace AND p.proname LIKE 'fsar\\_%%'"""
+
+GRANTS_SQL = f"""
+    WITH rel AS ({RELATIONS}),
+    objects AS (
+        SELECT r.kind, r.name, NULL::text AS col, r.owner, r.acl,
+               (SELECT t.relname::text FROM pg_depend d JOIN pg_class t ON t.oid = d.refobjid
+                WHERE r.kind = 'sequence' AND d.classid = 'pg_class'::regclass AND d.objid = r.oid
+                  AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') LIMIT 1) AS sequence_of
+        FROM rel r
+        UNION ALL
+        SELECT 'column', r.name, a.attname::text, r.owner, a.attacl, NULL
+        FROM rel r JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
+        WHERE a.attacl IS NOT NULL
+        UNION ALL
+        SELECT f.kind, f.name, NULL, f.owner, f.acl, NULL FROM ({FSAR_PROCS}) f
+        UNION ALL
+        SELECT 'schema', n.nspname::text, NULL, n.nspowner, n.nspacl, NULL
+        FROM pg_namespace n WHERE n.nspname = 'public')
+    SELECT o.kind, o.name, o.col, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee)::text END,
+           a.privilege_type, a.is_grantable, o.sequence_of
+    FROM objects o CROSS JOIN LATERAL aclexplode(o.acl) a
+    WHERE a.grantee <> o.owner
+    ORDER BY o.name, o.col NULLS FIRST, 4, a.privilege_type"""
+
+
+def memberships(conn: Connection, roles: Iterable[str], *, usable_only: bool = False) -> dict[str, tuple[str, ...]]:
+    """{role: the `roles` it is a member of, directly or through others}. `usable_only`: on
+    PostgreSQL 16+, only memberships that inherit or allow SET ROLE (CREATE ROLE gives its
+    creator an ADMIN-only one, which grants no rights)."""
+    edge = "(a.inherit_option OR a.set_option)" if usable_only and conn.info.server_version >= 160000 else "true"
+    rows = conn.execute(
+        f"""WITH RECURSIVE m(member, roleid) AS (
+                SELECT a.member, a.roleid FROM pg_auth_members a WHERE {edge}
+                UNION
+                SELECT m.member, a.roleid FROM m JOIN pg_auth_members a ON a.member = m.roleid WHERE {edge})
+            SELECT DISTINCT pg_get_userbyid(m.member)::text, pg_get_userbyid(m.roleid)::text
+            FROM m WHERE pg_get_userbyid(m.roleid) = ANY (%s::text[]) ORDER BY 1, 2""",
+        (list(roles),),
+    ).fetchall()
+    found: dict[str, tuple[str, ...]] = {}
+    for member, role in rows:
+        found[member] = (*found.get(member, ()), role)
+    return found
+
+
+def migrating_role(conn: Connection) -> str | None:
+    """The role that ran the migrations: the owner of alembic_version (None: no schema)."""
+    row = conn.execute(
+        "SELECT pg_get_userbyid(c.relowner)::text FROM pg_class c WHERE c.oid = to_regclass('public.alembic_version')"
+    ).fetchone()
+    return row[0] if row else None
+
+
+def owner_problems(conn: Connection, *, tables: list[str] | None = None, functions: bool = True) -> list[str]:
+    """Every fsar relation (or those of `tables`) and, with `functions`, every fsar function
+    owned by the migrating role, and that role no fsar role nor (usably) a member of one:
+    an owner may disable triggers, replace functions and grant anything, so the owner must
+    not be a role the panel's users log in as."""
+    from fsar_tui.domain.privileges import ROLES
+
+    owner = migrating_role(conn)
+    if owner is None:
+        return ["alembic_version is missing: the schema's owner cannot be told (fsar-tui migrate)"]
+    problems = []
+    member_of = memberships(conn, ROLES, usable_only=True).get(owner, ())
+    if owner in ROLES or member_of:
+        what = "an fsar role" if owner in ROLES else f"a member of {', '.join(member_of)}"
+        problems.append(
+            f"the migrating role {owner} (owner of alembic_version) is {what}: whoever logs in as it may disable "
+            "the log's triggers"
+        )
+    sql = f"SELECT r.kind, r.name, pg_get_userbyid(r.owner)::text FROM ({RELATIONS}) r"
+    if functions:
+        sql += f" UNION ALL SELECT f.kind, f.name, pg_get_userbyid(f.owner)::text FROM ({FSAR_PROCS}) f"
+    for kind, name, actual in conn.execute(f"SELECT * FROM ({sql}) o ORDER BY 2").fetchall():
+        if tables is not None and name not in tables:
+            continue
+        if actual != owner:
+            problems.append(
+                f"{kind} {name} is owned by {actual}, not by the migrating role {owner} (owner of alembic_version): "
+                f"{actual} may disable its triggers and grant anything on it"
+            )
+    return problems
+
+
+def undeclared_grants(conn: Connection) -> list[str]:
+    """Every grant of every fsar relation, column, sequence and function and of the schema
+    to any role (its owner aside), read with aclexplode from pg_class.relacl,
+    pg_attribute.attacl, pg_proc.proacl and pg_namespace.nspacl, judged by the declaration
+    (domain/privileges.judge_grant); plus every member of pg_write_all_data that may
+    connect here, superusers and the migrating role aside."""
+    from fsar_tui.domain.privileges import ROLES, WRITE_ALL, Grant, judge_grant
+
+    rows = conn.execute(GRANTS_SQL).fetchall()
+    members = memberships(conn, ROLES, usable_only=False)
+    problems = []
+    for kind, name, col, grantee, privilege, grantable, sequence_of in rows:
+        found = judge_grant(
+            Grant(kind, name, col, grantee, privilege, grantable, sequence_of, members.get(grantee, ()))
+        )
+        if found:
+            problems.append(found)
+    owner = migrating_role(conn)
+    for (member,) in conn.execute(
+        """SELECT r.rolname::text FROM pg_roles r
+           WHERE to_regrole(%s) IS NOT NULL AND r.rolname <> %s AND NOT r.rolsuper
+             AND r.oid <> coalesce(to_regrole(%s), 0) AND pg_has_role(r.oid, to_regrole(%s), 'MEMBER')
+             AND has_database_privilege(r.oid, current_database(), 'CONNECT')
+           ORDER BY 1""",
+        (WRITE_ALL, WRITE_ALL, owner, WRITE_ALL),
+    ).fetchall():
+        problems.append(f"{member} is a member of {WRITE_ALL}: it may write every table here, whatever the grants")
     return problems
 
 

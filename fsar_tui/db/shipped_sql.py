@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import NamedTuple
 
 SEARCH_PATH = "public, pg_temp"
 
@@ -45,3 +46,12 @@ class Fn:
     @property
     def source_sha256(self) -> str:
         return hashlib.sha256(self.body.encode()).hexdigest()
+
+
+class Trigger(NamedTuple):
+    """A trigger a migration creates, as pg_trigger records it."""
+
+    table: str
+    name: str
+    function: str  # the function it runs (public schema)
+    tgtype: int  # pg_trigger.tgtype: 1 row, 2 before, 4 insert, 8 delete, 16 update, 32 truncate

@@ -6,7 +6,11 @@ security-audit` compares it with the database it audits. Revision 0020 wrote the
 a change here needs a revision that changes them, or those tests and the audit fail.
 
 The roles include each other: fsar_admin ⊃ fsar_operator ⊃ fsar_viewer. "No fsar grant"
-is any other login (PUBLIC): it may do nothing here. fsar_viewer may SELECT every table
+is any other login (PUBLIC): it may do nothing here. Beyond the matrix, every grant of
+every fsar object to any other role is judged by `judge_grant` (db/privileges.
+undeclared_grants enumerates them with aclexplode): the integration contract's writers
+(the fleet, the Stripe ingestion) may hold the few grants INTEGRATION_TABLES names, a
+member of an fsar role none of its own; sequences as SEQUENCE_RIGHTS says. fsar_viewer may SELECT every table
 and view; beyond that the only direct writes are the admin's anonymization columns.
 Every other change goes through the SECURITY DEFINER functions (db/action_functions.py,
 db/governance_functions.py), which check the transition and write the operator log.
@@ -15,6 +19,7 @@ Pure data and rendering: standard library only.
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 
 VIEWER, OPERATOR, ADMIN = "fsar_viewer", "fsar_operator", "fsar_admin"
@@ -128,6 +133,76 @@ FUNCTIONS: tuple[FunctionRight, ...] = (
     FunctionRight("fsar_operator_log_head_guard()", None, "trigger: the log's head"),
 )
 
+# Sequences: fsar_viewer (and the roles that include it) may SELECT them — read where an
+# id sequence stands; no fsar role may take or set a value.
+SEQUENCE_RIGHTS: dict[str, tuple[str, ...]] = {VIEWER: ("SELECT",)}
+
+# Roles outside the fsar roles. The integration contract (README: "The executing side")
+# has the fleet and the Stripe ingestion write the tables below with roles of their own,
+# not fsar roles: such a role may be granted SELECT on any table, view or sequence,
+# INSERT and UPDATE (whole or columns) on these tables and USAGE on their id sequences —
+# nothing else (no DELETE, TRUNCATE, REFERENCES or TRIGGER, no other table, no fsar
+# function, no grant option). A role that is a member of an fsar role — a login the
+# panel's users log in as — holds no grant of its own: its rights are its fsar role's.
+INTEGRATION_TABLES = ("execution_tasks", "ledger_entries", "stripe_events")
+OUTSIDE_WRITES = ("INSERT", "UPDATE")
+# Membership in this predefined role writes every table of every database it can connect
+# to: any non-superuser member (but the schema's owner) is a problem. pg_read_all_data is
+# not judged: the roles protect writes, not reads (a viewer reads every row), and backup
+# roles hold it.
+WRITE_ALL = "pg_write_all_data"
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One aclexplode() row of an fsar object, its owner aside."""
+
+    kind: str  # table, view, sequence, column, function, schema
+    name: str  # the table / sequence / function (regprocedure text) / schema
+    column: str | None
+    grantee: str  # a role name, or PUBLIC
+    privilege: str  # SELECT, INSERT, … USAGE, CREATE, EXECUTE
+    grantable: bool
+    sequence_of: str | None = None  # a sequence: the table whose id it feeds
+    member_of: tuple[str, ...] = ()  # the fsar roles the grantee belongs to (directly or not)
+
+
+def judge_grant(g: Grant) -> str | None:
+    """Why this grant is outside the declaration, or None. Grants of the matrix's verbs on
+    tables, views and columns and EXECUTE on functions to the fsar roles and PUBLIC are
+    the matrix's business (`compare`) and pass here."""
+    where = f"{g.kind} {g.name}" + (f" ({g.column})" if g.column else "")
+    line = f"{g.grantee} may {g.privilege} on {where}"
+    if g.grantable:
+        return f"{line} WITH GRANT OPTION: not in the declaration"
+    if g.kind == "schema":
+        return None if g.privilege == "USAGE" else f"{line}: not in the declaration (objects could be planted)"
+    declared_role = g.grantee in ROLES or g.grantee == "PUBLIC"
+    if declared_role:
+        if g.kind in ("table", "view", "column") and g.privilege in VERBS:
+            return None  # the matrix
+        if g.kind == "function" and g.privilege == "EXECUTE":
+            return None  # the matrix
+        if g.kind == "sequence" and g.privilege in SEQUENCE_RIGHTS.get(g.grantee, ()):
+            return None
+        return f"{line}: not in the declaration"
+    if g.member_of:
+        role = max(g.member_of, key=lambda r: RANK.get(r, -1))  # the widest: the others are in it
+        return (
+            f"{line}: not in the declaration — a member of {role} holds no grant of its own (its rights are {role}'s)"
+        )
+    if g.privilege == "SELECT" and g.kind in ("table", "view", "column", "sequence"):
+        return None
+    if g.kind in ("table", "column") and g.name in INTEGRATION_TABLES and g.privilege in OUTSIDE_WRITES:
+        return None
+    if g.kind == "sequence" and g.privilege == "USAGE" and g.sequence_of in INTEGRATION_TABLES:
+        return None
+    return (
+        f"{line}: not in the declaration — a role outside the fsar roles may SELECT, and INSERT/UPDATE "
+        f"{', '.join(INTEGRATION_TABLES)} only"
+    )
+
+
 RANK = {None: 99, VIEWER: 0, OPERATOR: 1, ADMIN: 2, PUBLIC: -1}
 
 
@@ -198,4 +273,16 @@ def render_markdown() -> str:
     for f in FUNCTIONS:
         cells = ["EXECUTE" if may_execute(f, r) else "—" for r in (*ROLES, PUBLIC)]
         lines.append(f"| `{f.signature}` | {' | '.join(cells)} | {f.what} |")
+    sequences = "; ".join(f"`{r}` {', '.join(v)}" for r, v in SEQUENCE_RIGHTS.items())
+    integration = ", ".join(f"`{t}`" for t in INTEGRATION_TABLES)
+    beyond = (
+        f"Sequences: {sequences} (and the roles that include it); nothing else for any fsar role or PUBLIC. "
+        "Roles outside the fsar roles (the fleet, the Stripe ingestion — the integration contract): SELECT on "
+        f"any table, view or sequence; {' and '.join(OUTSIDE_WRITES)} on {integration}; USAGE on their id "
+        "sequences; nothing else. A role that is a member of an fsar role holds no grant of its own. Every fsar "
+        "table, view, sequence and function is owned by the migrating role (the owner of `alembic_version`), "
+        "which is no fsar role nor a member of one; no other role may CREATE in the schema or hold a grant "
+        f"option, and no role but superusers and that owner may be a member of `{WRITE_ALL}`."
+    )
+    lines += ["", *textwrap.wrap(beyond, width=88, break_on_hyphens=False)]
     return "\n".join(lines) + "\n"

@@ -4,18 +4,32 @@ security-audit` both run:
 1. the chain: every hash recomputed in Python (domain/action_chain.py) from the rows'
    fields, compared with the head the chain trigger keeps (last rows deleted) and with
    an anchor from outside the database when there is one (`log verify`'s file);
-2. the protections: the triggers the log rests on exist, run their function and are
-   enabled; the log's functions are the shipped ones (source sha256, SECURITY
-   DEFINER/INVOKER, pinned search_path) and PUBLIC may not EXECUTE them; the record of
-   where the encoding starts is there and agrees with the re-chained rows.
+2. the protections: the triggers the log rests on exist, run their function, fire as
+   created and are enabled; they are the ONLY triggers on the log's tables (any other —
+   a BEFORE INSERT returning NULL drops every row silently — is a problem, enabled or
+   not); the tables have no rule (`DO INSTEAD NOTHING` drops rows just as silently), no
+   row-level security or policy (rows hidden from the verifying role), no inheritance;
+   they are owned by the migrating role (the owner of alembic_version, which owns every
+   fsar table), which is no fsar role nor a member of one — an owner may disable the
+   triggers itself, so a login the panel's users use must not own them; the log's
+   functions are the shipped ones (source sha256, SECURITY DEFINER/INVOKER, pinned
+   search_path) and PUBLIC may not EXECUTE them; the record of where the encoding starts
+   is there and agrees with the re-chained rows.
 The database's own `fsar_operator_actions_verify()` is asked only when every function of
 the log is the shipped one (a replaced function is never called: it would run as us),
 and only as a second opinion.
 
 What this cannot see: a superuser who rewrites rows AND recomputes every later hash AND
 the head leaves a consistent chain — only an anchor kept outside the database (another
-host, a CI artefact) still knows the old hashes. A session with session_replication_role
-= replica (superuser only) skips the triggers without disabling them.
+host, a CI artefact) still knows the old hashes. That includes the simplest case: the
+last rows deleted and operator_log_head rewound to the previous seq and hash (the guard
+trigger disabled, or session_replication_role = replica, for a moment) — the chain and
+the head agree, and only `log verify`'s anchor, if it was taken after those rows, says
+the log ends before it. A session with session_replication_role = replica (superuser
+only) skips the triggers without disabling them. The checks of 2. read the catalogs as
+they are now: a superuser who adds a rule, drops rows through it and removes it again
+leaves nothing for them (the head, or the anchor, still shows the missing rows only if
+the chain trigger ran for them).
 """
 
 from __future__ import annotations
@@ -51,6 +65,7 @@ def check_log(conn: Connection, anchor: tuple[int, str] | None = None, *, ask_da
             "which verifies and re-chains it"
         )
     problems = privileges.trigger_problems(conn, log_functions.TRIGGERS)
+    problems += privileges.log_table_problems(conn, log_functions.TRIGGERS)
     function_problems = privileges.shipped_function_problems(conn, log_functions.FUNCTIONS)
     problems += function_problems
     notes: list[str] = []

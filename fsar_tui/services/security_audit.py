@@ -3,10 +3,15 @@
 back); the read-only role fsar_viewer cannot write and the three roles exist as NOLOGIN;
 TLS when the host is not local (judged by where the session really went); the operator
 log's hash chain verifies — recomputed here, against the head the database keeps — and
-its protections hold (services/log_integrity.py: triggers enabled, functions the shipped
-ones); the state-changing functions are the shipped ones; no fsar function is executable
-by PUBLIC; and the grants are exactly the declared ones (domain/privileges.py, the
-README's table) for fsar_viewer, fsar_operator, fsar_admin and PUBLIC.
+its protections hold (services/log_integrity.py: only the shipped triggers, enabled; no
+rule, policy or inheritance; owned by the migrating role; functions the shipped ones);
+the state-changing functions are the shipped ones; no fsar function is executable by
+PUBLIC; and the grants are exactly the declared ones (domain/privileges.py, the README's
+table): the matrix for fsar_viewer, fsar_operator, fsar_admin and PUBLIC, then EVERY
+grantee of every fsar table, column, sequence and function (aclexplode over the ACLs:
+a login holding fsar_operator granted UPDATE on execution_tasks directly is named, with
+the privilege and the object), the owners (every fsar object the migrating role's) and
+the members of pg_write_all_data.
 
 Nothing here calls a function of ours to decide: a replaced function would run as the
 auditing role and could answer anything."""
@@ -88,13 +93,14 @@ def security_checks(conn, dsn: str) -> list[Check]:
         Check(
             "operator log's triggers and functions are the shipped ones",
             not log.problems,
-            "; ".join(log.problems) or "append-only and chain triggers enabled; functions match the shipped source",
+            "; ".join(log.problems)
+            or "only the shipped triggers, enabled; no rule, policy or other owner; functions match the shipped source",
         )
     )
     from fsar_tui.db import action_functions, governance_functions, privileges
     from fsar_tui.domain import privileges as declared
 
-    replaced = privileges.shipped_function_problems(conn, action_functions.FUNCTIONS + governance_functions.FUNCTIONS)
+    replaced = privileges.shipped_function_problems(conn, action_functions.HEAD + governance_functions.FUNCTIONS)
     checks.append(
         Check(
             "state-changing functions are the shipped ones",
@@ -113,7 +119,8 @@ def security_checks(conn, dsn: str) -> list[Check]:
             else "EXECUTE granted to fsar roles only",
         )
     )
-    differences = declared.compare(*privileges.actual_rights(conn, (*declared.ROLES, declared.PUBLIC)))
+    differences = privileges.undeclared_grants(conn) + privileges.owner_problems(conn)
+    differences += declared.compare(*privileges.actual_rights(conn, (*declared.ROLES, declared.PUBLIC)))
     checks.append(
         Check(
             "grants are exactly the declared ones",
