@@ -46,7 +46,7 @@ TASK_COLUMNS = (
     "currency",
     "compute_cost_minor",
 )
-EVENT_COLUMNS = ("task_id", "from_status", "to_status", "attempt", "worker_id", "at")
+EVENT_COLUMNS = ("task_id", "from_status", "to_status", "attempt", "worker_id", "at", "error")
 LEDGER_COLUMNS = (
     "source",
     "external_id",

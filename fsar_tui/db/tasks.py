@@ -371,8 +371,9 @@ EVENTS_SQL = """SELECT CASE WHEN from_status IN ('queued','running','succeeded',
 async def task_detail(conn: AsyncConnection, task_id: int, head: int = FULL) -> dict[str, Any] | None:
     """The row, its rollout and proposal, and `events` (the task_events trail, oldest
     first, each with the error that ended its attempt since revision 0022: at most
-    4,096 characters plus a line saying how many more); error, payload and result as text — the first `head` characters (payload and
-    result: their JSON text) — with `<column>_bytes`, each one's whole size."""
+    4,096 characters plus a line saying how many more); error, payload and result as
+    text — the first `head` characters (payload and result: their JSON text) — with
+    `<column>_bytes`, each one's whole size."""
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(DETAIL_SQL, {"id": task_id, "head": head})
         task = await cur.fetchone()

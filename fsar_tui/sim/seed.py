@@ -355,7 +355,7 @@ def _one_task(
     proposal = proposal_ids[0] if task_type == "self_improvement" and rng.random() < 0.05 else None
     worker = f"seed-w{rng.randint(1, 16)}"
     created_ts = _ts(created)
-    event_rows.append((task_id, None, "queued", 0, None, created_ts))
+    event_rows.append((task_id, None, "queued", 0, None, created_ts, None))
     status, attempt, t = "queued", 0, created
     queued_at = created_ts
     started = finished = None
@@ -369,7 +369,7 @@ def _one_task(
         attempt += 1
         t += wait
         started = _ts(t)
-        event_rows.append((task_id, "queued", "running", attempt, worker, started))
+        event_rows.append((task_id, "queued", "running", attempt, worker, started, None))
         outcome = profiles.draw_attempt_with(rng, task_type, model)
         if t + outcome.duration_s > end_epoch:
             status = "running"
@@ -388,7 +388,7 @@ def _one_task(
         done = _ts(t)
         if outcome.succeeded:
             status, result, finished = "succeeded", outcome.result, done
-            event_rows.append((task_id, "running", "succeeded", attempt, worker, done))
+            event_rows.append((task_id, "running", "succeeded", attempt, worker, done, None))
             for d in profiles.draw_ledger_with(rng, seed, task_id, attempt, idea):
                 if d.kind in ("revenue", "payment_fee"):
                     occurred = done
@@ -415,10 +415,10 @@ def _one_task(
         error = outcome.error
         if attempt >= max_attempts:
             status, finished = "failed", done
-            event_rows.append((task_id, "running", "failed", attempt, worker, done))
+            event_rows.append((task_id, "running", "failed", attempt, worker, done, error))
             break
         status = "queued"
-        event_rows.append((task_id, "running", "queued", attempt, worker, done))
+        event_rows.append((task_id, "running", "queued", attempt, worker, done, error))
         t += rng.uniform(1, 30)  # retry backoff
         queued_at = _ts(t)
     lease = _ts(end_epoch + 300) if status == "running" else None
