@@ -39,7 +39,7 @@ class RollbackDialog(ModalScreen[str | None]):
     RollbackDialog { align: center middle; }
     RollbackDialog > Vertical { width: 90; max-width: 98%; height: auto; max-height: 98%; border: thick $error;
                                 padding: 0 1; background: $surface; }
-    RollbackDialog VerticalScroll { height: auto; max-height: 12; }
+    RollbackDialog VerticalScroll { height: auto; max-height: 35vh; }  /* the inputs and "enter / esc" always fit */
     RollbackDialog Label { width: 100%; }
     RollbackDialog #problem { color: $error; }
     """
