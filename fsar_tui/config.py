@@ -44,6 +44,8 @@ from fsar_tui.errors import UsageError
 
 APP_NAME = "fsar-tui"
 DEFAULT_STATEMENT_TIMEOUT_MS = 5000
+# 24 h: PostgreSQL itself refuses more than INT_MAX ms, at connection time.
+MAX_STATEMENT_TIMEOUT_MS = 86_400_000
 
 LIVE_MODES = ("auto", "mqtt", "notify", "poll")
 # Whether a transaction pooler (PgBouncer, Neon's pooled endpoint) sits in front of the
@@ -119,6 +121,8 @@ def _parse_timeout(value: Any, source: str) -> int:
         raise UsageError(f"{source}: expected a whole number of milliseconds, got {value!r}") from None
     if ms <= 0:
         raise UsageError(f"{source}: must be positive, got {ms}")
+    if ms > MAX_STATEMENT_TIMEOUT_MS:
+        raise UsageError(f"{source}: must be at most {MAX_STATEMENT_TIMEOUT_MS:,} ms (24 h), got {ms}")
     return ms
 
 

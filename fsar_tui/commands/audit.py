@@ -22,7 +22,15 @@ import sys
 from argparse import Namespace
 from datetime import timedelta
 
-from fsar_tui.commands.base import Context, Parser, add_command, parse_window_arg, required_reason, subcommands
+from fsar_tui.commands.base import (
+    Context,
+    Parser,
+    add_command,
+    parse_window_arg,
+    positive_id,
+    required_reason,
+    subcommands,
+)
 from fsar_tui.errors import EXIT_FAILED, EXIT_OK, UsageError
 
 
@@ -85,7 +93,7 @@ def register(sub, common: Parser) -> None:
     al = add_command(alerts_sub, common, "list", run_alerts_list, help="open alerts (firing, acked)")
     al.add_argument("--format", choices=("table", "json"), default="table")
     aa = add_command(alerts_sub, common, "ack", run_alerts_ack, help="acknowledge a firing alert")
-    aa.add_argument("id", type=int, metavar="ID")
+    aa.add_argument("id", type=positive_id, metavar="ID")
     aa.add_argument("--reason", help="why (required; goes to the operator log)")
 
 

@@ -16,13 +16,46 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NoReturn, overload
 
-from fsar_tui.config import POOLER_MODES, Settings, load_settings
+from fsar_tui.config import MAX_STATEMENT_TIMEOUT_MS, POOLER_MODES, Settings, load_settings
 from fsar_tui.errors import UsageError
 
 if TYPE_CHECKING:
     import psycopg
 
 EPILOG = "exit codes: 0 ok, 1 an operation or check failed, 2 usage or connection error"
+
+MAX_BIGINT = 2**63 - 1  # PostgreSQL's bigint: every id column (bigserial)
+MAX_INTEGER = 2**31 - 1  # PostgreSQL's integer: rollout revision numbers
+
+
+def bounded_int(low: int, high: int, what: str = "a whole number") -> Callable[[str], int]:
+    """An argparse `type=`: a whole number in low..high, else a usage error naming the option
+    (argparse prefixes `argument --flag:`), so a value the database cannot hold never gets
+    as far as a query ("bigint out of range", "invalid value for parameter")."""
+
+    def parse(text: str) -> int:
+        shown = repr(text if len(text) <= 40 else text[:40] + "…")
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid int value: {shown} (expected {what})") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be {low:,}..{high:,}, got {shown}")
+        return value
+
+    parse.__name__ = what  # argparse names the type in some messages
+    return parse
+
+
+# Every numeric id argument of every command (tasks, alerts, …): a bigint id, 1..2**63-1.
+positive_id = bounded_int(1, MAX_BIGINT, "a positive id")
+# A rollout revision number (an integer column).
+revision_number = bounded_int(1, MAX_INTEGER, "a revision number")
+# Row counts passed to SQL (LIMIT, batch sizes).
+positive_count = bounded_int(1, MAX_BIGINT, "a positive count")
+# --statement-timeout-ms: PostgreSQL refuses more than INT_MAX ms at connection time (a
+# "cannot connect" that reads like a network failure); 24 h is the cap here.
+timeout_ms = bounded_int(1, MAX_STATEMENT_TIMEOUT_MS, "milliseconds")
 
 
 class Parser(argparse.ArgumentParser):
@@ -51,7 +84,11 @@ def common_options() -> Parser:
         help="no write actions (env FSAR_READ_ONLY)",
     )
     g.add_argument(
-        "--statement-timeout-ms", type=int, default=argparse.SUPPRESS, help="per-query timeout (default 5000)"
+        "--statement-timeout-ms",
+        type=timeout_ms,
+        default=argparse.SUPPRESS,
+        metavar="MS",
+        help=f"per-query timeout, 1..{MAX_STATEMENT_TIMEOUT_MS:,} ms (default 5000)",
     )
     g.add_argument(
         "--live",

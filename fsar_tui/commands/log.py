@@ -23,7 +23,7 @@ from typing import Any
 
 import platformdirs
 
-from fsar_tui.commands.base import Context, Parser, add_command, subcommands
+from fsar_tui.commands.base import Context, Parser, add_command, positive_count, subcommands
 from fsar_tui.errors import EXIT_FAILED, EXIT_OK, UsageError
 
 
@@ -48,7 +48,7 @@ def register(sub, common: Parser) -> None:
     listing.add_argument("--action")
     listing.add_argument("--target", help="target prefix, e.g. task:")
     listing.add_argument("--since", help="how far back: 1h, 24h, 7d…")
-    listing.add_argument("--limit", type=int, default=100)
+    listing.add_argument("--limit", type=positive_count, default=100)
     listing.add_argument("--format", choices=("table", "json"), default="table")
 
 
@@ -67,14 +67,16 @@ def _load(path: Path) -> dict:
 
 def run_log_verify(args: Namespace, ctx: Context) -> int:
     from fsar_tui.db import operator_log
-    from fsar_tui.db.connect import connect
     from fsar_tui.dsn import describe_target
     from fsar_tui.services.log_integrity import check_log
 
     path = Path(args.anchor) if args.anchor else default_anchor_file()
     anchors = _load(path)
     dsn = ctx.dsn()
-    with connect(dsn, statement_timeout_ms=0) as conn:
+    # The configured statement timeout, like every command: the rows come through a
+    # cursor 5,000 at a time, so no statement grows with the log, except the database's
+    # own walk, which operator_log.database_verdict_sync runs with its lock wait bounded.
+    with ctx.connect(autocommit=False) as conn:
         key = f"{describe_target(dsn)}#{operator_log.database_oid(conn)}"
         anchor = tuple(anchors[key]) if key in anchors else None
         report = check_log(conn, anchor)

@@ -21,7 +21,7 @@ import json
 import sys
 from argparse import Namespace
 
-from fsar_tui.commands.base import Context, Parser, add_command, subcommands
+from fsar_tui.commands.base import Context, Parser, add_command, revision_number, subcommands
 from fsar_tui.errors import EXIT_FAILED, EXIT_OK, UsageError
 
 
@@ -51,7 +51,9 @@ def register(sub, common: Parser) -> None:
         "first or the chosen artifact no longer matches its hash.",
     )
     rb.add_argument("target", metavar="TARGET")
-    rb.add_argument("--to", type=int, metavar="REV", help="revision to go to (default: the one before the active)")
+    rb.add_argument(
+        "--to", type=revision_number, metavar="REV", help="revision to go to (default: the one before the active)"
+    )
     rb.add_argument("--reason", help="why (required; goes to the operator log)")
     rb.add_argument("--yes", action="store_true", help="do not ask to type the target's name")
     rb.add_argument("--dry-run", action="store_true", help="show the preview and stop")

@@ -59,7 +59,7 @@ from argparse import Namespace
 from datetime import UTC, datetime
 from typing import Any
 
-from fsar_tui.commands.base import Context, Parser, add_command, subcommands
+from fsar_tui.commands.base import Context, Parser, add_command, positive_id, subcommands
 from fsar_tui.db.actions import ACTIONS
 from fsar_tui.db.tasks import SORTABLE
 from fsar_tui.errors import EXIT_FAILED, EXIT_OK, CheckFailed, UsageError
@@ -101,14 +101,14 @@ def register(sub, common: Parser) -> None:
     tl.add_argument("--limit", type=int, default=100, help="rows to show (default 100)")
     tl.add_argument("--format", choices=("table", "json", "csv"), default="table")
     ts = add_command(tasks_sub, common, "show", run_show, help="one task: attempts, events, payload (redacted)")
-    ts.add_argument("id", type=int, metavar="ID")
+    ts.add_argument("id", type=positive_id, metavar="ID")
     ts.add_argument("--format", choices=("text", "json"), default="text")
     ts.add_argument("--full", action="store_true", help="the whole error, payload and result (default: 64 KiB of each)")
     for name, (allowed, target) in ACTIONS.items():
         states = _alternatives(allowed)
         about = ACTION_DESCRIPTION.format(name=name.capitalize(), states=states, target=target)
         ta = add_command(tasks_sub, common, name, run_action, help=f"{states} → {target}", description=about)
-        ta.add_argument("ids", nargs="*", type=int, metavar="ID", help="task ids (or --filter)")
+        ta.add_argument("ids", nargs="*", type=positive_id, metavar="ID", help="task ids (or --filter)")
         ta.add_argument("--filter", metavar="EXPR", help=f"every matching task that is {states} (≤ {BULK_CAP:,})")
         ta.add_argument("--reason", help="why (required; goes to the operator log)")
         ta.add_argument("--yes", action="store_true", help="do not ask to type the count")

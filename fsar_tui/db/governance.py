@@ -130,17 +130,27 @@ SCRUBBED = {
 
 
 def batches(conn: Connection, table: str, cutoff: datetime, size: int) -> Iterator[list[TupleRow]]:
-    """Rows (id, *scrubbed columns) older than the cutoff, `size` at a time, by id."""
+    """Rows (id, *scrubbed columns) older than the cutoff, by id: each statement reads the
+    next `size` rows by primary key and returns those old enough (a batch may have fewer,
+    an empty one is not yielded). So one statement's work is bounded by `size` whatever
+    the table's size and however few of its rows are old — the statement timeout bounds a
+    batch, never the run. (`WHERE old_enough … LIMIT size` read on until it had found
+    `size` old rows: the whole table in one statement when it has few.)"""
     old_enough, columns, last = SCRUBBED[table]
+    # Columns of rows not old enough are not sent (nor detoasted): NULL in their place.
+    picked = ", ".join(f"CASE WHEN due THEN {c} END" for c in columns)
     while True:
         rows = conn.execute(
-            f"SELECT id, {', '.join(columns)} FROM {table} WHERE {old_enough} AND id > %s ORDER BY id LIMIT %s",
+            f"SELECT id, due, {picked} FROM (SELECT id, ({old_enough}) AS due, {', '.join(columns)} "
+            f"FROM {table} WHERE id > %s ORDER BY id LIMIT %s) window_",
             (cutoff, last, size),
         ).fetchall()
         if not rows:
             return
-        yield rows
         last = rows[-1][0]
+        due = [(row[0], *row[2:]) for row in rows if row[1]]
+        if due:
+            yield due
 
 
 def _param(column: str, value: Any) -> Any:
