@@ -39,6 +39,7 @@ from fsar_tui.domain.formatting import abbreviate, between, duration, money
 from fsar_tui.domain.task_filter import FilterError, TaskFilter, parse_filter
 from fsar_tui.messages import ApplyFilter, CommandEntered, LiveBatch
 from fsar_tui.screens.base import FsarScreen
+from fsar_tui.screens.failing_now import FailingNowScreen
 from fsar_tui.widgets.action_dialog import ActionDialog
 from fsar_tui.widgets.key_bar import KeyBar
 from fsar_tui.widgets.keyed_table import KeyedTable
@@ -92,6 +93,7 @@ class QueueScreen(FsarScreen):
         Binding("slash", "open_filter", "Filter", id="queue.filter", priority=True),
         # Same reason: `:queue status=failed⏎` in one burst is typed into the bar.
         Binding("colon", "open_command", "Command", id="queue.command", priority=True, show=False),
+        Binding("f", "failing_now", "Failing now", id="queue.failing"),
         Binding("escape", "escape", "Back/clear", id="queue.escape", show=False),
         Binding("enter", "open_task", "Detail", id="queue.detail"),
         Binding("space", "mark", "Mark", id="queue.mark"),
@@ -429,6 +431,9 @@ class QueueScreen(FsarScreen):
             from fsar_tui.screens.task_detail import TaskDetailScreen
 
             self.app.push_screen(TaskDetailScreen(int(str(key))))
+
+    def action_failing_now(self) -> None:
+        self.app.push_screen(FailingNowScreen(self.apply_filter))
 
     def action_mark(self) -> None:
         table = self.query_one(KeyedTable)

@@ -1,6 +1,9 @@
 """One task, in full: attempts, timing, tokens and cost, rollout and originating proposal,
-and its error, payload and result. Every untrusted value is sanitised and redacted
-(domain.sanitize / domain.redact) before it is shown.
+and its error, payload and result. The attempts section has a line per attempt (number,
+worker, start, run time, outcome, the headline of its error — domain/attempts.py rebuilds
+them from the events trail, which keeps each attempt's error since revision 0022). Every
+untrusted value is sanitised and redacted (domain.sanitize / domain.redact) before it is
+shown.
 
 Bounded work on hostile size and shape (issue 15: a 1 MB error froze the UI for minutes,
 a 10 MB payload for 65 s). The read (db/tasks.task_detail) fetches the first HEAD (68 KiB)
@@ -40,7 +43,9 @@ from textual.worker import Worker
 
 from fsar_tui import clock
 from fsar_tui.db.tasks import task_detail
+from fsar_tui.domain.attempts import Attempt, attempts
 from fsar_tui.domain.capped import HEAD, Capped, capped_json, capped_text, full_json
+from fsar_tui.domain.error_groups import headline
 from fsar_tui.domain.formatting import between, duration, money
 from fsar_tui.domain.redact import policy
 from fsar_tui.domain.sanitize import revealed as sanitize_revealed
@@ -156,6 +161,8 @@ class TaskDetailScreen(FsarScreen):
         return Group(
             self.facts(t),
             Text(""),
+            *self.attempt_lines(attempts(t["events"], t)),
+            Text(""),
             Text("error", style="bold"),
             Text(shown.error.text),
             *_cap_line(shown.error),
@@ -201,6 +208,37 @@ class TaskDetailScreen(FsarScreen):
         for label, value in rows:
             facts.add_row(Text(label), safe_text(value))
         return facts
+
+    def attempt_lines(self, tried: list[Attempt]) -> tuple[Table | Text, ...]:
+        """One line per attempt; an error's headline, inert and redacted."""
+        if not tried:
+            return (Text("attempts: none (never started)", style="bold"),)
+        table = Table(title=f"attempts ({len(tried)})", title_justify="left", expand=True)
+        for col in ("#", "worker", "started", "run", "outcome"):
+            table.add_column(col, no_wrap=True)
+        table.add_column("error", ratio=1, no_wrap=True, overflow="ellipsis")
+        now = clock.now()
+        unrecorded = False
+        for a in tried:
+            if a.error is not None:
+                error = safe_text(headline(a.error) or "-")
+            elif a.ended_badly:
+                unrecorded = True
+                error = Text("no error recorded", style="dim")
+            else:
+                error = Text("-")
+            table.add_row(
+                Text(str(a.number)),
+                safe_text(a.worker_id or "-"),
+                Text(f"{a.started_at:%m-%d %H:%M:%S}"),
+                Text(duration(between(a.started_at, a.ended_at or now))),
+                Text(a.outcome),
+                error,
+            )
+        if not unrecorded:
+            return (table,)
+        note = "no error recorded: none was written, or the attempt ended before revision 0022 kept errors per attempt"
+        return (table, Text(note, style="dim"))
 
     def transitions(self, t: dict[str, Any]) -> Table:
         attempts = Table(title="transitions", title_justify="left", expand=True)
