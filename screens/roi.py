@@ -182,10 +182,19 @@ class RoiScreen(FsarScreen):
     def on_apply_filter(self, message: ApplyFilter) -> None:
         """`:roi 14d` — the command line's argument is the window (whole days) here."""
         try:
-            self.days = max(1, -(-parse_window(message.text) // 86400))
+            seconds = parse_window(message.text)
         except DurationError as exc:
             self.notify(str(exc), title="window not changed", severity="error")
             return
+        self.days = max(1, -(-seconds // 86400))
+        if seconds % 86400:
+            # ROI is kept per UTC day: say the rounding instead of silently showing "today".
+            self.notify(
+                f"ROI windows are whole UTC days: {message.text.strip()} is shown as {self.days} day(s)"
+                + (" (today)" if self.days == 1 else ""),
+                title="window rounded",
+                severity="warning",
+            )
         self.new_window()
 
     def new_window(self) -> None:

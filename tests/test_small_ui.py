@@ -56,3 +56,13 @@ async def test_worker_names_are_cut_in_the_middle(db_dsn):
     app = make_app(db_dsn)
     async with app.run_test(size=(160, 48)) as pilot:
         assert await until(pilot, lambda: "sim-hos…ker-17" in app.screen.query_one("#workers", TextPanel).text.plain)
+
+
+async def test_a_roi_window_in_hours_says_it_is_rounded_to_days(db_dsn):
+    app = make_app(db_dsn)
+    async with app.run_test(size=(120, 36)) as pilot:
+        assert await until(pilot, lambda: app.session.ready)
+        await pilot.press("colon", *"roi 2h", "enter")
+        assert await until(
+            pilot, lambda: any("2h is shown as 1 day(s) (today)" in str(n.message) for n in app._notifications)
+        )
