@@ -478,7 +478,17 @@ class QueueScreen(FsarScreen):
         table = self.query_one(KeyedTable)
         allowed = task_actions.ACTIONS[action][0]
         if self.armed_filter:
-            seen = await self.read(task_queries.matching_ids, self.filter, allowed, BULK_CAP)
+            seen = await self.read(task_queries.matching_ids, self.filter, allowed, BULK_CAP + 1)
+            if len(seen) > BULK_CAP:
+                # Never the first 10,000 of more, silently: refuse as `tasks … --filter` does.
+                self.notify(
+                    f"the filter matches more than {BULK_CAP:,} tasks a {action} applies to: narrow it "
+                    "(nothing was changed)",
+                    title=f"{action} refused",
+                    severity="error",
+                    timeout=10,
+                )
+                return
             scope = f"filter: {self.filter_text or '(all tasks)'}"
         else:
             by_id = {r.id: r.status for r in self.rows}

@@ -66,3 +66,17 @@ async def test_a_roi_window_in_hours_says_it_is_rounded_to_days(db_dsn):
         assert await until(
             pilot, lambda: any("2h is shown as 1 day(s) (today)" in str(n.message) for n in app._notifications)
         )
+
+
+async def test_acting_on_a_filter_of_more_than_ten_thousand_is_refused_not_cut(db_dsn):
+    from fsar_tui.widgets.action_dialog import ActionDialog
+    from support.sql import q
+
+    x(db_dsn, "INSERT INTO execution_tasks (task_type) SELECT 'implement_idea' FROM generate_series(1, 10050)")
+    app = make_app(db_dsn)
+    async with app.run_test(size=(160, 48)) as pilot:
+        assert await until(pilot, lambda: isinstance(app.screen, QueueScreen) and app.screen.matching is not None)
+        await pilot.press("a", "c")  # arm the whole filter, then cancel
+        assert await until(pilot, lambda: any("more than 10,000" in str(n.message) for n in app._notifications))
+        assert not isinstance(app.screen, ActionDialog)
+    assert q(db_dsn, "SELECT count(*) FROM execution_tasks WHERE status = 'cancelled'") == [(0,)]
