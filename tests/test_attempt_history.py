@@ -1,10 +1,12 @@
 """Per-attempt history (issue 16 point 5) against a real PostgreSQL: the status trigger keeps
-each attempt's error on the events trail (revision 0022), the task detail (Pilot) lists
-every attempt with its own error, the "failing now" reads count failures per window and
-type × model through the partial index, and its screen groups errors and filters the
-queue on one (Pilot)."""
+each attempt's error on the events trail (revision 0022), the task detail (Pilot) and
+`tasks show` list every attempt with its own error, the "failing now" reads count
+failures per window and type × model through the partial index, and its screen groups
+errors and filters the queue on one (Pilot)."""
 
 from __future__ import annotations
+
+import json
 
 import psycopg
 import pytest
@@ -166,6 +168,26 @@ async def test_task_detail_shows_every_attempts_error(db_dsn):
         ):  # fmt: skip
             assert worker in line and outcome in line and error in line, line
         assert "no error recorded" not in section
+
+
+def test_tasks_show_lists_every_attempts_error(db_dsn, run_cli):
+    import asyncio
+
+    task_id = asyncio.run(three_attempts(db_dsn))
+    proc = run_cli("tasks", "show", str(task_id), "--dsn", db_dsn)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    attempts = out[out.index("attempts (3") : out.index("events (")]
+    blocks = attempts.split("#")[1:]
+    assert len(blocks) == 3
+    for block, worker, error in zip(blocks, WORKERS, (ERRORS[0], ERRORS[1], "Traceback"), strict=True):
+        assert f"worker {worker}" in block and f"error: {error}" in block, block
+    assert "not kept" not in attempts and "not recorded" not in attempts
+    data = json.loads(run_cli("tasks", "show", str(task_id), "--format", "json", "--dsn", db_dsn).stdout)
+    assert [(a["attempt"], a["worker_id"], a["outcome"], a["error"]) for a in data["attempts"]] == [
+        (1, "w-alpha", "queued", ERRORS[0]), (2, "w-bravo", "queued", ERRORS[1]), (3, "w-charlie", "failed", ERRORS[2])
+    ]  # fmt: skip
+    assert [e["error"] for e in data["events"] if e["from"] == "running"] == list(ERRORS)
 
 
 async def test_failing_now_screen_counts_groups_and_filters_the_queue(failing):

@@ -170,7 +170,7 @@ def test_show_attempts_events_and_redacted_payload(queue, fsar):
     assert f"task      {task_id} · implement_idea · gpt-4o" in out
     assert "failed · attempt 2 of 3 · worker w-2" in out
     first, second = out[out.index("attempts (2") : out.index("events (")].split("#1")[1].split("#2")
-    assert "queued" in first and "worker w-1" in first and "not kept" in first
+    assert "queued" in first and "worker w-1" in first and "error: first: connection reset" in first
     assert "failed" in second and "worker w-2" in second and "error: TimeoutError: model call exceeded 120s" in second
     events = out[out.index("events (") : out.index("\nerror\n")].splitlines()
     assert events[0] == "events (5)"  # created, run, back to queue, run, fail
@@ -182,7 +182,7 @@ def test_show_attempts_events_and_redacted_payload(queue, fsar):
 
     data = json.loads(fsar("tasks show {two_attempts} --format json").stdout)
     assert [(a["attempt"], a["worker_id"], a["outcome"], a["error_kept"]) for a in data["attempts"]] == [
-        (1, "w-1", "queued", False), (2, "w-2", "failed", True)]  # fmt: skip
+        (1, "w-1", "queued", True), (2, "w-2", "failed", True)]  # fmt: skip
     assert data["attempts"][1]["error"] == "TimeoutError: model call exceeded 120s"
     assert all(a["run_s"] is not None and a["run_s"] >= 0 and a["wait_s"] >= 0 for a in data["attempts"])
     assert data["attempts"][0]["ended_at"] <= data["attempts"][1]["started_at"]

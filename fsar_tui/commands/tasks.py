@@ -14,11 +14,10 @@ tasks show ID [--format text|json] [--full]
     (from → to, attempt, worker, at). Attempts are rebuilt from the trail: one per
     transition into running, ended by the next transition out of it (its outcome;
     `queued` = put back: an executor retry, an expired lease or an operator requeue),
-    with its worker, queue wait and run time. The data keeps one error per task — each
-    attempt's end overwrites it — so the stored error is shown on the latest attempt
-    ended by its worker or the lease reaper (not on an operator's cancel), and earlier
-    attempts say theirs was not kept. (An operator requeue of a running task cannot be
-    told apart from an executor retry in task_events; the error is then shown on it.)
+    with its worker, queue wait, run time and error (domain/attempts.py): since
+    revision 0022 the event that ends an attempt badly keeps its error; before, only
+    the task's last error was kept — it is shown on the latest attempt its worker or
+    the lease reaper ended, and earlier ones say theirs was not recorded.
     A task without events (legacy rows) gets one attempt from its own columns.
     Payload and result are redacted (domain/redact.redact_value) unless this run's
     --reveal was allowed and logged (domain/sanitize.revealed()). Bounded like the
@@ -251,34 +250,12 @@ def _table(rows: list) -> str:
 
 # -- show -----------------------------------------------------------------------------------
 
-WORKER_ENDS = ("succeeded", "failed", "queued")  # ends that write the task's error (not an operator cancel)
-
-
-def _attempt(number: int, worker: str | None, queued: Any, started: Any, ended: Any, outcome: str) -> dict[str, Any]:
-    return {"attempt": number, "worker_id": worker, "queued_at": queued, "started_at": started, "ended_at": ended,
-            "outcome": outcome, "error": None, "error_kept": False}  # fmt: skip
-
 
 def attempts_of(task: dict[str, Any]) -> list[dict[str, Any]]:
     """The task's attempts rebuilt from its events trail (see the module docstring)."""
-    attempts: list[dict[str, Any]] = []
-    entered_queue = None
-    for e in task["events"]:
-        if e["to_status"] == "queued":
-            entered_queue = e["at"]
-        if e["to_status"] == "running":
-            attempts.append(_attempt(e["attempt"], e["worker_id"], entered_queue, e["at"], None, "running"))
-        elif e["from_status"] == "running" and attempts and attempts[-1]["ended_at"] is None:
-            attempts[-1].update(ended_at=e["at"], outcome=e["to_status"])
-    if not attempts and task["attempt"] > 0 and task["started_at"] is not None:
-        # No trail (a legacy row, or a bulk load without events): what the row itself says.
-        terminal = task["status"] in ("succeeded", "failed", "cancelled")
-        attempts.append(_attempt(task["attempt"], task["worker_id"], task["queued_at"], task["started_at"],
-                                 task["finished_at"] if terminal else None, task["status"]))  # fmt: skip
-    latest = next((a for a in reversed(attempts) if a["ended_at"] is not None and a["outcome"] in WORKER_ENDS), None)
-    if latest is not None:
-        latest["error"], latest["error_kept"] = task["error"], True
-    return attempts
+    from fsar_tui.domain.attempts import attempts
+
+    return [a.as_dict() for a in attempts(task["events"], task)]
 
 
 def run_show(args: Namespace, ctx: Context) -> int:
@@ -321,7 +298,8 @@ def _show_record(t: dict[str, Any], attempts: list[dict[str, Any]]) -> dict[str,
         for a in attempts
     ]  # fmt: skip
     record["events"] = [{"from": e["from_status"], "to": e["to_status"], "attempt": e["attempt"],
-                         "worker_id": _s(e["worker_id"]), "at": _iso(e["at"])} for e in t["events"]]  # fmt: skip
+                         "worker_id": _s(e["worker_id"]), "at": _iso(e["at"]), "error": _s(e["error"])}
+                        for e in t["events"]]  # fmt: skip
     from fsar_tui.domain.capped import json_for_output
     from fsar_tui.domain.sanitize import revealed
 
@@ -396,8 +374,8 @@ def _show_text(t: dict[str, Any], attempts: list[dict[str, Any]], *, whole: bool
         )
         if a["error_kept"]:
             out.append(f"       error: {_cut(s(a['error']), 300)}")  # whole below
-        elif a["ended_at"] is not None and a["outcome"] in WORKER_ENDS and a["outcome"] != "succeeded":
-            out.append("       error: not kept (a later attempt's end overwrote it)")
+        elif a["ended_at"] is not None and a["outcome"] in ("failed", "queued"):
+            out.append("       error: not recorded (none written, or ended before revision 0022 kept each attempt's)")
     out += ["", f"events ({len(t['events'])})", f"  {'at (UTC)':<19}  {'from':<9} → {'to':<9}  {'attempt':>7}  worker"]
     for e in t["events"]:
         out.append(
