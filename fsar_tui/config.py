@@ -11,6 +11,10 @@ user config dir (`~/.config/fsar-tui/config.toml` on Linux). Recognised keys:
     live = "auto"                 # FSAR_LIVE: auto | mqtt | notify | poll
     pooler = "auto"               # FSAR_POOLER: auto | pgbouncer | none — a transaction
                                   # pooler in between (db/pooler.py); auto detects it
+    webhook_pool_size = 8         # FSAR_WEBHOOK_POOL_SIZE: `fsar-tui webhook`'s database
+                                  # connections at most (1..100; --pool-size)
+    webhook_pool_timeout_s = 5    # FSAR_WEBHOOK_POOL_TIMEOUT_S: how long a request waits
+                                  # for one before a 503 with Retry-After (--pool-timeout)
     [keymap]                      # binding id -> keys, e.g. quit = "ctrl+q"
     [redaction]                   # the one redaction policy (domain/redact.py)
     detectors = ["bearer", "api_key", "secret", "email", "card", "phone"]   # default: all
@@ -47,6 +51,12 @@ DEFAULT_STATEMENT_TIMEOUT_MS = 5000
 # 24 h: PostgreSQL itself refuses more than INT_MAX ms, at connection time.
 MAX_STATEMENT_TIMEOUT_MS = 86_400_000
 
+# `fsar-tui webhook`: its pool of database connections (services/webhook.py).
+DEFAULT_WEBHOOK_POOL_SIZE = 8
+MAX_WEBHOOK_POOL_SIZE = 100
+DEFAULT_WEBHOOK_POOL_TIMEOUT_S = 5.0
+MAX_WEBHOOK_POOL_TIMEOUT_S = 300.0
+
 LIVE_MODES = ("auto", "mqtt", "notify", "poll")
 # Whether a transaction pooler (PgBouncer, Neon's pooled endpoint) sits in front of the
 # server: detected (auto) or said (fsar_tui.db.pooler).
@@ -64,6 +74,8 @@ class Settings:
     statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS
     live: str = "auto"
     pooler: str = "auto"
+    webhook_pool_size: int = DEFAULT_WEBHOOK_POOL_SIZE
+    webhook_pool_timeout_s: float = DEFAULT_WEBHOOK_POOL_TIMEOUT_S
     keymap: dict[str, str] = field(default_factory=dict)
     config_path: Path | None = None
     redaction: Policy = field(default_factory=Policy)
@@ -89,6 +101,8 @@ class Settings:
             "statement_timeout_ms": self.statement_timeout_ms,
             "live": self.live,
             "pooler": self.pooler,
+            "webhook_pool_size": self.webhook_pool_size,
+            "webhook_pool_timeout_s": self.webhook_pool_timeout_s,
             "redaction": {
                 "detectors": list(self.redaction.detectors),
                 "fields": len(self.redaction.fields),
@@ -126,6 +140,32 @@ def _parse_timeout(value: Any, source: str) -> int:
     return ms
 
 
+def parse_pool_size(value: Any, source: str) -> int:
+    if isinstance(value, bool):
+        raise UsageError(f"{source}: expected a whole number of connections, got {value!r}")
+    try:
+        size = int(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{source}: expected a whole number of connections, got {value!r}") from None
+    if not 1 <= size <= MAX_WEBHOOK_POOL_SIZE:
+        raise UsageError(f"{source}: must be 1..{MAX_WEBHOOK_POOL_SIZE}, got {size}")
+    return size
+
+
+def parse_pool_timeout(value: Any, source: str) -> float:
+    if isinstance(value, bool):
+        raise UsageError(f"{source}: expected seconds, got {value!r}")
+    try:
+        s = float(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{source}: expected seconds, got {value!r}") from None
+    if not 0 < s <= MAX_WEBHOOK_POOL_TIMEOUT_S:  # also refuses nan and inf
+        raise UsageError(
+            f"{source}: must be more than 0 and at most {MAX_WEBHOOK_POOL_TIMEOUT_S:g} seconds, got {value}"
+        )
+    return s
+
+
 def read_config_file(path: Path, *, required: bool) -> dict[str, Any]:
     """Read the TOML file; a missing default file is fine, a missing --config is not."""
     if not path.exists():
@@ -147,6 +187,8 @@ def read_config_file(path: Path, *, required: bool) -> dict[str, Any]:
         "statement_timeout_ms",
         "live",
         "pooler",
+        "webhook_pool_size",
+        "webhook_pool_timeout_s",
         "keymap",
         "redaction",
     }
@@ -231,6 +273,8 @@ def load_settings(
                 "statement_timeout_ms": env.get("FSAR_STATEMENT_TIMEOUT_MS"),
                 "live": env.get("FSAR_LIVE") or None,
                 "pooler": env.get("FSAR_POOLER") or None,
+                "webhook_pool_size": env.get("FSAR_WEBHOOK_POOL_SIZE") or None,
+                "webhook_pool_timeout_s": env.get("FSAR_WEBHOOK_POOL_TIMEOUT_S") or None,
             },
         ),
         ("flags", flags),
@@ -254,6 +298,12 @@ def load_settings(
             if values["pooler"] not in POOLER_MODES:
                 raise UsageError(f"{source}: pooler must be one of {', '.join(POOLER_MODES)}, got {values['pooler']!r}")
             changes["pooler"] = values["pooler"]
+        if values.get("webhook_pool_size") is not None:
+            changes["webhook_pool_size"] = parse_pool_size(values["webhook_pool_size"], f"{source}: webhook_pool_size")
+        if values.get("webhook_pool_timeout_s") is not None:
+            changes["webhook_pool_timeout_s"] = parse_pool_timeout(
+                values["webhook_pool_timeout_s"], f"{source}: webhook_pool_timeout_s"
+            )
         if values.get("keymap"):
             changes["keymap"] = {**settings.keymap, **values["keymap"]}
         if values.get("redaction") is not None:

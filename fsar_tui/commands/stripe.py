@@ -9,6 +9,7 @@ never stops the others. Exit 1 if any line was rejected.
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import sys
@@ -17,9 +18,23 @@ from argparse import Namespace
 from contextlib import nullcontext
 from typing import BinaryIO
 
-from fsar_tui.commands.base import Context, Parser, add_command
+from fsar_tui.commands.base import Context, Parser, add_command, bounded_int
+from fsar_tui.config import (
+    DEFAULT_WEBHOOK_POOL_SIZE,
+    DEFAULT_WEBHOOK_POOL_TIMEOUT_S,
+    MAX_WEBHOOK_POOL_SIZE,
+    parse_pool_timeout,
+)
 from fsar_tui.domain.sanitize import strip_controls
 from fsar_tui.errors import EXIT_FAILED, EXIT_OK, UsageError
+
+
+def seconds(text: str) -> float:
+    """--pool-timeout: seconds, more than 0 and at most 300."""
+    try:
+        return parse_pool_timeout(text, "")
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(exc.message.removeprefix(": ")) from None
 
 
 def register(sub, common: Parser) -> None:
@@ -48,6 +63,20 @@ def register(sub, common: Parser) -> None:
     hook.add_argument("--port", type=int, default=8787, help="TCP port (default 8787)")
     hook.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     hook.add_argument("--path", default="/stripe/webhook", help="URL path (default /stripe/webhook)")
+    hook.add_argument(
+        "--pool-size",
+        type=bounded_int(1, MAX_WEBHOOK_POOL_SIZE, "a number of connections"),
+        metavar="N",
+        help=f"database connections at most, shared by all requests (1..{MAX_WEBHOOK_POOL_SIZE}; "
+        f"config webhook_pool_size, env FSAR_WEBHOOK_POOL_SIZE; default {DEFAULT_WEBHOOK_POOL_SIZE})",
+    )
+    hook.add_argument(
+        "--pool-timeout",
+        type=seconds,
+        metavar="SECONDS",
+        help="how long a request waits for a free connection before it is answered 503 with Retry-After "
+        f"(config webhook_pool_timeout_s, env FSAR_WEBHOOK_POOL_TIMEOUT_S; default {DEFAULT_WEBHOOK_POOL_TIMEOUT_S:g})",
+    )
 
 
 def _secret() -> str | None:
@@ -105,10 +134,17 @@ def run_webhook(args: Namespace, ctx: Context) -> int:
     if not path.startswith("/"):
         raise UsageError(f"--path must start with /, got {strip_controls(path)!r}")
     check_secret(secret)
+    settings = ctx.settings
+    pool_size = args.pool_size if args.pool_size is not None else settings.webhook_pool_size
+    pool_timeout = args.pool_timeout if args.pool_timeout is not None else settings.webhook_pool_timeout_s
     dsn = ctx.dsn()
-    connect(dsn).close()  # an unreachable database is a connection error now, not at the first event
+    # An unreachable database is a connection error now, not at the first event (and the
+    # pooler, if any, is found once here for every pooled connection).
+    connect(dsn, statement_timeout_ms=settings.statement_timeout_ms, pooler_mode=settings.pooler).close()
     try:
-        server = make_server(dsn, host, port, path, secret)
+        server = make_server(
+            dsn, host, port, path, secret, pool_size=pool_size, pool_timeout=pool_timeout, pooler_mode=settings.pooler
+        )
     except OSError as exc:
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     stop = threading.Event()
@@ -117,7 +153,10 @@ def run_webhook(args: Namespace, ctx: Context) -> int:
     worker.start()
     bound_host, bound_port = server.server_address[:2]
     checked = "verified" if secret else "NOT verified (FSAR_STRIPE_WEBHOOK_SECRET is not set)"
-    server.log_line(f"listening on http://{bound_host!s}:{bound_port}{path}; signatures {checked}")
+    server.log_line(
+        f"listening on http://{bound_host!s}:{bound_port}{path}; signatures {checked}; "
+        f"at most {pool_size} database connection(s), a request waits {pool_timeout:g}s for one"
+    )
     try:
         while not stop.wait(0.5):
             pass

@@ -37,10 +37,12 @@ line, password-free.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any, Self, cast
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from fsar_tui.db import pooler
 from fsar_tui.db.pooler import FsarAsyncConnection, FsarConnection
@@ -142,13 +144,20 @@ def connection_failed(dsn: str, exc: BaseException) -> ConnectionFailed:
 
 
 def connect(
-    dsn: str, *, autocommit: bool = False, statement_timeout_ms: int | None = None, pooler_mode: str = "auto"
+    dsn: str,
+    *,
+    autocommit: bool = False,
+    statement_timeout_ms: int | None = None,
+    pooler_mode: str = "auto",
+    application_name: str = APPLICATION_NAME,
 ) -> FsarConnection:
     """A sync connection (used by migrations and the CLI), errors translated."""
     pooled = pooler.known(dsn, pooler_mode)
 
     def attempt(pooled: bool | None) -> FsarConnection:
-        info = conninfo(dsn, statement_timeout_ms=statement_timeout_ms, pooled=bool(pooled))
+        info = conninfo(
+            dsn, statement_timeout_ms=statement_timeout_ms, application_name=application_name, pooled=bool(pooled)
+        )
         return FsarConnection.connect(info, autocommit=autocommit, prepare_threshold=None if pooled else 5)
 
     try:
@@ -171,6 +180,62 @@ def connect(
     if pooled:
         conn.use_pooler(session_settings(statement_timeout_ms))
     return conn
+
+
+def sync_pool(
+    dsn: str,
+    *,
+    statement_timeout_ms: int,
+    max_size: int,
+    min_size: int = 1,
+    wait_timeout: float = CONNECT_TIMEOUT_S,
+    autocommit: bool = True,
+    application_name: str = APPLICATION_NAME,
+    pooler_mode: str = "auto",
+    name: str = "fsar-tui",
+    on_connect: Callable[[ConnectionFailed | None], None] | None = None,
+) -> ConnectionPool[Any]:
+    """A bounded pool of sync connections, not opened yet: `open(wait=False)` needs no server
+    (a thread server answers 503 meanwhile); `connection()` waits up to `wait_timeout` for
+    a free one, then raises PoolTimeout. At most `max_size` connections, ever.
+
+    Every connection is made by connect() above — conninfo()'s defaults and the
+    application_name, the pooler detected (or configured) and remembered, and behind one
+    the settings per transaction with no prepared statements — so a pooled connection is
+    like any other fsar-tui connection. `on_connect` hears of every attempt: the
+    ConnectionFailed, or None when it succeeded."""
+
+    class PoolConnection(FsarConnection):
+        @classmethod
+        def connect(cls, conninfo: str = "", **kwargs: Any) -> Self:
+            try:
+                conn = connect(
+                    dsn,
+                    autocommit=autocommit,
+                    statement_timeout_ms=statement_timeout_ms,
+                    pooler_mode=pooler_mode,
+                    application_name=application_name,
+                )
+            except ConnectionFailed as exc:
+                if on_connect is not None:
+                    on_connect(exc)
+                raise
+            if on_connect is not None:
+                on_connect(None)
+            return cast(Self, conn)
+
+    return ConnectionPool(
+        # Not used to connect (PoolConnection.connect is); built now so a bad DSN is a usage error here.
+        conninfo(dsn, statement_timeout_ms=statement_timeout_ms, application_name=application_name),
+        connection_class=PoolConnection,
+        min_size=min_size,
+        max_size=max_size,
+        open=False,
+        # Verify a pooled connection before handing it out (a restarted server leaves dead ones).
+        check=ConnectionPool.check_connection,
+        timeout=wait_timeout,
+        name=name,
+    )
 
 
 async def aconnect(
