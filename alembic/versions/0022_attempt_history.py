@@ -26,7 +26,9 @@ rows keep NULL — earlier attempts' errors were not recorded before revision 00
 are gone; the task's error column still holds its last one). The partial index on the
 failing events' times (`task_events_failures_idx`, for the "failing now" view: failures
 in the last 15 min / 1 h / 24 h without walking every event of the day) is built in this
-transaction and reads task_events once while status changes wait on its lock.
+transaction and reads task_events once while status changes wait on its lock: 0.5 s
+for 3.2 M events (254 MB, a 1 M-task seed, warm cache, this 2-core machine; the whole
+upgrade 1.6 s) — about 5 s per 10 M tasks, longer when the table is not in memory.
 
 Downgrade drops the index and the column and puts back the trigger function as
 revisions 0004 and 0020 left it.
