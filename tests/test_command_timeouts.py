@@ -128,3 +128,29 @@ def test_anonymize_batches_find_every_old_row_between_new_ones(db_dsn):
         assert all(row[1] is not None for row in found)  # the columns of the rows found are there
         assert all(len(batch) <= 25 for batch in governance.batches(conn, "execution_tasks", cutoff, 25))
         assert [r[0] for b in governance.batches(conn, "execution_tasks", cutoff, 1) for r in b] == old
+
+
+@pytest.mark.parametrize("table", ["duration_sketches", "ledger_daily"])
+def test_profile_backfill_waits_for_a_lock_no_longer_than_the_statement_timeout(table, db_dsn, run_cli):
+    """`profile --backfill` lifts the statement timeout for its batches (bounded by their
+    size), its sketch rebuild and its VACUUM — which waited as long as a lock was held
+    (duration_sketches: the rebuild; ledger_daily: the VACUUM). Its lock waits now end at
+    the statement timeout."""
+    done, elapsed = _with_lock_held(
+        db_dsn,
+        table,
+        lambda: run_cli("profile", "--backfill", "--statement-timeout-ms", "1000", "--dsn", db_dsn, timeout=60),
+    )
+    _timed_out(done, elapsed)
+
+
+def test_profile_backfill_settings_are_back_afterwards(db_dsn):
+    from fsar_tui.db import profiles
+    from fsar_tui.db.connect import connect
+
+    with connect(db_dsn, autocommit=True, statement_timeout_ms=700) as conn:
+        profiles.rebuild_sketches(conn)
+        profiles.vacuum_rollups(conn)
+        assert conn.execute(
+            "SELECT current_setting('statement_timeout'), current_setting('lock_timeout')"
+        ).fetchone() == ("700ms", "0")

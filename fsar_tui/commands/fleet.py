@@ -127,7 +127,6 @@ def run_seed(args: Namespace, ctx: Context) -> int:
 
 def run_demo(args: Namespace, ctx: Context) -> int:
     from fsar_tui.db.bulk import has_tasks
-    from fsar_tui.db.connect import connect
     from fsar_tui.sim.profiles import sustainable_rate
     from fsar_tui.sim.seed import seed_history
 
@@ -144,7 +143,7 @@ def run_demo(args: Namespace, ctx: Context) -> int:
             file=sys.stderr,
         )
     dsn = ctx.dsn()
-    with connect(dsn) as conn:
+    with ctx.connect() as conn:  # the statement timeout, like every command
         empty = not has_tasks(conn)
     if empty and args.tasks:
         print(f"fsar-tui: first run: seeding 30 days of history ({args.tasks:,} tasks)…", file=sys.stderr)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from psycopg import AsyncConnection, Connection
+from psycopg import AsyncConnection, Connection, sql
 from psycopg.rows import TupleRow
 
 from fsar_tui.db.rows import one
@@ -208,24 +208,41 @@ def backfill_state(conn: Connection) -> tuple[int, int]:
     return upto, target
 
 
+def _bounded_by_size(conn: Connection) -> None:
+    """For the rest of the current transaction: no statement timeout (the work is bounded
+    by its batch size, not by the interactive timeout), but no lock waited for longer than
+    the statement timeout would have (lock_timeout takes its value): a table held locked
+    elsewhere fails `profile --backfill` in the usual time ("lock timeout") instead of
+    stalling it. Transaction-local, so behind a pooler nothing outlives the transaction."""
+    conn.execute("SELECT set_config('lock_timeout', current_setting('statement_timeout'), true)")
+    conn.execute("SET LOCAL statement_timeout = 0")
+
+
 def backfill_batch(conn: Connection, batch_size: int) -> int:
     """One batch in its own transaction; returns the new cursor. A batch is bounded by
-    its size, not by the interactive statement timeout."""
+    its size, not by the interactive statement timeout (its lock waits are)."""
     with conn.transaction():
-        conn.execute("SET LOCAL statement_timeout = 0")
+        _bounded_by_size(conn)
         cursor: int = one(conn.execute("SELECT fsar_backfill_rollups(%s)", (batch_size,)).fetchone())[0]
         return cursor
 
 
 def vacuum_rollups(conn: Connection) -> None:
     """After a bulk fold (seed, backfill): clear the folded samples' dead rows now rather
-    than when autovacuum gets to them (needs an autocommit connection)."""
+    than when autovacuum gets to them (needs an autocommit connection). No statement
+    timeout, but the statement timeout as lock_timeout, as _bounded_by_size (session SETs,
+    reset after: a pooled connection keeps them itself, see db/pooler.py)."""
+    limit = one(conn.execute("SHOW statement_timeout").fetchone())[0]
+    conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(limit)))
     conn.execute("SET statement_timeout = 0")
-    conn.execute(
-        "VACUUM ANALYZE task_duration_samples, task_count_deltas, duration_rollups, duration_sketches, "
-        "cost_rollups, ledger_entries, ledger_daily"
-    )
-    conn.execute("RESET statement_timeout")
+    try:
+        conn.execute(
+            "VACUUM ANALYZE task_duration_samples, task_count_deltas, duration_rollups, duration_sketches, "
+            "cost_rollups, ledger_entries, ledger_daily"
+        )
+    finally:
+        conn.execute("RESET statement_timeout")
+        conn.execute("RESET lock_timeout")
 
 
 def count_loaded(conn: Connection, first_id: int, last_id: int) -> None:
@@ -244,7 +261,7 @@ def rebuild_sketches(conn: Connection) -> None:
     """After a bulk change of history (backfill): close blocks and rebuild noted sketches now
     rather than on the next fold."""
     with conn.transaction():
-        conn.execute("SET LOCAL statement_timeout = 0")
+        _bounded_by_size(conn)
         conn.execute("SELECT fsar_rebuild_sketches()")
 
 
