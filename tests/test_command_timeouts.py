@@ -154,3 +154,26 @@ def test_profile_backfill_settings_are_back_afterwards(db_dsn):
         assert conn.execute(
             "SELECT current_setting('statement_timeout'), current_setting('lock_timeout')"
         ).fetchone() == ("700ms", "0")
+
+
+def test_through_pgbouncer_log_verify_and_anonymize_honour_it_too(server_dsn, db_dsn, run_cli, tmp_path):
+    """The attack's 157 s: behind a transaction pooler the timeout travels per transaction
+    (db/pooler.py); log verify and anonymize --dry-run now get it like the rest."""
+    from support.pgbouncer import PgBouncer
+
+    bouncer = PgBouncer(server_dsn).start()
+    try:
+        pooled = bouncer.dsn(db_dsn)
+        anchor = str(tmp_path / "anchors.json")
+        for table, argv in (
+            ("operator_actions", ["log", "verify", "--anchor", anchor]),
+            ("execution_tasks", ["anonymize", "--dry-run", "--older-than", "1d"]),
+        ):
+            done, elapsed = _with_lock_held(
+                db_dsn,
+                table,
+                lambda argv=argv: run_cli(*argv, "--statement-timeout-ms", "1000", "--dsn", pooled, timeout=60),
+            )
+            _timed_out(done, elapsed)
+    finally:
+        bouncer.stop()
