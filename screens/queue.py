@@ -35,15 +35,14 @@ from textual.worker import Worker
 from fsar_tui import clock
 from fsar_tui.db import actions as task_actions
 from fsar_tui.db import tasks as task_queries
-from fsar_tui.domain.formatting import abbreviate, between, duration, money
 from fsar_tui.domain.task_filter import FilterError, TaskFilter, parse_filter
 from fsar_tui.messages import ApplyFilter, CommandEntered, LiveBatch
 from fsar_tui.screens.base import FsarScreen
 from fsar_tui.screens.failing_now import FailingNowScreen
+from fsar_tui.screens.queue_rows import COLUMNS, columns_for, running_text, task_cells, workers_text
 from fsar_tui.widgets.action_dialog import ActionDialog
 from fsar_tui.widgets.key_bar import KeyBar
 from fsar_tui.widgets.keyed_table import KeyedTable
-from fsar_tui.widgets.safe_text import safe_text
 from fsar_tui.widgets.status_header import StatusHeader
 from fsar_tui.widgets.text_panel import CountsPanel, TextPanel
 
@@ -51,20 +50,6 @@ PAGE = 100
 MAX_LOADED = 2000
 BULK_CAP = 10_000
 ACTIVITY_MINUTES = 30
-COLUMNS = ("id", "status", "pri", "type", "model", "att", "worker", "created", "run", "cost", "error")
-# Narrower terminals keep what triage needs first — id, status, type, age, error — and
-# drop the rest, so the error is on screen at 80 columns (issue 16: it was off-screen).
-LAYOUTS = (
-    (100, ("id", "status", "type", "age", "error")),
-    (140, ("id", "status", "pri", "type", "model", "att", "age", "run", "cost", "error")),
-    (10**6, COLUMNS),
-)
-
-
-def columns_for(width: int) -> tuple[str, ...]:
-    return next(columns for limit, columns in LAYOUTS if width <= limit)
-
-
 SORTS = list(task_queries.SORTABLE)
 STATUS_ORDER = ("queued", "running", "succeeded", "failed", "cancelled")
 STATUS_SHORT = {"queued": "queue", "running": "run", "succeeded": "ok", "failed": "fail", "cancelled": "canc"}
@@ -247,25 +232,7 @@ class QueueScreen(FsarScreen):
 
     @staticmethod
     def cells(r: task_queries.TaskRow, columns: Sequence[str] = COLUMNS) -> list[Text]:
-        now = clock.now()
-        run = between(r.started_at, r.finished_at or (now if r.status == "running" else None))
-        cell = {
-            "id": lambda: Text(str(r.id)),
-            "status": lambda: Text(r.status),
-            "pri": lambda: Text(str(r.priority)),  # higher runs first: a starving low priority shows here
-            "type": lambda: safe_text(r.task_type),
-            "model": lambda: safe_text(r.ai_model or "-"),
-            "att": lambda: Text(str(r.attempt)),
-            "worker": lambda: safe_text(r.worker_id or "-"),
-            "created": lambda: Text(f"{r.created_at:%m-%d %H:%M:%S}"),
-            "age": lambda: Text(duration(between(r.created_at, now))),
-            "run": lambda: Text(duration(run)),
-            "cost": lambda: Text(money(r.cost_minor, r.currency)),
-            # Redact the whole text, then cut: cutting first could split a secret so
-            # that its visible half no longer matches a detector.
-            "error": lambda: Text(safe_text((r.error or "").replace("\n", " ")).plain[:80]),
-        }
-        return [cell[name]() for name in columns]
+        return task_cells(r, columns, clock.now())
 
     def on_resize(self) -> None:
         table = self.query_one(KeyedTable)
@@ -282,42 +249,10 @@ class QueueScreen(FsarScreen):
         self.query_one("#counts", CountsPanel).show_counts("type" + (" / model" if self.by_model else ""), grid)
 
     def render_running(self) -> None:
-        now = clock.now()
-        lines = Text(no_wrap=True, overflow="ellipsis")
-        lines.append(f"running ({self.fleet.running if self.fleet else len(self.running)})", style="bold")
-        if self.fleet and self.fleet.lease_expired:
-            # Stuck work first: a fleet that is down must not read as tasks "running" for an hour.
-            lines.append(f" · {self.fleet.lease_expired} LEASE EXPIRED — no worker alive?", style="bold red")
-        lines.append("\n")
-        for t in self.running[:6]:
-            # elapsed, type, worker: the line is cut at the panel's edge, so the worker's
-            # distinguishing suffix goes last where wide terminals show it whole.
-            expired = t.lease_expires_at is not None and t.lease_expires_at < now
-            row = safe_text(
-                f"{'✗' if expired else ' '}{duration(between(t.started_at, now)):>6} {abbreviate(t.task_type, 9)} "
-                f"{t.worker_id or '-'}\n"
-            )
-            if expired:
-                row.stylize("red")
-            lines.append_text(row)
-        self.query_one("#running", TextPanel).show(lines)
+        self.query_one("#running", TextPanel).show(running_text(self.running, self.fleet, clock.now()))
 
     def render_workers(self, workers: list[task_queries.WorkerSeen]) -> None:
-        presence = self.fsar.presence
-        text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(f"workers ({len(workers)})", style="bold")
-        last = self.fleet.last_report if self.fleet else None
-        if not workers:  # say how long the fleet has been silent, not just "0"
-            text.append(
-                f" · last report {duration(between(last, clock.now()))} ago" if last else " · none ever reported",
-                style="bold red",
-            )
-        text.append("\n")
-        for w in workers[:6]:
-            # Presence comes from MQTT (per worker process); without a broker, the database says.
-            state = presence.get(w.worker_id.rsplit("-", 1)[0]) or presence.get(w.worker_id)
-            mark = {"online": "●", "offline": "○"}.get(state or "", "·")
-            text.append_text(safe_text(f"{mark}{w.running}▶ {abbreviate(w.worker_id, 14)}\n"))
+        text = workers_text(workers, self.fsar.presence, self.fleet, clock.now())
         self.query_one("#workers", TextPanel).show(text)
 
     def render_filter_status(self) -> None:
