@@ -135,7 +135,8 @@ async def test_write_keys_are_off_while_the_database_is_unreachable(own_cluster)
         app.screen.dirty = True
         assert await until(pilot, lambda: app.session.state == "reconnecting", tries=400)
         assert app.screen.check_action("act", ("cancel",)) is None  # shown disabled, not hidden
-        assert "actions off" in str(app.screen.query_one(StatusHeader).render())
+        # The header follows the session once a second.
+        assert await until(pilot, lambda: "actions off" in str(app.screen.query_one(StatusHeader).render()))
         await pilot.press("c")
         await pilot.pause(0.3)
         assert not isinstance(app.screen, ActionDialog)  # no dialog that could only fail
