@@ -79,7 +79,16 @@ def test_anonymize_honours_the_statement_timeout(db_dsn, login, run_cli):
         db_dsn,
         "ledger_entries",
         lambda: run_cli(
-            "anonymize", "--older-than", "1d", "--statement-timeout-ms", "1000", "--dsn", admin, timeout=60
+            "anonymize",
+            "--older-than",
+            "1d",
+            "--reason=t",
+            "--yes",
+            "--statement-timeout-ms",
+            "1000",
+            "--dsn",
+            admin,
+            timeout=60,
         ),
     )
     _timed_out(done, elapsed)

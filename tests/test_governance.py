@@ -84,7 +84,7 @@ async def test_operator_acts_but_cannot_reveal_anonymize_or_override(db_dsn, log
     assert refused(operator, "DELETE FROM operator_actions")
     reveal = run_cli("proposals", "show", "fsar_o", "--reveal", "--dsn", operator)
     assert reveal.returncode == 2 and "--reveal refused" in reveal.stderr and reveal.stdout == ""
-    anonymize = run_cli("anonymize", "--older-than", "90d", "--dsn", operator)
+    anonymize = run_cli("anonymize", "--older-than", "90d", "--reason", "retention test", "--yes", "--dsn", operator)
     assert anonymize.returncode == 2 and "anonymize refused" in anonymize.stderr
     assert run_cli("anonymize", "--older-than", "90d", "--dry-run", "--dsn", operator).returncode == 0
     add = run_cli(
@@ -219,7 +219,9 @@ def test_anonymize_leaves_no_detector_hit_and_clean_data_byte_identical(db_dsn, 
     )
     assert snapshot(db_dsn) == before  # nothing written
 
-    out = run_cli("anonymize", "--older-than", "90d", "--batch-size", "2", "--dsn", admin)
+    out = run_cli(
+        "anonymize", "--older-than", "90d", "--batch-size", "2", "--reason", "retention test", "--yes", "--dsn", admin
+    )
     assert out.returncode == 0, out.stderr
     assert "execution_tasks: scanned 5, scrubbed 3" in out.stdout
     after = snapshot(db_dsn)
@@ -256,13 +258,13 @@ def test_anonymize_leaves_no_detector_hit_and_clean_data_byte_identical(db_dsn, 
     personal = [r for r in q(db_dsn, "SELECT id, payload FROM stripe_events") if value_findings(r[1])]
     assert personal  # the fixtures do carry emails, names and addresses
     ledger_rows = q(db_dsn, "SELECT external_id, kind, amount_minor, currency FROM ledger_entries ORDER BY 1")
-    out = run_cli("anonymize", "--older-than", "90d", "--dsn", admin)
+    out = run_cli("anonymize", "--older-than", "90d", "--reason", "retention test", "--yes", "--dsn", admin)
     assert f"stripe_events: scanned 44, scrubbed {len(personal)}" in out.stdout, out.stdout
     assert [r for r in q(db_dsn, "SELECT id, payload FROM stripe_events") if value_findings(r[1])] == []
     assert q(db_dsn, "SELECT external_id, kind, amount_minor, currency FROM ledger_entries ORDER BY 1") == ledger_rows
     after = snapshot(db_dsn)
     # A second run finds nothing left.
-    again = run_cli("anonymize", "--older-than", "90d", "--dsn", admin)
+    again = run_cli("anonymize", "--older-than", "90d", "--reason", "retention test", "--yes", "--dsn", admin)
     assert "scrubbed 0" in again.stdout and snapshot(db_dsn) == after
     assert run_cli("anonymize", "--older-than", "soon", "--dsn", admin).returncode == 2
 
@@ -400,3 +402,13 @@ def test_tls_verdict_judges_where_the_session_went():
     )
     assert tls_verdict("host=db.example.com sslmode=verify-full", connected_host="10.1.2.3", tls_in_use=True)[0]
     assert tls_verdict("dbname=x", connected_host="/var/run/postgresql")[0]
+
+
+def test_anonymize_needs_a_reason_and_a_confirmation_like_every_write(db_dsn, login, run_cli):
+    admin = login("fsar_admin")
+    no_reason = run_cli("anonymize", "--older-than", "90d", "--yes", "--dsn", admin)
+    assert no_reason.returncode == 2 and "--reason is required" in no_reason.stderr
+    unconfirmed = run_cli("anonymize", "--older-than", "90d", "--reason", "retention", "--dsn", admin)
+    assert unconfirmed.returncode == 2 and "confirm with --yes" in unconfirmed.stderr  # no terminal here
+    assert q(db_dsn, "SELECT count(*) FROM operator_actions WHERE action LIKE 'anonymize%%'") == [(0,)]
+    assert run_cli("anonymize", "--older-than", "90d", "--dry-run", "--dsn", admin).returncode == 0  # free

@@ -157,9 +157,9 @@ def test_anonymize_scrubs_a_3000_deep_document_as_text_and_goes_on(db_dsn, login
     assert dry.returncode == 0, dry.stderr
     assert "execution_tasks: scanned 2, would scrub 2" in dry.stdout
     assert "1 document(s) too deep or too large to parse scrubbed as text" in dry.stdout
-    done = run_cli("anonymize", "--older-than", "90d", "--dsn", admin)
+    done = run_cli("anonymize", "--older-than", "90d", "--reason", "retention test", "--yes", "--dsn", admin)
     assert done.returncode == 0, done.stderr
     ((deep,),) = q(db_dsn, "SELECT payload::text FROM execution_tasks ORDER BY id LIMIT 1")
     assert "ann@evil" not in deep and "[REDACTED:email]" in deep and deep.count("{") == 3001  # valid jsonb, as deep
-    again = run_cli("anonymize", "--older-than", "90d", "--dsn", admin)
+    again = run_cli("anonymize", "--older-than", "90d", "--reason", "retention test", "--yes", "--dsn", admin)
     assert "execution_tasks: scanned 2, scrubbed 0" in again.stdout

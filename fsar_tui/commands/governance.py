@@ -5,7 +5,7 @@
     (fsar_admin); the reveal (target `cli:<command>`, the options given — names only —
     as its reason) is appended to operator_actions before anything raw is shown.
     Refused: exit 2, nothing printed. cli.main calls reveal_for_cli for every command.
-anonymize --older-than 90d [--dry-run] [--batch-size N] [--reason TEXT]: see
+anonymize --older-than 90d [--dry-run] [--batch-size N] --reason TEXT [--yes]: see
     services/anonymize.py; prints counts per table and per finding. --dry-run counts,
     writes nothing.
 security-audit [--format table|json]: the checks of services/security_audit.py; exit 1
@@ -18,7 +18,7 @@ import json
 import sys
 from argparse import Namespace
 
-from fsar_tui.commands.base import Context, Parser, add_command, positive_count
+from fsar_tui.commands.base import Context, Parser, add_command, positive_count, required_reason
 from fsar_tui.domain import sanitize
 from fsar_tui.errors import EXIT_FAILED, EXIT_OK, UsageError
 from fsar_tui.services.anonymize import DEFAULT_BATCH, DEFAULT_REASON, anonymize
@@ -41,7 +41,8 @@ def register(sub, common: Parser) -> None:
     anon.add_argument(
         "--batch-size", type=positive_count, default=DEFAULT_BATCH, help="rows per transaction (default 2,000)"
     )
-    anon.add_argument("--reason", help="for the operator log (default: retention)")
+    anon.add_argument("--reason", help="why (required unless --dry-run; goes to the operator log)")
+    anon.add_argument("--yes", action="store_true", help="do not ask (else type 'anonymize' at a terminal)")
     sec = add_command(
         sub,
         common,
@@ -93,6 +94,16 @@ def run_anonymize(args: Namespace, ctx: Context) -> int:
         raise UsageError(f"--older-than: {exc}") from None
     if args.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
+    # An irreversible write follows the rule of every other write: a reason, and --yes or
+    # a typed confirmation at a terminal (--dry-run stays free).
+    reason = DEFAULT_REASON if args.dry_run else required_reason(args)
+    if not args.dry_run and not args.yes:
+        if not sys.stdin.isatty():
+            raise UsageError("anonymize rewrites data irreversibly: not a terminal, confirm with --yes")
+        print("anonymize rewrites data irreversibly; type 'anonymize' to confirm: ", end="", flush=True)
+        if sys.stdin.readline().strip() != "anonymize":
+            print("fsar-tui: not confirmed; nothing changed", file=sys.stderr)
+            return EXIT_FAILED
     with ctx.connect() as conn:
         if not args.dry_run:
             from fsar_tui.db.governance import privileges_sync
@@ -112,7 +123,7 @@ def run_anonymize(args: Namespace, ctx: Context) -> int:
             dry_run=args.dry_run,
             batch_size=args.batch_size,
             actor=os_user(),
-            reason=(args.reason or "").strip() or DEFAULT_REASON,
+            reason=reason,
         )
     verb = "would scrub" if args.dry_run else "scrubbed"
     for table, c in result.items():
