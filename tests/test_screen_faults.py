@@ -9,6 +9,7 @@ again and the message goes away — without a restart.
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import psycopg
@@ -75,14 +76,16 @@ async def test_a_renamed_table_is_named_and_the_screen_recovers_when_it_is_back(
     app = make_app(tasks_db)
     async with app.run_test(size=(160, 48)) as pilot:
         await loaded(pilot, app)
-        x(tasks_db, "ALTER TABLE task_counts RENAME TO task_counts_away")
+        # In a thread: the DDL waits for the app's in-flight read, which needs this event
+        # loop to finish its transaction (a blocking call here would deadlock the two).
+        await asyncio.to_thread(x, tasks_db, "ALTER TABLE task_counts RENAME TO task_counts_away")
         try:
             assert await until(
                 pilot, lambda: 'relation "task_counts" does not exist' in problem(app), tries=RECOVERY_TRIES
             ), problem(app)
             assert app.is_running
         finally:
-            x(tasks_db, "ALTER TABLE task_counts_away RENAME TO task_counts")
+            await asyncio.to_thread(x, tasks_db, "ALTER TABLE task_counts_away RENAME TO task_counts")
         x(tasks_db, "INSERT INTO execution_tasks (task_type) VALUES ('after_rename')")
         assert await until(pilot, lambda: problem(app) == "" and len(table(app).keys) == 51, tries=RECOVERY_TRIES)
 
@@ -93,7 +96,8 @@ async def test_a_statement_timeout_is_said_as_such_and_passes(tasks_db):
         await loaded(pilot, app)
         blocker = psycopg.connect(tasks_db)
         try:
-            blocker.execute("LOCK TABLE task_counts IN ACCESS EXCLUSIVE MODE")  # every read of it waits
+            # every read of it waits (taken in a thread, for the same reason as the rename's)
+            await asyncio.to_thread(blocker.execute, "LOCK TABLE task_counts IN ACCESS EXCLUSIVE MODE")
             assert await until(pilot, lambda: "statement timeout (300 ms)" in problem(app), tries=RECOVERY_TRIES), (
                 problem(app)
             )

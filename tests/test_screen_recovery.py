@@ -9,6 +9,8 @@ silent while it lasted (Pilot, real PostgreSQL):
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
@@ -38,14 +40,15 @@ async def test_a_failing_audit_pass_is_said_and_readiness_is_not_claimed(db_dsn)
         await pilot.press("4")
         assert await until(pilot, lambda: isinstance(app.screen, AuditScreen) and "checked" in targets_status(app))
         assert "every rollback ready" in targets_status(app)
-        x(db_dsn, "ALTER TABLE rollout_revisions RENAME TO rollout_revisions_away")
+        # In a thread: DDL waits for in-flight reads, which need this event loop to finish.
+        await asyncio.to_thread(x, db_dsn, "ALTER TABLE rollout_revisions RENAME TO rollout_revisions_away")
         try:
             await pilot.press("e")
             assert await until(pilot, lambda: "last pass FAILED" in targets_status(app)), targets_status(app)
             assert "rollout_revisions" in targets_status(app)  # the cause, in words
             assert "every rollback ready" not in targets_status(app)
         finally:
-            x(db_dsn, "ALTER TABLE rollout_revisions_away RENAME TO rollout_revisions")
+            await asyncio.to_thread(x, db_dsn, "ALTER TABLE rollout_revisions_away RENAME TO rollout_revisions")
         await pilot.press("e")
         assert await until(pilot, lambda: "every rollback ready" in targets_status(app)), targets_status(app)
         assert "FAILED" not in targets_status(app)
