@@ -65,7 +65,9 @@ class Sampler:
             while not self._stop.is_set():
                 webhook, everyone = conn.execute(
                     "SELECT count(*) FILTER (WHERE application_name = %s), count(*) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                    # client backends only: an autovacuum worker on this database is not ours
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                    "AND backend_type = 'client backend'",
                     (APP_NAME,),
                 ).fetchone()
                 self.most_webhook = max(self.most_webhook, webhook)
