@@ -126,9 +126,8 @@ def run_seed(args: Namespace, ctx: Context) -> int:
 
 
 def run_demo(args: Namespace, ctx: Context) -> int:
-    from fsar_tui.db.bulk import has_tasks
+    from fsar_tui.services.demo import prepare_demo
     from fsar_tui.sim.profiles import sustainable_rate
-    from fsar_tui.sim.seed import seed_history
 
     if args.tasks < 0 or (args.rate is not None and args.rate < 0):
         raise UsageError("--tasks and --rate cannot be negative")
@@ -142,15 +141,14 @@ def run_demo(args: Namespace, ctx: Context) -> int:
             "the queue grows and priority-0 tasks, retries among them, starve",
             file=sys.stderr,
         )
-    dsn = ctx.dsn()
-    with ctx.connect() as conn:  # the statement timeout, like every command
-        empty = not has_tasks(conn)
-    if empty and args.tasks:
-        print(f"fsar-tui: first run: seeding 30 days of history ({args.tasks:,} tasks)…", file=sys.stderr)
-        result = seed_history(dsn, days=30, tasks=args.tasks, seed=0)
-        print(f"fsar-tui: seeded {result.tasks:,} tasks", file=sys.stderr)
+    demo = prepare_demo(
+        ctx.dsn(),
+        tasks=args.tasks,
+        statement_timeout_ms=ctx.settings.statement_timeout_ms,
+        say=lambda line: print(f"fsar-tui: {line}", file=sys.stderr),
+    )
     log = open(os.devnull, "w")
-    env = {**os.environ, "FSAR_DSN": dsn}
+    env = {**os.environ, "FSAR_DSN": demo.fleet_dsn}
     if ctx.settings.mqtt_url:
         env["FSAR_MQTT_URL"] = ctx.settings.mqtt_url
     simulator = subprocess.Popen(
@@ -176,7 +174,7 @@ def run_demo(args: Namespace, ctx: Context) -> int:
     try:
         from fsar_tui.app import FsarApp
 
-        FsarApp(settings=ctx.settings, dsn=dsn).run()
+        FsarApp(settings=ctx.settings, dsn=demo.app_dsn).run()
     finally:
         simulator.terminate()
         try:
