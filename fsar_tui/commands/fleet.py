@@ -145,6 +145,7 @@ def run_demo(args: Namespace, ctx: Context) -> int:
         ctx.dsn(),
         tasks=args.tasks,
         statement_timeout_ms=ctx.settings.statement_timeout_ms,
+        logins=not ctx.settings.dsn,  # the embedded server's: no roles made on a configured server
         say=lambda line: print(f"fsar-tui: {line}", file=sys.stderr),
     )
     log = open(os.devnull, "w")
