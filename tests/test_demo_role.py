@@ -1,5 +1,5 @@
 """`fsar-tui demo` runs the app as a least-privilege login (issue 16 point 9): the demo's
-set-up (services/demo.prepare_demo, run against a database of this test's own) hands
+set-up (sim/demo.prepare_demo, run against a database of this test's own) hands
 the app a LOGIN granted fsar_admin — no superuser, CREATEROLE or BYPASSRLS — on which
 `fsar-tui security-audit` passes, and the simulator a fleet login outside the fsar
 roles that may run the fleet (the integration contract's grants). Migrations and
@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from fsar_tui.db.executor import fleet_privileges_sync
-from fsar_tui.services.demo import prepare_demo
+from fsar_tui.sim.demo import prepare_demo
 from support.sql import q, x
 
 pytestmark = pytest.mark.services

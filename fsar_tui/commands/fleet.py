@@ -126,7 +126,7 @@ def run_seed(args: Namespace, ctx: Context) -> int:
 
 
 def run_demo(args: Namespace, ctx: Context) -> int:
-    from fsar_tui.services.demo import prepare_demo
+    from fsar_tui.sim.demo import prepare_demo
     from fsar_tui.sim.profiles import sustainable_rate
 
     if args.tasks < 0 or (args.rate is not None and args.rate < 0):

@@ -1,6 +1,6 @@
 """The demo's two logins, created (idempotently) by `fsar-tui demo` as the database's owner
 — the role that ran the migrations and seeds the history, which is right: it owns the
-schema (services/demo.py). The app and the simulator do not connect as it:
+schema (sim/demo.py). The app and the simulator do not connect as it:
 
 - `fsar_demo`, the app's login: LOGIN, granted fsar_admin and nothing else — no
   SUPERUSER, CREATEROLE, CREATEDB, REPLICATION or BYPASSRLS, and no grant of its own (a
