@@ -338,15 +338,22 @@ class ProposalsScreen(FsarScreen):
         if self.focused is not table or table.current_key is None or self.current is None:
             self.notify("tab to the checklist and highlight an item", severity="warning")
             return
-        self.toggle(self.current.row.id, str(table.current_key))
+        shown = {item.key: item for item in self.current.items()}.get(str(table.current_key))
+        if shown is not None:
+            # The state wanted is the opposite of the one shown: if someone else changed the
+            # item meanwhile, the database changes nothing and says so (no blind flip back).
+            self.set_tick(self.current.row.id, shown.number, not shown.ticked)
 
     @work(exclusive=True, group="proposal-action", exit_on_error=False)
-    async def toggle(self, proposal_id: str, item: str) -> None:
+    async def set_tick(self, proposal_id: str, number: int, ticked: bool) -> None:
         try:
-            await self.write(proposals.tick, proposal_id, item, actor=os_user())
+            changed = await self.write(proposals.tick, proposal_id, number, ticked=ticked, actor=os_user())
         except FsarError as exc:
             self.notify(exc.message, severity="error", timeout=10)
             return  # any other failure: the base's failure rule says "NOT applied" and why
+        if not changed:
+            state = "ticked" if ticked else "unticked"
+            self.notify(f"item {number} was {state} meanwhile by someone else; nothing changed", severity="warning")
         self.load_detail(proposal_id)
 
     @work(exclusive=True, group="proposal-action", exit_on_error=False)

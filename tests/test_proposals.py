@@ -186,12 +186,12 @@ def test_decisions_need_a_reason_check_the_state_and_are_logged(db_dsn, run_cli,
         ("proposal.lift_block", "fix deployed behind a flag", {"blocking": True}, {"blocking": False}),
         ("proposal.implemented", "shipped in v9", {"status": "accepted"}, {"status": "implemented"}),
     ]
-    ticked = run_cli("proposals", "tick", "fsar_p", "mitigations/1", *cli)
-    assert ticked.returncode == 0 and "mitigations/1 ticked" in ticked.stdout, ticked.stderr
+    ticked = run_cli("proposals", "tick", "fsar_p", "3", *cli)  # one risk, then two mitigations
+    assert ticked.returncode == 0 and "item 3 ticked" in ticked.stdout, ticked.stderr
     assert q(db_dsn, "SELECT checklist ? 'mitigations/1' FROM fsar_proposals") == [(True,)]
-    assert run_cli("proposals", "tick", "fsar_p", "mitigations/2", *cli).returncode == 2  # there are two
+    assert run_cli("proposals", "tick", "fsar_p", "4", *cli).returncode == 2  # there are three
     shown = run_cli("proposals", "show", "fsar_p", *cli)
-    assert "[x] another" in shown.stdout and "[ ] a mitigation" in shown.stdout
+    assert "3. [x] another" in shown.stdout and "2. [ ] a mitigation" in shown.stdout
     listing = run_cli("proposals", "list", *cli)
     assert listing.returncode == 0 and "implemented" in listing.stdout and "lifted" in listing.stdout
 

@@ -8,11 +8,14 @@ ingest-fsar PATH… : files, directories (their regular files, sorted, not recur
     unchanged. Summary on stdout: `ingested 1, unchanged 0`.
 proposals list [--format table|json]
 proposals show ID [--format text|json]: headers, body, risks, mitigations, linked tasks
-    (redacted by the policy unless `--reveal`, which needs fsar_admin and is logged).
+    (redacted by the policy unless `--reveal`, which needs fsar_admin and is logged). The
+    checklist is numbered from 1, risks first, then mitigations (the screen's order).
 proposals accept|reject|implemented ID --reason TEXT [--expect STATUS]
 proposals lift ID --reason TEXT: lift the proposal's execution block.
-proposals tick ID risks/N|mitigations/N [--reason TEXT]: tick or untick a checklist item
-    (the screen's `space`).
+proposals tick ID N [--reason TEXT] / proposals untick ID N [--reason TEXT]: tick or
+    untick checklist item N, numbered as `proposals show` prints it (the screen's `space`).
+    Idempotent: an item already in the state asked for is left alone ("already ticked",
+    exit 0, nothing logged); a number that names no item is a usage error (exit 2).
 Every change is one transaction with an operator_actions row.
 """
 
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 import json
 import sys
-from argparse import Namespace
+from argparse import ArgumentTypeError, Namespace
 from pathlib import Path
 
 from fsar_tui.commands.base import Context, Parser, add_command, required_reason, subcommands
@@ -60,14 +63,27 @@ def register(sub, common: Parser) -> None:
         if name != "lift":
             pd.add_argument("--expect", metavar="STATUS", help="refuse unless the proposal is still in this status")
         pd.set_defaults(expect=None)
-    pt = add_command(
-        props_sub, common, "tick", run_tick, help="tick or untick a risk or mitigation (risks/0, mitigations/2)"
-    )
-    pt.add_argument("id", metavar="ID")
-    pt.add_argument(
-        "item", metavar="ITEM", help="risks/N or mitigations/N (0-based, as `proposals show --format json`)"
-    )
-    pt.add_argument("--reason", help="optional note for the operator log (default: the item's text)")
+    for name, text in (
+        ("tick", "tick checklist item N (a no-op when it is ticked already)"),
+        ("untick", "untick checklist item N (a no-op when it is not ticked)"),
+    ):
+        pt = add_command(props_sub, common, name, run_tick, help=text)
+        pt.add_argument("id", metavar="ID")
+        pt.add_argument(
+            "item", metavar="N", type=item_number, help="the item's number as `proposals show` prints it (from 1)"
+        )
+        pt.add_argument("--reason", help="optional note for the operator log (default: the item's text)")
+
+
+def item_number(text: str) -> int:
+    """An argparse `type=`: a checklist item's number (its range is the proposal's: db/proposals.tick)."""
+    try:
+        return int(text.strip())
+    except ValueError:
+        shown = repr(text if len(text) <= 40 else text[:40] + "…")
+        raise ArgumentTypeError(
+            f"{shown} is not an item number: use the number `proposals show ID` prints (1, 2, …)"
+        ) from None
 
 
 def _read_capped(fh, source: str) -> bytes:
@@ -192,7 +208,8 @@ def run_show(args: Namespace, ctx: Context) -> int:
                     "risks": [show(x) for x in p.risks],
                     "mitigations": [show(x) for x in p.mitigations],
                     "extra_headers": {show(k): show(v) for k, v in p.extra_headers.items()},
-                    "checklist": sorted(p.checklist),
+                    # The numbers of the ticked items (from 1: risks, then mitigations).
+                    "ticked": [item.number for item in p.items() if item.ticked],
                     "sha256": p.sha256,
                     "linked_tasks": r.linked,
                     "tasks": [
@@ -213,10 +230,13 @@ def run_show(args: Namespace, ctx: Context) -> int:
         print(f"  {show(key)}: {show(value)}")
     print()
     print(show(p.body))
-    for title, items, kind in (("Risks", p.risks, "risks"), ("Mitigations", p.mitigations, "mitigations")):
+    items = p.items()
+    width = len(str(len(items)))
+    for title, kind in (("Risks", "risks"), ("Mitigations", "mitigations")):
         print(f"\n{title}:")
-        for i, item in enumerate(items):
-            print(f"  [{'x' if f'{kind}/{i}' in p.checklist else ' '}] {show(item)}")
+        for item in items:
+            if item.kind == kind:
+                print(f"  {item.number:>{width}}. [{'x' if item.ticked else ' '}] {show(item.text)}")
     print(f"\nlinked tasks: {r.linked}")
     for task_id, task_type, model, status, created in p.tasks[:20]:
         print(f"  {task_id}  {show(task_type)}  {show(model or '-')}  {status}  {_when(created)}")
@@ -244,7 +264,13 @@ def run_tick(args: Namespace, ctx: Context) -> int:
     from fsar_tui.db import proposals
     from fsar_tui.db.actions import os_user
 
+    wanted = args.proposals_command == "tick"
     with ctx.connect() as conn:
-        ticked = proposals.tick(conn, args.id, args.item, actor=os_user(), reason=(args.reason or "").strip())
-    print(f"proposal {args.id}: {args.item} {'ticked' if ticked else 'unticked'}")
+        changed = proposals.tick(
+            conn, args.id, args.item, ticked=wanted, actor=os_user(), reason=(args.reason or "").strip()
+        )
+    if changed:
+        print(f"proposal {args.id}: item {args.item} {'ticked' if wanted else 'unticked'}")
+    else:
+        print(f"proposal {args.id}: item {args.item} was {'already' if wanted else 'not'} ticked; nothing changed")
     return EXIT_OK

@@ -10,7 +10,10 @@ Operators (fsar_operator):
 - fsar_proposal_decide: accept (new → accepted), reject and implemented (new, accepted →
   …), only from the status the operator saw when one is given.
 - fsar_proposal_lift_block, fsar_proposal_tick: lift a blocking proposal's block (new or
-  accepted, not lifted yet); toggle a checklist item that exists (`risks/0`).
+  accepted, not lifted yet); tick or untick checklist item N (revision 0023: numbered
+  from 1 as the screen and `proposals show` number them, risks first, then mitigations;
+  the state wanted is explicit, so asking for what already holds changes and logs
+  nothing; revision 0020's toggled `risks/0` — PROPOSAL_TICK_0020).
 Admins (fsar_admin):
 - fsar_gate_override: only a gate that blocks execution now; fsar_gate_add, fsar_gate_set.
 - fsar_record_reveal: the reveal's log row (no reveal without it); fsar_log_anonymize:
@@ -126,7 +129,8 @@ END
 """,
 )
 
-PROPOSAL_TICK = Fn(
+# Revision 0020's: toggles the item named by its 0-based key (`risks/0`).
+PROPOSAL_TICK_0020 = Fn(
     name="fsar_proposal_tick",
     params="p_id text, p_item text, p_reason text, p_claimed text",
     signature="fsar_proposal_tick(text, text, text, text)",
@@ -164,6 +168,65 @@ BEGIN
             jsonb_build_object('item', p_item, 'ticked', NOT v_ticked),
             jsonb_build_object('item', p_item, 'ticked', v_ticked));
     RETURN CASE WHEN v_ticked THEN 'ticked' ELSE 'unticked' END;
+END
+""",
+)
+
+# Revision 0023's: item p_item numbered from 1 over the risks, then the mitigations (the
+# checklist's keys stay `risks/0`, `mitigations/1`); p_ticked is the state wanted.
+# 'no-item:N' (N: how many items there are), 'already-ticked' / 'already-unticked'
+# (nothing written), or 'ticked' / 'unticked' with a log row naming the item's number.
+PROPOSAL_TICK = Fn(
+    name="fsar_proposal_tick",
+    params="p_id text, p_item integer, p_ticked boolean, p_reason text, p_claimed text",
+    signature="fsar_proposal_tick(text, integer, boolean, text, text)",
+    returns="text",
+    definer=True,
+    body="""
+DECLARE
+    p record;
+    v_risks integer;
+    v_total integer;
+    v_key text;
+    v_text text;
+    v_was boolean;
+BEGIN
+    IF p_ticked IS NULL THEN
+        RAISE EXCEPTION 'say whether to tick or untick' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT f.risks, f.mitigations, f.checklist INTO p FROM fsar_proposals f WHERE f.id = p_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN 'missing';
+    END IF;
+    v_risks := CASE WHEN jsonb_typeof(p.risks) = 'array' THEN jsonb_array_length(p.risks) ELSE 0 END;
+    v_total := v_risks
+               + CASE WHEN jsonb_typeof(p.mitigations) = 'array' THEN jsonb_array_length(p.mitigations) ELSE 0 END;
+    IF p_item IS NULL OR p_item < 1 OR p_item > v_total THEN
+        RETURN 'no-item:' || v_total;
+    END IF;
+    IF p_item <= v_risks THEN
+        v_key := 'risks/' || (p_item - 1);
+        v_text := p.risks ->> (p_item - 1);
+    ELSE
+        v_key := 'mitigations/' || (p_item - 1 - v_risks);
+        v_text := p.mitigations ->> (p_item - 1 - v_risks);
+    END IF;
+    v_was := p.checklist ? v_key;
+    IF v_was = p_ticked THEN
+        RETURN CASE WHEN p_ticked THEN 'already-ticked' ELSE 'already-unticked' END;
+    END IF;
+    UPDATE fsar_proposals
+    SET checklist = CASE WHEN p_ticked
+                         THEN checklist || jsonb_build_object(v_key, jsonb_build_object(
+                                  'by', session_user, 'os_user', p_claimed, 'at', clock_timestamp()))
+                         ELSE checklist - v_key END
+    WHERE id = p_id;
+    INSERT INTO operator_actions (claimed_os_user, action, target, reason, before, after)
+    VALUES (p_claimed, CASE WHEN p_ticked THEN 'proposal.tick' ELSE 'proposal.untick' END, 'proposal:' || p_id,
+            coalesce(nullif(btrim(p_reason), ''), v_text),
+            jsonb_build_object('item', p_item, 'ticked', v_was),
+            jsonb_build_object('item', p_item, 'ticked', p_ticked));
+    RETURN CASE WHEN p_ticked THEN 'ticked' ELSE 'unticked' END;
 END
 """,
 )
@@ -299,6 +362,12 @@ END
 """,
 )
 
-OPERATOR_FUNCTIONS: tuple[Fn, ...] = (PROPOSAL_INGEST, PROPOSAL_DECIDE, PROPOSAL_LIFT, PROPOSAL_TICK)
+# What revision 0020 created, granted and (downgrading) drops: that revision reads these
+# names, so they stay the sets and the bodies 0020 shipped — never change them. Later
+# revisions list what they replace; FUNCTIONS is what the database holds at head.
+OPERATOR_FUNCTIONS: tuple[Fn, ...] = (PROPOSAL_INGEST, PROPOSAL_DECIDE, PROPOSAL_LIFT, PROPOSAL_TICK_0020)
 ADMIN_FUNCTIONS: tuple[Fn, ...] = (GATE_OVERRIDE, GATE_ADD, GATE_SET, RECORD_REVEAL, LOG_ANONYMIZE)
-FUNCTIONS = OPERATOR_FUNCTIONS + ADMIN_FUNCTIONS
+# Revision 0023 drops PROPOSAL_TICK_0020 and creates this (it reads this name: never change it).
+REPLACED_IN_0023: tuple[Fn, ...] = (PROPOSAL_TICK,)
+# At head (what `security-audit` compares with the database).
+FUNCTIONS: tuple[Fn, ...] = (PROPOSAL_INGEST, PROPOSAL_DECIDE, PROPOSAL_LIFT, PROPOSAL_TICK) + ADMIN_FUNCTIONS

@@ -4,14 +4,18 @@
   report already stored with the same sha256 is unchanged (a no-op); the same id with
   another sha256 is a conflict: the batch stores nothing and every conflict is named.
   Each new proposal gets an operator_actions row (`proposal.ingest`).
-- Decisions: accept, reject, mark implemented, lift the block, tick a checklist item —
-  each one call of a SECURITY DEFINER function (revision 0020, db/governance_functions.py)
+- Decisions: accept, reject, mark implemented, lift the block, tick or untick a
+  checklist item — each one call of a SECURITY DEFINER function (revision 0020, db/governance_functions.py)
   that locks the row, checks that it is still in the state the operator saw (else
   `ProposalChanged` names who changed it), changes it and logs it with the reason; no
   fsar role may write fsar_proposals directly. Ingestion goes through one too.
 - Blocking: a proposal with block_execution, not lifted, status new or accepted, is a
   row of the `execution_blocks` view (the same rule the executor's claim honours); the
   banner reads it from there. Rejecting or implementing a proposal also ends its block.
+- Checklist: the risks, then the mitigations, numbered from 1 (`Proposal.items()`: the
+  numbers the screen and `proposals show` print and `proposals tick N` takes); a tick
+  names the state wanted (revision 0023), so asking for the state an item is already in
+  changes nothing. The stored keys stay 0-based per list (`risks/0`, `mitigations/1`).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ DECISIONS: dict[str, tuple[tuple[str, ...], str]] = {
 }
 LIST_LIMIT = 500
 LINKED_LIMIT = 200
+INT_MAX = 2**31 - 1  # a checklist item's number is a PostgreSQL integer
 
 
 class ProposalConflict(CheckFailed):
@@ -71,6 +76,15 @@ class ProposalRow:
 
 
 @dataclass(frozen=True)
+class ChecklistItem:
+    number: int  # from 1: the risks, then the mitigations
+    key: str  # as stored in fsar_proposals.checklist: `risks/0`, `mitigations/1`
+    kind: str  # "risks" or "mitigations"
+    text: str
+    ticked: bool
+
+
+@dataclass(frozen=True)
 class Proposal:
     row: ProposalRow
     body: str
@@ -81,6 +95,18 @@ class Proposal:
     sha256: str
     ingested_at: datetime
     tasks: list[TupleRow]  # (id, task_type, ai_model, status, created_at), newest first, at most LINKED_LIMIT
+
+    def items(self) -> list[ChecklistItem]:
+        """The checklist as numbered everywhere (fsar_proposal_tick counts the same way)."""
+        rows = [
+            (kind, i, text)
+            for kind, values in (("risks", self.risks), ("mitigations", self.mitigations))
+            for i, text in enumerate(values)
+        ]
+        return [
+            ChecklistItem(n, f"{kind}/{i}", kind, str(text), f"{kind}/{i}" in self.checklist)
+            for n, (kind, i, text) in enumerate(rows, start=1)
+        ]
 
 
 def ingest(conn: Connection, reports: list[FsarReport], *, actor: str) -> IngestResult:
@@ -252,11 +278,17 @@ def lift_block(conn: Connection, proposal_id: str, *, actor: str, reason: str) -
         raise CheckFailed(f"proposal {proposal_id} is {status}: its block already ended, nothing to lift")
 
 
-def tick(conn: Connection, proposal_id: str, item: str, *, actor: str, reason: str = "") -> bool:
-    """Toggle a checklist item (`risks/0`, `mitigations/2`); returns whether it is now ticked."""
-    outcome = _outcome(
-        conn, proposal_id, "SELECT fsar_proposal_tick(%s, %s, %s, %s)", (proposal_id, item, reason, actor)
-    )
+def tick(conn: Connection, proposal_id: str, item: int, *, ticked: bool, actor: str, reason: str = "") -> bool:
+    """Tick (`ticked`) or untick checklist item `item`, numbered from 1 (`Proposal.items()`).
+    Returns whether it changed: False when it already was in that state (nothing written).
+    A number out of range is a usage error, nothing written; the log row names the number."""
+    outcome, _, total = _outcome(
+        conn,
+        proposal_id,
+        "SELECT fsar_proposal_tick(%s, %s::integer, %s, %s, %s)",
+        (proposal_id, item if 0 < item <= INT_MAX else 0, ticked, reason, actor),  # 0: asks how many there are
+    ).partition(":")
     if outcome == "no-item":
-        raise UsageError(f"no checklist item {item!r} in proposal {proposal_id}")
-    return outcome == "ticked"
+        have = f"its items are numbered 1 to {total}" if total != "0" else "it has no risks or mitigations"
+        raise UsageError(f"proposal {proposal_id} has no checklist item {item}: {have}")
+    return outcome in ("ticked", "unticked")

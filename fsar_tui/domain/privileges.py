@@ -107,7 +107,7 @@ FUNCTIONS: tuple[FunctionRight, ...] = (
     ),
     FunctionRight("fsar_proposal_decide(text,text,text,text,text)", OPERATOR, "accept / reject / implemented"),
     FunctionRight("fsar_proposal_lift_block(text,text,text)", OPERATOR, "lift a proposal's block"),
-    FunctionRight("fsar_proposal_tick(text,text,text,text)", OPERATOR, "tick a checklist item"),
+    FunctionRight("fsar_proposal_tick(text,integer,boolean,text,text)", OPERATOR, "tick or untick a checklist item"),
     FunctionRight("fsar_gate_override(text,text,timestamp with time zone,text)", ADMIN, "override a blocking gate"),
     FunctionRight(
         "fsar_gate_add(text,text,jsonb,bigint,text,numeric,boolean,bigint,text,text,text)", ADMIN, "add a gate"
