@@ -1,18 +1,34 @@
 """`fsar-tui report`: ROI, profiles, fraud flags, audit verdicts, open alerts and open
 FSAR proposals as Markdown, JSON or CSV (services/report.py builds it), written to
 standard output or a file, and optionally delivered by SMTP or webhook
-(services/delivery.py). A delivery that fails exits 1 and keeps the file."""
+(services/delivery.py). A delivery that fails exits 1 and keeps the file.
+
+A report file never replaces another (`write_new`): the text is written whole to a
+temporary file in the target's directory, then hard-linked to the name — which fails if
+the name is taken, and the next is tried: `fsar-report-<UTC time>-2.md`, `-3`, … (an
+`--out` name likewise: `weekly-2.md`) — and the temporary name is removed. Two runs in
+the same second keep two files, and a reader never sees half of one. The name used is
+printed on standard error. The UTC time comes from fsar_tui/clock.py."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import secrets
 import sys
 from argparse import Namespace
-from datetime import UTC, datetime
+from collections.abc import Iterator
 from pathlib import Path
 
+from fsar_tui import clock
 from fsar_tui.commands.base import Context, Parser, add_command
 from fsar_tui.errors import EXIT_FAILED, EXIT_OK, FsarError, UsageError
+
+MAX_SUFFIX = 1000  # -2 … -1000: beyond that, something is writing reports in a loop
+# Hard links refused by the file system (FAT, some network mounts): then the file is
+# created exclusively under its name and written there.
+NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK}
 
 
 def register(sub, common: Parser) -> None:
@@ -30,7 +46,8 @@ def register(sub, common: Parser) -> None:
     report.add_argument(
         "--out",
         metavar="FILE",
-        help="write here (default: standard output; with a delivery, ./fsar-report-<UTC time>.<format>)",
+        help="write here, never over an existing file (a taken name gets -2, -3, …; default: standard output; "
+        "with a delivery, ./fsar-report-<UTC time>.<format>)",
     )
     report.add_argument("--smtp", metavar="URL", help="smtp://[user:pass@]host[:port] or smtps://…; needs --to")
     report.add_argument("--to", metavar="ADDR", action="append", default=[], help="recipient (repeatable)")
@@ -59,18 +76,15 @@ def run_report(args: Namespace, ctx: Context) -> int:
         raise UsageError("--to needs --smtp URL")
     if args.smtp:
         delivery.parse_smtp_url(args.smtp)  # a malformed URL is a usage error before any work
+    now = clock.now()
     with ctx.connect(autocommit=False) as conn:
-        rep = build(conn, int(days))
+        rep = build(conn, int(days), now)
     text = render(rep, args.format)
     delivering = bool(args.smtp or args.webhook)
     if not args.out and not delivering:
         sys.stdout.write(text)
         return EXIT_OK
-    path = Path(args.out or f"fsar-report-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.{args.format}")
-    try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    path = write_new(Path(args.out or f"fsar-report-{now:%Y%m%dT%H%M%SZ}.{args.format}"), text)
     print(f"report written to {path}", file=sys.stderr)
     failures = 0
     subject = f"fsar-tui report {rep['period']['first_day']} .. {rep['period']['last_day']}"
@@ -94,3 +108,64 @@ def run_report(args: Namespace, ctx: Context) -> int:
         print(f"fsar-tui: delivery failed; the report is kept at {path}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _candidates(path: Path) -> Iterator[Path]:
+    yield path
+    for n in range(2, MAX_SUFFIX + 1):
+        yield path.with_name(f"{path.stem}-{n}{path.suffix}")
+
+
+def write_new(path: Path, text: str) -> Path:
+    """Write `text` (UTF-8) under `path` or, when that is taken, the first free of path-2,
+    path-3, …; never over an existing file, never seen half-written. Returns the name used."""
+    if path.is_dir():
+        raise UsageError(f"cannot write {path}: it is a directory")
+    data = text.encode("utf-8")
+    temp = path.parent / f".fsar-report-{secrets.token_hex(8)}.tmp"
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as to any new file
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        try:
+            _write_all(fd, data)
+        except OSError as exc:
+            raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+        for candidate in _candidates(path):
+            try:
+                os.link(temp, candidate)  # fails if the name exists: nothing is replaced
+                return candidate
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                if exc.errno not in NO_LINKS:
+                    raise UsageError(f"cannot write {candidate}: {exc.strerror or exc}") from None
+                return _write_without_links(path, data)
+        raise UsageError(f"cannot write {path}: it and {MAX_SUFFIX - 1} suffixed names are taken")
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write, flush to disk and close the descriptor (closed on failure too)."""
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _write_without_links(path: Path, data: bytes) -> Path:
+    for candidate in _candidates(path):
+        try:
+            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise UsageError(f"cannot write {candidate}: {exc.strerror or exc}") from None
+        try:
+            _write_all(fd, data)
+        except OSError as exc:
+            raise UsageError(f"cannot write {candidate}: {exc.strerror or exc}") from None
+        return candidate
+    raise UsageError(f"cannot write {path}: it and {MAX_SUFFIX - 1} suffixed names are taken")

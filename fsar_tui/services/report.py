@@ -12,7 +12,9 @@ Delivery: with --smtp or --webhook the report is first written to a file (--out,
 says where the file is, and exits 1 — the file stays. The mail's body is the Markdown
 report; a JSON or CSV report is attached as well. The webhook always receives JSON.
 Untrusted text (ideas, reasons, indicators, proposal ids and types) passes through
-safe_str: inert, and redacted by the one policy.
+safe_str: inert, and redacted by the one policy. Each fraud flag names the ideas it is
+about (`flag_ideas`: ids — the schema holds no idea names), on its Markdown line and in
+JSON (`all_ideas`, `ideas`, `unattributed_entries`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from fsar_tui.domain.formatting import money
+from fsar_tui.domain.fraud import ALL_IDEAS, DISPUTE_RATE, Flag
 from fsar_tui.domain.sanitize import safe_str
+
+IDEAS_SHOWN = 5  # on a fraud flag's Markdown line; JSON lists them all
 
 
 def _plain(value):
@@ -56,6 +61,7 @@ def build(conn, days: int, now: datetime | None = None) -> dict:
     data = roi_queries.roi_data_sync(conn, first, last)
     found = profile_queries.load_profiles_sync(conn, start, min(end, now), now)
     flags = fraud.fraud_flags_sync(conn, start, end)
+    idea_of = {e.id: e.idea_id for e in fraud.flag_entries_sync(conn, [i for f in flags for i in f.entry_ids])}
     return _plain(
         {
             "generated_at": now.replace(microsecond=0),
@@ -70,6 +76,7 @@ def build(conn, days: int, now: datetime | None = None) -> dict:
                     "reason": f.reason,
                     "count": f.count,
                     "entry_ids": list(f.entry_ids),
+                    **flag_ideas(f, idea_of),
                 }
                 for f in flags
             ],
@@ -91,6 +98,40 @@ def build(conn, days: int, now: datetime | None = None) -> dict:
             ],
         }
     )
+
+
+def flag_ideas(flag: Flag, idea_of: dict[int, str | None]) -> dict:
+    """Which ideas a fraud flag is about: a dispute-rate flag's idea, or all ideas (its
+    subject 'all'); else the ideas of the ledger entries it lists (its newest, at most
+    FraudRules.max_entries), most entries first, and how many of those have no idea."""
+    if flag.rule == DISPUTE_RATE and flag.subject == ALL_IDEAS:
+        return {"all_ideas": True, "ideas": [], "unattributed_entries": 0}
+    counts: dict[str, int] = {}
+    if flag.rule == DISPUTE_RATE:
+        counts[flag.subject] = 0
+    unattributed = 0
+    for entry_id in flag.entry_ids:
+        idea = idea_of.get(entry_id)
+        if idea:
+            counts[idea] = counts.get(idea, 0) + 1
+        elif entry_id in idea_of:
+            unattributed += 1
+    ideas = sorted(counts, key=lambda i: (-counts[i], i))
+    return {"all_ideas": False, "ideas": ideas, "unattributed_entries": unattributed}
+
+
+def _flag_ideas_text(f: dict) -> str:
+    """A flag's ideas for its Markdown line (already made safe by `_plain`)."""
+    if f["all_ideas"]:
+        return "all ideas"
+    ideas = f["ideas"]
+    text = ", ".join(_cell(i) for i in ideas[:IDEAS_SHOWN])
+    if len(ideas) > IDEAS_SHOWN:
+        text += f" and {len(ideas) - IDEAS_SHOWN} more"
+    text = (f"idea {text}" if len(ideas) == 1 else f"ideas {text}") if ideas else "no idea"
+    if ideas and f["unattributed_entries"]:
+        text += f" ({f['unattributed_entries']} entries without one)"
+    return text
 
 
 def markdown(rep: dict) -> str:
@@ -160,7 +201,7 @@ def markdown(rep: dict) -> str:
         out.append("No finished tasks in the period.")
     out += ["", "## Fraud flags", ""]
     out += [
-        f"- severity {f['severity']}, {f['rule']}: {_cell(f['reason'])} ({f['count']} entries)"
+        f"- severity {f['severity']}, {f['rule']}, {_flag_ideas_text(f)}: {_cell(f['reason'])} ({f['count']} entries)"
         for f in rep["fraud_flags"]
     ] or ["None."]
     out += ["", "## Audit gates (latest verdict)", ""]
@@ -208,6 +249,7 @@ def csv_text(rep: dict) -> str:
                 w.writerow(["profiles", name, r.get("currency") or "", field, value])
     for f in rep["fraud_flags"]:
         w.writerow(["fraud_flags", f"{f['rule']}:{f['subject']}", "", "reason", f["reason"]])
+        w.writerow(["fraud_flags", f"{f['rule']}:{f['subject']}", "", "ideas", _flag_ideas_text(f)])
     for g in rep["audit_gates"]:
         w.writerow(["audit_gates", g["name"], "", "verdict", g["verdict"] or "never run"])
     for a in rep["open_alerts"]:
