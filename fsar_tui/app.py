@@ -56,7 +56,6 @@ from fsar_tui.dsn import mask_dsn
 from fsar_tui.errors import FsarError
 from fsar_tui.live.service import LiveService
 from fsar_tui.messages import (
-    ApplyFilter,
     AuditChecked,
     AuditCheckRequested,
     CommandEntered,
@@ -66,6 +65,7 @@ from fsar_tui.messages import (
 )
 from fsar_tui.screens.audit import AuditScreen
 from fsar_tui.screens.command_line import CommandLine
+from fsar_tui.screens.command_mode import SCREENS, CommandMode
 from fsar_tui.screens.help import HelpScreen
 from fsar_tui.screens.profiles import ProfilesScreen
 from fsar_tui.screens.proposals import ProposalsScreen
@@ -75,14 +75,6 @@ from fsar_tui.services.audit_pass import CHECK_EVERY_S, FIRST_CHECK_AFTER_S, Che
 from fsar_tui.session import Session
 from fsar_tui.widgets.status_header import StatusHeader
 from fsar_tui.widgets.terminal_filter import TerminalTextFilter
-
-SCREENS = {
-    "queue": ("1", "Queue"),
-    "profiles": ("2", "Profiles"),
-    "roi": ("3", "ROI"),
-    "audit": ("4", "Audit & Rollback"),
-    "proposals": ("5", "Proposals"),
-}
 
 
 def theme_for(term: str | None, colorterm: str | None) -> str | None:
@@ -147,6 +139,7 @@ class FsarApp(App):
         self.audit_failure: tuple[datetime, str] | None = None
         self.presence: dict[str, str] = {}
         self.live: LiveService | None = None
+        self.command_mode = CommandMode(self, self.MODES)  # `:` and ctrl+p (screens/command_mode.py)
         self.set_keymap(settings.keymap)
 
     def get_line_filters(self) -> Sequence[LineFilter]:
@@ -355,7 +348,7 @@ class FsarApp(App):
         self.read_alert_counts()
 
     def on_command_entered(self, message: CommandEntered) -> None:
-        self.run_command(message.text)
+        self.command_mode.run(message.text)
 
     def audit_checked(self, result: CheckResult) -> None:
         self.audit_check = result
@@ -461,40 +454,8 @@ class FsarApp(App):
         self.notify("ctrl+c does not quit: press q (or ctrl+q)", title="quit?", timeout=5)
 
     def action_command_mode(self) -> None:
-        self.push_screen(CommandLine(), self.run_command)
-
-    def run_command(self, text: str | None) -> None:
-        if not text:
-            return
-        word, _, rest = text.strip().lstrip(":").partition(" ")
-        word = word.lower()
-        if word in ("q", "quit"):
-            self.exit()
-        elif word in ("help", "h", "?"):
-            self.action_help()
-        elif word in SCREENS:
-            self.switch_mode(word)
-            if rest.strip():
-                # The queue and the audit log take a filter, profiles and ROI a window
-                # (`:profiles 24h`, `:roi 14d`, `:audit actor:ops since:1d`), proposals
-                # a status or task type (`:proposals new`, `:proposals self_improvement`).
-                self.call_after_refresh(lambda: self.screen.post_message(ApplyFilter(rest)))
-        else:
-            self.notify(
-                f"unknown command {word!r}: try queue, profiles, roi, audit, proposals, help, q", severity="error"
-            )
+        self.push_screen(CommandLine(), self.command_mode.run)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        for mode, (key, title) in SCREENS.items():
-            yield SystemCommand(
-                f"Screen {key}: {title}", f"switch to the {title} screen", lambda mode=mode: self.switch_mode(mode)
-            )
-        for active in screen.active_bindings.values():
-            binding = active.binding
-            if binding.id and binding.description and not binding.id.startswith("screen."):
-                yield SystemCommand(
-                    binding.description,
-                    f"{self.get_key_display(binding)} · id {binding.id}",
-                    lambda action=binding.action: self.run_action(action, screen),
-                )
+        yield from self.command_mode.palette(screen)

@@ -1,11 +1,34 @@
-"""`:` command mode — a one-line prompt at the bottom, vi/k9s style."""
+"""`:` command mode — a one-line prompt at the bottom, vi/k9s style — and the command
+field it is made of, which the queue screen also uses as its filter bar (there `:`
+opens the bar itself, so a burst of keys after `:` is never lost to a modal's mount).
+
+The field completes command words with Tab, suggests the unique one as you type and
+walks the app's command history with up / down (widgets/command_input.py); what a
+command does is screens/command_mode.py.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import ModalScreen
-from textual.widgets import Input
+
+from fsar_tui.screens.command_mode import COMMAND_WORDS, CommandMode
+from fsar_tui.widgets.command_input import CommandInput
+
+
+class CommandField(CommandInput):
+    """A command input over the app's command words and history."""
+
+    def __init__(self, *, prefix: str = "", **kwargs: Any) -> None:
+        super().__init__(words=COMMAND_WORDS, history=self.app_history, prefix=prefix, **kwargs)
+
+    def app_history(self) -> Sequence[str]:
+        mode = getattr(self.app, "command_mode", None)
+        return mode.history if isinstance(mode, CommandMode) else ()
 
 
 class CommandLine(ModalScreen[str | None]):
@@ -16,12 +39,14 @@ class CommandLine(ModalScreen[str | None]):
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="command.cancel")]
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder=":queue status=failed · :roi 7d · :help · :q", id="command")
+        yield CommandField(
+            placeholder=":queue status=failed · :roi 7d · :help · :q (Tab completes, ↑ history)", id="command"
+        )
 
     def on_mount(self) -> None:
-        self.query_one(Input).focus()
+        self.query_one(CommandField).focus()
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
+    def on_input_submitted(self, event: CommandField.Submitted) -> None:
         self.dismiss(event.value)
 
     def action_cancel(self) -> None:

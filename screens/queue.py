@@ -38,6 +38,7 @@ from fsar_tui.db import tasks as task_queries
 from fsar_tui.domain.task_filter import FilterError, TaskFilter, parse_filter
 from fsar_tui.messages import ApplyFilter, CommandEntered, LiveBatch
 from fsar_tui.screens.base import FsarScreen
+from fsar_tui.screens.command_line import CommandField
 from fsar_tui.screens.failing_now import FailingNowScreen
 from fsar_tui.screens.queue_rows import COLUMNS, columns_for, running_text, task_cells, workers_text
 from fsar_tui.widgets.action_dialog import ActionDialog
@@ -123,7 +124,12 @@ class QueueScreen(FsarScreen):
             yield Sparkline([0], id="depth")
             yield Static(Text(" done/min"))
             yield Sparkline([0], id="throughput")
-        yield Input(placeholder="status:failed type:self_improvement model:gpt-4o since:2h error~timeout", id="filter")
+        # The filter bar is also the `:` command line (Tab completes, up/down recall).
+        yield CommandField(
+            prefix=":",
+            placeholder="status:failed type:self_improvement model:gpt-4o since:2h error~timeout",
+            id="filter",
+        )
         yield TextPanel(Text(""), id="filter-status")
         yield KeyedTable(columns_for(self.app.size.width), id="tasks")
         yield KeyBar()

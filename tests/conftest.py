@@ -65,6 +65,8 @@ def pytest_configure(config: pytest.Config) -> None:
     # where the shared cluster and broker are recorded (and locked) when the suite
     # starts its own.
     os.environ["FSAR_TEST_RUN_DIR"] = tempfile.mkdtemp(prefix="fsar-testrun-")
+    # The app keeps `:` command history in the XDG state dir: the suite's goes to the run's.
+    os.environ["XDG_STATE_HOME"] = os.path.join(os.environ["FSAR_TEST_RUN_DIR"], "state")
     if FAST:
         _refuse_embedded_postgres()
 
@@ -231,10 +233,11 @@ def mqtt_url() -> str:
 
 @pytest.fixture
 def isolated_env(tmp_path: Path) -> dict[str, str]:
-    """Environment for running the CLI: no FSAR_* settings, private config/data dirs."""
+    """Environment for running the CLI: no FSAR_* settings, private config/data/state dirs."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FSAR_")}
     env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
     env["XDG_DATA_HOME"] = str(tmp_path / "data")
+    env["XDG_STATE_HOME"] = str(tmp_path / "state")
     env["NO_COLOR"] = "1"
     return env
 

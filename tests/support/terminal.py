@@ -28,7 +28,7 @@ def start_app(dsn: str, isolated_env: dict[str, str], *, wait_s: float = 0) -> s
     them to its windows, and the app would then draw 80 columns of the 100. `wait_s`:
     how long the pane waits before starting the app (time to attach `pipe-pane`)."""
     session = f"fsar-e2e-{uuid.uuid4().hex[:6]}"
-    keys = [k for k in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "PYTHONPATH") if k in isolated_env]
+    keys = [k for k in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "PYTHONPATH") if k in isolated_env]
     env_args = [arg for key in keys for arg in ("-e", f"{key}={isolated_env[key]}")]
     app = f"{sys.executable} -m fsar_tui --dsn '{dsn}' --live poll"
     command = f"unset COLUMNS LINES; sleep {wait_s:g}; {app}; echo EXITED-$?; sleep 30"
