@@ -305,7 +305,7 @@ class FsarApp(App):
     @work(exclusive=True, group="live", exit_on_error=False)
     async def start_live(self) -> None:
         try:
-            self.live = LiveService(self.dsn, mode=self.settings.live, mqtt_url=self.settings.mqtt_url)
+            self.live = self.session.live_service()
             self.live_name = await self.live.start()
         except (FsarError, psycopg.Error, OSError) as exc:
             self.live_name = f"off ({self.session.describe(exc)[:60]}; refreshing every 5s)"

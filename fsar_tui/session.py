@@ -8,6 +8,17 @@ is too slow: the screens keep their data and the header says how old it is) or
 "unreachable: why" (the first connection failed). A successful read or write makes it
 "connected" again, so recovery needs nothing but the cause going away.
 
+Recovery does not wait on the pool. psycopg_pool retries a lost connection with an
+uncapped exponential backoff (1, 2, 4 … 32 s and on), so after a server restart the
+screens' reads kept timing out — the header said RECONNECTING 30–40 s after the live
+source was back. So: once the session turns "reconnecting" it opens a fresh pool
+itself, at once and then at most RECONNECT_CAP_S apart, and swaps it in for the failing
+one; and whatever else reaches the database — the live source (re)connecting
+(`live_service()` wires it), a write's own connection — calls `database_answered()`:
+the session is "connected" at that moment (the header follows on its next 1 s sync)
+and the fresh pool is opened right then. A read that failed on the replaced pool runs
+again on the new one.
+
 `describe_failure()` turns any exception a screen's worker can meet into one line for
 the operator — "permission denied for table task_counts", "relation "task_counts" does
 not exist", "statement timeout (5000 ms)" — never a traceback, passwords masked.
@@ -16,6 +27,7 @@ not exist", "statement timeout (5000 ms)" — never a traceback, passwords maske
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -25,6 +37,7 @@ from psycopg_pool import PoolTimeout
 
 from fsar_tui.config import Settings
 from fsar_tui.db.connect import UNAVAILABLE_ERRORS, configure_pooler
+from fsar_tui.domain.backoff import backoff_delay
 from fsar_tui.dsn import mask_dsn
 from fsar_tui.errors import ConnectionFailed, FsarError, first_line
 
@@ -33,11 +46,20 @@ if TYPE_CHECKING:
 
     from fsar_tui.db.governance import Privileges
     from fsar_tui.db.pooler import FsarAsyncConnection
+    from fsar_tui.live.service import LiveService
 
 T = TypeVar("T")
 
 
 OUTAGE_PROBE_S = 10.0  # how often an outage's cause is probed again with a direct connection
+# Between two attempts to open a fresh pool while "reconnecting": capped backoff with full
+# jitter (domain/backoff.py), the live sources' policy (live/reconnect.py).
+RECONNECT_BASE_S = 0.2
+RECONNECT_CAP_S = 5.0
+
+
+# Errors that are the server's answer, not its absence: a statement or lock timeout.
+ANSWERS = (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable)
 
 
 class NotConnected(FsarError):
@@ -74,6 +96,11 @@ class Session:
         self.state = "connecting"
         self.fresh_at: float | None = None  # monotonic time of the last successful query
         self._outage: tuple[float, str] | None = None  # (when probed, why) — outage_cause()
+        self._pool_failing = False  # a read on the pool failed as unavailable; none has worked since
+        self._recovery: asyncio.Task | None = None  # _recover(), while the pool is failing
+        self._attempt: asyncio.Future | None = None  # its attempt in flight, done once it ends
+        self._wake: asyncio.Event | None = None  # database_answered(): try now, not after the backoff
+        self._rng = random.Random()
 
     @property
     def ready(self) -> bool:
@@ -103,20 +130,113 @@ class Session:
                 self.read_only, note = False, f"role {fresh.role} may act again"
         return fresh != before, note
 
+    def live_service(self) -> LiveService:
+        """The live source for this session's database (settings.live, settings.mqtt_url): a
+        database source (notify, poll) that (re)connects tells the session at once."""
+        from fsar_tui.live.service import LiveService
+
+        return LiveService(
+            self.dsn, mode=self.settings.live, mqtt_url=self.settings.mqtt_url, on_database=self.database_answered
+        )
+
     def mark_reachable(self) -> None:
+        """A query on the pool worked."""
         self.state = "connected"
         self.fresh_at = time.monotonic()
+        self._pool_failing = False
 
     def mark_unreachable(self) -> None:
         if self.pool is not None:
             self.state = "reconnecting"
+            self._pool_failing = True
+            self._start_recovery()
+
+    def database_answered(self) -> None:
+        """A connection of its own reached the database (the live source connected, a write
+        went through): "connected" now, and a failing pool is replaced now."""
+        if self.pool is None:
+            return  # the app's first connection (app.connect) is still to be made
+        self.state = "connected"
+        if self._pool_failing:
+            self._start_recovery(now=True)
+
+    def _start_recovery(self, *, now: bool = False) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no event loop: the next read on one tries again
+        if self._wake is None:
+            self._wake = asyncio.Event()
+        if now:
+            self._next_attempt(loop)  # pending from now on: a read failing meanwhile waits for it
+            self._wake.set()
+        if self._recovery is None or self._recovery.done():
+            self._recovery = loop.create_task(self._recover(), name="session-recovery")
+
+    async def _recover(self) -> None:
+        """While the pool is failing: open a fresh one (at once when woken) and swap it in."""
+        assert self._wake is not None
+        failures = 0
+        while self.pool is not None and self._pool_failing:
+            self._wake.clear()
+            attempt = self._next_attempt(asyncio.get_running_loop())
+            try:
+                failing = await self._swap_in_fresh_pool()
+            finally:
+                attempt.set_result(None)  # reads waiting for it go on, whatever happened
+            if failing is not None:
+                await failing.close()  # reads waiting on it get PoolClosed, and run again on the fresh one
+                return
+            if self.pool is None or not self._pool_failing:
+                return  # closed, or a read on the failing pool worked after all
+            self.state = "reconnecting"  # if something said it answered, it is gone again
+            failures += 1
+            delay = backoff_delay(failures, self._rng, base=RECONNECT_BASE_S, cap=RECONNECT_CAP_S)
+            try:
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+
+    def _next_attempt(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future:
+        """The future of the recovery's next (or current) attempt, done when it ends."""
+        if self._attempt is None or self._attempt.done():
+            self._attempt = loop.create_future()
+        return self._attempt
+
+    async def _swap_in_fresh_pool(self) -> AsyncConnectionPool[FsarAsyncConnection] | None:
+        """A fresh pool in place of the failing one, which is returned (None: no pool opened,
+        or the session closed meanwhile). Opened as the app opens its first (app.connect)."""
+        from fsar_tui.db.connect import open_pool
+
+        try:
+            fresh = await open_pool(
+                self.dsn, statement_timeout_ms=self.settings.statement_timeout_ms, read_only=self.settings.read_only
+            )
+        except (FsarError, psycopg.Error, OSError):
+            return None
+        failing, self.pool = self.pool, fresh
+        if failing is None:  # closed meanwhile
+            self.pool = None
+            await fresh.close()
+            return None
+        self.state, self._pool_failing = "connected", False
+        return failing
+
+    async def _replaced(self, pool: AsyncConnectionPool[FsarAsyncConnection]) -> bool:
+        """Whether the pool a read failed on is replaced by now: swapped already, or being
+        swapped (the database answered elsewhere and a fresh pool is opening: wait for it)."""
+        attempt = self._attempt
+        if self.pool is pool and self.state == "connected" and attempt is not None and not attempt.done():
+            await asyncio.wait({attempt})
+        return self.pool is not None and self.pool is not pool
 
     def note(self, exc: BaseException) -> None:
         """Keep the health state true to a failure: only an unavailable server changes it.
         A statement timeout or lock timeout is an answer — the server is there, one query
         was too slow (a lock on one table): the screen that met it says so on its problem
         line, and the other screens, whose reads work, are not told "reconnecting"."""
-        if isinstance(exc, psycopg.errors.QueryCanceled | psycopg.errors.LockNotAvailable):
+        if isinstance(exc, ANSWERS):
             return
         if isinstance(exc, UNAVAILABLE_ERRORS):
             self.mark_unreachable()
@@ -130,14 +250,20 @@ class Session:
         try:
             async with pool.connection() as conn:
                 result = await fn(conn, *args, **kwargs)
-        except PoolTimeout as exc:
-            # "couldn't get a connection after 5.00 sec" says nothing of why: ask libpq.
-            self.mark_unreachable()
-            raise ConnectionFailed(f"database unreachable: {await self.outage_cause()}") from exc
         except BaseException as exc:
+            if isinstance(exc, psycopg.OperationalError) and not isinstance(exc, ANSWERS):
+                if await self._replaced(pool):
+                    return await self.read(fn, *args, **kwargs)  # once more, on the fresh pool
+            if isinstance(exc, PoolTimeout):
+                # "couldn't get a connection after 5.00 sec" says nothing of why: ask libpq.
+                self.mark_unreachable()
+                raise ConnectionFailed(f"database unreachable: {await self.outage_cause()}") from exc
             self.note(exc)
             raise
-        self.mark_reachable()
+        if self.pool is pool:
+            self.mark_reachable()
+        else:  # a pool being replaced answered after all: the session is connected, the swap goes on
+            self.state, self.fresh_at = "connected", time.monotonic()
         return result
 
     async def outage_cause(self) -> str:
@@ -188,7 +314,8 @@ class Session:
         except BaseException as exc:
             self.note(exc)
             raise
-        self.mark_reachable()
+        self.fresh_at = time.monotonic()
+        self.database_answered()
         return result
 
     @staticmethod
@@ -204,6 +331,10 @@ class Session:
         return describe_failure(exc, statement_timeout_ms=self.settings.statement_timeout_ms)
 
     async def close(self) -> None:
+        recovery, self._recovery = self._recovery, None
+        if recovery is not None:
+            recovery.cancel()
+            await asyncio.gather(recovery, return_exceptions=True)
         if self.pool is not None:
             pool, self.pool = self.pool, None
             await pool.close()

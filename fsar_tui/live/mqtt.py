@@ -143,7 +143,8 @@ class MqttSource:
         self.target = parse_mqtt_url(url)
         self.url = url
         self.bus = bus
-        self.reconnect = Reconnect(f"mqtt {mask_dsn(url)}", base=0.5, cap=10.0)
+        # An operator console: back within 5 s of the broker (the workers' publisher may wait longer).
+        self.reconnect = Reconnect(f"mqtt {mask_dsn(url)}", base=0.5, cap=5.0)
         self.subscribed = asyncio.Event()
 
     @property

@@ -4,7 +4,8 @@ On connect it LISTENs, then proves delivery with a probe NOTIFY (sent from a sec
 connection): behind PgBouncer in transaction mode (Neon's pooled endpoint) LISTEN is
 accepted but nothing ever arrives, and the probe times out with `ListenUnsupported`
 so the caller falls back to polling. After a disconnect it reconnects with backoff,
-asks consumers to resync, and says so once per outage.
+asks consumers to resync, and says so once per outage. Each connection made proves the
+database reachable: `on_connected` is called (the app's session, at once).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Callable
 
 import psycopg
 
@@ -33,10 +35,10 @@ class ListenUnsupported(Exception):
 class NotifySource:
     name = "notify"
 
-    def __init__(self, dsn: str, bus: EventBus) -> None:
+    def __init__(self, dsn: str, bus: EventBus, on_connected: Callable[[], None] | None = None) -> None:
         self.dsn = dsn
         self.bus = bus
-        self.reconnect = Reconnect(f"notify {describe_target(self.dsn)}")
+        self.reconnect = Reconnect(f"notify {describe_target(self.dsn)}", on_connected=on_connected)
 
     @property
     def state(self) -> str:

@@ -4,13 +4,15 @@ Reads `task_events` past the last id seen, every `interval` seconds. Ids are han
 out at INSERT but rows become visible at COMMIT, so a slow transaction can publish
 an id below one already seen: each poll re-reads a LOOKBACK of ids below the high
 water mark and skips the ones it delivered. Anything later than that is still caught
-by the periodic resync (every RESYNC_S), because the database is the truth.
+by the periodic resync (every RESYNC_S), because the database is the truth. Each
+connection made proves the database reachable: `on_connected` is called.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import psycopg
 
@@ -29,11 +31,13 @@ RESYNC_S = 30.0
 class PollSource:
     name = "poll"
 
-    def __init__(self, dsn: str, bus: EventBus, interval: float = 0.5) -> None:
+    def __init__(
+        self, dsn: str, bus: EventBus, interval: float = 0.5, on_connected: Callable[[], None] | None = None
+    ) -> None:
         self.dsn = dsn
         self.bus = bus
         self.interval = interval
-        self.reconnect = Reconnect(f"poll {describe_target(self.dsn)}")
+        self.reconnect = Reconnect(f"poll {describe_target(self.dsn)}", on_connected=on_connected)
         self.high = 0
         self._seen: set[int] = set()
 

@@ -8,13 +8,16 @@ first connection) it polls without trying LISTEN: the LISTEN would stay on one o
 pooler's server connections, which then receives every NOTIFY — PgBouncer logs a
 warning for each ("got packet 'A' from server when not linked") and hands them to
 whichever client gets that connection next. `--live mqtt|notify|poll` forces one.
-Consumers subscribe to the bus and never care which.
+Consumers subscribe to the bus and never care which. `on_database` is called whenever
+a database source (notify, poll) connects — it proves the database reachable; an MQTT
+connection proves only the broker's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from fsar_tui.config import LIVE_MODES
 from fsar_tui.db import pooler
@@ -36,6 +39,7 @@ class LiveService:
         mqtt_url: str | None = None,
         interval: float = 0.1,
         poll_interval: float = 0.5,
+        on_database: Callable[[], None] | None = None,
     ) -> None:
         if mode not in LIVE_MODES:
             raise UsageError(f"unknown live mode {mode!r}; choose one of {', '.join(LIVE_MODES)}")
@@ -45,6 +49,7 @@ class LiveService:
         self.mode = mode
         self.mqtt_url = mqtt_url
         self.poll_interval = poll_interval
+        self.on_database = on_database
         self.bus = EventBus(interval)
         self.source: MqttSource | NotifySource | PollSource | None = None
         self._tasks: list[asyncio.Task] = []
@@ -56,13 +61,13 @@ class LiveService:
         if self.mqtt_url and self.mode in ("mqtt", "auto"):  # mode "mqtt" requires a URL (__init__)
             self.source = MqttSource(self.mqtt_url, self.bus)
         elif self.mode == "poll":
-            self.source = PollSource(self.dsn, self.bus, self.poll_interval)
+            self.source = PollSource(self.dsn, self.bus, self.poll_interval, self.on_database)
         elif self.mode == "auto" and pooler.known(self.dsn):
             self.fallback_reason = "a transaction pooler is in between: LISTEN would deliver nothing"
             log.warning("live: %s; polling instead", self.fallback_reason)
-            self.source = PollSource(self.dsn, self.bus, self.poll_interval)
+            self.source = PollSource(self.dsn, self.bus, self.poll_interval, self.on_database)
         else:
-            notify = NotifySource(self.dsn, self.bus)
+            notify = NotifySource(self.dsn, self.bus, self.on_database)
             try:
                 first = await notify.connect()
                 self.source = notify
@@ -71,7 +76,7 @@ class LiveService:
                     raise UsageError(str(exc)) from None
                 self.fallback_reason = str(exc)
                 log.warning("live: %s; polling instead", exc)
-                self.source = PollSource(self.dsn, self.bus, self.poll_interval)
+                self.source = PollSource(self.dsn, self.bus, self.poll_interval, self.on_database)
         self._tasks.append(asyncio.create_task(self.bus.run(), name="live-bus"))
         run = self.source.run(first) if isinstance(self.source, NotifySource) else self.source.run()
         self._tasks.append(asyncio.create_task(run, name=f"live-{self.source.name}"))
