@@ -20,6 +20,10 @@ Four tables, top to bottom; `tab` moves between them, `j/k` move within one:
   `security-audit` judges it (services/log_integrity.py: every hash recomputed here, the
   head, the triggers and the shipped functions checked; every 60 s, in a thread);
   `fsar-tui log verify` adds the check against an anchor kept outside the database.
+Under 120 columns each table keeps its most telling columns (screens/audit_rows.py). The
+tables share the height by what they hold (every row when there is room; targets first,
+then gates and alerts, the log takes the rest), and a title says how many rows its
+table's height hides.
 `e` runs the scheduled pass now. Read-only mode or a viewer role removes R, o and a; `o`
 needs fsar_admin (the role's grants, read at connect).
 """
@@ -42,10 +46,22 @@ from fsar_tui.db import audit as audit_reads
 from fsar_tui.db import drift, gates, operator_log, rollouts
 from fsar_tui.db.actions import os_user
 from fsar_tui.domain.durations import DurationError, parse_window
-from fsar_tui.domain.gates import scope_label
 from fsar_tui.domain.task_filter import FilterError
 from fsar_tui.errors import FsarError
 from fsar_tui.messages import ApplyFilter, AuditChecked, AuditCheckRequested, HeaderStale
+from fsar_tui.screens.audit_rows import (
+    CAPS,
+    CUT,
+    FLOORS,
+    alert_cells,
+    columns_for,
+    gate_cells,
+    log_cells,
+    more_below,
+    share_heights,
+    target_cells,
+    wanted_lines,
+)
 from fsar_tui.screens.base import FsarScreen
 from fsar_tui.services.log_integrity import LogIntegrity
 from fsar_tui.widgets.action_dialog import ActionDialog
@@ -56,10 +72,7 @@ from fsar_tui.widgets.safe_text import safe_text
 from fsar_tui.widgets.status_header import StatusHeader
 from fsar_tui.widgets.text_panel import TextPanel
 
-TARGET_COLUMNS = ("target", "kind", "type", "active", "rollback to", "readiness")
-GATE_COLUMNS = ("verdict", "gate", "condition", "scope", "value", "n", "at (UTC)")
-ALERT_COLUMNS = ("id", "state", "indicator", "scope", "baseline", "now", "since (UTC)")
-LOG_COLUMNS = ("seq", "at (UTC)", "actor", "role", "action", "target", "reason")
+TABLES = ("targets", "gates", "alerts", "log")
 FILTER_KEYS = ("actor", "action", "target", "since")
 REFRESH_S = 5
 VERIFY_EVERY_S = 60
@@ -82,35 +95,15 @@ def parse_log_filter(text: str) -> dict:
     return out
 
 
-def _num(value) -> str:
-    return "-" if value is None else f"{value:.4g}"
+class AuditTable(KeyedTable):
+    """A table of this screen: its title says how many rows its height hides, so when the
+    height changes (rows came or went, the terminal was resized) the titles are redrawn."""
 
-
-def readiness(target, check) -> Text:
-    """The readiness cell: from the latest scheduled pass (or not verified yet)."""
-    if target.rollback_to is None and target.problem == "no earlier revision":
-        return Text("nothing to roll back to", style="dim")
-    if check is None or target.target not in check.problems:
-        return Text("not verified yet", style="yellow")
-    problem = check.problems[target.target]
-    if problem is not None:
-        return Text(f"NOT READY: {problem}", style="bold red")
-    minutes = int((clock.now() - check.at).total_seconds() // 60)
-    how = "verified" if check.rehearsed else "hash checked (read-only: not rehearsed)"
-    return Text(f"ready · {how} {minutes} min ago", style="green")
-
-
-def verdict_cell(verdict, hard, blocking, override) -> Text:
-    if verdict is None:
-        return Text("never run", style="dim")
-    if blocking:
-        return Text("FAIL · BLOCKING", style="bold red")
-    if verdict == "fail":
-        return Text(
-            "fail · overridden" if override else ("FAIL" if hard else "fail (soft)"),
-            style="yellow" if override or not hard else "bold red",
-        )
-    return Text(verdict, style={"pass": "green", "inconclusive": "dim", "error": "magenta"}.get(verdict, ""))
+    def on_resize(self) -> None:
+        screen = self.screen
+        if isinstance(screen, AuditScreen):
+            screen.retitle()
+            screen.share_height()  # its columns may have come to fit (or no longer)
 
 
 class AuditScreen(FsarScreen):
@@ -118,9 +111,7 @@ class AuditScreen(FsarScreen):
 
     DEFAULT_CSS = """
     AuditScreen .title { height: 1; padding: 0 1; background: $panel; }
-    AuditScreen #targets { height: 4; }
-    AuditScreen #gates { height: 6; }
-    AuditScreen #alerts { height: 3; }
+    AuditScreen #targets, AuditScreen #gates, AuditScreen #alerts { height: 2; }
     AuditScreen #log { height: 1fr; min-height: 3; }
     AuditScreen KeyedTable:focus { background-tint: $foreground 5%; }
     """
@@ -146,13 +137,14 @@ class AuditScreen(FsarScreen):
     def compose(self) -> ComposeResult:
         yield StatusHeader()
         yield TextPanel(Text("rollouts: waiting for the first check…"), id="targets-status", classes="title")
-        yield KeyedTable(TARGET_COLUMNS, id="targets")
+        width = self.app.size.width
+        yield AuditTable(columns_for("targets", width), id="targets")
         yield TextPanel(Text("audit gates: loading…"), id="gates-status", classes="title")
-        yield KeyedTable(GATE_COLUMNS, id="gates")
+        yield AuditTable(columns_for("gates", width), id="gates")
         yield TextPanel(Text("drift alerts: loading…"), id="alerts-status", classes="title")
-        yield KeyedTable(ALERT_COLUMNS, id="alerts")
+        yield AuditTable(columns_for("alerts", width), id="alerts")
         yield TextPanel(Text("operator log: loading…"), id="log-status", classes="title")
-        yield KeyedTable(LOG_COLUMNS, id="log")
+        yield AuditTable(columns_for("log", width), id="log")
         yield KeyBar()
 
     def on_mount(self) -> None:
@@ -217,31 +209,56 @@ class AuditScreen(FsarScreen):
 
     # -- rendering ------------------------------------------------------------------------------
 
+    def on_resize(self) -> None:
+        tables = {name: self.query_one(f"#{name}", KeyedTable) for name in TABLES}
+        if any(tuple(t.column_names[1:]) != columns_for(name, self.size.width) for name, t in tables.items()):
+            self.render_targets()
+            self.render_gates()
+            self.render_alerts()
+            self.render_log()
+        self.share_height()
+
+    def fill(self, name: str, rows: list[tuple[Hashable, list[Text]]]) -> None:
+        """Rows into a table, in the columns of this width (its title follows)."""
+        table = self.query_one(f"#{name}", KeyedTable)
+        table.set_columns(columns_for(name, self.size.width))
+        table.replace_rows(rows)
+        self.share_height()
+
+    def share_height(self) -> None:
+        """The tables' heights from what they hold: every row when the screen has room,
+        targets first, then gates, alerts; the log takes what is left (share_heights)."""
+        tables = [self.query_one(f"#{name}", KeyedTable) for name in TABLES]
+        if not self.size.height or not all(t.size.width for t in tables):
+            return  # not laid out yet: the tables' first resize calls again
+        fixed = sum(w.outer_size.height for w in self.children if w not in tables and w.display)
+        wants = [wanted_lines(t) for t in tables]
+        heights = share_heights(self.size.height - fixed, wants, FLOORS, CAPS)
+        for table, height in zip(tables[:-1], heights, strict=False):
+            if table.styles.height is None or table.styles.height.value != height:
+                table.styles.height = height
+
+    def retitle(self) -> None:
+        self.title_targets()
+        self.title_gates()
+        self.title_alerts()
+
     def render_targets(self) -> None:
         check = self.fsar.audit_check
-        targets = check.targets if check else []
-        self.query_one("#targets", KeyedTable).replace_rows(
-            [
-                (
-                    t.target,
-                    [
-                        safe_text(t.target),
-                        Text(t.kind),
-                        safe_text(t.task_type or "*"),
-                        Text(str(t.active)),
-                        Text("-" if t.rollback_to is None else str(t.rollback_to)),
-                        readiness(t, check),
-                    ],
-                )
-                for t in targets
-            ]
-        )
+        columns = columns_for("targets", self.size.width)
+        cut = self.size.width <= CUT
+        self.fill("targets", [(t.target, target_cells(t, check, columns, cut)) for t in check.targets] if check else [])
+        self.title_targets()
+
+    def title_targets(self) -> None:
+        check = self.fsar.audit_check
         status = Text(no_wrap=True, overflow="ellipsis")
         if check is None:
             status.append("rollouts: waiting for the first check…")
         else:
             broken = sum(1 for p in check.problems.values() if p)
-            status.append(f"rollouts · {len(targets)} target(s) · checked {check.at:%H:%M:%S} · ")
+            more = more_below(self.query_one("#targets", KeyedTable))
+            status.append(f"rollouts · {len(check.targets)} target(s){more} · checked {check.at:%H:%M:%S} · ")
             failure = self.fsar.audit_failure
             if failure is not None:
                 # The readiness above is from the last pass that worked: never call it ready.
@@ -255,25 +272,14 @@ class AuditScreen(FsarScreen):
         self.query_one("#targets-status", TextPanel).show(status)
 
     def render_gates(self) -> None:
-        rows = [
-            (
-                g.name,
-                [
-                    verdict_cell(g.verdict, g.hard, g.blocking, g.override),
-                    safe_text(("" if g.hard else "~") + g.name + ("" if g.enabled else " (off)")),
-                    Text(f"{g.metric} {g.comparator} {g.threshold:g}{' ×base' if g.baseline_window_s else ''}"),
-                    safe_text(scope_label(g.scope)),
-                    Text(_num(g.value)),
-                    Text("-" if g.sample_size is None else str(g.sample_size)),
-                    Text("-" if g.at is None else f"{g.at:%m-%d %H:%M}"),
-                ],
-            )
-            for g in self.gate_rows
-        ]
+        columns = columns_for("gates", self.size.width)
+        self.fill("gates", [(g.name, gate_cells(g, columns)) for g in self.gate_rows])
+        self.title_gates()
+
+    def title_gates(self) -> None:
         failing = sum(1 for g in self.gate_rows if g.blocking)
-        self.query_one("#gates", KeyedTable).replace_rows(rows)
         status = Text(no_wrap=True, overflow="ellipsis")
-        status.append(f"audit gates · {len(rows)} · ")
+        status.append(f"audit gates · {len(self.gate_rows)}{more_below(self.query_one('#gates', KeyedTable))} · ")
         status.append(
             f"{failing} BLOCKING execution" if failing else "none blocking", style="bold red" if failing else "green"
         )
@@ -281,52 +287,23 @@ class AuditScreen(FsarScreen):
         self.query_one("#gates-status", TextPanel).show(status)
 
     def render_alerts(self) -> None:
-        rows: list[tuple[Hashable, list[Text]]] = []
-        for a in self.alert_rows:
-            is_firing = a.state == "firing"
-            state = Text(a.state.upper() if is_firing else a.state, style="bold red" if is_firing else "yellow")
-            # The indicator is text an operator role (or an agent) may write: inert, like the scope.
-            rows.append(
-                (
-                    a.id,
-                    [
-                        Text(str(a.id)),
-                        state,
-                        safe_text(a.indicator),
-                        safe_text(scope_label(a.scope)),
-                        Text(_num(a.baseline)),
-                        Text(_num(a.current)),
-                        Text(f"{a.opened_at:%m-%d %H:%M}"),
-                    ],
-                )
-            )
-        self.query_one("#alerts", KeyedTable).replace_rows(rows)
+        columns = columns_for("alerts", self.size.width)
+        self.fill("alerts", [(a.id, alert_cells(a, columns)) for a in self.alert_rows])
+        self.title_alerts()
+
+    def title_alerts(self) -> None:
         firing = sum(1 for r in self.alert_rows if r.state == "firing")
         status = Text(no_wrap=True, overflow="ellipsis")
-        status.append(f"drift alerts · {len(self.alert_rows)} open · ")
+        more = more_below(self.query_one("#alerts", KeyedTable))
+        status.append(f"drift alerts · {len(self.alert_rows)} open{more} · ")
         status.append(f"{firing} firing" if firing else "none firing", style="bold red" if firing else "green")
         if self.can("act"):  # read-only sessions and viewers do not get the key: do not offer it
             status.append(" · a acknowledge")
         self.query_one("#alerts-status", TextPanel).show(status)
 
     def render_log(self) -> None:
-        self.query_one("#log", KeyedTable).replace_rows(
-            [
-                (
-                    r.seq,
-                    [
-                        Text(str(r.seq)),
-                        Text(f"{r.at:%m-%d %H:%M:%S}"),
-                        safe_text(r.actor),
-                        safe_text(r.db_role),
-                        safe_text(r.action),
-                        safe_text(r.target),
-                        safe_text(r.reason or ""),
-                    ],
-                )
-                for r in self.rows
-            ]
-        )
+        columns = columns_for("log", self.size.width)
+        self.fill("log", [(r.seq, log_cells(r, columns)) for r in self.rows])
         status = Text(no_wrap=True, overflow="ellipsis")
         shown = f"{len(self.rows)} action(s)" + (" (newest 500)" if len(self.rows) == 500 else "")
         status.append(f"operator log · {shown} · filter: {self.filter_text or 'none (:audit actor:… action:…)'} · ")

@@ -54,7 +54,7 @@ class FailingNowScreen(FsarScreen):
     REFRESH_S = 10.0
     DEFAULT_CSS = """
     FailingNowScreen #summary, FailingNowScreen #groups-title { height: 1; padding: 0 1; background: $panel; }
-    FailingNowScreen #counts { height: 4; padding: 0 1; }
+    FailingNowScreen #counts { height: auto; max-height: 40%; padding: 0 1; }
     FailingNowScreen #groups { height: 1fr; }
     """
     BINDINGS = [
@@ -128,29 +128,21 @@ class FailingNowScreen(FsarScreen):
         self.query_one("#summary", TextPanel).show(
             Text(f"failed attempts: {totals} ({final:,} of them final)", style="bold")
         )
-        # The panel takes what the groups leave: at least 3 rows, at most half the screen.
-        rows = max(3, min(len(data.counts), (self.size.height - 12) // 2)) if data.counts else 1
-        cut = len(data.counts) > rows
-        shown = data.counts[: rows - 1] if cut else data.counts
-        names = [safe_str(f"{c.task_type} / {c.ai_model or 'no model'}") for c in shown]
+        names = [safe_str(f"{c.task_type} / {c.ai_model or 'no model'}") for c in data.counts]
         room = max(12, self.size.width - 2 - 4 * NUMBER)
         name_width = min(room, max([len("type / model"), *(len(n) for n in names)]) + 2)
         head = Text("type / model".ljust(name_width), style="bold")
         for label in ("15m", "1h", "24h", "final"):
             head.append(label.rjust(NUMBER), style="bold")
-        lines = [head]
-        if not data.counts:
-            lines.append(Text("no failed attempt in the last 24 h"))
-        for name, c in zip(names, shown, strict=True):
+        lines = [] if data.counts else [Text("no failed attempt in the last 24 h")]
+        for name, c in zip(names, data.counts, strict=True):
             line = Text(abbreviate(name, name_width - 2).ljust(name_width))
             for i, n in enumerate((c.last_15m, c.last_1h, c.last_24h, c.final_24h)):
                 line.append(compact(n).rjust(NUMBER), style="bold red" if i == 0 and n else "")
             lines.append(line)
-        if cut:
-            lines.append(Text(f"… {len(data.counts) - len(shown)} more type / model pairs (most failing now first)"))
-        panel = self.query_one("#counts", TextPanel)
-        panel.styles.height = len(lines)
-        panel.show(Text("\n").join(lines))
+        # As tall as its rows, up to 40 % of the screen (the groups take the rest); a cut
+        # says how many pairs are not shown (most failing now come first).
+        self.query_one("#counts", TextPanel).show_rows(head, lines, what="type / model pairs")
         total = data.total(data.window_s)
         grouped = f"{total:,} failures" if data.read >= total else f"the newest {data.read:,} of {total:,} failures"
         self.query_one("#groups-title", TextPanel).show(

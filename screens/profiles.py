@@ -34,8 +34,9 @@ from fsar_tui import clock
 from fsar_tui.db import profiles as profile_queries
 from fsar_tui.domain import histogram, profiles
 from fsar_tui.domain.durations import DurationError, format_duration, parse_window
-from fsar_tui.domain.formatting import duration
+from fsar_tui.domain.formatting import abbreviate, duration
 from fsar_tui.domain.profiles import MIN_SAMPLES
+from fsar_tui.domain.sanitize import safe_str
 from fsar_tui.messages import ApplyFilter, LiveBatch
 from fsar_tui.screens.base import FsarScreen
 from fsar_tui.widgets.key_bar import KeyBar
@@ -51,6 +52,13 @@ COMPARE_COLUMNS = {
     "rollout": ("revisions", "p90 older", "Δp90", "runs newer/older"),
 }
 COMPARES = (None, "window", "rollout")
+# Narrower terminals keep the columns that say where the time and money go — type, model,
+# n, p50, p90, fail%, cost/ok — and drop the rest, least telling last in; in compare mode
+# the comparison's columns come first after type, model and p90 (issue 16 point 6).
+PRIORITY = ("type", "model", "n", "p50", "p90", "fail%", "cost/ok", "p99", "wait p90", "mean", "max")
+COMPARE_PRIORITY = ("type", "model", "p90", "n", "p50", "fail%", "cost/ok", "p99", "wait p90", "mean", "max")
+LAYOUTS = ((99, 7, 3), (119, 9, 6), (10**6, len(COLUMNS), len(COLUMNS)))  # (width up to, columns, in compare)
+NARROW = 99  # up to this width, type and model are cut from the middle (16 and 14 wide)
 SORTS = {
     "p90": lambda p: p.p(0.9) or 0,
     "p99": lambda p: p.p(0.99) or 0,
@@ -62,6 +70,15 @@ SORTS = {
     "type": lambda p: p.key,
 }
 REGRESSION = 0.10
+HISTOGRAM_BANDS = 24
+
+
+def columns_for(width: int, compare: str | None) -> tuple[str, ...]:
+    """The profile table's columns at this terminal width, in COLUMNS order, then the
+    compare mode's."""
+    plain, compared = next((n, c) for limit, n, c in LAYOUTS if width <= limit)
+    keep = set(COMPARE_PRIORITY[:compared] if compare else PRIORITY[:plain])
+    return tuple(c for c in COLUMNS if c in keep) + COMPARE_COLUMNS.get(compare or "", ())
 
 
 def seconds(ms: float | None) -> str:
@@ -110,8 +127,8 @@ class ProfilesScreen(FsarScreen):
 
     DEFAULT_CSS = """
     ProfilesScreen #profile-status { height: 1; padding: 0 1; background: $panel; }
-    ProfilesScreen #profiles { height: 1fr; }
-    ProfilesScreen #detail { height: 14; }
+    ProfilesScreen #profiles { height: auto; min-height: 3; max-height: 50%; }
+    ProfilesScreen #detail { height: 1fr; min-height: 8; }
     ProfilesScreen #detail > TextPanel { width: 1fr; height: 100%; padding: 0 1; border-top: solid $panel; }
     """
     BINDINGS = [
@@ -180,6 +197,7 @@ class ProfilesScreen(FsarScreen):
         self.pairs = newest_two_revisions(profiles.build(found.by_revision))
         self.render_table()
         self.render_detail()
+        self.call_after_refresh(self.render_histogram)  # the table's height is laid out by then
 
     # -- rendering ----------------------------------------------------------------------
 
@@ -187,22 +205,27 @@ class ProfilesScreen(FsarScreen):
         table = self.query_one(KeyedTable)
         ordered = sorted(self.profiles, key=SORTS[self.sort], reverse=self.descending)
         rows = []
+        columns = columns_for(self.size.width, self.compare)
+        narrow = self.size.width <= NARROW
         for p in ordered:
             cost = p.cost_per_success
             few = p.samples < MIN_SAMPLES
-            cells = [
-                safe_text(p.key[0]),
-                safe_text(p.key[1] or "-"),
-                Text(f"{p.n:,}"),
-                Text(seconds(p.mean_ms)),
-                Text(seconds(p.p(0.5))),
-                Text(seconds(p.p(0.9))),
-                Text(seconds(p.p(0.99)), style="dim" if few else ""),
-                Text(seconds(p.max_ms)),
-                Text("-" if p.failure_rate is None else f"{100 * p.failure_rate:.1f}"),
-                Text(seconds(p.wait_p90_ms)),
-                Text("-" if cost is None else f"{cost[0] / 100:.4f} {cost[1]}"),
-            ]
+            task_type, model = safe_str(p.key[0]), safe_str(p.key[1] or "-")
+            cell = {
+                # Made inert and redacted whole, then cut from the middle at narrow widths.
+                "type": Text(abbreviate(task_type, 16) if narrow else task_type),
+                "model": Text(abbreviate(model, 14) if narrow else model),
+                "n": Text(f"{p.n:,}"),
+                "mean": Text(seconds(p.mean_ms)),
+                "p50": Text(seconds(p.p(0.5))),
+                "p90": Text(seconds(p.p(0.9))),
+                "p99": Text(seconds(p.p(0.99)), style="dim" if few else ""),
+                "max": Text(seconds(p.max_ms)),
+                "fail%": Text("-" if p.failure_rate is None else f"{100 * p.failure_rate:.1f}"),
+                "wait p90": Text(seconds(p.wait_p90_ms)),
+                "cost/ok": Text("-" if cost is None else f"{cost[0] / 100:.4f} {cost[1]}"),
+            }
+            cells = [cell[c] for c in columns if c in cell]
             if self.compare == "window":
                 cells += self.compare_cells(p, self.before.get(p.key))
             elif self.compare == "rollout":
@@ -213,9 +236,14 @@ class ProfilesScreen(FsarScreen):
                     newer, older = pair
                     cells += [Text(f"{newer.key[2]} vs {older.key[2]}"), *self.compare_cells(newer, older)]
             rows.append((p.key, cells))
-        table.set_columns(COLUMNS + COMPARE_COLUMNS.get(self.compare or "", ()))
+        table.set_columns(columns)
         table.replace_rows(rows)
         self.render_status()
+
+    def on_resize(self) -> None:
+        if tuple(self.query_one(KeyedTable).column_names[1:]) != columns_for(self.size.width, self.compare):
+            self.render_table()
+        self.call_after_refresh(self.render_histogram)  # its bands follow its height
 
     @staticmethod
     def compare_cells(p: profiles.Profile, old: profiles.Profile | None) -> list[Text]:
@@ -247,20 +275,28 @@ class ProfilesScreen(FsarScreen):
         return next((p for p in self.profiles if p.key == key), None)
 
     def render_detail(self) -> None:
+        p = self.render_histogram()
+        if p is None:
+            self.query_one("#trend", TextPanel).show(Text(""))
+        else:
+            self.show_trend(p.key)
+
+    def render_histogram(self) -> profiles.Profile | None:
         p = self.selected()
         hist = self.query_one("#histogram", TextPanel)
         if p is None:
             hist.show(Text("no finished tasks in the window", style="dim"))
-            self.query_one("#trend", TextPanel).show(Text(""))
-            return
+            return None
         head = Text(no_wrap=True, overflow="ellipsis")
         head.append(
             f"run time, {safe_text(' × '.join(str(k) for k in p.key)).plain} ({p.samples:,} runs, log axis)\n",
             style="bold",
         )
-        head.append_text(histogram_lines(p.run, width=max(10, hist.content_region.width - 28)))
+        # As many bands as the panel's height holds (HISTOGRAM_BANDS at most).
+        bands = max(4, min(HISTOGRAM_BANDS, hist.size.height - 1))
+        head.append_text(histogram_lines(p.run, width=max(10, hist.content_region.width - 28), rows=bands))
         hist.show(head)
-        self.show_trend(p.key)
+        return p
 
     @work(exclusive=True, group="profiles-trend", exit_on_error=False)
     async def show_trend(self, key: tuple) -> None:
@@ -277,18 +313,18 @@ class ProfilesScreen(FsarScreen):
         series: dict = {}
         for slot, bucket, n in rows:
             series.setdefault(slot, {})[bucket] = n
-        text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(f"p90 per {'hour' if hourly else 'day'}\n", style="bold")
-        if not series:
-            text.append("no runs", style="dim")
+        unit = "hour" if hourly else "day"
         values = [(slot, histogram.quantile(h, 0.9)) for slot, h in sorted(series.items())]
         top = max((v for _, v in values if v), default=1)
-        for slot, value in values[-12:]:
-            bar = "▇" * max(1, round(24 * (value or 0) / top))
-            text.append(f"{slot:%m-%d %H:%M} " if hourly else f"{slot:%m-%d} ")
-            text.append(f"{seconds(value):>7} ")
-            text.append(bar + "\n")
-        self.query_one("#trend", TextPanel).show(text)
+        lines = [] if series else [Text("no runs", style="dim")]
+        for slot, value in values:
+            line = Text(f"{slot:%m-%d %H:%M} " if hourly else f"{slot:%m-%d} ")
+            line.append(f"{seconds(value):>7} ")
+            lines.append(line.append("▇" * max(1, round(24 * (value or 0) / top))))
+        # The newest as many as the panel's height holds; the line under the heading says
+        # how many earlier ones are not shown.
+        head = Text(f"p90 per {unit}", style="bold")
+        self.query_one("#trend", TextPanel).show_rows(head, lines, what=f"{unit}s", keep="last")
 
     # -- actions ------------------------------------------------------------------------
 

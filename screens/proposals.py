@@ -32,6 +32,7 @@ from textual.worker import Worker
 
 from fsar_tui.db import proposals
 from fsar_tui.db.actions import os_user
+from fsar_tui.domain.formatting import abbreviate
 from fsar_tui.domain.sanitize import safe_str
 from fsar_tui.errors import FsarError
 from fsar_tui.messages import ApplyFilter, HeaderStale
@@ -44,6 +45,13 @@ from fsar_tui.widgets.status_header import StatusHeader
 from fsar_tui.widgets.text_panel import TextPanel
 
 COLUMNS = ("sev", "status", "block", "type", "reported (UTC)", "tasks", "id")
+# Narrower terminals put the id first, cut from the middle (ids differ at either end:
+# "fsar_c0a…5f9b2b4a"), and drop the report time before the rest (issue 16 point 6).
+LAYOUTS = (
+    (99, ("id", "sev", "status", "block", "type", "tasks"), 17),
+    (139, ("id", "sev", "status", "block", "type", "reported (UTC)", "tasks"), 18),
+    (10**6, COLUMNS, 0),  # the whole id, last
+)
 CHECK_COLUMNS = ("", "list", "item")
 TASK_COLUMNS = ("task", "type", "model", "status", "created (UTC)")
 STATUSES = ("new", "accepted", "rejected", "implemented")
@@ -52,6 +60,12 @@ MARKDOWN_LINES = 300  # what the Markdown widget renders in well under a second 
 MARKDOWN_CHARS = 24 * 1024
 REFRESH_S = 5
 ACTIONS = ("accept", "reject", "implemented", "lift", "tick")
+
+
+def columns_for(width: int) -> tuple[tuple[str, ...], int]:
+    """The proposal list's columns at this terminal width, and how wide an id may be
+    (0: whole)."""
+    return next((columns, id_width) for limit, columns, id_width in LAYOUTS if width <= limit)
 
 
 def utc(at: datetime) -> datetime:
@@ -94,11 +108,11 @@ class ProposalsScreen(FsarScreen):
 
     DEFAULT_CSS = """
     ProposalsScreen .title { height: 1; padding: 0 1; background: $panel; }
-    ProposalsScreen #proposals { height: 6; }
-    ProposalsScreen #body-scroll { height: 2fr; min-height: 3; }
+    ProposalsScreen #proposals { height: auto; min-height: 2; max-height: 30%; }
+    ProposalsScreen #body-scroll { height: 1fr; min-height: 3; }
     ProposalsScreen #body { margin: 0 1; }
-    ProposalsScreen #checklist { height: 1fr; min-height: 2; max-height: 8; }
-    ProposalsScreen #tasks { height: 1fr; min-height: 2; max-height: 6; }
+    ProposalsScreen #checklist { height: auto; min-height: 2; max-height: 30%; }
+    ProposalsScreen #tasks { height: auto; min-height: 2; max-height: 25%; }
     ProposalsScreen KeyedTable:focus { background-tint: $foreground 5%; }
     """
     BINDINGS = [
@@ -132,6 +146,10 @@ class ProposalsScreen(FsarScreen):
     def on_apply_filter(self, message: ApplyFilter) -> None:
         self.filter_text = message.text.strip()
         self.render_list()
+
+    def on_resize(self) -> None:
+        if tuple(self.query_one("#proposals", KeyedTable).column_names[1:]) != columns_for(self.size.width)[0]:
+            self.render_list()
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -183,23 +201,26 @@ class ProposalsScreen(FsarScreen):
 
     def render_list(self) -> None:
         rows = self.visible_rows()
-        self.query_one("#proposals", KeyedTable).replace_rows(
-            [
-                (
-                    r.id,
-                    [
-                        severity_cell(r.severity),
-                        Text(r.status, style="bold" if r.status == "new" else ""),
-                        block_cell(r),
-                        safe_text(r.task_type or "-"),
-                        Text(f"{utc(r.reported_at):%Y-%m-%d %H:%M}"),
-                        Text(f"{r.linked:,}"),
-                        safe_text(r.id),
-                    ],
-                )
-                for r in rows
-            ]
-        )
+        columns, id_width = columns_for(self.size.width)
+        narrow = self.size.width <= LAYOUTS[0][0]
+
+        def cells(r: proposals.ProposalRow) -> list[Text]:
+            # Made inert and redacted whole, then cut from the middle.
+            shown_id, task_type = safe_str(r.id), safe_str(r.task_type or "-")
+            cell = {
+                "sev": severity_cell(r.severity),
+                "status": Text(r.status, style="bold" if r.status == "new" else ""),
+                "block": block_cell(r),
+                "type": Text(abbreviate(task_type, 16) if narrow else task_type),
+                "reported (UTC)": Text(f"{utc(r.reported_at):%Y-%m-%d %H:%M}"),
+                "tasks": Text(f"{r.linked:,}"),
+                "id": Text(abbreviate(shown_id, id_width) if id_width else shown_id),
+            }
+            return [cell[name] for name in columns]
+
+        table = self.query_one("#proposals", KeyedTable)
+        table.set_columns(columns)
+        table.replace_rows([(r.id, cells(r)) for r in rows])
         blocking = sum(r.blocking for r in self.rows)
         new = sum(r.status == "new" for r in self.rows)
         status = Text(no_wrap=True, overflow="ellipsis")

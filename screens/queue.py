@@ -40,7 +40,7 @@ from fsar_tui.messages import ApplyFilter, CommandEntered, LiveBatch
 from fsar_tui.screens.base import FsarScreen
 from fsar_tui.screens.command_line import CommandField
 from fsar_tui.screens.failing_now import FailingNowScreen
-from fsar_tui.screens.queue_rows import COLUMNS, columns_for, running_text, task_cells, workers_text
+from fsar_tui.screens.queue_rows import COLUMNS, columns_for, running_rows, task_cells, workers_rows
 from fsar_tui.widgets.action_dialog import ActionDialog
 from fsar_tui.widgets.key_bar import KeyBar
 from fsar_tui.widgets.keyed_table import KeyedTable
@@ -61,7 +61,7 @@ CountsData = tuple[list[task_queries.StatusCount], list[task_queries.RunningTask
 
 class QueueScreen(FsarScreen):
     DEFAULT_CSS = """
-    QueueScreen #top { height: 8; }
+    QueueScreen #top { height: 1fr; min-height: 8; max-height: 16; }
     QueueScreen #top > TextPanel { width: 1fr; height: 100%; padding: 0 1; border-right: solid $panel; }
     QueueScreen #top > #counts { width: 3fr; }
     QueueScreen #sparks { height: 1; }
@@ -70,7 +70,7 @@ class QueueScreen(FsarScreen):
     QueueScreen #filter { height: 1; border: none; padding: 0 1; }
     QueueScreen #filter-status { height: 1; padding: 0 1; background: $panel; }
     QueueScreen TextPanel#filter-status { height: 1; }
-    QueueScreen #tasks { height: 1fr; }
+    QueueScreen #tasks { height: 3fr; }
     """
     BINDINGS = [
         # Priority: handled as the key arrives, so the keys behind it in one burst are
@@ -255,11 +255,13 @@ class QueueScreen(FsarScreen):
         self.query_one("#counts", CountsPanel).show_counts("type" + (" / model" if self.by_model else ""), grid)
 
     def render_running(self) -> None:
-        self.query_one("#running", TextPanel).show(running_text(self.running, self.fleet, clock.now()))
+        head, rows = running_rows(self.running, self.fleet, clock.now())
+        total = self.fleet.running if self.fleet else None  # the list read is capped
+        self.query_one("#running", TextPanel).show_rows(head, rows, total=total)
 
     def render_workers(self, workers: list[task_queries.WorkerSeen]) -> None:
-        text = workers_text(workers, self.fsar.presence, self.fleet, clock.now())
-        self.query_one("#workers", TextPanel).show(text)
+        head, rows = workers_rows(workers, self.fsar.presence, self.fleet, clock.now())
+        self.query_one("#workers", TextPanel).show_rows(head, rows)
 
     def render_filter_status(self) -> None:
         matching = (

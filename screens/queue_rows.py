@@ -1,7 +1,8 @@
 """What the queue screen draws from its rows, as Rich Text (no widgets, no database): the
-task table's cells and which columns a width gets, and the running and workers panels —
-with stuck work (expired leases) and a silent fleet said first. Untrusted text goes
-through `safe_text` (inert, redacted)."""
+task table's cells and which columns a width gets, and the running and workers panels' lines
+— with stuck work (expired leases) and a silent fleet said first (the panels show what their
+height holds and say how many more). Untrusted text goes through `safe_text` (inert,
+redacted)."""
 
 from __future__ import annotations
 
@@ -49,47 +50,49 @@ def task_cells(r: task_queries.TaskRow, columns: Sequence[str], now: datetime) -
     return [cell[name]() for name in columns]
 
 
-def running_text(
+def running_rows(
     running: list[task_queries.RunningTask], fleet: task_queries.FleetHealth | None, now: datetime
-) -> Text:
-    lines = Text(no_wrap=True, overflow="ellipsis")
-    lines.append(f"running ({fleet.running if fleet else len(running)})", style="bold")
+) -> tuple[Text, list[Text]]:
+    """The running panel's heading and one line per running task (the panel shows what its
+    height holds and says how many more: `TextPanel.show_rows`)."""
+    head = Text(no_wrap=True, overflow="ellipsis")
+    head.append(f"running ({fleet.running if fleet else len(running)})", style="bold")
     if fleet and fleet.lease_expired:
         # Stuck work first: a fleet that is down must not read as tasks "running" for an hour.
-        lines.append(f" · {fleet.lease_expired} LEASE EXPIRED — no worker alive?", style="bold red")
-    lines.append("\n")
-    for t in running[:6]:
+        head.append(f" · {fleet.lease_expired} LEASE EXPIRED — no worker alive?", style="bold red")
+    rows = []
+    for t in running:
         # elapsed, type, worker: the line is cut at the panel's edge, so the worker's
         # distinguishing suffix goes last where wide terminals show it whole.
         expired = t.lease_expires_at is not None and t.lease_expires_at < now
         row = safe_text(
             f"{'✗' if expired else ' '}{duration(between(t.started_at, now)):>6} {abbreviate(t.task_type, 9)} "
-            f"{t.worker_id or '-'}\n"
+            f"{t.worker_id or '-'}"
         )
         if expired:
             row.stylize("red")
-        lines.append_text(row)
-    return lines
+        rows.append(row)
+    return head, rows
 
 
-def workers_text(
+def workers_rows(
     workers: list[task_queries.WorkerSeen],
     presence: dict[str, str],
     fleet: task_queries.FleetHealth | None,
     now: datetime,
-) -> Text:
-    text = Text(no_wrap=True, overflow="ellipsis")
-    text.append(f"workers ({len(workers)})", style="bold")
+) -> tuple[Text, list[Text]]:
+    head = Text(no_wrap=True, overflow="ellipsis")
+    head.append(f"workers ({len(workers)})", style="bold")
     last = fleet.last_report if fleet else None
     if not workers:  # say how long the fleet has been silent, not just "0"
-        text.append(
+        head.append(
             f" · last report {duration(between(last, now))} ago" if last else " · none ever reported",
             style="bold red",
         )
-    text.append("\n")
-    for w in workers[:6]:
+    rows = []
+    for w in workers:
         # Presence comes from MQTT (per worker process); without a broker, the database says.
         state = presence.get(w.worker_id.rsplit("-", 1)[0]) or presence.get(w.worker_id)
         mark = {"online": "●", "offline": "○"}.get(state or "", "·")
-        text.append_text(safe_text(f"{mark}{w.running}▶ {abbreviate(w.worker_id, 14)}\n"))
-    return text
+        rows.append(safe_text(f"{mark}{w.running}▶ {abbreviate(w.worker_id, 14)}"))
+    return head, rows

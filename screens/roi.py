@@ -56,8 +56,8 @@ COLUMNS = ("ok", "failed", "net revenue", "model cost", "compute", "profit", "RO
 PERIOD_COLUMNS = ("net revenue", "AI cost", "profit", "")
 FLAG_COLUMNS = ("sev", "rule", "subject", "reason")
 SPARK = "▁▂▃▄▅▆▇█"
-SUMMARY_LINES = 9
 FLAGS_EVERY_S = 30
+FLAG_ENTRIES = 24  # the newest entries behind a flag read for its panel
 TERMINAL = ("succeeded", "failed", "cancelled")
 
 
@@ -134,9 +134,9 @@ class RoiScreen(FsarScreen):
 
     DEFAULT_CSS = """
     RoiScreen #roi-status { height: 1; padding: 0 1; background: $panel; }
-    RoiScreen #summary { height: 3; padding: 0 1; }
-    RoiScreen #breakdown { height: 1fr; }
-    RoiScreen #bottom { height: 10; border-top: solid $panel; }
+    RoiScreen #summary { height: auto; max-height: 9; padding: 0 1; }
+    RoiScreen #breakdown { height: auto; min-height: 4; max-height: 30%; }
+    RoiScreen #bottom { height: 1fr; min-height: 8; border-top: solid $panel; }
     RoiScreen #funnel { width: 1fr; padding: 0 1; }
     RoiScreen #flags { width: 2fr; }
     RoiScreen #flag-entries { width: 2fr; padding: 0 1; }
@@ -239,13 +239,10 @@ class RoiScreen(FsarScreen):
         if self.data is None:
             return
         summary = summary_text(self.data)
-        panel = self.query_one("#summary", TextPanel)
-        # Panels repaint without layout passes; the summary's height follows its line
-        # count (three per currency, at most SUMMARY_LINES) and only then asks for one.
-        height = max(1, min(SUMMARY_LINES, len(summary.plain.rstrip("\n").split("\n"))))
-        if panel.styles.height is None or panel.styles.height.value != height:
-            panel.styles.height = height
-        panel.show(summary)
+        # Three lines per currency; the panel is as tall as its lines, at most 9 (CSS), and
+        # a cut says how many lines are not shown.
+        lines = summary.split("\n", allow_blank=True)
+        self.query_one("#summary", TextPanel).show_rows([], [line for line in lines if line.plain], what="lines")
         self.render_breakdown()
         self.query_one("#funnel", TextPanel).show(funnel_text(self.data.funnel))
         self.render_status()
@@ -326,20 +323,19 @@ class RoiScreen(FsarScreen):
 
     @work(exclusive=True, group="roi-flag-entries", exit_on_error=False)
     async def read_flag_entries(self, flag: Any) -> None:
-        entries = await self.read(fraud_queries.flag_entries, list(flag.entry_ids[:8]))
+        entries = await self.read(fraud_queries.flag_entries, list(flag.entry_ids[:FLAG_ENTRIES]))
         self.deliver(self.render_flag_entries, (flag, entries))
 
     def render_flag_entries(self, data: tuple[Any, list[fraud_queries.FlagEntry]]) -> None:
         self.clear_problem("roi-flag-entries")
         flag, entries = data
-        text = Text(no_wrap=True, overflow="ellipsis")
-        text.append_text(safe_text(flag.reason))
-        text.append(f"\n{flag.count:,} entries; newest:\n", style="dim")
+        head = [safe_text(flag.reason), Text(f"{flag.count:,} entries; newest:", style="dim")]
+        rows = []
         for e in entries:
-            text.append(f"#{e.id} {e.occurred_at:%m-%d %H:%M} {safe_str(e.kind)} {money(e.amount_minor, e.currency)} ")
-            text.append_text(safe_text(e.customer_id or ""))
-            text.append("\n")
-        self.query_one("#flag-entries", TextPanel).show(text)
+            row = Text(f"#{e.id} {e.occurred_at:%m-%d %H:%M} {safe_str(e.kind)} {money(e.amount_minor, e.currency)} ")
+            rows.append(row.append_text(safe_text(e.customer_id or "")))
+        # As many as the panel's height holds; the last line says how many more the flag has.
+        self.query_one("#flag-entries", TextPanel).show_rows(head, rows, total=flag.count, what="entries")
 
     # -- actions ------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""SVG snapshots of the queue screen at 80×24 and 160×48, from frozen data and clock.
+"""SVG snapshots of the queue screen at 80×24, 100×30 and 160×48, from frozen data and clock.
 
 Regenerate after an intended change with FSAR_UPDATE_SNAPSHOTS=1 (and look at them:
 README.md shows the 160×48 one).
@@ -67,7 +67,7 @@ async def snapshot(dsn, size):
         return await settled_svg(app, pilot)
 
 
-@pytest.mark.parametrize("size", [(80, 24), (160, 48)])
+@pytest.mark.parametrize("size", [(80, 24), (100, 30), (160, 48)])
 async def test_queue_screen_snapshot(frozen_db, size):
     svg = await snapshot(frozen_db, size)
     check_snapshot(svg, f"queue_{size[0]}x{size[1]}.svg")

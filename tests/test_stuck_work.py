@@ -48,7 +48,12 @@ async def test_a_dead_fleet_is_the_first_thing_said(db_dsn):
         )
         running = panel(app, "running")
         assert "running (37) · 36 LEASE EXPIRED — no worker alive?" in running, running
-        assert running.count("✗") == min(6, 36)  # the oldest shown first, each marked
+        # The oldest shown first, each marked, as many as the panel holds; the last line
+        # says how many more (issue 16 point 6: a cut is never silent).
+        lines = running.split("\n")
+        rows, more = lines[1:-1], lines[-1]
+        assert rows and all(row.startswith("✗") for row in rows), running
+        assert more == f"… {37 - len(rows)} more", running
         assert "workers (0) · last report 49m" in panel(app, "workers"), panel(app, "workers")
         app.read_alert_counts()
         assert await until(pilot, lambda: "36 LEASE EXPIRED — no worker alive?" in header_text(app))

@@ -1,0 +1,204 @@
+"""Issue 16 point 6, the remaining screens at 80×24 (Pilot, real PostgreSQL): proposal ids
+cut from the middle so their tail shows, every rollout target on screen (or a title that
+says how many are hidden), the profile table's fail% and cost/ok at 80 columns, and
+panels that fit their rows to their height and say "… n more" when they cut (the rule:
+widgets/text_panel.fit_rows). Each test reads what is painted, not the widgets' data."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import psycopg
+from hypothesis import given
+from hypothesis import strategies as st
+from rich.text import Text
+
+from fsar_tui.db import bulk
+from fsar_tui.domain.rollouts import artifact_sha256
+from fsar_tui.screens.audit import AuditScreen
+from fsar_tui.screens.audit_rows import CAPS, FLOORS, share_heights
+from fsar_tui.screens.profiles import ProfilesScreen
+from fsar_tui.screens.proposals import ProposalsScreen
+from fsar_tui.screens.queue import QueueScreen
+from fsar_tui.screens.roi import RoiScreen
+from fsar_tui.widgets.text_panel import fit_rows
+from support.pilot import make_app, table, until
+from test_profiles_screen import profiles_db  # noqa: F401 (fixtures)
+from test_proposals import SEED_ID
+from test_proposals_screen import proposals_db  # noqa: F401
+from test_roi_screen import roi_db  # noqa: F401
+
+
+def painted(app) -> str:
+    """The screen as the terminal shows it, one line per row."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+def add_targets(dsn: str, names: list[str]) -> None:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for name in names:
+            v1, v2 = {"v": 1, "target": name}, {"v": 2, "target": name}
+            bulk.insert_rollout(
+                conn, name, "prompt", None, [(v1, artifact_sha256(v1), at, "one"), (v2, artifact_sha256(v2), at, "two")]
+            )
+
+
+async def open_audit(pilot, app) -> None:
+    assert await until(pilot, lambda: app.session.ready)
+    await pilot.press("4")
+    assert await until(pilot, lambda: isinstance(app.screen, AuditScreen) and app.audit_check is not None, tries=400)
+
+
+# -- the rule, without a terminal ----------------------------------------------------------
+
+
+@given(
+    heads=st.integers(0, 2),
+    rows=st.integers(0, 30),
+    extra=st.integers(0, 50),
+    height=st.integers(1, 40),
+    keep=st.sampled_from(["first", "last"]),
+)
+def test_fit_rows_fills_the_height_and_counts_what_it_cuts(heads, rows, extra, height, keep):
+    head = [Text(f"head {i}") for i in range(heads)]
+    items = [Text(f"row {i}") for i in range(rows)]
+    total = rows + extra
+    plain = fit_rows(head, items, height, total=total, what="things", keep=keep).plain
+    lines = plain.split("\n") if plain else []
+    assert lines[:heads] == [h.plain for h in head]
+    body = lines[heads:]
+    shown = [line for line in body if line.startswith("row ")]
+    notes = [line for line in body if line.startswith("…")]
+    if total == len(shown):  # nothing cut: no note, every row
+        assert notes == [] and len(shown) == rows
+    else:  # a cut says how many: every item not shown, loaded or not
+        word = "earlier" if keep == "last" else "more"
+        assert notes == [f"… {total - len(shown):,} {word} things"]
+        if height > heads:  # the height is used: as many rows as fit beside the note
+            assert len(lines) == height or len(shown) == rows
+    if keep == "last" and shown:
+        assert shown[-1] == f"row {rows - 1}"  # the newest kept
+
+
+@given(available=st.integers(0, 80), wants=st.lists(st.integers(1, 60), min_size=4, max_size=4))
+def test_stacked_tables_share_the_height_and_cut_only_when_short(available, wants):
+    heights = share_heights(available, wants, FLOORS, CAPS)
+    assert sum(heights) == max(available, sum(FLOORS))  # the whole height, never more unless floors
+    assert all(h >= f for h, f in zip(heights, FLOORS, strict=True))
+    assert all(h <= max(f, w) for h, f, w in zip(heights[:-1], FLOORS, wants, strict=False))  # no blank
+    if available >= sum(max(f, w) for f, w in zip(FLOORS, wants, strict=True)):  # room: nothing cut
+        assert heights[:-1] == [max(f, w) for f, w in zip(FLOORS[:-1], wants, strict=False)]
+
+
+# -- screens at 80×24 ----------------------------------------------------------------------
+
+
+async def test_proposal_ids_keep_their_tail_at_80_columns(proposals_db):  # noqa: F811
+    app = make_app(proposals_db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert await until(pilot, lambda: app.session.ready)
+        await pilot.press("5")
+        assert await until(pilot, lambda: isinstance(app.screen, ProposalsScreen) and app.screen.current is not None)
+        tail = SEED_ID[-8:]
+        assert await until(pilot, lambda: tail in painted(app)), painted(app)
+        row = next(line for line in painted(app).splitlines() if tail in line)
+        assert "fsar_c0a…" in row and "self_improvement" in row  # cut from the middle, with its row
+        # The checklist is as tall as its items when there is room: all three on screen.
+        for item in ("a risk", "a mitigation", "another"):
+            assert item in painted(app), painted(app)
+
+
+async def test_every_rollout_target_is_on_screen_at_80x24(rollout_db):
+    add_targets(rollout_db, ["prompt/self_improvement", "model/idea_impl"])
+    app = make_app(rollout_db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_audit(pilot, app)
+        names = ("prompt/implement_idea", "prompt/self_improvement", "model/idea_impl")
+        assert await until(pilot, lambda: all(name in painted(app) for name in names)), painted(app)
+        assert "more (tab, j/k)" not in app.screen.query_one("#targets-status").content.plain
+
+
+async def test_rollout_targets_that_do_not_fit_are_counted_in_the_title(rollout_db):
+    names = [f"prompt/t{i:02d}" for i in range(14)]
+    add_targets(rollout_db, names)
+    app = make_app(rollout_db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_audit(pilot, app)
+        assert await until(pilot, lambda: "prompt/t00" in painted(app))
+
+        def hint() -> tuple[int, int] | None:
+            shown = sum(1 for name in [*names, "prompt/implement_idea"] if name in painted(app))
+            found = re.search(r"15 target\(s\), (\d+) more", painted(app))
+            return (shown, int(found.group(1))) if found else None
+
+        assert await until(pilot, lambda: hint() is not None), painted(app)
+        shown, more = hint() or (0, 0)
+        assert 0 < shown < 15 and more == 15 - shown, painted(app)
+
+
+async def test_profiles_keep_fail_rate_and_cost_at_80_columns(profiles_db):  # noqa: F811
+    app = make_app(profiles_db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert await until(pilot, lambda: app.session.ready)
+        await pilot.press("2")
+        assert await until(pilot, lambda: isinstance(app.screen, ProfilesScreen) and len(table(app).keys) == 3)
+        assert await until(pilot, lambda: "fail%" in painted(app) and "cost/ok" in painted(app)), painted(app)
+        row = next(line for line in painted(app).splitlines() if "claude" in line)
+        assert "24.7" in row and "0.0796 USD" in row, row  # self_improvement: one in four failed
+        await pilot.resize_terminal(160, 48)  # wide: every column again
+        assert await until(pilot, lambda: "wait p90" in painted(app) and "max" in painted(app)), painted(app)
+
+
+# -- panels: "… n more", and more rows given more height ------------------------------------
+
+
+def running_panel(app) -> list[str]:
+    """The running panel's painted lines (its column of the screen)."""
+    panel = app.screen.query_one("#running")
+    region = panel.content_region
+    lines = painted(app).splitlines()[region.y : region.y + region.height]
+    return [line[region.x : region.x + region.width].rstrip() for line in lines]
+
+
+async def test_a_panel_says_how_many_rows_it_cuts_and_shows_more_when_taller(db_dsn):
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        conn.execute(
+            """INSERT INTO execution_tasks (task_type, status, attempt, worker_id, started_at, lease_expires_at)
+               SELECT 'implement_idea', 'running', 1, 'w-' || g, now() - g * interval '1 minute',
+                      now() + interval '10 minutes'
+               FROM generate_series(1, 20) g"""
+        )
+    app = make_app(db_dsn)
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert await until(pilot, lambda: isinstance(app.screen, QueueScreen) and "running (20)" in painted(app))
+
+        def cut() -> tuple[int, int] | None:
+            lines = running_panel(app)
+            rows = [line for line in lines[1:] if re.match(r"\s*\d+m\d\ds ", line)]
+            more = re.fullmatch(r"… (\d+) more", lines[-1].strip()) if lines else None
+            return (len(rows), int(more.group(1))) if more else None
+
+        assert await until(pilot, lambda: cut() is not None), running_panel(app)
+        small, more = cut() or (0, 0)
+        assert small > 0 and more == 20 - small, running_panel(app)
+
+        await pilot.resize_terminal(160, 48)
+        assert await until(pilot, lambda: (cut() or (0, 0))[0] > small), running_panel(app)
+        tall, more = cut() or (0, 0)
+        assert more == 20 - tall, running_panel(app)
+
+
+async def test_flag_entries_say_how_many_more_at_80x24(roi_db):  # noqa: F811
+    app = make_app(roi_db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert await until(pilot, lambda: app.session.ready)
+        await pilot.press("3")
+        assert await until(pilot, lambda: isinstance(app.screen, RoiScreen) and app.screen.flags)
+        # The card-testing burst: eight entries behind the flag, not all of them fit.
+        assert await until(pilot, lambda: "8 entries; newest:" in painted(app)), painted(app)
+        assert await until(pilot, lambda: re.search(r"… \d+ more entries", painted(app))), painted(app)
+        shown = len(re.findall(r"#\d+ 01-07 \d\d:\d\d revenue", painted(app)))
+        more = int(re.search(r"… (\d+) more entries", painted(app)).group(1))
+        assert shown > 0 and more == 8 - shown, painted(app)
