@@ -18,16 +18,20 @@ from fsar_tui.db import bulk
 from fsar_tui.domain.rollouts import artifact_sha256
 from fsar_tui.screens.audit import AuditScreen
 from fsar_tui.screens.audit_rows import CAPS, FLOORS, share_heights
+from fsar_tui.screens.help import HelpScreen
 from fsar_tui.screens.profiles import ProfilesScreen
 from fsar_tui.screens.proposals import ProposalsScreen
 from fsar_tui.screens.queue import QueueScreen
 from fsar_tui.screens.roi import RoiScreen
+from fsar_tui.widgets.action_dialog import ActionDialog
 from fsar_tui.widgets.text_panel import fit_rows
 from support.pilot import make_app, table, until
+from support.snapshot import check_snapshot, settled_svg
 from test_profiles_screen import profiles_db  # noqa: F401 (fixtures)
 from test_proposals import SEED_ID
 from test_proposals_screen import proposals_db  # noqa: F401
 from test_roi_screen import roi_db  # noqa: F401
+from test_snapshots_small import dress
 
 
 def painted(app) -> str:
@@ -202,3 +206,25 @@ async def test_flag_entries_say_how_many_more_at_80x24(roi_db):  # noqa: F811
         shown = len(re.findall(r"#\d+ 01-07 \d\d:\d\d revenue", painted(app)))
         more = int(re.search(r"… (\d+) more entries", painted(app)).group(1))
         assert shown > 0 and more == 8 - shown, painted(app)
+
+
+# -- snapshots at 80×24 of the dialogs the other tests do not picture ---------------------
+
+
+async def test_reason_dialog_and_help_at_80x24(proposals_db):  # noqa: F811
+    app = make_app(proposals_db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert await until(pilot, lambda: app.session.ready)
+        await pilot.press("5")
+        assert await until(pilot, lambda: isinstance(app.screen, ProposalsScreen) and app.screen.current is not None)
+        app.live_name = "notify"
+        dress(app)
+        await pilot.pause(0.3)
+        await pilot.press("a")  # accept the highlighted (most severe) proposal: the reason dialog
+        assert await until(pilot, lambda: isinstance(app.screen, ActionDialog))
+        check_snapshot(await settled_svg(app, pilot), "reason_dialog_80x24.svg")
+        await pilot.press("escape")
+        assert await until(pilot, lambda: isinstance(app.screen, ProposalsScreen))
+        await pilot.press("question_mark")
+        assert await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        check_snapshot(await settled_svg(app, pilot), "help_80x24.svg")
