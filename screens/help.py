@@ -34,7 +34,7 @@ class HelpScreen(ModalScreen[None]):
         self.title_text = title
 
     def compose(self) -> ComposeResult:
-        table = Table(title=f"{self.title_text} — keys (remap by id in config.toml [keymap])", expand=True)
+        table = Table(title=Text(f"{self.title_text} — keys (remap by id in config.toml [keymap])"), expand=True)
         table.add_column("key")
         table.add_column("action")
         table.add_column("id")
@@ -46,7 +46,8 @@ class HelpScreen(ModalScreen[None]):
                 Text(
                     "Filter language: status:failed type:T model:M worker:W idea:I id:1,2 since:2h "
                     "error~text payload~text (bare words search errors)\n"
-                    "Command mode: :queue [filter]  :profiles  :roi [window]  :audit  :proposals  :help  :q\n"
+                    "Command mode: :queue [filter]  :profiles  :roi [window]  :audit  :proposals  :help  :q"
+                    " (any unique prefix, 1-5; tab completes; up/down history)\n"
                     "Workers panel: ● online / ○ offline (MQTT presence), · seen in the database only; "
                     "n▶ = tasks running now"
                 )

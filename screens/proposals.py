@@ -259,20 +259,26 @@ class ProposalsScreen(FsarScreen):
         for key, value in p.extra_headers.items():
             status.append(f" · {safe_str(key)}: {safe_str(value)}")
         self.query_one("#detail-status", TextPanel).show(status)
+        # Numbered from 1 in row order, as `proposals show` prints them and `proposals
+        # tick ID N` takes them.
+        keyed = [
+            (f"{kind}/{i}", item)
+            for kind, values in (("risks", p.risks), ("mitigations", p.mitigations))
+            for i, item in enumerate(values)
+        ]
         items = [
             (
-                f"{kind}/{i}",
+                key,
                 [
                     Text(
-                        "[x]" if f"{kind}/{i}" in p.checklist else "[ ]",
-                        style="green" if f"{kind}/{i}" in p.checklist else "",
+                        f"{n}. " + ("[x]" if key in p.checklist else "[ ]"),
+                        style="green" if key in p.checklist else "",
                     ),
-                    Text(kind[:-1] if kind == "risks" else "mitigation"),
+                    Text("risk" if key.startswith("risks/") else "mitigation"),
                     safe_text(item),
                 ],
             )
-            for kind, values in (("risks", p.risks), ("mitigations", p.mitigations))
-            for i, item in enumerate(values)
+            for n, (key, item) in enumerate(keyed, start=1)
         ]
         self.query_one("#checklist", KeyedTable).replace_rows(items)
         done = len(p.checklist)

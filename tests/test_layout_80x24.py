@@ -13,6 +13,7 @@ import psycopg
 from hypothesis import given
 from hypothesis import strategies as st
 from rich.text import Text
+from textual.widgets import Static
 
 from fsar_tui.db import bulk
 from fsar_tui.domain.rollouts import artifact_sha256
@@ -228,3 +229,21 @@ async def test_reason_dialog_and_help_at_80x24(proposals_db):  # noqa: F811
         await pilot.press("question_mark")
         assert await until(pilot, lambda: isinstance(app.screen, HelpScreen))
         check_snapshot(await settled_svg(app, pilot), "help_80x24.svg")
+
+
+async def test_checklist_items_are_numbered_as_proposals_tick_takes_them(proposals_db):  # noqa: F811
+    app = make_app(proposals_db)
+    async with app.run_test(size=(120, 36)) as pilot:
+        assert await until(pilot, lambda: app.session.ready)
+        await pilot.press("5")
+        assert await until(pilot, lambda: isinstance(app.screen, ProposalsScreen) and app.screen.current is not None)
+        assert await until(pilot, lambda: "a mitigation" in painted(app)), painted(app)
+        rows = [
+            line for line in painted(app).splitlines() if any(i in line for i in ("a risk", "a mitigation", "another"))
+        ]
+        # `proposals show` numbers risks then mitigations from 1: the screen shows the same numbers.
+        assert [r.split("[")[0].split()[-1] for r in rows] == ["1.", "2.", "3."], rows
+        await pilot.press("question_mark")
+        assert await until(pilot, lambda: "[keymap]" in painted(app)), painted(app)  # no markup eaten
+        notes = [str(getattr(s, "content", None) or s.renderable) for s in app.screen.query(Static)]
+        assert any("unique prefix" in n and "tab completes" in n for n in notes), notes

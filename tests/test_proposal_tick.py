@@ -123,7 +123,7 @@ async def test_the_screen_asks_for_the_opposite_of_what_it_shows(db_dsn):
         screen.current = stale  # what A's screen showed when A pressed the key (no refresh between)
         screen.action_tick()
         assert await until(pilot, lambda: refused(app) == 1)
-        assert await until(pilot, lambda: table.get_row("mitigations/0")[1].plain == "[x]")
+        assert await until(pilot, lambda: table.get_row("mitigations/0")[1].plain == "2. [x]")
         # The other way round: A's screen shows it ticked, B unticks it, A's space unticks nothing.
         stale = screen.current
         with connect(db_dsn, autocommit=True) as conn:
@@ -131,7 +131,7 @@ async def test_the_screen_asks_for_the_opposite_of_what_it_shows(db_dsn):
         screen.current = stale
         screen.action_tick()
         assert await until(pilot, lambda: refused(app) == 2)
-        assert await until(pilot, lambda: table.get_row("mitigations/0")[1].plain == "[ ]")
+        assert await until(pilot, lambda: table.get_row("mitigations/0")[1].plain == "2. [ ]")
     assert checklist(db_dsn) == []
     assert [(r[0], r[3]) for r in log_rows(db_dsn)] == [
         ("proposal.tick", {"item": 2, "ticked": True}),

@@ -135,7 +135,7 @@ async def test_triage_decide_tick_lift_and_the_banner(proposals_db):
                 == [(True,)]
             ),
         )
-        assert await until(pilot, lambda: checklist.get_row("mitigations/0")[1].plain == "[x]")
+        assert await until(pilot, lambda: checklist.get_row("mitigations/0")[1].plain == "4. [x]")
         await pilot.press("tab", "enter")
         assert await until(pilot, lambda: isinstance(app.screen, TaskDetailScreen))
         await pilot.press("escape")
