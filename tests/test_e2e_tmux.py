@@ -103,7 +103,9 @@ def test_a_blocking_proposal_is_lifted_from_the_keyboard(db_dsn, run_cli, isolat
     assert run_cli("ingest-fsar", str(path), "--dsn", db_dsn).returncode == 0
     session = start_app(db_dsn, isolated_env)
     try:
-        wait_for(session, "BLOCKED: FSAR proposal fsar_e2e (severity 9) stops self_improvement")  # on screen 1
+        wait_for(
+            session, "BLOCKED · 5 Proposals · FSAR proposal fsar_e2e stops self_improvement: severity 9"
+        )  # on screen 1
         tmux("send-keys", "-t", session, "5")
         wait_for(session, "BLOCKS self_improvement")
         tmux("send-keys", "-t", session, "L")
@@ -112,9 +114,9 @@ def test_a_blocking_proposal_is_lifted_from_the_keyboard(db_dsn, run_cli, isolat
         wait_for(session, "block lifted")
         wait_for(session, "none blocking")
         deadline = time.monotonic() + 10
-        while shows(tmux("capture-pane", "-p", "-t", session), "BLOCKED:") and time.monotonic() < deadline:
+        while shows(tmux("capture-pane", "-p", "-t", session), "BLOCKED ") and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not shows(tmux("capture-pane", "-p", "-t", session), "BLOCKED:")  # the banner went with the block
+        assert not shows(tmux("capture-pane", "-p", "-t", session), "BLOCKED ")  # the banner went with the block
         tmux("send-keys", "-t", session, "q")
         wait_for(session, "EXITED-0")
     finally:

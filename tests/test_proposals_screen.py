@@ -93,7 +93,10 @@ async def test_triage_decide_tick_lift_and_the_banner(proposals_db):
         # The blocking proposal is in every screen's header.
         assert await until(pilot, lambda: header(app).blocks == (("fsar_block", "idea_implementation", 9),))
         assert isinstance(app.screen, QueueScreen)
-        assert "BLOCKED: FSAR proposal fsar_block (severity 9) stops idea_implementation" in header(app).render().plain
+        assert (
+            "BLOCKED · 5 Proposals · FSAR proposal fsar_block stops idea_implementation: severity 9"
+            in header(app).render().plain
+        )
         await pilot.press("5")
         assert isinstance(app.screen, ProposalsScreen)
         assert await until(pilot, lambda: list_keys(app) == ["fsar_block", SEED_ID, "fsar_hostile"])  # by severity

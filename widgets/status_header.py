@@ -4,16 +4,78 @@ execution_blocks view), one red line naming it, its scope and the key that leads
 (the banner every screen shows until the block ends), and while a screen's reads fail,
 a line saying what fails, in words (`problem`, set by the screen).
 
+The banner line has a fixed budget (`banner_line`): what must survive any cut comes
+first — how many blocks, the key of the first one's screen, what it is, then its scope
+and reason — and the names (gate names and proposal ids are operator- or agent-written,
+up to 128 characters and more) are abbreviated from the middle to fit, so a long name
+never buries the scope, the key or the other blocks. The keys of the other blocks'
+screens follow when they fit.
+
 Every value is shown literally (a `Text`, never markup) and the DSN arrives masked.
 """
 
 from __future__ import annotations
 
 import time
+from typing import NamedTuple
 
 from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
+
+from fsar_tui.domain.formatting import abbreviate
+
+NAME_MIN = 12  # a name keeps at least this many characters before the scope is cut
+
+
+class Block(NamedTuple):
+    """One thing that stops execution, as the banner names it (`terse`: the words that
+    replace `what` and `reason` when the name and the scope would not fit beside them)."""
+
+    what: str  # "hard gate", "FSAR proposal"
+    name: str
+    scope: str  # "all tasks", "implement_idea", "implement_idea × gpt-4o"
+    reason: str
+    key: str  # the key and the screen that leads to it
+    terse: tuple[str, str]
+
+
+def blocks_of(gate_blocks: tuple, blocks: tuple) -> list[Block]:
+    """Failing hard gates first (the system's own checks), then FSAR proposals."""
+    gates = [Block("hard gate", gate, "all tasks" if scope == "all" else scope, "failed", "4 Audit",
+                   ("hard gate", "failed")) for gate, scope in gate_blocks]  # fmt: skip
+    proposals = [Block("FSAR proposal", pid, task_type or "all tasks", f"severity {severity}", "5 Proposals",
+                       ("proposal", f"sev {severity}")) for pid, task_type, severity in blocks]  # fmt: skip
+    return gates + proposals
+
+
+def banner_line(blocks: list[Block], width: int) -> str:
+    """`BLOCKED ×n · <key> · <what> <name> stops <scope>: <reason>[ · <other keys>]` in
+    `width` characters when it can be: terser words first, then the name and the scope
+    abbreviated from the middle (the scope keeps all it can while the name keeps
+    NAME_MIN); the other blocks' keys are added only whole. Narrower than the fixed
+    words, the line is cut at its end."""
+    first = blocks[0]
+    count = f" ×{len(blocks)}" if len(blocks) > 1 else ""
+    name, scope = first.name, first.scope
+
+    def line(what: str, reason: str, name: str, scope: str, tail: str = "") -> str:
+        return f"BLOCKED{count} · {first.key} · {what} {name} stops {scope}: {reason}{tail}"
+
+    what, reason = first.what, first.reason
+    if len(line(what, reason, "", "")) + min(len(name), NAME_MIN) + len(scope) > width:
+        what, reason = first.terse
+    room = width - len(line(what, reason, "", ""))
+    others = dict.fromkeys(b.key for b in blocks[1:] if b.key != first.key)
+    tail = "".join(f" · {key}" for key in others)
+    if tail and room - len(tail) >= min(len(name), NAME_MIN) + len(scope):
+        room -= len(tail)
+    else:
+        tail = ""
+    if len(name) + len(scope) > room:
+        scope_w = max(1, min(len(scope), max(room - NAME_MIN, (room + 1) // 2)))
+        name, scope = abbreviate(name, max(1, room - scope_w)), abbreviate(scope, scope_w)
+    return line(what, reason, name, scope, tail)
 
 
 class StatusHeader(Widget):
@@ -54,15 +116,11 @@ class StatusHeader(Widget):
     def watch_problem(self, problem: str) -> None:
         self.fit_lines()
 
-    def banners(self) -> list[str]:
-        """One rule for everything that stops execution (the execution_blocks view): what
-        blocks, its scope and the key that leads to it — failing hard gates first (the
-        system's own checks), then FSAR proposals."""
-        gates = [f"hard gate {gate} failed — stops {scope} tasks · 4 Audit to fix or override"
-                 for gate, scope in self.gate_blocks]  # fmt: skip
-        proposals = [f"FSAR proposal {pid} (severity {severity}) stops {task_type or 'all'} tasks · 5 Proposals to "
-                     "review or lift" for pid, task_type, severity in self.blocks]  # fmt: skip
-        return gates + proposals
+    def banner(self) -> str:
+        """One rule for everything that stops execution (the execution_blocks view), in the
+        header's width: '' when nothing does."""
+        blocks = blocks_of(self.gate_blocks, self.blocks)
+        return banner_line(blocks, self.content_size.width) if blocks else ""
 
     def fit_lines(self) -> None:
         lines = 1 + bool(self.blocks or self.gate_blocks) + bool(self.problem)
@@ -86,10 +144,9 @@ class StatusHeader(Widget):
         if self.server:
             parts.append(f"PG {self.server}")
         lines = [Text(" · ".join(parts), no_wrap=True, overflow="ellipsis")]
-        banners = self.banners()
-        if banners:
-            more = f" (+{len(banners) - 1} more)" if len(banners) > 1 else ""
-            lines.append(Text(f" BLOCKED: {banners[0]}{more} ", style="bold white on red"))
+        banner = self.banner()
+        if banner:
+            lines.append(Text(banner, style="bold white on red"))
         if self.problem:
             lines.append(Text(f" ! {self.problem} ", style="bold black on yellow"))
         shown = Text(no_wrap=True, overflow="ellipsis")  # each line cut on its own, never wrapped
