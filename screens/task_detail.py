@@ -1,9 +1,11 @@
 """One task, in full: attempts, timing, tokens and cost, rollout and originating proposal,
-and its error, payload and result. The attempts section has a line per attempt (number,
-worker, start, run time, outcome, the headline of its error — domain/attempts.py rebuilds
-them from the events trail, which keeps each attempt's error since revision 0022). Every
-untrusted value is sanitised and redacted (domain.sanitize / domain.redact) before it is
-shown.
+and its last error, payload and result. The attempts section has a line per attempt
+(number, worker, start, run time, how it ended: "failed → retry", "lease lost", …) with
+that attempt's whole error wrapped under it, so every attempt's error reads at any width
+by scrolling (domain/attempts.py rebuilds them from the events trail, which keeps each
+attempt's error since revision 0022: up to 4,096 characters; one shows at most its first
+ATTEMPT_SHOWN). Every untrusted value is sanitised and redacted (domain.sanitize /
+domain.redact) before it is shown.
 
 Bounded work on hostile size and shape (issue 15: a 1 MB error froze the UI for minutes,
 a 10 MB payload for 65 s). The read (db/tasks.task_detail) fetches the first HEAD (68 KiB)
@@ -14,9 +16,10 @@ handling keys; each shows at most its first 64 KiB (cut where no secret is split
 a line `… n more bytes not shown (of m) — e exports all to a file`.
 
 Keys: `e` exports the whole error, payload and result (read again in full, by a worker),
-made inert and redacted unless this session's reveal is on, to files an operator opens
-with less or jq: `task-<id>-error.txt`, `task-<id>-payload.json`, `task-<id>-result.json`
-(valid JSON, as stored; `.revealed` before the suffix when the reveal is on), in
+and every attempt with its error, made inert and redacted unless this session's reveal is
+on, to files an operator opens with less or jq: `task-<id>-error.txt`,
+`task-<id>-attempts.txt`, `task-<id>-payload.json`, `task-<id>-result.json` (valid JSON,
+as stored; `.revealed` before the suffix when the reveal is on), in
 $FSAR_EXPORT_DIR or else `~/.local/state/fsar-tui/exports/` (the directory 0700, the
 files 0600); the toast names them. `y` copies the task id (OSC 52), `esc` goes back.
 """
@@ -30,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from rich.console import Group
+from rich.console import Group, RenderableType
+from rich.padding import Padding
 from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
@@ -43,10 +47,9 @@ from textual.worker import Worker
 
 from fsar_tui import clock
 from fsar_tui.db.tasks import task_detail
-from fsar_tui.domain.attempts import Attempt, attempts
+from fsar_tui.domain.attempts import Attempt, attempts, outcome_label
 from fsar_tui.domain.capped import HEAD, Capped, capped_json, capped_text, full_json
-from fsar_tui.domain.error_groups import headline
-from fsar_tui.domain.formatting import between, duration, money
+from fsar_tui.domain.formatting import abbreviate, between, duration, money
 from fsar_tui.domain.redact import policy
 from fsar_tui.domain.sanitize import revealed as sanitize_revealed
 from fsar_tui.domain.sanitize import strip_controls
@@ -56,6 +59,11 @@ from fsar_tui.widgets.safe_text import safe_text
 from fsar_tui.widgets.status_header import StatusHeader
 
 EXPORT_HINT = "e exports all to a file"
+ATTEMPT_SHOWN = 8 * 1024  # characters of one attempt's error shown under it
+WORKER_SHOWN = 24  # a worker id's characters in an attempt's line (cut from the middle)
+UNRECORDED = "no error recorded: none was written, or the attempt ended before revision 0022 kept errors per attempt"
+OUTCOME_STYLE = {"succeeded": "green", "failed": "bold red", "lease lost": "bold red", "failed → retry": "red",
+                 "cancelled": "yellow", "requeued": "yellow", "running": "cyan"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,8 @@ class Shown:
     result: Capped
     payload_text: Text  # highlighted
     result_text: Text
+    attempts: tuple[Attempt, ...] = ()
+    attempt_errors: tuple[Capped | None, ...] = ()  # each attempt's error as shown; None: none recorded
 
 
 def prepare(task: dict[str, Any], reveal: bool) -> Shown:
@@ -74,7 +84,9 @@ def prepare(task: dict[str, Any], reveal: bool) -> Shown:
     error = capped_text(task["error"], task["error_bytes"], reveal=reveal)
     payload = capped_json(task["payload"], task["payload_bytes"], reveal=reveal)
     result = capped_json(task["result"], task["result_bytes"], reveal=reveal)
-    return Shown(error, payload, result, _highlighted(payload), _highlighted(result))
+    tried = tuple(attempts(task["events"], task))
+    errors = tuple(None if a.error is None else capped_text(a.error, reveal=reveal, limit=ATTEMPT_SHOWN) for a in tried)
+    return Shown(error, payload, result, _highlighted(payload), _highlighted(result), tried, errors)
 
 
 def _highlighted(shown: Capped) -> Text:
@@ -88,16 +100,18 @@ def export_dir() -> Path:
 
 
 def write_export(task: dict[str, Any], reveal: bool, directory: Path) -> list[Path]:
-    """The whole error, payload and result, inert and redacted unless revealed, one file
-    each (those the task has); returns the paths written."""
+    """The whole error, every attempt with its error (as the trail kept it), payload and
+    result, inert and redacted unless revealed, one file each (those the task has);
+    returns the paths written."""
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     raw = ".revealed" if reveal else ""
     written = []
-    for column, suffix in (("error", ".txt"), ("payload", ".json"), ("result", ".json")):
-        value = task[column]
+    tried = attempts(task["events"], task)
+    for column, suffix in (("error", ".txt"), ("attempts", ".txt"), ("payload", ".json"), ("result", ".json")):
+        value = (attempts_text(tried) if tried else None) if column == "attempts" else task[column]
         if value is None:
             continue
-        if column == "error":
+        if column in ("error", "attempts"):
             text = strip_controls(value) if reveal else policy().text(strip_controls(value))
         else:
             text = full_json(value, reveal=reveal)
@@ -107,6 +121,19 @@ def write_export(task: dict[str, Any], reveal: bool, directory: Path) -> list[Pa
             f.write(text if text.endswith("\n") else text + "\n")
         written.append(path)
     return written
+
+
+def attempts_text(tried: list[Attempt]) -> str:
+    """Every attempt and its whole error (as the trail kept it), for the export; raw."""
+    out = []
+    for a in tried:
+        ended = f"{a.ended_at:%Y-%m-%d %H:%M:%S%z}" if a.ended_at else "-"
+        out.append(f"attempt {a.number} · worker {a.worker_id or '-'} · started {a.started_at:%Y-%m-%d %H:%M:%S%z}"
+                   f" · ended {ended} · {outcome_label(a)}")  # fmt: skip
+        error = a.error if a.error is not None else UNRECORDED if a.ended_badly else "no error"
+        out += ["    " + line for line in error.splitlines() or [""]]
+        out.append("")
+    return "\n".join(out)
 
 
 class TaskDetailScreen(FsarScreen):
@@ -161,9 +188,9 @@ class TaskDetailScreen(FsarScreen):
         return Group(
             self.facts(t),
             Text(""),
-            *self.attempt_lines(attempts(t["events"], t)),
+            *self.attempt_lines(shown),
             Text(""),
-            Text("error", style="bold"),
+            Text("last error", style="bold"),
             Text(shown.error.text),
             *_cap_line(shown.error),
             Text(""),
@@ -209,36 +236,38 @@ class TaskDetailScreen(FsarScreen):
             facts.add_row(Text(label), safe_text(value))
         return facts
 
-    def attempt_lines(self, tried: list[Attempt]) -> tuple[Table | Text, ...]:
-        """One line per attempt; an error's headline, inert and redacted."""
+    def attempt_lines(self, shown: Shown) -> tuple[RenderableType, ...]:
+        """A line per attempt — number, worker, start, run time, how it ended — and its
+        whole error (inert, redacted, at most ATTEMPT_SHOWN characters) wrapped under it."""
+        tried = shown.attempts
         if not tried:
             return (Text("attempts: none (never started)", style="bold"),)
-        table = Table(title=f"attempts ({len(tried)})", title_justify="left", expand=True)
-        for col in ("#", "worker", "started", "run", "outcome"):
-            table.add_column(col, no_wrap=True)
-        table.add_column("error", ratio=1, no_wrap=True, overflow="ellipsis")
+        workers = [abbreviate(safe_text(a.worker_id or "-").plain, WORKER_SHOWN) for a in tried]
         now = clock.now()
-        unrecorded = False
-        for a in tried:
-            if a.error is not None:
-                error = safe_text(headline(a.error) or "-")
-            elif a.ended_badly:
-                unrecorded = True
-                error = Text("no error recorded", style="dim")
-            else:
-                error = Text("-")
-            table.add_row(
-                Text(str(a.number)),
-                safe_text(a.worker_id or "-"),
-                Text(f"{a.started_at:%m-%d %H:%M:%S}"),
-                Text(duration(between(a.started_at, a.ended_at or now))),
-                Text(a.outcome),
-                error,
+        runs = [duration(between(a.started_at, a.ended_at or now)) for a in tried]
+        number_w = max(len(str(a.number)) for a in tried)
+        worker_w = max(len(w) for w in [*workers, "worker"])
+        run_w = max(len(r) for r in [*runs, "run"])
+        out: list[RenderableType] = [
+            Text(f"attempts ({len(tried)}), each one's error under it", style="bold"),
+            Text(f"{'#':>{number_w}}  {'worker':<{worker_w}}  {'started':<14}  {'run':>{run_w}}  outcome", style="dim"),
+        ]
+        for a, worker, run, error in zip(tried, workers, runs, shown.attempt_errors, strict=True):
+            label = outcome_label(a)
+            line = Text(
+                f"{a.number:>{number_w}}  {worker:<{worker_w}}  {a.started_at:%m-%d %H:%M:%S}  {run:>{run_w}}  "
             )
-        if not unrecorded:
-            return (table,)
-        note = "no error recorded: none was written, or the attempt ended before revision 0022 kept errors per attempt"
-        return (table, Text(note, style="dim"))
+            line.append(label, style=OUTCOME_STYLE.get(label, ""))
+            out.append(line)
+            if error is not None:
+                body = Text(error.text)
+                cap = error.cap_line(f"the last error below or {EXPORT_HINT}")
+                if cap:
+                    body.append("\n" + cap, style="bold yellow")
+                out.append(Padding(body, (0, 0, 0, number_w + 2)))
+            elif a.ended_badly:
+                out.append(Padding(Text(UNRECORDED, style="dim"), (0, 0, 0, number_w + 2)))
+        return tuple(out)
 
     def transitions(self, t: dict[str, Any]) -> Table:
         attempts = Table(title="transitions", title_justify="left", expand=True)

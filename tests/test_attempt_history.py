@@ -7,6 +7,7 @@ errors and filters the queue on one (Pilot)."""
 from __future__ import annotations
 
 import json
+import re
 
 import psycopg
 import pytest
@@ -158,15 +159,15 @@ async def test_task_detail_shows_every_attempts_error(db_dsn):
 
         assert await until(pilot, lambda: "attempts (3)" in shown())
         text = shown()
-        section = text[text.index("attempts (3)") : text.index("\nerror\n")]
-        lines = [line for line in section.splitlines() if "w-" in line]
-        assert len(lines) == 3
-        for line, worker, outcome, error in zip(
-            lines, WORKERS, ("queued", "queued", "failed"),
-            ("TimeoutError: call 123 exceeded 120s", "openai.RateLimitError: Error code: 429",
-             "ValueError: bad diff in 'src/app.py'"), strict=True,
-        ):  # fmt: skip
-            assert worker in line and outcome in line and error in line, line
+        section = text[text.index("attempts (3)") : text.index("\nlast error\n")]
+        lines = section.splitlines()
+        rows = [i for i, line in enumerate(lines) if any(w in line for w in WORKERS)]
+        assert len(rows) == 3
+        for i, worker, outcome, error in zip(rows, WORKERS, ("failed → retry", "failed → retry", "failed"), ERRORS,
+                                             strict=True):  # fmt: skip
+            assert worker in lines[i] and lines[i].rstrip().endswith(outcome), lines[i]
+            under = [line.strip() for line in lines[i + 1 : i + 1 + error.count("\n") + 1]]
+            assert under == [line.strip() for line in error.splitlines()], under  # the whole error, under its row
         assert "no error recorded" not in section
 
 
@@ -234,3 +235,103 @@ async def test_failing_now_screen_counts_groups_and_filters_the_queue(failing):
         assert queue.filter_text == "error~'TimeoutError: call'"
         # Both timeouts (and the 2-day-old one: the queue filters on the task's error, any age).
         assert await until(pilot, lambda: set(table(app).keys) == {ids["t123"], ids["t456"], ids["old"]})
+
+
+# -- every attempt's whole error at 80×24, and in the export (issue 16, review point 5) ------
+
+LONG_ERROR = (
+    "Traceback (most recent call last):\n"
+    '  File "agent/run.py", line 88, in run_attempt\n'
+    "    response = client.chat.completions.create(model=model, messages=messages, timeout=timeout_budget)\n"
+    + "".join(
+        f"  while handling the request the client retried after backoff step {w} of the budget\n"
+        for w in ("one", "two", "three", "four", "five")
+    )  # fmt: skip
+    + "openai.RateLimitError: Error code: 429 - Rate limit reached for requests per minute in organization "
+    "quota; please retry later or contact support END-OF-FIRST"
+)
+LAST_ERROR = "ValueError: the diff does not apply to src/app.py because the hunk context changed END-OF-LAST"
+
+
+async def lease_lost_between(dsn: str) -> int:
+    """Attempt 1 fails with LONG_ERROR and is retried; attempt 2 loses its lease (the
+    reaper puts it back); attempt 3 fails for good with LAST_ERROR."""
+    import asyncio
+
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        ((task_id, _),) = await executor.enqueue(
+            conn,
+            [{"task_type": "implement_idea", "ai_model": "gpt-4o", "idea_id": None, "payload": None,
+              "priority": 0, "max_attempts": 3}],
+        )  # fmt: skip
+        for attempt, worker in enumerate(WORKERS, 1):
+            task = await executor.claim(conn, worker, 0.001 if attempt == 2 else 60)
+            assert task is not None and task.id == task_id
+            if attempt == 2:
+                await asyncio.sleep(0.05)
+                assert [r[0] for r in await executor.reap_expired(conn)] == [task_id]
+                continue
+            status, error = ("queued", LONG_ERROR) if attempt == 1 else ("failed", LAST_ERROR)
+            assert await executor.finish(
+                conn, task, worker, status=status, result=None, error=error, input_tokens=1, output_tokens=1,
+                cost_minor=None, currency=None,
+            )  # fmt: skip
+    return task_id
+
+
+def squeezed(text: str) -> str:
+    return "".join(text.split())
+
+
+async def test_every_attempts_whole_error_reads_at_80x24(db_dsn):
+    from textual.containers import VerticalScroll
+
+    from test_layout_80x24 import painted
+
+    task_id = await lease_lost_between(db_dsn)
+    app = make_app(db_dsn)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.push_screen(TaskDetailScreen(task_id))
+        assert await until(pilot, lambda: isinstance(app.screen, TaskDetailScreen) and "attempts (3)" in painted(app))
+        scroll = app.screen.query_one(VerticalScroll)
+        # Laid out again with its scrollbar (the first paint, before it, is 80 wide).
+        assert await until(pilot, lambda: scroll.max_scroll_y > 0 and scroll.scrollbars_enabled[0])
+        await pilot.pause(0.2)
+        lines: dict[int, str] = {}  # the detail's lines as painted, by their place in it
+        for _ in range(40):  # page by page, as an operator reads it
+            top, box = int(scroll.scroll_y), scroll.scrollable_content_region
+            rows = painted(app).splitlines()
+            lines |= {top + r: rows[box.y + r][box.x : box.right] for r in range(box.height)}
+            if scroll.scroll_y >= scroll.max_scroll_y:
+                break
+            await pilot.press("pagedown")
+            await pilot.pause(0.1)
+        seen = [lines[i] for i in sorted(lines)]
+        assert sorted(lines) == list(range(len(lines)))  # read through, no line missed
+        text = "\n".join(seen)
+        for error in (LONG_ERROR, LAST_ERROR):
+            assert squeezed(error) in squeezed(text), error[-20:]  # whole, wrapped at 80 columns
+        rows = [row for row in seen if any(w in row for w in WORKERS)]
+        for worker, outcome in zip(WORKERS, ("failed → retry", "lease lost", "failed"), strict=True):
+            assert any(worker in row and row.rstrip().endswith(outcome) for row in rows), (worker, rows)
+        assert squeezed("worker w-bravo stopped renewing (attempt 2)") in squeezed(text)
+
+
+async def test_the_export_has_every_attempts_error(db_dsn, tmp_path, monkeypatch):
+    monkeypatch.setenv("FSAR_EXPORT_DIR", str(tmp_path))
+    task_id = await lease_lost_between(db_dsn)
+    app = make_app(db_dsn)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.push_screen(TaskDetailScreen(task_id))
+        assert await until(pilot, lambda: isinstance(app.screen, TaskDetailScreen) and app.screen.last is not None)
+        await pilot.press("e")
+        path = tmp_path / f"task-{task_id}-attempts.txt"
+        assert await until(pilot, path.exists)
+        await pilot.pause(0.2)
+    text = path.read_text(encoding="utf-8")
+    blocks = re.split("^attempt ", text, flags=re.MULTILINE)[1:]
+    assert len(blocks) == 3, text
+    for block, worker, outcome in zip(blocks, WORKERS, ("failed → retry", "lease lost", "failed"), strict=True):
+        assert f"worker {worker} ·" in block and f"· {outcome}\n" in block, block
+    assert squeezed(LONG_ERROR) in squeezed(blocks[0]) and "stopped renewing" in blocks[1]
+    assert squeezed(LAST_ERROR) in squeezed(blocks[2])

@@ -13,6 +13,11 @@ error — unless that error is already recorded on another attempt's end (then i
 attempt's, and this one's end wrote none: an operator's requeue); else none recorded.
 A task without a trail (a legacy row, a bulk load without events) gets one attempt from
 its own columns.
+
+How an attempt ended, in words (`outcome_label`): a 'queued' end is "failed → retry"
+when it has an error (the executor's retry), "lease lost" when that error is the lease
+reaper's, and "requeued" when it has none (an operator put it back, or it ended before
+revision 0022); a 'failed' end by the reaper is "lease lost" too.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Any
 WORKER_ENDS = ("succeeded", "failed", "queued")  # ends that write the task's error (not an operator cancel)
 TERMINAL = ("succeeded", "failed", "cancelled")
 SAME_PREFIX = 1000  # errors compared on their first characters (the trail keeps 4,096, a read may cut)
+LEASE_LOST = "lease expired at "  # how the reaper's error starts (db/executor.REAP_SQL)
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,15 @@ class Attempt:
             "error": self.error,
             "error_kept": self.error_kept,
         }
+
+
+def outcome_label(a: Attempt) -> str:
+    """How the attempt ended, in the words an operator reads (see the module docstring)."""
+    if a.outcome in ("queued", "failed") and a.error is not None and a.error.startswith(LEASE_LOST):
+        return "lease lost"
+    if a.outcome == "queued":
+        return "failed → retry" if a.error is not None else "requeued"
+    return a.outcome
 
 
 def _same(a: str, b: str) -> bool:
