@@ -40,7 +40,7 @@ async def three_attempts(dsn: str) -> int:
             assert task is not None and task.id == task_id
             done = await executor.finish(
                 conn, task, worker, status=status, result=None, error=error, input_tokens=1, output_tokens=1,
-                cost_minor=None, currency=None,
+
             )  # fmt: skip
             assert done is not None
     return task_id

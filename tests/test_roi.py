@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from fsar_tui.db import roi as roi_queries
 from fsar_tui.db.connect import connect
-from fsar_tui.domain import roi
+from fsar_tui.domain import json_decimal, roi
 from fsar_tui.services.roi_report import records
 from support.sql import q, x
 
@@ -197,6 +197,11 @@ def test_compute_cost_is_fixed_at_finish_and_not_repriced(db_dsn):
     )
     x(
         db_dsn,
+        "INSERT INTO model_prices (ai_model, currency, input_minor_per_mtok, output_minor_per_mtok, effective_from) "
+        "VALUES ('gpt-4o', 'USD', 2500000, 2500000, now() - interval '1 day')",
+    )
+    x(
+        db_dsn,
         "INSERT INTO execution_tasks (task_type, ai_model, status, attempt, queued_at, started_at, "
         "worker_id, currency) VALUES ('implement_idea', 'gpt-4o', 'running', 1, now() - interval '20 seconds', "
         "now() - interval '10 seconds', 'w1', 'USD')",
@@ -210,17 +215,20 @@ def test_compute_cost_is_fixed_at_finish_and_not_repriced(db_dsn):
         "error": None,
         "input_tokens": 1,
         "output_tokens": 1,
-        "cost_minor": 5,
-        "currency": "USD",
         "worker": "w1",
         "attempt": 1,
     }
     task_id = q(db_dsn, "SELECT id FROM execution_tasks")[0][0]
     x(db_dsn, FINISH_SQL, {**params, "id": task_id})
-    ((compute, cost),) = q(db_dsn, "SELECT compute_cost_minor, cost_minor FROM execution_tasks")
-    assert cost == 5 and compute == 10  # 10 s at 3600 minor units per hour
+    ((compute, cost, run_s),) = q(
+        db_dsn,
+        "SELECT compute_cost_minor, cost_minor, extract(epoch FROM finished_at - started_at) FROM execution_tasks",
+    )
+    # Priced by the database (revision 0024): 2 tokens at 2,500,000 minor units per Mtok;
+    # the run time at 3600 minor units per hour — a minor unit a second, to 10⁻⁶.
+    assert cost == 5 and compute == round(run_s, 6) and compute >= 10
     x(db_dsn, "INSERT INTO compute_rates (currency, minor_per_hour, effective_from) VALUES ('USD', 999999, now())")
-    assert q(db_dsn, "SELECT compute_cost_minor FROM execution_tasks") == [(10,)]
+    assert q(db_dsn, "SELECT compute_cost_minor FROM execution_tasks") == [(compute,)]
     with pytest.raises(Exception, match="append-only"):
         x(db_dsn, "UPDATE compute_rates SET minor_per_hour = 1")
     assert q(db_dsn, roi_queries.COST_DRIFT_SQL) == []
@@ -230,7 +238,7 @@ def test_roi_cli_prints_the_same_numbers_as_the_screen_code(db_dsn, run_cli):
     load_fixture(db_dsn)
     out = run_cli("roi", "--dsn", db_dsn, "--format", "json", "--by", "idea")
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout) == json.loads(json.dumps(records(read(db_dsn), "idea")))
+    assert json.loads(out.stdout) == json.loads(json_decimal.dumps(records(read(db_dsn), "idea")))
     table = run_cli("roi", "--dsn", db_dsn, "--window", "7d")
     assert table.returncode == 0 and "321.37 USD" in table.stdout  # USD net revenue 32,137 minor units
     assert "1,000 JPY" in table.stdout  # zero-decimal currency printed without cents

@@ -264,8 +264,6 @@ async def test_lost_lease_cannot_overwrite_the_attempt_that_replaced_it(db_dsn):
             error=None,
             input_tokens=1,
             output_tokens=1,
-            cost_minor=None,
-            currency=None,
         )
         assert lost is None
         assert (
@@ -278,8 +276,6 @@ async def test_lost_lease_cannot_overwrite_the_attempt_that_replaced_it(db_dsn):
                 error=None,
                 input_tokens=1,
                 output_tokens=1,
-                cost_minor=None,
-                currency=None,
             )
             is not None
         )

@@ -13,7 +13,6 @@ printed on standard error. The UTC time comes from fsar_tui/clock.py."""
 from __future__ import annotations
 
 import errno
-import json
 import os
 import secrets
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from fsar_tui import clock
 from fsar_tui.commands.base import Context, Parser, add_command
+from fsar_tui.domain import json_decimal
 from fsar_tui.errors import EXIT_FAILED, EXIT_OK, FsarError, UsageError
 
 MAX_SUFFIX = 1000  # -2 … -1000: beyond that, something is writing reports in a loop
@@ -99,7 +99,7 @@ def run_report(args: Namespace, ctx: Context) -> int:
             print(f"fsar-tui: {err.message}", file=sys.stderr)
     if args.webhook:
         try:
-            status = delivery.post_webhook(args.webhook, json.dumps(rep).encode("utf-8"))
+            status = delivery.post_webhook(args.webhook, json_decimal.dumps(rep).encode("utf-8"))
             print(f"posted to {delivery.mask_url(args.webhook)} (HTTP {status})", file=sys.stderr)
         except FsarError as err:
             failures += 1

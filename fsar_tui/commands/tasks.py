@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import sys
 from argparse import Namespace
 from datetime import UTC, datetime
@@ -61,6 +60,7 @@ from typing import Any
 from fsar_tui.commands.base import Context, Parser, add_command, positive_id, subcommands
 from fsar_tui.db.actions import ACTIONS
 from fsar_tui.db.tasks import SORTABLE
+from fsar_tui.domain import json_decimal
 from fsar_tui.errors import EXIT_FAILED, EXIT_OK, CheckFailed, UsageError
 
 BULK_CAP = 10_000  # the queue screen's bulk cap (screens/queue.py BULK_CAP)
@@ -188,7 +188,7 @@ def run_list(args: Namespace, ctx: Context) -> int:
         return EXIT_OK
     records = [_record(r) for r in rows]
     if args.format == "json":
-        print(json.dumps(records, indent=2))
+        print(json_decimal.dumps(records, indent=2))
     else:
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=LIST_FIELDS, lineterminator="\n")
@@ -269,7 +269,7 @@ def run_show(args: Namespace, ctx: Context) -> int:
         raise CheckFailed(f"task {args.id} does not exist")
     attempts = attempts_of(task)
     if args.format == "json":
-        print(json.dumps(_show_record(task, attempts), indent=2))
+        print(json_decimal.dumps(_show_record(task, attempts), indent=2))
     else:
         print(_show_text(task, attempts, whole=whole))
     return EXIT_OK

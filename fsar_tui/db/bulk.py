@@ -45,8 +45,23 @@ TASK_COLUMNS = (
     "cost_minor",
     "currency",
     "compute_cost_minor",
+    "waste_minor",
+    "unpriced_attempts",
 )
-EVENT_COLUMNS = ("task_id", "from_status", "to_status", "attempt", "worker_id", "at", "error")
+# The event that ends an attempt carries its tokens and exact costs (revision 0024).
+EVENT_COLUMNS = (
+    "task_id",
+    "from_status",
+    "to_status",
+    "attempt",
+    "worker_id",
+    "at",
+    "error",
+    "input_tokens",
+    "output_tokens",
+    "model_cost_minor",
+    "compute_cost_minor",
+)
 LEDGER_COLUMNS = (
     "source",
     "external_id",

@@ -83,22 +83,13 @@ SET status = %(status)s::text,
     result = %(result)s,
     error = %(error)s,
     input_tokens = %(input_tokens)s,
-    output_tokens = %(output_tokens)s,
-    -- Costs add up over attempts and are fixed here: tokens at the price in force when
-    -- the attempt started (computed by the caller), run time at the compute rate in
-    -- force then (rounded half away from zero, like PostgreSQL's round()).
-    cost_minor = CASE WHEN %(cost_minor)s::bigint IS NULL THEN cost_minor
-                      ELSE coalesce(cost_minor, 0) + %(cost_minor)s::bigint END,
-    compute_cost_minor = coalesce(
-        (SELECT coalesce(execution_tasks.compute_cost_minor, 0)
-                + round(extract(epoch FROM now() - execution_tasks.started_at) * r.minor_per_hour / 3600)::bigint
-         FROM compute_rates r
-         WHERE r.currency = %(currency)s::text AND r.effective_from <= execution_tasks.started_at
-         ORDER BY r.effective_from DESC LIMIT 1),
-        compute_cost_minor),
-    currency = coalesce(%(currency)s::text, currency)
+    output_tokens = %(output_tokens)s
+    -- No cost here: the database prices the attempt as it ends (trigger fsar_price_attempt,
+    -- revision 0024): its tokens at the model price in force when it started, its run time
+    -- at the compute rate then, exact, added to cost_minor / compute_cost_minor (and to
+    -- waste_minor when the attempt did not succeed).
 WHERE id = %(id)s AND worker_id = %(worker)s AND attempt = %(attempt)s AND status = 'running'
-RETURNING finished_at, now()
+RETURNING finished_at, now(), cost_minor
 """
 
 RENEW_SQL = """
@@ -210,8 +201,6 @@ async def finish(
     error: str | None,
     input_tokens: int,
     output_tokens: int,
-    cost_minor: int | None,
-    currency: str | None,
     retry_in_s: float = 0.0,
     ledger: Sequence[dict[str, Any]] = (),
 ) -> datetime | None:
@@ -230,8 +219,6 @@ async def finish(
                 "error": error,
                 "input_tokens": input_tokens,
                 "output_tokens": output_tokens,
-                "cost_minor": cost_minor,
-                "currency": currency,
                 "id": task.id,
                 "worker": worker,
                 "attempt": task.attempt,

@@ -3,7 +3,9 @@
 One statement for task costs and one for the ledger, each with two grouping sets — the
 dimensions (type × model × rollout × idea, or idea × kind) and the days — so a 30-day
 ROI over 10 M tasks reads a few thousand rollup rows. Task samples the trigger has not
-folded yet are added in, so the figures are exact at any moment. domain/roi.py does
+folded yet are added in, so the figures are exact at any moment. Costs are exact
+decimals in minor units (numeric since revision 0024; Decimal here), never rounded
+before display. domain/roi.py does
 the arithmetic; the screen, `fsar-tui roi` and `fsar-tui report` share this module.
 
 Windows are whole UTC days ending today: the rollups are daily, and a money figure
@@ -30,20 +32,24 @@ COSTS_SQL = """
                sum(s.n * coalesce(s.cost_minor, 0)) AS model_cost_minor,
                sum(s.n * coalesce(s.compute_cost_minor, 0)) AS compute_cost_minor,
                coalesce(sum(s.n * (coalesce(s.cost_minor, 0) + coalesce(s.compute_cost_minor, 0)))
-                        FILTER (WHERE s.outcome <> 'succeeded'), 0) AS failed_cost_minor
+                        FILTER (WHERE s.outcome <> 'succeeded'), 0) AS failed_cost_minor,
+               coalesce(sum(s.n * coalesce(s.waste_minor, 0)), 0) AS waste_minor,
+               coalesce(sum(s.n * coalesce(s.unpriced_attempts, 0)), 0) AS unpriced_attempts
         FROM task_duration_samples s
         WHERE s.finished_at >= %(first)s::date::timestamp AT TIME ZONE 'UTC'
           AND s.finished_at < (%(last)s::date + 1)::timestamp AT TIME ZONE 'UTC'
         GROUP BY 1, 2, 3, 4, 5, 6),
     rows AS (
         SELECT day, task_type, ai_model, rollout_revision_id, idea_id, currency, tasks_succeeded, tasks_failed,
-               tasks_cancelled, model_cost_minor, compute_cost_minor, failed_cost_minor
+               tasks_cancelled, model_cost_minor, compute_cost_minor, failed_cost_minor, waste_minor,
+               unpriced_attempts
         FROM cost_rollups WHERE day BETWEEN %(first)s AND %(last)s
         UNION ALL
         SELECT * FROM pending)
     SELECT GROUPING(day) = 0, day, task_type, ai_model, rollout_revision_id, idea_id, currency,
            sum(tasks_succeeded)::bigint, sum(tasks_failed)::bigint, sum(tasks_cancelled)::bigint,
-           sum(model_cost_minor)::bigint, sum(compute_cost_minor)::bigint, sum(failed_cost_minor)::bigint
+           sum(model_cost_minor), sum(compute_cost_minor), sum(failed_cost_minor), sum(waste_minor),
+           sum(unpriced_attempts)::bigint
     FROM rows
     GROUP BY GROUPING SETS ((task_type, ai_model, rollout_revision_id, idea_id, currency), (day, currency))
 """
@@ -92,11 +98,29 @@ def day_bounds(first: date, last: date) -> tuple[datetime, datetime]:
 
 def _split_costs(rows: list[TupleRow]) -> tuple[list[CostRow], list[TupleRow]]:
     costs, days = [], []
-    for by_day, day, task_type, model, rollout, idea, currency, ok, failed, cancelled, mcost, ccost, fcost in rows:
+    for row in rows:
+        by_day, day, task_type, model, rollout, idea, currency, ok, failed, cancelled = row[:10]
+        mcost, ccost, fcost, waste, unpriced = row[10:]
         if by_day:
             days.append((day, currency, mcost, ccost))
         else:
-            costs.append(CostRow(task_type, model, rollout, idea, currency, ok, failed, cancelled, mcost, ccost, fcost))
+            costs.append(
+                CostRow(
+                    task_type,
+                    model,
+                    rollout,
+                    idea,
+                    currency,
+                    ok,
+                    failed,
+                    cancelled,
+                    mcost,
+                    ccost,
+                    fcost,
+                    waste,
+                    unpriced,
+                )
+            )
     return costs, days
 
 
@@ -151,9 +175,10 @@ NAIVE_COSTS_SQL = """
            coalesce(currency, ''),
            count(*) FILTER (WHERE status = 'succeeded'), count(*) FILTER (WHERE status = 'failed'),
            count(*) FILTER (WHERE status = 'cancelled'),
-           coalesce(sum(cost_minor), 0)::bigint, coalesce(sum(compute_cost_minor), 0)::bigint,
+           coalesce(sum(cost_minor), 0), coalesce(sum(compute_cost_minor), 0),
            coalesce(sum(coalesce(cost_minor, 0) + coalesce(compute_cost_minor, 0))
-                    FILTER (WHERE status <> 'succeeded'), 0)::bigint
+                    FILTER (WHERE status <> 'succeeded'), 0),
+           coalesce(sum(waste_minor), 0), coalesce(sum(unpriced_attempts), 0)::bigint
     FROM execution_tasks
     WHERE status IN ('succeeded', 'failed', 'cancelled')
       AND finished_at >= %(first)s::date::timestamp AT TIME ZONE 'UTC'
@@ -179,7 +204,8 @@ COST_DRIFT_SQL = """
                coalesce(t.currency, '') AS currency,
                count(*) FILTER (WHERE t.status = 'succeeded') AS ok, count(*) FILTER (WHERE t.status = 'failed') AS bad,
                count(*) FILTER (WHERE t.status = 'cancelled') AS cancelled,
-               coalesce(sum(t.cost_minor), 0) AS model, coalesce(sum(t.compute_cost_minor), 0) AS compute
+               coalesce(sum(t.cost_minor), 0) AS model, coalesce(sum(t.compute_cost_minor), 0) AS compute,
+               coalesce(sum(t.waste_minor), 0) AS waste, coalesce(sum(t.unpriced_attempts), 0) AS unpriced
         FROM execution_tasks t CROSS JOIN st
         WHERE t.status IN ('succeeded', 'failed', 'cancelled')
           AND (t.id > st.backfill_target OR t.finished_at >= st.epoch OR t.id <= st.backfilled_upto)
@@ -187,23 +213,28 @@ COST_DRIFT_SQL = """
     kept AS (
         SELECT day, task_type, ai_model, rollout_revision_id AS rev, idea_id AS idea, currency,
                sum(tasks_succeeded) AS ok, sum(tasks_failed) AS bad, sum(tasks_cancelled) AS cancelled,
-               sum(model_cost_minor) AS model, sum(compute_cost_minor) AS compute
+               sum(model_cost_minor) AS model, sum(compute_cost_minor) AS compute,
+               sum(waste_minor) AS waste, sum(unpriced_attempts) AS unpriced
         FROM (SELECT day, task_type, ai_model, rollout_revision_id, idea_id, currency, tasks_succeeded,
-                     tasks_failed, tasks_cancelled, model_cost_minor, compute_cost_minor FROM cost_rollups
+                     tasks_failed, tasks_cancelled, model_cost_minor, compute_cost_minor, waste_minor,
+                     unpriced_attempts FROM cost_rollups
               UNION ALL
               SELECT (finished_at AT TIME ZONE 'UTC')::date, task_type, ai_model, rollout_revision_id,
                      coalesce(idea_id, ''), currency,
                      CASE WHEN outcome = 'succeeded' THEN n ELSE 0 END, CASE WHEN outcome = 'failed' THEN n ELSE 0 END,
                      CASE WHEN outcome = 'cancelled' THEN n ELSE 0 END,
-                     n * coalesce(cost_minor, 0), n * coalesce(compute_cost_minor, 0)
+                     n * coalesce(cost_minor, 0), n * coalesce(compute_cost_minor, 0), n * coalesce(waste_minor, 0),
+                     n * coalesce(unpriced_attempts, 0)
               FROM task_duration_samples) x
         GROUP BY 1, 2, 3, 4, 5, 6
         HAVING sum(tasks_succeeded) <> 0 OR sum(tasks_failed) <> 0 OR sum(tasks_cancelled) <> 0
-            OR sum(model_cost_minor) <> 0 OR sum(compute_cost_minor) <> 0)
+            OR sum(model_cost_minor) <> 0 OR sum(compute_cost_minor) <> 0 OR sum(waste_minor) <> 0
+            OR sum(unpriced_attempts) <> 0)
     SELECT * FROM counted FULL JOIN kept USING (day, task_type, ai_model, rev, idea, currency)
     WHERE counted.ok IS DISTINCT FROM kept.ok OR counted.bad IS DISTINCT FROM kept.bad
        OR counted.cancelled IS DISTINCT FROM kept.cancelled OR counted.model IS DISTINCT FROM kept.model
-       OR counted.compute IS DISTINCT FROM kept.compute
+       OR counted.compute IS DISTINCT FROM kept.compute OR counted.waste IS DISTINCT FROM kept.waste
+       OR counted.unpriced IS DISTINCT FROM kept.unpriced
 """
 
 LEDGER_DRIFT_SQL = """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal
 
 
 def duration(seconds: float | None) -> str:
@@ -35,10 +36,19 @@ def minor_digits(currency: str | None) -> int:
     return 0 if code in ZERO_DECIMAL else 3 if code in THREE_DECIMAL else 2
 
 
-def money(minor: int | None, currency: str | None) -> str:
-    """Minor units as a decimal amount with its currency; never converted."""
-    if minor is None:
+def whole_minor(amount: int | Decimal) -> int:
+    """An exact amount in minor units rounded once, half-even, to whole minor units (display)."""
+    if isinstance(amount, int):
+        return amount
+    return int(amount.to_integral_value(rounding=ROUND_HALF_EVEN))
+
+
+def money(amount: int | Decimal | None, currency: str | None) -> str:
+    """Minor units as a decimal amount with its currency; never converted. An exact
+    (sub-minor) amount is rounded half-even to whole minor units here, at display."""
+    if amount is None:
         return "-"
+    minor = whole_minor(amount)
     sign = "-" if minor < 0 else ""
     digits = minor_digits(currency)
     if digits == 0:

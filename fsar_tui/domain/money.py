@@ -1,15 +1,17 @@
-"""Money arithmetic: integer minor units, exact decimal rates, no floats.
+"""Money arithmetic: minor units, exact decimal rates, no floats.
 
 Prices are minor units per million tokens, exact to 6 decimal places (numeric(18,6)
-in model_prices: $0.075/Mtok is 7.5 cents). The arithmetic is done in integers —
-prices scaled to micro-units — so it is exact and fast enough for bulk seeding. A
-cost is rounded once, half-even, to whole minor units when a task finishes; it is
-never recomputed from later prices.
+in model_prices: $0.075/Mtok is 7.5 cents). Since revision 0024 an attempt's cost is
+kept exact, unrounded, in minor units: `token_cost` (tokens × price × 10⁻⁶, at most 12
+decimals) and `run_cost` (seconds × rate / 3600, to 10⁻⁶ minor units, half away from
+zero) are what the database's fsar_token_cost / fsar_run_cost compute, so the seeder
+writes what the trigger would have. Rounding to whole minor units happens once, at
+display (domain/formatting.money, half-even).
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 MICRO = 1_000_000
 # tokens * (micro-minor per Mtok) = minor * 10^-12
@@ -42,6 +44,21 @@ def token_cost_micro(input_tokens: int, output_tokens: int, input_micro: int, ou
 def token_cost_minor(input_tokens: int, output_tokens: int, input_per_mtok: Decimal, output_per_mtok: Decimal) -> int:
     """Cost of one model call in minor units, rounded half-even."""
     return token_cost_micro(input_tokens, output_tokens, to_micro(input_per_mtok), to_micro(output_per_mtok))
+
+
+MICRO_MINOR = Decimal("0.000001")
+
+
+def token_cost(input_tokens: int, output_tokens: int, input_micro: int, output_micro: int) -> Decimal:
+    """An attempt's token cost in minor units, exact: prices as integer micro-units per Mtok."""
+    if input_tokens < 0 or output_tokens < 0:
+        raise ValueError("token counts cannot be negative")
+    return Decimal(input_tokens * input_micro + output_tokens * output_micro).scaleb(-12)
+
+
+def run_cost(seconds: Decimal, minor_per_hour: Decimal) -> Decimal:
+    """An attempt's compute cost in minor units to 10⁻⁶ (half away from zero, as PostgreSQL's round)."""
+    return (max(Decimal(0), seconds) * minor_per_hour / 3600).quantize(MICRO_MINOR, rounding=ROUND_HALF_UP)
 
 
 def stripe_fee_minor(amount_minor: int) -> int:

@@ -124,6 +124,16 @@ FUNCTIONS: tuple[FunctionRight, ...] = (
     FunctionRight("fsar_task_counts_changed()", None, "trigger: queue counters"),
     FunctionRight("fsar_task_counts_truncated()", None, "trigger: queue counters"),
     FunctionRight("fsar_task_rollups_changed()", None, "trigger: duration samples"),
+    FunctionRight("fsar_price_attempt()", None, "trigger: an attempt's exact cost, waste"),
+    FunctionRight("fsar_model_price_at(text,timestamp with time zone)", None, "pricing: the price in force"),
+    FunctionRight("fsar_compute_rate_at(text,timestamp with time zone)", None, "pricing: the compute rate in force"),
+    FunctionRight("fsar_token_cost(bigint,bigint,numeric,numeric)", None, "pricing: tokens × price (pure)"),
+    FunctionRight(
+        "fsar_priced_tokens(text,timestamp with time zone,bigint,bigint)", None, "pricing: tokens at the price then"
+    ),
+    FunctionRight(
+        "fsar_run_cost(timestamp with time zone,timestamp with time zone,numeric)", None, "pricing: run time × rate"
+    ),
     FunctionRight("fsar_ledger_daily_changed()", None, "trigger: ledger rollup"),
     FunctionRight("fsar_stripe_event_funnel()", None, "trigger: payment funnel rollup"),
     FunctionRight("fsar_control_changed()", None, "trigger: NOTIFY of rollouts and blocks"),

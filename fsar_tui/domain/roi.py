@@ -29,6 +29,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from decimal import Decimal
+from fractions import Fraction
 
 from fsar_tui.domain.money import round_half_even_div
 
@@ -38,6 +40,9 @@ NO_IDEA = "(no idea)"
 
 REVENUE_KINDS = ("revenue", "refund", "dispute", "dispute_won", "dispute_fee", "payment_fee")
 COST_KINDS = ("model_cost", "compute_cost")
+
+# Task costs are exact decimals in minor units (revision 0024); ledger amounts whole ones.
+Money = Decimal | int
 
 
 @dataclass(frozen=True)
@@ -52,9 +57,11 @@ class CostRow:
     succeeded: int
     failed: int
     cancelled: int
-    model_cost: int
-    compute_cost: int
-    failed_cost: int
+    model_cost: Money
+    compute_cost: Money
+    failed_cost: Money
+    waste: Money = 0  # cost of attempts that did not produce the task's success (revision 0024)
+    unpriced: int = 0  # attempts with tokens and no price in force: their model cost is unknown
 
 
 @dataclass(frozen=True)
@@ -112,7 +119,7 @@ class Figures:
 
     @property
     def roi_pct(self) -> float | None:
-        return None if self.ai_cost == 0 else 100.0 * self.profit / self.ai_cost
+        return None if self.ai_cost == 0 else float(100 * Fraction(self.profit) / Fraction(self.ai_cost))
 
     @property
     def cost_per_success(self) -> int | None:
@@ -161,9 +168,11 @@ def summary(costs: Iterable[CostRow], ledger: Iterable[LedgerRow]) -> dict[str, 
     return dict(sorted(out.items()))
 
 
-def split(amount: int, weights: Sequence[int]) -> list[int]:
+def split(amount: int, weights: Sequence[Money]) -> list[int]:
     """`amount` split in proportion to non-negative `weights` (sum > 0), exactly: the
-    parts add up to `amount` (largest remainder; ties to the earlier weight)."""
+    parts add up to `amount` (largest remainder; ties to the earlier weight). Weights may
+    be exact decimals (task costs): the arithmetic is in fractions, never floats."""
+    weights = [Fraction(w) for w in weights]
     total = sum(weights)
     if total <= 0 or any(w < 0 for w in weights):
         raise ValueError("weights must be non-negative with a positive sum")
@@ -172,7 +181,7 @@ def split(amount: int, weights: Sequence[int]) -> list[int]:
     parts, remainders = [], []
     for i, w in enumerate(weights):
         q, r = divmod(magnitude * w, total)
-        parts.append(q)
+        parts.append(int(q))
         remainders.append((-r, i))
     for _, i in sorted(remainders)[: magnitude - sum(parts)]:
         parts[i] += 1

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Sequence
 
+from fsar_tui.domain import json_decimal
 from fsar_tui.domain.formatting import duration
 from fsar_tui.domain.profiles import MIN_SAMPLES, Profile
 from fsar_tui.domain.sanitize import safe_str
@@ -56,7 +56,7 @@ def record(p: Profile, by: Sequence[str]) -> dict:
 def render(profiles: Sequence[Profile], by: Sequence[str], fmt: str, window: str) -> str:
     records = [record(p, by) for p in profiles]
     if fmt == "json":
-        return json.dumps({"window": window, "by": list(by), "groups": records}, indent=2)
+        return json_decimal.dumps({"window": window, "by": list(by), "groups": records}, indent=2)
     if fmt == "csv":
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=[*by, *FIELDS], lineterminator="\n")

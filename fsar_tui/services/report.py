@@ -25,6 +25,7 @@ import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
+from fsar_tui.domain import json_decimal
 from fsar_tui.domain.formatting import money
 from fsar_tui.domain.fraud import ALL_IDEAS, DISPUTE_RATE, Flag
 from fsar_tui.domain.sanitize import safe_str
@@ -33,13 +34,14 @@ IDEAS_SHOWN = 5  # on a fraud flag's Markdown line; JSON lists them all
 
 
 def _plain(value):
-    """JSON-able values: dates as ISO text, numerics as text (exact), nested as is."""
+    """JSON-able values: dates as ISO text, numerics as text (exact), nested as is; money
+    (`*_minor`) stays Decimal — json_decimal writes it as an exact JSON number, as `roi` does."""
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: v if isinstance(v, Decimal) and str(k).endswith("_minor") else _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     if isinstance(value, str):
@@ -261,7 +263,7 @@ def csv_text(rep: dict) -> str:
 
 def render(rep: dict, fmt: str) -> str:
     if fmt == "json":
-        return json.dumps(rep, indent=2) + "\n"
+        return json_decimal.dumps(rep, indent=2) + "\n"
     if fmt == "csv":
         return csv_text(rep)
     return markdown(rep)

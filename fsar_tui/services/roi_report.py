@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from typing import Any
 
 from fsar_tui.db.roi import RoiData
-from fsar_tui.domain import roi
+from fsar_tui.domain import json_decimal, roi
 from fsar_tui.domain.formatting import money
 from fsar_tui.domain.sanitize import safe_str
 
@@ -173,7 +172,7 @@ def table(rec: dict) -> str:
 
 def render(rec: dict, fmt: str) -> str:
     if fmt == "json":
-        return json.dumps(rec, indent=2)
+        return json_decimal.dumps(rec, indent=2)
     if fmt == "csv":
         out = io.StringIO()
         rows = rec["breakdown"]

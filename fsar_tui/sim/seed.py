@@ -31,7 +31,7 @@ from typing import Any
 from fsar_tui.db import bulk
 from fsar_tui.db import profiles as profile_queries
 from fsar_tui.db.connect import connect
-from fsar_tui.domain.money import to_micro, token_cost_micro
+from fsar_tui.domain.money import run_cost, to_micro, token_cost
 from fsar_tui.errors import UsageError
 from fsar_tui.sim import profiles
 
@@ -251,6 +251,11 @@ def _ts(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
 
+def _seconds(delta: timedelta) -> Decimal:
+    """A run time exactly as PostgreSQL's extract(epoch FROM interval) gives it (µs)."""
+    return Decimal(delta.days * 86_400_000_000 + delta.seconds * 1_000_000 + delta.microseconds).scaleb(-6)
+
+
 MAX_SEED_DAYS = 3_650
 MAX_SEED_TASKS = 100_000_000  # ten times the largest bench database; beyond is a typo, not a plan
 
@@ -355,12 +360,15 @@ def _one_task(
     proposal = proposal_ids[0] if task_type == "self_improvement" and rng.random() < 0.05 else None
     worker = f"seed-w{rng.randint(1, 16)}"
     created_ts = _ts(created)
-    event_rows.append((task_id, None, "queued", 0, None, created_ts, None))
+    event_rows.append((task_id, None, "queued", 0, None, created_ts, None, None, None, None, None))
     status, attempt, t = "queued", 0, created
     queued_at = created_ts
     started = finished = None
     result = error = None
     in_tok = out_tok = cost = compute = None
+    currency: str | None = None
+    waste = Decimal(0)
+    unpriced = 0
     max_attempts = 3
     while attempt < max_attempts:
         wait = rng.lognormvariate(0.7, 1.2)
@@ -369,26 +377,36 @@ def _one_task(
         attempt += 1
         t += wait
         started = _ts(t)
-        event_rows.append((task_id, "queued", "running", attempt, worker, started, None))
+        event_rows.append((task_id, "queued", "running", attempt, worker, started, None, None, None, None, None))
         outcome = profiles.draw_attempt_with(rng, task_type, model)
         if t + outcome.duration_s > end_epoch:
             status = "running"
+            in_tok = out_tok = None  # the running attempt's tokens are not written yet
             break
+        # As the database prices an attempt (revision 0024, fsar_price_attempt): tokens at
+        # the price in force at its start, exact; run time at the compute rate then.
         price = _in_force(prices.get(model, []), t)
-        attempt_cost = (
-            token_cost_micro(outcome.input_tokens, outcome.output_tokens, price[3], price[4]) if price else None
-        )
-        cost = (cost or 0) + attempt_cost if attempt_cost is not None else cost
-        rate = _in_force(rates, t) if attempt_cost is not None else None
-        if rate is not None:  # as FINISH_SQL: run time × rate in force at the start, half away from zero
-            compute = (compute or 0) + int(outcome.duration_s * rate[2] / 3600 + 0.5)
-        in_tok = (in_tok or 0) + outcome.input_tokens
-        out_tok = (out_tok or 0) + outcome.output_tokens
+        in_tok, out_tok = outcome.input_tokens, outcome.output_tokens
+        attempt_cost = token_cost(in_tok, out_tok, price[3], price[4]) if price else None
+        if attempt_cost is None:
+            unpriced += 1
+        else:
+            cost = (cost or 0) + attempt_cost
+            currency = currency or profiles.CURRENCY
+        rate = _in_force(rates, t) if currency else None
+        end = _ts(t + outcome.duration_s)
+        run = run_cost(_seconds(end - started), rate[1]) if rate is not None else Decimal(0)
+        if rate is not None:
+            compute = (compute or 0) + run
+        if not outcome.succeeded:
+            waste += (attempt_cost or 0) + run
         t += outcome.duration_s
-        done = _ts(t)
+        done = end
         if outcome.succeeded:
             status, result, finished = "succeeded", outcome.result, done
-            event_rows.append((task_id, "running", "succeeded", attempt, worker, done, None))
+            event_rows.append(
+                (task_id, "running", "succeeded", attempt, worker, done, None, in_tok, out_tok, attempt_cost, run)
+            )
             for d in profiles.draw_ledger_with(rng, seed, task_id, attempt, idea):
                 if d.kind in ("revenue", "payment_fee"):
                     occurred = done
@@ -415,10 +433,14 @@ def _one_task(
         error = outcome.error
         if attempt >= max_attempts:
             status, finished = "failed", done
-            event_rows.append((task_id, "running", "failed", attempt, worker, done, error))
+            event_rows.append(
+                (task_id, "running", "failed", attempt, worker, done, error, in_tok, out_tok, attempt_cost, run)
+            )
             break
         status = "queued"
-        event_rows.append((task_id, "running", "queued", attempt, worker, done, error))
+        event_rows.append(
+            (task_id, "running", "queued", attempt, worker, done, error, in_tok, out_tok, attempt_cost, run)
+        )
         t += rng.uniform(1, 30)  # retry backoff
         queued_at = _ts(t)
     lease = _ts(end_epoch + 300) if status == "running" else None
@@ -446,7 +468,9 @@ def _one_task(
             in_tok,
             out_tok,
             cost,
-            profiles.CURRENCY if cost is not None else None,
+            currency,
             compute,
+            waste or None,
+            unpriced,
         )
     )

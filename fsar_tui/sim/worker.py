@@ -21,7 +21,6 @@ from fsar_tui.db import executor
 from fsar_tui.db.connect import aconnect
 from fsar_tui.domain.backoff import backoff_delay
 from fsar_tui.domain.events import TaskChange, task_message, task_topic
-from fsar_tui.domain.money import token_cost_minor
 from fsar_tui.errors import ConnectionFailed, first_line
 from fsar_tui.sim import profiles
 
@@ -141,9 +140,6 @@ class Worker:
         if not await self._run_for(conn, task, outcome.duration_s * self.config.time_scale):
             self.stats.lost_leases += 1
             return
-        cost = None
-        if task.price_in is not None and task.price_out is not None:  # a price row has both
-            cost = token_cost_minor(outcome.input_tokens, outcome.output_tokens, task.price_in, task.price_out)
         ledger = []
         retry_in = 0.0
         if outcome.succeeded:
@@ -177,8 +173,6 @@ class Worker:
             error=outcome.error,
             input_tokens=outcome.input_tokens,
             output_tokens=outcome.output_tokens,
-            cost_minor=cost,
-            currency=task.currency if cost is not None else None,
             retry_in_s=retry_in,
             ledger=ledger,
         )
@@ -194,9 +188,7 @@ class Worker:
         duration_ms = int((at - task.started_at).total_seconds() * 1000)
         await announce(
             self.publisher,
-            TaskChange(
-                task.id, task.task_type, task.ai_model, "running", status, task.attempt, _iso(at), duration_ms, cost
-            ),
+            TaskChange(task.id, task.task_type, task.ai_model, "running", status, task.attempt, _iso(at), duration_ms),
         )
 
 
