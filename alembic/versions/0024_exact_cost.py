@@ -68,7 +68,7 @@ down_revision = "0023_explicit_tick"
 branch_labels = None
 depends_on = None
 
-log = logging.getLogger("alembic.runtime.migration")
+log = logging.getLogger("fsar_tui.migration_notes")  # printed by `fsar-tui migrate`
 
 _V0013 = revision_module(__file__, "0013_duration_rollups.py")
 _V0014 = revision_module(__file__, "0014_roi.py")
@@ -256,9 +256,11 @@ HELPERS = ("fsar_model_price_at(text,timestamp with time zone)", "fsar_compute_r
            "fsar_priced_tokens(text,timestamp with time zone,bigint,bigint)",
            "fsar_run_cost(timestamp with time zone,timestamp with time zone,numeric)")  # fmt: skip
 
-# Tasks whose samples move: every counted task with a cost (the rollups hold them).
+# Tasks whose samples move: every counted task with a cost or tokens (an unpriced one gains
+# its count). The same set before and after: the upgrade changes neither's NULL-ness.
 _RESAMPLED = f"""FROM execution_tasks t CROSS JOIN rollup_state st
-    WHERE {COUNTED} AND (t.cost_minor IS NOT NULL OR t.compute_cost_minor IS NOT NULL)"""
+    WHERE {COUNTED} AND (t.cost_minor IS NOT NULL OR t.compute_cost_minor IS NOT NULL
+                         OR coalesce(t.input_tokens, 0) + coalesce(t.output_tokens, 0) > 0)"""
 
 
 def _samples(n: int) -> None:

@@ -77,6 +77,8 @@ def run_migrate(args: Namespace, ctx: Context) -> int:
         )
     else:
         print(f"{where} is already at {result.after or 'base'}; nothing to do")
+    for note in result.notes:
+        print(f"  {note}")
     return EXIT_OK
 
 

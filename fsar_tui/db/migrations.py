@@ -16,6 +16,7 @@ the top-level alembic/ directory.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -176,6 +177,33 @@ class MigrateResult:
     after: str | None
     applied: list[str]
     adopted: bool
+    notes: list[str] = field(default_factory=list)  # what revisions said (NOTES_LOGGER)
+
+
+# A revision says what it did to existing rows (what it could and could not recompute)
+# through this logger; `fsar-tui migrate` prints each line.
+NOTES_LOGGER = "fsar_tui.migration_notes"
+
+
+class _Notes(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@contextmanager
+def _collect_notes() -> Iterator[list[str]]:
+    logger = logging.getLogger(NOTES_LOGGER)
+    handler = _Notes()
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield handler.lines
+    finally:
+        logger.removeHandler(handler)
 
 
 @contextmanager
@@ -249,9 +277,10 @@ def migrate(dsn: str, to: str = "head") -> MigrateResult:
                 f"{total} existing row(s) violate constraints that {target} adds{more}; nothing changed",
                 details=[str(v) for v in violations],
             )
-        _run_alembic(sa_conn, command.upgrade, target)
+        with _collect_notes() as notes:
+            _run_alembic(sa_conn, command.upgrade, target)
         after = read_state(raw).current
-    return MigrateResult(state.current, after, pending, adopted)
+    return MigrateResult(state.current, after, pending, adopted, notes)
 
 
 def downgrade(dsn: str, to: str) -> MigrateResult:
