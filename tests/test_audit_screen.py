@@ -102,7 +102,7 @@ async def test_keyboard_rollback_previews_confirms_by_name_and_records(rollout_d
         assert "every rollback ready" in app.screen.query_one("#targets-status").content.plain
         await pilot.press("R")
         assert await until(pilot, lambda: isinstance(app.screen, RollbackDialog))
-        preview = app.screen.query_one("#preview").render().plain
+        preview = "\n".join(app.screen.query_one(part).render().plain for part in ("#facts", "#diff-text"))
         assert "revision 2 (active) -> a new revision copying revision 1" in preview
         assert '-  "prompt_version": "v8"' in preview and '+  "prompt_version": "v7"' in preview
         assert "tasks of this type in flight: 0" in preview
