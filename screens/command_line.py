@@ -5,6 +5,12 @@ opens the bar itself, so a burst of keys after `:` is never lost to a modal's mo
 The field completes command words with Tab, suggests the unique one as you type and
 walks the app's command history with up / down (widgets/command_input.py); what a
 command does is screens/command_mode.py.
+
+The modal line is two rows over the screen it was opened on: the prompt (`:`, what is
+typed, the suggestion in dim) and the key bar, which while the field has focus names
+⏎, esc, tab and ↑ (widgets/key_bar.py). The field is a compact Input: Input's own
+focused style (a tall border, three rows) must not apply, or the one text row is
+squeezed out between the borders and the command is typed blind.
 """
 
 from __future__ import annotations
@@ -14,10 +20,13 @@ from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import Horizontal
 from textual.screen import ModalScreen
+from textual.widgets import Static
 
 from fsar_tui.screens.command_mode import COMMAND_WORDS, CommandMode
 from fsar_tui.widgets.command_input import CommandInput
+from fsar_tui.widgets.key_bar import KeyBar
 
 
 class CommandField(CommandInput):
@@ -34,14 +43,19 @@ class CommandField(CommandInput):
 class CommandLine(ModalScreen[str | None]):
     DEFAULT_CSS = """
     CommandLine { align: left bottom; background: transparent; }
-    CommandLine Input { dock: bottom; width: 100%; border: none; height: 1; padding: 0 1; }
+    CommandLine #prompt { height: 1; width: 100%; background: $surface; }
+    CommandLine #prompt > #colon { width: 2; height: 1; padding: 0 0 0 1; }
+    CommandLine #prompt > #command { width: 1fr; }
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="command.cancel")]
 
     def compose(self) -> ComposeResult:
-        yield CommandField(
-            placeholder=":queue status=failed · :roi 7d · :help · :q (Tab completes, ↑ history)", id="command"
-        )
+        with Horizontal(id="prompt"):
+            yield Static(":", id="colon")
+            yield CommandField(
+                placeholder="queue status=failed · roi 7d · profiles 24h · help · q", compact=True, id="command"
+            )
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.query_one(CommandField).focus()

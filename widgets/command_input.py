@@ -7,6 +7,10 @@ the entries, newest first); this widget knows neither screens nor files. With a
 `prefix` (the queue's filter bar, where commands start with `:`), it is a command line
 only while its value starts with the prefix: otherwise Tab and the arrows do what they
 did (the binding is skipped), and nothing is suggested.
+
+Tab and up are shown on the key bar while the field has focus and is a command line
+(widgets/key_bar.py); the field refreshes the bindings when it becomes one or stops
+being one, and says what enter does (`enter_hint`: run a command, apply a filter).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from textual import events
 from textual.actions import SkipAction
 from textual.binding import Binding
 from textual.suggester import Suggester
@@ -39,10 +44,11 @@ class WordSuggester(Suggester):
 
 class CommandInput(Input):
     BINDINGS = [
-        Binding("tab", "complete", "Complete", show=False, id="command.complete"),
-        Binding("up", "history(1)", "Older command", show=False, id="command.older"),
+        Binding("tab", "complete", "Complete", id="command.complete"),
+        Binding("up", "history(1)", "History", id="command.older"),
         Binding("down", "history(-1)", "Newer command", show=False, id="command.newer"),
     ]
+    IN_ORDER = ("command.complete", "command.older", "command.newer")
 
     def __init__(
         self, *, words: CommandWords, history: Callable[[], Sequence[str]], prefix: str = "", **kwargs: Any
@@ -57,6 +63,34 @@ class CommandInput(Input):
     @property
     def in_command(self) -> bool:
         return self.value.startswith(self.prefix)
+
+    @property
+    def enter_hint(self) -> str:
+        return "run" if self.in_command else "apply"
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Hidden (and passed on: tab moves the focus) while the value is not a command.
+        if action in ("complete", "history") and not self.in_command:
+            return False
+        return super().check_action(action, parameters)
+
+    async def on_key(self, event: events.Key) -> None:
+        """Tab, up and down run here, in the field's own queue, in order with the
+        characters around them. As bindings they would run only once the key had bubbled
+        back up to the app, behind the keys that followed it in the same burst: over SSH
+        `prof⇥12h` arrives at once and would become "prof12h", then fail to complete.
+        The bindings stay, for the key bar, `[keymap]` and a key this does not handle."""
+        bindings = self._bindings.copy()
+        bindings.apply_keymap(self.app._keymap)
+        for binding in bindings.key_to_bindings.get(event.key, ()):
+            if binding.id in self.IN_ORDER and await self.app.run_action(binding.action, self):
+                event.stop()
+                event.prevent_default()
+                return
+
+    def watch_value(self, old: str, new: str) -> None:
+        if old.startswith(self.prefix) != new.startswith(self.prefix):
+            self.refresh_bindings()
 
     def show(self, value: str) -> None:
         self.value = value

@@ -6,7 +6,9 @@ again moves it to the front), at most `cap` entries. Entries come from the histo
 file, which the user (or anything running as them) can write: every entry is cleaned
 as it is read — control sequences and invisible format characters removed
 (sanitize.strip_controls), whitespace collapsed, length capped — so what the command
-line shows is plain text.
+line shows is plain text. A command is one line of at most MAX_LINE characters: a
+longer line in the file is not a command anyone typed and is skipped whole — never cut
+into pieces, never kept in part (what reads the file splits it at newlines only).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from fsar_tui.domain.sanitize import strip_controls
 
 CAP = 200  # entries kept (and written to the file)
 MAX_ENTRY = 500  # characters kept of one entry
+MAX_LINE = 1000  # characters of a line of the file that can be a command; longer ones are skipped
 
 
 def clean(entry: str) -> str:
@@ -34,12 +37,26 @@ def remember(history: Sequence[str], entry: str, cap: int = CAP) -> list[str]:
     return [entry, *(e for e in history if e != entry)][: max(cap, 0)]
 
 
+def from_newest(lines: Iterable[str], cap: int = CAP) -> list[str]:
+    """The history from the file's lines read newest first, cleaned; lines longer than
+    MAX_LINE are skipped. Stops reading once `cap` entries are found."""
+    history: list[str] = []
+    seen: set[str] = set()
+    for line in lines:
+        if len(history) >= cap:
+            break
+        if len(line) > MAX_LINE:
+            continue
+        entry = clean(line)
+        if entry and entry not in seen:
+            seen.add(entry)
+            history.append(entry)
+    return history
+
+
 def from_lines(lines: Iterable[str], cap: int = CAP) -> list[str]:
     """The history (newest first) from the file's lines (oldest first), cleaned."""
-    history: list[str] = []
-    for line in lines:
-        history = remember(history, line, cap)
-    return history
+    return from_newest(reversed(list(lines)), cap)
 
 
 def to_lines(history: Sequence[str]) -> list[str]:
