@@ -107,7 +107,7 @@ def test_report_numbers_are_the_roi_commands_numbers_in_every_format(db_dsn, run
     assert [(p["id"], p["blocking"]) for p in report["open_proposals"]] == [("fsar_stop", True), ("fsar_minor", False)]
     md = run_cli("report", "--dsn", db_dsn, "--period", "30d").stdout
     assert "| USD | " in md and "321.37 USD" in md and "never run" in md and "p90_run_time" in md
-    assert "- **BLOCKING** severity 9, new: fsar_stop (self_improvement" in md
+    assert "- **BLOCKING** severity 9, new: fsar\\_stop (self\\_improvement" in md  # names Markdown-escaped
     csv_text = run_cli("report", "--dsn", db_dsn, "--format", "csv").stdout
     usd_net = [line for line in csv_text.splitlines() if line.startswith("roi,total,USD,net_revenue_minor,")]
     assert usd_net == ["roi,total,USD,net_revenue_minor,32137"]

@@ -87,9 +87,9 @@ def test_each_fraud_flag_names_its_idea(db_dsn, capsys):
     assert sorted(by_rule) == ["dispute_rate", "velocity_customer"], section
     disputes = sorted(by_rule["dispute_rate"])
     assert disputes[0].startswith("- severity 3, dispute_rate, all ideas: 2 disputes / 26 charges")
-    assert disputes[1].startswith("- severity 3, dispute_rate, idea idea_disputed: 2 disputes / 20 charges")
+    assert disputes[1].startswith("- severity 3, dispute_rate, idea idea\\_disputed: 2 disputes / 20 charges")
     (velocity,) = by_rule["velocity_customer"]
-    assert velocity.startswith("- severity 1, velocity_customer, idea idea_burst (1 entries without one): 6 charges")
+    assert velocity.startswith("- severity 1, velocity_customer, idea idea\\_burst (1 entries without one): 6 charges")
 
     code, out, _ = report(capsys, "--dsn", db_dsn, "--period", "1d", "--format", "json")
     flags = {(f["rule"], f["subject"]): f for f in json.loads(out)["fraud_flags"]}

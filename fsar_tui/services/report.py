@@ -12,9 +12,11 @@ Delivery: with --smtp or --webhook the report is first written to a file (--out,
 says where the file is, and exits 1 — the file stays. The mail's body is the Markdown
 report; a JSON or CSV report is attached as well. The webhook always receives JSON.
 Untrusted text (ideas, reasons, indicators, proposal ids and types) passes through
-safe_str: inert, and redacted by the one policy. Each fraud flag names the ideas it is
-about (`flag_ideas`: ids — the schema holds no idea names), on its Markdown line and in
-JSON (`all_ideas`, `ideas`, `unattributed_entries`).
+safe_str: inert, and redacted by the one policy; in Markdown every such name is also
+escaped (domain/markdown.md_escape), so a gate named `[@click=…](…)` or `_x_` reads as
+written, never as a link, emphasis or a table cell of its own. Each fraud flag names
+the ideas it is about (`flag_ideas`: ids — the schema holds no idea names), on its
+Markdown line and in JSON (`all_ideas`, `ideas`, `unattributed_entries`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from decimal import Decimal
 from fsar_tui.domain import json_decimal
 from fsar_tui.domain.formatting import money
 from fsar_tui.domain.fraud import ALL_IDEAS, DISPUTE_RATE, Flag
+from fsar_tui.domain.markdown import md_escape
 from fsar_tui.domain.sanitize import safe_str
 
 IDEAS_SHOWN = 5  # on a fraud flag's Markdown line; JSON lists them all
@@ -122,12 +125,13 @@ def flag_ideas(flag: Flag, idea_of: dict[int, str | None]) -> dict:
     return {"all_ideas": False, "ideas": ideas, "unattributed_entries": unattributed}
 
 
-def _flag_ideas_text(f: dict) -> str:
-    """A flag's ideas for its Markdown line (already made safe by `_plain`)."""
+def _flag_ideas_text(f: dict, escape=md_escape) -> str:
+    """A flag's ideas for its Markdown line (already made safe by `_plain`; `escape`: str
+    for CSV)."""
     if f["all_ideas"]:
         return "all ideas"
     ideas = f["ideas"]
-    text = ", ".join(_cell(i) for i in ideas[:IDEAS_SHOWN])
+    text = ", ".join(escape(i) for i in ideas[:IDEAS_SHOWN])
     if len(ideas) > IDEAS_SHOWN:
         text += f" and {len(ideas) - IDEAS_SHOWN} more"
     text = (f"idea {text}" if len(ideas) == 1 else f"ideas {text}") if ideas else "no idea"
@@ -172,7 +176,8 @@ def markdown(rep: dict) -> str:
         out.append("No revenue and no task cost in the period.")
     for u in rep["roi"]["unattributed"]:
         out.append(
-            f"\nUnattributed revenue: {money(u['net_revenue_minor'], u['currency'])} ({'; '.join(u['why'][:5])})."
+            f"\nUnattributed revenue: {money(u['net_revenue_minor'], u['currency'])} "
+            f"({md_escape('; '.join(u['why'][:5]))})."
         )
     out += [
         "",
@@ -184,7 +189,7 @@ def markdown(rep: dict) -> str:
     for r in rep["roi"]["breakdown"]:
         c = r["currency"]
         out.append(
-            f"| {_cell(r['type'])} | {c} | {r['tasks_succeeded']:,} | {money(r['net_revenue_minor'], c)} | "
+            f"| {md_escape(r['type'])} | {c} | {r['tasks_succeeded']:,} | {money(r['net_revenue_minor'], c)} | "
             f"{money(r['ai_cost_minor'], c)} | {money(r['profit_minor'], c)} |"
         )
     out += ["", "## Duration profiles (type × model; percentiles within 0.8 %)", ""]
@@ -196,39 +201,36 @@ def markdown(rep: dict) -> str:
         for r in rep["profiles"]:
             fail = "-" if r["failure_rate"] is None else f"{100 * r['failure_rate']:.1f} %"
             out.append(
-                f"| {_cell(r['type'])} | {_cell(r['model'] or '-')} | {r['samples']:,} | {r['p50_s']} | "
+                f"| {md_escape(r['type'])} | {md_escape(r['model'] or '-')} | {r['samples']:,} | {r['p50_s']} | "
                 f"{r['p90_s']} | {r['p99_s']} | {fail} | {r['wait_p90_s']} |"
             )
     else:
         out.append("No finished tasks in the period.")
     out += ["", "## Fraud flags", ""]
     out += [
-        f"- severity {f['severity']}, {f['rule']}, {_flag_ideas_text(f)}: {_cell(f['reason'])} ({f['count']} entries)"
+        f"- severity {f['severity']}, {f['rule']}, {_flag_ideas_text(f)}: {md_escape(f['reason'])} "
+        f"({f['count']} entries)"
         for f in rep["fraud_flags"]
     ] or ["None."]
     out += ["", "## Audit gates (latest verdict)", ""]
     out += [
-        f"- {'HARD' if g['hard'] else 'soft'} {_cell(g['name'])} ({g['metric']} {g['comparator']} "
+        f"- {'HARD' if g['hard'] else 'soft'} {md_escape(g['name'])} ({g['metric']} {g['comparator']} "
         f"{g['threshold']}): {g['verdict'] or 'never run'}" + (f", value {g['value']}" if g["value"] else "")
         for g in rep["audit_gates"]
     ] or ["No audit gates defined."]
     out += ["", "## Open alerts", ""]
     out += [
-        f"- {a['state']} since {a['opened_at']}: {_cell(a['indicator'])} {json.dumps(a['scope'])} "
+        f"- {a['state']} since {a['opened_at']}: {md_escape(a['indicator'])} {md_escape(json.dumps(a['scope']))} "
         f"(baseline {a['baseline']}, now {a['current']})"
         for a in rep["open_alerts"]
     ] or ["None."]
     out += ["", "## Open FSAR proposals", ""]
     out += [
-        f"- {'**BLOCKING** ' if p['blocking'] else ''}severity {p['severity']}, {p['status']}: {_cell(p['id'])} "
-        f"({_cell(p['task_type'] or '-')}, reported {p['reported_at']}, {p['linked_tasks']} linked tasks)"
+        f"- {'**BLOCKING** ' if p['blocking'] else ''}severity {p['severity']}, {p['status']}: {md_escape(p['id'])} "
+        f"({md_escape(p['task_type'] or '-')}, reported {p['reported_at']}, {p['linked_tasks']} linked tasks)"
         for p in rep["open_proposals"]
     ] or ["None."]
     return "\n".join(out) + "\n"
-
-
-def _cell(text) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
 
 
 def csv_text(rep: dict) -> str:
@@ -251,7 +253,7 @@ def csv_text(rep: dict) -> str:
                 w.writerow(["profiles", name, r.get("currency") or "", field, value])
     for f in rep["fraud_flags"]:
         w.writerow(["fraud_flags", f"{f['rule']}:{f['subject']}", "", "reason", f["reason"]])
-        w.writerow(["fraud_flags", f"{f['rule']}:{f['subject']}", "", "ideas", _flag_ideas_text(f)])
+        w.writerow(["fraud_flags", f"{f['rule']}:{f['subject']}", "", "ideas", _flag_ideas_text(f, str)])
     for g in rep["audit_gates"]:
         w.writerow(["audit_gates", g["name"], "", "verdict", g["verdict"] or "never run"])
     for a in rep["open_alerts"]:
