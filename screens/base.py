@@ -25,8 +25,11 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
+from textual import events
+from textual.actions import parse as parse_action
 from textual.message import Message
 from textual.screen import Screen
+from textual.widgets import Input
 from textual.worker import Worker, WorkerState
 
 from fsar_tui.domain.sanitize import safe_str
@@ -172,10 +175,33 @@ class FsarScreen(Screen[None]):
     def write_allowed(self, power: str = "act") -> bool | None:
         """For check_action of a key that changes the database: False (the key is removed)
         when the role or --read-only forbids it, None (the key shows disabled) while the
-        database is not answering — the header says "actions off" — else True."""
+        database is not answering — the header says "actions off" — else True. A press of
+        such a key says why nothing happens (`on_key`)."""
         if not self.can(power):
             return False
         return True if self.session.reachable else None
+
+    def on_key(self, event: events.Key) -> None:
+        """A key bound on this screen whose action is off does nothing: say why, in one
+        line. The key bar dims it, but at 80 columns the key bar may not reach it."""
+        if isinstance(self.focused, Input) or self.app.screen is not self:
+            return
+        active = self.active_bindings.get(event.key)
+        if active is not None and active.enabled:
+            return  # the key does something (here, or on the focused widget)
+        for node, bindings in self._modal_binding_chain:
+            for binding in bindings.key_to_bindings.get(event.key, ()) if node is self else ():
+                target, name, params = parse_action(binding.action)
+                if not target and not self.check_action(name, params):
+                    self.notify(f"{binding.description or name}: {self.writes_off_reason()}", severity="warning")
+                    return
+
+    def writes_off_reason(self) -> str:
+        if not self.session.reachable:
+            return "not sent: actions are off while the database is not answering (see the header)"
+        if self.session.read_only:
+            return "not available: this session is read-only (--read-only, or a role that may only read)"
+        return "not available: your database role may not do this"
 
     def report_action_failure(self, action: str, error: BaseException) -> None:
         """An operator's action failed: tell the operator at once — "NOT applied" only when

@@ -17,7 +17,9 @@ the schedule tries again until it works.
 
 Actions (r retry, c cancel, e requeue) apply to the marked rows (space), else to the
 current row; `a` arms the whole current filter for the next action. Confirmation is
-y/n-sized for one task and "type the count" for several, always with a reason.
+y/n-sized for one task and "type the count" for several, always with a reason
+(screens/queue_actions.py). The panels' lines and the status line are drawn by
+screens/queue_rows.py and screens/queue_status.py.
 """
 
 from __future__ import annotations
@@ -28,31 +30,32 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal
+from textual.containers import Container, Horizontal
 from textual.widgets import Input, Sparkline, Static
 from textual.worker import Worker
 
 from fsar_tui import clock
-from fsar_tui.db import actions as task_actions
 from fsar_tui.db import tasks as task_queries
 from fsar_tui.domain.task_filter import FilterError, TaskFilter, parse_filter
 from fsar_tui.messages import ApplyFilter, CommandEntered, LiveBatch
 from fsar_tui.screens.base import FsarScreen
 from fsar_tui.screens.command_line import CommandField
 from fsar_tui.screens.failing_now import FailingNowScreen
+from fsar_tui.screens.queue_actions import BULK_CAP, act
 from fsar_tui.screens.queue_rows import COLUMNS, columns_for, running_rows, task_cells, workers_rows
-from fsar_tui.widgets.action_dialog import ActionDialog
+from fsar_tui.screens.queue_status import StatusLine, filter_status_line
 from fsar_tui.widgets.key_bar import KeyBar
 from fsar_tui.widgets.keyed_table import KeyedTable
+from fsar_tui.widgets.sized_panel import SizedPanel
 from fsar_tui.widgets.status_header import StatusHeader
 from fsar_tui.widgets.text_panel import CountsPanel, TextPanel
 
 PAGE = 100
 MAX_LOADED = 2000
-BULK_CAP = 10_000
 ACTIVITY_MINUTES = 30
 SORTS = list(task_queries.SORTABLE)
 STATUS_ORDER = ("queued", "running", "succeeded", "failed", "cancelled")
+STACK_BELOW = 120  # columns: narrower, the running and workers panels stack (see compose)
 STATUS_SHORT = {"queued": "queue", "running": "run", "succeeded": "ok", "failed": "fail", "cancelled": "canc"}
 
 
@@ -62,8 +65,11 @@ CountsData = tuple[list[task_queries.StatusCount], list[task_queries.RunningTask
 class QueueScreen(FsarScreen):
     DEFAULT_CSS = """
     QueueScreen #top { height: 1fr; min-height: 8; max-height: 16; }
-    QueueScreen #top > TextPanel { width: 1fr; height: 100%; padding: 0 1; border-right: solid $panel; }
+    QueueScreen #top TextPanel { width: 1fr; height: 100%; padding: 0 1; border-right: solid $panel; }
     QueueScreen #top > #counts { width: 3fr; }
+    QueueScreen #fleet { width: 2fr; height: 100%; layout: horizontal; }
+    QueueScreen.-narrow #fleet { layout: vertical; }
+    QueueScreen.-narrow #fleet > TextPanel { width: 100%; height: 1fr; }
     QueueScreen #sparks { height: 1; }
     QueueScreen #sparks > Static { width: 12; }
     QueueScreen #sparks > Sparkline { width: 1fr; }
@@ -107,18 +113,23 @@ class QueueScreen(FsarScreen):
         self.paused = False
         self.armed_filter = False
         self.running: list[task_queries.RunningTask] = []
+        self.fleet_workers: list[task_queries.WorkerSeen] | None = None  # None: not read yet
         self.depth_history: list[float] = []
         self.activity: dict = {}  # minute -> tasks finished, for the throughput sparkline
         self.loading_more = False
         self.counts_worker: Worker[None] | None = None
         self.counts_pending = False
+        self.left_unseen: object = None  # the operator's row that left while another screen was shown
 
     def compose(self) -> ComposeResult:
         yield StatusHeader()
         with Horizontal(id="top"):
             yield CountsPanel([(status, STATUS_SHORT[status]) for status in STATUS_ORDER], id="counts")
-            yield TextPanel(Text("running: loading…"), id="running")
-            yield TextPanel(Text("workers: loading…"), id="workers")
+            # Side by side when wide; stacked below STACK_BELOW columns, so each line
+            # holds a task's id and worker and a worker's name (not 13 columns each).
+            with Container(id="fleet"):
+                yield SizedPanel(Text("running: loading…"), id="running")
+                yield SizedPanel(Text("workers: loading…"), id="workers")
         with Horizontal(id="sparks"):
             yield Static(Text(" queue depth"))
             yield Sparkline([0], id="depth")
@@ -127,7 +138,8 @@ class QueueScreen(FsarScreen):
         # The filter bar is also the `:` command line (Tab completes, up/down recall).
         yield CommandField(
             prefix=":",
-            placeholder="status:failed type:self_improvement model:gpt-4o since:2h error~timeout",
+            # Unmistakably a hint, not a filter in force, even without colour (NO_COLOR).
+            placeholder="(no filter) press / to filter, e.g. status:failed since:1h · : for a command",
             id="filter",
         )
         yield TextPanel(Text(""), id="filter-status")
@@ -136,12 +148,14 @@ class QueueScreen(FsarScreen):
 
     def on_mount(self) -> None:
         super().on_mount()
+        self.set_class(self.app.size.width < STACK_BELOW, "-narrow")
         self.render_filter_status()
 
     # -- data -------------------------------------------------------------------------
 
     def tick(self) -> None:
-        self.render_running()  # elapsed times tick without a query
+        self.render_running()  # elapsed times and report ages tick without a query
+        self.render_workers()
         if not self.paused:
             super().tick()
 
@@ -195,16 +209,13 @@ class QueueScreen(FsarScreen):
             self.from_top = False
             table.move_cursor(row=0)
         elif held is not None and table.current_key != held:
-            # The live feed took the operator's row out of this view: say so, never silently.
-            self.notify(f"task {held} left this view (it changed); the cursor moved to its neighbour", timeout=5)
-        self.matching = data.matching
-        self.running = data.running
+            self.row_left(held)
+        self.matching, self.running, self.fleet = data.matching, data.running, data.fleet
         counts, recent = data.counts, data.recent
         self.render_counts(counts)
         self.render_running()
-        self.fleet = data.fleet
-        self.render_running()
-        self.render_workers(data.workers)
+        self.fleet_workers = data.workers
+        self.render_workers()
         queued = sum(row.n for row in counts if row.status == "queued")
         self.depth_history = (self.depth_history + [queued])[-120:]
         self.query_one("#depth", Sparkline).data = self.depth_history
@@ -213,6 +224,20 @@ class QueueScreen(FsarScreen):
             del self.activity[minute]
         self.query_one("#throughput", Sparkline).data = [self.activity[m] for m in sorted(self.activity)]
         self.render_filter_status()
+
+    def row_left(self, held: object) -> None:
+        """The live feed took the operator's row out of this view: say so, never silently —
+        on this screen, where the cursor is: while another screen is shown, once the
+        operator is back (the toast would otherwise pop up over screens 2–5)."""
+        if self.is_current:
+            self.notify(f"task {held} left this view (it changed); the cursor moved to its neighbour", timeout=5)
+        elif self.left_unseen is None:
+            self.left_unseen = held
+
+    def on_screen_resume(self) -> None:
+        if self.left_unseen is not None:
+            held, self.left_unseen = self.left_unseen, None
+            self.notify(f"task {held} left this view while you were away; the cursor moved to its neighbour", timeout=8)
 
     @work(exclusive=True, group="queue-more", exit_on_error=False)
     async def load_more(self) -> None:
@@ -241,6 +266,7 @@ class QueueScreen(FsarScreen):
         return task_cells(r, columns, clock.now())
 
     def on_resize(self) -> None:
+        self.set_class(self.size.width < STACK_BELOW, "-narrow")
         table = self.query_one(KeyedTable)
         columns = columns_for(self.size.width)
         if tuple(table.column_names[1:]) != columns:
@@ -255,34 +281,32 @@ class QueueScreen(FsarScreen):
         self.query_one("#counts", CountsPanel).show_counts("type" + (" / model" if self.by_model else ""), grid)
 
     def render_running(self) -> None:
-        head, rows = running_rows(self.running, self.fleet, clock.now())
-        total = self.fleet.running if self.fleet else None  # the list read is capped
-        self.query_one("#running", TextPanel).show_rows(head, rows, total=total)
+        running, fleet, now = self.running, self.fleet, clock.now()
+        total = fleet.running if fleet else None  # the list read is capped
+        self.query_one("#running", SizedPanel).draw(lambda width: (*running_rows(running, fleet, now, width), total))
 
-    def render_workers(self, workers: list[task_queries.WorkerSeen]) -> None:
-        head, rows = workers_rows(workers, self.fsar.presence, self.fleet, clock.now())
-        self.query_one("#workers", TextPanel).show_rows(head, rows)
+    def render_workers(self) -> None:
+        workers, presence, fleet, now = self.fleet_workers, dict(self.fsar.presence), self.fleet, clock.now()
+        if workers is not None:
+            self.query_one("#workers", SizedPanel).draw(
+                lambda w: (*workers_rows(workers, presence, fleet, now, w), None)
+            )
 
     def render_filter_status(self) -> None:
-        matching = (
-            "…"
-            if self.matching is None
-            else (f"{self.matching - 1:,}+" if self.matching > BULK_CAP else f"{self.matching:,}")
+        line = filter_status_line(
+            StatusLine(
+                filter_text=self.filter_text,
+                matching=self.matching,
+                cap=BULK_CAP,
+                sort=self.sort,
+                descending=self.descending,
+                loaded=len(self.rows),
+                marked=len(self.query_one(KeyedTable).marked),
+                armed=self.armed_filter,
+                paused=self.paused,
+            )
         )
-        parts = [
-            f"filter: {self.filter_text or '(none)'}",
-            f"{matching} matching",
-            f"sort {self.sort} {'desc' if self.descending else 'asc'}",
-            f"{len(self.rows):,} loaded",
-        ]
-        table = self.query_one(KeyedTable)
-        if table.marked:
-            parts.append(f"{len(table.marked)} marked")
-        if self.armed_filter:
-            parts.append("NEXT ACTION: WHOLE FILTER")
-        if self.paused:
-            parts.append("LIVE PAUSED")
-        self.query_one("#filter-status", TextPanel).show(Text(" · ".join(parts)))
+        self.query_one("#filter-status", TextPanel).show(line)
 
     # -- filter ---------------------------------------------------------------------------
 
@@ -418,58 +442,4 @@ class QueueScreen(FsarScreen):
 
     @work(exclusive=True, group="queue-action", exit_on_error=False)
     async def prepare_action(self, action: str) -> None:
-        table = self.query_one(KeyedTable)
-        allowed = task_actions.ACTIONS[action][0]
-        if self.armed_filter:
-            seen = await self.read(task_queries.matching_ids, self.filter, allowed, BULK_CAP + 1)
-            if len(seen) > BULK_CAP:
-                # Never the first 10,000 of more, silently: refuse as `tasks … --filter` does.
-                self.notify(
-                    f"the filter matches more than {BULK_CAP:,} tasks a {action} applies to: narrow it "
-                    "(nothing was changed)",
-                    title=f"{action} refused",
-                    severity="error",
-                    timeout=10,
-                )
-                return
-            scope = f"filter: {self.filter_text or '(all tasks)'}"
-        else:
-            by_id = {r.id: r.status for r in self.rows}
-            marked = table.marked or ({table.current_key} if table.current_key is not None else set())
-            ids = sorted(int(str(k)) for k in marked)
-            seen = [(i, by_id[i]) for i in ids if i in by_id]
-            scope = "marked tasks" if table.marked else "task"
-        applicable = [(i, s) for i, s in seen if s in allowed]
-        if not applicable:
-            self.notify(f"nothing to {action}: it applies to {', '.join(allowed)} tasks", severity="warning")
-            return
-        what = f"task {applicable[0][0]}" if len(applicable) == 1 else f"{len(applicable)} tasks"
-        reason = await self.app.push_screen_wait(
-            ActionDialog(f"{action.capitalize()} {what} ({scope})?", len(applicable))
-        )
-        if reason is None:
-            return
-        try:
-            result = await self.read(
-                task_actions.apply_action,
-                action,
-                applicable,
-                reason,
-                scope=f"{scope}: {','.join(str(i) for i, _ in applicable[:50])}",
-            )
-        except task_actions.ActionRefused as exc:
-            self.notify(str(exc), title=f"{action} refused", severity="error", timeout=10)
-            return
-        except Exception as exc:
-            self.report_action_failure(action, exc)
-            return
-        message = f"{action}: {len(result.done)} done"
-        if result.changed:
-            message += f"; {len(result.changed)} changed meanwhile and were left alone: " + ", ".join(
-                str(i) for i in result.changed[:10]
-            )
-        self.notify(message, severity="warning" if result.changed else "information", timeout=8)
-        table.clear_marks()
-        self.armed_filter = False
-        self.schedule.mark()
-        self.render_filter_status()
+        await act(self, action)

@@ -247,3 +247,96 @@ async def test_checklist_items_are_numbered_as_proposals_tick_takes_them(proposa
         assert await until(pilot, lambda: "[keymap]" in painted(app)), painted(app)  # no markup eaten
         notes = [str(getattr(s, "content", None) or s.renderable) for s in app.screen.query(Static)]
         assert any("unique prefix" in n and "tab completes" in n for n in notes), notes
+
+
+# -- screen 1 at 80×24: workers told apart, priority, the armed filter, the sort ----------
+
+
+def sql(dsn: str, statement: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(statement)
+
+
+def panel_painted(app, name: str) -> list[str]:
+    """A panel's painted lines (its part of the screen)."""
+    region = app.screen.query_one(f"#{name}").content_region
+    lines = painted(app).splitlines()[region.y : region.y + region.height]
+    return [line[region.x : region.x + region.width].rstrip() for line in lines]
+
+
+def status_line(app) -> str:
+    return next(line for line in painted(app).splitlines() if " matching · " in line)
+
+
+async def test_workers_and_running_tasks_are_told_apart_at_80x24(db_dsn):
+    # Three workers whose names differ only at the end, each running one task.
+    sql(
+        db_dsn,
+        """INSERT INTO execution_tasks (task_type, status, attempt, worker_id, started_at, lease_expires_at)
+           SELECT 'implement_idea', 'running', 1, 'worker-aaaaaaaaaaaa-bbbbbbbbbbbb-' || g,
+                  now() - g * interval '1 minute', now() + interval '10 minutes'
+           FROM generate_series(1, 3) g""",
+    )
+    app = make_app(db_dsn)
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert await until(pilot, lambda: isinstance(app.screen, QueueScreen) and "workers (3)" in painted(app))
+        assert await until(pilot, lambda: len([r for r in panel_painted(app, "workers") if "▶" in r]) == 3)
+        workers = panel_painted(app, "workers")
+        # Every worker on its own line, as the part of its name that tells it apart.
+        labels = sorted(row.split()[-1] for row in workers if "▶" in row)
+        assert labels == ["…-1", "…-2", "…-3"], workers
+        # Each running task with its id and its worker, as the workers panel names it.
+        running = [row for row in panel_painted(app, "running") if re.match(r"\s*\d+m\d\ds ", row)]
+        assert running, panel_painted(app, "running")
+        for row in running:
+            found = re.match(r"\s*\d+m\d\ds (\d+) …-(\d)\b", row)
+            assert found and found.group(1) == found.group(2), running  # task g runs on worker …-g
+
+
+async def test_priority_is_a_column_at_80_and_100_columns(db_dsn):
+    sql(
+        db_dsn, "INSERT INTO execution_tasks (task_type, priority) VALUES ('implement_idea', 7), ('implement_idea', -3)"
+    )
+    app = make_app(db_dsn)
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert await until(pilot, lambda: isinstance(app.screen, QueueScreen) and len(table(app).keys) == 2)
+        for width in (80, 100):
+            await pilot.resize_terminal(width, 30)
+            assert await until(pilot, lambda: re.search(r"\bid +status +pri +type\b", painted(app))), painted(app)
+            rows = [line for line in painted(app).splitlines() if "implement_idea" in line and "queued" in line]
+            assert [row.split()[2] for row in rows] == ["-3", "7"], rows  # newest (id 2) first
+
+
+async def test_arming_the_whole_filter_is_said_first_at_80_columns(db_dsn):
+    sql(
+        db_dsn,
+        "INSERT INTO execution_tasks (task_type, status, attempt, started_at, finished_at) "
+        "SELECT 'implement_idea', 'succeeded', 1, now(), now() FROM generate_series(1, 5)",
+    )
+    app = make_app(db_dsn)
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert await until(pilot, lambda: isinstance(app.screen, QueueScreen) and len(table(app).keys) == 5)
+        await pilot.press("slash", *"status:succeeded", "enter")
+        assert await until(pilot, lambda: app.screen.matching == 5)
+        await pilot.press("a")
+        assert await until(pilot, lambda: "NEXT ACTION: WHOLE FILTER" in status_line(app)), painted(app)
+        assert status_line(app).strip().startswith("NEXT ACTION: WHOLE FILTER"), status_line(app)
+
+
+async def test_the_filter_bar_hint_is_not_a_filter_and_the_sort_is_said(db_dsn):
+    sql(
+        db_dsn,
+        """INSERT INTO execution_tasks (task_type, status, attempt, started_at, finished_at, error)
+           SELECT 'self_improvement', 'failed', 1, now(), now(), 'timeout ' || g FROM generate_series(1, 3) g""",
+    )
+    app = make_app(db_dsn)
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert await until(pilot, lambda: isinstance(app.screen, QueueScreen) and len(table(app).keys) == 3)
+        # No filter: the bar says so in words (grey alone is lost under NO_COLOR).
+        assert await until(pilot, lambda: "(no filter) press / to filter" in painted(app)), painted(app)
+        await pilot.press("S")  # the operator reverses the sort: oldest first …
+        await pilot.press("slash", *"status:failed type:self_improvement since:2h error~timeout", "enter")
+        assert await until(pilot, lambda: app.screen.matching == 3 and table(app).keys)
+        # … and it persists across filters (as in k9s); the line under the bar says so at 80.
+        assert await until(pilot, lambda: "sort id asc (oldest first)" in status_line(app)), painted(app)
+        assert table(app).current_key == min(table(app).keys)

@@ -55,7 +55,9 @@ async def test_worker_names_are_cut_in_the_middle(db_dsn):
     )
     app = make_app(db_dsn)
     async with app.run_test(size=(160, 48)) as pilot:
-        assert await until(pilot, lambda: "sim-hos…ker-17" in app.screen.query_one("#workers", TextPanel).text.plain)
+        # Drawn for the panel's width (29 columns at 160): both ends kept, cut once.
+        workers = app.screen.query_one("#workers", TextPanel)
+        assert await until(pilot, lambda: "sim-host-…orker-17" in workers.text.plain), workers.text.plain
 
 
 async def test_a_roi_window_in_hours_says_it_is_rounded_to_days(db_dsn):

@@ -226,12 +226,13 @@ class RunningTask:
 
 @dataclass(frozen=True)
 class WorkerSeen:
-    """A worker seen in task_events lately: when last, tasks running on it now, transitions."""
+    """A worker that reported lately (`workers`): when last, and how many tasks run on it
+    whose lease has not run out (a task run without a lease, as a legacy executor does,
+    counts; it is no sign of life, having no expiry)."""
 
     worker_id: str
-    last_seen: datetime
+    last_report: datetime
     running: int
-    transitions: int
 
 
 @dataclass(frozen=True)
@@ -281,39 +282,105 @@ async def running_tasks(conn: AsyncConnection, limit: int = 50) -> list[RunningT
     return await cur.fetchall()
 
 
+# What a worker itself did, on the events trail (alias e). The status trigger writes the
+# task's worker_id on every event, whoever made it, so the worker column alone does not
+# say the worker reported: an operator's cancel or requeue and the lease reaper's requeue
+# or fail carry the worker that held the task, dead or alive. A report is:
+# - a claim: the event into 'running' (only a claim sets that status);
+# - the end of an attempt written by the worker: out of 'running' into 'succeeded' (only
+#   a worker sets it), 'failed' or 'queued' (a retry) — but not the reaper's, whose error
+#   is REAP_SQL's "lease expired at …" (db/executor.py), and not an operator's requeue,
+#   which the trigger records with no error (revision 0022; a worker's retry carries the
+#   error it set, so a retry written without an error is not counted either).
+# 'cancelled' is only ever an operator's. Bulk-loaded history (fsar-tui seed) follows the
+# same shapes.
+REPORT = """e.worker_id IS NOT NULL AND (
+    e.to_status = 'running'
+    OR (e.from_status = 'running' AND (
+        e.to_status = 'succeeded'
+        OR (e.to_status = 'failed' AND (e.error IS NULL OR e.error NOT LIKE %(reaped)s))
+        OR (e.to_status = 'queued' AND e.error NOT LIKE %(reaped)s))))"""
+REAPED = "lease expired at %"  # REPORT's %(reaped)s: how REAP_SQL's error starts
+# The newest report is looked for among this many newest events at most: a fleet that
+# is down while tasks are still enqueued, requeued or cancelled must not make every
+# refresh walk the whole events index back to its last report.
+REPORT_SEARCH = 10_000
+
+
 @dataclass(frozen=True)
 class FleetHealth:
     """Is anyone working? Running tasks, those whose lease ran out (no live worker renewed
-    it: the worker died or hangs), and when a worker last reported anything."""
+    it: the worker died or hangs), those whose lease is live, and when a worker last
+    reported (`fleet_health`)."""
 
     running: int
     lease_expired: int
-    last_report: datetime | None
+    live_leases: int
+    last_report: datetime | None  # None: no report among the newest REPORT_SEARCH events
+    searched_since: datetime | None  # then: the oldest of those (None: every event was read)
 
 
 async def fleet_health(conn: AsyncConnection) -> FleetHealth:
-    # Both counts ride the partial index on running tasks' leases; the last report walks
-    # task_events' time index backwards to the newest event a worker wrote.
-    cur = conn.cursor(row_factory=class_row(FleetHealth))
-    await cur.execute(
-        """SELECT count(*) AS running, count(*) FILTER (WHERE lease_expires_at < now()) AS lease_expired,
-                  (SELECT max(at) FROM task_events WHERE worker_id IS NOT NULL) AS last_report
+    """Running tasks, expired and live leases, and the fleet's newest report.
+
+    A worker's report is something the worker itself did (REPORT): a claim, or the end
+    of an attempt it wrote — not an operator's cancel or requeue, nor the lease reaper's
+    requeue or fail, though the trigger records the task's worker on those too — or a
+    live lease it holds: a running task whose lease_expires_at is in the future, which
+    only the worker's renewals keep so. Renewals are not recorded, so a live lease counts
+    as a report at the time of this read (the worker renewed it within its lease length).
+
+    Cost, on every refresh: the counts ride the partial index of running tasks' leases;
+    the newest report walks task_events' time index backwards and stops at the first
+    report, reading at most REPORT_SEARCH events (~10 ms when a dead fleet's last report
+    is further back; then `searched_since` says how far back was looked)."""
+    cur = await conn.execute(
+        """SELECT count(*), count(*) FILTER (WHERE lease_expires_at < now()),
+                  count(*) FILTER (WHERE lease_expires_at >= now()), now()
            FROM execution_tasks WHERE status = 'running'"""
     )
-    return one(await cur.fetchone())
+    running, expired, live, read_at = one(await cur.fetchone())
+    cur = await conn.execute(
+        f"""SELECT e.at FROM (SELECT at, worker_id, from_status, to_status, error FROM task_events
+                              ORDER BY at DESC LIMIT %(n)s) e
+            WHERE {REPORT} ORDER BY e.at DESC LIMIT 1""",
+        {"n": REPORT_SEARCH, "reaped": REAPED},
+    )
+    found = await cur.fetchone()
+    last: datetime | None = read_at if live else (found[0] if found else None)
+    since = None
+    if last is None:  # how far back the search went (None: the whole trail, never a report)
+        cur = await conn.execute("SELECT at FROM task_events ORDER BY at DESC OFFSET %s LIMIT 1", (REPORT_SEARCH - 1,))
+        oldest = await cur.fetchone()
+        since = oldest[0] if oldest else None
+    return FleetHealth(running, expired, live, last, since)
 
 
 async def workers(conn: AsyncConnection, window_s: int = 300) -> list[WorkerSeen]:
-    """Workers seen in task_events recently: last seen, running now, transitions."""
+    """Workers that reported in the last `window_s` seconds or hold a live lease (the rule
+    is fleet_health's), each with its newest report (a live lease: this read) and the
+    tasks running on it whose lease has not run out. A dead worker whose task is still 'running' with an
+    expired lease is not one of them, nor is the worker named on an operator's or the
+    reaper's event. Cost: the window's events through task_events' time index, the live
+    leases through the partial index of running tasks — never the whole events trail."""
     cur = conn.cursor(row_factory=class_row(WorkerSeen))
     await cur.execute(
-        """SELECT e.worker_id, max(e.at) AS last_seen,
-                  (SELECT count(*) FROM execution_tasks t
-                   WHERE t.status = 'running' AND t.worker_id = e.worker_id) AS running,
-                  count(*) AS transitions
-           FROM task_events e WHERE e.at > now() - make_interval(secs => %s) AND e.worker_id IS NOT NULL
-           GROUP BY e.worker_id ORDER BY e.worker_id""",
-        (window_s,),
+        f"""WITH reports AS (
+                SELECT e.worker_id, max(e.at) AS at FROM task_events e
+                WHERE e.at > now() - make_interval(secs => %(window)s) AND {REPORT}
+                GROUP BY e.worker_id),
+            leases AS (
+                SELECT t.worker_id, count(*) AS n, count(*) FILTER (WHERE t.lease_expires_at >= now()) AS live
+                FROM execution_tasks t
+                WHERE t.status = 'running' AND t.worker_id IS NOT NULL
+                  AND (t.lease_expires_at >= now() OR t.lease_expires_at IS NULL)
+                GROUP BY t.worker_id)
+            SELECT worker_id, CASE WHEN l.live > 0 THEN now() ELSE r.at END AS last_report,
+                   coalesce(l.n, 0) AS running
+            FROM reports r FULL JOIN leases l USING (worker_id)
+            WHERE r.at IS NOT NULL OR l.live > 0
+            ORDER BY worker_id""",
+        {"window": window_s, "reaped": REAPED},
     )
     return await cur.fetchall()
 
