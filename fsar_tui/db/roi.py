@@ -14,12 +14,14 @@ that silently covered 23.5 hours of one day would be worse than a stated day bou
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from psycopg import AsyncConnection, Connection
 from psycopg.rows import TupleRow
 
+from fsar_tui.db import idea_completions
+from fsar_tui.domain.attribution import Completion
 from fsar_tui.domain.roi import CostRow, DayCost, DayLedger, LedgerRow
 
 COSTS_SQL = """
@@ -82,6 +84,12 @@ class RoiData:
     day_ledger: list[DayLedger]
     funnel: list[TupleRow]  # (stage, currency, reason, n)
     rollout_names: dict[int, str]
+    completions: dict[str, Completion] = field(default_factory=dict)  # idea -> its completing task
+
+    @property
+    def ideas(self) -> set[str]:
+        """The window's ideas: those with task costs or ledger entries in it."""
+        return {r.idea for r in self.costs if r.idea} | {r.idea for r in self.ledger if r.idea}
 
 
 def window_days(days: int, today: date | None = None) -> tuple[date, date]:
@@ -157,7 +165,9 @@ async def roi_data(conn: AsyncConnection, first: date, last: date) -> RoiData:
     for sql in (COSTS_SQL, LEDGER_SQL, FUNNEL_SQL, ROLLOUT_NAMES_SQL):
         cur = await conn.execute(sql, params if "%(" in sql else None)
         results.append(await cur.fetchall())
-    return _assemble(first, last, *results)
+    data = _assemble(first, last, *results)
+    data.completions = await idea_completions.completions(conn, data.ideas, day_bounds(first, last)[1])
+    return data
 
 
 def roi_data_sync(conn: Connection, first: date, last: date) -> RoiData:
@@ -166,7 +176,9 @@ def roi_data_sync(conn: Connection, first: date, last: date) -> RoiData:
         conn.execute(sql, params if "%(" in sql else None).fetchall()
         for sql in (COSTS_SQL, LEDGER_SQL, FUNNEL_SQL, ROLLOUT_NAMES_SQL)
     ]
-    return _assemble(first, last, *results)
+    data = _assemble(first, last, *results)
+    data.completions = idea_completions.completions_sync(conn, data.ideas, day_bounds(first, last)[1])
+    return data
 
 
 # The naive equivalents (benchmarks; drift checks): the same sums straight from the tables.

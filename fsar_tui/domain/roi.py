@@ -253,8 +253,11 @@ def _dim_value(row: CostRow, dim: str) -> str:
     return row.idea or NO_IDEA
 
 
-def breakdown(costs: Sequence[CostRow], ledger: Sequence[LedgerRow], dim: str) -> list[tuple[tuple[str, str], Figures]]:
-    """Rows ((key, currency), figures) for one dimension, per currency; they add up to summary()."""
+def breakdown(
+    costs: Sequence[CostRow], ledger: Sequence[LedgerRow], dim: str, attribution: Attribution | None = None
+) -> list[tuple[tuple[str, str], Figures]]:
+    """Rows ((key, currency), figures) for one dimension, per currency; they add up to summary().
+    `attribution`: revenue per group by a method of domain/attribution.py (default: attribute())."""
     rows: dict[tuple[str, str], Figures] = {}
 
     def at(key: str, currency: str) -> Figures:
@@ -267,7 +270,7 @@ def breakdown(costs: Sequence[CostRow], ledger: Sequence[LedgerRow], dim: str) -
         for lrow in ledger:
             at(lrow.idea or NO_IDEA, lrow.currency).add_ledger(lrow)
     else:
-        attribution = attribute(costs, ledger)
+        attribution = attribute(costs, ledger) if attribution is None else attribution
         for ((task_type, ai_model, rollout), currency), amount in attribution.by_group.items():
             group = CostRow(task_type, ai_model, rollout, "", currency, 0, 0, 0, 0, 0, 0)
             at(_dim_value(group, dim), currency).attributed += amount
