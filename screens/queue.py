@@ -48,7 +48,7 @@ from fsar_tui.widgets.key_bar import KeyBar
 from fsar_tui.widgets.keyed_table import KeyedTable
 from fsar_tui.widgets.sized_panel import SizedPanel
 from fsar_tui.widgets.status_header import StatusHeader
-from fsar_tui.widgets.text_panel import CountsPanel, TextPanel
+from fsar_tui.widgets.text_panel import CountsPanel
 
 PAGE = 100
 MAX_LOADED = 2000
@@ -142,7 +142,7 @@ class QueueScreen(FsarScreen):
             placeholder="(no filter) press / to filter, e.g. status:failed since:1h · : for a command",
             id="filter",
         )
-        yield TextPanel(Text(""), id="filter-status")
+        yield SizedPanel(Text(""), id="filter-status")
         yield KeyedTable(columns_for(self.app.size.width), id="tasks")
         yield KeyBar()
 
@@ -293,20 +293,18 @@ class QueueScreen(FsarScreen):
             )
 
     def render_filter_status(self) -> None:
-        line = filter_status_line(
-            StatusLine(
-                filter_text=self.filter_text,
-                matching=self.matching,
-                cap=BULK_CAP,
-                sort=self.sort,
-                descending=self.descending,
-                loaded=len(self.rows),
-                marked=len(self.query_one(KeyedTable).marked),
-                armed=self.armed_filter,
-                paused=self.paused,
-            )
+        status = StatusLine(
+            filter_text=self.filter_text,
+            matching=self.matching,
+            cap=BULK_CAP,
+            sort=self.sort,
+            descending=self.descending,
+            loaded=len(self.rows),
+            marked=len(self.query_one(KeyedTable).marked),
+            armed=self.armed_filter,
+            paused=self.paused,
         )
-        self.query_one("#filter-status", TextPanel).show(line)
+        self.query_one("#filter-status", SizedPanel).draw(lambda width: ([filter_status_line(status, width)], [], None))
 
     # -- filter ---------------------------------------------------------------------------
 

@@ -40,12 +40,17 @@ class StatusLine:
     paused: bool
 
 
-def sort_words(sort: str, descending: bool) -> str:
-    first = SORT_WORDS.get(sort, ("descending", "ascending"))[0 if descending else 1]
-    return f"sort {sort} {'desc' if descending else 'asc'} ({first})"
+def sort_words(sort: str, descending: bool, *, long: bool = True) -> str:
+    words = f"sort {sort} {'desc' if descending else 'asc'}"
+    if long:
+        words += f" ({SORT_WORDS.get(sort, ('descending', 'ascending'))[0 if descending else 1]})"
+    return words
 
 
-def filter_status_line(s: StatusLine) -> Text:
+def filter_status_line(s: StatusLine, width: int) -> Text:
+    """The line for `width` columns: the alarms, then the longest wording that fits —
+    the sort in words, then without them, then without the loaded count; what is still
+    too long is cut at its end (the filter text, which the bar above shows whole)."""
     line = Text(no_wrap=True, overflow="ellipsis")
     alarms = [text for on, text in ((s.armed, "NEXT ACTION: WHOLE FILTER"), (s.paused, "LIVE PAUSED")) if on]
     for text in alarms:
@@ -55,8 +60,16 @@ def filter_status_line(s: StatusLine) -> Text:
         matching = "…"
     else:
         matching = f"{s.matching - 1:,}+" if s.matching > s.cap else f"{s.matching:,}"
-    parts = [f"{s.marked:,} marked"] if s.marked else []
-    parts += [sort_words(s.sort, s.descending), f"{matching} matching", f"{s.loaded:,} loaded", "filter: "]
-    line.append(" · ".join(parts))
-    line.append_text(safe_text(s.filter_text or "(none)"))  # a drill-down's filter holds error text
+    shown = safe_text(s.filter_text or "(none)")  # a drill-down's filter holds error text
+    marked = [f"{s.marked:,} marked"] if s.marked else []
+    loaded = [f"{s.loaded:,} loaded"]
+    wordings = [
+        [*marked, sort_words(s.sort, s.descending), f"{matching} matching", *loaded],
+        [*marked, sort_words(s.sort, s.descending, long=False), f"{matching} matching", *loaded],
+        [*marked, sort_words(s.sort, s.descending, long=False), f"{matching} matching"],
+    ]
+    room = width - line.cell_len - len(" · filter: ") - shown.cell_len
+    parts = next((w for w in wordings if len(" · ".join(w)) <= room), wordings[-1])
+    line.append(" · ".join([*parts, "filter: "]))
+    line.append_text(shown)
     return line

@@ -338,5 +338,5 @@ async def test_the_filter_bar_hint_is_not_a_filter_and_the_sort_is_said(db_dsn):
         await pilot.press("slash", *"status:failed type:self_improvement since:2h error~timeout", "enter")
         assert await until(pilot, lambda: app.screen.matching == 3 and table(app).keys)
         # … and it persists across filters (as in k9s); the line under the bar says so at 80.
-        assert await until(pilot, lambda: "sort id asc (oldest first)" in status_line(app)), painted(app)
+        assert await until(pilot, lambda: "sort id asc · 3 matching" in status_line(app)), painted(app)
         assert table(app).current_key == min(table(app).keys)

@@ -139,3 +139,43 @@ async def test_each_worker_says_when_it_last_reported(db_dsn):
         assert re.fullmatch(r"·0▶ +2m0\ds w-done", workers[1]), workers
         assert re.fullmatch(r"·1▶ +\d+\.\ds w-live", workers[2]), workers
         assert len(workers) == 3, workers  # w-gone: lease expired, no report in the window
+
+
+async def test_the_newest_report_is_looked_for_among_the_newest_events_only(db_dsn):
+    # A dead fleet whose last report is older than REPORT_SEARCH events (tasks still being
+    # enqueued): each refresh reads at most that many events and says how far back it looked.
+    from datetime import timedelta
+
+    from fsar_tui.db.tasks import REPORT_SEARCH, fleet_health
+    from fsar_tui.screens.queue_rows import workers_rows
+
+    dead_fleet(db_dsn)
+    x(
+        db_dsn,
+        "INSERT INTO execution_tasks (task_type) SELECT 'implement_idea' FROM generate_series(1, %s)",
+        (REPORT_SEARCH,),
+    )
+
+    async def health():
+        conn = await aconnect(db_dsn)
+        try:
+            return await fleet_health(conn)
+        finally:
+            await conn.close()
+
+    dark = await health()
+    enqueued = "SELECT min(at) FROM task_events WHERE from_status IS NULL AND to_status = 'queued'"
+    ((oldest_looked_at,),) = q(db_dsn, enqueued)  # the newest REPORT_SEARCH events are these
+    assert dark.last_report is None and dark.searched_since == oldest_looked_at, dark
+    assert (dark.running, dark.lease_expired, dark.live_leases) == (36, 36, 0)
+    heads, rows = workers_rows([], {}, dark, oldest_looked_at + timedelta(minutes=2), 40)
+    assert [h.plain for h in heads] == ["workers (0) · no report for over 2m00s"] and rows == []
+    # One claim, and the fleet's newest report is found at once.
+    x(
+        db_dsn,
+        """UPDATE execution_tasks SET status = 'running', attempt = 1, worker_id = 'w-back', started_at = now(),
+                  lease_expires_at = now() - interval '1 second'
+           WHERE id = (SELECT max(id) FROM execution_tasks)""",
+    )
+    ((claimed,),) = q(db_dsn, "SELECT max(at) FROM task_events WHERE worker_id = 'w-back'")
+    assert (await health()).last_report == claimed

@@ -340,6 +340,8 @@ async def fleet_health(conn: AsyncConnection) -> FleetHealth:
            FROM execution_tasks WHERE status = 'running'"""
     )
     running, expired, live, read_at = one(await cur.fetchone())
+    if live:  # a live lease is a report now: no need to look at the events
+        return FleetHealth(running, expired, live, read_at, None)
     cur = await conn.execute(
         f"""SELECT e.at FROM (SELECT at, worker_id, from_status, to_status, error FROM task_events
                               ORDER BY at DESC LIMIT %(n)s) e
@@ -347,21 +349,20 @@ async def fleet_health(conn: AsyncConnection) -> FleetHealth:
         {"n": REPORT_SEARCH, "reaped": REAPED},
     )
     found = await cur.fetchone()
-    last: datetime | None = read_at if live else (found[0] if found else None)
-    since = None
-    if last is None:  # how far back the search went (None: the whole trail, never a report)
-        cur = await conn.execute("SELECT at FROM task_events ORDER BY at DESC OFFSET %s LIMIT 1", (REPORT_SEARCH - 1,))
-        oldest = await cur.fetchone()
-        since = oldest[0] if oldest else None
-    return FleetHealth(running, expired, live, last, since)
+    if found is not None:
+        return FleetHealth(running, expired, live, found[0], None)
+    # How far back the search went (None: the whole trail was read, and held no report).
+    cur = await conn.execute("SELECT at FROM task_events ORDER BY at DESC OFFSET %s LIMIT 1", (REPORT_SEARCH - 1,))
+    oldest = await cur.fetchone()
+    return FleetHealth(running, expired, live, None, oldest[0] if oldest else None)
 
 
 async def workers(conn: AsyncConnection, window_s: int = 300) -> list[WorkerSeen]:
     """Workers that reported in the last `window_s` seconds or hold a live lease (the rule
     is fleet_health's), each with its newest report (a live lease: this read) and the
-    tasks running on it whose lease has not run out. A dead worker whose task is still 'running' with an
-    expired lease is not one of them, nor is the worker named on an operator's or the
-    reaper's event. Cost: the window's events through task_events' time index, the live
+    tasks running on it whose lease has not run out. A dead worker whose task is still
+    'running' with an expired lease is not one of them, nor is the worker named on an
+    operator's or the reaper's event. Cost: the window's events through task_events' time index, the live
     leases through the partial index of running tasks — never the whole events trail."""
     cur = conn.cursor(row_factory=class_row(WorkerSeen))
     await cur.execute(
