@@ -273,8 +273,7 @@ async def lease_lost_between(dsn: str) -> int:
                 continue
             status, error = ("queued", LONG_ERROR) if attempt == 1 else ("failed", LAST_ERROR)
             assert await executor.finish(
-                conn, task, worker, status=status, result=None, error=error, input_tokens=1, output_tokens=1,
-                cost_minor=None, currency=None,
+                conn, task, worker, status=status, result=None, error=error, input_tokens=1, output_tokens=1
             )  # fmt: skip
     return task_id
 
