@@ -9,8 +9,12 @@ small: 100,000) and, when BENCH_QUEUE_DSN names one, on that database as it is.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import time
+from decimal import Decimal
 
 from bench.common import median, print_table, seeded_database
 from fsar_tui.db import fraud
@@ -73,11 +77,70 @@ def measure(dsn: str) -> tuple[str, list[list[object]]]:
     ]
 
 
+def _cli_json(*args: str) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-m", "fsar_tui", *args, "--format", "json"], capture_output=True, text=True, check=True
+    ).stdout
+    parsed: dict = json.loads(out, parse_float=Decimal)
+    return parsed
+
+
+def _dev(d: float) -> str:
+    return "exact" if d == 0 else f"{d * 100:.2g} %"
+
+
+def exact_cost(dsn: str) -> tuple[str, list[list[object]]]:
+    """Issue 17's proof: each model's model cost from `roi --by model --format json` against
+    the independent SQL (tests/support/exact_cost.py: tokens × the price in force at each
+    attempt's start, from task_events and model_prices — no cost column), and `profile
+    --by model`'s cost per success against the same AI cost over the successes. The
+    windows (31 days) hold the whole 30-day seed."""
+    from support.exact_cost import deviation, independent_costs
+
+    start, end = roi_queries.day_bounds(*roi_queries.window_days(31))
+    with connect(dsn, autocommit=True, statement_timeout_ms=0) as conn:
+        t = time.perf_counter()
+        expected = independent_costs(conn, start, end)
+        sql_s = time.perf_counter() - t
+    got = {r["model"]: r for r in _cli_json("roi", "--by", "model", "--window", "31d", "--dsn", dsn)["breakdown"]}
+    prof = {g["model"]: g for g in _cli_json("profile", "--by", "model", "--window", "31d", "--dsn", dsn)["groups"]}
+    rows: list[list[object]] = []
+    for model, want in sorted(expected.items()):
+        roi_cost = got.get(model, {}).get("model_cost_minor")
+        cps = prof.get(model, {}).get("cost_per_success_minor")
+        rows.append(
+            [
+                model,
+                f"{want.attempts:,}",
+                f"{want.cost_minor / 100:,.2f} {want.currency}",
+                "exact" if roi_cost == want.cost_minor else _dev(deviation(roi_cost, want.cost_minor)),
+                f"{want.cost_per_success_minor / 100:.6f}" if want.cost_per_success_minor is not None else "-",
+                _dev(deviation(cps, want.cost_per_success_minor)),
+                "≤ 0.5 %",
+            ]
+        )
+    return f"independent SQL {sql_s:.1f} s", rows
+
+
 def run(server_dsn: str) -> None:
-    with seeded_database(server_dsn, seed=11) as (dsn, _):
+    with seeded_database(server_dsn, seed=11) as (dsn, n):
         label, rows = measure(dsn)
+        cost_label, cost_rows = exact_cost(dsn)
     print_table(f"ROI, 30-day window, {label}", ["measure", "value", "ratio", "goal"], rows)
+    print_table(
+        f"Exact cost, {n:,} seeded tasks: largest deviation per model ({cost_label})",
+        ["model", "attempts", "model cost (SQL)", "roi --by model", "cost/ok (SQL)", "profile cost/ok", "goal"],
+        cost_rows,
+    )
     existing = os.environ.get("BENCH_QUEUE_DSN")
     if existing:
         label, rows = measure(existing)
         print_table(f"ROI on BENCH_QUEUE_DSN ({label})", ["measure", "value", "ratio", "goal"], rows)
+        read_ms = float(str(rows[0][1]).split()[0].replace(",", ""))
+        verdict = "met" if read_ms <= 100 else "MISSED"
+        print(f"  ROI reads on BENCH_QUEUE_DSN: {read_ms:.1f} ms — goal ≤ 100 ms at 10 M: {verdict}")
+    else:
+        print(
+            "  ROI reads at 10 M tasks (goal ≤ 100 ms): not measured — seed one "
+            "(fsar-tui seed --days 30 --tasks 10000000) and name it in BENCH_QUEUE_DSN"
+        )

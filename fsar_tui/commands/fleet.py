@@ -120,6 +120,7 @@ def run_seed(args: Namespace, ctx: Context) -> int:
     rate = result.tasks / elapsed if elapsed > 0 else 0.0
     print(
         f"seeded {result.tasks} tasks, {result.events} task events, {result.ledger} ledger entries, "
+        f"{result.payment_events} payment intent events, "
         f"{result.proposals} proposals over {args.days} days in {elapsed:.1f}s ({rate:,.0f} tasks/s)"
     )
     return EXIT_OK

@@ -74,6 +74,8 @@ LEDGER_COLUMNS = (
     "customer_id",
     "metadata",
 )
+# The seed's payment_intent.* events, as the Stripe ingestion would store them (revision 0014).
+STRIPE_EVENT_COLUMNS = ("id", "type", "created", "object_id", "livemode", "outcome", "received_at", "payload")
 
 
 @contextmanager

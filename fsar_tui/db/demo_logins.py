@@ -9,7 +9,9 @@ schema (sim/demo.py). The app and the simulator do not connect as it:
 - `fsar_demo_fleet`, the simulator's login: a role outside the fsar roles with what the
   integration contract gives the fleet (README, "The executing side") — SELECT on every
   table and view, INSERT and UPDATE on execution_tasks and ledger_entries, USAGE on
-  their id sequences. fsar_admin may not enqueue or claim tasks, and the same grants
+  their id sequences — and, because the simulator plays Stripe too (its payment
+  intents feed the funnel), what the contract gives the Stripe ingestion: INSERT and
+  UPDATE on stripe_events. fsar_admin may not enqueue or claim tasks, and the same grants
   to `fsar_demo` would be grants the audit names.
 
 Roles are cluster-wide and their attributes are set again on every run (a role of that
@@ -25,9 +27,9 @@ from fsar_tui.domain.privileges import ADMIN
 
 DEMO_APP_ROLE = "fsar_demo"
 DEMO_FLEET_ROLE = "fsar_demo_fleet"
-# The integration tables (domain/privileges.INTEGRATION_TABLES) the simulator writes;
-# stripe_events is the Stripe ingestion's.
-FLEET_WRITES = ("execution_tasks", "ledger_entries")
+# The integration tables (domain/privileges.INTEGRATION_TABLES) the simulator writes:
+# the fleet's, and stripe_events as the Stripe ingestion would (payment intents).
+FLEET_WRITES = ("execution_tasks", "ledger_entries", "stripe_events")
 
 # CREATE ROLE's defaults but LOGIN; ALTER ROLE with these needs a superuser, so only a
 # role that has more is altered.

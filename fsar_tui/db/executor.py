@@ -14,6 +14,9 @@ uses it and a real fleet can copy it.
   replaced it — it learns it lost and drops its result.
 - Reaper: running tasks whose lease expired go back to queued (a task_event shows
   it), or fail when that was their last attempt.
+- Money (the simulator plays Stripe too): ledger rows and payment_intent.* events
+  (stripe_events; its trigger counts the payment funnel) land with the outcome that
+  caused them, or later, when due (`record_money`), stamped with the database's now().
 """
 
 from __future__ import annotations
@@ -124,6 +127,15 @@ VALUES ('stripe', %(external_id)s, %(kind)s, %(amount_minor)s, %(currency)s, %(o
 ON CONFLICT (source, external_id) DO NOTHING
 """
 
+# As the Stripe ingestion stores an event (db/stripe.py); `created` is when it is written.
+STRIPE_EVENT_SQL = """
+INSERT INTO stripe_events (id, type, created, object_id, livemode, outcome, payload)
+SELECT %(id)s, %(type)s, n.at, %(object_id)s, false, 'applied',
+       jsonb_set(%(payload)s, '{created}', to_jsonb(extract(epoch FROM n.at)::bigint))
+FROM (SELECT date_trunc('second', now()) AS at) n
+ON CONFLICT (id) DO NOTHING
+"""
+
 ENQUEUE_SQL = """
 INSERT INTO execution_tasks (task_type, ai_model, idea_id, payload, priority, max_attempts)
 VALUES (%(task_type)s, %(ai_model)s, %(idea_id)s, %(payload)s, %(priority)s, %(max_attempts)s)
@@ -203,11 +215,12 @@ async def finish(
     output_tokens: int,
     retry_in_s: float = 0.0,
     ledger: Sequence[dict[str, Any]] = (),
+    events: Sequence[dict[str, Any]] = (),
 ) -> datetime | None:
     """Record the attempt's outcome (status succeeded, failed, or queued for a retry).
 
     Returns the commit-time `now()` when it landed, None when the lease was lost. Ledger
-    rows (Stripe-shaped, idempotent) land in the same transaction as the outcome.
+    rows and Stripe events (both idempotent) land in the same transaction as the outcome.
     """
     async with conn.transaction():
         cur = await conn.execute(
@@ -228,10 +241,34 @@ async def finish(
         if row is None:
             return None
         at: datetime = row[1]
-        async with conn.cursor() as lcur:
-            for entry in ledger:
-                await lcur.execute(LEDGER_SQL, {**entry, "occurred_at": at, "metadata": Jsonb(entry["metadata"])})
+        await _write_money(conn, at, ledger, events)
     return at
+
+
+async def record_money(
+    conn: AsyncConnection, ledger: Sequence[dict[str, Any]], events: Sequence[dict[str, Any]]
+) -> datetime:
+    """Ledger rows and Stripe events that fall due now, in one transaction, at its now()."""
+    async with conn.transaction():
+        at: datetime = one(await (await conn.execute("SELECT now()")).fetchone())[0]
+        await _write_money(conn, at, ledger, events)
+    return at
+
+
+async def _write_money(
+    conn: AsyncConnection, at: datetime, ledger: Sequence[dict[str, Any]], events: Sequence[dict[str, Any]]
+) -> None:
+    async with conn.cursor() as cur:
+        for entry in ledger:
+            await cur.execute(LEDGER_SQL, {**entry, "occurred_at": at, "metadata": Jsonb(entry["metadata"])})
+        for event in events:
+            await cur.execute(STRIPE_EVENT_SQL, {**event, "payload": Jsonb(event["payload"])})
+
+
+def may_write_stripe_events_sync(conn: Connection) -> bool:
+    """Whether this role may store Stripe events (the simulator's payment funnel)."""
+    allowed: bool = one(conn.execute("SELECT has_table_privilege('stripe_events', 'INSERT')").fetchone())[0]
+    return allowed
 
 
 async def reap_expired(conn: AsyncConnection) -> list[tuple[int, str, str | None, str, int]]:

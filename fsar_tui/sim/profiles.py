@@ -17,6 +17,7 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any, TypeVar
 
 # (task_type, ai_model) -> (median run time in seconds, lognormal sigma)
 DURATIONS: dict[tuple[str, str], tuple[float, float]] = {
@@ -69,14 +70,16 @@ TYPES: dict[str, TypeProfile] = {
 
 TYPE_WEIGHTS: dict[str, float] = {name: p.weight for name, p in TYPES.items()}
 
-# ai_model -> (median input tokens, median output tokens)
+# ai_model -> (median input tokens, median output tokens) per attempt: an agent loop
+# re-sends its growing context every turn, so an attempt reads ~100 k tokens.
 TOKENS: dict[str, tuple[int, int]] = {
-    "gpt-4o-mini": (6_000, 900),
-    "gpt-4o": (9_000, 1_400),
-    "claude-3-5-sonnet": (11_000, 1_800),
+    "gpt-4o-mini": (90_000, 4_000),
+    "gpt-4o": (120_000, 6_000),
+    "claude-3-5-sonnet": (150_000, 8_000),
 }
 
-# ai_model -> [(days before now it took effect, input, output minor units per Mtok)], USD.
+# ai_model -> [(days before now it took effect, input, output minor units per Mtok)], USD
+# (the providers' list prices: $0.15/$0.60, $5/$15 then $2.50/$10, $3/$15 per Mtok).
 PRICE_HISTORY: dict[str, list[tuple[int, Decimal, Decimal]]] = {
     "gpt-4o-mini": [(400, Decimal("15"), Decimal("60"))],
     "gpt-4o": [(400, Decimal("500"), Decimal("1500")), (14, Decimal("250"), Decimal("1000"))],
@@ -87,23 +90,49 @@ CURRENCY = "USD"
 COMPUTE_RATE_HISTORY: list[tuple[int, Decimal]] = [(400, Decimal("90")), (10, Decimal("120"))]
 
 IDEAS = [f"idea_{n:03d}" for n in range(1, 41)]
-CHARGE_AMOUNTS = [900, 1900, 4900, 9900, 19900]
-# A successful idea task leads to a charge this often (10 M tasks: ~1 M ledger entries),
-# from this many customers (few charges each, as in real life: the fraud checks' velocity
-# and country rules then flag outliers, not everyone).
-CHARGE_RATE = 0.06
+
+# Money (drawn by sim/payments.py). A successful idea task brings a customer to checkout
+# this often: a payment intent (10 M tasks: ~540 k intents, ~430 k charges, ~0.9 M ledger
+# entries), from this many customers (few charges each, as in real life: the fraud
+# checks' velocity and country rules then flag outliers, not everyone).
+INTENT_RATE = 0.075
 CUSTOMERS = 50_000
 CARD_COUNTRIES = {"US": 70, "GB": 10, "DE": 10, "BR": 6, "NG": 4}
+# Plans, in minor units of CURRENCY: a self-serve product's $5–$49 tiers.
+CHARGE_AMOUNTS = [500, 900, 1900, 2900, 4900]
+# What becomes of an intent: most succeed; card payments are declined a few % of the
+# time; some customers leave the checkout (created, never confirmed).
+INTENT_OUTCOMES = {"succeeded": 80, "payment_failed": 10, "abandoned": 10}
+# Why a payment fails, as Stripe's last_payment_error gives it: (code, decline_code or None).
+DECLINES: dict[tuple[str, str | None], float] = {
+    ("card_declined", "generic_decline"): 30,
+    ("card_declined", "insufficient_funds"): 30,
+    ("card_declined", "do_not_honor"): 8,
+    ("card_declined", None): 7,
+    ("expired_card", None): 10,
+    ("incorrect_cvc", None): 10,
+    ("processing_error", None): 5,
+}
+# After a successful charge: refunded this often, disputed this often (plus a dispute fee).
+REFUND_RATE = 0.04
+DISPUTE_RATE = 0.005
+DISPUTE_FEE_MINOR = 1500
+# Seconds from checkout opening to the card's outcome; (median, sigma, least, most)
+# seconds from the charge to a refund (hours to days) and to a dispute (days to weeks).
+CHECKOUT_S = (3.0, 45.0)
+REFUND_DELAY_S = (12 * 3600.0, 1.0, 1800.0, 14 * 86400.0)
+DISPUTE_DELAY_S = (5 * 86400.0, 0.6, 86400.0, 45 * 86400.0)
 
 
 def attempt_rng(seed: int, task_id: int, attempt: int) -> random.Random:
     return random.Random(f"{seed}:{task_id}:{attempt}")
 
 
-_CUMULATIVE: dict[int, tuple[Mapping[str, float], list[str], list[float]]] = {}
+_CUMULATIVE: dict[int, tuple[Mapping[Any, float], list[Any], list[float]]] = {}
+K = TypeVar("K")
 
 
-def weighted(rng: random.Random, table: Mapping[str, float]) -> str:
+def weighted(rng: random.Random, table: Mapping[K, float]) -> K:
     """A key of `table` drawn by weight (one random() call; hot in bulk seeding)."""
     cached = _CUMULATIVE.get(id(table))
     if cached is None or cached[0] is not table:  # ids are reused once a dict is freed
@@ -181,52 +210,6 @@ def draw_attempt_with(rng: random.Random, task_type: str, model: str) -> Attempt
 def external_id(seed: int, task_id: int, attempt: int, kind: str) -> str:
     digest = hashlib.sha1(f"{seed}:{task_id}:{attempt}:{kind}".encode()).hexdigest()[:24]
     return f"evt_{digest}"
-
-
-@dataclass(frozen=True)
-class LedgerDraft:
-    external_id: str
-    kind: str
-    amount_minor: int
-    currency: str
-    customer_id: str
-    metadata: dict
-
-
-def draw_ledger(seed: int, task_id: int, attempt: int, idea_id: str | None) -> list[LedgerDraft]:
-    """Stripe-shaped money events caused by a successful idea task (may be none)."""
-    return draw_ledger_with(random.Random(f"ledger:{seed}:{task_id}:{attempt}"), seed, task_id, attempt, idea_id)
-
-
-def draw_ledger_with(
-    rng: random.Random, seed: int, task_id: int, attempt: int, idea_id: str | None
-) -> list[LedgerDraft]:
-    from fsar_tui.domain.money import stripe_fee_minor
-
-    if idea_id is None or rng.random() > CHARGE_RATE:
-        return []
-    amount = rng.choice(CHARGE_AMOUNTS)
-    customer = f"cus_{hashlib.sha1(f'{seed}:{rng.randint(1, CUSTOMERS)}'.encode()).hexdigest()[:14]}"
-    card_country = weighted(rng, CARD_COUNTRIES)
-    meta = {
-        "idea_id": idea_id,
-        "task_id": task_id,
-        "charge": f"ch_{external_id(seed, task_id, attempt, 'ch')[4:]}",
-        "card_country": card_country,
-        "ip_country": card_country if rng.random() > 0.05 else "RU",
-    }
-
-    def draft(what: str, kind: str, amount_minor: int) -> LedgerDraft:
-        return LedgerDraft(external_id(seed, task_id, attempt, what), kind, amount_minor, CURRENCY, customer, meta)
-
-    drafts = [draft("charge", "revenue", amount), draft("fee", "payment_fee", -stripe_fee_minor(amount))]
-    roll = rng.random()
-    if roll < 0.04:
-        drafts.append(draft("refund", "refund", -amount))
-    elif roll < 0.045:
-        drafts.append(draft("dispute", "dispute", -amount))
-        drafts.append(draft("dispute_fee", "dispute_fee", -1500))
-    return drafts
 
 
 def mean_run_s() -> float:

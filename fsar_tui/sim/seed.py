@@ -3,9 +3,11 @@
 Tasks are spread over the window with a daily shape (busier 08–20 UTC) and a weekly
 one (weekends at half load); each follows the same profiles as the live simulator:
 queue wait, run time per (type, model), failures and retries with their errors,
-tokens priced at the model price in force when the attempt started, Stripe-shaped
-ledger rows for ideas that earn, rollout revisions that changed during the window
-(one pins self_improvement's model, then is rolled back), and a few FSAR proposals.
+tokens priced at the model price in force when the attempt started, the money ideas
+earn (sim/payments.py: payment intent events, charges and fees, refunds hours to days
+and disputes days to weeks after their charge — what would happen after the window
+is left out), rollout revisions that changed during the window and a few FSAR
+proposals (sim/seed_setup.py).
 Tasks that would still be in flight at the end of the window are left queued or
 running. task_events hold every transition, exactly as the trigger would write them.
 
@@ -15,7 +17,6 @@ Everything lands in one transaction (db/bulk.py): a failed seed leaves nothing.
 from __future__ import annotations
 
 import bisect
-import hashlib
 import json
 import math
 import queue
@@ -25,7 +26,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from fsar_tui.db import bulk
@@ -33,12 +33,13 @@ from fsar_tui.db import profiles as profile_queries
 from fsar_tui.db.connect import connect
 from fsar_tui.domain.money import run_cost, to_micro, token_cost
 from fsar_tui.errors import UsageError
-from fsar_tui.sim import profiles
+from fsar_tui.sim import payments, profiles
+from fsar_tui.sim.seed_setup import SEED_REPORT as SEED_REPORT  # where it always was, for its readers
+from fsar_tui.sim.seed_setup import setup_proposals, setup_rollouts
 
 CHUNK = 20_000
 _IDEA_PAYLOADS = {idea: json.dumps({"idea_id": idea, "prompt": "seeded task"}) for idea in profiles.IDEAS}
 _TARGET_PAYLOADS = {True: json.dumps({"target": "scheduler"}), False: json.dumps({"target": "retry-policy"})}
-SEED_REPORT = Path(__file__).with_name("seed_report.txt")
 
 
 @dataclass
@@ -46,13 +47,8 @@ class SeedResult:
     tasks: int = 0
     events: int = 0
     ledger: int = 0
+    payment_events: int = 0
     proposals: int = 0
-
-
-def _sha(obj) -> str:
-    from fsar_tui.domain.rollouts import artifact_sha256
-
-    return artifact_sha256(obj)
 
 
 def hour_weights(start: datetime, hours: int) -> list[float]:
@@ -100,123 +96,6 @@ def compute_rate_table(end: datetime) -> list[tuple[float, Decimal, float]]:
 def _in_force(table: list[tuple], at: float):
     i = bisect.bisect_right([row[0] for row in table], at) - 1
     return table[i] if i >= 0 else None
-
-
-def setup_rollouts(conn, end: datetime, days: int) -> dict[str | None, list[tuple[float, int, str | None]]]:
-    """Rollouts with several revisions; returns per task_type [(from_epoch, revision_id, pinned_model)]."""
-    span = timedelta(days=days)
-    # (target, kind, task type, [(artifact, created_at, reason)])
-    plans: list[tuple[str, str, str | None, list[tuple[dict[str, Any], datetime, str]]]] = [
-        (
-            "model/self_improvement",
-            "model",
-            "self_improvement",
-            [
-                ({"ai_model": "gpt-4o", "temperature": 0.2}, end - span - timedelta(days=1), "initial"),
-                (
-                    {"ai_model": "claude-3-5-sonnet", "temperature": 0.2},
-                    end - span * 0.4,
-                    "try claude for self-improvement",
-                ),
-                ({"ai_model": "gpt-4o", "temperature": 0.2}, end - span * 0.1, "rollback: p90 run time regressed"),
-            ],
-        ),
-        (
-            "prompt/implement_idea",
-            "prompt",
-            "implement_idea",
-            [
-                (
-                    {"prompt_version": "v7", "system": "You implement product ideas as small PRs."},
-                    end - span - timedelta(days=1),
-                    "initial",
-                ),
-                (
-                    {"prompt_version": "v8", "system": "You implement product ideas as small, tested PRs."},
-                    end - span * 0.5,
-                    "ask for tests",
-                ),
-            ],
-        ),
-        (
-            "policy/fleet",
-            "policy",
-            None,
-            [
-                ({"max_attempts": 3, "lease_s": 30}, end - span - timedelta(days=1), "initial"),
-                ({"max_attempts": 3, "lease_s": 60}, end - span * 0.7, "longer leases for slow models"),
-            ],
-        ),
-    ]
-    out: dict[str | None, list[tuple[float, int, str | None]]] = {}
-    for target, kind, task_type, revisions in plans:
-        ids = bulk.insert_rollout(
-            conn, target, kind, task_type, [(art, _sha(art), at, reason) for art, at, reason in revisions]
-        )
-        out[task_type] = [
-            (at.timestamp(), rid, art.get("ai_model")) for (art, at, _), rid in zip(revisions, ids, strict=True)
-        ]
-    return out
-
-
-def setup_proposals(conn, end: datetime, days: int) -> list[str]:
-    from fsar_tui.domain.fsar_report import parse_report
-
-    seed = parse_report(SEED_REPORT.read_bytes(), str(SEED_REPORT))  # the one real report, as ingest-fsar reads it
-    rows: list[dict[str, Any]] = [
-        {
-            "id": seed.id,
-            "severity": seed.severity,
-            "block_execution": seed.block_execution,
-            "task_type": seed.task_type,
-            "body": seed.body,
-            "status": "accepted",
-            "age_days": days * 0.8,
-            "risks": list(seed.risks),
-            "mitigations": list(seed.mitigations),
-            "lifted": False,
-            "sha256": seed.sha256,
-        },
-        {
-            "id": "fsar_seed-0002",
-            "severity": 8,
-            "block_execution": True,
-            "task_type": "idea_implementation",
-            "body": "idea_implementation: failures spike after prompt v8; pause until reviewed.",
-            "status": "implemented",
-            "age_days": days * 0.45,
-            "risks": ["Silent defects reach customers"],
-            "mitigations": ["Block idea_implementation until the prompt is fixed"],
-            "lifted": True,
-        },
-        {
-            "id": "fsar_seed-0003",
-            "severity": 3,
-            "block_execution": False,
-            "task_type": "implement_idea",
-            "body": "implement_idea: cache repository checkouts between attempts to cut run time.",
-            "status": "new",
-            "age_days": 1.5,
-            "risks": ["Stale checkouts"],
-            "mitigations": ["Verify the cache by commit hash"],
-            "lifted": False,
-        },
-    ]
-    for row in rows:
-        reported = end - timedelta(days=row["age_days"])
-        sha = (
-            row.pop("sha256", None) or hashlib.sha256(json.dumps(row, sort_keys=True, default=str).encode()).hexdigest()
-        )
-        bulk.insert_proposal(
-            conn,
-            {
-                **row,
-                "reported_at": reported,
-                "source_sha256": sha,
-                "block_lifted_at": reported + timedelta(hours=6) if row["lifted"] else None,
-            },
-        )
-    return [r["id"] for r in rows]
 
 
 def prefetch(items: Iterator, depth: int) -> Iterator:
@@ -298,6 +177,7 @@ def seed_history(dsn: str, *, days: int, tasks: int, seed: int = 0) -> SeedResul
                 task_rows: list[tuple[Any, ...]] = []
                 event_rows: list[tuple[Any, ...]] = []
                 ledger_rows: list[tuple[Any, ...]] = []
+                intent_rows: list[tuple[Any, ...]] = []
                 for offset in range(chunk_start, min(tasks, chunk_start + CHUNK)):
                     _one_task(
                         rng,
@@ -313,14 +193,17 @@ def seed_history(dsn: str, *, days: int, tasks: int, seed: int = 0) -> SeedResul
                         task_rows,
                         event_rows,
                         ledger_rows,
+                        intent_rows,
                     )
-                yield task_rows, event_rows, ledger_rows
+                yield task_rows, event_rows, ledger_rows, intent_rows
 
         # Generation (Python, one core) overlaps with COPY ingestion (the server, the other core).
-        for task_rows, event_rows, ledger_rows in prefetch(generate(), depth=2):
+        for task_rows, event_rows, ledger_rows, intent_rows in prefetch(generate(), depth=2):
             result.tasks += bulk.copy_rows(conn, "execution_tasks", bulk.TASK_COLUMNS, task_rows)
             result.events += bulk.copy_rows(conn, "task_events", bulk.EVENT_COLUMNS, event_rows)
             result.ledger += bulk.copy_rows(conn, "ledger_entries", bulk.LEDGER_COLUMNS, ledger_rows)
+            # The funnel trigger counts these as they land (it does not skip bulk loads).
+            result.payment_events += bulk.copy_rows(conn, "stripe_events", bulk.STRIPE_EVENT_COLUMNS, intent_rows)
         if tasks:
             bulk.add_count_deltas(conn, first_id, first_id + tasks - 1)
             profile_queries.count_loaded(conn, first_id, first_id + tasks - 1)
@@ -346,6 +229,7 @@ def _one_task(
     task_rows,
     event_rows,
     ledger_rows,
+    intent_rows,
 ) -> None:
     task_type = profiles.weighted(rng, profiles.TYPE_WEIGHTS)
     profile = profiles.TYPES[task_type]
@@ -407,28 +291,9 @@ def _one_task(
             event_rows.append(
                 (task_id, "running", "succeeded", attempt, worker, done, None, in_tok, out_tok, attempt_cost, run)
             )
-            for d in profiles.draw_ledger_with(rng, seed, task_id, attempt, idea):
-                if d.kind in ("revenue", "payment_fee"):
-                    occurred = done
-                else:  # refunds and disputes come hours to days later — or not yet
-                    later = t + rng.uniform(3600, 7 * 86400)
-                    if later > end_epoch:
-                        continue
-                    occurred = _ts(later)
-                ledger_rows.append(
-                    (
-                        "stripe",
-                        d.external_id,
-                        d.kind,
-                        d.amount_minor,
-                        d.currency,
-                        occurred,
-                        idea,
-                        task_id,
-                        d.customer_id,
-                        json.dumps(d.metadata),
-                    )
-                )
+            if idea is not None:
+                money = payments.draw_payment_with(rng, seed, task_id, attempt, idea)
+                _money_rows(money, t, end_epoch, idea, task_id, ledger_rows, intent_rows)
             break
         error = outcome.error
         if attempt >= max_attempts:
@@ -474,3 +339,18 @@ def _one_task(
             unpriced,
         )
     )
+
+
+def _money_rows(money: payments.Payment, at: float, end_epoch: float, idea, task_id, ledger_rows, intent_rows) -> None:
+    """A successful task's money as rows, each at its moment; what would come after the
+    window has not happened yet."""
+    for i in money.intents:
+        created = math.floor(at + i.delay_s)
+        if created <= end_epoch:
+            when = _ts(created)
+            event = json.dumps(i.event(created), separators=(",", ":"))
+            intent_rows.append((i.event_id, i.type, when, i.intent["id"], False, "applied", when, event))
+    for d in money.ledger:
+        if at + d.delay_s <= end_epoch:
+            row = (d.external_id, d.kind, d.amount_minor, d.currency, _ts(at + d.delay_s), idea, task_id, d.customer_id)
+            ledger_rows.append(("stripe", *row, json.dumps(d.metadata)))

@@ -1,9 +1,13 @@
 """One simulated agent: claim, run (renewing the lease), record the outcome, repeat.
 
 The outcome of an attempt is drawn from (seed, task id, attempt) — see profiles.py —
-so runs are reproducible whichever worker wins a claim. A lost database connection
-is retried with backoff; the attempt it was running is abandoned and comes back via
-the lease reaper, never left running forever.
+so runs are reproducible whichever worker wins the claim, and so is the money a
+success causes (sim/payments.py): what happens at once (a payment intent created)
+lands with the outcome; what follows seconds to weeks later (the card's outcome, the
+charge and its fee, a refund, a dispute) goes to the process's pending list
+(sim/pending.py), due after its delay × --time-scale, and the runner writes it then.
+A lost database connection is retried with backoff; the attempt it was running is
+abandoned and comes back via the lease reaper, never left running forever.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from fsar_tui.db.connect import aconnect
 from fsar_tui.domain.backoff import backoff_delay
 from fsar_tui.domain.events import TaskChange, task_message, task_topic
 from fsar_tui.errors import ConnectionFailed, first_line
-from fsar_tui.sim import profiles
+from fsar_tui.sim import payments, profiles
+from fsar_tui.sim.pending import PendingMoney
 
 if TYPE_CHECKING:
     from fsar_tui.live.mqtt import MqttPublisher  # aiomqtt loads only where a broker is named
@@ -41,6 +46,7 @@ class WorkerStats:
     lost_leases: int = 0
     reconnects: int = 0
     errors: int = 0
+    money_written: int = 0  # payments' later events (sim/pending.py), written when due
     by_outcome: dict[str, int] = field(default_factory=dict)
 
 
@@ -50,6 +56,7 @@ class SimConfig:
     time_scale: float = 1.0
     lease_s: float = 30.0
     idle_sleep_s: float = 0.2
+    payment_events: bool = True  # the role may store Stripe events (else: ledger rows only)
 
 
 async def announce(publisher: MqttPublisher | None, change: TaskChange) -> None:
@@ -66,6 +73,7 @@ class Worker:
         stop: asyncio.Event,
         publisher: MqttPublisher | None = None,
         stats: WorkerStats | None = None,
+        pending: PendingMoney | None = None,
     ) -> None:
         self.dsn = dsn
         self.id = worker_id
@@ -73,6 +81,7 @@ class Worker:
         self.stop = stop
         self.publisher = publisher
         self.stats = stats or WorkerStats()
+        self.pending = pending if pending is not None else PendingMoney()
         self.rng = random.Random(f"{config.seed}:{worker_id}")
 
     async def run(self) -> None:
@@ -140,24 +149,12 @@ class Worker:
         if not await self._run_for(conn, task, outcome.duration_s * self.config.time_scale):
             self.stats.lost_leases += 1
             return
-        ledger = []
+        money = payments.Payment()
         retry_in = 0.0
         if outcome.succeeded:
             status = "succeeded"
             if profiles.TYPES.get(task.task_type) and profiles.TYPES[task.task_type].earns_revenue:
-                ledger = [
-                    {
-                        "external_id": d.external_id,
-                        "kind": d.kind,
-                        "amount_minor": d.amount_minor,
-                        "currency": d.currency,
-                        "idea_id": task.idea_id,
-                        "task_id": task.id,
-                        "customer_id": d.customer_id,
-                        "metadata": d.metadata,
-                    }
-                    for d in profiles.draw_ledger(self.config.seed, task.id, task.attempt, task.idea_id)
-                ]
+                money = payments.draw_payment(self.config.seed, task.id, task.attempt, task.idea_id)
         elif task.attempt < task.max_attempts:
             status = "queued"
             delay = backoff_delay(task.attempt, self.rng, base=RETRY_BASE_S, cap=RETRY_CAP_S)
@@ -174,11 +171,13 @@ class Worker:
             input_tokens=outcome.input_tokens,
             output_tokens=outcome.output_tokens,
             retry_in_s=retry_in,
-            ledger=ledger,
+            ledger=[money_row(task, d) for d in money.ledger if not d.delay_s],
+            events=[event_row(i) for i in money.intents if not i.delay_s] if self.config.payment_events else [],
         )
         if at is None:
             self.stats.lost_leases += 1
             return
+        self._schedule(task, money)
         if status == "succeeded":
             self.stats.succeeded += 1
         elif status == "failed":
@@ -190,6 +189,33 @@ class Worker:
             self.publisher,
             TaskChange(task.id, task.task_type, task.ai_model, "running", status, task.attempt, _iso(at), duration_ms),
         )
+
+    def _schedule(self, task: executor.ClaimedTask, money: payments.Payment) -> None:
+        """What happens later goes to the pending list, due after its delay (scaled)."""
+        scale = self.config.time_scale
+        for d in money.ledger:
+            if d.delay_s:
+                self.pending.add(d.delay_s * scale, ("ledger", money_row(task, d)))
+        for i in money.intents:
+            if i.delay_s and self.config.payment_events:
+                self.pending.add(i.delay_s * scale, ("event", event_row(i)))
+
+
+def money_row(task: executor.ClaimedTask, d: payments.LedgerDraft) -> dict:
+    return {
+        "external_id": d.external_id,
+        "kind": d.kind,
+        "amount_minor": d.amount_minor,
+        "currency": d.currency,
+        "idea_id": task.idea_id,
+        "task_id": task.id,
+        "customer_id": d.customer_id,
+        "metadata": d.metadata,
+    }
+
+
+def event_row(i: payments.IntentDraft) -> dict:
+    return {"id": i.event_id, "type": i.type, "object_id": i.intent["id"], "payload": i.event(0)}
 
 
 def _iso(value: datetime | None) -> str | None:
