@@ -4,7 +4,9 @@ Same database, same run: everything the ROI screen reads for a 30-day window —
 costs and ledger sums from the rollups (both grouping sets), the payment funnel, rollout
 names, and the fraud flags — against the naive GROUP BY over execution_tasks and
 ledger_entries that gives the same sums. On 1,000,000 tasks seeded here (BENCH_SCALE=
-small: 100,000) and, when BENCH_QUEUE_DSN names one, on that database as it is.
+small: 100,000) and, when BENCH_QUEUE_DSN names one, on that database as it is. Then
+the fraud checks at 1× and 10× ledger volume, against the full scan they replaced
+(bench/fraud_volume.py).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sys
 import time
 from decimal import Decimal
 
+from bench import fraud_volume
 from bench.common import median, print_table, seeded_database
 from fsar_tui.db import fraud
 from fsar_tui.db import roi as roi_queries
@@ -71,7 +74,7 @@ def measure(dsn: str) -> tuple[str, list[list[object]]]:
             f"{slow / fast:,.0f}× faster",
             "≤ 100 ms at 10 M",
         ],
-        ["fraud flags (partial indexes, ledger_daily)", f"{flags_ms:.1f} ms", f"{len(flags)} flags", ""],
+        ["fraud flags (velocity state, partial indexes)", f"{flags_ms:.1f} ms", f"{len(flags)} flags", ""],
         ["naive GROUP BY over tasks + ledger", f"{slow:,.0f} ms", "1×", ""],
         ["rollups equal the naive sums", "yes" if agree else "NO", "", "yes"],
     ]
@@ -144,3 +147,4 @@ def run(server_dsn: str) -> None:
             "  ROI reads at 10 M tasks (goal ≤ 100 ms): not measured — seed one "
             "(fsar-tui seed --days 30 --tasks 10000000) and name it in BENCH_QUEUE_DSN"
         )
+    fraud_volume.run(server_dsn)

@@ -122,6 +122,21 @@ def add_ledger_daily(conn: psycopg.Connection, after_id: int) -> None:
     )
 
 
+def add_fraud_velocity(conn: psycopg.Connection, after_id: int) -> None:
+    """The fraud_velocity trigger is skipped under bulk_load: the loaded charges, counted
+    per subject and UTC hour (revision 0025; domain/fraud_velocity.py)."""
+    conn.execute(
+        "INSERT INTO fraud_velocity AS v (subject_kind, subject, hour, charges) "
+        "SELECT s.kind, s.subject, date_trunc('hour', e.occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', "
+        "count(*) FROM ledger_entries e "
+        "CROSS JOIN LATERAL (VALUES ('customer', e.customer_id), "
+        "('card', e.metadata ->> 'card_fingerprint')) s(kind, subject) "
+        "WHERE e.id > %s AND e.kind = 'revenue' AND s.subject IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 "
+        "ON CONFLICT (subject_kind, subject, hour) DO UPDATE SET charges = v.charges + EXCLUDED.charges",
+        (after_id,),
+    )
+
+
 def insert_compute_rates(conn: psycopg.Connection, rates: list[TupleRow]) -> None:
     with conn.cursor() as cur:
         cur.executemany(

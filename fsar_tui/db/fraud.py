@@ -3,19 +3,25 @@
 One plan, `_plan`, yields the statements and turns their rows into flags; the async
 reader (the ROI screen) and the sync one (CLI, report) only run what it yields.
 
-Where each figure comes from, so a window of 30 days over a million entries stays cheap:
-- velocity per customer: the window's charges by customer and time from the partial
-  index ledger_entries_customer_idx (revenue only; an index-only scan once the table is
-  vacuumed), a `lead()` over it to find the starts of dense runs, the runs merged into
-  bursts, and only the bursts' charges read back (with their ids) through the same
-  index. The domain then recomputes the windows exactly on those charges.
-- velocity per card: the same over metadata ->> 'card_fingerprint', which has no index:
-  the window's charges that carry one are read from the table (heap) in one pass.
-- country mismatch: the partial index ledger_entries_country_mismatch_idx holds just
-  the mismatched charges; grouped per customer and country pair, newest ids kept.
+Where each figure comes from, so that what a check reads follows what is suspicious, not
+how many entries the ledger holds:
+- velocity per customer and per card: the velocity state (revision 0027; the maths in
+  domain/fraud_velocity.py) — the hours in which a subject has at least ⌈k/2⌉ charges,
+  through the partial index fraud_velocity_busy_idx — gives stretches that hold every
+  burst; only their charges are read back (with their ids), by
+  ledger_entries_customer_idx / ledger_entries_card_idx. The domain then recomputes
+  the windows exactly on those charges. Rules the state does not serve (a window over an hour, fewer than 5 charges)
+  are read by the full scan of db/fraud_scan.py, the algorithm before revision 0027.
+- country mismatch: the partial index ledger_entries_mismatch_idx holds just the
+  mismatched charges, with their customer: the customers with enough of them in the
+  window are counted there (index-only), then only their mismatched charges are read
+  (ledger_entries_mismatch_customer_idx), grouped per country pair, newest ids kept.
+  Its cost follows the window's mismatched charges (a few bytes of index each), not
+  all charges: the rule is about every one of them.
 - dispute rate and refund spikes: ledger_daily (per day × kind × currency × idea), the
   window's days plus the refund history before them; then, only for the flags that
-  fire, their newest disputes / refunds from ledger_entries.
+  fire, their newest disputes / refunds from ledger_entries, newest first by index
+  (ledger_entries_dispute_idea_idx, ledger_entries_refund_dispute_idx) with a LIMIT.
 """
 
 from __future__ import annotations
@@ -28,63 +34,58 @@ from typing import Any, NamedTuple
 from psycopg import AsyncConnection, Connection
 from psycopg.rows import TupleRow
 
+from fsar_tui.db import fraud_scan
 from fsar_tui.domain import fraud
+from fsar_tui.domain import fraud_velocity as velocity
 from fsar_tui.domain.fraud import Flag, FraudRules
 
-# Starts of runs of k charges less than a window apart (lead over the subject's charges
-# in time order), merged into bursts (a start after the previous run's end opens a new
-# one), then the bursts' charges with their ids. OFFSET 0 keeps the lateral read a
-# per-burst index range scan rather than a join against every charge.
-VELOCITY_CUSTOMER_SQL = """
-    WITH w AS (
-        SELECT customer_id AS subject, occurred_at AS t0,
-               lead(occurred_at, %(k1)s) OVER (PARTITION BY customer_id ORDER BY occurred_at) AS t1
-        FROM ledger_entries
-        WHERE kind = 'revenue' AND customer_id IS NOT NULL AND occurred_at >= %(start)s AND occurred_at < %(end)s),
-    hits AS (
-        SELECT subject, t0, t1, t0 > lag(t1) OVER (PARTITION BY subject ORDER BY t0, t1) IS NOT FALSE AS opens
-        FROM w WHERE t1 < t0 + %(window)s),
-    islands AS (
-        SELECT subject, t0, t1, count(*) FILTER (WHERE opens) OVER (PARTITION BY subject ORDER BY t0, t1
-                                                                    ROWS UNBOUNDED PRECEDING) AS island
-        FROM hits),
-    bursts AS (SELECT subject, min(t0) AS t0, max(t1) AS t1 FROM islands GROUP BY subject, island)
-    SELECT b.subject, e.occurred_at, e.id
-    FROM bursts b CROSS JOIN LATERAL (
-        SELECT e.occurred_at, e.id FROM ledger_entries e
-        WHERE e.kind = 'revenue' AND e.customer_id = b.subject AND e.occurred_at >= b.t0 AND e.occurred_at <= b.t1
+# The velocity state's busy hours, where a burst could be (the first condition is the
+# partial index's predicate, which the planner needs to see).
+BUSY_SQL = f"""
+    SELECT subject_kind, subject, hour FROM fraud_velocity
+    WHERE charges >= {velocity.MIN_BUSY} AND charges >= %(busy)s AND hour >= %(from)s AND hour < %(end)s"""
+
+# The charges of the stretches, per subject kind, by index. OFFSET 0 keeps each lateral
+# read a per-stretch index range scan rather than a join against every charge.
+STRETCH_CHARGES_SQL = """
+    SELECT 'customer', r.subject, e.occurred_at, e.id
+    FROM unnest(%(customers)s::text[], %(customers_from)s::timestamptz[], %(customers_to)s::timestamptz[])
+         AS r(subject, t0, t1)
+    CROSS JOIN LATERAL (
+        SELECT occurred_at, id FROM ledger_entries
+        WHERE kind = 'revenue' AND customer_id = r.subject AND occurred_at >= r.t0 AND occurred_at < r.t1
+        OFFSET 0) e
+    UNION ALL
+    SELECT 'card', r.subject, e.occurred_at, e.id
+    FROM unnest(%(cards)s::text[], %(cards_from)s::timestamptz[], %(cards_to)s::timestamptz[]) AS r(subject, t0, t1)
+    CROSS JOIN LATERAL (
+        SELECT occurred_at, id FROM ledger_entries
+        WHERE kind = 'revenue' AND metadata ? 'card_fingerprint' AND metadata ->> 'card_fingerprint' = r.subject
+          AND occurred_at >= r.t0 AND occurred_at < r.t1
         OFFSET 0) e"""
 
-# No index on the fingerprint: one pass over the window's charges that have one, the
-# members of dense runs marked there (a charge is in a run when one of the k runs that
-# can hold it starts at most k-1 charges before it).
-VELOCITY_CARD_SQL = """
-    SELECT subject, occurred_at, id FROM (
-        SELECT subject, occurred_at, id,
-               bool_or(starts) OVER (PARTITION BY subject ORDER BY occurred_at, id
-                                     ROWS BETWEEN %(k1)s PRECEDING AND CURRENT ROW) AS member
-        FROM (SELECT metadata ->> 'card_fingerprint' AS subject, occurred_at, id,
-                     lead(occurred_at, %(k1)s) OVER (PARTITION BY metadata ->> 'card_fingerprint'
-                                                     ORDER BY occurred_at, id) < occurred_at + %(window)s AS starts
-              FROM ledger_entries
-              WHERE kind = 'revenue' AND metadata ? 'card_fingerprint'
-                AND metadata ->> 'card_fingerprint' IS NOT NULL
-                AND occurred_at >= %(start)s AND occurred_at < %(end)s) s) m
-    WHERE member"""
-
-# The predicate repeats the partial index's, so the planner can use it.
+# The customers with enough mismatched charges, counted from the partial index
+# ledger_entries_mismatch_idx alone (it holds their time and customer: an index-only
+# scan once vacuumed; the predicate repeats the index's, so the planner can use it); then
+# only those customers' mismatched charges, by ledger_entries_mismatch_customer_idx.
 COUNTRY_MISMATCH_SQL = """
-    WITH m AS (
-        SELECT id, occurred_at, customer_id, metadata ->> 'card_country' AS card, metadata ->> 'ip_country' AS ip
-        FROM ledger_entries
+    WITH flagged AS (
+        SELECT customer_id FROM ledger_entries
         WHERE kind = 'revenue' AND metadata ->> 'card_country' <> metadata ->> 'ip_country'
-          AND occurred_at >= %(start)s AND occurred_at < %(end)s AND customer_id IS NOT NULL),
-    flagged AS (SELECT customer_id FROM m GROUP BY customer_id HAVING count(*) >= %(min)s)
+          AND occurred_at >= %(start)s AND occurred_at < %(end)s AND customer_id IS NOT NULL
+        GROUP BY customer_id HAVING count(*) >= %(min)s),
+    m AS (
+        SELECT e.id, e.occurred_at, f.customer_id, e.metadata ->> 'card_country' AS card,
+               e.metadata ->> 'ip_country' AS ip
+        FROM flagged f CROSS JOIN LATERAL (
+            SELECT id, occurred_at, metadata FROM ledger_entries
+            WHERE kind = 'revenue' AND metadata ->> 'card_country' <> metadata ->> 'ip_country'
+              AND customer_id = f.customer_id AND occurred_at >= %(start)s AND occurred_at < %(end)s
+            OFFSET 0) e)
     SELECT customer_id, card, ip, count(*),
            (array_agg(id ORDER BY occurred_at DESC, id DESC))[1:%(max)s],
            (array_agg(occurred_at ORDER BY occurred_at DESC, id DESC))[1:%(max)s]
-    FROM m JOIN flagged USING (customer_id)
-    GROUP BY customer_id, card, ip"""
+    FROM m GROUP BY customer_id, card, ip"""
 
 DAILY_SQL = """
     SELECT day, idea_id,
@@ -96,6 +97,14 @@ DAILY_SQL = """
     GROUP BY day, idea_id"""
 
 HISTORY_SQL = "SELECT min(day) FROM ledger_daily WHERE entries > 0"
+
+# A flagged idea's newest disputes, by ledger_entries_dispute_idea_idx (idea, time, id).
+IDEA_DISPUTES_SQL = """
+    SELECT 'idea', i.idea, d.occurred_at, d.id
+    FROM unnest(%(ideas)s::text[]) AS i(idea) CROSS JOIN LATERAL (
+        SELECT occurred_at, id FROM ledger_entries
+        WHERE kind = 'dispute' AND idea_id = i.idea AND occurred_at >= %(dstart)s AND occurred_at < %(dend)s
+        ORDER BY occurred_at DESC, id DESC LIMIT %(limit)s) d"""
 
 FLAG_ENTRIES_SQL = """
     SELECT id, occurred_at, kind, amount_minor, currency, customer_id, idea_id, metadata
@@ -109,20 +118,13 @@ def _bounds(first: date, last: date) -> tuple[datetime, datetime]:
 
 
 def _entries_statement(
-    ideas: list[str], overall: bool, days: list[date], first: date, last: date, limit: int
+    ideas: list[str], overall: bool, days: list[date], first: date, last: date, limit: int, scan: bool
 ) -> tuple[str, dict[str, Any]]:
     """The newest disputes of the flagged ideas (or of all) over the window's days, and
     the newest refunds of the spiking days: rows (part, subject, occurred_at, id)."""
     parts = []
     if ideas:
-        parts.append("""
-            SELECT 'idea', subject, occurred_at, id FROM (
-                SELECT idea_id AS subject, occurred_at, id,
-                       row_number() OVER (PARTITION BY idea_id ORDER BY occurred_at DESC, id DESC) AS rn
-                FROM ledger_entries
-                WHERE kind = 'dispute' AND idea_id = ANY(%(ideas)s::text[])
-                  AND occurred_at >= %(dstart)s AND occurred_at < %(dend)s) d
-            WHERE rn <= %(limit)s""")
+        parts.append(fraud_scan.IDEA_DISPUTES_SQL if scan else IDEA_DISPUTES_SQL)
     if overall:
         parts.append("""
             SELECT * FROM (
@@ -144,15 +146,41 @@ def _entries_statement(
 Plan = Generator[tuple[str, dict[str, Any]], list[TupleRow], list[Flag]]
 
 
-def _plan(start: datetime, end: datetime, rules: FraudRules) -> Plan:
-    """Yields (sql, params), receives each statement's rows, returns the sorted flags."""
-    first, last = fraud.window_days(start, end)
-    window = {"start": start, "end": end, "k1": rules.velocity_charges - 1, "window": rules.velocity_window}
+def _velocity_plan(start: datetime, end: datetime, rules: FraudRules, scan: bool) -> Plan:
+    """The velocity flags: from the state (revision 0027) or, `scan` or rules it does not
+    serve, from every charge of the window."""
+    if scan or not velocity.served(rules):
+        window = {"start": start, "end": end, "k1": rules.velocity_charges - 1, "window": rules.velocity_window}
+        customers = yield fraud_scan.VELOCITY_CUSTOMER_SQL, window
+        cards = yield fraud_scan.VELOCITY_CARD_SQL, window
+        return fraud.velocity_flags(fraud.VELOCITY_CUSTOMER, customers, rules) + fraud.velocity_flags(
+            fraud.VELOCITY_CARD, cards, rules
+        )
+    busy = yield BUSY_SQL, {"busy": velocity.busy_threshold(rules), "from": velocity.first_hour(start), "end": end}
+    stretches = velocity.ranges(((kind, subject, hour) for kind, subject, hour in busy), rules, start, end)
+    if not stretches:
+        return []
+    params: dict[str, Any] = {}
+    for kind, name in ((velocity.CUSTOMER, "customers"), (velocity.CARD, "cards")):
+        mine = [s for s in stretches if s[0] == kind]
+        params[name] = [s[1] for s in mine]
+        params[f"{name}_from"] = [s[2] for s in mine]
+        params[f"{name}_to"] = [s[3] for s in mine]
+    charges = yield STRETCH_CHARGES_SQL, params
     flags: list[Flag] = []
-    flags += fraud.velocity_flags(fraud.VELOCITY_CUSTOMER, (yield VELOCITY_CUSTOMER_SQL, window), rules)
-    flags += fraud.velocity_flags(fraud.VELOCITY_CARD, (yield VELOCITY_CARD_SQL, window), rules)
+    for kind, rule in velocity.RULE_OF.items():
+        flags += fraud.velocity_flags(rule, [(s, at, i) for k, s, at, i in charges if k == kind], rules)
+    return flags
+
+
+def _plan(start: datetime, end: datetime, rules: FraudRules, scan: bool = False) -> Plan:
+    """Yields (sql, params), receives each statement's rows, returns the sorted flags.
+    `scan`: the reads before revision 0027 (every charge of the window; the bench's and
+    the equivalence test's baseline)."""
+    first, last = fraud.window_days(start, end)
+    flags: list[Flag] = yield from _velocity_plan(start, end, rules, scan)
     mismatches = yield (
-        COUNTRY_MISMATCH_SQL,
+        fraud_scan.COUNTRY_MISMATCH_SQL if scan else COUNTRY_MISMATCH_SQL,
         {"start": start, "end": end, "min": rules.mismatch_charges, "max": rules.max_entries},
     )
     flags += fraud.country_mismatch_flags(mismatches, rules)
@@ -170,7 +198,7 @@ def _plan(start: datetime, end: datetime, rules: FraudRules) -> Plan:
         ideas = [f.subject for f in disputes if f.subject != fraud.ALL_IDEAS]
         overall = any(f.subject == fraud.ALL_IDEAS for f in disputes)
         days = [date.fromisoformat(f.subject) for f in spikes]
-        rows = yield _entries_statement(ideas, overall, days, first, last, rules.max_entries)
+        rows = yield _entries_statement(ideas, overall, days, first, last, rules.max_entries, scan)
         ids: dict[tuple[str, str], list[int]] = {}
         for part, subject, _, entry_id in sorted(rows, key=lambda r: (r[2], r[3]), reverse=True):
             ids.setdefault((part, subject), []).append(entry_id)
@@ -223,7 +251,18 @@ async def fraud_flags(
 
 
 def fraud_flags_sync(conn: Connection, start: datetime, end: datetime, rules: FraudRules = FraudRules()) -> list[Flag]:
-    plan = _plan(start, end, rules)
+    return _run_sync(conn, _plan(start, end, rules))
+
+
+def fraud_flags_scan_sync(
+    conn: Connection, start: datetime, end: datetime, rules: FraudRules = FraudRules()
+) -> list[Flag]:
+    """The same flags read as before revision 0027 (every charge of the window): the
+    bench's baseline and the equivalence test's reference."""
+    return _run_sync(conn, _plan(start, end, rules, scan=True))
+
+
+def _run_sync(conn: Connection, plan: Plan) -> list[Flag]:
     try:
         statement = next(plan)
         while True:

@@ -238,7 +238,7 @@ def vacuum_rollups(conn: Connection) -> None:
     try:
         conn.execute(
             "VACUUM ANALYZE task_duration_samples, task_count_deltas, duration_rollups, duration_sketches, "
-            "cost_rollups, ledger_entries, ledger_daily"
+            "cost_rollups, ledger_entries, ledger_daily, fraud_velocity"
         )
     finally:
         conn.execute("RESET statement_timeout")

@@ -43,6 +43,7 @@ TABLES = (
     "duration_sketches",
     "execution_blocks",
     "execution_tasks",
+    "fraud_velocity",
     "fsar_proposals",
     "ledger_daily",
     "ledger_entries",
@@ -135,6 +136,7 @@ FUNCTIONS: tuple[FunctionRight, ...] = (
         "fsar_run_cost(timestamp with time zone,timestamp with time zone,numeric)", None, "pricing: run time × rate"
     ),
     FunctionRight("fsar_ledger_daily_changed()", None, "trigger: ledger rollup"),
+    FunctionRight("fsar_fraud_velocity_changed()", None, "trigger: fraud velocity state"),
     FunctionRight("fsar_stripe_event_funnel()", None, "trigger: payment funnel rollup"),
     FunctionRight("fsar_control_changed()", None, "trigger: NOTIFY of rollouts and blocks"),
     FunctionRight("fsar_override_changed()", None, "trigger: NOTIFY of overrides"),

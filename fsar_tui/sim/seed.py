@@ -208,6 +208,7 @@ def seed_history(dsn: str, *, days: int, tasks: int, seed: int = 0) -> SeedResul
             bulk.add_count_deltas(conn, first_id, first_id + tasks - 1)
             profile_queries.count_loaded(conn, first_id, first_id + tasks - 1)
         bulk.add_ledger_daily(conn, ledger_before)
+        bulk.add_fraud_velocity(conn, ledger_before)
         bulk.analyze(conn)
     with connect(dsn) as conn:
         conn.autocommit = True
