@@ -234,9 +234,14 @@ class AuditScreen(FsarScreen):
         fixed = sum(w.outer_size.height for w in self.children if w not in tables and w.display)
         wants = [wanted_lines(t) for t in tables]
         heights = share_heights(self.size.height - fixed, wants, FLOORS, CAPS)
+        changed = False
         for table, height in zip(tables[:-1], heights, strict=False):
             if table.styles.height is None or table.styles.height.value != height:
                 table.styles.height = height
+                changed = True
+        if changed:
+            # The titles' "n more below" count what fits: count again once the heights apply.
+            self.call_after_refresh(self.retitle)
 
     def retitle(self) -> None:
         self.title_targets()

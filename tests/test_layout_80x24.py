@@ -138,7 +138,9 @@ async def test_rollout_targets_that_do_not_fit_are_counted_in_the_title(rollout_
             found = re.search(r"15 target\(s\), (\d+) more", painted(app))
             return (shown, int(found.group(1))) if found else None
 
-        assert await until(pilot, lambda: hint() is not None), painted(app)
+        # Settled: the title is redrawn after the heights apply (a frame may show the count of
+        # the height before); it must come to agree with the rows on screen.
+        assert await until(pilot, lambda: (h := hint()) is not None and h[1] == 15 - h[0]), painted(app)
         shown, more = hint() or (0, 0)
         assert 0 < shown < 15 and more == 15 - shown, painted(app)
 
