@@ -72,8 +72,8 @@ def test_parse_condition_rejects(text):
 
 
 def test_metric_list_matches_the_migration():
-    path = ROOT / "alembic" / "versions" / "0016_gates_and_alerts.py"
-    spec = importlib.util.spec_from_file_location("rev0016", path)
+    path = ROOT / "alembic" / "versions" / "0026_unpriced_gate.py"  # the newest revision that set the CHECK
+    spec = importlib.util.spec_from_file_location("rev0026", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert set(METRICS) == set(module.METRICS)

@@ -58,13 +58,13 @@ ledger_daily. Downgrade drops the trigger, its function, the table and the new i
 and puts back 0014's mismatch index.
 
 Revision ID: 0027_fraud_velocity
-Revises: 0025_idea_completion
+Revises: 0026_unpriced_gate
 """
 
 from alembic import op
 
 revision = "0027_fraud_velocity"
-down_revision = "0025_idea_completion"
+down_revision = "0026_unpriced_gate"
 branch_labels = None
 depends_on = None
 

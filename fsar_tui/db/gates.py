@@ -19,6 +19,9 @@ Where each metric comes from — chosen so that a run over 10 M tasks stays chea
   quantities are roughly log-normal: a plain z would flag the normal long tail;
 - sensitive_results: a cheap SQL prefilter, then the redaction policy's own detectors and
   fields (domain/redact.value_findings) on each candidate's result;
+- unpriced_attempts: attempts without a price (tokens of a model with no price in force
+  at their start: cost unknown, revision 0024) summed over the window's finished tasks,
+  read as retry_rate is; the models and how many each travel in details;
 - open_blocking_proposals: fsar_proposals;
 - broken_rollback_artifacts: every rollout target's rollback rehearsed
   (db/rollouts.rehearse) — the warm-artifact check; the target names travel in details.
@@ -96,6 +99,14 @@ RETRY_SQL = f"""
     WITH {WINDOW_TASKS}
     SELECT count(*) FILTER (WHERE attempt > 1), count(*) FROM w WHERE status IN ('succeeded', 'failed')"""
 
+UNPRICED_SQL = f"""
+    WITH {WINDOW_TASKS},
+    g AS (SELECT ai_model, sum(unpriced_attempts)::bigint AS n, count(*) AS tasks FROM w
+          WHERE status IN ('succeeded', 'failed', 'cancelled') GROUP BY ai_model)
+    SELECT coalesce(sum(n), 0)::bigint, coalesce(sum(tasks), 0)::bigint,
+           coalesce(jsonb_object_agg(ai_model, n) FILTER (WHERE n > 0), '{{}}')
+    FROM g"""
+
 EMPTY_RESULTS = "('null', '{}', '[]', '\"\"')"
 TRUST_SQL = f"""
     WITH {WINDOW_TASKS},
@@ -157,6 +168,12 @@ def _window_params(conn: Connection, gate: Gate, start: datetime, end: datetime)
 def retry_rate(conn: Connection, gate: Gate, start: datetime, end: datetime) -> Measurement:
     retried, finished = one(conn.execute(RETRY_SQL, _window_params(conn, gate, start, end)).fetchone())
     return Measurement(retried / finished if finished else None, finished, {"retried": retried})
+
+
+def unpriced_attempts(conn: Connection, gate: Gate, start: datetime, end: datetime) -> Measurement:
+    """Attempts without a price of the tasks in scope that finished in the window."""
+    count, tasks, by_model = one(conn.execute(UNPRICED_SQL, _window_params(conn, gate, start, end)).fetchone())
+    return Measurement(count, tasks, {"by_model": by_model})
 
 
 def trust_inflation(conn: Connection, gate: Gate, start: datetime, end: datetime) -> Measurement:

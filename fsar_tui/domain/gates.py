@@ -42,8 +42,9 @@ UNITS = {
     "sensitive_results": "tasks",
     "open_blocking_proposals": "proposals",
     "broken_rollback_artifacts": "targets",
+    "unpriced_attempts": "attempts",  # tokens of a model with no price in force: cost unknown (revision 0026)
 }
-METRICS = tuple(UNITS)  # the CHECK of revision 0016 lists the same (tested)
+METRICS = tuple(UNITS)  # the CHECK of revision 0026 lists the same (tested)
 SCOPE_KEYS = ("task_type", "ai_model", "rollout")
 
 

@@ -156,6 +156,8 @@ def measure(conn: Connection, gate: Gate, start: datetime, end: datetime, now: d
         return _roi(conn, gate, start, end)
     if metric == "retry_rate":
         return gate_reads.retry_rate(conn, gate, start, end)
+    if metric == "unpriced_attempts":
+        return gate_reads.unpriced_attempts(conn, gate, start, end)
     if metric == "succeeded_without_result_rate":
         return gate_reads.trust_inflation(conn, gate, start, end)
     if metric == "anomaly_count":
