@@ -6,6 +6,21 @@ failure rate, a model mix and a list of realistic error texts; each model has to
 draws and a price history. `draw_attempt()` turns (seed, task id, attempt) into an
 outcome deterministically, so a run's outcomes do not depend on which worker won
 the claim race.
+
+Money, chosen so the fleet reads like a plausible business (issue 17): ROI ~115–125 %
+per currency over a 30-day seed (USD only), the simulator's the same profiles.
+- Cost: list prices per Mtok (gpt-4o-mini $0.15/$0.60; gpt-4o $5/$15, then $2.50/$10
+  for the last 14 days; claude-3-5-sonnet $3/$15); an agent attempt reads ~90–150 k
+  tokens and writes 4–8 k (a failed one a third of that), so an attempt costs ~1.7 ¢
+  (gpt-4o-mini) to ~60 ¢; compute $0.90/h, then $1.20/h for the last 10 days. A task
+  costs ~45 ¢ on average (~92 % model, ~8 % compute; failures retry up to 3 times at
+  6–15 % per attempt).
+- Revenue: 7.5 % of successful idea tasks bring a customer to checkout (a payment
+  intent); 80 % pay, 10 % are declined (generic_decline, insufficient_funds,
+  do_not_honor, card_declined, expired_card, incorrect_cvc, processing_error), 10 %
+  abandon. A plan is $5, $9, $19, $29 or $49 (Stripe's 2.9 % + 30 ¢ fee); 4 % of
+  charges are refunded (median 12 h later), 0.5 % disputed (median 5 days, $15 fee):
+  ~$1.25 of net revenue per successful idea task, ~$1 per task.
 """
 
 from __future__ import annotations
