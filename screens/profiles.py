@@ -1,10 +1,13 @@
 """Screen 2, duration profiles: where the time goes, per task type × ai_model.
 
-Composes: a status line (window, sort, compare state, data age), the profile table
-(n, mean, p50, p90, p99, max, failure rate, queue-wait p90, cost per successful task),
-and for the selected row its run-time histogram on a log axis and p90 per day.
-All numbers come from the rollups (db.profiles → domain.profiles, the same code as
-`fsar-tui profile`): percentiles within 0.8 %, whatever the table size.
+Composes: a status line (window, sort, compare state, the UTC days of the money, data
+age), the profile table (n, mean, p50, p90, p99, max, failure rate, queue-wait p90, cost
+per successful task with waste included, waste), and for the selected row its money
+(cost/ok, waste, attempts without a price — shown at any width), its run-time histogram
+on a log axis and p90 per day. All numbers come from the rollups (db.profiles →
+domain.profiles, the same code as `fsar-tui profile`): percentiles within 0.8 %, whatever
+the table size. Money is the ROI screen's (domain/profile_money): exact sums over the
+whole UTC days that stand for the window (`1h` → today), rounded once at display.
 
 Keys: `w` cycles the window (1h, 24h, 7d, 30d; `:profiles 12h` sets any), `s` / `S`
 sort column / direction, `c` cycles compare mode: the preceding window of the same
@@ -22,6 +25,7 @@ now works: `:profiles 36h`); revisions are shown by their id.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from rich.text import Text
 from textual import work
@@ -32,9 +36,9 @@ from textual.worker import Worker
 
 from fsar_tui import clock
 from fsar_tui.db import profiles as profile_queries
-from fsar_tui.domain import histogram, profiles
+from fsar_tui.domain import histogram, profile_money, profiles
 from fsar_tui.domain.durations import DurationError, format_duration, parse_window
-from fsar_tui.domain.formatting import abbreviate, duration
+from fsar_tui.domain.formatting import abbreviate, duration, fine_money, money
 from fsar_tui.domain.profiles import MIN_SAMPLES
 from fsar_tui.domain.sanitize import safe_str
 from fsar_tui.messages import ApplyFilter, LiveBatch
@@ -46,17 +50,20 @@ from fsar_tui.widgets.status_header import StatusHeader
 from fsar_tui.widgets.text_panel import TextPanel
 
 WINDOWS = (3600, 86400, 7 * 86400, 30 * 86400)
-COLUMNS = ("type", "model", "n", "mean", "p50", "p90", "p99", "max", "fail%", "wait p90", "cost/ok")
+COLUMNS = ("type", "model", "n", "mean", "p50", "p90", "p99", "max", "fail%", "wait p90", "cost/ok", "waste")
 COMPARE_COLUMNS = {
     "window": ("p90 before", "Δp90", "runs now/before"),
     "rollout": ("revisions", "p90 older", "Δp90", "runs newer/older"),
 }
 COMPARES = (None, "window", "rollout")
 # Narrower terminals keep the columns that say where the time and money go — type, model,
-# n, p50, p90, fail%, cost/ok — and drop the rest, least telling last in; in compare mode
-# the comparison's columns come first after type, model and p90 (issue 16 point 6).
-PRIORITY = ("type", "model", "n", "p50", "p90", "fail%", "cost/ok", "p99", "wait p90", "mean", "max")
-COMPARE_PRIORITY = ("type", "model", "p90", "n", "p50", "fail%", "cost/ok", "p99", "wait p90", "mean", "max")
+# n, p50, p90, fail%, cost/ok — and drop the rest, least telling last in (waste is also in
+# the selected row's panel); in compare mode the comparison's columns come first after
+# type, model and p90 (issue 16 point 6).
+PRIORITY = ("type", "model", "n", "p50", "p90", "fail%", "cost/ok", "waste", "p99", "wait p90", "mean", "max")
+COMPARE_PRIORITY = (
+    "type", "model", "p90", "n", "p50", "fail%", "cost/ok", "waste", "p99", "wait p90", "mean", "max"
+)  # fmt: skip
 LAYOUTS = ((99, 7, 3), (119, 9, 6), (10**6, len(COLUMNS), len(COLUMNS)))  # (width up to, columns, in compare)
 NARROW = 99  # up to this width, type and model are cut from the middle (16 and 14 wide)
 SORTS = {
@@ -66,7 +73,8 @@ SORTS = {
     "mean": lambda p: p.mean_ms or 0,
     "n": lambda p: p.n,
     "fail%": lambda p: p.failure_rate or 0,
-    "cost/ok": lambda p: (p.cost_per_success or (0, ""))[0],
+    "cost/ok": lambda p: 0,  # the group's money: ProfilesScreen.sort_key
+    "waste": lambda p: 0,
     "type": lambda p: p.key,
 }
 REGRESSION = 0.10
@@ -150,6 +158,8 @@ class ProfilesScreen(FsarScreen):
         self.before: dict[tuple, profiles.Profile] = {}
         self.daily_p90: list[tuple[str, float | None]] = []
         self.refreshed_at: datetime | None = None
+        self.money: dict[tuple, profile_money.GroupMoney] = {}
+        self.money_days: tuple | None = None  # (first, last) UTC day of the money
 
     def compose(self) -> ComposeResult:
         yield StatusHeader()
@@ -195,6 +205,8 @@ class ProfilesScreen(FsarScreen):
         self.profiles = found.found
         self.before = {p.key: p for p in found.before}
         self.pairs = newest_two_revisions(profiles.build(found.by_revision))
+        self.money = profile_money.by_key(found.money, ("type", "model"))
+        self.money_days = found.money_days
         self.render_table()
         self.render_detail()
         self.call_after_refresh(self.render_histogram)  # the table's height is laid out by then
@@ -203,12 +215,13 @@ class ProfilesScreen(FsarScreen):
 
     def render_table(self) -> None:
         table = self.query_one(KeyedTable)
-        ordered = sorted(self.profiles, key=SORTS[self.sort], reverse=self.descending)
+        ordered = sorted(self.profiles, key=self.sort_key, reverse=self.descending)
         rows = []
         columns = columns_for(self.size.width, self.compare)
         narrow = self.size.width <= NARROW
         for p in ordered:
-            cost = p.cost_per_success
+            group = self.money.get(p.key, profile_money.GroupMoney())
+            cost, waste = group.cost_per_success, group.waste
             few = p.samples < MIN_SAMPLES
             task_type, model = safe_str(p.key[0]), safe_str(p.key[1] or "-")
             cell = {
@@ -223,7 +236,8 @@ class ProfilesScreen(FsarScreen):
                 "max": Text(seconds(p.max_ms)),
                 "fail%": Text("-" if p.failure_rate is None else f"{100 * p.failure_rate:.1f}"),
                 "wait p90": Text(seconds(p.wait_p90_ms)),
-                "cost/ok": Text("-" if cost is None else f"{cost[0] / 100:.4f} {cost[1]}"),
+                "cost/ok": Text(fine_money(*cost) if cost else "-"),
+                "waste": Text(money(*waste) if waste else "-", style="yellow" if waste and waste[0] else ""),
             }
             cells = [cell[c] for c in columns if c in cell]
             if self.compare == "window":
@@ -239,6 +253,13 @@ class ProfilesScreen(FsarScreen):
         table.set_columns(columns)
         table.replace_rows(rows)
         self.render_status()
+
+    def sort_key(self, p: profiles.Profile) -> Any:
+        if self.sort in ("cost/ok", "waste"):
+            group = self.money.get(p.key, profile_money.GroupMoney())
+            value = group.cost_per_success if self.sort == "cost/ok" else group.waste
+            return value[0] if value else 0
+        return SORTS[self.sort](p)
 
     def on_resize(self) -> None:
         if tuple(self.query_one(KeyedTable).column_names[1:]) != columns_for(self.size.width, self.compare):
@@ -266,9 +287,29 @@ class ProfilesScreen(FsarScreen):
             {"window": "compare: previous window", "rollout": "compare: newest two revisions"}.get(
                 self.compare or "", "compare off (c)"
             ),
-            f"percentiles within {100 * histogram.ALPHA:.1f} %{age}",
+            f"percentiles within {100 * histogram.ALPHA:.1f} %",
+            f"money {self.money_label()}{age}",
         ]
         self.query_one("#profile-status", TextPanel).show(Text(" · ".join(parts)))
+
+    def money_label(self) -> str:
+        """The UTC days the money columns cover (the ROI screen's window of as many days)."""
+        if self.money_days is None:
+            return "…"
+        first, last = self.money_days
+        return "today (UTC)" if first == last else f"UTC days {first:%m-%d}..{last:%m-%d}"
+
+    def money_line(self, key: tuple) -> Text:
+        """The selected group's money, at any width: attempts without a price, waste, cost/ok."""
+        group = self.money.get(key, profile_money.GroupMoney())
+        cost, waste = group.cost_per_success, group.waste
+        line = Text(no_wrap=True, overflow="ellipsis")
+        if group.unpriced:
+            line.append(f"{group.unpriced:,} attempts without a price · ", style="bold yellow")
+        line.append(f"waste {money(*waste) if waste else '-'}", style="yellow" if waste and waste[0] else "")
+        line.append(f" · cost/ok {fine_money(*cost) if cost else '-'} (waste included)")
+        line.append(f" · {self.money_label()}\n", style="dim")
+        return line
 
     def selected(self) -> profiles.Profile | None:
         key = self.query_one(KeyedTable).current_key
@@ -288,12 +329,13 @@ class ProfilesScreen(FsarScreen):
             hist.show(Text("no finished tasks in the window", style="dim"))
             return None
         head = Text(no_wrap=True, overflow="ellipsis")
+        head.append_text(self.money_line(p.key))
         head.append(
             f"run time, {safe_text(' × '.join(str(k) for k in p.key)).plain} ({p.samples:,} runs, log axis)\n",
             style="bold",
         )
         # As many bands as the panel's height holds (HISTOGRAM_BANDS at most).
-        bands = max(4, min(HISTOGRAM_BANDS, hist.size.height - 1))
+        bands = max(4, min(HISTOGRAM_BANDS, hist.size.height - 2))
         head.append_text(histogram_lines(p.run, width=max(10, hist.content_region.width - 28), rows=bands))
         hist.show(head)
         return p

@@ -1,12 +1,19 @@
 """Screen 3, ROI: what the AI work earns against what it costs, per currency, to the cent.
 
 Composes: a status line (window in whole UTC days, breakdown, attribution method, data
-age); a summary per currency — revenue, refunds, disputes, fees, net revenue, model and
-compute cost, profit, ROI %, cost per successful task, cost of failed tasks, revenue
-that could not be attributed — with daily profit as a sparkline; the breakdown table
-(by task type, model, rollout revision, idea, day or week); the payment funnel (payment
-intents created → succeeded, failure reasons); fraud flags with their reasons, and the
-ledger entries behind the highlighted flag.
+age); attempts without a price, when there are any (their model cost is unknown, not 0:
+how many, which models); a summary per currency — net revenue (revenue, refunds,
+disputes, fees), AI cost, waste (the cost of attempts that did not produce their task's
+success), profit, ROI %, cost per successful task (waste included), model and compute
+cost, cost of failed tasks, revenue that could not be attributed — with daily profit as
+a sparkline; the breakdown table (by task type, model, rollout revision, idea, day or
+week); the payment funnel (payment intents created → succeeded, failure reasons); fraud
+flags with their reasons, and the ledger entries behind the highlighted flag.
+
+Money is rounded once, at display, half-even; the breakdown's rows add up to the summary
+as shown (domain/roi_display: largest remainder where rounding each row would not). The
+breakdown shows the columns that fit the width, measured on its content, in priority
+order: the key, net revenue, AI cost, waste, profit, ROI first (domain/column_fit).
 
 Numbers come from db/roi.py + domain/roi.py — the same code as `fsar-tui roi` and
 `fsar-tui report` — reading the cost and ledger rollups, so a 30-day window over 10 M
@@ -37,23 +44,29 @@ from fsar_tui import clock
 from fsar_tui.db import fraud as fraud_queries
 from fsar_tui.db import roi as roi_queries
 from fsar_tui.domain import roi
+from fsar_tui.domain.column_fit import fit_columns
 from fsar_tui.domain.durations import DurationError, parse_window
-from fsar_tui.domain.formatting import money
+from fsar_tui.domain.formatting import abbreviate, fine_money, money
+from fsar_tui.domain.roi_display import shown, shown_rows
 from fsar_tui.domain.sanitize import safe_str
 from fsar_tui.messages import ApplyFilter, LiveBatch
 from fsar_tui.screens.base import FsarScreen
 from fsar_tui.screens.reload_schedule import ReloadSchedule
 from fsar_tui.services.roi_report import breakdown_rows
 from fsar_tui.widgets.key_bar import KeyBar
-from fsar_tui.widgets.keyed_table import KeyedTable
+from fsar_tui.widgets.keyed_table import MAX_COLUMN_WIDTH, KeyedTable
 from fsar_tui.widgets.safe_text import safe_text
 from fsar_tui.widgets.status_header import StatusHeader
 from fsar_tui.widgets.text_panel import TextPanel
 
 WINDOW_DAYS = (1, 7, 30, 90)
 BREAKDOWNS = ("type", "model", "rollout", "idea", "day", "week")
-COLUMNS = ("ok", "failed", "net revenue", "model cost", "compute", "profit", "ROI", "cost/ok")
-PERIOD_COLUMNS = ("net revenue", "AI cost", "profit", "")
+COLUMNS = ("ok", "failed", "net revenue", "AI cost", "waste", "profit", "ROI", "cost/ok", "model cost", "compute")
+# What a narrow terminal keeps first: what the row earns, costs, wastes and makes.
+PRIORITY = ("net revenue", "AI cost", "waste", "profit", "ROI", "cost/ok", "ok", "failed", "model cost", "compute")
+CORE = 5  # net revenue … ROI: the key is cut from the middle before one of these is dropped
+PERIOD_COLUMNS = ("net revenue", "AI cost", "profit")
+SCROLLBAR = 2  # the breakdown's vertical scrollbar, when it has more rows than lines
 FLAG_COLUMNS = ("sev", "rule", "subject", "reason")
 SPARK = "▁▂▃▄▅▆▇█"
 FLAGS_EVERY_S = 30
@@ -65,7 +78,7 @@ def pct(value: float | None) -> str:
     return "-" if value is None else f"{value:,.1f}%"
 
 
-def sparkline(values: list[int]) -> str:
+def sparkline(values: list[roi.Money]) -> str:
     if not values:
         return ""
     lo, hi = min(values), max(values)
@@ -73,8 +86,24 @@ def sparkline(values: list[int]) -> str:
     return "".join(SPARK[min(len(SPARK) - 1, int((v - lo) * (len(SPARK) - 1) / span))] for v in values)
 
 
+def unpriced_text(costs: list[roi.CostRow]) -> Text | None:
+    """'n attempts without a price …' — any currency or none — or None when there are none."""
+    by_model = roi.unpriced_by_model(costs)
+    if not by_model:
+        return None
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append(f"{sum(by_model.values()):,} attempts without a price", style="bold yellow")
+    text.append(" (model cost unknown, not counted): ")
+    text.append_text(safe_text(", ".join(f"{m} ×{n:,}" for m, n in list(by_model.items())[:4])))
+    return text
+
+
 def summary_text(data: roi_queries.RoiData) -> Text:
     text = Text(no_wrap=True, overflow="ellipsis")
+    unpriced = unpriced_text(data.costs)
+    if unpriced is not None:
+        text.append_text(unpriced)
+        text.append("\n")
     figures = roi.summary(data.costs, data.ledger)
     if not figures:
         text.append("no revenue and no task cost in the window", style="dim")
@@ -83,24 +112,28 @@ def summary_text(data: roi_queries.RoiData) -> Text:
     periods = roi.by_period(data.day_costs, data.day_ledger, weekly=False)
     for currency, f in figures.items():
         c = currency
-        profit_style = "bold red" if f.profit < 0 else "bold green"
+        v = shown(f)  # as the breakdown's rows add up to
+        profit_style = "bold red" if v.profit < 0 else "bold green"
         text.append(f"{c} ", style="bold")
+        text.append(f"net {money(v.net_revenue, c)}", style="bold")
         text.append(
-            f"revenue {money(f.revenue, c)}  refunds {money(f.refunds, c)}  disputes "
-            f"{money(f.disputes + f.dispute_won, c)}  fees {money(f.payment_fees + f.dispute_fees, c)}  "
+            f" = revenue {money(f.revenue, c)}  refunds {money(f.refunds, c)}  disputes "
+            f"{money(f.disputes + f.dispute_won, c)}  fees {money(f.payment_fees + f.dispute_fees, c)}\n"
         )
-        text.append(f"net {money(f.net_revenue, c)}\n", style="bold")
-        text.append(f"    model {money(f.model_cost, c)}  compute {money(f.compute_cost, c)}  ")
-        text.append(f"profit {money(f.profit, c)}", style=profit_style)
-        text.append(
-            f"  ROI {pct(f.roi_pct)}  cost/ok {money(f.cost_per_success, c)}  "
-            f"failed tasks {money(f.failed_cost, c)} ({f.failed + f.cancelled:,})\n"
-        )
+        text.append(f"    AI cost {money(v.ai_cost, c)}  ")
+        text.append(f"waste {money(v.waste, c)}", style="yellow" if v.waste else "")
+        text.append("  ")
+        text.append(f"profit {money(v.profit, c)}", style=profit_style)
+        text.append(f"  ROI {pct(f.roi_pct)}\n")
+        tail = f"    cost/ok {fine_money(f.cost_per_success, c)}"
         unattributed = attribution.unattributed.get(c)
-        daily = [p.profit for p in periods if p.currency == c]
-        tail = f"    profit per day {sparkline(daily[-30:])}"
         if unattributed:
             tail += f"  unattributed {money(unattributed, c)}"
+        daily = [p.profit for p in periods if p.currency == c]
+        tail += (
+            f"  model {money(v.model_cost, c)}  compute {money(v.compute_cost, c)}  "
+            f"failed tasks {money(v.failed_cost, c)} ({f.failed + f.cancelled:,})  profit/day {sparkline(daily[-30:])}"
+        )
         text.append(tail + "\n", style="dim")
     return text
 
@@ -155,6 +188,7 @@ class RoiScreen(FsarScreen):
         self.flags_schedule = ReloadSchedule(every=FLAGS_EVERY_S)
         self.refreshed_at: datetime | None = None
         self.flags_at: datetime | None = None
+        self.key_width = MAX_COLUMN_WIDTH  # the breakdown's key column (breakdown_columns)
 
     def compose(self) -> ComposeResult:
         yield StatusHeader()
@@ -264,34 +298,55 @@ class RoiScreen(FsarScreen):
         if self.data is None:
             return
         table = self.query_one("#breakdown", KeyedTable)
-        rows: list[tuple[Hashable, list[Text]]] = []
         periodic = self.by in ("day", "week")
-        for key, row in breakdown_rows(self.data, self.by):
+        found = breakdown_rows(self.data, self.by)
+        cells: list[dict[str, Text]] = []
+        for (key, row), v in zip(found, shown_rows([row for _, row in found]), strict=True):
             c = row.currency
-            label = safe_text(key)
-            if isinstance(row, roi.DayRow):
-                cells = [
-                    label,
-                    Text(money(row.net_revenue, c)),
-                    Text(money(row.ai_cost, c)),
-                    Text(money(row.profit, c), style="red" if row.profit < 0 else ""),
-                    Text(""),
-                ]
-            else:
-                cells = [
-                    label,
-                    Text(f"{row.succeeded:,}"),
-                    Text(f"{row.failed + row.cancelled:,}"),
-                    Text(money(row.net_revenue, c)),
-                    Text(money(row.model_cost, c)),
-                    Text(money(row.compute_cost, c)),
-                    Text(money(row.profit, c), style="red" if row.profit < 0 else ""),
-                    Text(pct(row.roi_pct)),
-                    Text(money(row.cost_per_success, c)),
-                ]
-            rows.append(((key, c), cells))
-        table.set_columns((self.by, *(PERIOD_COLUMNS if periodic else COLUMNS)))
+            cell = {
+                self.by: safe_text(key),
+                "net revenue": Text(money(v.net_revenue, c)),
+                "AI cost": Text(money(v.ai_cost, c)),
+                "profit": Text(money(v.profit, c), style="red" if v.profit < 0 else ""),
+            }
+            if isinstance(row, roi.Figures):
+                cell.update(
+                    {
+                        "ok": Text(f"{row.succeeded:,}"),
+                        "failed": Text(f"{row.failed + row.cancelled:,}"),
+                        "waste": Text(money(v.waste, c), style="yellow" if v.waste else ""),
+                        "ROI": Text(pct(row.roi_pct)),
+                        "cost/ok": Text(fine_money(row.cost_per_success, c)),
+                        "model cost": Text(money(v.model_cost, c)),
+                        "compute": Text(money(v.compute_cost, c)),
+                    }
+                )
+            cells.append(cell)
+        columns = self.breakdown_columns(cells, PERIOD_COLUMNS if periodic else COLUMNS)
+        key_width = self.key_width
+        rows: list[tuple[Hashable, list[Text]]] = []
+        for (key, row), cell in zip(found, cells, strict=True):
+            label = cell[self.by]
+            if label.cell_len > key_width:  # cut from the middle: names differ at either end
+                label = Text(abbreviate(label.plain, key_width), style=label.style)
+            rows.append(((key, row.currency), [label, *(cell[name] for name in columns[1:])]))
+        table.set_columns(columns)
         table.replace_rows(rows)
+
+    def breakdown_columns(self, cells: list[dict[str, Text]], names: tuple[str, ...]) -> tuple[str, ...]:
+        """The columns that fit the screen's width, by PRIORITY, in `names` order (the key
+        first); sets `key_width`, how wide the key may be."""
+        widths = {self.by: len(self.by)} | {name: len(name) for name in names}
+        for cell in cells:
+            for name, text in cell.items():
+                widths[name] = max(widths.get(name, 0), min(text.cell_len, MAX_COLUMN_WIDTH))
+        priority = (self.by, *(name for name in PRIORITY if name in names))
+        fitted, self.key_width = fit_columns(widths, priority, self.size.width - SCROLLBAR, core=CORE)
+        return (self.by, *(name for name in names if name in fitted))
+
+    def on_resize(self) -> None:
+        if self.data is not None:
+            self.render_breakdown()
 
     def render_flags(self) -> None:
         table = self.query_one("#flags", KeyedTable)

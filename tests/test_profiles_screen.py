@@ -22,13 +22,14 @@ def add_finished(dsn, task_type, model, n, base_ms, spread_ms, hours_ago=1, fail
         conn.execute(
             """
             INSERT INTO execution_tasks (task_type, ai_model, status, attempt, queued_at, started_at, finished_at,
-                                         cost_minor, currency, error, rollout_revision_id)
+                                         cost_minor, waste_minor, currency, error, rollout_revision_id)
             SELECT %(type)s, %(model)s, CASE WHEN g %% %(fail)s = 0 THEN 'failed' ELSE 'succeeded' END, 1,
                    %(end)s - make_interval(hours => %(ago)s::int) - interval '10 minutes',
                    %(end)s - make_interval(hours => %(ago)s::int) - interval '9 minutes',
                    %(end)s - make_interval(hours => %(ago)s::int) - interval '9 minutes'
                        + make_interval(secs => (%(base)s + (g %% 97) * %(spread)s) / 1000.0),
-                   5 + g %% 3, 'USD', CASE WHEN g %% %(fail)s = 0 THEN 'boom' END, %(revision)s
+                   5 + g %% 3, CASE WHEN g %% %(fail)s = 0 THEN 5 + g %% 3 END, 'USD',
+                   CASE WHEN g %% %(fail)s = 0 THEN 'boom' END, %(revision)s
             FROM generate_series(1, %(n)s) g""",
             {
                 "type": task_type,

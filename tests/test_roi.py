@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from datetime import date, timedelta
+from decimal import Decimal
 
 import pytest
 from hypothesis import given, settings
@@ -118,9 +119,10 @@ def test_roi_matches_an_independent_sql_computation_to_the_cent(db_dsn):
     # Hand-checked: net revenue 19900-607+4900-4900+9900-9900-1500+9900+3333+1111 = 32137.
     assert usd.net_revenue == 32_137
     assert usd.model_cost == 1234 + 999 + 17 + 4321 + 2500 + 1800 + 450
-    # cost per success: the tasks' AI cost (failures included) over successes, half-even.
+    # cost per success: the tasks' AI cost (failures included) over successes, exact to
+    # 10⁻⁶ minor units (rounded once, at display).
     task_cost = sum(c + k for _, _, _, cur, _, c, k, ago in TASKS if cur == "USD" and ago < 30)
-    assert usd.cost_per_success == round(task_cost / 4)
+    assert usd.cost_per_success == Decimal(task_cost) / 4 == Decimal("2946.25")
 
 
 def test_attribution_splits_each_idea_exactly_and_keeps_unattributed_revenue(db_dsn):

@@ -11,6 +11,7 @@ from fsar_tui import clock
 from fsar_tui.db import roi as roi_queries
 from fsar_tui.db.connect import connect
 from fsar_tui.domain.formatting import money
+from fsar_tui.domain.roi_display import shown_record, shown_records
 from fsar_tui.screens.roi import RoiScreen
 from fsar_tui.services.roi_report import records
 from support.pilot import make_app, until
@@ -24,15 +25,28 @@ def add_history(dsn: str) -> None:
         conn.execute(
             """
             INSERT INTO execution_tasks (task_type, ai_model, idea_id, status, attempt, queued_at, started_at,
-                                         finished_at, cost_minor, compute_cost_minor, currency)
+                                         finished_at, cost_minor, compute_cost_minor, waste_minor, currency)
             SELECT (ARRAY['implement_idea', 'idea_implementation', 'self_improvement'])[1 + g %% 3],
                    (ARRAY['gpt-4o', 'gpt-4o-mini'])[1 + g %% 2],
                    CASE WHEN g %% 3 = 2 THEN NULL ELSE 'idea_' || (g %% 4) END,
-                   CASE WHEN g %% 9 = 0 THEN 'failed' ELSE 'succeeded' END, 1,
+                   CASE WHEN g %% 9 = 0 THEN 'failed' ELSE 'succeeded' END, CASE WHEN g %% 7 = 0 THEN 2 ELSE 1 END,
                    %(end)s - make_interval(hours => g) - interval '5 minutes',
                    %(end)s - make_interval(hours => g) - interval '4 minutes',
-                   %(end)s - make_interval(hours => g), 40 + g %% 17, 3 + g %% 5, 'USD'
+                   %(end)s - make_interval(hours => g), 40 + g %% 17 + 0.0375 * (g %% 4), 3 + g %% 5,
+                   -- as the database prices attempts (revision 0024): all of a failed task is
+                   -- waste, and of a success after a retry its first attempt (here 20.5 + …)
+                   CASE WHEN g %% 9 = 0 THEN 43 + g %% 17 + g %% 5 + 0.0375 * (g %% 4)
+                        WHEN g %% 7 = 0 THEN 20.5 + 0.0375 * (g %% 4) END, 'USD'
             FROM generate_series(1, 200) g""",
+            {"end": FROZEN},
+        )
+        # A model with no price: its attempts' cost is unknown (no currency either).
+        conn.execute(
+            """
+            INSERT INTO execution_tasks (task_type, ai_model, status, attempt, queued_at, started_at, finished_at,
+                                         input_tokens, output_tokens, unpriced_attempts)
+            VALUES ('implement_idea', 'gpt-9-preview', 'succeeded', 3, %(end)s - interval '3 hours',
+                    %(end)s - interval '2 hours', %(end)s - interval '1 hour', 1000, 200, 3)""",
             {"end": FROZEN},
         )
         conn.execute(
@@ -107,8 +121,12 @@ async def test_roi_screen_shows_the_report_numbers_breakdowns_funnel_and_flags(r
     async with app.run_test(size=(160, 48)) as pilot:
         await open_roi(pilot, app)
         summary = panel(app, "summary")
+        shown_usd = shown_record(usd)  # rounded once, half-even; profit = net − AI cost as shown
         assert f"net {money(usd['net_revenue_minor'], 'USD')}" in summary
-        assert f"profit {money(usd['profit_minor'], 'USD')}" in summary
+        assert f"profit {money(shown_usd.profit, 'USD')}" in summary
+        assert f"waste {money(shown_usd.waste, 'USD')}" in summary and shown_usd.waste > 0
+        # The model without a price: its attempts counted and named, not costed as 0.
+        assert summary.startswith("3 attempts without a price (model cost unknown, not counted): gpt-9-preview ×3")
         assert "EUR " in summary  # a line per currency, never converted
         assert "last 30 UTC days 12-11..01-09" in panel(app, "roi-status")
         assert breakdown(app).column_names[1] == "type"
@@ -116,12 +134,15 @@ async def test_roi_screen_shows_the_report_numbers_breakdowns_funnel_and_flags(r
         # Cycle to the idea breakdown: the same rows as the report's.
         await pilot.press("b", "b", "b")
         assert await until(pilot, lambda: breakdown(app).column_names[1] == "idea")
-        want = {(r["idea"], r["currency"]): r["profit_minor"] for r in expected["breakdown"]}
+        rows = expected["breakdown"]
+        want = {(r["idea"], r["currency"]): v.profit for r, v in zip(rows, shown_records(rows), strict=True)}
         shown = {
             key: breakdown(app).get_row(key)[breakdown(app).column_names.index("profit")].plain
             for key in breakdown(app).keys
         }
         assert shown == {key: money(v, key[1]) for key, v in want.items()}
+        # As displayed, the rows add up to the summary (largest remainder where rounding would not).
+        assert money(sum(v for (_, c), v in want.items() if c == "USD"), "USD") == money(shown_usd.profit, "USD")
         await pilot.press("b", "b")
         assert await until(pilot, lambda: breakdown(app).column_names[1] == "week")
         # Funnel: 10 created, 8 succeeded, 2 failed with the reason.
@@ -157,6 +178,25 @@ async def test_roi_window_from_the_command_line_and_live_finishes(roi_db):
         assert await until(
             pilot, lambda: app.screen.data.costs != before and ("brand_new", "USD") in breakdown(app).keys
         )
+
+
+async def test_breakdown_keeps_what_a_row_earns_costs_wastes_and_makes_at_80_columns(roi_db):
+    app = make_app(roi_db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_roi(pilot, app)
+        table = breakdown(app)
+        # Before this change the 80-column table scrolled sideways and hid profit and ROI.
+        assert table.column_names[1:] == ["type", "net revenue", "AI cost", "waste", "profit", "ROI"]
+        assert table.virtual_size.width <= table.size.width  # nothing to scroll to
+        # Wider, the rest follow in priority order.
+        await pilot.resize_terminal(120, 36)
+        assert await until(pilot, lambda: "cost/ok" in breakdown(app).column_names)
+        assert breakdown(app).column_names.index("profit") < breakdown(app).column_names.index("cost/ok")
+        # The key is cut from the middle before a core column goes.
+        await pilot.resize_terminal(76, 24)
+        assert await until(pilot, lambda: breakdown(app).column_names[-1] == "ROI")
+        keys = [breakdown(app).get_row(k)[1].plain for k in breakdown(app).keys]
+        assert "idea_i…ation" in keys and "implement_idea" not in keys, keys
 
 
 @pytest.mark.parametrize("size", [(120, 36), (80, 24)])

@@ -19,8 +19,9 @@ def register(sub, common: Parser) -> None:
         "profile",
         run_profile,
         help="duration profiles per type × model (or rollout) from the rollups",
-        description="p50/p90/p99 run time, queue wait, failure rate and cost per successful "
-        "task over a window, from the trigger-kept rollups (percentiles within 0.8 %%). "
+        description="p50/p90/p99 run time, queue wait, failure rate over a window, from the "
+        "trigger-kept rollups (percentiles within 0.8 %%); cost per successful task (waste "
+        "included) and waste over the whole UTC days that stand for the window, as the ROI screen. "
         "--backfill counts history that predates the rollups, in resumable batches.",
     )
     prof.add_argument("--window", default="7d", help="how far back: 1h, 24h, 7d, 30d… (default 7d)")
@@ -32,6 +33,7 @@ def register(sub, common: Parser) -> None:
 
 def run_profile(args: Namespace, ctx: Context) -> int:
     from fsar_tui.db import profiles as profile_queries
+    from fsar_tui.domain import profile_money
     from fsar_tui.domain.durations import format_duration
     from fsar_tui.services.profile_report import render
 
@@ -63,5 +65,7 @@ def run_profile(args: Namespace, ctx: Context) -> int:
                 )
         now = datetime.now(UTC)
         found = profile_queries.load_profiles_sync(conn, now - timedelta(seconds=window_s), now, now, by)
-    print(render(found, by, args.format, format_duration(window_s)))
+        days = profile_queries.money_window(window_s, now)
+        money = profile_money.by_key(profile_queries.money_rows_sync(conn, *days), by)
+    print(render(found, by, args.format, format_duration(window_s), money, days))
     return EXIT_OK

@@ -17,8 +17,11 @@ from typing import Any
 from psycopg import AsyncConnection, Connection, sql
 from psycopg.rows import TupleRow
 
+from fsar_tui.db import roi as roi_queries
 from fsar_tui.db.rows import one
 from fsar_tui.domain import profiles, rollup_windows
+from fsar_tui.domain.profile_money import money_days
+from fsar_tui.domain.roi import CostRow
 
 DIMENSIONS = {"type": "task_type", "model": "ai_model", "rollout": "rollout_revision_id"}
 
@@ -363,14 +366,42 @@ BLOCK_DRIFT_SQL = """
     WHERE days.n IS DISTINCT FROM blocks.n"""
 
 
+# -- money beside the profiles: the cost rollups (revision 0014/0024), as the ROI screen --
+
+
+def money_window(window_s: int, now: datetime) -> tuple[date, date]:
+    """The whole UTC days whose money stands beside a profile window of `window_s` (the ROI
+    screen's window of as many days)."""
+    return roi_queries.window_days(money_days(window_s), now.date())
+
+
+def _cost_rows(rows: list[TupleRow]) -> list[CostRow]:
+    """The per-group rows of roi.COSTS_SQL (not its per-day ones) as CostRows."""
+    return [CostRow(*row[2:]) for row in rows if not row[0]]
+
+
+async def money_rows(conn: AsyncConnection, first: date, last: date) -> list[CostRow]:
+    """Task cost sums per type × model × rollout × idea × currency over whole UTC days:
+    the ROI screen's own query (exact decimals, unfolded samples added in)."""
+    cur = await conn.execute(roi_queries.COSTS_SQL, {"first": first, "last": last})
+    return _cost_rows(await cur.fetchall())
+
+
+def money_rows_sync(conn: Connection, first: date, last: date) -> list[CostRow]:
+    return _cost_rows(conn.execute(roi_queries.COSTS_SQL, {"first": first, "last": last}).fetchall())
+
+
 @dataclass(frozen=True)
 class ProfileWindow:
     """The profiles screen's round: the window's profiles, and what it compares them with —
-    the window before (compare "window") or the rows per rollout revision ("rollout")."""
+    the window before (compare "window") or the rows per rollout revision ("rollout");
+    and the money of the UTC days that stand for the window (money_window)."""
 
     found: list[profiles.Profile]
     before: list[profiles.Profile]
     by_revision: list[TupleRow]
+    money: list[CostRow]
+    money_days: tuple[date, date]
 
 
 async def profile_window(
@@ -383,4 +414,5 @@ async def profile_window(
         before = await load_profiles(conn, start - (end - start), start, now)
     elif compare == "rollout":
         by_revision = await profile_rows(conn, start, end, now, ("type", "model", "rollout"))
-    return ProfileWindow(found, before, by_revision)
+    days = money_window(int((end - start).total_seconds()), end)
+    return ProfileWindow(found, before, by_revision, await money_rows(conn, *days), days)

@@ -57,6 +57,22 @@ def money(amount: int | Decimal | None, currency: str | None) -> str:
     return f"{sign}{whole:,}.{frac:0{digits}d} {currency or ''}".strip()
 
 
+FINE_DIGITS = 2  # per-unit figures: this many decimals beyond the currency's minor unit
+
+
+def fine_money(amount: int | Decimal | None, currency: str | None) -> str:
+    """A per-unit amount (cost per successful task) in minor units, shown with FINE_DIGITS
+    more decimals than the currency has, rounded half-even: a cheap model's success at
+    0.15 minor units reads 0.0015 USD, not 0.00 USD. Totals use `money` (whole minor units)."""
+    if amount is None:
+        return "-"
+    digits = minor_digits(currency) + FINE_DIGITS
+    major = (Decimal(amount) / 10 ** minor_digits(currency)).quantize(Decimal(1).scaleb(-digits), ROUND_HALF_EVEN)
+    if major == 0:
+        major = abs(major)  # no "-0.0000"
+    return f"{major:,.{digits}f} {currency or ''}".strip()
+
+
 def decimal_amount(minor: int, currency: str | None) -> str:
     """Minor units as a plain decimal string for JSON/CSV ("1234.50"): exact, no float."""
     digits = minor_digits(currency)

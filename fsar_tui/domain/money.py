@@ -6,12 +6,15 @@ kept exact, unrounded, in minor units: `token_cost` (tokens × price × 10⁻⁶
 decimals) and `run_cost` (seconds × rate / 3600, to 10⁻⁶ minor units, half away from
 zero) are what the database's fsar_token_cost / fsar_run_cost compute, so the seeder
 writes what the trigger would have. Rounding to whole minor units happens once, at
-display (domain/formatting.money, half-even).
+display (domain/formatting.money, half-even); where a total and its parts are shown
+together, `round_to_total` rounds the parts so that they add up to the rounded total.
 """
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+from collections.abc import Sequence
+from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
+from fractions import Fraction
 
 MICRO = 1_000_000
 # tokens * (micro-minor per Mtok) = minor * 10^-12
@@ -59,6 +62,41 @@ def token_cost(input_tokens: int, output_tokens: int, input_micro: int, output_m
 def run_cost(seconds: Decimal, minor_per_hour: Decimal) -> Decimal:
     """An attempt's compute cost in minor units to 10⁻⁶ (half away from zero, as PostgreSQL's round)."""
     return (max(Decimal(0), seconds) * minor_per_hour / 3600).quantize(MICRO_MINOR, rounding=ROUND_HALF_UP)
+
+
+def round_half_even(amount: Decimal | int) -> int:
+    """An exact amount rounded once, half-even, to a whole number."""
+    if isinstance(amount, int):
+        return amount
+    return int(Decimal(amount).to_integral_value(rounding=ROUND_HALF_EVEN))
+
+
+PER_UNIT_PLACES = 6  # a quotient of exact amounts (cost per success) is kept to 10⁻⁶ minor units
+
+
+def per_unit(amount: Decimal | int, count: int) -> Decimal:
+    """`amount` / `count` to PER_UNIT_PLACES decimals, half-even (a quotient seldom terminates)."""
+    scaled = round(Fraction(amount) * 10**PER_UNIT_PLACES / count)
+    return Decimal(scaled).scaleb(-PER_UNIT_PLACES)
+
+
+def round_to_total(values: Sequence[Decimal | int]) -> list[int]:
+    """Exact amounts rounded to whole units so that they add up to their total rounded
+    half-even: each is rounded half-even, and when those do not add up, the largest
+    remainder method decides instead — every part is its value rounded down, then the
+    units still missing go one each to the parts with the largest fractional remainders
+    (ties to the earlier part). Each part stays within one unit of its exact value, and a
+    whole value is never changed."""
+    exact = [Decimal(v) for v in values]
+    total = round_half_even(sum(exact, Decimal(0)))
+    rounded = [round_half_even(v) for v in exact]
+    if sum(rounded) == total:
+        return rounded
+    floors = [int(v.to_integral_value(rounding=ROUND_FLOOR)) for v in exact]
+    order = sorted(range(len(exact)), key=lambda i: (-(exact[i] - floors[i]), i))
+    for i in order[: total - sum(floors)]:
+        floors[i] += 1
+    return floors
 
 
 def stripe_fee_minor(amount_minor: int) -> int:

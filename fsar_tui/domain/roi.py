@@ -1,18 +1,26 @@
-"""ROI arithmetic: revenue, cost, profit and ROI per currency, and revenue attribution.
+"""ROI arithmetic: revenue, cost, waste, profit and ROI per currency, and revenue attribution.
 
 Pure: it takes the sums the rollups give (db/roi.py) and returns figures; the ROI
 screen, `fsar-tui roi` and `fsar-tui report` all call it, so a number never differs
-between them. All money is integer minor units of one ISO currency; currencies are
-never added together or converted — every figure is per currency.
+between them. Ledger amounts are integer minor units; task costs are exact decimals in
+minor units (revision 0024), never rounded here — rounding happens once, at display
+(domain/roi_display.py). Currencies are never added together or converted — every
+figure is per currency.
 
 Definitions (signed ledger amounts: revenue and dispute_won ≥ 0, the rest ≤ 0):
 - net revenue = revenue + refunds + disputes + dispute_won + dispute fees + payment fees
-- AI cost = model cost + compute cost, where each is the tasks' cost (fixed when the
-  task finished) plus ledger entries of that kind (costs that belong to no task)
+- AI cost = model cost + compute cost, where each is the tasks' cost (every attempt,
+  priced at its start) plus ledger entries of that kind (costs that belong to no task)
 - profit = net revenue − AI cost; ROI % = profit / AI cost × 100 (none when AI cost is 0)
-- cost per successful task = the tasks' AI cost (failures included: that is what a
-  success really costs) / tasks that succeeded, rounded half-even
+- waste = the cost of attempts that did not produce their task's final success (failed,
+  lost their lease, cancelled): all attempts of a task that failed or was cancelled, the
+  attempts before the one that succeeded
+- cost per successful task = the tasks' AI cost, waste included (that is what a success
+  really costs) / tasks that succeeded, to 10⁻⁶ minor units (money.per_unit)
 - cost of failed tasks = AI cost of tasks whose final status is failed or cancelled
+- attempts without a price: attempts with tokens and no model price in force at their
+  start; their model cost is unknown — not counted as 0, counted (`unpriced`) and named
+  by model (`unpriced_by_model`), currency or not (an unpriced task may have none)
 
 Attribution ("cost-proportional"): revenue is earned by an idea. An idea's net revenue
 in a currency is split over its tasks' (task_type, ai_model, rollout revision) groups
@@ -32,7 +40,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
-from fsar_tui.domain.money import round_half_even_div
+from fsar_tui.domain.money import per_unit
 
 METHOD = "cost-proportional (an idea's net revenue split over its tasks by AI cost, largest remainder)"
 UNATTRIBUTED = "(unattributed)"
@@ -77,7 +85,7 @@ class LedgerRow:
 
 @dataclass
 class Figures:
-    """One currency's (or one breakdown row's) money and task counts."""
+    """One currency's (or one breakdown row's) money and task counts; costs exact."""
 
     currency: str
     revenue: int = 0
@@ -87,15 +95,17 @@ class Figures:
     dispute_fees: int = 0
     payment_fees: int = 0
     attributed: int = 0  # breakdown rows: revenue attributed to them (net)
-    model_cost: int = 0
-    compute_cost: int = 0
-    failed_cost: int = 0
+    model_cost: Money = 0
+    compute_cost: Money = 0
+    failed_cost: Money = 0
+    waste: Money = 0
     succeeded: int = 0
     failed: int = 0
     cancelled: int = 0
-    task_model_cost: int = 0
-    task_compute_cost: int = 0
+    task_model_cost: Money = 0
+    task_compute_cost: Money = 0
     charges: int = 0
+    unpriced: int = 0  # attempts without a price (their model cost is not in model_cost)
 
     @property
     def net_revenue(self) -> int:
@@ -110,11 +120,11 @@ class Figures:
         )
 
     @property
-    def ai_cost(self) -> int:
+    def ai_cost(self) -> Money:
         return self.model_cost + self.compute_cost
 
     @property
-    def profit(self) -> int:
+    def profit(self) -> Money:
         return self.net_revenue - self.ai_cost
 
     @property
@@ -122,9 +132,10 @@ class Figures:
         return None if self.ai_cost == 0 else float(100 * Fraction(self.profit) / Fraction(self.ai_cost))
 
     @property
-    def cost_per_success(self) -> int | None:
+    def cost_per_success(self) -> Decimal | None:
+        """The tasks' AI cost, waste included, per task that succeeded (10⁻⁶ minor units)."""
         task_cost = self.task_model_cost + self.task_compute_cost
-        return None if self.succeeded == 0 else round_half_even_div(task_cost, self.succeeded)
+        return None if self.succeeded == 0 else per_unit(task_cost, self.succeeded)
 
     def add_tasks(self, row: CostRow) -> None:
         self.succeeded += row.succeeded
@@ -135,6 +146,8 @@ class Figures:
         self.task_model_cost += row.model_cost
         self.task_compute_cost += row.compute_cost
         self.failed_cost += row.failed_cost
+        self.waste += row.waste
+        self.unpriced += row.unpriced
 
     def add_ledger(self, row: LedgerRow) -> None:
         kind, amount = row.kind, row.amount
@@ -168,18 +181,27 @@ def summary(costs: Iterable[CostRow], ledger: Iterable[LedgerRow]) -> dict[str, 
     return dict(sorted(out.items()))
 
 
+def unpriced_by_model(costs: Iterable[CostRow]) -> dict[str, int]:
+    """Attempts without a price in the window, per model (any currency, or none), most first."""
+    out: dict[str, int] = defaultdict(int)
+    for row in costs:
+        if row.unpriced:
+            out[row.ai_model or "(none)"] += row.unpriced
+    return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
 def split(amount: int, weights: Sequence[Money]) -> list[int]:
     """`amount` split in proportion to non-negative `weights` (sum > 0), exactly: the
     parts add up to `amount` (largest remainder; ties to the earlier weight). Weights may
     be exact decimals (task costs): the arithmetic is in fractions, never floats."""
-    weights = [Fraction(w) for w in weights]
-    total = sum(weights)
-    if total <= 0 or any(w < 0 for w in weights):
+    exact = [Fraction(w) for w in weights]
+    total = sum(exact)
+    if total <= 0 or any(w < 0 for w in exact):
         raise ValueError("weights must be non-negative with a positive sum")
     sign = -1 if amount < 0 else 1
     magnitude = abs(amount)
     parts, remainders = [], []
-    for i, w in enumerate(weights):
+    for i, w in enumerate(exact):
         q, r = divmod(magnitude * w, total)
         parts.append(int(q))
         remainders.append((-r, i))
@@ -210,7 +232,7 @@ def idea_net_revenue(ledger: Iterable[LedgerRow]) -> dict[tuple[str, str], int]:
 
 
 def attribute(costs: Sequence[CostRow], ledger: Iterable[LedgerRow]) -> Attribution:
-    weights: dict[str, dict[str, dict[GroupKey, int]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
+    weights: dict[str, dict[str, dict[GroupKey, Money]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
     for row in costs:
         if row.idea and row.currency:
             weights[row.idea][row.currency][(row.task_type, row.ai_model, row.rollout)] += (
@@ -282,7 +304,7 @@ def breakdown(
     return sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][0] == UNATTRIBUTED, -kv[1].profit, kv[0][0]))
 
 
-DayCost = tuple[date, str, int, int]  # (day, currency, model_cost, compute_cost)
+DayCost = tuple[date, str, Money, Money]  # (day, currency, model_cost, compute_cost)
 DayLedger = tuple[date, str, str, int]  # (day, kind, currency, amount)
 
 
@@ -291,10 +313,15 @@ class DayRow:
     day: date  # a UTC day, or the Monday of an ISO week
     currency: str
     net_revenue: int
-    ai_cost: int
+    model_cost: Money  # tasks' and ledger's, as in Figures
+    compute_cost: Money
 
     @property
-    def profit(self) -> int:
+    def ai_cost(self) -> Money:
+        return self.model_cost + self.compute_cost
+
+    @property
+    def profit(self) -> Money:
         return self.net_revenue - self.ai_cost
 
 
@@ -304,20 +331,31 @@ def by_period(day_costs: Iterable[DayCost], day_ledger: Iterable[DayLedger], wee
     day_costs: (day, currency, model_cost, compute_cost); day_ledger: (day, kind, currency, amount).
     """
     revenue: dict[tuple[date, str], int] = defaultdict(int)
-    cost: dict[tuple[date, str], int] = defaultdict(int)
+    model: dict[tuple[date, str], Money] = defaultdict(int)
+    compute: dict[tuple[date, str], Money] = defaultdict(int)
 
     def slot(day: date) -> date:
         return day - timedelta(days=day.weekday()) if weekly else day
 
     for day, currency, model_cost, compute_cost in day_costs:
         if currency:
-            cost[(slot(day), currency)] += model_cost + compute_cost
+            model[(slot(day), currency)] += model_cost
+            compute[(slot(day), currency)] += compute_cost
     for day, kind, currency, amount in day_ledger:
         if kind in REVENUE_KINDS:
             revenue[(slot(day), currency)] += amount
-        elif kind in COST_KINDS:
-            cost[(slot(day), currency)] -= amount
-    keys = sorted(set(revenue) | set(cost), key=lambda k: (k[1], k[0]))
+        elif kind == "model_cost":
+            model[(slot(day), currency)] -= amount
+        elif kind == "compute_cost":
+            compute[(slot(day), currency)] -= amount
+    keys = sorted(set(revenue) | set(model) | set(compute), key=lambda k: (k[1], k[0]))
     return [
-        DayRow(day, currency, revenue.get((day, currency), 0), cost.get((day, currency), 0)) for day, currency in keys
+        DayRow(
+            day,
+            currency,
+            revenue.get((day, currency), 0),
+            model.get((day, currency), 0),
+            compute.get((day, currency), 0),
+        )
+        for day, currency in keys
     ]

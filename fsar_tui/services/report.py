@@ -4,8 +4,11 @@ mailed (SMTP) or posted (webhook).
 
 The numbers come from the same query and arithmetic code as the screens and the
 `roi` / `profile` commands (roi_report.records, profile_report.record), so a figure
-never differs between a report and the screen. Money is integer minor units with its
-currency in JSON and CSV, decimal with the currency in Markdown.
+never differs between a report and the screen. Money is minor units with its currency
+in JSON and CSV — exact: task costs are decimals (JSON numbers, CSV decimal text) —
+and decimal with the currency in Markdown, rounded once, half-even, the by-type rows
+adding up to the summary as shown; the ROI section says the waste and how many attempts
+had no price (roi_report.markdown_lines), the profiles carry their money as ROI does.
 
 Delivery: with --smtp or --webhook the report is first written to a file (--out, else
 ./fsar-report-<UTC time>.<format>), then delivered; a failed delivery prints one line,
@@ -28,10 +31,12 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from fsar_tui.domain import json_decimal
-from fsar_tui.domain.formatting import money
+from fsar_tui.domain.formatting import fine_money, money
 from fsar_tui.domain.fraud import ALL_IDEAS, DISPUTE_RATE, Flag
 from fsar_tui.domain.markdown import md_escape
 from fsar_tui.domain.sanitize import safe_str
+from fsar_tui.services.roi_report import csv_value
+from fsar_tui.services.roi_report import markdown_lines as roi_markdown
 
 IDEAS_SHOWN = 5  # on a fraud flag's Markdown line; JSON lists them all
 
@@ -44,7 +49,7 @@ def _plain(value):
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, dict):
-        return {k: v if isinstance(v, Decimal) and str(k).endswith("_minor") else _plain(v) for k, v in value.items()}
+        return {k: v if isinstance(v, Decimal) and _exact(str(k)) else _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     if isinstance(value, str):
@@ -52,12 +57,18 @@ def _plain(value):
     return value
 
 
+def _exact(key: str) -> bool:
+    """Money kept exact (a JSON number): `*_minor`, and a profile's `cost_per_success` (major units)."""
+    return key.endswith("_minor") or key == "cost_per_success"
+
+
 def build(conn, days: int, now: datetime | None = None) -> dict:
     """The report's content (JSON-able) for the last `days` whole UTC days."""
     from fsar_tui.db import audit, fraud, proposals
     from fsar_tui.db import profiles as profile_queries
     from fsar_tui.db import roi as roi_queries
-    from fsar_tui.services.profile_report import record as profile_record
+    from fsar_tui.domain.profile_money import by_key
+    from fsar_tui.services.profile_report import records as profile_records
     from fsar_tui.services.roi_report import records as roi_records
 
     now = now or datetime.now(UTC)
@@ -72,7 +83,8 @@ def build(conn, days: int, now: datetime | None = None) -> dict:
             "generated_at": now.replace(microsecond=0),
             "period": {"first_day": first, "last_day": last, "days": days},
             "roi": roi_records(data, "type"),
-            "profiles": [profile_record(p, ("type", "model")) for p in found],
+            # Money beside the profiles: the ROI section's own rows (the same UTC days).
+            "profiles": profile_records(found, ("type", "model"), by_key(data.costs, ("type", "model"))),
             "fraud_flags": [
                 {
                     "rule": f.rule,
@@ -152,57 +164,25 @@ def markdown(rep: dict) -> str:
         f"Attribution: {rep['roi']['attribution_method']}.",
         "",
     ]
-    summary = rep["roi"]["summary"]
-    if summary:
-        out += [
-            (
-                "| currency | revenue | refunds | disputes | fees | net revenue | model cost | compute cost | "
-                "profit | ROI | cost / success | failed tasks cost |"
-            ),
-            "|" + "---|" * 12,
-        ]
-        for s in summary:
-            c = s["currency"]
-            roi_pct = "-" if s["roi_pct"] is None else f"{s['roi_pct']:,.1f} %"
-            out.append(
-                f"| {c} | {money(s['revenue_minor'], c)} | {money(s['refunds_minor'], c)} | "
-                f"{money(s['disputes_minor'] + s['dispute_won_minor'], c)} | "
-                f"{money(s['payment_fees_minor'] + s['dispute_fees_minor'], c)} | {money(s['net_revenue_minor'], c)} | "
-                f"{money(s['model_cost_minor'], c)} | {money(s['compute_cost_minor'], c)} | "
-                f"{money(s['profit_minor'], c)} | {roi_pct} | {money(s['cost_per_success_minor'], c)} | "
-                f"{money(s['failed_cost_minor'], c)} |"
-            )
-    else:
-        out.append("No revenue and no task cost in the period.")
-    for u in rep["roi"]["unattributed"]:
-        out.append(
-            f"\nUnattributed revenue: {money(u['net_revenue_minor'], u['currency'])} "
-            f"({md_escape('; '.join(u['why'][:5]))})."
-        )
-    out += [
-        "",
-        "### By task type",
-        "",
-        "| type | currency | succeeded | net revenue | AI cost | profit |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in rep["roi"]["breakdown"]:
-        c = r["currency"]
-        out.append(
-            f"| {md_escape(r['type'])} | {c} | {r['tasks_succeeded']:,} | {money(r['net_revenue_minor'], c)} | "
-            f"{money(r['ai_cost_minor'], c)} | {money(r['profit_minor'], c)} |"
-        )
-    out += ["", "## Duration profiles (type × model; percentiles within 0.8 %)", ""]
+    out += roi_markdown(rep["roi"], md_escape)
+    out += ["", "## Duration profiles (type × model; percentiles within 0.8 %; money as in ROI)", ""]
     if rep["profiles"]:
         out += [
-            "| type | model | runs | p50 s | p90 s | p99 s | failure rate | queue wait p90 s |",
-            "|---|---|---|---|---|---|---|---|",
+            (
+                "| type | model | runs | p50 s | p90 s | p99 s | failure rate | queue wait p90 s | cost / success | "
+                "waste |"
+            ),
+            "|" + "---|" * 10,
         ]
         for r in rep["profiles"]:
             fail = "-" if r["failure_rate"] is None else f"{100 * r['failure_rate']:.1f} %"
             out.append(
                 f"| {md_escape(r['type'])} | {md_escape(r['model'] or '-')} | {r['samples']:,} | {r['p50_s']} | "
-                f"{r['p90_s']} | {r['p99_s']} | {fail} | {r['wait_p90_s']} |"
+                f"{r['p90_s']} | {r['p99_s']} | {fail} | {r['wait_p90_s']} | "
+                f"{fine_money(r['cost_per_success_minor'], r['currency'])} | "
+                f"{money(r['waste_minor'], r['currency'])}"
+                + (f" ({r['unpriced_attempts']:,} attempts without a price)" if r["unpriced_attempts"] else "")
+                + " |"
             )
     else:
         out.append("No finished tasks in the period.")
@@ -241,16 +221,18 @@ def csv_text(rep: dict) -> str:
     for s in rep["roi"]["summary"]:
         for field, value in s.items():
             if field != "currency":
-                w.writerow(["roi", "total", s["currency"], field, value])
+                w.writerow(["roi", "total", s["currency"], field, csv_value(value)])
+    for model, n in rep["roi"]["unpriced_attempts"]["by_model"].items():
+        w.writerow(["roi", "unpriced_attempts", "", model, n])
     for r in rep["roi"]["breakdown"]:
         for field, value in r.items():
             if field not in ("type", "currency"):
-                w.writerow(["roi_by_type", r["type"], r["currency"], field, value])
+                w.writerow(["roi_by_type", r["type"], r["currency"], field, csv_value(value)])
     for r in rep["profiles"]:
         name = f"{r['type']} × {r['model'] or '-'}"
         for field, value in r.items():
             if field not in ("type", "model", "currency"):
-                w.writerow(["profiles", name, r.get("currency") or "", field, value])
+                w.writerow(["profiles", name, r.get("currency") or "", field, csv_value(value)])
     for f in rep["fraud_flags"]:
         w.writerow(["fraud_flags", f"{f['rule']}:{f['subject']}", "", "reason", f["reason"]])
         w.writerow(["fraud_flags", f"{f['rule']}:{f['subject']}", "", "ideas", _flag_ideas_text(f, str)])
