@@ -2,11 +2,11 @@
 
 Same database, same run: everything the ROI screen reads for a 30-day window — task
 costs and ledger sums from the rollups (both grouping sets), the payment funnel, rollout
-names, and the fraud flags — against the naive GROUP BY over execution_tasks and
-ledger_entries that gives the same sums. On 1,000,000 tasks seeded here (BENCH_SCALE=
-small: 100,000) and, when BENCH_QUEUE_DSN names one, on that database as it is. Then
-the fraud checks at 1× and 10× ledger volume, against the full scan they replaced
-(bench/fraud_volume.py).
+names, each idea's completing task (attribution), and the fraud flags — against the
+naive GROUP BY over execution_tasks and ledger_entries that gives the same sums. On
+1,000,000 tasks seeded here (BENCH_SCALE=small: 100,000) and, when BENCH_QUEUE_DSN names
+one, on that database as it is. Then the fraud checks at 1× and 10× ledger volume,
+against the full scan they replaced (bench/fraud_volume.py).
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ from decimal import Decimal
 
 from bench import fraud_volume
 from bench.common import median, print_table, seeded_database
-from fsar_tui.db import fraud
+from fsar_tui.db import fraud, idea_completions
 from fsar_tui.db import roi as roi_queries
 from fsar_tui.db.connect import connect
-from fsar_tui.domain import roi
+from fsar_tui.domain import attribution, roi
+from fsar_tui.services import attribution_report
 
 
 def _timed(fn, repeat: int) -> tuple[float, object]:
@@ -46,12 +47,15 @@ def measure(dsn: str) -> tuple[str, list[list[object]]]:
 
         def screen():
             data = roi_queries.roi_data_sync(conn, first, last)
-            for dim in roi.DIMENSIONS:
-                roi.breakdown(data.costs, data.ledger, dim)
+            for dim in roi.DIMENSIONS:  # every breakdown under the default method, its notice, per idea
+                rows = attribution_report.breakdown(data, dim, attribution.DEFAULT)
+                attribution_report.flat_rows(rows, dim)
+                attribution_report.per_idea_rows(data, dim)
             roi.summary(data.costs, data.ledger)
             return data
 
         fast, data = _timed(screen, 7)
+        completions_ms, _ = _timed(lambda: idea_completions.completions_sync(conn, data.ideas, end), 7)
         flags_ms, flags = _timed(lambda: fraud.fraud_flags_sync(conn, start, end), 5)
 
         def naive():
@@ -73,6 +77,12 @@ def measure(dsn: str) -> tuple[str, list[list[object]]]:
             f"{fast:.1f} ms",
             f"{slow / fast:,.0f}× faster",
             "≤ 100 ms at 10 M",
+        ],
+        [
+            f"  of which completing tasks of {len(data.ideas):,} ideas (partial index)",
+            f"{completions_ms:.1f} ms",
+            "",
+            "",
         ],
         ["fraud flags (velocity state, partial indexes)", f"{flags_ms:.1f} ms", f"{len(flags)} flags", ""],
         ["naive GROUP BY over tasks + ledger", f"{slow:,.0f} ms", "1×", ""],

@@ -20,7 +20,10 @@ Numbers come from db/roi.py + domain/roi.py — the same code as `fsar-tui roi` 
 tasks costs milliseconds. Money is never converted: one line per currency.
 
 Keys: `w` cycles the window (1, 7, 30, 90 days; `:roi 14d` sets any), `b` cycles the
-breakdown, `tab` moves between the breakdown and the fraud flags.
+breakdown, `a` cycles the attribution method (completing task, equal split,
+cost-proportional; screens/roi_attribution.py: the status names it, and a notice replaces
+a ROI column that cannot rank), `i` shows per-idea figures by type / model / rollout,
+`tab` moves between the breakdown and the fraud flags.
 Live: task finishes mark the screen dirty (re-read at most once a second); ledger and
 Stripe changes, which arrive without task events, are picked up every 15 s. The fraud
 checks read raw ledger entries (velocity needs every charge's time), so they run in their
@@ -44,14 +47,18 @@ from fsar_tui import clock
 from fsar_tui.db import fraud as fraud_queries
 from fsar_tui.db import roi as roi_queries
 from fsar_tui.domain import roi
+from fsar_tui.domain.attribution import DEFAULT as DEFAULT_METHOD
+from fsar_tui.domain.attribution import RANKED_DIMENSIONS, Flat, next_method
 from fsar_tui.domain.column_fit import fit_columns
 from fsar_tui.domain.durations import DurationError, parse_window
 from fsar_tui.domain.formatting import abbreviate, fine_money, money
 from fsar_tui.domain.roi_display import shown, shown_rows
 from fsar_tui.domain.sanitize import safe_str
 from fsar_tui.messages import ApplyFilter, LiveBatch
+from fsar_tui.screens import roi_attribution
 from fsar_tui.screens.base import FsarScreen
 from fsar_tui.screens.reload_schedule import ReloadSchedule
+from fsar_tui.services.attribution_report import flat_rows, method_attribution
 from fsar_tui.services.roi_report import breakdown_rows
 from fsar_tui.widgets.key_bar import KeyBar
 from fsar_tui.widgets.keyed_table import MAX_COLUMN_WIDTH, KeyedTable
@@ -98,7 +105,7 @@ def unpriced_text(costs: list[roi.CostRow]) -> Text | None:
     return text
 
 
-def summary_text(data: roi_queries.RoiData) -> Text:
+def summary_text(data: roi_queries.RoiData, method: str = DEFAULT_METHOD) -> Text:
     text = Text(no_wrap=True, overflow="ellipsis")
     unpriced = unpriced_text(data.costs)
     if unpriced is not None:
@@ -108,7 +115,7 @@ def summary_text(data: roi_queries.RoiData) -> Text:
     if not figures:
         text.append("no revenue and no task cost in the window", style="dim")
         return text
-    attribution = roi.attribute(data.costs, data.ledger)
+    attribution = method_attribution(data, method)
     periods = roi.by_period(data.day_costs, data.day_ledger, weekly=False)
     for currency, f in figures.items():
         c = currency
@@ -168,6 +175,7 @@ class RoiScreen(FsarScreen):
     DEFAULT_CSS = """
     RoiScreen #roi-status { height: 1; padding: 0 1; background: $panel; }
     RoiScreen #summary { height: auto; max-height: 9; padding: 0 1; }
+    RoiScreen #roi-notice { height: auto; max-height: 2; padding: 0 1; display: none; }
     RoiScreen #breakdown { height: auto; min-height: 4; max-height: 30%; }
     RoiScreen #bottom { height: 1fr; min-height: 8; border-top: solid $panel; }
     RoiScreen #funnel { width: 1fr; padding: 0 1; }
@@ -177,12 +185,16 @@ class RoiScreen(FsarScreen):
     BINDINGS = [
         Binding("w", "cycle_window", "Window", id="roi.window"),
         Binding("b", "cycle_breakdown", "Breakdown", id="roi.breakdown"),
+        Binding("a", "cycle_attribution", "Attribution", id="roi.attribution"),
+        Binding("i", "toggle_per_idea", "Per idea", id="roi.per_idea"),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.days = 30
         self.by = "type"
+        self.method = DEFAULT_METHOD  # how revenue is attributed (a)
+        self.per_idea = False  # the breakdown shows per-idea figures (i)
         self.data: roi_queries.RoiData | None = None
         self.flags: list = []
         self.flags_schedule = ReloadSchedule(every=FLAGS_EVERY_S)
@@ -194,6 +206,7 @@ class RoiScreen(FsarScreen):
         yield StatusHeader()
         yield TextPanel(Text("ROI: loading…"), id="roi-status")
         yield TextPanel(Text(""), id="summary")
+        yield TextPanel(Text(""), id="roi-notice")
         yield KeyedTable(("type", *COLUMNS), id="breakdown")
         with Horizontal(id="bottom"):
             yield TextPanel(Text(""), id="funnel")
@@ -272,7 +285,7 @@ class RoiScreen(FsarScreen):
     def render_all(self) -> None:
         if self.data is None:
             return
-        summary = summary_text(self.data)
+        summary = summary_text(self.data, self.method)
         # Three lines per currency; the panel is as tall as its lines, at most 9 (CSS), and
         # a cut says how many lines are not shown.
         lines = summary.split("\n", allow_blank=True)
@@ -291,15 +304,21 @@ class RoiScreen(FsarScreen):
             if self.flags_at is None
             else f"{len(self.flags)} fraud flag(s) at {self.flags_at:%H:%M:%S}"
         )
-        parts = [window, f"by {self.by} (b)", "attribution: cost-proportional", checked]
+        parts = [window, f"by {self.by} (b)", roi_attribution.status_part(self.method, self.per_idea, self.by), checked]
         self.query_one("#roi-status", TextPanel).show(Text(" · ".join(parts) + age))
 
     def render_breakdown(self) -> None:
         if self.data is None:
             return
         table = self.query_one("#breakdown", KeyedTable)
+        if self.per_idea and self.by in RANKED_DIMENSIONS:
+            self.show_notice({})
+            table.set_columns((self.by, *roi_attribution.PER_IDEA_COLUMNS))
+            table.replace_rows(roi_attribution.per_idea_rows(self.data, self.by))
+            return
         periodic = self.by in ("day", "week")
-        found = breakdown_rows(self.data, self.by)
+        found = breakdown_rows(self.data, self.by, self.method)
+        flats = self.show_notice(flat_rows(found, self.by))
         cells: list[dict[str, Text]] = []
         for (key, row), v in zip(found, shown_rows([row for _, row in found]), strict=True):
             c = row.currency
@@ -315,7 +334,7 @@ class RoiScreen(FsarScreen):
                         "ok": Text(f"{row.succeeded:,}"),
                         "failed": Text(f"{row.failed + row.cancelled:,}"),
                         "waste": Text(money(v.waste, c), style="yellow" if v.waste else ""),
-                        "ROI": Text(pct(row.roi_pct)),
+                        "ROI": roi_attribution.roi_cell(flats, key, row, Text(pct(row.roi_pct))),
                         "cost/ok": Text(fine_money(row.cost_per_success, c)),
                         "model cost": Text(money(v.model_cost, c)),
                         "compute": Text(money(v.compute_cost, c)),
@@ -332,6 +351,14 @@ class RoiScreen(FsarScreen):
             rows.append(((key, row.currency), [label, *(cell[name] for name in columns[1:])]))
         table.set_columns(columns)
         table.replace_rows(rows)
+
+    def show_notice(self, flats: dict[str, Flat]) -> dict[str, Flat]:
+        """The notice instead of a ROI column that cannot rank (`flats`: where it cannot)."""
+        notice = self.query_one("#roi-notice", TextPanel)
+        text = roi_attribution.notice_text(flats, self.by, self.method)
+        notice.display = text is not None
+        notice.show(text or Text(""))
+        return flats
 
     def breakdown_columns(self, cells: list[dict[str, Text]], names: tuple[str, ...]) -> tuple[str, ...]:
         """The columns that fit the screen's width, by PRIORITY, in `names` order (the key
@@ -402,6 +429,18 @@ class RoiScreen(FsarScreen):
         later = [d for d in WINDOW_DAYS if d > self.days]
         self.days = later[0] if later else WINDOW_DAYS[0]
         self.new_window()
+
+    def action_cycle_attribution(self) -> None:
+        self.method = next_method(self.method)
+        self.render_all()
+
+    def action_toggle_per_idea(self) -> None:
+        self.per_idea = not self.per_idea
+        if self.per_idea and self.by not in RANKED_DIMENSIONS:
+            self.notify("per-idea figures are by type, model or rollout (b)", title="per idea")
+        if self.data is not None:
+            self.render_breakdown()
+            self.render_status()
 
     def action_cycle_breakdown(self) -> None:
         self.by = BREAKDOWNS[(BREAKDOWNS.index(self.by) + 1) % len(BREAKDOWNS)]

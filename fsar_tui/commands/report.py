@@ -22,7 +22,7 @@ from pathlib import Path
 
 from fsar_tui import clock
 from fsar_tui.commands.base import Context, Parser, add_command
-from fsar_tui.domain import json_decimal
+from fsar_tui.domain import attribution, json_decimal
 from fsar_tui.errors import EXIT_FAILED, EXIT_OK, FsarError, UsageError
 
 MAX_SUFFIX = 1000  # -2 … -1000: beyond that, something is writing reports in a loop
@@ -43,6 +43,12 @@ def register(sub, common: Parser) -> None:
     )
     report.add_argument("--period", default="7d", help="how far back (default 7d)")
     report.add_argument("--format", choices=("md", "json", "csv"), default="md")
+    report.add_argument(
+        "--attribution",
+        choices=attribution.METHODS,
+        default=attribution.DEFAULT,
+        help=f"how an idea's revenue is attributed to task groups (default {attribution.DEFAULT}; as `roi`)",
+    )
     report.add_argument(
         "--out",
         metavar="FILE",
@@ -78,7 +84,7 @@ def run_report(args: Namespace, ctx: Context) -> int:
         delivery.parse_smtp_url(args.smtp)  # a malformed URL is a usage error before any work
     now = clock.now()
     with ctx.connect(autocommit=False) as conn:
-        rep = build(conn, int(days), now)
+        rep = build(conn, int(days), now, args.attribution)
     text = render(rep, args.format)
     delivering = bool(args.smtp or args.webhook)
     if not args.out and not delivering:

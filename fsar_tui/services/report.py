@@ -31,10 +31,12 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from fsar_tui.domain import json_decimal
+from fsar_tui.domain.attribution import DEFAULT as DEFAULT_METHOD
 from fsar_tui.domain.formatting import fine_money, money
 from fsar_tui.domain.fraud import ALL_IDEAS, DISPUTE_RATE, Flag
 from fsar_tui.domain.markdown import md_escape
 from fsar_tui.domain.sanitize import safe_str
+from fsar_tui.services.attribution_report import markdown_lines as attribution_markdown
 from fsar_tui.services.roi_report import csv_value
 from fsar_tui.services.roi_report import markdown_lines as roi_markdown
 
@@ -62,8 +64,9 @@ def _exact(key: str) -> bool:
     return key.endswith("_minor") or key == "cost_per_success"
 
 
-def build(conn, days: int, now: datetime | None = None) -> dict:
-    """The report's content (JSON-able) for the last `days` whole UTC days."""
+def build(conn, days: int, now: datetime | None = None, method: str = DEFAULT_METHOD) -> dict:
+    """The report's content (JSON-able) for the last `days` whole UTC days; `method`: how
+    revenue is attributed (domain/attribution.METHODS)."""
     from fsar_tui.db import audit, fraud, proposals
     from fsar_tui.db import profiles as profile_queries
     from fsar_tui.db import roi as roi_queries
@@ -82,7 +85,7 @@ def build(conn, days: int, now: datetime | None = None) -> dict:
         {
             "generated_at": now.replace(microsecond=0),
             "period": {"first_day": first, "last_day": last, "days": days},
-            "roi": roi_records(data, "type"),
+            "roi": roi_records(data, "type", method),
             # Money beside the profiles: the ROI section's own rows (the same UTC days).
             "profiles": profile_records(found, ("type", "model"), by_key(data.costs, ("type", "model"))),
             "fraud_flags": [
@@ -165,6 +168,7 @@ def markdown(rep: dict) -> str:
         "",
     ]
     out += roi_markdown(rep["roi"], md_escape)
+    out += attribution_markdown(rep["roi"], md_escape)
     out += ["", "## Duration profiles (type × model; percentiles within 0.8 %; money as in ROI)", ""]
     if rep["profiles"]:
         out += [

@@ -21,9 +21,11 @@ from typing import Any
 
 from fsar_tui.db.roi import RoiData
 from fsar_tui.domain import json_decimal, roi
+from fsar_tui.domain.attribution import DEFAULT as DEFAULT_METHOD
 from fsar_tui.domain.formatting import fine_money, money
 from fsar_tui.domain.roi_display import shown_record, shown_records
 from fsar_tui.domain.sanitize import safe_str
+from fsar_tui.services import attribution_report
 
 MONEY_FIELDS = (
     "revenue",
@@ -60,11 +62,11 @@ def figures_record(f: roi.Figures) -> dict[str, Any]:
     return out
 
 
-def breakdown_rows(data: RoiData, by: str) -> list[tuple[str, roi.Figures | roi.DayRow]]:
+def breakdown_rows(data: RoiData, by: str, method: str = DEFAULT_METHOD) -> list[tuple[str, roi.Figures | roi.DayRow]]:
     if by in ("day", "week"):
         return [(row.day.isoformat(), row) for row in roi.by_period(data.day_costs, data.day_ledger, by == "week")]
     rows: list[tuple[str, roi.Figures | roi.DayRow]] = [
-        (key, f) for (key, _currency), f in roi.breakdown(data.costs, data.ledger, by)
+        (key, f) for (key, _currency), f in attribution_report.breakdown(data, by, method)
     ]
     if by == "rollout":
         rows = [(data.rollout_names.get(int(k), f"revision {k}") if k.isdigit() else k, f) for k, f in rows]
@@ -88,8 +90,8 @@ def breakdown_record(key: str, row, by: str) -> dict:
     return record
 
 
-def records(data: RoiData, by: str) -> dict:
-    attribution = roi.attribute(data.costs, data.ledger)
+def records(data: RoiData, by: str, method: str = DEFAULT_METHOD) -> dict:
+    attribution = attribution_report.method_attribution(data, method)
     by_model = {safe_str(m): n for m, n in roi.unpriced_by_model(data.costs).items()}
     return {
         "window": {
@@ -97,7 +99,7 @@ def records(data: RoiData, by: str) -> dict:
             "last_day": data.last.isoformat(),
             "days": (data.last - data.first).days + 1,
         },
-        "attribution_method": roi.METHOD,
+        **attribution_report.records(data, by, method),  # attribution, uninformative, per_idea
         "summary": [figures_record(f) for f in roi.summary(data.costs, data.ledger).values()],
         # Attempts with tokens and no model price in force at their start, in any currency
         # or none (such a task may have no currency): their model cost is unknown, not 0.
@@ -107,7 +109,7 @@ def records(data: RoiData, by: str) -> dict:
             for c, a in sorted(attribution.unattributed.items())
         ],
         "by": by,
-        "breakdown": [breakdown_record(k, row, by) for k, row in breakdown_rows(data, by)],
+        "breakdown": [breakdown_record(k, row, by) for k, row in breakdown_rows(data, by, method)],
         "funnel": [{"stage": s, "currency": c, "reason": safe_str(r), "n": n} for s, c, r, n in data.funnel],
     }
 
@@ -157,6 +159,7 @@ def table(rec: dict) -> str:
         lines.append(unpriced)
     for u in rec["unattributed"]:
         lines.append(f"unattributed {money(u['net_revenue_minor'], u['currency'])}: {'; '.join(u['why'][:5])}")
+    lines += attribution_report.notice_lines(rec)
     by = rec["by"]
     rows = rec["breakdown"]
     shown_rows = shown_records(rows)
@@ -177,7 +180,7 @@ def table(rec: dict) -> str:
                 money(v.ai_cost, v.currency),
                 money(v.waste, v.currency),
                 money(v.profit, v.currency),
-                _pct(r["roi_pct"]),
+                attribution_report.roi_cell(rec, r, _pct(r["roi_pct"])),
                 fine_money(r["cost_per_success_minor"], v.currency),
             ]
             for r, v in zip(rows, shown_rows, strict=True)
@@ -190,6 +193,7 @@ def table(rec: dict) -> str:
         )
         if i == 0:
             lines.append("  ".join("-" * wd for wd in widths))
+    lines += attribution_report.per_idea_table(rec)
     if rec["funnel"]:
         lines.append("")
         lines.append(
