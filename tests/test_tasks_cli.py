@@ -173,7 +173,7 @@ def test_show_attempts_events_and_redacted_payload(queue, fsar):
     assert f"task      {task_id} · implement_idea · gpt-4o" in out
     assert "failed · attempt 2 of 3 · worker w-2" in out
     first, second = out[out.index("attempts (2") : out.index("events (")].split("#1")[1].split("#2")
-    assert "queued" in first and "worker w-1" in first and "error: first: connection reset" in first
+    assert "failed → retry" in first and "worker w-1" in first and "error: first: connection reset" in first
     assert "failed" in second and "worker w-2" in second and "error: TimeoutError: model call exceeded 120s" in second
     events = out[out.index("events (") : out.index("\nerror\n")].splitlines()
     assert events[0] == "events (5)"  # created, run, back to queue, run, fail

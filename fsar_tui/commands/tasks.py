@@ -61,6 +61,7 @@ from fsar_tui.commands.base import Context, Parser, add_command, positive_id, su
 from fsar_tui.db.actions import ACTIONS
 from fsar_tui.db.tasks import SORTABLE
 from fsar_tui.domain import json_decimal
+from fsar_tui.domain.attempts import label_of
 from fsar_tui.errors import EXIT_FAILED, EXIT_OK, CheckFailed, UsageError
 
 BULK_CAP = 10_000  # the queue screen's bulk cap (screens/queue.py BULK_CAP)
@@ -368,7 +369,7 @@ def _show_text(t: dict[str, Any], attempts: list[dict[str, Any]], *, whole: bool
         ended = _when(a["ended_at"]) if a["ended_at"] else "-"
         wait_s, run_s = between(a["queued_at"], a["started_at"]), between(a["started_at"], a["ended_at"] or now)
         out.append(
-            f"  #{a['attempt']:<3} {a['outcome']:<10} worker {s(a['worker_id'])}"
+            f"  #{a['attempt']:<3} {label_of(a['outcome'], a['error']):<14} worker {s(a['worker_id'])}"
             f" · started {_when(a['started_at'])} · ended {ended}"
             f" · wait {duration(wait_s)} · run {duration(run_s)}"
         )

@@ -63,11 +63,16 @@ class Attempt:
 
 def outcome_label(a: Attempt) -> str:
     """How the attempt ended, in the words an operator reads (see the module docstring)."""
-    if a.outcome in ("queued", "failed") and a.error is not None and a.error.startswith(LEASE_LOST):
+    return label_of(a.outcome, a.error)
+
+
+def label_of(outcome: str, error: str | None) -> str:
+    """outcome_label from an attempt's outcome and error (`tasks show` holds them as a dict)."""
+    if outcome in ("queued", "failed") and error is not None and error.startswith(LEASE_LOST):
         return "lease lost"
-    if a.outcome == "queued":
-        return "failed → retry" if a.error is not None else "requeued"
-    return a.outcome
+    if outcome == "queued":
+        return "failed → retry" if error is not None else "requeued"
+    return outcome
 
 
 def _same(a: str, b: str) -> bool:
