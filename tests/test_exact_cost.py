@@ -369,9 +369,41 @@ def test_the_summary_as_displayed_is_the_sum_of_the_rows_as_displayed(costs, led
         for field in ("net_revenue", "model_cost", "compute_cost", "ai_cost", "waste", "failed_cost", "profit"):
             displayed = [minor(money(getattr(v, field), currency), currency) for v in mine]
             assert sum(displayed) == minor(money(getattr(total, field), currency), currency), (currency, field)
-        # Each total is its exact value rounded once, half-even.
+        # Each total is its exact value rounded once, half-even — AI cost and profit too,
+        # not the sum of rounded parts (issue 17 review, point 5).
         assert total.waste == round_half_even(figures.waste)
-        assert total.model_cost == round_half_even(figures.model_cost)
+        assert total.ai_cost == round_half_even(figures.ai_cost)
+        assert total.profit == round_half_even(figures.profit)
+        # Within each row (and the summary), model + compute as shown is the AI cost as
+        # shown, each within a unit of its exact value.
+        exact_rows = [f for f in rows if f.currency == currency]
+        for v, f in [(total, figures), *zip(mine, exact_rows, strict=True)]:
+            assert v.model_cost + v.compute_cost == v.ai_cost
+            assert abs(v.model_cost - f.model_cost) < 1 and abs(v.compute_cost - f.compute_cost) < 1
+            assert abs(v.ai_cost - f.ai_cost) < 1 and abs(v.profit - f.profit) < 1
+
+
+def test_ai_cost_is_rounded_once_from_its_exact_value(db_dsn, run_cli):
+    # Issue 17 review, point 5: one EUR task, model 0.4 and compute 0.4 minor units (1,000
+    # input tokens at 400 minor units per Mtok; 1 s at 1,440 an hour). The AI cost, 0.8, is
+    # 0.01 EUR (it showed model 0.00 + compute 0.00 = 0.00, profit 0.00, ROI -100 %).
+    add_price(db_dsn, MODEL, Decimal("400"), Decimal("0"), currency="EUR")
+    add_rate(db_dsn, Decimal("1440"), currency="EUR")
+    (now,) = q(db_dsn, "SELECT now()")[0]
+    task = new_task(db_dsn, MODEL)
+    claim_at(db_dsn, task, now - timedelta(minutes=10))
+    end(db_dsn, task, "succeeded", 1_000, 0, now - timedelta(minutes=10) + timedelta(seconds=1))
+    assert q(db_dsn, "SELECT cost_minor, compute_cost_minor FROM execution_tasks") == [(Decimal("0.4"), Decimal("0.4"))]
+    table = run_cli("roi", "--dsn", db_dsn, "--window", "2d").stdout
+    assert "AI cost 0.01 EUR (model 0.00 EUR, compute 0.01 EUR)" in table, table
+    assert "profit -0.01 EUR, ROI -100.0%" in table
+    by_model = run_cli("roi", "--dsn", db_dsn, "--window", "2d", "--by", "model").stdout
+    row = next(line for line in by_model.splitlines() if line.startswith(MODEL))
+    assert "  0.01 EUR" in row and "-0.01 EUR" in row  # AI cost and profit as in the summary
+    # Alone (a summary) and as a breakdown row: rounded once, the split adds up to it.
+    figures = roi.Figures("EUR", model_cost=Decimal("0.4"), compute_cost=Decimal("0.4"), succeeded=1)
+    for v in (shown(figures), *shown_rows([figures])):
+        assert (v.ai_cost, v.model_cost, v.compute_cost, v.profit) == (1, 0, 1, -1)
 
 
 @settings(max_examples=300, deadline=None)

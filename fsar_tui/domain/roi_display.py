@@ -4,9 +4,13 @@ summary and its breakdown rows are shown together the rows add up to the summary
 The exact figures (domain/roi.py: task costs are decimals of minor units) are rounded
 column by column over the rows of one currency with money.round_to_total: a column's
 shown rows add up to its exact total rounded half-even, which is what the summary shows
-(`shown` of the summary's figures). Derived columns are computed from the shown parts,
-never rounded on their own — AI cost = model cost + compute cost, profit = net revenue −
-AI cost — so a row, and the summary, also read right with a calculator.
+(`shown` of the summary's figures). AI cost and profit are such columns, each rounded
+once from its exact value (never the sum of rounded parts: model 0.4 + compute 0.4 is an
+AI cost of 1, not 0 + 0). Model and compute cost are then split within each row so that
+they add up to the row's shown AI cost, each within one unit of its exact value, and —
+where that split allows it, which is every case tested — so that each column adds up to
+the summary's split too (`split_column`). Profit is rounded on its own, so net revenue −
+AI cost can differ from the shown profit by a unit where both are rounded.
 
 Screens, the `roi` table and the report's Markdown show these; JSON and CSV keep the
 exact values.
@@ -16,13 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
 from fsar_tui.domain.money import round_half_even, round_to_total
 from fsar_tui.domain.roi import DayRow, Figures, Money
 
-ROUNDED = ("model_cost", "compute_cost", "waste", "failed_cost")  # exact decimals: rounded here
+ROUNDED = ("ai_cost", "profit", "waste", "failed_cost")  # exact decimals: rounded per column
 
 
 @dataclass(frozen=True)
@@ -31,50 +35,103 @@ class Shown:
 
     currency: str
     net_revenue: int = 0
-    model_cost: int = 0
-    compute_cost: int = 0
+    ai_cost: int = 0
+    profit: int = 0
     waste: int = 0
     failed_cost: int = 0
+    model_cost: int = 0  # model_cost + compute_cost == ai_cost
+    compute_cost: int = 0
 
-    @property
-    def ai_cost(self) -> int:
-        return self.model_cost + self.compute_cost
 
-    @property
-    def profit(self) -> int:
-        return self.net_revenue - self.ai_cost
+SPLIT = ("model_cost", "compute_cost")  # split within a row to add up to its shown AI cost
 
 
 def _values(row: Figures | DayRow) -> dict[str, Money]:
-    return {name: getattr(row, name, 0) for name in ROUNDED}
+    return {name: getattr(row, name, 0) for name in ROUNDED + SPLIT}
 
 
 def _record_values(record: Mapping[str, Any]) -> dict[str, Money]:
-    return {name: _exact(record.get(f"{name}_minor", 0)) for name in ROUNDED}
+    return {name: _exact(record.get(f"{name}_minor", 0)) for name in ROUNDED + SPLIT}
 
 
 def _exact(value: Any) -> Money:
     return value if isinstance(value, int | Decimal) else Decimal(str(value or 0))
 
 
+def _floor(value: Money) -> int:
+    return int(Decimal(value).to_integral_value(rounding=ROUND_FLOOR))
+
+
+def _ceil(value: Money) -> int:
+    return int(Decimal(value).to_integral_value(rounding=ROUND_CEILING))
+
+
+def split_column(models: Sequence[Money], computes: Sequence[Money], ai_shown: Sequence[int], total: int) -> list[int]:
+    """The shown model cost of each row: within one unit of its exact value, leaving a
+    compute cost (the row's shown AI cost − it) within one unit of its own, and adding up
+    to `total` (the summary's shown model cost) where those bounds allow it — else to the
+    nearest sum they allow. Each row starts at its model cost rounded half-even, moved
+    into its bounds; the units still missing (or over) go to the rows with the largest
+    (smallest) remainders, ties to the earlier row."""
+    lows = [max(_floor(m), a - _ceil(c)) for m, c, a in zip(models, computes, ai_shown, strict=True)]
+    highs = [min(_ceil(m), a - _floor(c)) for m, c, a in zip(models, computes, ai_shown, strict=True)]
+    out = [min(max(round_half_even(m), lo), hi) for m, lo, hi in zip(models, lows, highs, strict=True)]
+    target = min(max(total, sum(lows)), sum(highs))
+    missing = target - sum(out)
+    if missing > 0:
+        order = sorted((i for i in range(len(out)) if out[i] < highs[i]), key=lambda i: (-(models[i] - out[i]), i))
+        for i in order[:missing]:
+            out[i] += 1
+    elif missing < 0:
+        order = sorted((i for i in range(len(out)) if out[i] > lows[i]), key=lambda i: (models[i] - out[i], i))
+        for i in order[:-missing]:
+            out[i] -= 1
+    return out
+
+
+def _alone(currency: str, net: int, values: dict[str, Money]) -> Shown:
+    rounded = {k: round_half_even(values[k]) for k in ROUNDED}
+    model = _start(values, rounded["ai_cost"])
+    return Shown(currency, net, **rounded, model_cost=model, compute_cost=rounded["ai_cost"] - model)
+
+
+def _start(values: dict[str, Money], ai_shown: int) -> int:
+    """One row's model cost: rounded half-even, moved into the bounds that keep it and the
+    compute cost (ai_shown − it) within a unit of their exact values."""
+    m, c = values["model_cost"], values["compute_cost"]
+    lo, hi = max(_floor(m), ai_shown - _ceil(c)), min(_ceil(m), ai_shown - _floor(c))
+    return min(max(round_half_even(m), lo), hi)
+
+
 def _rounded(rows: Sequence[tuple[str, int, dict[str, Money]]]) -> list[Shown]:
-    """(currency, net revenue, exact costs) rows → shown rows; per currency, per column,
-    round_to_total."""
+    """(currency, net revenue, exact figures) rows → shown rows; per currency, per column,
+    round_to_total; model and compute split within each row (split_column) to add up to
+    the summary's split."""
     by_currency: dict[str, list[int]] = {}
     for i, (currency, _, _) in enumerate(rows):
         by_currency.setdefault(currency, []).append(i)
     out: list[dict[str, Any]] = [{"currency": c, "net_revenue": int(net)} for c, net, _ in rows]
-    for indexes in by_currency.values():
+    for currency, indexes in by_currency.items():
         for name in ROUNDED:
             for i, value in zip(indexes, round_to_total([rows[i][2][name] for i in indexes]), strict=True):
                 out[i][name] = value
+        totals = {k: sum((rows[i][2][k] for i in indexes), Decimal(0)) for k in ROUNDED + SPLIT}
+        summary = _alone(currency, 0, totals)
+        models = split_column(
+            [rows[i][2]["model_cost"] for i in indexes],
+            [rows[i][2]["compute_cost"] for i in indexes],
+            [out[i]["ai_cost"] for i in indexes],
+            summary.model_cost,
+        )
+        for i, model in zip(indexes, models, strict=True):
+            out[i]["model_cost"], out[i]["compute_cost"] = model, out[i]["ai_cost"] - model
     return [Shown(**values) for values in out]
 
 
 def shown(figures: Figures | DayRow) -> Shown:
-    """One figure shown alone (a summary): each exact amount rounded half-even."""
-    values = _values(figures)
-    return Shown(figures.currency, int(figures.net_revenue), **{k: round_half_even(v) for k, v in values.items()})
+    """One figure shown alone (a summary): AI cost, profit, waste and failed cost each its
+    exact amount rounded half-even; model and compute split to add up to the AI cost."""
+    return _alone(figures.currency, int(figures.net_revenue), _values(figures))
 
 
 def shown_rows(rows: Sequence[Figures | DayRow]) -> list[Shown]:
@@ -91,9 +148,4 @@ def shown_records(records: Sequence[Mapping[str, Any]]) -> list[Shown]:
 
 def shown_record(record: Mapping[str, Any]) -> Shown:
     """A summary record shown alone."""
-    values = _record_values(record)
-    return Shown(
-        record["currency"],
-        int(record.get("net_revenue_minor", 0)),
-        **{k: round_half_even(v) for k, v in values.items()},
-    )
+    return _alone(record["currency"], int(record.get("net_revenue_minor", 0)), _record_values(record))
