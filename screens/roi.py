@@ -62,7 +62,7 @@ from fsar_tui.services.attribution_report import flat_rows, method_attribution
 from fsar_tui.services.roi_report import breakdown_rows
 from fsar_tui.widgets.key_bar import KeyBar
 from fsar_tui.widgets.keyed_table import MAX_COLUMN_WIDTH, KeyedTable
-from fsar_tui.widgets.safe_text import safe_text
+from fsar_tui.widgets.safe_text import safe_line
 from fsar_tui.widgets.status_header import StatusHeader
 from fsar_tui.widgets.text_panel import TextPanel
 
@@ -101,7 +101,7 @@ def unpriced_text(costs: list[roi.CostRow]) -> Text | None:
     text = Text(no_wrap=True, overflow="ellipsis")
     text.append(f"{sum(by_model.values()):,} attempts without a price", style="bold yellow")
     text.append(" (model cost unknown, not counted): ")
-    text.append_text(safe_text(", ".join(f"{m} ×{n:,}" for m, n in list(by_model.items())[:4])))
+    text.append_text(safe_line(", ".join(f"{m} ×{n:,}" for m, n in list(by_model.items())[:4])))
     return text
 
 
@@ -164,7 +164,7 @@ def funnel_text(funnel: list[tuple]) -> Text:
         )
         for reason, n in e["reasons"][:4]:
             text.append("   ")
-            text.append_text(safe_text(reason))
+            text.append_text(safe_line(reason))
             text.append(f" {n:,}\n")
     return text
 
@@ -323,7 +323,7 @@ class RoiScreen(FsarScreen):
         for (key, row), v in zip(found, shown_rows([row for _, row in found]), strict=True):
             c = row.currency
             cell = {
-                self.by: safe_text(key),
+                self.by: safe_line(key),
                 "net revenue": Text(money(v.net_revenue, c)),
                 "AI cost": Text(money(v.ai_cost, c)),
                 "profit": Text(money(v.profit, c), style="red" if v.profit < 0 else ""),
@@ -386,8 +386,8 @@ class RoiScreen(FsarScreen):
                     [
                         Text(str(flag.severity), style=style),
                         Text(flag.rule),
-                        safe_text(flag.subject),
-                        safe_text(flag.reason),
+                        safe_line(flag.subject),
+                        safe_line(flag.reason),
                     ],
                 )
             )
@@ -411,11 +411,11 @@ class RoiScreen(FsarScreen):
     def render_flag_entries(self, data: tuple[Any, list[fraud_queries.FlagEntry]]) -> None:
         self.clear_problem("roi-flag-entries")
         flag, entries = data
-        head = [safe_text(flag.reason), Text(f"{flag.count:,} entries; newest:", style="dim")]
+        head = [safe_line(flag.reason), Text(f"{flag.count:,} entries; newest:", style="dim")]
         rows = []
         for e in entries:
             row = Text(f"#{e.id} {e.occurred_at:%m-%d %H:%M} {safe_str(e.kind)} {money(e.amount_minor, e.currency)} ")
-            rows.append(row.append_text(safe_text(e.customer_id or "")))
+            rows.append(row.append_text(safe_line(e.customer_id or "")))
         # As many as the panel's height holds; the last line says how many more the flag has.
         self.query_one("#flag-entries", TextPanel).show_rows(head, rows, total=flag.count, what="entries")
 

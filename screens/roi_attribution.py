@@ -15,8 +15,9 @@ from rich.text import Text
 from fsar_tui.db.roi import RoiData
 from fsar_tui.domain import attribution, roi
 from fsar_tui.domain.formatting import duration, money
+from fsar_tui.domain.sanitize import one_line
 from fsar_tui.services import attribution_report
-from fsar_tui.widgets.safe_text import safe_text
+from fsar_tui.widgets.safe_text import safe_line
 
 SAME = attribution_report.SAME
 # Implemented ideas, their revenue per idea, ideas worked on, cost per idea, median time to
@@ -41,7 +42,7 @@ def notice_text(flats: dict[str, attribution.Flat], by: str, method: str) -> Tex
             text.append("\n")
         point, _, why = attribution.notice(method, by, f).partition(": ")
         text.append(f"{point}: ", style="bold yellow")
-        text.append(why)
+        text.append(one_line(why))
         if method == "cost":
             text.append(" (a: another method)", style="dim")
     return text
@@ -63,7 +64,7 @@ def per_idea_rows(data: RoiData, by: str) -> list[tuple[Hashable, list[Text]]]:
             (
                 (key, c),
                 [
-                    safe_text(key),
+                    safe_line(key),
                     Text(f"{f.implemented:,}"),
                     Text(money(f.revenue_per_idea, c)),
                     Text(f"{f.worked_on:,}"),

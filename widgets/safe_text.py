@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from fsar_tui.domain.sanitize import safe_str, strip_controls
+from fsar_tui.domain.sanitize import one_line, safe_str, strip_controls
 
 
 def inert(text: str) -> Text:
@@ -17,3 +17,8 @@ def inert(text: str) -> Text:
 def safe_text(value: object, *, reveal: bool | None = None) -> Text:
     """Untrusted value → Text that is inert and, unless revealed, redacted."""
     return Text(safe_str(value, reveal=reveal))
+
+
+def safe_line(value: object, *, reveal: bool | None = None) -> Text:
+    """safe_text on one line (sanitize.one_line): for a name in a table row or a notice."""
+    return Text(one_line(safe_str(value, reveal=reveal)))

@@ -15,7 +15,9 @@ Task payloads, errors and worker names come from AI agents. Before display:
 - Rich markup is never interpreted: widgets/safe_text.py builds a `rich.text.Text` from
   the plain string (never `Text.from_markup`), so `[bold red]x[/]` shows as typed.
 Then `redact.py` hides secrets and personal data. `safe_str()` does both (pure: this
-module imports nothing outside the standard library and the domain).
+module imports nothing outside the standard library and the domain). A name shown where
+one line is expected (a table row, a notice line: model names, idea ids) also goes through
+`one_line`, which shows each line break as NEWLINE_MARK.
 """
 
 from __future__ import annotations
@@ -63,6 +65,17 @@ def strip_controls(text: str, *, keep_tabs: bool = False) -> str:
     text = _FORMAT.sub("", text)
     text = _SEPARATORS.sub(" ", text)
     return text if keep_tabs else text.replace("\t", "    ")
+
+
+NEWLINE_MARK = "\u2424"  # ␤, one cell wide: where an agent-written name had a line break
+
+
+def one_line(text: str) -> str:
+    """`text` made safe (strip_controls, which removes every other line-breaking character
+    and turns U+2028/2029 into spaces) and on one line: each newline shown as NEWLINE_MARK,
+    so that "a\\nb" can neither pass for two rows nor split a notice, and stays told apart
+    from "a b"."""
+    return strip_controls(text).replace("\n", NEWLINE_MARK)
 
 
 def has_unsafe(text: str) -> bool:

@@ -18,7 +18,7 @@ from fsar_tui.db.roi import RoiData
 from fsar_tui.domain import attribution, roi
 from fsar_tui.domain.formatting import duration, money
 from fsar_tui.domain.idea_figures import IdeaFigures, per_idea
-from fsar_tui.domain.sanitize import safe_str
+from fsar_tui.domain.sanitize import one_line, safe_str
 
 SAME = "same"  # the ROI cell of a breakdown whose column cannot rank
 HINT = {
@@ -107,7 +107,7 @@ def roi_cell(rec: dict, row: dict, text: str) -> str:
 
 def notice_lines(rec: dict) -> list[str]:
     hint = HINT.get(rec.get("attribution", ""), "")
-    return [u["notice"] + (f"; {hint}" if hint else "") for u in rec.get("uninformative", [])]
+    return [one_line(u["notice"]) + (f"; {hint}" if hint else "") for u in rec.get("uninformative", [])]
 
 
 PER_IDEA_HEADER = ("implemented", "revenue/idea", "worked on", "cost/idea", "to 1st revenue", "waiting")
@@ -132,7 +132,7 @@ def per_idea_table(rec: dict) -> list[str]:
         return []
     by = rec["by"]
     header = [by, "currency", *PER_IDEA_HEADER]
-    body = [[str(r[by]), r["currency"] or "-", *per_idea_cells(r)] for r in rows]
+    body = [[one_line(str(r[by])), r["currency"] or "-", *per_idea_cells(r)] for r in rows]
     widths = [max(len(c) for c in col) for col in zip(header, *body, strict=True)]
     lines = [
         "",
@@ -165,6 +165,6 @@ def markdown_lines(roi_rec: dict, escape: Callable[[str], str]) -> list[str]:
             "|---|---|" + "---|" * len(PER_IDEA_HEADER),
         ]
         for r in rows:
-            cells = [escape(str(r[by])), r["currency"] or "-", *per_idea_cells(r)]
+            cells = [escape(one_line(str(r[by]))), r["currency"] or "-", *per_idea_cells(r)]
             out.append("| " + " | ".join(cells) + " |")
     return out

@@ -24,7 +24,7 @@ from fsar_tui.domain import json_decimal, roi
 from fsar_tui.domain.attribution import DEFAULT as DEFAULT_METHOD
 from fsar_tui.domain.formatting import fine_money, money
 from fsar_tui.domain.roi_display import shown_record, shown_records
-from fsar_tui.domain.sanitize import safe_str
+from fsar_tui.domain.sanitize import one_line, safe_str
 from fsar_tui.services import attribution_report
 
 MONEY_FIELDS = (
@@ -124,7 +124,7 @@ def unpriced_line(rec: dict, shown_models: int = 5) -> str | None:
     if not unpriced["total"]:
         return None
     models = list(unpriced["by_model"].items())
-    named = ", ".join(f"{m} ×{n:,}" for m, n in models[:shown_models])
+    named = ", ".join(f"{one_line(m)} ×{n:,}" for m, n in models[:shown_models])
     more = f" and {len(models) - shown_models} more" if len(models) > shown_models else ""
     return (
         f"{unpriced['total']:,} attempt(s) without a price — model cost unknown, not counted: {named}{more} "
@@ -158,7 +158,8 @@ def table(rec: dict) -> str:
     if unpriced:
         lines.append(unpriced)
     for u in rec["unattributed"]:
-        lines.append(f"unattributed {money(u['net_revenue_minor'], u['currency'])}: {'; '.join(u['why'][:5])}")
+        why = one_line("; ".join(u["why"][:5]))
+        lines.append(f"unattributed {money(u['net_revenue_minor'], u['currency'])}: {why}")
     lines += attribution_report.notice_lines(rec)
     by = rec["by"]
     rows = rec["breakdown"]
@@ -173,7 +174,7 @@ def table(rec: dict) -> str:
         header = [by, "ok", "failed", "net revenue", "AI cost", "waste", "profit", "ROI", "cost/ok"]
         body = [
             [
-                str(r[by]),
+                one_line(str(r[by])),
                 f"{r['tasks_succeeded']:,}",
                 f"{r['tasks_failed'] + r['tasks_cancelled']:,}",
                 money(v.net_revenue, v.currency),
@@ -246,7 +247,7 @@ def markdown_lines(rec: dict, escape: Callable[[str], str]) -> list[str]:
     for u in rec["unattributed"]:
         out.append(
             f"\nUnattributed revenue: {money(u['net_revenue_minor'], u['currency'])} "
-            f"({escape('; '.join(u['why'][:5]))})."
+            f"({escape(one_line('; '.join(u['why'][:5])))})."
         )
     out += [
         "",
@@ -258,7 +259,8 @@ def markdown_lines(rec: dict, escape: Callable[[str], str]) -> list[str]:
     for r, v in zip(rec["breakdown"], shown_records(rec["breakdown"]), strict=True):
         c = r["currency"]
         out.append(
-            f"| {escape(r['type'])} | {c} | {r['tasks_succeeded']:,} | {r['tasks_failed'] + r['tasks_cancelled']:,} | "
+            f"| {escape(one_line(r['type']))} | {c} | {r['tasks_succeeded']:,} | "
+            f"{r['tasks_failed'] + r['tasks_cancelled']:,} | "
             f"{money(v.net_revenue, c)} | {money(v.ai_cost, c)} | {money(v.waste, c)} | {money(v.profit, c)} | "
             f"{fine_money(r['cost_per_success_minor'], c)} |"
         )
