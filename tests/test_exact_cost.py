@@ -229,6 +229,7 @@ def test_a_price_change_mid_window_prices_each_attempt_at_its_own_start(db_dsn):
 def unpriced_history(dsn: str) -> tuple[int, int]:
     """A priced task, and a task of a model with no price whose two attempts used tokens."""
     add_price(dsn, MODEL, IN, OUT)
+    add_rate(dsn, RATE)  # no compute rate would leave the priced one's attempt unpriced too (revision 0028)
     (now,) = q(dsn, "SELECT now()")[0]
     priced = new_task(dsn, MODEL)
     claim_at(dsn, priced, now - timedelta(minutes=20))

@@ -127,6 +127,9 @@ FUNCTIONS: tuple[FunctionRight, ...] = (
     FunctionRight("fsar_task_rollups_changed()", None, "trigger: duration samples"),
     FunctionRight("fsar_price_attempt()", None, "trigger: an attempt's exact cost, waste"),
     FunctionRight("fsar_model_price_at(text,timestamp with time zone)", None, "pricing: the price in force"),
+    FunctionRight(
+        "fsar_model_price_in(text,text,timestamp with time zone)", None, "pricing: the price in force in a currency"
+    ),
     FunctionRight("fsar_compute_rate_at(text,timestamp with time zone)", None, "pricing: the compute rate in force"),
     FunctionRight("fsar_token_cost(bigint,bigint,numeric,numeric)", None, "pricing: tokens × price (pure)"),
     FunctionRight(
@@ -136,6 +139,7 @@ FUNCTIONS: tuple[FunctionRight, ...] = (
         "fsar_run_cost(timestamp with time zone,timestamp with time zone,numeric)", None, "pricing: run time × rate"
     ),
     FunctionRight("fsar_ledger_daily_changed()", None, "trigger: ledger rollup"),
+    FunctionRight("fsar_bulk_loader()", None, "triggers: is this the owner's bulk load"),
     FunctionRight("fsar_fraud_velocity_changed()", None, "trigger: fraud velocity state"),
     FunctionRight("fsar_stripe_event_funnel()", None, "trigger: payment funnel rollup"),
     FunctionRight("fsar_control_changed()", None, "trigger: NOTIFY of rollouts and blocks"),
