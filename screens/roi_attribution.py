@@ -21,8 +21,9 @@ from fsar_tui.widgets.safe_text import safe_line
 
 SAME = attribution_report.SAME
 # Implemented ideas, their revenue per idea, ideas worked on, cost per idea, median time to
-# first revenue, implemented ideas not earning since (domain/idea_figures.py).
-PER_IDEA_COLUMNS = ("ideas", "rev/idea", "worked on", "cost/idea", "1st rev.", "waiting")
+# first revenue, implemented ideas that earned only before their completion, implemented
+# ideas with no revenue (domain/idea_figures.py).
+PER_IDEA_COLUMNS = ("ideas", "rev/idea", "worked on", "cost/idea", "1st rev.", "rev. before", "waiting")
 
 
 def status_part(method: str, per_idea: bool, by: str) -> str:
@@ -70,6 +71,7 @@ def per_idea_rows(data: RoiData, by: str) -> list[tuple[Hashable, list[Text]]]:
                     Text(f"{f.worked_on:,}"),
                     Text(money(f.cost_per_idea, c)),
                     Text(duration(f.first_revenue_median_s)),
+                    Text(f"{f.earned_before:,}", style="yellow" if f.earned_before else ""),
                     Text(f"{f.waiting:,}", style="yellow" if f.waiting else ""),
                 ],
             )

@@ -154,7 +154,7 @@ def test_roi_cli_attribution(models_db, run_cli):
         assert out.returncode == 0, out.stderr
         assert json.loads(out.stdout) == json.loads(json_decimal.dumps(records(data, "model", method)))
     default = json.loads(run_cli("roi", "--dsn", models_db, "--by", "model", "--format", "json").stdout)
-    assert default["attribution"] == attribution.DEFAULT == "completing"
+    assert default["attribution"] == attribution.DEFAULT == "equal"  # issue 17 review, point 7
     table = run_cli("roi", "--dsn", models_db, "--by", "model", "--attribution", "cost")
     assert table.returncode == 0, table.stderr
     assert "attribution: cost-proportional" in table.stdout
@@ -177,7 +177,7 @@ def test_report_names_the_method(models_db, run_cli):
     assert rep["roi"]["attribution"] == "cost" and rep["roi"]["attribution_method"] == roi.METHOD
     md = run_cli("report", "--dsn", models_db, "--period", "30d")
     assert md.returncode == 0, md.stderr
-    assert f"Attribution: {attribution.DESCRIPTIONS['completing']}." in md.stdout
+    assert f"Attribution: {attribution.DESCRIPTIONS['equal']}." in md.stdout  # the default
     assert "### Per idea, by type" in md.stdout
 
 
@@ -198,12 +198,9 @@ async def test_screen_key_cycles_the_method_and_the_status_says_which(models_db)
             at = table.column_names.index("ROI")
             return {k[0]: table.get_row(k)[at].plain for k in table.keys if k[0] in (CHEAP, DEAR)}
 
-        assert "attribution: completing task (a)" in status()
+        assert "attribution: equal split (a)" in status()  # the default (issue 17 review, point 7)
         await pilot.press("b")
         assert await until(pilot, lambda: table.column_names[1] == "model")
-        assert roi_cells() == {CHEAP: "4,900.0%", DEAR: "400.0%"} and not notice.display
-        await pilot.press("a")
-        assert await until(pilot, lambda: "attribution: equal split (a)" in status())
         assert roi_cells() == {CHEAP: "4,900.0%", DEAR: "400.0%"} and not notice.display
         await pilot.press("a")
         assert await until(pilot, lambda: "attribution: cost-proportional (a)" in status())
@@ -212,13 +209,15 @@ async def test_screen_key_cycles_the_method_and_the_status_says_which(models_db)
         assert notice.display and notice.content.plain.startswith("ROI cannot rank models: cost-proportional")
         await pilot.press("a")
         assert await until(pilot, lambda: "attribution: completing task (a)" in status())
-        assert not notice.display
+        assert roi_cells() == {CHEAP: "4,900.0%", DEAR: "400.0%"} and not notice.display
+        await pilot.press("a")
+        assert await until(pilot, lambda: "attribution: equal split (a)" in status())
         # Per-idea figures (i), and back.
         await pilot.press("i")
         assert await until(pilot, lambda: "ideas" in table.column_names)
         assert "per idea (i)" in status()
         cheap = [c.plain for c in table.get_row((CHEAP, "USD"))[1:]]
-        assert cheap == [CHEAP, "2", "100.00 USD", "4", "1.00 USD", "2h00m", "0"]
+        assert cheap == [CHEAP, "2", "100.00 USD", "4", "1.00 USD", "2h00m", "0", "0"]
         await pilot.press("i")
         assert await until(pilot, lambda: "ROI" in table.column_names)
         bindings = {b.id: b.key for b in screen.BINDINGS if getattr(b, "id", None)}
@@ -383,14 +382,37 @@ def test_per_idea_figures_by_hand():
     ledger = [roi.LedgerRow("i1", "revenue", "USD", 1, 5_000), roi.LedgerRow("i2", "revenue", "EUR", 1, 700)]
     done = {
         "i1": Completion("i1", "implement_idea", "m1", 0, WHEN, WHEN + timedelta(hours=2)),
+        # i2 earned in the window, all of it before its completing task finished: earned
+        # before, not waiting (issue 17 review, point 7); i3 earned nothing: waiting.
         "i2": Completion("i2", "implement_idea", "m1", 0, WHEN, None),
+        "i3": Completion("i3", "implement_idea", "m1", 0, WHEN, None),
     }
     rows = dict(per_idea("model", costs, ledger, done))
     m1_usd, m1_eur, m2_usd = rows[("m1", "USD")], rows[("m1", "EUR")], rows[("m2", "USD")]
-    assert (m1_usd.implemented, m1_usd.worked_on, m1_usd.revenue_per_idea, m1_usd.cost_per_idea) == (2, 2, 2_500, 201)
-    assert (m1_eur.revenue_per_idea, m1_eur.cost_per_idea) == (350, 0)
-    assert (m1_usd.first_revenue_median_s, m1_usd.waiting) == (7200, 1)
+    assert (m1_usd.implemented, m1_usd.worked_on, m1_usd.revenue_per_idea, m1_usd.cost_per_idea) == (3, 2, 1_667, 201)
+    assert (m1_eur.revenue_per_idea, m1_eur.cost_per_idea) == (233, 0)
+    assert (m1_usd.first_revenue_median_s, m1_usd.earned_before, m1_usd.waiting) == (7200, 1, 1)
     assert (m2_usd.implemented, m2_usd.revenue_per_idea, m2_usd.worked_on, m2_usd.cost_per_idea) == (0, None, 1, 1_000)
     assert m2_usd.first_revenue_median_s is None
     with pytest.raises(ValueError):
         per_idea("day", costs, ledger, done)
+
+
+def test_the_last_of_many_implementation_tasks_takes_all_under_completing_not_equal():
+    """Issue 17 review, point 7: an idea implemented by many tasks, the last finishing after
+    all its revenue — completing gives the whole revenue to whichever model ran last (a
+    lottery), equal (the default) splits it by successful tasks; per idea, the revenue
+    came before completion, not "waiting"."""
+    costs = [
+        roi.CostRow("implement_idea", "m1", 0, "i1", "USD", 9, 0, 0, 900, 0, 0),
+        roi.CostRow("implement_idea", "m2", 0, "i1", "USD", 1, 0, 0, 100, 0, 0),
+    ]
+    ledger = [roi.LedgerRow("i1", "revenue", "USD", 30, 10_000)]
+    done = {"i1": Completion("i1", "implement_idea", "m2", 0, WHEN, None)}  # no revenue after it
+    assert attribution.DEFAULT == "equal"
+    by_completing = attribution.attribute("completing", costs, ledger, done).by_group
+    assert {g[1]: v for (g, c), v in by_completing.items() if c == "USD"} == {"m2": 10_000}
+    by_equal = attribution.attribute("equal", costs, ledger, done).by_group
+    assert {g[1]: v for (g, c), v in by_equal.items() if c == "USD"} == {"m1": 9_000, "m2": 1_000}
+    m2 = dict(per_idea("model", costs, ledger, done))[("m2", "USD")]
+    assert (m2.implemented, m2.earned_before, m2.waiting, m2.first_revenue_median_s) == (1, 1, 0, None)

@@ -5,13 +5,16 @@ rollout revision) groups earn it. Every method splits an idea's net revenue in o
 currency exactly (largest remainder, domain/roi.split: the parts add up to the minor
 unit), and revenue it cannot place is "unattributed" — its own line, with the reason.
 
-- completing (the default): the idea's whole net revenue goes to the group of the task
-  that completed it — its last successful idea_implementation / implement_idea task
-  finished before the window's end, whenever that was (db/idea_completions.py reads it).
-  Ideas with no such task are unattributed.
-- equal: split equally over the idea's tasks that succeeded in the window (any type):
-  each group's share is in proportion to its successful tasks of the idea. Ideas with
-  no successful task in the window are unattributed.
+- completing: the idea's whole net revenue goes to the group of the task that completed
+  it — its last successful idea_implementation / implement_idea task finished before the
+  window's end, whenever that was (db/idea_completions.py reads it). Ideas with no such
+  task are unattributed. Meaningful when an idea is implemented once and earns
+  afterwards; where implementation tasks keep running while the idea earns (the seed:
+  ~1,000 a month per idea), the last one finishes after all the revenue and the month's
+  revenue goes to whichever model ran last — a lottery, not a ranking.
+- equal (the default): split equally over the idea's tasks that succeeded in the window
+  (any type): each group's share is in proportion to its successful tasks of the idea.
+  Ideas with no successful task in the window are unattributed.
 - cost: cost-proportional (domain/roi.attribute), kept for accounting: in proportion to
   the groups' AI cost on the idea. A group's ROI is then the cost-weighted mean of the
   ROIs of the ideas it worked on — it says which ideas a group worked on, never how
@@ -39,7 +42,7 @@ from fsar_tui.domain import roi
 from fsar_tui.domain.roi import Attribution, CostRow, Figures, GroupKey, LedgerRow
 
 METHODS = ("completing", "equal", "cost")
-DEFAULT = "completing"
+DEFAULT = "equal"
 NAMES = {"completing": "completing task", "equal": "equal split", "cost": "cost-proportional"}
 DESCRIPTIONS = {
     "completing": "completing task (an idea's net revenue to the group of its last successful "

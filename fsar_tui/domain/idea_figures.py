@@ -11,7 +11,10 @@ tasks or ledger entries in the window):
   had tasks for (worked on);
 - time to first revenue: the median, over its implemented ideas that have earned since,
   of (the idea's first revenue entry at or after the completing task's finish − that
-  finish); ideas not earning since are counted as waiting.
+  finish); ideas with no revenue since are counted as earned before (revenue in the
+  window, all of it before the completing task finished: the idea earned before it was
+  "completed", as when its implementation tasks run on after it launched) or waiting
+  (no revenue in the window at all).
 Money is per currency, never converted; averages are rounded half-even to the minor unit
 (cost per idea from the exact decimal cost). Pure; no I/O.
 """
@@ -52,7 +55,8 @@ class IdeaFigures:
     revenue: int = 0  # net revenue in the window of the ideas it implemented
     idea_cost: Money = 0  # its AI cost on tasks with an idea
     first_revenue_s: list[float] = field(default_factory=list)
-    waiting: int = 0  # implemented ideas with no revenue since their completion
+    waiting: int = 0  # implemented ideas with no revenue in the window at all
+    earned_before: int = 0  # implemented ideas whose window revenue all came before their completion
 
     @property
     def revenue_per_idea(self) -> int | None:
@@ -78,13 +82,19 @@ def per_idea(
     worked_on: dict[str, set[str]] = defaultdict(set)
     delays: dict[str, list[float]] = defaultdict(list)
     waiting: dict[str, int] = defaultdict(int)
+    earned_before: dict[str, int] = defaultdict(int)
+    ledger = list(ledger)
+    earning = {row.idea for row in ledger if row.kind == "revenue" and row.entries > 0}
     revenue: dict[tuple[str, str], int] = defaultdict(int)
     cost: dict[tuple[str, str], Money] = defaultdict(int)
     for idea, c in completions.items():
         key = group_label(c.group, dim)
         implemented[key].add(idea)
         if c.first_revenue_at is None:
-            waiting[key] += 1
+            if idea in earning:
+                earned_before[key] += 1
+            else:
+                waiting[key] += 1
         else:
             delays[key].append(max(0.0, (c.first_revenue_at - c.finished_at).total_seconds()))
     for row in costs:
@@ -116,6 +126,7 @@ def per_idea(
                         cost.get((key, currency), 0),
                         sorted(delays[key]),
                         waiting[key],
+                        earned_before[key],
                     ),
                 )
             )

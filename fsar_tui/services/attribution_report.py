@@ -74,6 +74,7 @@ def per_idea_record(key: str, f: IdeaFigures, by: str) -> dict[str, Any]:
         "first_revenue_median_s": f.first_revenue_median_s,
         "ideas_earning_since": len(f.first_revenue_s),
         "ideas_waiting_for_revenue": f.waiting,
+        "ideas_earning_before_completion": f.earned_before,
     }
 
 
@@ -110,7 +111,15 @@ def notice_lines(rec: dict) -> list[str]:
     return [one_line(u["notice"]) + (f"; {hint}" if hint else "") for u in rec.get("uninformative", [])]
 
 
-PER_IDEA_HEADER = ("implemented", "revenue/idea", "worked on", "cost/idea", "to 1st revenue", "waiting")
+PER_IDEA_HEADER = (
+    "implemented",
+    "revenue/idea",
+    "worked on",
+    "cost/idea",
+    "to 1st revenue",
+    "earned before",
+    "waiting",
+)
 
 
 def per_idea_cells(r: dict) -> list[str]:
@@ -121,6 +130,7 @@ def per_idea_cells(r: dict) -> list[str]:
         f"{r['ideas_worked_on']:,}",
         money(r["cost_per_idea_minor"], c),
         duration(r["first_revenue_median_s"]),
+        f"{r['ideas_earning_before_completion']:,}",
         f"{r['ideas_waiting_for_revenue']:,}",
     ]
 
@@ -138,7 +148,7 @@ def per_idea_table(rec: dict) -> list[str]:
         "",
         (
             f"per idea, by {by} (implemented: its task completed the idea; to 1st revenue: median time from that "
-            "task's finish; waiting: no revenue since)"
+            "task's finish; earned before: revenue before completion, none since; waiting: no revenue)"
         ),
     ]
     for i, row in enumerate([header, *body]):
