@@ -77,11 +77,13 @@ FINISHED = (
 def test_the_bulk_flag_hides_nothing_from_a_fleet_role(db_dsn, fleet):
     with psycopg.connect(fleet) as conn:
         conn.execute("SET LOCAL fsar.bulk_load = 'on'")
-        task_id = conn.execute(
+        row = conn.execute(
             "INSERT INTO execution_tasks (task_type, ai_model, status, attempt, started_at, finished_at, "
             "cost_minor, currency, idea_id) VALUES ('s7', 'm-usd', 'succeeded', 1, now() - interval '1 minute', "
             "now(), 500, 'USD', 'idea-s7') RETURNING id"
-        ).fetchone()[0]
+        ).fetchone()
+        assert row is not None
+        task_id = row[0]
         conn.execute(
             "INSERT INTO ledger_entries (source, external_id, kind, amount_minor, currency, occurred_at, idea_id, "
             "customer_id) VALUES ('stripe', 'evt_s7', 'revenue', 10000, 'USD', now(), 'idea-s7', 'cus_s7')"

@@ -6,6 +6,7 @@ and the way back down rounding to whole minor units."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -70,3 +71,32 @@ def test_history_is_repriced_where_it_can_be_and_the_rest_said(empty_dsn, run_cl
         (0, 0)
     ]
     migrations.migrate(empty_dsn)
+
+
+MID = (
+    "INSERT INTO execution_tasks (task_type, ai_model, status, attempt, max_attempts, queued_at, started_at, "
+    "worker_id, cost_minor, currency, compute_cost_minor) VALUES ('implement_idea', 'mini', %s, %s, 3, "
+    "now() - interval '2 hours', %s, %s, %s, 'USD', %s) RETURNING id"
+)
+
+
+def test_tasks_mid_retry_keep_their_cost_as_waste(empty_dsn, run_cli):
+    """A task queued again after an attempt, or running a later one, at the upgrade: the
+    cost it carries is of attempts that did not succeed — all waste, none dropped."""
+    migrations.migrate(empty_dsn, BEFORE)
+    queued = q(empty_dsn, MID, ("queued", 1, None, None, 12, 2))[0][0]
+    now = datetime.now(UTC)
+    running = q(empty_dsn, MID, ("running", 2, now, "w1", 30, 3))[0][0]
+    fresh = q(empty_dsn, MID, ("running", 1, now, "w1", None, None))[0][0]
+
+    out = run_cli("migrate", "--dsn", empty_dsn)
+    assert out.returncode == 0, out.stderr
+    assert "2 kept as their old whole-minor-unit sum" in out.stdout and "of which 2 mid-retry" in out.stdout
+    assert "(more than one attempt:" not in out.stdout  # the queued attempt-1 task had one
+
+    sql = "SELECT id, cost_minor, compute_cost_minor, waste_minor FROM execution_tasks"
+    rows = {r[0]: r[1:] for r in q(empty_dsn, sql)}
+    assert rows[queued] == (12, 2, 14)
+    assert rows[running] == (30, 3, 33)
+    assert rows[fresh] == (None, None, None)
+    assert q(empty_dsn, COST_DRIFT_SQL) == []

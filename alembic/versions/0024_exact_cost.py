@@ -263,6 +263,10 @@ _RESAMPLED = f"""FROM execution_tasks t CROSS JOIN rollup_state st
                          OR coalesce(t.input_tokens, 0) + coalesce(t.output_tokens, 0) > 0)"""
 
 
+# A task mid-retry: its cost is of attempts that did not succeed (the running one's is not in it yet).
+MID_RETRY = "status = 'queued' AND attempt >= 1 OR status = 'running' AND attempt >= 2"
+
+
 def _samples(n: int) -> None:
     op.execute(f"INSERT INTO task_duration_samples SELECT (fsar_task_sample(t, {n}::smallint)).* {_RESAMPLED}")
 
@@ -293,6 +297,10 @@ def upgrade() -> None:
         "SELECT count(*) FROM execution_tasks WHERE (cost_minor IS NOT NULL OR compute_cost_minor IS NOT NULL) "
         f"AND NOT ({one_attempt})"
     )
+    mid_retry = _count(
+        "SELECT count(*) FROM execution_tasks WHERE (cost_minor IS NOT NULL OR compute_cost_minor IS NOT NULL) "
+        f"AND ({MID_RETRY})"
+    )
     # One rewrite: the types change and single-attempt tasks are repriced in the same pass.
     op.execute(f"""
         ALTER TABLE execution_tasks
@@ -311,7 +319,10 @@ def upgrade() -> None:
     op.execute("SET LOCAL fsar.bulk_load = 'on'")  # no trigger fires on the updates below
     # Waste: all of a task that did not succeed; of a success after retries, all but its
     # last attempt (recomputed from the last attempt's tokens and run, which were kept).
-    op.execute("""
+    # A task mid-retry (queued again after an attempt, or running its second or later):
+    # the cost it carries is of attempts that did not succeed — all waste. (This upgrade
+    # has shipped nowhere but this repository: changed in place, issue 17's review.)
+    op.execute(f"""
         UPDATE execution_tasks
         SET waste_minor = CASE
             WHEN status <> 'succeeded' THEN coalesce(cost_minor, 0) + coalesce(compute_cost_minor, 0)
@@ -321,6 +332,7 @@ def upgrade() -> None:
             END
         WHERE status IN ('failed', 'cancelled') AND (cost_minor IS NOT NULL OR compute_cost_minor IS NOT NULL)
            OR status = 'succeeded' AND attempt > 1
+           OR ({MID_RETRY}) AND (cost_minor IS NOT NULL OR compute_cost_minor IS NOT NULL)
     """)
     # A finished single attempt with tokens and no price in force: unpriced, not free.
     unpriced = _count(f"""
@@ -351,11 +363,14 @@ def upgrade() -> None:
         op.execute(f"REVOKE ALL ON FUNCTION {helper} FROM PUBLIC")
     log.info(
         "exact cost: %d task(s) with a cost; %d repriced exactly from their tokens and run time, "
-        "%d kept as their old whole-minor-unit sum (more than one attempt: earlier attempts' tokens "
-        "were never kept); %d finished attempt(s) with tokens but no price in force, counted as unpriced",
+        "%d kept as their old whole-minor-unit sum (more than one attempt or not finished: the tokens of "
+        "attempts before the last were never kept), of which %d mid-retry (queued again, or running a "
+        "later attempt): all of it waste; %d finished attempt(s) with tokens but no price in force, "
+        "counted as unpriced",
         total,
         total - kept,
         kept,
+        mid_retry,
         unpriced,
     )
 
