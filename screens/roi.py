@@ -68,9 +68,9 @@ from fsar_tui.widgets.text_panel import TextPanel
 
 WINDOW_DAYS = (1, 7, 30, 90)
 BREAKDOWNS = ("type", "model", "rollout", "idea", "day", "week")
-COLUMNS = ("ok", "failed", "net revenue", "AI cost", "waste", "profit", "ROI", "cost/ok", "model cost", "compute")
+COLUMNS = ("ok", "fail/canc", "net revenue", "AI cost", "waste", "profit", "ROI", "cost/ok", "model cost", "compute")
 # What a narrow terminal keeps first: what the row earns, costs, wastes and makes.
-PRIORITY = ("net revenue", "AI cost", "waste", "profit", "ROI", "cost/ok", "ok", "failed", "model cost", "compute")
+PRIORITY = ("net revenue", "AI cost", "waste", "profit", "ROI", "cost/ok", "ok", "fail/canc", "model cost", "compute")
 CORE = 5  # net revenue … ROI: the key is cut from the middle before one of these is dropped
 PERIOD_COLUMNS = ("net revenue", "AI cost", "profit")
 SCROLLBAR = 2  # the breakdown's vertical scrollbar, when it has more rows than lines
@@ -102,6 +102,9 @@ def unpriced_text(costs: list[roi.CostRow]) -> Text | None:
     text.append(f"{sum(by_model.values()):,} attempts without a price", style="bold yellow")
     text.append(" (model cost unknown, not counted): ")
     text.append_text(safe_line(", ".join(f"{m} ×{n:,}" for m, n in list(by_model.items())[:4])))
+    no_currency = roi.tasks_without_currency(costs)
+    if no_currency:  # their first attempt had no price: no currency, so in no row
+        text.append(f"; {no_currency:,} task(s) with no currency, in no row")
     return text
 
 
@@ -332,7 +335,7 @@ class RoiScreen(FsarScreen):
                 cell.update(
                     {
                         "ok": Text(f"{row.succeeded:,}"),
-                        "failed": Text(f"{row.failed + row.cancelled:,}"),
+                        "fail/canc": Text(f"{row.failed + row.cancelled:,}"),
                         "waste": Text(money(v.waste, c), style="yellow" if v.waste else ""),
                         "ROI": roi_attribution.roi_cell(flats, key, row, Text(pct(row.roi_pct))),
                         "cost/ok": Text(fine_money(row.cost_per_success, c)),

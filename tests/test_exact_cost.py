@@ -254,9 +254,14 @@ def test_an_attempt_without_a_price_is_unknown_counted_reported_and_gated(db_dsn
     assert roi.unpriced_by_model(data.costs) == {"gpt-9-preview": 2}
     assert roi.summary(data.costs, data.ledger)["USD"].model_cost == Decimal("1.25")  # the unknown is not 0 in it
     rec = records(data, "type")
-    assert rec["unpriced_attempts"] == {"total": 2, "by_model": {"gpt-9-preview": 2}}
+    # The unknown task has no currency (its first attempt had no price): in no row, and the
+    # notice says so (issue 17 review, point 9).
+    assert rec["unpriced_attempts"] == {"total": 2, "by_model": {"gpt-9-preview": 2}, "tasks_without_currency": 1}
     table = run_cli("roi", "--dsn", db_dsn, "--window", "2d")
-    assert "2 attempt(s) without a price — model cost unknown, not counted: gpt-9-preview ×2" in table.stdout
+    assert (
+        "2 attempt(s) without a price — model cost unknown, not counted: gpt-9-preview ×2; 1 task(s) with no "
+        "currency (first attempt unpriced) are in no row below"
+    ) in table.stdout
 
     with connect(db_dsn) as conn:
         rep = report.build(conn, 2)
@@ -290,7 +295,10 @@ async def test_the_roi_screen_says_how_many_attempts_have_no_price(db_dsn):
         assert isinstance(app.screen, RoiScreen)
         assert await until(pilot, lambda: app.screen.data is not None)
         summary = app.screen.query_one("#summary").content.plain
-        assert summary.startswith("2 attempts without a price (model cost unknown, not counted): gpt-9-preview ×2")
+        assert summary.startswith(
+            "2 attempts without a price (model cost unknown, not counted): gpt-9-preview ×2; 1 task(s) with no "
+            "currency, in no row"
+        )
 
 
 # -- a cheap model: 0.15 minor units an attempt is not 0 --------------------------------------
@@ -398,6 +406,8 @@ def test_ai_cost_is_rounded_once_from_its_exact_value(db_dsn, run_cli):
     table = run_cli("roi", "--dsn", db_dsn, "--window", "2d").stdout
     assert "AI cost 0.01 EUR (model 0.00 EUR, compute 0.01 EUR)" in table, table
     assert "profit -0.01 EUR, ROI -100.0%" in table
+    # The task count beside "ok" includes cancelled tasks and says so (review, point 9).
+    assert "ok  failed/cancelled" in table
     by_model = run_cli("roi", "--dsn", db_dsn, "--window", "2d", "--by", "model").stdout
     row = next(line for line in by_model.splitlines() if line.startswith(MODEL))
     assert "  0.01 EUR" in row and "-0.01 EUR" in row  # AI cost and profit as in the summary

@@ -190,6 +190,13 @@ def unpriced_by_model(costs: Iterable[CostRow]) -> dict[str, int]:
     return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
+def tasks_without_currency(costs: Iterable[CostRow]) -> int:
+    """Tasks in the window with no currency — their first attempt had no price, so no
+    currency was set: they are in no summary or breakdown row (money is per currency), and
+    the notice on attempts without a price says how many."""
+    return sum(row.succeeded + row.failed + row.cancelled for row in costs if not row.currency)
+
+
 def split(amount: int, weights: Sequence[Money]) -> list[int]:
     """`amount` split in proportion to non-negative `weights` (sum > 0), exactly: the
     parts add up to `amount` (largest remainder; ties to the earlier weight). Weights may

@@ -103,7 +103,11 @@ def records(data: RoiData, by: str, method: str = DEFAULT_METHOD) -> dict:
         "summary": [figures_record(f) for f in roi.summary(data.costs, data.ledger).values()],
         # Attempts with tokens and no model price in force at their start, in any currency
         # or none (such a task may have no currency): their model cost is unknown, not 0.
-        "unpriced_attempts": {"total": sum(by_model.values()), "by_model": by_model},
+        "unpriced_attempts": {
+            "total": sum(by_model.values()),
+            "by_model": by_model,
+            "tasks_without_currency": roi.tasks_without_currency(data.costs),
+        },
         "unattributed": [
             {"currency": c, "net_revenue_minor": a, "why": [safe_str(r) for r in attribution.reasons.get(c, [])]}
             for c, a in sorted(attribution.unattributed.items())
@@ -126,9 +130,15 @@ def unpriced_line(rec: dict, shown_models: int = 5) -> str | None:
     models = list(unpriced["by_model"].items())
     named = ", ".join(f"{one_line(m)} ×{n:,}" for m, n in models[:shown_models])
     more = f" and {len(models) - shown_models} more" if len(models) > shown_models else ""
+    no_currency = unpriced.get("tasks_without_currency", 0)
+    counted = (
+        f"; {no_currency:,} task(s) with no currency (first attempt unpriced) are in no row below"
+        if no_currency
+        else ""
+    )
     return (
-        f"{unpriced['total']:,} attempt(s) without a price — model cost unknown, not counted: {named}{more} "
-        "(add the model's price to model_prices: later attempts are priced, these stay unknown)"
+        f"{unpriced['total']:,} attempt(s) without a price — model cost unknown, not counted: {named}{more}"
+        f"{counted} (add the model's price to model_prices: later attempts are priced, these stay unknown)"
     )
 
 
@@ -171,7 +181,7 @@ def table(rec: dict) -> str:
             for r, v in zip(rows, shown_rows, strict=True)
         ]
     else:
-        header = [by, "ok", "failed", "net revenue", "AI cost", "waste", "profit", "ROI", "cost/ok"]
+        header = [by, "ok", "failed/cancelled", "net revenue", "AI cost", "waste", "profit", "ROI", "cost/ok"]
         body = [
             [
                 one_line(str(r[by])),
@@ -253,7 +263,10 @@ def markdown_lines(rec: dict, escape: Callable[[str], str]) -> list[str]:
         "",
         "### By task type",
         "",
-        "| type | currency | succeeded | failed | net revenue | AI cost | waste | profit | cost / success |",
+        (
+            "| type | currency | succeeded | failed / cancelled | net revenue | AI cost | waste | profit | "
+            "cost / success |"
+        ),
         "|" + "---|" * 9,
     ]
     for r, v in zip(rec["breakdown"], shown_records(rec["breakdown"]), strict=True):
