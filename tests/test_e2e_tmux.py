@@ -48,7 +48,7 @@ def test_real_app_in_tmux_against_a_seeded_database(run_cli, db_dsn, isolated_en
         wait_for(session, "type × model groups")  # the profiles screen, from the seeded history's rollups
         wait_for(session, "p90 per day")
         tmux("send-keys", "-t", session, "3")
-        wait_for(session, "attribution: completing task")  # the ROI screen
+        wait_for(session, "attribution: equal split")  # the ROI screen
         wait_for(session, "net ")
         tmux("send-keys", "-t", session, "4")
         wait_for(session, "every rollback ready")  # the seeded rollout targets, rehearsed
