@@ -99,8 +99,8 @@ def unpriced_text(costs: list[roi.CostRow]) -> Text | None:
     if not by_model:
         return None
     text = Text(no_wrap=True, overflow="ellipsis")
-    text.append(f"{sum(by_model.values()):,} attempts without a price", style="bold yellow")
-    text.append(" (model cost unknown, not counted): ")
+    text.append(f"{sum(by_model.values()):,} attempts without a price or rate", style="bold yellow")
+    text.append(" (cost unknown, not counted): ")
     text.append_text(safe_line(", ".join(f"{m} ×{n:,}" for m, n in list(by_model.items())[:4])))
     no_currency = roi.tasks_without_currency(costs)
     if no_currency:  # their first attempt had no price: no currency, so in no row

@@ -259,7 +259,7 @@ def test_an_attempt_without_a_price_is_unknown_counted_reported_and_gated(db_dsn
     assert rec["unpriced_attempts"] == {"total": 2, "by_model": {"gpt-9-preview": 2}, "tasks_without_currency": 1}
     table = run_cli("roi", "--dsn", db_dsn, "--window", "2d")
     assert (
-        "2 attempt(s) without a price — model cost unknown, not counted: gpt-9-preview ×2; 1 task(s) with no "
+        "2 attempt(s) without a price or compute rate — cost unknown, not counted: gpt-9-preview ×2; 1 task(s) with no "
         "currency (first attempt unpriced) are in no row below"
     ) in table.stdout
 
@@ -267,7 +267,7 @@ def test_an_attempt_without_a_price_is_unknown_counted_reported_and_gated(db_dsn
         rep = report.build(conn, 2)
     assert rep["roi"]["unpriced_attempts"]["total"] == 2
     markdown = report.render(rep, "md")
-    assert "**2 attempt(s) without a price — model cost unknown, not counted: gpt-9-preview ×2" in markdown
+    assert "**2 attempt(s) without a price or compute rate — cost unknown, not counted: gpt-9-preview ×2" in markdown
     csv_lines = report.render(rep, "csv").splitlines()
     assert "roi,unpriced_attempts,,gpt-9-preview,2" in csv_lines
 
@@ -296,7 +296,7 @@ async def test_the_roi_screen_says_how_many_attempts_have_no_price(db_dsn):
         assert await until(pilot, lambda: app.screen.data is not None)
         summary = app.screen.query_one("#summary").content.plain
         assert summary.startswith(
-            "2 attempts without a price (model cost unknown, not counted): gpt-9-preview ×2; 1 task(s) with no "
+            "2 attempts without a price or rate (cost unknown, not counted): gpt-9-preview ×2; 1 task(s) with no "
             "currency, in no row"
         )
 

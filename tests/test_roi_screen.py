@@ -127,7 +127,7 @@ async def test_roi_screen_shows_the_report_numbers_breakdowns_funnel_and_flags(r
         assert f"waste {money(shown_usd.waste, 'USD')}" in summary and shown_usd.waste > 0
         # The model without a price: its attempts counted and named, not costed as 0.
         assert summary.startswith(
-            "3 attempts without a price (model cost unknown, not counted): gpt-9-preview ×3; 1 task(s) with no "
+            "3 attempts without a price or rate (cost unknown, not counted): gpt-9-preview ×3; 1 task(s) with no "
             "currency, in no row"
         )
         assert "EUR " in summary  # a line per currency, never converted

@@ -19,7 +19,7 @@ Where each metric comes from — chosen so that a run over 10 M tasks stays chea
   quantities are roughly log-normal: a plain z would flag the normal long tail;
 - sensitive_results: a cheap SQL prefilter, then the redaction policy's own detectors and
   fields (domain/redact.value_findings) on each candidate's result;
-- unpriced_attempts: attempts without a price (tokens of a model with no price in force
+- unpriced_attempts: attempts without a price or compute rate (revision 0028) (tokens of a model with no price in force
   at their start: cost unknown, revision 0024) summed over the window's finished tasks,
   read as retry_rate is; the models and how many each travel in details;
 - open_blocking_proposals: fsar_proposals;

@@ -185,7 +185,11 @@ def markdown(rep: dict) -> str:
                 f"{r['p90_s']} | {r['p99_s']} | {fail} | {r['wait_p90_s']} | "
                 f"{fine_money(r['cost_per_success_minor'], r['currency'])} | "
                 f"{money(r['waste_minor'], r['currency'])}"
-                + (f" ({r['unpriced_attempts']:,} attempts without a price)" if r["unpriced_attempts"] else "")
+                + (
+                    f" ({r['unpriced_attempts']:,} attempts without a price or compute rate)"
+                    if r["unpriced_attempts"]
+                    else ""
+                )
                 + " |"
             )
     else:

@@ -137,7 +137,7 @@ def unpriced_line(rec: dict, shown_models: int = 5) -> str | None:
         else ""
     )
     return (
-        f"{unpriced['total']:,} attempt(s) without a price — model cost unknown, not counted: {named}{more}"
+        f"{unpriced['total']:,} attempt(s) without a price or compute rate — cost unknown, not counted: {named}{more}"
         f"{counted} (add the model's price to model_prices: later attempts are priced, these stay unknown)"
     )
 
