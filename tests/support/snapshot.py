@@ -1,7 +1,10 @@
 """SVG snapshot plumbing shared by the screen snapshot tests.
 
 A picture is taken once two consecutive ones agree (layout settles over a few
-refreshes, later on a loaded machine), then compared with tests/snapshots/<name>;
+refreshes, later on a loaded machine), then compared with tests/snapshots/<name>.
+Inputs stop blinking first: a blinking cursor is drawn or not by the clock, and two
+pictures 0.1 s apart agree in either phase (the rollback dialog's snapshot differed
+between machines by that one cell);
 FSAR_UPDATE_SNAPSHOTS=1 rewrites them (look at them before committing).
 """
 
@@ -17,6 +20,10 @@ UPDATE = os.environ.get("FSAR_UPDATE_SNAPSHOTS") == "1"
 
 
 async def settled_svg(app, pilot) -> str:
+    from textual.widgets import Input
+
+    for field in app.screen.query(Input):
+        field.cursor_blink = False  # the cursor drawn steadily, whatever the clock
     previous = None
     for _ in range(100):
         await pilot.pause(0.1)
