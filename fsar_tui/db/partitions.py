@@ -1,0 +1,166 @@
+"""Partitions of execution_tasks (RANGE on id) and task_events (RANGE on at, one UTC day
+each): what exists, and making the ones that should (revision 0029 partitioned them).
+
+The work is done by the database (db/partition_functions.py, created by revision 0029),
+so the same rules hold whoever calls: this module only calls and reads.
+
+- `list_partitions(conn, table)`: the partitions of a parent, sorted by lower bound
+  (None = MINVALUE first), the DEFAULT partition last.
+- `ensure_partitions(conn, now=…)`: creates what is missing — task partitions of
+  TASK_CHUNK ids up to TASK_IDS_AHEAD ids past the highest id handed out (the sequence)
+  or stored, day partitions of task_events from `now`'s UTC day to EVENT_DAYS_AHEAD days
+  ahead — and a partition for every chunk or day a DEFAULT partition caught rows of,
+  moving those rows into it. Returns the names it created. Idempotent; two processes at
+  once serialise on a transaction-level advisory lock (the second finds nothing to do).
+  EXECUTE: fsar_operator and up (the audit pass; SECURITY DEFINER, the partitions are
+  owned by the tables' owner); `now` must then be within a day of the database's clock.
+- `create_task_partition(conn, lower, upper)` / `create_event_partition(conn, day)`: one
+  partition, for `retention restore` to recreate a dropped range (the table's owner only).
+  An existing partition with exactly these bounds is returned as is; one that overlaps
+  otherwise is an error; rows of the range caught by DEFAULT are moved into the new one.
+- `rows_in_default(conn, table)`: rows the DEFAULT partition (the safety net: an insert
+  never fails for want of a partition) holds — `ensure_partitions` moves them out.
+
+Moving rows out of DEFAULT happens in one transaction: DEFAULT is detached, the new
+partition created and filled from it, the rows deleted from it, both attached again.
+No trigger fires (the detached tables have none), so counts, rollups and task_events see
+nothing move. A foreign key referencing execution_tasks (ledger_entries.task_id) would
+forbid detaching DEFAULT while it holds referenced rows, so such constraints are dropped
+for the move and added back, validated, in the same transaction.
+
+For retention (R2) — dropping a task partition and ledger_entries.task_id:
+ledger_entries.task_id → execution_tasks(id) ON DELETE SET NULL is a foreign key to the
+partitioned table: PostgreSQL refuses to DETACH (or DROP) a task partition while a ledger
+entry references one of its rows. Do NOT `UPDATE ledger_entries SET task_id = NULL` to
+get past it: ledger entries are money and outlive the raw task rows. Who reads
+ledger_entries.task_id: db/stripe.charge_facts hands a refund or dispute the task of the
+charge it reverses (attribution to the task that earned the money), db/stripe.
+existing_task_id gates a new charge's task hint on the task existing, the seeder and the
+simulator write it, and operators join it to tasks and to the archive. NULLing it loses
+that attribution for good, and would also fire the ledger triggers. Recommendation: a
+revision of retention's own drops `ledger_entries_task_id_fkey` (as revision 0011 did for
+task_events, whose reference is also guaranteed by construction: nothing but retention
+deletes tasks, and retention archives a range before dropping it), so task_id stays a
+historical reference that resolves against the archive once the task's partition is
+gone; `ledger_refs(conn, lower, upper)` counts the entries pointing into a range, for
+the archive's manifest. Until that revision, a range with referenced tasks cannot be
+dropped (and must not be emptied by DELETE either: ON DELETE SET NULL would fire).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from psycopg import Connection, sql
+
+from fsar_tui.db.rows import one
+
+TASKS, EVENTS = "execution_tasks", "task_events"
+PARENTS = {TASKS: "bigint", EVENTS: "timestamptz"}  # parent → the partition key's type
+TASK_CHUNK = 1_000_000  # ids per task partition (revision 0029's CHUNK)
+TASK_IDS_AHEAD = 2 * TASK_CHUNK  # ids beyond the highest handed out that have a partition
+EVENT_DAYS_AHEAD = 14  # UTC days beyond today that have a partition
+
+
+@dataclass(frozen=True)
+class Partition:
+    table: str  # "execution_tasks" | "task_events" (the parent)
+    name: str  # the partition's relation name
+    lower: int | datetime | None  # None = MINVALUE
+    upper: int | datetime | None  # None = MAXVALUE; both None and is_default for the DEFAULT partition
+    is_default: bool
+
+
+# The bounds as pg_get_expr prints them ("FOR VALUES FROM ('1') TO ('2')", MINVALUE,
+# "DEFAULT"), cast back in the same session: its output is valid input whatever the
+# session's TimeZone and DateStyle.
+LIST_SQL = """
+    WITH parts AS (
+        SELECT c.relname::text AS name, pg_get_expr(c.relpartbound, c.oid) AS expr
+        FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+        WHERE i.inhparent = to_regclass(%(parent)s) AND c.relispartition),
+    parsed AS (
+        SELECT name, expr = 'DEFAULT' AS is_default,
+               regexp_match(expr, '^FOR VALUES FROM \\((.*)\\) TO \\((.*)\\)$') AS b
+        FROM parts)
+    SELECT name, is_default,
+           CASE WHEN b[1] LIKE '''%%' THEN btrim(b[1], '''')::{type} END,
+           CASE WHEN b[2] LIKE '''%%' THEN btrim(b[2], '''')::{type} END
+    FROM parsed"""
+
+
+def _parent(table: str) -> str:
+    if table not in PARENTS:
+        raise ValueError(f"not a partitioned table of fsar-tui: {table!r}")
+    return table
+
+
+def list_partitions(conn: Connection, table: str) -> list[Partition]:
+    """The partitions of `table`, by lower bound (MINVALUE first), DEFAULT last."""
+    sql = LIST_SQL.format(type=PARENTS[_parent(table)])
+    rows = conn.execute(sql, {"parent": f"public.{table}"}).fetchall()
+    parts = [Partition(table, name, lower, upper, is_default) for name, is_default, lower, upper in rows]
+    return sorted(parts, key=_order)
+
+
+def _order(p: Partition) -> tuple[int, float]:
+    if p.is_default:
+        return (2, 0.0)
+    if p.lower is None:
+        return (0, 0.0)
+    return (1, p.lower.timestamp() if isinstance(p.lower, datetime) else float(p.lower))
+
+
+def ensure_partitions(
+    conn: Connection, *, now: datetime, task_ids_ahead: int = TASK_IDS_AHEAD, event_days_ahead: int = EVENT_DAYS_AHEAD
+) -> list[str]:
+    """Create the missing partitions (see the module docstring); the names created."""
+    row = conn.execute("SELECT fsar_ensure_partitions(%s, %s, %s)", (now, task_ids_ahead, event_days_ahead)).fetchone()
+    return list(one(row)[0] or [])
+
+
+def ensure_seed_range(conn: Connection, *, first_id: int, last_id: int, first_day: date, last_day: date) -> list[str]:
+    """Partitions for a bulk load about to write task ids first_id..last_id and events of
+    first_day..last_day (UTC), so nothing lands in DEFAULT (the table's owner only)."""
+    row = conn.execute("SELECT fsar_ensure_range(%s, %s, %s, %s)", (first_id, last_id, first_day, last_day)).fetchone()
+    return list(one(row)[0] or [])
+
+
+def create_task_partition(conn: Connection, lower: int | None, upper: int) -> str:
+    """The task partition [lower, upper) (lower None: MINVALUE); see the module docstring."""
+    name: str = one(conn.execute("SELECT fsar_create_task_partition(%s, %s)", (lower, upper)).fetchone())[0]
+    return name
+
+
+def create_event_partition(conn: Connection, day: date) -> str:
+    """The task_events partition of one UTC day; see the module docstring."""
+    name: str = one(conn.execute("SELECT fsar_create_event_partition(%s)", (day,)).fetchone())[0]
+    return name
+
+
+def rows_in_default(conn: Connection, table: str) -> int:
+    """Rows the DEFAULT partition of `table` holds (0: none, or no DEFAULT partition)."""
+    row = conn.execute(
+        "SELECT c.relname::text FROM pg_partitioned_table p JOIN pg_class c ON c.oid = p.partdefid "
+        "WHERE p.partrelid = to_regclass(%s)",
+        (f"public.{_parent(table)}",),
+    ).fetchone()
+    if row is None:
+        return 0
+    query = sql.SQL("SELECT count(*) FROM ONLY public.{}").format(sql.Identifier(row[0]))
+    count: int = one(conn.execute(query).fetchone())[0]
+    return count
+
+
+def ledger_refs(conn: Connection, lower: int | None, upper: int | None) -> int:
+    """Ledger entries whose task_id lies in [lower, upper) (None: unbounded)."""
+    count: int = one(
+        conn.execute(
+            "SELECT count(*) FROM ledger_entries WHERE task_id IS NOT NULL "
+            "AND (%(lower)s::bigint IS NULL OR task_id >= %(lower)s) "
+            "AND (%(upper)s::bigint IS NULL OR task_id < %(upper)s)",
+            {"lower": lower, "upper": upper},
+        ).fetchone()
+    )[0]
+    return count
