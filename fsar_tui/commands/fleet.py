@@ -42,6 +42,13 @@ def register(sub, common: Parser) -> None:
     sim.add_argument("--lease", type=float, default=30.0, dest="lease_s", help="lease seconds (default 30)")
     sim.add_argument("--until-idle", action="store_true", help="stop when every task is terminal")
     sim.add_argument("--no-enqueue", action="store_false", dest="enqueue", help="only run workers")
+    sim.add_argument(
+        "--outage-limit",
+        type=float,
+        default=60.0,
+        dest="outage_limit_s",
+        help="end the run (exit 2) after the database is unreachable this long (s); 0 = retry for ever (default 60)",
+    )
     sim.add_argument("--child-index", type=int, default=0, help=argparse.SUPPRESS)
 
     demo = add_command(
@@ -102,6 +109,7 @@ def run_simulate(args: Namespace, ctx: Context) -> int:
         enqueue=args.enqueue,
         child_index=args.child_index,
         mqtt_url=ctx.settings.mqtt_url,
+        outage_limit_s=args.outage_limit_s,
     )
     opts.validate()  # before starting any server or process
     configure_logging()

@@ -32,6 +32,7 @@ from fsar_tui.domain.events import TaskChange
 from fsar_tui.errors import CheckFailed, ConnectionFailed, UsageError, first_line
 from fsar_tui.sim import profiles
 from fsar_tui.sim.enqueuer import enqueue_loop
+from fsar_tui.sim.outage import Outage, outage_watch
 from fsar_tui.sim.pending import PendingMoney
 from fsar_tui.sim.worker import SimConfig, Worker, WorkerStats, announce
 
@@ -57,6 +58,7 @@ class SimulateOptions:
     child_index: int = 0
     mqtt_url: str | None = None
     payment_events: bool = True  # preflight: the role may store Stripe events
+    outage_limit_s: float = 60.0  # sim/outage.py: 0 = retry for ever
 
     def validate(self) -> None:
         if self.workers < 1:
@@ -73,6 +75,8 @@ class SimulateOptions:
             raise UsageError(f"--time-scale cannot be negative, got {self.time_scale}")
         if self.lease_s <= 0:
             raise UsageError(f"--lease must be positive, got {self.lease_s}")
+        if self.outage_limit_s < 0:
+            raise UsageError(f"--outage-limit cannot be negative, got {self.outage_limit_s}")
         if self.mqtt_url:
             from fsar_tui.live.mqtt import parse_mqtt_url  # aiomqtt only when a broker is named
 
@@ -227,6 +231,9 @@ async def run_process(dsn: str, opts: SimulateOptions) -> tuple[WorkerStats, int
         )
         # An enqueuer that dies (not a lost connection: it reconnects) ends the run at once.
         enqueuer.add_done_callback(lambda t: None if t.cancelled() or t.exception() is None else stop.set())
+    outage = Outage()
+    if opts.outage_limit_s > 0:
+        background.append(asyncio.create_task(outage_watch(dsn, stop, opts.outage_limit_s, outage)))
     if opts.until_idle:
         checkout_s = profiles.CHECKOUT_S[1] * opts.time_scale
         background.append(asyncio.create_task(idle_watch(dsn, stop, enqueuer, checkout_s, later)))
@@ -253,6 +260,11 @@ async def run_process(dsn: str, opts: SimulateOptions) -> tuple[WorkerStats, int
     for task in background:
         task.cancel()
     await asyncio.gather(*pending, *background, return_exceptions=True)
+    if outage.cause is not None:
+        raise ConnectionFailed(
+            f"simulator: database unreachable for {outage.lasted_s:.0f} s (--outage-limit "
+            f"{opts.outage_limit_s:g}): {outage.cause}; stopped after claiming {stats.claimed}"
+        )
     if died:
         # A fleet that silently lost a part would report a healthy run: say it, exit 1.
         raise CheckFailed(f"simulator: {died[0]}" + (f" (+{len(died) - 1} more)" if len(died) > 1 else ""))
@@ -309,6 +321,8 @@ def child_command(opts: SimulateOptions, index: int) -> list[str]:
         "--lease",
         str(opts.lease_s),
         "--no-enqueue",
+        "--outage-limit",
+        "0",  # the parent watches the database; it ends its children with SIGTERM
     ]
     if opts.duration is not None:
         cmd += ["--duration", str(opts.duration)]
@@ -317,13 +331,14 @@ def child_command(opts: SimulateOptions, index: int) -> list[str]:
 
 def simulate(dsn: str, opts: SimulateOptions) -> WorkerStats:
     opts.validate()
+    # Preflight first: an unreachable database is one line from this process, not one per child.
+    opts = replace(opts, payment_events=preflight(dsn, enqueue=opts.enqueue and opts.child_index == 0))
     children: list[subprocess.Popen] = []
     if opts.child_index == 0 and opts.processes > 1:
         env = {**os.environ, "FSAR_DSN": dsn}
         if opts.mqtt_url:
             env["FSAR_MQTT_URL"] = opts.mqtt_url
         children = [subprocess.Popen(child_command(opts, i), env=env) for i in range(1, opts.processes)]
-    opts = replace(opts, payment_events=preflight(dsn, enqueue=opts.enqueue and opts.child_index == 0))
     try:
         stats, reaped, publisher = asyncio.run(run_process(dsn, opts))
     finally:
