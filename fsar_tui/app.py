@@ -391,6 +391,7 @@ class FsarApp(App):
         header.server = self.server_version
         header.state = self.session.state
         header.since = self.session.fresh_at
+        header.reads, header.reads_stale = self.session.reads_shown()  # with a read replica (read_routing.py)
         source = self.live_name
         if self.live is not None and self.live.source is not None and self.live.source.state != "connected":
             source = f"{source} ({self.live.source.state})"

@@ -5,6 +5,8 @@ user config dir (`~/.config/fsar-tui/config.toml` on Linux). Recognised keys:
 
     dsn = "postgresql://…"        # FSAR_DSN
     read_dsn = "postgresql://…"   # FSAR_READ_DSN (reads go to a replica when set)
+    replica_stale_s = 10          # FSAR_REPLICA_STALE_S: replica data older than this is
+                                  # marked on screen ("data 12 s old (replica lag)")
     mqtt_url = "mqtt://host:1883" # FSAR_MQTT_URL
     read_only = false             # FSAR_READ_ONLY (1/true/yes)
     statement_timeout_ms = 5000   # FSAR_STATEMENT_TIMEOUT_MS
@@ -56,6 +58,8 @@ DEFAULT_WEBHOOK_POOL_SIZE = 8
 MAX_WEBHOOK_POOL_SIZE = 100
 DEFAULT_WEBHOOK_POOL_TIMEOUT_S = 5.0
 MAX_WEBHOOK_POOL_TIMEOUT_S = 300.0
+# Reads from a replica further behind than this are marked on screen (read_routing.py).
+DEFAULT_REPLICA_STALE_S = 10.0
 
 LIVE_MODES = ("auto", "mqtt", "notify", "poll")
 # Whether a transaction pooler (PgBouncer, Neon's pooled endpoint) sits in front of the
@@ -76,6 +80,7 @@ class Settings:
     pooler: str = "auto"
     webhook_pool_size: int = DEFAULT_WEBHOOK_POOL_SIZE
     webhook_pool_timeout_s: float = DEFAULT_WEBHOOK_POOL_TIMEOUT_S
+    replica_stale_s: float = DEFAULT_REPLICA_STALE_S
     keymap: dict[str, str] = field(default_factory=dict)
     config_path: Path | None = None
     redaction: Policy = field(default_factory=Policy)
@@ -103,6 +108,7 @@ class Settings:
             "pooler": self.pooler,
             "webhook_pool_size": self.webhook_pool_size,
             "webhook_pool_timeout_s": self.webhook_pool_timeout_s,
+            "replica_stale_s": self.replica_stale_s,
             "redaction": {
                 "detectors": list(self.redaction.detectors),
                 "fields": len(self.redaction.fields),
@@ -166,6 +172,17 @@ def parse_pool_timeout(value: Any, source: str) -> float:
     return s
 
 
+def parse_seconds(value: Any, source: str) -> float:
+    """A positive, finite number of seconds."""
+    try:
+        s = float(value) if not isinstance(value, bool) else float("nan")
+    except (TypeError, ValueError):
+        s = float("nan")
+    if not 0 < s < float("inf"):  # also refuses nan
+        raise UsageError(f"{source}: expected a positive number of seconds, got {value!r}")
+    return s
+
+
 def read_config_file(path: Path, *, required: bool) -> dict[str, Any]:
     """Read the TOML file; a missing default file is fine, a missing --config is not."""
     if not path.exists():
@@ -189,6 +206,7 @@ def read_config_file(path: Path, *, required: bool) -> dict[str, Any]:
         "pooler",
         "webhook_pool_size",
         "webhook_pool_timeout_s",
+        "replica_stale_s",
         "keymap",
         "redaction",
     }
@@ -275,6 +293,7 @@ def load_settings(
                 "pooler": env.get("FSAR_POOLER") or None,
                 "webhook_pool_size": env.get("FSAR_WEBHOOK_POOL_SIZE") or None,
                 "webhook_pool_timeout_s": env.get("FSAR_WEBHOOK_POOL_TIMEOUT_S") or None,
+                "replica_stale_s": env.get("FSAR_REPLICA_STALE_S") or None,
             },
         ),
         ("flags", flags),
@@ -304,6 +323,8 @@ def load_settings(
             changes["webhook_pool_timeout_s"] = parse_pool_timeout(
                 values["webhook_pool_timeout_s"], f"{source}: webhook_pool_timeout_s"
             )
+        if values.get("replica_stale_s") is not None:
+            changes["replica_stale_s"] = parse_seconds(values["replica_stale_s"], f"{source}: replica_stale_s")
         if values.get("keymap"):
             changes["keymap"] = {**settings.keymap, **values["keymap"]}
         if values.get("redaction") is not None:

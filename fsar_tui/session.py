@@ -19,6 +19,15 @@ the session is "connected" at that moment (the header follows on its next 1 s sy
 and the fresh pool is opened right then. A read that failed on the replaced pool runs
 again on the new one.
 
+Replica: with a `read_dsn` that is not `dsn`, `read()` goes to that streaming replica
+unless read_routing.py says the primary (the replica unreachable, too far behind, not
+a replica, or an own write not replayed there yet: read-your-writes by WAL position,
+taken after every `write()` and `awrite()`). A failed read on the replica runs again on
+the primary at once. The health state above stays the primary's: replica reads never
+change it (only `fresh_at`), and the replica's state is its own (`reads_shown()`, in the
+header). Writes, `read_sync()` and the live source stay on the primary — the live source
+because NOTIFY is not replicated: a replica's LISTEN hears nothing of the primary's.
+
 `describe_failure()` turns any exception a screen's worker can meet into one line for
 the operator — "permission denied for table task_counts", "relation "task_counts" does
 not exist", "statement timeout (5000 ms)" — never a traceback, passwords masked.
@@ -37,9 +46,11 @@ from psycopg_pool import PoolTimeout
 
 from fsar_tui.config import Settings
 from fsar_tui.db.connect import UNAVAILABLE_ERRORS, configure_pooler
+from fsar_tui.db.replica import awrite_mark, write_mark
 from fsar_tui.domain.backoff import backoff_delay
 from fsar_tui.dsn import mask_dsn
 from fsar_tui.errors import ConnectionFailed, FsarError, first_line
+from fsar_tui.read_routing import ReplicaReads
 
 if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool
@@ -80,6 +91,18 @@ def describe_failure(exc: BaseException, *, statement_timeout_ms: int | None = N
     return f"{type(exc).__name__}: {mask_dsn(first_line(exc))}"
 
 
+def same_target(a: str, b: str) -> bool:
+    """Whether two DSNs say the same server, database and user (then there is no replica)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        da, db = conninfo_to_dict(a), conninfo_to_dict(b)
+    except psycopg.ProgrammingError:
+        return a == b
+    keys = ("host", "hostaddr", "port", "dbname", "user")
+    return all(str(da.get(k) or "") == str(db.get(k) or "") for k in keys)
+
+
 class Session:
     """The app's database session, shared by every screen (the app owns it)."""
 
@@ -101,6 +124,11 @@ class Session:
         self._attempt: asyncio.Future | None = None  # its attempt in flight, done once it ends
         self._wake: asyncio.Event | None = None  # database_answered(): try now, not after the backoff
         self._rng = random.Random()
+        self.replica: ReplicaReads | None = None  # reads on read_dsn (read_routing.py), when it is another server
+        if settings.read_dsn and not same_target(settings.read_dsn, dsn):
+            self.replica = ReplicaReads(
+                settings.read_dsn, statement_timeout_ms=settings.statement_timeout_ms, primary_read=self._read_primary
+            )
 
     @property
     def ready(self) -> bool:
@@ -242,8 +270,57 @@ class Session:
             self.mark_unreachable()
 
     async def read(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
-        """fn(conn, *args, **kwargs) from db/ on a pooled connection. Raises what it meets
-        (the screen's worker handler shows it); marks the state either way."""
+        """fn(conn, *args, **kwargs) from db/ on a pooled connection — the replica's when
+        reads go there now, else the primary's. Raises what it meets (the screen's worker
+        handler shows it); marks the state either way."""
+        replica = self.replica
+        if replica is not None and self.pool is not None:
+            replica.start()
+            pool = replica.pool_for_reads()
+            if pool is not None:
+                try:
+                    async with pool.connection() as conn:
+                        result = await fn(conn, *args, **kwargs)
+                except psycopg.errors.ReadOnlySqlTransaction:
+                    return await self.awrite(fn, *args, **kwargs)  # a change that came through read()
+                except BaseException as exc:
+                    if not replica.failed(exc):
+                        raise
+                else:
+                    self.fresh_at = time.monotonic()
+                    return result
+        return await self._read_primary(fn, *args, **kwargs)
+
+    async def awrite(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """fn(conn, *args, **kwargs) — an async db/ change (the queue's actions) — on the
+        primary's pool, committed; with a replica, its WAL position opens a
+        read-your-writes window."""
+        replica = self.replica
+        if replica is None:
+            return await self._read_primary(fn, *args, **kwargs)
+
+        async def and_mark(conn: FsarAsyncConnection) -> tuple[T, int]:
+            result = await fn(conn, *args, **kwargs)
+            await conn.commit()
+            return result, await awrite_mark(conn)  # after the COMMIT (db/replica.py)
+
+        try:
+            result, lsn = await self._read_primary(and_mark)
+        except BaseException as exc:
+            if self.outcome_unknown(exc):
+                replica.wrote(None)
+            raise
+        replica.wrote(lsn)
+        return result
+
+    def reads_shown(self) -> tuple[str, str]:
+        """Where reads come from and how stale they are, for the header ('' without a replica)."""
+        if self.replica is None:
+            return "", ""
+        return self.replica.shown(self.settings.replica_stale_s)
+
+    async def _read_primary(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """read() on the primary's pool: the health state follows what it meets."""
         pool = self.pool
         if pool is None:
             raise NotConnected("not connected to the database yet")
@@ -253,7 +330,7 @@ class Session:
         except BaseException as exc:
             if isinstance(exc, psycopg.OperationalError) and not isinstance(exc, ANSWERS):
                 if await self._replaced(pool):
-                    return await self.read(fn, *args, **kwargs)  # once more, on the fresh pool
+                    return await self._read_primary(fn, *args, **kwargs)  # once more, on the fresh pool
             if isinstance(exc, PoolTimeout):
                 # "couldn't get a connection after 5.00 sec" says nothing of why: ask libpq.
                 self.mark_unreachable()
@@ -301,19 +378,31 @@ class Session:
     async def _in_thread(self, read_only: bool, fn: Callable[..., T], args: Any, kwargs: Any) -> T:
         from fsar_tui.db.connect import connect
 
-        def call() -> T:
+        marks = self.replica is not None and not read_only
+
+        def call() -> tuple[T, int | None]:
             with connect(self.dsn, autocommit=True, statement_timeout_ms=self.settings.statement_timeout_ms) as conn:
                 conn.read_only = read_only
-                return fn(conn, *args, **kwargs)
+                result = fn(conn, *args, **kwargs)
+                if not marks:
+                    return result, None
+                try:  # autocommit: fn's transaction is committed by now (db/replica.py)
+                    return result, write_mark(conn)
+                except psycopg.Error:
+                    return result, None  # done, position unknown: the next check reads one past it
 
         try:
-            result = await asyncio.to_thread(call)
+            result, lsn = await asyncio.to_thread(call)
         except ConnectionFailed:
             self.mark_unreachable()
             raise
         except BaseException as exc:
+            if marks and self.replica is not None and self.outcome_unknown(exc):
+                self.replica.wrote(None)
             self.note(exc)
             raise
+        if marks and self.replica is not None:
+            self.replica.wrote(lsn)
         self.fresh_at = time.monotonic()
         self.database_answered()
         return result
@@ -331,6 +420,8 @@ class Session:
         return describe_failure(exc, statement_timeout_ms=self.settings.statement_timeout_ms)
 
     async def close(self) -> None:
+        if self.replica is not None:
+            await self.replica.close()
         recovery, self._recovery = self._recovery, None
         if recovery is not None:
             recovery.cancel()

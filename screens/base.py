@@ -120,6 +120,11 @@ class FsarScreen(Screen[None]):
     async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await self.session.write(fn, *args, **kwargs)
 
+    async def awrite(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """An async db/ change (fn(conn, *args)) on the primary, read back from it until a
+        read replica has it (session.awrite)."""
+        return await self.session.awrite(fn, *args, **kwargs)
+
     def deliver(self, show: Callable[[T], object], data: T) -> None:
         """From a worker: hand `data` to `show` on this screen's message loop."""
         self.post_message(DataLoaded(show, data))

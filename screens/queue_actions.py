@@ -57,7 +57,7 @@ async def act(screen: QueueScreen, action: str) -> None:
     if reason is None:
         return
     try:
-        result = await screen.read(
+        result = await screen.awrite(
             task_actions.apply_action,
             action,
             applicable,

@@ -4,6 +4,11 @@ execution_blocks view), one red line naming it, its scope and the key that leads
 (the banner every screen shows until the block ends), and while a screen's reads fail,
 a line saying what fails, in words (`problem`, set by the screen).
 
+With a read replica (`read_dsn`), where reads come from — "reads: replica, lag 3 s",
+"reads: primary (own write pending on replica)", "reads: primary (replica unreachable)"
+— and, while the replica's data is older than `replica_stale_s`, "data N s old (replica
+lag)" in the warning style (`reads`, `reads_stale`: fsar_tui/read_routing.py's words).
+
 The banner line has a fixed budget (`banner_line`): what must survive any cut comes
 first — how many blocks, the key of the first one's screen, what it is, then its scope
 and reason — and the names (gate names and proposal ids are operator- or agent-written,
@@ -26,6 +31,7 @@ from textual.widget import Widget
 from fsar_tui.domain.formatting import abbreviate
 
 NAME_MIN = 12  # a name keeps at least this many characters before the scope is cut
+WARNING_STYLE = "bold black on yellow"  # the problem line, and replica data older than the threshold
 
 
 class Block(NamedTuple):
@@ -100,6 +106,8 @@ class StatusHeader(Widget):
     gate_blocks: reactive[tuple] = reactive(())  # (gate name, scope) of failing hard gates blocking execution
     stuck: reactive[int] = reactive(0)  # running tasks whose lease expired: no worker alive?
     problem: reactive[str] = reactive("")  # what this screen's reads meet, in one line; "" when they work
+    reads: reactive[str] = reactive("")  # where reads come from, with a replica; "" without one
+    reads_stale: reactive[str] = reactive("")  # "data N s old (replica lag)" beyond the threshold
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self.refresh)
@@ -137,18 +145,24 @@ class StatusHeader(Widget):
         alerts = f"ALERTS: {firing} firing" if firing else "alerts: 0 firing"
         if acked:
             alerts += f", {acked} acked"
-        parts += [state] + ([f"{self.stuck} LEASE EXPIRED — no worker alive?"] if self.stuck else [])
+        parts += [state] + ([self.reads] if self.reads else [])
+        head = Text(" · ".join(parts), no_wrap=True, overflow="ellipsis")
+        if self.reads_stale:
+            head.append(" · ")
+            head.append(f" {self.reads_stale} ", style=WARNING_STYLE)
+        parts = [f"{self.stuck} LEASE EXPIRED — no worker alive?"] if self.stuck else []
         parts += [f"live: {self.live}", alerts, self.database]
         if self.role:
             parts.append(f"role: {self.role}")
         if self.server:
             parts.append(f"PG {self.server}")
-        lines = [Text(" · ".join(parts), no_wrap=True, overflow="ellipsis")]
+        head.append(" · " + " · ".join(parts))
+        lines = [head]
         banner = self.banner()
         if banner:
             lines.append(Text(banner, style="bold white on red"))
         if self.problem:
-            lines.append(Text(f" ! {self.problem} ", style="bold black on yellow"))
+            lines.append(Text(f" ! {self.problem} ", style=WARNING_STYLE))
         shown = Text(no_wrap=True, overflow="ellipsis")  # each line cut on its own, never wrapped
         for i, line in enumerate(lines):
             if i:
