@@ -14,6 +14,8 @@ so the same rules hold whoever calls: this module only calls and reads.
   once serialise on a transaction-level advisory lock (the second finds nothing to do).
   EXECUTE: fsar_operator and up (the audit pass; SECURITY DEFINER, the partitions are
   owned by the tables' owner); `now` must then be within a day of the database's clock.
+- `ensure_range(conn, first_id=…, last_id=…, first_day=…, last_day=…)`: partitions for
+  the gaps of an id range and a day range (the seeder, before it loads).
 - `create_task_partition(conn, lower, upper)` / `create_event_partition(conn, day)`: one
   partition, for `retention restore` to recreate a dropped range (the table's owner only).
   An existing partition with exactly these bounds is returned as is; one that overlaps
@@ -50,15 +52,16 @@ dropped (and must not be emptied by DELETE either: ON DELETE SET NULL would fire
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 
 from psycopg import Connection, sql
 
+from fsar_tui.db.partition_functions import CHUNK
 from fsar_tui.db.rows import one
 
 TASKS, EVENTS = "execution_tasks", "task_events"
 PARENTS = {TASKS: "bigint", EVENTS: "timestamptz"}  # parent → the partition key's type
-TASK_CHUNK = 1_000_000  # ids per task partition (revision 0029's CHUNK)
+TASK_CHUNK = CHUNK  # ids per task partition
 TASK_IDS_AHEAD = 2 * TASK_CHUNK  # ids beyond the highest handed out that have a partition
 EVENT_DAYS_AHEAD = 14  # UTC days beyond today that have a partition
 
@@ -116,26 +119,40 @@ def ensure_partitions(
     conn: Connection, *, now: datetime, task_ids_ahead: int = TASK_IDS_AHEAD, event_days_ahead: int = EVENT_DAYS_AHEAD
 ) -> list[str]:
     """Create the missing partitions (see the module docstring); the names created."""
-    row = conn.execute("SELECT fsar_ensure_partitions(%s, %s, %s)", (now, task_ids_ahead, event_days_ahead)).fetchone()
+    row = conn.execute(
+        "SELECT fsar_ensure_partitions(%s::timestamptz, %s::bigint, %s::integer)",
+        (now, task_ids_ahead, event_days_ahead),
+    ).fetchone()
     return list(one(row)[0] or [])
 
 
-def ensure_seed_range(conn: Connection, *, first_id: int, last_id: int, first_day: date, last_day: date) -> list[str]:
-    """Partitions for a bulk load about to write task ids first_id..last_id and events of
-    first_day..last_day (UTC), so nothing lands in DEFAULT (the table's owner only)."""
-    row = conn.execute("SELECT fsar_ensure_range(%s, %s, %s, %s)", (first_id, last_id, first_day, last_day)).fetchone()
-    return list(one(row)[0] or [])
+def ensure_range(conn: Connection, *, first_id: int, last_id: int, first_day: date, last_day: date) -> list[str]:
+    """Partitions for every task id first_id..last_id and every UTC day first_day..last_day
+    not in one yet (gaps only: what exists is kept), so that a bulk load about to write them
+    lands in no DEFAULT partition (the table's owner only: `fsar-tui seed`)."""
+    lower = datetime.combine(first_day, time(), UTC)
+    upper = datetime.combine(last_day + timedelta(days=1), time(), UTC)
+    created = one(
+        conn.execute("SELECT fsar_cover_task_ids(%s::bigint, %s::bigint)", (first_id, last_id + 1)).fetchone()
+    )[0]
+    created += one(conn.execute("SELECT fsar_cover_event_days(%s, %s)", (lower, upper)).fetchone())[0]
+    return list(created)
 
 
 def create_task_partition(conn: Connection, lower: int | None, upper: int) -> str:
     """The task partition [lower, upper) (lower None: MINVALUE); see the module docstring."""
-    name: str = one(conn.execute("SELECT fsar_create_task_partition(%s, %s)", (lower, upper)).fetchone())[0]
+    name: str = one(
+        conn.execute("SELECT fsar_create_task_partition(%s::bigint, %s::bigint)", (lower, upper)).fetchone()
+    )[0]
     return name
 
 
 def create_event_partition(conn: Connection, day: date) -> str:
     """The task_events partition of one UTC day; see the module docstring."""
-    name: str = one(conn.execute("SELECT fsar_create_event_partition(%s)", (day,)).fetchone())[0]
+    lower = datetime.combine(day, time(), UTC)
+    name: str = one(
+        conn.execute("SELECT fsar_create_event_partition(%s, %s)", (lower, lower + timedelta(days=1))).fetchone()
+    )[0]
     return name
 
 

@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from fsar_tui.db import bulk
+from fsar_tui.db import bulk, partitions
 from fsar_tui.db import profiles as profile_queries
 from fsar_tui.db.connect import connect
 from fsar_tui.domain.money import run_cost, to_micro, token_cost
@@ -168,6 +168,14 @@ def seed_history(dsn: str, *, days: int, tasks: int, seed: int = 0) -> SeedResul
         proposal_ids = setup_proposals(conn, end, days)
         result.proposals = len(proposal_ids)
         first_id = bulk.reserve_task_ids(conn, tasks) if tasks else 0
+        if tasks:  # every seeded task and event in a partition of its own range, none in DEFAULT
+            partitions.ensure_range(
+                conn,
+                first_id=first_id,
+                last_id=first_id + tasks - 1,
+                first_day=(end - timedelta(days=days)).date(),
+                last_day=end.date(),
+            )
         ledger_before = bulk.ledger_high_water(conn)
         times = created_times(rng, end, days, tasks)
         rollout_starts = {k: [r[0] for r in v] for k, v in rollouts.items()}
