@@ -165,7 +165,7 @@ def run_gates_list(args: Namespace, ctx: Context) -> int:
     from fsar_tui.db import gates
     from fsar_tui.domain.gates import scope_label
 
-    with ctx.connect() as conn:
+    with ctx.read_connect() as conn:
         rows = gates.latest_sync(conn)
     if args.format == "json":
         print(json.dumps([dataclasses.asdict(g) for g in rows], indent=2, default=str))
@@ -251,7 +251,7 @@ def run_alerts_list(args: Namespace, ctx: Context) -> int:
     from fsar_tui.db import drift
     from fsar_tui.domain.gates import scope_label
 
-    with ctx.connect() as conn:
+    with ctx.read_connect() as conn:
         rows = drift.open_alerts_sync(conn)
     if args.format == "json":
         print(json.dumps([dataclasses.asdict(r) for r in rows], indent=2, default=str))

@@ -1,6 +1,7 @@
 """What every command module shares: the parser class, the connection options every
 subcommand accepts, the context a handler receives, and the two habits of every change
-(a short-lived connection with the statement timeout, a required `--reason`).
+(a short-lived connection with the statement timeout, a required `--reason`). Commands
+that only read connect with `ctx.read_connect()`: the read DSN (a replica) when set.
 
 One dispatch style: each module in `fsar_tui.commands` has `register(sub, common)`,
 which adds its sub-parsers and sets `handler=` to a function `handler(args, ctx) -> int`
@@ -172,6 +173,24 @@ class Context:
 
         return connect(
             self.dsn(),
+            autocommit=autocommit,
+            statement_timeout_ms=self.settings.statement_timeout_ms,
+            pooler_mode=self.settings.pooler,
+        )
+
+    def read_connect(self, *, autocommit: bool = True) -> psycopg.Connection:
+        """connect() for a command that only reads: to the read DSN (a replica) when one is
+        configured. A command that writes uses connect(), the primary. No read-your-writes
+        across processes: a script that changes something and reads it back at once may
+        meet a replica that has not replayed the change yet (README: Read replicas)."""
+        from fsar_tui.db.connect import configure_pooler, connect
+
+        read_dsn = self.settings.read_dsn
+        if not read_dsn:
+            return self.connect(autocommit=autocommit)
+        configure_pooler(read_dsn, self.settings.pooler)
+        return connect(
+            read_dsn,
             autocommit=autocommit,
             statement_timeout_ms=self.settings.statement_timeout_ms,
             pooler_mode=self.settings.pooler,

@@ -119,7 +119,7 @@ def run_log_list(args: Namespace, ctx: Context) -> int:
             raise UsageError(f"--since: {err}") from None
     if args.limit < 1:
         raise UsageError(f"--limit must be at least 1, got {args.limit}")
-    with ctx.connect(autocommit=False) as conn:
+    with ctx.read_connect(autocommit=False) as conn:
         rows = operator_log.list_actions_sync(
             conn, actor=args.actor, action=args.action, target=args.target, since=since, limit=args.limit
         )

@@ -45,7 +45,8 @@ def run_profile(args: Namespace, ctx: Context) -> int:
         raise UsageError(f"--by takes distinct names among {', '.join(profile_queries.DIMENSIONS)}; got {args.by!r}")
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
-    with ctx.connect(autocommit=False) as conn:
+    # The backfill writes (the primary); a plain profile only reads (the replica, if any).
+    with (ctx.connect if args.backfill else ctx.read_connect)(autocommit=False) as conn:
         if args.backfill:
             conn.autocommit = True
             done, target = profile_queries.backfill_state(conn)

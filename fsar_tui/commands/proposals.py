@@ -153,7 +153,7 @@ def run_list(args: Namespace, ctx: Context) -> int:
     from fsar_tui.db import proposals
     from fsar_tui.domain.sanitize import safe_str
 
-    with ctx.connect() as conn:
+    with ctx.read_connect() as conn:
         rows = proposals.list_proposals_sync(conn)
     if args.format == "json":
         print(
@@ -190,7 +190,7 @@ def run_show(args: Namespace, ctx: Context) -> int:
     from fsar_tui.db import proposals
     from fsar_tui.domain.sanitize import safe_str as show  # redacted unless this run's --reveal was allowed
 
-    with ctx.connect() as conn:
+    with ctx.read_connect() as conn:
         p = proposals.get_proposal_sync(conn, args.id)
     r = p.row
     if args.format == "json":

@@ -83,7 +83,7 @@ def run_report(args: Namespace, ctx: Context) -> int:
     if args.smtp:
         delivery.parse_smtp_url(args.smtp)  # a malformed URL is a usage error before any work
     now = clock.now()
-    with ctx.connect(autocommit=False) as conn:
+    with ctx.read_connect(autocommit=False) as conn:
         rep = build(conn, int(days), now, args.attribution)
     text = render(rep, args.format)
     delivering = bool(args.smtp or args.webhook)

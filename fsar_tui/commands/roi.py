@@ -50,7 +50,7 @@ def run_roi(args: Namespace, ctx: Context) -> int:
     except DurationError as err:
         raise UsageError(f"--window: {err}") from None
     first, last = roi_queries.window_days(int(days))
-    with ctx.connect(autocommit=False) as conn:
+    with ctx.read_connect(autocommit=False) as conn:
         data = roi_queries.roi_data_sync(conn, first, last)
     sys.stdout.write(render(records(data, args.by, args.attribution), args.format) + "\n")
     return EXIT_OK

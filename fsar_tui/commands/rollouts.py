@@ -62,7 +62,7 @@ def register(sub, common: Parser) -> None:
 def run_rollouts_list(args: Namespace, ctx: Context) -> int:
     from fsar_tui.db import rollouts
 
-    with ctx.connect(autocommit=False) as conn:
+    with ctx.read_connect(autocommit=False) as conn:
         targets = rollouts.list_targets(conn)
     if args.format == "json":
         print(json.dumps([t.__dict__ for t in targets], indent=2))

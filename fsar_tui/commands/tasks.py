@@ -168,7 +168,7 @@ def run_list(args: Namespace, ctx: Context) -> int:
     want = args.limit + 1  # one row past the limit says whether more match
     rows: list = []
     after = None
-    with ctx.connect() as conn:
+    with ctx.read_connect() as conn:
         while len(rows) < want:
             size = min(PAGE, want - len(rows))
             batch = tasks.page_sync(conn, tasks.PageRequest(f, args.sort, not args.reverse, after, limit=size))
@@ -264,7 +264,7 @@ def run_show(args: Namespace, ctx: Context) -> int:
     from fsar_tui.domain.capped import HEAD
 
     whole = args.full or args.format == "json"
-    with ctx.connect() as conn:
+    with ctx.read_connect() as conn:
         task = tasks.task_detail_sync(conn, args.id, tasks.FULL if whole else HEAD)
     if task is None:
         raise CheckFailed(f"task {args.id} does not exist")

@@ -13,7 +13,8 @@ Lag is made real and deterministic by pausing replay on the replica
 
 One pair per test process (`shared_pair()`: per xdist worker), built by the first test
 that asks — some 10 s with the migrations — and torn down when the session ends
-(`replica_pair`, a session fixture the test modules import).
+(`replica_pair`, a session fixture; a test module imports `replica_pair_fixture` and
+`replica_db_fixture` to use `replica_pair` and `replica_db`).
 """
 
 from __future__ import annotations
@@ -180,8 +181,8 @@ def destroy_shared_pair() -> None:
         pair.destroy()
 
 
-@pytest.fixture(scope="session")
-def replica_pair() -> Iterator[ReplicaPair]:
+@pytest.fixture(scope="session", name="replica_pair")
+def replica_pair_fixture() -> Iterator[ReplicaPair]:
     """The process's primary + replica (a module that uses it imports this fixture)."""
     try:
         yield shared_pair()
@@ -212,8 +213,8 @@ class ReplicaDb:
         return make_conninfo(self.replica, host=host, port=str(port))
 
 
-@pytest.fixture
-def replica_db(replica_pair: ReplicaPair) -> Iterator[ReplicaDb]:
+@pytest.fixture(name="replica_db")
+def replica_db_fixture(replica_pair: ReplicaPair) -> Iterator[ReplicaDb]:
     """A database of this test's own on the primary, replayed on the replica; replay is
     resumed and the database dropped afterwards."""
     name = replica_pair.database()
