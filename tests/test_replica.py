@@ -155,6 +155,26 @@ async def test_an_operators_own_write_reads_back_at_once_while_the_replica_has_n
         assert statuses(app)[target] == "cancelled"
 
 
+async def test_every_screen_reads_on_the_hot_standby(replica_db):
+    """A read that wrote, locked or asked for a transaction id would fail on a replica:
+    every screen (and the task detail) loads from it without a problem."""
+    add_tasks(replica_db.primary, 3)
+    replica_db.wait_caught_up()
+    app = make_app(replica_db.primary, read_dsn=replica_db.replica)
+    async with app.run_test(size=(160, 48)) as pilot:
+        assert await replica_reading(pilot, app), shown(app)
+        assert await until(pilot, lambda: isinstance(app.screen, QueueScreen) and len(table(app).keys) == 3)
+        await pilot.press("enter")  # the task detail
+        for key in ("enter", "2", "3", "4", "5"):
+            if key != "enter":
+                await pilot.press(key)
+            screen = app.screen
+            assert await until(pilot, lambda s=screen: s.schedule.worker is not None and s.schedule.worker.is_finished)
+            await pilot.pause(1.0)  # the screen's other reads (flags, series, …)
+            assert not screen.problems, (type(screen).__name__, screen.problems)
+            assert app.session.reads_shown()[0] == "reads: replica, lag <1 s", (type(screen).__name__, shown(app))
+
+
 async def test_reads_go_to_the_primary_while_the_replica_is_unreachable_and_come_back(replica_db):
     add_tasks(replica_db.primary, 3)
     replica_db.wait_caught_up()
