@@ -40,6 +40,7 @@ from support.sql import q, x
 pytestmark = pytest.mark.services
 
 LAG = re.compile(r"reads: replica, lag (\d+) s")
+PENDING = "reads: primary (own write pending on replica)"
 
 
 async def in_recovery(conn) -> bool:
@@ -139,12 +140,12 @@ async def test_an_operators_own_write_reads_back_at_once_while_the_replica_has_n
         assert await until(
             pilot, lambda: isinstance(app.screen, QueueScreen) and statuses(app).get(target) == "cancelled"
         )
-        assert "reads: primary (own write pending on replica)" in shown(app)
+        assert await until(pilot, lambda: PENDING in shown(app)), shown(app)  # the header syncs every second
         assert await app.session.read(in_recovery) is False
         # … while the replica still has the task queued.
         assert q(replica_db.replica, "SELECT status FROM execution_tasks WHERE id = %s", (target,)) == [("queued",)]
         await pilot.pause(2.5)  # checks keep finding the write unreplayed: still the primary
-        assert "reads: primary (own write pending on replica)" in shown(app)
+        assert PENDING in shown(app)
         await reread(pilot, app)
         assert statuses(app)[target] == "cancelled"
 
@@ -269,7 +270,7 @@ async def test_through_pgbouncer_reads_come_from_the_replica_and_own_writes_read
                 pilot, lambda: isinstance(app.screen, QueueScreen) and statuses(app).get(target) == "cancelled"
             )
             assert len(app.screen.rows) == 4  # read from the primary: the other write shows too
-            assert "reads: primary (own write pending on replica)" in shown(app)
+            assert await until(pilot, lambda: PENDING in shown(app)), shown(app)  # the header syncs every second
             assert q(replica_db.replica, "SELECT status FROM execution_tasks WHERE id = %s", (target,)) == [("queued",)]
             replica_db.resume()
             assert await replica_reading(pilot, app), shown(app)
@@ -278,7 +279,7 @@ async def test_through_pgbouncer_reads_come_from_the_replica_and_own_writes_read
             replica_db.pause()
             await app.session.write(insert_task)
             assert await app.session.read(task_count) == 5
-            assert "reads: primary (own write pending on replica)" in app.session.reads_shown()[0]
+            assert app.session.reads_shown()[0] == PENDING
             assert q(replica_db.replica, "SELECT count(*) FROM execution_tasks") == [(4,)]
             replica_db.resume()
             assert await replica_reading(pilot, app), shown(app)
