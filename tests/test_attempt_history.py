@@ -143,7 +143,7 @@ def test_failing_now_reads_the_partial_index_not_the_tasks(failing):
         conn.execute("SET enable_seqscan = off")  # a table this small would be read whole
         for sql in (COUNTS_SQL, FAILURES_SQL):
             plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + sql, params).fetchall())
-            assert "task_events_failures_idx" in plan, plan
+            assert "failures_idx" in plan, plan  # task_events_failures_idx, or a partition's (revision 0029)
             assert "Seq Scan on execution_tasks" not in plan
 
 

@@ -248,4 +248,8 @@ def test_counters_are_written_by_their_triggers_only(db_dsn, login, nobody):
 def test_task_events_statuses_are_checked(db_dsn):
     with pytest.raises(psycopg.errors.CheckViolation):
         x(db_dsn, "INSERT INTO task_events (task_id, to_status, attempt) VALUES (1, E'\\x1b]52;c;SGk=\\x07', 1)")
-    assert q(db_dsn, "SELECT convalidated FROM pg_constraint WHERE conname = 'task_events_statuses'") == [(True,)]
+    assert q(
+        db_dsn,
+        "SELECT convalidated FROM pg_constraint WHERE conname = 'task_events_statuses' "
+        "AND conrelid = 'task_events'::regclass",
+    ) == [(True,)]

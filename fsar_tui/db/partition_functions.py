@@ -78,6 +78,8 @@ DECLARE
     v_fks text[] := '{{}}';
     v_stmt text;
     v_grantee oid;
+    v_index text;
+    v_def text;
 BEGIN
     IF p_upper IS NULL OR p_lower >= p_upper THEN
         RAISE EXCEPTION '{fn}: [%, %) is empty or unbounded above', p_lower, p_upper
@@ -115,6 +117,16 @@ BEGIN
                      WHERE c.oid = quote_ident(v_name)::regclass AND a.grantee <> c.relowner LOOP
         EXECUTE format('REVOKE ALL ON TABLE %I FROM %s', v_name,
                        CASE WHEN v_grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(v_grantee)) END);
+    END LOOP;
+    -- The parent's indexes, named after the partition and the parent's index (ATTACH would
+    -- build them too, named after their columns: "…_at_idx1" says less than "…_failures_idx").
+    FOR v_index, v_def IN SELECT c.relname::text, pg_get_indexdef(i.indexrelid) FROM pg_index i
+                          JOIN pg_class c ON c.oid = i.indexrelid
+                          WHERE i.indrelid = '{parent}'::regclass
+                            AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) LOOP
+        EXECUTE replace(v_def, ' ' || quote_ident(v_index) || ' ON ONLY public.{parent} ',
+                        format(' %I ON public.%I ', left(v_name || '_' || CASE WHEN v_index LIKE '{parent}\\_%'
+                               THEN substr(v_index, length('{parent}') + 2) ELSE v_index END, 63), v_name));
     END LOOP;
     IF v_owner <> (SELECT c.relowner FROM pg_class c WHERE c.oid = quote_ident(v_name)::regclass) THEN
         EXECUTE format('ALTER TABLE %I OWNER TO %I', v_name, pg_get_userbyid(v_owner));

@@ -10,7 +10,8 @@ so replacing one of fsar-tui's functions cannot make them pass.
 - `trigger_problems`: the triggers exist, run the function they should and are enabled.
 - `actual_rights`: for the privilege matrix (domain/privileges.py), what each role may do
   to each table and function, from has_table_privilege / has_any_column_privilege /
-  has_function_privilege — the same questions PostgreSQL asks when it decides.
+  has_function_privilege — the same questions PostgreSQL asks when it decides. Partitions
+  are not in the matrix (their parent is); `undeclared_grants` judges grants on them.
 """
 
 from __future__ import annotations
@@ -136,11 +137,16 @@ def log_table_problems(conn: Connection, triggers: Iterable[Trigger]) -> list[st
 # -- owners and grantees ---------------------------------------------------------------------
 
 # Every relation of the schema but an extension's, and every fsar function: what the owner
-# check and the grantee enumeration cover.
+# check and the grantee enumeration cover. Partitions (revision 0029) are their own kind:
+# no fsar role may hold a grant on one, another role what it may on the parent
+# (domain/privileges.judge_grant).
 RELATIONS = """
     SELECT c.oid, c.relname::text AS name,
-           CASE c.relkind WHEN 'S' THEN 'sequence' WHEN 'v' THEN 'view' WHEN 'm' THEN 'view' ELSE 'table' END AS kind,
-           c.relowner AS owner, c.relacl AS acl
+           CASE WHEN c.relispartition THEN 'partition' WHEN c.relkind = 'S' THEN 'sequence'
+                WHEN c.relkind IN ('v', 'm') THEN 'view' ELSE 'table' END AS kind,
+           c.relowner AS owner, c.relacl AS acl,
+           (SELECT i.inhparent::regclass::text FROM pg_inherits i WHERE c.relispartition AND i.inhrelid = c.oid)
+               AS partition_of
     FROM pg_class c
     WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
       AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
@@ -155,19 +161,21 @@ GRANTS_SQL = f"""
         SELECT r.kind, r.name, NULL::text AS col, r.owner, r.acl,
                (SELECT t.relname::text FROM pg_depend d JOIN pg_class t ON t.oid = d.refobjid
                 WHERE r.kind = 'sequence' AND d.classid = 'pg_class'::regclass AND d.objid = r.oid
-                  AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') LIMIT 1) AS sequence_of
+                  AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') LIMIT 1) AS sequence_of,
+               r.partition_of
         FROM rel r
         UNION ALL
-        SELECT 'column', r.name, a.attname::text, r.owner, a.attacl, NULL
+        SELECT CASE WHEN r.kind = 'partition' THEN 'partition' ELSE 'column' END, r.name, a.attname::text, r.owner,
+               a.attacl, NULL, r.partition_of
         FROM rel r JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
         WHERE a.attacl IS NOT NULL
         UNION ALL
-        SELECT f.kind, f.name, NULL, f.owner, f.acl, NULL FROM ({FSAR_PROCS}) f
+        SELECT f.kind, f.name, NULL, f.owner, f.acl, NULL, NULL FROM ({FSAR_PROCS}) f
         UNION ALL
-        SELECT 'schema', n.nspname::text, NULL, n.nspowner, n.nspacl, NULL
+        SELECT 'schema', n.nspname::text, NULL, n.nspowner, n.nspacl, NULL, NULL
         FROM pg_namespace n WHERE n.nspname = 'public')
     SELECT o.kind, o.name, o.col, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee)::text END,
-           a.privilege_type, a.is_grantable, o.sequence_of
+           a.privilege_type, a.is_grantable, o.sequence_of, o.partition_of
     FROM objects o CROSS JOIN LATERAL aclexplode(o.acl) a
     WHERE a.grantee <> o.owner
     ORDER BY o.name, o.col NULLS FIRST, 4, a.privilege_type"""
@@ -244,9 +252,9 @@ def undeclared_grants(conn: Connection) -> list[str]:
     rows = conn.execute(GRANTS_SQL).fetchall()
     members = memberships(conn, ROLES, usable_only=False)
     problems = []
-    for kind, name, col, grantee, privilege, grantable, sequence_of in rows:
+    for kind, name, col, grantee, privilege, grantable, sequence_of, partition_of in rows:
         found = judge_grant(
-            Grant(kind, name, col, grantee, privilege, grantable, sequence_of, members.get(grantee, ()))
+            Grant(kind, name, col, grantee, privilege, grantable, sequence_of, members.get(grantee, ()), partition_of)
         )
         if found:
             problems.append(found)
@@ -278,7 +286,7 @@ RIGHTS_SQL = """
                    AND has_column_privilege(r.role, c.oid, a.attnum, v.verb)
                  GROUP BY v.verb)
     FROM pg_class c CROSS JOIN unnest(%(roles)s::text[]) r(role)
-    WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm')"""
+    WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm') AND NOT c.relispartition"""
 
 EXECUTE_SQL = """
     SELECT p.oid::regprocedure::text, r.role, has_function_privilege(r.role, p.oid, 'EXECUTE')

@@ -10,7 +10,10 @@ is any other login (PUBLIC): it may do nothing here. Beyond the matrix, every gr
 every fsar object to any other role is judged by `judge_grant` (db/privileges.
 undeclared_grants enumerates them with aclexplode): the integration contract's writers
 (the fleet, the Stripe ingestion) may hold the few grants INTEGRATION_TABLES names, a
-member of an fsar role none of its own; sequences as SEQUENCE_RIGHTS says. fsar_viewer may SELECT every table
+member of an fsar role none of its own; sequences as SEQUENCE_RIGHTS says; a partition (revision
+0029: execution_tasks and task_events are partitioned) is not a table of the matrix: the fsar
+roles and PUBLIC hold no grant on one (its parent's are what they use), another role only
+what it may hold on the parent. fsar_viewer may SELECT every table
 and view; beyond that the only direct writes are the admin's anonymization columns.
 Every other change goes through the SECURITY DEFINER functions (db/action_functions.py,
 db/governance_functions.py), which check the transition and write the operator log.
@@ -20,7 +23,7 @@ Pure data and rendering: standard library only.
 from __future__ import annotations
 
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 VIEWER, OPERATOR, ADMIN = "fsar_viewer", "fsar_operator", "fsar_admin"
 ROLES = (VIEWER, OPERATOR, ADMIN)
@@ -116,7 +119,24 @@ FUNCTIONS: tuple[FunctionRight, ...] = (
     FunctionRight("fsar_gate_set(text,boolean,boolean,text,numeric,text,text)", ADMIN, "change a gate"),
     FunctionRight("fsar_record_reveal(text,text,text)", ADMIN, "log a reveal of raw data"),
     FunctionRight("fsar_log_anonymize(text,text,text,jsonb,text)", ADMIN, "log an anonymization"),
+    FunctionRight(
+        "fsar_ensure_partitions(timestamp with time zone,bigint,integer)",
+        OPERATOR,
+        "partition maintenance (the audit pass)",
+    ),
     FunctionRight("fsar_backfill_rollups(bigint)", None, "rollup backfill (the owner's `profile --backfill`)"),
+    FunctionRight("fsar_create_task_partition(bigint,bigint)", None, "partitions: one range of task ids"),
+    FunctionRight(
+        "fsar_create_event_partition(timestamp with time zone,timestamp with time zone)",
+        None,
+        "partitions: one range of event times",
+    ),
+    FunctionRight("fsar_cover_task_ids(bigint,bigint)", None, "partitions: the gaps of an id range (seed)"),
+    FunctionRight(
+        "fsar_cover_event_days(timestamp with time zone,timestamp with time zone)",
+        None,
+        "partitions: the gaps of a day range (seed)",
+    ),
     FunctionRight("fsar_compact_task_counts()", None, "housekeeping, from the task triggers"),
     FunctionRight("fsar_fold_duration_samples()", None, "housekeeping, from the task triggers"),
     FunctionRight("fsar_rebuild_sketches()", None, "housekeeping"),
@@ -173,7 +193,7 @@ WRITE_ALL = "pg_write_all_data"
 class Grant:
     """One aclexplode() row of an fsar object, its owner aside."""
 
-    kind: str  # table, view, sequence, column, function, schema
+    kind: str  # table, view, sequence, column, function, schema; partition (of a partitioned table)
     name: str  # the table / sequence / function (regprocedure text) / schema
     column: str | None
     grantee: str  # a role name, or PUBLIC
@@ -181,6 +201,7 @@ class Grant:
     grantable: bool
     sequence_of: str | None = None  # a sequence: the table whose id it feeds
     member_of: tuple[str, ...] = ()  # the fsar roles the grantee belongs to (directly or not)
+    partition_of: str | None = None  # a partition: its parent table
 
 
 def judge_grant(g: Grant) -> str | None:
@@ -189,6 +210,11 @@ def judge_grant(g: Grant) -> str | None:
     the matrix's business (`compare`) and pass here."""
     where = f"{g.kind} {g.name}" + (f" ({g.column})" if g.column else "")
     line = f"{g.grantee} may {g.privilege} on {where}"
+    if g.kind == "partition":
+        if g.grantee in ROLES or g.grantee == "PUBLIC" or g.member_of:
+            return f"{line}: not in the declaration — the panel's roles reach a partition's rows through its parent"
+        # A role outside the fsar roles: judged as the same grant on the parent would be.
+        g = replace(g, kind="column" if g.column else "table", name=g.partition_of or g.name)
     if g.grantable:
         return f"{line} WITH GRANT OPTION: not in the declaration"
     if g.kind == "schema":

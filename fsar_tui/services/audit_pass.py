@@ -8,7 +8,9 @@ in a thread, on its own connection:
    min ago" or the failure in red;
 2. `evaluate`: every enabled gate is evaluated and its verdict recorded, then the drift
    detector opens, refreshes or resolves alerts; then verdicts past retention are pruned
-   (at most 5,000 a pass; db/gates.prune_runs).
+   (at most 5,000 a pass; db/gates.prune_runs); after that transaction's commit, by
+   the same panel, partition maintenance (db/partitions.ensure_partitions: the
+   partitions ahead, rows a DEFAULT partition caught moved out).
 Step 2 writes, so it is skipped in read-only mode, and only one running app does it at
 a time (a transaction-level advisory lock, tried not waited for: other panels just
 read the verdicts). A read-only panel still re-hashes artifacts (list_targets) but cannot
@@ -81,6 +83,8 @@ class CheckResult:
     alerts_firing: int = 0
     runs_pruned: int = 0  # verdicts past retention deleted by this pass (db/gates.prune_runs)
     prune_problem: str | None = None  # why pruning failed (the verdicts were kept regardless)
+    partitions_created: list[str] = field(default_factory=list)  # db/partitions.ensure_partitions, this pass
+    partition_problem: str | None = None  # why partition maintenance failed (retried next pass)
 
 
 def scheduled_check(
@@ -95,7 +99,7 @@ def scheduled_check(
 def _scheduled_check(dsn: str, *, read_only: bool, statement_timeout_ms: int | None) -> CheckResult:
     import psycopg
 
-    from fsar_tui.db import gates, rollouts
+    from fsar_tui.db import gates, partitions, rollouts
     from fsar_tui.db.connect import connect
     from fsar_tui.db.rows import one
     from fsar_tui.errors import first_line
@@ -127,4 +131,8 @@ def _scheduled_check(dsn: str, *, read_only: bool, statement_timeout_ms: int | N
                     result.runs_pruned = gates.prune_runs(conn)
             except psycopg.Error as exc:  # e.g. a schema behind head (no 0018 yet)
                 result.prune_problem = first_line(exc)
+        try:  # after the verdicts' commit, its own transaction: its locks are held for no longer
+            result.partitions_created = partitions.ensure_partitions(conn, now=result.at)
+        except psycopg.Error as exc:  # a busy table (lock_timeout), a schema behind 0029
+            result.partition_problem = first_line(exc)
     return result

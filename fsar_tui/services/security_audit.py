@@ -97,10 +97,12 @@ def security_checks(conn, dsn: str) -> list[Check]:
             or "only the shipped triggers, enabled; no rule, policy or other owner; functions match the shipped source",
         )
     )
-    from fsar_tui.db import action_functions, governance_functions, privileges
+    from fsar_tui.db import action_functions, governance_functions, partition_functions, privileges
     from fsar_tui.domain import privileges as declared
 
-    replaced = privileges.shipped_function_problems(conn, action_functions.HEAD + governance_functions.FUNCTIONS)
+    replaced = privileges.shipped_function_problems(
+        conn, action_functions.HEAD + governance_functions.FUNCTIONS + partition_functions.FUNCTIONS
+    )
     checks.append(
         Check(
             "state-changing functions are the shipped ones",
