@@ -70,6 +70,7 @@ class ReplicaReads:
         self.pending: int | None = None  # an own write's WAL position, not replayed yet
         self._pending_unknown = False  # an own write's position is to be read at the next check
         self._caught_up_at: float | None = None  # monotonic: the primary's position then was replayed
+        self._primary_answered = True  # at the last check
         self._probe: FsarAsyncConnection | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()
@@ -84,7 +85,9 @@ class ReplicaReads:
             down=self.down is not None,
             in_recovery=None if position is None else position.in_recovery,
             lag_s=self.lag_s,
-            max_lag_s=self.max_lag_s,
+            # The lag is an upper bound; while the primary does not answer it only grows
+            # (nothing new is replayed) and the primary is no better place to read.
+            max_lag_s=self.max_lag_s if self._primary_answered else float("inf"),
             pending=self.pending is not None or self._pending_unknown,
         )
 
@@ -150,6 +153,7 @@ class ReplicaReads:
             primary: int | None = await self._primary_read(primary_lsn)
         except Exception:
             primary = None  # the primary's health says why; the lag keeps its time bounds
+        self._primary_answered = primary is not None
         try:
             async with asyncio.timeout(CHECK_TIMEOUT_S):
                 position = await self._replay_position()

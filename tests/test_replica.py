@@ -22,6 +22,7 @@ import re
 import time
 
 import pytest
+from psycopg.conninfo import make_conninfo
 
 from fsar_tui.app import FsarApp
 from fsar_tui.config import Settings
@@ -237,6 +238,35 @@ async def test_a_replica_too_far_behind_is_read_around_until_it_catches_up(repli
         assert await session.read(in_recovery) is True and await session.read(task_count) == 4
     finally:
         await session.close()
+
+
+async def test_with_the_primary_unreachable_reads_stay_on_the_replica(replica_db):
+    """The lag only grows while the primary is away (nothing new to replay): past the hard
+    limit the reads stay on the replica all the same, the one server that answers."""
+    primary = replica_db.primary
+    add_tasks(primary, 3)
+    replica_db.wait_caught_up()
+    proxy = CutProxy("127.0.0.1", replica_db.pair.primary.port)
+    dsn = make_conninfo(primary, host="127.0.0.1", port=str(proxy.port))
+    session = Session(dsn, Settings(dsn=dsn, read_dsn=replica_db.replica))
+    session.pool = await open_pool(dsn, statement_timeout_ms=5000)
+    assert session.replica is not None
+    session.replica.max_lag_s = 2
+    try:
+        await session.read(task_count)
+        assert await wait_for(lambda: session.reads_shown()[0] == "reads: replica, lag <1 s"), session.reads_shown()
+        proxy.cut()
+        assert await wait_for(lambda: session.state == "reconnecting")
+        assert await wait_for(lambda: (session.replica.lag_s or 0) > 2), session.replica.lag_s
+        assert session.reads_shown()[0].startswith("reads: replica, lag "), session.reads_shown()
+        assert await session.read(in_recovery) is True and await session.read(task_count) == 3
+        assert session.state == "reconnecting"  # replica reads say nothing of the primary's health
+        proxy.restore()
+        assert await wait_for(lambda: session.state == "connected")
+        assert await wait_for(lambda: session.reads_shown()[0] == "reads: replica, lag <1 s"), session.reads_shown()
+    finally:
+        await session.close()
+        proxy.close()
 
 
 def insert_task(conn) -> None:
