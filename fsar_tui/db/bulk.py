@@ -1,20 +1,28 @@
 """Bulk loading through COPY, in one transaction (used by `fsar-tui seed`).
 
-The transaction sets `fsar.bulk_load = on`, which the status trigger honours: the
-loader writes task_events itself (the trigger would write them row by row and
-queue a NOTIFY per row), and one task_counts delta per group it loaded. A SHARE ROW
-EXCLUSIVE lock on execution_tasks keeps other writers out while the id range is
-reserved, so the loader can link events, ledger rows and proposals to task ids it
-chose. Readers are never blocked.
+The transaction sets `fsar.bulk_load = on`, which the triggers honour for the tables'
+owner: the loader writes task_events itself (the trigger would write them row by row and
+queue a NOTIFY per row), one task_counts delta per group it loaded, and the rollups in
+bulk (db/bulk_rollups.py). A SHARE ROW EXCLUSIVE lock on execution_tasks keeps other
+writers out while the id range is reserved, so the loader can link events, ledger rows
+and proposals to task ids it chose. Readers are never blocked.
+
+While the tasks are copied their INSERT row triggers are disabled (`row_triggers_off`):
+each would only find the flag set and return, but four SECURITY DEFINER calls per row
+were ~75 % of the COPY's server time (a million tasks: ~60 s of the seed). Disabling a
+trigger takes the same SHARE ROW EXCLUSIVE lock and needs the owner — the same people
+the flag is honoured for — and is undone before the commit (or by the rollback).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from psycopg import postgres, pq, sql
+from psycopg.adapt import Dumper
 from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 
@@ -76,6 +84,16 @@ LEDGER_COLUMNS = (
 )
 # The seed's payment_intent.* events, as the Stripe ingestion would store them (revision 0014).
 STRIPE_EVENT_COLUMNS = ("id", "type", "created", "object_id", "livemode", "outcome", "received_at", "payload")
+# The columns' types for a binary COPY (copy_rows' `types`): varchar and char(3) travel
+# as text (the same binary form), numeric as Decimal, jsonb as JSON text.
+TASK_TYPES = (
+    *("int8", "text", "text", "text", "int2", "int4", "int4", "text", "text", "int8", "text", "timestamptz"),
+    *("jsonb", "jsonb", "text", "timestamptz", "timestamptz", "timestamptz", "timestamptz", "int8", "int8"),
+    *("numeric", "text", "numeric", "numeric", "int4"),
+)
+EVENT_TYPES = ("int8", "text", "text", "int4", "text", "timestamptz", "text", "int8", "int8", "numeric", "numeric")
+LEDGER_TYPES = ("text", "text", "text", "int8", "text", "timestamptz", "text", "int8", "text", "jsonb")
+STRIPE_EVENT_TYPES = ("text", "text", "timestamptz", "text", "bool", "text", "timestamptz", "jsonb")
 
 
 @contextmanager
@@ -83,8 +101,32 @@ def bulk_transaction(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
     with conn.transaction():
         conn.execute("SET LOCAL fsar.bulk_load = 'on'")
         conn.execute("SET LOCAL statement_timeout = 0")
+        # Room to aggregate a million tasks' rollups in memory (no spill to disk) and
+        # to build indexes; for this transaction only.
+        conn.execute("SET LOCAL work_mem = '256MB'")
+        conn.execute("SET LOCAL maintenance_work_mem = '512MB'")
         conn.execute("LOCK TABLE execution_tasks IN SHARE ROW EXCLUSIVE MODE")
         yield conn
+
+
+# A trigger's type bit for INSERT (pg_trigger.tgtype, TRIGGER_TYPE_INSERT).
+_INSERT_TRIGGERS_SQL = """
+    SELECT tgname FROM pg_trigger
+    WHERE tgrelid = %s::regclass AND NOT tgisinternal AND tgenabled <> 'D' AND tgtype & 4 <> 0
+    ORDER BY tgname"""
+
+
+@contextmanager
+def row_triggers_off(conn: psycopg.Connection, table: str) -> Iterator[list[str]]:
+    """Inside bulk_transaction, after the partitions are made: `table`'s enabled INSERT
+    triggers disabled (on a partitioned table, on every partition too) until the block
+    ends; yields their names. Internal triggers (foreign keys) stay on."""
+    names = [r[0] for r in conn.execute(_INSERT_TRIGGERS_SQL, (table,)).fetchall()]
+    for name in names:
+        conn.execute(sql.SQL("ALTER TABLE {} DISABLE TRIGGER {}").format(sql.Identifier(table), sql.Identifier(name)))
+    yield names
+    for name in names:
+        conn.execute(sql.SQL("ALTER TABLE {} ENABLE TRIGGER {}").format(sql.Identifier(table), sql.Identifier(name)))
 
 
 def reserve_task_ids(conn: psycopg.Connection, n: int) -> int:
@@ -146,13 +188,39 @@ def insert_compute_rates(conn: psycopg.Connection, rates: list[TupleRow]) -> Non
         )
 
 
-def copy_rows(conn: psycopg.Connection, table: str, columns: Iterable[str], rows: Iterable[TupleRow]) -> int:
+class _JsonTextBinary(Dumper):
+    """jsonb in COPY's binary format from JSON text already encoded (the seed's payloads
+    come from a few pre-encoded strings): version byte 1, then the text."""
+
+    format = pq.Format.BINARY
+    oid = postgres.types["jsonb"].oid
+
+    def dump(self, obj: str) -> bytes:
+        return b"\x01" + obj.encode()
+
+
+def copy_rows(
+    conn: psycopg.Connection,
+    table: str,
+    columns: Iterable[str],
+    rows: Iterable[TupleRow],
+    types: Sequence[str] | None = None,
+) -> int:
+    """COPY rows in; with `types` (one per column, as *_TYPES below) in the binary
+    format, which halves the client's work and spares the server parsing every
+    timestamp and number from text. jsonb values are then JSON text."""
     count = 0
     cols = ", ".join(columns)
-    with conn.cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
-            count += 1
+    binary = " (FORMAT BINARY)" if types else ""
+    with conn.cursor() as cur:
+        if types:
+            cur.adapters.register_dumper(None, _JsonTextBinary)  # looked up by the jsonb oid
+        with cur.copy(f"COPY {table} ({cols}) FROM STDIN{binary}") as copy:
+            if types:
+                copy.set_types(list(types))
+            for row in rows:
+                copy.write_row(row)
+                count += 1
     return count
 
 

@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from fsar_tui.db import bulk, partitions
+from fsar_tui.db import bulk, bulk_rollups, partitions
 from fsar_tui.db import profiles as profile_queries
 from fsar_tui.db.connect import connect
 from fsar_tui.domain.money import run_cost, to_micro, token_cost
@@ -206,15 +206,21 @@ def seed_history(dsn: str, *, days: int, tasks: int, seed: int = 0) -> SeedResul
                 yield task_rows, event_rows, ledger_rows, intent_rows
 
         # Generation (Python, one core) overlaps with COPY ingestion (the server, the other core).
-        for task_rows, event_rows, ledger_rows, intent_rows in prefetch(generate(), depth=2):
-            result.tasks += bulk.copy_rows(conn, "execution_tasks", bulk.TASK_COLUMNS, task_rows)
-            result.events += bulk.copy_rows(conn, "task_events", bulk.EVENT_COLUMNS, event_rows)
-            result.ledger += bulk.copy_rows(conn, "ledger_entries", bulk.LEDGER_COLUMNS, ledger_rows)
-            # The funnel trigger counts these as they land (it does not skip bulk loads).
-            result.payment_events += bulk.copy_rows(conn, "stripe_events", bulk.STRIPE_EVENT_COLUMNS, intent_rows)
+        # The tasks' row triggers are off meanwhile: what they would do is done in bulk below.
+        with bulk.row_triggers_off(conn, "execution_tasks"):
+            for task_rows, event_rows, ledger_rows, intent_rows in prefetch(generate(), depth=2):
+                result.tasks += bulk.copy_rows(conn, "execution_tasks", bulk.TASK_COLUMNS, task_rows, bulk.TASK_TYPES)
+                result.events += bulk.copy_rows(conn, "task_events", bulk.EVENT_COLUMNS, event_rows, bulk.EVENT_TYPES)
+                result.ledger += bulk.copy_rows(
+                    conn, "ledger_entries", bulk.LEDGER_COLUMNS, ledger_rows, bulk.LEDGER_TYPES
+                )
+                # The funnel trigger counts these as they land (it does not skip bulk loads).
+                result.payment_events += bulk.copy_rows(
+                    conn, "stripe_events", bulk.STRIPE_EVENT_COLUMNS, intent_rows, bulk.STRIPE_EVENT_TYPES
+                )
         if tasks:
             bulk.add_count_deltas(conn, first_id, first_id + tasks - 1)
-            profile_queries.count_loaded(conn, first_id, first_id + tasks - 1)
+            bulk_rollups.add_loaded_rollups(conn, first_id, first_id + tasks - 1)
         bulk.add_ledger_daily(conn, ledger_before)
         bulk.add_fraud_velocity(conn, ledger_before)
         bulk.analyze(conn)
