@@ -59,10 +59,13 @@ class FsarScreen(Screen[None]):
 
     AUTO_FOCUS = "KeyedTable"
     REFRESH_S: float = 5.0
+    # Re-read at most this often while nobody presses a key (screens/reload_schedule.py);
+    # None: the screen's schedule does not slow down when idle.
+    IDLE_REFRESH_S: float | None = None
 
     def __init__(self) -> None:
         super().__init__()
-        self.schedule = ReloadSchedule(every=self.REFRESH_S)
+        self.schedule = ReloadSchedule(every=self.REFRESH_S, idle_every=self.IDLE_REFRESH_S)
         self.problems: dict[str, str] = {}  # worker group -> what failed, in words
 
     # -- typed access -------------------------------------------------------------------
@@ -189,6 +192,7 @@ class FsarScreen(Screen[None]):
     def on_key(self, event: events.Key) -> None:
         """A key bound on this screen whose action is off does nothing: say why, in one
         line. The key bar dims it, but at 80 columns the key bar may not reach it."""
+        self.schedule.touched()  # someone is at the panel: it is not idle
         if isinstance(self.focused, Input) or self.app.screen is not self:
             return
         active = self.active_bindings.get(event.key)

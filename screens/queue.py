@@ -9,7 +9,11 @@ Refresh policy: counts and running tasks follow every live batch (the bus delive
 most 10 a second; both queries read small tables, so the panel lags the database by a
 batch window, not a timer tick). The task page, workers and sparklines are re-queried
 by a 1 s timer when a batch marked the screen (or every 5 s regardless), so a
-burst of events costs a handful of queries, not thousands.
+burst of events costs a handful of queries, not thousands. An idle screen (no key
+pressed for 30 s: screens/reload_schedule.py) moves its counts by the batch's changes
+without a query (domain/count_deltas.py; a batch that cannot be applied exactly, or a
+resync, reads them) and re-reads the rest every IDLE_REFRESH_S, so a panel left open
+costs the database well under a query a second, however busy the fleet (issue 18).
 All I/O runs in exclusive workers that post their data to the screen (screens/base.py);
 on a database error the screen keeps its data, the header says RECONNECTING with the
 data's age (or, for a refusal such as revoked privileges, what fails, in words), and
@@ -36,6 +40,7 @@ from textual.worker import Worker
 
 from fsar_tui import clock
 from fsar_tui.db import tasks as task_queries
+from fsar_tui.domain.count_deltas import Key, apply_changes
 from fsar_tui.domain.task_filter import FilterError, TaskFilter, parse_filter
 from fsar_tui.messages import ApplyFilter, CommandEntered, LiveBatch
 from fsar_tui.screens.base import FsarScreen
@@ -63,6 +68,7 @@ CountsData = tuple[list[task_queries.StatusCount], list[task_queries.RunningTask
 
 
 class QueueScreen(FsarScreen):
+    IDLE_REFRESH_S = 15.0
     DEFAULT_CSS = """
     QueueScreen #top { height: 1fr; min-height: 8; max-height: 16; }
     QueueScreen #top TextPanel { width: 1fr; height: 100%; padding: 0 1; border-right: solid $panel; }
@@ -119,6 +125,7 @@ class QueueScreen(FsarScreen):
         self.loading_more = False
         self.counts_worker: Worker[None] | None = None
         self.counts_pending = False
+        self.counts: dict[Key, int] | None = None  # as last shown (None: not read yet)
         self.left_unseen: object = None  # the operator's row that left while another screen was shown
 
     def compose(self) -> ComposeResult:
@@ -161,6 +168,12 @@ class QueueScreen(FsarScreen):
 
     def on_live_batch(self, message: LiveBatch) -> None:
         self.schedule.mark()
+        batch = message.batch
+        if self.schedule.idle() and self.counts is not None and not batch.resync and not self.paused:
+            moved = apply_changes(self.counts, batch.tasks, by_model=self.by_model)
+            if moved is not None:
+                self.render_counts([task_queries.StatusCount(*key, n) for key, n in sorted(moved.items())])
+                return
         self.request_counts()
 
     def request_counts(self) -> None:
@@ -235,6 +248,7 @@ class QueueScreen(FsarScreen):
             self.left_unseen = held
 
     def on_screen_resume(self) -> None:
+        self.counts = None  # batches went to the other screen meanwhile: read before moving them
         if self.left_unseen is not None:
             held, self.left_unseen = self.left_unseen, None
             self.notify(f"task {held} left this view while you were away; the cursor moved to its neighbour", timeout=8)
@@ -274,6 +288,7 @@ class QueueScreen(FsarScreen):
             table.replace_rows([(r.id, self.cells(r, columns)) for r in self.rows])
 
     def render_counts(self, counts: list[task_queries.StatusCount]) -> None:
+        self.counts = {(row.status, row.task_type, row.ai_model): row.n for row in counts}
         grid: dict[str, dict[str, int]] = {}
         for row in counts:
             key = f"{row.task_type} / {row.ai_model}" if self.by_model else row.task_type
@@ -418,6 +433,7 @@ class QueueScreen(FsarScreen):
 
     def action_toggle_models(self) -> None:
         self.by_model = not self.by_model
+        self.counts = None  # grouped the other way: read, not moved
         self.reload_now()
 
     def action_pause(self) -> None:
