@@ -24,6 +24,11 @@ user config dir (`~/.config/fsar-tui/config.toml` on Linux). Recognised keys:
     extra_fields = ["employee_no"]  # added to the defaults instead of replacing them
     [redaction.patterns]          # more detectors: name = "regex"
     employee_id = "EMP-[0-9]{6}"
+    [retention]                   # off unless set (domain/retention.py, README: Retention)
+    task_events = "14d"           # raw task events kept this long; then archived and dropped
+    tasks = "90d"                 # finished tasks kept this long (by id range)
+    archive = "/var/lib/fsar"     # where archives go (default: the XDG data dir's retention/)
+    every = "1h"                  # the app's audit pass applies the policy at most this often
 
 Flags only (never from the environment or the file, so they are a decision per run):
 `--reveal` (show raw data: needs a role allowed to, fsar_admin, and is logged) and
@@ -84,6 +89,7 @@ class Settings:
     keymap: dict[str, str] = field(default_factory=dict)
     config_path: Path | None = None
     redaction: Policy = field(default_factory=Policy)
+    retention: RetentionConfig | None = None  # [retention]; None: no policy configured
     reveal: bool = False
     ingest_live: bool = False
 
@@ -114,6 +120,7 @@ class Settings:
                 "fields": len(self.redaction.fields),
                 "patterns": [name for name, _ in self.redaction.patterns],
             },
+            "retention": None if self.retention is None else self.retention.masked(),
             "reveal": self.reveal,
             "config_path": str(self.config_path) if self.config_path else None,
         }
@@ -209,6 +216,7 @@ def read_config_file(path: Path, *, required: bool) -> dict[str, Any]:
         "replica_stale_s",
         "keymap",
         "redaction",
+        "retention",
     }
     unknown = sorted(set(data) - known)
     if unknown:
@@ -218,6 +226,8 @@ def read_config_file(path: Path, *, required: bool) -> dict[str, Any]:
         raise UsageError(f"{path}: [keymap] must map binding ids to key strings")
     if "redaction" in data:
         data = {**data, "redaction": parse_redaction(data["redaction"], f"{path}: [redaction]")}
+    if "retention" in data:
+        data = {**data, "retention": parse_retention(data["retention"], f"{path}: [retention]")}
     return data
 
 
@@ -329,8 +339,71 @@ def load_settings(
             changes["keymap"] = {**settings.keymap, **values["keymap"]}
         if values.get("redaction") is not None:
             changes["redaction"] = values["redaction"]
+        if values.get("retention") is not None:
+            changes["retention"] = values["retention"]
         for key in ("reveal", "ingest_live"):
             if values.get(key) is not None and source == "flags":
                 changes[key] = bool(values[key])
         settings = replace(settings, **changes)
     return settings
+
+
+# -- [retention] (issue 18): off unless configured ---------------------------------------
+
+DEFAULT_RETENTION_EVERY_S = 3600
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    """config.toml `[retention]`: the ages as written (domain/retention.parse_age checked
+    them), the archive directory, how often the app's audit pass applies them."""
+
+    task_events: str | None = None
+    tasks: str | None = None
+    archive: Path | None = None
+    every_s: int = DEFAULT_RETENTION_EVERY_S
+
+    def masked(self) -> dict[str, Any]:
+        return {
+            "task_events": self.task_events,
+            "tasks": self.tasks,
+            "archive": str(self.archive) if self.archive else None,
+            "every_s": self.every_s,
+        }
+
+
+def parse_retention(table: Any, source: str) -> RetentionConfig:
+    """config.toml `[retention]` → RetentionConfig; unknown keys or bad ages: usage errors."""
+    from fsar_tui.domain.durations import DurationError, parse_window
+    from fsar_tui.domain.retention import RetentionError, parse_age
+
+    if not isinstance(table, dict):
+        raise UsageError(f"{source}: must be a table")
+    unknown = sorted(set(table) - {"task_events", "tasks", "archive", "every"})
+    if unknown:
+        raise UsageError(f"{source}: unknown key(s): {', '.join(unknown)}")
+    ages: dict[str, str | None] = {}
+    for key in ("task_events", "tasks"):
+        value = table.get(key)
+        if value is not None:
+            if not isinstance(value, str):
+                raise UsageError(f'{source} {key}: expected an age such as "14d", got {value!r}')
+            try:
+                parse_age(value, key)
+            except RetentionError as exc:
+                raise UsageError(f"{source} {exc}") from None
+        ages[key] = value
+    archive = table.get("archive")
+    if archive is not None and (not isinstance(archive, str) or not archive.strip()):
+        raise UsageError(f"{source} archive: expected a directory path")
+    every = table.get("every", "1h")
+    try:
+        every_s = parse_window(str(every))
+    except DurationError as exc:
+        raise UsageError(f"{source} every: {exc}") from None
+    return RetentionConfig(
+        task_events=ages["task_events"],
+        tasks=ages["tasks"],
+        archive=Path(archive).expanduser() if archive else None,
+        every_s=every_s,
+    )

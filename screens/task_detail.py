@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import os
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -188,7 +189,7 @@ class TaskDetailScreen(FsarScreen):
         return Group(
             self.facts(t),
             Text(""),
-            *self.attempt_lines(shown),
+            *self.attempt_lines(shown, t.get("events_archived_before")),
             Text(""),
             Text("last error", style="bold"),
             Text(shown.error.text),
@@ -236,12 +237,16 @@ class TaskDetailScreen(FsarScreen):
             facts.add_row(Text(label), safe_text(value))
         return facts
 
-    def attempt_lines(self, shown: Shown) -> tuple[RenderableType, ...]:
+    def attempt_lines(self, shown: Shown, before: datetime | None = None) -> tuple[RenderableType, ...]:
         """A line per attempt — number, worker, start, run time, how it ended — and its
         whole error (inert, redacted, at most ATTEMPT_SHOWN characters) wrapped under it."""
         tried = shown.attempts
+        # Said instead of a short or empty history when retention archived its events.
+        archived = (
+            f"events before {before.astimezone(UTC):%Y-%m-%d %H:%M} UTC archived by retention" if before else None
+        )
         if not tried:
-            return (Text("attempts: none (never started)", style="bold"),)
+            return (Text(archived or "attempts: none (never started)", style="bold"),)
         workers = [abbreviate(safe_text(a.worker_id or "-").plain, WORKER_SHOWN) for a in tried]
         now = clock.now()
         runs = [duration(between(a.started_at, a.ended_at or now)) for a in tried]
@@ -249,6 +254,7 @@ class TaskDetailScreen(FsarScreen):
         worker_w = max(len(w) for w in [*workers, "worker"])
         run_w = max(len(r) for r in [*runs, "run"])
         out: list[RenderableType] = [
+            *([Text(archived, style="yellow")] if archived else []),
             Text(f"attempts ({len(tried)}), each one's error under it", style="bold"),
             Text(f"{'#':>{number_w}}  {'worker':<{worker_w}}  {'started':<14}  {'run':>{run_w}}  outcome", style="dim"),
         ]

@@ -77,6 +77,8 @@ COMMANDS: dict[str, list[list[str]]] = {
     "anonymize": [["--older-than", "1d", "--dry-run"]],
     "security-audit": [[]],
     "simulate": [["--workers", "2", "--duration", "2", "--rate", "5"]],
+    "retention run": [["--dry-run", "--task-events", "7d", "--tasks", "14d"], ["--tasks", "30d", "--format", "json"]],
+    "retention restore": [["{retention_file}"]],
 }
 NOT_RUN = {
     "demo": "the app on the embedded server: test_hostile_screens drives the app itself",
@@ -111,6 +113,8 @@ def hostile_db(server_dsn, template_db, tmp_path_factory):
     stripe_file.write_text(json.dumps(event) + "\n" + HOSTILE + "\n")
     fsar_file = files / "report.md"
     fsar_file.write_text(f"# FSAR Proposal Report {HOSTILE}\n\n{HOSTILE}\n")
+    retention_file = files / f"{SHORT.replace('/', '_')}.manifest.json"  # a hostile manifest: refused, inertly
+    retention_file.write_text(json.dumps({"format": "fsar-tui retention archive", "version": 1, "table": HOSTILE}))
     values = {
         "task": str(ids.task),
         "big": str(ids.big),
@@ -122,6 +126,7 @@ def hostile_db(server_dsn, template_db, tmp_path_factory):
         "rollout": ids.rollout,
         "stripe_file": str(stripe_file),
         "fsar_file": str(fsar_file),
+        "retention_file": str(retention_file),
     }
     try:
         yield dsn, values

@@ -24,6 +24,7 @@ FAMILIES = (
     "log",
     "proposals",
     "governance",
+    "retention",
 )
 
 

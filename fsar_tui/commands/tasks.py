@@ -291,6 +291,7 @@ def _show_record(t: dict[str, Any], attempts: list[dict[str, Any]]) -> dict[str,
         {"target": _s(t["rollout_target"]), "revision": t["rollout_revision"]} if t["rollout_target"] else None
     )
     record["proposal"] = {"id": _s(t["proposal_id"]), "severity": t["proposal_severity"]} if t["proposal_id"] else None
+    record["events_archived_before"] = _field("at", t.get("events_archived_before"))
     record["attempts"] = [
         {**{k: _field(k, a[k]) for k in ("attempt", "worker_id", "outcome", "queued_at", "started_at", "ended_at")},
          "wait_s": _rounded(between(a["queued_at"], a["started_at"])),
@@ -363,6 +364,8 @@ def _show_text(t: dict[str, Any], attempts: list[dict[str, Any]], *, whole: bool
     ]
     out = [f"{label:<9} {value}" for label, value in facts]
     out += ["", f"attempts ({len(attempts)}; times in UTC)"]
+    if t.get("events_archived_before"):  # its trail is partly in a retention archive
+        out.append(f"  events before {_when(t['events_archived_before'])} archived by retention")
     if not attempts:
         out.append("  (none: never started)")
     for a in attempts:

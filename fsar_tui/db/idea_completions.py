@@ -6,7 +6,10 @@ window's end — one probe per idea of `execution_tasks_idea_completed_idx` (rev
 0025), a partial index on exactly those tasks, newest first — and the idea's first
 revenue entry at or after that task's finish (`ledger_entries_idea_idx`). So the read
 costs two index probes per idea, whatever the number of tasks (1.0 ms for the 40 ideas
-of a 1 M-task seed).
+of a 1 M-task seed) — three since retention (revision 0030): an idea's completions in
+task ranges retention dropped are kept per UTC day in `idea_completion_days`, and the
+newer of the two answers is the completion (windows end at a UTC midnight, so the last
+completion before the end is some earlier day's last: the same answer as before the drop).
 domain/attribution.py and domain/idea_figures.py use the result.
 """
 
@@ -32,12 +35,19 @@ COMPLETIONS_SQL = """
             ORDER BY l.idea_id, l.occurred_at LIMIT 1)
     FROM unnest(%(ideas)s::text[]) AS i(idea)
     CROSS JOIN LATERAL (
-        SELECT t.task_type, t.ai_model, t.rollout_revision_id, t.finished_at
-        FROM execution_tasks t
-        WHERE t.idea_id = i.idea AND t.status = 'succeeded'
-          AND t.task_type IN ('idea_implementation', 'implement_idea')
-          AND t.finished_at < %(end)s
-        ORDER BY t.finished_at DESC, t.id DESC LIMIT 1) c
+        SELECT * FROM (
+            (SELECT t.task_type, t.ai_model, t.rollout_revision_id, t.finished_at, t.id
+             FROM execution_tasks t
+             WHERE t.idea_id = i.idea AND t.status = 'succeeded'
+               AND t.task_type IN ('idea_implementation', 'implement_idea')
+               AND t.finished_at < %(end)s
+             ORDER BY t.finished_at DESC, t.id DESC LIMIT 1)
+            UNION ALL
+            (SELECT d.task_type, d.ai_model, d.rollout_revision_id, d.finished_at, d.task_id
+             FROM idea_completion_days d
+             WHERE d.idea_id = i.idea AND d.finished_at < %(end)s
+             ORDER BY d.finished_at DESC, d.task_id DESC LIMIT 1)) u
+        ORDER BY u.finished_at DESC, u.id DESC LIMIT 1) c
 """
 assert all(f"'{t}'" in COMPLETIONS_SQL for t in IMPLEMENTING_TYPES)
 

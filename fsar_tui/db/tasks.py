@@ -15,6 +15,7 @@ from typing import Any
 from psycopg import AsyncConnection, Connection
 from psycopg.rows import class_row, dict_row
 
+from fsar_tui.db import retention
 from fsar_tui.db.rows import one
 from fsar_tui.domain.task_filter import TaskFilter
 
@@ -449,6 +450,7 @@ async def task_detail(conn: AsyncConnection, task_id: int, head: int = FULL) -> 
             return None
         await cur.execute(EVENTS_SQL, (task_id,))
         task["events"] = await cur.fetchall()
+    task["events_archived_before"] = await retention.events_archived_before_async(conn, task)
     return task
 
 
@@ -459,6 +461,7 @@ def task_detail_sync(conn: Connection, task_id: int, head: int = FULL) -> dict[s
         if task is None:
             return None
         task["events"] = cur.execute(EVENTS_SQL, (task_id,)).fetchall()
+    task["events_archived_before"] = retention.events_archived_before(conn, task)  # None: the trail is whole
     return task
 
 

@@ -140,9 +140,10 @@ def refusal(policy: Policy, table_floors: dict[str, Floor]) -> str | None:
     for table in (EVENTS, TASKS):
         age, floor = policy.age(table), table_floors.get(table)
         if age is not None and floor is not None and age < floor.seconds:
+            fix = ", or change that gate" if floor.reason.startswith("gate ") else ""
             return (
                 f"{KEYS[table]} {format_duration(age)} is shorter than {format_duration(floor.seconds)}: "
-                f"{floor.reason} (keep at least {format_duration(floor.seconds)}, or change that gate)"
+                f"{floor.reason} (keep at least {format_duration(floor.seconds)}{fix})"
             )
     return None
 

@@ -231,6 +231,9 @@ def measure(chunks: Iterable[bytes]) -> Measured:
 def problems(manifest: Manifest, measured: Measured) -> list[str]:
     """Every way the file differs from its manifest (empty: verified)."""
     out = [measured.problem] if measured.problem else []
+    if measured.problem and manifest.sha256_compressed != measured.sha256_compressed:
+        # What was decompressed before the failure says nothing more.
+        return [*out, f"compressed sha256 {measured.sha256_compressed} differs from the manifest's"]
     checks = (
         ("compressed sha256", manifest.sha256_compressed, measured.sha256_compressed),
         ("size", manifest.bytes_compressed, measured.bytes_compressed),

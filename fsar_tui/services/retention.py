@@ -1,0 +1,313 @@
+"""Retention, orchestrated: `fsar-tui retention run` / `restore` and the audit pass's turn.
+
+A run, as of one `now`:
+1. refuse a policy shorter than a raw-row reader's window (domain/retention.floors: one
+   line, exit 2, nothing done), or a login that does not own the tables;
+2. one run per database at a time (a transaction-level advisory lock held on a
+   connection of its own: a session lock would outlive us behind a transaction pooler);
+3. fold the duration samples, read each partition's facts, and plan (every partition
+   gets a decision and a reason; `--dry-run` stops here and writes nothing);
+4. archive every partition to drop into a new run directory, each file read back and
+   verified against its manifest; if any fails, nothing at all is dropped (exit 1
+   naming the file);
+5. drop them one by one (db/retention.drop_partition: DETACH, the fingerprint checked
+   under a short lock_timeout, DROP, in one transaction); a partition that changed since
+   its export or whose lock did not come is kept, and its archive removed.
+No partition to drop: "nothing to do", no directory written — so a second run is a no-op.
+
+Without an archive directory nothing is dropped, unless `no_archive` says so explicitly
+(the rows are then gone for good; the log still records what was dropped).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import psycopg
+from psycopg import Connection
+
+from fsar_tui import __version__, clock
+from fsar_tui.config import RetentionConfig
+from fsar_tui.db import partitions
+from fsar_tui.db import retention as db
+from fsar_tui.db.connect import connect
+from fsar_tui.db.rows import one
+from fsar_tui.domain import retention as policy_math
+from fsar_tui.domain.retention import EVENTS, TASKS, Decision, Policy
+from fsar_tui.domain.retention_manifest import Manifest
+from fsar_tui.errors import CheckFailed, FsarError, UsageError, first_line
+from fsar_tui.services import retention_archive as files
+
+DEFAULT_LOCK_TIMEOUT_MS = 2000
+LOCK_ATTEMPTS = 3  # a drop whose lock does not come is retried this often, then kept for the next run
+
+
+@dataclass
+class Outcome:
+    """One partition's fate in a run."""
+
+    table: str
+    name: str
+    lower: object
+    upper: object
+    action: str  # "dropped" | "would drop" | "kept"
+    reason: str
+    rows: int | None = None
+    manifest: str | None = None  # the archive's manifest, when it was archived
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "table": self.table,
+            "partition": self.name,
+            "lower": policy_math.format_bound(self.lower),  # type: ignore[arg-type]
+            "upper": policy_math.format_bound(self.upper),  # type: ignore[arg-type]
+            "action": self.action,
+            "reason": self.reason,
+            "rows": self.rows,
+            "manifest": self.manifest,
+        }
+
+
+@dataclass
+class RunReport:
+    dry_run: bool
+    policy: dict[str, str | None]
+    at: datetime
+    archive: str | None = None  # this run's directory, when it wrote one
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def dropped(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.action in ("dropped", "would drop")]
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return not self.dropped
+
+
+@contextmanager
+def run_lock(dsn: str, statement_timeout_ms: int | None) -> Iterator[None]:
+    with connect(dsn, autocommit=True, statement_timeout_ms=statement_timeout_ms) as lock, lock.transaction():
+        got = one(lock.execute("SELECT pg_try_advisory_xact_lock(%s)", (db.RETENTION_LOCK,)).fetchone())[0]
+        if not got:
+            raise CheckFailed("another retention run or restore is in progress on this database: nothing done")
+        yield
+
+
+def check_policy(conn: Connection, policy: Policy) -> None:
+    if not db.available(conn):
+        raise UsageError("the schema has no retention tables yet (revision 0030): run `fsar-tui migrate`")
+    if policy.empty:
+        raise UsageError("no retention policy: give --task-events and/or --tasks, or set [retention] in config.toml")
+    why = policy_math.refusal(policy, policy_math.floors(db.gate_reaches(conn)))
+    if why:
+        raise UsageError(f"retention refused: {why}")
+
+
+def gather(conn: Connection, policy: Policy, now: datetime) -> list[policy_math.PartitionFacts]:
+    facts: list[policy_math.PartitionFacts] = []
+    if policy.task_events_s is not None:
+        facts += [db.event_facts(p) for p in partitions.list_partitions(conn, EVENTS)]
+    cutoff = policy.cutoff(TASKS, now)
+    if cutoff is not None:
+        next_id = db.next_task_id(conn)
+        facts += [db.task_facts(conn, p, next_id, cutoff) for p in partitions.list_partitions(conn, TASKS)]
+    return facts
+
+
+def _outcome(d: Decision, action: str, reason: str | None = None, rows: int | None = None) -> Outcome:
+    f = d.facts
+    return Outcome(f.table, f.name, f.lower, f.upper, action, reason or d.reason, rows if rows is not None else f.rows)
+
+
+@dataclass
+class _Archived:
+    decision: Decision
+    export: db.Export
+    manifest: Manifest | None
+    manifest_path: Path | None
+    archive_path: Path | None
+
+
+def run(
+    dsn: str,
+    policy: Policy,
+    *,
+    archive_root: Path | None,
+    no_archive: bool = False,
+    dry_run: bool = False,
+    now: datetime | None = None,
+    statement_timeout_ms: int | None = None,
+    lock_timeout_ms: int = DEFAULT_LOCK_TIMEOUT_MS,
+    after_write: Callable[[Path], None] | None = None,
+) -> RunReport:
+    """One retention run (see the module docstring). `after_write(archive)`: called once
+    each archive is on disk, before it is read back (tests corrupt it there)."""
+    now = now or clock.now()
+    report = RunReport(dry_run, policy.describe(), now)
+    with connect(dsn, autocommit=True, statement_timeout_ms=statement_timeout_ms) as conn:
+        check_policy(conn, policy)
+        if not dry_run and not db.owns_tables(conn):
+            raise CheckFailed(
+                "retention drops partitions: this login is not a member of the tables' owner "
+                "(run it as the role that ran `fsar-tui migrate`): nothing done"
+            )
+        with run_lock(dsn, statement_timeout_ms) if not dry_run else _no_lock():
+            if not dry_run:
+                db.fold_samples(conn)
+            decisions = policy_math.plan(gather(conn, policy, now), policy, now)
+            drops = [d for d in decisions if d.drop]
+            if dry_run:
+                for d in decisions:
+                    rows = d.facts.rows if d.facts.rows is not None or not d.drop else db.count_rows(conn, d.facts)
+                    report.outcomes.append(_outcome(d, "would drop" if d.drop else "kept", rows=rows))
+                return report
+            report.outcomes = [_outcome(d, "kept") for d in decisions if not d.drop]
+            if not drops:
+                return report
+            archived = _archive_all(conn, drops, policy, now, report, archive_root, no_archive, after_write)
+            for a in archived:
+                report.outcomes.append(_drop(conn, a, lock_timeout_ms))
+            if report.archive and not any(Path(report.archive).iterdir()):
+                Path(report.archive).rmdir()  # every partition was kept after all: no archive written
+                report.archive = None
+    return report
+
+
+@contextmanager
+def _no_lock() -> Iterator[None]:
+    yield
+
+
+def _archive_all(
+    conn: Connection,
+    drops: list[Decision],
+    policy: Policy,
+    now: datetime,
+    report: RunReport,
+    root: Path | None,
+    no_archive: bool,
+    after_write: Callable[[Path], None] | None,
+) -> list[_Archived]:
+    """Export every partition to drop; with an archive, write and verify each. A failed
+    verification raises (nothing has been dropped yet)."""
+    if no_archive:
+        return [_Archived(d, _export(conn, d, None), None, None, None) for d in drops]
+    if root is None:
+        raise UsageError("no archive directory (give --archive DIR or set [retention] archive): nothing dropped")
+    try:
+        run_dir = files.new_run_dir(root, now)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot create an archive directory under {root}: {exc.strerror or exc}: nothing dropped "
+            "(give --archive DIR, or --no-archive to drop without one)"
+        ) from None
+    report.archive = str(run_dir)
+    revision = db.schema_revision(conn)
+    done: list[_Archived] = []
+    for d in drops:
+        table = d.facts.table
+        cols = db.columns(conn, table)
+        writer = files.ArchiveWriter(run_dir, d.facts.name)
+        try:
+            export = _export(conn, d, writer.write, [c for c, _ in cols])
+            manifest = writer.finish(
+                table=table,
+                partition=d.facts.name,
+                lower=d.facts.lower,
+                upper=d.facts.upper,
+                columns=cols,
+                schema_revision=revision,
+                created_at=now.isoformat(),
+                fsar_tui_version=__version__,
+                policy=policy.describe(),
+            )
+        except BaseException:
+            writer.abort()
+            raise
+        if after_write is not None:
+            after_write(writer.path)
+        _, _, problems = files.verify_file(writer.manifest_path)
+        if not problems and manifest.rows != export.fingerprint.rows:
+            problems = [f"{manifest.rows:,} rows written, the partition held {export.fingerprint.rows:,}"]
+        if problems:
+            raise CheckFailed(
+                f"archive verification failed for {writer.path}: {problems[0]}: nothing dropped",
+                details=problems[1:],
+            )
+        done.append(_Archived(d, export, manifest, writer.manifest_path, writer.path))
+    return done
+
+
+def _export(
+    conn: Connection, d: Decision, write: Callable[[bytes], None] | None, cols: list[str] | None = None
+) -> db.Export:
+    cols = cols if cols is not None else [c for c, _ in db.columns(conn, d.facts.table)]
+    return db.export_partition(conn, d.facts.table, d.facts.name, cols, write)
+
+
+def _drop(conn: Connection, a: _Archived, lock_timeout_ms: int) -> Outcome:
+    f = a.decision.facts
+    part = partitions.Partition(f.table, f.name, f.lower, f.upper, False)
+    manifest = str(a.manifest_path) if a.manifest_path else None
+    sha = a.manifest.sha256_uncompressed if a.manifest else None
+    rows = a.export.fingerprint.rows
+    why: str | None = None
+    for attempt in range(LOCK_ATTEMPTS):
+        try:
+            db.drop_partition(
+                conn,
+                part,
+                a.export.fingerprint,
+                a.export.completions,
+                manifest=manifest,
+                sha256=sha,
+                lock_timeout_ms=lock_timeout_ms,
+            )
+            reason = a.decision.reason + ("" if manifest else " (no archive: --no-archive)")
+            return Outcome(f.table, f.name, f.lower, f.upper, "dropped", reason, rows, manifest)
+        except db.Refused as exc:
+            why = str(exc)
+            break
+        except psycopg.errors.LockNotAvailable:
+            why = f"the table stayed busy ({LOCK_ATTEMPTS} tries of {lock_timeout_ms} ms for its lock): kept, next run"
+            time.sleep(0.2 * (attempt + 1))
+        except psycopg.errors.QueryCanceled as exc:
+            why = f"the check under the lock exceeded the statement timeout ({first_line(exc)}): kept, next run"
+            break
+    if a.manifest_path and a.archive_path:
+        files.discard(a.manifest_path, a.archive_path)
+    return Outcome(f.table, f.name, f.lower, f.upper, "kept", why or "kept", rows, None)
+
+
+# The audit pass's turn: when each DSN's policy was last applied by this process
+# (monotonic seconds). Several panels may each run it; the run lock makes them take turns.
+_LAST_SCHEDULED: dict[str, float] = {}
+
+
+def scheduled_run(
+    dsn: str, cfg: RetentionConfig, statement_timeout_ms: int | None, *, clock_s: Callable[[], float] = time.monotonic
+) -> tuple[str | None, str | None]:
+    """The audit pass's step 3: (what was done, why it could not run); (None, None) when
+    not due. Never raises: a failing retention must not cost the pass its verdicts."""
+    last = _LAST_SCHEDULED.get(dsn)
+    if last is not None and clock_s() - last < cfg.every_s:
+        return None, None
+    _LAST_SCHEDULED[dsn] = clock_s()
+    try:
+        policy = policy_math.policy_from(cfg.task_events, cfg.tasks)
+        report = run(
+            dsn, policy, archive_root=cfg.archive or files.default_root(), statement_timeout_ms=statement_timeout_ms
+        )
+    except (FsarError, psycopg.Error, OSError, policy_math.RetentionError) as exc:
+        return None, first_line(exc) if not isinstance(exc, FsarError) else exc.message
+    if report.nothing_to_do:
+        return "nothing to do", None
+    dropped = [o for o in report.outcomes if o.action == "dropped"]
+    rows = sum(o.rows or 0 for o in dropped)
+    return f"dropped {len(dropped)} partition(s), {rows:,} rows, archived in {report.archive}", None
