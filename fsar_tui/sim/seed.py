@@ -206,8 +206,9 @@ def seed_history(dsn: str, *, days: int, tasks: int, seed: int = 0) -> SeedResul
                 yield task_rows, event_rows, ledger_rows, intent_rows
 
         # Generation (Python, one core) overlaps with COPY ingestion (the server, the other core).
-        # The tasks' row triggers are off meanwhile: what they would do is done in bulk below.
-        with bulk.row_triggers_off(conn, "execution_tasks"):
+        # The tasks' and ledger entries' row triggers are off meanwhile (under the bulk flag
+        # they would only return): what they do is done in bulk below.
+        with bulk.row_triggers_off(conn, "execution_tasks"), bulk.row_triggers_off(conn, "ledger_entries"):
             for task_rows, event_rows, ledger_rows, intent_rows in prefetch(generate(), depth=2):
                 result.tasks += bulk.copy_rows(conn, "execution_tasks", bulk.TASK_COLUMNS, task_rows, bulk.TASK_TYPES)
                 result.events += bulk.copy_rows(conn, "task_events", bulk.EVENT_COLUMNS, event_rows, bulk.EVENT_TYPES)
