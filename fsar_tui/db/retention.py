@@ -16,9 +16,12 @@ Dropping never blocks the fleet for long. The rows are exported first from a sna
 of every row version's (ctid, xmin) — any UPDATE or DELETE since gives a row a new
 version, so a different fingerprint. The drop transaction then sets a lock_timeout,
 DETACHes the partition (ACCESS EXCLUSIVE on the parent, as DROP would take), recomputes
-the fingerprint — a scan of (ctid, xmin) only, no column is read: ~0.2 s per million
-rows on this machine — and DROPs it only when it matches the archive's; otherwise the
-transaction rolls back and the partition stays, whole. DETACH … CONCURRENTLY would not
+the fingerprint — a scan of (ctid, xmin) only, no column is read: 0.1 s for a 200 k-task
+range, 12 ms for a day of 19 k events on this 2-core machine; a whole drop transaction of
+a day of events held the lock 24 ms (median of 33, max 36) — and DROPs it only when it
+matches the archive's; otherwise the transaction rolls back and the partition stays,
+whole. The check runs under the statement timeout: one that takes longer keeps the
+partition for the next run rather than hold the lock. DETACH … CONCURRENTLY would not
 hold the parent's lock at all, but PostgreSQL refuses it on a table with a DEFAULT
 partition, which both tables have (revision 0029), and it cannot run in a transaction, so
 a failed check could not roll the detach back.
