@@ -327,6 +327,7 @@ class FsarApp(App):
                 self.dsn,
                 read_only=self.session.read_only,
                 policy=self.redaction,
+                retention=self.settings.retention,  # config.toml [retention]: applied when due
                 statement_timeout_ms=self.settings.statement_timeout_ms,
             )
         except Exception as exc:  # a failing pass (or a bug in one check) must not end the console

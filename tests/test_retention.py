@@ -274,3 +274,16 @@ def test_only_the_tables_owner_drops(db, tmp_path, server_dsn):
             retention.run(viewer, POLICY, archive_root=tmp_path, now=clock.now())
     finally:
         x(server_dsn, f"DROP ROLE IF EXISTS {role}")
+
+
+def test_the_scheduled_check_runs_retention_only_when_configured_and_writable(db, tmp_path):
+    from fsar_tui.config import RetentionConfig
+    from fsar_tui.services.audit_pass import scheduled_check
+
+    cfg = RetentionConfig(task_events="7d", tasks="14d", archive=tmp_path)
+    assert scheduled_check(db, read_only=False).retention is None  # no [retention]: off
+    assert scheduled_check(db, read_only=True, retention=cfg).retention is None
+    assert q(db, "SELECT count(*) FROM retention_log") == [(0,)]
+    result = scheduled_check(db, read_only=False, retention=cfg)
+    assert result.retention_problem is None and (result.retention or "").startswith("dropped ")
+    assert manifests(tmp_path) and q(db, "SELECT count(*) > 0 FROM retention_log WHERE action = 'dropped'") == [(True,)]

@@ -11,6 +11,11 @@ in a thread, on its own connection:
    (at most 5,000 a pass; db/gates.prune_runs); after that transaction's commit, by
    the same panel, partition maintenance (db/partitions.ensure_partitions: the
    partitions ahead, rows a DEFAULT partition caught moved out).
+3. retention, when config.toml has a `[retention]` policy: at most once every
+   `[retention] every` (default 1 h) per process, after the evaluation and outside its
+   transaction, services/retention.run applies it (archives, verifies, drops; the
+   login must own the tables, else the pass says so in `retention_problem`); skipped in
+   read-only mode, one run per database at a time (its own lock, db/retention.py).
 Step 2 writes, so it is skipped in read-only mode, and only one running app does it at
 a time (a transaction-level advisory lock, tried not waited for: other panels just
 read the verdicts). A read-only panel still re-hashes artifacts (list_targets) but cannot
@@ -44,6 +49,7 @@ from fsar_tui.domain.redact import policy as current_policy
 if TYPE_CHECKING:
     from psycopg import Connection
 
+    from fsar_tui.config import RetentionConfig
     from fsar_tui.domain.gates import Gate, Verdict
 
 CHECK_EVERY_S = 60
@@ -85,15 +91,28 @@ class CheckResult:
     prune_problem: str | None = None  # why pruning failed (the verdicts were kept regardless)
     partitions_created: list[str] = field(default_factory=list)  # db/partitions.ensure_partitions, this pass
     partition_problem: str | None = None  # why partition maintenance failed (retried next pass)
+    retention: str | None = None  # what this pass's retention run did (None: not due, or not configured)
+    retention_problem: str | None = None  # why it could not run
 
 
 def scheduled_check(
-    dsn: str, *, read_only: bool, statement_timeout_ms: int | None = None, policy: Policy | None = None
+    dsn: str,
+    *,
+    read_only: bool,
+    statement_timeout_ms: int | None = None,
+    policy: Policy | None = None,
+    retention: RetentionConfig | None = None,
 ) -> CheckResult:
     """One pass. `policy`: the redaction policy the sensitive-results gate applies — a
-    thread does not inherit the caller's context, so the app hands it over."""
+    thread does not inherit the caller's context, so the app hands it over. `retention`:
+    config.toml's `[retention]`, applied when due (step 3)."""
     with using_policy(policy or current_policy()):
-        return _scheduled_check(dsn, read_only=read_only, statement_timeout_ms=statement_timeout_ms)
+        result = _scheduled_check(dsn, read_only=read_only, statement_timeout_ms=statement_timeout_ms)
+    if retention is not None and not read_only:
+        from fsar_tui.services.retention import scheduled_run
+
+        result.retention, result.retention_problem = scheduled_run(dsn, retention, statement_timeout_ms)
+    return result
 
 
 def _scheduled_check(dsn: str, *, read_only: bool, statement_timeout_ms: int | None) -> CheckResult:
