@@ -1,7 +1,6 @@
 """Executor benchmarks (issue: the executing side), each against the naive approach.
 
-- seed rate: `fsar-tui seed` (COPY, one transaction) vs row-by-row INSERTs of the same
-  tasks through the status trigger, on the same server in the same run.
+(The seed rate is bench/seed_bench.py's, group `seed`.)
 - claim throughput: 8 workers on zero-duration tasks, SKIP LOCKED claim vs the naive
   claim (`FOR UPDATE` without SKIP LOCKED: workers queue behind each other's lock).
 - event-to-consumer latency at ~1,000 events/s: commit → consumer batch, through
@@ -21,42 +20,9 @@ from fsar_tui.db import executor
 from fsar_tui.db.connect import aconnect
 from fsar_tui.live.service import LiveService
 from fsar_tui.sim.enqueuer import draw_tasks
-from fsar_tui.sim.seed import seed_history
 from fsar_tui.sim.worker import SimConfig, Worker, WorkerStats
 
 NAIVE_CLAIM_SQL = executor.CLAIM_SQL.replace("FOR UPDATE SKIP LOCKED", "FOR UPDATE")
-
-
-def bench_seed(server_dsn: str) -> list[list[object]]:
-    n = 100_000 if SMALL else 1_000_000
-    n_naive = 2_000 if SMALL else 10_000
-    with fresh_database(server_dsn) as dsn:
-        t = time.perf_counter()
-        seed_history(dsn, days=30, tasks=n, seed=1)
-        copy_s = time.perf_counter() - t
-    with fresh_database(server_dsn) as dsn:
-        tasks = draw_tasks(random.Random(1), n_naive)
-        with psycopg.connect(dsn) as conn:
-            t = time.perf_counter()
-            for task in tasks:  # the naive loader: one INSERT and commit per task, trigger and all
-                conn.execute(
-                    "INSERT INTO execution_tasks (task_type, ai_model, idea_id, payload) VALUES (%s, %s, %s, %s)",
-                    (task["task_type"], task["ai_model"], task["idea_id"], psycopg.types.json.Jsonb(task["payload"])),
-                )
-                conn.commit()
-            naive_s = time.perf_counter() - t
-    copy_rate, naive_rate = n / copy_s, n_naive / naive_s
-    return [
-        [
-            "seed (COPY)",
-            f"{n:,}",
-            f"{copy_s:.1f}",
-            f"{copy_rate:,.0f}",
-            f"{copy_rate / naive_rate:.1f}×",
-            f"1M in {1_000_000 / copy_rate:.0f}s (goal < 60s)",
-        ],
-        ["naive INSERT per task", f"{n_naive:,}", f"{naive_s:.1f}", f"{naive_rate:,.0f}", "1.0×", ""],
-    ]
 
 
 async def _claim_run(dsn: str, sql: str | None, n_tasks: int) -> float:
@@ -180,11 +146,6 @@ def bench_latency(server_dsn: str, mqtt_url: str | None) -> list[list[object]]:
 
 
 def run(server_dsn: str, mqtt_url: str | None) -> None:
-    print_table(
-        "Seed rate (same server, same run)",
-        ["approach", "tasks", "seconds", "tasks/s", "ratio", "goal"],
-        bench_seed(server_dsn),
-    )
     print_table(
         "Claim throughput, zero-duration tasks", ["approach", "tasks", "throughput", "ratio"], bench_claims(server_dsn)
     )

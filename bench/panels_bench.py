@@ -1,0 +1,223 @@
+"""Many operators (issue 18, point 4): 25 panels open on one database while the fleet
+runs — what one idle panel costs the database.
+
+The simulator runs at RATE tasks/s throughout. First the fleet alone (BASE_S), then 25
+apps (BENCH_PANELS), each a process of its own — the real app, headless, with its own
+session, pool and NOTIFY listener, on the queue screen, nobody pressing a key — named
+`fsar-bench-panel-NN` in pg_stat_activity (application_name in its DSN). Once every
+panel has been idle for the screen's 30 s, for BENCH_PANELS_S seconds (default 120;
+the issue's runs: 600):
+- statements/s per panel: counted in each panel's process as it sends them (every
+  psycopg cursor execute; the pool's empty-query connection checks apart, as pings),
+  with what they read;
+- transactions/s per panel: this database's xact_commit rate with the panels, less the
+  fleet alone's, over the number of panels (the server's own count);
+- server CPU per panel: utime + stime (/proc) of the panels' backends, sampled every
+  second (a backend that lived less than a sample, e.g. an audit pass's connection, is
+  missed), per second and as a share of all this database's backends' CPU;
+- audit passes: distinct evaluation times in audit_runs during the window, against the
+  number of CHECK_EVERY_S intervals it spans (the goal: once per interval in total).
+Goal: ≤ 1 query/s per idle panel, its live data from NOTIFY and the counters.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import psycopg
+from psycopg.conninfo import make_conninfo
+
+from bench.common import SMALL, cpu_seconds, fresh_database, print_table, simulator
+from fsar_tui.services.audit_pass import CHECK_EVERY_S
+from fsar_tui.sim.seed import seed_history
+
+PANELS = int(os.environ.get("BENCH_PANELS", "25"))
+WINDOW_S = float(os.environ.get("BENCH_PANELS_S", "60" if SMALL else "120"))
+RATE = 200  # tasks/s: a fleet that keeps every panel's live feed busy
+BASE_S = 20.0
+IDLE_WAIT_S = 35.0  # the queue screen counts as idle after 30 s without a key
+APP_NAME = "fsar-bench-panel"
+
+
+def panel_main(dsn: str, seconds: float, out: str) -> None:
+    """In a panel's process: count what it sends, show the queue screen for `seconds`."""
+    import asyncio
+
+    from fsar_tui.app import FsarApp
+    from fsar_tui.config import Settings
+
+    sent: Counter[str] = Counter()
+    marks: list[tuple[float, dict[str, int]]] = []
+
+    def kind(query) -> str:
+        text = str(query) if isinstance(query, str) else repr(query)
+        return "ping" if not text.strip() else " ".join(text.split())[:60]
+
+    sync_execute, async_execute = psycopg.Cursor.execute, psycopg.AsyncCursor.execute
+
+    def counted(self, query, *args, **kwargs):
+        sent[kind(query)] += 1
+        return sync_execute(self, query, *args, **kwargs)
+
+    async def acounted(self, query, *args, **kwargs):
+        sent[kind(query)] += 1
+        return await async_execute(self, query, *args, **kwargs)
+
+    psycopg.Cursor.execute = counted  # type: ignore[method-assign]
+    psycopg.AsyncCursor.execute = acounted  # type: ignore[method-assign]
+
+    async def main() -> None:
+        app = FsarApp(settings=Settings(dsn=dsn, live="notify"), dsn=dsn)
+        async with app.run_test(size=(120, 40)) as pilot:
+            while app.live_name != "notify":
+                await pilot.pause(0.1)
+            print("ready", flush=True)
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                marks.append((time.time(), dict(sent)))
+                await pilot.pause(1.0)
+        Path(out).write_text(json.dumps(marks))
+
+    asyncio.run(main())
+
+
+def start_panel(dsn: str, n: int, seconds: float, out: str) -> subprocess.Popen:
+    panel_dsn = make_conninfo(dsn, application_name=f"{APP_NAME}-{n:02d}")
+    code = (
+        "import sys; from bench.panels_bench import panel_main; "
+        "panel_main(sys.argv[1], float(sys.argv[2]), sys.argv[3])"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", code, panel_dsn, str(seconds), out], stdout=subprocess.PIPE, text=True
+    )
+
+
+def xacts(conn: psycopg.Connection) -> int:
+    conn.execute("SELECT pg_stat_clear_snapshot()")
+    row = conn.execute("SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()")
+    return int(row.fetchone()[0])
+
+
+def backends(conn: psycopg.Connection) -> list[tuple[int, str]]:
+    return conn.execute(
+        "SELECT pid, coalesce(application_name, '') FROM pg_stat_activity WHERE datname = current_database()"
+    ).fetchall()
+
+
+def measure_cpu(conn: psycopg.Connection, seconds: float) -> tuple[dict[int, float], dict[int, float], int]:
+    """Per backend pid: CPU seconds used during `seconds` (first to last sight), split
+    into the panels' and everyone's; and the xact count's change."""
+    first: dict[int, float] = {}
+    last: dict[int, float] = {}
+    panel_pids: set[int] = set()
+    x0, end = xacts(conn), time.monotonic() + seconds
+    while time.monotonic() < end:
+        for pid, name in backends(conn):
+            used = cpu_seconds(pid)
+            first.setdefault(pid, used)
+            last[pid] = used
+            if name.startswith(APP_NAME):
+                panel_pids.add(pid)
+        time.sleep(1.0)
+    used = {pid: last[pid] - first[pid] for pid in last}
+    return {p: used[p] for p in panel_pids}, used, xacts(conn) - x0
+
+
+def run(server_dsn: str) -> None:
+    with fresh_database(server_dsn) as dsn, tempfile.TemporaryDirectory() as tmp:
+        seed_history(dsn, days=1, tasks=10_000, seed=4)
+        panel_s = WINDOW_S + IDLE_WAIT_S + 120
+        with (
+            simulator(dsn, rate=RATE, duration=BASE_S + panel_s + 60, workers=8, processes=2),
+            psycopg.connect(dsn, autocommit=True) as conn,
+        ):
+            time.sleep(5)
+            _, base_cpu, base_x = measure_cpu(conn, BASE_S)
+            outs = [str(Path(tmp) / f"panel{n}.json") for n in range(PANELS)]
+            panels = [start_panel(dsn, n, panel_s, out) for n, out in enumerate(outs)]
+            try:
+                for p in panels:
+                    assert p.stdout is not None
+                    if p.stdout.readline().strip() != "ready":
+                        raise RuntimeError("a panel did not start")
+                time.sleep(IDLE_WAIT_S)
+                start = time.time()
+                panel_cpu, all_cpu, window_x = measure_cpu(conn, WINDOW_S)
+                end = time.time()
+                passes = conn.execute(
+                    "SELECT count(DISTINCT at) FROM audit_runs WHERE at >= to_timestamp(%s) AND at < to_timestamp(%s)",
+                    (start, end),
+                ).fetchone()[0]
+            finally:
+                for p in panels:
+                    p.terminate()
+                for p in panels:
+                    try:
+                        p.wait(60)
+                    except subprocess.TimeoutExpired:
+                        p.kill()
+        sent = statements(outs, start, end)
+    report(sent, panel_cpu, all_cpu, base_x / BASE_S, window_x / (end - start), passes, end - start)
+
+
+def statements(outs: list[str], start: float, end: float) -> list[Counter[str]]:
+    """Per panel, what it sent between start and end (its marks nearest each)."""
+    per_panel = []
+    for out in outs:
+        if not Path(out).exists():
+            continue
+        marks = json.loads(Path(out).read_text())
+        before = max((m for m in marks if m[0] <= start), key=lambda m: m[0], default=None)
+        after = max((m for m in marks if m[0] <= end), key=lambda m: m[0], default=None)
+        if before is None or after is None:
+            continue
+        per_panel.append(Counter(after[1]) - Counter(before[1]))
+    return per_panel
+
+
+def report(sent, panel_cpu, all_cpu, base_xps: float, window_xps: float, passes: int, window: float) -> None:
+    n = max(1, len(sent))
+    total: Counter[str] = Counter()
+    for c in sent:
+        total.update(c)
+    pings = total.pop("ping", 0)
+    per_s = sum(total.values()) / n / window
+    cpu = sum(panel_cpu.values())
+    everyone = sum(all_cpu.values()) or float("nan")
+    intervals = window / CHECK_EVERY_S
+    print_table(
+        f"{len(sent)} idle panels on one database, the fleet at ~{RATE} tasks/s, {window:.0f} s",
+        ["measure", "figure", "goal"],
+        [
+            ["statements/s per idle panel (sent)", f"{per_s:.2f}", "≤ 1" + ("" if per_s <= 1 else " — MISSED")],
+            ["pool connection checks/s per panel (empty query)", f"{pings / n / window:.2f}", ""],
+            [
+                "transactions/s per panel (server; vs the fleet alone)",
+                f"{(window_xps - base_xps) / n:.2f} ({base_xps:,.0f} → {window_xps:,.0f} for the database)",
+                "",
+            ],
+            [
+                "server CPU per panel",
+                f"{cpu / n / window * 1000:.1f} ms/s ({cpu / n / window:.2%} of a core)",
+                "almost none",
+            ],
+            ["panels' share of the database's server CPU", f"{cpu / everyone:.1%}", ""],
+            [
+                "audit passes (distinct evaluation times)",
+                f"{passes} in {intervals:.1f} intervals of {CHECK_EVERY_S} s",
+                "once per interval in total" + ("" if passes <= intervals + 1 else " — MISSED"),
+            ],
+        ],
+    )
+    print_table(
+        "What an idle panel still sends (per panel per minute)",
+        ["statement", "per minute"],
+        [[k, f"{v / n / window * 60:.1f}"] for k, v in total.most_common(8)],
+    )
