@@ -131,7 +131,11 @@ def test_the_completions_read_can_use_its_indexes(models_db):
         conn.execute("SET enable_seqscan = off")
         params = {"ideas": list(IDEAS), "end": datetime.now(UTC)}
         plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + idea_completions.COMPLETIONS_SQL, params))
-    assert "execution_tasks_idea_completed_idx" in plan and "ledger_entries_idea_idx" in plan, plan
+    # Each task partition's copy of the partial index (revision 0029 names them after the
+    # parent's), and retention's per-day completions (revision 0030) by their own index.
+    assert "_idea_completed_idx" in plan and "ledger_entries_idea_idx" in plan, plan
+    assert "idea_completion_days_finish_idx" in plan, plan
+    assert "Seq Scan" not in plan, plan
 
 
 def test_per_idea_figures_by_model(models_db):
