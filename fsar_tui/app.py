@@ -71,7 +71,13 @@ from fsar_tui.screens.profiles import ProfilesScreen
 from fsar_tui.screens.proposals import ProposalsScreen
 from fsar_tui.screens.queue import QueueScreen
 from fsar_tui.screens.roi import RoiScreen
-from fsar_tui.services.audit_pass import CHECK_EVERY_S, FIRST_CHECK_AFTER_S, CheckResult, scheduled_check
+from fsar_tui.services.audit_pass import (
+    CHECK_EVERY_S,
+    FIRST_CHECK_AFTER_S,
+    PASS_SLACK_S,
+    CheckResult,
+    scheduled_check,
+)
 from fsar_tui.session import Session
 from fsar_tui.widgets.status_header import StatusHeader
 from fsar_tui.widgets.terminal_filter import TerminalTextFilter
@@ -329,6 +335,7 @@ class FsarApp(App):
                 policy=self.redaction,
                 retention=self.settings.retention,  # config.toml [retention]: applied when due
                 statement_timeout_ms=self.settings.statement_timeout_ms,
+                min_interval_s=CHECK_EVERY_S - PASS_SLACK_S,  # once per interval, however many panels
             )
         except Exception as exc:  # a failing pass (or a bug in one check) must not end the console
             # …nor pass silently: screen 4 says the pass failed and that its readiness is stale.

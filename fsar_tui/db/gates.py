@@ -216,6 +216,16 @@ def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in details.items()}
 
 
+def last_pass_age_s(conn: Connection) -> float | None:
+    """Seconds since the newest verdict any pass recorded (None: none yet) — each gate's
+    newest by its (gate_id, at) index, so the cost does not grow with the history."""
+    row = conn.execute(
+        "SELECT extract(epoch FROM now() - max(r.at))::float8 FROM audit_gates g CROSS JOIN LATERAL "
+        "(SELECT at FROM audit_runs WHERE gate_id = g.id ORDER BY at DESC LIMIT 1) r"
+    ).fetchone()
+    return None if row is None or row[0] is None else float(row[0])
+
+
 def record(conn: Connection, gate: Gate, verdict: Verdict, *, claimed: str | None = None) -> None:
     """The verdict, through fsar_record_verdict (revision 0020): no fsar role may INSERT
     into audit_runs, and a verdict that starts or ends a hard gate's block is logged there

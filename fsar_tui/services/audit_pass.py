@@ -18,7 +18,11 @@ in a thread, on its own connection:
    read-only mode, one run per database at a time (its own lock, db/retention.py).
 Step 2 writes, so it is skipped in read-only mode, and only one running app does it at
 a time (a transaction-level advisory lock, tried not waited for: other panels just
-read the verdicts). A read-only panel still re-hashes artifacts (list_targets) but cannot
+read the verdicts). The app also passes `min_interval_s`: a pass that finds verdicts
+another panel recorded less than that long ago does not evaluate again, so however
+many panels are open the gates and the detector run about once per CHECK_EVERY_S in
+total (25 panels each evaluating every minute was 25 passes a minute; issue 18).
+A read-only panel still re-hashes artifacts (list_targets) but cannot
 rehearse, and says so.
 
 The bound. The row trigger folds finished tasks' samples into the hour rollups only on
@@ -53,6 +57,9 @@ if TYPE_CHECKING:
     from fsar_tui.domain.gates import Gate, Verdict
 
 CHECK_EVERY_S = 60
+# The app's min_interval_s is CHECK_EVERY_S less this: a panel's own next pass (its
+# timer, give or take a scheduling delay) still evaluates when no other panel did.
+PASS_SLACK_S = 5.0
 FIRST_CHECK_AFTER_S = 3.0  # after connecting: the first screen's reads go first
 EVALUATOR_LOCK = 727002  # pg advisory lock key: one evaluating panel per database
 
@@ -102,12 +109,16 @@ def scheduled_check(
     statement_timeout_ms: int | None = None,
     policy: Policy | None = None,
     retention: RetentionConfig | None = None,
+    min_interval_s: float | None = None,
 ) -> CheckResult:
     """One pass. `policy`: the redaction policy the sensitive-results gate applies — a
     thread does not inherit the caller's context, so the app hands it over. `retention`:
-    config.toml's `[retention]`, applied when due (step 3)."""
+    config.toml's `[retention]`, applied when due (step 3). `min_interval_s`: skip the
+    evaluation when a pass recorded verdicts less than that long ago (None: evaluate)."""
     with using_policy(policy or current_policy()):
-        result = _scheduled_check(dsn, read_only=read_only, statement_timeout_ms=statement_timeout_ms)
+        result = _scheduled_check(
+            dsn, read_only=read_only, statement_timeout_ms=statement_timeout_ms, min_interval_s=min_interval_s
+        )
     if retention is not None and not read_only:
         from fsar_tui.services.retention import scheduled_run
 
@@ -115,7 +126,9 @@ def scheduled_check(
     return result
 
 
-def _scheduled_check(dsn: str, *, read_only: bool, statement_timeout_ms: int | None) -> CheckResult:
+def _scheduled_check(
+    dsn: str, *, read_only: bool, statement_timeout_ms: int | None, min_interval_s: float | None = None
+) -> CheckResult:
     import psycopg
 
     from fsar_tui.db import gates, partitions, rollouts
@@ -141,6 +154,9 @@ def _scheduled_check(dsn: str, *, read_only: bool, statement_timeout_ms: int | N
         with conn.transaction():
             if not one(conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (EVALUATOR_LOCK,)).fetchone())[0]:
                 return result
+            age = gates.last_pass_age_s(conn) if min_interval_s is not None else None
+            if age is not None and min_interval_s is not None and age < min_interval_s:
+                return result  # another panel's pass this interval: read its verdicts
             evaluation = evaluate(conn)
             result.gates_evaluated = len(evaluation.verdicts)
             result.failing_hard = [g.name for g, v in evaluation.verdicts if g.hard and v.verdict == "fail"]
