@@ -57,7 +57,7 @@ def main() -> None:
         if "throughput" in which:
             throughput_bench.run(server_dsn)
         if "panels" in which:
-            panels_bench.run(server_dsn)
+            panels_bench.run(server_dsn, mqtt_url)
         if "queue" in which:
             queue_bench.run(server_dsn)
         if "live" in which:

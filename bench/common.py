@@ -124,14 +124,26 @@ def rss_mb(pid: int) -> float:
 
 
 @contextmanager
-def simulator(dsn: str, *, rate: float, duration: float, workers: int = 16, processes: int = 2, seed: int = 11):
+def simulator(
+    dsn: str,
+    *,
+    rate: float,
+    duration: float,
+    workers: int = 16,
+    processes: int = 2,
+    seed: int = 11,
+    mqtt_url: str | None = None,
+):
     """`fsar-tui simulate` in the background (the real fleet: enqueuer, workers in
     `processes` processes, reaper, money writer), tasks running 2,000× faster than their
-    profiles so the rate is set by --rate, not by how long tasks take. Yields the Popen."""
+    profiles so the rate is set by --rate, not by how long tasks take; publishing to MQTT
+    when given a broker. Yields the Popen."""
     import subprocess
 
     env = {**os.environ, "FSAR_DSN": dsn}
     env.pop("FSAR_MQTT_URL", None)
+    if mqtt_url:
+        env["FSAR_MQTT_URL"] = mqtt_url
     cmd = [sys.executable, "-m", "fsar_tui", "simulate", "--workers", str(workers), "--processes", str(processes)]
     cmd += ["--rate", str(rate), "--time-scale", "0.0005", "--duration", str(duration), "--seed", str(seed)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -3,21 +3,23 @@ runs — what one idle panel costs the database.
 
 The simulator runs at RATE tasks/s throughout. First the fleet alone (BASE_S), then 25
 apps (BENCH_PANELS), each a process of its own — the real app, headless, with its own
-session, pool and NOTIFY listener, on the queue screen, nobody pressing a key — named
-`fsar-bench-panel-NN` in pg_stat_activity (application_name in its DSN). Once every
-panel has been idle for the screen's 30 s, for BENCH_PANELS_S seconds (default 120;
-the issue's runs: 600):
+session, pool and live source, on the queue screen, nobody pressing a key — named
+`fsar-bench-panel-NN` in pg_stat_activity (application_name in its DSN); once with
+NOTIFY as the live source, and again with MQTT when a broker is there (the simulator
+then publishes too). Once every panel has been idle for the screen's 30 s, for
+BENCH_PANELS_S seconds (default 120; small 60; the issue's runs: 600):
 - statements/s per panel: counted in each panel's process as it sends them (every
   psycopg cursor execute; the pool's empty-query connection checks apart, as pings),
   with what they read;
-- transactions/s per panel: this database's xact_commit rate with the panels, less the
-  fleet alone's, over the number of panels (the server's own count);
+- transactions/s per panel: this database's xact count less the fleet's own (its
+  transactions per transition, measured alone, times its transitions meanwhile);
 - server CPU per panel: utime + stime (/proc) of the panels' backends, sampled every
-  second (a backend that lived less than a sample, e.g. an audit pass's connection, is
-  missed), per second and as a share of all this database's backends' CPU;
+  second (one living less than a second is missed), its LISTEN backend apart (with
+  NOTIFY every listener is handed every notification: the fan-out DESIGN.md §6 moves
+  to the MQTT broker), as a share of all this database's backends' CPU;
 - audit passes: distinct evaluation times in audit_runs during the window, against the
   number of CHECK_EVERY_S intervals it spans (the goal: once per interval in total).
-Goal: ≤ 1 query/s per idle panel, its live data from NOTIFY and the counters.
+Goal: ≤ 1 query/s per idle panel, its live data from NOTIFY/MQTT and the counters.
 """
 
 from __future__ import annotations
@@ -46,8 +48,9 @@ IDLE_WAIT_S = 35.0  # the queue screen counts as idle after 30 s without a key
 APP_NAME = "fsar-bench-panel"
 
 
-def panel_main(dsn: str, seconds: float, out: str) -> None:
-    """In a panel's process: count what it sends, show the queue screen for `seconds`."""
+def panel_main(dsn: str, seconds: float, out: str, live: str, mqtt_url: str) -> None:
+    """In a panel's process: count what it sends, show the queue screen for `seconds`;
+    the counts so far are written to `out` every 5 s (the bench may stop it any time)."""
     import asyncio
 
     from fsar_tui.app import FsarApp
@@ -74,28 +77,30 @@ def panel_main(dsn: str, seconds: float, out: str) -> None:
     psycopg.AsyncCursor.execute = acounted  # type: ignore[method-assign]
 
     async def main() -> None:
-        app = FsarApp(settings=Settings(dsn=dsn, live="notify"), dsn=dsn)
+        settings = Settings(dsn=dsn, live=live, mqtt_url=mqtt_url or None)
+        app = FsarApp(settings=settings, dsn=dsn)
         async with app.run_test(size=(120, 40)) as pilot:
-            while app.live_name != "notify":
+            while app.live_name != live:
                 await pilot.pause(0.1)
             print("ready", flush=True)
             end = time.monotonic() + seconds
             while time.monotonic() < end:
                 marks.append((time.time(), dict(sent)))
+                if len(marks) % 5 == 0:
+                    Path(out).write_text(json.dumps(marks))
                 await pilot.pause(1.0)
-        Path(out).write_text(json.dumps(marks))
 
     asyncio.run(main())
 
 
-def start_panel(dsn: str, n: int, seconds: float, out: str) -> subprocess.Popen:
+def start_panel(dsn: str, n: int, seconds: float, out: str, live: str, mqtt_url: str) -> subprocess.Popen:
     panel_dsn = make_conninfo(dsn, application_name=f"{APP_NAME}-{n:02d}")
     code = (
         "import sys; from bench.panels_bench import panel_main; "
-        "panel_main(sys.argv[1], float(sys.argv[2]), sys.argv[3])"
+        "panel_main(sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5])"
     )
     return subprocess.Popen(
-        [sys.executable, "-c", code, panel_dsn, str(seconds), out], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", code, panel_dsn, str(seconds), out, live, mqtt_url], stdout=subprocess.PIPE, text=True
     )
 
 
@@ -105,43 +110,64 @@ def xacts(conn: psycopg.Connection) -> int:
     return int(row.fetchone()[0])
 
 
-def backends(conn: psycopg.Connection) -> list[tuple[int, str]]:
+def backends(conn: psycopg.Connection) -> list[tuple[int, str, str]]:
     return conn.execute(
-        "SELECT pid, coalesce(application_name, '') FROM pg_stat_activity WHERE datname = current_database()"
+        "SELECT pid, coalesce(application_name, ''), coalesce(query, '') FROM pg_stat_activity "
+        "WHERE datname = current_database()"
     ).fetchall()
 
 
-def measure_cpu(conn: psycopg.Connection, seconds: float) -> tuple[dict[int, float], dict[int, float], int]:
-    """Per backend pid: CPU seconds used during `seconds` (first to last sight), split
-    into the panels' and everyone's; and the xact count's change."""
+def transitions(conn: psycopg.Connection) -> int:
+    return int(conn.execute("SELECT count(*) FROM task_events").fetchone()[0])
+
+
+def measure(conn: psycopg.Connection, seconds: float) -> dict:
+    """During `seconds`: CPU seconds per backend (first to last sight), the panels' split
+    into their LISTEN backends and the rest, everyone's; the xact count's and the
+    fleet's transitions' changes."""
     first: dict[int, float] = {}
     last: dict[int, float] = {}
     panel_pids: set[int] = set()
-    x0, end = xacts(conn), time.monotonic() + seconds
+    listeners: set[int] = set()
+    x0, t0, end = xacts(conn), transitions(conn), time.monotonic() + seconds
     while time.monotonic() < end:
-        for pid, name in backends(conn):
+        for pid, name, query in backends(conn):
             used = cpu_seconds(pid)
             first.setdefault(pid, used)
             last[pid] = used
             if name.startswith(APP_NAME):
                 panel_pids.add(pid)
+                if query.lstrip().upper().startswith("LISTEN"):
+                    listeners.add(pid)
         time.sleep(1.0)
     used = {pid: last[pid] - first[pid] for pid in last}
-    return {p: used[p] for p in panel_pids}, used, xacts(conn) - x0
+    return {
+        "panels": sum(used[p] for p in panel_pids - listeners),
+        "listeners": sum(used[p] for p in listeners),
+        "all": sum(used.values()),
+        "xacts": xacts(conn) - x0,
+        "transitions": transitions(conn) - t0,
+        "seconds": seconds,
+    }
 
 
-def run(server_dsn: str) -> None:
+def run(server_dsn: str, mqtt_url: str | None = None) -> None:
+    for live in ("notify", "mqtt") if mqtt_url else ("notify",):
+        measure_panels(server_dsn, live, mqtt_url or "")
+    if not mqtt_url:
+        print("  (no MQTT broker: the panels were measured on NOTIFY only)")
+
+
+def measure_panels(server_dsn: str, live: str, mqtt_url: str) -> None:
     with fresh_database(server_dsn) as dsn, tempfile.TemporaryDirectory() as tmp:
         seed_history(dsn, days=1, tasks=10_000, seed=4)
         panel_s = WINDOW_S + IDLE_WAIT_S + 120
-        with (
-            simulator(dsn, rate=RATE, duration=BASE_S + panel_s + 60, workers=8, processes=2),
-            psycopg.connect(dsn, autocommit=True) as conn,
-        ):
+        fleet = simulator(dsn, rate=RATE, duration=BASE_S + panel_s + 60, workers=8, processes=2, mqtt_url=mqtt_url)
+        with fleet, psycopg.connect(dsn, autocommit=True) as conn:
             time.sleep(5)
-            _, base_cpu, base_x = measure_cpu(conn, BASE_S)
+            base = measure(conn, BASE_S)
             outs = [str(Path(tmp) / f"panel{n}.json") for n in range(PANELS)]
-            panels = [start_panel(dsn, n, panel_s, out) for n, out in enumerate(outs)]
+            panels = [start_panel(dsn, n, panel_s, out, live, mqtt_url) for n, out in enumerate(outs)]
             try:
                 for p in panels:
                     assert p.stdout is not None
@@ -149,12 +175,13 @@ def run(server_dsn: str) -> None:
                         raise RuntimeError("a panel did not start")
                 time.sleep(IDLE_WAIT_S)
                 start = time.time()
-                panel_cpu, all_cpu, window_x = measure_cpu(conn, WINDOW_S)
+                window = measure(conn, WINDOW_S)
                 end = time.time()
                 passes = conn.execute(
                     "SELECT count(DISTINCT at) FROM audit_runs WHERE at >= to_timestamp(%s) AND at < to_timestamp(%s)",
                     (start, end),
                 ).fetchone()[0]
+                time.sleep(6)  # the panels' last counts reach their files
             finally:
                 for p in panels:
                     p.terminate()
@@ -164,7 +191,7 @@ def run(server_dsn: str) -> None:
                     except subprocess.TimeoutExpired:
                         p.kill()
         sent = statements(outs, start, end)
-    report(sent, panel_cpu, all_cpu, base_x / BASE_S, window_x / (end - start), passes, end - start)
+    report(live, sent, base, window, passes, end - start)
 
 
 def statements(outs: list[str], start: float, end: float) -> list[Counter[str]]:
@@ -182,33 +209,37 @@ def statements(outs: list[str], start: float, end: float) -> list[Counter[str]]:
     return per_panel
 
 
-def report(sent, panel_cpu, all_cpu, base_xps: float, window_xps: float, passes: int, window: float) -> None:
+def report(live: str, sent, base: dict, window: dict, passes: int, seconds: float) -> None:
     n = max(1, len(sent))
     total: Counter[str] = Counter()
     for c in sent:
         total.update(c)
     pings = total.pop("ping", 0)
-    per_s = sum(total.values()) / n / window
-    cpu = sum(panel_cpu.values())
-    everyone = sum(all_cpu.values()) or float("nan")
-    intervals = window / CHECK_EVERY_S
+    per_s = sum(total.values()) / n / seconds
+    # The fleet's own transactions scale with its transitions: take them out at the rate
+    # the fleet alone ran them, what is left is the panels'.
+    fleet_per_transition = base["xacts"] / max(1, base["transitions"])
+    panel_xps = (window["xacts"] - fleet_per_transition * window["transitions"]) / window["seconds"] / n
+    cpu, listen = window["panels"], window["listeners"]
+    intervals = seconds / CHECK_EVERY_S
     print_table(
-        f"{len(sent)} idle panels on one database, the fleet at ~{RATE} tasks/s, {window:.0f} s",
+        f"{len(sent)} idle panels ({live}) on one database, the fleet at "
+        f"~{window['transitions'] / window['seconds']:,.0f} transitions/s, {seconds:.0f} s",
         ["measure", "figure", "goal"],
         [
             ["statements/s per idle panel (sent)", f"{per_s:.2f}", "≤ 1" + ("" if per_s <= 1 else " — MISSED")],
-            ["pool connection checks/s per panel (empty query)", f"{pings / n / window:.2f}", ""],
+            ["pool connection checks/s per panel (empty query)", f"{pings / n / seconds:.2f}", ""],
+            ["transactions/s per panel (server, the fleet's taken out)", f"{panel_xps:.2f}", ""],
             [
-                "transactions/s per panel (server; vs the fleet alone)",
-                f"{(window_xps - base_xps) / n:.2f} ({base_xps:,.0f} → {window_xps:,.0f} for the database)",
-                "",
-            ],
-            [
-                "server CPU per panel",
-                f"{cpu / n / window * 1000:.1f} ms/s ({cpu / n / window:.2%} of a core)",
+                "server CPU per panel: its queries",
+                f"{cpu / n / seconds * 1000:.1f} ms/s ({cpu / window['all']:.1%} of the database's)",
                 "almost none",
             ],
-            ["panels' share of the database's server CPU", f"{cpu / everyone:.1%}", ""],
+            [
+                "server CPU per panel: its LISTEN backend",
+                f"{listen / n / seconds * 1000:.1f} ms/s ({listen / window['all']:.1%} of the database's)",
+                "(NOTIFY fan-out; none on MQTT)",
+            ],
             [
                 "audit passes (distinct evaluation times)",
                 f"{passes} in {intervals:.1f} intervals of {CHECK_EVERY_S} s",
@@ -217,7 +248,7 @@ def report(sent, panel_cpu, all_cpu, base_xps: float, window_xps: float, passes:
         ],
     )
     print_table(
-        "What an idle panel still sends (per panel per minute)",
+        f"What an idle panel still sends ({live}; per panel per minute)",
         ["statement", "per minute"],
-        [[k, f"{v / n / window * 60:.1f}"] for k, v in total.most_common(8)],
+        [[k, f"{v / n / seconds * 60:.1f}"] for k, v in total.most_common(8)],
     )
