@@ -352,6 +352,11 @@ def test_downgrade_keeps_every_row_and_upgrading_again_too(db_dsn):
     for statement in WORKLOAD[:6]:  # ids on both sides of p0's bound, events of today
         x(db_dsn, statement)
     x(db_dsn, "INSERT INTO task_events (task_id, to_status, attempt, at) VALUES (1, 'queued', 0, '2021-06-01')")
+    x(
+        db_dsn,
+        "INSERT INTO ledger_entries (source, external_id, kind, amount_minor, currency, occurred_at, task_id) "
+        "SELECT 'test', 'e' || id, 'revenue', 100, 'USD', now(), id FROM execution_tasks WHERE id % 10 = 0",
+    )
     assert len(where_rows_are(db_dsn, "execution_tasks")) == 2 and "task_events_default" in where_rows_are(
         db_dsn, "task_events"
     )
@@ -368,6 +373,9 @@ def test_downgrade_keeps_every_row_and_upgrading_again_too(db_dsn):
     assert q(db_dsn, "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'task_events_pkey'") == [
         ("PRIMARY KEY (id)",)
     ]
+    assert q(
+        db_dsn, "SELECT confrelid::regclass::text FROM pg_constraint WHERE conname = 'ledger_entries_task_id_fkey'"
+    ) == [("execution_tasks",)]
     migrate(db_dsn)
     assert (fingerprint(db_dsn), q(db_dsn, COUNTS)) == before
 
@@ -416,3 +424,51 @@ def test_partitions_carry_no_grant_and_security_audit_passes(db_dsn, login, run_
     x(db_dsn, f"REVOKE ALL ON task_events_default FROM {fleet_role}")  # before the login is dropped
     assert len(found) == 1 and found[0].startswith(f"{fleet_role} may DELETE on partition task_events_default"), found
     assert run_cli("security-audit", "--dsn", operator).returncode == 1
+
+
+def test_the_audit_pass_moves_rows_out_of_default_as_an_operator(db_dsn, login):
+    from fsar_tui.services.audit_pass import scheduled_check
+
+    far = 70 * CHUNK
+    x(db_dsn, "INSERT INTO execution_tasks (id, task_type) VALUES (%s, 'implement_idea')", (far,))
+    check = scheduled_check(login("fsar_operator"), read_only=False)  # as the app's pass runs in production
+    assert check.partition_problem is None and check.partitions_created == ["execution_tasks_70000000_71000000"]
+    assert where_rows_are(db_dsn, "execution_tasks") == {"execution_tasks_70000000_71000000": 1}
+    again = scheduled_check(login("fsar_operator"), read_only=False)
+    assert again.partition_problem is None and again.partitions_created == []
+
+
+def test_maintenance_waits_for_a_bulk_load_instead_of_deadlocking_with_it(db_dsn):
+    loader = psycopg.connect(db_dsn)
+    loader.execute("LOCK TABLE execution_tasks IN SHARE ROW EXCLUSIVE MODE")  # as db/bulk.bulk_transaction
+    outcome: list[object] = []
+
+    def maintain() -> None:
+        with psycopg.connect(db_dsn, autocommit=True) as conn:
+            try:
+                outcome.append(partitions.ensure_partitions(conn, now=datetime.now(UTC), task_ids_ahead=9 * CHUNK))
+            except psycopg.Error as exc:
+                outcome.append(exc)
+
+    waiting = """SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+                 AND wait_event_type = 'Lock' AND query LIKE '%%fsar_ensure_partitions%%'"""
+    maintenance = threading.Thread(target=maintain)
+    try:
+        maintenance.start()
+        _until(lambda: q(db_dsn, waiting)[0][0] == 1, "the maintenance to wait at the table")
+        # The loader makes its own partitions meanwhile: no deadlock, it goes first.
+        made = partitions.ensure_range(
+            loader,
+            first_id=20 * CHUNK,
+            last_id=20 * CHUNK + 10,
+            first_day=datetime.now(UTC).date(),
+            last_day=datetime.now(UTC).date(),
+        )
+        loader.commit()
+    finally:
+        loader.close()
+        maintenance.join(60)
+    assert made == ["execution_tasks_20000000_21000000"]
+    assert len(outcome) == 1
+    # After the loader's commit it either went on or gave up after its lock_timeout: never a deadlock.
+    assert not isinstance(outcome[0], psycopg.errors.DeadlockDetected), outcome

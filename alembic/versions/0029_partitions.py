@@ -360,6 +360,15 @@ def _adopt(table: str, key: str, bound: str, *, primary_key: str | None = None, 
     _finish(s)
     default = f"{table}_default"
     _run(f"CREATE TABLE {default} PARTITION OF {table} DEFAULT")
+    # Its indexes as the partition functions name theirs: after the parent's ("…_failures_idx").
+    for index, parent_index in _rows(
+        """SELECT c.relname::text, p.relname::text FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
+           JOIN pg_inherits i ON i.inhrelid = x.indexrelid JOIN pg_class p ON p.oid = i.inhparent
+           WHERE x.indrelid = %s::regclass AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = c.oid)""",
+        default,
+    ):
+        suffix = parent_index[len(table) + 1 :] if parent_index.startswith(table + "_") else parent_index
+        _run(f"ALTER INDEX {_ident(index)} RENAME TO {_ident((default + '_' + suffix)[:63])}")
     _strip_grants(default)
     if s.owner != _value("SELECT current_user::text"):
         _run(f"ALTER TABLE {default} OWNER TO {_ident(s.owner)}")

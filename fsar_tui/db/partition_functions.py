@@ -17,18 +17,25 @@ them), as the text the migration ran (shipped_sql.Fn: `security-audit` compares 
 - fsar_cover_task_ids(from, to) / fsar_cover_event_days(from, to): every gap in
   [from, to) not covered by a partition gets partitions aligned on CHUNK ids / UTC days
   (a gap's edge cuts one short where another partition begins).
-- fsar_ensure_partitions(now, task_ids_ahead, event_days_ahead): the maintenance. Task
-  ids from the top partition up to the highest id handed out (the sequence) or stored
-  plus `task_ids_ahead`; event days from the top partition (or today, at most 7 days
-  back) to `event_days_ahead` days after `now`'s UTC day; then, for every chunk or day
-  the DEFAULT partition holds rows of (100 a call), that chunk or day. Gaps below the
-  top partition are retention's (dropped on purpose) and stay gaps unless DEFAULT holds
-  rows there. SECURITY DEFINER, EXECUTE for fsar_operator (the audit pass); arguments are
+- fsar_ensure_partitions(now, task_ids_ahead, event_days_ahead): the maintenance. Every
+  gap in the task ids from the CHUNK of the highest id handed out (the sequence) or
+  stored to `task_ids_ahead` ids past it, and in the days from `now`'s UTC day to
+  `event_days_ahead` days after it; then, for every chunk or day the DEFAULT partition
+  holds rows of (100 a call), that chunk or day. Gaps below those windows are
+  retention's (dropped on purpose) and stay gaps unless DEFAULT holds rows there.
+  SECURITY DEFINER, EXECUTE for fsar_operator (the audit pass); arguments are
   bounded, and `now` must be within a day of the database's clock unless the caller is a
   member of the tables' owner (the seeder, tests).
 
-All of them take one transaction-level advisory lock (PARTITION_LOCK) first: two
-processes creating partitions at once take turns, the second finds the work done.
+All of them take one transaction-level advisory lock (PARTITION_LOCK): two processes
+creating partitions at once take turns, the second finds the work done. Before it, the
+parent(s) they change, ONLY, in SHARE UPDATE EXCLUSIVE (what ATTACH takes anyway: readers
+and writers go on): a session already holding a stronger lock on a parent — the seeder
+holds SHARE ROW EXCLUSIVE on execution_tasks while it makes its ranges' partitions — then
+keeps the audit pass's maintenance waiting at the table, holding nothing the seeder
+needs, instead of both waiting on each other (table lock vs advisory lock: a deadlock,
+and PostgreSQL would abort one of them). fsar_ensure_partitions gives up after
+lock_timeout (3 s); the next pass tries again.
 TimeZone is pinned to UTC (days are UTC days; bounds print and parse in one zone).
 """
 
@@ -85,6 +92,7 @@ BEGIN
         RAISE EXCEPTION '{fn}: [%, %) is empty or unbounded above', p_lower, p_upper
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    LOCK TABLE ONLY {parent} IN SHARE UPDATE EXCLUSIVE MODE;  -- before the advisory lock: see the docstring
     PERFORM pg_advisory_xact_lock({PARTITION_LOCK});
     SELECT b.name INTO v_found FROM {b} b
     WHERE NOT b.is_default AND b.lo IS NOT DISTINCT FROM p_lower AND b.hi = p_upper;
@@ -196,6 +204,7 @@ BEGIN
     IF p_from IS NULL OR p_to IS NULL THEN
         RETURN v_created;
     END IF;
+    LOCK TABLE ONLY {parent} IN SHARE UPDATE EXCLUSIVE MODE;  -- before the advisory lock: see the docstring
     PERFORM pg_advisory_xact_lock({PARTITION_LOCK});
     WHILE v < p_to LOOP
         SELECT b.hi INTO v_hi FROM {b} b
@@ -247,9 +256,7 @@ ENSURE = Fn(
 DECLARE
     v_created text[] := '{{}}';
     v_high bigint;
-    v_from bigint;
     v_day timestamptz;
-    v_since timestamptz;
     v_default text;
     v_chunk bigint;
 BEGIN
@@ -265,22 +272,17 @@ BEGIN
         RAISE EXCEPTION 'fsar_ensure_partitions: now (%) is more than a day from the database clock', p_now
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    LOCK TABLE ONLY execution_tasks, ONLY task_events IN SHARE UPDATE EXCLUSIVE MODE;
     PERFORM pg_advisory_xact_lock({PARTITION_LOCK});
-    -- Task ids: from the top partition to the highest id handed out or stored, plus ahead.
+    -- Task ids: every gap from the chunk of the highest id handed out (the sequence) or stored
+    -- to `ahead` ids past it. Lower gaps are retention's (dropped on purpose), left alone.
     EXECUTE format('SELECT last_value FROM %s', pg_get_serial_sequence('execution_tasks', 'id')) INTO v_high;
     v_high := greatest(v_high, (SELECT max(id) FROM execution_tasks), 0);
-    IF NOT EXISTS (SELECT 1 FROM {_TASKS} b WHERE NOT b.is_default AND b.hi IS NULL) THEN
-        SELECT max(b.hi) INTO v_from FROM {_TASKS} b WHERE NOT b.is_default;
-        v_from := coalesce(v_from, floor(v_high::numeric / {CHUNK})::bigint * {CHUNK});
-        v_created := v_created || fsar_cover_task_ids(v_from, v_high + p_task_ids_ahead + 1);
-    END IF;
-    -- Event days: from the top partition (at most 7 days back) to the days ahead of now's.
+    v_created := v_created || fsar_cover_task_ids(floor(v_high::numeric / {CHUNK})::bigint * {CHUNK},
+                                                  v_high + p_task_ids_ahead + 1);
+    -- Event days: every gap from now's UTC day to `ahead` days after it.
     v_day := date_trunc('day', p_now);
-    IF NOT EXISTS (SELECT 1 FROM {_EVENTS} b WHERE NOT b.is_default AND b.hi IS NULL) THEN
-        SELECT max(b.hi) INTO v_since FROM {_EVENTS} b WHERE NOT b.is_default;
-        v_since := greatest(coalesce(v_since, v_day), v_day - interval '7 days');
-        v_created := v_created || fsar_cover_event_days(v_since, v_day + (p_event_days_ahead + 1) * interval '1 day');
-    END IF;
+    v_created := v_created || fsar_cover_event_days(v_day, v_day + (p_event_days_ahead + 1) * interval '1 day');
     -- What the DEFAULT partitions caught: a partition for each chunk / day, the rows moved in.
     SELECT b.name INTO v_default FROM {_TASKS} b WHERE b.is_default;
     IF v_default IS NOT NULL THEN
