@@ -359,16 +359,20 @@ def _adopt(table: str, key: str, bound: str, *, primary_key: str | None = None, 
         _strip_grants(p0)
     _finish(s)
     default = f"{table}_default"
-    _run(f"CREATE TABLE {default} PARTITION OF {table} DEFAULT")
+    _run(
+        f"CREATE TABLE {default} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE "
+        "INCLUDING COMPRESSION)"
+    )
     # Its indexes as the partition functions name theirs: after the parent's ("…_failures_idx").
-    for index, parent_index in _rows(
-        """SELECT c.relname::text, p.relname::text FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
-           JOIN pg_inherits i ON i.inhrelid = x.indexrelid JOIN pg_class p ON p.oid = i.inhparent
+    for index, definition in _rows(
+        """SELECT c.relname::text, pg_get_indexdef(x.indexrelid) FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
            WHERE x.indrelid = %s::regclass AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = c.oid)""",
-        default,
+        table,
     ):
-        suffix = parent_index[len(table) + 1 :] if parent_index.startswith(table + "_") else parent_index
-        _run(f"ALTER INDEX {_ident(index)} RENAME TO {_ident((default + '_' + suffix)[:63])}")
+        suffix = index[len(table) + 1 :] if index.startswith(table + "_") else index
+        name = _ident((default + "_" + suffix)[:63])
+        _run(definition.replace(f" {_ident(index)} ON ONLY public.{table} ", f" {name} ON public.{default} ", 1))
+    _run(f"ALTER TABLE {table} ATTACH PARTITION {default} DEFAULT")
     _strip_grants(default)
     if s.owner != _value("SELECT current_user::text"):
         _run(f"ALTER TABLE {default} OWNER TO {_ident(s.owner)}")
