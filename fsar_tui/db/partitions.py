@@ -6,12 +6,15 @@ so the same rules hold whoever calls: this module only calls and reads.
 
 - `list_partitions(conn, table)`: the partitions of a parent, sorted by lower bound
   (None = MINVALUE first), the DEFAULT partition last.
-- `ensure_partitions(conn, now=…)`: creates what is missing — task partitions of
-  TASK_CHUNK ids up to TASK_IDS_AHEAD ids past the highest id handed out (the sequence)
-  or stored, day partitions of task_events from `now`'s UTC day to EVENT_DAYS_AHEAD days
-  ahead — and a partition for every chunk or day a DEFAULT partition caught rows of,
-  moving those rows into it. Returns the names it created. Idempotent; two processes at
-  once serialise on a transaction-level advisory lock (the second finds nothing to do).
+- `ensure_partitions(conn, now=…)`: creates what is missing — every gap in the task ids
+  from the TASK_CHUNK of the highest id handed out (the sequence) or stored to
+  TASK_IDS_AHEAD ids past it, every missing UTC day of task_events from `now`'s to
+  EVENT_DAYS_AHEAD days ahead — and a partition for every chunk or day a DEFAULT
+  partition caught rows of, moving those rows into it. Older gaps are retention's and are
+  left alone. Returns the names it created. Idempotent; two processes at once take turns
+  (the parents locked ONLY in SHARE UPDATE EXCLUSIVE, then a transaction-level advisory
+  lock; the second finds nothing to do); gives up after a 3 s lock_timeout (a bulk load
+  holds the tasks), to be retried by the next audit pass.
   EXECUTE: fsar_operator and up (the audit pass; SECURITY DEFINER, the partitions are
   owned by the tables' owner); `now` must then be within a day of the database's clock.
 - `ensure_range(conn, first_id=…, last_id=…, first_day=…, last_day=…)`: partitions for
@@ -47,6 +50,11 @@ historical reference that resolves against the archive once the task's partition
 gone; `ledger_refs(conn, lower, upper)` counts the entries pointing into a range, for
 the archive's manifest. Until that revision, a range with referenced tasks cannot be
 dropped (and must not be emptied by DELETE either: ON DELETE SET NULL would fire).
+(Revision 0030, retention's, does drop it.)
+
+What retention can drop: a day of task_events, a chunk of task ids — and each adopted
+first partition (`*_p0`: a legacy table's rows up to the adoption) only as a whole, once
+everything in it is past the policy; no partition is split or emptied by DELETE.
 """
 
 from __future__ import annotations
