@@ -200,7 +200,7 @@ class FsarApp(App):
                 # screen has loaded: its queries are not what an operator opened the app for.
                 self.set_timer(FIRST_CHECK_AFTER_S, self.run_audit_check)
                 self.set_interval(CHECK_EVERY_S, self.run_audit_check)
-                self.set_interval(15, self.read_alert_counts)
+                self.set_interval(15, self.poll_alert_counts)
                 self.set_interval(self.PRIVILEGES_EVERY_S, self.recheck_privileges)
                 self.read_alert_counts()
                 if self.settings.ingest_live:
@@ -320,6 +320,8 @@ class FsarApp(App):
         async for batch in self.live.bus.subscribe():
             if batch.presence:
                 self.note_presence(batch.presence)
+            if batch.control:  # a verdict, a block, a rollout: the header's counts may have moved
+                self.read_alert_counts()
             screen = self.active_screen()
             if screen is not None:
                 screen.post_message(LiveBatch(batch))
@@ -365,6 +367,14 @@ class FsarApp(App):
         if screen is not None:
             screen.post_message(AuditChecked(result))
         self.read_alert_counts()
+
+    def poll_alert_counts(self) -> None:
+        """The 15 s timer. While the screen is idle (no key pressed for 30 s) the header's
+        counts are read after each audit pass (every minute) and on control events only:
+        an idle panel costs the database almost nothing (issue 18)."""
+        schedule = getattr(self.active_screen(), "schedule", None)  # FsarScreens have one
+        if schedule is None or not schedule.idle():
+            self.read_alert_counts()
 
     @work(exclusive=True, group="alert-counts", exit_on_error=False)
     async def read_alert_counts(self) -> None:

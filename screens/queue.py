@@ -12,7 +12,7 @@ by a 1 s timer when a batch marked the screen (or every 5 s regardless), so a
 burst of events costs a handful of queries, not thousands. An idle screen (no key
 pressed for 30 s: screens/reload_schedule.py) moves its counts by the batch's changes
 without a query (domain/count_deltas.py; a batch that cannot be applied exactly, or a
-resync, reads them) and re-reads the rest every IDLE_REFRESH_S, so a panel left open
+resync, reads them) and re-reads the rest every IDLE_REFRESH_S (30 s), so a panel left open
 costs the database well under a query a second, however busy the fleet (issue 18).
 All I/O runs in exclusive workers that post their data to the screen (screens/base.py);
 on a database error the screen keeps its data, the header says RECONNECTING with the
@@ -68,7 +68,7 @@ CountsData = tuple[list[task_queries.StatusCount], list[task_queries.RunningTask
 
 
 class QueueScreen(FsarScreen):
-    IDLE_REFRESH_S = 15.0
+    IDLE_REFRESH_S = 30.0
     DEFAULT_CSS = """
     QueueScreen #top { height: 1fr; min-height: 8; max-height: 16; }
     QueueScreen #top TextPanel { width: 1fr; height: 100%; padding: 0 1; border-right: solid $panel; }

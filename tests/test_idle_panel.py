@@ -1,6 +1,8 @@
 """An idle queue screen costs the database almost nothing (issue 18, point 4): while
-nobody presses a key, live batches move its counts without a query, and the rest is
-re-read every IDLE_REFRESH_S — counted statement by statement, not timed."""
+nobody presses a key, live batches move its counts without a query, the rest is
+re-read every IDLE_REFRESH_S, and the header's alert counts wait for a control event
+or the panel's audit pass instead of a 15 s timer — counted statement by statement,
+not timed."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ def statements(monkeypatch):
     async def counting(self, query, *args, **kwargs):
         text = str(query) if isinstance(query, str) else repr(query)
         seen["counts" if "task_counts" in text else "total"] += 1
+        seen["alerts"] += "drift_alerts" in text
         return await execute(self, query, *args, **kwargs)
 
     monkeypatch.setattr(psycopg.AsyncCursor, "execute", counting)
@@ -70,3 +73,23 @@ async def test_an_idle_queue_screen_follows_batches_without_reading_the_counters
         insert(db_dsn, "idle_type")
         assert await until(pilot, lambda: statements["counts"] >= 1)
         assert await until(pilot, lambda: (screen.counts or {}).get(("queued", "idle_type", None)) == BATCHES + 1)
+
+
+async def test_an_idle_panel_reads_the_headers_alert_counts_on_control_events_not_on_the_timer(db_dsn, statements):
+    app = make_app(db_dsn)
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = app.screen
+        assert await until(pilot, lambda: app.live_name == "notify" and app.session.ready)
+        app.poll_alert_counts()  # the 15 s timer, someone at the panel: it reads
+        assert await until(pilot, lambda: statements["alerts"] >= 1)
+        screen.schedule.input_at = time.monotonic() - IDLE_AFTER_S - 1
+        await pilot.pause(0.5)
+        statements.clear()
+        for _ in range(3):
+            app.poll_alert_counts()  # idle: the timer reads nothing
+            await pilot.pause(0.2)
+        assert statements["alerts"] == 0
+        # A verdict recorded (a control event): the header's counts are read at once.
+        with psycopg.connect(db_dsn, autocommit=True) as conn:
+            conn.execute("INSERT INTO audit_runs (gate_id, verdict) SELECT min(id), 'pass' FROM audit_gates")
+        assert await until(pilot, lambda: statements["alerts"] >= 1)
