@@ -100,6 +100,11 @@ def test_seed_calls_no_row_trigger_and_leaves_them_enabled(db_dsn):
         "WHERE inhparent = 'execution_tasks'::regclass)",
     )
     assert enabled == [("O",)]
+    assert q(
+        db_dsn,
+        "SELECT DISTINCT tgenabled FROM pg_trigger WHERE NOT tgisinternal "
+        "AND tgrelid IN ('ledger_entries'::regclass, 'stripe_events'::regclass)",
+    ) == [("O",)]
     # And they fire again afterwards: one more task is one more event and one more count.
     events = q(db_dsn, "SELECT count(*) FROM task_events")[0][0]
     x(db_dsn, "INSERT INTO execution_tasks (task_type, ai_model) VALUES ('implement_idea', 'gpt-4o')")
@@ -117,3 +122,18 @@ def test_bulk_rollups_are_the_folds_on_a_fresh_database_and_over_existing_ones(d
         second = rollups(conn)
     assert_same(second, folded_row_by_row(db_dsn))
     assert sum(n for n, _ in second["duration"].values()) > sum(n for n, _ in first["duration"].values())
+
+
+def test_the_payment_funnel_counted_in_bulk_is_the_triggers(db_dsn):
+    seed_history(db_dsn, days=5, tasks=3_000, seed=7)
+    funnel = "SELECT day, stage, currency, reason, n FROM payment_funnel_daily WHERE n <> 0 ORDER BY 1, 2, 3, 4"
+    bulk = q(db_dsn, funnel)
+    assert {row[1] for row in bulk} == {"created", "succeeded", "failed"}
+    with psycopg.connect(db_dsn) as conn:  # the same events through the trigger, one by one; rolled back
+        conn.execute("TRUNCATE payment_funnel_daily")
+        conn.execute("CREATE TEMP TABLE loaded AS SELECT * FROM stripe_events")
+        conn.execute("DELETE FROM stripe_events")
+        conn.execute("INSERT INTO stripe_events SELECT * FROM loaded")
+        by_trigger = conn.execute(funnel).fetchall()
+        conn.rollback()
+    assert bulk == by_trigger

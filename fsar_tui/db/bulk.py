@@ -179,6 +179,25 @@ def add_fraud_velocity(conn: psycopg.Connection, after_id: int) -> None:
     )
 
 
+def add_payment_funnel(conn: psycopg.Connection) -> None:
+    """The funnel trigger (fsar_stripe_event_funnel, revision 0014) is off while the loader
+    copies Stripe events: the payment_intent.* events this transaction inserted, counted
+    per UTC day, stage, currency and decline reason by the trigger's own rules. The
+    loader's rows are those whose xmin is this transaction's id (it copies them outside
+    any savepoint)."""
+    conn.execute(
+        "INSERT INTO payment_funnel_daily AS f (day, stage, currency, reason, n) "
+        "SELECT (created AT TIME ZONE 'UTC')::date, stage, upper(coalesce(payload #>> '{data,object,currency}', '')), "
+        "CASE WHEN stage = 'failed' THEN coalesce(payload #>> '{data,object,last_payment_error,decline_code}', "
+        "payload #>> '{data,object,last_payment_error,code}', 'unknown') ELSE '' END, count(*) "
+        "FROM (SELECT *, CASE type WHEN 'payment_intent.created' THEN 'created' "
+        "WHEN 'payment_intent.succeeded' THEN 'succeeded' WHEN 'payment_intent.payment_failed' THEN 'failed' END "
+        "AS stage FROM stripe_events WHERE xmin = pg_current_xact_id()::xid) e "
+        "WHERE stage IS NOT NULL GROUP BY 1, 2, 3, 4 "
+        "ON CONFLICT (day, stage, currency, reason) DO UPDATE SET n = f.n + EXCLUDED.n"
+    )
+
+
 def insert_compute_rates(conn: psycopg.Connection, rates: list[TupleRow]) -> None:
     with conn.cursor() as cur:
         cur.executemany(

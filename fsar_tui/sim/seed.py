@@ -206,22 +206,27 @@ def seed_history(dsn: str, *, days: int, tasks: int, seed: int = 0) -> SeedResul
                 yield task_rows, event_rows, ledger_rows, intent_rows
 
         # Generation (Python, one core) overlaps with COPY ingestion (the server, the other core).
-        # The tasks' and ledger entries' row triggers are off meanwhile (under the bulk flag
-        # they would only return): what they do is done in bulk below.
-        with bulk.row_triggers_off(conn, "execution_tasks"), bulk.row_triggers_off(conn, "ledger_entries"):
+        # The tasks', ledger entries' and Stripe events' row triggers are off meanwhile (the
+        # first two would only return under the bulk flag; the funnel's counted each event
+        # with an upsert): what they do is done in bulk below.
+        with (
+            bulk.row_triggers_off(conn, "execution_tasks"),
+            bulk.row_triggers_off(conn, "ledger_entries"),
+            bulk.row_triggers_off(conn, "stripe_events"),
+        ):
             for task_rows, event_rows, ledger_rows, intent_rows in prefetch(generate(), depth=2):
                 result.tasks += bulk.copy_rows(conn, "execution_tasks", bulk.TASK_COLUMNS, task_rows, bulk.TASK_TYPES)
                 result.events += bulk.copy_rows(conn, "task_events", bulk.EVENT_COLUMNS, event_rows, bulk.EVENT_TYPES)
                 result.ledger += bulk.copy_rows(
                     conn, "ledger_entries", bulk.LEDGER_COLUMNS, ledger_rows, bulk.LEDGER_TYPES
                 )
-                # The funnel trigger counts these as they land (it does not skip bulk loads).
                 result.payment_events += bulk.copy_rows(
                     conn, "stripe_events", bulk.STRIPE_EVENT_COLUMNS, intent_rows, bulk.STRIPE_EVENT_TYPES
                 )
         if tasks:
             bulk.add_count_deltas(conn, first_id, first_id + tasks - 1)
             bulk_rollups.add_loaded_rollups(conn, first_id, first_id + tasks - 1)
+        bulk.add_payment_funnel(conn)
         bulk.add_ledger_daily(conn, ledger_before)
         bulk.add_fraud_velocity(conn, ledger_before)
         bulk.analyze(conn)
