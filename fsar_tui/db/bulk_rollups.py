@@ -123,8 +123,12 @@ ROLLUPS_SQL = f"""
         FROM daily d CROSS JOIN generate_series(0, 5) AS g(grain)
         WHERE g.grain = 0 OR d.k - d.k %% (1 << g.grain) + (1 << g.grain) <= (SELECT until FROM st)
         GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9) x
-    -- In the index's order: each insert lands beside the last one.
-    ORDER BY grain, start, rev, task_type, ai_model, outcome, metric, bucket, currency
+    -- By the index's leading (non-text) columns: each block's rows land together, without
+    -- sorting 900 k rows on text (3.5 s of the 17 s here when sorted on the whole key).
+    ORDER BY grain, start, rev"""
+# Onto rollups that may hold rows of these keys (a second seed); an empty table (the
+# first seed) takes the plain INSERT: no conflict check per row.
+UPSERT = """
     ON CONFLICT (grain, start, rollout_revision_id, task_type, ai_model, outcome, metric, bucket, currency)
     DO UPDATE SET n = r.n + EXCLUDED.n, total = r.total + EXCLUDED.total"""
 
@@ -140,5 +144,6 @@ def add_loaded_rollups(conn: Connection, first_id: int, last_id: int) -> None:
     # closed-blocks bookkeeping below starts from the state the fold leaves.
     conn.execute("SELECT fsar_fold_duration_samples()")
     params = {"first": first_id, "last": last_id}
-    conn.execute(ROLLUPS_SQL, params)
+    empty = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM duration_rollups)").fetchone()
+    conn.execute(ROLLUPS_SQL if empty and empty[0] else ROLLUPS_SQL + UPSERT, params)
     conn.execute("SELECT fsar_rebuild_sketches()")
