@@ -44,6 +44,14 @@ What retention can then drop: day partitions of task_events and CHUNK-id partiti
 execution_tasks; a p0 only as a whole, once everything in it is past the policy (no
 DELETE of millions). See db/partitions.py for ledger_entries.task_id.
 
+Cost, on this 2-core machine (warm cache), 1 M tasks and 2.96 M events (297 MB + 479 MB):
+upgrade 2.0 s — the CHECK's scan of execution_tasks, the (id, at) index of task_events,
+the ledger key's validation; nothing is rewritten. Downgrade 12.9 s (a copy, see below).
+
+Not carried to the parent (partitioned tables take none, or none is shipped): storage
+parameters (autovacuum settings stay on `_p0`), per-column statistics targets, replica
+identity, row-level security policies.
+
 Downgrade: each parent's rows are copied (INSERT … SELECT, no trigger fires: the new
 table has none yet) into a plain table that then takes the name, indexes (task_events'
 key back to (id)), triggers, keys, grants and the rest the same way; the partitioned
