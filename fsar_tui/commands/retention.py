@@ -118,7 +118,15 @@ def run_retention(args: Namespace, ctx: Context) -> int:
 
 
 # Kept for these reasons, a partition is routine: counted, not listed (unless --dry-run).
-_ROUTINE = ("within", "no task_events retention", "no tasks retention", "DEFAULT", "next task id", "open-ended", "empty")
+_ROUTINE = (
+    "within",
+    "no task_events retention",
+    "no tasks retention",
+    "DEFAULT",
+    "next task id",
+    "open-ended",
+    "empty",
+)
 
 
 def _print_run(report) -> None:  # services.retention.RunReport
