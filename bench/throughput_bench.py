@@ -32,7 +32,7 @@ from pathlib import Path
 
 import psycopg
 
-from bench.common import SMALL, fresh_database, percentile, print_series, print_table, simulator
+from bench.common import SMALL, fresh_database, percentile, print_series, print_table, simulator, transitions_since
 from bench.live_bench import Probe
 from fsar_tui.sim.seed import seed_history
 
@@ -54,7 +54,8 @@ class Sampled(list):
 
 
 async def app_main(dsn: str, seconds: float, out: str) -> None:
-    """In the app's process: the queue screen, keys pressed until `seconds` have passed."""
+    """In the app's process: the queue screen, keys pressed until `seconds` have passed or
+    `out`.stop exists; then the figures go to `out`."""
     from fsar_tui.app import FsarApp
     from fsar_tui.config import Settings
     from fsar_tui.widgets.keyed_table import KeyedTable
@@ -70,8 +71,8 @@ async def app_main(dsn: str, seconds: float, out: str) -> None:
         while app.live_name != "notify":
             await pilot.pause(0.05)
         print("ready", flush=True)
-        end, down = time.perf_counter() + seconds, True
-        while time.perf_counter() < end:
+        end, down, stop = time.perf_counter() + seconds, True, Path(out + ".stop")
+        while time.perf_counter() < end and not stop.exists():
             table = app.screen.query_one(KeyedTable)
             if table.cursor_row >= min(len(table.keys), 60) - 1:
                 down = False
@@ -147,8 +148,11 @@ def run(server_dsn: str) -> None:
                     windows.append((rate, seconds, start + WARM_S, time.time()))
                 time.sleep(2)
         finally:
-            app.terminate()
-            app.wait(60)
+            Path(out + ".stop").touch()  # the app writes its figures and exits
+            try:
+                app.wait(120)
+            except subprocess.TimeoutExpired:
+                app.kill()
         if not Path(out).exists():
             print("\nthroughput: the app under load wrote no figures (stopped early?)")
             return
@@ -158,7 +162,9 @@ def run(server_dsn: str) -> None:
         arrivals = [tuple(a) for a in result["arrivals"]]
         redraws = [tuple(r) for r in result["redraws"]]
         lag_at = lag_series(arrivals, at, redraws, t0)
-        report(steps, windows, keys, lag_at, buckets(dsn, t0), t0)
+        with psycopg.connect(dsn) as conn:
+            moved = [transitions_since(conn, lo, hi) for _, _, lo, hi in windows]
+        report(windows, moved, keys, lag_at, buckets(dsn, t0), t0)
 
 
 def lag_series(arrivals, at, redraws, t0: float) -> list[tuple[float, float]]:
@@ -176,15 +182,11 @@ def lag_series(arrivals, at, redraws, t0: float) -> list[tuple[float, float]]:
     return lags
 
 
-def report(steps, windows, keys, lags, per_bucket, t0: float) -> None:
+def report(windows, moved, keys, lags, per_bucket, t0: float) -> None:
     rows, broke = [], None
-    for rate, seconds, lo, hi in windows:
+    for (rate, seconds, lo, hi), (transitions, done) in zip(windows, moved, strict=True):
         span = hi - lo
-        b_lo, b_hi = int((lo - t0) // BUCKET_S), int((hi - t0) // BUCKET_S)
-        done = sum(per_bucket.get(b, (0, 0))[1] for b in range(b_lo + 1, b_hi))
-        moved = sum(per_bucket.get(b, (0, 0))[0] for b in range(b_lo + 1, b_hi))
-        whole = max(1, b_hi - b_lo - 1) * BUCKET_S
-        tasks_s, transitions_s = done / whole, moved / whole
+        tasks_s, transitions_s = done / span, transitions / span
         lag, key = in_window(lags, lo, hi), in_window(keys, lo, hi)
         lag99, key99 = percentile(lag, 99), percentile(key, 99)
         holds = tasks_s >= 0.95 * rate and lag99 <= LAG_GOAL_MS and key99 <= KEY_GOAL_MS
