@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
+from contextlib import ExitStack
 from pathlib import Path
 
 import psycopg
@@ -46,6 +48,7 @@ RATE = 200  # tasks/s: a fleet that keeps every panel's live feed busy
 BASE_S = 20.0
 IDLE_WAIT_S = 35.0  # the queue screen counts as idle after 30 s without a key
 APP_NAME = "fsar-bench-panel"
+CONNECTIONS_PER_PANEL = 4  # its pool and LISTEN connection, and while starting a pass's and a write's
 
 
 def panel_main(dsn: str, seconds: float, out: str, live: str, mqtt_url: str) -> None:
@@ -86,8 +89,9 @@ def panel_main(dsn: str, seconds: float, out: str, live: str, mqtt_url: str) -> 
             end = time.monotonic() + seconds
             while time.monotonic() < end:
                 marks.append((time.time(), dict(sent)))
-                if len(marks) % 5 == 0:
-                    Path(out).write_text(json.dumps(marks))
+                if len(marks) % 5 == 0:  # whole files only: the bench may read (or stop us) any time
+                    Path(out + ".tmp").write_text(json.dumps(marks))
+                    os.replace(out + ".tmp", out)
                 await pilot.pause(1.0)
 
     asyncio.run(main())
@@ -99,9 +103,32 @@ def start_panel(dsn: str, n: int, seconds: float, out: str, live: str, mqtt_url:
         "import sys; from bench.panels_bench import panel_main; "
         "panel_main(sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5])"
     )
-    return subprocess.Popen(
-        [sys.executable, "-c", code, panel_dsn, str(seconds), out, live, mqtt_url], stdout=subprocess.PIPE, text=True
-    )
+    with open(out + ".err", "w") as err:
+        return subprocess.Popen(
+            [sys.executable, "-c", code, panel_dsn, str(seconds), out, live, mqtt_url],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        )
+
+
+def wait_ready(panel: subprocess.Popen, out: str, timeout: float = 180) -> None:
+    """Until the panel says it is showing live data; a panel that died or hangs stops the
+    bench with its last line of stderr."""
+    assert panel.stdout is not None
+    ready, _, _ = select.select([panel.stdout], [], [], timeout)
+    if ready and panel.stdout.readline().strip() == "ready":
+        return
+    lines = Path(out + ".err").read_text().strip().splitlines()
+    raise RuntimeError(f"a panel did not start: {lines[-1] if lines else 'no output'}")
+
+
+def free_connections(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "SELECT current_setting('max_connections')::int - (SELECT count(*) FROM pg_stat_activity)"
+        ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def xacts(conn: psycopg.Connection) -> int:
@@ -152,8 +179,22 @@ def measure(conn: psycopg.Connection, seconds: float) -> dict:
 
 
 def run(server_dsn: str, mqtt_url: str | None = None) -> None:
-    for live in ("notify", "mqtt") if mqtt_url else ("notify",):
-        measure_panels(server_dsn, live, mqtt_url or "")
+    with ExitStack() as stack:
+        needed = PANELS * CONNECTIONS_PER_PANEL + 40  # and the fleet's, the bench's
+        free = free_connections(server_dsn)
+        if free < needed:
+            from support.pgcluster import Cluster
+
+            cluster = Cluster().start()
+            stack.callback(cluster.destroy)
+            cluster.wait_ready()
+            server_dsn = cluster.dsn()
+            print(
+                f"\n  ({free} connections free on the server; {PANELS} panels and the fleet need ~{needed}: measured "
+                "on a throwaway cluster of this machine's, max_connections 200)"
+            )
+        for live in ("notify", "mqtt") if mqtt_url else ("notify",):
+            measure_panels(server_dsn, live, mqtt_url or "")
     if not mqtt_url:
         print("  (no MQTT broker: the panels were measured on NOTIFY only)")
 
@@ -167,12 +208,13 @@ def measure_panels(server_dsn: str, live: str, mqtt_url: str) -> None:
             time.sleep(5)
             base = measure(conn, BASE_S)
             outs = [str(Path(tmp) / f"panel{n}.json") for n in range(PANELS)]
-            panels = [start_panel(dsn, n, panel_s, out, live, mqtt_url) for n, out in enumerate(outs)]
+            panels: list[subprocess.Popen] = []
             try:
-                for p in panels:
-                    assert p.stdout is not None
-                    if p.stdout.readline().strip() != "ready":
-                        raise RuntimeError("a panel did not start")
+                for n, out in enumerate(outs):  # one after another: 25 apps starting at once starve the fleet
+                    panels.append(start_panel(dsn, n, panel_s, out, live, mqtt_url))
+                    time.sleep(0.5)
+                for p, out in zip(panels, outs, strict=True):
+                    wait_ready(p, out)
                 time.sleep(IDLE_WAIT_S)
                 start = time.time()
                 window = measure(conn, WINDOW_S)
@@ -200,7 +242,10 @@ def statements(outs: list[str], start: float, end: float) -> list[Counter[str]]:
     for out in outs:
         if not Path(out).exists():
             continue
-        marks = json.loads(Path(out).read_text())
+        try:
+            marks = json.loads(Path(out).read_text())
+        except ValueError:
+            continue
         before = max((m for m in marks if m[0] <= start), key=lambda m: m[0], default=None)
         after = max((m for m in marks if m[0] <= end), key=lambda m: m[0], default=None)
         if before is None or after is None:
