@@ -258,6 +258,7 @@ class FsarApp(App):
             else:
                 self.revealed = True
                 self.reveal.on = True
+                session.wrote_elsewhere()  # the log row: read back from where it is (read_routing.py)
         screen = self.active_screen()
         if screen is not None:
             screen.refresh_bindings()
@@ -302,6 +303,7 @@ class FsarApp(App):
         def ingested(message: str, ok: bool) -> None:
             self.notify(message, title="FSAR report", severity="information" if ok else "error", timeout=10)
             if ok:
+                self.session.wrote_elsewhere()  # the proposal: read back from where it is
                 self.read_alert_counts()
 
         await follow_proposals(
@@ -346,6 +348,7 @@ class FsarApp(App):
         self.call_from_thread(self.audit_checked, result)
 
     def audit_failed(self, why: str) -> None:
+        self.session.wrote_elsewhere()  # a failed pass may have written some of its checks
         self.audit_failure = (clock.now(), why)
         screen = self.active_screen()
         if screen is not None:
@@ -361,6 +364,9 @@ class FsarApp(App):
         self.command_mode.run(message.text)
 
     def audit_checked(self, result: CheckResult) -> None:
+        # The pass wrote on connections of its own (verdicts, alerts): reads go to the
+        # primary until the replica has them, so screen 4 and the banner show this pass.
+        self.session.wrote_elsewhere()
         self.audit_check = result
         self.audit_failure = None
         screen = self.active_screen()

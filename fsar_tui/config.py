@@ -50,7 +50,8 @@ from typing import Any
 import platformdirs
 
 from fsar_tui.domain.redact import DEFAULT_FIELDS, DETECTORS, Policy
-from fsar_tui.dsn import mask_dsn
+from fsar_tui.domain.replica_lag import MAX_LAG_S
+from fsar_tui.dsn import dsn_params, mask_dsn
 from fsar_tui.errors import UsageError
 
 APP_NAME = "fsar-tui"
@@ -334,7 +335,11 @@ def load_settings(
                 values["webhook_pool_timeout_s"], f"{source}: webhook_pool_timeout_s"
             )
         if values.get("replica_stale_s") is not None:
-            changes["replica_stale_s"] = parse_seconds(values["replica_stale_s"], f"{source}: replica_stale_s")
+            stale = parse_seconds(values["replica_stale_s"], f"{source}: replica_stale_s")
+            if stale >= MAX_LAG_S:  # the mark could never show: past MAX_LAG_S reads leave the replica
+                raise UsageError(f"{source}: replica_stale_s must be below {MAX_LAG_S:g} s (reads leave a replica "
+                                 f"further behind than that), got {stale:g}")  # fmt: skip
+            changes["replica_stale_s"] = stale
         if values.get("keymap"):
             changes["keymap"] = {**settings.keymap, **values["keymap"]}
         if values.get("redaction") is not None:
@@ -345,6 +350,8 @@ def load_settings(
             if values.get(key) is not None and source == "flags":
                 changes[key] = bool(values[key])
         settings = replace(settings, **changes)
+    if settings.read_dsn and not dsn_params(settings.read_dsn):  # refused at start, as the CLI's connect does
+        raise UsageError(f"invalid read DSN {mask_dsn(settings.read_dsn)!r}: not a connection string or URI")
     return settings
 
 

@@ -5,12 +5,21 @@ or None — the primary then, for as long as
 
 - the replica is unreachable (a read on it failed as unavailable, or the check below
   could not reach it): "reads: primary (replica unreachable)";
-- the read DSN has not answered yet, or is not a replica (not in recovery);
-- read-your-writes: an own write (`wrote()`, after each session.write / awrite) whose
-  WAL position the replica has not replayed yet — so an operator's action never seems
-  not to have happened. The position is the primary's, read right after the COMMIT
-  (db/replica.py); a write whose outcome is unknown (the connection broke) pends too,
-  with the primary's position as of the next check, which is at or past it;
+- the read DSN has not answered yet, or is not a replica (not in recovery), or is not a
+  replica OF this database: its system identifier (pg_control_system()) or database
+  name differs from the primary's — another database on the replica, another cluster's
+  standby. A role refused pg_control_system() cannot be checked: reads stay on the
+  primary and the header says so (db/replica.py `identity`);
+- read-your-writes: an own write (`wrote()`, after each session.write / awrite, and the
+  app's own writes on connections of their own: the audit pass, --ingest-live, the
+  --reveal log row) whose WAL position the replica has not replayed yet — so an
+  operator's action never seems not to have happened. The position is the primary's,
+  read right after the COMMIT (db/replica.py); a write whose outcome is unknown (the
+  connection broke), or whose position could not be read after its COMMIT (the
+  function refused), pends too, with the primary's position as of the next check,
+  which is at or past it. With the primary not answering, a pending write no longer
+  keeps reads off the replica (the one server left): the header says the data may not
+  show it;
 - the replica is further behind than `max_lag_s` (MAX_LAG_S): its data would mislead
   more than the primary's extra reads cost.
 
@@ -22,6 +31,12 @@ noticed and its return seen at once, without the read pool's reconnect backoff, 
 grows without bound (session.py). A replica that answers again gets a fresh pool. Lag
 is worked out in domain/replica_lag.py.
 
+A read on the replica that began before an own write and returns after it may show the
+state before it: `generation` counts the writes, and the session reads again on the
+primary when it moved during a replica read (session.read).
+
+Closing never waits on a frozen replica more than CLOSE_WAIT_S.
+
 Limits: one replica behind `read_dsn` (the replay position checked must be the one the
 reads meet: not a load balancer over several), and clocks in sync between primary and
 replica (the age of the last replayed transaction is the replica's clock minus the
@@ -31,6 +46,7 @@ primary's commit time).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -38,8 +54,8 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg_pool import PoolClosed, PoolTimeout
 
-from fsar_tui.db.replica import ReplayPosition, awrite_mark, primary_lsn, replay_position
-from fsar_tui.domain.replica_lag import lag_seconds, primary_reason, reads_label, stale_note
+from fsar_tui.db.replica import ReplayPosition, awrite_mark, identity, primary_lsn, replay_position
+from fsar_tui.domain.replica_lag import MAX_LAG_S, lag_seconds, primary_reason, reads_label, same_database, stale_note
 from fsar_tui.domain.sanitize import first_line
 from fsar_tui.dsn import mask_dsn
 from fsar_tui.errors import FsarError
@@ -50,8 +66,9 @@ if TYPE_CHECKING:
     from fsar_tui.db.pooler import FsarAsyncConnection
 
 CHECK_EVERY_S = 1.0
-MAX_LAG_S = 60.0  # beyond it reads go to the primary: twice PostgreSQL's max_standby_streaming_delay
 CHECK_TIMEOUT_S = 15.0  # a replica that stops answering mid-check (keepalives end it in ~11 s)
+CLOSE_WAIT_S = 1.0  # closing the replica's pool and probe: a frozen replica is not waited for
+log = logging.getLogger(__name__)
 
 
 class ReplicaReads:
@@ -74,6 +91,10 @@ class ReplicaReads:
         self._probe: FsarAsyncConnection | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()
+        self._primary_identity: tuple[str, str] | None = None  # (system identifier, database)
+        self._replica_identity: tuple[str, str] | None = None  # the probe connection's
+        self.generation = 0  # own writes so far: a replica read spanning one is read again
+        self.read_lag: float | None = None  # the lag as of the last read, None: it was the primary's
 
     # -- what the session asks ------------------------------------------------------------
 
@@ -83,6 +104,9 @@ class ReplicaReads:
         position = self.position
         return primary_reason(
             down=self.down is not None,
+            why_down=self.down or "",
+            not_same=same_database(self._primary_identity, self._replica_identity),
+            primary_answered=self._primary_answered,
             in_recovery=None if position is None else position.in_recovery,
             lag_s=self.lag_s,
             # The lag is an upper bound; while the primary does not answer it only grows
@@ -96,19 +120,36 @@ class ReplicaReads:
             return None
         return self.pool
 
+    @property
+    def write_pending(self) -> bool:
+        return self.pending is not None or self._pending_unknown
+
     def shown(self, stale_s: float) -> tuple[str, str]:
-        """The header's words: where reads come from, and the stale-data note ('' if none)."""
+        """The header's words: where reads come from, and the stale-data note ('' if none).
+        The note is the age of the data the last read got (the replica's lag then), not
+        the replica's lag now: a read that went to the primary since clears it, and data
+        read from a replica 75 s behind stays marked after reads moved to the primary."""
         reason = self.reason
         paused = self.position is not None and self.position.paused
-        return reads_label(reason, self.lag_s, paused=paused), stale_note(reason, self.lag_s, stale_s)
+        pending = reason is None and self.write_pending
+        label = reads_label(reason, self.lag_s, paused=paused, pending=pending)
+        return label, stale_note(None, self.read_lag, stale_s)
+
+    def read_done(self, on_replica: bool, lag_s: float | None) -> None:
+        """A read returned: from the replica (`lag_s`: its lag when the read began) or the primary."""
+        self.read_lag = lag_s if on_replica else None
 
     def wrote(self, lsn: int | None) -> None:
         """An own write reached `lsn` on the primary (None: it may have, position unknown).
         Reads go to the primary from now until a check sees the replica past it."""
+        self.generation += 1
         if lsn is None:
             self._pending_unknown = True
         else:
-            self.pending = lsn if self.pending is None else max(self.pending, lsn)
+            self._pend(lsn)
+
+    def _pend(self, lsn: int) -> None:
+        self.pending = lsn if self.pending is None else max(self.pending, lsn)
 
     def failed(self, exc: BaseException) -> bool:
         """A read on the replica raised `exc`: whether to run it on the primary instead.
@@ -121,7 +162,7 @@ class ReplicaReads:
         if isinstance(exc, psycopg.errors.SerializationFailure):
             return True
         if isinstance(exc, psycopg.OperationalError | PoolTimeout | PoolClosed):
-            self._mark_down(f"{type(exc).__name__}: {first_line(str(exc), 'no answer')}")
+            self._mark_down(cause(exc))
             return True
         return False
 
@@ -142,10 +183,16 @@ class ReplicaReads:
 
     async def check(self) -> None:
         """Where the primary is, where the replica is, and so where reads go."""
+        unknown_write = False  # an own write whose position is the primary's flushed one below
         if self._pending_unknown:
             self._pending_unknown = False  # cleared first: a write failing meanwhile sets it again
             try:
-                self.wrote(await self._primary_read(awrite_mark))
+                self._pend(await self._primary_read(awrite_mark))
+            except psycopg.errors.InsufficientPrivilege:
+                # pg_current_wal_insert_lsn() refused (some managed services): the flushed
+                # position below, read after the write returned, is at or past it (unless
+                # synchronous_commit = off: README, Read replicas).
+                unknown_write = True
             except Exception:
                 self._pending_unknown = True
         asked = time.monotonic()
@@ -154,13 +201,23 @@ class ReplicaReads:
         except Exception:
             primary = None  # the primary's health says why; the lag keeps its time bounds
         self._primary_answered = primary is not None
+        if unknown_write:
+            if primary is None:
+                self._pending_unknown = True
+            else:
+                self._pend(primary)
+        if primary is not None and self._primary_identity is None:
+            try:
+                self._primary_identity = await self._primary_read(identity)
+            except Exception:
+                pass  # checked again at the next check; reads stay on the primary meanwhile
         try:
             async with asyncio.timeout(CHECK_TIMEOUT_S):
                 position = await self._replay_position()
                 if self.pool is None:
                     self.pool = await self._open_pool()
         except (FsarError, psycopg.Error, OSError, TimeoutError) as exc:
-            self._mark_down(mask_dsn(first_line(str(exc), type(exc).__name__)))
+            self._mark_down(cause(exc))
             return
         self.down = None
         self.position = position
@@ -179,8 +236,11 @@ class ReplicaReads:
 
         conn = self._probe
         if conn is None or conn.closed:
+            self._replica_identity = None
             self._probe = conn = await aconnect(self.dsn, statement_timeout_ms=self.statement_timeout_ms)
         try:
+            if self._replica_identity is None:  # each new connection: a DNS name may now say another server
+                self._replica_identity = await identity(conn)
             return await replay_position(conn)
         except BaseException:
             self._probe = None
@@ -198,20 +258,42 @@ class ReplicaReads:
         self.down = why
         pool, self.pool = self.pool, None
         if pool is not None:  # reads waiting on it get PoolClosed, and run on the primary
-            task = asyncio.get_running_loop().create_task(pool.close())
+            task = asyncio.get_running_loop().create_task(pool.close(timeout=CLOSE_WAIT_S))
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
 
     async def close(self) -> None:
+        """Stop the checks and close the pool and probe, waiting CLOSE_WAIT_S at most for
+        each: a frozen replica (SIGSTOP, a dead link without RST) never holds up a quit."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await _within(asyncio.gather(task, return_exceptions=True))
         probe, self._probe = self._probe, None
         if probe is not None:
-            await probe.close()
+            await _within(probe.close())
         pool, self.pool = self.pool, None
         if pool is not None:
-            await pool.close()
+            await _within(pool.close(timeout=CLOSE_WAIT_S))
         if self._closing:
-            await asyncio.gather(*self._closing, return_exceptions=True)
+            await _within(asyncio.gather(*self._closing, return_exceptions=True))
+
+
+async def _within(aw: Awaitable[Any]) -> None:
+    """Await `aw` for CLOSE_WAIT_S at most; whatever it raises or leaves undone is let go."""
+    try:
+        async with asyncio.timeout(CLOSE_WAIT_S):
+            await aw
+    except (TimeoutError, Exception) as exc:
+        log.info("replica close: %s", type(exc).__name__)
+
+
+def cause(exc: BaseException) -> str:
+    """Why the replica cannot be read, in a few words, masked: 'password authentication
+    failed for user "x"', 'database "y" does not exist' — not 'connection failed' for all."""
+    if isinstance(exc, FsarError) and exc.message:
+        text = exc.message.splitlines()[0]
+        text = text.split(": ", 1)[-1] if text.startswith("cannot ") else text
+    else:
+        text = first_line(str(exc), type(exc).__name__)
+    return mask_dsn(text)

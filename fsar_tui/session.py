@@ -22,10 +22,16 @@ again on the new one.
 Replica: with a `read_dsn` that is not `dsn`, `read()` goes to that streaming replica
 unless read_routing.py says the primary (the replica unreachable, too far behind, not
 a replica, or an own write not replayed there yet: read-your-writes by WAL position,
-taken after every `write()` and `awrite()`). A failed read on the replica runs again on
-the primary at once. The health state above stays the primary's: replica reads never
-change it (only `fresh_at`), and the replica's state is its own (`reads_shown()`, in the
-header). Writes, `read_sync()` and the live source stay on the primary — the live source
+taken after every `write()` and `awrite()`, and `wrote_elsewhere()` after the app's
+writes on connections of their own). A failed read on the replica runs again on the
+primary at once, and so does a replica read during which an own write was made (it may
+show the state before it). A read that decides what a write will do — the scope of a
+bulk action, what a confirmation says will change — goes to the primary:
+`read_for_write()`. A write whose position cannot be read after its COMMIT is still
+done: it is never reported as failed for that (the position is taken at the next
+check). The health state above stays the primary's: replica reads never change it
+(only `fresh_at`), and the replica's state is its own (`reads_shown()`, in the header).
+Writes, `read_sync()` and the live source stay on the primary — the live source
 because NOTIFY is not replicated: a replica's LISTEN hears nothing of the primary's.
 
 `describe_failure()` turns any exception a screen's worker can meet into one line for
@@ -36,6 +42,7 @@ not exist", "statement timeout (5000 ms)" — never a traceback, passwords maske
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -60,6 +67,14 @@ if TYPE_CHECKING:
     from fsar_tui.live.service import LiveService
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+async def _rollback_quietly(conn: FsarAsyncConnection) -> None:
+    try:
+        await conn.rollback()
+    except psycopg.Error:
+        pass  # the pool checks the connection when it comes back
 
 
 OUTAGE_PROBE_S = 10.0  # how often an outage's cause is probed again with a direct connection
@@ -278,6 +293,7 @@ class Session:
             replica.start()
             pool = replica.pool_for_reads()
             if pool is not None:
+                generation, lag = replica.generation, replica.lag_s
                 try:
                     async with pool.connection() as conn:
                         result = await fn(conn, *args, **kwargs)
@@ -287,9 +303,28 @@ class Session:
                     if not replica.failed(exc):
                         raise
                 else:
-                    self.fresh_at = time.monotonic()
-                    return result
+                    if replica.generation == generation:
+                        self.fresh_at = time.monotonic()
+                        replica.read_done(True, lag)
+                        return result
+                    # An own write was made while this read ran on the replica: what it
+                    # read may be from before it. Read again where the write is.
+        result = await self._read_primary(fn, *args, **kwargs)
+        if replica is not None:
+            replica.read_done(False, None)
+        return result
+
+    async def read_for_write(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """read() on the primary whatever the replica: for a read that decides what a write
+        does (a bulk action's scope), which a lagging replica would get wrong silently."""
         return await self._read_primary(fn, *args, **kwargs)
+
+    def wrote_elsewhere(self) -> None:
+        """The app wrote on a connection of its own (the audit pass, --ingest-live, the
+        --reveal log row): reads go to the primary until the replica has replayed it (its
+        position: the primary's at the next check, at or past it). From the event loop."""
+        if self.replica is not None:
+            self.replica.wrote(None)
 
     async def awrite(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         """fn(conn, *args, **kwargs) — an async db/ change (the queue's actions) — on the
@@ -299,10 +334,18 @@ class Session:
         if replica is None:
             return await self._read_primary(fn, *args, **kwargs)
 
-        async def and_mark(conn: FsarAsyncConnection) -> tuple[T, int]:
+        async def and_mark(conn: FsarAsyncConnection) -> tuple[T, int | None]:
             result = await fn(conn, *args, **kwargs)
             await conn.commit()
-            return result, await awrite_mark(conn)  # after the COMMIT (db/replica.py)
+            try:
+                return result, await awrite_mark(conn)  # after the COMMIT (db/replica.py)
+            except psycopg.Error as exc:
+                # Committed all the same: never said "NOT applied" for the mark (the
+                # function refused by a managed service, …). The position is read at the
+                # next check; reads stay on the primary until the replica passes it.
+                await _rollback_quietly(conn)
+                log.warning("write done, its WAL position not read (%s): read from the primary", type(exc).__name__)
+                return result, None
 
         try:
             result, lsn = await self._read_primary(and_mark)
@@ -388,8 +431,9 @@ class Session:
                     return result, None
                 try:  # autocommit: fn's transaction is committed by now (db/replica.py)
                     return result, write_mark(conn)
-                except psycopg.Error:
-                    return result, None  # done, position unknown: the next check reads one past it
+                except psycopg.Error as exc:  # done, position unknown: the next check reads one past it
+                    log.warning("write done, its WAL position not read (%s): read from the primary", type(exc).__name__)
+                    return result, None
 
         try:
             result, lsn = await asyncio.to_thread(call)

@@ -28,7 +28,8 @@ async def act(screen: QueueScreen, action: str) -> None:
     table = screen.query_one(KeyedTable)
     allowed = task_actions.ACTIONS[action][0]
     if screen.armed_filter:
-        seen = await screen.read(task_queries.matching_ids, screen.filter, allowed, BULK_CAP + 1)
+        # From the primary: a lagging replica would leave out the newest matching tasks silently.
+        seen = await screen.session.read_for_write(task_queries.matching_ids, screen.filter, allowed, BULK_CAP + 1)
         if len(seen) > BULK_CAP:
             # Never the first 10,000 of more, silently: refuse as `tasks … --filter` does.
             screen.notify(

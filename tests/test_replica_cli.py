@@ -27,13 +27,15 @@ def test_commands_that_only_read_use_the_read_dsn_and_writes_the_primary(replica
     ((new,),) = q(primary, "INSERT INTO execution_tasks (task_type) VALUES ('only_on_the_primary') RETURNING id")
     env = {**isolated_env, "FSAR_DSN": primary, "FSAR_READ_DSN": replica_db.replica}
 
-    listed = run_cli("tasks", "list", "--format", "json", env=env)
+    listed = run_cli("tasks", "list", "--format", "json", env={**env, "FSAR_REPLICA_STALE_S": "0.001"})
     assert listed.returncode == 0, listed.stderr
     assert new not in {t["id"] for t in json.loads(listed.stdout)} and len(json.loads(listed.stdout)) == 3
+    # The data came from a replica behind: one stderr line says so.
+    assert listed.stderr.count("read from a replica") == 1 and " behind" in listed.stderr, listed.stderr
+    # "does not exist" on a replica behind is asked of the primary before it is said.
     shown = run_cli("tasks", "show", str(new), env=env)
-    assert shown.returncode == 1 and "does not exist" in shown.stderr, (shown.stdout, shown.stderr)
-    # Without a read DSN the same command reads the primary, where it is.
-    assert run_cli("tasks", "show", str(new), env={**env, "FSAR_READ_DSN": ""}).returncode == 0
+    assert shown.returncode == 0 and "only_on_the_primary" in shown.stdout, (shown.stdout, shown.stderr)
+    assert run_cli("tasks", "show", "999999", env=env).returncode == 1
 
     cancelled = run_cli("tasks", "cancel", str(new), "--reason", "replica test", "--yes", env=env)
     assert cancelled.returncode == 0, cancelled.stderr
@@ -54,3 +56,24 @@ def test_commands_that_only_read_use_the_read_dsn_and_writes_the_primary(replica
     assert [entry["action"] for entry in json.loads(log.stdout)] == ["task.cancel"]
     listed = run_cli("tasks", "list", "--format", "json", env=env)
     assert {t["id"]: t["status"] for t in json.loads(listed.stdout)}[new] == "cancelled"
+
+
+def test_a_read_dsn_that_is_down_or_not_this_databases_replica_falls_back_to_the_primary(
+    replica_db, run_cli, isolated_env
+):
+    from psycopg.conninfo import make_conninfo
+
+    from support.pgcluster import free_port
+
+    primary = replica_db.primary
+    x(primary, "INSERT INTO execution_tasks (task_type) VALUES ('on_the_primary')")
+    for read_dsn, why in (
+        (make_conninfo(replica_db.replica, port=str(free_port())), "reads: primary (replica unreachable: "),
+        (replica_db.pair.replica_dsn("postgres"), "reads: primary (read DSN is not a replica of this database)"),
+        (replica_db.pair.primary_dsn("postgres"), "reads: primary (read DSN is not a replica: not in recovery)"),
+    ):
+        env = {**isolated_env, "FSAR_DSN": primary, "FSAR_READ_DSN": read_dsn}
+        listed = run_cli("tasks", "list", "--format", "json", env=env)
+        assert listed.returncode == 0, listed.stderr
+        assert [t["task_type"] for t in json.loads(listed.stdout)] == ["on_the_primary"]
+        assert listed.stderr.count(why) == 1, (why, listed.stderr)

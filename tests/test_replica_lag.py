@@ -4,14 +4,19 @@ the `replica_stale_s` setting, and when a read DSN is no replica at all (session
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fsar_tui.config import DEFAULT_REPLICA_STALE_S, load_settings
 from fsar_tui.domain.replica_lag import (
+    MAX_LAG_S,
     lag_seconds,
     lag_text,
     primary_reason,
     reads_label,
     record_end,
+    same_database,
+    short_label,
     stale_note,
 )
 from fsar_tui.errors import UsageError
@@ -45,8 +50,9 @@ def test_lag_behind_is_the_tighter_of_the_two_bounds():
     assert lag_seconds(primary_lsn=200, replay_lsn=100, replay_age_s=12.0, since_caught_up_s=40.0) == 12.0
     # The primary did not answer: the time bounds still hold.
     assert lag_seconds(primary_lsn=None, replay_lsn=100, replay_age_s=7.0, since_caught_up_s=None) == 7.0
-    # Clocks a little apart must not make it negative.
-    assert lag_seconds(primary_lsn=200, replay_lsn=100, replay_age_s=-0.3, since_caught_up_s=None) == 0.0
+    # A replica clock behind the primary's (a negative age) bounds nothing: never "lag 0".
+    assert lag_seconds(primary_lsn=200, replay_lsn=100, replay_age_s=-0.3, since_caught_up_s=None) is None
+    assert lag_seconds(primary_lsn=200, replay_lsn=100, replay_age_s=-120.0, since_caught_up_s=40.0) == 40.0
     # Nothing bounds it: unknown, never a made-up 0.
     assert lag_seconds(primary_lsn=200, replay_lsn=100, replay_age_s=None, since_caught_up_s=None) is None
 
@@ -101,3 +107,54 @@ def test_a_read_dsn_naming_the_primary_itself_is_no_replica():
     session = Session(primary, Settings(dsn=primary, read_dsn="postgresql://app@replica.example/fsar", pooler="none"))
     assert session.replica is not None
     assert session.reads_shown() == ("reads: primary (connecting to the replica)", "")
+
+
+ages = st.none() | st.floats(min_value=-1e6, max_value=1e6, allow_nan=False)
+
+
+@given(replay_age=ages, since=ages)
+def test_a_negative_age_is_ignored_and_the_other_bound_kept(replay_age, since):
+    lag = lag_seconds(primary_lsn=200, replay_lsn=100, replay_age_s=replay_age, since_caught_up_s=since)
+    usable = [b for b in (replay_age, since) if b is not None and b >= 0]
+    assert lag == (min(usable) if usable else None)
+    assert lag is None or lag >= 0
+
+
+def test_a_read_dsn_is_read_only_as_a_replica_of_this_database():
+    ours = ("7312345678901234567", "fsar")
+    assert same_database(ours, ours) is None
+    assert same_database(ours, (ours[0], "postgres")) == "read DSN is not a replica of this database"
+    assert same_database(ours, ("7399999999999999999", "fsar")) == "read DSN is not a replica of this database"
+    assert (
+        same_database(ours, None) == same_database(None, ours) == "checking the read DSN is a replica of this database"
+    )
+    assert same_database(ours, ("", "fsar")).startswith("read DSN cannot be checked")  # pg_control_system() refused
+    ok = {"down": False, "in_recovery": True, "lag_s": 2.0, "max_lag_s": 60.0, "pending": False}
+    assert primary_reason(**ok, not_same="read DSN is not a replica of this database") == (
+        "read DSN is not a replica of this database"
+    )
+
+
+def test_with_the_primary_away_a_pending_write_reads_the_replica_and_says_so():
+    ok = {"down": False, "in_recovery": True, "lag_s": 2.0, "max_lag_s": 60.0, "pending": True}
+    assert primary_reason(**ok) == "own write pending on replica"
+    assert primary_reason(**ok, primary_answered=False) is None
+    assert reads_label(None, 2.0, pending=True) == "reads: replica, lag 2 s, own write not yet on replica"
+
+
+def test_the_cause_of_an_unreachable_replica_and_the_short_words():
+    ok = {"down": True, "in_recovery": None, "lag_s": None, "max_lag_s": 60.0, "pending": False}
+    why = 'password authentication failed for user "app"'
+    assert primary_reason(**ok, why_down=why) == f"replica unreachable: {why}"
+    assert short_label(f"reads: primary (replica unreachable: {why})") == "primary (replica unreachable)"
+    assert short_label("reads: replica, lag 13 s, replay paused") == "replica 13 s"
+    assert short_label("reads: replica, lag 3 s, own write not yet on replica") == "replica 3 s, own write not on it"
+
+
+def test_replica_stale_s_at_or_past_the_hard_limit_and_a_malformed_read_dsn_are_refused():
+    for value in (str(MAX_LAG_S), "600"):
+        with pytest.raises(UsageError, match="replica_stale_s must be below 60 s"):
+            load_settings(env={"FSAR_REPLICA_STALE_S": value})
+    assert load_settings(env={"FSAR_REPLICA_STALE_S": "59"}).replica_stale_s == 59.0
+    with pytest.raises(UsageError, match="invalid read DSN"):
+        load_settings(env={"FSAR_READ_DSN": "not a dsn"})

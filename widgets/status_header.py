@@ -8,6 +8,8 @@ With a read replica (`read_dsn`), where reads come from — "reads: replica, lag
 "reads: primary (own write pending on replica)", "reads: primary (replica unreachable)"
 — and, while the replica's data is older than `replica_stale_s`, "data N s old (replica
 lag)" in the warning style (`reads`, `reads_stale`: fsar_tui/read_routing.py's words).
+They come after the connection state, the lease-expired warning and firing alerts, and
+shorten ("replica 13 s", "data 13 s old") when the line would not fit the width.
 
 The banner line has a fixed budget (`banner_line`): what must survive any cut comes
 first — how many blocks, the key of the first one's screen, what it is, then its scope
@@ -29,6 +31,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from fsar_tui.domain.formatting import abbreviate
+from fsar_tui.domain.replica_lag import short_label
 
 NAME_MIN = 12  # a name keeps at least this many characters before the scope is cut
 WARNING_STYLE = "bold black on yellow"  # the problem line, and replica data older than the threshold
@@ -137,26 +140,33 @@ class StatusHeader(Widget):
 
     def render(self) -> Text:
         # Most urgent first: on a narrow terminal the DSN is what gets cut, not the state.
+        # Priorities: the connection state, the lease-expired warning and firing alerts come
+        # before the replica's words, which shorten ("replica 13 s") when the line is too
+        # long for the width; one "data N s old" at most (the replica's, when reads come
+        # from it: the primary's age says nothing of the data shown then).
         state = self.state
         if state == "reconnecting" and self.since is not None:
-            state = f"RECONNECTING · data {int(time.monotonic() - self.since)}s old · actions off"
-        parts = (["RAW DATA REVEALED"] if self.revealed else []) + (["READ-ONLY"] if self.read_only else [])
+            age = "" if self.reads_stale else f" · data {int(time.monotonic() - self.since)}s old"
+            state = f"RECONNECTING{age} · actions off"
         firing, acked = self.alerts
         alerts = f"ALERTS: {firing} firing" if firing else "alerts: 0 firing"
         if acked:
             alerts += f", {acked} acked"
-        parts += [state] + ([self.reads] if self.reads else [])
-        head = Text(" · ".join(parts), no_wrap=True, overflow="ellipsis")
-        if self.reads_stale:
+        urgent = (["RAW DATA REVEALED"] if self.revealed else []) + (["READ-ONLY"] if self.read_only else [])
+        urgent += [state] + ([f"{self.stuck} LEASE EXPIRED — no worker alive?"] if self.stuck else [])
+        if firing:
+            urgent.append(alerts)
+        rest = [f"live: {self.live}"] + ([] if firing else [alerts]) + [self.database]
+        rest += ([f"role: {self.role}"] if self.role else []) + ([f"PG {self.server}"] if self.server else [])
+        reads, stale = self.reads, self.reads_stale
+        width = self.content_size.width
+        if width and len(" · ".join([*urgent, reads, stale, *rest[:1]])) + 4 > width:
+            reads, stale = short_label(reads), stale.removesuffix(" (replica lag)")
+        head = Text(" · ".join(urgent + ([reads] if reads else [])), no_wrap=True, overflow="ellipsis")
+        if stale:
             head.append(" · ")
-            head.append(f" {self.reads_stale} ", style=WARNING_STYLE)
-        parts = [f"{self.stuck} LEASE EXPIRED — no worker alive?"] if self.stuck else []
-        parts += [f"live: {self.live}", alerts, self.database]
-        if self.role:
-            parts.append(f"role: {self.role}")
-        if self.server:
-            parts.append(f"PG {self.server}")
-        head.append(" · " + " · ".join(parts))
+            head.append(f" {stale} ", style=WARNING_STYLE)
+        head.append(" · " + " · ".join(rest))
         lines = [head]
         banner = self.banner()
         if banner:

@@ -12,6 +12,7 @@ handler first needs a database, so `--help` and usage errors never start one.
 from __future__ import annotations
 
 import argparse
+import sys
 from argparse import Namespace
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -157,6 +158,7 @@ class Context:
 
     settings: Settings
     _dsn: str | None = field(default=None, repr=False)
+    read_on_replica: bool = False  # the last read_connect() went to the replica
 
     def dsn(self, *, migrate_embedded: bool = True) -> str:
         if self._dsn is None:
@@ -180,21 +182,77 @@ class Context:
 
     def read_connect(self, *, autocommit: bool = True) -> psycopg.Connection:
         """connect() for a command that only reads: to the read DSN (a replica) when one is
-        configured. A command that writes uses connect(), the primary. No read-your-writes
-        across processes: a script that changes something and reads it back at once may
-        meet a replica that has not replayed the change yet (README: Read replicas)."""
+        configured and it is a replica OF the primary's database (same system identifier
+        and database name), in recovery, and not further behind than MAX_LAG_S; else the
+        primary, with one stderr line saying why. Lag past `replica_stale_s` is said on
+        stderr too ("read from a replica N s behind"). A command that writes uses
+        connect(), the primary. No read-your-writes across processes: a script that
+        changes something and reads it back at once may meet a replica that has not
+        replayed the change yet (README: Read replicas)."""
         from fsar_tui.db.connect import configure_pooler, connect
+        from fsar_tui.errors import ConnectionFailed
 
         read_dsn = self.settings.read_dsn
+        self.read_on_replica = False
         if not read_dsn:
             return self.connect(autocommit=autocommit)
         configure_pooler(read_dsn, self.settings.pooler)
-        return connect(
-            read_dsn,
-            autocommit=autocommit,
-            statement_timeout_ms=self.settings.statement_timeout_ms,
-            pooler_mode=self.settings.pooler,
-        )
+        try:
+            replica = connect(
+                read_dsn,
+                autocommit=autocommit,
+                statement_timeout_ms=self.settings.statement_timeout_ms,
+                pooler_mode=self.settings.pooler,
+            )
+        except ConnectionFailed as exc:
+            return self._primary_instead(f"replica unreachable: {exc.message.split(': ', 1)[-1]}", autocommit)
+        try:
+            with self.connect() as primary:
+                why, note = _replica_verdict(primary, replica, self.settings.replica_stale_s)
+        except BaseException:
+            replica.close()
+            raise
+        if why is not None:
+            replica.close()
+            return self._primary_instead(why, autocommit)
+        if note:
+            print(f"fsar-tui: {note}", file=sys.stderr)
+        self.read_on_replica = True
+        return replica
+
+    def _primary_instead(self, why: str, autocommit: bool) -> psycopg.Connection:
+        from fsar_tui.dsn import mask_dsn
+
+        print(f"fsar-tui: reads: primary ({mask_dsn(why)})", file=sys.stderr)
+        return self.connect(autocommit=autocommit)
+
+
+def _replica_verdict(
+    primary: psycopg.Connection, replica: psycopg.Connection, stale_s: float
+) -> tuple[str | None, str]:
+    """(why not to read the replica — None: read it, the stderr note when it lags beyond
+    `stale_s`). The app's rules (read_routing.py), asked once: identity, recovery, lag.
+    The replica is asked after the primary, so its answer is the later one."""
+    from fsar_tui.db.replica import sync_identity, sync_primary_lsn, sync_replay_position
+    from fsar_tui.domain.replica_lag import MAX_LAG_S, lag_seconds, lag_text, same_database
+
+    position = sync_replay_position(replica)
+    if not position.in_recovery:
+        return "read DSN is not a replica: not in recovery", ""
+    not_same = same_database(sync_identity(primary), sync_identity(replica))
+    if not_same is not None:
+        return not_same, ""
+    lag = lag_seconds(
+        primary_lsn=sync_primary_lsn(primary),
+        replay_lsn=position.replay_lsn,
+        replay_age_s=position.replay_age_s,
+        since_caught_up_s=None,
+    )
+    if lag is not None and lag > MAX_LAG_S:
+        return f"replica lag {lag_text(lag)} > {MAX_LAG_S:g} s", ""
+    if lag is None:
+        return None, "read from a replica whose lag is unknown"
+    return None, f"read from a replica {lag_text(lag)} behind" if lag > stale_s else ""
 
 
 def add_command(

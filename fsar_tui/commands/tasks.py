@@ -266,6 +266,9 @@ def run_show(args: Namespace, ctx: Context) -> int:
     whole = args.full or args.format == "json"
     with ctx.read_connect() as conn:
         task = tasks.task_detail_sync(conn, args.id, tasks.FULL if whole else HEAD)
+    if task is None and ctx.read_on_replica:  # a replica behind may not have it yet: ask the primary
+        with ctx.connect() as conn:
+            task = tasks.task_detail_sync(conn, args.id, tasks.FULL if whole else HEAD)
     if task is None:
         raise CheckFailed(f"task {args.id} does not exist")
     attempts = attempts_of(task)

@@ -12,6 +12,12 @@ of the pool, and the position it reads is still at or past the COMMIT's record. 
 before the COMMIT, inside the write's transaction, it would be too early: the commit
 record is inserted by the COMMIT itself.) It is the insert position, not the flushed
 one: with `synchronous_commit = off` the COMMIT returns before its record is flushed.
+
+Identity (`identity`): the cluster's system identifier (`pg_control_system()`, the same
+on a primary and every physical replica made from it) and the database's name — what
+tells a replica OF this database from another database or another cluster's standby.
+A role that may not call `pg_control_system()` (EXECUTE revoked) gets '' for it, which
+the routing takes as "cannot be checked": reads then stay on the primary.
 """
 
 from __future__ import annotations
@@ -39,6 +45,10 @@ WRITE_MARK_SQL = """
            current_setting('wal_block_size')::int,
            pg_size_bytes(current_setting('wal_segment_size'))
 """
+
+
+IDENTITY_SQL = "SELECT (SELECT system_identifier FROM pg_control_system())::text, current_database()"
+DATABASE_SQL = "SELECT current_database()"
 
 
 @dataclass(frozen=True)
@@ -77,3 +87,33 @@ def write_mark(conn: psycopg.Connection) -> int:
 async def awrite_mark(conn: psycopg.AsyncConnection) -> int:
     cur = await conn.execute(WRITE_MARK_SQL)
     return _mark(one(await cur.fetchone()))
+
+
+async def identity(conn: psycopg.AsyncConnection) -> tuple[str, str]:
+    """(system identifier, database name); ('', name) when pg_control_system() is refused."""
+    try:
+        async with conn.transaction():  # a refusal rolls back to here, the connection stays usable
+            cur = await conn.execute(IDENTITY_SQL)
+            system, name = one(await cur.fetchone())
+        return str(system), str(name)
+    except psycopg.errors.InsufficientPrivilege:
+        cur = await conn.execute(DATABASE_SQL)
+        return "", str(one(await cur.fetchone())[0])
+
+
+def sync_identity(conn: psycopg.Connection) -> tuple[str, str]:
+    try:
+        with conn.transaction():
+            system, name = one(conn.execute(IDENTITY_SQL).fetchone())
+        return str(system), str(name)
+    except psycopg.errors.InsufficientPrivilege:
+        return "", str(one(conn.execute(DATABASE_SQL).fetchone())[0])
+
+
+def sync_primary_lsn(conn: psycopg.Connection) -> int:
+    return int(one(conn.execute(PRIMARY_SQL).fetchone())[0])
+
+
+def sync_replay_position(conn: psycopg.Connection) -> ReplayPosition:
+    in_recovery, lsn, age, paused = one(conn.execute(REPLAY_SQL).fetchone())
+    return ReplayPosition(bool(in_recovery), None if lsn is None else int(lsn), age, bool(paused))

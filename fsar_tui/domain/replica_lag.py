@@ -16,6 +16,14 @@ Lag, in seconds, is an upper bound on how old the replica's data is:
   the last replayed transaction an hour old, and the first write after it would read as
   an hour of lag for the instant before it is replayed; the second bound caps that at
   the time between two checks.
+
+A negative age (the replica's clock behind the primary's) says nothing: it is ignored,
+and the clock-independent bound alone is used (never turned into a lag of 0).
+
+Identity: a read DSN is read only when it is a replica OF the primary's database — the
+same system identifier (`pg_control_system()`, shared by a primary and every physical
+replica of it, different for any other cluster) and the same database name
+(`same_database`).
 """
 
 from __future__ import annotations
@@ -23,6 +31,10 @@ from __future__ import annotations
 # XLogBytePosToRecPtr() places a position that falls on a page boundary after the page's
 # header: 24 bytes on an ordinary page, 40 on a segment's first page (MAXALIGNed
 # XLogPageHeaderData / XLogLongPageHeaderData, the same on every platform PostgreSQL runs).
+# Beyond it reads go to the primary: twice PostgreSQL's max_standby_streaming_delay.
+# replica_stale_s must be below it (config.py), or its mark could never show.
+MAX_LAG_S = 60.0
+
 SHORT_PAGE_HEADER = 24
 LONG_PAGE_HEADER = 40
 
@@ -52,8 +64,23 @@ def lag_seconds(
     bounds it (no position from the primary and no transaction replayed yet)."""
     if primary_lsn is not None and replay_lsn is not None and replay_lsn >= primary_lsn:
         return 0.0
-    bounds = [b for b in (replay_age_s, since_caught_up_s) if b is not None]
-    return max(0.0, min(bounds)) if bounds else None
+    # A negative age is a replica clock behind the primary's: no bound at all (max(0, …)
+    # would make it "lag 0" and hide the other bound).
+    bounds = [b for b in (replay_age_s, since_caught_up_s) if b is not None and b >= 0]
+    return min(bounds) if bounds else None
+
+
+def same_database(primary: tuple[str, str] | None, replica: tuple[str, str] | None) -> str | None:
+    """Why the read DSN is not a replica of the primary's database ((system identifier,
+    database name) of each; a None identifier: it could not be read), in the header's
+    words; None when it is. Unknown is never taken for the same."""
+    if primary is None or replica is None:
+        return "checking the read DSN is a replica of this database"
+    if not primary[0] or not replica[0]:
+        return "read DSN cannot be checked: pg_control_system() not allowed"
+    if primary != replica:
+        return "read DSN is not a replica of this database"
+    return None
 
 
 def lag_text(lag_s: float | None) -> str:
@@ -69,17 +96,25 @@ def primary_reason(
     lag_s: float | None,
     max_lag_s: float,
     pending: bool,
+    why_down: str = "",
+    not_same: str | None = None,
+    primary_answered: bool = True,
 ) -> str | None:
     """Why reads go to the primary now, in the header's words; None: they go to the replica.
     `in_recovery` None: the replica has not answered yet; `pending`: an own write the
-    replica has not replayed yet (read-your-writes)."""
+    replica has not replayed yet (read-your-writes) — which keeps reads on the primary
+    only while the primary answers: with it away the replica is the one place left to
+    read (`reads_label` then says the write may not show); `not_same`: why the read DSN is
+    not a replica of this database (`same_database`); `why_down`: the cause, masked."""
     if down:
-        return "replica unreachable"
+        return f"replica unreachable: {why_down}" if why_down else "replica unreachable"
     if in_recovery is None:
         return "connecting to the replica"
     if not in_recovery:
         return "read DSN is not a replica: not in recovery"
-    if pending:
+    if not_same is not None:
+        return not_same
+    if pending and primary_answered:
         return "own write pending on replica"
     if lag_s is None:
         return "replica lag unknown"
@@ -88,11 +123,29 @@ def primary_reason(
     return None
 
 
-def reads_label(reason: str | None, lag_s: float | None, *, paused: bool = False) -> str:
-    """'reads: replica, lag 3 s' / 'reads: primary (replica unreachable)'."""
+def reads_label(reason: str | None, lag_s: float | None, *, paused: bool = False, pending: bool = False) -> str:
+    """'reads: replica, lag 3 s' / 'reads: primary (replica unreachable)'; `pending`: an
+    own write the replica has not replayed, read there all the same (the primary away)."""
     if reason is not None:
         return f"reads: primary ({reason})"
-    return f"reads: replica, lag {lag_text(lag_s)}" + (", replay paused" if paused else "")
+    return (
+        f"reads: replica, lag {lag_text(lag_s)}"
+        + (", replay paused" if paused else "")
+        + (", own write not yet on replica" if pending else "")
+    )
+
+
+def short_label(label: str) -> str:
+    """The header's words at a narrow width: 'replica 13 s', 'primary (replica unreachable)'
+    without the cause, the pending-write note kept (it says the data may lack the write)."""
+    if label.startswith("reads: replica, lag "):
+        rest = label.removeprefix("reads: replica, lag ")
+        lag, _, _ = rest.partition(",")
+        return f"replica {lag}" + (", own write not on it" if "own write" in rest else "")
+    if label.startswith("reads: primary ("):
+        why = label.removeprefix("reads: primary (").removesuffix(")")
+        return f"primary ({why.split(':', 1)[0]})"
+    return label
 
 
 def stale_note(reason: str | None, lag_s: float | None, stale_s: float) -> str:
