@@ -231,7 +231,9 @@ class QueueScreen(FsarScreen):
         self.render_workers()
         queued = sum(row.n for row in counts if row.status == "queued")
         self.depth_history = (self.depth_history + [queued])[-120:]
-        self.query_one("#depth", Sparkline).data = self.depth_history
+        # One point draws as a full bar, two equal ones as a floor: a steady depth must look the
+        # same whether one refresh or two have happened (the snapshots caught it drawn both ways).
+        self.query_one("#depth", Sparkline).data = self.depth_history * (2 if len(self.depth_history) == 1 else 1)
         self.activity.update({a.minute: a.finished for a in recent})
         for minute in sorted(self.activity)[:-ACTIVITY_MINUTES]:
             del self.activity[minute]
