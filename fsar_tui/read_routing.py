@@ -23,13 +23,14 @@ or None — the primary then, for as long as
 - the replica is further behind than `max_lag_s` (MAX_LAG_S): its data would mislead
   more than the primary's extra reads cost.
 
-The check (`check()`: a task every CHECK_EVERY_S while the session is open, never one
-per read): the primary's flushed position first, through the session's own read door
-(`primary_read`, so it counts for the primary's health like any read), then the
-replica's replay position on a connection of its own — so an unreachable replica is
-noticed and its return seen at once, without the read pool's reconnect backoff, which
-grows without bound (session.py). A replica that answers again gets a fresh pool. Lag
-is worked out in domain/replica_lag.py.
+The check (`check()`: a task every CHECK_EVERY_S while the session is open — every
+STEADY_CHECK_EVERY_S while nothing needs watching: reads on the replica, no own write
+pending, lag under a second (next_check_in) — never one per read): the primary's flushed
+position first, through the session's own read door (`primary_read`, so it counts for
+the primary's health like any read), then the replica's replay position on a connection
+of its own — so an unreachable replica is noticed and its return seen at once, without
+the read pool's reconnect backoff, which grows without bound (session.py). A replica
+that answers again gets a fresh pool. Lag is worked out in domain/replica_lag.py.
 
 A read on the replica that began before an own write and returns after it may show the
 state before it: `generation` counts the writes, and the session reads again on the
@@ -66,6 +67,19 @@ if TYPE_CHECKING:
     from fsar_tui.db.pooler import FsarAsyncConnection
 
 CHECK_EVERY_S = 1.0
+# While nothing needs watching (reads on the replica, no own write pending, lag under a
+# second) the check runs this far apart: each check is a query on the primary, and an idle
+# panel's budget is one query a second in all (issue 18, point 4).
+STEADY_CHECK_EVERY_S = 5.0
+
+
+def next_check_in(*, reads_on_primary: bool, write_pending: bool, lag_s: float | None) -> float:
+    """Seconds to the next check: every CHECK_EVERY_S while a write is pending, reads are on
+    the primary (down, behind, not yet known) or the replica lags; else STEADY_CHECK_EVERY_S."""
+    steady = not reads_on_primary and not write_pending and lag_s is not None and lag_s < 1.0
+    return STEADY_CHECK_EVERY_S if steady else CHECK_EVERY_S
+
+
 CHECK_TIMEOUT_S = 15.0  # a replica that stops answering mid-check (keepalives end it in ~11 s)
 CLOSE_WAIT_S = 1.0  # closing the replica's pool and probe: a frozen replica is not waited for
 log = logging.getLogger(__name__)
@@ -179,7 +193,10 @@ class ReplicaReads:
                 await self.check()
             except Exception as exc:  # a bug in one check must not end the checks
                 self._mark_down(f"check failed: {type(exc).__name__}")
-            await asyncio.sleep(self.check_every_s)
+            delay = next_check_in(
+                reads_on_primary=self.reason is not None, write_pending=self.write_pending, lag_s=self.lag_s
+            )
+            await asyncio.sleep(self.check_every_s if delay == CHECK_EVERY_S else max(self.check_every_s, delay))
 
     async def check(self) -> None:
         """Where the primary is, where the replica is, and so where reads go."""

@@ -158,3 +158,16 @@ def test_replica_stale_s_at_or_past_the_hard_limit_and_a_malformed_read_dsn_are_
     assert load_settings(env={"FSAR_REPLICA_STALE_S": "59"}).replica_stale_s == 59.0
     with pytest.raises(UsageError, match="invalid read DSN"):
         load_settings(env={"FSAR_READ_DSN": "not a dsn"})
+
+
+def test_the_check_slows_to_its_steady_pace_only_when_nothing_needs_watching():
+    from fsar_tui.read_routing import CHECK_EVERY_S, STEADY_CHECK_EVERY_S, next_check_in
+
+    assert STEADY_CHECK_EVERY_S > CHECK_EVERY_S
+    assert next_check_in(reads_on_primary=False, write_pending=False, lag_s=0.0) == STEADY_CHECK_EVERY_S
+    # Anything to watch keeps the one-second pace: a pending write (the read-your-writes
+    # window closes at a check), reads on the primary (down, behind, not yet known), a lag.
+    assert next_check_in(reads_on_primary=False, write_pending=True, lag_s=0.0) == CHECK_EVERY_S
+    assert next_check_in(reads_on_primary=True, write_pending=False, lag_s=0.0) == CHECK_EVERY_S
+    assert next_check_in(reads_on_primary=False, write_pending=False, lag_s=1.5) == CHECK_EVERY_S
+    assert next_check_in(reads_on_primary=False, write_pending=False, lag_s=None) == CHECK_EVERY_S
