@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from support.simulate import start_simulate
 from support.sql import q
 
 NOWHERE = "postgresql://postgres:secret@127.0.0.1:1/nowhere"
@@ -51,27 +52,19 @@ def test_a_database_lost_for_good_mid_run_ends_the_simulator_with_exit_2(own_clu
 
     dsn = own_cluster.dsn()
     migrate(dsn)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "fsar_tui",
-            "simulate",
-            "--rate",
-            "50",
-            "--workers",
-            "2",
-            "--processes",
-            "2",
-            "--time-scale",
-            "0.01",
-            "--outage-limit",
-            "5",
-        ],
-        env={**isolated_env, "FSAR_DSN": dsn},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    proc = start_simulate(
+        dsn,
+        isolated_env,
+        "--rate",
+        "50",
+        "--workers",
+        "2",
+        "--processes",
+        "2",
+        "--time-scale",
+        "0.01",
+        "--outage-limit",
+        "5",
     )
     try:
         deadline = time.monotonic() + 30

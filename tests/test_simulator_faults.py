@@ -4,23 +4,13 @@ restart like the workers do; and a part of the fleet that dies ends the run with
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 
 from psycopg.conninfo import make_conninfo
 
+from support.simulate import run_simulate as sim
+from support.simulate import start_simulate
 from support.sql import q
-
-
-def sim(dsn, env, *args, timeout=120):
-    return subprocess.run(
-        [sys.executable, "-m", "fsar_tui", "simulate", *args],
-        env={**env, "FSAR_DSN": dsn},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def test_an_unreachable_database_is_one_line_and_exit_2(isolated_env):
@@ -44,25 +34,8 @@ def test_the_enqueuer_goes_on_after_a_database_restart(own_cluster, isolated_env
 
     dsn = own_cluster.dsn()
     migrate(dsn)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "fsar_tui",
-            "simulate",
-            "--rate",
-            "50",
-            "--workers",
-            "2",
-            "--time-scale",
-            "0.01",
-            "--duration",
-            "25",
-        ],
-        env={**isolated_env, "FSAR_DSN": dsn},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    proc = start_simulate(
+        dsn, isolated_env, "--rate", "50", "--workers", "2", "--time-scale", "0.01", "--duration", "25"
     )
     try:
         deadline = time.monotonic() + 30
@@ -93,13 +66,7 @@ def test_a_fleet_part_that_dies_ends_the_run_with_exit_1(db_dsn, isolated_env):
         x(db_dsn, f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}")
         x(db_dsn, f"GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO {role}")
         dsn = make_conninfo(db_dsn, user=role)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "fsar_tui", "simulate", "--rate", "20", "--workers", "1", "--duration", "20"],
-            env={**isolated_env, "FSAR_DSN": dsn},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = start_simulate(dsn, isolated_env, "--rate", "20", "--workers", "1", "--duration", "20")
         deadline = time.monotonic() + 20
         while q(db_dsn, "SELECT count(*) FROM execution_tasks")[0][0] < 5:
             assert time.monotonic() < deadline, "nothing enqueued"
