@@ -194,6 +194,51 @@ def test_a_policy_shorter_than_a_gate_reads_is_refused(db, tmp_path):
     assert names(db, "task_events") and q(db, "SELECT count(*) FROM retention_log") == [(0,)]
 
 
+def test_a_disabled_gate_counts_in_the_floors(db, tmp_path):
+    # Enabled later it would read 30 days of tasks: the policy is refused now, not then.
+    x(
+        db,
+        "INSERT INTO audit_gates (name, metric, time_window, comparator, threshold, enabled) "
+        "VALUES ('retry-30d-off', 'retry_rate', '30 days', '<=', 0.5, false)",
+    )
+    with pytest.raises(UsageError, match="tasks 14d is shorter than 30d: gate retry-30d-off"):
+        retention.run(db, POLICY, archive_root=tmp_path, now=clock.now())
+    assert q(db, "SELECT count(*) FROM retention_log") == [(0,)]
+
+
+def test_a_gate_reaching_into_archived_history_is_refused_and_never_measured_short(db, tmp_path):
+    from fsar_tui.domain.gates import Gate
+    from fsar_tui.services.gates import refuse_if_archived, run_gates
+
+    now = clock.now()
+    report = retention.run(db, POLICY, archive_root=tmp_path, now=now)
+    assert any(o.table == "execution_tasks" for o in report.dropped)
+    newest = q(db, "SELECT max(newest_at) FROM retention_log WHERE table_name = 'execution_tasks'")[0][0]
+    assert newest is not None and newest < now - timedelta(days=14)  # the drop's own facts, logged
+    # `audit gate add` of a 30-day retry gate: refused in one line.
+    gate = Gate(0, "retry-30d", "retry_rate", {}, 30 * 86400, "<=", 0.5, False)
+    with pytest.raises(UsageError, match=r"^gate retry-30d not enabled: history archived: gate retry-30d reads tasks"):
+        refuse_if_archived(db_conn := psycopg.connect(db, autocommit=True), gate, now)
+    # One that reads no further back than what is kept, or reads the rollups: allowed.
+    refuse_if_archived(db_conn, Gate(0, "retry-7d", "retry_rate", {}, 7 * 86400, "<=", 0.5, False), now)
+    refuse_if_archived(db_conn, Gate(0, "fail-30d", "failure_rate", {}, 30 * 86400, "<=", 0.5, False), now)
+    # Enabled behind the CLI's back (plain SQL): its verdict is an error saying why, not a
+    # rate over the tasks that are left.
+    x(
+        db,
+        "INSERT INTO audit_gates (name, metric, time_window, comparator, threshold) "
+        "VALUES ('retry-30d', 'retry_rate', '30 days', '<=', 0.5)",
+    )
+    (verdict,) = [v for g, v in run_gates(db_conn, "retry-30d", now)]
+    assert verdict.verdict == "error" and verdict.details["why"].startswith("history archived: gate retry-30d")
+    # Restored, the history is whole again: measured.
+    for m in manifests(tmp_path):
+        restore(db, m)
+    (verdict,) = [v for g, v in run_gates(db_conn, "retry-30d", now)]
+    assert verdict.verdict != "error", verdict.details
+    db_conn.close()
+
+
 def test_task_detail_says_its_early_events_were_archived(db, tmp_path):
     now = clock.now()
     retention.run(db, policy_from("7d", None), archive_root=tmp_path, now=now)

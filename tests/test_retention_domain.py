@@ -258,3 +258,42 @@ def test_columns_that_are_gone_or_changed_are_named():
     assert m.column_problem(archived, [("id", "bigint"), ("note", "text"), ("extra", "int")]) is None
     assert "no column(s) note" in (m.column_problem(archived, [("id", "bigint")]) or "")
     assert "note text → jsonb" in (m.column_problem(archived, [("id", "bigint"), ("note", "jsonb")]) or "")
+
+
+def test_the_trust_gate_floor_on_events_counts_its_baseline():
+    # Its 'succeeded' events are read in the baseline window as in the current one.
+    trust = r.GateReach("trust", "succeeded_without_result_rate", 3 * r.DAY_S, 7 * r.DAY_S)
+    got = r.floors([trust])
+    assert got["task_events"].seconds == 10 * r.DAY_S and "gate trust" in got["task_events"].reason
+    assert r.refusal(r.policy_from("7d", "30d"), got) == (
+        "task_events 7d is shorter than 10d: gate trust (succeeded_without_result_rate) reads 10d of events "
+        "(keep at least 10d, or change that gate)"
+    )
+    assert r.refusal(r.policy_from("10d", "10d"), got) is None
+
+
+@given(
+    window=st.integers(min_value=60, max_value=90 * r.DAY_S),
+    baseline=st.one_of(st.none(), st.integers(min_value=60, max_value=90 * r.DAY_S)),
+    archived_ago=st.integers(min_value=0, max_value=400 * r.DAY_S),
+    metric=st.sampled_from(sorted(r.RAW_TASK_METRICS | {"failure_rate", "roi", "open_blocking_proposals"})),
+)
+def test_a_gate_is_refused_exactly_when_its_reach_meets_archived_rows(window, baseline, archived_ago, metric):
+    now = datetime(2026, 11, 30, 12, tzinfo=UTC)
+    gate = r.GateReach("g", metric, window, baseline)
+    newest = now - timedelta(seconds=archived_ago)
+    problem = r.archived_problem(gate, {"execution_tasks": newest, "task_events": newest}, now)
+    reaches = archived_ago <= window + (baseline or 0)
+    assert (problem is not None) == (metric in r.RAW_TASK_METRICS and reaches)
+    if problem:
+        assert problem.startswith("history archived: gate g reads tasks back to ")
+    # Nothing archived, or only the table the gate does not read: never refused.
+    assert r.archived_problem(gate, {}, now) is None
+
+
+def test_only_the_trust_gate_minds_archived_events():
+    now = datetime(2026, 11, 30, tzinfo=UTC)
+    old_events = {"task_events": now - timedelta(days=2)}
+    assert r.archived_problem(r.GateReach("r", "retry_rate", 7 * r.DAY_S, None), old_events, now) is None
+    trust = r.archived_problem(r.GateReach("t", "succeeded_without_result_rate", 7 * r.DAY_S, None), old_events, now)
+    assert trust is not None and "reads task_events back to 2026-11-23" in trust

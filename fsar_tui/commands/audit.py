@@ -186,6 +186,7 @@ def run_gate_add(args: Namespace, ctx: Context) -> int:
     from fsar_tui.db import gates
     from fsar_tui.db.actions import os_user
     from fsar_tui.domain.gates import Gate
+    from fsar_tui.services.gates import refuse_if_archived
 
     reason = required_reason(args)
     comparator, threshold = _condition(args.pass_if)
@@ -204,6 +205,7 @@ def run_gate_add(args: Namespace, ctx: Context) -> int:
         description=args.description or "",
     )
     with ctx.connect() as conn:
+        refuse_if_archived(conn, gate)
         gates.add_gate(conn, gate, actor=os_user(), reason=reason)
     print(
         f"gate {gate.name} added: passes while {gate.condition} over {args.window} "
@@ -215,6 +217,7 @@ def run_gate_add(args: Namespace, ctx: Context) -> int:
 def run_gate_set(args: Namespace, ctx: Context) -> int:
     from fsar_tui.db import gates
     from fsar_tui.db.actions import os_user
+    from fsar_tui.services.gates import refuse_if_archived
 
     reason = required_reason(args)
     changes: dict = {}
@@ -225,6 +228,9 @@ def run_gate_set(args: Namespace, ctx: Context) -> int:
     if args.pass_if:
         changes["comparator"], changes["threshold"] = _condition(args.pass_if)
     with ctx.connect() as conn:
+        if changes.get("enabled"):
+            for current in gates.load_gates(conn, args.name, enabled_only=False):
+                refuse_if_archived(conn, current)
         gate = gates.set_gate(conn, args.name, changes, actor=os_user(), reason=reason)
     print(
         f"gate {gate.name}: {gate.condition}, {'hard' if gate.hard else 'soft'}, "

@@ -75,12 +75,36 @@ def owns_tables(conn: Connection) -> bool:
 
 
 def gate_reaches(conn: Connection) -> list[GateReach]:
+    """Every gate, enabled or not: a disabled gate enabled later reads its window too, so
+    the floors count it now rather than let a policy drop what it will need."""
     rows = conn.execute(
         """SELECT name, metric, extract(epoch FROM time_window)::bigint,
                   extract(epoch FROM baseline_window)::bigint
-           FROM audit_gates WHERE enabled ORDER BY name"""
+           FROM audit_gates ORDER BY name"""
     ).fetchall()
     return [GateReach(*row) for row in rows]
+
+
+# Per table, the newest instant of any row dropped and not restored since (the last
+# action per partition); a 'dropped' row logged before revision 0031 has no newest_at:
+# its drop time stands in (every row of it was older than that), the cautious side.
+ARCHIVED_REACH_SQL = """
+    WITH last AS (
+        SELECT DISTINCT ON (table_name, partition) table_name, action, at, newest_at FROM retention_log
+        ORDER BY table_name, partition, id DESC)
+    SELECT table_name, max(coalesce(newest_at, at)) FROM last WHERE action = 'dropped' GROUP BY table_name"""
+
+
+def archived_reach(conn: Connection) -> dict[str, datetime]:
+    """Per table, how recent the newest raw row archived and dropped (not restored) is;
+    a table with nothing dropped is absent. Empty before revision 0031."""
+    has_column = conn.execute(
+        "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('public.retention_log') "
+        "AND attname = 'newest_at' AND NOT attisdropped"
+    ).fetchone()
+    if has_column is None:
+        return {}
+    return {str(table): at for table, at in conn.execute(ARCHIVED_REACH_SQL).fetchall() if at is not None}
 
 
 def columns(conn: Connection, table: str) -> list[tuple[str, str]]:
@@ -268,11 +292,23 @@ def log_action(
     rows: int,
     manifest: str | None,
     sha256: str | None,
+    newest: datetime | None = None,
 ) -> None:
+    """One row of retention_log; `newest`: the newest instant of the rows dropped."""
     conn.execute(
-        "INSERT INTO retention_log (action, table_name, partition, lower_bound, upper_bound, rows, manifest, sha256) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-        (action, part.table, part.name, _bound_text(part.lower), _bound_text(part.upper), rows, manifest, sha256),
+        "INSERT INTO retention_log (action, table_name, partition, lower_bound, upper_bound, rows, manifest, sha256, "
+        "newest_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            action,
+            part.table,
+            part.name,
+            _bound_text(part.lower),
+            _bound_text(part.upper),
+            rows,
+            manifest,
+            sha256,
+            newest,
+        ),
     )
 
 
@@ -288,6 +324,7 @@ def drop_partition(
     *,
     manifest: str | None,
     sha256: str | None,
+    newest: datetime | None,
     lock_timeout_ms: int,
 ) -> None:
     """DETACH and DROP `part` in one transaction if it is still exactly what was archived;
@@ -302,7 +339,7 @@ def drop_partition(
         if completions:
             conn.cursor().executemany(KEEP_COMPLETIONS_SQL, completions)
         conn.execute(sql.SQL("DROP TABLE {}").format(_ident(part.name)))
-        log_action(conn, "dropped", part, expected.rows, manifest, sha256)
+        log_action(conn, "dropped", part, expected.rows, manifest, sha256, newest)
 
 
 def range_has_rows(conn: Connection, part: partitions.Partition) -> bool:

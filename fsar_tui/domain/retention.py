@@ -103,7 +103,7 @@ def policy_from(task_events: str | None, tasks: str | None, *, source: str = "")
 
 @dataclass(frozen=True)
 class GateReach:
-    """An enabled audit gate as far as retention cares: how far back it reads."""
+    """An audit gate (enabled or not) as far as retention cares: how far back it reads."""
 
     name: str
     metric: str
@@ -130,9 +130,37 @@ def floors(gates: Iterable[GateReach]) -> dict[str, Floor]:
             reach = g.window_s + (g.baseline_window_s or 0)
             if reach > out[TASKS].seconds:
                 out[TASKS] = Floor(reach, f"gate {g.name} ({g.metric}) reads {format_duration(reach)} of tasks")
-        if g.metric in RAW_EVENT_METRICS and g.window_s > out[EVENTS].seconds:
-            out[EVENTS] = Floor(g.window_s, f"gate {g.name} ({g.metric}) reads {format_duration(g.window_s)} of events")
+        # The trust gate reads the events of the tasks it measures, in the baseline
+        # window as in the current one: its 'succeeded' events are as old as they are.
+        if g.metric in RAW_EVENT_METRICS:
+            reach = g.window_s + (g.baseline_window_s or 0)
+            if reach > out[EVENTS].seconds:
+                out[EVENTS] = Floor(reach, f"gate {g.name} ({g.metric}) reads {format_duration(reach)} of events")
     return out
+
+
+def gate_reach_s(gate: GateReach) -> int:
+    """How far back a gate reads raw rows: its window plus its baseline window."""
+    return gate.window_s + (gate.baseline_window_s or 0)
+
+
+def archived_problem(gate: GateReach, archived: dict[str, datetime], now: datetime) -> str | None:
+    """Why `gate` cannot be measured over raw rows as of `now` — its window and baseline
+    reach back into rows retention archived and dropped — or None. `archived`: per table,
+    the newest instant of a dropped, not restored, row (db/retention.archived_reach)."""
+    tables = ([TASKS] if gate.metric in RAW_TASK_METRICS else []) + (
+        [EVENTS] if gate.metric in RAW_EVENT_METRICS else []
+    )
+    start = now - timedelta(seconds=gate_reach_s(gate))
+    for table in tables:
+        newest = archived.get(table)
+        if newest is not None and newest >= start:
+            return (
+                f"history archived: gate {gate.name} reads {KEYS[table]} back to {_day(start)}, but retention "
+                f"archived {KEYS[table]} up to {_day(newest)} (restore them with `fsar-tui retention restore`, "
+                f"or shorten the gate's window)"
+            )
+    return None
 
 
 def refusal(policy: Policy, table_floors: dict[str, Floor]) -> str | None:

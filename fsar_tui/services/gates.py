@@ -19,6 +19,7 @@ from psycopg import Connection
 from fsar_tui import clock
 from fsar_tui.db import gates as gate_reads
 from fsar_tui.db import profiles as profile_reads
+from fsar_tui.db import retention as retention_reads
 from fsar_tui.db import rollouts
 from fsar_tui.db.roi import day_bounds, roi_data_sync
 from fsar_tui.domain import profiles as profile_math
@@ -26,6 +27,7 @@ from fsar_tui.domain import roi as roi_math
 from fsar_tui.domain.gates import Gate, Measurement, Verdict, in_scope, judge
 from fsar_tui.domain.json_text import JsonText
 from fsar_tui.domain.redact import policy, value_findings
+from fsar_tui.domain.retention import GateReach, archived_problem
 from fsar_tui.errors import UsageError, first_line
 
 
@@ -171,8 +173,14 @@ def measure(conn: Connection, gate: Gate, start: datetime, end: datetime, now: d
     raise UsageError(f"gate {gate.name}: unknown metric {metric!r}")
 
 
-def evaluate(conn: Connection, gate: Gate, now: datetime) -> Verdict:
-    """Measure the window (and the baseline window just before it) and judge."""
+def evaluate(conn: Connection, gate: Gate, now: datetime, archived: dict[str, datetime] | None = None) -> Verdict:
+    """Measure the window (and the baseline window just before it) and judge. A gate that
+    reads raw rows whose window reaches into what retention archived is not measured over
+    the rows left: UsageError (recorded as 'error', "history archived: …")."""
+    reach = GateReach(gate.name, gate.metric, gate.window_s, gate.baseline_window_s)
+    problem = archived_problem(reach, archived if archived is not None else {}, now)
+    if problem:
+        raise UsageError(problem)
     window = timedelta(seconds=gate.window_s)
     current = measure(conn, gate, now - window, now, now)
     baseline = None
@@ -182,15 +190,25 @@ def evaluate(conn: Connection, gate: Gate, now: datetime) -> Verdict:
     return judge(gate, current, baseline)
 
 
+def refuse_if_archived(conn: Connection, gate: Gate, now: datetime | None = None) -> None:
+    """UsageError when `gate`, enabled now, would read raw rows retention archived: `audit
+    gate add` and `set --enable` refuse it rather than record 'error' at every pass."""
+    reach = GateReach(gate.name, gate.metric, gate.window_s, gate.baseline_window_s)
+    problem = archived_problem(reach, retention_reads.archived_reach(conn), now or clock.now())
+    if problem:
+        raise UsageError(f"gate {gate.name} not enabled: {problem}")
+
+
 def run_gates(conn: Connection, name: str | None = None, now: datetime | None = None) -> list[tuple[Gate, Verdict]]:
     """Evaluate the enabled gates (or the one named) and record a verdict for each.
     `conn` must be in autocommit: each gate is its own transaction."""
     now = now or clock.now()
     out = []
+    archived = retention_reads.archived_reach(conn)
     for gate in gate_reads.load_gates(conn, name, enabled_only=name is None):
         try:
             with conn.transaction():
-                verdict = evaluate(conn, gate, now)
+                verdict = evaluate(conn, gate, now, archived)
         except psycopg.Error as exc:
             verdict = Verdict("error", None, None, None, 0, {"why": first_line(exc)})
         except UsageError as exc:

@@ -267,6 +267,7 @@ def _drop(conn: Connection, a: _Archived, lock_timeout_ms: int) -> Outcome:
                 a.export.completions,
                 manifest=manifest,
                 sha256=sha,
+                newest=f.newest if f.table == TASKS else (f.upper if isinstance(f.upper, datetime) else None),
                 lock_timeout_ms=lock_timeout_ms,
             )
             reason = a.decision.reason + ("" if manifest else " (no archive: --no-archive)")
