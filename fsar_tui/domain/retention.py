@@ -18,8 +18,12 @@ Floors. Some figures still read raw rows over a window (db/ readers, listed in t
 README's Retention section): the "failing now" view reads 24 h of events and their tasks;
 audit gates measured on tasks (retry_rate, unpriced_attempts, anomaly_count,
 sensitive_results, succeeded_without_result_rate) read their window plus their baseline
-window of tasks, and the trust gate also the events of its window. A policy shorter than
-any of these is refused with the reason in one line — retention never changes a figure.
+window of tasks, and the trust gate also the events of both windows. Every gate counts,
+enabled or not (one enabled later reads its window). A policy shorter than any of these is
+refused with the reason in one line — retention never changes a figure. A gate whose
+reach meets rows already archived (added or edited since the drop) is not measured over
+the rows left: archived_problem says "history archived", which `audit gate add` / `set
+--enable` refuse with and an evaluation records as the gate's error.
 
 No I/O: db/retention.py gathers the facts, services/retention.py acts on the plan.
 """
