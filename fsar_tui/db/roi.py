@@ -62,9 +62,10 @@ LEDGER_SQL = """
     GROUP BY GROUPING SETS ((idea_id, kind, currency), (day, kind, currency))
 """
 
+# Reason breaks ties of equal counts: the same data lists in the same order every run.
 FUNNEL_SQL = """
     SELECT stage, currency, reason, sum(n)::bigint FROM payment_funnel_daily
-    WHERE day BETWEEN %(first)s AND %(last)s GROUP BY 1, 2, 3 ORDER BY 1, 2, 4 DESC
+    WHERE day BETWEEN %(first)s AND %(last)s GROUP BY 1, 2, 3 ORDER BY 1, 2, 4 DESC, 3
 """
 
 ROLLOUT_NAMES_SQL = """
