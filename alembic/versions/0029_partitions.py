@@ -402,7 +402,7 @@ def upgrade() -> None:
         )
         .fetchone()
     )
-    for fn in pf.FUNCTIONS:
+    for fn in pf.FUNCTIONS_0029:
         _run(fn.create_sql())
         _run(f"REVOKE ALL ON FUNCTION {fn.signature} FROM PUBLIC")
     for fn in pf.OPERATOR_FUNCTIONS:
@@ -438,7 +438,7 @@ def _unpartition(table: str, primary_key: str | None) -> None:
 
 def downgrade() -> None:
     _lock_tables()
-    for fn in reversed(pf.FUNCTIONS):
+    for fn in reversed(pf.FUNCTIONS_0029):
         _run(fn.drop_sql())
     _unpartition("execution_tasks", None)
     _unpartition("task_events", "id")
