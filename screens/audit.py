@@ -24,6 +24,8 @@ Under 120 columns each table keeps its most telling columns (screens/audit_rows.
 tables share the height by what they hold (every row when there is room; targets first,
 then gates and alerts, the log takes the rest), and a title says how many rows its
 table's height hides.
+The last line is the scheduled pass's retention (services/audit_pass.py step 3): what its
+last run did and when the next is due, why it could not run, or that it is off.
 `e` runs the scheduled pass now. Read-only mode or a viewer role removes R, o and a; `o`
 needs fsar_admin (the role's grants, read at connect).
 """
@@ -58,6 +60,7 @@ from fsar_tui.screens.audit_rows import (
     gate_cells,
     log_cells,
     more_below,
+    retention_line,
     share_heights,
     target_cells,
     wanted_lines,
@@ -145,15 +148,18 @@ class AuditScreen(FsarScreen):
         yield AuditTable(columns_for("alerts", width), id="alerts")
         yield TextPanel(Text("operator log: loading…"), id="log-status", classes="title")
         yield AuditTable(columns_for("log", width), id="log")
+        yield TextPanel(Text("retention · …"), id="retention-status", classes="title")
         yield KeyBar()
 
     def on_mount(self) -> None:
         super().on_mount()
         self.set_interval(30.0, self.render_targets)  # "verified N min ago" ages
         self.render_targets()
+        self.render_retention()
 
     def on_audit_checked(self, message: AuditChecked) -> None:
         self.render_targets()
+        self.render_retention()
         self.request()  # new verdicts and alerts
 
     def on_apply_filter(self, message: ApplyFilter) -> None:
@@ -275,6 +281,14 @@ class AuditScreen(FsarScreen):
                 )
             status.append((" · R rollback" if self.can("act") else "") + " · e check now")
         self.query_one("#targets-status", TextPanel).show(status)
+
+    def render_retention(self) -> None:
+        check = self.fsar.audit_check
+        status = check.retention_status if check is not None else None
+        line = retention_line(
+            status, configured=self.fsar.settings.retention is not None, read_only=self.session.read_only
+        )
+        self.query_one("#retention-status", TextPanel).show(line)
 
     def render_gates(self) -> None:
         columns = columns_for("gates", self.size.width)

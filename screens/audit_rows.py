@@ -8,6 +8,7 @@ a target's name (cut from the middle under 100), active and rollback revisions a
 gate's verdict, name, value and samples before its condition; the log without the
 database role (issue 16 point 6). `share_heights` gives the four stacked tables the
 screen's height by what they hold; `more_below` says how many rows a table's height hides.
+`retention_line`: the scheduled pass's retention, one line (services/audit_pass.py step 3).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from fsar_tui import clock
 from fsar_tui.db import drift, gates, operator_log, rollouts
 from fsar_tui.domain.formatting import abbreviate
 from fsar_tui.domain.gates import scope_label
-from fsar_tui.domain.sanitize import safe_str
+from fsar_tui.domain.sanitize import one_line, safe_str
+from fsar_tui.services.audit_pass import BUSY, ELSEWHERE, FAILED, OFF, RAN, READ_ONLY, RetentionStatus
 from fsar_tui.widgets.keyed_table import KeyedTable
 from fsar_tui.widgets.safe_text import safe_text
 
@@ -172,3 +174,32 @@ def log_cells(r: operator_log.LoggedAction, columns: tuple[str, ...]) -> list[Te
         "reason": safe_text(r.reason or ""),
     }
     return [cell[name] for name in columns]
+
+
+def retention_line(status: RetentionStatus | None, *, configured: bool, read_only: bool) -> Text:
+    """One line: "retention · last run 07:41 · next ≤ 08:41 · dropped 3 partition(s), …",
+    or why it could not run, or that it is off. The schedule and times come first: the line is cut
+    at the right. `status` None: no pass yet (the settings say whether one will run)."""
+    line = Text("retention · ", no_wrap=True, overflow="ellipsis")
+    state = status.state if status is not None else (OFF if not configured else READ_ONLY if read_only else None)
+    at = f"{status.at:%H:%M}" if status is not None and status.at else "?"
+    after = f" · next ≤ {status.next_at:%H:%M}" if status is not None and status.next_at else ""
+    # Error text may quote the database or a path: inert, redacted, on one line.
+    said = "" if status is None else one_line(safe_str(status.problem or status.did or ""))
+    if state is None:
+        line.append("waiting for the first check…", style="dim")
+    elif state == OFF:
+        line.append("off ([retention] not set in config.toml)", style="dim")
+    elif state == READ_ONLY:
+        line.append("not applied here (a read-only panel never runs it)", style="dim")
+    elif state == RAN:
+        line.append(f"last run {at}{after} · ")
+        line.append(said, style="green" if said.startswith("dropped") else "")
+    elif state == ELSEWHERE:
+        line.append(f"ran elsewhere (last drop {at}){after} · {said}")
+    elif state == BUSY:
+        line.append(f"another run in progress elsewhere at {at}: retrying at the next check", style="yellow")
+    elif state == FAILED:
+        line.append(f"could not run at {at}{after} · ", style="bold red")
+        line.append(said, style="bold red")
+    return line

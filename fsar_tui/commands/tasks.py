@@ -10,6 +10,9 @@ tasks list [--filter EXPR] [--sort COL] [--reverse] [--limit N] [--format table|
     (`count_matching`): the table ends with "100 of 2,345 tasks" or "100 of >10,000
     tasks". JSON (a list) and CSV keep stdout to the rows and say the same on stderr.
 tasks show ID [--format text|json] [--full]
+    A task whose id range retention archived and dropped: one line saying when, the
+    partition, its archive manifest and `fsar-tui retention restore MANIFEST` (exit 1, as
+    for a task that does not exist: it is not in the database; db/retention_lookup.py).
     db/tasks.task_detail_sync: the row, rollout and proposal, and the task_events trail
     (from → to, attempt, worker, at). Attempts are rebuilt from the trail: one per
     transition into running, ended by the next transition out of it (its outcome;
@@ -270,13 +273,31 @@ def run_show(args: Namespace, ctx: Context) -> int:
         with ctx.connect() as conn:
             task = tasks.task_detail_sync(conn, args.id, tasks.FULL if whole else HEAD)
     if task is None:
-        raise CheckFailed(f"task {args.id} does not exist")
+        raise CheckFailed(_missing(ctx, args.id))
     attempts = attempts_of(task)
     if args.format == "json":
         print(json_decimal.dumps(_show_record(task, attempts), indent=2))
     else:
         print(_show_text(task, attempts, whole=whole))
     return EXIT_OK
+
+
+def _missing(ctx: Context, task_id: int) -> str:
+    """Why a task is not there: retention archived its range (where, and the way back), or
+    it does not exist. Asked of the primary, where retention writes its log."""
+    from fsar_tui.db.retention_lookup import archived_task
+    from fsar_tui.domain.sanitize import one_line, strip_controls
+
+    with ctx.connect() as conn:
+        gone = archived_task(conn, task_id)
+    if gone is None:
+        return f"task {task_id} does not exist"
+    part = one_line(strip_controls(gone.partition))  # inert; not redacted: a name and a path to type back
+    said = f"task {task_id} was archived by retention on {_when(gone.at)} UTC (partition {part}"
+    if gone.manifest is None:  # `retention run --no-archive`: nothing to restore from
+        return said + ", dropped without an archive: its row is gone for good)"
+    manifest = one_line(strip_controls(gone.manifest))
+    return said + f", archive manifest {manifest}): bring it back with `fsar-tui retention restore {manifest}`"
 
 
 def _s(value: Any) -> str | None:

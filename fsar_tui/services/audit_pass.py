@@ -11,11 +11,24 @@ in a thread, on its own connection:
    (at most 5,000 a pass; db/gates.prune_runs); after that transaction's commit, by
    the same panel, partition maintenance (db/partitions.ensure_partitions: the
    partitions ahead, rows a DEFAULT partition caught moved out).
-3. retention, when config.toml has a `[retention]` policy: at most once every
-   `[retention] every` (default 1 h) per process, after the evaluation and outside its
-   transaction, services/retention.run applies it (archives, verifies, drops; the
-   login must own the tables, else the pass says so in `retention_problem`); skipped in
-   read-only mode, one run per database at a time (its own lock, db/retention.py).
+3. retention, when config.toml has a `[retention]` policy: after the evaluation and
+   outside its transaction, services/retention.run applies it (archives, verifies,
+   drops; the login must own the tables, else the pass says so in `retention_problem`);
+   skipped in read-only mode. When (RetentionSchedule, one per database per process):
+   - a run that happened (it dropped, or found nothing to do) or that failed for a
+     lasting reason (not the tables' owner, a refused policy, no archive directory, a
+     verification failure) waits `[retention] every` (default 1 h) from its end;
+   - a run refused because another retention run or restore holds the database's lock
+     (another panel, cron, an operator) is tried again at the next pass (a minute): the
+     other may be a restore, or fail;
+   - before running, the log is read: a partition dropped by anyone less than `every`
+     ago (db/retention_lookup.recent_drops) means this interval's run happened
+     elsewhere, and the next is due `every` after that drop. So with 25 panels one
+     run drops per interval in total; a colliding panel does not run a second time
+     after the first completed. A run that dropped nothing writes no log row, so other
+     panels cannot see it: each may then plan once per `every`, drops nothing, and
+     the lock still keeps them one at a time.
+   Each pass carries the schedule's state (`retention_status`) for screen 4.
 Step 2 writes, so it is skipped in read-only mode, and only one running app does it at
 a time (a transaction-level advisory lock, tried not waited for: other panels just
 read the verdicts). The app also passes `min_interval_s`: a pass that finds verdicts
@@ -42,8 +55,12 @@ lock.
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fsar_tui import clock
@@ -54,7 +71,9 @@ if TYPE_CHECKING:
     from psycopg import Connection
 
     from fsar_tui.config import RetentionConfig
+    from fsar_tui.db.retention_lookup import RecentDrops
     from fsar_tui.domain.gates import Gate, Verdict
+    from fsar_tui.services.retention import RunReport
 
 CHECK_EVERY_S = 60
 # The app's min_interval_s is CHECK_EVERY_S less this: a panel's own next pass (its
@@ -100,6 +119,7 @@ class CheckResult:
     partition_problem: str | None = None  # why partition maintenance failed (retried next pass)
     retention: str | None = None  # what this pass's retention run did (None: not due, or not configured)
     retention_problem: str | None = None  # why it could not run
+    retention_status: RetentionStatus | None = None  # the schedule after this pass (what screen 4 says)
 
 
 def scheduled_check(
@@ -119,10 +139,14 @@ def scheduled_check(
         result = _scheduled_check(
             dsn, read_only=read_only, statement_timeout_ms=statement_timeout_ms, min_interval_s=min_interval_s
         )
-    if retention is not None and not read_only:
-        from fsar_tui.services.retention import scheduled_run
-
-        result.retention, result.retention_problem = scheduled_run(dsn, retention, statement_timeout_ms)
+    if retention is None:
+        result.retention_status = RetentionStatus(OFF)
+    elif read_only:
+        result.retention_status = RetentionStatus(READ_ONLY)
+    else:
+        schedule = _SCHEDULES.setdefault(dsn, RetentionSchedule())
+        result.retention, result.retention_problem = schedule.apply(dsn, retention, statement_timeout_ms)
+        result.retention_status = schedule.status
     return result
 
 
@@ -171,3 +195,118 @@ def _scheduled_check(
         except psycopg.Error as exc:  # a busy table (lock_timeout), a schema behind 0029
             result.partition_problem = first_line(exc)
     return result
+
+
+# -- step 3: retention's schedule ------------------------------------------------------------
+
+OFF, READ_ONLY, RAN, FAILED, BUSY, ELSEWHERE = "off", "read-only", "ran", "failed", "busy", "elsewhere"
+# services/retention.run_lock's refusal: the one failure retried at the next pass. Matched
+# by its words (it is a CheckFailed like the lasting ones); test_retention_surfacing
+# fails if they change.
+IN_PROGRESS = "another retention run or restore is in progress"
+
+
+@dataclass(frozen=True)
+class RetentionStatus:
+    """Where this panel's retention schedule stands after a pass."""
+
+    state: str  # OFF | READ_ONLY | RAN | FAILED | BUSY | ELSEWHERE
+    at: datetime | None = None  # the run, the attempt, or (ELSEWHERE) the newest drop, UTC
+    did: str | None = None  # RAN: what the run did; ELSEWHERE: what was dropped
+    problem: str | None = None  # FAILED, BUSY: why it could not run
+    next_at: datetime | None = None  # the next run no later than this (None: at the next pass)
+
+
+def summarise(report: RunReport) -> str:
+    """A run's report in one line: what it dropped (and where the archives are), and the
+    partitions it meant to drop but kept (a busy table, a row changed since its export:
+    services/retention._drop words each "… next run")."""
+    dropped = [o for o in report.outcomes if o.action == "dropped"]
+    failed = [o for o in report.outcomes if o.action == "kept" and o.reason.endswith("next run")]
+    if not dropped and not failed:
+        return "nothing to do"
+    rows = sum(o.rows or 0 for o in dropped)
+    done = f"dropped {len(dropped)} partition(s), {rows:,} rows"
+    done += f", archived in {report.archive}" if report.archive else (" (no archive)" if dropped else "")
+    if failed:
+        done += f"; kept {len(failed)} for the next run: {failed[0].name}: {failed[0].reason}"
+    return done
+
+
+class RetentionSchedule:
+    """One panel's turn at retention on one database (see the module docstring, step 3).
+    `clock_s`: monotonic seconds (tests step it); `after_write`: handed to the run (tests
+    act while its lock is held)."""
+
+    def __init__(self, clock_s: Callable[[], float] = time.monotonic) -> None:
+        self.clock_s = clock_s
+        self.due_s: float | None = None  # monotonic: not before this (None: due now)
+        self.status: RetentionStatus | None = None
+        self.after_write: Callable[[Path], None] | None = None
+        self._running = threading.Lock()  # `e` during a pass: the panel's own run goes once
+
+    def apply(self, dsn: str, cfg: RetentionConfig, statement_timeout_ms: int | None) -> tuple[str | None, str | None]:
+        """(what this pass's run did, why it could not run); (None, None) when not due, or
+        when a drop less than `every` ago (by anyone) was this interval's run. Never
+        raises: a failing retention must not cost the pass its verdicts."""
+        if (self.due_s is not None and self.clock_s() < self.due_s) or not self._running.acquire(blocking=False):
+            return None, None
+        try:
+            return self._apply(dsn, cfg, statement_timeout_ms)
+        finally:
+            self._running.release()
+
+    def _wait(self, seconds: float, status: RetentionStatus) -> None:
+        self.due_s = self.clock_s() + seconds
+        self.status = status
+
+    def _apply(self, dsn: str, cfg: RetentionConfig, statement_timeout_ms: int | None) -> tuple[str | None, str | None]:
+        import psycopg
+
+        from fsar_tui.domain import retention as policy_math
+        from fsar_tui.errors import FsarError, first_line
+        from fsar_tui.services import retention, retention_archive
+
+        at = clock.now()
+        every = timedelta(seconds=cfg.every_s)
+        try:
+            recent = _recent_drops(dsn, cfg.every_s, statement_timeout_ms)
+        except psycopg.Error:
+            recent = None  # the run below meets the same problem and says it
+        if recent is not None:
+            wait = max(0.0, cfg.every_s - recent.age_s)
+            did = f"dropped {recent.partitions} partition(s), {recent.rows:,} rows"
+            newest = recent.newest_at.astimezone(UTC)
+            self._wait(wait, RetentionStatus(ELSEWHERE, newest, did, next_at=at + timedelta(seconds=wait)))
+            return None, None
+        try:
+            policy = policy_math.policy_from(cfg.task_events, cfg.tasks)
+            report = retention.run(
+                dsn,
+                policy,
+                archive_root=cfg.archive or retention_archive.default_root(),
+                statement_timeout_ms=statement_timeout_ms,
+                after_write=self.after_write,
+            )
+        except (FsarError, psycopg.Error, OSError, policy_math.RetentionError) as exc:
+            why = exc.message if isinstance(exc, FsarError) else first_line(exc)
+            if why.startswith(IN_PROGRESS):  # someone else's turn: look again at the next pass
+                self._wait(0.0, RetentionStatus(BUSY, at, problem=why))
+            else:  # lasting: trying every minute would only say it again
+                self._wait(cfg.every_s, RetentionStatus(FAILED, at, problem=why, next_at=clock.now() + every))
+            return None, why
+        did = summarise(report)
+        # From the run's end: its own drops are then older than `every` when it is due again.
+        self._wait(cfg.every_s, RetentionStatus(RAN, at, did, next_at=clock.now() + every))
+        return did, None
+
+
+_SCHEDULES: dict[str, RetentionSchedule] = {}  # per database: this process's schedule
+
+
+def _recent_drops(dsn: str, within_s: float, statement_timeout_ms: int | None) -> RecentDrops | None:
+    from fsar_tui.db.connect import connect
+    from fsar_tui.db.retention_lookup import recent_drops
+
+    with connect(dsn, autocommit=True, statement_timeout_ms=statement_timeout_ms) as conn:
+        return recent_drops(conn, within_s)
