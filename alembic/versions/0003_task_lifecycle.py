@@ -13,12 +13,49 @@ Revision ID: 0003_task_lifecycle
 Revises: 0002_add_ai_model
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from alembic import op
 
 revision = "0003_task_lifecycle"
 down_revision = "0002_add_ai_model"
 branch_labels = None
 depends_on = None
+
+# The triggers of `table` that are enabled and not fsar-tui's (its trigger functions are
+# all named fsar_…): the customer's own, e.g. an audit row per update, a bumped updated_at.
+_USER_TRIGGERS = """
+    SELECT quote_ident(t.tgname), t.tgenabled::text FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+    WHERE t.tgrelid = %s::regclass AND NOT t.tgisinternal AND t.tgenabled <> 'D' AND left(p.proname, 5) <> 'fsar_'
+    ORDER BY 1
+"""
+_ENABLE = {"O": "ENABLE TRIGGER", "R": "ENABLE REPLICA TRIGGER", "A": "ENABLE ALWAYS TRIGGER"}
+
+
+@contextmanager
+def user_triggers_disabled(table: str) -> Iterator[None]:
+    """A backfill of fsar-tui's new columns is not a change of the customer's rows: their
+    triggers must not fire on it (an audit trigger would write a row per row of a table of
+    millions; one bumping updated_at would change their data). So their triggers are
+    disabled around it, by name, and put back as they were (enabled, REPLICA or ALWAYS).
+
+    Not session_replication_role = replica: it needs a superuser (the migrating role owns
+    the tables, that is all), it leaves ENABLE ALWAYS triggers firing and *fires* ENABLE
+    REPLICA ones, and it silences every trigger of the session on every table, fsar-tui's
+    and foreign-key checks included. ALTER TABLE … DISABLE TRIGGER needs only ownership,
+    touches this table, and is transactional: other sessions never see the triggers off
+    (the catalog change is undone before COMMIT, or rolled back with a failed migration),
+    and under the revision's ACCESS EXCLUSIVE lock no other write can slip past them.
+    fsar-tui's own triggers stay as they are: the backfills are written knowing which of
+    them fire (none on 0003's; 0024's sets fsar.bulk_load for its price trigger)."""
+    conn = op.get_bind().connection.driver_connection
+    triggers = conn.execute(_USER_TRIGGERS, (f"public.{table}",)).fetchall()
+    for name, _ in triggers:
+        conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER {name}")
+    yield
+    for name, mode in triggers:
+        conn.execute(f"ALTER TABLE {table} {_ENABLE[mode]} {name}")
 
 
 def upgrade() -> None:
@@ -40,13 +77,16 @@ def upgrade() -> None:
             ADD COLUMN cost_minor bigint,
             ADD COLUMN currency char(3)
     """)
-    # Legacy rows were queued when they were created; new rows default to now().
-    op.execute("UPDATE execution_tasks SET queued_at = created_at")
+    with user_triggers_disabled("execution_tasks"):
+        # Legacy rows were queued when they were created; new rows default to now().
+        # Legacy rows that ran had one attempt. One pass for both.
+        op.execute(
+            "UPDATE execution_tasks SET queued_at = created_at, "
+            "attempt = CASE WHEN started_at IS NOT NULL THEN 1 ELSE attempt END"
+        )
     op.execute(
         "ALTER TABLE execution_tasks ALTER COLUMN queued_at SET DEFAULT now(), ALTER COLUMN queued_at SET NOT NULL"
     )
-    # Legacy rows that ran had one attempt.
-    op.execute("UPDATE execution_tasks SET attempt = 1 WHERE started_at IS NOT NULL")
     op.execute("""
         ALTER TABLE execution_tasks
             ADD CONSTRAINT execution_tasks_status_check

@@ -74,6 +74,7 @@ _V0013 = revision_module(__file__, "0013_duration_rollups.py")
 _V0014 = revision_module(__file__, "0014_roi.py")
 _V0015 = revision_module(__file__, "0015_duration_sketches.py")
 _V0022 = revision_module(__file__, "0022_attempt_history.py")
+_V0003 = revision_module(__file__, "0003_task_lifecycle.py")
 
 COUNTED = _V0014.COUNTED
 DEFINER = "SECURITY DEFINER SET search_path = public, pg_temp"
@@ -275,6 +276,37 @@ def _count(sql: str) -> int:
     return int(op.get_bind().exec_driver_sql(sql).scalar() or 0)
 
 
+def _backfill_waste(one_attempt: str) -> int:
+    """waste_minor and unpriced_attempts of existing rows; returns how many were unpriced."""
+    op.execute("SET LOCAL fsar.bulk_load = 'on'")
+    # Waste: all of a task that did not succeed; of a success after retries, all but its
+    # last attempt (recomputed from the last attempt's tokens and run, which were kept).
+    # A task mid-retry (queued again after an attempt, or running its second or later):
+    # the cost it carries is of attempts that did not succeed — all waste. (This upgrade
+    # has shipped nowhere but this repository: changed in place, issue 17's review.)
+    op.execute(f"""
+        UPDATE execution_tasks
+        SET waste_minor = CASE
+            WHEN status <> 'succeeded' THEN coalesce(cost_minor, 0) + coalesce(compute_cost_minor, 0)
+            ELSE greatest(0, coalesce(cost_minor, 0) + coalesce(compute_cost_minor, 0)
+                  - coalesce(fsar_priced_tokens(ai_model, started_at, input_tokens, output_tokens), 0)
+                  - coalesce(fsar_run_cost(started_at, finished_at, fsar_compute_rate_at(currency, started_at)), 0))
+            END
+        WHERE status IN ('failed', 'cancelled') AND (cost_minor IS NOT NULL OR compute_cost_minor IS NOT NULL)
+           OR status = 'succeeded' AND attempt > 1
+           OR ({MID_RETRY}) AND (cost_minor IS NOT NULL OR compute_cost_minor IS NOT NULL)
+    """)
+    # A finished single attempt with tokens and no price in force: unpriced, not free.
+    unpriced = _count(f"""
+        WITH u AS (UPDATE execution_tasks SET unpriced_attempts = 1
+                   WHERE {one_attempt} AND coalesce(input_tokens, 0) + coalesce(output_tokens, 0) > 0
+                     AND fsar_priced_tokens(ai_model, started_at, input_tokens, output_tokens) IS NULL
+                   RETURNING 1)
+        SELECT count(*) FROM u""")
+    op.execute("SET LOCAL fsar.bulk_load = 'off'")
+    return unpriced
+
+
 def upgrade() -> None:
     op.execute("LOCK TABLE execution_tasks IN ACCESS EXCLUSIVE MODE")
     op.execute("SELECT fsar_fold_duration_samples()")
@@ -316,32 +348,11 @@ def upgrade() -> None:
             ADD COLUMN waste_minor numeric,
             ADD COLUMN unpriced_attempts integer NOT NULL DEFAULT 0
     """)
-    op.execute("SET LOCAL fsar.bulk_load = 'on'")  # no trigger fires on the updates below
-    # Waste: all of a task that did not succeed; of a success after retries, all but its
-    # last attempt (recomputed from the last attempt's tokens and run, which were kept).
-    # A task mid-retry (queued again after an attempt, or running its second or later):
-    # the cost it carries is of attempts that did not succeed — all waste. (This upgrade
-    # has shipped nowhere but this repository: changed in place, issue 17's review.)
-    op.execute(f"""
-        UPDATE execution_tasks
-        SET waste_minor = CASE
-            WHEN status <> 'succeeded' THEN coalesce(cost_minor, 0) + coalesce(compute_cost_minor, 0)
-            ELSE greatest(0, coalesce(cost_minor, 0) + coalesce(compute_cost_minor, 0)
-                  - coalesce(fsar_priced_tokens(ai_model, started_at, input_tokens, output_tokens), 0)
-                  - coalesce(fsar_run_cost(started_at, finished_at, fsar_compute_rate_at(currency, started_at)), 0))
-            END
-        WHERE status IN ('failed', 'cancelled') AND (cost_minor IS NOT NULL OR compute_cost_minor IS NOT NULL)
-           OR status = 'succeeded' AND attempt > 1
-           OR ({MID_RETRY}) AND (cost_minor IS NOT NULL OR compute_cost_minor IS NOT NULL)
-    """)
-    # A finished single attempt with tokens and no price in force: unpriced, not free.
-    unpriced = _count(f"""
-        WITH u AS (UPDATE execution_tasks SET unpriced_attempts = 1
-                   WHERE {one_attempt} AND coalesce(input_tokens, 0) + coalesce(output_tokens, 0) > 0
-                     AND fsar_priced_tokens(ai_model, started_at, input_tokens, output_tokens) IS NULL
-                   RETURNING 1)
-        SELECT count(*) FROM u""")
-    op.execute("SET LOCAL fsar.bulk_load = 'off'")
+    # No trigger fires on the updates below: fsar-tui's see fsar.bulk_load; the customer's
+    # are disabled around them (0003's user_triggers_disabled says why, and why not
+    # session_replication_role).
+    with _V0003.user_triggers_disabled("execution_tasks"):
+        unpriced = _backfill_waste(one_attempt)
     op.execute(
         "ALTER TABLE cost_rollups ALTER COLUMN model_cost_minor TYPE numeric, "
         "ALTER COLUMN compute_cost_minor TYPE numeric, ALTER COLUMN failed_cost_minor TYPE numeric, "

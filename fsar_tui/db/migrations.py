@@ -5,8 +5,9 @@
   2. a legacy database (execution_tasks, no alembic_version) must have the legacy
      columns; it is stamped at 0001_legacy_execution_tasks, the revision that matches
      its shape, so the remaining revisions apply to it exactly as to a fresh database;
-  3. preflight (db/preflight.py): rows violating constraints a pending revision adds
-     stop everything with exit 1;
+  3. preflight: objects of the customer's a pending revision cannot carry (a view on a
+     column whose type changes, db/migrate_preflight.py) stop everything with exit 2;
+     rows violating constraints a pending revision adds (db/preflight.py), with exit 1;
   4. Alembic upgrades to the target; commit.
 If anything fails, PostgreSQL's transactional DDL leaves the database as it was.
 
@@ -33,7 +34,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
-from fsar_tui.db import preflight
+from fsar_tui.db import migrate_preflight, preflight
 from fsar_tui.db.connect import connect
 from fsar_tui.db.rows import one
 from fsar_tui.errors import CheckFailed, UnknownRevision, UsageError, first_line
@@ -269,6 +270,11 @@ def migrate(dsn: str, to: str = "head") -> MigrateResult:
         if current is not None and revs.index(target) < revs.index(current):
             raise UsageError(f"database is at {current}, above {target}; use --downgrade {target} --yes")
         pending = pending_revisions(current, target)
+        # The customer's views (and the like) on a table a revision rewrites: named, not a raw
+        # dependency error halfway through (db/migrate_preflight.py).
+        in_the_way = migrate_preflight.dependents(raw, pending)
+        if in_the_way:
+            raise UsageError(migrate_preflight.refusal(in_the_way))
         # Rows exist only when the tasks table does (a fresh database has nothing to check).
         violations, total = preflight.find_violations(raw, set(pending)) if state.has_tasks_table else ([], 0)
         if total:
