@@ -27,18 +27,26 @@ to meanwhile) becomes the first partition of a new partitioned table of its name
 5. the foreign keys referencing the table are added back on the parent, validated
    (ledger_entries.task_id: one anti-join over ledger_entries);
 6. a DEFAULT partition each (the safety net: an insert never fails for want of a
-   partition; maintenance moves what it catches out), then the partitions ahead
-   (fsar_ensure_partitions, db/partition_functions.py: CHUNK ids, EVENT_DAYS_AHEAD days).
+   partition; maintenance moves what it catches out), holding the outliers (below),
+   then the partitions ahead (fsar_cover_task_ids / fsar_cover_event_days,
+   db/partition_functions.py: CHUNK ids, EVENT_DAYS_AHEAD days).
 
-execution_tasks: bound = the next multiple of CHUNK above max(id) (CHUNK when empty).
+Bounds from the bulk, not the extremes (an attack: one id near 2^63 overflowed the bound,
+one event in year 5000 made p0 take every new event until then, and retention could never
+drop it). Rows at or past a bound are outliers: moved (a DELETE … RETURNING into a temporary
+table, then into DEFAULT before it is attached: no trigger fires) — every row is kept;
+maintenance gives them partitions within its horizons (db/partition_functions.py, Limits).
+execution_tasks: bound = the next multiple of CHUNK above the bulk's highest id
+(partition_functions.bulk_high_sql: from the sequence's last value, the ids within one
+CHUNK of each other); at most 2^63-1.
 task_events: the PRIMARY KEY becomes (id, at) — a unique index on a partitioned table must
 hold the partition key. ids still come from one sequence, so they stay unique by
 construction; nothing relied on the PK for an ON CONFLICT (readers order by id, poll
 `id > last`, look up by task_id — all unchanged). p0's (id) key is dropped and the (id, at)
 index built by ATTACH: the one index build of the upgrade (about 1 s per 3 M events).
-Bound = the later of tomorrow (UTC) and the day after max(at): p0 takes today's events too.
-An EMPTY task_events is not adopted (a p0 covering all the past would swallow the days a
-seed then writes): it is dropped once the parent stands, and day partitions alone follow.
+Bound = tomorrow (UTC): p0 takes today's events too. A task_events with no event before it
+is not adopted (a p0 covering all the past would swallow the days a seed then writes): it
+is dropped once the parent stands (its outliers kept), and day partitions alone follow.
 
 What retention can then drop: day partitions of task_events and CHUNK-id partitions of
 execution_tasks; a p0 only as a whole, once everything in it is past the policy (no
@@ -301,15 +309,16 @@ def _keys(s: Shape, partition_key: str | None, primary_key: str | None) -> None:
             _run(definition.replace(" ON ONLY ", " ON ", 1))
 
 
-def _finish(s: Shape) -> None:
-    """Triggers, keys to it, grants, publications, views and row-type functions, on `s.table`."""
+def _finish(s: Shape, *, keys_in: bool = True) -> None:
+    """Triggers, keys to it (unless `keys_in` is False: _adopt adds them once DEFAULT holds
+    the outliers they may reference), grants, publications, views and row-type functions."""
     t = s.table
     modes = {"D": "DISABLE", "R": "ENABLE REPLICA", "A": "ENABLE ALWAYS"}
     for name, definition, enabled in s.triggers:
         _run(definition)
         if enabled in modes:
             _run(f"ALTER TABLE {t} {modes[enabled]} TRIGGER {_ident(name)}")
-    for table, name, definition in s.fks_in:
+    for table, name, definition in s.fks_in if keys_in else ():
         _run(f"ALTER TABLE {table} ADD CONSTRAINT {_ident(name)} {definition}")
     for grant in s.grants:
         _run(f"GRANT {grant.replace('{t}', t)}")
@@ -345,9 +354,21 @@ def _strip_grants(relation: str) -> None:
         _run(f"REVOKE ALL ({column}) ON TABLE {relation} FROM {grantee}")
 
 
-def _adopt(table: str, key: str, bound: str, *, primary_key: str | None = None, empty: bool = False) -> None:
+def _columns(relation: str) -> str:
+    return str(
+        _value(
+            "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute "
+            "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+            relation,
+        )
+    )
+
+
+def _adopt(table: str, key: str, bound: str, *, primary_key: str | None = None, keep_p0: bool = True) -> int:
+    """Adopt `table` as `<table>_p0` [MINVALUE, bound); rows at or past `bound` (outliers)
+    go to DEFAULT, moved while neither table has a trigger. Returns how many moved."""
     s = _shape(table)
-    p0 = f"{table}_p0"
+    p0, held = f"{table}_p0", f"fsar_0029_{table}_held"
     _move_aside(s, p0)
     for publication in s.publications:
         _run(f"ALTER PUBLICATION {_ident(publication)} DROP TABLE {p0}")
@@ -358,14 +379,21 @@ def _adopt(table: str, key: str, bound: str, *, primary_key: str | None = None, 
             _run(f"ALTER TABLE {p0} DROP CONSTRAINT {_ident(conname)}")
     _create_like(s, p0, key)
     _keys(s, key, primary_key)
-    if empty:
+    columns = _columns(table)
+    _run(f"CREATE TEMP TABLE {held} (LIKE {p0})")
+    _run(
+        f"WITH d AS (DELETE FROM {p0} WHERE {key} >= {bound} RETURNING {columns}) "
+        f"INSERT INTO {held} ({columns}) SELECT * FROM d"
+    )
+    moved = int(_value(f"SELECT count(*) FROM {held}"))
+    if not keep_p0:
         _run(f"DROP TABLE {p0}")
     else:
         _run(f"ALTER TABLE {p0} ADD CONSTRAINT {p0}_bound CHECK ({key} IS NOT NULL AND {key} < {bound})")
         _run(f"ALTER TABLE {table} ATTACH PARTITION {p0} FOR VALUES FROM (MINVALUE) TO ({bound})")
         _run(f"ALTER TABLE {p0} DROP CONSTRAINT {p0}_bound")
         _strip_grants(p0)
-    _finish(s)
+    _finish(s, keys_in=False)
     default = f"{table}_default"
     _run(
         f"CREATE TABLE {default} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE "
@@ -380,41 +408,57 @@ def _adopt(table: str, key: str, bound: str, *, primary_key: str | None = None, 
         suffix = index[len(table) + 1 :] if index.startswith(table + "_") else index
         name = _ident((default + "_" + suffix)[:63])
         _run(definition.replace(f" {_ident(index)} ON ONLY public.{table} ", f" {name} ON public.{default} ", 1))
+    # The outliers, before the ATTACH gives DEFAULT the parent's triggers: nothing fires.
+    _run(f"INSERT INTO {default} ({columns}) SELECT {columns} FROM {held}")
+    _run(f"DROP TABLE {held}")
     _run(f"ALTER TABLE {table} ATTACH PARTITION {default} DEFAULT")
+    for other, name, definition in s.fks_in:  # validated over p0 and DEFAULT: every row is back
+        _run(f"ALTER TABLE {other} ADD CONSTRAINT {_ident(name)} {definition}")
     _strip_grants(default)
     if s.owner != _value("SELECT current_user::text"):
         _run(f"ALTER TABLE {default} OWNER TO {_ident(s.owner)}")
+    return moved
 
 
 def upgrade() -> None:
     _lock_tables()
     started = time.monotonic()
-    high = _value("SELECT max(id) FROM execution_tasks")
-    task_bound = ((high or 0) // CHUNK + 1) * CHUNK
-    event_bound, events = (
-        _raw()
-        .execute(
-            """SELECT to_char(greatest(date_trunc('day', now() AT TIME ZONE 'UTC'),
-                                   date_trunc('day', max(at) AT TIME ZONE 'UTC')) + interval '1 day',
-                          'YYYY-MM-DD HH24:MI:SS') || '+00',
-                  max(at) IS NOT NULL
-           FROM task_events"""
-        )
-        .fetchone()
+    # p0's bounds come from the bulk, not the extremes: the ids reachable from the sequence
+    # in steps of at most BULK_GAP (one id near 2^63 would make p0 cover every id, and
+    # overflowed the bound), and tomorrow (one event in year 5000 would make p0 take every
+    # new event until then). Outliers move to DEFAULT; maintenance partitions them within
+    # its horizons (db/partition_functions.py, Limits).
+    sequence = _value("SELECT pg_get_serial_sequence('execution_tasks', 'id')")
+    start = _value(f"SELECT last_value FROM {sequence}") if sequence else 0
+    high = int(_value(f"SELECT {pf.bulk_high_sql('%s::bigint')}", start))
+    task_bound = min((high // CHUNK + 1) * CHUNK, pf.MAX_BIGINT)
+    event_bound = _value(
+        "SELECT to_char(date_trunc('day', now() AT TIME ZONE 'UTC') + interval '1 day', 'YYYY-MM-DD HH24:MI:SS') "
+        "|| '+00'"
     )
+    events = _value(f"SELECT EXISTS (SELECT 1 FROM task_events WHERE at < '{event_bound}')")
     for fn in pf.FUNCTIONS_0029:
         _run(fn.create_sql())
         _run(f"REVOKE ALL ON FUNCTION {fn.signature} FROM PUBLIC")
     for fn in pf.OPERATOR_FUNCTIONS:
         _run(f"GRANT EXECUTE ON FUNCTION {fn.signature} TO fsar_operator")
-    _adopt("execution_tasks", "id", str(task_bound))
-    _adopt("task_events", "at", f"'{event_bound}'", primary_key="id, at", empty=not events)
-    created = _value("SELECT fsar_ensure_partitions(now(), %s, %s)", TASK_IDS_AHEAD, EVENT_DAYS_AHEAD)
+    moved = _adopt("execution_tasks", "id", str(task_bound))
+    moved += _adopt("task_events", "at", f"'{event_bound}'", primary_key="id, at", keep_p0=events)
+    # The windows ahead, as 0029's fsar_ensure_partitions made them, without its sweep of
+    # DEFAULT (it overflowed on the outliers): the cover functions, below the top chunk.
+    top = (pf.MAX_BIGINT // CHUNK) * CHUNK
+    created = _value("SELECT fsar_cover_task_ids(%s, %s)", high // CHUNK * CHUNK, min(high + TASK_IDS_AHEAD + 1, top))
+    created += _value(  # in hours: a day of the session's TimeZone may have 23 or 25
+        f"SELECT fsar_cover_event_days(d, d + {(EVENT_DAYS_AHEAD + 1) * 24} * interval '1 hour') "
+        f"FROM (SELECT '{event_bound}'::timestamptz - interval '24 hours' AS d) today"
+    )
     log.info(
-        "partitions: execution_tasks_p0 adopted for ids below %s; %s; %d partition(s) created ahead (%.1f s)",
+        "partitions: execution_tasks_p0 adopted for ids below %s; %s; %d partition(s) created ahead; "
+        "%d row(s) past those bounds moved to DEFAULT (%.1f s)",
         f"{task_bound:,}",
-        f"task_events_p0 adopted for times before {event_bound}" if events else "task_events was empty: days only",
+        f"task_events_p0 adopted for times before {event_bound}" if events else "task_events had none: days only",
         len(created or []),
+        moved,
         time.monotonic() - started,
     )
 
@@ -423,11 +467,7 @@ def _unpartition(table: str, primary_key: str | None) -> None:
     """Copy every row of the partitioned `table` into a plain table that takes its place."""
     s = _shape(table)
     old = f"{table}_partitioned"
-    columns = _value(
-        "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute "
-        "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
-        table,
-    )
+    columns = _columns(table)
     _move_aside(s, old)
     _create_like(s, old, None)
     _run(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {old}")  # no trigger on it yet

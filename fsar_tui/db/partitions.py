@@ -5,18 +5,23 @@ The work is done by the database (db/partition_functions.py, created by revision
 so the same rules hold whoever calls: this module only calls and reads.
 
 - `list_partitions(conn, table)`: the partitions of a parent, sorted by lower bound
-  (None = MINVALUE first), the DEFAULT partition last.
+  (None = MINVALUE first), the DEFAULT partition last. A time bound Python's datetime
+  cannot hold (after year 9999, before year 1) never raises: the partition is `opaque`,
+  that bound and its upper bound None (open-ended: retention keeps it).
 - `ensure_partitions(conn, now=…)`: creates what is missing — every gap in the task ids
-  from the TASK_CHUNK of the highest id handed out (the sequence) or stored to
-  TASK_IDS_AHEAD ids past it, every missing UTC day of task_events from `now`'s to
-  EVENT_DAYS_AHEAD days ahead — and a partition for every chunk or day a DEFAULT
-  partition caught rows of, moving those rows into it. Older gaps are retention's and are
-  left alone. Returns the names it created. Idempotent; two processes at once take turns
+  from the TASK_CHUNK of the bulk's highest id (from the sequence: a stray id far above
+  drags nothing) to TASK_IDS_AHEAD ids past it, every missing UTC day of task_events
+  from `now`'s to EVENT_DAYS_AHEAD days ahead — and a partition for every chunk or day a
+  DEFAULT partition caught rows of within the horizons (rows outside stay in DEFAULT),
+  moving those rows into it; at most 100 chunks or days a call. Older gaps are
+  retention's and are left alone. Returns the names it created. The limits and why:
+  db/partition_functions.py, "Limits" (revision 0032). Idempotent; two processes at once take turns
   (the parents locked ONLY in SHARE UPDATE EXCLUSIVE, then a transaction-level advisory
   lock; the second finds nothing to do); gives up after a 3 s lock_timeout (a bulk load
   holds the tasks), to be retried by the next audit pass.
   EXECUTE: fsar_operator and up (the audit pass; SECURITY DEFINER, the partitions are
-  owned by the tables' owner); `now` must then be within a day of the database's clock.
+  owned by the tables' owner); `now` must then be within a day of the database's clock,
+  and at most 10 M ids / 60 days ahead (5x and ~4x the defaults below) may be asked.
 - `ensure_range(conn, first_id=…, last_id=…, first_day=…, last_day=…)`: partitions for
   the gaps of an id range and a day range (the seeder, before it loads).
 - `create_task_partition(conn, lower, upper)` / `create_event_partition(conn, day)`: one
@@ -70,7 +75,8 @@ from fsar_tui.db.rows import one
 TASKS, EVENTS = "execution_tasks", "task_events"
 PARENTS = {TASKS: "bigint", EVENTS: "timestamptz"}  # parent → the partition key's type
 TASK_CHUNK = CHUNK  # ids per task partition
-TASK_IDS_AHEAD = 2 * TASK_CHUNK  # ids beyond the highest handed out that have a partition
+# What the audit pass asks for; a non-owner may ask for up to OPERATOR_MAX_* (the headroom).
+TASK_IDS_AHEAD = 2 * TASK_CHUNK  # ids beyond the bulk's highest that have a partition
 EVENT_DAYS_AHEAD = 14  # UTC days beyond today that have a partition
 
 
@@ -78,14 +84,21 @@ EVENT_DAYS_AHEAD = 14  # UTC days beyond today that have a partition
 class Partition:
     table: str  # "execution_tasks" | "task_events" (the parent)
     name: str  # the partition's relation name
-    lower: int | datetime | None  # None = MINVALUE
-    upper: int | datetime | None  # None = MAXVALUE; both None and is_default for the DEFAULT partition
+    lower: int | datetime | None  # None = MINVALUE (or opaque)
+    upper: int | datetime | None  # None = MAXVALUE (or opaque); both None and is_default for the DEFAULT partition
     is_default: bool
+    # A bound Python's datetime cannot hold (past year 9999, before year 1: revision 0032
+    # makes none, older functions did): that bound None, and the upper one too — an
+    # open-ended range, which retention never drops.
+    opaque: bool = False
 
 
 # The bounds as pg_get_expr prints them ("FOR VALUES FROM ('1') TO ('2')", MINVALUE,
 # "DEFAULT"), cast back in the same session: its output is valid input whatever the
-# session's TimeZone and DateStyle.
+# session's TimeZone and DateStyle. Sorted here, in the key's own order (MINVALUE first,
+# DEFAULT last), so a bound Python cannot hold still sorts where it belongs. Times come
+# back as UTC wall-clock values (tzinfo added below): whether Python can hold one then
+# does not depend on the session's TimeZone.
 LIST_SQL = """
     WITH parts AS (
         SELECT c.relname::text AS name, pg_get_expr(c.relpartbound, c.oid) AS expr
@@ -94,11 +107,28 @@ LIST_SQL = """
     parsed AS (
         SELECT name, expr = 'DEFAULT' AS is_default,
                regexp_match(expr, '^FOR VALUES FROM \\((.*)\\) TO \\((.*)\\)$') AS b
-        FROM parts)
-    SELECT name, is_default,
-           CASE WHEN b[1] LIKE '''%%' THEN btrim(b[1], '''')::{type} END,
-           CASE WHEN b[2] LIKE '''%%' THEN btrim(b[2], '''')::{type} END
-    FROM parsed"""
+        FROM parts),
+    typed AS (
+        SELECT name, is_default,
+               CASE WHEN b[1] LIKE '''%%' THEN btrim(b[1], '''')::{type} END AS lo,
+               CASE WHEN b[2] LIKE '''%%' THEN btrim(b[2], '''')::{type} END AS hi
+        FROM parsed),
+    held AS (
+        SELECT *, {holds_lo} AS lo_ok, {holds_hi} AS hi_ok FROM typed)
+    SELECT name, is_default, CASE WHEN lo_ok THEN {out_lo} END,
+           CASE WHEN lo_ok AND hi_ok THEN {out_hi} END, NOT (lo_ok AND hi_ok)
+    FROM held ORDER BY is_default, lo NULLS FIRST, name"""
+# The instants Python's datetime holds in UTC (years 1..9999), and how a time is returned.
+_HOLDS = "({v} IS NULL OR ({v} >= '0001-01-01 00:00:00+00' AND {v} < '10000-01-01 00:00:00+00'))"
+_LIST = {
+    "bigint": {"holds_lo": "true", "holds_hi": "true", "out_lo": "lo", "out_hi": "hi"},
+    "timestamptz": {
+        "holds_lo": _HOLDS.format(v="lo"),
+        "holds_hi": _HOLDS.format(v="hi"),
+        "out_lo": "lo AT TIME ZONE 'UTC'",
+        "out_hi": "hi AT TIME ZONE 'UTC'",
+    },
+}
 
 
 def _parent(table: str) -> str:
@@ -108,19 +138,18 @@ def _parent(table: str) -> str:
 
 
 def list_partitions(conn: Connection, table: str) -> list[Partition]:
-    """The partitions of `table`, by lower bound (MINVALUE first), DEFAULT last."""
-    sql = LIST_SQL.format(type=PARENTS[_parent(table)])
-    rows = conn.execute(sql, {"parent": f"public.{table}"}).fetchall()
-    parts = [Partition(table, name, lower, upper, is_default) for name, is_default, lower, upper in rows]
-    return sorted(parts, key=_order)
+    """The partitions of `table`, by lower bound (MINVALUE first), DEFAULT last; a bound
+    Python cannot hold is opaque (see Partition.opaque), never an error."""
+    kind = PARENTS[_parent(table)]
+    rows = conn.execute(LIST_SQL.format(type=kind, **_LIST[kind]), {"parent": f"public.{table}"}).fetchall()
+    return [
+        Partition(table, name, _utc(lower), _utc(upper), is_default, opaque)
+        for name, is_default, lower, upper, opaque in rows
+    ]
 
 
-def _order(p: Partition) -> tuple[int, float]:
-    if p.is_default:
-        return (2, 0.0)
-    if p.lower is None:
-        return (0, 0.0)
-    return (1, p.lower.timestamp() if isinstance(p.lower, datetime) else float(p.lower))
+def _utc(bound: int | datetime | None) -> int | datetime | None:
+    return bound.replace(tzinfo=UTC) if isinstance(bound, datetime) else bound
 
 
 def ensure_partitions(
