@@ -7,9 +7,15 @@ retention run [--dry-run] [--task-events AGE] [--tasks AGE] [--archive DIR | --n
     policy (then no archive is written). Exit 1 when an archive fails verification
     (nothing is dropped then); 2 for a policy a figure's window forbids, or no archive
     directory.
-retention restore FILE [--dry-run] [--format table|json]: FILE is an archive or its
-    manifest; exit 1 when it fails verification or its rows are in the table already.
-Both need the tables' owner (the role that ran `fsar-tui migrate`); --dry-run any role.
+    A write that fails (a full disk) is exit 1 naming the run's directory, which is removed
+    (nothing dropped). Notes say what interrupted runs left: temporary files removed,
+    orphan archives (partitions never dropped) reported, never deleted.
+retention restore FILE [--dry-run] [--not-in-log] [--format table|json]: FILE is an
+    archive or its manifest; exit 1 when it fails verification, does not match the
+    database's retention_log (a tampered or foreign archive; --not-in-log skips that
+    check, for disaster recovery), or its rows are in the table already.
+Both need the tables' owner (the role that ran `fsar-tui migrate`; exit 2 otherwise);
+--dry-run any role.
 """
 
 from __future__ import annotations
@@ -59,11 +65,18 @@ def register(sub, common: Parser) -> None:
         run_restore,
         help="bring an archived partition's rows back",
         description="Verify FILE (an archive or its manifest) and load its rows back into their table, "
-        "uncounted by the triggers (they were counted when first written). Refused, nothing written, when it "
-        "fails verification or its rows exist already.",
+        "uncounted by the triggers (they were counted when first written), into whatever partition covers its "
+        "range. Refused, nothing written, when it fails verification, does not match the 'dropped' entry of this "
+        "database's retention_log, or any of its rows exists already.",
     )
     restore.add_argument("file", metavar="FILE")
     restore.add_argument("--dry-run", action="store_true", help="verify and check, write nothing")
+    restore.add_argument(
+        "--not-in-log",
+        action="store_true",
+        help="disaster recovery: restore an archive this database's retention_log has no entry for (a restored "
+        "dump, a log lost to a downgrade); the file is still verified against its manifest",
+    )
     restore.add_argument("--format", choices=("table", "json"), default="table")
 
 
@@ -110,6 +123,7 @@ def run_retention(args: Namespace, ctx: Context) -> int:
             "archive": report.archive,
             "nothing_to_do": report.nothing_to_do,
             "partitions": [o.as_json() for o in report.outcomes],
+            "notes": report.notes,
         }
         print(json.dumps(doc, indent=2))
         return EXIT_OK
@@ -150,6 +164,8 @@ def _print_run(report) -> None:  # services.retention.RunReport
         print(f"kept       {routine} partition(s) within the policy (--dry-run lists them)")
     if report.archive:
         print(f"archive: {report.archive}")
+    for note in report.notes:
+        print(f"note: {note}")
 
 
 def run_restore(args: Namespace, ctx: Context) -> int:
@@ -158,13 +174,18 @@ def run_restore(args: Namespace, ctx: Context) -> int:
     if ctx.settings.read_only and not args.dry_run:
         raise UsageError("--read-only: retention restore writes rows (--dry-run checks the file)")
     report = restore(
-        ctx.dsn(), Path(args.file), dry_run=args.dry_run, statement_timeout_ms=ctx.settings.statement_timeout_ms
+        ctx.dsn(),
+        Path(args.file),
+        dry_run=args.dry_run,
+        not_in_log=args.not_in_log,
+        statement_timeout_ms=ctx.settings.statement_timeout_ms,
     )
     if args.format == "json":
         print(json.dumps(report.as_json(), indent=2))
     else:
+        into = "" if report.into in ([], [report.partition]) else f" into {', '.join(report.into)}"
         print(
             f"{report.action} {report.rows:,} rows of {report.table} {report.partition} "
-            f"[{report.lower}, {report.upper}) from {report.manifest}"
+            f"[{report.lower}, {report.upper}) from {report.manifest}{into}"
         )
     return EXIT_OK

@@ -26,16 +26,14 @@ hold the parent's lock at all, but PostgreSQL refuses it on a table with a DEFAU
 partition, which both tables have (revision 0029), and it cannot run in a transaction, so
 a failed check could not roll the detach back.
 
-Restoring loads the archive into a partition made for its bounds (db/partitions.create_*)
-with COPY … FROM STDIN under `fsar.bulk_load = on` (revision 0004), which the row triggers
-honour only for the tables' owner (fsar_bulk_loader(), revision 0028): the counters, the
-rollups, task_events and the price trigger skip the rows, which they counted when the
-rows were first written. Rows of the range that exist already make it refuse.
+Restoring an archive is db/retention_restore.py's; the drop logs, as the archive's
+sha256, the digest that ties the archive to this drop (domain/retention_manifest.
+archive_digest), which restore checks the archive against.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -55,6 +53,17 @@ ORDER = {TASKS: "id", EVENTS: "at, id"}
 def available(conn: Connection) -> bool:
     """True when the schema has retention's tables (revision 0030)."""
     return bool(one(conn.execute("SELECT to_regclass('public.retention_log') IS NOT NULL").fetchone())[0])
+
+
+def database_identity(conn: Connection) -> tuple[str, str]:
+    """("<system identifier>/<database oid>", name): which database wrote an archive."""
+    ident, name = one(
+        conn.execute(
+            "SELECT s.system_identifier::text || '/' || d.oid::text, d.datname::text "
+            "FROM pg_control_system() s, pg_database d WHERE d.datname = current_database()"
+        ).fetchone()
+    )
+    return str(ident), str(name)
 
 
 def schema_revision(conn: Connection) -> str | None:
@@ -340,72 +349,6 @@ def drop_partition(
             conn.cursor().executemany(KEEP_COMPLETIONS_SQL, completions)
         conn.execute(sql.SQL("DROP TABLE {}").format(_ident(part.name)))
         log_action(conn, "dropped", part, expected.rows, manifest, sha256, newest)
-
-
-def range_has_rows(conn: Connection, part: partitions.Partition) -> bool:
-    """True when the parent holds any row of the partition's range (in any partition)."""
-    query = sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(in_range(part.table, part.lower, part.upper))
-    return bool(one(conn.execute(query).fetchone())[0])
-
-
-def restore_partition(
-    conn: Connection,
-    part: partitions.Partition,
-    cols: list[str],
-    chunks: Iterable[bytes],
-    check: Callable[[int], str | None],
-    *,
-    manifest: str,
-    sha256: str,
-    lock_timeout_ms: int,
-) -> int:
-    """Recreate `part`'s range and COPY the rows back as the bulk loader, in one
-    transaction; `check(rows copied)` returns a problem to roll it all back. Raises
-    Refused when this login is not the bulk loader or rows of the range exist already."""
-    with conn.transaction():
-        conn.execute("SET LOCAL fsar.bulk_load = 'on'")
-        conn.execute("SET LOCAL statement_timeout = 0")
-        _lock_timeout(conn, lock_timeout_ms)
-        if not one(conn.execute("SELECT fsar_bulk_loader()").fetchone())[0]:
-            raise Refused(
-                "restoring needs the tables' owner (only its members load rows past the triggers, "
-                "which counted them when they were first written): nothing written"
-            )
-        if range_has_rows(conn, part):
-            raise Refused(
-                f"rows of {part.name}'s range are in {part.table} already (restored before?): nothing written"
-            )
-        if part.table == TASKS:
-            if not isinstance(part.upper, int) or not (part.lower is None or isinstance(part.lower, int)):
-                raise Refused("a task range needs whole-number bounds")
-            name = partitions.create_task_partition(conn, part.lower, part.upper)
-        else:
-            if not isinstance(part.lower, datetime):
-                raise Refused("a day of events needs a lower bound")
-            name = partitions.create_event_partition(conn, part.lower.date())
-        made = [p for p in partitions.list_partitions(conn, part.table) if p.name == name]
-        if not made or (made[0].lower, made[0].upper) != (part.lower, part.upper):
-            raise Refused(f"the partition made for the range ({name}) has other bounds: nothing written")
-        query = sql.SQL("COPY {} ({}) FROM STDIN").format(
-            _ident(name), sql.SQL(", ").join(sql.Identifier(c) for c in cols)
-        )
-        cur = conn.cursor()
-        with cur.copy(query) as copy:
-            for chunk in chunks:
-                copy.write(chunk)
-        rows = cur.rowcount
-        problem = check(rows)
-        if problem:
-            raise Refused(f"{problem}: nothing written")
-        log_action(
-            conn,
-            "restored",
-            partitions.Partition(part.table, name, part.lower, part.upper, False),
-            rows,
-            manifest,
-            sha256,
-        )
-    return rows
 
 
 # The days of events dropped and not restored since (the last action per partition).

@@ -18,6 +18,17 @@ what it holds and how to check it:
 `verify` streams the file's bytes through sha256, gzip decompression, a second sha256
 and a newline count, and compares all four with the manifest: a flipped byte anywhere
 fails it. No I/O here: the caller hands over the file's chunks.
+
+A manifest only vouches for itself: whoever can write the file can rewrite both. What
+ties an archive to the drop it came from is the database's own retention_log: the drop
+logs `archive_digest(manifest)` — one sha256 over the data's sha256, the canonical column
+list, the table, partition, bounds and row count — so column names reordered (values
+would load into each other's column) or rows edited with the manifest recomputed no
+longer match the log. `match_log` finds the 'dropped' entry an archive answers to (and
+not restored since); drops logged before the digest covered the columns carry the plain
+data digest, still accepted (`LogMatch.legacy`: the caller then checks the column order).
+`range_cover` says whether a restored range goes into the partition(s) covering it now or
+needs its own; `copy_fields` reads the key columns out of COPY text for the per-row check.
 """
 
 from __future__ import annotations
@@ -25,9 +36,9 @@ from __future__ import annotations
 import hashlib
 import json
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from fsar_tui.domain.retention import TABLES, Bound
 
@@ -60,6 +71,10 @@ class Manifest:
     fsar_tui_version: str
     policy: dict[str, str | None] = field(default_factory=dict)
     copy_format: str = "text"
+    # Which database wrote it ("<system identifier>/<database oid>", and its name): a run
+    # tells its own interrupted archives from another database's in a shared root.
+    database_id: str | None = None
+    database: str | None = None
 
     @property
     def bound(self) -> str:
@@ -146,6 +161,7 @@ def parse_manifest(text: str) -> Manifest:
         raise ManifestError("manifest 'copy_format' is not 'text'")
     policy = doc.get("policy") or {}
     revision = doc.get("schema_revision")
+    database_id, database = doc.get("database_id"), doc.get("database")
     return Manifest(
         table=str(table),
         partition=str(_field(doc, "partition", str)),
@@ -164,6 +180,8 @@ def parse_manifest(text: str) -> Manifest:
         policy={str(k): (v if isinstance(v, str) else None) for k, v in policy.items()}
         if isinstance(policy, dict)
         else {},
+        database_id=database_id if isinstance(database_id, str) else None,
+        database=database if isinstance(database, str) else None,
     )
 
 
@@ -260,3 +278,158 @@ def column_problem(archived: list[tuple[str, str]], current: list[tuple[str, str
     if changed:
         return f"column type(s) changed since the archive: {', '.join(changed[:5])}"
     return None
+
+
+def column_order_problem(archived: list[tuple[str, str]], current: list[tuple[str, str]]) -> str | None:
+    """Why the archived column names cannot be in the order they were exported in: an
+    export lists the table's columns in the table's order, and columns are only ever
+    added (at the end) or dropped, so the names still in the table keep their order."""
+    position = {name: n for n, (name, _) in enumerate(current)}
+    seen = [name for name, _ in archived if name in position]
+    for a, b in zip(seen, seen[1:], strict=False):
+        if position[a] > position[b]:
+            return f"the manifest lists {a} before {b}, out of the table's column order"
+    return None
+
+
+# -- the archive against the database's retention_log ----------------------------------------
+
+
+def _bound_key(bound: Bound) -> int | str | None:
+    return bound.astimezone(UTC).isoformat() if isinstance(bound, datetime) else bound
+
+
+def archive_digest(manifest: Manifest) -> str:
+    """What a drop logs as the archive's sha256: the data's digest with everything that
+    decides where its values go back (see the module docstring)."""
+    doc = {
+        "table": manifest.table,
+        "partition": manifest.partition,
+        "lower": _bound_key(manifest.lower),
+        "upper": _bound_key(manifest.upper),
+        "rows": manifest.rows,
+        "sha256_uncompressed": manifest.sha256_uncompressed,
+        "columns": [list(c) for c in manifest.columns],
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One retention_log row of the archive's table and partition."""
+
+    id: int
+    action: str  # "dropped" | "restored"
+    lower: str | None  # the bounds as logged (text; None: unbounded)
+    upper: str | None
+    rows: int
+    sha256: str | None
+
+
+@dataclass(frozen=True)
+class LogMatch:
+    entry: LogEntry  # the 'dropped' entry the archive answers to
+    legacy: bool  # logged with the plain data digest: the column list is not covered
+
+    @property
+    def sha256(self) -> str:
+        """What the restore logs: the drop's own digest (a later restore pairs with it)."""
+        return self.entry.sha256 or ""
+
+
+def _same_bound(logged: str | None, bound: Bound) -> bool:
+    if logged is None or bound is None:
+        return logged is None and bound is None
+    try:
+        if isinstance(bound, datetime):
+            return datetime.fromisoformat(logged) == bound
+        return int(logged) == bound
+    except ValueError:
+        return False
+
+
+def _differences(manifest: Manifest, entry: LogEntry) -> list[str]:
+    out = []
+    if not (_same_bound(entry.lower, manifest.lower) and _same_bound(entry.upper, manifest.upper)):
+        out.append(f"bounds [{entry.lower}, {entry.upper}) logged")
+    if entry.rows != manifest.rows:
+        out.append(f"rows {manifest.rows:,} differ from the {entry.rows:,} logged")
+    if entry.sha256 is None:
+        out.append("dropped without an archive (--no-archive)")
+    elif entry.sha256 not in (archive_digest(manifest), manifest.sha256_uncompressed):
+        out.append("its rows or column list differ from the ones dropped (checksum)")
+    return out
+
+
+def open_drops(entries: Sequence[LogEntry]) -> list[LogEntry]:
+    """The 'dropped' entries not restored since: a restore logs its drop's digest, and
+    closes the latest open drop logged with it (a partition may be dropped, made again by
+    a late row, and dropped again: each drop is its own archive)."""
+    opened: list[LogEntry] = []
+    for e in sorted(entries, key=lambda e: e.id):
+        if e.action == "dropped":
+            opened.append(e)
+        elif e.action == "restored":
+            same = [n for n, d in enumerate(opened) if d.sha256 == e.sha256]
+            if same:
+                del opened[same[-1]]
+    return opened
+
+
+def match_log(manifest: Manifest, entries: Sequence[LogEntry]) -> LogMatch | str:
+    """The open 'dropped' entry this archive answers to, or why there is none (one line)."""
+    if not any(e.action == "dropped" for e in entries):
+        return (
+            f"no 'dropped' entry for {manifest.partition} in this database's retention_log (an archive of "
+            "another database, or a log lost to a downgrade: --not-in-log restores it anyway)"
+        )
+    candidates = open_drops(entries)
+    if not candidates:
+        return f"{manifest.partition} is restored already: the log has a restore after each of its drops"
+    found = [(e, _differences(manifest, e)) for e in candidates]
+    for e, diffs in found:
+        if not diffs:
+            return LogMatch(e, legacy=e.sha256 != archive_digest(manifest))
+    e, diffs = min(found, key=lambda f: len(f[1]))
+    return f"does not match this database's retention_log (the drop logged as row {e.id}): {'; '.join(diffs)}"
+
+
+# -- where restored rows go, and their keys --------------------------------------------------
+
+
+def _key(bound: Bound, *, upper: bool) -> tuple[int, object] | tuple[int]:
+    """A bound made comparable: None is -inf as a lower bound, +inf as an upper one."""
+    return ((1,) if upper else (-1,)) if bound is None else (0, bound)
+
+
+def range_cover(parts: Iterable[tuple[Bound, Bound]], lower: Bound, upper: Bound) -> str:
+    """How the partitions with bounds `parts` cover [lower, upper): "none" (the range's own
+    partition is made), "whole" (the rows load into them) or "part" (refused)."""
+    lo, hi = _key(lower, upper=False), _key(upper, upper=True)
+    spans = [(_key(a, upper=False), _key(b, upper=True)) for a, b in parts]
+    overlapping = sorted((a, b) for a, b in spans if a < hi and b > lo)
+    if not overlapping:
+        return "none"
+    reached = lo
+    for a, b in overlapping:
+        if a > reached:
+            return "part"  # a gap the rows would fall into (the DEFAULT partition)
+        reached = max(reached, b)
+        if reached >= hi:
+            return "whole"
+    return "part"
+
+
+def copy_fields(chunks: Iterable[bytes], positions: Sequence[int]) -> Iterator[tuple[str, ...]]:
+    """Per row of COPY text, the fields at `positions` (key columns: numbers and instants,
+    which COPY writes without escapes)."""
+    rest = b""
+    for chunk in chunks:
+        lines = (rest + chunk).split(b"\n")
+        rest = lines.pop()
+        for line in lines:
+            fields = line.split(b"\t")
+            yield tuple(fields[p].decode() for p in positions)
+    if rest:
+        fields = rest.split(b"\t")
+        yield tuple(fields[p].decode() for p in positions)

@@ -16,7 +16,15 @@ A run, as of one `now`:
 No partition to drop: "nothing to do", no directory written — so a second run is a no-op.
 
 Without an archive directory nothing is dropped, unless `no_archive` says so explicitly
-(the rows are then gone for good; the log still records what was dropped).
+(the rows are then gone for good; the log still records what was dropped). A root another
+account may write is refused (exit 2). Before planning, the run sweeps what interrupted
+runs left (services/retention_archive.sweep): their temporary files go; an archive of a
+partition never dropped (not in retention_log, the partition still there, written by
+this database) is reported as an orphan, never deleted — one whose partition was dropped
+is needed. A write that fails (a full disk) removes this run's directory and everything
+in it and drops nothing: exit 1 naming the directory. Each drop logs the archive's
+digest (domain/retention_manifest.archive_digest), which restore checks the archive
+against.
 """
 
 from __future__ import annotations
@@ -35,11 +43,12 @@ from fsar_tui import __version__, clock
 from fsar_tui.config import RetentionConfig
 from fsar_tui.db import partitions
 from fsar_tui.db import retention as db
+from fsar_tui.db import retention_restore as log_reads
 from fsar_tui.db.connect import connect
 from fsar_tui.db.rows import one
 from fsar_tui.domain import retention as policy_math
 from fsar_tui.domain.retention import EVENTS, TASKS, Decision, Policy
-from fsar_tui.domain.retention_manifest import Manifest
+from fsar_tui.domain.retention_manifest import Manifest, archive_digest
 from fsar_tui.errors import CheckFailed, FsarError, UsageError, first_line
 from fsar_tui.services import retention_archive as files
 
@@ -80,6 +89,7 @@ class RunReport:
     at: datetime
     archive: str | None = None  # this run's directory, when it wrote one
     outcomes: list[Outcome] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the sweep of interrupted runs found
 
     @property
     def dropped(self) -> list[Outcome]:
@@ -157,8 +167,12 @@ def run(
                 "retention drops partitions: this login is not a member of the tables' owner "
                 "(run it as the role that ran `fsar-tui migrate`): nothing done"
             )
+        if not dry_run and not no_archive and archive_root is not None:
+            files.check_root(archive_root)
         with run_lock(dsn, statement_timeout_ms) if not dry_run else _no_lock():
             if not dry_run:
+                if not no_archive and archive_root is not None:
+                    report.notes = _sweep(conn, archive_root)
                 db.fold_samples(conn)
             decisions = policy_math.plan(gather(conn, policy, now), policy, now)
             drops = [d for d in decisions if d.drop]
@@ -170,13 +184,53 @@ def run(
             report.outcomes = [_outcome(d, "kept") for d in decisions if not d.drop]
             if not drops:
                 return report
-            archived = _archive_all(conn, drops, policy, now, report, archive_root, no_archive, after_write)
-            for a in archived:
-                report.outcomes.append(_drop(conn, a, lock_timeout_ms))
-            if report.archive and not any(Path(report.archive).iterdir()):
-                Path(report.archive).rmdir()  # every partition was kept after all: no archive written
-                report.archive = None
+            run_dir, archived = _archive_all(conn, drops, policy, now, report, archive_root, no_archive, after_write)
+            try:
+                for a in archived:
+                    report.outcomes.append(_drop(conn, a, lock_timeout_ms))
+                if run_dir is not None and not any(run_dir.path.iterdir()):
+                    run_dir.path.rmdir()  # every partition was kept after all: no archive written
+                    report.archive = None
+                elif run_dir is not None:
+                    run_dir.complete()
+            finally:
+                if run_dir is not None:
+                    run_dir.close()
     return report
+
+
+def _sweep(conn: Connection, root: Path) -> list[str]:
+    """Sweep the run directories interrupted runs left under `root`; what it found, as notes."""
+    ident = db.database_identity(conn)[0]
+    live = {
+        table: {(p.name, p.lower, p.upper) for p in partitions.list_partitions(conn, table)}
+        for table in (TASKS, EVENTS)
+    }
+
+    def judge(m: Manifest) -> str:
+        digests = (archive_digest(m), m.sha256_uncompressed)
+        logged = log_reads.log_entries(conn, m.table, m.partition)
+        if any(e.action == "dropped" and e.sha256 in digests for e in logged):
+            return "dropped"  # needed: its rows are gone from the table
+        if m.database_id == ident and (m.partition, m.lower, m.upper) in live[m.table]:
+            return "orphan"
+        return "unknown"  # another database's, or a log lost to a downgrade: not ours to say
+
+    swept = files.sweep(root, judge)
+    notes = []
+    if swept.temporaries:
+        where = sorted({str(p.parent) for p in swept.temporaries})
+        notes.append(f"removed {len(swept.temporaries)} temporary file(s) interrupted runs left in {', '.join(where)}")
+    notes += [
+        f"orphan archive {m}: an interrupted run's copy of a partition never dropped (its rows are still in the "
+        "table); not deleted: remove it (and its .copy.gz) when you like"
+        for m in swept.orphans
+    ]
+    notes += [
+        f"orphan archive {p}: an interrupted run wrote it but not its manifest (never dropped); not deleted"
+        for p in swept.strays
+    ]
+    return notes
 
 
 @contextmanager
@@ -193,11 +247,12 @@ def _archive_all(
     root: Path | None,
     no_archive: bool,
     after_write: Callable[[Path], None] | None,
-) -> list[_Archived]:
-    """Export every partition to drop; with an archive, write and verify each. A failed
-    verification raises (nothing has been dropped yet)."""
+) -> tuple[files.RunDir | None, list[_Archived]]:
+    """Export every partition to drop; with an archive, write and verify each (in the run
+    directory returned, locked). A failed verification raises, and so does a failed write
+    (its directory removed): nothing has been dropped yet."""
     if no_archive:
-        return [_Archived(d, _export(conn, d, None), None, None, None) for d in drops]
+        return None, [_Archived(d, _export(conn, d, None), None, None, None) for d in drops]
     if root is None:
         raise UsageError("no archive directory (give --archive DIR or set [retention] archive): nothing dropped")
     try:
@@ -207,8 +262,36 @@ def _archive_all(
             f"cannot create an archive directory under {root}: {exc.strerror or exc}: nothing dropped "
             "(give --archive DIR, or --no-archive to drop without one)"
         ) from None
-    report.archive = str(run_dir)
+    report.archive = str(run_dir.path)
+    try:
+        archived = _write_all(conn, drops, policy, now, run_dir.path, after_write)
+    except (OSError, psycopg.Error) as exc:
+        # Nothing was dropped: every file of this run is a copy of rows still in the table.
+        run_dir.remove()
+        run_dir.close()
+        report.archive = None
+        if isinstance(exc, psycopg.Error):
+            raise
+        raise CheckFailed(
+            f"archive write failed in {run_dir.path}: {exc.strerror or first_line(exc)}: nothing dropped "
+            "(this run's files removed)"
+        ) from None
+    except BaseException:
+        run_dir.close()  # a failed verification: its files stay for the operator; the next run reports them
+        raise
+    return run_dir, archived
+
+
+def _write_all(
+    conn: Connection,
+    drops: list[Decision],
+    policy: Policy,
+    now: datetime,
+    run_dir: Path,
+    after_write: Callable[[Path], None] | None,
+) -> list[_Archived]:
     revision = db.schema_revision(conn)
+    database_id, database = db.database_identity(conn)
     done: list[_Archived] = []
     for d in drops:
         table = d.facts.table
@@ -226,6 +309,8 @@ def _archive_all(
                 created_at=now.isoformat(),
                 fsar_tui_version=__version__,
                 policy=policy.describe(),
+                database_id=database_id,
+                database=database,
             )
         except BaseException:
             writer.abort()
@@ -255,7 +340,7 @@ def _drop(conn: Connection, a: _Archived, lock_timeout_ms: int) -> Outcome:
     f = a.decision.facts
     part = partitions.Partition(f.table, f.name, f.lower, f.upper, False)
     manifest = str(a.manifest_path) if a.manifest_path else None
-    sha = a.manifest.sha256_uncompressed if a.manifest else None
+    sha = archive_digest(a.manifest) if a.manifest else None
     rows = a.export.fingerprint.rows
     why: str | None = None
     for attempt in range(LOCK_ATTEMPTS):

@@ -1,12 +1,18 @@
 """A seeded history laid out for retention tests: 40 days of tasks in ranges of 400 ids
 (about four days each), a day partition of events per day, and two tasks of a month ago
 still queued and running, alone in the lowest range — plus every figure the issue says
-retention must not change, computed as of one instant."""
+retention must not change, computed as of one instant. And archives as an attacker or a
+disaster leaves them: rows rewritten with the manifest recomputed, column names swapped."""
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import json
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -135,3 +141,63 @@ def rows_md5(dsn: str, table: str) -> tuple[int, str]:
 
 def clone_name(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+# -- archives as an attacker or a disaster leaves them (tests/test_retention_archive.py) ----
+
+
+def manifest_doc(manifest: Path) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(manifest.read_text())
+    return doc
+
+
+def archive_of(manifest: Path) -> Path:
+    return manifest.with_name(manifest_doc(manifest)["file"])
+
+
+def write_manifest(manifest: Path, doc: dict[str, Any]) -> None:
+    manifest.chmod(0o600)
+    manifest.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+
+
+def rewrite_rows(manifest: Path, edit: Callable[[bytes], bytes]) -> None:
+    """A self-consistent tampering: the archive's rows edited and recompressed, and the
+    manifest's row count, sizes and both checksums recomputed to match."""
+    doc = manifest_doc(manifest)
+    archive = archive_of(manifest)
+    rows = edit(gzip.decompress(archive.read_bytes()))
+    packed = gzip.compress(rows)
+    archive.chmod(0o600)
+    archive.write_bytes(packed)
+    doc.update(
+        rows=rows.count(b"\n"),
+        bytes_compressed=len(packed),
+        bytes_uncompressed=len(rows),
+        sha256_compressed=hashlib.sha256(packed).hexdigest(),
+        sha256_uncompressed=hashlib.sha256(rows).hexdigest(),
+    )
+    write_manifest(manifest, doc)
+
+
+def swap_columns(manifest: Path, a: str, b: str) -> None:
+    """The manifest's column list with two names swapped (the data untouched: its
+    checksums still hold), so their values would load into each other's column."""
+    doc = manifest_doc(manifest)
+    cols = doc["columns"]
+    i, j = (next(n for n, c in enumerate(cols) if c[0] == name) for name in (a, b))
+    cols[i][0], cols[j][0] = cols[j][0], cols[i][0]
+    write_manifest(manifest, doc)
+
+
+def range_rows(dsn: str, table: str, lower: object, upper: object) -> int:
+    """The rows of [lower, upper) of `table` (its partition key), wherever they are."""
+    key = "id" if table == "execution_tasks" else "at"
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(f"SELECT count(*) FROM {table} WHERE {key} >= %s AND {key} < %s", (lower, upper)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def names_of(dsn: str, table: str) -> set[str]:
+    with psycopg.connect(dsn) as conn:
+        return {p.name for p in partitions.list_partitions(conn, table)}
