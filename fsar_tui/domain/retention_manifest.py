@@ -378,19 +378,21 @@ def open_drops(entries: Sequence[LogEntry]) -> list[LogEntry]:
 
 def match_log(manifest: Manifest, entries: Sequence[LogEntry]) -> LogMatch | str:
     """The open 'dropped' entry this archive answers to, or why there is none (one line)."""
-    if not any(e.action == "dropped" for e in entries):
+    drops = [e for e in entries if e.action == "dropped"]
+    if not drops:
         return (
             f"no 'dropped' entry for {manifest.partition} in this database's retention_log (an archive of "
             "another database, or a log lost to a downgrade: --not-in-log restores it anyway)"
         )
-    candidates = open_drops(entries)
-    if not candidates:
-        return f"{manifest.partition} is restored already: the log has a restore after each of its drops"
-    found = [(e, _differences(manifest, e)) for e in candidates]
-    for e, diffs in found:
-        if not diffs:
+    opened = {e.id for e in open_drops(entries)}
+    found = [(e, _differences(manifest, e)) for e in drops]
+    exact = [e for e, diffs in found if not diffs]
+    for e in exact:
+        if e.id in opened:
             return LogMatch(e, legacy=e.sha256 != archive_digest(manifest))
-    e, diffs = min(found, key=lambda f: len(f[1]))
+    if exact:
+        return f"{manifest.partition} is restored already: the log has a restore after its drop (row {exact[-1].id})"
+    e, diffs = min(found, key=lambda f: (len(f[1]), -f[0].id))
     return f"does not match this database's retention_log (the drop logged as row {e.id}): {'; '.join(diffs)}"
 
 
