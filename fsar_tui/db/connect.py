@@ -44,11 +44,15 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
-from fsar_tui.db import pooler
+from fsar_tui.db import pooler, time_adapters
 from fsar_tui.db.pooler import FsarAsyncConnection, FsarConnection
 from fsar_tui.domain.sanitize import first_line
 from fsar_tui.dsn import describe_target, mask_dsn
 from fsar_tui.errors import ConnectionFailed, UsageError
+
+# A time outside Python's years 1-9999 ('infinity', year 10000, BC) loads clamped rather
+# than failing the read: see db/time_adapters.py.
+time_adapters.install()
 
 # What a screen's query can meet while the server is away or slow: it keeps its data,
 # says so in the header and tries again on its next tick.
