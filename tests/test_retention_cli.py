@@ -96,6 +96,22 @@ def test_restore_refuses_a_corrupt_archive_and_rows_that_exist(run_cli, db, tmp_
     assert str(other_data) in line and "fails verification" in line and "nothing restored" in line
 
 
+def test_a_run_says_what_interrupted_runs_left(run_cli, db, tmp_path):
+    root = tmp_path / "archive"
+    interrupted = root / "20200101T000000Z"  # no .complete: a run killed while it wrote
+    interrupted.mkdir(parents=True, mode=0o700)
+    root.chmod(0o700)
+    (interrupted / ".task_events_20200101.copy.gz.tmp").write_bytes(b"half")
+    done = run_cli(
+        "retention", "run", "--task-events", "7d", "--archive", str(root), "--format", "json", "--dsn", db
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["notes"] == [f"removed 1 temporary file(s) interrupted runs left in {interrupted}"]
+    assert not interrupted.exists()  # nothing else was in it
+    again = run_cli("retention", "run", "--task-events", "7d", "--archive", str(root), "--dsn", db)
+    assert again.returncode == 0 and "note:" not in again.stdout, again.stderr
+
+
 @pytest.mark.parametrize(
     ("argv", "said"),
     [
