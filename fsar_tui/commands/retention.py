@@ -14,8 +14,8 @@ retention restore FILE [--dry-run] [--not-in-log] [--format table|json]: FILE is
     archive or its manifest; exit 1 when it fails verification, does not match the
     database's retention_log (a tampered or foreign archive; --not-in-log skips that
     check, for disaster recovery), or its rows are in the table already.
-Both need the tables' owner (the role that ran `fsar-tui migrate`; exit 2 otherwise);
---dry-run any role.
+Both need the tables' owner (the role that ran `fsar-tui migrate`; otherwise run exits 1,
+restore 2 naming it); --dry-run any role.
 """
 
 from __future__ import annotations
