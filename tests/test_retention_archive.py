@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from conftest import RUN_PREFIX, create_database, drop_database, with_dbname
 from fsar_tui import clock
 from fsar_tui.db import partitions
+from fsar_tui.db import retention as retention_db
 from fsar_tui.domain import retention_manifest as m
 from fsar_tui.domain.retention import policy_from
 from fsar_tui.errors import CheckFailed
@@ -389,9 +390,16 @@ def test_a_day_dropped_twice_leaves_two_restorable_archives(db, tmp_path):
     again = next(o for o in dropped(second, "task_events") if o.name == day.name)
     assert again.rows == 1 and again.manifest != day.manifest
     assert Path(day.manifest or "").exists() and Path(again.manifest or "").exists()
-    # Both back, in either order: the second into the partition the first made.
+    # Both back, in either order: the second into the partition the first made. With only
+    # the late event's back, the day's first drop is still out, and the readers of the log
+    # say so (pairing restores with their drop's digest, not "the partition's last action").
     restore(db, Path(again.manifest or ""))
+    life = {"created_at": day.lower, "finished_at": day.upper}  # a task living that day only
+    with psycopg.connect(db) as conn:
+        assert retention_db.events_archived_before(conn, life) == day.upper
     restore(db, Path(day.manifest or ""))
+    with psycopg.connect(db) as conn:
+        assert retention_db.events_archived_before(conn, life) is None
     assert history.range_rows(db, "task_events", day.lower, day.upper) == rows + 1
     with pytest.raises(CheckFailed, match="already"):
         restore(db, Path(day.manifest or ""))

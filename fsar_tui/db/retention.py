@@ -94,14 +94,31 @@ def gate_reaches(conn: Connection) -> list[GateReach]:
     return [GateReach(*row) for row in rows]
 
 
-# Per table, the newest instant of any row dropped and not restored since (the last
-# action per partition); a 'dropped' row logged before revision 0031 has no newest_at:
-# its drop time stands in (every row of it was older than that), the cautious side.
-ARCHIVED_REACH_SQL = """
-    WITH last AS (
-        SELECT DISTINCT ON (table_name, partition) table_name, action, at, newest_at FROM retention_log
-        ORDER BY table_name, partition, id DESC)
-    SELECT table_name, max(coalesce(newest_at, at)) FROM last WHERE action = 'dropped' GROUP BY table_name"""
+# The drops not restored since, each as its own row: a restore logs the digest of the
+# drop it answers (services/retention_restore), so per (table, partition, digest) the
+# drops outnumbering the restores are out. A partition name alone is not enough: a day
+# dropped, made again by a late event and dropped again is two archives, and restoring
+# one leaves the other out (so "its last action" would say whole when it is not).
+OPEN_DROPS_CTE = """
+    open_drops AS (
+        SELECT table_name, partition, max(lower_bound) AS lower_bound, max(upper_bound) AS upper_bound,
+               max(at) FILTER (WHERE action = 'dropped') AS at, max(rows) AS rows,
+               max(manifest) FILTER (WHERE action = 'dropped') AS manifest{extra}
+        FROM retention_log GROUP BY table_name, partition, sha256
+        HAVING count(*) FILTER (WHERE action = 'dropped') > count(*) FILTER (WHERE action = 'restored'))"""
+
+
+def open_drops_cte(*, newest: bool = False) -> str:
+    """`WITH`-able open_drops (see above); `newest`: with newest (revision 0031's newest_at,
+    else the drop's own time — every row of it was older than that, the cautious side)."""
+    extra = ",\n               max(coalesce(newest_at, at)) FILTER (WHERE action = 'dropped') AS newest"
+    return OPEN_DROPS_CTE.format(extra=extra if newest else "")
+
+
+# Per table, the newest instant of any row dropped and not restored since.
+ARCHIVED_REACH_SQL = f"""
+    WITH {open_drops_cte(newest=True)}
+    SELECT table_name, max(newest) FROM open_drops GROUP BY table_name"""
 
 
 def archived_reach(conn: Connection) -> dict[str, datetime]:
@@ -351,13 +368,11 @@ def drop_partition(
         log_action(conn, "dropped", part, expected.rows, manifest, sha256, newest)
 
 
-# The days of events dropped and not restored since (the last action per partition).
-ARCHIVED_EVENTS_SQL = """
-    WITH last AS (
-        SELECT DISTINCT ON (partition) action, lower_bound, upper_bound FROM retention_log
-        WHERE table_name = 'task_events' ORDER BY partition, id DESC)
-    SELECT max(upper_bound::timestamptz) FROM last
-    WHERE action = 'dropped' AND lower_bound IS NOT NULL AND upper_bound IS NOT NULL
+# The days of events dropped and not restored since.
+ARCHIVED_EVENTS_SQL = f"""
+    WITH {open_drops_cte()}
+    SELECT max(upper_bound::timestamptz) FROM open_drops
+    WHERE table_name = 'task_events' AND lower_bound IS NOT NULL AND upper_bound IS NOT NULL
       AND lower_bound::timestamptz < %(end)s AND upper_bound::timestamptz > %(start)s"""
 
 

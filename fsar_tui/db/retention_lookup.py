@@ -4,9 +4,9 @@ the drops of the recent past (the audit pass's schedule: a run by another panel 
 cron this interval means this panel's is not needed). db/retention.py writes the log;
 this module only reads it, and answers "nothing" on a schema without it.
 
-Whether a partition is dropped now is its last action in the log ('dropped' or
-'restored', by id: the order they were written), as db/retention.py reads it too. Task
-ranges are logged with their id bounds as text (NULL: MINVALUE / MAXVALUE).
+Whether a partition's rows are out now is db/retention.open_drops_cte's answer (drops
+paired with the restores that logged their digest). Task ranges are logged with their id
+bounds as text (NULL: MINVALUE / MAXVALUE).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from datetime import datetime
 
 from psycopg import Connection
 
+from fsar_tui.db.retention import open_drops_cte
 from fsar_tui.db.rows import one
 
 HAS_LOG_SQL = "SELECT to_regclass('public.retention_log') IS NOT NULL"
@@ -23,12 +24,10 @@ HAS_LOG_SQL = "SELECT to_regclass('public.retention_log') IS NOT NULL"
 # The task range holding `id` that is dropped now (its partition's last action). The
 # bounds are cast only when they are whole numbers (a CASE: WHERE's AND does not order
 # its operands, so a guard beside the cast would not protect it).
-ARCHIVED_TASK_SQL = """
-    WITH last AS (
-        SELECT DISTINCT ON (partition) action, at, partition, lower_bound, upper_bound, rows, manifest
-        FROM retention_log WHERE table_name = 'execution_tasks' ORDER BY partition, id DESC)
-    SELECT at, partition, lower_bound, upper_bound, rows, manifest FROM last
-    WHERE action = 'dropped'
+ARCHIVED_TASK_SQL = f"""
+    WITH {open_drops_cte()}
+    SELECT at, partition, lower_bound, upper_bound, rows, manifest FROM open_drops
+    WHERE table_name = 'execution_tasks'
       AND (lower_bound IS NULL
            OR CASE WHEN lower_bound ~ '^-?[0-9]+$' THEN lower_bound::numeric <= %(id)s END)
       AND (upper_bound IS NULL
