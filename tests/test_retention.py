@@ -239,6 +239,20 @@ def test_a_gate_reaching_into_archived_history_is_refused_and_never_measured_sho
     db_conn.close()
 
 
+def test_a_restored_partition_is_not_archived_again_by_the_next_run(db, tmp_path):
+    now = clock.now()
+    first = retention.run(db, POLICY, archive_root=tmp_path / "first", now=now)
+    day = next(o for o in first.dropped if o.table == "task_events")
+    restore(db, Path(day.manifest or ""))
+    again = retention.run(db, POLICY, archive_root=tmp_path / "again", now=now + timedelta(hours=1))
+    mine = next(o for o in again.outcomes if o.name == day.name)
+    assert mine.action == "kept" and mine.reason.startswith("restored ")
+    assert day.name not in {o.name for o in again.dropped}
+    # Once the restore is older than the policy, it goes again like any other day.
+    later = retention.run(db, POLICY, archive_root=tmp_path / "later", now=now + timedelta(days=8))
+    assert day.name in {o.name for o in later.dropped}
+
+
 def test_task_detail_says_its_early_events_were_archived(db, tmp_path):
     now = clock.now()
     retention.run(db, policy_from("7d", None), archive_root=tmp_path, now=now)

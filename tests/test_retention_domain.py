@@ -297,3 +297,15 @@ def test_only_the_trust_gate_minds_archived_events():
     assert r.archived_problem(r.GateReach("r", "retry_rate", 7 * r.DAY_S, None), old_events, now) is None
     trust = r.archived_problem(r.GateReach("t", "succeeded_without_result_rate", 7 * r.DAY_S, None), old_events, now)
     assert trust is not None and "reads task_events back to 2026-11-23" in trust
+
+
+def test_a_restored_partition_is_kept_for_the_policy_from_its_restore():
+    # Restored to be looked at: the next run must not archive it again at once.
+    recent = NOW - 2 * DAY
+    kept = r.decide(tasks(restored_at=recent), POLICY, NOW)
+    assert not kept.drop and kept.reason.startswith("restored ") and "kept 14d from its restore" in kept.reason
+    day = r.decide(events(NOW - 30 * DAY, restored_at=recent), POLICY, NOW)
+    assert not day.drop and "kept 7d from its restore" in day.reason
+    # Restored longer ago than the policy: treated as any other old partition.
+    assert r.decide(tasks(restored_at=NOW - 20 * DAY), POLICY, NOW).drop
+    assert r.decide(events(NOW - 30 * DAY, restored_at=NOW - 8 * DAY), POLICY, NOW).drop

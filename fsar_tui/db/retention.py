@@ -219,6 +219,14 @@ def _replace(facts: PartitionFacts, **changes: object) -> PartitionFacts:
     return replace(facts, **changes)  # type: ignore[arg-type]
 
 
+def restored_at(conn: Connection) -> dict[tuple[str, str], datetime]:
+    """Per (table, partition), when rows of it were last restored."""
+    rows = conn.execute(
+        "SELECT table_name, partition, max(at) FROM retention_log WHERE action = 'restored' GROUP BY 1, 2"
+    ).fetchall()
+    return {(str(t), str(p)): at for t, p, at in rows}
+
+
 def event_facts(part: partitions.Partition) -> PartitionFacts:
     """A day of events is decided by its bounds alone."""
     return PartitionFacts(EVENTS, part.name, part.lower, part.upper, part.is_default)

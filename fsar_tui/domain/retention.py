@@ -201,6 +201,7 @@ class PartitionFacts:
     unfolded: bool = False  # duration samples not folded yet from its time
     receives_new: bool = False  # the range the next task id falls in
     first_created: datetime | None = None  # the created_at of its lowest id (a cheap look before a scan)
+    restored_at: datetime | None = None  # when `retention restore` last brought rows of it back
 
 
 @dataclass(frozen=True)
@@ -227,6 +228,10 @@ def decide(facts: PartitionFacts, policy: Policy, now: datetime) -> Decision:
     if cutoff is None or age is None:
         return keep(f"no {KEYS[facts.table]} retention configured")
     within = format_duration(age)
+    # An operator restored it to look at it: the restore counts as new, or the next
+    # scheduled pass would archive it again under their feet.
+    if facts.restored_at is not None and facts.restored_at > cutoff:
+        return keep(f"restored {_day(facts.restored_at)}: kept {within} from its restore")
     if facts.table == EVENTS:
         if not isinstance(facts.upper, datetime):
             return keep("open-ended range (MAXVALUE): never past the policy")

@@ -32,7 +32,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -127,7 +127,8 @@ def gather(conn: Connection, policy: Policy, now: datetime) -> list[policy_math.
     if cutoff is not None:
         next_id = db.next_task_id(conn)
         facts += [db.task_facts(conn, p, next_id, cutoff) for p in partitions.list_partitions(conn, TASKS)]
-    return facts
+    restored = db.restored_at(conn)
+    return [replace(f, restored_at=restored.get((f.table, f.name))) for f in facts]
 
 
 def _outcome(d: Decision, action: str, reason: str | None = None, rows: int | None = None) -> Outcome:
