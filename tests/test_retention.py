@@ -310,17 +310,6 @@ def test_it_runs_while_the_fleet_writes(db, tmp_path):
     assert written[0] > 0 and report.dropped and all(o.action == "dropped" for o in report.dropped)
 
 
-def test_the_audit_pass_applies_the_configured_policy_when_due(db, tmp_path):
-    from fsar_tui.config import RetentionConfig
-
-    cfg = RetentionConfig(task_events="7d", tasks="14d", archive=tmp_path, every_s=3600)
-    ticks = iter([1000.0, 2000.0, 5000.0, 5000.0])  # each call reads the clock, a due one twice
-    done, problem = retention.scheduled_run(db, cfg, None, clock_s=lambda: next(ticks))
-    assert problem is None and done and done.startswith("dropped ")
-    assert retention.scheduled_run(db, cfg, None, clock_s=lambda: next(ticks)) == (None, None)  # not due
-    assert retention.scheduled_run(db, cfg, None, clock_s=lambda: next(ticks)) == ("nothing to do", None)
-
-
 def test_only_the_tables_owner_drops(db, tmp_path, server_dsn):
     role = f"{RUN_PREFIX}_viewer"
     x(server_dsn, f"DROP ROLE IF EXISTS {role}")

@@ -40,7 +40,6 @@ import psycopg
 from psycopg import Connection
 
 from fsar_tui import __version__, clock
-from fsar_tui.config import RetentionConfig
 from fsar_tui.db import partitions
 from fsar_tui.db import retention as db
 from fsar_tui.db import retention_restore as log_reads
@@ -49,7 +48,7 @@ from fsar_tui.db.rows import one
 from fsar_tui.domain import retention as policy_math
 from fsar_tui.domain.retention import EVENTS, TASKS, Decision, Policy
 from fsar_tui.domain.retention_manifest import Manifest, archive_digest
-from fsar_tui.errors import CheckFailed, FsarError, UsageError, first_line
+from fsar_tui.errors import CheckFailed, UsageError, first_line
 from fsar_tui.services import retention_archive as files
 
 DEFAULT_LOCK_TIMEOUT_MS = 2000
@@ -370,31 +369,3 @@ def _drop(conn: Connection, a: _Archived, lock_timeout_ms: int) -> Outcome:
     if a.manifest_path and a.archive_path:
         files.discard(a.manifest_path, a.archive_path)
     return Outcome(f.table, f.name, f.lower, f.upper, "kept", why or "kept", rows, None)
-
-
-# The audit pass's turn: when each DSN's policy was last applied by this process
-# (monotonic seconds). Several panels may each run it; the run lock makes them take turns.
-_LAST_SCHEDULED: dict[str, float] = {}
-
-
-def scheduled_run(
-    dsn: str, cfg: RetentionConfig, statement_timeout_ms: int | None, *, clock_s: Callable[[], float] = time.monotonic
-) -> tuple[str | None, str | None]:
-    """The audit pass's step 3: (what was done, why it could not run); (None, None) when
-    not due. Never raises: a failing retention must not cost the pass its verdicts."""
-    last = _LAST_SCHEDULED.get(dsn)
-    if last is not None and clock_s() - last < cfg.every_s:
-        return None, None
-    _LAST_SCHEDULED[dsn] = clock_s()
-    try:
-        policy = policy_math.policy_from(cfg.task_events, cfg.tasks)
-        report = run(
-            dsn, policy, archive_root=cfg.archive or files.default_root(), statement_timeout_ms=statement_timeout_ms
-        )
-    except (FsarError, psycopg.Error, OSError, policy_math.RetentionError) as exc:
-        return None, first_line(exc) if not isinstance(exc, FsarError) else exc.message
-    if report.nothing_to_do:
-        return "nothing to do", None
-    dropped = [o for o in report.outcomes if o.action == "dropped"]
-    rows = sum(o.rows or 0 for o in dropped)
-    return f"dropped {len(dropped)} partition(s), {rows:,} rows, archived in {report.archive}", None
