@@ -318,7 +318,7 @@ def test_only_the_tables_owner_drops(db, tmp_path, server_dsn):
         viewer = with_dbname(server_dsn, q(db, "SELECT current_database()")[0][0]) + f" user={role}"
         plan = retention.run(viewer, POLICY, archive_root=tmp_path, dry_run=True, now=clock.now())
         assert plan.dropped  # any role may look
-        with pytest.raises(CheckFailed, match="not a member of the tables' owner"):
+        with pytest.raises(UsageError, match="not a member of the tables' owner"):
             retention.run(viewer, POLICY, archive_root=tmp_path, now=clock.now())
     finally:
         x(server_dsn, f"DROP ROLE IF EXISTS {role}")

@@ -162,8 +162,8 @@ def run(
     report = RunReport(dry_run, policy.describe(), now)
     with connect(dsn, autocommit=True, statement_timeout_ms=statement_timeout_ms) as conn:
         check_policy(conn, policy)
-        if not dry_run and not db.owns_tables(conn):
-            raise CheckFailed(
+        if not dry_run and not db.owns_tables(conn):  # a role to change, as for restore: exit 2
+            raise UsageError(
                 "retention drops partitions: this login is not a member of the tables' owner "
                 "(run it as the role that ran `fsar-tui migrate`): nothing done"
             )
