@@ -309,3 +309,14 @@ def test_a_restored_partition_is_kept_for_the_policy_from_its_restore():
     # Restored longer ago than the policy: treated as any other old partition.
     assert r.decide(tasks(restored_at=NOW - 20 * DAY), POLICY, NOW).drop
     assert r.decide(events(NOW - 30 * DAY, restored_at=NOW - 8 * DAY), POLICY, NOW).drop
+
+
+def test_a_restore_counts_for_the_partitions_its_range_overlaps_whatever_their_names():
+    at = NOW - DAY
+    restored = [r.Restore(r.TASKS, None, 1_000_000, at), r.Restore(r.EVENTS, NOW - 40 * DAY, NOW - 39 * DAY, at)]
+    # p0 restored into a partition made for its range: another name, the same range.
+    assert r.last_restore(tasks(name="execution_tasks_min_1000000", lower=None, upper=1_000_000), restored) == at
+    assert r.last_restore(tasks(lower=999_999, upper=2_000_000), restored) == at  # overlaps by one id
+    assert r.last_restore(tasks(lower=1_000_000, upper=2_000_000), restored) is None  # [lower, upper): adjacent
+    assert r.last_restore(events(NOW - 39 * DAY), restored) == at
+    assert r.last_restore(events(NOW - 38 * DAY), restored) is None

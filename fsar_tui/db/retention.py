@@ -42,7 +42,7 @@ from psycopg import AsyncConnection, Connection, sql
 
 from fsar_tui.db import partitions
 from fsar_tui.db.rows import one
-from fsar_tui.domain.retention import EVENTS, TASKS, TERMINAL, GateReach, PartitionFacts
+from fsar_tui.domain.retention import EVENTS, TASKS, TERMINAL, GateReach, PartitionFacts, Restore
 
 RETENTION_LOCK = 727_004  # advisory lock key: one retention run (or restore) per database (727003: partitions)
 # The partition key of each table: what COPY orders by and restore checks for overlaps.
@@ -219,12 +219,23 @@ def _replace(facts: PartitionFacts, **changes: object) -> PartitionFacts:
     return replace(facts, **changes)  # type: ignore[arg-type]
 
 
-def restored_at(conn: Connection) -> dict[tuple[str, str], datetime]:
-    """Per (table, partition), when rows of it were last restored."""
+def restores(conn: Connection) -> list[Restore]:
+    """Every `retention restore` logged, with the archive's range (bounds parsed back
+    from the log's text: ids for tasks, ISO instants for events); a bound that does not
+    parse is read as open, the cautious side (a wider range keeps more)."""
     rows = conn.execute(
-        "SELECT table_name, partition, max(at) FROM retention_log WHERE action = 'restored' GROUP BY 1, 2"
+        "SELECT table_name, lower_bound, upper_bound, at FROM retention_log WHERE action = 'restored'"
     ).fetchall()
-    return {(str(t), str(p)): at for t, p, at in rows}
+    return [Restore(str(t), _parse_bound(str(t), lo), _parse_bound(str(t), up), at) for t, lo, up, at in rows]
+
+
+def _parse_bound(table: str, text: str | None) -> int | datetime | None:
+    if text is None:
+        return None
+    try:
+        return int(text) if table == TASKS else datetime.fromisoformat(text)
+    except (ValueError, OverflowError):
+        return None
 
 
 def event_facts(part: partitions.Partition) -> PartitionFacts:

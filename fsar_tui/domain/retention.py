@@ -205,6 +205,31 @@ class PartitionFacts:
 
 
 @dataclass(frozen=True)
+class Restore:
+    """A `retention restore` as retention_log recorded it: the archive's range and when.
+    The rows may have gone into a partition of another name (one made for the range, or
+    one already covering it): ranges, not names, say which partitions it touched."""
+
+    table: str
+    lower: Bound
+    upper: Bound
+    at: datetime
+
+
+def _overlaps(a_lower: Bound, a_upper: Bound, b_lower: Bound, b_upper: Bound) -> bool:
+    def before(low: Bound, high: Bound) -> bool:  # low < high, an open end never bars
+        return low is None or high is None or low < high  # type: ignore[operator]
+
+    return before(a_lower, b_upper) and before(b_lower, a_upper)
+
+
+def last_restore(facts: PartitionFacts, restores: Iterable[Restore]) -> datetime | None:
+    """When rows of `facts`' range were last restored, or None."""
+    times = [r.at for r in restores if r.table == facts.table and _overlaps(r.lower, r.upper, facts.lower, facts.upper)]
+    return max(times, default=None)
+
+
+@dataclass(frozen=True)
 class Decision:
     facts: PartitionFacts
     drop: bool

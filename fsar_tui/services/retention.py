@@ -126,8 +126,8 @@ def gather(conn: Connection, policy: Policy, now: datetime) -> list[policy_math.
     if cutoff is not None:
         next_id = db.next_task_id(conn)
         facts += [db.task_facts(conn, p, next_id, cutoff) for p in partitions.list_partitions(conn, TASKS)]
-    restored = db.restored_at(conn)
-    return [replace(f, restored_at=restored.get((f.table, f.name))) for f in facts]
+    restored = db.restores(conn)
+    return [replace(f, restored_at=policy_math.last_restore(f, restored)) for f in facts]
 
 
 def _outcome(d: Decision, action: str, reason: str | None = None, rows: int | None = None) -> Outcome:
