@@ -262,6 +262,27 @@ def test_a_restored_partition_is_not_archived_again_by_the_next_run(db, tmp_path
     assert day.name in {o.name for o in later.dropped}
 
 
+def test_a_customers_foreign_key_keeps_task_ranges_and_a_failed_drop_leaves_no_archive(db, tmp_path):
+    # A customer's table referencing tasks: PostgreSQL would refuse every detach, and a
+    # run that archived first and failed after left a full copy behind every hour.
+    x(db, "CREATE TABLE task_notes (id serial PRIMARY KEY, task_id bigint REFERENCES execution_tasks (id), note text)")
+    # A customer's view on one day's partition: DROP of that day fails after the archive.
+    with psycopg.connect(db) as conn:
+        days = [p for p in partitions.list_partitions(conn, "task_events") if p.lower is not None]
+    pinned = min(days, key=lambda p: p.lower or clock.now())
+    x(db, f"CREATE VIEW first_day AS SELECT * FROM {pinned.name}")
+    report = retention.run(db, POLICY, archive_root=tmp_path, now=clock.now())
+    tasks_out = [o for o in report.outcomes if o.table == "execution_tasks" and o.action != "kept"]
+    assert tasks_out == []
+    assert any("task_notes references execution_tasks" in o.reason for o in report.outcomes)
+    (failed,) = report.failed
+    assert failed.name == pinned.name and "could not drop it" in failed.reason and failed.manifest is None
+    assert pinned.name in names(db, "task_events")  # whole: its transaction rolled back
+    assert report.dropped and all(o.table == "task_events" for o in report.dropped)
+    kept_archives = {json.loads(m.read_text())["partition"] for m in manifests(tmp_path)}
+    assert kept_archives == {o.name for o in report.dropped}  # none for the day that stayed
+
+
 def test_task_detail_says_its_early_events_were_archived(db, tmp_path):
     now = clock.now()
     retention.run(db, policy_from("7d", None), archive_root=tmp_path, now=now)

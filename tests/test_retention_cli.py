@@ -12,7 +12,7 @@ from conftest import RUN_PREFIX, create_database, drop_database
 from fsar_tui.config import load_settings
 from fsar_tui.errors import UsageError
 from support import retention as history
-from support.sql import q
+from support.sql import q, x
 
 
 @pytest.fixture
@@ -165,3 +165,17 @@ def _write(tmp_path: Path, body: str) -> Path:
     path = tmp_path / "c.toml"
     path.write_text(body)
     return path
+
+
+def test_a_partition_it_could_not_drop_exits_1_and_says_why(run_cli, db, tmp_path):
+    day = q(
+        db,
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'task_events'::regclass AND c.relname ~ '^task_events_[0-9]{8}$' ORDER BY 1 LIMIT 1",
+    )[0][0]
+    x(db, f"CREATE VIEW pinned AS SELECT * FROM {day}")  # a customer's view: DROP TABLE refuses
+    done = run_cli("retention", "run", "--task-events", "7d", "--archive", str(tmp_path / "a"), "--dsn", db)
+    assert done.returncode == 1, done.stderr
+    line = next(row for row in done.stdout.splitlines() if row.startswith("failed"))
+    assert day in line and "could not drop it" in line and "its archive removed" in line
+    assert not list((tmp_path / "a").rglob(f"{day}.*"))

@@ -25,7 +25,7 @@ from argparse import Namespace
 from pathlib import Path
 
 from fsar_tui.commands.base import Context, Parser, add_command, bounded_int, subcommands
-from fsar_tui.errors import EXIT_OK, UsageError
+from fsar_tui.errors import EXIT_FAILED, EXIT_OK, UsageError
 
 LOCK_TIMEOUT_MS = bounded_int(1, 600_000, "milliseconds")
 
@@ -126,9 +126,9 @@ def run_retention(args: Namespace, ctx: Context) -> int:
             "notes": report.notes,
         }
         print(json.dumps(doc, indent=2))
-        return EXIT_OK
+        return EXIT_FAILED if report.failed else EXIT_OK
     _print_run(report)
-    return EXIT_OK
+    return EXIT_FAILED if report.failed else EXIT_OK  # a partition it could not drop: a cron must hear
 
 
 # Kept for these reasons, a partition is routine: counted, not listed (unless --dry-run).

@@ -219,6 +219,23 @@ def _replace(facts: PartitionFacts, **changes: object) -> PartitionFacts:
     return replace(facts, **changes)  # type: ignore[arg-type]
 
 
+# Foreign keys from other tables into execution_tasks (or one of its partitions: revision
+# 0029 clones a legacy table's keys onto each), the top-level ones only. PostgreSQL refuses
+# to DETACH a range such a key may point into; fsar-tui's own keys into it were dropped
+# (revisions 0011, 0030), so any left are a customer's.
+REFERENCING_KEYS_SQL = """
+    WITH tree AS (SELECT relid FROM pg_partition_tree('public.execution_tasks'))
+    SELECT c.conrelid::regclass::text, c.conname::text FROM pg_constraint c
+    WHERE c.contype = 'f' AND c.conparentid = 0
+      AND c.confrelid IN (SELECT relid FROM tree) AND c.conrelid NOT IN (SELECT relid FROM tree)
+    ORDER BY 1, 2"""
+
+
+def referencing_keys(conn: Connection) -> list[tuple[str, str]]:
+    """(table, constraint) of every foreign key from another table into execution_tasks."""
+    return [(str(t), str(c)) for t, c in conn.execute(REFERENCING_KEYS_SQL).fetchall()]
+
+
 def restores(conn: Connection) -> list[Restore]:
     """Every `retention restore` logged, with the archive's range (bounds parsed back
     from the log's text: ids for tasks, ISO instants for events); a bound that does not

@@ -202,6 +202,7 @@ class PartitionFacts:
     receives_new: bool = False  # the range the next task id falls in
     first_created: datetime | None = None  # the created_at of its lowest id (a cheap look before a scan)
     restored_at: datetime | None = None  # when `retention restore` last brought rows of it back
+    blocked: str | None = None  # why no range of the table may go at all (a foreign key into it)
 
 
 @dataclass(frozen=True)
@@ -253,6 +254,8 @@ def decide(facts: PartitionFacts, policy: Policy, now: datetime) -> Decision:
     if cutoff is None or age is None:
         return keep(f"no {KEYS[facts.table]} retention configured")
     within = format_duration(age)
+    if facts.blocked:
+        return keep(facts.blocked)
     # An operator restored it to look at it: the restore counts as new, or the next
     # scheduled pass would archive it again under their feet.
     if facts.restored_at is not None and facts.restored_at > cutoff:

@@ -63,7 +63,7 @@ class Outcome:
     name: str
     lower: object
     upper: object
-    action: str  # "dropped" | "would drop" | "kept"
+    action: str  # "dropped" | "would drop" | "kept" | "failed" (an error dropping it: kept, archive removed)
     reason: str
     rows: int | None = None
     manifest: str | None = None  # the archive's manifest, when it was archived
@@ -96,7 +96,11 @@ class RunReport:
 
     @property
     def nothing_to_do(self) -> bool:
-        return not self.dropped
+        return not self.dropped and not self.failed
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.action == "failed"]
 
 
 @contextmanager
@@ -127,7 +131,22 @@ def gather(conn: Connection, policy: Policy, now: datetime) -> list[policy_math.
         next_id = db.next_task_id(conn)
         facts += [db.task_facts(conn, p, next_id, cutoff) for p in partitions.list_partitions(conn, TASKS)]
     restored = db.restores(conn)
-    return [replace(f, restored_at=policy_math.last_restore(f, restored)) for f in facts]
+    keys = db.referencing_keys(conn) if cutoff is not None else []
+    blocked = (
+        f"table {keys[0][0]} references execution_tasks (foreign key {keys[0][1]}"
+        + (f", and {len(keys) - 1} more" if len(keys) > 1 else "")
+        + "): PostgreSQL refuses to detach a range it may point into — drop that constraint to let ranges go"
+        if keys
+        else None
+    )
+    return [
+        replace(
+            f,
+            restored_at=policy_math.last_restore(f, restored),
+            blocked=blocked if f.table == TASKS and not f.is_default else None,
+        )
+        for f in facts
+    ]
 
 
 def _outcome(d: Decision, action: str, reason: str | None = None, rows: int | None = None) -> Outcome:
@@ -366,6 +385,14 @@ def _drop(conn: Connection, a: _Archived, lock_timeout_ms: int) -> Outcome:
         except psycopg.errors.QueryCanceled as exc:
             why = f"the check under the lock exceeded the statement timeout ({first_line(exc)}): kept, next run"
             break
+        except psycopg.Error as exc:
+            # Anything else (a customer's object depending on it, the server gone): the
+            # partition stays whole (its transaction rolled back), its archive goes — a
+            # run that fails every hour must not leave a full copy behind every hour.
+            if a.manifest_path and a.archive_path:
+                files.discard(a.manifest_path, a.archive_path)
+            why = f"could not drop it ({first_line(exc)}): kept, its archive removed"
+            return Outcome(f.table, f.name, f.lower, f.upper, "failed", why, rows, None)
     if a.manifest_path and a.archive_path:
         files.discard(a.manifest_path, a.archive_path)
     return Outcome(f.table, f.name, f.lower, f.upper, "kept", why or "kept", rows, None)
