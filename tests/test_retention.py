@@ -231,6 +231,10 @@ def test_a_gate_reaching_into_archived_history_is_refused_and_never_measured_sho
     )
     (verdict,) = [v for g, v in run_gates(db_conn, "retry-30d", now)]
     assert verdict.verdict == "error" and verdict.details["why"].startswith("history archived: gate retry-30d")
+    # and `audit run --strict` (the CI step) does not pass a gate nobody could measure
+    from fsar_tui.cli import main as cli_main
+
+    assert cli_main(["--dsn", db, "audit", "run", "--gate", "retry-30d", "--strict"]) == 1
     # Restored, the history is whole again: measured.
     for m in manifests(tmp_path):
         restore(db, m)

@@ -3,8 +3,9 @@
 audit run [--gate NAME] [--strict] [--format table|json]: evaluate the enabled gates (or
     the one named), record a verdict for each, then (without --gate) run the drift
     detector over every type × model and open/refresh/resolve alerts. Exit 1 when a hard
-    gate fails — or, with --gate or --strict, when any evaluated gate fails — for cron and
-    CI; inconclusive and soft failures are printed, not fatal, by default.
+    gate fails or errors (could not be measured) — or, with --gate or --strict, when any
+    evaluated gate does — for cron and CI; inconclusive and soft failures are printed, not
+    fatal, by default.
 audit gates [--format table|json]: every gate, its condition and its latest verdict.
 audit gate add NAME --metric M --pass-if '<= 0.2' --window 1h [--baseline 7d]
     [--type T] [--model M] [--rollout TARGET] [--hard] --reason TEXT
@@ -119,7 +120,9 @@ def run_audit(args: Namespace, ctx: Context) -> int:
     with ctx.connect() as conn:  # the scheduled pass's evaluation: every finished task, folded or not
         evaluation = evaluate(conn, args.gate)
     results, alerts = evaluation.verdicts, evaluation.alerts
-    failed = [g for g, v in results if v.verdict == "fail" and (g.hard or args.gate or args.strict)]
+    # An 'error' (could not be measured: a timeout, history archived) is no pass either:
+    # a CI step that trusts the exit code must not pass a hard gate nobody measured.
+    failed = [g for g, v in results if v.verdict in ("fail", "error") and (g.hard or args.gate or args.strict)]
     if args.format == "json":
         print(
             json.dumps(
@@ -157,7 +160,10 @@ def run_audit(args: Namespace, ctx: Context) -> int:
         if alerts is not None:
             print(f"drift: {alerts[0]} alert(s) firing, {alerts[1]} resolved now")
         if failed:
-            print(f"fsar-tui: {len(failed)} gate(s) failed: {', '.join(g.name for g in failed)}", file=sys.stderr)
+            print(
+                f"fsar-tui: {len(failed)} gate(s) failed or could not be measured: {', '.join(g.name for g in failed)}",
+                file=sys.stderr,
+            )
     return EXIT_FAILED if failed else EXIT_OK
 
 
