@@ -403,6 +403,7 @@ def parse_retention(table: Any, source: str) -> RetentionConfig:
     archive = table.get("archive")
     if archive is not None and (not isinstance(archive, str) or not archive.strip()):
         raise UsageError(f"{source} archive: expected a directory path")
+    archive_dir = directory_path(archive, f"{source} archive") if archive else None
     every = table.get("every", "1h")
     try:
         every_s = parse_window(str(every))
@@ -411,6 +412,17 @@ def parse_retention(table: Any, source: str) -> RetentionConfig:
     return RetentionConfig(
         task_events=ages["task_events"],
         tasks=ages["tasks"],
-        archive=Path(archive).expanduser() if archive else None,
+        archive=archive_dir,
         every_s=every_s,
     )
+
+
+def directory_path(text: str, what: str) -> Path:
+    """A directory path as typed (`~` and `~user` expanded), or a one-line UsageError for
+    one no file system takes (a NUL byte) or a `~user` that does not exist."""
+    if "\x00" in text:
+        raise UsageError(f"{what}: a path cannot hold a NUL byte")
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:  # ~nosuchuser: "Could not determine home directory."
+        raise UsageError(f"{what}: {text.split('/')[0]!r} is no user's home directory") from None

@@ -81,7 +81,7 @@ def register(sub, common: Parser) -> None:
 
 
 def _policy(args: Namespace, ctx: Context):  # -> tuple[Policy, Path]
-    from fsar_tui.config import RetentionConfig
+    from fsar_tui.config import RetentionConfig, directory_path
     from fsar_tui.domain.retention import Policy, RetentionError, parse_age
     from fsar_tui.services.retention_archive import default_root
 
@@ -94,7 +94,7 @@ def _policy(args: Namespace, ctx: Context):  # -> tuple[Policy, Path]
             ages[key] = None if text is None else parse_age(text, source)
         except RetentionError as exc:
             raise UsageError(str(exc)) from None
-    root = Path(args.archive).expanduser() if args.archive else (cfg.archive or default_root())
+    root = directory_path(args.archive, "--archive") if args.archive else (cfg.archive or default_root())
     return Policy(task_events_s=ages["task_events"], tasks_s=ages["tasks"]), root
 
 

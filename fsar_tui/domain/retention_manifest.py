@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -47,6 +48,8 @@ VERSION = 1
 MANIFEST_SUFFIX = ".manifest.json"
 ARCHIVE_SUFFIX = ".copy.gz"
 _HEX64 = frozenset("0123456789abcdef")
+
+PARTITION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
 class ManifestError(ValueError):
@@ -103,7 +106,10 @@ def _bound_in(value: object, kind: str, what: str) -> Bound:
             raise ManifestError(f"{what}: not an ISO instant: {value[:40]!r}") from None
         if at.tzinfo is None:
             raise ManifestError(f"{what}: an instant without a time zone")
-        return at
+        try:  # in UTC, as the partitions' bounds are; 9999-12-31T23:59-12:00 has no UTC twin
+            return at.astimezone(UTC)
+        except OverflowError:
+            raise ManifestError(f"{what}: {value[:40]!r} is outside the years 1-9999 in UTC") from None
     if not isinstance(value, int) or isinstance(value, bool):
         raise ManifestError(f"{what}: expected a whole number or null")
     return value
@@ -159,12 +165,17 @@ def parse_manifest(text: str) -> Manifest:
         raise ManifestError("manifest 'columns' is empty")
     if doc.get("copy_format", "text") != "text":
         raise ManifestError("manifest 'copy_format' is not 'text'")
+    partition = str(_field(doc, "partition", str))
+    # A partition's name as fsar-tui makes them (an identifier PostgreSQL holds as is): a
+    # NUL or a quote in it is no archive of ours, and must not reach a query.
+    if not PARTITION_NAME.fullmatch(partition):
+        raise ManifestError("manifest 'partition' is not a partition name (letters, digits, _; at most 63)")
     policy = doc.get("policy") or {}
     revision = doc.get("schema_revision")
     database_id, database = doc.get("database_id"), doc.get("database")
     return Manifest(
         table=str(table),
-        partition=str(_field(doc, "partition", str)),
+        partition=partition,
         lower=_bound_in(doc.get("lower"), kind, "manifest 'lower'"),
         upper=_bound_in(doc.get("upper"), kind, "manifest 'upper'"),
         file=file,

@@ -228,7 +228,10 @@ def _sweep(conn: Connection, root: Path) -> list[str]:
 
     def judge(m: Manifest) -> str:
         digests = (archive_digest(m), m.sha256_uncompressed)
-        logged = log_reads.log_entries(conn, m.table, m.partition)
+        try:
+            logged = log_reads.log_entries(conn, m.table, m.partition)
+        except psycopg.DataError:  # a name PostgreSQL cannot hold (a NUL): not one of ours
+            return "unknown"
         if any(e.action == "dropped" and e.sha256 in digests for e in logged):
             return "dropped"  # needed: its rows are gone from the table
         if m.database_id == ident and (m.partition, m.lower, m.upper) in live[m.table]:

@@ -73,6 +73,11 @@ def check_root(root: Path) -> None:
         return  # made 0700 when the run writes (or cannot be: new_run_dir says why)
     if not stat.S_ISDIR(st.st_mode):
         raise UsageError(f"archive root {root} is not a directory: nothing dropped")
+    if st.st_uid not in (os.geteuid(), 0):  # its owner may plant or replace archives
+        raise UsageError(
+            f"archive root {root} belongs to another account (uid {st.st_uid}): archives hold raw rows, "
+            "keep them in a directory of this account's (or root's): nothing dropped"
+        )
     if st.st_mode & 0o022:
         raise UsageError(
             f"archive root {root} is group- or world-writable (mode {stat.S_IMODE(st.st_mode):04o}): archives hold "
@@ -270,6 +275,10 @@ def locate(file: Path) -> tuple[Path, Path]:
 
 def read_manifest(path: Path) -> Manifest:
     try:
+        # A regular file only: a FIFO (or a device) named *.manifest.json would block the
+        # read forever, or feed it without end.
+        if path.exists() and not path.is_file():
+            raise UsageError(f"{path}: not a regular file")
         text = path.read_text("utf-8")
     except FileNotFoundError:
         raise UsageError(f"{path}: no such manifest (an archive is restored with the manifest beside it)") from None
@@ -351,7 +360,9 @@ def _sweep_one(d: Path, judge: Callable[[Manifest], str], swept: Swept) -> None:
     for m in sorted(d.glob(f"*{MANIFEST_SUFFIX}")):
         try:
             verdict = judge(read_manifest(m))
-        except FsarError:
+        except (FsarError, ValueError, OverflowError, OSError):
+            # Not ours to judge (garbage, a bound out of range): left where it is, and one
+            # such file must never stop the run that found it.
             verdict = "unreadable"
         if verdict == "orphan":
             swept.orphans.append(m)
