@@ -14,6 +14,10 @@ paths and the drift checks of db/profiles.py hold after a seed.
 
 The buckets come from fsar_duration_bucket(), the database's own definition, so the
 bulk path cannot bucket a duration differently from the trigger's.
+
+Times that are not finite count as revision 0034 has the trigger's path count them: a
+task finished at ±infinity adds nothing (no day, no hour to file it under), and a run
+time or queue wait needs both of its times finite.
 """
 
 from __future__ import annotations
@@ -23,20 +27,22 @@ from psycopg import Connection
 # The finished tasks of the range as samples, with their UTC day number (= the fold's
 # floor(epoch / 86400)) — read once. The columns are fsar_task_sample()'s expressions
 # written out (called per row, the function is not inlined: 3× slower here); the drift
-# checks compare them with the function's after every seed in the tests.
+# checks compare them with the function's after every seed in the tests. Only finite finishes are
+# read (a task at ±infinity adds nothing), so a run time needs only a finite start.
 _SAMPLES = """
     s AS MATERIALIZED (
         SELECT finished_at, (finished_at AT TIME ZONE 'UTC')::date - date '1970-01-01' AS day,
                task_type::text AS task_type, coalesce(ai_model, '') AS ai_model,
                coalesce(rollout_revision_id, 0) AS rollout_revision_id, status::text AS outcome,
-               CASE WHEN started_at IS NOT NULL
+               CASE WHEN isfinite(started_at)
                     THEN greatest(0, extract(epoch FROM finished_at - started_at) * 1000)::float8 END AS run_ms,
-               CASE WHEN started_at IS NOT NULL
+               CASE WHEN isfinite(started_at) AND isfinite(queued_at)
                     THEN greatest(0, extract(epoch FROM started_at - queued_at) * 1000)::float8 END AS wait_ms,
                cost_minor, coalesce(currency, '') AS currency, idea_id, compute_cost_minor, waste_minor,
                unpriced_attempts
         FROM execution_tasks
-        WHERE id BETWEEN %(first)s AND %(last)s AND status IN ('succeeded', 'failed', 'cancelled'))"""
+        WHERE id BETWEEN %(first)s AND %(last)s AND status IN ('succeeded', 'failed', 'cancelled')
+          AND isfinite(finished_at))"""
 
 # fsar_sample_metrics() per metric: run (0) and wait (1) bucketed, cost (2) one bucket
 # per currency; each grouped over the tasks by `key` (a day number or an hour).
