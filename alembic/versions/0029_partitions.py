@@ -386,14 +386,14 @@ def _adopt(table: str, key: str, bound: str, *, primary_key: str | None = None, 
         f"INSERT INTO {held} ({columns}) SELECT * FROM d"
     )
     moved = int(_value(f"SELECT count(*) FROM {held}"))
-    if not keep_p0:
-        _run(f"DROP TABLE {p0}")
-    else:
+    if keep_p0:
         _run(f"ALTER TABLE {p0} ADD CONSTRAINT {p0}_bound CHECK ({key} IS NOT NULL AND {key} < {bound})")
         _run(f"ALTER TABLE {table} ATTACH PARTITION {p0} FOR VALUES FROM (MINVALUE) TO ({bound})")
         _run(f"ALTER TABLE {p0} DROP CONSTRAINT {p0}_bound")
         _strip_grants(p0)
     _finish(s, keys_in=False)
+    if not keep_p0:  # once _finish re-pointed the views on it (a view on it stopped the DROP)
+        _run(f"DROP TABLE {p0}")
     default = f"{table}_default"
     _run(
         f"CREATE TABLE {default} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE "
