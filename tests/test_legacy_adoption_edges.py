@@ -140,6 +140,15 @@ def test_a_view_on_a_rewritten_column_is_named_exit_2_and_its_remedy_works(legac
     assert q(legacy_dsn, "SELECT count(*) FROM recent_tasks") == [(4,)]
 
 
+# The attack on the 0029 preflight: bound to execution_tasks by OID, on no column whose type changes.
+ATTACK_FUNCTION = (
+    "CREATE FUNCTION f1() RETURNS bigint LANGUAGE sql "
+    "BEGIN ATOMIC SELECT count(*) FROM execution_tasks WHERE status <> 'zzz'; END"
+)
+ATTACK_RULE = (
+    "CREATE TABLE other (a text); "
+    "CREATE RULE r2 AS ON INSERT TO other DO ALSO INSERT INTO execution_tasks (task_type) VALUES (new.a)"
+)
 TOUCH = "CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';"
 # (the customer's DDL, how the refusal names it, the revision it names)
 IN_THE_WAY = (
@@ -183,6 +192,64 @@ IN_THE_WAY = (
     ),
     ("CREATE TABLE task_snapshots (task execution_tasks)", "column public.task_snapshots.task", "0003_task_lifecycle"),
     ("CREATE TABLE execution_tasks_p0 (note text)", "table public.execution_tasks_p0", "0029_partitions"),
+    # On no column whose type changes: what 0029 alone would leave bound to execution_tasks_p0.
+    (ATTACK_FUNCTION, "function f1()", "0029_partitions"),  # would read the old rows only
+    (ATTACK_RULE, "rule r2 on public.other", "0029_partitions"),  # would insert into p0: partition constraint
+    (
+        (
+            "CREATE VIEW intake AS SELECT ''::text AS a; CREATE RULE r3 AS ON INSERT TO intake "
+            "DO INSTEAD INSERT INTO execution_tasks (task_type) VALUES (new.a)"
+        ),
+        "rule r3 on public.intake",
+        "0029_partitions",
+    ),
+    (
+        (
+            "CREATE TABLE notes (kind text); ALTER TABLE notes ENABLE ROW LEVEL SECURITY; "
+            "CREATE POLICY known ON notes USING (EXISTS (SELECT 1 FROM execution_tasks t WHERE t.task_type = kind))"
+        ),
+        "policy known on public.notes",
+        "0029_partitions",
+    ),
+    (  # CREATE OR REPLACE VIEW would drop its options
+        "CREATE VIEW guarded WITH (security_barrier) AS SELECT task_type, status FROM execution_tasks",
+        "view public.guarded",
+        "0029_partitions",
+    ),
+    (
+        "ALTER TABLE execution_tasks ADD COLUMN kind text GENERATED ALWAYS AS (upper(task_type)) STORED",
+        "generated column public.execution_tasks.kind",
+        "0029_partitions",
+    ),
+    (
+        "ALTER TABLE execution_tasks ADD CONSTRAINT positive CHECK (id > 0) NO INHERIT",
+        "constraint positive on public.execution_tasks",
+        "0029_partitions",
+    ),
+    (
+        "ALTER TABLE execution_tasks ADD CONSTRAINT one_each EXCLUDE (payload WITH =) WHERE (status = 'x')",
+        "constraint one_each on public.execution_tasks",
+        "0029_partitions",
+    ),
+    (  # a key without id: the partitioned table cannot hold it unique
+        (
+            "CREATE UNIQUE INDEX by_worker ON execution_tasks (task_type, worker_id); "
+            "CREATE TABLE claims (t text, w text, FOREIGN KEY (t, w) REFERENCES execution_tasks (task_type, worker_id))"
+        ),
+        "constraint claims_t_w_fkey on public.claims",
+        "0029_partitions",
+    ),
+    (
+        "CREATE STATISTICS type_status ON task_type, status FROM execution_tasks",
+        "statistics object public.type_status",
+        "0029_partitions",
+    ),
+    (
+        "CREATE FUNCTION label(t execution_tasks) RETURNS text LANGUAGE sql AS 'SELECT t.task_type'",
+        "function label(execution_tasks)",
+        "0029_partitions",
+    ),
+    ("CREATE DOMAIN task_rows AS execution_tasks[]", "type public.task_rows", "0029_partitions"),
 )
 
 
@@ -195,6 +262,97 @@ def test_what_a_revision_cannot_carry_is_named_before_any_runs(legacy_dsn, ddl, 
     assert f"{named} (" in message and revision in message and message.endswith("nothing changed"), message
     assert "1 object(s)" in message
     assert_unchanged_legacy(legacy_dsn)
+
+
+def test_the_attacks_objects_are_refused_by_the_cli_and_work_on_as_before(legacy_dsn, run_cli):
+    """A BEGIN ATOMIC function reading execution_tasks and another table's rule writing to
+    it: 0029 alone would bind both to execution_tasks_p0 (the function counting the old
+    rows only, the rule failing on the partition constraint, retention never dropping p0)."""
+    x(legacy_dsn, ATTACK_FUNCTION)
+    x(legacy_dsn, ATTACK_RULE)
+
+    proc = run_cli("migrate", "--dsn", legacy_dsn)
+
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    err = proc.stderr.strip()
+    assert "Traceback" not in proc.stderr and len(err.splitlines()) == 1 and err.startswith("fsar-tui: "), err
+    assert "2 object(s)" in err and err.endswith("nothing changed") and proc.stdout == "", err
+    for needle in (
+        "function f1() (on execution_tasks, which 0029_partitions",
+        "BEGIN ATOMIC",
+        "rule r2 on public.other",
+    ):
+        assert needle in err, err
+    assert_unchanged_legacy(legacy_dsn)
+    x(legacy_dsn, "INSERT INTO other VALUES ('implement_idea')")
+    assert q(legacy_dsn, "SELECT f1(), count(*) FROM execution_tasks") == [(5, 5)]
+
+
+def test_a_legacy_database_with_objects_0029_carries_still_migrates(legacy_dsn):
+    """What is bound to the table but carried (a plain view, a key to it by id, a trigger),
+    and what names it only in text (PL/pgSQL), are not refused, and read the new table."""
+    x(
+        legacy_dsn,
+        "CREATE VIEW by_status AS SELECT status, count(*) AS n FROM execution_tasks GROUP BY status; "
+        "CREATE TABLE reviews (task_id integer REFERENCES execution_tasks (id)); "
+        "CREATE FUNCTION tasks() RETURNS bigint LANGUAGE plpgsql AS "
+        "'BEGIN RETURN (SELECT count(*) FROM execution_tasks); END'; "
+        + TOUCH
+        + " CREATE TRIGGER reviewed BEFORE INSERT ON reviews FOR EACH ROW EXECUTE FUNCTION touch(); "
+        "CREATE TRIGGER touched BEFORE UPDATE ON execution_tasks FOR EACH ROW EXECUTE FUNCTION touch()",
+    )
+    migrate(legacy_dsn)
+    x(legacy_dsn, "INSERT INTO execution_tasks (task_type) VALUES ('implement_idea')")
+    x(legacy_dsn, "INSERT INTO reviews VALUES (5)")
+    assert q(legacy_dsn, "SELECT tasks(), (SELECT n FROM by_status WHERE status = 'queued')") == [(5, 2)]
+    # Nothing of the customer's but the key is left on the old rows' partition.
+    assert (
+        q(
+            legacy_dsn,
+            "SELECT DISTINCT classid::regclass::text FROM pg_depend WHERE refobjid = 'execution_tasks_p0'::regclass "
+            "AND classid IN ('pg_rewrite'::regclass, 'pg_proc'::regclass, 'pg_policy'::regclass)",
+        )
+        == []
+    )
+
+
+# Objects on task_events, which exists from 0004 on: found on a database at 0028.
+AT_0028 = (
+    (
+        (
+            "CREATE PROCEDURE log_one() LANGUAGE sql BEGIN ATOMIC "
+            "INSERT INTO task_events (task_id, to_status, attempt) VALUES (1, 'queued', 0); END"
+        ),
+        "procedure log_one()",
+    ),
+    (  # its (id) key becomes (id, at)
+        "CREATE TABLE event_notes (event_id bigint REFERENCES task_events (id))",
+        "constraint event_notes_event_id_fkey on public.event_notes",
+    ),
+    ("CREATE MATERIALIZED VIEW failures AS SELECT task_id FROM task_events", "materialized view public.failures"),
+)
+
+
+@pytest.mark.parametrize(("ddl", "named"), AT_0028)
+def test_what_0029_cannot_carry_on_task_events_is_named(legacy_dsn, ddl, named):
+    migrate(legacy_dsn, "0028_cost_integrity")
+    x(legacy_dsn, ddl)
+    with pytest.raises(UsageError) as refused:
+        migrate(legacy_dsn)
+    message = refused.value.message
+    assert f"{named} (on task_events, which 0029_partitions" in message and "1 object(s)" in message, message
+    assert q(legacy_dsn, "SELECT version_num FROM alembic_version") == [("0028_cost_integrity",)]
+
+
+def test_a_view_on_an_empty_task_events_is_carried(legacy_dsn):
+    """With no event yet 0029 drops the adopted task_events (days only): after re-pointing
+    the views on it, not before (the DROP failed on the view)."""
+    migrate(legacy_dsn, "0028_cost_integrity")
+    x(legacy_dsn, "CREATE VIEW recent_events AS SELECT id, task_id FROM task_events")
+    migrate(legacy_dsn)
+    x(legacy_dsn, "INSERT INTO task_events (task_id, to_status, attempt) VALUES (1, 'queued', 0)")
+    assert q(legacy_dsn, "SELECT count(*) FROM recent_events") == [(1,)]
+    assert q(legacy_dsn, "SELECT to_regclass('task_events_p0')") == [(None,)]
 
 
 def test_a_view_on_the_costs_is_named_when_0024_is_pending(legacy_dsn):
