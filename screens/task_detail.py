@@ -50,7 +50,7 @@ from fsar_tui import clock
 from fsar_tui.db.tasks import task_detail
 from fsar_tui.domain.attempts import Attempt, attempts, outcome_label
 from fsar_tui.domain.capped import HEAD, Capped, capped_json, capped_text, full_json
-from fsar_tui.domain.formatting import abbreviate, between, duration, money
+from fsar_tui.domain.formatting import abbreviate, between, clock_time, duration, money
 from fsar_tui.domain.redact import policy
 from fsar_tui.domain.sanitize import revealed as sanitize_revealed
 from fsar_tui.domain.sanitize import strip_controls
@@ -128,8 +128,8 @@ def attempts_text(tried: list[Attempt]) -> str:
     """Every attempt and its whole error (as the trail kept it), for the export; raw."""
     out = []
     for a in tried:
-        ended = f"{a.ended_at:%Y-%m-%d %H:%M:%S%z}" if a.ended_at else "-"
-        out.append(f"attempt {a.number} · worker {a.worker_id or '-'} · started {a.started_at:%Y-%m-%d %H:%M:%S%z}"
+        ended = clock_time(a.ended_at, zone=True) if a.ended_at else "-"
+        out.append(f"attempt {a.number} · worker {a.worker_id or '-'} · started {clock_time(a.started_at, zone=True)}"
                    f" · ended {ended} · {outcome_label(a)}")  # fmt: skip
         error = a.error if a.error is not None else UNRECORDED if a.ended_badly else "no error"
         out += ["    " + line for line in error.splitlines() or [""]]
@@ -218,9 +218,9 @@ class TaskDetailScreen(FsarScreen):
                 "status",
                 f"{t['status']} · attempt {t['attempt']} of {t['max_attempts']} · worker {t['worker_id'] or '-'}",
             ),
-            ("queued", f"{t['queued_at']:%Y-%m-%d %H:%M:%S%z} (created {t['created_at']:%Y-%m-%d %H:%M:%S%z})"),
-            ("started", f"{t['started_at']:%Y-%m-%d %H:%M:%S%z}" if t["started_at"] else "-"),
-            ("finished", f"{t['finished_at']:%Y-%m-%d %H:%M:%S%z}" if t["finished_at"] else "-"),
+            ("queued", f"{clock_time(t['queued_at'], zone=True)} (created {clock_time(t['created_at'], zone=True)})"),
+            ("started", clock_time(t["started_at"], zone=True) if t["started_at"] else "-"),
+            ("finished", clock_time(t["finished_at"], zone=True) if t["finished_at"] else "-"),
             ("timing", f"queue wait {duration(wait)} · run {duration(run)}"),
             (
                 "tokens",
@@ -281,7 +281,7 @@ class TaskDetailScreen(FsarScreen):
             attempts.add_column(col)
         for e in t["events"]:
             attempts.add_row(
-                Text(f"{e['at']:%Y-%m-%d %H:%M:%S}"),
+                Text(clock_time(e["at"])),
                 Text(e["from_status"] or "-"),
                 Text(e["to_status"]),
                 Text(str(e["attempt"])),

@@ -58,3 +58,22 @@ def test_a_task_created_at_infinity_lists_and_shows(db_dsn, run_cli):
     assert "9999-12-31 23:59:59" in listed.stdout and "1 task" in listed.stdout
     shown = run_cli("tasks", "show", "7", "--dsn", db_dsn)
     assert shown.returncode == 0 and "created   9999-12-31 23:59:59 UTC" in shown.stdout, shown.stderr
+
+
+@given(st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59)))
+def test_clock_time_always_shows_four_digit_years(at):
+    from fsar_tui.domain.formatting import clock_time
+
+    shown = clock_time(at)
+    assert shown[:4] == f"{at.year:04d}" and shown[4] == "-"
+    assert shown[5:] == at.strftime("%m-%d %H:%M:%S")
+
+
+def test_a_task_queued_at_minus_infinity_shows_year_one_as_a_date(db_dsn, run_cli):
+    x(
+        db_dsn,
+        "INSERT INTO execution_tasks (id, task_type, status, created_at, queued_at) "
+        "VALUES (8, 'implement_idea', 'queued', '-infinity', '-infinity')",
+    )
+    shown = run_cli("tasks", "show", "8", "--dsn", db_dsn)
+    assert shown.returncode == 0 and "created   0001-01-01 00:00:00 UTC" in shown.stdout, shown.stdout

@@ -143,7 +143,9 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def _when(value: datetime | None) -> str:
-    return "-" if value is None else f"{_utc(value):%Y-%m-%d %H:%M:%S}"
+    from fsar_tui.domain.formatting import clock_time
+
+    return "-" if value is None else clock_time(value.astimezone(UTC))
 
 
 def _one_line(text: str) -> str:

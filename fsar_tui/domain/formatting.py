@@ -105,3 +105,11 @@ def abbreviate(text: str, width: int) -> str:
     head = (width - 1 + 1) // 2
     tail = width - 1 - head
     return text[:head] + "…" + (text[-tail:] if tail else "")
+
+
+def clock_time(at: datetime, *, seconds: bool = True, zone: bool = False) -> str:
+    """`YYYY-MM-DD HH:MM[:SS][±HHMM]` with the year always four digits: strftime's %Y
+    leaves years before 1000 unpadded here ("1-01-01"), and the clamped edge of what can
+    be shown (db/time_adapters: '-infinity' reads as year 1) must look like a date."""
+    rest = at.strftime("%m-%d %H:%M" + (":%S" if seconds else "") + ("%z" if zone else ""))
+    return f"{at.year:04d}-{rest}"
