@@ -215,6 +215,12 @@ def test_anomalies_are_robust_z_outliers_per_type_and_model(db_dsn):
     finished_tasks(db_dsn, "implement_idea", 1, run_s=50_000)
     v = evaluate(db_dsn, "builtin:anomalies")
     assert v.verdict == "fail" and v.measured == 1 and v.details["top"][0]["what"] == "run time"
+    # One started at -infinity (the executing side wrote it; PostgreSQL takes it): it has no
+    # run time to judge, and must not make the whole gate error ("cannot subtract
+    # infinite timestamps") while it sits in the window.
+    x(db_dsn, "UPDATE execution_tasks SET started_at = '-infinity' WHERE id = (SELECT min(id) FROM execution_tasks)")
+    v = evaluate(db_dsn, "builtin:anomalies")
+    assert v.verdict == "fail" and v.measured == 1, v.details
 
 
 def test_broken_rollback_artifact_is_a_failing_hard_gate(db_dsn):

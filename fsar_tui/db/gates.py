@@ -128,7 +128,10 @@ ANOMALY_SQL = f"""
     WITH {WINDOW_TASKS},
     x AS (SELECT w.id, w.task_type, w.ai_model, v.what, v.val
           FROM w CROSS JOIN LATERAL (VALUES
-              ('run time', ln(greatest(extract(epoch FROM w.finished_at - w.started_at) * 1000, 1))),
+              -- a start or finish at ±infinity has no run time (the subtraction would fail
+              -- the whole gate): NULL, which the medians and the flags pass over
+              ('run time', CASE WHEN isfinite(w.started_at) AND isfinite(w.finished_at)
+                                THEN ln(greatest(extract(epoch FROM w.finished_at - w.started_at) * 1000, 1)) END),
               ('cost', ln(coalesce(w.cost_minor, 0) + coalesce(w.compute_cost_minor, 0) + 1)),
               ('tokens', ln(coalesce(w.input_tokens, 0) + coalesce(w.output_tokens, 0) + 1))) v(what, val)
           WHERE w.status IN ('succeeded', 'failed') AND w.started_at IS NOT NULL),
