@@ -190,6 +190,14 @@ IN_THE_WAY = (
         "function since(timestamp without time zone)",
         "0003_task_lifecycle",
     ),
+    (  # found by both checks (0003's column, 0029's table): named once, as what it is
+        (
+            "CREATE PROCEDURE purge(t timestamp) LANGUAGE sql "
+            "BEGIN ATOMIC DELETE FROM execution_tasks WHERE created_at < t; END"
+        ),
+        "procedure purge(timestamp without time zone)",
+        "0003_task_lifecycle",
+    ),
     ("CREATE TABLE task_snapshots (task execution_tasks)", "column public.task_snapshots.task", "0003_task_lifecycle"),
     ("CREATE TABLE execution_tasks_p0 (note text)", "table public.execution_tasks_p0", "0029_partitions"),
     # On no column whose type changes: what 0029 alone would leave bound to execution_tasks_p0.

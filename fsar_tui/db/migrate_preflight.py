@@ -98,7 +98,7 @@ FROM deps JOIN pg_policy p ON p.oid = deps.objid
 JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE deps.classid = 'pg_policy'::regclass
 UNION
-SELECT 'function', deps.objid::regprocedure::text, deps.col
+SELECT (pg_identify_object(deps.classid, deps.objid, 0)).type, deps.objid::regprocedure::text, deps.col
 FROM deps WHERE deps.classid = 'pg_proc'::regclass
 UNION
 SELECT 'generated column', {_QUALIFIED} || '.' || quote_ident(a.attname), deps.col
