@@ -25,6 +25,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -33,6 +34,7 @@ from hypothesis import settings as hypothesis_settings
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from support.db_reaper import Reaper
 from support.sql import x
 from support.tiers import refuse_in_fast_tier
 
@@ -73,6 +75,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["FSAR_TEST_RUN_DIR"] = tempfile.mkdtemp(prefix="fsar-testrun-")
     # The app keeps `:` command history in the XDG state dir: the suite's goes to the run's.
     os.environ["XDG_STATE_HOME"] = os.path.join(os.environ["FSAR_TEST_RUN_DIR"], "state")
+    _share_bytecode(Path(os.environ["FSAR_TEST_RUN_DIR"]))
     if FAST:
         _refuse_embedded_postgres()
 
@@ -84,6 +87,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     from support.pgcluster import destroy_shared
 
     run_dir = Path(os.environ.pop("FSAR_TEST_RUN_DIR"))
+    if os.environ.get("PYTHONPYCACHEPREFIX") == str(run_dir / "pycache"):  # set by _share_bytecode: undo it
+        del os.environ["PYTHONPYCACHEPREFIX"]
+        os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
     stop_shared(run_dir)
     destroy_shared(run_dir)
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -93,6 +99,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if SERVICE_FIXTURES.intersection(getattr(item, "fixturenames", ())) or item.get_closest_marker("slow"):
             item.add_marker(pytest.mark.services)
+
+
+def _share_bytecode(run_dir: Path) -> None:
+    """With PYTHONDONTWRITEBYTECODE set (and no __pycache__ in the tree), every process a
+    test starts — hundreds of `fsar-tui` CLI runs, simulators, apps — compiled each module
+    it imports from source again (~20 % of a CLI run's CPU). The run's processes share a
+    bytecode cache in the run directory instead: the first to import a module writes it,
+    the others read it; nothing is written into the working tree, and the cache goes
+    with the run directory. The xdist workers, started after this, inherit it."""
+    if not os.environ.get("PYTHONDONTWRITEBYTECODE") or os.environ.get("PYTHONPYCACHEPREFIX"):
+        return  # bytecode is written next to the sources as usual, or already goes elsewhere
+    del os.environ["PYTHONDONTWRITEBYTECODE"]
+    os.environ["PYTHONPYCACHEPREFIX"] = str(run_dir / "pycache")
 
 
 def _refuse_embedded_postgres() -> None:
@@ -157,9 +176,13 @@ def template_db(server_dsn: str) -> Iterator[str]:
     with _admin(server_dsn) as lock:
         lock.execute("SELECT pg_advisory_lock(hashtext('fsar-tui tests: migrate the template'))")
         migrate(dsn)
+    global _reaper
+    _reaper = (server_dsn, Reaper(lambda db: drop_database(server_dsn, db)))
     try:
         yield name
     finally:
+        _reaper[1].close()  # the tests' databases handed over (support/db_reaper.py), dropped
+        _reaper = None
         with _admin(server_dsn) as conn:  # this process's databases only (RUN_PREFIX), not other workers'
             leftovers = [
                 r[0]
@@ -175,15 +198,36 @@ def _unique_name() -> str:
     return f"{RUN_PREFIX}_{uuid.uuid4().hex[:10]}"
 
 
-@pytest.fixture
-def db_dsn(server_dsn: str, template_db: str) -> Iterator[str]:
-    """A database of this test's own, at head."""
+# template_db's (server, reaper) while the session lasts: a test's database is dropped on
+# the reaper's thread, so the test does not wait for the checkpoint a DROP DATABASE makes.
+_reaper: tuple[str, Reaper] | None = None
+
+
+def _drop_after_test(server_dsn: str, name: str) -> None:
+    if _reaper is not None and _reaper[0] == server_dsn:
+        _reaper[1].drop_later(name)
+    else:
+        drop_database(server_dsn, name)
+
+
+@contextmanager
+def database_copy(server_dsn: str, template: str) -> Iterator[str]:
+    """A database of its own cloned from the database named `template`, dropped afterwards.
+    Data that takes long to make is made once into a module- or session-scoped template;
+    each test gets a fresh copy of it (a fraction of a second)."""
     name = _unique_name()
-    dsn = create_database(server_dsn, name, template=template_db)
+    dsn = create_database(server_dsn, name, template=template)
     try:
         yield dsn
     finally:
-        drop_database(server_dsn, name)
+        _drop_after_test(server_dsn, name)
+
+
+@pytest.fixture
+def db_dsn(server_dsn: str, template_db: str) -> Iterator[str]:
+    """A database of this test's own, at head."""
+    with database_copy(server_dsn, template_db) as dsn:
+        yield dsn
 
 
 @pytest.fixture
@@ -194,7 +238,7 @@ def empty_dsn(server_dsn: str, template_db: str) -> Iterator[str]:
     try:
         yield dsn
     finally:
-        drop_database(server_dsn, name)
+        _drop_after_test(server_dsn, name)
 
 
 @pytest.fixture
