@@ -10,21 +10,38 @@ from fsar_tui.db.connect import aconnect
 from fsar_tui.domain.task_filter import parse_filter
 
 
+@pytest.fixture(scope="module")
+def seeded_template(server_dsn, template_db):
+    """The seeded queue, made once for the module: seeding was most of each test's time."""
+    from conftest import _unique_name, create_database, drop_database
+    from fsar_tui.sim.seed import seed_history
+
+    name = _unique_name()
+    dsn = create_database(server_dsn, name, template=template_db)
+    try:
+        seed_history(dsn, days=3, tasks=1500, seed=11)  # what `fsar-tui seed` runs
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            # More failures than the profiles produce, some with awkward error text.
+            conn.execute(
+                "UPDATE execution_tasks SET status = 'failed', error = 'TimeoutError: model call exceeded 120s' "
+                "WHERE id % 50 = 0 AND status = 'succeeded'"
+            )
+            conn.execute(
+                "UPDATE execution_tasks SET error = 'upstream [bold]timeout[/] 50%_done' WHERE id % 100 = 0 "
+                "AND status = 'failed'"
+            )
+        yield name
+    finally:
+        drop_database(server_dsn, name)
+
+
 @pytest.fixture
-def seeded(db_dsn, run_cli):
-    proc = run_cli("seed", "--days", "3", "--tasks", "1500", "--seed", "11", "--dsn", db_dsn)
-    assert proc.returncode == 0, proc.stderr
-    with psycopg.connect(db_dsn, autocommit=True) as conn:
-        # More failures than the profiles produce, some with awkward error text.
-        conn.execute(
-            "UPDATE execution_tasks SET status = 'failed', error = 'TimeoutError: model call exceeded 120s' "
-            "WHERE id % 50 = 0 AND status = 'succeeded'"
-        )
-        conn.execute(
-            "UPDATE execution_tasks SET error = 'upstream [bold]timeout[/] 50%_done' WHERE id % 100 = 0 "
-            "AND status = 'failed'"
-        )
-    return db_dsn
+def seeded(server_dsn, seeded_template):
+    """A copy of the seeded queue of this test's own (some tests act on its tasks)."""
+    from conftest import database_copy
+
+    with database_copy(server_dsn, seeded_template) as dsn:
+        yield dsn
 
 
 async def all_pages(conn, req):
