@@ -16,8 +16,8 @@ from fsar_tui.config import directory_path, load_settings
 from fsar_tui.domain import retention_manifest as m
 from fsar_tui.errors import UsageError
 from fsar_tui.services import retention_archive as files
-from test_retention_archive import a_manifest
 from test_retention_cli import db, one_line_error  # noqa: F401  (db: the fixture)
+from test_retention_manifest import a_manifest
 
 
 def doc(**changes: object) -> dict:
