@@ -52,15 +52,19 @@ BLOCKS = [
 ]
 
 
-def _fake_blocks(dsn: str, rows: list[tuple[str | None, str | None]]) -> None:
-    """execution_blocks as given rows (same columns as the real view, this database only)."""
+def _fake_blocks(dsn: str, rows: list[tuple[str | None, str | None]], canary_revision: int | None = 0) -> None:
+    """execution_blocks as given rows (same columns as the real view, this database only),
+    plus a canary-scoped row for revision `canary_revision` (of no task here: it must not
+    block anything but that revision's share, and its task_type must not block the type)."""
+    literal = psycopg.sql.Literal
     values = ", ".join(
-        psycopg.sql.SQL("({}::text, 'test'::text, 'test'::text, 'test'::text, {}::text)")
-        .format(psycopg.sql.Literal(t), psycopg.sql.Literal(m))
+        psycopg.sql.SQL("({}::text, 'test'::text, 'test'::text, 'test'::text, {}::text, NULL::bigint)")
+        .format(literal(t), literal(m))
         .as_string(None)
         for t, m in rows
     )
-    columns = "v(task_type, source, ref, reason, ai_model)"
+    values += f", ('implement_idea', 'gate', 'canary', 'test', NULL, {int(canary_revision or 0)}::bigint)"
+    columns = "v(task_type, source, ref, reason, ai_model, revision_id)"
     x(dsn, f"CREATE OR REPLACE VIEW execution_blocks AS SELECT * FROM (VALUES {values}) {columns}")
 
 
@@ -94,7 +98,8 @@ async def test_blocks_hold_per_type_per_model_per_pair_and_for_everything(db_dsn
         q(
             db_dsn,
             """SELECT t.task_type, t.ai_model FROM execution_tasks t WHERE t.status = 'queued'
-               AND NOT EXISTS (SELECT 1 FROM execution_blocks b WHERE (b.task_type IS NULL OR b.task_type = t.task_type)
+               AND NOT EXISTS (SELECT 1 FROM execution_blocks b WHERE b.revision_id IS NULL
+                                                               AND (b.task_type IS NULL OR b.task_type = t.task_type)
                                                                AND (b.ai_model IS NULL OR b.ai_model = t.ai_model))""",
         )
     )

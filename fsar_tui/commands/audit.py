@@ -115,10 +115,14 @@ def _fmt(value) -> str:
 
 def run_audit(args: Namespace, ctx: Context) -> int:
     from fsar_tui.domain.gates import scope_label
+    from fsar_tui.domain.sanitize import strip_controls
     from fsar_tui.services.audit_pass import evaluate
+    from fsar_tui.services.canary_pass import announce_outcomes
 
     with ctx.connect() as conn:  # the scheduled pass's evaluation: every finished task, folded or not
         evaluation = evaluate(conn, args.gate)
+    for problem in announce_outcomes(ctx.settings.mqtt_url, evaluation.canaries):
+        print(f"fsar-tui: {problem}", file=sys.stderr)
     results, alerts = evaluation.verdicts, evaluation.alerts
     # An 'error' (could not be measured: a timeout, history archived) is no pass either:
     # a CI step that trusts the exit code must not pass a hard gate nobody measured.
@@ -144,6 +148,7 @@ def run_audit(args: Namespace, ctx: Context) -> int:
                         for g, v in results
                     ],
                     "drift": None if alerts is None else {"firing": alerts[0], "resolved": alerts[1]},
+                    "canaries": [o.__dict__ for o in evaluation.canaries],
                     "failed": [g.name for g in failed],
                 },
                 indent=2,
@@ -159,6 +164,9 @@ def run_audit(args: Namespace, ctx: Context) -> int:
             )
         if alerts is not None:
             print(f"drift: {alerts[0]} alert(s) firing, {alerts[1]} resolved now")
+        for o in evaluation.canaries:
+            moved = f" → {o.action}: {o.state} at {o.weight} %" if o.action else f" (weight {o.weight} %)"
+            print(strip_controls(f"canary {o.target}: {o.verdict}{moved}: {o.detail}"))
         if failed:
             print(
                 f"fsar-tui: {len(failed)} gate(s) failed or could not be measured: {', '.join(g.name for g in failed)}",

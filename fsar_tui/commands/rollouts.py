@@ -39,6 +39,9 @@ def register(sub, common: Parser) -> None:
         run_rollouts_verify,
         help="rehearse every rollback in a rolled-back transaction; exit 1 if one fails",
     )
+    from fsar_tui.commands import canary
+
+    canary.register(rollouts_sub, common)
     rb = add_command(
         sub,
         common,

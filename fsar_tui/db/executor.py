@@ -6,9 +6,13 @@ uses it and a real fleet can copy it.
 - Claim: one statement. `FOR UPDATE SKIP LOCKED` over the partial index of queued
   tasks (priority, id), skipping the types (and models) in `execution_blocks` and tasks whose retry
   backoff (`queued_at` in the future) has not elapsed; it sets the lease, bumps the
-  attempt and stamps the active rollout revision for the task's type (its artifact
-  may pin ai_model). Because blocks and rollouts are read inside the claim, a block
-  or rollback takes effect for every claim after its commit.
+  attempt and stamps the rollout revision for the task's type (its artifact may pin
+  ai_model): the active (stable) one, or — while a canary runs on the type's target —
+  the canary revision for the canary's share of the tasks, chosen by a hash of (canary,
+  task id) against the weight (domain/canary_judge.canary_bucket is the same function),
+  so a task and its retries stay on one side; a hard gate scoped to the canary sends its
+  share to stable. Because blocks, rollouts and canaries are read inside the claim, a
+  block, rollback, promotion or abort takes effect for every claim after its commit.
 - Every later write is fenced on (id, worker_id, attempt, status='running'): a
   worker that lost its lease (paused, partitioned) cannot overwrite the attempt that
   replaced it — it learns it lost and drops its result.
@@ -41,13 +45,16 @@ from fsar_tui.db.rows import one
 # most of the queue still makes the scan walk past its rows, as any plan must.
 CLAIM_SQL = """
 WITH blocked AS MATERIALIZED (
-    SELECT coalesce(bool_or(b.task_type IS NULL AND b.ai_model IS NULL), false) AS everything,
-           coalesce(array_agg(b.task_type) FILTER (WHERE b.task_type IS NOT NULL AND b.ai_model IS NULL),
-                    '{}') AS types,
-           coalesce(array_agg(b.ai_model) FILTER (WHERE b.task_type IS NULL AND b.ai_model IS NOT NULL),
-                    '{}') AS models,
+    SELECT coalesce(bool_or(b.task_type IS NULL AND b.ai_model IS NULL AND b.revision_id IS NULL), false)
+               AS everything,
+           coalesce(array_agg(b.task_type) FILTER (WHERE b.revision_id IS NULL AND b.task_type IS NOT NULL
+                                                         AND b.ai_model IS NULL), '{}') AS types,
+           coalesce(array_agg(b.ai_model) FILTER (WHERE b.revision_id IS NULL AND b.task_type IS NULL
+                                                        AND b.ai_model IS NOT NULL), '{}') AS models,
            coalesce(array_agg(ROW(b.task_type, b.ai_model)::text)
-                        FILTER (WHERE b.task_type IS NOT NULL AND b.ai_model IS NOT NULL), '{}') AS pairs
+                        FILTER (WHERE b.revision_id IS NULL AND b.task_type IS NOT NULL
+                                      AND b.ai_model IS NOT NULL), '{}') AS pairs,
+           coalesce(array_agg(b.revision_id) FILTER (WHERE b.revision_id IS NOT NULL), '{}') AS canaries
     FROM execution_blocks b
 ), next AS (
     SELECT t.id
@@ -62,16 +69,29 @@ WITH blocked AS MATERIALIZED (
     ORDER BY t.priority DESC, t.id
     LIMIT 1
     FOR UPDATE SKIP LOCKED
-), rollout AS (
-    SELECT n.id AS task_id, a.revision_id, a.artifact ->> 'ai_model' AS pinned_model
+), route AS (
+    SELECT n.id AS task_id, a.revision_id, a.artifact, a.canary_id, a.canary_revision_id, a.canary_artifact,
+           a.canary_weight
     FROM next n
     JOIN execution_tasks t ON t.id = n.id
     JOIN LATERAL (
-        SELECT revision_id, artifact FROM active_rollout_revisions a
+        SELECT * FROM rollout_routes a
         WHERE a.task_type = t.task_type OR a.task_type IS NULL
         ORDER BY (a.task_type IS NULL), a.rollout_id
         LIMIT 1
     ) a ON true
+), rollout AS (
+    -- The canary's share (CANARY_BUCKET: the same task, the same side, whichever worker
+    -- claims it and however often it is retried), unless a gate blocks the canary.
+    SELECT r.task_id, CASE WHEN c.on_canary THEN r.canary_revision_id ELSE r.revision_id END AS revision_id,
+           CASE WHEN c.on_canary THEN r.canary_artifact ELSE r.artifact END AS artifact
+    FROM route r
+    CROSS JOIN LATERAL (
+        SELECT r.canary_id IS NOT NULL
+               AND r.canary_revision_id <> ALL ((SELECT canaries FROM blocked)::bigint[])
+               AND ('x' || substr(md5(r.canary_id::text || ':' || r.task_id::text), 1, 8))::bit(32)::bigint
+                   < r.canary_weight::bigint * 42949672.96 AS on_canary
+    ) c
 )
 UPDATE execution_tasks t
 SET status = 'running',
@@ -81,7 +101,7 @@ SET status = 'running',
     finished_at = NULL,
     lease_expires_at = now() + make_interval(secs => %(lease_s)s),
     rollout_revision_id = r.revision_id,
-    ai_model = coalesce(r.pinned_model, t.ai_model)
+    ai_model = coalesce(r.artifact ->> 'ai_model', t.ai_model)
 FROM next n
 LEFT JOIN rollout r ON r.task_id = n.id
 WHERE t.id = n.id
@@ -91,7 +111,8 @@ RETURNING t.id, t.task_type, t.ai_model, t.attempt, t.max_attempts, t.idea_id, t
                                     'currency', p.currency)
            FROM model_prices p
            WHERE p.ai_model = t.ai_model AND p.effective_from <= t.started_at
-           ORDER BY p.effective_from DESC LIMIT 1)
+           ORDER BY p.effective_from DESC LIMIT 1),
+          r.artifact -> 'simulate'
 """
 
 FINISH_SQL = """
@@ -175,6 +196,9 @@ class ClaimedTask:
     price_in: Decimal | None
     price_out: Decimal | None
     currency: str | None
+    # The revision's artifact's `simulate` section (the reference executor's multipliers:
+    # sim/worker.py), None when it has none or the type has no rollout target.
+    simulate: dict[str, Any] | None = None
 
 
 async def enqueue(conn: AsyncConnection, tasks: list[dict[str, Any]]) -> list[tuple[int, datetime]]:
@@ -195,7 +219,7 @@ async def claim(conn: AsyncConnection, worker: str, lease_s: float) -> ClaimedTa
         row = await cur.fetchone()
     if row is None:
         return None
-    task_id, task_type, ai_model, attempt, max_attempts, idea_id, revision_id, started_at, queued_at, price = row
+    task_id, task_type, ai_model, attempt, max_attempts, idea_id, revision_id, started_at, queued_at, price, sim = row
     price = price or {}
     return ClaimedTask(
         task_id,
@@ -210,6 +234,7 @@ async def claim(conn: AsyncConnection, worker: str, lease_s: float) -> ClaimedTa
         price_in=Decimal(price["in"]) if price else None,
         price_out=Decimal(price["out"]) if price else None,
         currency=price.get("currency"),
+        simulate=sim if isinstance(sim, dict) else None,
     )
 
 

@@ -73,8 +73,23 @@ def _active_revision(conn: Connection, target: str) -> int | None:
     return row[0] if row else None
 
 
+def _canary_revision(conn: Connection, target: str) -> int | None:
+    row = conn.execute(
+        "SELECT canary_revision_id FROM rollout_routes WHERE target = %s AND canary_id IS NOT NULL", (target,)
+    ).fetchone()
+    return row[0] if row else None
+
+
 def scope_params(conn: Connection, gate: Gate) -> dict[str, Any]:
+    """The scope as query parameters. A gate scoped to a target measures the tasks of its
+    active revision — or, with `canary` in the scope (revision 0035), of its running
+    canary's revision (none running: UsageError, recorded as 'error' by the pass)."""
     rollout = gate.scope.get("rollout")
+    if rollout and gate.scope.get("canary"):
+        revision = _canary_revision(conn, rollout)
+        if revision is None:
+            raise UsageError(f"gate {gate.name}: no canary is running on {rollout!r}")
+        return {"type": gate.scope.get("task_type"), "model": gate.scope.get("ai_model"), "revision": revision}
     revision = _active_revision(conn, rollout) if rollout else None
     if rollout and revision is None:
         raise UsageError(f"gate {gate.name}: no rollout target {rollout!r}")

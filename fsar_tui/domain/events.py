@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 
@@ -96,6 +97,14 @@ def task_message(change: TaskChange) -> dict[str, Any]:
         "duration_ms": change.duration_ms,
         "cost": change.cost,
     }
+
+
+def topic_segment(name: str) -> str:
+    """A name (a rollout target, a task type: operator or agent text) in an MQTT topic:
+    percent-encoded but for `/` — targets are named like paths (`prompt/implement_idea`)
+    and the topics documented as `…/rollouts/{target}` keep their levels — so `+`, `#`,
+    NUL and controls cannot become wildcards or break the publish; at most 200 characters."""
+    return quote(name[:200], safe="/")
 
 
 def task_topic(change: TaskChange) -> str:

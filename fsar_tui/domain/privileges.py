@@ -38,6 +38,7 @@ TABLES = (
     "audit_gate_overrides",
     "audit_gates",
     "audit_runs",
+    "canary_analyses",
     "compute_rates",
     "cost_rollups",
     "drift_alerts",
@@ -58,7 +59,9 @@ TABLES = (
     "operator_log_head",
     "payment_funnel_daily",
     "retention_log",
+    "rollout_canaries",
     "rollout_revisions",
+    "rollout_routes",
     "rollouts",
     "rollup_state",
     "stripe_events",
@@ -98,6 +101,15 @@ FUNCTIONS: tuple[FunctionRight, ...] = (
     FunctionRight("fsar_operator_actions_verify()", VIEWER, "the database's own walk of the log"),
     FunctionRight("fsar_task_action(text,bigint[],text[],text,text,text)", OPERATOR, "retry / cancel / requeue"),
     FunctionRight("fsar_rollout_rollback(text,integer,integer,text,text)", OPERATOR, "rollback / roll-forward"),
+    FunctionRight(
+        "fsar_rollout_deploy(text,jsonb,text,integer,integer[],integer,boolean,text,text)",
+        OPERATOR,
+        "deploy a revision, at once or as a canary",
+    ),
+    FunctionRight("fsar_canary_decide(text,bigint,integer,text,text,text,jsonb)", OPERATOR, "promote / abort a canary"),
+    FunctionRight(
+        "fsar_canary_record(bigint,integer,text,numeric,jsonb,text)", OPERATOR, "the canary judge's analyses"
+    ),
     FunctionRight(
         "fsar_record_verdict(bigint,numeric,numeric,text,bigint,jsonb,text)", OPERATOR, "the audit pass's verdicts"
     ),
@@ -166,6 +178,7 @@ FUNCTIONS: tuple[FunctionRight, ...] = (
     FunctionRight("fsar_stripe_event_funnel()", None, "trigger: payment funnel rollup"),
     FunctionRight("fsar_control_changed()", None, "trigger: NOTIFY of rollouts and blocks"),
     FunctionRight("fsar_override_changed()", None, "trigger: NOTIFY of overrides"),
+    FunctionRight("fsar_canary_changed()", None, "trigger: NOTIFY of canaries"),
     FunctionRight("fsar_reject_change()", None, "trigger: append-only tables"),
     FunctionRight("fsar_operator_actions_chain()", None, "trigger: the log's hash chain"),
     FunctionRight("fsar_operator_log_head_guard()", None, "trigger: the log's head"),

@@ -26,7 +26,7 @@ from urllib.parse import unquote, urlsplit
 
 import aiomqtt
 
-from fsar_tui.domain.events import parse_mqtt
+from fsar_tui.domain.events import parse_mqtt, topic_segment
 from fsar_tui.dsn import mask_dsn
 from fsar_tui.errors import UsageError
 from fsar_tui.live.bus import EventBus
@@ -181,7 +181,19 @@ async def announce_rollout(url: str, target: str, revision: int, copy_of: int) -
     (`fsar/v1/control/rollouts/{target}`); the database's NOTIFY says it too."""
     await publish_once(
         url,
-        f"fsar/v1/control/rollouts/{target}",
+        f"fsar/v1/control/rollouts/{topic_segment(target)}",
         {"target": target, "revision": revision, "copy_of": copy_of},
+        retain=True,
+    )
+
+
+async def announce_canary(url: str, target: str, canary_id: int, state: str, weight: int, why: str) -> None:
+    """The retained control message of a canary's move (`fsar/v1/control/canaries/{target}`):
+    an abort tells workers that every claim from now runs on stable; the database's NOTIFY
+    says it too."""
+    await publish_once(
+        url,
+        f"fsar/v1/control/canaries/{topic_segment(target)}",
+        {"target": target, "canary": canary_id, "state": state, "weight": weight, "why": why[:500]},
         retain=True,
     )

@@ -87,20 +87,24 @@ EVALUATOR_LOCK = 727002  # pg advisory lock key: one evaluating panel per databa
 class Evaluation:
     verdicts: list[tuple[Gate, Verdict]] = field(default_factory=list)
     alerts: tuple[int, int] | None = None  # drift (firing, resolved now); None: not run (one gate asked for)
+    canaries: list = field(default_factory=list)  # services/canary_pass.Outcome, one per running canary
 
 
 def evaluate(conn: Connection, gate: str | None = None, now: datetime | None = None) -> Evaluation:
     """Evaluate and record the enabled gates (or the one named), then — for all gates —
-    run the drift detector and open/refresh/resolve alerts; both as of `now`, over every
+    run the drift detector and open/refresh/resolve alerts, and the canary judge
+    (services/canary_pass.py: record, promote, abort); as of `now`, over every
     task finished before it (see the bound above). `conn`: autocommit, or a transaction
     (each gate is then a savepoint)."""
     from fsar_tui.db import drift
+    from fsar_tui.services import canary_pass
     from fsar_tui.services import gates as gate_pass
 
     now = now or clock.now()
     out = Evaluation(gate_pass.run_gates(conn, gate, now))
     if gate is None:
         out.alerts = drift.apply(conn, drift.detect_all(conn, now))
+        out.canaries = canary_pass.judge_running(conn, now)  # after the gates: it reads their verdicts
     return out
 
 
@@ -120,6 +124,8 @@ class CheckResult:
     retention: str | None = None  # what this pass's retention run did (None: not due, or not configured)
     retention_problem: str | None = None  # why it could not run
     retention_status: RetentionStatus | None = None  # the schedule after this pass (what screen 4 says)
+    canaries: list = field(default_factory=list)  # services/canary_pass.Outcome: this pass's judge (evaluating panel)
+    canary_problem: str | None = None  # the control messages of its moves that failed
 
 
 def scheduled_check(
@@ -185,6 +191,7 @@ def _scheduled_check(
             result.gates_evaluated = len(evaluation.verdicts)
             result.failing_hard = [g.name for g, v in evaluation.verdicts if g.hard and v.verdict == "fail"]
             result.alerts_firing = evaluation.alerts[0] if evaluation.alerts else 0
+            result.canaries = evaluation.canaries
             try:
                 with conn.transaction():  # a savepoint: housekeeping failing must not cost the verdicts
                     result.runs_pruned = gates.prune_runs(conn)

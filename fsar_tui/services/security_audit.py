@@ -97,11 +97,13 @@ def security_checks(conn, dsn: str) -> list[Check]:
             or "only the shipped triggers, enabled; no rule, policy or other owner; functions match the shipped source",
         )
     )
-    from fsar_tui.db import action_functions, governance_functions, partition_functions, privileges
+    from fsar_tui.db import action_functions, canary_functions, governance_functions, partition_functions, privileges
     from fsar_tui.domain import privileges as declared
 
+    # Revision 0035 re-created the rollback (it aborts a running canary): its text is the head's.
+    head = [fn for fn in action_functions.HEAD if fn.name not in {f.name for f in canary_functions.REPLACED_IN_0035}]
     replaced = privileges.shipped_function_problems(
-        conn, action_functions.HEAD + governance_functions.FUNCTIONS + partition_functions.FUNCTIONS
+        conn, head + list(canary_functions.FUNCTIONS + governance_functions.FUNCTIONS + partition_functions.FUNCTIONS)
     )
     checks.append(
         Check(

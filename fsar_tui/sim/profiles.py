@@ -199,19 +199,53 @@ def _lognormal(rng: random.Random, median: float, sigma: float) -> float:
     return median * math.exp(sigma * rng.gauss(0.0, 1.0))
 
 
-def draw_attempt(seed: int, task_id: int, attempt: int, task_type: str, model: str) -> AttemptOutcome:
-    """The outcome of one attempt, determined by (seed, task id, attempt) alone."""
-    return draw_attempt_with(attempt_rng(seed, task_id, attempt), task_type, model)
+@dataclass(frozen=True)
+class Multipliers:
+    """A revision artifact's optional `simulate` section: how the reference executor makes a
+    revision better or worse than another (issue 19: the demo's and the tests' canaries).
+    Each factor defaults to 1; anything that is not a finite number in (0, 100] is ignored
+    (an artifact is operator input: it must not crash a worker)."""
+
+    failure_rate: float = 1.0
+    duration: float = 1.0
+    tokens: float = 1.0
+
+    @classmethod
+    def from_artifact(cls, section: object) -> Multipliers:
+        if not isinstance(section, dict):
+            return cls()
+
+        def factor(key: str) -> float:
+            value = section.get(key)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                return 1.0
+            return float(value) if math.isfinite(value) and 0 < value <= 100 else 1.0
+
+        return cls(factor("failure_rate_multiplier"), factor("duration_multiplier"), factor("token_multiplier"))
 
 
-def draw_attempt_with(rng: random.Random, task_type: str, model: str) -> AttemptOutcome:
+SAME = Multipliers()
+
+
+def draw_attempt(
+    seed: int, task_id: int, attempt: int, task_type: str, model: str, multipliers: Multipliers = SAME
+) -> AttemptOutcome:
+    """The outcome of one attempt, determined by (seed, task id, attempt) alone — and the
+    revision's multipliers, applied to the same draws (so a canary differs from stable by
+    its multipliers only, not by luck)."""
+    return draw_attempt_with(attempt_rng(seed, task_id, attempt), task_type, model, multipliers)
+
+
+def draw_attempt_with(
+    rng: random.Random, task_type: str, model: str, multipliers: Multipliers = SAME
+) -> AttemptOutcome:
     median, sigma = DURATIONS.get((task_type, model), (60.0, 0.7))
-    duration = _lognormal(rng, median, sigma)
+    duration = _lognormal(rng, median, sigma) * multipliers.duration
     in_med, out_med = TOKENS.get(model, (8_000, 1_200))
-    input_tokens = max(1, int(_lognormal(rng, in_med, 0.4)))
-    output_tokens = max(1, int(_lognormal(rng, out_med, 0.5)))
+    input_tokens = max(1, int(_lognormal(rng, in_med, 0.4) * multipliers.tokens))
+    output_tokens = max(1, int(_lognormal(rng, out_med, 0.5) * multipliers.tokens))
     profile = TYPES.get(task_type)
-    failure_rate = profile.failure_rate if profile else 0.1
+    failure_rate = min(1.0, (profile.failure_rate if profile else 0.1) * multipliers.failure_rate)
     if rng.random() < failure_rate:
         errors = ERRORS.get(task_type, ["RuntimeError: unknown failure"])
         error = errors[int(rng.random() * len(errors))]

@@ -145,7 +145,14 @@ class Worker:
                 task.id, task.task_type, task.ai_model, "queued", "running", task.attempt, _iso(task.started_at)
             ),
         )
-        outcome = profiles.draw_attempt(self.config.seed, task.id, task.attempt, task.task_type, model)
+        outcome = profiles.draw_attempt(
+            self.config.seed,
+            task.id,
+            task.attempt,
+            task.task_type,
+            model,
+            profiles.Multipliers.from_artifact(task.simulate),
+        )
         if not await self._run_for(conn, task, outcome.duration_s * self.config.time_scale):
             self.stats.lost_leases += 1
             return
