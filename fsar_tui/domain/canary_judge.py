@@ -54,6 +54,23 @@ arm cannot anchor a ratio).
 Overall: FAIL if any metric fails; PASS if every metric (extra included) passes; else
 INCONCLUSIVE with needed = the largest of the inconclusive metrics'. Score = 100 ×
 passes / metrics.
+
+DEFAULT, and why (error rates measured by canary_simulation.py, steps 10 % → 50 %):
+
+- fail_alpha 0.001: a rollout is 10–30 looks × 4 metrics; at 0.001 an identical canary
+  is aborted in 0.12 % of rollouts (6 of 5,000), by failure_rate noise, while a canary
+  failing twice as often is still aborted in 98 % within 1,000 canary attempts.
+- tolerance ×1.10 everywhere: an equal canary sits log 1.1 from every fail null, which is
+  what makes repeated looks affordable once the samples are in the hundreds.
+- margin ×1.50 for failure_rate: at a 6 % base rate a ratio bound of 1.5 takes ~1,000
+  canary attempts over both steps (a bound of 1.2 would take ~6× more); a 2× canary was
+  never promoted. ×1.10 for run_time, tokens and cost_per_success: their log-scale
+  spread (σ ≈ 0.4–0.5) bounds them within 10 % from ~100 samples.
+- pass_confidence 0.95: the usual one-sided non-inferiority level.
+- min_samples 80: below it the normal approximations (rank test, delta method) are not
+  trusted; 80, not 100, so the first look (100 attempts, ~94 successful) can decide.
+- look_every 100: the cadence the error rates were measured at; looking more often
+  raises the false-abort rate and the judge's cost, less often delays every decision.
 """
 
 from __future__ import annotations
@@ -198,6 +215,8 @@ def _built_in(c: ArmSample, s: ArmSample, cfg: JudgeConfig, full: bool) -> tuple
     for arm in (c, s):
         if min(arm.run_ms.values(), default=0) < 0 or min(arm.tokens.values(), default=0) < 0:
             raise ValueError("histogram counts cannot be negative")
+        if not (0 <= arm.failed_attempts <= arm.attempts and 0 <= arm.successes <= arm.tasks):
+            raise ValueError(f"revision {arm.revision}: counts out of range (failed ≤ attempts, successes ≤ tasks)")
     succeeded = sum(c.run_ms.values())
     per_task = c.attempts / c.tasks if c.tasks else 1.0
     per_success = c.attempts / succeeded if succeeded else 1.0
@@ -367,7 +386,7 @@ def _judgement(
     elif verdict == "pass":
         text += f": within ×{margin:.2f}"
     else:
-        wait = f"~{needed} more canary attempts" if needed is not None else "no sample size decides at this estimate"
+        wait = "no sample size decides at this estimate" if needed is None else f"~{_attempts(needed)}"
         text += f": not yet worse beyond ×{tol:.2f} (p = {p:.2g}) nor shown within ×{margin:.2f}; {wait}"
     return MetricJudgement(metric, verdict, figures[0], figures[1], effect, ci, p, needed, text)
 
@@ -381,8 +400,12 @@ def _summary(verdict: str, metrics: Sequence[MetricJudgement], needed: int | Non
     if verdict == "pass":
         return f"pass: all {len(metrics)} metrics within their margins"
     waiting = ", ".join(m.metric for m in metrics if m.verdict == "inconclusive")
-    more = f"; ~{needed} more canary attempts" if needed is not None else ""
+    more = f"; ~{_attempts(needed)}" if needed is not None else ""
     return f"inconclusive: {passes} of {len(metrics)} pass, waiting on {waiting}{more}"
+
+
+def _attempts(n: int) -> str:
+    return f"{n:,} more canary attempt" + ("" if n == 1 else "s")
 
 
 def _pct(x: float | None) -> str:

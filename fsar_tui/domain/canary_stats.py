@@ -11,16 +11,19 @@ error-rate simulation (canary_simulation.py) calls it tens of thousands of times
 - ``rate_ratio_p`` — the conditional test of a rate ratio: given k = a + c failures in
   n₁ + n₂ attempts, a ~ Binomial(k, ρ·n₁ / (ρ·n₁ + n₂)) when the canary's rate is ρ × the
   stable's (attempt failures treated as Poisson counts over the attempts). Exact at any
-  count, and conservative for binomial data (given the total, binomial counts are less
-  dispersed than the Poisson model says), i.e. it errs towards not aborting.
+  count under that model, and conservative for binomial data at the rates that matter
+  (given the total, binomial counts are less dispersed than the Poisson model says; the
+  risk vs odds ratio difference at a few % is far smaller): it errs towards not aborting.
+  The pass bound uses Katz instead because it is the interval the operator reads.
 - ``katz_log_ratio`` — the log rate ratio and its Katz (1978) standard error,
   √(1/a − 1/n₁ + 1/c − 1/n₂), with ½ added to each cell of the 2×2 table when a failure
   count is 0 (Haldane): the textbook interval for a ratio of proportions, cheap and
   close to nominal once each arm has a few failures (min_samples sees to that).
 - ``Ranks`` — the Mann–Whitney U of two log-bucket histograms (histogram.py) with the
   canary shifted down by d buckets, bins as tied groups with the usual tie-corrected
-  variance, in one pass over the canary's buckets against the stable arm's cumulative
-  counts: O(buckets), never O(n²). Rank tests because run times and token counts are
+  variance: both arms dense over their buckets, U(d) and the ties are three dot products
+  of the canary's counts with the stable arm's half-ranks, counts and squared counts
+  aligned at the shift: O(buckets), never O(n²). Rank tests because run times and token counts are
   skewed and heavy-tailed and only their histograms exist; shifts in whole buckets
   because a bucket is the resolution of the data (γ ≈ 1.016: 1.6 % of relative size).
   ``first_shift`` inverts the test over shifts (galloping + bisection on the monotone
