@@ -9,7 +9,10 @@ Below, for the highlighted proposal: its headers, the body rendered as Markdown
 interpreted; bodies over 300 lines or 24 KiB are cut on screen — Textual lays out a
 widget per Markdown block — and `fsar-tui proposals show ID` prints all), risks and
 mitigations as a checklist (`space` ticks the highlighted item), and the tasks that name
-the proposal (`enter` opens one).
+the proposal (`enter` opens one). An implemented proposal's body is headed by "Evidence:
+before/after" — did it pay: its task type's failure rate, p90 run time, cost per success
+and ROI in the 7 days before and after, with intervals and a verdict
+(domain/before_after.py; read again at most every EVIDENCE_REFRESH_S).
 Actions, each asking a reason, one transaction with an optimistic state check and an
 operator_actions row (db/proposals.py): `a` accept, `x` reject, `i` implemented, `L` lift
 the execution block. A blocking proposal stops its task type (execution_blocks) and
@@ -19,6 +22,7 @@ the operator's grants (or --read-only) sees no action keys.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,11 +31,14 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.widgets import Markdown
+from textual.widgets import Markdown, Static
 from textual.worker import Worker
 
-from fsar_tui.db import proposals
+from fsar_tui import clock
+from fsar_tui.db import before_after, proposals
 from fsar_tui.db.actions import os_user
+from fsar_tui.domain.before_after import Evidence
+from fsar_tui.domain.before_after_text import lines as evidence_lines
 from fsar_tui.domain.formatting import abbreviate
 from fsar_tui.domain.sanitize import safe_str
 from fsar_tui.errors import FsarError
@@ -59,6 +66,8 @@ BODY_SHOWN = 64 * 1024  # redacted as a whole before the cut below
 MARKDOWN_LINES = 300  # what the Markdown widget renders in well under a second here
 MARKDOWN_CHARS = 24 * 1024
 REFRESH_S = 5
+EVIDENCE_REFRESH_S = 60  # several rollup reads: not at every refresh
+VERDICT_STYLES = {"helped": "bold green", "hurt": "bold red", "mixed": "bold yellow"}
 ACTIONS = ("accept", "reject", "implemented", "lift", "tick")
 
 
@@ -111,6 +120,7 @@ class ProposalsScreen(FsarScreen):
     ProposalsScreen #proposals { height: auto; min-height: 2; max-height: 30%; }
     ProposalsScreen #body-scroll { height: 1fr; min-height: 3; }
     ProposalsScreen #body { margin: 0 1; }
+    ProposalsScreen #evidence { display: none; height: auto; margin: 0 1 1 1; }
     ProposalsScreen #checklist { height: auto; min-height: 2; max-height: 30%; }
     ProposalsScreen #tasks { height: auto; min-height: 2; max-height: 25%; }
     ProposalsScreen KeyedTable:focus { background-tint: $foreground 5%; }
@@ -129,6 +139,7 @@ class ProposalsScreen(FsarScreen):
         self.rows: list[proposals.ProposalRow] = []
         self.filter_text = ""
         self.current: proposals.Proposal | None = None
+        self.evidence_read: tuple[str, float] | None = None  # (proposal id, monotonic time)
 
     def compose(self) -> ComposeResult:
         yield StatusHeader()
@@ -136,6 +147,7 @@ class ProposalsScreen(FsarScreen):
         yield KeyedTable(COLUMNS, id="proposals")
         yield TextPanel(Text("no proposal selected"), id="detail-status", classes="title")
         with VerticalScroll(id="body-scroll"):
+            yield Static("", id="evidence")
             yield Markdown("", id="body", open_links=False)  # a report's link text may hide where it goes
         yield TextPanel(Text("risks and mitigations"), id="checklist-status", classes="title")
         yield KeyedTable(CHECK_COLUMNS, id="checklist")
@@ -184,8 +196,45 @@ class ProposalsScreen(FsarScreen):
         changed = self.current is None or self.current.row.id != found.row.id or self.current.body != found.body
         self.current = found
         self.render_detail()
+        self.request_evidence(found)
         if changed:
             await self.query_one("#body", Markdown).update(body_markdown(found.body))
+
+    def request_evidence(self, found: proposals.Proposal) -> None:
+        """Read an implemented proposal's before/after evidence when it is new to the panel or
+        EVIDENCE_REFRESH_S old; hide the section for any other proposal."""
+        if found.row.status != "implemented":
+            self.evidence_read = None
+            self.query_one("#evidence", Static).display = False
+            return
+        last = self.evidence_read
+        if last is None or last[0] != found.row.id:
+            self.query_one("#evidence", Static).display = False  # not another proposal's meanwhile
+        if last is None or last[0] != found.row.id or time.monotonic() - last[1] > EVIDENCE_REFRESH_S:
+            self.evidence_read = (found.row.id, time.monotonic())
+            self.load_evidence(found.row.id)
+
+    @work(exclusive=True, group="proposal-evidence", exit_on_error=False)
+    async def load_evidence(self, proposal_id: str) -> None:
+        try:
+            found = await self.read(before_after.proposal_evidence, proposal_id, clock.now())
+        except Exception:
+            self.evidence_read = None  # the failure shows in the header; try again next time
+            raise
+        self.deliver(self.show_evidence, (proposal_id, found))
+
+    def show_evidence(self, data: tuple[str, Evidence | None]) -> None:
+        proposal_id, found = data
+        self.clear_problem("proposal-evidence")
+        if self.current is None or self.current.row.id != proposal_id or found is None:
+            return
+        shown = Text()
+        for i, line in enumerate(evidence_lines(found)):
+            style = "bold" if i == 0 else VERDICT_STYLES.get(found.verdict, "") if line.startswith("  verdict:") else ""
+            shown.append(("\n" if i else "") + line, style=style)  # Text(str): no markup is read
+        panel = self.query_one("#evidence", Static)
+        panel.update(shown)
+        panel.display = True
 
     # -- rendering --------------------------------------------------------------------------
 

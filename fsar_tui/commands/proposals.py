@@ -9,7 +9,11 @@ ingest-fsar PATH… : files, directories (their regular files, sorted, not recur
 proposals list [--format table|json]
 proposals show ID [--format text|json]: headers, body, risks, mitigations, linked tasks
     (redacted by the policy unless `--reveal`, which needs fsar_admin and is logged). The
-    checklist is numbered from 1, risks first, then mitigations (the screen's order).
+    checklist is numbered from 1, risks first, then mitigations (the screen's order). An
+    implemented proposal ends with "Evidence: before/after" — did it pay: its task type's
+    failure rate, p90 run time, cost per success and ROI in the 7 days before and after it
+    was marked implemented, with intervals and a verdict (domain/before_after.py); JSON
+    carries it as "evidence" (null for a proposal not implemented).
 proposals accept|reject|implemented ID --reason TEXT [--expect STATUS]
 proposals lift ID --reason TEXT: lift the proposal's execution block.
 proposals tick ID N [--reason TEXT] / proposals untick ID N [--reason TEXT]: tick or
@@ -187,11 +191,16 @@ def run_list(args: Namespace, ctx: Context) -> int:
 
 
 def run_show(args: Namespace, ctx: Context) -> int:
-    from fsar_tui.db import proposals
+    from fsar_tui import clock
+    from fsar_tui.db import before_after, proposals
+    from fsar_tui.domain import before_after_text
     from fsar_tui.domain.sanitize import safe_str as show  # redacted unless this run's --reveal was allowed
 
     with ctx.read_connect() as conn:
         p = proposals.get_proposal_sync(conn, args.id)
+        evidence = None
+        if p.row.status == "implemented":
+            evidence = before_after.proposal_evidence_sync(conn, p.row.id, clock.now())
     r = p.row
     if args.format == "json":
         print(
@@ -216,6 +225,7 @@ def run_show(args: Namespace, ctx: Context) -> int:
                         {"id": t[0], "task_type": show(t[1]), "ai_model": show(t[2] or ""), "status": t[3]}
                         for t in p.tasks
                     ],
+                    "evidence": None if evidence is None else before_after_text.to_json(evidence),
                 },
                 indent=2,
             )
@@ -240,6 +250,9 @@ def run_show(args: Namespace, ctx: Context) -> int:
     print(f"\nlinked tasks: {r.linked}")
     for task_id, task_type, model, status, created in p.tasks[:20]:
         print(f"  {task_id}  {show(task_type)}  {show(model or '-')}  {status}  {_when(created)}")
+    if evidence is not None:
+        print()
+        print("\n".join(before_after_text.lines(evidence)))
     return EXIT_OK
 
 
