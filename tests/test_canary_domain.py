@@ -134,3 +134,23 @@ def test_control_topics_keep_levels_but_not_wildcards():
     assert topic_segment("prompt/implement_idea") == "prompt/implement_idea"
     assert topic_segment("x+#\x00\x1b y") == "x%2B%23%00%1B%20y"
     assert len(topic_segment("é" * 1000)) <= 200 * 6
+
+
+def test_an_unpriced_fleet_is_judged_without_cost_and_can_pass():
+    from decimal import Decimal
+
+    from fsar_tui.domain.canary_judge import ArmSample, decide, judge
+    from fsar_tui.domain.histogram import bucket
+
+    def arm(revision, priced):
+        run = {bucket(12_000 * (1 + i / 50)): 40 for i in range(50)}
+        tok = {bucket(90_000 * (1 + i / 50)): 40 for i in range(50)}
+        cost = Decimal(2000 * 40) if priced else Decimal(0)
+        return ArmSample(revision, 2_100, 100, run, tok, 2_000, 1_900, cost, cost * 40, cost, "USD" if priced else None)
+
+    unpriced = judge(arm(3, False), arm(2, False))
+    assert "cost_per_success" not in {m.metric for m in unpriced.metrics} and "not judged" in unpriced.summary
+    assert unpriced.verdict == decide(arm(3, False), arm(2, False))
+    one_side = judge(arm(3, False), arm(2, True))  # prices on one side only: it holds
+    cost = next(m for m in one_side.metrics if m.metric == "cost_per_success")
+    assert cost.verdict == "inconclusive" and one_side.verdict != "pass"

@@ -49,10 +49,14 @@ def test_every_command_family_registers_itself_and_is_in_the_registry():
     from fsar_tui import commands
 
     modules = {m.name for m in pkgutil.iter_modules(commands.__path__)} - {"base", "output"}
-    assert set(commands.FAMILIES) == modules
+    assert set(commands.FAMILIES) | set(commands.SUBFAMILIES) == modules
+    assert set(commands.SUBFAMILIES.values()) <= set(commands.FAMILIES)
     for name in modules:
         module = importlib.import_module(f"fsar_tui.commands.{name}")
         assert callable(getattr(module, "register", None)), name
+    for name, family in commands.SUBFAMILIES.items():  # the family really registers it
+        source = (ROOT / "fsar_tui" / "commands" / f"{family}.py").read_text(encoding="utf-8")
+        assert f"{name}.register(" in source, (name, family)
 
 
 def test_cli_is_main_and_the_error_mapping_only():

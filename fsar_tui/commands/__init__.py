@@ -26,6 +26,9 @@ FAMILIES = (
     "governance",
     "retention",
 )
+# Modules whose commands live under another family's (`fsar-tui rollouts deploy`,
+# `rollouts canary …`): module → the family that calls its `register(family_sub, common)`.
+SUBFAMILIES = {"canary": "rollouts"}
 
 
 def register_all(sub, common: Parser) -> None:

@@ -191,17 +191,33 @@ def judge(
     for m in extra:
         if m.verdict not in VERDICTS:
             raise ValueError(f"{m.metric}: verdict must be one of {VERDICTS}, got {m.verdict!r}")
+    # A fleet that prices no model has no cost to compare, however long it waits: with
+    # enough tasks on both sides and no priced task on either, cost per success is left
+    # out of the verdict (and said so) rather than holding every canary for ever. Too few
+    # tasks, or prices on one side only, still hold it.
+    unpriced = _unpriced(canary, stable, config)
+    if unpriced:
+        metrics = tuple(m for m in metrics if m.metric != "cost_per_success")
     verdict = _overall(m.verdict for m in metrics)
     passes = sum(m.verdict == "pass" for m in metrics)
     waits = [m.needed for m in metrics if m.verdict == "inconclusive" and m.needed is not None]
     needed = max(waits) if verdict == "inconclusive" and waits else None
-    return Judgement(verdict, 100.0 * passes / len(metrics), metrics, needed, _summary(verdict, metrics, needed))
+    summary = _summary(verdict, metrics, needed)
+    if unpriced:
+        summary += "; cost per success not judged: no priced task on either side (model_prices)"
+    return Judgement(verdict, 100.0 * passes / len(metrics), metrics, needed, summary)
 
 
 def decide(canary: ArmSample, stable: ArmSample, config: JudgeConfig = DEFAULT) -> str:
     """judge(...).verdict without the figures only a reader needs (effects, intervals,
     needed, why): the same tests, for the simulation's many looks."""
-    return _overall(m.verdict for m in _built_in(canary, stable, config, full=False))
+    unpriced = _unpriced(canary, stable, config)
+    built_in = _built_in(canary, stable, config, full=False)
+    return _overall(m.verdict for m in built_in if not (unpriced and m.metric == "cost_per_success"))
+
+
+def _unpriced(c: ArmSample, s: ArmSample, cfg: JudgeConfig) -> bool:
+    return c.currency is None and s.currency is None and min(c.tasks, s.tasks) >= cfg.min_samples
 
 
 def _overall(verdicts: Iterable[str]) -> str:
