@@ -11,9 +11,11 @@ Privileges: at connect the app reads what its database role may do (db/governanc
 a role without the operator's grants runs read-only (the header says READ-ONLY and the
 role); gate overrides need fsar_admin; `--reveal` is allowed only to fsar_admin, is
 logged before anything raw is shown, and the header then says RAW DATA REVEALED.
-Every screen's header carries the banner of proposals blocking execution (read with the
-alert counts every 15 s and after every proposal action). `--ingest-live` also ingests
-FSAR reports published on fsar/v1/proposals (live/proposal_feed.py).
+Every screen's header carries the banner of proposals and gates blocking execution and
+of canaries aborted today (read with the alert counts every 15 s and after every
+proposal action); a canary the audit pass's judge promoted or aborted is a toast.
+`--ingest-live` also ingests FSAR reports published on fsar/v1/proposals
+(live/proposal_feed.py).
 
 The app owns the database pool (opened in a worker; psycopg_pool checks connections,
 so after a database restart the next query gets a fresh one), the live service (its
@@ -64,6 +66,7 @@ from fsar_tui.messages import (
     LiveBatch,
 )
 from fsar_tui.screens.audit import AuditScreen
+from fsar_tui.screens.canary_panel import outcome_toasts
 from fsar_tui.screens.command_line import CommandLine
 from fsar_tui.screens.command_mode import SCREENS, CommandMode
 from fsar_tui.screens.help import HelpScreen
@@ -134,6 +137,7 @@ class FsarApp(App):
         self.alerts = (0, 0)  # open drift alerts: (firing, acked)
         self.blocks: tuple = ()  # proposals blocking execution: (id, task type, severity)
         self.gate_blocks: tuple = ()  # failing hard gates blocking execution: (gate, scope)
+        self.canary_blocks: tuple = ()  # canaries aborted in the last 24 h, nothing deployed since: (target, why)
         self.stuck = 0  # running tasks whose lease expired (no live worker renewed it)
         self.revealed = False
         # This session's reveal switch, shared by every task the app starts (sanitize.py).
@@ -369,6 +373,8 @@ class FsarApp(App):
         self.session.wrote_elsewhere()
         self.audit_check = result
         self.audit_failure = None
+        for message, title, severity in outcome_toasts(result.canaries):  # the judge moved a canary
+            self.notify(message, title=title, severity=severity, timeout=15)
         screen = self.active_screen()
         if screen is not None:
             screen.post_message(AuditChecked(result))
@@ -392,7 +398,7 @@ class FsarApp(App):
             return
         try:
             alerts = await self.session.read(alert_counts)
-            self.blocks, self.gate_blocks = await self.session.read(banner_blocks)
+            self.blocks, self.gate_blocks, self.canary_blocks = await self.session.read(banner_blocks)
             self.stuck = (await self.session.read(fleet_health)).lease_expired
         except (FsarError, psycopg.Error, PoolTimeout):
             return  # the screens say what fails; the header keeps the last counts
@@ -424,6 +430,7 @@ class FsarApp(App):
         header.read_only = self.session.read_only
         header.blocks = self.blocks
         header.gate_blocks = self.gate_blocks
+        header.canary_blocks = self.canary_blocks
         header.stuck = self.stuck
         header.revealed = self.revealed
         privileges = self.session.privileges

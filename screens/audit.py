@@ -20,13 +20,17 @@ Four tables, top to bottom; `tab` moves between them, `j/k` move within one:
   `security-audit` judges it (services/log_integrity.py: every hash recomputed here, the
   head, the triggers and the shipped functions checked; every 60 s, in a thread);
   `fsar-tui log verify` adds the check against an anchor kept outside the database.
+- Canaries (screens/canary_panel.py), under the targets while any target has had one:
+  weight and step, the judge's verdict per metric, why the weight holds, STALE; `P`
+  promotes, `A` aborts the highlighted target's (or the only) running canary, typed
+  confirmation and a reason, as `R` does.
 Under 120 columns each table keeps its most telling columns (screens/audit_rows.py). The
 tables share the height by what they hold (every row when there is room; targets first,
 then gates and alerts, the log takes the rest), and a title says how many rows its
 table's height hides.
 The last line is the scheduled pass's retention (services/audit_pass.py step 3): what its
 last run did and when the next is due, why it could not run, or that it is off.
-`e` runs the scheduled pass now. Read-only mode or a viewer role removes R, o and a; `o`
+`e` runs the scheduled pass now. Read-only mode or a viewer role removes R, P, A, o and a; `o`
 needs fsar_admin (the role's grants, read at connect).
 """
 
@@ -65,7 +69,7 @@ from fsar_tui.screens.audit_rows import (
     target_cells,
     wanted_lines,
 )
-from fsar_tui.screens.base import FsarScreen
+from fsar_tui.screens.canary_panel import CanaryControls, CanaryPanel
 from fsar_tui.services.log_integrity import LogIntegrity
 from fsar_tui.widgets.action_dialog import ActionDialog
 from fsar_tui.widgets.key_bar import KeyBar
@@ -109,7 +113,7 @@ class AuditTable(KeyedTable):
             screen.share_height()  # its columns may have come to fit (or no longer)
 
 
-class AuditScreen(FsarScreen):
+class AuditScreen(CanaryControls):
     REFRESH_S = REFRESH_S
 
     DEFAULT_CSS = """
@@ -123,6 +127,8 @@ class AuditScreen(FsarScreen):
         Binding("o", "override", "Override gate", id="audit.override"),
         Binding("a", "ack", "Ack alert", id="audit.ack"),
         Binding("e", "evaluate", "Check now", id="audit.evaluate"),
+        Binding("P", "canary_promote", "Promote canary", id="audit.canary_promote"),
+        Binding("A", "canary_abort", "Abort canary", id="audit.canary_abort"),
         Binding("escape", "clear_filter", "Clear filter", id="audit.clear"),
     ]
 
@@ -142,6 +148,7 @@ class AuditScreen(FsarScreen):
         yield TextPanel(Text("rollouts: waiting for the first check…"), id="targets-status", classes="title")
         width = self.app.size.width
         yield AuditTable(columns_for("targets", width), id="targets")
+        yield CanaryPanel()
         yield TextPanel(Text("audit gates: loading…"), id="gates-status", classes="title")
         yield AuditTable(columns_for("gates", width), id="gates")
         yield TextPanel(Text("drift alerts: loading…"), id="alerts-status", classes="title")
@@ -237,6 +244,7 @@ class AuditScreen(FsarScreen):
         tables = [self.query_one(f"#{name}", KeyedTable) for name in TABLES]
         if not self.size.height or not all(t.size.width for t in tables):
             return  # not laid out yet: the tables' first resize calls again
+        self.fit_canaries(tables)
         fixed = sum(w.outer_size.height for w in self.children if w not in tables and w.display)
         wants = [wanted_lines(t) for t in tables]
         heights = share_heights(self.size.height - fixed, wants, FLOORS, CAPS)
@@ -337,7 +345,7 @@ class AuditScreen(FsarScreen):
     # -- actions ----------------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("rollback", "ack"):
+        if action in ("rollback", "ack", "canary_promote", "canary_abort"):
             return self.write_allowed()  # removed for read-only sessions and viewers, off while unreachable
         if action == "override":
             return self.write_allowed("override")  # gate overrides are fsar_admin's

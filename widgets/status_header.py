@@ -1,8 +1,10 @@
 """The header: database, server, connection state, live source, alerts, role — and,
 while anything stops execution (a failing hard gate, a blocking FSAR proposal: the
-execution_blocks view), one red line naming it, its scope and the key that leads to it
-(the banner every screen shows until the block ends), and while a screen's reads fail,
-a line saying what fails, in words (`problem`, set by the screen).
+execution_blocks view) or stopped a rollout (a canary aborted in the last 24 hours on a
+target nothing was deployed to since: db/blocks.py), one red line naming it, its scope
+and the key that leads to it (the banner every screen shows until the block ends), and
+while a screen's reads fail, a line saying what fails, in words (`problem`, set by the
+screen).
 
 With a read replica (`read_dsn`), where reads come from — "reads: replica, lag 3 s",
 "reads: primary (own write pending on replica)", "reads: primary (replica unreachable)"
@@ -37,25 +39,37 @@ NAME_MIN = 12  # a name keeps at least this many characters before the scope is 
 WARNING_STYLE = "bold black on yellow"  # the problem line, and replica data older than the threshold
 
 
+STOPS = "{what} {name} stops {scope}: {reason}"
+# An aborted canary: "canary <target> aborted: <reason>". The target takes the scope's
+# place (kept whole first) and the abort reason — an operator's or the judge's words, of
+# any length — the name's (cut from the middle first): neither buries the key.
+ABORTED = "{what} {scope} aborted: {name}"
+
+
 class Block(NamedTuple):
     """One thing that stops execution, as the banner names it (`terse`: the words that
-    replace `what` and `reason` when the name and the scope would not fit beside them)."""
+    replace `what` and `reason` when the name and the scope would not fit beside them;
+    `form`: how the four read)."""
 
-    what: str  # "hard gate", "FSAR proposal"
-    name: str
-    scope: str  # "all tasks", "implement_idea", "implement_idea × gpt-4o"
+    what: str  # "hard gate", "FSAR proposal", "canary"
+    name: str  # a gate, a proposal id; an aborted canary's reason (ABORTED)
+    scope: str  # "all tasks", "implement_idea", "implement_idea × gpt-4o"; an aborted canary's target
     reason: str
     key: str  # the key and the screen that leads to it
     terse: tuple[str, str]
+    form: str = STOPS
 
 
-def blocks_of(gate_blocks: tuple, blocks: tuple) -> list[Block]:
-    """Failing hard gates first (the system's own checks), then FSAR proposals."""
+def blocks_of(gate_blocks: tuple, blocks: tuple, canary_blocks: tuple = ()) -> list[Block]:
+    """Failing hard gates first (the system's own checks), then FSAR proposals, then
+    aborted canaries (they stop a revision, not the fleet)."""
     gates = [Block("hard gate", gate, "all tasks" if scope == "all" else scope, "failed", "4 Audit",
                    ("hard gate", "failed")) for gate, scope in gate_blocks]  # fmt: skip
     proposals = [Block("FSAR proposal", pid, task_type or "all tasks", f"severity {severity}", "5 Proposals",
                        ("proposal", f"sev {severity}")) for pid, task_type, severity in blocks]  # fmt: skip
-    return gates + proposals
+    canaries = [Block("canary", reason or "no reason recorded", target, "", "4 Audit", ("canary", ""), ABORTED)
+                for target, reason in canary_blocks]  # fmt: skip
+    return gates + proposals + canaries
 
 
 def banner_line(blocks: list[Block], width: int) -> str:
@@ -69,7 +83,8 @@ def banner_line(blocks: list[Block], width: int) -> str:
     name, scope = first.name, first.scope
 
     def line(what: str, reason: str, name: str, scope: str, tail: str = "") -> str:
-        return f"BLOCKED{count} · {first.key} · {what} {name} stops {scope}: {reason}{tail}"
+        said = first.form.format(what=what, name=name, scope=scope, reason=reason)  # values are not templates
+        return f"BLOCKED{count} · {first.key} · {said}{tail}"
 
     what, reason = first.what, first.reason
     if len(line(what, reason, "", "")) + min(len(name), NAME_MIN) + len(scope) > width:
@@ -107,6 +122,7 @@ class StatusHeader(Widget):
     revealed: reactive[bool] = reactive(False)
     blocks: reactive[tuple] = reactive(())  # (proposal id, task type, severity) blocking execution
     gate_blocks: reactive[tuple] = reactive(())  # (gate name, scope) of failing hard gates blocking execution
+    canary_blocks: reactive[tuple] = reactive(())  # (target, reason) of canaries aborted in the last 24 h
     stuck: reactive[int] = reactive(0)  # running tasks whose lease expired: no worker alive?
     problem: reactive[str] = reactive("")  # what this screen's reads meet, in one line; "" when they work
     reads: reactive[str] = reactive("")  # where reads come from, with a replica; "" without one
@@ -124,17 +140,20 @@ class StatusHeader(Widget):
     def watch_gate_blocks(self, gate_blocks: tuple) -> None:
         self.fit_lines()
 
+    def watch_canary_blocks(self, canary_blocks: tuple) -> None:
+        self.fit_lines()
+
     def watch_problem(self, problem: str) -> None:
         self.fit_lines()
 
     def banner(self) -> str:
-        """One rule for everything that stops execution (the execution_blocks view), in the
-        header's width: '' when nothing does."""
-        blocks = blocks_of(self.gate_blocks, self.blocks)
+        """One rule for everything that stops execution (the execution_blocks view) or a
+        rollout (an aborted canary), in the header's width: '' when nothing does."""
+        blocks = blocks_of(self.gate_blocks, self.blocks, self.canary_blocks)
         return banner_line(blocks, self.content_size.width) if blocks else ""
 
     def fit_lines(self) -> None:
-        lines = 1 + bool(self.blocks or self.gate_blocks) + bool(self.problem)
+        lines = 1 + bool(self.blocks or self.gate_blocks or self.canary_blocks) + bool(self.problem)
         self.set_class(lines == 2, "-lines-2")
         self.set_class(lines == 3, "-lines-3")
 
