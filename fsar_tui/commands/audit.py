@@ -8,7 +8,7 @@ audit run [--gate NAME] [--strict] [--format table|json]: evaluate the enabled g
     fatal, by default.
 audit gates [--format table|json]: every gate, its condition and its latest verdict.
 audit gate add NAME --metric M --pass-if '<= 0.2' --window 1h [--baseline 7d]
-    [--type T] [--model M] [--rollout TARGET] [--hard] --reason TEXT
+    [--type T] [--model M] [--rollout TARGET [--canary]] [--hard] --reason TEXT
 audit gate set NAME [--hard|--soft] [--enable|--disable] [--pass-if COND] --reason TEXT
 audit override NAME --reason TEXT [--for 4h]: let a failing hard gate's scope run until
     the gate next passes (or the time given); recorded in the operator log.
@@ -65,6 +65,11 @@ def register(sub, common: Parser) -> None:
     gadd.add_argument("--type", help="scope: task type")
     gadd.add_argument("--model", help="scope: ai_model")
     gadd.add_argument("--rollout", help="scope: rollout target (its active revision's tasks)")
+    gadd.add_argument(
+        "--canary",
+        action="store_true",
+        help="with --rollout: the target's running canary revision's tasks; a hard failure blocks the canary only",
+    )
     gadd.add_argument("--hard", action="store_true", help="a failure blocks execution in the scope")
     gadd.add_argument("--description")
     gadd.add_argument("--reason", help="why (required; goes to the operator log)")
@@ -204,7 +209,13 @@ def run_gate_add(args: Namespace, ctx: Context) -> int:
 
     reason = required_reason(args)
     comparator, threshold = _condition(args.pass_if)
-    scope = {k: v for k, v in (("task_type", args.type), ("ai_model", args.model), ("rollout", args.rollout)) if v}
+    scope: dict[str, object] = {
+        k: v for k, v in (("task_type", args.type), ("ai_model", args.model), ("rollout", args.rollout)) if v
+    }
+    if args.canary:
+        if not args.rollout:
+            raise UsageError("--canary needs --rollout TARGET: the canary of which target")
+        scope["canary"] = True
     window_s: int = parse_window_arg(args.window, "--window")  # --window is required
     gate = Gate(
         0,

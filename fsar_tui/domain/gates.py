@@ -45,7 +45,7 @@ UNITS = {
     "unpriced_attempts": "attempts",  # tokens of a model with no price in force: cost unknown (revision 0026)
 }
 METRICS = tuple(UNITS)  # the CHECK of revision 0026 lists the same (tested)
-SCOPE_KEYS = ("task_type", "ai_model", "rollout")
+SCOPE_KEYS = ("task_type", "ai_model", "rollout", "canary")  # canary: revision 0035
 
 
 @dataclass(frozen=True)
