@@ -38,6 +38,8 @@ def test_the_demo_app_login_is_no_superuser_and_passes_the_security_audit(demo_d
     demo = prepare_demo(demo_db, tasks=300, statement_timeout_ms=10_000)
     assert prepare_demo(demo_db, tasks=300, statement_timeout_ms=10_000) == demo  # idempotent, no second seed
     assert q(demo_db, "SELECT count(*) FROM execution_tasks")[0][0] == 300
+    # The demo's canary (screen 4), started once: a worse prompt at 10 % for the judge to abort.
+    assert q(demo_db, "SELECT state, weight, steps FROM rollout_canaries") == [("running", 10, [10, 50, 100])]
 
     ((user, superuser, createrole, createdb, bypassrls, fsar_roles),) = q(demo.app_dsn, ROLE_FACTS)
     assert (superuser, createrole, createdb, bypassrls) == (False, False, False, False), user

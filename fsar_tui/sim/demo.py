@@ -27,6 +27,38 @@ class Demo:
     fleet_dsn: str  # the simulator's connection
 
 
+DEMO_CANARY_TARGET = "prompt/implement_idea"
+# A worse prompt: its attempts fail three times as often (the reference executor honours
+# the artifact's `simulate` section), so the judge has something to abort within minutes.
+DEMO_CANARY_ARTIFACT = {
+    "prompt_version": "v9-rc1",
+    "system": "You implement product ideas as small PRs; skip the tests when in a hurry.",
+    "simulate": {"failure_rate_multiplier": 3.0},
+}
+
+
+def demo_canary(conn) -> str:
+    """Start the demo's canary (10 % → 50 % → 100 %, 10 min a step) on the seeded prompt
+    target, as the owner; what it did, in one line."""
+    from fsar_tui.db import canaries
+    from fsar_tui.domain.rollouts import artifact_sha256
+
+    active, _ = canaries.active_revision(conn, DEMO_CANARY_TARGET)
+    done = canaries.deploy(
+        conn,
+        DEMO_CANARY_TARGET,
+        DEMO_CANARY_ARTIFACT,
+        artifact_sha256(DEMO_CANARY_ARTIFACT),
+        expected_active=active,
+        steps=[10, 50, 100],
+        interval_s=600,
+        manual=False,
+        reason="demo: a prompt that skips tests, as a 10 % canary (the judge should abort it)",
+        claimed="fsar-tui demo",
+    )
+    return f"canary {done.canary_id} on {DEMO_CANARY_TARGET}: revision {done.revision} at 10 % (screen 4)"
+
+
 def prepare_demo(
     owner_dsn: str,
     *,
@@ -51,6 +83,8 @@ def prepare_demo(
         say(f"first run: seeding {SEED_DAYS} days of history ({tasks:,} tasks)…")
         result = seed_history(owner_dsn, days=SEED_DAYS, tasks=tasks, seed=0)
         say(f"seeded {result.tasks:,} tasks")
+        with connect(owner_dsn, autocommit=True, statement_timeout_ms=statement_timeout_ms) as conn:
+            say(demo_canary(conn))
     with connect(owner_dsn, autocommit=True, statement_timeout_ms=statement_timeout_ms) as conn:
         owner = conn.info.user
         if not logins or not may_create_roles(conn):
