@@ -176,8 +176,12 @@ async def test_a_hostile_target_renders_literally(rollout_db, run_cli, tmp_path)
         assert await until(pilot, lambda: isinstance(app.screen, CanaryDialog))
         labels = " ".join(str(label.render()) for label in app.screen.query("Label"))
         assert "[red]evil[/red]wwww" in labels and "\x1b" not in labels
+        await pilot.resize_terminal(80, 24)  # the name's label wraps to 5 rows: the facts give way
+        reason = app.screen.query_one("#reason")
+        assert await until(pilot, lambda: 0 < reason.region.bottom <= 23 and "why" in painted(app)), painted(app)
         await pilot.press("escape")
         assert await until(pilot, lambda: isinstance(app.screen, AuditScreen))
+        await pilot.resize_terminal(120, 40)
         out = run_cli("rollouts", "canary", "abort", HOSTILE, "--reason", "[bold]no[/bold]\x1b[31m", "--yes",
                       "--dsn", rollout_db)  # fmt: skip
         assert out.returncode == 0, out.stderr

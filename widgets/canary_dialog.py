@@ -29,6 +29,7 @@ from textual.widgets import Input, Label, Static
 from fsar_tui.domain.sanitize import one_line, strip_controls
 
 KEYS = "enter: next / confirm · esc: cancel · pgup/pgdn: scroll the facts"
+MAX_FACTS = 10  # rows of facts at most: the move, the canary, the judge's verdict, its metrics
 
 
 class CanaryDialog(ModalScreen[str | None]):
@@ -36,7 +37,7 @@ class CanaryDialog(ModalScreen[str | None]):
     CanaryDialog { align: center middle; }
     CanaryDialog > Vertical { width: 90; max-width: 100%; height: auto; max-height: 100%; border: thick $error;
                               padding: 0 1; background: $surface; }
-    CanaryDialog #facts { height: auto; max-height: 10; }
+    CanaryDialog #facts { height: auto; max-height: 10; }  /* fit_facts: what is left, at most 10 */
     CanaryDialog Label { width: 100%; }
     CanaryDialog #problem { color: $error; display: none; }
     """
@@ -67,6 +68,20 @@ class CanaryDialog(ModalScreen[str | None]):
 
     def on_mount(self) -> None:
         self.query_one("#name", Input).focus()
+        self.call_after_refresh(self.fit_facts)
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self.fit_facts)
+
+    def fit_facts(self) -> None:
+        """The facts get the rows the rest of the dialog leaves (at most 10): the fields
+        stay on screen at 80×24 however long the name's label wraps."""
+        box = self.query_one(Vertical)
+        facts = self.query_one("#facts", VerticalScroll)
+        others = sum(w.outer_size.height for w in box.children if w is not facts and w.display)
+        rows = max(1, min(MAX_FACTS, self.size.height - box.styles.gutter.height - others))
+        if facts.styles.max_height is None or facts.styles.max_height.value != rows:
+            facts.styles.max_height = rows
 
     def action_scroll_facts(self, pages: int) -> None:
         facts = self.query_one("#facts", VerticalScroll)
@@ -94,6 +109,7 @@ class CanaryDialog(ModalScreen[str | None]):
         label = self.query_one("#problem", Label)
         label.update(Text(problem))
         label.display = True
+        self.call_after_refresh(self.fit_facts)
 
     def action_cancel(self) -> None:
         self.dismiss(None)
