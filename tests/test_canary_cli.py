@@ -223,3 +223,10 @@ def test_the_judge_failing_mid_analysis_records_an_error_and_holds(canary_db):
     assert outcome.verdict == "error" and outcome.action is None
     assert status.weight == 20 and status.step == 0 and "could not analyse" in (status.hold_reason or "")
     assert q(canary_db, "SELECT verdict FROM canary_analyses") == [("error",)]
+
+
+def test_rollouts_list_shows_the_running_canary(canary_db, run_cli):
+    out = run_cli("rollouts", "list", "--dsn", canary_db)
+    assert out.returncode == 0 and "canary: revision 3 at 20 %" in out.stdout, out.stdout
+    (target,) = json.loads(run_cli("rollouts", "list", "--format", "json", "--dsn", canary_db).stdout)
+    assert target["canary"]["weight"] == 20 and target["canary"]["revision"] == 3

@@ -63,16 +63,24 @@ def register(sub, common: Parser) -> None:
 
 
 def run_rollouts_list(args: Namespace, ctx: Context) -> int:
-    from fsar_tui.db import rollouts
+    from fsar_tui.db import canaries, rollouts
 
     with ctx.read_connect(autocommit=False) as conn:
         targets = rollouts.list_targets(conn)
+        running = {c.target: c for c in canaries.latest(conn, running_only=True)}
     if args.format == "json":
-        print(json.dumps([t.__dict__ for t in targets], indent=2))
+        out = []
+        for t in targets:
+            c = running.get(t.target)
+            canary = None if c is None else {"id": c.id, "revision": c.canary_revision, "weight": c.weight}
+            out.append({**t.__dict__, "canary": canary})
+        print(json.dumps(out, indent=2))
         return EXIT_OK
     for t in targets:
         state = f"rollback ready (to {t.rollback_to})" if t.ready else f"NOT READY: {t.problem}"
-        print(f"{t.target:<28} {t.kind:<7} {t.task_type or '*':<20} active {t.active} of {t.latest}  {state}")
+        c = running.get(t.target)
+        canary = f"  canary: revision {c.canary_revision} at {c.weight} %" if c else ""
+        print(f"{t.target:<28} {t.kind:<7} {t.task_type or '*':<20} active {t.active} of {t.latest}  {state}{canary}")
     if not targets:
         print("(no rollout targets)")
     return EXIT_OK
