@@ -230,3 +230,17 @@ def test_rollouts_list_shows_the_running_canary(canary_db, run_cli):
     assert out.returncode == 0 and "canary: revision 3 at 20 %" in out.stdout, out.stdout
     (target,) = json.loads(run_cli("rollouts", "list", "--format", "json", "--dsn", canary_db).stdout)
     assert target["canary"]["weight"] == 20 and target["canary"]["revision"] == 3
+
+
+def test_read_only_refuses_deploy_promote_abort_and_rollback(canary_db, run_cli, tmp_path):
+    before = _count(canary_db)
+    artifact = _file(tmp_path, b'{"prompt_version": "v10"}', "ro.json")
+    for args in (
+        ("rollouts", "deploy", TARGET, "--artifact", artifact, "--reason", "r", "--yes"),
+        ("rollouts", "canary", "promote", TARGET, "--reason", "r", "--yes"),
+        ("rollouts", "canary", "abort", TARGET, "--reason", "r", "--yes"),
+        ("rollback", TARGET, "--reason", "r", "--yes"),
+    ):
+        out = run_cli(*args, "--read-only", "--dsn", canary_db)
+        assert out.returncode == 2 and "--read-only" in out.stderr and out.stderr.count("\n") == 1, (args, out.stderr)
+    assert _count(canary_db) == before

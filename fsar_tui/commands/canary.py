@@ -120,6 +120,8 @@ def run_deploy(args: Namespace, ctx: Context, stdin=None) -> int:
     reason = (args.reason or "").strip()
     if not reason and not args.dry_run:
         raise UsageError("--reason is required: say why, it goes to the operator log")
+    if ctx.settings.read_only and not args.dry_run:
+        raise UsageError("--read-only: deploy changes the rollout (--dry-run shows what it would do)")
     artifact = _read_artifact(args.artifact)
     steps = None
     if args.canary is not None or args.steps is not None:
@@ -226,6 +228,8 @@ def run_decide(args: Namespace, ctx: Context, stdin=None) -> int:
     from fsar_tui.domain.canary_view import status_lines
 
     reason = required_reason(args)
+    if ctx.settings.read_only:
+        raise UsageError(f"--read-only: {args.action} changes the canary")
     with ctx.connect() as conn:
         canary = canaries.running(conn, args.target)
         for line in status_lines(canary):

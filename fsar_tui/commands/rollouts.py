@@ -114,6 +114,8 @@ def run_rollback(args: Namespace, ctx: Context, stdin=None) -> int:
     reason = (args.reason or "").strip()
     if not reason and not args.dry_run:
         raise UsageError("--reason is required: say why, it goes to the operator log")
+    if ctx.settings.read_only and not args.dry_run:
+        raise UsageError("--read-only: rollback changes the rollout (--dry-run shows what it would do)")
     stdin = stdin or sys.stdin
     with ctx.connect(autocommit=False) as conn:
         p = rollouts.preview(conn, args.target, args.to)
