@@ -79,8 +79,10 @@ def run_rollouts_list(args: Namespace, ctx: Context) -> int:
     for t in targets:
         state = f"rollback ready (to {t.rollback_to})" if t.ready else f"NOT READY: {t.problem}"
         c = running.get(t.target)
-        canary = f"  canary: revision {c.canary_revision} at {c.weight} %" if c else ""
-        print(f"{t.target:<28} {t.kind:<7} {t.task_type or '*':<20} active {t.active} of {t.latest}  {state}{canary}")
+        canary_text = f"  canary: revision {c.canary_revision} at {c.weight} %" if c else ""
+        print(
+            f"{t.target:<28} {t.kind:<7} {t.task_type or '*':<20} active {t.active} of {t.latest}  {state}{canary_text}"
+        )
     if not targets:
         print("(no rollout targets)")
     return EXIT_OK
