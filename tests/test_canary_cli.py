@@ -244,3 +244,14 @@ def test_read_only_refuses_deploy_promote_abort_and_rollback(canary_db, run_cli,
         out = run_cli(*args, "--read-only", "--dsn", canary_db)
         assert out.returncode == 2 and "--read-only" in out.stderr and out.stderr.count("\n") == 1, (args, out.stderr)
     assert _count(canary_db) == before
+
+
+def test_rollouts_evidence_of_a_deployed_revision(rollout_db, run_cli):
+    out = run_cli("rollouts", "evidence", TARGET, "--dsn", rollout_db)
+    assert out.returncode == 0 and "before" in out.stdout and "after" in out.stdout, out.stdout + out.stderr
+    data = json.loads(
+        run_cli("rollouts", "evidence", TARGET, "--revision", "1", "--format", "json", "--dsn", rollout_db).stdout
+    )
+    assert data["revision"] == 1 and data["target"] == TARGET
+    missing = run_cli("rollouts", "evidence", TARGET, "--revision", "99", "--dsn", rollout_db)
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "Traceback" not in missing.stderr

@@ -22,6 +22,9 @@ canary promote|abort TARGET --reason TEXT [--yes]: the operator's move, confirme
   1). Logged as canary.promote / canary.abort under the role.
 canary analyze TARGET [--format json]: the judge's analysis now, shown, not recorded, no
   action; exit 1 when its verdict is fail (for scripts), else 0.
+evidence TARGET [--revision N] [--format json]: did a deployed revision pay — its target's
+  task type over the 7 days before and after it went live (a canary's: from its start to
+  its promotion), as `proposals show` gives it for a proposal (domain/before_after.py).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import sys
 from argparse import Namespace
 from typing import Any
 
-from fsar_tui.commands.base import Context, Parser, add_command, required_reason, subcommands
+from fsar_tui.commands.base import Context, Parser, add_command, required_reason, revision_number, subcommands
 from fsar_tui.errors import EXIT_FAILED, EXIT_OK, CheckFailed, UsageError
 
 
@@ -67,6 +70,16 @@ def register(rollouts_sub, common: Parser) -> None:
         mv.add_argument("--reason", help="why (required; goes to the operator log)")
         mv.add_argument("--yes", action="store_true", help="do not ask to type the target's name")
         mv.set_defaults(action=name)
+    ev = add_command(
+        rollouts_sub,
+        common,
+        "evidence",
+        run_evidence,
+        help="did a deployed revision pay? its type's figures the 7 days before and after it went live",
+    )
+    ev.add_argument("target", metavar="TARGET")
+    ev.add_argument("--revision", type=revision_number, help="the revision (default: the active one)")
+    ev.add_argument("--format", choices=("table", "json"), default="table")
     an = add_command(canary_sub, common, "analyze", run_analyze, help="the judge's analysis now (not recorded)")
     an.add_argument("target", metavar="TARGET")
     an.add_argument("--format", choices=("table", "json"), default="table")
@@ -247,6 +260,25 @@ def run_decide(args: Namespace, ctx: Context, stdin=None) -> int:
     outcome = Outcome(canary.target, canary.id, "operator", args.action, reason, decided.weight, decided.state)
     for problem in announce_outcomes(ctx.settings.mqtt_url, [outcome]):
         print(f"fsar-tui: {problem}", file=sys.stderr)
+    return EXIT_OK
+
+
+def run_evidence(args: Namespace, ctx: Context) -> int:
+    from fsar_tui import clock
+    from fsar_tui.db import before_after, canaries
+    from fsar_tui.domain import before_after_text
+
+    with ctx.read_connect() as conn:
+        active, _ = canaries.active_revision(conn, args.target)
+        revision = args.revision or active
+        if revision is None:
+            raise UsageError(f"{args.target} has no active revision: name one with --revision")
+        evidence = before_after.revision_evidence_sync(conn, args.target, revision, clock.now())
+    if args.format == "json":
+        data = {"target": args.target, "revision": revision, **before_after_text.to_json(evidence)}
+        print(json.dumps(data, indent=2))
+    else:
+        print("\n".join(before_after_text.lines(evidence)))
     return EXIT_OK
 
 
