@@ -159,7 +159,8 @@ class AuditScreen(CanaryControls):
         yield KeyBar()
 
     def on_mount(self) -> None:
-        super().on_mount()
+        # No super().on_mount(): Textual calls FsarScreen's handler as well (each class's
+        # on_mount in the MRO), and calling it here too started a second 1 s tick timer.
         self.set_interval(30.0, self.render_targets)  # "verified N min ago" ages
         self.render_targets()
         self.render_retention()

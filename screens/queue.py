@@ -154,7 +154,8 @@ class QueueScreen(FsarScreen):
         yield KeyBar()
 
     def on_mount(self) -> None:
-        super().on_mount()
+        # No super().on_mount(): Textual calls FsarScreen's handler as well (each class's
+        # on_mount in the MRO), and calling it here too started a second 1 s tick timer.
         self.set_class(self.app.size.width < STACK_BELOW, "-narrow")
         self.render_filter_status()
 
