@@ -349,6 +349,11 @@ class FsarApp(App):
             # …nor pass silently: screen 4 says the pass failed and that its readiness is stale.
             self.call_from_thread(self.audit_failed, self.session.describe(exc))
             return
+        if result.canaries and self.settings.mqtt_url:  # the judge moved a canary: tell the workers
+            from fsar_tui.services.canary_pass import announce_outcomes
+
+            problems = announce_outcomes(self.settings.mqtt_url, result.canaries)
+            result.canary_problem = "; ".join(problems) or None
         self.call_from_thread(self.audit_checked, result)
 
     def audit_failed(self, why: str) -> None:
