@@ -73,9 +73,13 @@ def _with_claimed(conn: Connection, c: Canary) -> Canary:
     if c.state != "running":
         return c
     rows = conn.execute(
+        # Claimed since the step began: finished since, or not finished — both conditions on
+        # the (revision, finished_at) index, not a scan of the stable revision's whole history.
         """SELECT rollout_revision_id, count(*) FROM execution_tasks
-           WHERE rollout_revision_id = ANY(%s) AND started_at >= %s GROUP BY 1""",
-        ([c.canary_revision_id, c.stable_revision_id], c.step_started_at),
+           WHERE rollout_revision_id = ANY(%(ids)s) AND (finished_at >= %(since)s OR finished_at IS NULL)
+             AND started_at >= %(since)s
+           GROUP BY 1""",
+        {"ids": [c.canary_revision_id, c.stable_revision_id], "since": c.step_started_at},
     ).fetchall()
     by_id: dict[int, int] = dict(rows)
     claimed = {"canary": by_id.get(c.canary_revision_id, 0), "stable": by_id.get(c.stable_revision_id, 0)}
