@@ -85,14 +85,15 @@ def canary_lines(c: Canary, now: datetime) -> list[Text]:
     if c.state != "running":
         lines.append(Text(f"  ended {_at(c.ended_at)} by {_safe(c.ended_by)}: {_safe(c.end_reason)}"))
         return lines
-    j = c.judgement or {}
+    j = c.judgement if isinstance(c.judgement, dict) else {}  # jsonb: any shape a recorder stored
     judge = Text("  judge: ")
     if j.get("verdict"):
         verdict = _safe(j["verdict"])
         judge.append(verdict, style=VERDICT_STYLE.get(verdict, ""))
         score = j.get("score")
         judge.append(f" · score {score:.0f}" if isinstance(score, int | float) else "")
-        judge.append(f" · {_at(c.judged_at)}: {_safe(j.get('summary', ''))}")
+        by = f" by {_safe(c.judged_by)}" if c.judged_by else ""
+        judge.append(f" · {_at(c.judged_at)}{by}: {_safe(j.get('summary', ''))}")
     elif j.get("error"):
         judge.append("error", style=VERDICT_STYLE["error"])
         judge.append(f" · {_at(c.judged_at)}: {_safe(j['error'])}")

@@ -214,7 +214,8 @@ def test_the_judge_failing_mid_analysis_records_an_error_and_holds(canary_db):
 
     with psycopg.connect(canary_db) as locker, psycopg.connect(canary_db, autocommit=True) as conn:
         canary = canaries.running(conn, TARGET)
-        locker.execute("LOCK TABLE execution_tasks IN ACCESS EXCLUSIVE MODE")  # the analysis cannot read
+        # The analysis reads the gates scoped to the target after the tasks: it cannot finish.
+        locker.execute("LOCK TABLE audit_gates IN ACCESS EXCLUSIVE MODE")
         conn.execute("SET statement_timeout = 300")
         outcome = canary_pass.judge_one(conn, canary, canary.now)
         locker.rollback()
@@ -255,3 +256,60 @@ def test_rollouts_evidence_of_a_deployed_revision(rollout_db, run_cli):
     assert data["revision"] == 1 and data["target"] == TARGET
     missing = run_cli("rollouts", "evidence", TARGET, "--revision", "99", "--dsn", rollout_db)
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "Traceback" not in missing.stderr
+
+
+def _block_model(dsn: str, run_cli, model: str) -> None:
+    gate = run_cli(
+        "audit",
+        "gate",
+        "add",
+        "no-such-model",
+        "--metric",
+        "open_blocking_proposals",
+        "--pass-if",
+        "< 0",
+        "--window",
+        "1h",
+        "--model",
+        model,
+        "--hard",
+        "--reason",
+        "r",
+        "--dsn",
+        dsn,
+    )
+    assert gate.returncode == 0, gate.stderr
+    run_cli("audit", "run", "--gate", "no-such-model", "--dsn", dsn)
+    assert q(dsn, "SELECT task_type, ai_model FROM execution_blocks") == [(None, model)]
+
+
+async def _claim_all(dsn: str) -> list[tuple[str, str, int]]:
+    out = []
+    async with await aconnect(dsn) as conn:
+        while (task := await executor.claim(conn, "w", 30)) is not None:
+            out.append((task.task_type, task.ai_model, task.rollout_revision_id))
+    return out
+
+
+async def test_an_artifact_pinning_a_blocked_model_cannot_run_tasks_on_it(rollout_db, run_cli, tmp_path):
+    pinned = _file(tmp_path, b'{"prompt_version": "v9", "ai_model": "gpt-blocked"}', "pin.json")
+    assert _deploy(run_cli, rollout_db, pinned, "--steps", "50,100").returncode == 0
+    _block_model(rollout_db, run_cli, "gpt-blocked")
+    x(
+        rollout_db,
+        "INSERT INTO execution_tasks (task_type, ai_model) SELECT 'implement_idea', 'gpt-4o-mini' "
+        "FROM generate_series(1, 60)",
+    )
+    claimed = await _claim_all(rollout_db)
+    (stable,) = q(rollout_db, "SELECT id FROM rollout_revisions WHERE revision = 2")[0]
+    assert len(claimed) == 60 and {c[1:] for c in claimed} == {("gpt-4o-mini", stable)}  # the canary's share on stable
+
+    # The stable revision pinning it: the type's tasks wait; other types run.
+    run_cli("rollouts", "canary", "promote", TARGET, "--reason", "r", "--yes", "--dsn", rollout_db)
+    assert q(rollout_db, f"SELECT active_revision FROM rollouts WHERE target = '{TARGET}'") == [(3,)]
+    x(
+        rollout_db,
+        "INSERT INTO execution_tasks (task_type, ai_model) VALUES ('implement_idea', 'gpt-4o-mini'), "
+        "('self_improvement', 'gpt-4o-mini')",
+    )
+    assert [c[0] for c in await _claim_all(rollout_db)] == ["self_improvement"]

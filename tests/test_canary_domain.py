@@ -154,3 +154,45 @@ def test_an_unpriced_fleet_is_judged_without_cost_and_can_pass():
     one_side = judge(arm(3, False), arm(2, True))  # prices on one side only: it holds
     cost = next(m for m in one_side.metrics if m.metric == "cost_per_success")
     assert cost.verdict == "inconclusive" and one_side.verdict != "pass"
+
+
+def test_status_lines_are_bounded_and_inert_whatever_was_stored():
+    from fsar_tui.domain.canary import Canary
+    from fsar_tui.domain.canary_view import status_lines
+
+    huge = "\x1b]52;c;AAAA\x07[red]" + "r" * 10_000
+    judgement = {
+        "verdict": "pass",
+        "summary": huge,
+        "metrics": [{"metric": "gate:" + huge, "verdict": "pass", "why": huge}],
+    }
+    c = Canary(
+        1,
+        huge,
+        "x",
+        "running",
+        3,
+        2,
+        3,
+        2,
+        [10, 100],
+        0,
+        10,
+        0,
+        False,
+        T0,
+        huge,
+        huge,
+        T0,
+        None,
+        None,
+        None,
+        judgement,
+        T0,
+        huge,
+        huge,
+        T0 + timedelta(minutes=1),
+    )
+    lines = status_lines(c)
+    assert all(len(line) <= 400 and "\x1b" not in line and "\x07" not in line for line in lines)
+    assert any("recorded by" in line for line in lines)

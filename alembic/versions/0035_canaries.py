@@ -147,7 +147,7 @@ def upgrade() -> None:
         CREATE TRIGGER rollout_canaries_control AFTER INSERT OR UPDATE OF state, weight, step ON rollout_canaries
         FOR EACH ROW EXECUTE FUNCTION fsar_canary_changed()
     """)
-    for fn in canary_functions.FUNCTIONS:
+    for fn in canary_functions.FUNCTIONS_0035:
         op.execute(fn.create_sql())
     for fn in canary_functions.OPERATOR_FUNCTIONS:
         op.execute(f"REVOKE ALL ON FUNCTION {fn.signature} FROM PUBLIC")
@@ -155,6 +155,14 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # Dropping the tables ends a running canary without a move anyone logged: refuse.
+    op.execute("""
+        DO $$ BEGIN
+            IF EXISTS (SELECT 1 FROM rollout_canaries WHERE state = 'running') THEN
+                RAISE EXCEPTION 'a canary is running: promote or abort it before downgrading below 0035'
+                    USING ERRCODE = 'object_in_use';
+            END IF;
+        END $$""")
     op.execute(action_functions.ROLLBACK.create_sql())
     for fn in canary_functions.OPERATOR_FUNCTIONS:
         op.execute(fn.drop_sql())

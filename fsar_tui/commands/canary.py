@@ -113,13 +113,18 @@ def _read_artifact(path: str) -> dict[str, Any]:
 
 
 def _confirm(target: str, yes: bool, stdin=None) -> bool:
+    """The operator types the target's name as it was shown: controls stripped (a name
+    holding ESC or BEL could never be typed, nor shown)."""
+    from fsar_tui.domain.sanitize import strip_controls
+
     stdin = stdin or sys.stdin
     if yes:
         return True
     if not stdin.isatty() and stdin is sys.stdin:
         raise UsageError("not a terminal: confirm with --yes")
-    print(f"type the target's name ({target}) to confirm: ", end="", flush=True)
-    return stdin.readline().strip() == target
+    shown = strip_controls(target)
+    print(f"type the target's name ({shown}) to confirm: ", end="", flush=True)
+    return stdin.readline().strip() == shown.strip()
 
 
 def run_deploy(args: Namespace, ctx: Context, stdin=None) -> int:
@@ -185,7 +190,7 @@ def run_deploy(args: Namespace, ctx: Context, stdin=None) -> int:
         print(f"{args.target}: revision {done.revision} is active")
     else:
         print(f"{args.target}: canary {done.canary_id} started: revision {done.revision} on {steps[0]} % of tasks")
-    _announce(ctx, args.target, done)
+    _announce(ctx, args.target, done, steps[0] if steps else 100)
     return EXIT_OK
 
 
@@ -201,7 +206,7 @@ def _refuse_without_way_back(conn, target: str) -> None:
             raise canaries.Refused(f"{target}: the rollback rehearsal fails ({problem}); no canary without a way back")
 
 
-def _announce(ctx: Context, target: str, done) -> None:
+def _announce(ctx: Context, target: str, done, weight: int) -> None:
     if not ctx.settings.mqtt_url:
         return
     from fsar_tui.live.mqtt import announce_canary, announce_rollout
@@ -210,7 +215,7 @@ def _announce(ctx: Context, target: str, done) -> None:
         if done.canary_id is None:
             asyncio.run(announce_rollout(ctx.settings.mqtt_url, target, done.revision, done.revision))
         else:
-            asyncio.run(announce_canary(ctx.settings.mqtt_url, target, done.canary_id, "running", 0, "started"))
+            asyncio.run(announce_canary(ctx.settings.mqtt_url, target, done.canary_id, "running", weight, "started"))
     except Exception as exc:  # the database is the truth: workers also get NOTIFY
         print(f"fsar-tui: done, but the MQTT control message failed: {type(exc).__name__}", file=sys.stderr)
 

@@ -42,7 +42,7 @@ CANARY_SQL = """
     SELECT c.id, r.target, r.task_type, c.state, c.canary_revision, c.stable_revision, cr.id, sr.id,
            c.steps, c.step, c.weight, c.interval_s, c.manual, c.started_at, c.started_by, c.start_reason,
            c.step_started_at, c.ended_at, c.ended_by, c.end_reason, c.judgement, c.judged_at, c.hold_reason,
-           now()
+           c.judged_by, now()
     FROM rollout_canaries c
     JOIN rollouts r ON r.id = c.rollout_id
     JOIN rollout_revisions cr ON cr.rollout_id = c.rollout_id AND cr.revision = c.canary_revision
@@ -59,7 +59,7 @@ def latest(conn: Connection, target: str | None = None, *, running_only: bool = 
     rows = conn.execute(
         f"""SELECT DISTINCT ON (r.target) q.* FROM ({CANARY_SQL}) q(id, target, task_type, state, cr, sr, cri, sri,
                   steps, step, weight, interval_s, manual, started_at, started_by, start_reason, step_started_at,
-                  ended_at, ended_by, end_reason, judgement, judged_at, hold_reason, now)
+                  ended_at, ended_by, end_reason, judgement, judged_at, hold_reason, judged_by, now)
             JOIN rollouts r ON r.target = q.target
             WHERE (%(target)s::text IS NULL OR q.target = %(target)s) AND (q.state = 'running' OR NOT %(running)s)
             ORDER BY r.target, (q.state = 'running') DESC, q.id DESC""",
@@ -230,6 +230,17 @@ def record(
             ),
         ).fetchone()
     return None if row is None else row[0]
+
+
+def last_look(conn: Connection, canary: Canary) -> int | None:
+    """The canary attempts the step's newest analysis counted (the database counts them:
+    fsar_canary_record, revision 0036); None before the step's first analysis."""
+    row = conn.execute(
+        """SELECT canary_attempts FROM canary_analyses WHERE canary_id = %s AND step = %s
+           ORDER BY id DESC LIMIT 1""",
+        (canary.id, canary.step),
+    ).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
 
 
 def analyses(conn: Connection, canary_id: int, limit: int = 20) -> list[tuple[datetime, int, str, Any, str | None]]:

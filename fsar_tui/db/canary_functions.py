@@ -250,4 +250,112 @@ ROLLBACK = Fn(
 
 OPERATOR_FUNCTIONS: tuple[Fn, ...] = (DEPLOY, DECIDE, RECORD)
 REPLACED_IN_0035: tuple[Fn, ...] = (ROLLBACK,)
-FUNCTIONS: tuple[Fn, ...] = OPERATOR_FUNCTIONS + REPLACED_IN_0035
+FUNCTIONS_0035: tuple[Fn, ...] = OPERATOR_FUNCTIONS + REPLACED_IN_0035
+
+# -- revision 0036: what an attacker with the operator role did in plain SQL ------------------
+# - deploy: a canary whose first step is 100 % (no stable arm left to judge it against);
+# - record: a forged judgement shown as the judge's, a NaN score, and a look cadence taken
+#   from the caller (a forged `canary_attempts` silenced the judge's later looks);
+# - decide: an operator's promote over a failing judgement left no trace of the evidence.
+
+
+def _replaced(fn: Fn, pairs: list[tuple[str, str, int]]) -> Fn:
+    body = fn.body
+    for old, new, times in pairs:
+        assert body.count(old) == times, (fn.name, old)
+        body = body.replace(old, new)
+    return Fn(fn.name, fn.params, fn.signature, fn.returns, body, definer=True)
+
+
+DEPLOY_0036 = _replaced(
+    DEPLOY,
+    [
+        (
+            "IF cardinality(p_steps) NOT BETWEEN 1 AND 20 OR",
+            "IF cardinality(p_steps) NOT BETWEEN 2 AND 20 OR",
+            1,
+        ),
+        (
+            "'canary steps: 1 to 20 weights in 1..100, the last 100'",
+            "'canary steps: 2 to 20 weights in 1..100, the first below 100 (a canary), the last 100'",
+            1,
+        ),
+    ],
+)
+# Every log row of a move carries the judgement the mover saw: an operator's promote over
+# a 'fail' is then on the record as such.
+DECIDE_0036 = _replaced(
+    DECIDE,
+    [
+        (
+            "jsonb_build_object('canary', c.id, 'weight', c.weight, 'step', c.step",
+            (
+                "jsonb_build_object('canary', c.id, 'weight', c.weight, 'step', c.step, "
+                "'judge_verdict', c.judgement ->> 'verdict', 'judged_at', c.judged_at, 'judged_by', c.judged_by"
+            ),
+            3,
+        ),
+    ],
+)
+RECORD_0036 = Fn(
+    name=RECORD.name,
+    params=RECORD.params,
+    signature=RECORD.signature,
+    returns=RECORD.returns,
+    definer=True,
+    body="""
+DECLARE
+    v_run bigint;
+    c rollout_canaries%ROWTYPE;
+    v_target text;
+    v_revision bigint;
+    v_attempts bigint;
+    v_previous text;
+BEGIN
+    IF p_verdict IS NULL OR p_verdict NOT IN ('pass', 'fail', 'inconclusive', 'error') THEN
+        RAISE EXCEPTION 'unknown canary verdict %', p_verdict USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_score IS NOT NULL AND p_score NOT BETWEEN 0 AND 100 THEN  -- NaN and infinities too
+        RAISE EXCEPTION 'a canary score is 0..100' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_judgement IS NOT NULL AND jsonb_typeof(p_judgement) <> 'object' THEN
+        RAISE EXCEPTION 'a canary judgement is a JSON object' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT * INTO c FROM rollout_canaries x WHERE x.id = p_canary AND x.state = 'running' AND x.step = p_step
+    FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN NULL;  -- promoted, aborted or moved on meanwhile: the analysis is of the past
+    END IF;
+    SELECT r.target INTO v_target FROM rollouts r WHERE r.id = c.rollout_id;
+    SELECT rr.id INTO v_revision FROM rollout_revisions rr
+    WHERE rr.rollout_id = c.rollout_id AND rr.revision = c.canary_revision;
+    -- The look's cadence is counted here (the canary's attempts that ended this step), not
+    -- taken from the caller: the judge's next look waits for look_every more of these.
+    SELECT coalesce(sum(t.attempt), 0) INTO v_attempts FROM execution_tasks t
+    WHERE t.rollout_revision_id = v_revision AND t.finished_at >= c.step_started_at
+      AND t.status IN ('succeeded', 'failed');
+    SELECT a.verdict INTO v_previous FROM canary_analyses a
+    WHERE a.canary_id = p_canary AND a.step = p_step ORDER BY a.id DESC LIMIT 1;
+    INSERT INTO canary_analyses (canary_id, step, verdict, score, judgement, hold_reason, canary_attempts)
+    VALUES (p_canary, p_step, p_verdict, p_score, coalesce(p_judgement, '{}'::jsonb), p_hold, v_attempts)
+    RETURNING id INTO v_run;
+    UPDATE rollout_canaries x SET judgement = p_judgement, judged_at = now(), hold_reason = p_hold,
+           judged_by = session_user
+    WHERE x.id = p_canary;
+    -- A judgement that differs from the step's previous one is logged, under the role that
+    -- recorded it: who said "pass" is on the hash-chained record, not only in this table.
+    IF v_previous IS DISTINCT FROM p_verdict THEN
+        INSERT INTO operator_actions (claimed_os_user, action, target, reason, before, after)
+        VALUES (NULL, 'canary.judgement', 'rollout:' || v_target,
+                left(coalesce(p_judgement ->> 'summary', p_verdict), 500),
+                jsonb_build_object('canary', p_canary, 'step', p_step, 'verdict', v_previous),
+                jsonb_build_object('canary', p_canary, 'step', p_step, 'verdict', p_verdict, 'score', p_score,
+                                   'canary_attempts', v_attempts, 'analysis', v_run));
+    END IF;
+    RETURN v_run;
+END
+""",
+)
+REPLACED_IN_0036: tuple[Fn, ...] = (DEPLOY_0036, DECIDE_0036, RECORD_0036)
+# What the database holds at head (security-audit compares these).
+HEAD: tuple[Fn, ...] = REPLACED_IN_0036 + REPLACED_IN_0035

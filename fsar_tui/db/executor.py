@@ -56,39 +56,55 @@ WITH blocked AS MATERIALIZED (
                                       AND b.ai_model IS NOT NULL), '{}') AS pairs,
            coalesce(array_agg(b.revision_id) FILTER (WHERE b.revision_id IS NOT NULL), '{}') AS canaries
     FROM execution_blocks b
+ ), routes AS MATERIALIZED (
+    SELECT a.rollout_id, a.task_type, a.revision_id, a.artifact, a.artifact ->> 'ai_model' AS model,
+           a.canary_id, a.canary_revision_id, a.canary_artifact, a.canary_artifact ->> 'ai_model' AS canary_model,
+           a.canary_weight
+    FROM rollout_routes a
 ), next AS (
     SELECT t.id
     FROM execution_tasks t
+    -- The model the task would run on: the stable revision's pin (its artifact's ai_model)
+    -- or its own. The blocks are tested against that, so an artifact pinning a blocked
+    -- model cannot run the type's tasks on it.
+    CROSS JOIN LATERAL (
+        SELECT coalesce((SELECT r.model FROM routes r WHERE r.task_type = t.task_type OR r.task_type IS NULL
+                         ORDER BY (r.task_type IS NULL), r.rollout_id LIMIT 1), t.ai_model) AS ai_model
+    ) m
     WHERE t.status = 'queued'
       AND t.queued_at <= now()
       AND t.attempt < t.max_attempts
       AND NOT (SELECT everything FROM blocked)
       AND t.task_type <> ALL ((SELECT types FROM blocked)::text[])
-      AND (t.ai_model IS NULL OR t.ai_model <> ALL ((SELECT models FROM blocked)::text[]))
-      AND ROW(t.task_type, t.ai_model)::text <> ALL ((SELECT pairs FROM blocked)::text[])
+      AND (m.ai_model IS NULL OR m.ai_model <> ALL ((SELECT models FROM blocked)::text[]))
+      AND ROW(t.task_type, m.ai_model)::text <> ALL ((SELECT pairs FROM blocked)::text[])
     ORDER BY t.priority DESC, t.id
     LIMIT 1
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF t SKIP LOCKED
 ), route AS (
-    SELECT n.id AS task_id, a.revision_id, a.artifact, a.canary_id, a.canary_revision_id, a.canary_artifact,
-           a.canary_weight
+    SELECT n.id AS task_id, t.task_type, a.revision_id, a.artifact, a.canary_id, a.canary_revision_id,
+           a.canary_artifact, a.canary_model, a.canary_weight
     FROM next n
     JOIN execution_tasks t ON t.id = n.id
     JOIN LATERAL (
-        SELECT * FROM rollout_routes a
+        SELECT * FROM routes a
         WHERE a.task_type = t.task_type OR a.task_type IS NULL
         ORDER BY (a.task_type IS NULL), a.rollout_id
         LIMIT 1
     ) a ON true
 ), rollout AS (
     -- The canary's share (CANARY_BUCKET: the same task, the same side, whichever worker
-    -- claims it and however often it is retried), unless a gate blocks the canary.
+    -- claims it and however often it is retried), unless a gate blocks the canary or the
+    -- canary's artifact pins a blocked model: that share runs on stable meanwhile.
     SELECT r.task_id, CASE WHEN c.on_canary THEN r.canary_revision_id ELSE r.revision_id END AS revision_id,
            CASE WHEN c.on_canary THEN r.canary_artifact ELSE r.artifact END AS artifact
     FROM route r
     CROSS JOIN LATERAL (
         SELECT r.canary_id IS NOT NULL
                AND r.canary_revision_id <> ALL ((SELECT canaries FROM blocked)::bigint[])
+               AND (r.canary_model IS NULL
+                    OR (r.canary_model <> ALL ((SELECT models FROM blocked)::text[])
+                        AND ROW(r.task_type, r.canary_model)::text <> ALL ((SELECT pairs FROM blocked)::text[])))
                AND ('x' || substr(md5(r.canary_id::text || ':' || r.task_id::text), 1, 8))::bit(32)::bigint
                    < r.canary_weight::bigint * 42949672.96 AS on_canary
     ) c

@@ -58,6 +58,7 @@ class Canary:
     judgement: dict[str, Any] | None
     judged_at: datetime | None
     hold_reason: str | None
+    judged_by: str | None  # the role that recorded the judgement (revision 0036)
     now: datetime  # the database's clock when read
     claimed: dict[str, int] = field(default_factory=dict)  # tasks stamped per side this step: canary, stable
 

@@ -95,7 +95,10 @@ def status_lines(c: Canary) -> list[str]:
     if j.get("verdict"):
         score = j.get("score")
         score_text = f", score {score:.0f}" if isinstance(score, int | float) else ""
-        lines.append(_clean(f"  judge: {j.get('verdict')}{score_text} at {_when(c.judged_at)}: {j.get('summary', '')}"))
+        by = f" (recorded by {c.judged_by})" if c.judged_by else ""
+        lines.append(
+            _clean(f"  judge: {j.get('verdict')}{score_text} at {_when(c.judged_at)}{by}: {j.get('summary', '')}")
+        )
         for name, verdict, canary, stable, effect, why in metric_rows(j):
             lines.append(f"    {name:<18} {verdict:<12} canary {canary:>10}  stable {stable:>10}  {effect}  {why}")
     elif j.get("error"):
@@ -133,6 +136,7 @@ def status_json(c: Canary, analyses: Iterable[tuple[datetime, int, str, Any, str
         "claimed_this_step": dict(c.claimed),
         "judgement": c.judgement,
         "judged_at": c.judged_at,
+        "judged_by": c.judged_by,
         "hold_reason": c.hold_reason,
         "stale": staleness(c.judged_at, c.step_started_at, c.now) if c.state == "running" else None,
         "analyses": [

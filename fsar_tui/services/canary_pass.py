@@ -123,13 +123,8 @@ def judge_one(conn: Connection, canary: Canary, now: datetime, config: JudgeConf
             pass  # the database is away: nothing moved, and the screen's staleness says so
         return Outcome(canary.target, canary.id, "error", None, hold or why, canary.weight, canary.state)
     attempts = canary_arm.attempts
-    last = (canary.judgement or {}).get("canary_attempts")
-    if (
-        judgement.verdict != "fail"
-        and isinstance(last, int)
-        and canary.judged_at is not None
-        and attempts - last < config.look_every
-    ):
+    last = canaries.last_look(conn, canary)  # counted by the database, not read from a judgement
+    if judgement.verdict != "fail" and last is not None and attempts - last < config.look_every:
         detail = f"next look after {config.look_every - (attempts - last)} more canary attempts"
         return Outcome(canary.target, canary.id, "skipped", None, detail, canary.weight, canary.state)
     move = moves.next_move(

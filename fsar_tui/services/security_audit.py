@@ -101,9 +101,9 @@ def security_checks(conn, dsn: str) -> list[Check]:
     from fsar_tui.domain import privileges as declared
 
     # Revision 0035 re-created the rollback (it aborts a running canary): its text is the head's.
-    head = [fn for fn in action_functions.HEAD if fn.name not in {f.name for f in canary_functions.REPLACED_IN_0035}]
+    head = [fn for fn in action_functions.HEAD if fn.name not in {f.name for f in canary_functions.HEAD}]
     replaced = privileges.shipped_function_problems(
-        conn, head + list(canary_functions.FUNCTIONS + governance_functions.FUNCTIONS + partition_functions.FUNCTIONS)
+        conn, head + list(canary_functions.HEAD + governance_functions.FUNCTIONS + partition_functions.FUNCTIONS)
     )
     checks.append(
         Check(
