@@ -116,3 +116,32 @@ def test_a_downgrade_below_0035_refuses_while_a_canary_runs(canary_db, run_cli):
     assert out.returncode != 0 and "canary is running" in out.stderr, out.stdout + out.stderr
     assert "Traceback" not in out.stderr and out.stderr.strip().count("\n") == 0
     assert q(canary_db, "SELECT state FROM rollout_canaries") == [("running",)]
+
+
+def test_no_canary_while_the_rollback_rehearsal_gate_fails_even_in_plain_sql(rollout_db, login, run_cli):
+    from fsar_tui.db.canaries import Refused, deploy
+
+    with psycopg.connect(rollout_db, autocommit=True) as conn:  # the pass recording a failed rehearsal
+        (gate,) = conn.execute("SELECT id FROM audit_gates WHERE name = 'builtin:rollback-artifacts'").fetchone()
+        conn.execute("SELECT fsar_record_verdict(%s, 1, NULL, 'fail', 1, '{}', 'test')", (gate,))
+    with psycopg.connect(login("fsar_operator"), autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT outcome FROM fsar_rollout_deploy(%s, '{\"x\": 1}', repeat('a', 64), 2, '{10,100}', 0, false, "
+            "'r', 'me')",
+            (TARGET,),
+        ).fetchall()
+        assert rows == [("no-way-back",)]
+        with pytest.raises(Refused, match="way back"):
+            deploy(
+                conn,
+                TARGET,
+                {"x": 2},
+                "b" * 64,
+                expected_active=2,
+                steps=[10, 100],
+                interval_s=0,
+                manual=False,
+                reason="r",
+                claimed="me",
+            )
+    assert q(rollout_db, "SELECT count(*) FROM rollout_canaries") == [(0,)]

@@ -1,7 +1,9 @@
 """Canary guards: what an attacker with the operator role did to revision 0035 in plain SQL.
 
 - `fsar_rollout_deploy` refuses a canary whose first step is already 100 % (no stable arm
-  left to judge it against: the client refused it, the function did not).
+  left to judge it against: the client refused it, the function did not), and a canary
+  while the hard built-in gate builtin:rollback-artifacts fails (the rehearsal runs in the
+  client, which re-hashes artifacts; the gate is the database's record of it).
 - `fsar_canary_record` counts the look's canary attempts itself (canary_analyses.
   canary_attempts) instead of trusting the caller's number — a forged one had silenced
   the judge's later looks; refuses a score outside 0..100 (NaN had reached the JSON

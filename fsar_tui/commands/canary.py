@@ -252,6 +252,9 @@ def run_decide(args: Namespace, ctx: Context, stdin=None) -> int:
         canary = canaries.running(conn, args.target)
         for line in status_lines(canary):
             print(line)
+        verdict = (canary.judgement or {}).get("verdict") if isinstance(canary.judgement, dict) else None
+        if args.action == "promote" and verdict != "pass":
+            print(f"the judge's last verdict is {verdict or 'none yet'}: this promote overrides it (the log says so)")
         if not _confirm(canary.target, args.yes, stdin):
             print("fsar-tui: not confirmed; nothing changed", file=sys.stderr)
             return EXIT_FAILED

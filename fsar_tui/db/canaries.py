@@ -156,6 +156,11 @@ def deploy(
             )
         if outcome == "same-as-active":
             raise Refused(f"{target}: the artifact equals the active revision {revision}; nothing was written")
+        if outcome == "no-way-back":
+            raise Refused(
+                f"{target}: the rollback rehearsal is failing (gate builtin:rollback-artifacts); "
+                "no canary without a way back; nothing was written"
+            )
         if outcome == "no-stable":
             raise Refused(f"{target}: no active revision to run beside a canary; deploy without --canary")
         raise UsageError(f"{target}: {outcome}")

@@ -267,6 +267,12 @@ def _replaced(fn: Fn, pairs: list[tuple[str, str, int]]) -> Fn:
     return Fn(fn.name, fn.params, fn.signature, fn.returns, body, definer=True)
 
 
+_NO_WAY_BACK = """    IF p_steps IS NOT NULL AND EXISTS (SELECT 1 FROM execution_blocks b
+                                      WHERE b.source = 'gate' AND b.ref = 'builtin:rollback-artifacts') THEN
+        RETURN QUERY SELECT 'no-way-back'::text, v_active, NULL::bigint;
+        RETURN;
+    END IF;
+"""
 DEPLOY_0036 = _replaced(
     DEPLOY,
     [
@@ -278,6 +284,14 @@ DEPLOY_0036 = _replaced(
         (
             "'canary steps: 1 to 20 weights in 1..100, the last 100'",
             "'canary steps: 2 to 20 weights in 1..100, the first below 100 (a canary), the last 100'",
+            1,
+        ),
+        # The rollback rehearsal re-hashes artifacts in the client, so the database cannot
+        # run it; it can refuse while the pass's record of it — the hard built-in gate
+        # builtin:rollback-artifacts — is failing (the client also rehearses first).
+        (
+            "    IF p_steps IS NOT NULL AND v_active IS NULL THEN",
+            _NO_WAY_BACK + "    IF p_steps IS NOT NULL AND v_active IS NULL THEN",
             1,
         ),
     ],
