@@ -271,8 +271,11 @@ def test_any_arms_get_a_coherent_judgement(canary, stable, min_samples):
     cfg = replace(DEFAULT, min_samples=min_samples)
     j = judge(canary, stable, cfg)
     assert j.verdict in ("pass", "fail", "inconclusive") and j.summary
-    assert [m.metric for m in j.metrics] == list(CANARY_METRICS)
-    assert j.score == 100.0 * sum(m.verdict == "pass" for m in j.metrics) / 4
+    # Cost per success is left out when neither arm has a priced task (and both have enough tasks).
+    unpriced = canary.currency is None and stable.currency is None and min(canary.tasks, stable.tasks) >= min_samples
+    expected = [m for m in CANARY_METRICS if not (unpriced and m == "cost_per_success")]
+    assert [m.metric for m in j.metrics] == expected
+    assert j.score == 100.0 * sum(m.verdict == "pass" for m in j.metrics) / len(expected)
     assert decide(canary, stable, cfg) == j.verdict
     for m in j.metrics:
         assert m.why
