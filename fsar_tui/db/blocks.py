@@ -16,7 +16,9 @@ from fsar_tui.db.proposals import blocking
 from fsar_tui.domain.sanitize import one_line, safe_str, strip_controls
 
 GATE_BLOCKS_SQL = """
-    SELECT ref, task_type, ai_model FROM execution_blocks WHERE source = 'gate' ORDER BY ref
+    SELECT b.ref, b.task_type, b.ai_model, rr.revision
+    FROM execution_blocks b LEFT JOIN rollout_revisions rr ON rr.id = b.revision_id
+    WHERE b.source = 'gate' ORDER BY b.ref
 """
 
 
@@ -24,6 +26,14 @@ class GateBlock(NamedTuple):
     gate: str
     task_type: str | None  # None: every task type
     ai_model: str | None
+    canary_revision: int | None = None  # a gate scoped to a canary: it blocks that revision only
+
+    def scope(self) -> str:
+        """What the block stops, as the banner says it."""
+        what = " × ".join(p for p in (self.task_type, self.ai_model) if p) or "all"
+        if self.canary_revision is not None:  # the type's other tasks run on stable
+            return f"the canary (revision {self.canary_revision}) of {what}"
+        return what
 
 
 async def gate_blocks(conn: AsyncConnection) -> list[GateBlock]:
@@ -65,10 +75,7 @@ async def banner_blocks(
         (strip_controls(ref), strip_controls(task_type or ""), severity)
         for ref, task_type, severity in await blocking(conn)
     )
-    gates = tuple(
-        (strip_controls(g.gate), strip_controls(" × ".join(p for p in (g.task_type, g.ai_model) if p) or "all"))
-        for g in await gate_blocks(conn)
-    )
+    gates = tuple((strip_controls(g.gate), strip_controls(g.scope())) for g in await gate_blocks(conn))
     # The reason is an operator's (or the judge's) text: redacted as the operator log shows it.
     aborted = tuple((one_line(target), one_line(safe_str(reason))) for target, reason in await aborted_canaries(conn))
     return proposals, gates, aborted

@@ -73,6 +73,11 @@ def _active_revision(conn: Connection, target: str) -> int | None:
     return row[0] if row else None
 
 
+class NoCanary(UsageError):
+    """A gate scoped to a target's canary while none runs: nothing to measure (the pass
+    records 'inconclusive', which never blocks — not 'error' at every pass)."""
+
+
 def _canary_revision(conn: Connection, target: str) -> int | None:
     row = conn.execute(
         "SELECT canary_revision_id FROM rollout_routes WHERE target = %s AND canary_id IS NOT NULL", (target,)
@@ -88,7 +93,7 @@ def scope_params(conn: Connection, gate: Gate) -> dict[str, Any]:
     if rollout and gate.scope.get("canary"):
         revision = _canary_revision(conn, rollout)
         if revision is None:
-            raise UsageError(f"gate {gate.name}: no canary is running on {rollout!r}")
+            raise NoCanary(f"gate {gate.name}: no canary is running on {rollout!r}")
         return {"type": gate.scope.get("task_type"), "model": gate.scope.get("ai_model"), "revision": revision}
     revision = _active_revision(conn, rollout) if rollout else None
     if rollout and revision is None:

@@ -37,7 +37,10 @@ def _profile(conn: Connection, gate: Gate, start: datetime, end: datetime, now: 
     parts = [
         p
         for p in profile_reads.load_profiles_sync(conn, start, end, now, by)
-        if in_scope(gate.scope, p.key[0], p.key[1]) and (scope["revision"] is None or p.key[2] == scope["revision"])
+        # The profiles' keys are text (db/profiles._keyed): the revision id compared as text —
+        # compared as an int it never matched, and every rollout-scoped gate read nothing.
+        if in_scope(gate.scope, p.key[0], p.key[1])
+        and (scope["revision"] is None or p.key[2] == str(scope["revision"]))
     ]
     return profile_math.merge(parts)
 
@@ -211,6 +214,8 @@ def run_gates(conn: Connection, name: str | None = None, now: datetime | None = 
                 verdict = evaluate(conn, gate, now, archived)
         except psycopg.Error as exc:
             verdict = Verdict("error", None, None, None, 0, {"why": first_line(exc)})
+        except gate_reads.NoCanary as exc:
+            verdict = Verdict("inconclusive", None, None, None, 0, {"why": exc.message})
         except UsageError as exc:
             verdict = Verdict("error", None, None, None, 0, {"why": exc.message})
         with conn.transaction():
