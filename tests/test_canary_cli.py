@@ -123,7 +123,11 @@ def test_two_operators_promoting_at_once_one_wins_the_other_is_told_who(canary_d
 
 def test_the_cli_promote_and_abort_need_a_reason_and_say_who_moved_first(canary_db, run_cli):
     assert run_cli("rollouts", "canary", "promote", TARGET, "--yes", "--dsn", canary_db).returncode == 2
-    done = run_cli("rollouts", "canary", "promote", TARGET, "--reason", "looks fine", "--yes", "--dsn", canary_db)
+    unstated = run_cli("rollouts", "canary", "promote", TARGET, "--reason", "r", "--yes", "--dsn", canary_db)
+    assert unstated.returncode == 2 and "--from WEIGHT" in unstated.stderr
+    done = run_cli(
+        "rollouts", "canary", "promote", TARGET, "--reason", "looks fine", "--yes", "--from", "20", "--dsn", canary_db
+    )
     assert done.returncode == 0 and "promoted to 50 %" in done.stdout, done.stderr
     status = json.loads(run_cli("rollouts", "canary", "status", "--format", "json", "--dsn", canary_db).stdout)
     assert status[0]["weight"] == 50 and status[0]["step"] == 2
@@ -305,7 +309,7 @@ async def test_an_artifact_pinning_a_blocked_model_cannot_run_tasks_on_it(rollou
     assert len(claimed) == 60 and {c[1:] for c in claimed} == {("gpt-4o-mini", stable)}  # the canary's share on stable
 
     # The stable revision pinning it: the type's tasks wait; other types run.
-    run_cli("rollouts", "canary", "promote", TARGET, "--reason", "r", "--yes", "--dsn", rollout_db)
+    run_cli("rollouts", "canary", "promote", TARGET, "--reason", "r", "--yes", "--from", "50", "--dsn", rollout_db)
     assert q(rollout_db, f"SELECT active_revision FROM rollouts WHERE target = '{TARGET}'") == [(3,)]
     x(
         rollout_db,
@@ -313,3 +317,15 @@ async def test_an_artifact_pinning_a_blocked_model_cannot_run_tasks_on_it(rollou
         "('self_improvement', 'gpt-4o-mini')",
     )
     assert [c[0] for c in await _claim_all(rollout_db)] == ["self_improvement"]
+
+
+def test_two_scripted_promotes_move_one_step_the_second_is_told_who(canary_db, run_cli):
+    first = run_cli(
+        "rollouts", "canary", "promote", TARGET, "--reason", "a", "--yes", "--from", "20", "--dsn", canary_db
+    )
+    second = run_cli(
+        "rollouts", "canary", "promote", TARGET, "--reason", "b", "--yes", "--from", "20", "--dsn", canary_db
+    )
+    assert first.returncode == 0 and second.returncode == 1, second.stdout + second.stderr
+    assert "it is at 50 % (step 2), not --from 20 %" in second.stderr and "canary.promote" in second.stderr
+    assert q(canary_db, "SELECT weight FROM rollout_canaries") == [(50,)]

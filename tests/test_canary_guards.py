@@ -94,7 +94,19 @@ def test_a_recorded_judgement_is_logged_under_its_role_and_the_cadence_is_counte
 def test_a_promote_over_a_failing_judgement_carries_it_into_the_log(canary_db, login, run_cli):
     with psycopg.connect(login("fsar_operator"), autocommit=True) as conn:
         conn.execute("""SELECT fsar_canary_record(1, 0, 'fail', 0, '{"verdict": "fail"}', NULL)""")
-    out = run_cli("rollouts", "canary", "promote", TARGET, "--reason", "I know better", "--yes", "--dsn", canary_db)
+    out = run_cli(
+        "rollouts",
+        "canary",
+        "promote",
+        TARGET,
+        "--reason",
+        "I know better",
+        "--yes",
+        "--from",
+        "30",
+        "--dsn",
+        canary_db,
+    )
     assert out.returncode == 0, out.stderr
     assert q(canary_db, "SELECT before ->> 'judge_verdict' FROM operator_actions WHERE action = 'canary.promote'") == [
         ("fail",)

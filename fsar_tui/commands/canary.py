@@ -17,9 +17,11 @@ deploy TARGET --artifact FILE --reason TEXT [--canary WEIGHT] [--steps 10,50,100
 canary status [TARGET] [--format json]: per target its running canary or the latest one:
   state, weight and step, the judge's last verdict per metric, why the weight holds, and
   whether the judgement is stale.
-canary promote|abort TARGET --reason TEXT [--yes]: the operator's move, confirmed by
-  typing the target's name; two operators at once: one wins, the other is told who (exit
-  1). Logged as canary.promote / canary.abort under the role.
+canary promote|abort TARGET --reason TEXT [--yes] [--from WEIGHT]: the operator's move,
+  confirmed by typing the target's name; two operators at once: one wins, the other is
+  told who (exit 1). `promote --yes` needs `--from WEIGHT` (the weight the operator saw):
+  two scripted promotes, or one after the judge's, would otherwise each move a step.
+  Logged as canary.promote / canary.abort under the role.
 canary analyze TARGET [--format json]: the judge's analysis now, shown, not recorded, no
   action; exit 1 when its verdict is fail (for scripts), else 0.
 evidence TARGET [--revision N] [--format json]: did a deployed revision pay — its target's
@@ -69,6 +71,13 @@ def register(rollouts_sub, common: Parser) -> None:
         mv.add_argument("target", metavar="TARGET")
         mv.add_argument("--reason", help="why (required; goes to the operator log)")
         mv.add_argument("--yes", action="store_true", help="do not ask to type the target's name")
+        mv.add_argument(
+            "--from",
+            dest="from_weight",
+            type=_weight_or_full,
+            metavar="WEIGHT",
+            help="the weight you saw (refused if the canary moved since); required by promote with --yes",
+        )
         mv.set_defaults(action=name)
     ev = add_command(
         rollouts_sub,
@@ -94,6 +103,18 @@ def _weight(text: str) -> int:
         raise argparse.ArgumentTypeError(f"invalid weight {text[:20]!r} (a whole percentage, 1-99)") from None
     if not 1 <= value <= 99:
         raise argparse.ArgumentTypeError(f"must be 1..99 (%), got {value}")
+    return value
+
+
+def _weight_or_full(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid weight {text[:20]!r} (a whole percentage)") from None
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"must be 0..100 (%), got {value}")
     return value
 
 
@@ -248,8 +269,14 @@ def run_decide(args: Namespace, ctx: Context, stdin=None) -> int:
     reason = required_reason(args)
     if ctx.settings.read_only:
         raise UsageError(f"--read-only: {args.action} changes the canary")
+    # Without a person reading the status first, two scripted promotes (or one after the
+    # judge's) would each move a step: say which weight you are promoting from.
+    if args.action == "promote" and args.yes and args.from_weight is None:
+        raise UsageError("promote --yes needs --from WEIGHT: the weight you are promoting from")
     with ctx.connect() as conn:
         canary = canaries.running(conn, args.target)
+        if args.from_weight is not None and canary.weight != args.from_weight:
+            raise canaries.moved_since(conn, canary, f"--from {args.from_weight} %")
         for line in status_lines(canary):
             print(line)
         verdict = (canary.judgement or {}).get("verdict") if isinstance(canary.judgement, dict) else None

@@ -166,6 +166,12 @@ def deploy(
         raise UsageError(f"{target}: {outcome}")
 
 
+def moved_since(conn: Connection, canary: Canary, seen: str) -> Conflict:
+    """The canary is not where the caller saw it (`seen`): who moved it last."""
+    now = f"it is at {canary.weight} % (step {canary.step + 1}), not {seen}"
+    return _conflict(conn, canary.target, now)
+
+
 def _conflict(conn: Connection, target: str, state: str) -> Conflict:
     who = operator_log.last_change(conn, f"rollout:{target}")
     by = f" by {who[0]} ({who[1]} at {who[2]:%Y-%m-%d %H:%M:%S %Z})" if who else ""
