@@ -329,3 +329,51 @@ def test_two_scripted_promotes_move_one_step_the_second_is_told_who(canary_db, r
     assert first.returncode == 0 and second.returncode == 1, second.stdout + second.stderr
     assert "it is at 50 % (step 2), not --from 20 %" in second.stderr and "canary.promote" in second.stderr
     assert q(canary_db, "SELECT weight FROM rollout_canaries") == [(50,)]
+
+
+def test_a_canary_that_would_get_no_traffic_is_refused(rollout_db, run_cli, tmp_path):
+    from datetime import UTC, datetime
+
+    from fsar_tui.db import bulk
+    from fsar_tui.domain.rollouts import artifact_sha256
+
+    with psycopg.connect(rollout_db, autocommit=True) as conn:  # a second target of the same type, made later
+        v1 = {"prompt_version": "other"}
+        bulk.insert_rollout(
+            conn, "prompt/impl-2", "prompt", "implement_idea", [(v1, artifact_sha256(v1), datetime.now(UTC), "x")]
+        )
+    before = _count(rollout_db)
+    out = run_cli(
+        "rollouts",
+        "deploy",
+        "prompt/impl-2",
+        "--artifact",
+        _file(tmp_path, b'{"v": 2}'),
+        "--canary",
+        "50",
+        "--reason",
+        "r",
+        "--yes",
+        "--dsn",
+        rollout_db,
+    )
+    assert out.returncode == 1 and "routes no task" in out.stderr and out.stderr.count("\n") == 1, out.stderr
+    assert _count(rollout_db) == before
+
+
+def test_an_interval_over_seven_days_is_a_usage_error_even_in_a_dry_run(rollout_db, run_cli, tmp_path):
+    out = run_cli(
+        "rollouts",
+        "deploy",
+        TARGET,
+        "--artifact",
+        _file(tmp_path, b'{"v": 2}'),
+        "--canary",
+        "10",
+        "--interval",
+        "8d",
+        "--dry-run",
+        "--dsn",
+        rollout_db,
+    )
+    assert out.returncode == 2 and "at most 7 days" in out.stderr

@@ -66,7 +66,9 @@ def test_steps(text, first, steps):
     assert parse_steps(text, first) == steps
 
 
-@pytest.mark.parametrize("text", ["10,50", "50,10,100", "0,100", "10,10,100", "x", "", "10,101", ",".join(["5"] * 21)])
+@pytest.mark.parametrize(
+    "text", ["10,50", "50,10,100", "0,100", "10,10,100", "x", "", "10,101", ",".join(["5"] * 21), "10,,100", "10,100,"]
+)
 def test_bad_steps(text):
     with pytest.raises(StepsError):
         parse_steps(text)

@@ -40,6 +40,8 @@ from typing import Any
 from fsar_tui.commands.base import Context, Parser, add_command, required_reason, revision_number, subcommands
 from fsar_tui.errors import EXIT_FAILED, EXIT_OK, CheckFailed, UsageError
 
+MAX_INTERVAL_S = 7 * 86_400  # what fsar_rollout_deploy accepts
+
 
 def register(rollouts_sub, common: Parser) -> None:
     dp = add_command(
@@ -171,6 +173,8 @@ def run_deploy(args: Namespace, ctx: Context, stdin=None) -> int:
         if steps == [100]:
             raise UsageError("--steps: a canary needs a first weight below 100 (e.g. --canary 10)")
     interval_s = 0 if args.interval in ("0", "0s") else parse_window_arg(args.interval, "--interval")
+    if interval_s > MAX_INTERVAL_S:
+        raise UsageError(f"--interval {args.interval}: at most 7 days a step")
     sha = artifact_sha256(artifact)
     with ctx.connect(autocommit=False) as conn:
         active, current = canaries.active_revision(conn, args.target)
@@ -186,8 +190,13 @@ def run_deploy(args: Namespace, ctx: Context, stdin=None) -> int:
             print(strip_controls(f"  {line}"))
         if active is not None and current == artifact:
             raise canaries.Refused(f"{args.target}: the artifact equals the active revision {active}; nothing written")
+        no_traffic = canaries.routing_problem(conn, args.target)
         if steps is not None:
+            if no_traffic:
+                raise canaries.Refused(f"{no_traffic}; a canary there would wait for ever; nothing written")
             _refuse_without_way_back(conn, args.target)
+        elif no_traffic:
+            print(strip_controls(f"note: {no_traffic}"))
         if args.dry_run:
             print("dry run: nothing changed")
             return EXIT_OK

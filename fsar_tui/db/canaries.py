@@ -178,6 +178,34 @@ def _conflict(conn: Connection, target: str, state: str) -> Conflict:
     return Conflict(f"{target} changed while you decided: {state}{by}; nothing was done")
 
 
+ROUTING_SQL = """
+    SELECT r.task_type,
+           (SELECT r2.target FROM rollouts r2 JOIN rollout_revisions a ON a.rollout_id = r2.id
+                                                                  AND a.revision = r2.active_revision
+            WHERE r2.task_type = r.task_type OR r2.task_type IS NULL
+            ORDER BY (r2.task_type IS NULL), r2.id LIMIT 1),
+           (SELECT count(DISTINCT k.task_type) FROM task_counts k
+            WHERE NOT EXISTS (SELECT 1 FROM rollouts r3 WHERE r3.task_type = k.task_type))
+    FROM rollouts r WHERE r.target = %s
+"""
+
+
+def routing_problem(conn: Connection, target: str) -> str | None:
+    """Why a canary on `target` would get no traffic, or None. The claim stamps a task with
+    the first target of its type (then a global one, task_type NULL) by id: a second
+    target of a type, or a global target every known type has a target of its own beside,
+    routes nothing."""
+    row = conn.execute(ROUTING_SQL, (target,)).fetchone()
+    if row is None:
+        return None
+    task_type, router, uncovered = row
+    if task_type is not None and router is not None and router != target:
+        return f"{target} routes no task: {router} is the first target of type {task_type} (the claim stamps that one)"
+    if task_type is None and not uncovered:
+        return f"{target} covers every type with no target of its own, and every known type has one: it routes no task"
+    return None
+
+
 # -- promote / abort --------------------------------------------------------------------------
 
 DECIDE_SQL = "SELECT outcome, state, weight, step FROM fsar_canary_decide(%s, %s, %s, %s, %s, %s, %s)"

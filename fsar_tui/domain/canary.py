@@ -124,8 +124,11 @@ class StepsError(ValueError):
 def parse_steps(text: str, first: int | None = None) -> list[int]:
     """'10,50,100' → [10, 50, 100]; `first` (--canary WEIGHT) is put in front when the
     steps do not start with it."""
+    parts = text.split(",") if text.strip() else []
+    if any(not part.strip() for part in parts):
+        raise StepsError(f"steps {text[:40]!r}: an empty weight between commas")
     try:
-        steps = [int(part) for part in text.split(",") if part.strip()] if text.strip() else []
+        steps = [int(part) for part in parts]
     except ValueError:
         raise StepsError(f"steps {text[:40]!r}: comma-separated whole percentages, e.g. 10,50,100") from None
     if first is not None and (not steps or steps[0] != first):
