@@ -377,3 +377,11 @@ def test_an_interval_over_seven_days_is_a_usage_error_even_in_a_dry_run(rollout_
         rollout_db,
     )
     assert out.returncode == 2 and "at most 7 days" in out.stderr
+
+
+def test_the_rollback_preview_says_it_aborts_the_running_canary(canary_db, run_cli):
+    out = run_cli("rollback", TARGET, "--reason", "back", "--yes", "--dsn", canary_db)
+    assert out.returncode == 0 and "a canary runs (revision 3 at 20 %): the rollback aborts it" in out.stdout, (
+        out.stdout
+    )
+    assert q(canary_db, "SELECT state, end_reason FROM rollout_canaries") == [("aborted", "rolled back: back")]

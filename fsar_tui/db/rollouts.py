@@ -112,7 +112,12 @@ def preview(conn: Connection, target: str, to: int | None) -> Preview:
         (task_type,),
     ).fetchall()
     origins = _origins(conn, rollout_id, (to, active))
-    return Preview(target, active, to, current, chosen[0], in_flight, verdicts, move_kind(origins[to], origins[active]))
+    canary = conn.execute(
+        "SELECT canary_revision, weight FROM rollout_canaries WHERE rollout_id = %s AND state = 'running'",
+        (rollout_id,),
+    ).fetchone()
+    kind = move_kind(origins[to], origins[active])
+    return Preview(target, active, to, current, chosen[0], in_flight, verdicts, kind, canary and (canary[0], canary[1]))
 
 
 # Revisions may be copies of copies (a rollback of a roll-forward…): follow rollback_of to

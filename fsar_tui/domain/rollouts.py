@@ -51,6 +51,7 @@ class Preview:
     in_flight: int  # tasks of the target's type running now
     last_verdicts: list[tuple[str, str | None, datetime | None]]  # (gate, verdict, at) for gates scoped to the type
     kind: str = "rollback"  # or "roll-forward": move_kind, as the operator log names it
+    canary: tuple[int, int] | None = None  # a running canary (its revision, weight): the move aborts it
 
 
 def preview_lines(p: Preview, kind: str | None = None) -> list[str]:
@@ -68,6 +69,8 @@ def preview_lines(p: Preview, kind: str | None = None) -> list[str]:
         or ["(artifacts are identical)"]
     ]
     lines.append(f"tasks of this type in flight: {p.in_flight}")
+    if p.canary is not None:
+        lines.append(f"a canary runs (revision {p.canary[0]} at {p.canary[1]} %): the {kind} aborts it")
     verdicts = ", ".join(f"{g}: {v or 'never run'}" for g, v, _ in p.last_verdicts) or "no gates in scope"
     lines.append(f"last gate verdicts: {verdicts}")
     return lines
