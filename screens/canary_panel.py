@@ -102,7 +102,7 @@ def canary_lines(c: Canary, now: datetime) -> list[Text]:
     lines.append(judge)
     if c.hold_reason:
         lines.append(Text(f"  weight holds: {_safe(c.hold_reason)}", style="yellow"))
-    stale = staleness(c.judged_at, c.step_started_at, now)
+    stale = staleness(c.judged_at, c.step_started_at, now, c.pass_at)
     if stale:
         lines.append(Text(f"  STALE: {_safe(stale)}", style="bold red"))
     for name, verdict, canary, stable, effect, why in metric_rows(j):

@@ -97,6 +97,10 @@ def test_staleness():
     assert staleness(T0, T0, T0 + timedelta(seconds=60)) is None
     assert "min ago" in (staleness(T0, T0, T0 + timedelta(minutes=10)) or "")
     assert "no analysis" in (staleness(None, T0, T0 + timedelta(minutes=10)) or "")
+    # A slow canary: the audit pass runs (the judge waits for attempts) — not stale.
+    later = T0 + timedelta(minutes=10)
+    assert staleness(T0, T0, later, pass_at=later - timedelta(seconds=30)) is None
+    assert "min ago" in (staleness(T0, T0, later, pass_at=T0 + timedelta(minutes=1)) or "")
 
 
 @given(
@@ -193,6 +197,7 @@ def test_status_lines_are_bounded_and_inert_whatever_was_stored():
         T0,
         huge,
         huge,
+        None,
         T0 + timedelta(minutes=1),
     )
     lines = status_lines(c)

@@ -42,7 +42,10 @@ CANARY_SQL = """
     SELECT c.id, r.target, r.task_type, c.state, c.canary_revision, c.stable_revision, cr.id, sr.id,
            c.steps, c.step, c.weight, c.interval_s, c.manual, c.started_at, c.started_by, c.start_reason,
            c.step_started_at, c.ended_at, c.ended_by, c.end_reason, c.judgement, c.judged_at, c.hold_reason,
-           c.judged_by, now()
+           c.judged_by,
+           (SELECT max(r.at) FROM audit_gates g CROSS JOIN LATERAL
+                (SELECT at FROM audit_runs WHERE gate_id = g.id ORDER BY at DESC LIMIT 1) r),
+           now()
     FROM rollout_canaries c
     JOIN rollouts r ON r.id = c.rollout_id
     JOIN rollout_revisions cr ON cr.rollout_id = c.rollout_id AND cr.revision = c.canary_revision
@@ -59,7 +62,7 @@ def latest(conn: Connection, target: str | None = None, *, running_only: bool = 
     rows = conn.execute(
         f"""SELECT DISTINCT ON (r.target) q.* FROM ({CANARY_SQL}) q(id, target, task_type, state, cr, sr, cri, sri,
                   steps, step, weight, interval_s, manual, started_at, started_by, start_reason, step_started_at,
-                  ended_at, ended_by, end_reason, judgement, judged_at, hold_reason, judged_by, now)
+                  ended_at, ended_by, end_reason, judgement, judged_at, hold_reason, judged_by, pass_at, now)
             JOIN rollouts r ON r.target = q.target
             WHERE (%(target)s::text IS NULL OR q.target = %(target)s) AND (q.state = 'running' OR NOT %(running)s)
             ORDER BY r.target, (q.state = 'running') DESC, q.id DESC""",

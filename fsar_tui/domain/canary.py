@@ -59,6 +59,7 @@ class Canary:
     judged_at: datetime | None
     hold_reason: str | None
     judged_by: str | None  # the role that recorded the judgement (revision 0036)
+    pass_at: datetime | None  # the newest verdict any audit pass recorded: the judge runs in the pass
     now: datetime  # the database's clock when read
     claimed: dict[str, int] = field(default_factory=dict)  # tasks stamped per side this step: canary, stable
 
@@ -174,13 +175,19 @@ def next_move(
     return Move(None, f"inconclusive ({why}); weight held at {weight} %")
 
 
-def staleness(judged_at: datetime | None, step_started_at: datetime, now: datetime) -> str | None:
-    """Why the screen should doubt the judgement: no analysis for STALE_AFTER_S."""
-    since = judged_at or step_started_at
+def staleness(
+    judged_at: datetime | None, step_started_at: datetime, now: datetime, pass_at: datetime | None = None
+) -> str | None:
+    """Why the screen should doubt the judgement: neither an analysis nor an audit pass
+    (`pass_at`: the newest verdict any pass recorded) for STALE_AFTER_S. A pass that ran
+    without analysing is the judge waiting for look_every canary attempts (a slow canary),
+    not a judge that stopped."""
+    seen = [t for t in (judged_at, pass_at) if t is not None]
+    since = max(seen) if seen else step_started_at
     age = (now - since).total_seconds()
     if age <= STALE_AFTER_S:
         return None
-    what = "no analysis" if judged_at is None else "the last analysis was"
+    what = "no analysis and no audit pass" if not seen else "the last analysis or audit pass was"
     return f"{what} {int(age // 60)} min ago: is an audit pass running? The weight holds meanwhile"
 
 

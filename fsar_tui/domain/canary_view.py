@@ -107,7 +107,7 @@ def status_lines(c: Canary) -> list[str]:
         lines.append("  judge: no analysis yet")
     if c.hold_reason:
         lines.append(_clean(f"  weight holds: {c.hold_reason}"))
-    stale = staleness(c.judged_at, c.step_started_at, c.now)
+    stale = staleness(c.judged_at, c.step_started_at, c.now, c.pass_at)
     if stale:
         lines.append(_clean(f"  STALE: {stale}"))
     return lines
@@ -138,7 +138,7 @@ def status_json(c: Canary, analyses: Iterable[tuple[datetime, int, str, Any, str
         "judged_at": c.judged_at,
         "judged_by": c.judged_by,
         "hold_reason": c.hold_reason,
-        "stale": staleness(c.judged_at, c.step_started_at, c.now) if c.state == "running" else None,
+        "stale": staleness(c.judged_at, c.step_started_at, c.now, c.pass_at) if c.state == "running" else None,
         "analyses": [
             {
                 "at": at,
