@@ -272,6 +272,9 @@ class CanaryControls(FsarScreen):
             return
         question = f"{action.capitalize()} the canary on {target}?"
         facts = [move_line(canary, action), *status_lines(canary)]
+        verdict = canary.judgement.get("verdict") if isinstance(canary.judgement, dict) else None
+        if action == "promote" and verdict != "pass":  # as the CLI says it: the log records it too
+            facts.insert(1, f"the judge's last verdict is {verdict or 'none yet'}: this promote overrides it")
         reason = await self.app.push_screen_wait(CanaryDialog(question, facts, canary.target))
         if reason is None:
             return

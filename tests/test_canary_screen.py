@@ -95,6 +95,7 @@ async def test_the_panel_shows_the_judgement_and_p_then_a_move_it(rollout_db, ru
         assert await until(pilot, lambda: isinstance(app.screen, CanaryDialog))
         facts = app.screen.query_one("#facts-text").render().plain
         assert "promote: 20 % → 50 % (step 2 of 3)" in facts, facts
+        assert "the judge's last verdict is" in facts and "this promote overrides it" in facts, facts
         await pilot.press(*"prompt/impl", "enter")  # not the full name: refused, still open
         await pilot.pause(0.1)
         assert isinstance(app.screen, CanaryDialog) and canary_state(rollout_db) == ("running", 20, 0)

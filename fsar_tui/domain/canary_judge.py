@@ -396,7 +396,10 @@ def _judgement(
 ) -> MetricJudgement:
     level = round(100 * (2 * cfg.pass_confidence - 1))
     tol, margin = cfg.tolerance[metric], cfg.margin[metric]
-    text = f"{head} (×{effect:.2f}, {level} % CI ×{ci[0]:.2f}–×{ci[1]:.2f})"
+    # Run time and tokens are judged by the shift of the whole distribution (Hodges–Lehmann,
+    # on the log scale), not by the ratio of the p90s / medians shown beside it: say so.
+    what = "shift " if metric in ("run_time", "tokens") else ""
+    text = f"{head} ({what}×{effect:.2f}, {level} % CI ×{ci[0]:.2f}–×{ci[1]:.2f})"
     if verdict == "fail":
         text += f": worse beyond ×{tol:.2f} (p = {p:.1g})"
     elif verdict == "pass":
@@ -421,6 +424,8 @@ def _summary(verdict: str, metrics: Sequence[MetricJudgement], needed: int | Non
 
 
 def _attempts(n: int) -> str:
+    if n > 1_000_000:  # at the current estimate it would practically never decide
+        return "over a million more canary attempts"
     return f"{n:,} more canary attempt" + ("" if n == 1 else "s")
 
 
