@@ -41,6 +41,7 @@ from fsar_tui.commands.base import Context, Parser, add_command, required_reason
 from fsar_tui.errors import EXIT_FAILED, EXIT_OK, CheckFailed, UsageError
 
 MAX_INTERVAL_S = 7 * 86_400  # what fsar_rollout_deploy accepts
+MAX_DIFF_LINE = 300  # a preview line of an artifact's diff, cut (a 5,000-character value is one line)
 
 
 def register(rollouts_sub, common: Parser) -> None:
@@ -187,7 +188,8 @@ def run_deploy(args: Namespace, ctx: Context, stdin=None) -> int:
         )
         print(strip_controls(f"deploy {args.target}: revision {latest + 1}, {how}"))
         for line in artifact_diff(current, artifact, f"revision {active} (active)", "new") or ["(identical)"]:
-            print(strip_controls(f"  {line}"))
+            line = strip_controls(f"  {line}")
+            print(line if len(line) <= MAX_DIFF_LINE else f"{line[: MAX_DIFF_LINE - 1]}…")
         if active is not None and current == artifact:
             raise canaries.Refused(f"{args.target}: the artifact equals the active revision {active}; nothing written")
         no_traffic = canaries.routing_problem(conn, args.target)

@@ -12,6 +12,10 @@ successful attempts' run times and the tasks' tokens as log-bucket histograms
 (fsar_duration_bucket, domain/histogram.py), and cost sums in the currency most of both
 arms' tasks are priced in. The database aggregates; a few hundred rows come back however
 many tasks the window holds (the index of revision 0035 on (revision, finished_at)).
+A task's attempts, tokens and run time are counted against the revision of its last
+attempt: the split keeps a task's attempts on one revision, unless the canary's share was
+sent to stable meanwhile (a canary gate failing, a blocked pinned model) — then its
+earlier canary attempts count as stable's. The schema keeps no per-attempt revision.
 """
 
 from __future__ import annotations
