@@ -41,6 +41,12 @@ COMMANDS: dict[str, list[list[str]]] = {
     "rollouts list": [[]],
     "rollouts verify": [[]],
     "rollback": [["{rollout}", "--dry-run", *R]],
+    "rollouts deploy": [["{rollout}", "--artifact", "{artifact_file}", "--canary", "10", "--dry-run", *R]],
+    "rollouts canary status": [[], ["{rollout}", "--format", "json"]],
+    "rollouts canary analyze": [["{rollout}"], ["{rollout}", "--format", "json"]],
+    "rollouts canary promote": [["{rollout}", "--yes", "--from", "10", *R]],
+    "rollouts canary abort": [["{rollout}", "--yes", *R]],
+    "rollouts evidence": [["{rollout}"], ["{rollout}", "--format", "json"]],
     "audit run": [[], ["--format", "json"]],
     "audit gates": [[]],
     "audit gate add": [
@@ -115,6 +121,8 @@ def hostile_db(server_dsn, template_db, tmp_path_factory):
     fsar_file.write_text(f"# FSAR Proposal Report {HOSTILE}\n\n{HOSTILE}\n")
     retention_file = files / f"{SHORT.replace('/', '_')}.manifest.json"  # a hostile manifest: refused, inertly
     retention_file.write_text(json.dumps({"format": "fsar-tui retention archive", "version": 1, "table": HOSTILE}))
+    artifact_file = files / "artifact.json"  # a deployable artifact whose diff shows hostile text
+    artifact_file.write_text(json.dumps({"system": HOSTILE * 3, HOSTILE: [HOSTILE], "v": 2}))
     values = {
         "task": str(ids.task),
         "big": str(ids.big),
@@ -127,6 +135,7 @@ def hostile_db(server_dsn, template_db, tmp_path_factory):
         "stripe_file": str(stripe_file),
         "fsar_file": str(fsar_file),
         "retention_file": str(retention_file),
+        "artifact_file": str(artifact_file),
     }
     try:
         yield dsn, values

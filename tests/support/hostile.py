@@ -190,7 +190,26 @@ def _rollout(conn: psycopg.Connection) -> str:
     conn.execute("SET session_replication_role = replica")
     conn.execute("UPDATE rollout_revisions SET created_by = %s WHERE reason = %s", (HOSTILE, HOSTILE))
     conn.execute("RESET session_replication_role")
+    _canary(conn, target)
     return target
+
+
+def _canary(conn: psycopg.Connection, target: str) -> None:
+    """A running canary on the hostile target: its artifact, reason, claimed actor, and a
+    recorded judgement (summary, per-metric figures and words, why it holds) all hostile."""
+    from fsar_tui.db import canaries
+
+    artifact = {"system": HOSTILE, "simulate": {"failure_rate_multiplier": HOSTILE}, SHORT: HOSTILE_JSON}
+    done = canaries.deploy(
+        conn, target, artifact, artifact_sha256(artifact), expected_active=1, steps=[10, 100], interval_s=0,
+        manual=False, reason=HOSTILE, claimed=HOSTILE,
+    )  # fmt: skip
+    metric = {"metric": f"gate:{HOSTILE}", "verdict": HOSTILE, "canary": HOSTILE, "stable": 1e308, "effect": -1,
+              "ci": [HOSTILE, None], "why": HOSTILE}  # fmt: skip
+    judgement = {"verdict": "inconclusive", "summary": HOSTILE, "score": 50, "metrics": [metric, HOSTILE]}
+    conn.execute(
+        "SELECT fsar_canary_record(%s, 0, 'inconclusive', 50, %s, %s)", (done.canary_id, Jsonb(judgement), HOSTILE)
+    )
 
 
 def _ledger(conn: psycopg.Connection) -> None:
@@ -236,11 +255,15 @@ _UNSAFE = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{FORMAT_CHARS}]")
 def unsafe_in(output: str, *, ui: bool = False) -> list[str]:
     """The unsafe characters left in `output` (their repr, at most 10), [] when none.
 
-    `ui`: output of a terminal UI, whose own CSI sequences are allowed — but not right
-    after a hostile part's marker: an agent's `ESC [ 2 J` looks like Textual's own, and
-    drawn sanitised it reads "<csi:>" (a cut cell ends in "…", not in an ESC)."""
+    `ui`: output of a terminal UI, whose own CSI sequences are allowed — but not the
+    hostile part's own payload right after its marker: an agent's `ESC [ 2 J` looks like
+    Textual's own, and drawn sanitised it reads "<csi:>". The payload's first four
+    characters are what is looked for, not any ESC: a horizontally scrolled table cuts a
+    cell at the viewport's edge with no ellipsis, and the cut "<c0:" is then followed by
+    Textual's own reset (`ESC [ 0 m`) — drawing, not the agent's bytes (which the scan
+    below would find anyway, the CSI-looking ones aside)."""
     if ui:
-        leaked = [name for name in PARTS if f"<{name}:\x1b" in output or f"<{name}:\x9b" in output]
+        leaked = [name for name in PARTS if f"<{name}:{PARTS[name][:4]}" in output]
         if leaked:
             return [f"the {name} part reached the terminal" for name in leaked]
         output = _UI_CSI.sub("", output)
