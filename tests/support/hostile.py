@@ -252,6 +252,10 @@ _UI_CSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\]22;[a-z-]*(?:\x07|\x1b\\)")
 _UNSAFE = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{FORMAT_CHARS}]")
 
 
+def _is_control(c: str) -> bool:
+    return ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F
+
+
 def unsafe_in(output: str, *, ui: bool = False) -> list[str]:
     """The unsafe characters left in `output` (their repr, at most 10), [] when none.
 
@@ -263,7 +267,11 @@ def unsafe_in(output: str, *, ui: bool = False) -> list[str]:
     Textual's own reset (`ESC [ 0 m`) — drawing, not the agent's bytes (which the scan
     below would find anyway, the CSI-looking ones aside)."""
     if ui:
-        leaked = [name for name in PARTS if f"<{name}:{PARTS[name][:4]}" in output]
+        leaked = [
+            name
+            for name, payload in PARTS.items()
+            if _is_control(payload[0]) and f"<{name}:{payload[:4]}" in output  # markup shows as text: wanted
+        ]
         if leaked:
             return [f"the {name} part reached the terminal" for name in leaked]
         output = _UI_CSI.sub("", output)
