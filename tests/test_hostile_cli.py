@@ -89,6 +89,8 @@ COMMANDS: dict[str, list[list[str]]] = {
 NOT_RUN = {
     "demo": "the app on the embedded server: test_hostile_screens drives the app itself",
     "webhook": "a server: its request handling is the ingest-stripe path run above",
+    "metrics": "a server (the exporter): tests/test_metrics*.py scrape it with hostile labels",
+    "serve": "a server (the app in a browser): tests/test_serve*.py drive it",
 }
 
 

@@ -25,6 +25,8 @@ FAMILIES = (
     "proposals",
     "governance",
     "retention",
+    "metrics",
+    "serve",
 )
 # Modules whose commands live under another family's (`fsar-tui rollouts deploy`,
 # `rollouts canary …`): module → the family that calls its `register(family_sub, common)`.
