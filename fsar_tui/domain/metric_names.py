@@ -65,7 +65,9 @@ METRICS: tuple[Metric, ...] = (
         ("target",),
         "1 when the target's latest canary was aborted in the last 24 hours (the header banner's rule).",
     ),
-    Metric("fsar_rollback_ready", "gauge", ("target",), "1 when the target's rollback re-hashes and rehearses cleanly."),
+    Metric(
+        "fsar_rollback_ready", "gauge", ("target",), "1 when the target's rollback re-hashes and rehearses cleanly."
+    ),
     Metric("fsar_scrape_duration_seconds", "gauge", (), "How long the exporter's last scrape took."),
     Metric("fsar_scrape_errors_total", "counter", (), "Scrapes whose database reads failed."),
 )
