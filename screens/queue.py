@@ -28,6 +28,7 @@ screens/queue_rows.py and screens/queue_status.py.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 from rich.text import Text
@@ -195,6 +196,9 @@ class QueueScreen(FsarScreen):
     def show_counts(self, data: CountsData) -> None:
         self.clear_problem("queue-counts")
         counts, self.running = data
+        if self.fleet is not None:  # the running panel's total, as exact as the list beside it
+            running = sum(c.n for c in counts if c.status == "running")
+            self.fleet = dataclasses.replace(self.fleet, running=running)
         self.render_counts(counts)
         self.render_running()
 
