@@ -311,10 +311,16 @@ def test_panels_read_the_provisioned_datasource() -> None:
 PROMTOOL_VARS = {"$__rate_interval": "5m", "$__range": "1d", "$__interval": "1m"}
 
 
-def test_promtool_parses_every_expression(tmp_path: Path) -> None:
+def _promtool() -> str:
+    """promtool from Debian's prometheus package: `.ci/run` installs it; missing, the test
+    fails saying so (it never skips silently)."""
     promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.skip("promtool (Debian's prometheus package) is not installed")
+    assert promtool is not None, "promtool is missing: `apt-get install prometheus` (.ci/run installs it)"
+    return promtool
+
+
+def test_promtool_parses_every_expression(tmp_path: Path) -> None:
+    promtool = _promtool()
     rules = []
     for i, (_, expr, _) in enumerate(expressions(dashboard())):
         for var, value in PROMTOOL_VARS.items():
@@ -342,9 +348,7 @@ def test_the_dashboards_formulas_on_known_series(tmp_path: Path) -> None:
     series whose answers are known: ROI = (revenue − cost) / cost, the failing gates
     with hard/soft, cost per success joined across the cost and finished counters, p90
     from the run-time buckets."""
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.skip("promtool (Debian's prometheus package) is not installed")
+    promtool = _promtool()
     board = dashboard()
     tm = 'task_type="implement_idea",ai_model="gpt-4o-mini"'
     series = {
