@@ -32,7 +32,7 @@ from bench import (
 )
 from bench.common import server
 
-DEFAULT = "seed,executor,throughput,panels,queue,live,profile,roi,audit,webhook,redaction"
+DEFAULT = "seed,executor,throughput,panels,queue,live,profile,roi,audit,webhook,redaction,metrics"
 
 
 def main() -> None:
@@ -70,6 +70,10 @@ def main() -> None:
             audit_bench.run(server_dsn)
         if "webhook" in which:
             webhook_bench.run(server_dsn)
+        if "metrics" in which:
+            from bench import metrics_bench
+
+            metrics_bench.run(server_dsn)
         if "soak" in which:
             soak_bench.run(server_dsn)
 

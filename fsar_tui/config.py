@@ -29,6 +29,9 @@ user config dir (`~/.config/fsar-tui/config.toml` on Linux). Recognised keys:
     tasks = "90d"                 # finished tasks kept this long (by id range)
     archive = "/var/lib/fsar"     # where archives go (default: the XDG data dir's retention/)
     every = "1h"                  # the app's audit pass applies the policy at most this often
+    [metrics]                     # `fsar-tui metrics`, the Prometheus exporter
+    max_label_values = 50         # distinct values a label keeps; the rest are summed as
+                                  # `other` (domain/metric_labels.py; --max-label-values)
 
 Flags only (never from the environment or the file, so they are a decision per run):
 `--reveal` (show raw data: needs a role allowed to, fsar_admin, and is logged) and
@@ -49,6 +52,7 @@ from typing import Any
 
 import platformdirs
 
+from fsar_tui.domain.metric_labels import DEFAULT_MAX_LABEL_VALUES, MAX_LABEL_VALUES
 from fsar_tui.domain.redact import DEFAULT_FIELDS, DETECTORS, Policy
 from fsar_tui.domain.replica_lag import MAX_LAG_S
 from fsar_tui.dsn import dsn_params, mask_dsn
@@ -91,6 +95,7 @@ class Settings:
     config_path: Path | None = None
     redaction: Policy = field(default_factory=Policy)
     retention: RetentionConfig | None = None  # [retention]; None: no policy configured
+    metrics_max_label_values: int = DEFAULT_MAX_LABEL_VALUES  # [metrics] max_label_values
     reveal: bool = False
     ingest_live: bool = False
 
@@ -122,6 +127,7 @@ class Settings:
                 "patterns": [name for name, _ in self.redaction.patterns],
             },
             "retention": None if self.retention is None else self.retention.masked(),
+            "metrics": {"max_label_values": self.metrics_max_label_values},
             "reveal": self.reveal,
             "config_path": str(self.config_path) if self.config_path else None,
         }
@@ -218,6 +224,7 @@ def read_config_file(path: Path, *, required: bool) -> dict[str, Any]:
         "keymap",
         "redaction",
         "retention",
+        "metrics",
     }
     unknown = sorted(set(data) - known)
     if unknown:
@@ -229,6 +236,8 @@ def read_config_file(path: Path, *, required: bool) -> dict[str, Any]:
         data = {**data, "redaction": parse_redaction(data["redaction"], f"{path}: [redaction]")}
     if "retention" in data:
         data = {**data, "retention": parse_retention(data["retention"], f"{path}: [retention]")}
+    if "metrics" in data:
+        data = {**data, "metrics": parse_metrics(data["metrics"], f"{path}: [metrics]")}
     return data
 
 
@@ -346,6 +355,8 @@ def load_settings(
             changes["redaction"] = values["redaction"]
         if values.get("retention") is not None:
             changes["retention"] = values["retention"]
+        if values.get("metrics") is not None:
+            changes["metrics_max_label_values"] = values["metrics"]
         for key in ("reveal", "ingest_live"):
             if values.get(key) is not None and source == "flags":
                 changes[key] = bool(values[key])
@@ -353,6 +364,23 @@ def load_settings(
     if settings.read_dsn and not dsn_params(settings.read_dsn):  # refused at start, as the CLI's connect does
         raise UsageError(f"invalid read DSN {mask_dsn(settings.read_dsn)!r}: not a connection string or URI")
     return settings
+
+
+# -- [metrics] (issue 20): the exporter's label bound -------------------------------------
+
+
+def parse_metrics(table: Any, source: str) -> int:
+    """config.toml `[metrics]` → max_label_values (how many distinct values a metric label
+    keeps, domain/metric_labels.keep_names); unknown keys or a bad number: usage errors."""
+    if not isinstance(table, dict):
+        raise UsageError(f"{source}: must be a table")
+    unknown = sorted(set(table) - {"max_label_values"})
+    if unknown:
+        raise UsageError(f"{source}: unknown key(s): {', '.join(unknown)}")
+    n = table.get("max_label_values", DEFAULT_MAX_LABEL_VALUES)
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_LABEL_VALUES:
+        raise UsageError(f"{source} max_label_values: expected a whole number 1..{MAX_LABEL_VALUES:,}, got {n!r}")
+    return n
 
 
 # -- [retention] (issue 18): off unless configured ---------------------------------------

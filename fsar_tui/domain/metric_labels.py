@@ -1,0 +1,161 @@
+"""Prometheus label values and histogram buckets for `fsar-tui metrics` (issue 20): pure.
+
+Label values. Task types, models, gates, targets (and currencies) are written by agents
+and operators: untrusted. `label_value` makes one inert — control characters and
+invisible format characters removed (domain/sanitize.one_line), a newline shown as ␤,
+at most MAX_LABEL_CHARS characters — and prometheus-client escapes what is left that the
+text format gives a meaning to (backslash, double quote, newline), so a value can neither
+end its label, add one, nor start a line. Two raw values that clean to the same text
+become one series (their values summed): the exposition never holds a label set twice.
+
+Cardinality. Each label name (task_type, ai_model, gate, target, currency) keeps at most
+`limit` distinct values per scrape: when there are more, the `limit − 1` with the largest
+weight (the exporter weighs task types and models by their tasks in the queue counters,
+gates and targets by what needs attention) keep their names, ties broken by name, and
+every other value becomes OTHER, its series summed into one. One plan per label name,
+shared by every metric of the scrape, so a type is either named everywhere or nowhere.
+A 0/1 gauge folded into OTHER therefore counts (how many of the folded gates fail).
+A real value spelled "other" shares that series.
+
+Buckets. The duration rollups hold log buckets (domain/histogram.py: bucket i holds
+durations in (γ^(i−1), γ^i] ms, γ ≈ 1.0161; bucket 0 everything below 1 ms). Prometheus
+wants cumulative counts at fixed upper bounds (`le`, seconds): LE_SECONDS, the
+1–1.5–2–3–5–7 series from 10 ms to 100,000 s (43 bounds, then +Inf). A log bucket counts
+at `le` = L when its upper edge is below L; the one that straddles L (lower edge below,
+upper edge at or above) counts at the next bound up. So the count exported at L is the
+exact number of durations ≤ L′ for some L′ in (L/γ, L]: durations in the last 1.6 % below
+a bound land one `le` too high, never lower, and `+Inf` (= `_count`) is exact. `_sum` is
+the rollups' exact sum of values.
+
+What that means for `histogram_quantile` (it interpolates linearly inside the `le`
+interval where the rank falls): its estimate and the true quantile lie in the same
+interval (L_{k−1}/γ, L_k], so they differ by at most a factor STEP·γ ≈ 1.69 (STEP = 5/3,
+the widest ratio of neighbouring bounds, 3 → 5): QUANTILE_ERROR ≈ 69 % in the worst
+case — a distribution whose mass sits at one end of the interval; with the spread of
+real run times it is a few percent. fsar-tui's own percentiles (screen 2, `profile`)
+read the log buckets themselves and stay within 0.8 %.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from fsar_tui.domain.histogram import GAMMA, bucket
+from fsar_tui.domain.sanitize import one_line
+
+OTHER = "other"  # the series every folded value is summed into
+MAX_LABEL_CHARS = 120  # a longer value is cut (with "…"): Prometheus keeps every value in its index
+DEFAULT_MAX_LABEL_VALUES = 50  # config.toml [metrics] max_label_values, --max-label-values
+MAX_LABEL_VALUES = 10_000
+
+MANTISSAS = ("1", "1.5", "2", "3", "5", "7")
+# Written as decimal text, so each bound is the float nearest its decimal (0.015, not
+# 0.015000000000000001): the `le` labels read as typed.
+LE_SECONDS: tuple[float, ...] = (*(float(f"{m}e{e}") for e in range(-2, 5) for m in MANTISSAS), 1e5)
+# Per bound, the first log bucket that does NOT count at it: bucket i counts at bound k
+# when i < LIMITS[k], i.e. γ^i < L (bucket() is the SQL's own bucket function).
+LIMITS: tuple[int, ...] = tuple(bucket(le * 1000) for le in LE_SECONDS)
+STEP = max(b / a for a, b in itertools.pairwise(LE_SECONDS))
+QUANTILE_ERROR = STEP * GAMMA - 1
+BOUND_ERROR = GAMMA - 1  # how far below a bound a duration may be and still count one bound up
+
+K = tuple[str, ...]
+V = TypeVar("V")
+
+
+def label_value(raw: object) -> str:
+    """One label value, inert: None is "" (Prometheus reads an empty value as no label),
+    controls and format characters removed, newlines shown as ␤, cut to MAX_LABEL_CHARS."""
+    if raw is None:
+        return ""
+    text = one_line(str(raw))
+    if len(text) > MAX_LABEL_CHARS:
+        text = text[: MAX_LABEL_CHARS - 1] + "…"
+    return text
+
+
+def clean(series: Iterable[tuple[Sequence[object], V]], add: Callable[[V, V], V]) -> dict[K, V]:
+    """(raw label values, value) pairs → {cleaned label values: value}, values of keys that
+    clean to the same text added up."""
+    out: dict[K, V] = {}
+    for raw, value in series:
+        key = tuple(label_value(v) for v in raw)
+        out[key] = add(out[key], value) if key in out else value
+    return out
+
+
+def keep_names(weights: Mapping[str, float], limit: int) -> dict[str, str]:
+    """value → the value exported for it: itself while there are at most `limit` values;
+    else the `limit − 1` heaviest (ties: by name) keep theirs and the rest become OTHER,
+    so at most `limit` distinct values are exported."""
+    if not 1 <= limit <= MAX_LABEL_VALUES:
+        raise ValueError(f"the label limit must be 1..{MAX_LABEL_VALUES}, got {limit}")
+    if len(weights) <= limit:
+        return {v: v for v in weights}
+    ranked = sorted(weights, key=lambda v: (-weights[v], v))
+    kept = set(ranked[: limit - 1])
+    return {v: v if v in kept else OTHER for v in weights}
+
+
+def plans(
+    seen: Mapping[str, Iterable[str]], weights: Mapping[str, Mapping[str, float]], limit: int
+) -> dict[str, dict[str, str]]:
+    """One keep_names plan per label name: every value `seen` under it, weighed by
+    `weights[label]` (a value without a weight weighs 0)."""
+    out: dict[str, dict[str, str]] = {}
+    for label, values in seen.items():
+        known = weights.get(label, {})
+        out[label] = keep_names({v: known.get(v, 0.0) for v in set(values)}, limit)
+    return out
+
+
+def fold(
+    series: Mapping[K, V], labels: Sequence[str], plan: Mapping[str, Mapping[str, str]], add: Callable[[V, V], V]
+) -> dict[K, V]:
+    """`series` (keys: values of `labels`, in order) with each value renamed by its label's
+    plan (a label without a plan, e.g. status, is kept; a value the plan never saw becomes
+    OTHER) and the series that now share a key added up."""
+    rename = [plan.get(label) for label in labels]
+    out: dict[K, V] = {}
+    for key, value in series.items():
+        new = tuple(v if names is None else names.get(v, OTHER) for v, names in zip(key, rename, strict=True))
+        out[new] = add(out[new], value) if new in out else value
+    return out
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """A Prometheus histogram's data: cumulative counts at LE_SECONDS then +Inf (the
+    count), and the sum of the values in seconds."""
+
+    buckets: tuple[int, ...]
+    sum_s: float
+
+    @property
+    def count(self) -> int:
+        return self.buckets[-1]
+
+    def __add__(self, other: Histogram) -> Histogram:
+        return Histogram(
+            tuple(a + b for a, b in zip(self.buckets, other.buckets, strict=True)), self.sum_s + other.sum_s
+        )
+
+
+def cumulative(log_buckets: Mapping[int, int]) -> tuple[int, ...]:
+    """Log buckets {i: n} → cumulative counts at LE_SECONDS, then +Inf. Empty or negative
+    buckets (a retry's −1 outweighing its bucket: never in a consistent rollup) count 0,
+    as domain/histogram.quantile reads them, so the counts never decrease along `le`."""
+    per = [0] * (len(LIMITS) + 1)
+    for i, n in log_buckets.items():
+        if n > 0:
+            per[bisect.bisect_right(LIMITS, i)] += n
+    return tuple(itertools.accumulate(per))
+
+
+def histogram(log_buckets: Mapping[int, int], total_ms: float) -> Histogram:
+    """The Prometheus histogram of log buckets whose values (ms) add up to `total_ms`."""
+    return Histogram(cumulative(log_buckets), total_ms / 1000)
