@@ -19,11 +19,14 @@ Transitions:
 from __future__ import annotations
 
 import getpass
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 from psycopg import AsyncConnection, Connection
+
+from fsar_tui.domain.serve_auth import CHANNEL_ENV
 
 ACTIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "retry": (("failed",), "queued"),
@@ -49,10 +52,16 @@ class ActionResult:
 
 
 def os_user() -> str:
+    """Who the client claims to be in the operator log (claimed_os_user): the OS user,
+    behind the channel it came through when FSAR_ACTOR_CHANNEL names one — `fsar-tui
+    serve` starts each browser session's app with `browser:<session id>`, so its rows
+    read `browser:<session id> (<os user>)`. Every screen and command asks here."""
     try:
-        return getpass.getuser()
+        user = getpass.getuser()
     except Exception:  # no passwd entry (containers)
-        return "unknown"
+        user = "unknown"
+    channel = os.environ.get(CHANNEL_ENV, "").strip()[:100]
+    return f"{channel} ({user})" if channel else user
 
 
 def _plan(

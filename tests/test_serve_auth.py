@@ -1,0 +1,163 @@
+"""domain/serve_auth.py: `fsar-tui serve`'s token, host and URL rules (no server here;
+tests/test_serve.py runs the real one)."""
+
+from __future__ import annotations
+
+import pytest
+
+from fsar_tui.domain import serve_auth as sa
+
+TOKEN = "s3cret-token_0123456789"
+
+
+def test_generated_tokens_are_long_unique_and_acceptable():
+    tokens = {sa.generate_token() for _ in range(50)}
+    assert len(tokens) == 50
+    for token in tokens:
+        assert len(token) >= 43
+        assert sa.check_token(token) == token
+
+
+@pytest.mark.parametrize(
+    "bad, why",
+    [
+        ("tiny-tok", "too short"),
+        ("x" * (sa.MAX_TOKEN_LENGTH + 1), "too long"),
+        ("has a space in it 0123", "only letters"),
+        ("semi;colon-0123456789", "only letters"),
+        ("newline\n0123456789abc", "only letters"),
+        ("ünïcödé-0123456789abc", "only letters"),
+    ],
+)
+def test_a_bad_token_is_refused_without_quoting_it(bad, why):
+    with pytest.raises(ValueError, match=why) as caught:
+        sa.check_token(bad)
+    assert bad not in str(caught.value)
+
+
+def test_token_matches_exactly_and_never_a_missing_one():
+    assert sa.token_matches(TOKEN, TOKEN)
+    assert not sa.token_matches(TOKEN, TOKEN[:-1])
+    assert not sa.token_matches(TOKEN, TOKEN + "x")
+    assert not sa.token_matches(TOKEN, "")
+    assert not sa.token_matches(TOKEN, None)
+    assert not sa.token_matches(TOKEN, "\udcff")  # a lone surrogate from a hostile query: no crash
+
+
+@pytest.mark.parametrize(
+    "header, token",
+    [
+        (f"Bearer {TOKEN}", TOKEN),
+        (f"bearer {TOKEN}", TOKEN),
+        (f"  BEARER   {TOKEN}  ", TOKEN),
+        (f"Basic {TOKEN}", None),
+        ("Bearer", None),
+        ("Bearer   ", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_bearer_header(header, token):
+    assert sa.bearer_token(header) == token
+
+
+def test_any_one_carrier_of_the_right_token_lets_a_request_in():
+    assert sa.authorized(TOKEN, query=TOKEN, authorization=None, cookie=None)
+    assert sa.authorized(TOKEN, query=None, authorization=f"Bearer {TOKEN}", cookie=None)
+    assert sa.authorized(TOKEN, query=None, authorization=None, cookie=TOKEN)
+    assert sa.authorized(TOKEN, query="wrong", authorization=None, cookie=TOKEN)  # a stale URL, a good cookie
+    assert not sa.authorized(TOKEN, query=None, authorization=None, cookie=None)
+    assert not sa.authorized(TOKEN, query="wrong", authorization="Bearer wrong", cookie="wrong")
+    assert not sa.authorized(TOKEN, query=None, authorization=TOKEN, cookie=None)  # no scheme: not a bearer
+
+
+def test_cookie_names_are_per_port():
+    assert sa.cookie_name(8000) != sa.cookie_name(8001)
+
+
+@pytest.mark.parametrize(
+    "host, checked",
+    [
+        ("127.0.0.1", "127.0.0.1"),
+        ("::1", "::1"),
+        ("[::1]", "::1"),
+        ("0.0.0.0", "0.0.0.0"),
+        ("localhost", "localhost"),
+        ("ops-panel.example.com.", "ops-panel.example.com"),
+    ],
+)
+def test_good_hosts(host, checked):
+    assert sa.check_host(host) == checked
+
+
+@pytest.mark.parametrize("host", ["", "not a host", "-bad.example", "bad-.example", "a..b", "x" * 64, "h/st", "ho$t"])
+def test_bad_hosts(host):
+    with pytest.raises(ValueError, match="not an IP address or a host name"):
+        sa.check_host(host)
+
+
+@pytest.mark.parametrize(
+    "host, loopback",
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("localhost", True),
+        ("LOCALHOST", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("192.168.1.5", False),
+        ("ops.example.com", False),
+    ],
+)
+def test_loopback(host, loopback):
+    assert sa.is_loopback(host) is loopback
+
+
+def test_page_url_carries_a_generated_token_and_never_a_chosen_one():
+    assert sa.page_url("127.0.0.1", 8000, "abc+/=") == "http://127.0.0.1:8000/?token=abc%2B%2F%3D"
+    assert sa.page_url("::1", 9000, None) == "http://[::1]:9000/?token=<your token>"
+
+
+@pytest.mark.parametrize(
+    "path_qs, logged",
+    [
+        ("/?token=abc", "/"),
+        ("/ws?token=abc&width=80", "/ws?width=80"),
+        ("/ws?width=80&token=abc&token=def", "/ws?width=80"),
+        ("/static/js/textual.js", "/static/js/textual.js"),
+        ("/x?a=1%202", "/x?a=1%202"),
+    ],
+)
+def test_log_lines_never_hold_the_token(path_qs, logged):
+    assert sa.without_token(path_qs) == logged
+
+
+@pytest.mark.parametrize(
+    "origin, host, same",
+    [
+        (None, "127.0.0.1:8000", True),  # not a browser: the token decides
+        ("http://127.0.0.1:8000", "127.0.0.1:8000", True),
+        ("http://LOCALHOST:8000", "localhost:8000", True),
+        ("http://evil.example", "127.0.0.1:8000", False),
+        ("http://127.0.0.1:8001", "127.0.0.1:8000", False),
+        ("null", "127.0.0.1:8000", False),
+        ("http://127.0.0.1:8000", None, False),
+    ],
+)
+def test_websocket_origin(origin, host, same):
+    assert sa.same_origin(origin, host) is same
+
+
+def test_channel_names_the_browser_session():
+    assert sa.channel("3f2a1b9c0d4e") == "browser:3f2a1b9c0d4e"
+
+
+def test_os_user_says_the_channel(monkeypatch):
+    from fsar_tui.db.actions import os_user
+
+    monkeypatch.delenv(sa.CHANNEL_ENV, raising=False)
+    plain = os_user()
+    assert "(" not in plain
+    monkeypatch.setenv(sa.CHANNEL_ENV, "browser:3f2a1b9c0d4e")
+    assert os_user() == f"browser:3f2a1b9c0d4e ({plain})"
