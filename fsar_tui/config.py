@@ -32,6 +32,11 @@ user config dir (`~/.config/fsar-tui/config.toml` on Linux). Recognised keys:
     [metrics]                     # `fsar-tui metrics`, the Prometheus exporter
     max_label_values = 50         # distinct values a label keeps; the rest are summed as
                                   # `other` (domain/metric_labels.py; --max-label-values)
+    [notify]                      # off unless set (notify_config.py, README: Notifications)
+    webhooks = ["https://…"]      # Alertmanager-format POSTs; tokens in the URL are masked
+    smtp = "smtp://user:pass@host:587?starttls=1"   # or smtps://; mail to `to`
+    to = ["oncall@example.com"]
+    from = "fsar-tui@example.com" # the mail's sender (default fsar-tui@<this host>)
 
 Flags only (never from the environment or the file, so they are a decision per run):
 `--reveal` (show raw data: needs a role allowed to, fsar_admin, and is logged) and
@@ -57,6 +62,7 @@ from fsar_tui.domain.redact import DEFAULT_FIELDS, DETECTORS, Policy
 from fsar_tui.domain.replica_lag import MAX_LAG_S
 from fsar_tui.dsn import dsn_params, mask_dsn
 from fsar_tui.errors import UsageError
+from fsar_tui.notify_config import NotifyConfig, parse_notify
 
 APP_NAME = "fsar-tui"
 DEFAULT_STATEMENT_TIMEOUT_MS = 5000
@@ -96,6 +102,7 @@ class Settings:
     redaction: Policy = field(default_factory=Policy)
     retention: RetentionConfig | None = None  # [retention]; None: no policy configured
     metrics_max_label_values: int = DEFAULT_MAX_LABEL_VALUES  # [metrics] max_label_values
+    notify: NotifyConfig | None = None  # [notify]; None: no notifications
     reveal: bool = False
     ingest_live: bool = False
 
@@ -128,6 +135,7 @@ class Settings:
             },
             "retention": None if self.retention is None else self.retention.masked(),
             "metrics": {"max_label_values": self.metrics_max_label_values},
+            "notify": None if self.notify is None else self.notify.masked(),
             "reveal": self.reveal,
             "config_path": str(self.config_path) if self.config_path else None,
         }
@@ -225,6 +233,7 @@ def read_config_file(path: Path, *, required: bool) -> dict[str, Any]:
         "redaction",
         "retention",
         "metrics",
+        "notify",
     }
     unknown = sorted(set(data) - known)
     if unknown:
@@ -238,6 +247,8 @@ def read_config_file(path: Path, *, required: bool) -> dict[str, Any]:
         data = {**data, "retention": parse_retention(data["retention"], f"{path}: [retention]")}
     if "metrics" in data:
         data = {**data, "metrics": parse_metrics(data["metrics"], f"{path}: [metrics]")}
+    if "notify" in data:
+        data = {**data, "notify": parse_notify(data["notify"], f"{path}: [notify]")}
     return data
 
 
@@ -357,6 +368,8 @@ def load_settings(
             changes["retention"] = values["retention"]
         if values.get("metrics") is not None:
             changes["metrics_max_label_values"] = values["metrics"]
+        if values.get("notify") is not None:
+            changes["notify"] = values["notify"]
         for key in ("reveal", "ingest_live"):
             if values.get(key) is not None and source == "flags":
                 changes[key] = bool(values[key])

@@ -28,8 +28,10 @@ Under 120 columns each table keeps its most telling columns (screens/audit_rows.
 tables share the height by what they hold (every row when there is room; targets first,
 then gates and alerts, the log takes the rest), and a title says how many rows its
 table's height hides.
-The last line is the scheduled pass's retention (services/audit_pass.py step 3): what its
-last run did and when the next is due, why it could not run, or that it is off.
+The last lines are the scheduled pass's retention (services/audit_pass.py step 3): what its
+last run did and when the next is due, why it could not run, or that it is off; and its
+notifications (screens/notify_line.py, shown with [notify] or a failed delivery): none
+failed, or the failed deliveries.
 `e` runs the scheduled pass now. Read-only mode or a viewer role removes R, P, A, o and a; `o`
 needs fsar_admin (the role's grants, read at connect).
 """
@@ -70,6 +72,7 @@ from fsar_tui.screens.audit_rows import (
     wanted_lines,
 )
 from fsar_tui.screens.canary_panel import CanaryControls, CanaryPanel
+from fsar_tui.screens.notify_line import NotifyLine
 from fsar_tui.services.log_integrity import LogIntegrity
 from fsar_tui.widgets.action_dialog import ActionDialog
 from fsar_tui.widgets.key_bar import KeyBar
@@ -156,6 +159,7 @@ class AuditScreen(CanaryControls):
         yield TextPanel(Text("operator log: loading…"), id="log-status", classes="title")
         yield AuditTable(columns_for("log", width), id="log")
         yield TextPanel(Text("retention · …"), id="retention-status", classes="title")
+        yield NotifyLine(Text("notifications · …"), id="notify-status", classes="title")
         yield KeyBar()
 
     def on_mount(self) -> None:
@@ -164,11 +168,19 @@ class AuditScreen(CanaryControls):
         self.set_interval(30.0, self.render_targets)  # "verified N min ago" ages
         self.render_targets()
         self.render_retention()
+        self.read_notifications()
 
     def on_audit_checked(self, message: AuditChecked) -> None:
         self.render_targets()
         self.render_retention()
+        self.read_notifications()  # the pass may have sent, or failed to
         self.request()  # new verdicts and alerts
+
+    def read_notifications(self) -> None:
+        check = self.fsar.audit_check
+        problem = check.notify_problem if check is not None else None
+        configured = self.fsar.settings.notify is not None
+        self.query_one(NotifyLine).reload(self.session, configured=configured, problem=problem)
 
     def on_apply_filter(self, message: ApplyFilter) -> None:
         """`:audit actor:ops since:24h` — the command line's argument filters the log."""

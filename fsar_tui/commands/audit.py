@@ -12,7 +12,11 @@ audit gate add NAME --metric M --pass-if '<= 0.2' --window 1h [--baseline 7d]
 audit gate set NAME [--hard|--soft] [--enable|--disable] [--pass-if COND] --reason TEXT
 audit override NAME --reason TEXT [--for 4h]: let a failing hard gate's scope run until
     the gate next passes (or the time given); recorded in the operator log.
-alerts list [--format table|json]; alerts ack ID --reason TEXT.
+alerts list [--format table|json]: open alerts, then the notifications whose latest
+    attempt failed (retried or given up; JSON: {"alerts": […], "notifications": {…}});
+    alerts ack ID --reason TEXT.
+With config.toml's [notify], `audit run` also notifies the state changes it finds (as
+the app's audit pass does: services/notify.py), after checking the SMTP server answers.
 """
 
 from __future__ import annotations
@@ -124,8 +128,14 @@ def run_audit(args: Namespace, ctx: Context) -> int:
     from fsar_tui.services.audit_pass import evaluate
     from fsar_tui.services.canary_pass import announce_outcomes
 
+    notify = ctx.settings.notify
+    if notify is not None:
+        from fsar_tui.services import notify as notifier
+
+        notifier.preflight(notify)  # an SMTP server that does not answer: exit 2 before anything
     with ctx.connect() as conn:  # the scheduled pass's evaluation: every finished task, folded or not
         evaluation = evaluate(conn, args.gate)
+        sent = _notify(conn, notify) if notify is not None else None
     for problem in announce_outcomes(ctx.settings.mqtt_url, evaluation.canaries):
         print(f"fsar-tui: {problem}", file=sys.stderr)
     results, alerts = evaluation.verdicts, evaluation.alerts
@@ -155,6 +165,7 @@ def run_audit(args: Namespace, ctx: Context) -> int:
                     "drift": None if alerts is None else {"firing": alerts[0], "resolved": alerts[1]},
                     "canaries": [o.__dict__ for o in evaluation.canaries],
                     "failed": [g.name for g in failed],
+                    "notifications": sent,
                 },
                 indent=2,
                 default=str,
@@ -172,12 +183,35 @@ def run_audit(args: Namespace, ctx: Context) -> int:
         for o in evaluation.canaries:
             moved = f" → {o.action}: {o.state} at {o.weight} %" if o.action else f" (weight {o.weight} %)"
             print(strip_controls(f"canary {o.target}: {o.verdict}{moved}: {o.detail}"))
+        if sent is not None:
+            print(
+                f"notifications: {sent['claimed']} change(s) claimed, {sent['sent']} sent, {sent['failed']} failed"
+                + "".join(f"\n  failed: {p}" for p in sent["problems"])
+            )
         if failed:
             print(
                 f"fsar-tui: {len(failed)} gate(s) failed or could not be measured: {', '.join(g.name for g in failed)}",
                 file=sys.stderr,
             )
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _notify(conn, cfg) -> dict:
+    """Claim the state changes (a row lock per key: a panel's pass racing this one claims
+    each change once between them), then send what is due; what happened, masked."""
+    import psycopg
+
+    from fsar_tui import clock
+    from fsar_tui.errors import first_line
+    from fsar_tui.services import notify
+
+    try:
+        with conn.transaction():
+            claimed = notify.claim_changes(conn, cfg, clock.now())  # no rehearsal here: readiness untouched
+        delivered = notify.deliver_due(conn, cfg)
+    except psycopg.Error as exc:  # e.g. a schema behind 0037: the verdicts above still stand
+        return {"claimed": 0, "sent": 0, "failed": 0, "problems": [f"could not notify: {first_line(exc)}"]}
+    return {"claimed": claimed, "sent": delivered.ok, "failed": delivered.failed, "problems": delivered.problems}
 
 
 def run_gates_list(args: Namespace, ctx: Context) -> int:
@@ -279,13 +313,23 @@ def run_override(args: Namespace, ctx: Context) -> int:
 
 
 def run_alerts_list(args: Namespace, ctx: Context) -> int:
-    from fsar_tui.db import drift
+    import psycopg
+
+    from fsar_tui.db import drift, notifications
     from fsar_tui.domain.gates import scope_label
 
+    failures: list[notifications.FailedDelivery] | None = None
     with ctx.read_connect() as conn:
         rows = drift.open_alerts_sync(conn)
+        try:
+            with conn.transaction():
+                failures = notifications.failed_deliveries_sync(conn)
+        except psycopg.errors.UndefinedTable:  # a schema behind 0037: the alerts still list
+            failures = None
     if args.format == "json":
-        print(json.dumps([dataclasses.asdict(r) for r in rows], indent=2, default=str))
+        notes = None if failures is None else {"failed_deliveries": [dataclasses.asdict(f) for f in failures]}
+        print(json.dumps({"alerts": [dataclasses.asdict(r) for r in rows], "notifications": notes}, indent=2,
+                         default=str))  # fmt: skip
         return EXIT_OK
     for r in rows:
         ack = f" · acked by {r.acked_by}: {r.ack_reason}" if r.state == "acked" else ""
@@ -295,7 +339,21 @@ def run_alerts_list(args: Namespace, ctx: Context) -> int:
         )
     if not rows:
         print("(no open alerts)")
+    _print_failures(failures)
     return EXIT_OK
+
+
+def _print_failures(failures) -> None:
+    from fsar_tui.domain.notify import notify_failure_line
+
+    if failures is None:
+        print("notifications: unknown (the schema is behind 0037_notifications: run `fsar-tui migrate`)")
+    elif not failures:
+        print("notifications: no failed delivery")
+    else:
+        print(f"notifications: {len(failures)} failed delivery(ies), newest first")
+        for f in failures:
+            print("  " + notify_failure_line(f))
 
 
 def run_alerts_ack(args: Namespace, ctx: Context) -> int:

@@ -54,6 +54,10 @@ TABLES = (
     "ledger_entries",
     "live_gate_overrides",
     "model_prices",
+    "notify_attempts",
+    "notify_deliveries",
+    "notify_events",
+    "notify_states",
     "operator_actions",
     "operator_log_encodings",
     "operator_log_head",
@@ -137,6 +141,20 @@ FUNCTIONS: tuple[FunctionRight, ...] = (
         "fsar_ensure_partitions(timestamp with time zone,bigint,integer)",
         OPERATOR,
         "partition maintenance (the audit pass)",
+    ),
+    FunctionRight(
+        "fsar_notify_claim(text,text,text,jsonb,jsonb,timestamp with time zone,timestamp with time zone,text[],text[],"
+        "timestamp with time zone)",
+        OPERATOR,
+        "notifications: claim a state change (the audit pass)",
+    ),
+    FunctionRight(
+        "fsar_notify_take(timestamp with time zone,integer,integer)", OPERATOR, "notifications: lease due deliveries"
+    ),
+    FunctionRight(
+        "fsar_notify_record(bigint,timestamp with time zone,boolean,integer,text,timestamp with time zone)",
+        OPERATOR,
+        "notifications: record an attempt",
     ),
     FunctionRight("fsar_backfill_rollups(bigint)", None, "rollup backfill (the owner's `profile --backfill`)"),
     FunctionRight("fsar_create_task_partition(bigint,bigint)", None, "partitions: one range of task ids"),

@@ -29,6 +29,11 @@ in a thread, on its own connection:
      panels cannot see it: each may then plan once per `every`, drops nothing, and
      the lock still keeps them one at a time.
    Each pass carries the schedule's state (`retention_status`) for screen 4.
+4. notifications, when config.toml has `[notify]` (services/notify.py): inside step 2's
+   transaction (so only the evaluating panel, once) the state changes since the last
+   notified ones are claimed — drift alerts, hard gates, aborted canaries, blocking
+   proposals, and the readiness step 1 rehearsed; after its commit, what is due is sent
+   and every attempt recorded (failed ones retried at later passes, with backoff).
 Step 2 writes, so it is skipped in read-only mode, and only one running app does it at
 a time (a transaction-level advisory lock, tried not waited for: other panels just
 read the verdicts). The app also passes `min_interval_s`: a pass that finds verdicts
@@ -73,6 +78,7 @@ if TYPE_CHECKING:
     from fsar_tui.config import RetentionConfig
     from fsar_tui.db.retention_lookup import RecentDrops
     from fsar_tui.domain.gates import Gate, Verdict
+    from fsar_tui.notify_config import NotifyConfig
     from fsar_tui.services.retention import RunReport
 
 CHECK_EVERY_S = 60
@@ -126,6 +132,10 @@ class CheckResult:
     retention_status: RetentionStatus | None = None  # the schedule after this pass (what screen 4 says)
     canaries: list = field(default_factory=list)  # services/canary_pass.Outcome: this pass's judge (evaluating panel)
     canary_problem: str | None = None  # the control messages of its moves that failed
+    notify_events: int = 0  # state changes this pass claimed (services/notify.py)
+    notify_sent: int = 0  # deliveries that went out at this pass
+    notify_failed: int = 0  # attempts that failed at this pass (recorded, retried with backoff)
+    notify_problem: str | None = None  # why claiming or delivering failed as a whole
 
 
 def scheduled_check(
@@ -136,14 +146,21 @@ def scheduled_check(
     policy: Policy | None = None,
     retention: RetentionConfig | None = None,
     min_interval_s: float | None = None,
+    notify: NotifyConfig | None = None,
 ) -> CheckResult:
     """One pass. `policy`: the redaction policy the sensitive-results gate applies — a
     thread does not inherit the caller's context, so the app hands it over. `retention`:
     config.toml's `[retention]`, applied when due (step 3). `min_interval_s`: skip the
-    evaluation when a pass recorded verdicts less than that long ago (None: evaluate)."""
+    evaluation when a pass recorded verdicts less than that long ago (None: evaluate).
+    `notify`: config.toml's `[notify]`: the evaluating pass claims the state changes in
+    its transaction and sends them after its commit (step 4)."""
     with using_policy(policy or current_policy()):
         result = _scheduled_check(
-            dsn, read_only=read_only, statement_timeout_ms=statement_timeout_ms, min_interval_s=min_interval_s
+            dsn,
+            read_only=read_only,
+            statement_timeout_ms=statement_timeout_ms,
+            min_interval_s=min_interval_s,
+            notify=notify,
         )
     if retention is None:
         result.retention_status = RetentionStatus(OFF)
@@ -157,7 +174,12 @@ def scheduled_check(
 
 
 def _scheduled_check(
-    dsn: str, *, read_only: bool, statement_timeout_ms: int | None, min_interval_s: float | None = None
+    dsn: str,
+    *,
+    read_only: bool,
+    statement_timeout_ms: int | None,
+    min_interval_s: float | None = None,
+    notify: NotifyConfig | None = None,
 ) -> CheckResult:
     import psycopg
 
@@ -197,11 +219,40 @@ def _scheduled_check(
                     result.runs_pruned = gates.prune_runs(conn)
             except psycopg.Error as exc:  # e.g. a schema behind head (no 0018 yet)
                 result.prune_problem = first_line(exc)
+            if notify is not None:  # claimed under this transaction's lock: one panel notifies
+                _notify_claim(conn, notify, result)
         try:  # after the verdicts' commit, its own transaction: its locks are held for no longer
             result.partitions_created = partitions.ensure_partitions(conn, now=result.at)
         except psycopg.Error as exc:  # a busy table (lock_timeout), a schema behind 0029
             result.partition_problem = first_line(exc)
+        if notify is not None:  # after the commit: no lock is held while a receiver answers
+            _notify_deliver(conn, notify, result)
     return result
+
+
+def _notify_claim(conn: Connection, cfg: NotifyConfig, result: CheckResult) -> None:
+    import psycopg
+
+    from fsar_tui.errors import first_line
+    from fsar_tui.services import notify
+
+    try:
+        with conn.transaction():  # a savepoint: a failing claim must not cost the verdicts
+            result.notify_events = notify.claim_changes(conn, cfg, result.at, result.problems)
+    except psycopg.Error as exc:  # e.g. a schema behind 0037
+        result.notify_problem = first_line(exc)
+
+
+def _notify_deliver(conn: Connection, cfg: NotifyConfig, result: CheckResult) -> None:
+    from fsar_tui.errors import first_line
+    from fsar_tui.services import notify
+
+    try:
+        delivered = notify.deliver_due(conn, cfg)
+    except Exception as exc:  # the database failing mid-delivery: said on screen 4, never the pass's end
+        result.notify_problem = first_line(exc)
+        return
+    result.notify_sent, result.notify_failed = delivered.ok, delivered.failed
 
 
 # -- step 3: retention's schedule ------------------------------------------------------------

@@ -97,14 +97,20 @@ def security_checks(conn, dsn: str) -> list[Check]:
             or "only the shipped triggers, enabled; no rule, policy or other owner; functions match the shipped source",
         )
     )
-    from fsar_tui.db import action_functions, canary_functions, governance_functions, partition_functions, privileges
+    from fsar_tui.db import (
+        action_functions,
+        canary_functions,
+        governance_functions,
+        notifications,
+        partition_functions,
+        privileges,
+    )
     from fsar_tui.domain import privileges as declared
 
     # Revision 0035 re-created the rollback (it aborts a running canary): its text is the head's.
     head = [fn for fn in action_functions.HEAD if fn.name not in {f.name for f in canary_functions.HEAD}]
-    replaced = privileges.shipped_function_problems(
-        conn, head + list(canary_functions.HEAD + governance_functions.FUNCTIONS + partition_functions.FUNCTIONS)
-    )
+    shipped = canary_functions.HEAD + governance_functions.FUNCTIONS + partition_functions.FUNCTIONS
+    replaced = privileges.shipped_function_problems(conn, head + list(shipped + notifications.FUNCTIONS))
     checks.append(
         Check(
             "state-changing functions are the shipped ones",

@@ -1,0 +1,95 @@
+"""config.toml's `[notify]` (issue 20 point 3), as config.py reads it: the webhook URLs,
+the SMTP URL, the mail's recipients and sender — checked when the file is read (a bad URL
+or address: a one-line usage error naming the URL masked) and never shown with their
+secrets (`mask_notify_url`: the password and token-like query values as ***). Whether
+the SMTP server answers is the sending commands' check (services/notify.preflight).
+Kept apart from config.py, which re-exports NotifyConfig, to keep each module short.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fsar_tui.errors import UsageError
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    """config.toml `[notify]`: webhook URLs (Alertmanager's webhook format), an SMTP URL
+    and the mail's recipients and sender. The URLs hold secrets (tokens, passwords): the
+    repr and `masked()` never show them."""
+
+    webhooks: tuple[str, ...] = ()
+    smtp: str | None = None
+    to: tuple[str, ...] = ()
+    sender: str | None = None  # `from`
+
+    def __repr__(self) -> str:
+        return f"NotifyConfig({self.masked()!r})"
+
+    def masked(self) -> dict[str, Any]:
+        return {
+            "webhooks": [mask_notify_url(u) for u in self.webhooks],
+            "smtp": mask_notify_url(self.smtp) if self.smtp else None,
+            "to": list(self.to),
+            "from": self.sender,
+        }
+
+
+def mask_notify_url(url: str) -> str:
+    """`url` with its password and credential-like query values (token=, key=, sig=…) as ***."""
+    from fsar_tui.domain.notify import SECRET_QUERY, scrub, secret_values
+    from fsar_tui.dsn import mask_uri
+
+    masked = mask_uri(url, secret_query=SECRET_QUERY, mask="***")
+    return scrub(url if masked is None else masked, secret_values(url))  # and any other place it appears
+
+
+def _strings(value: Any, source: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise UsageError(f"{source}: expected a list of non-empty strings")
+    return [v.strip() for v in value]
+
+
+def parse_notify(table: Any, source: str) -> NotifyConfig:
+    """config.toml `[notify]` → NotifyConfig; unknown keys, a bad URL or address: usage
+    errors naming the URL masked. Whether the SMTP server answers is checked by the
+    commands that send (services/notify.preflight), not here."""
+    from fsar_tui.domain.notify import address_problem, smtp_problem, url_problem
+
+    if not isinstance(table, dict):
+        raise UsageError(f"{source}: must be a table")
+    unknown = sorted(set(table) - {"webhooks", "smtp", "to", "from"})
+    if unknown:
+        raise UsageError(f"{source}: unknown key(s): {', '.join(unknown)}")
+    webhooks = _strings(table["webhooks"], f"{source} webhooks") if "webhooks" in table else []
+    if len(webhooks) > 10:
+        raise UsageError(f"{source} webhooks: at most 10")
+    for url in webhooks:
+        problem = url_problem(url, ("http", "https"))
+        if problem:
+            raise UsageError(f"{source} webhooks: bad URL {mask_notify_url(url)}: {problem}")
+    smtp = table.get("smtp")
+    if smtp is not None:
+        if not isinstance(smtp, str) or not smtp.strip():
+            raise UsageError(f'{source} smtp: expected a URL such as "smtp://user:pass@host:587?starttls=1"')
+        problem = smtp_problem(smtp)
+        if problem:
+            raise UsageError(f"{source} smtp: bad URL {mask_notify_url(smtp)}: {problem}")
+        smtp = smtp.strip()
+    to = _strings(table["to"], f"{source} to") if "to" in table else []
+    sender = table.get("from")
+    if sender is not None and not isinstance(sender, str):
+        raise UsageError(f"{source} from: expected a mail address")
+    for address in [*to, *([sender] if sender else [])]:
+        problem = address_problem(address)
+        if problem:
+            raise UsageError(f"{source}: {address!r}: {problem}")
+    if smtp and not to:
+        raise UsageError(f"{source}: smtp is set but `to` names no recipient")
+    if to and not smtp:
+        raise UsageError(f"{source}: `to` is set but no smtp URL to send the mail through")
+    if not webhooks and not smtp:
+        raise UsageError(f"{source}: set webhooks or smtp (or remove the section)")
+    return NotifyConfig(webhooks=tuple(webhooks), smtp=smtp, to=tuple(to), sender=sender.strip() if sender else None)

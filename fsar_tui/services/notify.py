@@ -1,0 +1,223 @@
+"""Notifications (issue 20 point 3): claim the state changes, send them, record each try.
+
+Both faces call this: the app's audit pass (services/audit_pass.py: the one evaluating
+panel of a database, inside its transaction) and `fsar-tui audit run`.
+
+1. `claim_changes(conn, cfg, now, rollback_problems)`, in the caller's transaction: read
+   the last notified state of every key, observe the sources (drift alerts, enabled hard
+   gates, canaries aborted in the last day, proposals blocking now, and — when the caller
+   rehearsed them — rollback readiness), diff (domain/notify.changes) and claim each
+   change (db/notifications.claim: one row lock per key, so of two passes racing one
+   claims it). A claimed change is an event with one pending delivery per channel.
+2. `deliver_due(conn, cfg, now)`, after that commit, autocommit: lease the due deliveries
+   (at most DELIVER_LIMIT a pass: a receiver that hangs costs the pass at most that many
+   timeouts), send each — the Alertmanager payload POSTed to a webhook, or the mail to
+   `to` — and record the attempt: ok, or failed with the HTTP status or the error line
+   and the next retry (domain/notify.retry_at; none after MAX_ATTEMPTS: given up). A
+   failure to send is a recorded failed attempt, never an exception out of here.
+3. `preflight(cfg)`: the SMTP server answers (EHLO) — the commands that send check it
+   before they start (exit 2, one line), as the issue's bad input asks.
+
+Transport is services/delivery.py's (urllib with a timeout, no redirects; smtplib). A
+channel is stored as its masked text and found again by `channel_key`, a hash of its URL:
+the database never holds a password or a token. Every error line passes domain/notify.
+scrub with every channel's secrets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import smtplib
+import socket
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from fsar_tui import clock
+from fsar_tui.domain import notify as rules
+from fsar_tui.errors import UsageError
+
+if TYPE_CHECKING:
+    from psycopg import Connection
+
+    from fsar_tui.notify_config import NotifyConfig
+
+WEBHOOK_TIMEOUT_S = 5.0
+SMTP_TIMEOUT_S = 10.0
+DELIVER_LIMIT = 10
+LEASE_S = 300  # a pass that dies mid-send: its deliveries are due again after this
+
+
+@dataclass(frozen=True)
+class Channel:
+    key: str  # "webhook:<hash>" | "smtp:<hash>": how a delivery finds its URL again
+    label: str  # what is stored and shown: the URL masked (and the recipients)
+    kind: str  # "webhook" | "smtp"
+    url: str = field(repr=False)
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def channels(cfg: NotifyConfig) -> list[Channel]:
+    from fsar_tui.notify_config import mask_notify_url
+
+    out = [Channel(f"webhook:{_hash(u)}", f"webhook {mask_notify_url(u)}"[:500], "webhook", u) for u in cfg.webhooks]
+    if cfg.smtp:
+        recipients = ", ".join(cfg.to)
+        key = f"smtp:{_hash(cfg.smtp + chr(10) + recipients)}"
+        out.append(Channel(key, f"smtp {mask_notify_url(cfg.smtp)} to {recipients}"[:500], "smtp", cfg.smtp))
+    return out
+
+
+def secrets(cfg: NotifyConfig) -> list[str]:
+    found: set[str] = set()
+    for url in (*cfg.webhooks, *([cfg.smtp] if cfg.smtp else [])):
+        found.update(rules.secret_values(url))
+    return sorted(found, key=len, reverse=True)
+
+
+# -- 1. claim ------------------------------------------------------------------------------
+
+
+def claim_changes(
+    conn: Connection, cfg: NotifyConfig, now: datetime, rollback_problems: Mapping[str, str | None] | None = None
+) -> int:
+    """Claim every state change since the last notified state (in the caller's
+    transaction); the number of events claimed. `rollback_problems`: the pass's
+    rehearsal (target → why not ready), None when it did not rehearse."""
+    from fsar_tui.db import notifications as db
+
+    previous = db.previous_states(conn)
+    observed = [
+        *rules.observe_drift(db.drift_rows(conn, now)),
+        *rules.observe_gates(db.hard_gate_rows(conn)),
+        *rules.observe_canaries(db.aborted_canaries(conn, now)),
+        *rules.observe_proposals(db.blocking_proposals(conn)),
+    ]
+    kinds = {rules.DRIFT, rules.GATE, rules.CANARY, rules.PROPOSAL}
+    if rollback_problems is not None:
+        observed += rules.observe_rollbacks(rollback_problems, now)
+        kinds.add(rules.ROLLBACK)
+    targets = [(c.key, c.label) for c in channels(cfg)]
+    claimed = 0
+    for event in rules.changes(previous, observed, kinds, now):
+        event_id = db.claim(
+            conn,
+            key=event.key,
+            kind=event.kind,
+            state=event.state,
+            labels=event.labels,
+            annotations={"summary": event.summary, "description": event.description},
+            starts_at=event.starts_at,
+            ends_at=event.ends_at,
+            channels=targets,
+            now=now,
+        )
+        claimed += event_id is not None
+    return claimed
+
+
+# -- 2. deliver ----------------------------------------------------------------------------
+
+
+@dataclass
+class Delivered:
+    ok: int = 0
+    failed: int = 0
+    problems: list[str] = field(default_factory=list)  # one line per failed attempt (masked)
+
+
+def deliver_due(conn: Connection, cfg: NotifyConfig, now: datetime | None = None) -> Delivered:
+    """Send what is due (autocommit `conn`); never raises for a failed send."""
+    from fsar_tui.db import notifications as db
+
+    out = Delivered()
+    by_key = {c.key: c for c in channels(cfg)}
+    hidden = secrets(cfg)
+    for due in db.take(conn, now or clock.now(), lease_s=LEASE_S, limit=DELIVER_LIMIT):
+        event = rules.event_from_record(
+            due.event_key, due.kind, due.state, due.labels, due.annotations, due.starts_at, due.ends_at
+        )
+        channel = by_key.get(due.channel_key)
+        outcome: tuple[bool, int | None, str | None] = (False, None, "this channel is no longer in [notify] here")
+        if channel is not None:
+            outcome = send(channel, event, cfg)
+        ok, status, error = outcome
+        at = clock.now()
+        error = rules.scrub(error, hidden) if error else None
+        attempt = due.attempts + 1
+        next_at = None if ok else rules.retry_at(attempt, at)
+        db.record(conn, due.delivery_id, at=at, ok=ok, http_status=status, error=error, next_at=next_at)
+        if ok:
+            out.ok += 1
+        else:
+            out.failed += 1
+            out.problems.append(f"{due.channel}: {error}")
+    return out
+
+
+_HTTP_STATUS = re.compile(r"failed: HTTP (\d{3})\b")
+
+
+def send(channel: Channel, event: rules.Event, cfg: NotifyConfig) -> tuple[bool, int | None, str | None]:
+    """(ok, HTTP status, error line) of one attempt; never raises."""
+    from fsar_tui.errors import FsarError
+    from fsar_tui.services import delivery
+
+    try:
+        if channel.kind == "webhook":
+            body = json.dumps(rules.alertmanager_payload(event)).encode()
+            return True, delivery.post_webhook(channel.url, body, timeout=WEBHOOK_TIMEOUT_S), None
+        delivery.send_mail(
+            channel.url,
+            cfg.sender or f"fsar-tui@{socket.gethostname() or 'localhost'}",
+            list(cfg.to),
+            rules.mail_subject(event),
+            rules.mail_body(event),
+            timeout=SMTP_TIMEOUT_S,
+        )
+        return True, None, None
+    except FsarError as exc:
+        match = _HTTP_STATUS.search(exc.message)
+        return False, int(match.group(1)) if match else None, exc.message
+    except Exception as exc:  # a bug or an odd library error: a failed attempt, not a failed pass
+        return False, None, f"{type(exc).__name__}: {exc}"
+
+
+# -- 3. preflight --------------------------------------------------------------------------
+
+
+def preflight(cfg: NotifyConfig | None, timeout: float = 5.0) -> None:
+    """UsageError (exit 2, one line, the URL masked) when [notify]'s SMTP server does not
+    answer an EHLO; nothing for webhooks (a receiver down is a failed delivery, retried)."""
+    from fsar_tui.notify_config import mask_notify_url
+    from fsar_tui.services import delivery
+
+    if cfg is None or not cfg.smtp:
+        return
+    target = delivery.parse_smtp_url(cfg.smtp)  # UsageError on a bad one (config checked it too)
+    shown = mask_notify_url(cfg.smtp)
+    try:
+        client: smtplib.SMTP
+        if target.implicit_tls:
+            client = smtplib.SMTP_SSL(target.host, target.port, timeout=timeout, context=ssl.create_default_context())
+        else:
+            client = smtplib.SMTP(target.host, target.port, timeout=timeout)
+        try:
+            client.ehlo_or_helo_if_needed()
+        finally:
+            try:
+                client.quit()
+            except (OSError, smtplib.SMTPException):
+                client.close()
+    except (OSError, smtplib.SMTPException, UnicodeError, ValueError) as exc:
+        why = rules.scrub(str(exc) or type(exc).__name__, secrets(cfg))
+        if isinstance(exc, TimeoutError):
+            why = f"timed out after {timeout:g}s"
+        raise UsageError(f"[notify] smtp: {shown} does not answer: {why}") from None
