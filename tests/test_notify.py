@@ -337,3 +337,23 @@ def test_rollback_readiness_lost_and_regained(rollout_db, receiver):
     artifact(original)
     audit_pass.scheduled_check(rollout_db, read_only=False, notify=cfg)
     assert [s for s, _ in told()] == ["firing", "resolved"], told()
+
+
+def test_the_functions_are_the_shipped_ones_and_an_operator_may_run_only_them(db_dsn, login):
+    from fsar_tui.db import notifications, privileges
+
+    with connect(db_dsn, autocommit=True) as conn:
+        assert privileges.shipped_function_problems(conn, notifications.FUNCTIONS) == []
+    block(db_dsn)
+    operator = login("fsar_operator")
+    cfg = NotifyConfig(webhooks=(f"http://127.0.0.1:{free_port()}/hook",))
+    result = audit_pass.scheduled_check(operator, read_only=False, notify=cfg)  # the pass as the panel's role
+    assert result.notify_problem is None and result.notify_events >= 1 and result.notify_failed >= 1
+    with connect(operator, autocommit=True) as conn:  # no direct write: only through the functions
+        with pytest.raises(Exception, match="permission denied"):
+            conn.execute("UPDATE notify_deliveries SET status = 'ok'")
+    viewer = login("fsar_viewer")
+    with connect(viewer, autocommit=True) as conn:
+        assert len(notifications.failed_deliveries_sync(conn)) == 1  # a viewer reads them (alerts list, screen 4)
+        with pytest.raises(Exception, match="permission denied"):
+            notifications.take(conn, clock.now())
