@@ -380,3 +380,14 @@ def test_bad_input_is_one_line_and_exit_2(run_cli, args, message):
     assert result.returncode == 2 and result.stdout == ""
     assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith(message), result.stderr
     assert "tiny-tok" not in result.stderr  # a bad token is not echoed either
+
+
+def test_an_unreachable_database_is_one_line_exit_2_and_the_port_is_let_go(run_cli):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = run_cli("serve", "--port", str(port), "--token", TOKEN, "--dsn", "postgresql://fsar@127.0.0.1:1/x")
+    assert result.returncode == 2 and result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1 and "127.0.0.1" in result.stderr, result.stderr
+    with socket.socket() as again:  # nothing kept listening
+        again.bind(("127.0.0.1", port))
