@@ -25,6 +25,7 @@ import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from conftest import RUN_PREFIX, create_database, database_copy, drop_database
 from fsar_tui.db import profiles as profile_queries
@@ -352,3 +353,13 @@ def test_the_database_going_away_is_counted_and_the_figures_come_back(server_dsn
         assert by(samples(families, "fsar_scrape_errors_total"))[()] == errors
     assert set(back) == {family_name(m) for m in METRICS}
     assert by(samples(back, "fsar_scrape_errors_total"))[()] == 2
+
+
+def test_the_read_only_viewer_role_serves_every_metric(db, login, isolated_env):
+    user = conninfo_to_dict(login("fsar_viewer"))["user"]  # a LOGIN granted fsar_viewer, on the seeded copy
+    viewer = make_conninfo(db, user=user)
+    with exporter(isolated_env, viewer) as (_proc, port):
+        families = scrape(port)
+    assert set(families) == {family_name(m) for m in METRICS}
+    assert by(samples(families, "fsar_scrape_errors_total"))[()] == 0
+    assert samples(families, "fsar_task_run_seconds", "_count")
