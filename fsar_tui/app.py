@@ -344,6 +344,7 @@ class FsarApp(App):
                 retention=self.settings.retention,  # config.toml [retention]: applied when due
                 statement_timeout_ms=self.settings.statement_timeout_ms,
                 min_interval_s=CHECK_EVERY_S - PASS_SLACK_S,  # once per interval, however many panels
+                notify=self.settings.notify,  # config.toml [notify]: the pass notifies changes
             )
         except Exception as exc:  # a failing pass (or a bug in one check) must not end the console
             # …nor pass silently: screen 4 says the pass failed and that its readiness is stale.

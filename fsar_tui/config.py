@@ -32,7 +32,7 @@ user config dir (`~/.config/fsar-tui/config.toml` on Linux). Recognised keys:
     [metrics]                     # `fsar-tui metrics`, the Prometheus exporter
     max_label_values = 50         # distinct values a label keeps; the rest are summed as
                                   # `other` (domain/metric_labels.py; --max-label-values)
-    [notify]                      # off unless set (notify_config.py, README: Notifications)
+    [notify]                      # off unless set (domain/notify_config.py, README: Notifications)
     webhooks = ["https://…"]      # Alertmanager-format POSTs; tokens in the URL are masked
     smtp = "smtp://user:pass@host:587?starttls=1"   # or smtps://; mail to `to`
     to = ["oncall@example.com"]
@@ -58,11 +58,11 @@ from typing import Any
 import platformdirs
 
 from fsar_tui.domain.metric_labels import DEFAULT_MAX_LABEL_VALUES, MAX_LABEL_VALUES
+from fsar_tui.domain.notify_config import NotifyConfig, NotifyConfigError, parse_notify
 from fsar_tui.domain.redact import DEFAULT_FIELDS, DETECTORS, Policy
 from fsar_tui.domain.replica_lag import MAX_LAG_S
 from fsar_tui.dsn import dsn_params, mask_dsn
 from fsar_tui.errors import UsageError
-from fsar_tui.notify_config import NotifyConfig, parse_notify
 
 APP_NAME = "fsar-tui"
 DEFAULT_STATEMENT_TIMEOUT_MS = 5000
@@ -248,7 +248,10 @@ def read_config_file(path: Path, *, required: bool) -> dict[str, Any]:
     if "metrics" in data:
         data = {**data, "metrics": parse_metrics(data["metrics"], f"{path}: [metrics]")}
     if "notify" in data:
-        data = {**data, "notify": parse_notify(data["notify"], f"{path}: [notify]")}
+        try:
+            data = {**data, "notify": parse_notify(data["notify"], f"{path}: [notify]")}
+        except NotifyConfigError as exc:
+            raise UsageError(str(exc)) from None
     return data
 
 

@@ -20,7 +20,7 @@ from fsar_tui import clock
 from fsar_tui.config import load_settings
 from fsar_tui.db.connect import connect
 from fsar_tui.domain import notify as rules
-from fsar_tui.notify_config import NotifyConfig
+from fsar_tui.domain.notify_config import NotifyConfig
 from fsar_tui.services import audit_pass
 from fsar_tui.services import notify as notifier
 from support.sql import q, x

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fsar_tui.notify_config import NotifyConfig
+from fsar_tui.domain.notify_config import NotifyConfig
 from fsar_tui.services import audit_pass
 from support.pilot import make_app, until
 from support.sql import q

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from fsar_tui.config import load_settings
 from fsar_tui.domain import notify as n
+from fsar_tui.domain.notify_config import NotifyConfig, NotifyConfigError, mask_notify_url, parse_notify
 from fsar_tui.errors import UsageError
-from fsar_tui.notify_config import NotifyConfig, mask_notify_url, parse_notify
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
@@ -300,5 +300,5 @@ def test_a_bad_notify_section_is_one_usage_error_without_the_secret(tmp_path, te
 
 def test_parse_notify_is_the_config_files_rule():
     assert parse_notify({"webhooks": ["https://h.example"]}, "x").webhooks == ("https://h.example",)
-    with pytest.raises(UsageError):
+    with pytest.raises(NotifyConfigError):
         parse_notify("nope", "x")

@@ -140,6 +140,9 @@ def run_demo(args: Namespace, ctx: Context) -> int:
 
     if args.tasks < 0 or (args.rate is not None and args.rate < 0):
         raise UsageError("--tasks and --rate cannot be negative")
+    from fsar_tui.services.notify import preflight
+
+    preflight(ctx.settings.notify)  # as the bare command: before anything starts
     # The simulator must keep up with what it enqueues, or the lowest priorities (every
     # retried task among them) wait forever and the demo shows a starving fleet.
     capacity = sustainable_rate(DEMO_WORKERS, DEMO_TIME_SCALE)
@@ -197,6 +200,9 @@ def run_demo(args: Namespace, ctx: Context) -> int:
 
 def run_app(args: Namespace, ctx: Context) -> int:
     """The bare command: open the app."""
+    from fsar_tui.services.notify import preflight
+
+    preflight(ctx.settings.notify)  # an SMTP server that does not answer: one line, exit 2, no app
     dsn = ctx.dsn()
     from fsar_tui.app import FsarApp
 

@@ -78,7 +78,7 @@ if TYPE_CHECKING:
     from fsar_tui.config import RetentionConfig
     from fsar_tui.db.retention_lookup import RecentDrops
     from fsar_tui.domain.gates import Gate, Verdict
-    from fsar_tui.notify_config import NotifyConfig
+    from fsar_tui.domain.notify_config import NotifyConfig
     from fsar_tui.services.retention import RunReport
 
 CHECK_EVERY_S = 60

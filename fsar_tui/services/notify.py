@@ -44,7 +44,7 @@ from fsar_tui.errors import UsageError
 if TYPE_CHECKING:
     from psycopg import Connection
 
-    from fsar_tui.notify_config import NotifyConfig
+    from fsar_tui.domain.notify_config import NotifyConfig
 
 WEBHOOK_TIMEOUT_S = 5.0
 SMTP_TIMEOUT_S = 10.0
@@ -65,7 +65,7 @@ def _hash(text: str) -> str:
 
 
 def channels(cfg: NotifyConfig) -> list[Channel]:
-    from fsar_tui.notify_config import mask_notify_url
+    from fsar_tui.domain.notify_config import mask_notify_url
 
     out = [Channel(f"webhook:{_hash(u)}", f"webhook {mask_notify_url(u)}"[:500], "webhook", u) for u in cfg.webhooks]
     if cfg.smtp:
@@ -196,7 +196,7 @@ def send(channel: Channel, event: rules.Event, cfg: NotifyConfig) -> tuple[bool,
 def preflight(cfg: NotifyConfig | None, timeout: float = 5.0) -> None:
     """UsageError (exit 2, one line, the URL masked) when [notify]'s SMTP server does not
     answer an EHLO; nothing for webhooks (a receiver down is a failed delivery, retried)."""
-    from fsar_tui.notify_config import mask_notify_url
+    from fsar_tui.domain.notify_config import mask_notify_url
     from fsar_tui.services import delivery
 
     if cfg is None or not cfg.smtp:

@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from fsar_tui.errors import UsageError
+
+class NotifyConfigError(ValueError):
+    """Why config.toml's [notify] is refused (one line; config.py makes it a usage error)."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ def mask_notify_url(url: str) -> str:
 
 def _strings(value: Any, source: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-        raise UsageError(f"{source}: expected a list of non-empty strings")
+        raise NotifyConfigError(f"{source}: expected a list of non-empty strings")
     return [v.strip() for v in value]
 
 
@@ -59,37 +61,37 @@ def parse_notify(table: Any, source: str) -> NotifyConfig:
     from fsar_tui.domain.notify import address_problem, smtp_problem, url_problem
 
     if not isinstance(table, dict):
-        raise UsageError(f"{source}: must be a table")
+        raise NotifyConfigError(f"{source}: must be a table")
     unknown = sorted(set(table) - {"webhooks", "smtp", "to", "from"})
     if unknown:
-        raise UsageError(f"{source}: unknown key(s): {', '.join(unknown)}")
+        raise NotifyConfigError(f"{source}: unknown key(s): {', '.join(unknown)}")
     webhooks = _strings(table["webhooks"], f"{source} webhooks") if "webhooks" in table else []
     if len(webhooks) > 10:
-        raise UsageError(f"{source} webhooks: at most 10")
+        raise NotifyConfigError(f"{source} webhooks: at most 10")
     for url in webhooks:
         problem = url_problem(url, ("http", "https"))
         if problem:
-            raise UsageError(f"{source} webhooks: bad URL {mask_notify_url(url)}: {problem}")
+            raise NotifyConfigError(f"{source} webhooks: bad URL {mask_notify_url(url)}: {problem}")
     smtp = table.get("smtp")
     if smtp is not None:
         if not isinstance(smtp, str) or not smtp.strip():
-            raise UsageError(f'{source} smtp: expected a URL such as "smtp://user:pass@host:587?starttls=1"')
+            raise NotifyConfigError(f'{source} smtp: expected a URL such as "smtp://user:pass@host:587?starttls=1"')
         problem = smtp_problem(smtp)
         if problem:
-            raise UsageError(f"{source} smtp: bad URL {mask_notify_url(smtp)}: {problem}")
+            raise NotifyConfigError(f"{source} smtp: bad URL {mask_notify_url(smtp)}: {problem}")
         smtp = smtp.strip()
     to = _strings(table["to"], f"{source} to") if "to" in table else []
     sender = table.get("from")
     if sender is not None and not isinstance(sender, str):
-        raise UsageError(f"{source} from: expected a mail address")
+        raise NotifyConfigError(f"{source} from: expected a mail address")
     for address in [*to, *([sender] if sender else [])]:
         problem = address_problem(address)
         if problem:
-            raise UsageError(f"{source}: {address!r}: {problem}")
+            raise NotifyConfigError(f"{source}: {address!r}: {problem}")
     if smtp and not to:
-        raise UsageError(f"{source}: smtp is set but `to` names no recipient")
+        raise NotifyConfigError(f"{source}: smtp is set but `to` names no recipient")
     if to and not smtp:
-        raise UsageError(f"{source}: `to` is set but no smtp URL to send the mail through")
+        raise NotifyConfigError(f"{source}: `to` is set but no smtp URL to send the mail through")
     if not webhooks and not smtp:
-        raise UsageError(f"{source}: set webhooks or smtp (or remove the section)")
+        raise NotifyConfigError(f"{source}: set webhooks or smtp (or remove the section)")
     return NotifyConfig(webhooks=tuple(webhooks), smtp=smtp, to=tuple(to), sender=sender.strip() if sender else None)
