@@ -115,9 +115,9 @@ def exporter(env: dict[str, str], dsn: str, *args: str, cwd=None) -> Iterator[tu
             proc.communicate()
 
 
-def scrape(port: int) -> dict:
+def scrape(port: int, query: str = "") -> dict:
     """name → parsed family."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=60) as answer:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics{query}", timeout=60) as answer:
         assert answer.status == 200
         text = answer.read().decode()
     return {f.name: f for f in text_string_to_metric_families(text)}
@@ -149,6 +149,9 @@ def test_every_metric_is_served_with_its_type_labels_and_the_panels_figures(db, 
     x(db, f"INSERT INTO execution_tasks (task_type, ai_model) {three}")
     with exporter(isolated_env, db) as (_proc, port):
         families = scrape(port)
+        only = scrape(port, "?name[]=fsar_tasks_queued&name[]=fsar_task_run_seconds_count")
+    assert set(only) == {"fsar_tasks_queued", "fsar_task_run_seconds"}
+    assert {s.name for s in only["fsar_task_run_seconds"].samples} == {"fsar_task_run_seconds_count"}
     for m in METRICS:
         family = families[family_name(m)]
         assert family.type == m.kind and family.documentation == m.help, m.name

@@ -174,7 +174,7 @@ def folded(snap: metric_reads.Snapshot, limit: int) -> dict[str, dict[K, Any]]:
 
 
 def families(values: Mapping[str, Mapping[K, Any]]) -> list[Metric]:
-    """The metric families of metric_names.py (but the scrape's own two), in its order."""
+    """The families of metric_names.py that `values` names, in its order."""
     out: list[Metric] = []
     for m in METRICS:
         if m.name not in values:
@@ -200,7 +200,7 @@ def families(values: Mapping[str, Mapping[K, Any]]) -> list[Metric]:
 
 
 class MetricsCollector(Collector):
-    """Reads the database at each scrape (never at registration: describe() is empty)."""
+    """Reads the database at each scrape (never at registration: describe() holds no data)."""
 
     def __init__(
         self,
@@ -219,7 +219,9 @@ class MetricsCollector(Collector):
         self._failing = False
 
     def describe(self) -> Iterator[Metric]:
-        return iter(())
+        """Every family, empty: the registry learns the names (so `?name[]=…` selects
+        among them) without a database read at registration."""
+        return iter(families({m.name: {} for m in METRICS}))
 
     def read(self) -> list[Metric]:
         """One scrape's families (errors propagate: check() at start wants them)."""
