@@ -16,14 +16,8 @@ import re
 
 from psycopg.conninfo import conninfo_to_dict
 
-MASK = "****"
+from fsar_tui.domain.uri_mask import MASK, mask_uri
 
-# scheme://user:password@host — passwords pasted without percent-encoding may hold
-# '@', '/', '?' or '#', so the userinfo runs to the LAST '@'. When that '@' is really in
-# the query string this over-masks, which is the safe way to be wrong.
-_URI_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
-# password=... in a URI query string.
-_URI_QUERY_PASSWORD = re.compile(r"(?i)([?&]password=)[^&#]*")
 # password=value / password = 'quoted value' in libpq key/value form.
 _KV_PASSWORD = re.compile(r"(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S*)")
 
@@ -34,23 +28,6 @@ def mask_dsn(dsn: str | None) -> str:
         return ""
     masked = mask_uri(dsn)
     return _KV_PASSWORD.sub(lambda k: k.group(1) + MASK, dsn) if masked is None else masked
-
-
-def mask_uri(uri: str, *, secret_query: re.Pattern = _URI_QUERY_PASSWORD, mask: str = MASK) -> str | None:
-    """`scheme://user:password@host…?password=…` with the password in the user info and
-    the query parameters `secret_query` matches replaced by `mask`; None when `uri` has
-    no scheme (the delivery URLs of fsar_tui/delivery.py share this rule)."""
-    scheme = _URI_SCHEME.match(uri)
-    if scheme is None:
-        return None
-    rest = uri[scheme.end() :]
-    userinfo, at, hostpart = rest.rpartition("@")
-    if not at:
-        userinfo, hostpart = "", rest
-    elif ":" in userinfo:
-        userinfo = f"{userinfo.split(':', 1)[0]}:{mask}"
-    hostpart = secret_query.sub(lambda q: q.group(1) + mask, hostpart)
-    return f"{scheme.group(0)}{userinfo}{at}{hostpart}"
 
 
 def dsn_params(dsn: str) -> dict[str, str]:

@@ -42,7 +42,7 @@ class NotifyConfig:
 def mask_notify_url(url: str) -> str:
     """`url` with its password and credential-like query values (token=, key=, sig=…) as ***."""
     from fsar_tui.domain.notify import SECRET_QUERY, scrub, secret_values
-    from fsar_tui.dsn import mask_uri
+    from fsar_tui.domain.uri_mask import mask_uri
 
     masked = mask_uri(url, secret_query=SECRET_QUERY, mask="***")
     return scrub(url if masked is None else masked, secret_values(url))  # and any other place it appears

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from fsar_tui.dsn import mask_uri
+from fsar_tui.domain.uri_mask import mask_uri
 from fsar_tui.errors import CheckFailed, UsageError
 
 MASK = "***"
