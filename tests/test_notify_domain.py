@@ -270,7 +270,7 @@ def test_notify_section(tmp_path):
         "fsar@example.com",
     )
     assert "SECRET" not in repr(settings) and "SECRET" not in repr(cfg) and "SECRET" not in str(settings.masked())
-    assert settings.masked()["notify"]["webhooks"][0] == "https://h.example/a?token=***"
+    assert settings.masked()["notify"]["webhooks"][0].startswith("https://h.example/*** (#")
     assert load_settings(config_path=write(tmp_path, "dsn = 'x'\n"), env={}).notify is None
 
 
@@ -302,3 +302,19 @@ def test_parse_notify_is_the_config_files_rule():
     assert parse_notify({"webhooks": ["https://h.example"]}, "x").webhooks == ("https://h.example",)
     with pytest.raises(NotifyConfigError):
         parse_notify("nope", "x")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://hooks.slack.com/services/T000/B000/SECRETPATHTOKEN",
+        "https://SECRETUSERTOKEN@h.example/am",
+        "https://h.example/am?private_token=SECRET&X-Auth-Token=SECRET",
+        "https://h.example/am#token=SECRET",
+        "https://h.example/am;token=SECRET",
+    ],
+)
+def test_webhook_secrets_anywhere_in_the_url_are_masked(url):
+    masked = mask_notify_url(url)
+    assert "SECRET" not in masked and masked.startswith("https://") and " (#" in masked, masked
+    assert mask_notify_url(url) != mask_notify_url(url + "x")  # two channels of one host told apart

@@ -40,12 +40,28 @@ class NotifyConfig:
 
 
 def mask_notify_url(url: str) -> str:
-    """`url` with its password and credential-like query values (token=, key=, sig=…) as ***."""
-    from fsar_tui.domain.notify import SECRET_QUERY, scrub, secret_values
-    from fsar_tui.domain.uri_mask import mask_uri
+    """`url` as the operator may see it: scheme, host and port only — webhook services
+    carry their secret anywhere (Slack's and Teams' in the path, GitLab's in
+    `private_token=`, some in the user name or the fragment), so the rest shows as `***` —
+    with a short digest of the whole URL that tells two channels of one host apart."""
+    import hashlib
+    from urllib.parse import urlsplit
 
-    masked = mask_uri(url, secret_query=SECRET_QUERY, mask="***")
-    return scrub(url if masked is None else masked, secret_values(url))  # and any other place it appears
+    from fsar_tui.domain.notify import scrub, secret_values
+
+    digest = hashlib.sha256(url.strip().encode()).hexdigest()[:8]
+    try:
+        parts = urlsplit(url.strip())
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host = port = None
+        parts = None
+    if parts is None or not parts.scheme or not host:
+        return f"*** (#{digest})"  # not a URL we can show any part of
+    user = "***@" if parts.username is not None or parts.password is not None else ""
+    rest = "/***" if parts.path not in ("", "/") or parts.query or parts.fragment else ""
+    shown = f"{parts.scheme}://{user}{host}{f':{port}' if port else ''}{rest} (#{digest})"
+    return scrub(shown, secret_values(url))
 
 
 def _strings(value: Any, source: str) -> list[str]:
