@@ -56,7 +56,7 @@ from fsar_tui.db.connect import UNAVAILABLE_ERRORS, configure_pooler
 from fsar_tui.db.replica import awrite_mark, write_mark
 from fsar_tui.domain.backoff import backoff_delay
 from fsar_tui.dsn import mask_dsn
-from fsar_tui.errors import ConnectionFailed, FsarError, first_line
+from fsar_tui.errors import ConnectionFailed, FsarError, UsageError, first_line
 from fsar_tui.read_routing import ReplicaReads
 
 if TYPE_CHECKING:
@@ -415,7 +415,11 @@ class Session:
 
     async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """fn(conn, *args, **kwargs) — a db/ write path, sync, one transaction of its own — on a
-        short-lived autocommit connection in a thread."""
+        short-lived autocommit connection in a thread. Refused in read-only mode (--read-only,
+        `fsar-tui serve` without --allow-writes): the screens hide their write keys, and this
+        is the layer that holds if one forgets."""
+        if self.settings.read_only:
+            raise UsageError("read-only: nothing was written (--read-only, or a browser without --allow-writes)")
         return await self._in_thread(False, fn, args, kwargs)
 
     async def _in_thread(self, read_only: bool, fn: Callable[..., T], args: Any, kwargs: Any) -> T:
@@ -424,7 +428,11 @@ class Session:
         marks = self.replica is not None and not read_only
 
         def call() -> tuple[T, int | None]:
-            with connect(self.dsn, autocommit=True, statement_timeout_ms=self.settings.statement_timeout_ms) as conn:
+            # A read runs in a READ ONLY transaction (psycopg's read_only applies to the
+            # transactions it begins: not to autocommit statements, which wrote freely).
+            with connect(
+                self.dsn, autocommit=not read_only, statement_timeout_ms=self.settings.statement_timeout_ms
+            ) as conn:
                 conn.read_only = read_only
                 result = fn(conn, *args, **kwargs)
                 if not marks:
