@@ -43,7 +43,7 @@ test: install-dev
 # (tests marked `services` by tests/conftest.py are left out; one that reaches for a
 # server anyway fails saying so).
 test-fast: install-dev
-	env -u FSAR_TEST_DSN -u FSAR_TEST_MQTT_URL FSAR_TEST_FAST=1 $(PY) -m pytest -m "not services" $(PYTEST_ARGS)
+	env -u FSAR_TEST_DSN -u FSAR_TEST_MQTT_URL FSAR_TEST_FAST=1 $(PY) -m pytest -n $(WORKERS) --dist worksteal -m "not services" $(PYTEST_ARGS)
 
 # Lint, format, types, layering (import-linter, then tools/check_tree.py for what its
 # graph cannot see) — in this order, all from the venv.

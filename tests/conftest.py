@@ -68,7 +68,13 @@ SERVICE_FIXTURES = frozenset(
 
 def pytest_configure(config: pytest.Config) -> None:
     if hasattr(config, "workerinput"):
-        return  # an xdist worker: the controller set the run up
+        # An xdist worker: the controller set the run up — but the fast tier's refusal is
+        # set here, in the worker, for the processes its tests start: had the controller put
+        # the shim on PYTHONPATH, the workers themselves would have started with the stub,
+        # and test modules importing the package's submodules failed at collection.
+        if FAST:
+            _refuse_embedded_postgres()
+        return
     # One directory per run, inherited by the xdist workers through the environment:
     # where the shared cluster and broker are recorded (and locked) when the suite
     # starts its own.
@@ -76,8 +82,8 @@ def pytest_configure(config: pytest.Config) -> None:
     # The app keeps `:` command history in the XDG state dir: the suite's goes to the run's.
     os.environ["XDG_STATE_HOME"] = os.path.join(os.environ["FSAR_TEST_RUN_DIR"], "state")
     _share_bytecode(Path(os.environ["FSAR_TEST_RUN_DIR"]))
-    if FAST:
-        _refuse_embedded_postgres()
+    if FAST and not getattr(config.option, "numprocesses", None):
+        _refuse_embedded_postgres()  # one process: here (with -n, each worker does it)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
