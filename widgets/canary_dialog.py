@@ -23,16 +23,16 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
 from fsar_tui.domain.sanitize import one_line, strip_controls
+from fsar_tui.widgets.typed_confirmation import TypedConfirmation
 
 KEYS = "enter: next / confirm · esc: cancel · pgup/pgdn: scroll the facts"
 MAX_FACTS = 10  # rows of facts at most: the move, the canary, the judge's verdict, its metrics
 
 
-class CanaryDialog(ModalScreen[str | None]):
+class CanaryDialog(TypedConfirmation):
     DEFAULT_CSS = """
     CanaryDialog { align: center middle; }
     CanaryDialog > Vertical { width: 90; max-width: 100%; height: auto; max-height: 100%; border: thick $error;
@@ -90,26 +90,5 @@ class CanaryDialog(ModalScreen[str | None]):
     def named(self, typed: str) -> bool:
         return typed.strip() in (self.target_name, self.shown_name) and bool(typed.strip())
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        name = self.query_one("#name", Input)
-        if not self.named(name.value):
-            self.say_problem(f"type exactly {self.shown_name} to confirm")
-            self.set_focus(name)
-            return
-        if event.input.id == "name":
-            self.set_focus(self.query_one("#reason", Input))
-            return
-        reason = self.query_one("#reason", Input).value.strip()
-        if not reason:
-            self.say_problem("a reason is required")
-            return
-        self.dismiss(reason)
-
-    def say_problem(self, problem: str) -> None:
-        label = self.query_one("#problem", Label)
-        label.update(Text(problem))
-        label.display = True
-        self.call_after_refresh(self.fit_facts)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
+    def refit(self) -> None:
+        self.fit_facts()

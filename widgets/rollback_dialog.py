@@ -19,12 +19,12 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
 from fsar_tui.domain.formatting import abbreviate
 from fsar_tui.domain.rollouts import Preview, preview_lines
 from fsar_tui.domain.sanitize import strip_controls
+from fsar_tui.widgets.typed_confirmation import TypedConfirmation
 
 NAMED = ("fail", "error")  # verdicts whose gates are named; the others are counted
 ORDER = ("fail", "error", "inconclusive", "never run", "pass")
@@ -72,7 +72,7 @@ def diff_text(p: Preview, kind: str) -> Text:
     return out
 
 
-class RollbackDialog(ModalScreen[str | None]):
+class RollbackDialog(TypedConfirmation):
     DEFAULT_CSS = """
     RollbackDialog { align: center middle; }
     RollbackDialog > Vertical { width: 90; max-width: 100%; height: auto; max-height: 100%; border: thick $error;
@@ -91,6 +91,7 @@ class RollbackDialog(ModalScreen[str | None]):
     def __init__(self, preview: Preview, kind: str) -> None:
         super().__init__()
         self.preview = preview
+        self.shown_name = preview.target
         self.kind = kind
         self.diff_rows = 0  # the diff's height, as fit_diff set it
 
@@ -144,27 +145,8 @@ class RollbackDialog(ModalScreen[str | None]):
         diff = self.query_one("#diff", VerticalScroll)
         diff.scroll_to(y=diff.scroll_y + pages * max(1, self.diff_rows - 1), animate=False)
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        name = self.query_one("#name", Input)
-        if name.value.strip() != self.preview.target:
-            self.say_problem(f"type exactly {self.preview.target} to confirm")
-            self.set_focus(name)
-            return
-        if event.input.id == "name":
-            self.set_focus(self.query_one("#reason", Input))
-            return
-        reason = self.query_one("#reason", Input).value.strip()
-        if not reason:
-            self.say_problem("a reason is required")
-            return
-        self.dismiss(reason)
+    def named(self, typed: str) -> bool:
+        return typed.strip() == self.preview.target
 
-    def say_problem(self, problem: str) -> None:
-        """The problem line takes a row only while there is one: the diff gives it up."""
-        label = self.query_one("#problem", Label)
-        label.update(Text(problem))
-        label.display = True
-        self.call_after_refresh(self.fit_diff)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
+    def refit(self) -> None:
+        self.fit_diff()
