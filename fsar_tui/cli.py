@@ -24,6 +24,7 @@ from fsar_tui import __version__
 from fsar_tui.commands import register_all
 from fsar_tui.commands.base import EPILOG, Context, Parser, common_options, settings_from
 from fsar_tui.commands.fleet import run_app, run_demo
+from fsar_tui.commands.serve import run as run_serve
 from fsar_tui.dsn import mask_dsn
 from fsar_tui.errors import CheckFailed, ConnectionFailed, FsarError, UsageError, first_line
 
@@ -63,7 +64,9 @@ def run(argv: Sequence[str] | None) -> int:
     install_reveal(Reveal())  # redacted until a reveal is allowed and logged
     if ctx.settings.reveal and ctx.settings.read_only:
         raise UsageError("--reveal is logged in the operator log, which --read-only forbids: drop one")
-    if ctx.settings.reveal and args.handler not in (run_app, run_demo):  # the app logs its own reveal
+    # The app logs its own reveal; serve refuses --reveal before anything else, so a
+    # refused serve must not have logged one.
+    if ctx.settings.reveal and args.handler not in (run_app, run_demo, run_serve):
         from fsar_tui.commands.governance import reveal_for_cli
 
         reveal_for_cli(args, ctx)

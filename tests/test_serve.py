@@ -28,6 +28,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.cookies import SimpleCookie
 from pathlib import Path
 
 import pytest
@@ -306,6 +307,7 @@ def test_no_token_no_page_no_static_file_no_app(db_dsn, isolated_env, tmp_path):
             (served.url("/", None), {"Authorization": "Bearer wrong-token-0123456789"}),
             (served.url("/", None), {"Authorization": f"Basic {TOKEN}"}),
             (served.url("/", None), {"Cookie": f"{cookie}=wrong-token-0123456789"}),
+            (served.url("/", None), {"Cookie": f"{cookie}={TOKEN}"}),  # the cookie carries the ticket, never the token
             (served.url("/static/js/textual.js", None), {}),
             (served.url("/static/css/xterm.css", "wrong-token-0123456789"), {}),
             (served.url("/ws", None), {}),
@@ -328,10 +330,11 @@ def test_no_token_no_page_no_static_file_no_app(db_dsn, isolated_env, tmp_path):
 
         status, body, headers = http_get(served.url("/"))
         assert status == 200 and 'class="textual-terminal"' in body and "googleapis" not in body
-        assert f"{cookie}={TOKEN}" in headers["Set-Cookie"] and "HttpOnly" in headers["Set-Cookie"]
+        assert TOKEN not in headers["Set-Cookie"] and "HttpOnly" in headers["Set-Cookie"]
+        ticket = SimpleCookie(headers["Set-Cookie"])[cookie].value
         assert headers["Referrer-Policy"] == "no-referrer"
         assert http_get(served.url("/static/js/textual.js", None), {"Authorization": f"Bearer {TOKEN}"})[0] == 200
-        assert http_get(served.url("/static/css/xterm.css", None), {"Cookie": f"{cookie}={TOKEN}"})[0] == 200
+        assert http_get(served.url("/static/css/xterm.css", None), {"Cookie": f"{cookie}={ticket}"})[0] == 200
         assert served.children() == []  # a page is not a session: only its WebSocket starts an app
 
 
@@ -380,6 +383,18 @@ def test_bad_input_is_one_line_and_exit_2(run_cli, args, message):
     assert result.returncode == 2 and result.stdout == ""
     assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith(message), result.stderr
     assert "tiny-tok" not in result.stderr  # a bad token is not echoed either
+
+
+def test_reveal_is_refused_before_a_reveal_is_logged(db_dsn, login, run_cli):
+    """The refusal comes first: the operator log gets no "reveal" row for a serve that
+    never ran (with a role whose reveal would be allowed and logged)."""
+    admin = login("fsar_admin")
+    before = q(db_dsn, "SELECT count(*) FROM operator_actions")
+    result = run_cli("serve", "--reveal", "--port", "0", "--token", TOKEN, "--dsn", admin)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines() == ["fsar-tui: --reveal is not offered in a browser: drop it"]
+    assert q(db_dsn, "SELECT count(*) FROM operator_actions") == before
+    assert q(db_dsn, "SELECT count(*) FROM operator_actions WHERE action = 'reveal'") == [(0,)]
 
 
 def test_an_unreachable_database_is_one_line_exit_2_and_the_port_is_let_go(run_cli):

@@ -61,14 +61,33 @@ def test_bearer_header(header, token):
     assert sa.bearer_token(header) == token
 
 
-def test_any_one_carrier_of_the_right_token_lets_a_request_in():
-    assert sa.authorized(TOKEN, query=TOKEN, authorization=None, cookie=None)
-    assert sa.authorized(TOKEN, query=None, authorization=f"Bearer {TOKEN}", cookie=None)
-    assert sa.authorized(TOKEN, query=None, authorization=None, cookie=TOKEN)
-    assert sa.authorized(TOKEN, query="wrong", authorization=None, cookie=TOKEN)  # a stale URL, a good cookie
-    assert not sa.authorized(TOKEN, query=None, authorization=None, cookie=None)
-    assert not sa.authorized(TOKEN, query="wrong", authorization="Bearer wrong", cookie="wrong")
-    assert not sa.authorized(TOKEN, query=None, authorization=TOKEN, cookie=None)  # no scheme: not a bearer
+TICKET = sa.generate_ticket()
+
+
+def test_the_token_on_the_url_or_bearer_or_the_ticket_in_the_cookie_lets_a_request_in():
+    assert sa.authorized(TOKEN, TICKET, query=TOKEN, authorization=None, cookie=None)
+    assert sa.authorized(TOKEN, TICKET, query=None, authorization=f"Bearer {TOKEN}", cookie=None)
+    assert sa.authorized(TOKEN, TICKET, query=None, authorization=None, cookie=TICKET)
+    assert sa.authorized(TOKEN, TICKET, query="wrong", authorization=None, cookie=TICKET)  # stale URL, good cookie
+    assert not sa.authorized(TOKEN, TICKET, query=None, authorization=None, cookie=None)
+    assert not sa.authorized(TOKEN, TICKET, query="wrong", authorization="Bearer wrong", cookie="wrong")
+    assert not sa.authorized(TOKEN, TICKET, query=None, authorization=TOKEN, cookie=None)  # no scheme: not a bearer
+
+
+def test_the_cookie_carries_tickets_only_and_the_url_and_header_tokens_only():
+    assert not sa.authorized(TOKEN, TICKET, query=None, authorization=None, cookie=TOKEN)
+    assert not sa.authorized(TOKEN, TICKET, query=TICKET, authorization=f"Bearer {TICKET}", cookie=None)
+    old_run = sa.generate_ticket()  # a ticket of another run (or another server)
+    assert not sa.authorized(TOKEN, TICKET, query=None, authorization=None, cookie=old_run)
+    assert not sa.authorized(TOKEN, TICKET, query=None, authorization=None, cookie="")
+
+
+def test_tickets_are_random_long_and_unrelated_to_the_token():
+    tickets = {sa.generate_ticket() for _ in range(50)}
+    assert len(tickets) == 50
+    for ticket in tickets:
+        assert len(ticket) >= 43 and sa.check_token(ticket) == ticket  # cookie-safe characters
+        assert TOKEN not in ticket
 
 
 def test_cookie_names_are_per_port():

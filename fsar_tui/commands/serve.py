@@ -5,11 +5,15 @@ The order is what makes bad input cheap: the flags and the token are checked, th
 port is bound (in use, bad host: one line, exit 2), then the database is reached once
 (unreachable: exit 2) — only then is anything served. The token is --token, else
 FSAR_SERVE_TOKEN, else generated (secrets.token_urlsafe) and printed once, in the URL
-on the serving terminal: the only secret fsar-tui ever prints. Read-only unless
+on the serving terminal: the only secret fsar-tui ever prints. A browser presents it
+once (?token=) and gets a cookie holding a session ticket drawn for this run — never the
+token, which any other port on the host would receive with it. Read-only unless
 --allow-writes: the served app runs with --read-only (its action keys are hidden and its
 pool is read-only, so Postgres refuses a write anyway); with it, every write a session
 makes claims `browser:<session id> (<os user>)` in the operator log. The server's own
 wiring is fsar_tui/services/serve.py; the rules for tokens and hosts domain/serve_auth.py.
+`--reveal` is refused (a browser session is not where raw data is shown): cli.py lets
+this handler refuse it before any reveal is logged, so a refused serve leaves no row.
 """
 
 from __future__ import annotations
@@ -78,7 +82,7 @@ def run(args: Namespace, ctx: Context) -> int:
     from fsar_tui.services import serve
 
     settings = ctx.settings
-    if settings.reveal:
+    if settings.reveal:  # first: cli.py logs no reveal for this handler, trusting this
         raise UsageError("--reveal is not offered in a browser: drop it")
     if args.allow_writes and settings.read_only:
         raise UsageError(

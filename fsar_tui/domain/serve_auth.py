@@ -1,16 +1,27 @@
 """`fsar-tui serve`'s access rules as pure functions: the token (made, checked, where a
-request may carry it), the host to bind, the URLs printed, and the actor channel a
-browser session writes under. No I/O; services/serve.py applies them to every request.
+request may carry it), the session ticket its cookie carries, the host to bind, the URLs
+printed, and the actor channel a browser session writes under. No I/O;
+services/serve.py applies them to every request.
 
-A request is let in when ANY of these equals the server's token (constant-time,
-hmac.compare_digest, so the comparison's time says nothing about how much matched):
-- `?token=` on the URL (what the operator opens; the page is served for it);
-- `Authorization: Bearer <token>` (scripts, reverse proxies);
-- the cookie the page sets (HttpOnly, SameSite=Strict, per port): a browser cannot add
-  a header to its WebSocket handshake or to the page's own `<script>`/`<link>` loads,
-  and textual-serve's JS appends `?width=…` to the WebSocket URL, so a token in that URL
-  would not survive. The cookie is how the page's static files and the WebSocket that
-  drives the app carry the token without it being written into the page.
+A request is let in when ANY of these holds (every comparison constant-time,
+hmac.compare_digest, so its time says nothing about how much matched):
+- `?token=` on the URL equals the server's token (what the operator opens; the page is
+  served for it);
+- `Authorization: Bearer <token>` equals it (scripts, reverse proxies);
+- the cookie the page sets (HttpOnly, SameSite=Strict, Path=/, named per port) equals
+  this server's session ticket. A browser cannot add a header to its WebSocket handshake
+  or to the page's own `<script>`/`<link>` loads, and textual-serve's JS appends
+  `?width=…` to the WebSocket URL, so a token in that URL would not survive: the cookie
+  is how the static files and the WebSocket get in.
+
+The cookie never carries the token. Browsers do not scope cookies by port: every other
+service on the same host name receives it. So it carries a ticket: random bytes drawn
+when the server starts (generate_ticket), unrelated to the token and held only in that
+process's memory. Presenting the token (query or bearer) is how a browser gets it; it
+lets in only this server, only while it runs — a restarted server draws a new one and
+refuses every older ticket. The token, which outlives the run (--token,
+FSAR_SERVE_TOKEN), is never in a cookie, so a neighbour on another port can at worst use
+a running server's ticket, never learn the token.
 """
 
 from __future__ import annotations
@@ -22,6 +33,7 @@ import secrets
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 TOKEN_BYTES = 32  # secrets.token_urlsafe(32): 43 characters, 256 bits
+TICKET_BYTES = 32  # the session ticket: as many random bits as a generated token
 MIN_TOKEN_LENGTH = 16  # a token given by the operator: shorter is a guessable secret
 MAX_TOKEN_LENGTH = 512
 QUERY_PARAM = "token"
@@ -36,6 +48,12 @@ LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost
 
 def generate_token() -> str:
     return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def generate_ticket() -> str:
+    """A server run's session ticket: what its cookie carries. Random, drawn per run, so
+    it says nothing about the token and no later run accepts it."""
+    return secrets.token_urlsafe(TICKET_BYTES)
 
 
 def check_token(token: str) -> str:
@@ -68,15 +86,19 @@ def bearer_token(authorization: str | None) -> str | None:
     return value.strip()
 
 
-def authorized(expected: str, *, query: str | None, authorization: str | None, cookie: str | None) -> bool:
-    """Whether a request carrying these may in. Every candidate is compared (no early
-    exit on the first one present), so which of them was tried does not show either."""
-    results = [token_matches(expected, given) for given in (query, bearer_token(authorization), cookie)]
+def authorized(token: str, ticket: str, *, query: str | None, authorization: str | None, cookie: str | None) -> bool:
+    """Whether a request carrying these may in: the token on the URL or in the bearer
+    header, or this run's ticket in the cookie (a cookie holding the token is refused:
+    cookies carry tickets only). Every candidate is compared (no early exit on the first
+    one present), so which of them was tried does not show either."""
+    results = [token_matches(token, given) for given in (query, bearer_token(authorization))]
+    results.append(token_matches(ticket, cookie))
     return any(results)
 
 
 def cookie_name(port: int) -> str:
-    """Cookies are per host, not per port: two servers on one host each keep their own."""
+    """Cookies are per host, not per port: two servers on one host each keep their own
+    ticket (and neither's is the other's: each refuses the other's ticket anyway)."""
     return f"fsar_serve_{port}"
 
 

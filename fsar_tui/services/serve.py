@@ -6,10 +6,16 @@ its token middleware, one app process per browser session, and their shutdown.
 
 Routes, every one behind the middleware (domain/serve_auth.py says what carries a
 token): `/` the page, `/static/…` textual-serve's JS, CSS and fonts, `/ws` the WebSocket
-that drives one app. A missing or wrong token is answered 401 with one line and nothing
-else, before any handler runs: no page, no static file, no WebSocket upgrade — so no app
-process is ever started for it. A WebSocket whose Origin is another site is refused
-(403), whatever cookie the browser attached.
+that drives one app. A missing or wrong token (or ticket) is answered 401 with one line
+and nothing else, before any handler runs: no page, no static file, no WebSocket
+upgrade — so no app process is ever started for it. A WebSocket whose Origin is another
+site is refused (403), whatever cookie the browser attached.
+
+The page, once let in, sets the cookie to this run's session ticket (ServeConfig.ticket,
+random, drawn when the server starts, kept in memory only), never to the token: cookies
+are not port-scoped, so whatever the cookie holds every other service on this host name
+receives. The ticket lets the page's static files and WebSocket in while this process
+runs; a restarted server draws another and refuses the old one.
 
 Built from textual-serve's parts rather than its `Server`: `AppService` (one app
 subprocess per WebSocket, speaking Textual's web-driver protocol), the page template
@@ -53,8 +59,9 @@ STOP_GRACE_S = 5.0  # an app asked to quit has this long before it is killed
 MAX_WS_MESSAGE = 1 << 20  # keystrokes and resizes: a megabyte is far beyond either
 MAX_TERMINAL = 1000  # columns or rows a browser may ask for
 GOOGLE_FONTS = re.compile(r"<link[^>]*fonts\.googleapis\.com[^>]*>\s*", re.IGNORECASE)
-# Takes the token out of the address bar once the page has it (the cookie carries it
-# from here on): not left on screen, in screenshots or in the browser's history.
+# Takes the token out of the address bar once the page has been let in (the cookie's
+# ticket lets the rest in from here on): not left on screen, in screenshots or in the
+# browser's history.
 FORGET_TOKEN = (
     "<script>(function(){var u=new URL(location.href);if(u.searchParams.has('token')){"
     "u.searchParams.delete('token');history.replaceState(null,'',u.pathname+u.search+u.hash);}})();</script>"
@@ -71,12 +78,14 @@ PAGE_HEADERS = {
 
 @dataclass(frozen=True)
 class ServeConfig:
-    token: str
+    token: str = field(repr=False)
     port: int  # the bound port (names the cookie)
     allow_writes: bool
     app_argv: tuple[str, ...]  # the served app's command, without the per-session channel
     max_sessions: int = MAX_SESSIONS
     log: TextIO | None = field(default=None, compare=False)  # None: sys.stderr as it is when saying
+    # What the cookie carries: drawn for this run, never the token (domain/serve_auth.py).
+    ticket: str = field(default_factory=serve_auth.generate_ticket, repr=False, compare=False)
 
     def say(self, line: str) -> None:
         print(f"fsar-tui serve: {line}", file=self.log or sys.stderr, flush=True)
@@ -197,16 +206,24 @@ class Sessions:
 
 
 async def stop_app(session: Session) -> None:
-    """Ask the session's app to quit; kill it if it has not within STOP_GRACE_S."""
+    """Ask the session's app to quit and wait for its process to end; kill it if it has
+    not within STOP_GRACE_S. AppService.stop() returns when the app closes its output,
+    which is before the process has exited: the wait is ours."""
     service = session.service
     if service is None:
         return
     session.service = None
+    # AppService keeps its process private; it has no wait or kill of its own.
+    process = getattr(service, "_process", None)
+
+    async def quit_and_wait() -> None:
+        await service.stop()
+        if process is not None:
+            await process.wait()
+
     try:
-        await asyncio.wait_for(service.stop(), STOP_GRACE_S)
+        await asyncio.wait_for(quit_and_wait(), STOP_GRACE_S)
     except TimeoutError:
-        # AppService keeps its process private; it has no kill of its own.
-        process = getattr(service, "_process", None)
         if process is not None and process.returncode is None:
             process.kill()
             await process.wait()
@@ -248,7 +265,7 @@ async def pump(ws: web.WebSocketResponse, service: AppService) -> None:
 
 
 def make_app(config: ServeConfig) -> web.Application:
-    """The aiohttp application: the token middleware in front of the three routes."""
+    """The aiohttp application: the token (or ticket) middleware in front of the three routes."""
     import jinja2
     import textual_serve
     from aiohttp import web
@@ -264,12 +281,13 @@ def make_app(config: ServeConfig) -> web.Application:
     async def require_token(request: web.Request, handler: Any) -> web.StreamResponse:
         if not serve_auth.authorized(
             config.token,
+            config.ticket,
             query=request.query.get(serve_auth.QUERY_PARAM),
             authorization=request.headers.get("Authorization"),
             cookie=request.cookies.get(cookie),
         ):
             where = serve_auth.without_token(request.path_qs)
-            config.say(f"refused {request.method} {where} from {request.remote}: no or wrong token (401)")
+            config.say(f"refused {request.method} {where} from {request.remote}: no or wrong token or ticket (401)")
             return web.Response(
                 status=401,
                 text=REFUSED_401,
@@ -288,7 +306,8 @@ def make_app(config: ServeConfig) -> web.Application:
             ping_url="",
         )
         response = web.Response(text=html, content_type="text/html", headers=PAGE_HEADERS)
-        response.set_cookie(cookie, config.token, httponly=True, samesite="Strict", path="/")
+        # The ticket, never the token: another port on this host gets this cookie too.
+        response.set_cookie(cookie, config.ticket, httponly=True, samesite="Strict", path="/")
         return response
 
     async def websocket(request: web.Request) -> web.StreamResponse:
