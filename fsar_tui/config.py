@@ -32,6 +32,8 @@ user config dir (`~/.config/fsar-tui/config.toml` on Linux). Recognised keys:
     [metrics]                     # `fsar-tui metrics`, the Prometheus exporter
     max_label_values = 50         # distinct values a label keeps; the rest are summed as
                                   # `other` (domain/metric_labels.py; --max-label-values)
+    max_pairs = 100               # (task_type, ai_model) pairs kept; the rest are summed as
+                                  # (other, other) (--max-pairs)
     [notify]                      # off unless set (domain/notify_config.py, README: Notifications)
     webhooks = ["https://…"]      # Alertmanager-format POSTs; tokens in the URL are masked
     smtp = "smtp://user:pass@host:587?starttls=1"   # or smtps://; mail to `to`
@@ -57,7 +59,7 @@ from typing import Any
 
 import platformdirs
 
-from fsar_tui.domain.metric_labels import DEFAULT_MAX_LABEL_VALUES, MAX_LABEL_VALUES
+from fsar_tui.domain.metric_labels import DEFAULT_MAX_LABEL_VALUES, DEFAULT_MAX_PAIRS, MAX_LABEL_VALUES, MAX_PAIRS
 from fsar_tui.domain.notify_config import NotifyConfig, NotifyConfigError, parse_notify
 from fsar_tui.domain.redact import DEFAULT_FIELDS, DETECTORS, Policy
 from fsar_tui.domain.replica_lag import MAX_LAG_S
@@ -102,6 +104,7 @@ class Settings:
     redaction: Policy = field(default_factory=Policy)
     retention: RetentionConfig | None = None  # [retention]; None: no policy configured
     metrics_max_label_values: int = DEFAULT_MAX_LABEL_VALUES  # [metrics] max_label_values
+    metrics_max_pairs: int = DEFAULT_MAX_PAIRS  # [metrics] max_pairs
     notify: NotifyConfig | None = None  # [notify]; None: no notifications
     reveal: bool = False
     ingest_live: bool = False
@@ -134,7 +137,7 @@ class Settings:
                 "patterns": [name for name, _ in self.redaction.patterns],
             },
             "retention": None if self.retention is None else self.retention.masked(),
-            "metrics": {"max_label_values": self.metrics_max_label_values},
+            "metrics": {"max_label_values": self.metrics_max_label_values, "max_pairs": self.metrics_max_pairs},
             "notify": None if self.notify is None else self.notify.masked(),
             "reveal": self.reveal,
             "config_path": str(self.config_path) if self.config_path else None,
@@ -370,7 +373,7 @@ def load_settings(
         if values.get("retention") is not None:
             changes["retention"] = values["retention"]
         if values.get("metrics") is not None:
-            changes["metrics_max_label_values"] = values["metrics"]
+            changes["metrics_max_label_values"], changes["metrics_max_pairs"] = values["metrics"]
         if values.get("notify") is not None:
             changes["notify"] = values["notify"]
         for key in ("reveal", "ingest_live"):
@@ -385,18 +388,23 @@ def load_settings(
 # -- [metrics] (issue 20): the exporter's label bound -------------------------------------
 
 
-def parse_metrics(table: Any, source: str) -> int:
-    """config.toml `[metrics]` → max_label_values (how many distinct values a metric label
-    keeps, domain/metric_labels.keep_names); unknown keys or a bad number: usage errors."""
+def parse_metrics(table: Any, source: str) -> tuple[int, int]:
+    """config.toml `[metrics]` → (max_label_values, max_pairs): how many distinct values a
+    metric label keeps, and how many (task_type, ai_model) pairs (domain/metric_labels.py);
+    unknown keys or a bad number: usage errors."""
     if not isinstance(table, dict):
         raise UsageError(f"{source}: must be a table")
-    unknown = sorted(set(table) - {"max_label_values"})
+    unknown = sorted(set(table) - {"max_label_values", "max_pairs"})
     if unknown:
         raise UsageError(f"{source}: unknown key(s): {', '.join(unknown)}")
-    n = table.get("max_label_values", DEFAULT_MAX_LABEL_VALUES)
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_LABEL_VALUES:
-        raise UsageError(f"{source} max_label_values: expected a whole number 1..{MAX_LABEL_VALUES:,}, got {n!r}")
-    return n
+    out = []
+    for key, default, top in (("max_label_values", DEFAULT_MAX_LABEL_VALUES, MAX_LABEL_VALUES),
+                              ("max_pairs", DEFAULT_MAX_PAIRS, MAX_PAIRS)):  # fmt: skip
+        n = table.get(key, default)
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= top:
+            raise UsageError(f"{source} {key}: expected a whole number 1..{top:,}, got {n!r}")
+        out.append(n)
+    return out[0], out[1]
 
 
 # -- [retention] (issue 18): off unless configured ---------------------------------------

@@ -265,11 +265,18 @@ def test_hostile_types_and_models_cannot_inject_labels_or_lines(db, isolated_env
 
 
 def test_sixty_types_fold_into_fifty_values_with_other(db_dsn, isolated_env, tmp_path):
-    # Type i has i + 1 queued tasks: the 49 heaviest keep their names, the 11 lightest are `other`.
+    # Type i has i + 1 queued and i + 1 finished tasks: the 49 heaviest (by finished tasks, all
+    # time: never the queue, domain/metric_labels.py) keep their names, the 11 lightest are `other`.
     x(
         db_dsn,
         "INSERT INTO execution_tasks (task_type, ai_model) "
         "SELECT 'fold_' || lpad(i::text, 2, '0'), 'm' FROM generate_series(0, 59) i, generate_series(0, i) j",
+    )
+    x(
+        db_dsn,
+        "INSERT INTO execution_tasks (task_type, ai_model, status, attempt, started_at, finished_at) "
+        "SELECT 'fold_' || lpad(i::text, 2, '0'), 'm', 'succeeded', 1, now() - interval '1 minute', now() "
+        "FROM generate_series(0, 59) i, generate_series(0, i) j",
     )
     config = tmp_path / "config.toml"
     config.write_text("[metrics]\nmax_label_values = 50\n")

@@ -17,7 +17,7 @@ import threading
 from argparse import Namespace
 
 from fsar_tui.commands.base import Context, Parser, add_command, bounded_int
-from fsar_tui.domain.metric_labels import MAX_LABEL_VALUES
+from fsar_tui.domain.metric_labels import DEFAULT_MAX_PAIRS, MAX_LABEL_VALUES, MAX_PAIRS
 from fsar_tui.domain.sanitize import strip_controls
 from fsar_tui.errors import EXIT_OK, ConnectionFailed, UsageError, first_line
 
@@ -34,7 +34,9 @@ def register(sub, common: Parser) -> None:
         description="A Prometheus exporter: GET http://HOST:PORT/metrics. Every scrape reads the "
         "counters and rollups (never the tasks) in one read-only snapshot; a scrape that cannot read "
         "answers fsar_scrape_errors_total and nothing else. Label values are sanitised, and each label "
-        "keeps at most --max-label-values values (the rest summed as `other`).",
+        "keeps at most --max-label-values values (the rest summed as `other`), the metrics by task type "
+        "and model at most --max-pairs (type, model) pairs (the rest summed as (other, other)); the "
+        "heaviest by tasks finished in all time keep their names.",
     )
     cmd.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     cmd.add_argument(
@@ -50,6 +52,13 @@ def register(sub, common: Parser) -> None:
         help="distinct values a label keeps, the rest summed as `other` "
         "(config [metrics] max_label_values; default 50)",
     )
+    cmd.add_argument(
+        "--max-pairs",
+        type=bounded_int(1, MAX_PAIRS, "a number of pairs"),
+        metavar="N",
+        help="(task_type, ai_model) pairs kept, the rest summed as (other, other) "
+        f"(config [metrics] max_pairs; default {DEFAULT_MAX_PAIRS})",
+    )
 
 
 def _stderr(line: str) -> None:
@@ -63,7 +72,8 @@ def run(args: Namespace, ctx: Context) -> int:
     from fsar_tui.services.metrics_exporter import MetricsCollector, registry_for, serve
 
     limit = args.max_label_values or ctx.settings.metrics_max_label_values
-    collector = MetricsCollector(ctx.read_connect, max_label_values=limit, log=_stderr)
+    pairs = args.max_pairs or ctx.settings.metrics_max_pairs
+    collector = MetricsCollector(ctx.read_connect, max_label_values=limit, max_pairs=pairs, log=_stderr)
     try:
         collector.check()
     except psycopg.Error as exc:  # reachable, but the reads fail: not migrated, no rights
@@ -81,7 +91,8 @@ def run(args: Namespace, ctx: Context) -> int:
     address, port = str(server.server_address[0]), server.server_address[1]
     shown = f"[{address}]" if ":" in address else address
     reads = "a replica" if ctx.read_on_replica else "the primary"
-    _stderr(f"serving http://{shown}:{port}/metrics, reading {reads}; at most {limit} values a label")
+    bounds = f"at most {limit} values a label, {pairs} type × model pairs"
+    _stderr(f"serving http://{shown}:{port}/metrics, reading {reads}; {bounds}")
     try:
         while not stop.wait(0.5):
             pass

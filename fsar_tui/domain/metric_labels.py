@@ -8,14 +8,45 @@ text format gives a meaning to (backslash, double quote, newline), so a value ca
 end its label, add one, nor start a line. Two raw values that clean to the same text
 become one series (their values summed): the exposition never holds a label set twice.
 
-Cardinality. Each label name (task_type, ai_model, gate, target, currency) keeps at most
-`limit` distinct values per scrape: when there are more, the `limit − 1` with the largest
-weight (the exporter weighs task types and models by their tasks in the queue counters,
-gates and targets by what needs attention) keep their names, ties broken by name, and
-every other value becomes OTHER, its series summed into one. One plan per label name,
-shared by every metric of the scrape, so a type is either named everywhere or nowhere.
-A 0/1 gauge folded into OTHER therefore counts (how many of the folded gates fail).
-A real value spelled "other" shares that series.
+Cardinality: two bounds, one plan each per scrape, shared by every metric of the scrape.
+- Values: each label name (task_type, ai_model, gate, target, currency) keeps at most
+  `limit` (max_label_values) distinct values: when there are more, the `limit − 1` with
+  the largest weight keep their names, ties broken by name, and every other value
+  becomes OTHER, its series summed into one. A 0/1 gauge folded into OTHER therefore
+  counts (how many of the folded gates fail). A real value spelled "other" shares it.
+- Pairs: values alone do not bound series — 60 types × 60 models within a limit of 60
+  are 3,600 (task_type, ai_model) pairs, ~360,000 series. So the metrics labelled by
+  both (queue gauges, finished counter, both histograms, cost, waste, drift) keep at
+  most `max_pairs` distinct pairs, after the values are folded: when more, the
+  `max_pairs − 1` heaviest pairs (ties by the pair's names) keep theirs and every
+  other pair becomes (OTHER, OTHER) — never (type, OTHER): that could need one more
+  pair per type. A metric's other labels (status, currency) are kept, so it has at
+  most max_pairs series per status or currency. One pair plan for the scrape: a pair
+  is named in every metric or in none, and a type or model is named in a pair only if
+  its label plan names it (task_type-only metrics follow the label plan). A named type
+  whose lighter pairs were folded counts those in (OTHER, OTHER), so `sum by (task_type)`
+  over the named pairs of a type can be below its own total.
+- Totals are kept: every series is added into exactly one exported series, so a
+  metric's sum over its series equals its unfolded sum.
+
+Ranking. Task types, models and pairs weigh their tasks finished in all time (the cost
+rollups' counts the exporter reads anyway; never execution_tasks), currencies likewise;
+not the live queue, whose counts move every scrape: ranked by them, a type would swap
+between its name and OTHER as its queue rose and fell, and its counters (*_total, the
+histograms) would vanish and come back, `other` jumping down and up — read by
+Prometheus as resets. All-time counts only grow (an operator retry, which takes a task
+out of the rollups, is already a counter reset), so queue changes never move a value,
+and while the named values and pairs stay the same each named counter is the unfolded
+counter itself and OTHER the sum of the rest: neither decreases. What can still happen,
+inherent to a bound with no memory across scrapes: a value or pair whose all-time count
+overtakes the lightest named one (a new heavy type or model) takes its place; the
+displaced series disappears (stale in Prometheus) and its total moves into OTHER, while
+the newcomer's series appears with its whole history, which leaves OTHER: OTHER's
+counters can drop in that scrape (the newcomer has more tasks than the one it
+displaced): one counter reset of OTHER to Prometheus, one spike of its rate(). Values
+with no finished task yet weigh 0 and are ranked by name: a new one may take another's
+place, but such values carry only gauges. Gates and targets weigh what needs attention (a failing hard gate
+before a passing soft one, an aborted canary): their metrics are all gauges.
 
 Buckets. The duration rollups hold log buckets (domain/histogram.py: bucket i holds
 durations in (γ^(i−1), γ^i] ms, γ ≈ 1.0161; bucket 0 everything below 1 ms). Prometheus
@@ -40,6 +71,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -51,6 +83,12 @@ OTHER = "other"  # the series every folded value is summed into
 MAX_LABEL_CHARS = 120  # a longer value is cut (with "…"): Prometheus keeps every value in its index
 DEFAULT_MAX_LABEL_VALUES = 50  # config.toml [metrics] max_label_values, --max-label-values
 MAX_LABEL_VALUES = 10_000
+# config.toml [metrics] max_pairs, --max-pairs: ~95 series a pair (two histograms of 46,
+# 3 statuses, gauges, money per currency), so at most ~10,000 series a scrape by default.
+DEFAULT_MAX_PAIRS = 100
+MAX_PAIRS = MAX_LABEL_VALUES
+PAIR_LABELS = ("task_type", "ai_model")
+OTHER_PAIR = (OTHER, OTHER)
 
 MANTISSAS = ("1", "1.5", "2", "3", "5", "7")
 # Written as decimal text, so each bound is the float nearest its decimal (0.015, not
@@ -64,7 +102,9 @@ QUANTILE_ERROR = STEP * GAMMA - 1
 BOUND_ERROR = GAMMA - 1  # how far below a bound a duration may be and still count one bound up
 
 K = tuple[str, ...]
+Pair = tuple[str, str]
 V = TypeVar("V")
+N = TypeVar("N", str, Pair)
 
 
 def label_value(raw: object) -> str:
@@ -82,10 +122,19 @@ def clean(series: Iterable[tuple[Sequence[object], V]], add: Callable[[V, V], V]
     """(raw label values, value) pairs → {cleaned label values: value}, values of keys that
     clean to the same text added up."""
     out: dict[K, V] = {}
+    cleaned: dict[object, str] = {}  # this call's: a scrape repeats each value thousands of times
     for raw, value in series:
-        key = tuple(label_value(v) for v in raw)
+        key = tuple(cleaned[v] if v in cleaned else cleaned.setdefault(v, label_value(v)) for v in raw)
         out[key] = add(out[key], value) if key in out else value
     return out
+
+
+def _keep(weights: Mapping[N, float], limit: int, other: N) -> dict[N, N]:
+    if len(weights) <= limit:
+        return {v: v for v in weights}
+    ranked = sorted(weights, key=lambda v: (-weights[v], v))
+    kept = set(ranked[: limit - 1])
+    return {v: v if v in kept else other for v in weights}
 
 
 def keep_names(weights: Mapping[str, float], limit: int) -> dict[str, str]:
@@ -94,11 +143,34 @@ def keep_names(weights: Mapping[str, float], limit: int) -> dict[str, str]:
     so at most `limit` distinct values are exported."""
     if not 1 <= limit <= MAX_LABEL_VALUES:
         raise ValueError(f"the label limit must be 1..{MAX_LABEL_VALUES}, got {limit}")
-    if len(weights) <= limit:
-        return {v: v for v in weights}
-    ranked = sorted(weights, key=lambda v: (-weights[v], v))
-    kept = set(ranked[: limit - 1])
-    return {v: v if v in kept else OTHER for v in weights}
+    return _keep(weights, limit, OTHER)
+
+
+def keep_pairs(weights: Mapping[Pair, float], limit: int) -> dict[Pair, Pair]:
+    """keep_names for (task_type, ai_model) pairs: the `limit − 1` heaviest (ties: by the
+    names) keep theirs when there are more than `limit`, the rest become (OTHER, OTHER)."""
+    if not 1 <= limit <= MAX_PAIRS:
+        raise ValueError(f"the pair limit must be 1..{MAX_PAIRS}, got {limit}")
+    return _keep(weights, limit, OTHER_PAIR)
+
+
+def pair_plan(
+    seen: Iterable[Pair], weights: Mapping[Pair, float], plan: Mapping[str, Mapping[str, str]], limit: int
+) -> dict[Pair, Pair]:
+    """keep_pairs over the pairs `seen`, each first renamed by the label plans (as fold
+    renames them; the weights of pairs that then coincide added, a pair without a weight
+    weighing 0): keys and values are pairs after the label plans."""
+    renamed: dict[Pair, float] = {}
+    for pair, weight in weights.items():
+        key = _rename_pair(pair, plan)
+        renamed[key] = renamed.get(key, 0.0) + weight
+    return keep_pairs({p: renamed.get(p, 0.0) for p in {_rename_pair(p, plan) for p in seen}}, limit)
+
+
+def _rename_pair(pair: Pair, plan: Mapping[str, Mapping[str, str]]) -> Pair:
+    types, models = plan.get("task_type"), plan.get("ai_model")
+    t, m = pair
+    return (t if types is None else types.get(t, OTHER), m if models is None else models.get(m, OTHER))
 
 
 def plans(
@@ -114,17 +186,34 @@ def plans(
 
 
 def fold(
-    series: Mapping[K, V], labels: Sequence[str], plan: Mapping[str, Mapping[str, str]], add: Callable[[V, V], V]
+    series: Mapping[K, V],
+    labels: Sequence[str],
+    plan: Mapping[str, Mapping[str, str]],
+    add: Callable[[V, V], V],
+    pairs: Mapping[Pair, Pair] | None = None,
 ) -> dict[K, V]:
     """`series` (keys: values of `labels`, in order) with each value renamed by its label's
     plan (a label without a plan, e.g. status, is kept; a value the plan never saw becomes
-    OTHER) and the series that now share a key added up."""
+    OTHER), then — when `labels` hold task_type and ai_model and a pair plan is given —
+    each (task_type, ai_model) renamed by it (a pair it never saw becomes (OTHER, OTHER)),
+    and the series that now share a key added up."""
     rename = [plan.get(label) for label in labels]
+    at = [labels.index(label) for label in PAIR_LABELS] if pairs is not None and set(PAIR_LABELS) <= set(labels) else []
     out: dict[K, V] = {}
     for key, value in series.items():
-        new = tuple(v if names is None else names.get(v, OTHER) for v, names in zip(key, rename, strict=True))
+        new = _renamed(key, rename, at, pairs)
         out[new] = add(out[new], value) if new in out else value
     return out
+
+
+def _renamed(
+    key: K, rename: Sequence[Mapping[str, str] | None], at: Sequence[int], pairs: Mapping[Pair, Pair] | None
+) -> K:
+    new = tuple(v if names is None else names.get(v, OTHER) for v, names in zip(key, rename, strict=True))
+    if at and pairs is not None:
+        t, m = pairs.get((new[at[0]], new[at[1]]), OTHER_PAIR)
+        new = tuple(t if i == at[0] else m if i == at[1] else v for i, v in enumerate(new))
+    return new
 
 
 @dataclass(frozen=True)
@@ -140,9 +229,9 @@ class Histogram:
         return self.buckets[-1]
 
     def __add__(self, other: Histogram) -> Histogram:
-        return Histogram(
-            tuple(a + b for a, b in zip(self.buckets, other.buckets, strict=True)), self.sum_s + other.sum_s
-        )
+        if len(self.buckets) != len(other.buckets):
+            raise ValueError("histograms of different ladders")
+        return Histogram(tuple(map(operator.add, self.buckets, other.buckets)), self.sum_s + other.sum_s)
 
 
 def cumulative(log_buckets: Mapping[int, int]) -> tuple[int, ...]:

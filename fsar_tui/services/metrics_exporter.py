@@ -3,7 +3,9 @@ Collector on its own CollectorRegistry, served by a small threaded WSGI server.
 
 Each scrape is one read of the database (db/metrics.read_snapshot: the counters and
 rollups, never the tasks) turned into exactly the metrics of domain/metric_names.py:
-label values cleaned and folded (domain/metric_labels.py), durations as cumulative
+label values cleaned and folded, at most max_label_values a label and max_pairs
+(task_type, ai_model) pairs, ranked by all-time finished tasks (domain/metric_labels.py:
+the rules and what they keep stable), durations as cumulative
 histograms at a fixed `le` ladder, money in the currency's major unit (exact decimal
 minor units divided by 10^digits, domain/formatting.minor_digits, then a float).
 
@@ -103,9 +105,9 @@ def series(snap: metric_reads.Snapshot) -> tuple[dict[str, dict[K, Any]], dict[s
     out: dict[str, dict[K, Any]] = {}
     per_type: dict[str, float] = defaultdict(float)
     per_model: dict[str, float] = defaultdict(float)
-    for _status, task_type, model, n in snap.counts:
-        per_type[ml.label_value(task_type)] += n
-        per_model[ml.label_value(model)] += n
+    for (task_type, model), n in finished(snap).items():  # all time, never the live queue
+        per_type[task_type] += n
+        per_model[model] += n
     # Zeros for every type × model the counters know, so "none" is a 0, not an absence.
     pairs = {(t, m) for _s, t, m, _n in snap.counts}
     for status, name in QUEUE_STATES.items():
@@ -153,6 +155,16 @@ def series(snap: metric_reads.Snapshot) -> tuple[dict[str, dict[K, Any]], dict[s
     return out, weights
 
 
+def finished(snap: metric_reads.Snapshot) -> dict[ml.Pair, float]:
+    """Tasks finished in all time per (cleaned) type × model, from the cost rollups: the
+    weight that ranks types, models and pairs — it only grows, so a scrape's queue never
+    moves a value between its name and `other` (domain/metric_labels.py, Ranking)."""
+    out: dict[ml.Pair, float] = defaultdict(float)
+    for c in snap.costs:
+        out[(ml.label_value(c.task_type), ml.label_value(c.ai_model))] += c.succeeded + c.failed + c.cancelled
+    return dict(out)
+
+
 def _currency_weights(snap: metric_reads.Snapshot) -> dict[str, float]:
     out: dict[str, float] = defaultdict(float)
     for c in snap.costs:
@@ -160,17 +172,24 @@ def _currency_weights(snap: metric_reads.Snapshot) -> dict[str, float]:
     return dict(out)
 
 
-def folded(snap: metric_reads.Snapshot, limit: int) -> dict[str, dict[K, Any]]:
-    """series() with every label's values folded to at most `limit` (one plan per label
-    name for the whole scrape)."""
+def folded(snap: metric_reads.Snapshot, limit: int, max_pairs: int = ml.DEFAULT_MAX_PAIRS) -> dict[str, dict[K, Any]]:
+    """series() with every label's values folded to at most `limit` and the (task_type,
+    ai_model) pairs to at most `max_pairs` (one plan per label name and one pair plan for
+    the whole scrape)."""
     raw, weights = series(snap)
     seen: dict[str, set[str]] = defaultdict(set)
+    pairs: set[ml.Pair] = set()
     for name, values in raw.items():
-        for position, label in enumerate(BY_NAME[name].labels):
+        labels = BY_NAME[name].labels
+        for position, label in enumerate(labels):
             if label != "status":
                 seen[label].update(key[position] for key in values)
+        if set(ml.PAIR_LABELS) <= set(labels):
+            t, m = (labels.index(label) for label in ml.PAIR_LABELS)
+            pairs.update((key[t], key[m]) for key in values)
     plan = ml.plans(seen, weights, limit)
-    return {name: ml.fold(values, BY_NAME[name].labels, plan, _add) for name, values in raw.items()}
+    pair_plan = ml.pair_plan(pairs, finished(snap), plan, max_pairs)
+    return {name: ml.fold(values, BY_NAME[name].labels, plan, _add, pair_plan) for name, values in raw.items()}
 
 
 def families(values: Mapping[str, Mapping[K, Any]]) -> list[Metric]:
@@ -207,11 +226,14 @@ class MetricsCollector(Collector):
         connect: Callable[[], Connection],
         *,
         max_label_values: int,
+        max_pairs: int = ml.DEFAULT_MAX_PAIRS,
         log: Callable[[str], None] | None = None,
     ) -> None:
         ml.keep_names({}, max_label_values)  # a bad limit fails here, not at a scrape
+        ml.keep_pairs({}, max_pairs)
         self._connect = connect
         self._limit = max_label_values
+        self._max_pairs = max_pairs
         self._log = log or _stderr
         self._conn: Connection | None = None
         self._lock = threading.Lock()
@@ -227,7 +249,7 @@ class MetricsCollector(Collector):
         """One scrape's families (errors propagate: check() at start wants them)."""
         if self._conn is None or self._conn.closed:
             self._conn = self._connect()
-        return families(folded(metric_reads.read_snapshot(self._conn), self._limit))
+        return families(folded(metric_reads.read_snapshot(self._conn), self._limit, self._max_pairs))
 
     def check(self) -> None:
         """Read once now; the caller turns a failure into its one-line exit."""
