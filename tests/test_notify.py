@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from datetime import timedelta
 from email import message_from_bytes, policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -202,17 +201,16 @@ def test_three_panels_send_one_notification_per_state_change(db_dsn, receiver, t
 def test_two_claims_of_one_change_racing_make_one_event(db_dsn):
     """`audit run` holds no advisory lock: the row lock of the claim is what orders it
     against a panel's pass. Two transactions claim the same change; one wins."""
-    now = clock.now()
+    block(db_dsn)
     args = {
-        "key": "gate:g",
-        "kind": "gate",
+        "key": f"proposal:{PROPOSAL}",
+        "kind": "proposal",
         "state": "firing",
-        "labels": {"alertname": "FsarHardGateFailed"},
+        "labels": {"alertname": "FsarBlockingProposal"},
         "annotations": {"summary": "s"},
-        "starts_at": now,
+        "starts_at": clock.now(),
         "ends_at": None,
-        "channels": [("webhook:1", "webhook http://h/x")],
-        "now": now,
+        "channels": [("webhook:0123456789abcdef", "webhook http://h/x")],
     }
     from fsar_tui.db import notifications
 
@@ -231,56 +229,63 @@ def test_two_claims_of_one_change_racing_make_one_event(db_dsn):
     assert q(db_dsn, "SELECT count(*) FROM notify_deliveries") == [(1,)]
 
 
-def test_a_receiver_failing_twice_then_accepting_gets_it_once(db_dsn, receiver, monkeypatch):
+def due_now(dsn: str) -> None:
+    """The wait of every pending delivery over (the database plans retries by its own
+    clock: the test moves the plan, not the clock)."""
+    x(dsn, "UPDATE notify_deliveries SET next_attempt_at = now() WHERE status = 'pending'")
+
+
+def waits(dsn: str) -> list[int]:
+    """Each failed attempt's planned wait before its retry, in seconds."""
+    rows = q(
+        dsn,
+        "SELECT extract(epoch FROM next_retry_at - at)::int FROM notify_attempts WHERE next_retry_at IS NOT NULL "
+        "ORDER BY id",
+    )
+    return [r[0] for r in rows]
+
+
+def test_a_receiver_failing_twice_then_accepting_gets_it_once(db_dsn, receiver):
     cfg = NotifyConfig(webhooks=(receiver.url,))
     key = f"proposal:{PROPOSAL}"
     receiver.script, receiver.only = [500, 500], "FsarBlockingProposal"
-    t0 = clock.now()
-    at = [t0]
-    monkeypatch.setattr(clock, "now", lambda: at[0])
     block(db_dsn)
 
     first = audit_pass.scheduled_check(db_dsn, read_only=False, notify=cfg)
     assert first.notify_events >= 1 and first.notify_failed >= 1
     assert attempts(db_dsn, key) == [(1, "failed", 500, True)]
     audit_pass.scheduled_check(db_dsn, read_only=False, notify=cfg)  # not due yet: no attempt
-    assert len(attempts(db_dsn, key)) == 1
-    at[0] = t0 + timedelta(seconds=rules.RETRY_BASE_S + 1)
+    assert len(attempts(db_dsn, key)) == 1 and waits(db_dsn) == [rules.RETRY_BASE_S]
+    due_now(db_dsn)
     audit_pass.scheduled_check(db_dsn, read_only=False, notify=cfg)
     assert attempts(db_dsn, key) == [(1, "failed", 500, True), (2, "failed", 500, True)]
-    at[0] += timedelta(seconds=rules.RETRY_BASE_S * 2 - 5)  # the second wait (2 min) not over yet
+    assert waits(db_dsn) == [rules.RETRY_BASE_S, rules.RETRY_BASE_S * 2]  # the second wait: 2 min
     audit_pass.scheduled_check(db_dsn, read_only=False, notify=cfg)
     assert len(attempts(db_dsn, key)) == 2
-    at[0] += timedelta(seconds=10)
+    due_now(db_dsn)
     audit_pass.scheduled_check(db_dsn, read_only=False, notify=cfg)
     assert attempts(db_dsn, key) == [(1, "failed", 500, True), (2, "failed", 500, True), (3, "ok", 200, False)]
     bodies = receiver.about("proposal", PROPOSAL)
     assert len(bodies) == 3 and bodies[0] == bodies[2]  # the same notification each time
     assert q(db_dsn, "SELECT status, attempts FROM notify_deliveries") == [("ok", 3)]
-    at[0] += timedelta(hours=2)
+    due_now(db_dsn)
     audit_pass.scheduled_check(db_dsn, read_only=False, notify=cfg)
     assert len(receiver.about("proposal", PROPOSAL)) == 3  # delivered: never again
 
 
-def test_a_receiver_down_for_good_is_retried_with_backoff_then_given_up(db_dsn, monkeypatch):
+def test_a_receiver_down_for_good_is_retried_with_backoff_then_given_up(db_dsn):
     cfg = NotifyConfig(webhooks=(f"http://127.0.0.1:{free_port()}/hook?token=SECRET",))
-    t0 = clock.now()
     block(db_dsn)
     result = audit_pass.scheduled_check(db_dsn, read_only=False, notify=cfg)  # a failure is recorded, not raised
     assert result.notify_failed >= 1 and result.notify_problem is None
     with connect(db_dsn, autocommit=True) as conn:
-        for i in range(2, rules.MAX_ATTEMPTS + 2):
-            monkeypatch.setattr(clock, "now", lambda i=i: t0 + timedelta(hours=2 * i))
+        for _ in range(2, rules.MAX_ATTEMPTS + 2):
+            due_now(db_dsn)
             notifier.deliver_due(conn, cfg)
     rows = attempts(db_dsn, f"proposal:{PROPOSAL}")
     assert [r[0] for r in rows] == list(range(1, rules.MAX_ATTEMPTS + 1))
     assert {r[1] for r in rows} == {"failed"} and rows[-1][3] is False  # no retry after the last
-    waits = q(
-        db_dsn,
-        "SELECT extract(epoch FROM next_retry_at - at)::int FROM notify_attempts WHERE next_retry_at IS NOT NULL "
-        "ORDER BY id",
-    )
-    assert [w[0] for w in waits] == [min(3600, 60 * 2**i) for i in range(rules.MAX_ATTEMPTS - 1)]
+    assert waits(db_dsn) == [min(3600, 60 * 2**i) for i in range(rules.MAX_ATTEMPTS - 1)]
     delivery = q(db_dsn, "SELECT status, last_error FROM notify_deliveries")[0]
     assert delivery[0] == "failed" and "refused" in delivery[1].lower() and "SECRET" not in delivery[1]
 
@@ -340,10 +345,10 @@ def test_rollback_readiness_lost_and_regained(rollout_db, receiver):
 
 
 def test_the_functions_are_the_shipped_ones_and_an_operator_may_run_only_them(db_dsn, login):
-    from fsar_tui.db import notifications, privileges
+    from fsar_tui.db import notifications, notify_functions, privileges
 
     with connect(db_dsn, autocommit=True) as conn:
-        assert privileges.shipped_function_problems(conn, notifications.FUNCTIONS) == []
+        assert privileges.shipped_function_problems(conn, notify_functions.FUNCTIONS) == []
     block(db_dsn)
     operator = login("fsar_operator")
     cfg = NotifyConfig(webhooks=(f"http://127.0.0.1:{free_port()}/hook",))
@@ -356,4 +361,4 @@ def test_the_functions_are_the_shipped_ones_and_an_operator_may_run_only_them(db
     with connect(viewer, autocommit=True) as conn:
         assert len(notifications.failed_deliveries_sync(conn)) == 1  # a viewer reads them (alerts list, screen 4)
         with pytest.raises(Exception, match="permission denied"):
-            notifications.take(conn, clock.now())
+            notifications.take(conn)

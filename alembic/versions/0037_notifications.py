@@ -18,7 +18,7 @@ Revises: 0036_canary_guards
 
 from alembic import op
 
-from fsar_tui.db import notifications
+from fsar_tui.db import notify_functions
 
 revision = "0037_notifications"
 down_revision = "0036_canary_guards"
@@ -100,14 +100,14 @@ def upgrade() -> None:
         op.execute(f"GRANT SELECT ON {table} TO fsar_viewer")
     for sequence in SEQUENCES:
         op.execute(f"GRANT SELECT ON SEQUENCE {sequence} TO fsar_viewer")
-    for fn in notifications.FUNCTIONS:
+    for fn in notify_functions.FUNCTIONS_0037:
         op.execute(fn.create_sql())
         op.execute(f"REVOKE ALL ON FUNCTION {fn.signature} FROM PUBLIC")
         op.execute(f"GRANT EXECUTE ON FUNCTION {fn.signature} TO fsar_operator")
 
 
 def downgrade() -> None:
-    for fn in notifications.FUNCTIONS:
+    for fn in notify_functions.FUNCTIONS_0037:
         op.execute(fn.drop_sql())
     op.execute("DROP TABLE notify_attempts")
     op.execute("DROP TABLE notify_deliveries")

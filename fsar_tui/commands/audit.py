@@ -205,13 +205,15 @@ def _notify(conn, cfg) -> dict:
     from fsar_tui.errors import first_line
     from fsar_tui.services import notify
 
+    refused: list[str] = []
     try:
-        with conn.transaction():
-            claimed = notify.claim_changes(conn, cfg, clock.now())  # no rehearsal here: readiness untouched
+        with conn.transaction():  # no rehearsal here: readiness untouched
+            claimed = notify.claim_changes(conn, cfg, clock.now(), None, refused)
         delivered = notify.deliver_due(conn, cfg)
-    except psycopg.Error as exc:  # e.g. a schema behind 0037: the verdicts above still stand
+    except psycopg.Error as exc:  # e.g. a schema behind 0038: the verdicts above still stand
         return {"claimed": 0, "sent": 0, "failed": 0, "problems": [f"could not notify: {first_line(exc)}"]}
-    return {"claimed": claimed, "sent": delivered.ok, "failed": delivered.failed, "problems": delivered.problems}
+    problems = [f"not claimed: {line}" for line in refused] + delivered.problems
+    return {"claimed": claimed, "sent": delivered.ok, "failed": delivered.failed, "problems": problems}
 
 
 def run_gates_list(args: Namespace, ctx: Context) -> int:

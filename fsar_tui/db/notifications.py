@@ -1,6 +1,6 @@
 """Notifications (issue 20 point 3), the data: who was told what, and every attempt.
 
-Tables (revision 0037_notifications):
+Tables (revisions 0037_notifications, 0038_notify_guards):
 - notify_states: per event key, the last notified state (firing | resolved) and what was
   said then. A state change is CLAIMED here (fsar_notify_claim: an INSERT … ON CONFLICT
   … WHERE the state differs, under the row's lock): of two passes racing with the same
@@ -16,8 +16,11 @@ Tables (revision 0037_notifications):
   next retry planned.
 
 Writes go through three SECURITY DEFINER functions granted to fsar_operator (the role
-the audit pass runs as): claim, take (due deliveries, leased with FOR UPDATE SKIP LOCKED
-so two passes never send the same one) and record (an attempt's outcome).
+the audit pass runs as; db/notify_functions.py, revision 0038): claim (the state checked
+against its source, logged in the operator log), take (due deliveries by the server's
+clock, leased with FOR UPDATE SKIP LOCKED so two passes never send the same one, each
+lease a random uuid) and record (an attempt's outcome, with its lease; the time and the
+next retry are the server's).
 """
 
 from __future__ import annotations
@@ -25,141 +28,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from psycopg import AsyncConnection, Connection
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from fsar_tui.db.rows import one
-from fsar_tui.db.shipped_sql import Fn
 from fsar_tui.domain.notify import CanaryRow, DriftRow, GateRow, Notified, ProposalRow
-
-CLAIM = Fn(
-    name="fsar_notify_claim",
-    params=(
-        "p_key text, p_kind text, p_state text, p_labels jsonb, p_annotations jsonb, p_starts_at timestamptz, "
-        "p_ends_at timestamptz, p_channel_keys text[], p_channels text[], p_now timestamptz"
-    ),
-    signature=(
-        "fsar_notify_claim(text, text, text, jsonb, jsonb, timestamp with time zone, timestamp with time zone, "
-        "text[], text[], timestamp with time zone)"
-    ),
-    returns="bigint",
-    definer=True,
-    body="""
-DECLARE
-    v_event bigint;
-BEGIN
-    IF coalesce(p_key, '') = '' OR length(p_key) > 300 OR split_part(p_key, ':', 1) <> p_kind
-       OR p_kind NOT IN ('drift', 'gate', 'canary', 'proposal', 'rollback') THEN
-        RAISE EXCEPTION 'bad event key %', left(p_key, 40) USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF p_state IS NULL OR p_state NOT IN ('firing', 'resolved') THEN
-        RAISE EXCEPTION 'bad state' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF jsonb_typeof(p_labels) IS DISTINCT FROM 'object' OR jsonb_typeof(p_annotations) IS DISTINCT FROM 'object'
-       OR NOT p_labels ? 'alertname' OR p_starts_at IS NULL OR p_now IS NULL THEN
-        RAISE EXCEPTION 'labels and annotations must be objects, with an alertname'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF cardinality(p_channel_keys) IS DISTINCT FROM cardinality(p_channels) OR cardinality(p_channels) > 20
-       OR EXISTS (SELECT 1 FROM unnest(p_channels) c WHERE c IS NULL OR length(c) > 500) THEN
-        RAISE EXCEPTION 'bad channels' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    -- The claim: the row's lock orders racing passes; the second sees the first's state.
-    INSERT INTO notify_states AS s (event_key, state, labels, annotations, starts_at, changed_at)
-    VALUES (p_key, p_state, p_labels, p_annotations, p_starts_at, p_now)
-    ON CONFLICT (event_key) DO UPDATE
-        SET state = EXCLUDED.state, labels = EXCLUDED.labels, annotations = EXCLUDED.annotations,
-            starts_at = EXCLUDED.starts_at, changed_at = EXCLUDED.changed_at
-        WHERE s.state IS DISTINCT FROM EXCLUDED.state;
-    IF NOT FOUND THEN
-        RETURN NULL;
-    END IF;
-    INSERT INTO notify_events (event_key, kind, state, labels, annotations, starts_at, ends_at, created_at)
-    VALUES (p_key, p_kind, p_state, p_labels, p_annotations, p_starts_at, p_ends_at, p_now)
-    RETURNING id INTO v_event;
-    UPDATE notify_states SET event_id = v_event WHERE event_key = p_key;
-    INSERT INTO notify_deliveries (event_id, channel_key, channel, next_attempt_at)
-    SELECT v_event, k, c, p_now FROM unnest(p_channel_keys, p_channels) AS x(k, c);
-    RETURN v_event;
-END
-""",
-)
-
-TAKE = Fn(
-    name="fsar_notify_take",
-    params="p_now timestamptz, p_lease_s integer, p_limit integer",
-    signature="fsar_notify_take(timestamp with time zone, integer, integer)",
-    returns=(
-        "TABLE (delivery_id bigint, channel_key text, channel text, attempts integer, event_key text, kind text, "
-        "state text, labels jsonb, annotations jsonb, starts_at timestamptz, ends_at timestamptz)"
-    ),
-    definer=True,
-    body="""
-BEGIN
-    IF p_now IS NULL OR p_lease_s IS NULL OR p_limit IS NULL OR p_lease_s NOT BETWEEN 1 AND 3600
-       OR p_limit NOT BETWEEN 1 AND 1000 THEN
-        RAISE EXCEPTION 'bad lease or limit' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    -- Leased, not held: the sending happens after this transaction, and a pass that dies
-    -- mid-send leaves the delivery due again when the lease ends.
-    RETURN QUERY
-    WITH due AS (
-        SELECT d.id FROM notify_deliveries d
-        WHERE d.status = 'pending' AND d.next_attempt_at <= p_now
-        ORDER BY d.next_attempt_at, d.id
-        LIMIT p_limit
-        FOR UPDATE SKIP LOCKED
-    ), leased AS (
-        UPDATE notify_deliveries d SET next_attempt_at = p_now + make_interval(secs => p_lease_s)
-        FROM due WHERE d.id = due.id
-        RETURNING d.id, d.event_id, d.channel_key, d.channel, d.attempts
-    )
-    SELECT l.id, l.channel_key, l.channel, l.attempts, e.event_key, e.kind, e.state, e.labels, e.annotations,
-           e.starts_at, e.ends_at
-    FROM leased l JOIN notify_events e ON e.id = l.event_id
-    ORDER BY e.id, l.id;
-END
-""",
-)
-
-RECORD = Fn(
-    name="fsar_notify_record",
-    params=(
-        "p_delivery bigint, p_at timestamptz, p_ok boolean, p_http_status integer, p_error text, p_next_at timestamptz"
-    ),
-    signature="fsar_notify_record(bigint, timestamp with time zone, boolean, integer, text, timestamp with time zone)",
-    returns="integer",
-    definer=True,
-    body="""
-DECLARE
-    v_attempt integer;
-BEGIN
-    IF p_at IS NULL OR p_ok IS NULL OR (p_ok AND p_next_at IS NOT NULL)
-       OR p_http_status NOT BETWEEN 100 AND 599 OR length(p_error) > 2000 THEN
-        RAISE EXCEPTION 'bad attempt' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    UPDATE notify_deliveries
-    SET attempts = attempts + 1,
-        status = CASE WHEN p_ok THEN 'ok' WHEN p_next_at IS NULL THEN 'failed' ELSE 'pending' END,
-        next_attempt_at = CASE WHEN p_ok THEN NULL ELSE p_next_at END,
-        last_at = p_at, last_http_status = p_http_status, last_error = CASE WHEN p_ok THEN NULL ELSE p_error END
-    WHERE id = p_delivery AND status = 'pending'
-    RETURNING attempts INTO v_attempt;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'delivery % is not pending', p_delivery USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    INSERT INTO notify_attempts (delivery_id, attempt, at, outcome, http_status, error, next_retry_at)
-    VALUES (p_delivery, v_attempt, p_at, CASE WHEN p_ok THEN 'ok' ELSE 'failed' END, p_http_status,
-            CASE WHEN p_ok THEN NULL ELSE p_error END, CASE WHEN p_ok THEN NULL ELSE p_next_at END);
-    RETURN v_attempt;
-END
-""",
-)
-
-FUNCTIONS = (CLAIM, TAKE, RECORD)  # revision 0037, granted to fsar_operator
-
 
 # -- the audit pass's reads ----------------------------------------------------------------
 
@@ -245,12 +121,11 @@ def claim(
     starts_at: datetime,
     ends_at: datetime | None,
     channels: list[tuple[str, str]],
-    now: datetime,
 ) -> int | None:
     """The event's id, or None when another pass claimed this change first."""
     row = one(
         conn.execute(
-            "SELECT fsar_notify_claim(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            "SELECT fsar_notify_claim(%s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (
                 key,
                 kind,
@@ -261,7 +136,6 @@ def claim(
                 ends_at,
                 [k for k, _ in channels],
                 [c for _, c in channels],
-                now,
             ),
         ).fetchone()
     )
@@ -273,6 +147,7 @@ class Due:
     """A delivery leased to this pass, with its event."""
 
     delivery_id: int
+    lease: UUID  # what the record of this attempt presents
     channel_key: str
     channel: str
     attempts: int  # before this one
@@ -285,29 +160,22 @@ class Due:
     ends_at: datetime | None
 
 
-def take(conn: Connection, now: datetime, *, lease_s: int = 300, limit: int = 10) -> list[Due]:
+def take(conn: Connection, *, lease_s: int = 300, limit: int = 10) -> list[Due]:
+    """The deliveries due by the server's clock, leased for `lease_s`."""
     return (
         conn.cursor(row_factory=class_row(Due))
-        .execute("SELECT * FROM fsar_notify_take(%s, %s, %s)", (now, lease_s, limit))
+        .execute("SELECT * FROM fsar_notify_take(%s, %s)", (lease_s, limit))
         .fetchall()
     )
 
 
-def record(
-    conn: Connection,
-    delivery_id: int,
-    *,
-    at: datetime,
-    ok: bool,
-    http_status: int | None,
-    error: str | None,
-    next_at: datetime | None,
-) -> int:
-    """The attempt's number."""
+def record(conn: Connection, due: Due, *, ok: bool, http_status: int | None, error: str | None) -> int:
+    """Record the attempt at `due` (with its lease); the attempt's number. The database
+    dates it and plans the retry (notify_attempts.next_retry_at)."""
     row = one(
         conn.execute(
-            "SELECT fsar_notify_record(%s, %s, %s, %s, %s, %s)",
-            (delivery_id, at, ok, http_status, error[:2000] if error else None, next_at),
+            "SELECT fsar_notify_record(%s, %s, %s, %s, %s)",
+            (due.delivery_id, due.lease, ok, http_status, error[:2000] if error else None),
         ).fetchone()
     )
     return int(row[0])

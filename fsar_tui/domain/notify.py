@@ -30,7 +30,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote
 
 from fsar_tui.domain.backoff import backoff_ceiling
 from fsar_tui.domain.redact import redact
@@ -52,6 +52,8 @@ SEVERITY = {DRIFT: "warning", GATE: "critical", CANARY: "warning", PROPOSAL: "cr
 RECEIVER = "fsar-tui"
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Alertmanager's endsAt of an alert with no end yet
 LABEL_MAX = 200
+MAX_LABELS = 40
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]{0,99}")  # Alertmanager's label names (bounded)
 TEXT_MAX = 1000
 
 # Retries: 1 min, 2, 4, … capped at 1 h; the 10th failed attempt is the last (~4 h 15 min).
@@ -365,9 +367,17 @@ def event_from_record(
     starts: datetime,
     ends: datetime | None,
 ) -> Event:
-    """An Event back from its notify_events row (a delivery tried again later)."""
-    tags = {str(k): str(v) for k, v in labels.items()}
-    return Event(key, kind, state, tags, str(notes.get("summary", "")), str(notes.get("description", "")), starts, ends)
+    """An Event back from its notify_events row (a delivery tried again later). The row
+    is read as untrusted — an operator role could have claimed it in plain SQL — so it
+    passes the same policy as a fresh observation: every text redacted and on one line,
+    label names Alertmanager's ([a-zA-Z_][a-zA-Z0-9_]*, others dropped), at most
+    MAX_LABELS of them."""
+    tags: dict[str, str] = {}
+    for name, value in labels.items():
+        if len(tags) < MAX_LABELS and isinstance(name, str) and LABEL_NAME.fullmatch(name) and value is not None:
+            tags[name] = _text(value, LABEL_MAX)
+    summary, description = _text(notes.get("summary", ""), TEXT_MAX), _text(notes.get("description", ""), TEXT_MAX)
+    return Event(key, kind, state, tags, summary, description, starts, ends)
 
 
 # -- retries -------------------------------------------------------------------------------
@@ -447,50 +457,3 @@ def scrub(text: str, secrets: Sequence[str], mask: str = "***") -> str:
         if secret and secret.strip():
             text = text.replace(secret, mask)
     return text
-
-
-# -- configuration checks (config.py's [notify]) ------------------------------------------
-
-_ADDRESS = re.compile(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+")
-
-
-def url_problem(url: str, schemes: tuple[str, ...]) -> str | None:
-    """Why `url` is no `schemes` URL with a host, or None. Quotes no part of the URL."""
-    text = url.strip()
-    if not text or any(c.isspace() or ord(c) < 32 for c in text):
-        return "empty, or holds spaces or control characters"
-    try:
-        parts = urlsplit(text)
-        port = parts.port  # parses the port: ValueError on a bad one
-    except ValueError:
-        return "malformed host or port (a password holding / ? # @ must be percent-encoded)"
-    if parts.scheme.lower() not in schemes:
-        return f"the scheme must be {' or '.join(s + '://' for s in schemes)}"
-    if not parts.hostname:
-        return "no host"
-    if port == 0:
-        return "port 0"
-    return None
-
-
-def smtp_problem(url: str) -> str | None:
-    """url_problem for smtp:// and smtps://, with services/delivery's rules: no path, the
-    only option starttls (on smtp:// only)."""
-    problem = url_problem(url, ("smtp", "smtps"))
-    if problem:
-        return problem
-    parts = urlsplit(url.strip())
-    if parts.path not in ("", "/") or parts.fragment:
-        return "unexpected path or fragment"
-    for name, value in parse_qsl(parts.query, keep_blank_values=True):
-        if name.lower() != "starttls":
-            return "unknown option (only starttls=1)"
-        if value.lower() not in ("", "1", "0", "true", "false", "yes", "no", "on", "off"):
-            return "starttls must be 1 or 0"
-        if parts.scheme.lower() == "smtps":
-            return "smtps:// is already TLS; starttls applies to smtp:// only"
-    return None
-
-
-def address_problem(address: str) -> str | None:
-    return None if _ADDRESS.fullmatch(address.strip()) else "not a mail address (name@host)"

@@ -8,8 +8,10 @@ Kept apart from config.py, which re-exports NotifyConfig, to keep each module sh
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 
 class NotifyConfigError(ValueError):
@@ -74,7 +76,6 @@ def parse_notify(table: Any, source: str) -> NotifyConfig:
     """config.toml `[notify]` → NotifyConfig; unknown keys, a bad URL or address: usage
     errors naming the URL masked. Whether the SMTP server answers is checked by the
     commands that send (services/notify.preflight), not here."""
-    from fsar_tui.domain.notify import address_problem, smtp_problem, url_problem
 
     if not isinstance(table, dict):
         raise NotifyConfigError(f"{source}: must be a table")
@@ -111,3 +112,50 @@ def parse_notify(table: Any, source: str) -> NotifyConfig:
     if not webhooks and not smtp:
         raise NotifyConfigError(f"{source}: set webhooks or smtp (or remove the section)")
     return NotifyConfig(webhooks=tuple(webhooks), smtp=smtp, to=tuple(to), sender=sender.strip() if sender else None)
+
+
+# -- configuration checks (config.py's [notify]) ------------------------------------------
+
+_ADDRESS = re.compile(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+")
+
+
+def url_problem(url: str, schemes: tuple[str, ...]) -> str | None:
+    """Why `url` is no `schemes` URL with a host, or None. Quotes no part of the URL."""
+    text = url.strip()
+    if not text or any(c.isspace() or ord(c) < 32 for c in text):
+        return "empty, or holds spaces or control characters"
+    try:
+        parts = urlsplit(text)
+        port = parts.port  # parses the port: ValueError on a bad one
+    except ValueError:
+        return "malformed host or port (a password holding / ? # @ must be percent-encoded)"
+    if parts.scheme.lower() not in schemes:
+        return f"the scheme must be {' or '.join(s + '://' for s in schemes)}"
+    if not parts.hostname:
+        return "no host"
+    if port == 0:
+        return "port 0"
+    return None
+
+
+def smtp_problem(url: str) -> str | None:
+    """url_problem for smtp:// and smtps://, with services/delivery's rules: no path, the
+    only option starttls (on smtp:// only)."""
+    problem = url_problem(url, ("smtp", "smtps"))
+    if problem:
+        return problem
+    parts = urlsplit(url.strip())
+    if parts.path not in ("", "/") or parts.fragment:
+        return "unexpected path or fragment"
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name.lower() != "starttls":
+            return "unknown option (only starttls=1)"
+        if value.lower() not in ("", "1", "0", "true", "false", "yes", "no", "on", "off"):
+            return "starttls must be 1 or 0"
+        if parts.scheme.lower() == "smtps":
+            return "smtps:// is already TLS; starttls applies to smtp:// only"
+    return None
+
+
+def address_problem(address: str) -> str | None:
+    return None if _ADDRESS.fullmatch(address.strip()) else "not a mail address (name@host)"

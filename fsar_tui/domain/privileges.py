@@ -143,19 +143,12 @@ FUNCTIONS: tuple[FunctionRight, ...] = (
         "partition maintenance (the audit pass)",
     ),
     FunctionRight(
-        "fsar_notify_claim(text,text,text,jsonb,jsonb,timestamp with time zone,timestamp with time zone,text[],text[],"
-        "timestamp with time zone)",
+        "fsar_notify_claim(text,text,text,jsonb,jsonb,timestamp with time zone,timestamp with time zone,text[],text[])",
         OPERATOR,
         "notifications: claim a state change (the audit pass)",
     ),
-    FunctionRight(
-        "fsar_notify_take(timestamp with time zone,integer,integer)", OPERATOR, "notifications: lease due deliveries"
-    ),
-    FunctionRight(
-        "fsar_notify_record(bigint,timestamp with time zone,boolean,integer,text,timestamp with time zone)",
-        OPERATOR,
-        "notifications: record an attempt",
-    ),
+    FunctionRight("fsar_notify_take(integer,integer)", OPERATOR, "notifications: lease due deliveries"),
+    FunctionRight("fsar_notify_record(bigint,uuid,boolean,integer,text)", OPERATOR, "notifications: record an attempt"),
     FunctionRight("fsar_backfill_rollups(bigint)", None, "rollup backfill (the owner's `profile --backfill`)"),
     FunctionRight("fsar_create_task_partition(bigint,bigint)", None, "partitions: one range of task ids"),
     FunctionRight(

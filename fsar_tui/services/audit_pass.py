@@ -236,11 +236,16 @@ def _notify_claim(conn: Connection, cfg: NotifyConfig, result: CheckResult) -> N
     from fsar_tui.errors import first_line
     from fsar_tui.services import notify
 
+    refused: list[str] = []
     try:
         with conn.transaction():  # a savepoint: a failing claim must not cost the verdicts
-            result.notify_events = notify.claim_changes(conn, cfg, result.at, result.problems)
-    except psycopg.Error as exc:  # e.g. a schema behind 0037
+            result.notify_events = notify.claim_changes(conn, cfg, result.at, result.problems, refused)
+    except psycopg.Error as exc:  # e.g. a schema behind 0038
         result.notify_problem = first_line(exc)
+        return
+    if refused:
+        more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+        result.notify_problem = f"not claimed: {refused[0]}{more}"
 
 
 def _notify_deliver(conn: Connection, cfg: NotifyConfig, result: CheckResult) -> None:

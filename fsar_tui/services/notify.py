@@ -8,12 +8,15 @@ panel of a database, inside its transaction) and `fsar-tui audit run`.
    gates, canaries aborted in the last day, proposals blocking now, and — when the caller
    rehearsed them — rollback readiness), diff (domain/notify.changes) and claim each
    change (db/notifications.claim: one row lock per key, so of two passes racing one
-   claims it). A claimed change is an event with one pending delivery per channel.
-2. `deliver_due(conn, cfg, now)`, after that commit, autocommit: lease the due deliveries
+   claims it). A claimed change is an event with one pending delivery per channel. The
+   database checks each claimed state against its source (revision 0038); a refused
+   one is not claimed, its line handed back (the next pass looks again).
+2. `deliver_due(conn, cfg)`, after that commit, autocommit: lease the due deliveries
    (at most DELIVER_LIMIT a pass: a receiver that hangs costs the pass at most that many
    timeouts), send each — the Alertmanager payload POSTed to a webhook, or the mail to
    `to` — and record the attempt: ok, or failed with the HTTP status or the error line
-   and the next retry (domain/notify.retry_at; none after MAX_ATTEMPTS: given up). A
+   and the next retry, planned by the database by domain/notify.retry_at's rule (none
+   after MAX_ATTEMPTS: given up). A
    failure to send is a recorded failed attempt, never an exception out of here.
 3. `preflight(cfg)`: the SMTP server answers (EHLO) — the commands that send check it
    before they start (exit 2, one line), as the issue's bad input asks.
@@ -37,7 +40,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from fsar_tui import clock
 from fsar_tui.domain import notify as rules
 from fsar_tui.errors import UsageError
 
@@ -86,12 +88,23 @@ def secrets(cfg: NotifyConfig) -> list[str]:
 
 
 def claim_changes(
-    conn: Connection, cfg: NotifyConfig, now: datetime, rollback_problems: Mapping[str, str | None] | None = None
+    conn: Connection,
+    cfg: NotifyConfig,
+    now: datetime,
+    rollback_problems: Mapping[str, str | None] | None = None,
+    refused: list[str] | None = None,
 ) -> int:
     """Claim every state change since the last notified state (in the caller's
     transaction); the number of events claimed. `rollback_problems`: the pass's
-    rehearsal (target → why not ready), None when it did not rehearse."""
+    rehearsal (target → why not ready), None when it did not rehearse. A change the
+    database refuses (its source reads otherwise there) is not claimed: its line is
+    added to `refused`."""
+    import psycopg
+
     from fsar_tui.db import notifications as db
+    from fsar_tui.errors import first_line
+
+    refused = [] if refused is None else refused
 
     previous = db.previous_states(conn)
     observed = [
@@ -107,18 +120,24 @@ def claim_changes(
     targets = [(c.key, c.label) for c in channels(cfg)]
     claimed = 0
     for event in rules.changes(previous, observed, kinds, now):
-        event_id = db.claim(
-            conn,
-            key=event.key,
-            kind=event.kind,
-            state=event.state,
-            labels=event.labels,
-            annotations={"summary": event.summary, "description": event.description},
-            starts_at=event.starts_at,
-            ends_at=event.ends_at,
-            channels=targets,
-            now=now,
-        )
+        try:
+            with conn.transaction():  # one savepoint per claim: a refused one costs only itself
+                event_id = db.claim(
+                    conn,
+                    key=event.key,
+                    kind=event.kind,
+                    state=event.state,
+                    labels=event.labels,
+                    annotations={"summary": event.summary, "description": event.description},
+                    starts_at=event.starts_at,
+                    ends_at=event.ends_at,
+                    channels=targets,
+                )
+        except psycopg.errors.InvalidParameterValue as exc:
+            # The database saw the source otherwise (a rehearsal and the gate's verdict
+            # disagreeing, a row changed under us): not claimed; the next pass looks again.
+            refused.append(f"{event.key}: {first_line(exc)}")
+            continue
         claimed += event_id is not None
     return claimed
 
@@ -133,14 +152,15 @@ class Delivered:
     problems: list[str] = field(default_factory=list)  # one line per failed attempt (masked)
 
 
-def deliver_due(conn: Connection, cfg: NotifyConfig, now: datetime | None = None) -> Delivered:
-    """Send what is due (autocommit `conn`); never raises for a failed send."""
+def deliver_due(conn: Connection, cfg: NotifyConfig) -> Delivered:
+    """Send what is due by the database's clock (autocommit `conn`); never raises for a
+    failed send. The database dates each attempt and plans its retry (revision 0038)."""
     from fsar_tui.db import notifications as db
 
     out = Delivered()
     by_key = {c.key: c for c in channels(cfg)}
     hidden = secrets(cfg)
-    for due in db.take(conn, now or clock.now(), lease_s=LEASE_S, limit=DELIVER_LIMIT):
+    for due in db.take(conn, lease_s=LEASE_S, limit=DELIVER_LIMIT):
         event = rules.event_from_record(
             due.event_key, due.kind, due.state, due.labels, due.annotations, due.starts_at, due.ends_at
         )
@@ -149,11 +169,8 @@ def deliver_due(conn: Connection, cfg: NotifyConfig, now: datetime | None = None
         if channel is not None:
             outcome = send(channel, event, cfg)
         ok, status, error = outcome
-        at = clock.now()
         error = rules.scrub(error, hidden) if error else None
-        attempt = due.attempts + 1
-        next_at = None if ok else rules.retry_at(attempt, at)
-        db.record(conn, due.delivery_id, at=at, ok=ok, http_status=status, error=error, next_at=next_at)
+        db.record(conn, due, ok=ok, http_status=status, error=error)
         if ok:
             out.ok += 1
         else:

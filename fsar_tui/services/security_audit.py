@@ -101,7 +101,7 @@ def security_checks(conn, dsn: str) -> list[Check]:
         action_functions,
         canary_functions,
         governance_functions,
-        notifications,
+        notify_functions,
         partition_functions,
         privileges,
     )
@@ -110,7 +110,7 @@ def security_checks(conn, dsn: str) -> list[Check]:
     # Revision 0035 re-created the rollback (it aborts a running canary): its text is the head's.
     head = [fn for fn in action_functions.HEAD if fn.name not in {f.name for f in canary_functions.HEAD}]
     shipped = canary_functions.HEAD + governance_functions.FUNCTIONS + partition_functions.FUNCTIONS
-    replaced = privileges.shipped_function_problems(conn, head + list(shipped + notifications.FUNCTIONS))
+    replaced = privileges.shipped_function_problems(conn, head + list(shipped + notify_functions.FUNCTIONS))
     checks.append(
         Check(
             "state-changing functions are the shipped ones",
