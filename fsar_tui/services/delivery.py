@@ -42,12 +42,15 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from typing import TypeVar
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from fsar_tui.domain.uri_mask import mask_uri
 from fsar_tui.errors import CheckFailed, UsageError
+from fsar_tui.services.socket_deadline import Deadline
 
 MASK = "***"
+_Smtp = TypeVar("_Smtp", bound=smtplib.SMTP)
 
 # Query parameters whose values are credentials (webhook tokens, signatures, keys).
 _SECRET_QUERY = re.compile(
@@ -155,8 +158,11 @@ def send_mail(
     *,
     attachment: tuple[str, bytes, str] | None = None,
     timeout: float = 15,
+    deadline_s: float | None = None,
 ) -> None:
     """Mail `body` (and the optional (filename, data, mimetype) attachment) via the SMTP URL.
+    `timeout` bounds each network operation, `deadline_s` (default 3 × timeout) the whole
+    exchange (socket_deadline.py).
 
     UsageError for a malformed URL or missing sender/recipients; DeliveryError when the
     server cannot be reached, TLS or login fails, the server answers with an error, or
@@ -171,15 +177,17 @@ def send_mail(
     msg = build_message(sender.strip(), recipients, subject, body, attachment=attachment)
     shown = mask_url(url)
     secrets = [s for s in (target.password,) if s]
-    try:
-        refused = _smtp_send(target, msg, sender.strip(), recipients, timeout)
-    except smtplib.SMTPRecipientsRefused as e:
-        raise DeliveryError(
-            f"SMTP delivery to {shown} failed: every recipient refused: {_scrub(_refusals(e.recipients), *secrets)}"
-        ) from None
-    except (OSError, smtplib.SMTPException, ssl.SSLError, UnicodeError, ValueError) as e:
-        reason = _scrub(_smtp_reason(e, timeout), *secrets)
-        raise DeliveryError(f"SMTP delivery to {shown} failed: {reason}") from None
+    limit = 3 * timeout if deadline_s is None else deadline_s
+    with Deadline(limit) as deadline:
+        try:
+            refused = _smtp_send(_smtp_connect(target, timeout, deadline), msg, target, sender.strip(), recipients)
+        except smtplib.SMTPRecipientsRefused as e:
+            raise DeliveryError(
+                f"SMTP delivery to {shown} failed: every recipient refused: {_scrub(_refusals(e.recipients), *secrets)}"
+            ) from None
+        except (OSError, smtplib.SMTPException, ssl.SSLError, UnicodeError, ValueError) as e:
+            reason = _too_slow(limit) if deadline.expired else _scrub(_smtp_reason(e, timeout), *secrets)
+            raise DeliveryError(f"SMTP delivery to {shown} failed: {reason}") from None
     if refused:
         delivered = len(recipients) - len(refused)
         raise DeliveryError(
@@ -188,9 +196,18 @@ def send_mail(
         )
 
 
-def post_webhook(url: str, payload: bytes, *, content_type: str = "application/json", timeout: float = 15) -> int:
+def post_webhook(
+    url: str,
+    payload: bytes,
+    *,
+    content_type: str = "application/json",
+    timeout: float = 15,
+    deadline_s: float | None = None,
+) -> int:
     """POST `payload` to an http(s) URL and return the (2xx) HTTP status.
 
+    `timeout` bounds each network operation, `deadline_s` (default 3 × timeout) the whole
+    exchange (socket_deadline.py: a receiver dripping its answer is cut off).
     UsageError for a non-http(s) or malformed URL; DeliveryError for any network or TLS
     error, a timeout, a redirect, or a status outside 2xx.
     """
@@ -211,27 +228,30 @@ def post_webhook(url: str, payload: bytes, *, content_type: str = "application/j
         netloc = parts.netloc.rpartition("@")[2]
         target = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
     request = urllib.request.Request(target, data=bytes(payload), headers=headers, method="POST")
-    opener = urllib.request.build_opener(
-        _NoRedirect(), urllib.request.HTTPSHandler(context=ssl.create_default_context())
-    )
-    try:
-        with opener.open(request, timeout=timeout) as response:
-            # The status is all a delivery needs: the body is not read (a receiver answering
-            # with gigabytes, or one byte a second, held the pass for as long as it liked).
-            status = response.status
-    except urllib.error.HTTPError as e:
-        reason = f"HTTP {e.code} {e.reason}".rstrip()
-        if 300 <= e.code < 400:
-            reason += " (redirects are not followed)"
-        excerpt = _body_excerpt(e)
-        if excerpt:
-            reason += f": {excerpt}"
-        raise DeliveryError(f"webhook POST to {shown} failed: {_scrub(reason, *secrets)}") from None
-    except urllib.error.URLError as e:
-        reason = _net_reason(e.reason, timeout) if isinstance(e.reason, BaseException) else str(e.reason)
-        raise DeliveryError(f"webhook POST to {shown} failed: {_scrub(reason, *secrets)}") from None
-    except (OSError, http.client.HTTPException, ValueError) as e:
-        raise DeliveryError(f"webhook POST to {shown} failed: {_scrub(_net_reason(e, timeout), *secrets)}") from None
+    limit = 3 * timeout if deadline_s is None else deadline_s
+    with Deadline(limit) as deadline:
+        opener = urllib.request.build_opener(_NoRedirect(), *_watched_handlers(deadline, ssl.create_default_context()))
+        try:
+            with opener.open(request, timeout=timeout) as response:
+                # The status is all a delivery needs: the body is not read (a receiver answering
+                # with gigabytes, or one byte a second, held the pass for as long as it liked).
+                status = response.status
+        except urllib.error.HTTPError as e:
+            reason = f"HTTP {e.code} {e.reason}".rstrip()
+            if 300 <= e.code < 400:
+                reason += " (redirects are not followed)"
+            excerpt = _body_excerpt(e)
+            if excerpt:
+                reason += f": {excerpt}"
+            raise DeliveryError(f"webhook POST to {shown} failed: {_scrub(reason, *secrets)}") from None
+        except urllib.error.URLError as e:
+            if deadline.expired:
+                raise DeliveryError(f"webhook POST to {shown} failed: {_too_slow(limit)}") from None
+            reason = _net_reason(e.reason, timeout) if isinstance(e.reason, BaseException) else str(e.reason)
+            raise DeliveryError(f"webhook POST to {shown} failed: {_scrub(reason, *secrets)}") from None
+        except (OSError, http.client.HTTPException, ValueError) as e:
+            reason = _too_slow(limit) if deadline.expired else _scrub(_net_reason(e, timeout), *secrets)
+            raise DeliveryError(f"webhook POST to {shown} failed: {reason}") from None
     if not 200 <= status < 300:
         raise DeliveryError(f"webhook POST to {shown} failed: HTTP {status}")
     return status
@@ -240,13 +260,45 @@ def post_webhook(url: str, payload: bytes, *, content_type: str = "application/j
 # ---- internals -------------------------------------------------------------------
 
 
-def _smtp_send(target: SmtpTarget, msg: EmailMessage, sender: str, recipients: list[str], timeout: float) -> dict:
-    """Connect, optionally STARTTLS and log in, send; returns the refused recipients."""
+def _smtp_connect(target: SmtpTarget, timeout: float, deadline: Deadline) -> smtplib.SMTP:
+    """A client connected to `target` (greeting read), its socket under `deadline`."""
     context = ssl.create_default_context()
+    client: smtplib.SMTP
     if target.implicit_tls:
-        client: smtplib.SMTP = smtplib.SMTP_SSL(target.host, target.port, timeout=timeout, context=context)
+        client = _watched_smtp(smtplib.SMTP_SSL, deadline)(timeout=timeout, context=context)
     else:
-        client = smtplib.SMTP(target.host, target.port, timeout=timeout)
+        client = _watched_smtp(smtplib.SMTP, deadline)(timeout=timeout)
+    client._host = target.host  # type: ignore[attr-defined]  # what __init__(host) sets: STARTTLS checks it
+    try:
+        client.connect(target.host, target.port)
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+def smtp_hello(target: SmtpTarget, timeout: float, deadline_s: float | None = None) -> None:
+    """Connect, EHLO, QUIT: whether the server answers (services/notify.preflight). The
+    library's exceptions pass through; TimeoutError when the whole exchange took too long."""
+    with Deadline(3 * timeout if deadline_s is None else deadline_s) as deadline:
+        try:
+            client = _smtp_connect(target, timeout, deadline)
+            try:
+                client.ehlo_or_helo_if_needed()
+            finally:
+                try:
+                    client.quit()
+                except (OSError, smtplib.SMTPException):
+                    client.close()
+        except (OSError, smtplib.SMTPException):
+            if deadline.expired:
+                raise TimeoutError from None
+            raise
+
+
+def _smtp_send(client: smtplib.SMTP, msg: EmailMessage, target: SmtpTarget, sender: str, recipients: list[str]) -> dict:
+    """EHLO, optionally STARTTLS and log in, send; returns the refused recipients."""
+    context = ssl.create_default_context()
     try:
         client.ehlo_or_helo_if_needed()
         if target.starttls:
@@ -279,6 +331,47 @@ def _login(client: smtplib.SMTP, user: str, password: str) -> None:
     code, reply = client.docmd("AUTH", f"PLAIN {token}")
     if code not in (235, 503):
         raise smtplib.SMTPAuthenticationError(code, reply)
+
+
+def _watched_smtp(base: type[_Smtp], deadline: Deadline) -> type[_Smtp]:
+    class Watched(base):  # type: ignore[valid-type,misc]
+        def _get_socket(self, host, port, timeout):
+            deadline.watch(lambda: self.sock)  # the current one: STARTTLS replaces it
+            return super()._get_socket(host, port, timeout)
+
+    return Watched
+
+
+def _watched_handlers(deadline: Deadline, context: ssl.SSLContext) -> list[urllib.request.BaseHandler]:
+    """urllib's HTTP and HTTPS handlers whose connections' sockets are under `deadline`."""
+
+    def watched(base: type[http.client.HTTPConnection]) -> type[http.client.HTTPConnection]:
+        class Watched(base):  # type: ignore[valid-type,misc]
+            def connect(self) -> None:
+                deadline.watch(lambda: self.sock)
+                super().connect()
+                # urllib lets go of conn.sock once the response has it (an error's body
+                # is read after): the socket itself is watched too.
+                sock = self.sock
+                deadline.watch(lambda: sock)
+
+        return Watched
+
+    plain, tls = watched(http.client.HTTPConnection), watched(http.client.HTTPSConnection)
+
+    class HTTP(urllib.request.HTTPHandler):
+        def http_open(self, req):
+            return self.do_open(plain, req)
+
+    class HTTPS(urllib.request.HTTPSHandler):
+        def https_open(self, req):
+            return self.do_open(tls, req, context=self._context, check_hostname=self._check_hostname)  # type: ignore[attr-defined]
+
+    return [HTTP(), HTTPS(context=context)]
+
+
+def _too_slow(limit: float) -> str:
+    return f"no complete answer within {limit:g}s (the server answered too slowly)"
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

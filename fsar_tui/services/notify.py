@@ -34,7 +34,6 @@ import json
 import re
 import smtplib
 import socket
-import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -221,20 +220,9 @@ def preflight(cfg: NotifyConfig | None, timeout: float = 5.0) -> None:
     target = delivery.parse_smtp_url(cfg.smtp)  # UsageError on a bad one (config checked it too)
     shown = mask_notify_url(cfg.smtp)
     try:
-        client: smtplib.SMTP
-        if target.implicit_tls:
-            client = smtplib.SMTP_SSL(target.host, target.port, timeout=timeout, context=ssl.create_default_context())
-        else:
-            client = smtplib.SMTP(target.host, target.port, timeout=timeout)
-        try:
-            client.ehlo_or_helo_if_needed()
-        finally:
-            try:
-                client.quit()
-            except (OSError, smtplib.SMTPException):
-                client.close()
+        delivery.smtp_hello(target, timeout)
     except (OSError, smtplib.SMTPException, UnicodeError, ValueError) as exc:
         why = rules.scrub(str(exc) or type(exc).__name__, secrets(cfg))
         if isinstance(exc, TimeoutError):
-            why = f"timed out after {timeout:g}s"
+            why = f"timed out after {timeout:g}s" if str(exc) else f"no complete answer within {3 * timeout:g}s"
         raise UsageError(f"[notify] smtp: {shown} does not answer: {why}") from None
