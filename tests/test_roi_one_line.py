@@ -11,10 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fsar_tui.domain.sanitize import NEWLINE_MARK, has_unsafe, one_line, strip_controls
-from fsar_tui.screens.roi import RoiScreen
 from support.pilot import make_app, until
 from support.sql import q, x
-from test_exact_cost import claim_at, end, new_task
+from test_exact_cost import claim_at, end, new_task, summary_laid_out
 
 MODEL = "gpt-4o\nFORGED LINE"
 IDEA = "idea_q\nFORGED ROW"
@@ -78,13 +77,13 @@ async def test_screen_3_keeps_names_with_line_breaks_on_one_line(db_dsn):
     async with app.run_test(size=(80, 24)) as pilot:
         assert await until(pilot, lambda: app.session.ready)
         await pilot.press("3")
-        assert isinstance(app.screen, RoiScreen)
-        assert await until(pilot, lambda: app.screen.data is not None)
+        assert await until(pilot, lambda: summary_laid_out(app))
         summary = app.screen.query_one("#summary").content.plain
         first, *rest = summary.splitlines()
         assert "gpt-4o␤FORGED LINE ×2" in first and not any(line.startswith("FORGED") for line in rest)
-        await pilot.press("b")  # by model
-        await pilot.pause()
+        await pilot.press("b")  # by model: the breakdown is redrawn as the key is handled
+        assert await until(pilot, lambda: app.screen.by == "model")
         table = app.screen.query_one("#breakdown")
         keys = [table.get_row(k)[1].plain for k in table.keys]
+        assert table.column_names[1] == "model" and keys, keys
         assert not [k for k in keys if "\n" in k], keys

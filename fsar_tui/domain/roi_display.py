@@ -7,9 +7,13 @@ shown rows add up to its exact total rounded half-even, which is what the summar
 (`shown` of the summary's figures). AI cost and profit are such columns, each rounded
 once from its exact value (never the sum of rounded parts: model 0.4 + compute 0.4 is an
 AI cost of 1, not 0 + 0). Model and compute cost are then split within each row so that
-they add up to the row's shown AI cost, each within one unit of its exact value, and —
-where that split allows it, which is every case tested — so that each column adds up to
-the summary's split too (`split_column`). Profit is rounded on its own, so net revenue −
+they add up to the row's shown AI cost, each within one unit of its exact value, and so
+that each column adds up to the summary's split too (`split_column`, `split_rows`). The
+rows' AI costs as rounded by column do not always leave room for that split (model 0.3 +
+compute 0 and model 1.1 + compute 0.2: AI cost 1 and 1 leave model 1 and 1, the summary's
+model cost is 1.4 → 1); then AI-cost units move between rows, each still within one unit
+of its exact AI cost and the column still adding up to the summary, until it does (such a
+rounding always exists: `split_rows`). Profit is rounded on its own, so net revenue −
 AI cost can differ from the shown profit by a unit where both are rounded.
 
 Screens, the `roi` table and the report's Markdown show these; JSON and CSV keep the
@@ -89,6 +93,57 @@ def split_column(models: Sequence[Money], computes: Sequence[Money], ai_shown: S
     return out
 
 
+def split_rows(
+    models: Sequence[Money], computes: Sequence[Money], ai_shown: Sequence[int], total: int
+) -> tuple[list[int], list[int]]:
+    """(AI cost, model cost) of each row as shown: `split_column`'s model costs, adding up
+    to `total` (the summary's shown model cost). Where the rows' AI costs (`ai_shown`,
+    adding up to the summary's) leave no such split, a unit of AI cost moves from one row
+    to another — each within one unit of its exact AI cost, model + compute — and the
+    split is made again, until the model costs add up to `total`.
+
+    Such a rounding always exists when `total` is the summary's model cost rounded within
+    a unit and its compute cost (AI cost − it) too (`_alone`): the rows' possible (model,
+    compute) roundings form integral generalized polymatroids, their sums add up to the
+    integer points of the summed bounds, and those contain the summary's. While the split
+    falls short, every row is at its bound, so the move that raises the sum by one is a
+    row i whose model cost can rise with its AI cost and another row j whose compute cost
+    can fall with its AI cost; the converse when it is over. Of those pairs, the one whose
+    AI costs end nearest their exact values (i furthest below, j furthest above), ties to
+    the earlier rows."""
+    exact_ai = [m + c for m, c in zip(models, computes, strict=True)]
+    ai = list(ai_shown)
+    while True:
+        out = split_column(models, computes, ai, total)
+        gap = total - sum(out)
+        if gap == 0:
+            return ai, out
+        step = 1 if gap > 0 else -1
+        # i: model and AI cost move by `step` (compute kept); j: compute and AI cost by −step.
+        movers = [k for k in range(len(ai)) if _within(models[k], out[k] + step) and _within(exact_ai[k], ai[k] + step)]
+        givers = [
+            k
+            for k in range(len(ai))
+            if _within(computes[k], ai[k] - out[k] - step) and _within(exact_ai[k], ai[k] - step)
+        ]
+        pairs = [
+            (step * (ai[i] - exact_ai[i]) - step * (ai[j] - exact_ai[j]), i, j)
+            for i in movers
+            for j in givers
+            if i != j
+        ]
+        if not pairs:  # not reached (see above); the nearest sum split_column allows
+            return ai, out
+        _, i, j = min(pairs)
+        ai[i] += step
+        ai[j] -= step
+
+
+def _within(exact: Money, shown: int) -> bool:
+    """`shown` is within one unit of `exact`: its value rounded down or up."""
+    return _floor(exact) <= shown <= _ceil(exact)
+
+
 def _alone(currency: str, net: int, values: dict[str, Money]) -> Shown:
     rounded = {k: round_half_even(values[k]) for k in ROUNDED}
     model = _start(values, rounded["ai_cost"])
@@ -105,8 +160,8 @@ def _start(values: dict[str, Money], ai_shown: int) -> int:
 
 def _rounded(rows: Sequence[tuple[str, int, dict[str, Money]]]) -> list[Shown]:
     """(currency, net revenue, exact figures) rows → shown rows; per currency, per column,
-    round_to_total; model and compute split within each row (split_column) to add up to
-    the summary's split."""
+    round_to_total; model and compute split within each row to add up to the summary's
+    split, AI cost moved between rows where that split needs it (split_rows)."""
     by_currency: dict[str, list[int]] = {}
     for i, (currency, _, _) in enumerate(rows):
         by_currency.setdefault(currency, []).append(i)
@@ -117,14 +172,14 @@ def _rounded(rows: Sequence[tuple[str, int, dict[str, Money]]]) -> list[Shown]:
                 out[i][name] = value
         totals = {k: sum((rows[i][2][k] for i in indexes), Decimal(0)) for k in ROUNDED + SPLIT}
         summary = _alone(currency, 0, totals)
-        models = split_column(
+        ais, models = split_rows(
             [rows[i][2]["model_cost"] for i in indexes],
             [rows[i][2]["compute_cost"] for i in indexes],
             [out[i]["ai_cost"] for i in indexes],
             summary.model_cost,
         )
-        for i, model in zip(indexes, models, strict=True):
-            out[i]["model_cost"], out[i]["compute_cost"] = model, out[i]["ai_cost"] - model
+        for i, ai, model in zip(indexes, ais, models, strict=True):
+            out[i]["ai_cost"], out[i]["model_cost"], out[i]["compute_cost"] = ai, model, ai - model
     return [Shown(**values) for values in out]
 
 
