@@ -11,9 +11,7 @@ machine's: one line, exit 2, the connection closed); only then does it serve.
 
 from __future__ import annotations
 
-import signal
 import sys
-import threading
 from argparse import Namespace
 
 from fsar_tui.commands.base import Context, Parser, add_command, bounded_int
@@ -70,6 +68,7 @@ def run(args: Namespace, ctx: Context) -> int:
     import psycopg
 
     from fsar_tui.services.metrics_exporter import MetricsCollector, registry_for, serve
+    from fsar_tui.services.until_signal import serve_until_signal
 
     limit = args.max_label_values or ctx.settings.metrics_max_label_values
     pairs = args.max_pairs or ctx.settings.metrics_max_pairs
@@ -84,24 +83,15 @@ def run(args: Namespace, ctx: Context) -> int:
     except (OSError, ValueError) as exc:  # ValueError: a host with a NUL, or not IDNA-encodable
         collector.close()
         raise UsageError(f"cannot listen on {host}:{args.port}: {getattr(exc, 'strerror', None) or exc}") from None
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    worker = threading.Thread(target=server.serve_forever, name="fsar-metrics", daemon=True)
-    worker.start()
     address, port = str(server.server_address[0]), server.server_address[1]
     shown = f"[{address}]" if ":" in address else address
     reads = "a replica" if ctx.read_on_replica else "the primary"
     bounds = f"at most {limit} values a label, {pairs} type × model pairs"
-    _stderr(f"serving http://{shown}:{port}/metrics, reading {reads}; {bounds}")
-    try:
-        while not stop.wait(0.5):
-            pass
-    finally:
-        server.shutdown()
-        server.server_close()
-        worker.join()
-        collector.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    serve_until_signal(
+        server,
+        name="fsar-metrics",
+        started=lambda: _stderr(f"serving http://{shown}:{port}/metrics, reading {reads}; {bounds}"),
+        cleanup=collector.close,
+    )
     _stderr("stopped")
     return EXIT_OK

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-import threading
 from argparse import Namespace
 from contextlib import nullcontext
 from typing import BinaryIO
@@ -126,6 +124,7 @@ def run_webhook(args: Namespace, ctx: Context) -> int:
     """Serve until SIGINT or SIGTERM, then return 0."""
     from fsar_tui.db.connect import connect
     from fsar_tui.services.stripe_ingest import check_secret
+    from fsar_tui.services.until_signal import serve_until_signal
     from fsar_tui.services.webhook import make_server
 
     host, port, path, secret = args.host, args.port, args.path, _secret()
@@ -147,24 +146,16 @@ def run_webhook(args: Namespace, ctx: Context) -> int:
         )
     except OSError as exc:
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    worker = threading.Thread(target=server.serve_forever, name="fsar-webhook", daemon=True)
-    worker.start()
     bound_host, bound_port = server.server_address[:2]
     checked = "verified" if secret else "NOT verified (FSAR_STRIPE_WEBHOOK_SECRET is not set)"
-    server.log_line(
-        f"listening on http://{bound_host!s}:{bound_port}{path}; signatures {checked}; "
-        f"at most {pool_size} database connection(s), a request waits {pool_timeout:g}s for one"
+    serve_until_signal(
+        server,
+        name="fsar-webhook",
+        started=lambda: server.log_line(
+            f"listening on http://{bound_host!s}:{bound_port}{path}; signatures {checked}; "
+            f"at most {pool_size} database connection(s), a request waits {pool_timeout:g}s for one"
+        ),
+        cleanup=lambda: None,
     )
-    try:
-        while not stop.wait(0.5):
-            pass
-    finally:
-        server.shutdown()
-        server.server_close()
-        worker.join()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     server.log_line("stopped")
     return EXIT_OK
