@@ -186,7 +186,7 @@ def run_audit(args: Namespace, ctx: Context) -> int:
         if sent is not None:
             print(
                 f"notifications: {sent['claimed']} change(s) claimed, {sent['sent']} sent, {sent['failed']} failed"
-                + "".join(f"\n  failed: {p}" for p in sent["problems"])
+                + "".join(f"\n  {p}" for p in sent["problems"])
             )
         if failed:
             print(
@@ -212,7 +212,7 @@ def _notify(conn, cfg) -> dict:
         delivered = notify.deliver_due(conn, cfg)
     except psycopg.Error as exc:  # e.g. a schema behind 0038: the verdicts above still stand
         return {"claimed": 0, "sent": 0, "failed": 0, "problems": [f"could not notify: {first_line(exc)}"]}
-    problems = [f"not claimed: {line}" for line in refused] + delivered.problems
+    problems = [f"not claimed: {line}" for line in refused] + [f"failed: {p}" for p in delivered.problems]
     return {"claimed": claimed, "sent": delivered.ok, "failed": delivered.failed, "problems": problems}
 
 
