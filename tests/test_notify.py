@@ -15,7 +15,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from psycopg.types.json import Jsonb
 
-from fsar_tui import clock
 from fsar_tui.config import load_settings
 from fsar_tui.db.connect import connect
 from fsar_tui.domain import notify as rules
@@ -206,10 +205,8 @@ def test_two_claims_of_one_change_racing_make_one_event(db_dsn):
         "key": f"proposal:{PROPOSAL}",
         "kind": "proposal",
         "state": "firing",
-        "labels": {"alertname": "FsarBlockingProposal"},
+        "labels": {"alertname": "FsarBlockingProposal", "severity": "critical"},
         "annotations": {"summary": "s"},
-        "starts_at": clock.now(),
-        "ends_at": None,
         "channels": [("webhook:0123456789abcdef", "webhook http://h/x")],
     }
     from fsar_tui.db import notifications
@@ -361,4 +358,4 @@ def test_the_functions_are_the_shipped_ones_and_an_operator_may_run_only_them(db
     with connect(viewer, autocommit=True) as conn:
         assert len(notifications.failed_deliveries_sync(conn)) == 1  # a viewer reads them (alerts list, screen 4)
         with pytest.raises(Exception, match="permission denied"):
-            notifications.take(conn)
+            notifications.take(conn, ["webhook:0123456789abcdef"])

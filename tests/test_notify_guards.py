@@ -5,8 +5,9 @@ that a stored event is read back as untrusted (domain/notify.event_from_record).
 
 from __future__ import annotations
 
+import threading
 import uuid
-from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psycopg
 import pytest
@@ -25,7 +26,7 @@ from test_notify import PROPOSAL, block, free_port, lift
 CHANNEL = [("webhook:0123456789abcdef", "webhook http://h/x")]
 
 
-def claim(dsn: str, key: str, state: str, *, channels=CHANNEL, starts_at=None) -> int | None:
+def claim(dsn: str, key: str, state: str, *, channels=CHANNEL, labels=None, annotations=None) -> int | None:
     kind = key.split(":", 1)[0]
     with connect(dsn, autocommit=True) as conn:
         return notifications.claim(
@@ -33,10 +34,8 @@ def claim(dsn: str, key: str, state: str, *, channels=CHANNEL, starts_at=None) -
             key=key,
             kind=kind,
             state=state,
-            labels={"alertname": rules.ALERTNAMES[kind]},
-            annotations={"summary": "forged"},
-            starts_at=starts_at or clock.now(),
-            ends_at=None,
+            labels=labels or {"alertname": rules.ALERTNAMES[kind], "severity": rules.SEVERITY[kind]},
+            annotations=annotations or {"summary": "forged"},
             channels=channels,
         )
 
@@ -64,38 +63,85 @@ def test_a_claim_must_be_the_state_its_source_holds(db_dsn, login):
 
 
 @pytest.mark.parametrize(
-    ("channels", "starts"),
+    "channels",
     [
-        ([("webhook:1", "webhook http://h/x")], None),  # not a client's hash
-        ([("mqtt:0123456789abcdef", "x")], None),
-        (CHANNEL * 2, None),
-        (CHANNEL, timedelta(hours=1)),  # dated in the future
-        (CHANNEL, -timedelta(days=365 * 40)),
+        [],  # told nobody
+        [("webhook:1", "webhook http://h/x")],  # not a client's hash
+        [("mqtt:0123456789abcdef", "x")],
+        CHANNEL * 2,
+        [("webhook:0123456789abcdef", "webhook \x1b]52;c;eA==\x07")],
     ],
 )
-def test_bad_channels_and_dates_are_refused(db_dsn, login, channels, starts):
+def test_bad_channels_are_refused(db_dsn, login, channels):
     operator = login("fsar_operator")
     block(db_dsn)
-    with pytest.raises(psycopg.errors.InvalidParameterValue, match="bad channels|future"):
-        claim(
-            operator,
-            f"proposal:{PROPOSAL}",
-            "firing",
-            channels=channels,
-            starts_at=clock.now() + (starts or timedelta()),
-        )
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="bad channels"):
+        claim(operator, f"proposal:{PROPOSAL}", "firing", channels=channels)
+
+
+ALERT = {"alertname": "FsarBlockingProposal", "severity": "critical"}
+
+
+@pytest.mark.parametrize(
+    ("labels", "annotations"),
+    [
+        ({"alertname": "FsarAllClear", "severity": "critical"}, None),  # another alert's name
+        ({**ALERT, "severity": "info"}, None),
+        ({**ALERT, "runbook_url": "http://evil.example/login"}, None),  # a label the kind never carries
+        ({**ALERT, "task_type": {"nested": [1]}}, None),
+        ({**ALERT, "task_type": "x" * 201}, None),
+        ({**ALERT, "task_type": "a\nb"}, None),
+        (None, {"summary": "s", "runbook": "http://evil.example"}),
+        (None, {"summary": "\x1b[2J all clear"}),
+        (None, {"summary": "s" * 1001}),
+    ],
+)
+def test_a_page_carries_only_what_its_kind_does(db_dsn, login, labels, annotations):
+    operator = login("fsar_operator")
+    block(db_dsn)
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="not what a proposal event carries"):
+        claim(operator, f"proposal:{PROPOSAL}", "firing", labels=labels, annotations=annotations)
+    assert q(db_dsn, "SELECT count(*) FROM notify_events") == [(0,)]
+
+
+def test_the_times_are_the_sources(db_dsn, login):
+    """The page starts when the proposal was ingested, whatever the caller believes; its
+    resolution keeps that start and ends now; a key that never fired does not resolve."""
+    operator = login("fsar_operator")
+    block(db_dsn)
+    x(db_dsn, "UPDATE fsar_proposals SET ingested_at = now() - interval '3 hours'")
+    claim(operator, f"proposal:{PROPOSAL}", "firing")
+    lift(db_dsn)
+    claim(operator, f"proposal:{PROPOSAL}", "resolved")
+    rows = q(
+        db_dsn,
+        "SELECT e.state, e.starts_at = p.ingested_at, e.ends_at IS NULL, e.ends_at > now() - interval '1 minute' "
+        "FROM notify_events e, fsar_proposals p ORDER BY e.id",
+    )
+    assert rows == [("firing", True, True, None), ("resolved", True, False, True)]
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="never fired"):
+        claim(operator, "gate:no-such-gate", "resolved")  # log spam about nothing
 
 
 def test_every_claim_is_on_the_operator_log_with_its_channels(db_dsn, login):
     operator = login("fsar_operator")
     block(db_dsn)
-    event = claim(operator, f"proposal:{PROPOSAL}", "firing", channels=[])  # told nobody: visible as such
+    event = claim(operator, f"proposal:{PROPOSAL}", "firing")
     rows = q(
         db_dsn,
-        "SELECT action, target, db_role, after ->> 'channel_count', (after ->> 'event')::bigint FROM operator_actions "
-        "WHERE action LIKE 'notify.%%'",
+        "SELECT action, target, db_role, reason, after ->> 'channel_count', (after ->> 'event')::bigint "
+        "FROM operator_actions WHERE action LIKE 'notify.%%'",
     )
-    assert rows == [("notify.firing", f"notify:proposal:{PROPOSAL}", operator_role(operator), "0", event)]
+    assert rows == [
+        (
+            "notify.firing",
+            f"notify:proposal:{PROPOSAL}",
+            operator_role(operator),
+            "forged (to 1 channel(s))",
+            "1",
+            event,
+        )
+    ]
 
 
 def operator_role(dsn: str) -> str:
@@ -112,7 +158,8 @@ def test_an_attempt_needs_the_lease_of_its_take_and_names_its_recorder(db_dsn, l
         for lease in (None, uuid.uuid4()):  # never taken: a fake "ok" is refused
             with pytest.raises(psycopg.errors.InvalidParameterValue):
                 conn.execute("SELECT fsar_notify_record(%s, %s, true, 200, NULL)", (delivery, lease))
-        (due,) = notifications.take(conn)
+        assert notifications.take(conn, ["smtp:0123456789abcdef"]) == []  # not its channel
+        (due,) = notifications.take(conn, [CHANNEL[0][0]])
         with pytest.raises(psycopg.errors.InvalidParameterValue, match="not leased"):
             conn.execute("SELECT fsar_notify_record(%s, %s, true, 200, NULL)", (delivery, uuid.uuid4()))
         assert notifications.record(conn, due, ok=False, http_status=500, error="boom") == 1
@@ -120,7 +167,23 @@ def test_an_attempt_needs_the_lease_of_its_take_and_names_its_recorder(db_dsn, l
             notifications.record(conn, due, ok=True, http_status=200, error=None)
     rows = q(db_dsn, "SELECT outcome, recorded_by, extract(epoch FROM next_retry_at - at)::int FROM notify_attempts")
     assert rows == [("failed", operator_role(operator), rules.RETRY_BASE_S)]
-    assert q(db_dsn, "SELECT status, lease IS NULL FROM notify_deliveries") == [("pending", True)]
+    assert q(db_dsn, "SELECT status, lease IS NULL, taken_by FROM notify_deliveries") == [
+        ("pending", True, operator_role(operator))
+    ]
+
+
+def test_no_hoarding_and_no_fake_failures(db_dsn, login):
+    operator = login("fsar_operator")
+    block(db_dsn)
+    claim(operator, f"proposal:{PROPOSAL}", "firing", channels=[("smtp:0123456789abcdef", "smtp smtp://h")])
+    with connect(operator, autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="bad lease"):
+            notifications.take(conn, ["smtp:0123456789abcdef"], lease_s=3600)  # an hour's hold on a page
+        (due,) = notifications.take(conn, ["smtp:0123456789abcdef"])
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="HTTP status for a mail"):
+            notifications.record(conn, due, ok=False, http_status=599, error="x")
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="bad attempt"):
+            notifications.record(conn, due, ok=False, http_status=None, error="[red]x\x1b]8;;http://e\x07")
 
 
 def test_the_clock_and_the_retry_plan_are_the_servers(db_dsn, login):
@@ -129,6 +192,8 @@ def test_the_clock_and_the_retry_plan_are_the_servers(db_dsn, login):
     with connect(operator, autocommit=True) as conn:
         with pytest.raises(psycopg.errors.UndefinedFunction):
             conn.execute("SELECT * FROM fsar_notify_take(now() + interval '1 day', 60, 10)")
+        with pytest.raises(psycopg.errors.UndefinedFunction):  # 0038's: the caller dated the event
+            conn.execute("SELECT fsar_notify_claim('gate:g', 'gate', 'firing', '{}', '{}', now(), NULL, '{}', '{}')")
         with pytest.raises(psycopg.errors.UndefinedFunction):
             conn.execute("SELECT fsar_notify_record(1, now(), true, 200, NULL, NULL)")
     assert (notify_functions.RETRY_BASE_S, notify_functions.RETRY_CAP_S, notify_functions.MAX_ATTEMPTS) == (
@@ -186,3 +251,66 @@ def test_a_stored_event_with_a_secret_is_redacted_in_the_mail():
     assert "alice@example.com" not in body and "AKIAIOSFODNN7EXAMPLE" not in body and "\x1b" not in body
     assert "bad name" not in event.labels and event.labels["alertname"] == "FsarHardGateFailed"
     assert rules.alertmanager_payload(event)["alerts"][0]["labels"] == event.labels
+
+
+class Echo(BaseHTTPRequestHandler):
+    """Answers 500 with the request line and the Authorization header in its body, and an
+    escape sequence: a receiver quoting back what it was sent."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = f"bad request {self.path} auth={self.headers.get('Authorization')} \x1b]52;c;eA==\x07".encode()
+        self.send_response(500)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+SECRETS = ("SECRETPATHPART", "SECRETUSERNAME", "SECRETFRAG", "SECRETQUERYVAL", "SECRET2", "U0VDUkVUVVNFUk5BTUU6")
+
+
+def test_a_failed_delivery_never_shows_any_part_of_the_url_but_its_host(db_dsn, run_cli, tmp_path):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"127.0.0.1:{server.server_address[1]}"
+    hooks = [
+        f"http://{base}/services/T0001/B0002/SECRETPATHPART",
+        f"http://SECRETUSERNAME@{base}/fail500#SECRETFRAG",
+        f"http://{base}/fail500?auth=SECRETQUERYVAL&x_api_token=SECRET2",
+    ]
+    config = tmp_path / "config.toml"
+    config.write_text("[notify]\nwebhooks = [" + ", ".join(f'"{h}"' for h in hooks) + "]\n", encoding="utf-8")
+    block(db_dsn)
+    try:
+        ran = run_cli("audit", "run", "--config", str(config), "--dsn", db_dsn)
+        listed = run_cli("alerts", "list", "--config", str(config), "--dsn", db_dsn)
+    finally:
+        server.shutdown()
+    stored = q(db_dsn, "SELECT string_agg(coalesce(error, ''), ' ') FROM notify_attempts")[0][0]
+    stored += q(db_dsn, "SELECT string_agg(last_error || channel, ' ') FROM notify_deliveries")[0][0]
+    assert stored.count("HTTP 500") >= 3 and "bad request" in stored  # the receiver's words are kept…
+    for text in (ran.stdout, ran.stderr, listed.stdout, stored):
+        assert not [s for s in SECRETS if s in text], text  # …never the URL's secrets
+        assert "\x1b" not in text and "\x07" not in text
+    assert listed.stdout.count("attempt 1 failed") == 3
+
+
+def test_a_pass_takes_only_its_own_channels_deliveries(db_dsn, login):
+    """Two configurations on one database: a pass without a channel never spends its
+    attempts; a delivery nobody can send shows as not sent after 15 minutes."""
+    operator = login("fsar_operator")
+    block(db_dsn)
+    claim(operator, f"proposal:{PROPOSAL}", "firing")  # to CHANNEL, which the pass below lacks
+    other = NotifyConfig(webhooks=(f"http://127.0.0.1:{free_port()}/other",))
+    audit_pass.scheduled_check(db_dsn, read_only=False, notify=other)
+    assert q(db_dsn, "SELECT attempts FROM notify_deliveries") == [(0,)]
+    with connect(db_dsn, autocommit=True) as conn:
+        assert notifications.failed_deliveries_sync(conn) == []
+    x(db_dsn, "UPDATE notify_deliveries SET next_attempt_at = now() - interval '20 minutes'")
+    with connect(db_dsn, autocommit=True) as conn:
+        (never,) = notifications.failed_deliveries_sync(conn)
+    line = rules.notify_failure_line(never)
+    assert "not sent: due since" in line and "no pass with this channel in its [notify] has run" in line

@@ -18,7 +18,7 @@ Revises: 0036_canary_guards
 
 from alembic import op
 
-from fsar_tui.db import notify_functions
+from fsar_tui.db import notify_functions_history as notify_functions
 
 revision = "0037_notifications"
 down_revision = "0036_canary_guards"

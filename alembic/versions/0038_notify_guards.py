@@ -18,7 +18,7 @@ Revises: 0037_notifications
 
 from alembic import op
 
-from fsar_tui.db import notify_functions
+from fsar_tui.db import notify_functions_history as notify_functions
 
 revision = "0038_notify_guards"
 down_revision = "0037_notifications"
@@ -39,10 +39,10 @@ def upgrade() -> None:
     op.execute("ALTER TABLE notify_deliveries ADD COLUMN lease uuid")
     op.execute("ALTER TABLE notify_attempts ADD COLUMN recorded_by text")
     op.execute("ALTER TABLE notify_attempts ALTER COLUMN recorded_by SET DEFAULT session_user")
-    _swap(notify_functions.FUNCTIONS_0037, notify_functions.FUNCTIONS)
+    _swap(notify_functions.FUNCTIONS_0037, notify_functions.FUNCTIONS_0038)
 
 
 def downgrade() -> None:
-    _swap(notify_functions.FUNCTIONS, notify_functions.FUNCTIONS_0037)
+    _swap(notify_functions.FUNCTIONS_0038, notify_functions.FUNCTIONS_0037)
     op.execute("ALTER TABLE notify_attempts DROP COLUMN recorded_by")
     op.execute("ALTER TABLE notify_deliveries DROP COLUMN lease")

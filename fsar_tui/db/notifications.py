@@ -16,11 +16,16 @@ Tables (revisions 0037_notifications, 0038_notify_guards):
   next retry planned.
 
 Writes go through three SECURITY DEFINER functions granted to fsar_operator (the role
-the audit pass runs as; db/notify_functions.py, revision 0038): claim (the state checked
-against its source, logged in the operator log), take (due deliveries by the server's
-clock, leased with FOR UPDATE SKIP LOCKED so two passes never send the same one, each
-lease a random uuid) and record (an attempt's outcome, with its lease; the time and the
-next retry are the server's).
+the audit pass runs as): claim (the state checked
+against its source, dated from it, logged in the operator log), take (the due
+deliveries of the caller's channels by the server's clock, leased with FOR UPDATE SKIP
+LOCKED so two passes never send the same one, each lease a random uuid) and record (an
+attempt's outcome, with its lease; the time and the next retry are the server's).
+Revisions 0038 and 0039; db/notify_functions.py says what each checks.
+
+A delivery no pass can send (its channel in no running [notify]) is never tried, so it
+is never given up either: after 15 minutes due it is listed with the failed ones
+(attempts 0), so `alerts list` and screen 4 show it.
 """
 
 from __future__ import annotations
@@ -118,22 +123,19 @@ def claim(
     state: str,
     labels: dict[str, str],
     annotations: dict[str, str],
-    starts_at: datetime,
-    ends_at: datetime | None,
     channels: list[tuple[str, str]],
 ) -> int | None:
-    """The event's id, or None when another pass claimed this change first."""
+    """The event's id, or None when another pass claimed this change first. The database
+    dates the event from its source (revision 0039)."""
     row = one(
         conn.execute(
-            "SELECT fsar_notify_claim(%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            "SELECT fsar_notify_claim(%s, %s, %s, %s, %s, %s, %s)",
             (
                 key,
                 kind,
                 state,
                 Jsonb(labels),
                 Jsonb(annotations),
-                starts_at,
-                ends_at,
                 [k for k, _ in channels],
                 [c for _, c in channels],
             ),
@@ -160,11 +162,11 @@ class Due:
     ends_at: datetime | None
 
 
-def take(conn: Connection, *, lease_s: int = 300, limit: int = 10) -> list[Due]:
-    """The deliveries due by the server's clock, leased for `lease_s`."""
+def take(conn: Connection, channel_keys: list[str], *, lease_s: int = 300, limit: int = 10) -> list[Due]:
+    """The deliveries of `channel_keys` due by the server's clock, leased for `lease_s`."""
     return (
         conn.cursor(row_factory=class_row(Due))
-        .execute("SELECT * FROM fsar_notify_take(%s, %s)", (lease_s, limit))
+        .execute("SELECT * FROM fsar_notify_take(%s, %s, %s)", (channel_keys, lease_s, limit))
         .fetchall()
     )
 
@@ -194,8 +196,8 @@ class FailedDelivery:
     summary: str
     channel: str  # masked
     status: str  # pending (retried) | failed (given up)
-    attempts: int
-    last_at: datetime
+    attempts: int  # 0: never tried (due, and no pass with its channel in [notify] has run)
+    last_at: datetime | None
     last_http_status: int | None
     last_error: str | None
     next_attempt_at: datetime | None
@@ -206,8 +208,10 @@ FAILED_SQL = """
            d.attempts, d.last_at, d.last_http_status, d.last_error,
            CASE WHEN d.status = 'pending' THEN d.next_attempt_at END AS next_attempt_at
     FROM notify_deliveries d JOIN notify_events e ON e.id = d.event_id
-    WHERE d.status <> 'ok' AND d.attempts > 0 AND d.last_at > now() - interval '7 days'
-    ORDER BY d.last_at DESC, d.id DESC LIMIT %s"""
+    WHERE (d.status <> 'ok' AND d.attempts > 0 AND d.last_at > now() - interval '7 days')
+       OR (d.status = 'pending' AND d.attempts = 0 AND d.next_attempt_at < now() - interval '15 minutes'
+           AND e.created_at > now() - interval '7 days')
+    ORDER BY coalesce(d.last_at, d.next_attempt_at) DESC, d.id DESC LIMIT %s"""
 
 
 def failed_deliveries_sync(conn: Connection, limit: int = 50) -> list[FailedDelivery]:

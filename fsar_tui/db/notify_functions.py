@@ -1,59 +1,81 @@
 """The only writes to the notification tables: SECURITY DEFINER functions granted to
 fsar_operator (the role the audit pass runs as), as the migrations create them
-(db/shipped_sql.py: `security-audit` compares their source with this text).
+(db/shipped_sql.py: `security-audit` compares their source with this text). Earlier
+texts, verbatim, are in notify_functions_history.py.
 
-Revision 0037 shipped fsar_notify_claim / take / record trusting their caller: the key,
-the state, the clock (`p_now`), the retry time and the outcome were the caller's, and
-nothing reached the operator log — an operator in plain SQL could claim a gate
-"resolved" while it failed (suppressing its page), claim a change with no channels,
-mark a delivery ok that was never sent, or date everything in the past.
-Revision 0038 replaces them (new signatures; the 0037 ones are dropped):
+The audit pass runs as fsar_operator, so an operator in plain SQL can call whatever it
+calls: each function checks what it can against the database itself.
 
-- fsar_notify_claim: the claimed state must be the source's, read in the caller's
-  transaction — drift:<id> firing ⇔ the alert is open (firing or acked); gate:<name>
-  firing ⇔ an enabled hard gate whose latest verdict is fail; canary:<id> firing only
-  for an aborted canary, never resolved (one-shot); proposal:<id> firing ⇔ its block is
-  in force; rollback:<target> firing ⇔ the target is named broken by the latest pass or
-  fail verdict of builtin:rollback-artifacts in the last hour (without one — the gate
-  disabled or erroring — only that the target exists is checked: the rehearsal runs in
-  the client). Channel keys must be the client's hashes ("webhook:…"/"smtp:…", 16 hex
-  digits). Times are the server's (`now()`); a start or end in the future is refused.
-  Every claim is logged as `notify.firing` / `notify.resolved` under the role, with its
-  channels (masked) and their number: a claim with no channels is visible as such.
-- fsar_notify_take: due by the server's clock; each leased delivery gets a fresh lease
-  (a random uuid) that its record must present.
-- fsar_notify_record: only with the current lease, before it ends; the attempt's time is
-  `now()`, and the next retry is the server's (RETRY_SQL: domain/notify.retry_at's rule,
-  tested equal) — a caller can no longer give a failure up early or retry it never.
-  Each attempt records the role that recorded it (notify_attempts.recorded_by).
+- 0037 trusted its caller with everything (the state, the clock, the retry, the outcome).
+- 0038 checked the claimed state against its source (in the caller's transaction) —
+  drift:<id> firing ⇔ the alert is open; gate:<name> firing ⇔ an enabled hard gate
+  whose latest verdict is fail; canary:<id> firing only for an aborted canary, never
+  resolved; proposal:<id> firing ⇔ its block is in force; rollback:<target> firing ⇔
+  the latest pass/fail verdict of builtin:rollback-artifacts in the last hour names it
+  broken (without one, only that the target exists) — took the clock and the retry plan
+  from the server, required the lease of a take to record an attempt, and logged every
+  claim (`notify.firing` / `notify.resolved`) under the role.
+- 0039 (an attack on 0038): an operator could still word the page (any alertname,
+  severity, labels such as a runbook URL, annotations), date it (starts 2001), claim it
+  for no channel (nobody paged, and `log list` did not say so), resolve keys that never
+  fired, hoard pending deliveries with hour-long leases, take other configurations'
+  deliveries and burn their attempts, and record fake failures (any status on a mail,
+  control characters). Now:
+  * claim: alertname and severity are the kind's (domain/notify.ALERTNAMES, SEVERITY),
+    label names the kind's (LABEL_KEYS), every label and annotation a string without
+    control characters within the domain's bounds, annotations only summary and
+    description; the times are the database's — a firing event starts when its source
+    did (the alert opened, the gate's latest verdict, the canary ended, the proposal was
+    ingested, now for a rollback), a resolution keeps the firing's start and ends now;
+    at least one channel; "resolved" only for a key whose last notified state is firing.
+    The log row's reason says how many channels it went to.
+  * take: only deliveries of the channels the caller names (its [notify]): a pass
+    never spends an attempt on a channel it cannot send to; a lease of at most
+    MAX_LEASE_S; who took it last is kept (notify_deliveries.taken_by).
+  * record: an HTTP status only for a webhook, an error line without control characters.
 
-What the database cannot check: that a webhook was really called. An operator who takes
-a delivery may record it ok without sending it — as the audit pass itself does after
-sending; the attempt then carries that role's name, and the claim's log row says what
-was due. The channels are the client's config: the database never holds their URLs.
+What no database can check: that a receiver was really called, or that a summary's words
+are true. A role that takes a delivery can record it ok without sending it, and a role
+that claims a real change words its summary — both under its own name (the attempt's
+recorded_by, the claim's operator-log row).
 """
 
 from __future__ import annotations
 
+from fsar_tui.db.notify_functions_history import FUNCTIONS_0037, FUNCTIONS_0038
 from fsar_tui.db.shipped_sql import Fn
+from fsar_tui.domain.notify import ALERTNAMES, KINDS, LABEL_KEYS, LABEL_MAX, MAX_ATTEMPTS, SEVERITY, TEXT_MAX
+from fsar_tui.domain.notify import RETRY_BASE_S as _BASE
+from fsar_tui.domain.notify import RETRY_CAP_S as _CAP
+
+__all__ = ["CLAIM", "FUNCTIONS", "FUNCTIONS_0037", "FUNCTIONS_0038", "MAX_LEASE_S", "RECORD", "TAKE"]
 
 # domain/notify's retry rule in SQL: after failed attempt n (1, 2, …), least(cap, base·2^(n−1))
-# seconds; none after MAX_ATTEMPTS. tests/test_notify_guards.py checks it equal for every n.
-RETRY_BASE_S, RETRY_CAP_S, MAX_ATTEMPTS = 60, 3600, 10
+# seconds; none after MAX_ATTEMPTS. tests/test_notify_guards.py checks the waits.
+RETRY_BASE_S, RETRY_CAP_S = int(_BASE), int(_CAP)
+MAX_LEASE_S = 600  # services/notify.LEASE_S is 300
+
+
+def _case(values: dict[str, str]) -> str:
+    whens = " ".join(f"WHEN '{kind}' THEN '{values[kind]}'" for kind in KINDS)
+    return f"(CASE p_kind {whens} END)"
+
+
+def _keys() -> str:
+    whens = " ".join(f"WHEN '{kind}' THEN ARRAY[{', '.join(repr(k) for k in LABEL_KEYS[kind])}]" for kind in KINDS)
+    return f"(CASE p_kind {whens} END)"
+
 
 CLAIM = Fn(
     name="fsar_notify_claim",
     params=(
-        "p_key text, p_kind text, p_state text, p_labels jsonb, p_annotations jsonb, p_starts_at timestamptz, "
-        "p_ends_at timestamptz, p_channel_keys text[], p_channels text[]"
+        "p_key text, p_kind text, p_state text, p_labels jsonb, p_annotations jsonb, p_channel_keys text[], "
+        "p_channels text[]"
     ),
-    signature=(
-        "fsar_notify_claim(text, text, text, jsonb, jsonb, timestamp with time zone, timestamp with time zone, "
-        "text[], text[])"
-    ),
+    signature="fsar_notify_claim(text, text, text, jsonb, jsonb, text[], text[])",
     returns="bigint",
     definer=True,
-    body="""
+    body=f"""
 DECLARE
     v_event bigint;
     v_ref text;
@@ -61,51 +83,67 @@ DECLARE
     v_checked boolean := true;
     v_details jsonb;
     v_before text;
+    v_before_starts timestamptz;
+    v_starts timestamptz;
+    v_ends timestamptz;
 BEGIN
     IF coalesce(p_key, '') = '' OR length(p_key) > 300 OR split_part(p_key, ':', 1) <> p_kind
        OR p_kind NOT IN ('drift', 'gate', 'canary', 'proposal', 'rollback') THEN
         RAISE EXCEPTION 'bad event key %', left(p_key, 40) USING ERRCODE = 'invalid_parameter_value';
     END IF;
     v_ref := substr(p_key, length(p_kind) + 2);
-    IF v_ref = '' OR (p_kind IN ('drift', 'canary') AND v_ref !~ '^[0-9]{1,18}$') THEN
+    IF v_ref = '' OR (p_kind IN ('drift', 'canary') AND v_ref !~ '^[0-9]{{1,18}}$') THEN
         RAISE EXCEPTION 'bad event key %', left(p_key, 40) USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF p_state IS NULL OR p_state NOT IN ('firing', 'resolved') THEN
         RAISE EXCEPTION 'bad state' USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- What is said: the kind's alertname and severity, the kind's label names, strings
+    -- without control characters within the domain's bounds.
     IF jsonb_typeof(p_labels) IS DISTINCT FROM 'object' OR jsonb_typeof(p_annotations) IS DISTINCT FROM 'object'
-       OR NOT p_labels ? 'alertname' OR p_starts_at IS NULL THEN
-        RAISE EXCEPTION 'labels and annotations must be objects, with an alertname'
+       OR p_labels ->> 'alertname' IS DISTINCT FROM {_case(ALERTNAMES)}
+       OR p_labels ->> 'severity' IS DISTINCT FROM {_case(SEVERITY)}
+       OR EXISTS (SELECT 1 FROM jsonb_each(p_labels) l(k, v)
+                  WHERE k <> ALL ({_keys()}) OR jsonb_typeof(v) <> 'string'
+                     OR length(v #>> '{{}}') > {LABEL_MAX} OR (v #>> '{{}}') ~ '[[:cntrl:]]')
+       OR EXISTS (SELECT 1 FROM jsonb_each(p_annotations) a(k, v)
+                  WHERE k NOT IN ('summary', 'description') OR jsonb_typeof(v) <> 'string'
+                     OR length(v #>> '{{}}') > {TEXT_MAX} OR (v #>> '{{}}') ~ '[[:cntrl:]]') THEN
+        RAISE EXCEPTION 'labels or annotations are not what a % event carries', p_kind
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF p_starts_at > now() + interval '5 minutes' OR p_ends_at > now() + interval '5 minutes'
-       OR p_starts_at < '2000-01-01' THEN
-        RAISE EXCEPTION 'an event starts or ends in the future (or before 2000)'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF cardinality(p_channel_keys) IS DISTINCT FROM cardinality(p_channels) OR cardinality(p_channels) > 20
-       OR EXISTS (SELECT 1 FROM unnest(p_channels) c WHERE c IS NULL OR length(c) > 500)
-       OR EXISTS (SELECT 1 FROM unnest(p_channel_keys) k WHERE k IS NULL OR k !~ '^(webhook|smtp):[0-9a-f]{16}$')
+    IF coalesce(cardinality(p_channels), 0) = 0 OR cardinality(p_channel_keys) IS DISTINCT FROM cardinality(p_channels)
+       OR cardinality(p_channels) > 20
+       OR EXISTS (SELECT 1 FROM unnest(p_channels) c WHERE c IS NULL OR length(c) > 500 OR c ~ '[[:cntrl:]]')
+       OR EXISTS (SELECT 1 FROM unnest(p_channel_keys) k WHERE k IS NULL OR k !~ '^(webhook|smtp):[0-9a-f]{{16}}$')
        OR (SELECT count(DISTINCT k) FROM unnest(p_channel_keys) k) <> cardinality(p_channel_keys) THEN
-        RAISE EXCEPTION 'bad channels' USING ERRCODE = 'invalid_parameter_value';
+        RAISE EXCEPTION 'bad channels (one to twenty, as the client names them)'
+            USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    -- The claimed state must be the one the source holds in this transaction.
+    -- The claimed state must be the one the source holds in this transaction, and the
+    -- event starts when the source's state began.
     IF p_kind = 'drift' THEN
-        v_firing := EXISTS (SELECT 1 FROM drift_alerts WHERE id = v_ref::bigint AND state <> 'resolved');
+        SELECT state <> 'resolved', opened_at, resolved_at INTO v_firing, v_starts, v_ends
+        FROM drift_alerts WHERE id = v_ref::bigint;
+        v_firing := coalesce(v_firing, false);
     ELSIF p_kind = 'gate' THEN
-        v_firing := EXISTS (
-            SELECT 1 FROM audit_gates g
-            WHERE g.name = v_ref AND g.hard AND g.enabled
-              AND (SELECT r.verdict FROM audit_runs r WHERE r.gate_id = g.id
-                   ORDER BY r.at DESC, r.id DESC LIMIT 1) = 'fail');
+        SELECT r.verdict = 'fail', r.at INTO v_firing, v_starts
+        FROM audit_gates g
+        JOIN LATERAL (SELECT verdict, at FROM audit_runs WHERE gate_id = g.id ORDER BY at DESC, id DESC LIMIT 1) r
+            ON true
+        WHERE g.name = v_ref AND g.hard AND g.enabled;
+        v_firing := coalesce(v_firing, false);
     ELSIF p_kind = 'canary' THEN
         IF p_state = 'resolved' THEN
             RAISE EXCEPTION 'an aborted canary does not resolve' USING ERRCODE = 'invalid_parameter_value';
         END IF;
-        v_firing := EXISTS (SELECT 1 FROM rollout_canaries WHERE id = v_ref::bigint AND state = 'aborted');
+        SELECT true, ended_at INTO v_firing, v_starts
+        FROM rollout_canaries WHERE id = v_ref::bigint AND state = 'aborted';
+        v_firing := coalesce(v_firing, false);
     ELSIF p_kind = 'proposal' THEN
-        v_firing := EXISTS (SELECT 1 FROM fsar_proposals WHERE id = v_ref AND block_execution
-                            AND block_lifted_at IS NULL AND status IN ('new', 'accepted'));
+        SELECT true, ingested_at INTO v_firing, v_starts FROM fsar_proposals
+        WHERE id = v_ref AND block_execution AND block_lifted_at IS NULL AND status IN ('new', 'accepted');
+        v_firing := coalesce(v_firing, false);
     ELSE
         IF p_state = 'firing' AND NOT EXISTS (SELECT 1 FROM rollouts WHERE target = v_ref) THEN
             RAISE EXCEPTION 'no rollout target %', left(v_ref, 40) USING ERRCODE = 'invalid_parameter_value';
@@ -121,16 +159,31 @@ BEGIN
         ELSE
             v_checked := false;
         END IF;
+        v_starts := now();
     END IF;
     IF v_checked AND v_firing IS DISTINCT FROM (p_state = 'firing') THEN
         RAISE EXCEPTION '% is % in the database, not %', left(p_key, 60),
             CASE WHEN v_firing THEN 'firing' ELSE 'not firing' END, p_state
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    SELECT state INTO v_before FROM notify_states WHERE event_key = p_key;
-    -- The claim: the row's lock orders racing passes; the second sees the first's state.
+    -- The row's lock orders racing passes: the second sees the first's state.
+    SELECT state, starts_at INTO v_before, v_before_starts FROM notify_states WHERE event_key = p_key FOR UPDATE;
+    IF v_before IS NOT DISTINCT FROM p_state THEN
+        RETURN NULL;
+    END IF;
+    IF p_state = 'resolved' THEN
+        IF v_before IS DISTINCT FROM 'firing' THEN
+            RAISE EXCEPTION '% never fired: nothing to resolve', left(p_key, 60)
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        v_starts := v_before_starts;
+        v_ends := CASE WHEN p_kind = 'drift' THEN least(coalesce(v_ends, now()), now()) ELSE now() END;
+    ELSE
+        v_starts := least(coalesce(v_starts, now()), now());
+        v_ends := NULL;
+    END IF;
     INSERT INTO notify_states AS s (event_key, state, labels, annotations, starts_at, changed_at)
-    VALUES (p_key, p_state, p_labels, p_annotations, p_starts_at, now())
+    VALUES (p_key, p_state, p_labels, p_annotations, v_starts, now())
     ON CONFLICT (event_key) DO UPDATE
         SET state = EXCLUDED.state, labels = EXCLUDED.labels, annotations = EXCLUDED.annotations,
             starts_at = EXCLUDED.starts_at, changed_at = EXCLUDED.changed_at
@@ -139,16 +192,17 @@ BEGIN
         RETURN NULL;
     END IF;
     INSERT INTO notify_events (event_key, kind, state, labels, annotations, starts_at, ends_at, created_at)
-    VALUES (p_key, p_kind, p_state, p_labels, p_annotations, p_starts_at, p_ends_at, now())
+    VALUES (p_key, p_kind, p_state, p_labels, p_annotations, v_starts, v_ends, now())
     RETURNING id INTO v_event;
     UPDATE notify_states SET event_id = v_event WHERE event_key = p_key;
     INSERT INTO notify_deliveries (event_id, channel_key, channel, next_attempt_at)
     SELECT v_event, k, c, now() FROM unnest(p_channel_keys, p_channels) AS x(k, c);
     INSERT INTO operator_actions (claimed_os_user, action, target, reason, before, after)
-    VALUES (NULL, 'notify.' || p_state, 'notify:' || left(p_key, 290), left(p_annotations ->> 'summary', 500),
+    VALUES (NULL, 'notify.' || p_state, 'notify:' || left(p_key, 290),
+            left(p_annotations ->> 'summary', 440) || ' (to ' || cardinality(p_channels) || ' channel(s))',
             jsonb_build_object('state', v_before),
-            jsonb_build_object('state', p_state, 'event', v_event, 'channels', to_jsonb(coalesce(p_channels, '{}')),
-                               'channel_count', coalesce(cardinality(p_channels), 0)));
+            jsonb_build_object('state', p_state, 'event', v_event, 'channels', to_jsonb(p_channels),
+                               'channel_count', cardinality(p_channels)));
     RETURN v_event;
 END
 """,
@@ -156,30 +210,33 @@ END
 
 TAKE = Fn(
     name="fsar_notify_take",
-    params="p_lease_s integer, p_limit integer",
-    signature="fsar_notify_take(integer, integer)",
+    params="p_channel_keys text[], p_lease_s integer, p_limit integer",
+    signature="fsar_notify_take(text[], integer, integer)",
     returns=(
         "TABLE (delivery_id bigint, lease uuid, channel_key text, channel text, attempts integer, event_key text, "
         "kind text, state text, labels jsonb, annotations jsonb, starts_at timestamptz, ends_at timestamptz)"
     ),
     definer=True,
-    body="""
+    body=f"""
 BEGIN
-    IF p_lease_s IS NULL OR p_limit IS NULL OR p_lease_s NOT BETWEEN 1 AND 3600 OR p_limit NOT BETWEEN 1 AND 1000 THEN
-        RAISE EXCEPTION 'bad lease or limit' USING ERRCODE = 'invalid_parameter_value';
+    IF p_lease_s IS NULL OR p_limit IS NULL OR p_lease_s NOT BETWEEN 1 AND {MAX_LEASE_S}
+       OR p_limit NOT BETWEEN 1 AND 1000 OR p_channel_keys IS NULL THEN
+        RAISE EXCEPTION 'bad lease, limit or channels' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     -- Leased, not held: the sending happens after this transaction, and a pass that dies
-    -- mid-send leaves the delivery due again when the lease ends.
+    -- mid-send leaves the delivery due again when the lease ends. Only the caller's
+    -- channels: a pass never spends another configuration's attempts.
     RETURN QUERY
     WITH due AS (
         SELECT d.id FROM notify_deliveries d
-        WHERE d.status = 'pending' AND d.next_attempt_at <= now()
+        WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND d.channel_key = ANY (p_channel_keys)
         ORDER BY d.next_attempt_at, d.id
         LIMIT p_limit
         FOR UPDATE SKIP LOCKED
     ), leased AS (
         UPDATE notify_deliveries d
-        SET next_attempt_at = now() + make_interval(secs => p_lease_s), lease = gen_random_uuid()
+        SET next_attempt_at = now() + make_interval(secs => p_lease_s), lease = gen_random_uuid(),
+            taken_by = session_user
         FROM due WHERE d.id = due.id
         RETURNING d.id, d.lease, d.event_id, d.channel_key, d.channel, d.attempts
     )
@@ -200,17 +257,22 @@ RECORD = Fn(
     body=f"""
 DECLARE
     v_attempt integer;
+    v_channel text;
     v_next timestamptz;
 BEGIN
-    IF p_ok IS NULL OR p_lease IS NULL OR p_http_status NOT BETWEEN 100 AND 599 OR length(p_error) > 2000 THEN
+    IF p_ok IS NULL OR p_lease IS NULL OR p_http_status NOT BETWEEN 100 AND 599 OR length(p_error) > 2000
+       OR p_error ~ '[[:cntrl:]]' THEN
         RAISE EXCEPTION 'bad attempt' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    SELECT attempts + 1 INTO v_attempt FROM notify_deliveries
+    SELECT attempts + 1, channel_key INTO v_attempt, v_channel FROM notify_deliveries
     WHERE id = p_delivery AND status = 'pending' AND lease = p_lease AND next_attempt_at > now()
     FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'delivery % is not leased to this caller (take it first; a lease ends)', p_delivery
             USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_http_status IS NOT NULL AND v_channel NOT LIKE 'webhook:%' THEN
+        RAISE EXCEPTION 'an HTTP status for a mail' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF NOT p_ok AND v_attempt < {MAX_ATTEMPTS} THEN
         v_next := now() + make_interval(secs => least({RETRY_CAP_S}, {RETRY_BASE_S} * 2 ^ (v_attempt - 1)));
@@ -229,133 +291,4 @@ END
 """,
 )
 
-FUNCTIONS = (CLAIM, TAKE, RECORD)  # revision 0038 on: granted to fsar_operator
-
-
-# -- revision 0037's, verbatim (what 0037 creates and 0038's downgrade puts back) ---------
-
-CLAIM_0037 = Fn(
-    name="fsar_notify_claim",
-    params=(
-        "p_key text, p_kind text, p_state text, p_labels jsonb, p_annotations jsonb, p_starts_at timestamptz, "
-        "p_ends_at timestamptz, p_channel_keys text[], p_channels text[], p_now timestamptz"
-    ),
-    signature=(
-        "fsar_notify_claim(text, text, text, jsonb, jsonb, timestamp with time zone, timestamp with time zone, "
-        "text[], text[], timestamp with time zone)"
-    ),
-    returns="bigint",
-    definer=True,
-    body="""
-DECLARE
-    v_event bigint;
-BEGIN
-    IF coalesce(p_key, '') = '' OR length(p_key) > 300 OR split_part(p_key, ':', 1) <> p_kind
-       OR p_kind NOT IN ('drift', 'gate', 'canary', 'proposal', 'rollback') THEN
-        RAISE EXCEPTION 'bad event key %', left(p_key, 40) USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF p_state IS NULL OR p_state NOT IN ('firing', 'resolved') THEN
-        RAISE EXCEPTION 'bad state' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF jsonb_typeof(p_labels) IS DISTINCT FROM 'object' OR jsonb_typeof(p_annotations) IS DISTINCT FROM 'object'
-       OR NOT p_labels ? 'alertname' OR p_starts_at IS NULL OR p_now IS NULL THEN
-        RAISE EXCEPTION 'labels and annotations must be objects, with an alertname'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF cardinality(p_channel_keys) IS DISTINCT FROM cardinality(p_channels) OR cardinality(p_channels) > 20
-       OR EXISTS (SELECT 1 FROM unnest(p_channels) c WHERE c IS NULL OR length(c) > 500) THEN
-        RAISE EXCEPTION 'bad channels' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    -- The claim: the row's lock orders racing passes; the second sees the first's state.
-    INSERT INTO notify_states AS s (event_key, state, labels, annotations, starts_at, changed_at)
-    VALUES (p_key, p_state, p_labels, p_annotations, p_starts_at, p_now)
-    ON CONFLICT (event_key) DO UPDATE
-        SET state = EXCLUDED.state, labels = EXCLUDED.labels, annotations = EXCLUDED.annotations,
-            starts_at = EXCLUDED.starts_at, changed_at = EXCLUDED.changed_at
-        WHERE s.state IS DISTINCT FROM EXCLUDED.state;
-    IF NOT FOUND THEN
-        RETURN NULL;
-    END IF;
-    INSERT INTO notify_events (event_key, kind, state, labels, annotations, starts_at, ends_at, created_at)
-    VALUES (p_key, p_kind, p_state, p_labels, p_annotations, p_starts_at, p_ends_at, p_now)
-    RETURNING id INTO v_event;
-    UPDATE notify_states SET event_id = v_event WHERE event_key = p_key;
-    INSERT INTO notify_deliveries (event_id, channel_key, channel, next_attempt_at)
-    SELECT v_event, k, c, p_now FROM unnest(p_channel_keys, p_channels) AS x(k, c);
-    RETURN v_event;
-END
-""",
-)
-
-TAKE_0037 = Fn(
-    name="fsar_notify_take",
-    params="p_now timestamptz, p_lease_s integer, p_limit integer",
-    signature="fsar_notify_take(timestamp with time zone, integer, integer)",
-    returns=(
-        "TABLE (delivery_id bigint, channel_key text, channel text, attempts integer, event_key text, kind text, "
-        "state text, labels jsonb, annotations jsonb, starts_at timestamptz, ends_at timestamptz)"
-    ),
-    definer=True,
-    body="""
-BEGIN
-    IF p_now IS NULL OR p_lease_s IS NULL OR p_limit IS NULL OR p_lease_s NOT BETWEEN 1 AND 3600
-       OR p_limit NOT BETWEEN 1 AND 1000 THEN
-        RAISE EXCEPTION 'bad lease or limit' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    -- Leased, not held: the sending happens after this transaction, and a pass that dies
-    -- mid-send leaves the delivery due again when the lease ends.
-    RETURN QUERY
-    WITH due AS (
-        SELECT d.id FROM notify_deliveries d
-        WHERE d.status = 'pending' AND d.next_attempt_at <= p_now
-        ORDER BY d.next_attempt_at, d.id
-        LIMIT p_limit
-        FOR UPDATE SKIP LOCKED
-    ), leased AS (
-        UPDATE notify_deliveries d SET next_attempt_at = p_now + make_interval(secs => p_lease_s)
-        FROM due WHERE d.id = due.id
-        RETURNING d.id, d.event_id, d.channel_key, d.channel, d.attempts
-    )
-    SELECT l.id, l.channel_key, l.channel, l.attempts, e.event_key, e.kind, e.state, e.labels, e.annotations,
-           e.starts_at, e.ends_at
-    FROM leased l JOIN notify_events e ON e.id = l.event_id
-    ORDER BY e.id, l.id;
-END
-""",
-)
-
-RECORD_0037 = Fn(
-    name="fsar_notify_record",
-    params=(
-        "p_delivery bigint, p_at timestamptz, p_ok boolean, p_http_status integer, p_error text, p_next_at timestamptz"
-    ),
-    signature="fsar_notify_record(bigint, timestamp with time zone, boolean, integer, text, timestamp with time zone)",
-    returns="integer",
-    definer=True,
-    body="""
-DECLARE
-    v_attempt integer;
-BEGIN
-    IF p_at IS NULL OR p_ok IS NULL OR (p_ok AND p_next_at IS NOT NULL)
-       OR p_http_status NOT BETWEEN 100 AND 599 OR length(p_error) > 2000 THEN
-        RAISE EXCEPTION 'bad attempt' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    UPDATE notify_deliveries
-    SET attempts = attempts + 1,
-        status = CASE WHEN p_ok THEN 'ok' WHEN p_next_at IS NULL THEN 'failed' ELSE 'pending' END,
-        next_attempt_at = CASE WHEN p_ok THEN NULL ELSE p_next_at END,
-        last_at = p_at, last_http_status = p_http_status, last_error = CASE WHEN p_ok THEN NULL ELSE p_error END
-    WHERE id = p_delivery AND status = 'pending'
-    RETURNING attempts INTO v_attempt;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'delivery % is not pending', p_delivery USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    INSERT INTO notify_attempts (delivery_id, attempt, at, outcome, http_status, error, next_retry_at)
-    VALUES (p_delivery, v_attempt, p_at, CASE WHEN p_ok THEN 'ok' ELSE 'failed' END, p_http_status,
-            CASE WHEN p_ok THEN NULL ELSE p_error END, CASE WHEN p_ok THEN NULL ELSE p_next_at END);
-    RETURN v_attempt;
-END
-""",
-)
-
-FUNCTIONS_0037 = (CLAIM_0037, TAKE_0037, RECORD_0037)
+FUNCTIONS = (CLAIM, TAKE, RECORD)  # revision 0039 on: granted to fsar_operator

@@ -23,6 +23,7 @@ it leaves the system for mailboxes and chat rooms. Standard library only.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -49,6 +50,15 @@ ALERTNAMES = {
     ROLLBACK: "FsarRollbackNotReady",
 }
 SEVERITY = {DRIFT: "warning", GATE: "critical", CANARY: "warning", PROPOSAL: "critical", ROLLBACK: "critical"}
+# The labels each kind's events carry (alertname and severity, then its own): the database
+# refuses a claim with any other (db/notify_functions.py builds its check from this).
+LABEL_KEYS = {
+    DRIFT: ("alertname", "severity", "indicator", "alert_id", "task_type", "ai_model", "target"),
+    GATE: ("alertname", "severity", "gate", "task_type", "ai_model", "target"),
+    CANARY: ("alertname", "severity", "target", "canary_id", "revision"),
+    PROPOSAL: ("alertname", "severity", "proposal", "task_type", "proposal_severity"),
+    ROLLBACK: ("alertname", "severity", "target"),
+}
 RECEIVER = "fsar-tui"
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Alertmanager's endsAt of an alert with no end yet
 LABEL_MAX = 200
@@ -408,7 +418,7 @@ class FailureLike(Protocol):
     @property
     def attempts(self) -> int: ...
     @property
-    def last_at(self) -> datetime: ...
+    def last_at(self) -> datetime | None: ...
     @property
     def last_http_status(self) -> int | None: ...
     @property
@@ -418,7 +428,13 @@ class FailureLike(Protocol):
 
 
 def notify_failure_line(f: FailureLike, error_max: int = 160) -> str:
-    """`webhook https://h/p?token=*** · gate:x firing · attempt 3 failed at … · HTTP 500 · next retry …`."""
+    """`webhook https://h/*** (#…) · gate:x firing · attempt 3 failed at … · HTTP 500 · next retry …`,
+    or, for a delivery never tried, `… · not sent: due since … — no pass with this channel
+    in its [notify] has run`."""
+    head = f"{one_line(f.channel)} · {one_line(f.event_key)} {f.state}"
+    if f.attempts == 0 or f.last_at is None:
+        since = f" since {f.next_attempt_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC" if f.next_attempt_at else ""
+        return f"{head} · not sent: due{since} — no pass with this channel in its [notify] has run"
     why = one_line(f.last_error or "")
     why = why if len(why) <= error_max else why[: error_max - 1] + "…"
     status = f"HTTP {f.last_http_status}: " if f.last_http_status and f"HTTP {f.last_http_status}" not in why else ""
@@ -428,7 +444,7 @@ def notify_failure_line(f: FailureLike, error_max: int = 160) -> str:
         else "given up"
     )
     return (
-        f"{one_line(f.channel)} · {one_line(f.event_key)} {f.state} · attempt {f.attempts} failed at "
+        f"{head} · attempt {f.attempts} failed at "
         f"{f.last_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC · {status}{why or 'no reason recorded'} · {after}"
     )
 
@@ -437,17 +453,36 @@ def notify_failure_line(f: FailureLike, error_max: int = 160) -> str:
 
 
 def secret_values(url: str) -> list[str]:
-    """The parts of `url` never to print: the password of its user info and the values of
-    its credential-like query parameters (raw and percent-decoded), longest first."""
+    """The parts of `url` never to print, longest first: everything but its scheme, host
+    and port — webhook services carry their secret anywhere (mask_notify_url's rule) — in
+    the forms a server or library may quote them: the user name and password (raw and
+    percent-decoded, and the base64 of Basic auth and of SMTP AUTH PLAIN / LOGIN), the
+    path and its long segments, the query and its values, the fragment. Pieces shorter
+    than 4 characters are left (masking "a" would garble every error line)."""
     found: set[str] = set()
-    userinfo = url.split("://", 1)[-1].rpartition("@")[0]
-    if ":" in userinfo:  # raw, to the last '@' (a password pasted with an unencoded '@')
-        raw = userinfo.split(":", 1)[1]
-        found.update({raw, unquote(raw)})
-    for m in SECRET_QUERY.finditer(url):
-        raw = url[m.end(1) : m.end()]
+    text = url.strip()
+    rest = text.split("://", 1)[-1]
+    userinfo, _, hostpart = rest.rpartition("@") if "@" in rest.split("/", 1)[0] else ("", "", rest)
+    user_raw, _, password_raw = userinfo.partition(":")
+    user, password = unquote(user_raw), unquote(password_raw)
+    found.update({user_raw, user, password_raw, password})
+    if user or password:
+        for plain in (f"{user}:{password}", f"\0{user}\0{password}", user, password):
+            found.add(base64.b64encode(plain.encode()).decode("ascii"))
+    path_query, _, fragment = hostpart.partition("#")
+    path = path_query[path_query.find("/") :] if "/" in path_query.split("?", 1)[0] else ""
+    path, _, query = path.partition("?")
+    if not path:
+        query = path_query.partition("?")[2]
+    found.update({path, unquote(path), query, fragment, unquote(fragment)})
+    found.update(seg for seg in path.split("/") if len(seg) >= 8)
+    for m in SECRET_QUERY.finditer(text):
+        raw = text[m.end(1) : m.end()]
         found.update({raw, unquote(raw), unquote(raw.replace("+", " "))})
-    return sorted((s for s in found if s.strip()), key=len, reverse=True)
+    for pair in query.split("&"):
+        value = pair.partition("=")[2]
+        found.update({value, unquote(value.replace("+", " "))})
+    return sorted((s for s in found if len(s.strip()) >= 4 and s != "/"), key=len, reverse=True)
 
 
 def scrub(text: str, secrets: Sequence[str], mask: str = "***") -> str:

@@ -143,11 +143,11 @@ FUNCTIONS: tuple[FunctionRight, ...] = (
         "partition maintenance (the audit pass)",
     ),
     FunctionRight(
-        "fsar_notify_claim(text,text,text,jsonb,jsonb,timestamp with time zone,timestamp with time zone,text[],text[])",
+        "fsar_notify_claim(text,text,text,jsonb,jsonb,text[],text[])",
         OPERATOR,
         "notifications: claim a state change (the audit pass)",
     ),
-    FunctionRight("fsar_notify_take(integer,integer)", OPERATOR, "notifications: lease due deliveries"),
+    FunctionRight("fsar_notify_take(text[],integer,integer)", OPERATOR, "notifications: lease due deliveries"),
     FunctionRight("fsar_notify_record(bigint,uuid,boolean,integer,text)", OPERATOR, "notifications: record an attempt"),
     FunctionRight("fsar_backfill_rollups(bigint)", None, "rollup backfill (the owner's `profile --backfill`)"),
     FunctionRight("fsar_create_task_partition(bigint,bigint)", None, "partitions: one range of task ids"),

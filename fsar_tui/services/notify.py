@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 WEBHOOK_TIMEOUT_S = 5.0
 SMTP_TIMEOUT_S = 10.0
 DELIVER_LIMIT = 10
-LEASE_S = 300  # a pass that dies mid-send: its deliveries are due again after this
+LEASE_S = 300  # a pass that dies mid-send: its deliveries are due again after this (≤ MAX_LEASE_S)
 
 
 @dataclass(frozen=True)
@@ -117,6 +117,8 @@ def claim_changes(
         observed += rules.observe_rollbacks(rollback_problems, now)
         kinds.add(rules.ROLLBACK)
     targets = [(c.key, c.label) for c in channels(cfg)]
+    if not targets:  # a [notify] naming no channel: nobody to tell, nothing claimed
+        return 0
     claimed = 0
     for event in rules.changes(previous, observed, kinds, now):
         try:
@@ -128,8 +130,6 @@ def claim_changes(
                     state=event.state,
                     labels=event.labels,
                     annotations={"summary": event.summary, "description": event.description},
-                    starts_at=event.starts_at,
-                    ends_at=event.ends_at,
                     channels=targets,
                 )
         except psycopg.errors.InvalidParameterValue as exc:
@@ -158,8 +158,10 @@ def deliver_due(conn: Connection, cfg: NotifyConfig) -> Delivered:
 
     out = Delivered()
     by_key = {c.key: c for c in channels(cfg)}
+    if not by_key:
+        return out
     hidden = secrets(cfg)
-    for due in db.take(conn, lease_s=LEASE_S, limit=DELIVER_LIMIT):
+    for due in db.take(conn, list(by_key), lease_s=LEASE_S, limit=DELIVER_LIMIT):
         event = rules.event_from_record(
             due.event_key, due.kind, due.state, due.labels, due.annotations, due.starts_at, due.ends_at
         )
@@ -168,7 +170,9 @@ def deliver_due(conn: Connection, cfg: NotifyConfig) -> Delivered:
         if channel is not None:
             outcome = send(channel, event, cfg)
         ok, status, error = outcome
-        error = rules.scrub(error, hidden) if error else None
+        error = error_line(error, channel, hidden) if error else None
+        if channel is not None and channel.kind != "webhook":
+            status = None
         db.record(conn, due, ok=ok, http_status=status, error=error)
         if ok:
             out.ok += 1
@@ -176,6 +180,20 @@ def deliver_due(conn: Connection, cfg: NotifyConfig) -> Delivered:
             out.failed += 1
             out.problems.append(f"{due.channel}: {error}")
     return out
+
+
+def error_line(error: str, channel: Channel | None, hidden: list[str]) -> str:
+    """What is stored and shown of a failed attempt: one line, no control characters, the
+    channel named by its label (the transport's message names it by delivery.mask_url,
+    which shows the path — where webhook services keep their secret), every part of every
+    configured URL but scheme, host and port masked (a receiver's body may quote them)."""
+    from fsar_tui.domain.sanitize import one_line
+    from fsar_tui.services import delivery
+
+    if channel is not None:
+        error = error.replace(delivery.mask_url(channel.url), channel.label.split(" ", 1)[-1])
+    line = one_line(rules.scrub(error, hidden))
+    return line if len(line) <= 2000 else line[:1999] + "…"
 
 
 _HTTP_STATUS = re.compile(r"failed: HTTP (\d{3})\b")
