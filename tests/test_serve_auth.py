@@ -27,6 +27,11 @@ def test_generated_tokens_are_long_unique_and_acceptable():
         ("semi;colon-0123456789", "only letters"),
         ("newline\n0123456789abc", "only letters"),
         ("ünïcödé-0123456789abc", "only letters"),
+        # `+` arrives as a space in `?token=`; `/` and `=` need quoting: not RFC 3986 unreserved.
+        ("tok+abc/def=0123456789", "RFC 3986 unreserved"),
+        ("plus+sign-0123456789", "RFC 3986 unreserved"),
+        ("slash/0123456789abcdef", "RFC 3986 unreserved"),
+        ("padded-0123456789abc==", "RFC 3986 unreserved"),
     ],
 )
 def test_a_bad_token_is_refused_without_quoting_it(bad, why):
@@ -138,18 +143,25 @@ def test_page_url_carries_a_generated_token_and_never_a_chosen_one():
     assert sa.page_url("::1", 9000, None) == "http://[::1]:9000/?token=<your token>"
 
 
+def test_every_unreserved_character_is_accepted():
+    token = "AZaz09._~-" + "x" * 16
+    assert sa.check_token(token) == token
+
+
 @pytest.mark.parametrize(
     "path_qs, logged",
     [
-        ("/?token=abc", "/"),
-        ("/ws?token=abc&width=80", "/ws?width=80"),
-        ("/ws?width=80&token=abc&token=def", "/ws?width=80"),
+        ("/?token=abc", "/?…"),
+        ("/ws?token=abc&width=80", "/ws?…"),
+        ("/?TOKEN=abc", "/?…"),  # the token under any other name is dropped too
+        ("/?access_token=abc&x=1", "/?…"),
         ("/static/js/textual.js", "/static/js/textual.js"),
-        ("/x?a=1%202", "/x?a=1%202"),
+        ("/x\x1b[31m\ny\x07", "/xy"),  # inert, one line
+        ("/" + "a" * 500 + "?q=1", "/" + "a" * (sa.LOGGED_PATH_MAX - 2) + "…?…"),
     ],
 )
-def test_log_lines_never_hold_the_token(path_qs, logged):
-    assert sa.without_token(path_qs) == logged
+def test_log_lines_hold_the_path_never_the_query(path_qs, logged):
+    assert sa.logged_path(path_qs) == logged
 
 
 @pytest.mark.parametrize(

@@ -36,6 +36,7 @@ from fsar_tui.commands.base import (
     required_reason,
     subcommands,
 )
+from fsar_tui.domain.sanitize import one_line
 from fsar_tui.errors import EXIT_FAILED, EXIT_OK, UsageError
 
 
@@ -172,11 +173,11 @@ def run_audit(args: Namespace, ctx: Context) -> int:
             )
         )
     else:
-        for g, v in results:
-            why = f" ({v.details['why']})" if "why" in v.details else ""
+        for g, v in results:  # one line per gate, whatever its name or scope holds
+            why = f" ({one_line(str(v.details['why']))})" if "why" in v.details else ""
             print(
-                f"{v.verdict.upper():<12} {'HARD' if g.hard else 'soft'} {g.name:<34} {g.condition:<40} "
-                f"value {_fmt(v.value)}  n={v.sample_size}  scope {scope_label(g.scope)}{why}"
+                f"{v.verdict.upper():<12} {'HARD' if g.hard else 'soft'} {one_line(g.name):<34} {g.condition:<40} "
+                f"value {_fmt(v.value)}  n={v.sample_size}  scope {one_line(scope_label(g.scope))}{why}"
             )
         if alerts is not None:
             print(f"drift: {alerts[0]} alert(s) firing, {alerts[1]} resolved now")
@@ -189,8 +190,9 @@ def run_audit(args: Namespace, ctx: Context) -> int:
                 + "".join(f"\n  {p}" for p in sent["problems"])
             )
         if failed:
+            names = ", ".join(one_line(g.name) for g in failed)
             print(
-                f"fsar-tui: {len(failed)} gate(s) failed or could not be measured: {', '.join(g.name for g in failed)}",
+                f"fsar-tui: {len(failed)} gate(s) failed or could not be measured: {names}",
                 file=sys.stderr,
             )
     return EXIT_FAILED if failed else EXIT_OK
@@ -225,13 +227,13 @@ def run_gates_list(args: Namespace, ctx: Context) -> int:
     if args.format == "json":
         print(json.dumps([dataclasses.asdict(g) for g in rows], indent=2, default=str))
         return EXIT_OK
-    for g in rows:
+    for g in rows:  # one line per gate, whatever its name, scope or overrider holds
         state = (g.verdict or "never run").upper() + (" · BLOCKING" if g.blocking else "")
-        state += f" · overridden by {g.override}" if g.override else ""
+        state += f" · overridden by {one_line(g.override)}" if g.override else ""
         rel = " × baseline" if g.baseline_window_s else ""
         print(
-            f"{g.name:<34} {'HARD' if g.hard else 'soft'}{'' if g.enabled else ' (disabled)'} "
-            f"{g.metric} {g.comparator} {g.threshold:g}{rel} · scope {scope_label(g.scope)} · {state} · "
+            f"{one_line(g.name):<34} {'HARD' if g.hard else 'soft'}{'' if g.enabled else ' (disabled)'} "
+            f"{g.metric} {g.comparator} {g.threshold:g}{rel} · scope {one_line(scope_label(g.scope))} · {state} · "
             f"value {_fmt(g.value)}"
         )
     return EXIT_OK
@@ -269,7 +271,7 @@ def run_gate_add(args: Namespace, ctx: Context) -> int:
         refuse_if_archived(conn, gate)
         gates.add_gate(conn, gate, actor=os_user(), reason=reason)
     print(
-        f"gate {gate.name} added: passes while {gate.condition} over {args.window} "
+        f"gate {one_line(gate.name)} added: passes while {gate.condition} over {args.window} "
         f"({'hard: a failure blocks execution in its scope' if gate.hard else 'soft'})"
     )
     return EXIT_OK
@@ -294,7 +296,7 @@ def run_gate_set(args: Namespace, ctx: Context) -> int:
                 refuse_if_archived(conn, current)
         gate = gates.set_gate(conn, args.name, changes, actor=os_user(), reason=reason)
     print(
-        f"gate {gate.name}: {gate.condition}, {'hard' if gate.hard else 'soft'}, "
+        f"gate {one_line(gate.name)}: {gate.condition}, {'hard' if gate.hard else 'soft'}, "
         f"{'enabled' if gate.enabled else 'disabled'}"
     )
     return EXIT_OK
@@ -310,7 +312,10 @@ def run_override(args: Namespace, ctx: Context) -> int:
     until = clock.now() + timedelta(seconds=seconds) if seconds else None
     with ctx.connect() as conn:
         gates.override(conn, args.name, actor=os_user(), reason=reason, expires_at=until)
-    print(f"gate {args.name} overridden until it passes again" + (f" or {until:%Y-%m-%d %H:%M %Z}" if until else ""))
+    print(
+        f"gate {one_line(args.name)} overridden until it passes again"
+        + (f" or {until:%Y-%m-%d %H:%M %Z}" if until else "")
+    )
     return EXIT_OK
 
 
@@ -334,9 +339,10 @@ def run_alerts_list(args: Namespace, ctx: Context) -> int:
                          default=str))  # fmt: skip
         return EXIT_OK
     for r in rows:
-        ack = f" · acked by {r.acked_by}: {r.ack_reason}" if r.state == "acked" else ""
+        ack = f" · acked by {one_line(str(r.acked_by))}: {one_line(str(r.ack_reason))}" if r.state == "acked" else ""
+        scope = one_line(scope_label(r.scope))
         print(
-            f"#{r.id} {r.state.upper()} {r.indicator} {scope_label(r.scope)} since {r.opened_at:%Y-%m-%d %H:%M} · "
+            f"#{r.id} {r.state.upper()} {r.indicator} {scope} since {r.opened_at:%Y-%m-%d %H:%M} · "
             f"baseline {_fmt(r.baseline)} now {_fmt(r.current)}{ack}"
         )
     if not rows:

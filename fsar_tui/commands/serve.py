@@ -1,8 +1,10 @@
 """`fsar-tui serve [--host 127.0.0.1] [--port 8000] [--token T] [--allow-writes]`: the
 app in a browser (textual-serve), one app per browser session, behind a token.
 
-The order is what makes bad input cheap: the flags and the token are checked, then the
-port is bound (in use, bad host: one line, exit 2), then the database is reached once
+The order is what makes bad input cheap: the flags and the token are checked, then
+config.toml's [notify] SMTP server must answer (notify.preflight, as `audit run` does:
+every session's app would notify through it; masked, exit 2), then the port is bound
+(in use, bad host: one line, exit 2), then the database is reached once
 (unreachable: exit 2) — only then is anything served. The token is --token, else
 FSAR_SERVE_TOKEN, else generated (secrets.token_urlsafe) and printed once, in the URL
 on the serving terminal: the only secret fsar-tui ever prints. A browser presents it
@@ -50,8 +52,8 @@ def register(sub, common: Parser) -> None:
     parser.add_argument(
         "--token",
         default=None,
-        help="the token browsers must present (env FSAR_SERVE_TOKEN, which `ps` does not show; "
-        "default: generated and printed once)",
+        help="the token browsers must present: 16+ of A-Z a-z 0-9 . _ ~ - (visible in `ps`: prefer env "
+        "FSAR_SERVE_TOKEN, which `ps` does not show; default: generated and printed once)",
     )
     parser.add_argument(
         "--allow-writes",
@@ -93,6 +95,10 @@ def run(args: Namespace, ctx: Context) -> int:
     except ValueError as exc:
         raise UsageError(f"--host {args.host!r}: {exc}") from None
     token, generated = _token(args)
+    if settings.notify is not None:
+        from fsar_tui.services import notify as notifier
+
+        notifier.preflight(settings.notify)  # an SMTP server that does not answer: exit 2, nothing bound
     sock = serve.bind_socket(host, args.port)
     try:
         dsn = ctx.dsn()

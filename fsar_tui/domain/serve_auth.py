@@ -30,7 +30,9 @@ import hmac
 import ipaddress
 import re
 import secrets
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
+
+from fsar_tui.domain.sanitize import one_line
 
 TOKEN_BYTES = 32  # secrets.token_urlsafe(32): 43 characters, 256 bits
 TICKET_BYTES = 32  # the session ticket: as many random bits as a generated token
@@ -38,9 +40,12 @@ MIN_TOKEN_LENGTH = 16  # a token given by the operator: shorter is a guessable s
 MAX_TOKEN_LENGTH = 512
 QUERY_PARAM = "token"
 CHANNEL_ENV = "FSAR_ACTOR_CHANNEL"  # read by db/actions.os_user() in the served app
-# A token travels in URLs, headers and cookies: visible ASCII without the characters
-# that would need quoting in a cookie or split a header.
-_TOKEN_CHARS = re.compile(r"[A-Za-z0-9._~+/=-]+")
+# A token travels in URLs, headers and cookies: RFC 3986's unreserved characters only,
+# which no URL, header or cookie changes (a `+` in `?token=` decodes as a space, `/` and
+# `=` need quoting). secrets.token_urlsafe draws from [A-Za-z0-9_-]: a subset.
+_TOKEN_CHARS = re.compile(r"[A-Za-z0-9._~-]+")
+TOKEN_RULE = "only letters, digits and . _ ~ - (RFC 3986 unreserved characters) are allowed"
+LOGGED_PATH_MAX = 200  # a refused request's path in a log line: no more than this
 # RFC 1123 host names: labels of letters, digits and inner hyphens.
 _LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
@@ -65,7 +70,7 @@ def check_token(token: str) -> str:
     if len(token) > MAX_TOKEN_LENGTH:
         raise ValueError(f"too long: at most {MAX_TOKEN_LENGTH} characters")
     if not _TOKEN_CHARS.fullmatch(token):
-        raise ValueError("only letters, digits and . _ ~ + / = - are allowed")
+        raise ValueError(TOKEN_RULE)
     return token
 
 
@@ -141,12 +146,15 @@ def page_url(host: str, port: int, token: str | None) -> str:
     return f"{base}?{urlencode({QUERY_PARAM: token})}"
 
 
-def without_token(path_qs: str) -> str:
-    """A request's path and query for a log line, the token taken out."""
+def logged_path(path_qs: str) -> str:
+    """A request's path for a log line: never its query string, whose every value may be a
+    token a client put under another name (`?TOKEN=`, `?access_token=`); "?…" says there
+    was one. Inert (no control character) and on one line, cut to LOGGED_PATH_MAX."""
     parts = urlsplit(path_qs)
-    kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != QUERY_PARAM]
-    query = urlencode(kept, quote_via=quote)
-    return parts.path + (f"?{query}" if query else "")
+    path = one_line(parts.path)
+    if len(path) > LOGGED_PATH_MAX:
+        path = path[: LOGGED_PATH_MAX - 1] + "…"
+    return path + ("?…" if parts.query else "")
 
 
 def same_origin(origin: str | None, host_header: str | None) -> bool:

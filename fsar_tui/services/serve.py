@@ -286,7 +286,7 @@ def make_app(config: ServeConfig) -> web.Application:
             authorization=request.headers.get("Authorization"),
             cookie=request.cookies.get(cookie),
         ):
-            where = serve_auth.without_token(request.path_qs)
+            where = serve_auth.logged_path(request.path_qs)  # never the query: any value may be a token
             config.say(f"refused {request.method} {where} from {request.remote}: no or wrong token or ticket (401)")
             return web.Response(
                 status=401,
