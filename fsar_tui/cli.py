@@ -45,12 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _report(err: FsarError) -> int:
-    from fsar_tui.domain.sanitize import strip_controls
+    from fsar_tui.domain.sanitize import one_line
 
-    # Messages quote file names and database text: inert on the terminal, whatever they hold.
-    print(f"fsar-tui: {strip_controls(err.message)}", file=sys.stderr)
+    # Messages quote file names and database text (a gate's name, a target): inert on the
+    # terminal, whatever they hold, and one line each — a newline in a quoted name shows as ␤.
+    print(f"fsar-tui: {one_line(err.message)}", file=sys.stderr)
     for line in err.details:
-        print(f"  {strip_controls(line)}", file=sys.stderr)
+        print(f"  {one_line(line)}", file=sys.stderr)
     return err.exit_code
 
 

@@ -58,3 +58,17 @@ def test_a_hostile_gate_name_and_scope_stay_on_one_line(db_dsn, run_cli):
     changed = run_cli("audit", "gate", "set", NAME, "--soft", "--reason", "attack", *dsn)
     assert changed.returncode == 0, changed.stderr
     assert clean(changed) == [f"gate {SHOWN_NAME}: failure_rate <= 0.5, soft, enabled"]
+
+
+def test_an_error_quoting_a_hostile_gate_name_is_one_line(db_dsn, run_cli):
+    """db/gates' refusals quote the name as given: cli._report prints every error on one line."""
+    dsn = ["--dsn", db_dsn]
+    added = run_cli(
+        "audit", "gate", "add", NAME, "--metric", "failure_rate", "--pass-if", "<= 0.5", "--window", "1h",
+        "--reason", "attack", *dsn,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    refused = run_cli("audit", "override", NAME, "--reason", "attack", *dsn)  # it blocks nothing: refused
+    assert refused.returncode != 0
+    assert len(refused.stderr.splitlines()) == 1 and SHOWN_NAME in refused.stderr, repr(refused.stderr)
+    assert "\x1b" not in refused.stderr
