@@ -21,7 +21,7 @@ from fsar_tui.domain import notify as rules
 from fsar_tui.domain.notify_config import NotifyConfig
 from fsar_tui.services import audit_pass
 from support.sql import q, x
-from test_notify import PROPOSAL, block, free_port, lift
+from test_notify import PROPOSAL, block, free_port, lift, receiver  # noqa: F401 - receiver: a fixture
 
 CHANNEL = [("webhook:0123456789abcdef", "webhook http://h/x")]
 
@@ -291,9 +291,9 @@ def test_a_failed_delivery_never_shows_any_part_of_the_url_but_its_host(db_dsn, 
         server.shutdown()
     stored = q(db_dsn, "SELECT string_agg(coalesce(error, ''), ' ') FROM notify_attempts")[0][0]
     stored += q(db_dsn, "SELECT string_agg(last_error || channel, ' ') FROM notify_deliveries")[0][0]
-    assert stored.count("HTTP 500") >= 3 and "bad request" in stored  # the receiver's words are kept…
+    assert stored.count("HTTP 500") >= 3 and "bad request" not in stored  # the status, not the receiver's words
     for text in (ran.stdout, ran.stderr, listed.stdout, stored):
-        assert not [s for s in SECRETS if s in text], text  # …never the URL's secrets
+        assert not [s for s in SECRETS if s in text], text
         assert "\x1b" not in text and "\x07" not in text
     assert listed.stdout.count("attempt 1 failed") == 3
 
@@ -309,8 +309,64 @@ def test_a_pass_takes_only_its_own_channels_deliveries(db_dsn, login):
     assert q(db_dsn, "SELECT attempts FROM notify_deliveries") == [(0,)]
     with connect(db_dsn, autocommit=True) as conn:
         assert notifications.failed_deliveries_sync(conn) == []
-    x(db_dsn, "UPDATE notify_deliveries SET next_attempt_at = now() - interval '20 minutes'")
+    x(db_dsn, "UPDATE notify_deliveries SET due_since = now() - interval '20 minutes'")
     with connect(db_dsn, autocommit=True) as conn:
         (never,) = notifications.failed_deliveries_sync(conn)
     line = rules.notify_failure_line(never)
     assert "not sent: due since" in line and "no pass with this channel in its [notify] has run" in line
+
+
+def test_the_labels_are_the_sources_not_the_callers(db_dsn, login):
+    """A page for one proposal labelled as another (receivers pair firing and resolved by
+    labels), its severity lowered, a URL in task_type: the database stores the source's."""
+    operator = login("fsar_operator")
+    block(db_dsn)
+    block(db_dsn, "P-other")
+    forged = {
+        **ALERT,
+        "proposal": "P-other",
+        "task_type": "payments runbook https://evil.example",
+        "proposal_severity": "1",
+    }
+    claim(operator, f"proposal:{PROPOSAL}", "firing", labels=forged)
+    (labels,) = q(db_dsn, "SELECT labels FROM notify_events")[0]
+    assert labels == {**ALERT, "proposal": PROPOSAL, "task_type": "implement_idea", "proposal_severity": "9"}
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="not what a proposal event carries"):
+        claim(operator, "proposal:P-other", "firing", annotations={"description": "no summary"})
+
+
+def test_a_key_held_by_another_session_costs_that_key_only(db_dsn, receiver):  # noqa: F811 - the fixture
+    """An operator's open transaction holding a key's row: the pass claims the other
+    changes and sends them; the held one is one line, left for the next pass."""
+    from fsar_tui.db.connect import connect as plain
+
+    block(db_dsn)
+    cfg = NotifyConfig(webhooks=(receiver.url,))
+    audit_pass.scheduled_check(db_dsn, read_only=False, notify=cfg)  # proposal firing: notified
+    lift(db_dsn)
+    block(db_dsn, "P-second")
+    with plain(db_dsn) as holder:  # holds proposal's row, uncommitted
+        holder.execute("SELECT 1 FROM notify_states WHERE event_key = %s FOR UPDATE", (f"proposal:{PROPOSAL}",))
+        result = audit_pass.scheduled_check(db_dsn, read_only=False, notify=cfg)
+        holder.rollback()
+    assert result.notify_problem and "another session holds it" in result.notify_problem, result.notify_problem
+    assert len(receiver.about("proposal", "P-second")) == 1  # the other change went out
+    after = audit_pass.scheduled_check(db_dsn, read_only=False, notify=cfg)
+    assert (
+        after.notify_problem is None and [b["status"] for b in receiver.about("proposal", PROPOSAL)][-1] == "resolved"
+    )
+
+
+def test_a_delivery_taken_again_and_again_still_shows_as_not_sent(db_dsn, login):
+    operator = login("fsar_operator")
+    block(db_dsn)
+    claim(operator, f"proposal:{PROPOSAL}", "firing")
+    x(db_dsn, "UPDATE notify_deliveries SET due_since = now() - interval '20 minutes'")
+    with connect(operator, autocommit=True) as conn:
+        for _ in range(3):  # a hoarder re-taking it each time its lease ends
+            assert len(notifications.take(conn, [CHANNEL[0][0]], lease_s=600)) == 1
+            x(db_dsn, "UPDATE notify_deliveries SET next_attempt_at = now()")
+    with connect(db_dsn, autocommit=True) as conn:
+        (held,) = notifications.failed_deliveries_sync(conn)
+    line = rules.notify_failure_line(held)
+    assert "not sent" in line and f"last taken by {operator_role(operator)}, never recorded" in line

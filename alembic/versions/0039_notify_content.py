@@ -34,9 +34,9 @@ def _swap(old: tuple, new: tuple) -> None:
 
 def upgrade() -> None:
     op.execute("ALTER TABLE notify_deliveries ADD COLUMN taken_by text")
-    _swap(notify_functions.FUNCTIONS_0038, notify_functions.FUNCTIONS)
+    _swap(notify_functions.FUNCTIONS_0038, notify_functions.FUNCTIONS_0039)
 
 
 def downgrade() -> None:
-    _swap(notify_functions.FUNCTIONS, notify_functions.FUNCTIONS_0038)
+    _swap(notify_functions.FUNCTIONS_0039, notify_functions.FUNCTIONS_0038)
     op.execute("ALTER TABLE notify_deliveries DROP COLUMN taken_by")

@@ -23,9 +23,11 @@ LOCKED so two passes never send the same one, each lease a random uuid) and reco
 attempt's outcome, with its lease; the time and the next retry are the server's).
 Revisions 0038 and 0039; db/notify_functions.py says what each checks.
 
-A delivery no pass can send (its channel in no running [notify]) is never tried, so it
-is never given up either: after 15 minutes due it is listed with the failed ones
-(attempts 0), so `alerts list` and screen 4 show it.
+A delivery no pass sends (its channel in no running [notify], or leased again and again
+by a role that never records it) is never tried, so it is never given up either: 15
+minutes after it was due (`due_since`, which a lease does not move) it is listed with the
+failed ones (attempts 0, with the role that took it last), so `alerts list` and screen 4
+show it.
 """
 
 from __future__ import annotations
@@ -201,17 +203,19 @@ class FailedDelivery:
     last_http_status: int | None
     last_error: str | None
     next_attempt_at: datetime | None
+    due_since: datetime | None  # when first due (or its retry): a take's lease does not move it
+    taken_by: str | None  # the role that leased it last
 
 
 FAILED_SQL = """
     SELECT d.id, e.event_key, e.state, coalesce(e.annotations ->> 'summary', '') AS summary, d.channel, d.status,
            d.attempts, d.last_at, d.last_http_status, d.last_error,
-           CASE WHEN d.status = 'pending' THEN d.next_attempt_at END AS next_attempt_at
+           CASE WHEN d.status = 'pending' THEN d.next_attempt_at END AS next_attempt_at, d.due_since, d.taken_by
     FROM notify_deliveries d JOIN notify_events e ON e.id = d.event_id
     WHERE (d.status <> 'ok' AND d.attempts > 0 AND d.last_at > now() - interval '7 days')
-       OR (d.status = 'pending' AND d.attempts = 0 AND d.next_attempt_at < now() - interval '15 minutes'
+       OR (d.status = 'pending' AND d.attempts = 0 AND d.due_since < now() - interval '15 minutes'
            AND e.created_at > now() - interval '7 days')
-    ORDER BY coalesce(d.last_at, d.next_attempt_at) DESC, d.id DESC LIMIT %s"""
+    ORDER BY coalesce(d.last_at, d.due_since) DESC, d.id DESC LIMIT %s"""
 
 
 def failed_deliveries_sync(conn: Connection, limit: int = 50) -> list[FailedDelivery]:

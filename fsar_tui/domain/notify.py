@@ -155,7 +155,9 @@ def changes(
         if key in seen or before.state != FIRING or kind not in observed or kind in ONE_SHOT or kind not in KINDS:
             continue
         summary = f"{before.summary} — no longer so" if before.summary else f"{key}: no longer firing"
-        labels = {"alertname": ALERTNAMES[kind], "severity": SEVERITY[kind], **before.labels}
+        # The labels last notified are the database's (revision 0040: the source row's
+        # values, unsanitised): made inert and bounded again before they are sent back.
+        labels = _labels(kind, {k: v for k, v in before.labels.items() if k not in ("alertname", "severity")})
         gone = Observation(key, kind, RESOLVED, labels, summary, _GONE[kind])
         events.append(_event(gone, RESOLVED, before.starts_at or now, now))
     return events
@@ -425,6 +427,10 @@ class FailureLike(Protocol):
     def last_error(self) -> str | None: ...
     @property
     def next_attempt_at(self) -> datetime | None: ...
+    @property
+    def due_since(self) -> datetime | None: ...
+    @property
+    def taken_by(self) -> str | None: ...
 
 
 def notify_failure_line(f: FailureLike, error_max: int = 160) -> str:
@@ -433,8 +439,9 @@ def notify_failure_line(f: FailureLike, error_max: int = 160) -> str:
     in its [notify] has run`."""
     head = f"{one_line(f.channel)} · {one_line(f.event_key)} {f.state}"
     if f.attempts == 0 or f.last_at is None:
-        since = f" since {f.next_attempt_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC" if f.next_attempt_at else ""
-        return f"{head} · not sent: due{since} — no pass with this channel in its [notify] has run"
+        since = f" since {f.due_since.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC" if f.due_since else ""
+        taken = f" (last taken by {one_line(f.taken_by)}, never recorded)" if f.taken_by else ""
+        return f"{head} · not sent: due{since} — no pass with this channel in its [notify] has run{taken}"
     why = one_line(f.last_error or "")
     why = why if len(why) <= error_max else why[: error_max - 1] + "…"
     status = f"HTTP {f.last_http_status}: " if f.last_http_status and f"HTTP {f.last_http_status}" not in why else ""

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 WEBHOOK_TIMEOUT_S = 5.0
 SMTP_TIMEOUT_S = 10.0
 DELIVER_LIMIT = 10
+CLAIM_LOCK_TIMEOUT = "2s"
 LEASE_S = 300  # a pass that dies mid-send: its deliveries are due again after this (≤ MAX_LEASE_S)
 
 
@@ -101,6 +102,7 @@ def claim_changes(
     import psycopg
 
     from fsar_tui.db import notifications as db
+    from fsar_tui.db.rows import one
     from fsar_tui.errors import first_line
 
     refused = [] if refused is None else refused
@@ -120,24 +122,35 @@ def claim_changes(
     if not targets:  # a [notify] naming no channel: nobody to tell, nothing claimed
         return 0
     claimed = 0
-    for event in rules.changes(previous, observed, kinds, now):
-        try:
-            with conn.transaction():  # one savepoint per claim: a refused one costs only itself
-                event_id = db.claim(
-                    conn,
-                    key=event.key,
-                    kind=event.kind,
-                    state=event.state,
-                    labels=event.labels,
-                    annotations={"summary": event.summary, "description": event.description},
-                    channels=targets,
-                )
-        except psycopg.errors.InvalidParameterValue as exc:
-            # The database saw the source otherwise (a rehearsal and the gate's verdict
-            # disagreeing, a row changed under us): not claimed; the next pass looks again.
-            refused.append(f"{event.key}: {first_line(exc)}")
-            continue
-        claimed += event_id is not None
+    # A key's row lock held by another session (an operator's open transaction) must cost
+    # that key only, not the statement timeout of the whole pass: each claim waits at
+    # most CLAIM_LOCK_TIMEOUT for it, then is left for the next pass, said in one line.
+    before = one(conn.execute("SELECT current_setting('lock_timeout')").fetchone())[0]
+    conn.execute("SELECT set_config('lock_timeout', %s, true)", (CLAIM_LOCK_TIMEOUT,))
+    try:
+        for event in rules.changes(previous, observed, kinds, now):
+            try:
+                with conn.transaction():  # one savepoint per claim: a refused one costs only itself
+                    event_id = db.claim(
+                        conn,
+                        key=event.key,
+                        kind=event.kind,
+                        state=event.state,
+                        labels=event.labels,
+                        annotations={"summary": event.summary, "description": event.description},
+                        channels=targets,
+                    )
+            except psycopg.errors.InvalidParameterValue as exc:
+                # The database saw the source otherwise (a rehearsal and the gate's verdict
+                # disagreeing, a row changed under us): not claimed; the next pass looks again.
+                refused.append(f"{event.key}: {first_line(exc)}")
+                continue
+            except psycopg.errors.LockNotAvailable:
+                refused.append(f"{event.key}: another session holds it (waited {CLAIM_LOCK_TIMEOUT}); next pass")
+                continue
+            claimed += event_id is not None
+    finally:
+        conn.execute("SELECT set_config('lock_timeout', %s, true)", (before,))
     return claimed
 
 
@@ -219,7 +232,11 @@ def send(channel: Channel, event: rules.Event, cfg: NotifyConfig) -> tuple[bool,
         return True, None, None
     except FsarError as exc:
         match = _HTTP_STATUS.search(exc.message)
-        return False, int(match.group(1)) if match else None, exc.message
+        if match:  # the status only: its reason phrase and body are the receiver's words,
+            # which may quote the URL, the token or the Authorization header back
+            code = int(match.group(1))
+            return False, code, f"HTTP {code}" + (" (redirects are not followed)" if 300 <= code < 400 else "")
+        return False, None, exc.message
     except Exception as exc:  # a bug or an odd library error: a failed attempt, not a failed pass
         return False, None, f"{type(exc).__name__}: {exc}"
 
