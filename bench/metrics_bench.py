@@ -9,6 +9,12 @@ command holds it — at two database sizes seeded here over 30 days: 100,000 and
 only, so its time must not grow with the tasks: the table shows it at each size beside
 the naive exporter's — the same counts, costs and run-time buckets grouped straight
 from execution_tasks (one scan).
+
+What a scrape does grow with is the number of (task_type, ai_model) pairs: every pair's
+rollups are read and folded before max_pairs keeps 100 of them. The last row seeds
+WIDE_TASKS tasks and multiplies its pairs by WIDE_TYPES × WIDE_MODELS (each rollup row copied under new
+type and model names: what the exporter reads, without seeding that many tasks) and
+scrapes it the same way.
 """
 
 from __future__ import annotations
@@ -30,6 +36,39 @@ LARGE = os.environ.get("BENCH_SCALE") == "large"
 SIZES = (10_000, 100_000) if SMALL else (100_000, 1_000_000, *((10_000_000,) if LARGE else ()))
 SCRAPES = 21
 GOAL = "≤ 100 ms at 10 M tasks"
+WIDE_TASKS, WIDE_TYPES, WIDE_MODELS = 10_000, 12, 10  # × the seeded pairs' spread: ~2,000 pairs
+ROLLUPS = ("duration_rollups", "duration_sketches", "cost_rollups", "task_counts", "task_count_deltas")
+
+
+def widen(dsn: str) -> int:
+    """Copy every rollup row under WIDE_TYPES × WIDE_MODELS new (type, model) names; the
+    number of distinct pairs after."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SET statement_timeout = 0")
+        for table in ROLLUPS:
+            columns = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_name = %s "
+                    "AND column_default IS NULL ORDER BY ordinal_position",
+                    (table,),
+                ).fetchall()
+            ]
+            picked = ", ".join(
+                "t.task_type || '_' || g"
+                if c == "task_type"
+                else "t.ai_model || '_' || h"
+                if c == "ai_model"
+                else f"t.{c}"
+                for c in columns
+            )
+            conn.execute(
+                f"INSERT INTO {table} ({', '.join(columns)}) SELECT {picked} FROM {table} t, "
+                f"generate_series(1, {WIDE_TYPES}) g, generate_series(1, {WIDE_MODELS}) h"
+            )
+        conn.execute("VACUUM ANALYZE")
+        return int(conn.execute("SELECT count(DISTINCT (task_type, ai_model)) FROM cost_rollups").fetchone()[0])
+
 
 # What an exporter without rollups would run at each scrape.
 NAIVE_SQL = """
@@ -109,6 +148,13 @@ def run(server_dsn: str) -> None:
             tasks, times, size, naive = measure(dsn)
         rows.append(_row(f"seeded {n:,}", tasks, times, size, naive))
         medians.append(median(times))
+    with fresh_database(server_dsn) as dsn:
+        seed_history(dsn, days=30, tasks=WIDE_TASKS, seed=20)
+        narrow = median(measure(dsn)[1])
+        pairs = widen(dsn)
+        tasks, times, size, naive = measure(dsn)
+    rows.append(_row(f"{WIDE_TASKS:,} widened", tasks, times, size, naive))
+    wide = median(times)
     existing = os.environ.get("BENCH_QUEUE_DSN")
     if existing:
         tasks, times, size, naive = measure(existing)
@@ -118,3 +164,8 @@ def run(server_dsn: str) -> None:
     growth = medians[-1] / medians[0]
     grew = SIZES[-1] // SIZES[0]
     print(f"  scrape time from {SIZES[0]:,} to {SIZES[-1]:,} tasks: ×{growth:.2f} (the tasks grew ×{grew})")
+    print(
+        f"  widened: {pairs:,} (task_type, ai_model) pairs (its task count is the copied counters'): "
+        f"×{wide / narrow:.1f} the same {WIDE_TASKS:,}-task database's scrape before ({narrow:.1f} ms) — "
+        "the cost grows with pairs, not tasks"
+    )
