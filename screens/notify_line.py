@@ -3,7 +3,7 @@
 One line in the status area, under retention: "no failed delivery", or — in red — how
 many deliveries' latest attempt failed and the newest of them in full (channel masked,
 event, attempt, HTTP status or error, next retry or given up: domain/notify.
-notify_failure_line), and what the last audit pass could not do (claim or deliver).
+notify_failure.notify_failure_line), and what the last audit pass could not do (claim or deliver).
 Without `[notify]` in config.toml and with no failed delivery recorded there is nothing
 to say: the line is hidden, and screen 4 looks as it did before notifications. Deliveries happen in the audit
 passes only, so the line is read when the screen opens and after each pass this app
@@ -18,7 +18,7 @@ from rich.text import Text
 from textual import work
 
 from fsar_tui.db import notifications
-from fsar_tui.domain.notify import notify_failure_line
+from fsar_tui.domain.notify_failure import notify_failure_line
 from fsar_tui.widgets.safe_text import safe_text
 from fsar_tui.widgets.text_panel import TextPanel
 

@@ -19,6 +19,7 @@ from fsar_tui.db import notifications, notify_functions
 from fsar_tui.db.connect import connect
 from fsar_tui.domain import notify as rules
 from fsar_tui.domain.notify_config import NotifyConfig
+from fsar_tui.domain.notify_failure import notify_failure_line
 from fsar_tui.services import audit_pass
 from support.sql import q, x
 from test_notify import PROPOSAL, block, free_port, lift, receiver  # noqa: F401 - receiver: a fixture
@@ -312,7 +313,7 @@ def test_a_pass_takes_only_its_own_channels_deliveries(db_dsn, login):
     x(db_dsn, "UPDATE notify_deliveries SET due_since = now() - interval '20 minutes'")
     with connect(db_dsn, autocommit=True) as conn:
         (never,) = notifications.failed_deliveries_sync(conn)
-    line = rules.notify_failure_line(never)
+    line = notify_failure_line(never)
     assert "not sent: due since" in line and "no pass with this channel in its [notify] has run" in line
 
 
@@ -368,5 +369,5 @@ def test_a_delivery_taken_again_and_again_still_shows_as_not_sent(db_dsn, login)
             x(db_dsn, "UPDATE notify_deliveries SET next_attempt_at = now()")
     with connect(db_dsn, autocommit=True) as conn:
         (held,) = notifications.failed_deliveries_sync(conn)
-    line = rules.notify_failure_line(held)
+    line = notify_failure_line(held)
     assert "not sent" in line and f"last taken by {operator_role(operator)}, never recorded" in line

@@ -352,7 +352,7 @@ def run_alerts_list(args: Namespace, ctx: Context) -> int:
 
 
 def _print_failures(failures) -> None:
-    from fsar_tui.domain.notify import notify_failure_line
+    from fsar_tui.domain.notify_failure import notify_failure_line
 
     if failures is None:
         print("notifications: unknown (the schema is behind 0037_notifications: run `fsar-tui migrate`)")
