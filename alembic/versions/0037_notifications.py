@@ -19,6 +19,7 @@ Revises: 0036_canary_guards
 from alembic import op
 
 from fsar_tui.db import notify_functions_history as notify_functions
+from fsar_tui.db.shipped_sql import replace_sql
 
 revision = "0037_notifications"
 down_revision = "0036_canary_guards"
@@ -100,10 +101,8 @@ def upgrade() -> None:
         op.execute(f"GRANT SELECT ON {table} TO fsar_viewer")
     for sequence in SEQUENCES:
         op.execute(f"GRANT SELECT ON SEQUENCE {sequence} TO fsar_viewer")
-    for fn in notify_functions.FUNCTIONS_0037:
-        op.execute(fn.create_sql())
-        op.execute(f"REVOKE ALL ON FUNCTION {fn.signature} FROM PUBLIC")
-        op.execute(f"GRANT EXECUTE ON FUNCTION {fn.signature} TO fsar_operator")
+    for statement in replace_sql((), notify_functions.FUNCTIONS_0037, "fsar_operator"):
+        op.execute(statement)
 
 
 def downgrade() -> None:

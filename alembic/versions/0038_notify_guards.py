@@ -19,6 +19,7 @@ Revises: 0037_notifications
 from alembic import op
 
 from fsar_tui.db import notify_functions_history as notify_functions
+from fsar_tui.db.shipped_sql import replace_sql
 
 revision = "0038_notify_guards"
 down_revision = "0037_notifications"
@@ -26,23 +27,16 @@ branch_labels = None
 depends_on = None
 
 
-def _swap(old: tuple, new: tuple) -> None:
-    for fn in old:
-        op.execute(fn.drop_sql())
-    for fn in new:
-        op.execute(fn.create_sql())
-        op.execute(f"REVOKE ALL ON FUNCTION {fn.signature} FROM PUBLIC")
-        op.execute(f"GRANT EXECUTE ON FUNCTION {fn.signature} TO fsar_operator")
-
-
 def upgrade() -> None:
     op.execute("ALTER TABLE notify_deliveries ADD COLUMN lease uuid")
     op.execute("ALTER TABLE notify_attempts ADD COLUMN recorded_by text")
     op.execute("ALTER TABLE notify_attempts ALTER COLUMN recorded_by SET DEFAULT session_user")
-    _swap(notify_functions.FUNCTIONS_0037, notify_functions.FUNCTIONS_0038)
+    for statement in replace_sql(notify_functions.FUNCTIONS_0037, notify_functions.FUNCTIONS_0038, "fsar_operator"):
+        op.execute(statement)
 
 
 def downgrade() -> None:
-    _swap(notify_functions.FUNCTIONS_0038, notify_functions.FUNCTIONS_0037)
+    for statement in replace_sql(notify_functions.FUNCTIONS_0038, notify_functions.FUNCTIONS_0037, "fsar_operator"):
+        op.execute(statement)
     op.execute("ALTER TABLE notify_attempts DROP COLUMN recorded_by")
     op.execute("ALTER TABLE notify_deliveries DROP COLUMN lease")

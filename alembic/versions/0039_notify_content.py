@@ -16,6 +16,7 @@ Revises: 0038_notify_guards
 from alembic import op
 
 from fsar_tui.db import notify_functions
+from fsar_tui.db.shipped_sql import replace_sql
 
 revision = "0039_notify_content"
 down_revision = "0038_notify_guards"
@@ -23,20 +24,13 @@ branch_labels = None
 depends_on = None
 
 
-def _swap(old: tuple, new: tuple) -> None:
-    for fn in old:
-        op.execute(fn.drop_sql())
-    for fn in new:
-        op.execute(fn.create_sql())
-        op.execute(f"REVOKE ALL ON FUNCTION {fn.signature} FROM PUBLIC")
-        op.execute(f"GRANT EXECUTE ON FUNCTION {fn.signature} TO fsar_operator")
-
-
 def upgrade() -> None:
     op.execute("ALTER TABLE notify_deliveries ADD COLUMN taken_by text")
-    _swap(notify_functions.FUNCTIONS_0038, notify_functions.FUNCTIONS_0039)
+    for statement in replace_sql(notify_functions.FUNCTIONS_0038, notify_functions.FUNCTIONS_0039, "fsar_operator"):
+        op.execute(statement)
 
 
 def downgrade() -> None:
-    _swap(notify_functions.FUNCTIONS_0039, notify_functions.FUNCTIONS_0038)
+    for statement in replace_sql(notify_functions.FUNCTIONS_0039, notify_functions.FUNCTIONS_0038, "fsar_operator"):
+        op.execute(statement)
     op.execute("ALTER TABLE notify_deliveries DROP COLUMN taken_by")

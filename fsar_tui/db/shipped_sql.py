@@ -13,6 +13,7 @@ names through the caller's search_path could be handed a look-alike table or ope
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -46,6 +47,20 @@ class Fn:
     @property
     def source_sha256(self) -> str:
         return hashlib.sha256(self.body.encode()).hexdigest()
+
+
+def replace_sql(old: Sequence[Fn], new: Sequence[Fn], grantee: str) -> list[str]:
+    """The statements a revision runs to replace functions whose signatures change: drop
+    each of `old`, then create each of `new` with EXECUTE for `grantee` only (PUBLIC's
+    default EXECUTE revoked)."""
+    out = [fn.drop_sql() for fn in old]
+    for fn in new:
+        out += [
+            fn.create_sql(),
+            f"REVOKE ALL ON FUNCTION {fn.signature} FROM PUBLIC",
+            f"GRANT EXECUTE ON FUNCTION {fn.signature} TO {grantee}",
+        ]
+    return out
 
 
 class Trigger(NamedTuple):

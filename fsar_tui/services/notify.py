@@ -197,14 +197,15 @@ def deliver_due(conn: Connection, cfg: NotifyConfig) -> Delivered:
 
 def error_line(error: str, channel: Channel | None, hidden: list[str]) -> str:
     """What is stored and shown of a failed attempt: one line, no control characters, the
-    channel named by its label (the transport's message names it by delivery.mask_url,
+    channel named as its label names it (the transport's message names it by delivery.mask_url,
     which shows the path — where webhook services keep their secret), every part of every
     configured URL but scheme, host and port masked (a receiver's body may quote them)."""
+    from fsar_tui.domain.notify_config import mask_notify_url
     from fsar_tui.domain.sanitize import one_line
     from fsar_tui.services import delivery
 
     if channel is not None:
-        error = error.replace(delivery.mask_url(channel.url), channel.label.split(" ", 1)[-1])
+        error = error.replace(delivery.mask_url(channel.url), mask_notify_url(channel.url))
     line = one_line(rules.scrub(error, hidden))
     return line if len(line) <= 2000 else line[:1999] + "…"
 
