@@ -30,6 +30,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
+from operator import add
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -53,10 +54,6 @@ K = tuple[str, ...]
 ANY_TYPE = "*"  # a blocking proposal that names no task type blocks every type
 QUEUE_STATES = {"queued": "fsar_tasks_queued", "running": "fsar_tasks_running"}
 OUTCOMES = ("succeeded", "failed", "cancelled")
-
-
-def _add(a: Any, b: Any) -> Any:
-    return a + b
 
 
 def _major(minor: Decimal | int, currency: str) -> Decimal:
@@ -112,35 +109,35 @@ def series(snap: metric_reads.Snapshot) -> tuple[dict[str, dict[K, Any]], dict[s
     pairs = {(t, m) for _s, t, m, _n in snap.counts}
     for status, name in QUEUE_STATES.items():
         out[name] = ml.clean(
-            [*(((t, m), 0) for t, m in pairs), *(((t, m), n) for s, t, m, n in snap.counts if s == status)], _add
+            [*(((t, m), 0) for t, m in pairs), *(((t, m), n) for s, t, m, n in snap.counts if s == status)], add
         )
     out["fsar_tasks_finished_total"] = ml.clean(
-        (((c.task_type, c.ai_model, status), getattr(c, status)) for c in snap.costs for status in OUTCOMES), _add
+        (((c.task_type, c.ai_model, status), getattr(c, status)) for c in snap.costs for status in OUTCOMES), add
     )
     hists = _histograms(snap.sketches)
-    out["fsar_task_run_seconds"] = ml.clean(hists[RUN], _add)
-    out["fsar_task_queue_wait_seconds"] = ml.clean(hists[WAIT], _add)
+    out["fsar_task_run_seconds"] = ml.clean(hists[RUN], add)
+    out["fsar_task_queue_wait_seconds"] = ml.clean(hists[WAIT], add)
     priced = [c for c in snap.costs if c.currency]  # a task with no currency has no cost
     out["fsar_cost_total"] = ml.clean(
         (((c.task_type, c.ai_model, c.currency), _major(c.model_cost + c.compute_cost, c.currency)) for c in priced),
-        _add,
+        add,
     )
     out["fsar_waste_total"] = ml.clean(
-        (((c.task_type, c.ai_model, c.currency), _major(c.waste, c.currency)) for c in priced), _add
+        (((c.task_type, c.ai_model, c.currency), _major(c.waste, c.currency)) for c in priced), add
     )
-    out["fsar_revenue_total"] = ml.clean((((cur,), _major(amount, cur)) for cur, amount in snap.revenue if cur), _add)
+    out["fsar_revenue_total"] = ml.clean((((cur,), _major(amount, cur)) for cur, amount in snap.revenue if cur), add)
     enabled = [g for g in snap.gates if g.enabled]
-    out["fsar_gate_failing"] = ml.clean((((g.name,), int(g.verdict == "fail")) for g in enabled), _add)
-    out["fsar_gate_hard"] = ml.clean((((g.name,), int(g.hard)) for g in enabled), _add)
+    out["fsar_gate_failing"] = ml.clean((((g.name,), int(g.verdict == "fail")) for g in enabled), add)
+    out["fsar_gate_hard"] = ml.clean((((g.name,), int(g.hard)) for g in enabled), add)
     out["fsar_drift_alerts_firing"] = ml.clean(
-        [*(((t, m), 0) for t, m in pairs), *(((t, m), n) for t, m, n in snap.drift)], _add
+        [*(((t, m), 0) for t, m in pairs), *(((t, m), n) for t, m, n in snap.drift)], add
     )
     out["fsar_proposals_blocking"] = ml.clean(
-        [*(((t,), 0) for t, _m in pairs), *(((ANY_TYPE if t is None else t,), n) for t, n in snap.blocking)], _add
+        [*(((t,), 0) for t, _m in pairs), *(((ANY_TYPE if t is None else t,), n) for t, n in snap.blocking)], add
     )
-    out["fsar_canary_weight"] = ml.clean((((t.target,), (t.canary_weight or 0) / 100) for t in snap.targets), _add)
-    out["fsar_canary_aborted"] = ml.clean((((t.target,), int(t.target in snap.aborted)) for t in snap.targets), _add)
-    out["fsar_rollback_ready"] = ml.clean(_rollback_ready(snap), _add)
+    out["fsar_canary_weight"] = ml.clean((((t.target,), (t.canary_weight or 0) / 100) for t in snap.targets), add)
+    out["fsar_canary_aborted"] = ml.clean((((t.target,), int(t.target in snap.aborted)) for t in snap.targets), add)
+    out["fsar_rollback_ready"] = ml.clean(_rollback_ready(snap), add)
     weights: dict[str, dict[str, float]] = {
         "task_type": dict(per_type),
         "ai_model": dict(per_model),
@@ -189,7 +186,7 @@ def folded(snap: metric_reads.Snapshot, limit: int, max_pairs: int = ml.DEFAULT_
             pairs.update((key[t], key[m]) for key in values)
     plan = ml.plans(seen, weights, limit)
     pair_plan = ml.pair_plan(pairs, finished(snap), plan, max_pairs)
-    return {name: ml.fold(values, BY_NAME[name].labels, plan, _add, pair_plan) for name, values in raw.items()}
+    return {name: ml.fold(values, BY_NAME[name].labels, plan, add, pair_plan) for name, values in raw.items()}
 
 
 def families(values: Mapping[str, Mapping[K, Any]]) -> list[Metric]:
