@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from fsar_tui.config import load_settings
@@ -80,11 +80,18 @@ def test_keep_pairs_keeps_at_most_limit_pairs_the_heaviest_named(found, limit):
     st.integers(1, 8),
     st.integers(1, 30),
 )
+# Found by this property: four models within a limit of 4 kept their names, then the
+# pair fold added (other, other) and ai_model exported five values.
+@example(
+    {**{("t0", f"m{i}", "succeeded"): 1 for i in range(4)}, ("t1", "m0", "succeeded"): 1, ("t1", "m1", "succeeded"): 1},
+    {("t0", "m0"): 0},
+    4,
+    5,
+)
 def test_fold_bounds_pairs_and_values_keeps_sums_and_names_a_pair_only_with_its_values(series_, weights, limit, most):
     labels = BY_NAME["fsar_tasks_finished_total"].labels
     seen = {"task_type": {k[0] for k in series_}, "ai_model": {k[1] for k in series_}}
-    plan = ml.plans(seen, {"task_type": {}, "ai_model": {}}, limit)
-    pair_plan = ml.pair_plan(pairs_of(series_), weights, plan, most)
+    plan, pair_plan = ml.scrape_plans(seen, {"task_type": {}, "ai_model": {}}, pairs_of(series_), weights, limit, most)
     out = ml.fold(series_, labels, plan, _add, pair_plan)
     assert sum(out.values()) == sum(series_.values())
     assert len(pairs_of(out)) <= most
@@ -109,6 +116,8 @@ def test_every_paired_metric_is_bounded_consistent_and_sums_kept(finished, limit
     out = folded(snap, limit, most)
     for name in PAIRED:
         assert len(pairs_of(out[name])) <= most, name
+        assert len({t for t, _ in pairs_of(out[name])}) <= limit, name
+        assert len({m for _, m in pairs_of(out[name])}) <= limit, name
         assert total(out[name]) == pytest.approx(total(raw[name])), name
     # Every pair has queue, cost and samples: each metric exports the same pairs.
     assert len({frozenset(pairs_of(out[name])) for name in PAIRED if name != "fsar_drift_alerts_firing"}) == 1

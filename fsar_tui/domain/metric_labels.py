@@ -20,8 +20,11 @@ Cardinality: two bounds, one plan each per scrape, shared by every metric of the
   most `max_pairs` distinct pairs, after the values are folded: when more, the
   `max_pairs − 1` heaviest pairs (ties by the pair's names) keep theirs and every
   other pair becomes (OTHER, OTHER) — never (type, OTHER): that could need one more
-  pair per type. A metric's other labels (status, currency) are kept, so it has at
-  most max_pairs series per status or currency. One pair plan for the scrape: a pair
+  pair per type. That (OTHER, OTHER) adds OTHER to both labels, so when the pair plan
+  folds, a label whose plan named exactly `limit` values keeps only its `limit − 1`
+  heaviest and the pairs are planned again (scrape_plans). A metric's other labels
+  (status, currency) are kept, so it has at most max_pairs series per status or
+  currency. One pair plan for the scrape: a pair
   is named in every metric or in none, and a type or model is named in a pair only if
   its label plan names it (task_type-only metrics follow the label plan). A named type
   whose lighter pairs were folded counts those in (OTHER, OTHER), so `sum by (task_type)`
@@ -132,8 +135,14 @@ def clean(series: Iterable[tuple[Sequence[object], V]], add: Callable[[V, V], V]
 def _keep(weights: Mapping[N, float], limit: int, other: N) -> dict[N, N]:
     if len(weights) <= limit:
         return {v: v for v in weights}
-    ranked = sorted(weights, key=lambda v: (-weights[v], v))
-    kept = set(ranked[: limit - 1])
+    return _heaviest(weights, limit - 1, other)
+
+
+def _heaviest(weights: Mapping[N, float], names: int, other: N) -> dict[N, N]:
+    # `other` itself (a real value spelled so, or a pair renamed to it) is where the rest
+    # go anyway: it takes none of the `names` places.
+    ranked = sorted((v for v in weights if v != other), key=lambda v: (-weights[v], v))
+    kept = set(ranked[:names])
     return {v: v if v in kept else other for v in weights}
 
 
@@ -183,6 +192,35 @@ def plans(
         known = weights.get(label, {})
         out[label] = keep_names({v: known.get(v, 0.0) for v in set(values)}, limit)
     return out
+
+
+def scrape_plans(
+    seen: Mapping[str, Iterable[str]],
+    weights: Mapping[str, Mapping[str, float]],
+    pairs: Iterable[Pair],
+    pair_weights: Mapping[Pair, float],
+    limit: int,
+    max_pairs: int,
+) -> tuple[dict[str, dict[str, str]], dict[Pair, Pair]]:
+    """The label plans and the pair plan of one scrape (plans, then pair_plan), with room
+    for the pair fold's OTHER: a pair folded into (OTHER, OTHER) adds OTHER to task_type
+    and ai_model, so a label whose plan names exactly `limit` values, none of them OTHER,
+    would export `limit + 1`. Such a label is planned again keeping its `limit − 1`
+    heaviest names (ties by name; the rest become OTHER), then the pairs are planned again
+    over the new names. Neither label then exceeds `limit` whatever the new pair plan
+    folds: both already hold OTHER, or have fewer than `limit` names."""
+    pairs = set(pairs)
+    plan = plans(seen, weights, limit)
+    pair = pair_plan(pairs, pair_weights, plan, max_pairs)
+    if OTHER_PAIR not in pair.values():
+        return plan, pair
+    crowded = [label for label in PAIR_LABELS if len(set(plan.get(label, {}).values()) | {OTHER}) > limit]
+    if not crowded:
+        return plan, pair
+    for label in crowded:
+        known = weights.get(label, {})
+        plan[label] = _heaviest({v: known.get(v, 0.0) for v in plan[label]}, limit - 1, OTHER)
+    return plan, pair_plan(pairs, pair_weights, plan, max_pairs)
 
 
 def fold(

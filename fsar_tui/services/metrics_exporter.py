@@ -184,8 +184,7 @@ def folded(snap: metric_reads.Snapshot, limit: int, max_pairs: int = ml.DEFAULT_
         if set(ml.PAIR_LABELS) <= set(labels):
             t, m = (labels.index(label) for label in ml.PAIR_LABELS)
             pairs.update((key[t], key[m]) for key in values)
-    plan = ml.plans(seen, weights, limit)
-    pair_plan = ml.pair_plan(pairs, finished(snap), plan, max_pairs)
+    plan, pair_plan = ml.scrape_plans(seen, weights, pairs, finished(snap), limit, max_pairs)
     return {name: ml.fold(values, BY_NAME[name].labels, plan, add, pair_plan) for name, values in raw.items()}
 
 
