@@ -4,6 +4,7 @@ restart like the workers do; and a part of the fleet that dies ends the run with
 
 from __future__ import annotations
 
+import signal
 import time
 
 from psycopg.conninfo import make_conninfo
@@ -49,6 +50,9 @@ def test_the_enqueuer_goes_on_after_a_database_restart(own_cluster, isolated_env
             assert time.monotonic() < deadline, "the enqueuer did not come back after the restart"
             time.sleep(0.2)
     finally:
+        # Proven: stop the run (the simulator's own clean stop) rather than wait out --duration.
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
