@@ -352,7 +352,8 @@ def test_the_dashboards_formulas_on_known_series(tmp_path: Path) -> None:
     board = dashboard()
     tm = 'task_type="implement_idea",ai_model="gpt-4o-mini"'
     series = {
-        'fsar_revenue_total{currency="USD"}': "0+30x20",
+        'fsar_revenue_total{currency="USD"}': "0+35x20",
+        'fsar_revenue_deductions_total{currency="USD"}': "0+5x20",  # net: 30 a minute
         f'fsar_cost_total{{{tm},currency="USD"}}': "0+10x20",
         f'fsar_tasks_finished_total{{{tm},status="succeeded"}}': "0+5x20",
         f'fsar_tasks_finished_total{{{tm},status="failed"}}': "0+1x20",

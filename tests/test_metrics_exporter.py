@@ -33,7 +33,7 @@ from fsar_tui.db import roi as roi_queries
 from fsar_tui.domain import metric_labels as ml
 from fsar_tui.domain.formatting import minor_digits
 from fsar_tui.domain.metric_names import METRICS
-from fsar_tui.domain.roi import REVENUE_KINDS
+from fsar_tui.domain.roi import REVENUE_CREDIT_KINDS, REVENUE_KINDS
 from fsar_tui.sim.seed import seed_history
 from support.pgcluster import free_port
 from support.sql import q, x
@@ -197,11 +197,15 @@ def test_every_metric_is_served_with_its_type_labels_and_the_panels_figures(db, 
             cost[row.currency] += Decimal(row.model_cost + row.compute_cost).scaleb(-minor_digits(row.currency))
             waste[row.currency] += Decimal(row.waste).scaleb(-minor_digits(row.currency))
     revenue: dict[str, Decimal] = defaultdict(Decimal)
+    deductions: dict[str, Decimal] = defaultdict(Decimal)
     for lrow in roi.ledger:
-        if lrow.kind in REVENUE_KINDS:
-            revenue[lrow.currency] += Decimal(lrow.amount).scaleb(-minor_digits(lrow.currency))
-    assert cost and revenue
-    for name, expected in (("fsar_cost_total", cost), ("fsar_waste_total", waste), ("fsar_revenue_total", revenue)):
+        amount = Decimal(lrow.amount).scaleb(-minor_digits(lrow.currency))
+        if lrow.kind in REVENUE_KINDS:  # both counters for every currency with revenue rows
+            revenue[lrow.currency] += amount if lrow.kind in REVENUE_CREDIT_KINDS else 0
+            deductions[lrow.currency] += 0 if lrow.kind in REVENUE_CREDIT_KINDS else -amount
+    assert cost and revenue and any(deductions.values())
+    money = (("fsar_cost_total", cost), ("fsar_waste_total", waste), ("fsar_revenue_total", revenue))
+    for name, expected in (*money, ("fsar_revenue_deductions_total", deductions)):
         got = by(samples(families, name), "currency")
         assert set(got) == {(c,) for c in expected}, name
         for currency, amount in expected.items():
@@ -321,6 +325,35 @@ def test_bad_input_is_one_line_and_exit_2(db_dsn, run_cli, args, words):
 def test_no_database_at_start_is_one_line_and_exit_2(run_cli):
     out = run_cli("metrics", "--dsn", f"postgresql://fsar@127.0.0.1:{free_port()}/nothing", "--port", "0")
     assert out.returncode == 2 and "cannot connect" in out.stderr and out.stderr.count("\n") == 1, out.stderr
+
+
+def _counters(families: dict) -> dict[tuple, float]:
+    out: dict[tuple, float] = {}
+    for m in METRICS:
+        if m.kind == "counter":
+            for s in samples(families, m.name):
+                out[(m.name, *sorted(s.labels.items()))] = s.value
+    return out
+
+
+def test_a_refund_takes_no_counter_down(db, isolated_env):
+    """A net revenue counter fell on a refund: Prometheus read a reset and increase() counted
+    the whole total again (an attack's finding). Refunds, disputes and fees add to
+    fsar_revenue_deductions_total; no counter series ever decreases."""
+    with exporter(isolated_env, db) as (_proc, port):
+        before = _counters(scrape(port))
+        x(
+            db,
+            """INSERT INTO ledger_entries (source, external_id, kind, amount_minor, currency, occurred_at)
+               VALUES ('test', 'r1', 'refund', -100000, 'USD', now()),
+                      ('test', 'd1', 'dispute_fee', -1500, 'USD', now())""",
+        )
+        after = _counters(scrape(port))
+    assert set(before) <= set(after)
+    assert all(after[k] >= v for k, v in before.items()), [k for k, v in before.items() if after[k] < v]
+    key = ("fsar_revenue_deductions_total", ("currency", "USD"))
+    assert after[key] - before[key] == pytest.approx(1015.00)
+    assert after[("fsar_revenue_total", ("currency", "USD"))] == before[("fsar_revenue_total", ("currency", "USD"))]
 
 
 def test_an_empty_database_serves_zero_series_not_errors(db_dsn, isolated_env):

@@ -151,7 +151,12 @@ def profiles_row() -> list[Part]:
 
 
 def roi_row() -> list[Part]:
-    revenue = f"sum by (currency) (increase(fsar_revenue_total{{{CUR}}}{RANGE}))"
+    # Net revenue: two counters (a net one would fall on a refund, a reset to Prometheus),
+    # exported together for every currency with ledger rows, so the subtraction matches.
+    revenue = (
+        f"(sum by (currency) (increase(fsar_revenue_total{{{CUR}}}{RANGE}))"
+        f" - sum by (currency) (increase(fsar_revenue_deductions_total{{{CUR}}}{RANGE})))"
+    )
     cost = f"sum by (currency) (increase(fsar_cost_total{{{CUR}}}{RANGE}))"
     note = (
         " Per currency, never converted. Revenue carries no task type or model, so net revenue, "
@@ -162,7 +167,8 @@ def roi_row() -> list[Part]:
         row("ROI"),
         big(
             "Net revenue",
-            "Net revenue from the ledger over the dashboard's range." + note,
+            "Net revenue from the ledger over the dashboard's range: revenue and disputes won, less "
+            "refunds, disputes and fees." + note,
             [q(revenue, "{{currency}}")],
         ),
         big("AI cost", "AI cost (model + compute) over the dashboard's range." + note, [q(cost, "{{currency}}")]),

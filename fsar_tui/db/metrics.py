@@ -10,7 +10,8 @@ Never execution_tasks: each read is of a table whose size does not grow with the
 - task counts and costs of all time per type × model × currency: cost_rollups (one row
   per day × type × model × rollout × idea × currency) plus the unfolded samples, as the
   ROI screen adds them (db/roi.COSTS_SQL), exact numeric minor units;
-- net revenue of all time per currency: ledger_daily, the ROI screen's kinds;
+- revenue of all time per currency, credits and deductions apart: ledger_daily, the ROI
+  screen's kinds;
 - gates with their latest verdict (db/gates.LATEST_SQL), the rollout targets with their
   running canary's weight, the canaries the header banner calls aborted
   (db/blocks.ABORTED_CANARIES_SQL), firing drift alerts, blocking proposals.
@@ -34,7 +35,7 @@ from fsar_tui.db.blocks import ABORTED_CANARIES_SQL
 from fsar_tui.db.profiles import SKETCH_SQL
 from fsar_tui.db.rows import one
 from fsar_tui.domain import rollup_windows
-from fsar_tui.domain.roi import REVENUE_KINDS
+from fsar_tui.domain.roi import REVENUE_CREDIT_KINDS, REVENUE_KINDS
 
 ROLLBACK_GATE = "builtin:rollback-artifacts"
 SCRAPE_WORK_MEM = "64MB"
@@ -70,8 +71,12 @@ COSTS_SQL = """
           FROM task_duration_samples s) x
     GROUP BY 1, 2, 3"""
 
+# Per currency, what credits revenue and what is taken off it (ledger_entries' sign
+# check: revenue and dispute_won ≥ 0, the other revenue kinds ≤ 0): each side only grows.
 REVENUE_SQL = """
-    SELECT currency, sum(amount_minor)::numeric FROM ledger_daily WHERE kind = ANY(%s) GROUP BY currency"""
+    SELECT currency, coalesce(sum(amount_minor) FILTER (WHERE kind = ANY(%(credits)s)), 0)::numeric,
+           coalesce(-sum(amount_minor) FILTER (WHERE kind <> ALL(%(credits)s)), 0)::numeric
+    FROM ledger_daily WHERE kind = ANY(%(kinds)s) GROUP BY currency"""
 
 # Each target: when it last changed, whether it has a revision to roll back to (the
 # default rollback's rule, domain/rollouts.default_target: the one before the active),
@@ -120,7 +125,7 @@ class Snapshot:
     counts: list[tuple[str, str, str, int]]  # (status, task_type, ai_model, n)
     sketches: list[TupleRow]  # SKETCH_SQL rows: (type, model, outcome, metric, currency, buckets, counts, total)
     costs: list[CostSum]
-    revenue: list[tuple[str, Decimal]]  # (currency, net revenue in minor units)
+    revenue: list[tuple[str, Decimal, Decimal]]  # (currency, credits, deductions ≥ 0), minor units
     gates: list[gate_queries.GateStatus]
     targets: list[TargetRow]
     aborted: set[str]  # targets whose latest canary was aborted in the last 24 h (the banner's rule)
@@ -173,7 +178,8 @@ def read_snapshot(conn: Connection) -> Snapshot:
         counts = [(s, t, m, int(n)) for s, t, m, n in conn.execute(COUNTS_SQL).fetchall()]
         sketches = _sketches(conn, first, now, sketched_until)
         costs = [CostSum(*row) for row in conn.execute(COSTS_SQL).fetchall()]
-        revenue = [(c, Decimal(a)) for c, a in conn.execute(REVENUE_SQL, (list(REVENUE_KINDS),)).fetchall()]
+        kinds = {"credits": list(REVENUE_CREDIT_KINDS), "kinds": list(REVENUE_KINDS)}
+        revenue = [(c, Decimal(a), Decimal(d)) for c, a, d in conn.execute(REVENUE_SQL, kinds).fetchall()]
         gates = gate_queries.latest_sync(conn)
         targets = [TargetRow(*row) for row in conn.execute(TARGETS_SQL).fetchall()]
         aborted = {target for target, _reason in conn.execute(ABORTED_CANARIES_SQL).fetchall()}

@@ -48,7 +48,16 @@ METRICS: tuple[Metric, ...] = (
     ),
     Metric("fsar_cost_total", "counter", (*TYPE_MODEL, "currency"), "Exact cost of attempts (model + compute)."),
     Metric("fsar_waste_total", "counter", (*TYPE_MODEL, "currency"), "Cost of attempts that did not succeed."),
-    Metric("fsar_revenue_total", "counter", ("currency",), "Net revenue from the ledger."),
+    # Two counters, not one net figure: a refund would make a net counter fall, which
+    # Prometheus reads as a reset (increase() then adds the whole total). The ledger's
+    # sign check keeps each side monotonic; net = revenue − deductions in PromQL.
+    Metric("fsar_revenue_total", "counter", ("currency",), "Revenue from the ledger: payments and disputes won."),
+    Metric(
+        "fsar_revenue_deductions_total",
+        "counter",
+        ("currency",),
+        "What the ledger takes off revenue: refunds, disputes, dispute and payment fees (positive).",
+    ),
     Metric("fsar_gate_failing", "gauge", ("gate",), "1 when the audit gate's latest verdict is fail, else 0."),
     Metric("fsar_gate_hard", "gauge", ("gate",), "1 when the audit gate is hard (its failure blocks execution)."),
     Metric(

@@ -47,6 +47,8 @@ UNATTRIBUTED = "(unattributed)"
 NO_IDEA = "(no idea)"
 
 REVENUE_KINDS = ("revenue", "refund", "dispute", "dispute_won", "dispute_fee", "payment_fee")
+# The revenue kinds whose amounts are ≥ 0 (ledger_entries' sign check); the others are ≤ 0.
+REVENUE_CREDIT_KINDS = ("revenue", "dispute_won")
 COST_KINDS = ("model_cost", "compute_cost")
 
 # Task costs are exact decimals in minor units (revision 0024); ledger amounts whole ones.

@@ -125,7 +125,10 @@ def series(snap: metric_reads.Snapshot) -> tuple[dict[str, dict[K, Any]], dict[s
     out["fsar_waste_total"] = ml.clean(
         (((c.task_type, c.ai_model, c.currency), _major(c.waste, c.currency)) for c in priced), add
     )
-    out["fsar_revenue_total"] = ml.clean((((cur,), _major(amount, cur)) for cur, amount in snap.revenue if cur), add)
+    out["fsar_revenue_total"] = ml.clean((((cur,), _major(gained, cur)) for cur, gained, _ in snap.revenue if cur), add)
+    out["fsar_revenue_deductions_total"] = ml.clean(
+        (((cur,), _major(taken, cur)) for cur, _, taken in snap.revenue if cur), add
+    )
     enabled = [g for g in snap.gates if g.enabled]
     out["fsar_gate_failing"] = ml.clean((((g.name,), int(g.verdict == "fail")) for g in enabled), add)
     out["fsar_gate_hard"] = ml.clean((((g.name,), int(g.hard)) for g in enabled), add)
