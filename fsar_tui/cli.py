@@ -44,24 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# An error line quotes what it was given (a host, a file name, a gate's name): a 3,000-
-# character --host made a 3,000-character line. Cut, the line still says what went wrong.
-MAX_ERROR_CHARS = 400
-
-
-def _line(text: str) -> str:
+def _report(err: FsarError) -> int:
     from fsar_tui.domain.sanitize import one_line
 
-    text = one_line(text)
-    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
-
-
-def _report(err: FsarError) -> int:
     # Messages quote file names and database text (a gate's name, a target): inert on the
     # terminal, whatever they hold, and one line each — a newline in a quoted name shows as ␤.
-    print(f"fsar-tui: {_line(err.message)}", file=sys.stderr)
+    print(f"fsar-tui: {one_line(err.message)}", file=sys.stderr)
     for line in err.details:
-        print(f"  {_line(line)}", file=sys.stderr)
+        print(f"  {one_line(line)}", file=sys.stderr)
     return err.exit_code
 
 

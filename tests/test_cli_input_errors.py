@@ -50,16 +50,17 @@ def test_out_of_range_input_is_one_line_and_exit_2(argv, db_dsn, run_cli):
     assert q(db_dsn, "SELECT count(*) FROM execution_tasks") == before
 
 
-def test_an_error_quoting_a_huge_input_is_cut_to_one_short_line(db_dsn, run_cli):
+@pytest.mark.parametrize("command", [["metrics"], ["serve"], ["webhook"]])
+def test_a_huge_host_is_cut_where_the_error_quotes_it(command, db_dsn, run_cli):
     """A 3,000-character --host came back whole in the error (an attack's finding)."""
-    from fsar_tui.cli import MAX_ERROR_CHARS
+    from fsar_tui.domain.sanitize import MAX_HOST_CHARS
 
     host = "a" * 3000 + ".example"
-    done = run_cli("metrics", "--host", host, "--port", "9", "--dsn", db_dsn, timeout=60)
+    done = run_cli(*command, "--host", host, "--port", "9", "--dsn", db_dsn, timeout=60)
     assert done.returncode == 2, done.stderr
     (line,) = done.stderr.splitlines()
-    assert line.startswith("fsar-tui: cannot listen on aaa") and line.endswith("…")
-    assert len(line) == len("fsar-tui: ") + MAX_ERROR_CHARS
+    assert line.startswith(("fsar-tui: cannot listen on aaa", "fsar-tui: --host 'aaa")), line
+    assert "a" * MAX_HOST_CHARS not in line and "a…" in line and len(line) < MAX_HOST_CHARS + 150, line
 
 
 def test_a_statement_timeout_is_named_and_exit_1(db_dsn, run_cli):

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from fsar_tui.domain.redact import luhn_ok, redact
-from fsar_tui.domain.sanitize import strip_controls
+from fsar_tui.domain.sanitize import clip, one_line, strip_controls
 from fsar_tui.widgets.safe_text import inert, safe_text
 
 
@@ -88,3 +88,11 @@ def test_every_luhn_valid_card_number_is_redacted(prefix):
 def test_redaction_is_idempotent(text):
     once = redact(text)
     assert redact(once) == once
+
+
+@given(st.text(), st.integers(1, 300))
+def test_clip_is_one_line_at_most_limit_and_keeps_what_fits(text, limit):
+    out = clip(text, limit)
+    assert len(out) <= limit and "\n" not in out
+    whole = one_line(text)
+    assert out == whole if len(whole) <= limit else (out.endswith("…") and whole.startswith(out[:-1]))

@@ -16,7 +16,7 @@ from argparse import Namespace
 
 from fsar_tui.commands.base import Context, Parser, add_command, bounded_int
 from fsar_tui.domain.metric_labels import DEFAULT_MAX_PAIRS, MAX_LABEL_VALUES, MAX_PAIRS
-from fsar_tui.domain.sanitize import strip_controls
+from fsar_tui.domain.sanitize import MAX_HOST_CHARS, clip
 from fsar_tui.errors import EXIT_OK, ConnectionFailed, UsageError, first_line
 
 DEFAULT_PORT = 9464  # the exporter's port in Prometheus's default port allocations
@@ -77,7 +77,7 @@ def run(args: Namespace, ctx: Context) -> int:
         collector.check()
     except psycopg.Error as exc:  # reachable, but the reads fail: not migrated, no rights
         raise ConnectionFailed(f"cannot read the metrics: {first_line(exc)}") from None
-    host = strip_controls(args.host)
+    host = clip(args.host, MAX_HOST_CHARS)
     try:
         server = serve(args.host, args.port, registry_for(collector))
     except (OSError, ValueError) as exc:  # ValueError: a host with a NUL, or not IDNA-encodable

@@ -81,6 +81,7 @@ def _token(args: Namespace) -> tuple[str, bool]:
 def run(args: Namespace, ctx: Context) -> int:
     """Serve until SIGINT or SIGTERM, then return 0."""
     from fsar_tui.domain import serve_auth
+    from fsar_tui.domain.sanitize import MAX_HOST_CHARS, clip
     from fsar_tui.services import serve
 
     settings = ctx.settings
@@ -93,7 +94,7 @@ def run(args: Namespace, ctx: Context) -> int:
     try:
         host = serve_auth.check_host(args.host)
     except ValueError as exc:
-        raise UsageError(f"--host {args.host!r}: {exc}") from None
+        raise UsageError(f"--host {clip(args.host, MAX_HOST_CHARS)!r}: {exc}") from None
     token, generated = _token(args)
     if settings.notify is not None:
         from fsar_tui.services import notify as notifier

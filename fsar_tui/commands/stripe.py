@@ -23,7 +23,7 @@ from fsar_tui.config import (
     MAX_WEBHOOK_POOL_SIZE,
     parse_pool_timeout,
 )
-from fsar_tui.domain.sanitize import strip_controls
+from fsar_tui.domain.sanitize import MAX_HOST_CHARS, clip, strip_controls
 from fsar_tui.errors import EXIT_FAILED, EXIT_OK, UsageError
 
 
@@ -145,7 +145,7 @@ def run_webhook(args: Namespace, ctx: Context) -> int:
             dsn, host, port, path, secret, pool_size=pool_size, pool_timeout=pool_timeout, pooler_mode=settings.pooler
         )
     except OSError as exc:
-        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        raise UsageError(f"cannot listen on {clip(host, MAX_HOST_CHARS)}:{port}: {exc.strerror or exc}") from None
     bound_host, bound_port = server.server_address[:2]
     checked = "verified" if secret else "NOT verified (FSAR_STRIPE_WEBHOOK_SECRET is not set)"
     serve_until_signal(

@@ -78,6 +78,16 @@ def one_line(text: str) -> str:
     return strip_controls(text).replace("\n", NEWLINE_MARK)
 
 
+MAX_HOST_CHARS = 253  # a DNS name's longest: a longer --host is cut where an error quotes it
+
+
+def clip(text: str, limit: int) -> str:
+    """one_line(text), cut to `limit` characters with "…" when longer: for an input an
+    error message quotes (a 3,000-character --host came back whole)."""
+    text = one_line(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def has_unsafe(text: str) -> bool:
     """Whether `text` holds anything strip_controls removes (tests and output guards)."""
     return _UNSAFE.search(text.replace("\n", "").replace("\t", "")) is not None

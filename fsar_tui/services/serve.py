@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from fsar_tui.config import Settings
 from fsar_tui.domain import serve_auth
+from fsar_tui.domain.sanitize import MAX_HOST_CHARS, clip
 from fsar_tui.errors import UsageError
 
 if TYPE_CHECKING:
@@ -96,7 +97,8 @@ def bind_socket(host: str, port: int) -> socket.socket:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except (socket.gaierror, UnicodeError) as exc:
-        raise UsageError(f"--host {host}: cannot resolve it ({getattr(exc, 'strerror', None) or exc})") from None
+        why = getattr(exc, "strerror", None) or exc
+        raise UsageError(f"--host {clip(host, MAX_HOST_CHARS)}: cannot resolve it ({why})") from None
     family, kind, proto, _, address = infos[0]
     sock = socket.socket(family, kind, proto)
     try:
@@ -108,7 +110,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
         sock.setblocking(False)
     except OSError as exc:
         sock.close()
-        where = f"{serve_auth.url_host(host)}:{port}"
+        where = f"{clip(serve_auth.url_host(host), MAX_HOST_CHARS)}:{port}"
         if exc.errno == errno.EADDRINUSE:
             raise UsageError(f"cannot listen on {where}: the port is in use (--port another)") from None
         if exc.errno == errno.EADDRNOTAVAIL:
