@@ -111,7 +111,7 @@ def test_0041_mends_an_earlier_bad_cost_keeps_every_row_and_the_fold_works(db_ds
     with pytest.raises(psycopg.errors.NumericValueOutOfRange):
         fold(db_dsn)  # what 0040 did: every fold failed from here
     done = migrate(db_dsn)
-    assert any("execution_tasks: 2 task(s)" in note and "unknown" in note for note in done.notes), done.notes
+    assert any("execution_tasks: 2 row(s)" in note and "unknown" in note for note in done.notes), done.notes
     assert any("model_prices: 1 row(s)" in note and "NOT VALID" in note for note in done.notes), done.notes
     assert q(db_dsn, "SELECT count(*) FROM execution_tasks") == [(2,)]  # no row lost
     assert q(
@@ -129,3 +129,22 @@ def test_0041_mends_an_earlier_bad_cost_keeps_every_row_and_the_fold_works(db_ds
         insert_task(db_dsn, "cost_minor", "1e400")
     downgrade(db_dsn, BEFORE)
     assert q(db_dsn, valid) == []
+
+
+def test_0041_mends_the_samples_a_deleted_task_left(db_dsn):
+    """Deleting the task did not help: its +1 and −1 samples carry the cost, and the fold
+    failed on them."""
+    downgrade(db_dsn, BEFORE)
+    x(
+        db_dsn,
+        "INSERT INTO execution_tasks (task_type, status, ai_model, currency, queued_at, started_at, finished_at, "
+        "cost_minor) VALUES ('finite', 'succeeded', 'm', 'USD', now() - interval '2 minutes', "
+        "now() - interval '1 minute', now(), 1e400)",
+    )
+    x(db_dsn, "DELETE FROM execution_tasks")
+    with pytest.raises(psycopg.errors.NumericValueOutOfRange):
+        fold(db_dsn)
+    done = migrate(db_dsn)
+    assert any("task_duration_samples: 2 row(s)" in note for note in done.notes), done.notes
+    fold(db_dsn)
+    assert q(db_dsn, "SELECT count(*) FROM task_duration_samples") == [(0,)]

@@ -28,8 +28,8 @@ CHECK constraints, validated:
 Rows written before: a task's cost that breaks the rule is not a cost — it becomes
 unknown (NULL), as the bulk loader writes (the owner's `fsar.bulk_load`: the pricing
 trigger would ignore a direct write, and the rollup triggers leave the row alone), and
-so does the same column of any unfolded sample (the fold would fail on 1e400 or sum a
-NaN). Left as it was, such a task could not even be updated — a cancel, the reaper's
+so does the same column of any unfolded sample, a deleted task's too (the fold would
+fail on 1e400 or sum a NaN). Left as it was, such a task could not even be updated — a cancel, the reaper's
 batch — since a CHECK is checked on every new row version. No row is removed; `fsar-tui
 migrate` says how many were mended. Sums already folded from such a cost (cost_rollups,
 the cost sketches) cannot be taken apart: the count of those rows is said, and they are
@@ -79,14 +79,20 @@ def _count(sql: str) -> int:
 
 
 def _mend_tasks() -> None:
-    bad = _count(f"SELECT count(*) FROM execution_tasks WHERE NOT ({TASK_CHECK})")
-    if not bad:
+    # The samples apart from their tasks: a deleted task leaves its +1 and −1 samples,
+    # both with the bad cost, and the fold failed on them all the same.
+    bad = {
+        t: _count(f"SELECT count(*) FROM {t} WHERE NOT ({TASK_CHECK})")
+        for t in ("execution_tasks", "task_duration_samples")
+    }
+    if not any(bad.values()):
         return
     op.execute("SELECT set_config('fsar.bulk_load', 'on', true)")
-    op.execute(f"UPDATE execution_tasks SET {MENDED} WHERE NOT ({TASK_CHECK})")
-    op.execute(f"UPDATE task_duration_samples SET {MENDED} WHERE NOT ({TASK_CHECK})")
+    for table, n in bad.items():
+        if n:
+            op.execute(f"UPDATE {table} SET {MENDED} WHERE NOT ({TASK_CHECK})")
+            log.info("%s: %d row(s) had a cost that is NaN, infinite or beyond 1e300: now unknown (NULL)", table, n)
     op.execute("SELECT set_config('fsar.bulk_load', 'off', true)")
-    log.info("execution_tasks: %d task(s) had a cost that is NaN, infinite or beyond 1e300: now unknown (NULL)", bad)
     poisoned = " OR ".join(f"NOT ({c} > -1e300 AND {c} < 1e300)" for c in ROLLUP_SUMS)
     folded = _count(f"SELECT count(*) FROM cost_rollups WHERE {poisoned}")
     if folded:
