@@ -120,6 +120,7 @@ def test_0041_mends_an_earlier_bad_cost_keeps_every_row_and_the_fold_works(db_ds
     valid = "SELECT conname, convalidated FROM pg_constraint WHERE conname LIKE '%%_finite' AND conparentid = 0"
     assert dict(q(db_dsn, valid)) == {
         "execution_tasks_costs_finite": True,
+        "task_duration_samples_costs_finite": True,
         "model_prices_finite": False,
         "compute_rates_finite": True,
     }
@@ -148,3 +149,38 @@ def test_0041_mends_the_samples_a_deleted_task_left(db_dsn):
     assert any("task_duration_samples: 2 row(s)" in note for note in done.notes), done.notes
     fold(db_dsn)
     assert q(db_dsn, "SELECT count(*) FROM task_duration_samples") == [(0,)]
+
+
+def test_a_bad_price_or_rate_kept_from_before_leaves_attempts_unpriced_not_failing(db_dsn):
+    """A NaN rate or price in force (its constraint left NOT VALID) priced attempts at NaN,
+    which the task's CHECK refused: finishes, cancels and the reaper's batches failed."""
+    downgrade(db_dsn, BEFORE)
+    x(
+        db_dsn,
+        "INSERT INTO model_prices (ai_model, currency, input_minor_per_mtok, output_minor_per_mtok, effective_from) "
+        "VALUES ('m', 'USD', 'NaN', 1, now() - interval '1 day')",
+    )
+    x(
+        db_dsn,
+        "INSERT INTO compute_rates (currency, minor_per_hour, effective_from) "
+        "VALUES ('USD', 'NaN', now() - interval '1 day')",
+    )
+    ids = [
+        q(
+            db_dsn,
+            "INSERT INTO execution_tasks (task_type, status, ai_model, currency, queued_at, started_at, "
+            "lease_expires_at) VALUES ('finite', 'running', 'm', 'USD', now() - interval '3 minutes', "
+            "now() - interval '2 minutes', now() - interval '1 minute') RETURNING id",
+        )[0][0]
+        for _ in range(3)
+    ]
+    migrate(db_dsn)
+    x(db_dsn, "UPDATE execution_tasks SET input_tokens = 1000, output_tokens = 1000 WHERE id = %s", (ids[0],))
+    x(db_dsn, "UPDATE execution_tasks SET status = 'succeeded', finished_at = now() WHERE id = %s", (ids[0],))
+    x(db_dsn, "UPDATE execution_tasks SET status = 'cancelled', finished_at = now() WHERE id = %s", (ids[1],))
+    x(db_dsn, "UPDATE execution_tasks SET status = 'failed', finished_at = now() WHERE id = %s", (ids[2],))
+    rows = q(
+        db_dsn, "SELECT status, cost_minor, compute_cost_minor, unpriced_attempts FROM execution_tasks ORDER BY id"
+    )
+    assert rows == [("succeeded", None, None, 1), ("cancelled", None, None, 1), ("failed", None, None, 1)]
+    fold(db_dsn)

@@ -23,7 +23,13 @@ CHECK constraints, validated:
   [0, 1e300) (0003's cost_minor ≥ 0 check let NaN through: NaN sorts above every number);
 - model_prices: input/output_minor_per_mtok in [0, 1e12) (numeric(18, 6) already stops
   Infinity; NaN it does not);
-- compute_rates: minor_per_hour likewise.
+- compute_rates: minor_per_hour likewise;
+- task_duration_samples: the same as execution_tasks (only the triggers and the owner
+  write there; a sample at 1e400 alone stopped the fold).
+The price and rate lookups (fsar_model_price_at / _in, fsar_compute_rate_at) read a
+price or rate in force that breaks the rule — one kept from before — as none: the
+attempt is unpriced (counted in unpriced_attempts) rather than a NaN cost the task's
+CHECK would refuse, which would fail the finish, a cancel, the reaper's whole batch.
 
 Rows written before: a task's cost that breaks the rule is not a cost — it becomes
 unknown (NULL), as the bulk loader writes (the owner's `fsar.bulk_load`: the pricing
@@ -36,7 +42,7 @@ the cost sketches) cannot be taken apart: the count of those rows is said, and t
 left. A price or rate that breaks the rule cannot be mended (it priced attempts): its
 constraint stays NOT VALID — new rows checked, the count said.
 
-Downgrade drops the constraints.
+Downgrade drops the constraints and restores the lookups as revision 0028 left them.
 
 Revision ID: 0041_finite_costs
 Revises: 0040_notify_labels
@@ -62,15 +68,54 @@ def _finite(column: str, below: str) -> str:
 COSTS = ("cost_minor", "compute_cost_minor", "waste_minor")
 TASK_CHECK = " AND ".join(_finite(c, "1e300") for c in COSTS)
 MENDED = ", ".join(f"{c} = CASE WHEN {_finite(c, '1e300')} THEN {c} END" for c in COSTS)
+PRICES = ("input_minor_per_mtok", "output_minor_per_mtok")
+
+
+def _price_check(prefix: str = "") -> str:
+    return " AND ".join(_finite(f"{prefix}{c}", "1e12") for c in PRICES)
+
+
 CONSTRAINTS = (
     ("execution_tasks", "execution_tasks_costs_finite", TASK_CHECK),
-    (
-        "model_prices",
-        "model_prices_finite",
-        " AND ".join(_finite(c, "1e12") for c in ("input_minor_per_mtok", "output_minor_per_mtok")),
-    ),
+    ("task_duration_samples", "task_duration_samples_costs_finite", TASK_CHECK),
+    ("model_prices", "model_prices_finite", _price_check()),
     ("compute_rates", "compute_rates_finite", _finite("minor_per_hour", "1e12")),
 )
+
+# The price and rate lookups: a price or rate in force that breaks the rule (one kept
+# NOT VALID from before) is no price — the attempt is unpriced, as with none in force —
+# not a NaN cost that the task's CHECK would refuse, failing the finish, the cancel, the
+# reaper's whole batch (an attack's finding). Never an older price instead: that would
+# price with one no longer in force.
+_PRICE = """
+    CREATE OR REPLACE FUNCTION fsar_model_price_{name}(model text,{cur} at timestamptz,
+                                OUT currency text, OUT input_per_mtok numeric, OUT output_per_mtok numeric)
+    LANGUAGE sql STABLE SET search_path = public, pg_temp AS $$
+        SELECT p.currency::text, {inp}, {out} FROM model_prices p
+        WHERE p.ai_model = model{where} AND p.effective_from <= at
+        ORDER BY p.effective_from DESC, p.currency LIMIT 1
+    $$"""
+_RATE = """
+    CREATE OR REPLACE FUNCTION fsar_compute_rate_at(cur text, at timestamptz) RETURNS numeric
+    LANGUAGE sql STABLE SET search_path = public, pg_temp AS $$
+        SELECT {rate} FROM compute_rates r
+        WHERE r.currency = cur AND r.effective_from <= at
+        ORDER BY r.effective_from DESC LIMIT 1
+    $$"""
+
+
+def _lookups(checked: bool) -> list[str]:
+    inp, out, rate = "p.input_minor_per_mtok", "p.output_minor_per_mtok", "r.minor_per_hour"
+    if checked:
+        inp, out = (f"CASE WHEN {_price_check('p.')} THEN {column} END" for column in (inp, out))
+        rate = f"CASE WHEN {_finite(rate, '1e12')} THEN {rate} END"
+    return [
+        _PRICE.format(name="at", cur="", inp=inp, out=out, where=""),
+        _PRICE.format(name="in", cur=" cur text,", inp=inp, out=out, where=" AND (cur IS NULL OR p.currency = cur)"),
+        _RATE.format(rate=rate),
+    ]
+
+
 ROLLUP_SUMS = ("model_cost_minor", "compute_cost_minor", "failed_cost_minor", "waste_minor")
 
 
@@ -100,6 +145,8 @@ def _mend_tasks() -> None:
 
 
 def upgrade() -> None:
+    for sql in _lookups(checked=True):
+        op.execute(sql)
     _mend_tasks()
     for table, name, check in CONSTRAINTS:
         op.execute(f"ALTER TABLE {table} ADD CONSTRAINT {name} CHECK ({check}) NOT VALID")
@@ -119,3 +166,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table, name, _check in CONSTRAINTS:
         op.execute(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
+    for sql in _lookups(checked=False):
+        op.execute(sql)
