@@ -127,6 +127,10 @@ class QueueScreen(FsarScreen):
         self.counts_worker: Worker[None] | None = None
         self.counts_pending = False
         self.counts: dict[Key, int] | None = None  # as last shown (None: not read yet)
+        # Live batches seen, and how many when the snapshot being read was started: counts
+        # read across a batch the idle panel moved without a query may predate it.
+        self.batches_seen = 0
+        self.snapshot_from = 0
         self.left_unseen: object = None  # the operator's row that left while another screen was shown
 
     def compose(self) -> ComposeResult:
@@ -170,6 +174,7 @@ class QueueScreen(FsarScreen):
 
     def on_live_batch(self, message: LiveBatch) -> None:
         self.schedule.mark()
+        self.batches_seen += 1
         batch = message.batch
         if self.schedule.idle() and self.counts is not None and not batch.resync and not self.paused:
             moved = apply_changes(self.counts, batch.tasks, by_model=self.by_model)
@@ -191,7 +196,10 @@ class QueueScreen(FsarScreen):
         # picks them all up, so no change waits for the next timer tick.
         while self.counts_pending:
             self.counts_pending = False
+            seen = self.batches_seen
             self.deliver(self.show_counts, await self.read(task_queries.counts_and_running, self.by_model))
+            if self.batches_seen != seen:  # moved meanwhile without a query: read again
+                self.counts_pending = True
 
     def show_counts(self, data: CountsData) -> None:
         self.clear_problem("queue-counts")
@@ -212,6 +220,7 @@ class QueueScreen(FsarScreen):
         # The full 30 minutes once, then only the last two (the current minute and the one
         # just closed): at 1,000 events/s, 30 minutes is 1.8 M events.
         minutes = 2 if self.activity else ACTIVITY_MINUTES
+        self.snapshot_from = self.batches_seen
         snapshot = await self.read(task_queries.queue_snapshot, request, by_model=self.by_model, minutes=minutes)
         self.deliver(self.show_data, snapshot)
 
@@ -231,6 +240,10 @@ class QueueScreen(FsarScreen):
         self.matching, self.running, self.fleet = data.matching, data.running, data.fleet
         counts, recent = data.counts, data.recent
         self.render_counts(counts)
+        if self.batches_seen != self.snapshot_from:
+            # A batch came while the snapshot was read: its counts may predate it (an idle
+            # panel moved the counts by that batch already), so read them again.
+            self.request_counts()
         self.render_running()
         self.fleet_workers = data.workers
         self.render_workers()

@@ -93,3 +93,38 @@ async def test_an_idle_panel_reads_the_headers_alert_counts_on_control_events_no
         with psycopg.connect(db_dsn, autocommit=True) as conn:
             conn.execute("INSERT INTO audit_runs (gate_id, verdict) SELECT min(id), 'pass' FROM audit_gates")
         assert await until(pilot, lambda: statements["alerts"] >= 1)
+
+
+async def test_a_batch_moved_while_the_idle_re_read_was_in_flight_is_not_undone_by_it(db_dsn, monkeypatch):
+    """The idle re-read's counts were taken before a batch that the panel then moved
+    without a query; shown after it, they put the count back one (until the next re-read,
+    30 s on) — a fresh-clone run caught it. A read that overlapped a batch is followed by
+    a read of the counters."""
+    import asyncio
+
+    insert(db_dsn, "implement_idea")
+    held, taken = asyncio.Event(), asyncio.Event()
+    real = task_queries.queue_snapshot
+
+    async def slow_snapshot(*args, **kwargs):
+        snapshot = await real(*args, **kwargs)  # taken now; shown only once released
+        if not held.is_set():
+            taken.set()
+            await held.wait()
+        return snapshot
+
+    app = make_app(db_dsn)
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = app.screen
+        assert await until(pilot, lambda: len(table(app).keys) == 1 and app.live_name == "notify")
+        assert await until(pilot, lambda: screen.counts is not None)
+        screen.schedule.input_at = time.monotonic() - IDLE_AFTER_S - 1  # idle
+        monkeypatch.setattr(task_queries, "queue_snapshot", slow_snapshot)
+        screen.reload()
+        assert await until(pilot, taken.is_set)
+        insert(db_dsn, "idle_type")  # after the snapshot was taken
+        assert await until(pilot, lambda: (screen.counts or {}).get(("queued", "idle_type", None)) == 1)
+        held.set()  # the stale snapshot is shown now
+        await pilot.pause(0.5)
+        assert await until(pilot, lambda: (screen.counts or {}).get(("queued", "idle_type", None)) == 1)
+        assert screen.counts == await counters(db_dsn)
