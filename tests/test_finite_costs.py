@@ -111,7 +111,7 @@ def test_0041_mends_an_earlier_bad_cost_keeps_every_row_and_the_fold_works(db_ds
     with pytest.raises(psycopg.errors.NumericValueOutOfRange):
         fold(db_dsn)  # what 0040 did: every fold failed from here
     done = migrate(db_dsn)
-    assert any("execution_tasks: 2 row(s)" in note and "unknown" in note for note in done.notes), done.notes
+    assert any("execution_tasks: 2 row(s)" in note and "2 now unknown" in note for note in done.notes), done.notes
     assert any("model_prices: 1 row(s)" in note and "NOT VALID" in note for note in done.notes), done.notes
     assert q(db_dsn, "SELECT count(*) FROM execution_tasks") == [(2,)]  # no row lost
     assert q(

@@ -136,7 +136,16 @@ def _mend_tasks() -> None:
     for table, n in bad.items():
         if n:
             op.execute(f"UPDATE {table} SET {MENDED} WHERE NOT ({TASK_CHECK})")
-            log.info("%s: %d row(s) had a cost that is NaN, infinite or beyond 1e300: now unknown (NULL)", table, n)
+            # Counted again: only the owner's members have the bulk flag honoured; for
+            # anyone else the pricing trigger keeps the old costs (and the CHECK stays
+            # NOT VALID below, said there).
+            mended = n - _count(f"SELECT count(*) FROM {table} WHERE NOT ({TASK_CHECK})")
+            log.info(
+                "%s: %d row(s) had a cost that is NaN, infinite or beyond 1e300: %d now unknown (NULL)",
+                table,
+                n,
+                mended,
+            )
     op.execute("SELECT set_config('fsar.bulk_load', 'off', true)")
     poisoned = " OR ".join(f"NOT ({c} > -1e300 AND {c} < 1e300)" for c in ROLLUP_SUMS)
     folded = _count(f"SELECT count(*) FROM cost_rollups WHERE {poisoned}")
