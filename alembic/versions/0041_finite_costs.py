@@ -75,6 +75,7 @@ def _price_check(prefix: str = "") -> str:
     return " AND ".join(_finite(f"{prefix}{c}", "1e12") for c in PRICES)
 
 
+TASK_TABLES = ("execution_tasks", "task_duration_samples")
 CONSTRAINTS = (
     ("execution_tasks", "execution_tasks_costs_finite", TASK_CHECK),
     ("task_duration_samples", "task_duration_samples_costs_finite", TASK_CHECK),
@@ -123,43 +124,42 @@ def _count(sql: str) -> int:
     return int(op.get_bind().exec_driver_sql(sql).scalar() or 0)
 
 
-def _mend_tasks() -> None:
-    # The samples apart from their tasks: a deleted task leaves its +1 and −1 samples,
-    # both with the bad cost, and the fold failed on them all the same.
-    bad = {
-        t: _count(f"SELECT count(*) FROM {t} WHERE NOT ({TASK_CHECK})")
-        for t in ("execution_tasks", "task_duration_samples")
-    }
+def _mend_tasks() -> dict[str, int]:
+    """Make the bad costs of tasks and samples unknown (NULL); how many rows each table had.
+    The samples apart from their tasks: a deleted task leaves its +1 and −1 samples, both
+    with the bad cost, and the fold failed on them all the same."""
+    bad = {t: _count(f"SELECT count(*) FROM {t} WHERE NOT ({TASK_CHECK})") for t in TASK_TABLES}
     if not any(bad.values()):
-        return
+        return bad
     op.execute("SELECT set_config('fsar.bulk_load', 'on', true)")
     for table, n in bad.items():
         if n:
             op.execute(f"UPDATE {table} SET {MENDED} WHERE NOT ({TASK_CHECK})")
-            # Counted again: only the owner's members have the bulk flag honoured; for
-            # anyone else the pricing trigger keeps the old costs (and the CHECK stays
-            # NOT VALID below, said there).
-            mended = n - _count(f"SELECT count(*) FROM {table} WHERE NOT ({TASK_CHECK})")
-            log.info(
-                "%s: %d row(s) had a cost that is NaN, infinite or beyond 1e300: %d now unknown (NULL)",
-                table,
-                n,
-                mended,
-            )
     op.execute("SELECT set_config('fsar.bulk_load', 'off', true)")
     poisoned = " OR ".join(f"NOT ({c} > -1e300 AND {c} < 1e300)" for c in ROLLUP_SUMS)
     folded = _count(f"SELECT count(*) FROM cost_rollups WHERE {poisoned}")
     if folded:
         log.info("cost_rollups: %d row(s) already sum such a cost (NaN or infinite): left as they are", folded)
+    return bad
 
 
 def upgrade() -> None:
     for sql in _lookups(checked=True):
         op.execute(sql)
-    _mend_tasks()
+    before = _mend_tasks()
     for table, name, check in CONSTRAINTS:
         op.execute(f"ALTER TABLE {table} ADD CONSTRAINT {name} CHECK ({check}) NOT VALID")
-        bad = _count(f"SELECT count(*) FROM {table} WHERE NOT ({check})")
+        # A task table found clean before mending is clean: not counted twice.
+        bad = 0 if before.get(table) == 0 else _count(f"SELECT count(*) FROM {table} WHERE NOT ({check})")
+        if before.get(table):
+            # Counted after the UPDATE: only the owner's members have the bulk flag
+            # honoured; for anyone else the pricing trigger keeps the old costs.
+            log.info(
+                "%s: %d row(s) had a cost that is NaN, infinite or beyond 1e300: %d now unknown (NULL)",
+                table,
+                before[table],
+                before[table] - bad,
+            )
         if bad:
             log.info(
                 "%s: %d row(s) with a cost, price or rate that is NaN or beyond its bound — kept; "
