@@ -28,6 +28,16 @@ def insert_task(dsn: str, column: str, value: str) -> None:
     )
 
 
+def insert_finished_at_1e400(dsn: str) -> None:
+    """A finished task (so a sample the fold reads) costed 1e400, as 0040 let the owner write."""
+    x(
+        dsn,
+        "INSERT INTO execution_tasks (task_type, status, ai_model, currency, queued_at, started_at, finished_at, "
+        "cost_minor) VALUES ('finite', 'succeeded', 'm', 'USD', now() - interval '2 minutes', "
+        "now() - interval '1 minute', now(), 1e400)",
+    )
+
+
 def fold(dsn: str) -> None:
     x(dsn, "SELECT fsar_fold_duration_samples()")
 
@@ -97,12 +107,7 @@ def test_0041_mends_an_earlier_bad_cost_keeps_every_row_and_the_fold_works(db_ds
     # As 0040 allowed (the owner keeps the costs it writes): a NaN compute cost, a 1e400
     # cost on a finished task (its sample: the fold failed on it), a NaN price.
     insert_task(db_dsn, "compute_cost_minor", "NaN")
-    x(
-        db_dsn,
-        "INSERT INTO execution_tasks (task_type, status, ai_model, currency, queued_at, started_at, finished_at, "
-        "cost_minor) VALUES ('finite', 'succeeded', 'm', 'USD', now() - interval '2 minutes', "
-        "now() - interval '1 minute', now(), 1e400)",
-    )
+    insert_finished_at_1e400(db_dsn)
     x(
         db_dsn,
         "INSERT INTO model_prices (ai_model, currency, input_minor_per_mtok, output_minor_per_mtok, effective_from) "
@@ -136,12 +141,7 @@ def test_0041_mends_the_samples_a_deleted_task_left(db_dsn):
     """Deleting the task did not help: its +1 and −1 samples carry the cost, and the fold
     failed on them."""
     downgrade(db_dsn, BEFORE)
-    x(
-        db_dsn,
-        "INSERT INTO execution_tasks (task_type, status, ai_model, currency, queued_at, started_at, finished_at, "
-        "cost_minor) VALUES ('finite', 'succeeded', 'm', 'USD', now() - interval '2 minutes', "
-        "now() - interval '1 minute', now(), 1e400)",
-    )
+    insert_finished_at_1e400(db_dsn)
     x(db_dsn, "DELETE FROM execution_tasks")
     with pytest.raises(psycopg.errors.NumericValueOutOfRange):
         fold(db_dsn)
